@@ -1,0 +1,78 @@
+"""fieldapp: the backend behind urban-management officers' handheld inspection devices."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flask import Flask
+from flask_migrate import Migrate
+
+from fieldapp.config import ConfigError, load_config
+
+MIGRATIONS_DIR = str(Path(__file__).parent / "migrations")
+
+migrate = Migrate()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app. ``config`` overrides what the environment gives (tests use it).
+
+    Raises :class:`ConfigError` with a clear message when a setting is unusable.
+    """
+    import fieldapp.models  # noqa: F401  (all tables on the metadata before anything queries)
+    from fieldapp import logs
+    from fieldapp.api import Api
+    from fieldapp.auth.operations import AuthSettings
+    from fieldapp.db import db
+    from fieldapp.web import requests
+
+    instance_path = os.environ.get("FIELDAPP_INSTANCE_PATH") or None
+    if instance_path is not None:
+        instance_path = os.path.abspath(instance_path)
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    app.config.update(load_config(instance_path=app.instance_path))
+    if config:
+        app.config.update(config)
+    logs.configure(app.config["LOG_LEVEL"])
+    app.json.sort_keys = False  # keep fields in schema order: easier to read for people
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)
+    try:
+        settings = AuthSettings.from_config(app.config)
+        settings.password_hasher.hash("start-up check")
+        app.extensions["fieldapp.auth"] = settings
+    except Exception as exc:  # argon2 rejects unusable parameters only when it hashes
+        raise ConfigError(f"password hashing settings are unusable: {exc}") from None
+
+    api = Api()
+    api.init_app(
+        app,
+        spec_kwargs={
+            "components": {
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            },
+            "security": [{"bearer": []}],
+        },
+    )
+    _register_blueprints(api)
+    app.extensions["fieldapp.api"] = api
+    requests.init_app(app)
+    return app
+
+
+def _register_blueprints(api) -> None:
+    from fieldapp.api import API_PREFIX
+    from fieldapp.auth.views import blp as auth_blp
+    from fieldapp.checklists.views import blp as checklists_blp
+    from fieldapp.org.views import blp as org_blp
+    from fieldapp.targets.views import blp as targets_blp
+    from fieldapp.web.views import blp as web_blp
+
+    for blp in (auth_blp, org_blp, targets_blp, checklists_blp):
+        api.register_blueprint(blp, url_prefix=API_PREFIX)
+    api.register_blueprint(web_blp)
+
+
+__all__ = ["ConfigError", "create_app"]

@@ -1,0 +1,1 @@
+"""Users, devices, tokens, and the access policy that scopes every read and write."""

@@ -1,0 +1,270 @@
+"""Signing in and out, tokens bound to devices, device revocation, user management."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.auth.models import SQUADRON_ROLES, Device, LoginFailure, Role, Token, User
+from fieldapp.db import db, utcnow
+from fieldapp.errors import APIError, validation_error
+from fieldapp.org.models import Squadron
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """The knobs of sign-in, taken from the app configuration by the caller."""
+
+    secret_key: str
+    token_ttl: timedelta
+    max_failures: int
+    failure_window: timedelta
+    password_hasher: PasswordHasher
+
+    @classmethod
+    def from_config(cls, config) -> AuthSettings:
+        return cls(
+            secret_key=config["SECRET_KEY"],
+            token_ttl=timedelta(hours=config["TOKEN_TTL_HOURS"]),
+            max_failures=config["LOGIN_MAX_FAILURES"],
+            failure_window=timedelta(minutes=config["LOGIN_FAILURE_WINDOW_MINUTES"]),
+            password_hasher=PasswordHasher(
+                time_cost=config["PASSWORD_TIME_COST"],
+                memory_cost=config["PASSWORD_MEMORY_KIB"],
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    secret: str  # shown once, to the device
+    token: Token
+
+
+def hash_password(settings: AuthSettings, password: str) -> str:
+    return settings.password_hasher.hash(password)
+
+
+def token_digest(settings: AuthSettings, secret: str) -> str:
+    """The keyed hash under which a token is stored and looked up."""
+    return hmac.new(settings.secret_key.encode(), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _password_matches(settings: AuthSettings, user: User | None, password: str) -> bool:
+    hasher = settings.password_hasher
+    if user is None:
+        # Spend the same time as for a real account so timing does not reveal usernames.
+        _password_matches.dummy = getattr(_password_matches, "dummy", None) or hasher.hash("x")
+        with contextlib.suppress(VerificationError):
+            hasher.verify(_password_matches.dummy, password)
+        return False
+    try:
+        hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    return True
+
+
+def _recent_failures(settings: AuthSettings, username: str, now: datetime) -> list[datetime]:
+    since = now - settings.failure_window
+    return list(
+        db.session.scalars(
+            sa.select(LoginFailure.at)
+            .where(LoginFailure.username == username, LoginFailure.at > since)
+            .order_by(LoginFailure.at)
+        )
+    )
+
+
+def login(
+    settings: AuthSettings,
+    *,
+    username: str,
+    password: str,
+    device_id: str,
+    device_name: str | None,
+    remote_addr: str | None,
+    request_id: str | None = None,
+    now: datetime | None = None,
+) -> IssuedToken:
+    """Check a password and issue a token bound to ``device_id``.
+
+    Raises 429 once ``max_failures`` failures for the username fall within the window (whatever
+    the password), 401 for a wrong password or unknown or disabled user, and 403 for a revoked
+    device. A failure is recorded in ``login_failures``; the caller must keep it even though the
+    answer is an error.
+    """
+    now = now or utcnow()
+    failures = _recent_failures(settings, username, now)
+    if len(failures) >= settings.max_failures:
+        retry_after = failures[0] + settings.failure_window - now
+        raise APIError(
+            429,
+            "rate_limited",
+            f"too many failed sign-ins for {username}; try again later",
+            headers={"Retry-After": str(max(1, math.ceil(retry_after.total_seconds())))},
+        )
+    user = db.session.scalar(sa.select(User).where(User.username == username))
+    if not _password_matches(settings, user, password) or not user.active:
+        db.session.add(
+            LoginFailure(username=username, at=now, device_id=device_id, remote_addr=remote_addr)
+        )
+        raise APIError(401, "unauthenticated", "wrong username or password")
+
+    device = db.session.get(Device, device_id)
+    if device is not None and device.revoked:
+        raise APIError(403, "forbidden", "this device has been revoked; ask an admin")
+    if device is None:
+        device = Device(id=device_id, name=device_name, first_seen_at=now)
+        db.session.add(device)
+    elif device_name:
+        device.name = device_name
+    device.last_seen_at = now
+    device.last_user_id = user.id
+
+    secret = secrets.token_urlsafe(32)
+    token = Token(
+        token_hash=token_digest(settings, secret),
+        user_id=user.id,
+        device_id=device_id,
+        created_at=now,
+        expires_at=now + settings.token_ttl,
+    )
+    db.session.add(token)
+    db.session.flush()
+    actor = Actor(user=user, device_id=device_id, request_id=request_id)
+    audit.record(
+        actor,
+        "auth.login",
+        "token",
+        token.id,
+        after={
+            "user_id": str(user.id),
+            "device_id": device_id,
+            "expires_at": token.expires_at.isoformat(),
+        },
+    )
+    return IssuedToken(secret=secret, token=token)
+
+
+def authenticate(settings: AuthSettings, secret: str, now: datetime | None = None) -> Token | None:
+    """The live token for a bearer secret, or None if unknown, expired, revoked or disabled."""
+    now = now or utcnow()
+    token = db.session.scalar(
+        sa.select(Token).where(Token.token_hash == token_digest(settings, secret))
+    )
+    if token is None or token.revoked_at is not None or token.expires_at <= now:
+        return None
+    if token.device.revoked or not token.user.active:
+        return None
+    return token
+
+
+def logout(actor: Actor, token: Token, now: datetime | None = None) -> None:
+    """Revoke the caller's own token."""
+    token.revoked_at = now or utcnow()
+    audit.record(actor, "auth.logout", "token", token.id)
+
+
+def revoke_device(actor: Actor, device: Device, now: datetime | None = None) -> int:
+    """Revoke a device (lost or stolen): all its tokens stop working and it cannot sign in.
+
+    Returns how many live tokens were revoked.
+    """
+    now = now or utcnow()
+    if device.revoked:
+        return 0
+    device.revoked_at = now
+    device.revoked_by_id = actor.user_id
+    revoked = db.session.execute(
+        sa.update(Token)
+        .where(Token.device_id == device.id, Token.revoked_at.is_(None))
+        .values(revoked_at=now)
+    ).rowcount
+    audit.record(actor, "device.revoke", "device", device.id, after={"revoked_tokens": revoked})
+    return revoked
+
+
+def reinstate_device(actor: Actor, device: Device) -> None:
+    """Allow a recovered device to sign in again (its old tokens stay revoked)."""
+    if not device.revoked:
+        return
+    device.revoked_at = None
+    device.revoked_by_id = None
+    audit.record(actor, "device.reinstate", "device", device.id)
+
+
+def _check_role_squadron(role: Role, squadron: Squadron | None) -> None:
+    if role in SQUADRON_ROLES and squadron is None:
+        raise validation_error({"squadron_id": [f"a {role.value} belongs to a squadron"]})
+
+
+def create_user(
+    actor: Actor,
+    settings: AuthSettings,
+    *,
+    username: str,
+    name: str,
+    role: Role,
+    password: str,
+    district_id: int,
+    squadron: Squadron | None = None,
+) -> User:
+    """Add a user; usernames are unique (422 on a taken one)."""
+    _check_role_squadron(role, squadron)
+    if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
+        raise validation_error({"username": ["already taken"]})
+    user = User(
+        username=username,
+        name=name,
+        role=role,
+        district_id=squadron.district_id if squadron else district_id,
+        squadron_id=squadron.id if squadron else None,
+        password_hash=hash_password(settings, password),
+    )
+    db.session.add(user)
+    db.session.flush()
+    audit.record(actor, "user.create", "user", user.id, after=audit.snapshot(user))
+    return user
+
+
+def update_user(actor: Actor, settings: AuthSettings, user: User, changes: dict) -> User:
+    """Change a user's name, role, squadron, active flag or password."""
+    before = audit.snapshot(user)
+    password = changes.pop("password", None)
+    if "squadron" in changes:
+        squadron = changes.pop("squadron")
+        user.squadron_id = squadron.id if squadron else None
+        if squadron:
+            user.district_id = squadron.district_id
+    for field, value in changes.items():
+        setattr(user, field, value)
+    _check_role_squadron(
+        user.role, db.session.get(Squadron, user.squadron_id) if user.squadron_id else None
+    )
+    if password:
+        user.password_hash = hash_password(settings, password)
+    if changes.get("active") is False or password:
+        # A disabled account or a reset password signs out everywhere.
+        db.session.execute(
+            sa.update(Token)
+            .where(Token.user_id == user.id, Token.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    audit.record_update(actor, "user.update", "user", user, before)
+    if password:
+        audit.record(actor, "user.password_reset", "user", user.id)
+    return user

@@ -1,0 +1,195 @@
+"""Who may see and change what: the one place where roles and squadrons scope access.
+
+Views never filter by squadron themselves. They ask the policy for a record (``load``: 404 when
+it is out of the caller's reading scope, so existence is not revealed), for a scoped query
+(``scoped``), and for permission to write (``require``: 403).
+
+Reading scope:
+- officers and leaders: their squadron, plus targets of open tasks assigned to them;
+- supervisors: their whole district;
+- admins: everything.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.auth.models import SQUADRON_ROLES, Device, Role, User
+from fieldapp.checklists.models import Checklist
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import db
+from fieldapp.errors import APIError, not_found
+from fieldapp.inspections.models import Inspection, inspection_officers
+from fieldapp.org.models import Squadron
+from fieldapp.targets.models import Target
+from fieldapp.tasks.models import Task, TaskStatus, task_assignees
+
+
+class Policy:
+    """The access rules for one actor."""
+
+    def __init__(self, actor: Actor):
+        if actor.user is None:
+            raise ValueError("a policy needs a signed-in user")
+        self.actor = actor
+        self.user: User = actor.user
+        self.role = self.user.role
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _district_squadrons(self):
+        return sa.select(Squadron.id).where(Squadron.district_id == self.user.district_id)
+
+    def _assigned_targets(self):
+        return (
+            sa.select(Task.target_id)
+            .join(task_assignees, task_assignees.c.task_id == Task.id)
+            .where(task_assignees.c.user_id == self.user.id, Task.status == TaskStatus.open)
+        )
+
+    def _squadron_clause(self, column) -> sa.ColumnElement[bool]:
+        if self.role is Role.admin:
+            return sa.true()
+        if self.role is Role.supervisor:
+            return column.in_(self._district_squadrons())
+        return column == self.user.squadron_id
+
+    def readable(self, model: type) -> sa.ColumnElement[bool]:
+        """A WHERE clause selecting the rows of ``model`` this actor may read."""
+        rule = _READ_RULES.get(model)
+        if rule is None:
+            raise LookupError(f"no read rule for {model.__name__}")
+        return rule(self)
+
+    def scoped(self, model: type) -> sa.Select:
+        """``SELECT model`` restricted to what this actor may read."""
+        return sa.select(model).where(self.readable(model))
+
+    def load(self, model: type, ident: Any, what: str | None = None):
+        """The record with primary key ``ident``, or 404 if missing or out of scope."""
+        what = what or model.__name__.lower()
+        if ident is None:
+            raise not_found(what)
+        pk = sa.inspect(model).primary_key[0]
+        obj = db.session.scalar(sa.select(model).where(pk == ident, self.readable(model)))
+        if obj is None:
+            raise not_found(what)
+        return obj
+
+    def load_by(self, model: type, what: str, **criteria):
+        """Like :meth:`load`, by other unique columns (e.g. a target's ``code``)."""
+        obj = db.session.scalar(sa.select(model).filter_by(**criteria).where(self.readable(model)))
+        if obj is None:
+            raise not_found(what)
+        return obj
+
+    def can_read_squadron(self, squadron_id: int | None) -> bool:
+        if squadron_id is None:
+            return False
+        return bool(
+            db.session.scalar(
+                sa.select(sa.literal(True)).where(
+                    Squadron.id == squadron_id, self.readable(Squadron)
+                )
+            )
+        ) and (self.role not in SQUADRON_ROLES or squadron_id == self.user.squadron_id)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def allows(self, permission: str, obj: Any = None) -> bool:
+        rule = _WRITE_RULES.get(permission)
+        if rule is None:
+            raise LookupError(f"unknown permission {permission!r}")
+        return rule(self, obj)
+
+    def require(self, permission: str, obj: Any = None) -> None:
+        """403 unless the actor holds ``permission`` (on ``obj`` where it matters)."""
+        if not self.allows(permission, obj):
+            raise APIError(403, "forbidden", _WRITE_MESSAGES.get(permission, "not allowed"))
+
+
+def _target_read(p: Policy) -> sa.ColumnElement[bool]:
+    clause = p._squadron_clause(Target.squadron_id)
+    if p.role in SQUADRON_ROLES:
+        clause = sa.or_(clause, Target.id.in_(p._assigned_targets()))
+    return clause
+
+
+def _inspection_read(p: Policy) -> sa.ColumnElement[bool]:
+    clause = p._squadron_clause(Inspection.squadron_id)
+    if p.role in SQUADRON_ROLES:
+        own = sa.select(inspection_officers.c.inspection_id).where(
+            inspection_officers.c.user_id == p.user.id
+        )
+        clause = sa.or_(clause, Inspection.id.in_(own))
+    return clause
+
+
+def _task_read(p: Policy) -> sa.ColumnElement[bool]:
+    clause = p._squadron_clause(Task.squadron_id)
+    if p.role in SQUADRON_ROLES:
+        mine = sa.select(task_assignees.c.task_id).where(task_assignees.c.user_id == p.user.id)
+        clause = sa.or_(clause, Task.id.in_(mine))
+    return clause
+
+
+def _user_read(p: Policy) -> sa.ColumnElement[bool]:
+    if p.role is Role.admin:
+        return sa.true()
+    if p.role is Role.supervisor:
+        return User.district_id == p.user.district_id
+    return sa.or_(User.squadron_id == p.user.squadron_id, User.id == p.user.id)
+
+
+_READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
+    Target: _target_read,
+    Inspection: _inspection_read,
+    Task: _task_read,
+    Complaint: lambda p: p._squadron_clause(Complaint.squadron_id),
+    User: _user_read,
+    # Squadron names and boundaries are district knowledge every member may see on a map.
+    Squadron: lambda p: (
+        sa.true() if p.role is Role.admin else Squadron.district_id == p.user.district_id
+    ),
+    Checklist: lambda p: sa.true(),
+    Device: lambda p: sa.true() if p.role is Role.admin else Device.last_user_id == p.user.id,
+}
+
+
+def _manages_squadron(p: Policy, squadron_id: int | None) -> bool:
+    if p.role is Role.admin:
+        return True
+    return p.role is Role.leader and squadron_id is not None and squadron_id == p.user.squadron_id
+
+
+_WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
+    # obj: the squadron id the target is created in / moved to, or the target being edited
+    "target.create": lambda p, squadron_id: _manages_squadron(p, squadron_id),
+    "target.update": lambda p, target: _manages_squadron(p, target.squadron_id),
+    "squadron.manage": lambda p, _: p.role is Role.admin,
+    "user.manage": lambda p, _: p.role is Role.admin,
+    "device.manage": lambda p, _: p.role is Role.admin,
+    "checklist.manage": lambda p, _: p.role is Role.admin,
+}
+
+_WRITE_MESSAGES = {
+    "target.create": "only the squadron's leader or an admin may add targets to this squadron",
+    "target.update": "only the squadron's leader or an admin may edit this target",
+    "squadron.manage": "only admins manage squadrons",
+    "user.manage": "only admins manage users",
+    "device.manage": "only admins manage devices",
+    "checklist.manage": "only admins publish checklists",
+}
+
+
+def parse_uuid(value: str) -> uuid.UUID | None:
+    """A UUID from a path segment, or None (callers answer 404 for a malformed id)."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError):
+        return None

@@ -1,0 +1,1 @@
+"""Citizen complaints (12345 投诉) about targets."""

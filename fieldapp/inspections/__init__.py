@@ -1,0 +1,1 @@
+"""Inspection records (检查记录) and the cases (立案) they open."""

@@ -1,0 +1,147 @@
+"""Inspections: what officers recorded at a target, and the leader's review of it."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fieldapp.auth.models import User
+from fieldapp.db import JSONType, Syncable, UTCDateTime, db, enum_column, new_uuid, utcnow
+from fieldapp.targets.models import Target
+
+
+class Origin(enum.StrEnum):
+    """Why the inspection happened."""
+
+    scheduled = "scheduled"  # due by risk level
+    random = "random"  # 双随机 draw
+    complaint = "complaint"  # 12345 complaint
+    patrol = "patrol"  # 巡查
+    task = "task"  # dispatched by the leader
+
+
+class Outcome(enum.StrEnum):
+    compliant = "compliant"
+    corrected_on_site = "corrected_on_site"  # 当场改正
+    rectification_ordered = "rectification_ordered"  # 责令整改, with a deadline
+    case_opened = "case_opened"  # 立案
+    penalty_waived = "penalty_waived"  # 首违不罚 / 轻微不罚, with legal basis
+
+
+class InspectionStatus(enum.StrEnum):
+    """The officer's side: a draft is still being written; submitted goes to review."""
+
+    draft = "draft"
+    submitted = "submitted"
+
+
+class ReviewStatus(enum.StrEnum):
+    """The leader's side of a submitted inspection."""
+
+    pending = "pending"
+    approved = "approved"
+    returned = "returned"
+
+
+class CoordinateSystem(enum.StrEnum):
+    wgs84 = "wgs84"
+    gcj02 = "gcj02"  # Chinese map SDKs
+    bd09 = "bd09"  # Baidu
+
+
+inspection_officers = sa.Table(
+    "inspection_officers",
+    db.metadata,
+    sa.Column(
+        "inspection_id", sa.ForeignKey("inspections.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("user_id", sa.ForeignKey("users.id"), primary_key=True, index=True),
+    sa.Column("position", sa.Integer, nullable=False, default=0),
+)
+
+
+class Inspection(Syncable, db.Model):
+    __tablename__ = "inspections"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    target_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("targets.id"))
+    #: Copied from the target when received: the squadron that reviews it, even if the
+    #: target later moves to another squadron.
+    squadron_id: Mapped[int] = mapped_column(sa.ForeignKey("squadrons.id"))
+    checklist_id: Mapped[int] = mapped_column(sa.ForeignKey("checklists.id"))
+    checklist_version: Mapped[int]
+    origin: Mapped[Origin] = mapped_column(enum_column(Origin))
+    task_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("tasks.id"))
+    draw_id: Mapped[uuid.UUID | None]
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Location, stored as WGS-84; what the device sent is kept beside it.
+    lon: Mapped[float]
+    lat: Mapped[float]
+    accuracy_m: Mapped[float | None]
+    location_crs: Mapped[CoordinateSystem] = mapped_column(
+        enum_column(CoordinateSystem), default=CoordinateSystem.wgs84
+    )
+    location_original: Mapped[dict | None] = mapped_column(JSONType)
+    #: item code -> {"result": "pass"|"fail"|"na", "note": str, "photo_ids": [uuid, ...]}
+    answers: Mapped[dict] = mapped_column(JSONType, default=dict)
+    findings: Mapped[str] = mapped_column(sa.Text, default="")
+    outcome: Mapped[Outcome | None] = mapped_column(enum_column(Outcome))
+    rectification_deadline: Mapped[date | None]
+    legal_basis: Mapped[str | None] = mapped_column(sa.String(300))
+    follow_up_of: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("inspections.id"))
+    photo_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    status: Mapped[InspectionStatus] = mapped_column(
+        enum_column(InspectionStatus), default=InspectionStatus.draft
+    )
+    review_status: Mapped[ReviewStatus] = mapped_column(
+        enum_column(ReviewStatus), default=ReviewStatus.pending
+    )
+    review_comment: Mapped[str | None] = mapped_column(sa.Text)
+    reviewed_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    score: Mapped[int | None]
+    flags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    device_id: Mapped[str | None] = mapped_column(sa.String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    target: Mapped[Target] = relationship()
+    officers: Mapped[list[User]] = relationship(
+        secondary=inspection_officers, order_by=inspection_officers.c.position
+    )
+
+    __table_args__ = (
+        sa.Index("ix_inspections_target_started", "target_id", "started_at"),
+        sa.Index("ix_inspections_squadron_review", "squadron_id", "review_status", "started_at"),
+        sa.CheckConstraint(
+            "outcome <> 'rectification_ordered' OR rectification_deadline IS NOT NULL",
+            name="rectification_has_deadline",
+        ),
+    )
+
+    @property
+    def officer_ids(self) -> list[uuid.UUID]:
+        return [officer.id for officer in self.officers]
+
+
+class Case(db.Model):
+    """立案: an enforcement case opened by an inspection's finding."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    number: Mapped[str] = mapped_column(sa.String(60), unique=True)  # 案号
+    target_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("targets.id"), index=True)
+    squadron_id: Mapped[int] = mapped_column(sa.ForeignKey("squadrons.id"), index=True)
+    inspection_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("inspections.id"))
+    item_code: Mapped[str | None] = mapped_column(sa.String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    fine_yuan: Mapped[int | None]
+    summary: Mapped[str] = mapped_column(sa.String(500), default="")

@@ -1,0 +1,1 @@
+"""Organisation: districts (区局) and squadrons (中队) with their jurisdiction polygons."""

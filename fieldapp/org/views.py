@@ -1,0 +1,67 @@
+"""Squadrons and their jurisdictions."""
+
+from __future__ import annotations
+
+from flask.views import MethodView
+
+from fieldapp.api import Blueprint
+from fieldapp.db import db
+from fieldapp.errors import validation_error
+from fieldapp.org import operations
+from fieldapp.org.models import District, Squadron
+from fieldapp.web.paging import paginate
+from fieldapp.web.requests import current_actor, current_policy
+from schemas.common import PageArgs, page_schema
+from schemas.org import SquadronCreateArgs, SquadronSchema, SquadronUpdateArgs
+
+blp = Blueprint("org", __name__, description="Squadrons (中队) and jurisdictions")
+
+
+def _etag(squadron: Squadron) -> dict:
+    return {"id": squadron.id, "version": squadron.version}
+
+
+@blp.route("/squadrons")
+class SquadronsResource(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_schema(SquadronSchema, "SquadronPage"))
+    def get(self, paging):
+        """The squadrons of the caller's district, with their jurisdiction polygons."""
+        return paginate(current_policy().scoped(Squadron).order_by(Squadron.id), **paging)
+
+    @blp.arguments(SquadronCreateArgs)
+    @blp.response(201, SquadronSchema)
+    def post(self, args):
+        """Add a squadron with its jurisdiction (admin)."""
+        current_policy().require("squadron.manage")
+        district = db.session.get(District, args["district_id"])
+        if district is None:
+            raise validation_error({"district_id": [f"no district {args['district_id']}"]})
+        return operations.create_squadron(
+            current_actor(), district, args["name"], args["jurisdiction"]
+        )
+
+
+@blp.route("/squadrons/<int:squadron_id>")
+class SquadronResource(MethodView):
+    @blp.etag
+    @blp.response(200, SquadronSchema)
+    def get(self, squadron_id: int):
+        """One squadron."""
+        squadron = current_policy().load(Squadron, squadron_id, "squadron")
+        blp.set_etag(_etag(squadron))
+        return squadron
+
+    @blp.etag
+    @blp.arguments(SquadronUpdateArgs)
+    @blp.response(200, SquadronSchema)
+    def patch(self, changes, squadron_id: int):
+        """Rename a squadron or redraw its jurisdiction (admin; If-Match)."""
+        policy = current_policy()
+        squadron = policy.load(Squadron, squadron_id, "squadron")
+        policy.require("squadron.manage")
+        blp.check_etag(_etag(squadron))
+        operations.update_squadron(current_actor(), squadron, changes)
+        db.session.flush()
+        blp.set_etag(_etag(squadron))
+        return squadron

@@ -1,0 +1,206 @@
+"""Targets: adding and editing them, searching, and assembling a target's file."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+import sqlalchemy.orm
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import db
+from fieldapp.errors import validation_error
+from fieldapp.geo import degrees_box, squared_distance_expr
+from fieldapp.inspections.models import Case, Inspection, Outcome, ReviewStatus
+from fieldapp.org.models import Squadron
+from fieldapp.targets.models import Target, TargetKind
+
+CODE_PREFIX = {TargetKind.shop: "S", TargetKind.site: "C"}
+
+
+def code_for(target_id: uuid.UUID, kind: TargetKind) -> str:
+    """The 一店一码 code: a kind letter and 10 base-32 characters derived from the id.
+
+    Derived, not counted, so devices and the server agree on it without coordination and it
+    never changes. No 0/1/8/9 lookalike confusion: RFC 4648 base-32 has no 0, 1, 8, 9.
+    """
+    return CODE_PREFIX[kind] + base64.b32encode(target_id.bytes[:10]).decode()[:10]
+
+
+def _location_fields(changes: dict) -> dict:
+    location = changes.pop("location", None)
+    if location is not None:
+        changes["lon"], changes["lat"] = location["lon"], location["lat"]
+    return changes
+
+
+def _check_squadron(squadron_id: int) -> Squadron:
+    squadron = db.session.get(Squadron, squadron_id)
+    if squadron is None:
+        raise validation_error({"squadron_id": [f"no squadron {squadron_id}"]})
+    return squadron
+
+
+def create_target(actor: Actor, data: dict, target_id: uuid.UUID | None = None) -> Target:
+    """Add a shop or site; the caller has checked the actor may add to ``squadron_id``."""
+    _check_squadron(data["squadron_id"])
+    data = _location_fields(dict(data))
+    target_id = target_id or uuid.uuid4()
+    target = Target(id=target_id, code=code_for(target_id, data["kind"]), **data)
+    db.session.add(target)
+    db.session.flush()
+    audit.record(actor, "target.create", "target", target.id, after=audit.snapshot(target))
+    return target
+
+
+def update_target(actor: Actor, target: Target, changes: dict) -> Target:
+    """Change the given fields of a target (its kind and code never change)."""
+    changes = _location_fields(dict(changes))
+    wrong = (
+        ("permit_no", "scale", "phase", "boundary")
+        if target.kind is TargetKind.shop
+        else (
+            "business_type",
+            "uscc",
+        )
+    )
+    errors = {f: [f"not a field of a {target.kind.value}"] for f in wrong if f in changes}
+    for required in ("business_type", "scale", "phase"):
+        if required in changes and changes[required] is None:
+            errors[required] = ["may not be null"]
+    if errors:
+        raise validation_error(errors)
+    if "squadron_id" in changes:
+        _check_squadron(changes["squadron_id"])
+    before = audit.snapshot(target)
+    for name, value in changes.items():
+        setattr(target, name, value)
+    audit.record_update(actor, "target.update", "target", target, before)
+    return target
+
+
+@dataclass
+class TargetFilters:
+    kind: TargetKind | None = None
+    squadron_id: int | None = None
+    q: str | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    near: tuple[float, float, float] | None = None
+    active: bool | None = True
+    extra: list = field(default_factory=list)
+
+
+def search_targets(scoped: sa.Select, filters: TargetFilters) -> sa.Select:
+    """Apply list filters to an already scoped ``SELECT Target``; nearest first with ``near``."""
+    query = scoped
+    if filters.kind is not None:
+        query = query.where(Target.kind == filters.kind)
+    if filters.squadron_id is not None:
+        query = query.where(Target.squadron_id == filters.squadron_id)
+    if filters.active is not None:
+        query = query.where(Target.active == filters.active)
+    if filters.q:
+        pattern = (
+            "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        query = query.where(
+            sa.or_(
+                Target.name.ilike(pattern, escape="\\"),
+                Target.address.ilike(pattern, escape="\\"),
+                Target.code == filters.q.upper(),
+                Target.uscc == filters.q.upper(),
+            )
+        )
+    if filters.bbox is not None:
+        minlon, minlat, maxlon, maxlat = filters.bbox
+        query = query.where(Target.lon.between(minlon, maxlon), Target.lat.between(minlat, maxlat))
+    if filters.near is not None:
+        lon, lat, metres = filters.near
+        minlon, minlat, maxlon, maxlat = degrees_box(lon, lat, metres)
+        distance2 = squared_distance_expr(Target.lon, Target.lat, lon, lat)
+        query = (
+            query.where(Target.lon.between(minlon, maxlon), Target.lat.between(minlat, maxlat))
+            .where(distance2 <= metres * metres)
+            .order_by(distance2, Target.id)
+        )
+    else:
+        query = query.order_by(Target.code)
+    return query
+
+
+@dataclass
+class TargetFile:
+    """一店一档: everything a leader wants to see about one target."""
+
+    target: Target
+    recent_inspections: list[dict]
+    open_rectifications: list[dict]
+    complaints: list[Complaint]
+    cases: list[Case]
+
+    def __getattr__(self, name):
+        return getattr(self.target, name)
+
+
+def _brief(inspection: Inspection) -> dict:
+    return {
+        "id": inspection.id,
+        "started_at": inspection.started_at,
+        "origin": inspection.origin.value,
+        "outcome": inspection.outcome.value if inspection.outcome else None,
+        "status": inspection.status.value,
+        "review_status": inspection.review_status.value,
+        "rectification_deadline": inspection.rectification_deadline,
+        "failed_items": sorted(
+            code
+            for code, answer in (inspection.answers or {}).items()
+            if isinstance(answer, dict) and answer.get("result") == "fail"
+        ),
+    }
+
+
+def target_file(target: Target, *, recent: int = 10) -> TargetFile:
+    """The target with its latest inspections, open rectifications, complaints and cases."""
+    inspections = db.session.scalars(
+        sa.select(Inspection)
+        .where(Inspection.target_id == target.id)
+        .order_by(Inspection.started_at.desc())
+        .limit(recent)
+    ).all()
+    follow_up = sa.orm.aliased(Inspection)
+    followed_up = sa.select(follow_up.follow_up_of).where(
+        follow_up.target_id == target.id, follow_up.follow_up_of.is_not(None)
+    )
+    open_rectifications = db.session.scalars(
+        sa.select(Inspection)
+        .where(
+            Inspection.target_id == target.id,
+            Inspection.outcome == Outcome.rectification_ordered,
+            Inspection.review_status != ReviewStatus.returned,
+            Inspection.id.not_in(followed_up),
+        )
+        .order_by(Inspection.rectification_deadline)
+    ).all()
+    complaints = db.session.scalars(
+        sa.select(Complaint)
+        .where(Complaint.target_id == target.id)
+        .order_by(Complaint.received_at.desc())
+        .limit(recent)
+    ).all()
+    cases = db.session.scalars(
+        sa.select(Case)
+        .where(Case.target_id == target.id)
+        .order_by(Case.opened_at.desc())
+        .limit(recent)
+    ).all()
+    return TargetFile(
+        target=target,
+        recent_inspections=[_brief(i) for i in inspections],
+        open_rectifications=[_brief(i) for i in open_rectifications],
+        complaints=list(complaints),
+        cases=list(cases),
+    )

@@ -1,0 +1,1 @@
+"""Tasks (任务下派): a leader sends officers to a target; an approved inspection closes it."""

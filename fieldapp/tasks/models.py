@@ -1,0 +1,59 @@
+"""Tasks dispatched by leaders to officers."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from fieldapp.auth.models import User
+from fieldapp.db import Syncable, UTCDateTime, db, enum_column, new_uuid, utcnow
+
+
+class TaskOrigin(enum.StrEnum):
+    complaint = "complaint"
+    schedule = "schedule"  # due by risk level
+    draw = "draw"  # 双随机
+    manual = "manual"
+
+
+class TaskStatus(enum.StrEnum):
+    open = "open"
+    done = "done"
+    cancelled = "cancelled"
+
+
+task_assignees = sa.Table(
+    "task_assignees",
+    db.metadata,
+    sa.Column("task_id", sa.ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), primary_key=True, index=True),
+)
+
+
+class Task(Syncable, db.Model):
+    __tablename__ = "tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    target_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("targets.id"), index=True)
+    squadron_id: Mapped[int] = mapped_column(sa.ForeignKey("squadrons.id"), index=True)
+    origin: Mapped[TaskOrigin] = mapped_column(enum_column(TaskOrigin))
+    status: Mapped[TaskStatus] = mapped_column(enum_column(TaskStatus), default=TaskStatus.open)
+    due: Mapped[datetime] = mapped_column(UTCDateTime)
+    note: Mapped[str] = mapped_column(sa.Text, default="")
+    complaint_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("complaints.id"))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by_inspection_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("inspections.id", use_alter=True)
+    )
+
+    assignees: Mapped[list[User]] = relationship(secondary=task_assignees)
+
+    @property
+    def assignee_ids(self) -> list[uuid.UUID]:
+        return [user.id for user in self.assignees]

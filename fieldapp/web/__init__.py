@@ -1,0 +1,1 @@
+"""The HTTP plumbing shared by every feature: request lifecycle, paging, index routes."""

@@ -1,0 +1,159 @@
+"""The request lifecycle: request ids, authentication, one transaction, one log line.
+
+- Every request gets an id (the client's ``X-Request-ID`` if sane, else a new one) that is sent
+  back and appears in the log line and in audit entries.
+- Every ``/api/v1`` endpoint needs a bearer token unless its view is marked :func:`public`.
+- One transaction per request: committed after a successful answer, rolled back after an error,
+  here and nowhere else. A view that must keep its writes despite answering an error (a failed
+  sign-in is counted) calls :func:`keep_changes_on_error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from flask import Flask, current_app, g, request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from fieldapp.actor import Actor
+from fieldapp.api import API_PREFIX
+from fieldapp.auth import operations as auth_ops
+from fieldapp.auth.policy import Policy
+from fieldapp.db import db
+from fieldapp.errors import APIError, envelope
+
+log = logging.getLogger("fieldapp.request")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_PUBLIC_ENDPOINTS: set[str] = set()
+
+
+def public(view):
+    """Mark a view as reachable without a token (sign-in, public results, the API docs)."""
+    view._fieldapp_public = True
+    return view
+
+
+def keep_changes_on_error() -> None:
+    """Commit this request's writes even though it answers an error."""
+    g.keep_changes_on_error = True
+
+
+def current_actor() -> Actor:
+    actor = g.get("actor")
+    if actor is None:  # a view forgot to require login: fail closed
+        raise APIError(401, "unauthenticated")
+    return actor
+
+
+def current_policy() -> Policy:
+    policy = g.get("policy")
+    if policy is None:
+        policy = g.policy = Policy(current_actor())
+    return policy
+
+
+def _is_public(endpoint: str | None) -> bool:
+    if endpoint is None or endpoint.startswith("api-docs."):
+        return True  # routing answers 404/405 in the envelope; the API docs are public
+    view = current_app.view_functions.get(endpoint)
+    if view is None:
+        return True
+    cls = getattr(view, "view_class", None)
+    if cls is not None:
+        method = getattr(cls, request.method.lower(), None)
+        return bool(
+            getattr(method, "_fieldapp_public", False) or getattr(cls, "_fieldapp_public", False)
+        )
+    return bool(getattr(view, "_fieldapp_public", False)) or endpoint in _PUBLIC_ENDPOINTS
+
+
+def _begin() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.actor = None
+
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    if scheme.lower() == "bearer" and secret.strip():
+        token = auth_ops.authenticate(current_app.extensions["fieldapp.auth"], secret.strip())
+        if token is not None:
+            g.token = token
+            g.actor = Actor(user=token.user, device_id=token.device_id, request_id=g.request_id)
+    if g.actor is None and request.path.startswith(API_PREFIX) and not _is_public(request.endpoint):
+        if request.method == "OPTIONS":
+            return None
+        message = "invalid, expired or revoked token" if header else None
+        raise APIError(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+    return None
+
+
+def _finish(response):
+    keep = response.status_code < 400 or g.get("keep_changes_on_error", False)
+    if keep:
+        try:
+            db.session.commit()
+        except StaleDataError:
+            db.session.rollback()
+            response = _error_response(APIError(409, "version_conflict"))
+        except IntegrityError as exc:
+            db.session.rollback()
+            log.warning("integrity error at commit: %s", exc.orig)
+            response = _error_response(
+                APIError(409, "conflict", "the change conflicts with existing data")
+            )
+    else:
+        db.session.rollback()
+    response.headers["X-Request-ID"] = g.get("request_id", "")
+    _log(response)
+    return response
+
+
+def _error_response(exc: APIError):
+    body, code, headers = envelope(exc)
+    response = current_app.json.response(body)
+    response.status_code = code
+    response.headers.update(headers)
+    return response
+
+
+def _log(response) -> None:
+    actor = g.get("actor")
+    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    log.info(
+        "%s %s %s %.1fms",
+        request.method,
+        request.full_path.rstrip("?"),
+        response.status_code,
+        elapsed_ms,
+        extra={
+            "request_id": g.get("request_id", "-"),
+            "user": actor.user.username if actor and actor.user else "-",
+            "device": actor.device_id if actor and actor.device_id else "-",
+        },
+    )
+
+
+def _on_unexpected(exc: Exception):
+    """An exception nothing handled: log it with the request id, answer the 500 envelope."""
+    db.session.rollback()
+    log.exception(
+        "unhandled error",
+        extra={"request_id": g.get("request_id", "-"), "user": "-", "device": "-"},
+    )
+    return _error_response(APIError(500, "internal_error"))
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_begin)
+    app.after_request(_finish)
+    app.register_error_handler(
+        StaleDataError, lambda exc: _error_response(APIError(409, "version_conflict"))
+    )
+    if not app.testing or not app.config.get("PROPAGATE_UNEXPECTED", False):
+        app.register_error_handler(Exception, _on_unexpected)

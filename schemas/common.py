@@ -1,0 +1,163 @@
+"""Building blocks shared by the wire schemas: paging, points, GeoJSON polygons, bbox, near."""
+
+from __future__ import annotations
+
+import math
+
+import marshmallow as ma
+from marshmallow import fields, validate
+from shapely.geometry import shape
+from shapely.validation import explain_validity
+
+MAX_PER_PAGE = 200
+
+
+class StrictSchema(ma.Schema):
+    """Unknown fields are an error (422), never silently dropped."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+
+class PageArgs(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
+
+    class Meta:
+        unknown = ma.EXCLUDE  # query strings: other parameters are the endpoint's own
+
+
+class PageMetaSchema(ma.Schema):
+    page = fields.Integer()
+    per_page = fields.Integer()
+    has_more = fields.Boolean(metadata={"description": "another page follows"})
+
+
+def page_schema(item_schema: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """An envelope ``{items: [...], page, per_page, has_more}`` for a list endpoint."""
+    return type(
+        name,
+        (PageMetaSchema,),
+        {"items": fields.List(fields.Nested(item_schema))},
+    )
+
+
+class LonLat(ma.Schema):
+    """A WGS-84 point as ``{lon, lat}``."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+
+
+def _check_position(position, path: str) -> list[float]:
+    if (
+        not isinstance(position, list | tuple)
+        or len(position) not in (2, 3)
+        or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in position)
+    ):
+        raise ma.ValidationError(f"{path}: a position is [lon, lat]")
+    lon, lat = position[0], position[1]
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise ma.ValidationError(f"{path}: coordinates must be finite numbers")
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ma.ValidationError(
+            f"{path}: [{lon}, {lat}] is out of range (lon -180..180, lat -90..90)"
+        )
+    return [float(lon), float(lat)]
+
+
+def _check_ring(ring, path: str) -> list[list[float]]:
+    if not isinstance(ring, list) or len(ring) < 4:
+        raise ma.ValidationError(f"{path}: a linear ring needs at least 4 positions")
+    positions = [_check_position(p, f"{path}[{i}]") for i, p in enumerate(ring)]
+    if positions[0] != positions[-1]:
+        raise ma.ValidationError(f"{path}: a linear ring must end where it starts")
+    return positions
+
+
+class GeoJSONPolygon(fields.Field):
+    """A GeoJSON ``Polygon`` (or ``MultiPolygon`` when ``allow_multi``) geometry in WGS-84.
+
+    Checked structurally (closed rings, numeric positions in range) and then by shapely for
+    validity, so self-intersecting rings are refused with the reason.
+    """
+
+    default_error_messages = {"invalid": "not a GeoJSON polygon geometry"}
+
+    def __init__(self, *, allow_multi: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.allow_multi = allow_multi
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise self.make_error("invalid")
+        allowed = ("Polygon", "MultiPolygon") if self.allow_multi else ("Polygon",)
+        gtype = value.get("type")
+        if gtype not in allowed:
+            raise ma.ValidationError(f"type must be {' or '.join(allowed)}, not {gtype!r}")
+        extra = set(value) - {"type", "coordinates", "bbox"}
+        if extra:
+            raise ma.ValidationError(f"unexpected members: {', '.join(sorted(extra))}")
+        coords = value.get("coordinates")
+        if not isinstance(coords, list) or not coords:
+            raise ma.ValidationError("coordinates must be a non-empty list")
+        if gtype == "Polygon":
+            clean = [_check_ring(r, f"coordinates[{i}]") for i, r in enumerate(coords)]
+        else:
+            clean = []
+            for j, polygon in enumerate(coords):
+                if not isinstance(polygon, list) or not polygon:
+                    raise ma.ValidationError(f"coordinates[{j}]: a polygon is a list of rings")
+                clean.append(
+                    [_check_ring(r, f"coordinates[{j}][{i}]") for i, r in enumerate(polygon)]
+                )
+        geometry = {"type": gtype, "coordinates": clean}
+        geom = shape(geometry)
+        if not geom.is_valid:
+            raise ma.ValidationError(f"invalid polygon: {explain_validity(geom)}")
+        if geom.area == 0:
+            raise ma.ValidationError("the polygon has no area")
+        return geometry
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+class BBoxField(fields.Field):
+    """``minlon,minlat,maxlon,maxlat`` in a query string."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            parts = [float(p) for p in str(value).split(",")]
+        except ValueError:
+            raise ma.ValidationError("bbox is minlon,minlat,maxlon,maxlat (numbers)") from None
+        if len(parts) != 4 or not all(math.isfinite(p) for p in parts):
+            raise ma.ValidationError("bbox is minlon,minlat,maxlon,maxlat (four numbers)")
+        minlon, minlat, maxlon, maxlat = parts
+        if not (-180 <= minlon <= maxlon <= 180 and -90 <= minlat <= maxlat <= 90):
+            raise ma.ValidationError("bbox out of range or min > max")
+        return tuple(parts)
+
+
+MAX_NEAR_METRES = 50_000
+
+
+class NearField(fields.Field):
+    """``lon,lat,metres`` in a query string: a circle around a point."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            parts = [float(p) for p in str(value).split(",")]
+        except ValueError:
+            raise ma.ValidationError("near is lon,lat,metres (numbers)") from None
+        if len(parts) != 3 or not all(math.isfinite(p) for p in parts):
+            raise ma.ValidationError("near is lon,lat,metres (three numbers)")
+        lon, lat, metres = parts
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ma.ValidationError("near: lon or lat out of range")
+        if not (0 < metres <= MAX_NEAR_METRES):
+            raise ma.ValidationError(f"near: metres must be between 0 and {MAX_NEAR_METRES}")
+        return (lon, lat, metres)

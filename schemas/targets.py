@@ -1,0 +1,139 @@
+"""Targets: shops and sites, their file (一店一档) and the list filters."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate, validates_schema
+from stdnum.cn import uscc as uscc_number
+from stdnum.exceptions import ValidationError as NumberError
+
+from fieldapp.targets.models import CreditClass, SitePhase, SiteScale, TargetKind
+from schemas.common import BBoxField, GeoJSONPolygon, LonLat, NearField, PageArgs, StrictSchema
+
+BUSINESS_TYPE = validate.Regexp(
+    r"^[a-z][a-z0-9_]{1,39}$", error="a business type code such as catering"
+)
+
+SHOP_ONLY = ("business_type", "uscc")
+SITE_ONLY = ("permit_no", "scale", "phase", "boundary")
+
+
+def _valid_uscc(value: str) -> None:
+    try:
+        uscc_number.validate(value)
+    except NumberError as exc:
+        raise ma.ValidationError(
+            f"not a valid unified social credit code (统一社会信用代码): {exc}"
+        ) from None
+
+
+class TargetSchema(ma.Schema):
+    id = fields.UUID(dump_only=True)
+    kind = fields.Enum(TargetKind, by_value=True, dump_only=True)
+    code = fields.String(dump_only=True, metadata={"description": "一店一码: stable QR code"})
+    name = fields.String(dump_only=True)
+    address = fields.String(dump_only=True)
+    squadron_id = fields.Integer(dump_only=True)
+    location = fields.Function(lambda t: {"lon": t.lon, "lat": t.lat}, dump_only=True)
+    credit_class = fields.Enum(CreditClass, by_value=True, dump_only=True)
+    sensitive_surroundings = fields.Boolean(dump_only=True)
+    business_type = fields.String(dump_only=True, allow_none=True)
+    uscc = fields.String(dump_only=True, allow_none=True)
+    permit_no = fields.String(dump_only=True, allow_none=True)
+    scale = fields.Enum(SiteScale, by_value=True, dump_only=True, allow_none=True)
+    phase = fields.Enum(SitePhase, by_value=True, dump_only=True, allow_none=True)
+    boundary = fields.Raw(dump_only=True, allow_none=True)
+    active = fields.Boolean(dump_only=True)
+    version = fields.Integer(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+
+
+class InspectionBriefSchema(ma.Schema):
+    id = fields.UUID(dump_only=True)
+    started_at = fields.DateTime(dump_only=True)
+    origin = fields.String(dump_only=True)
+    outcome = fields.String(dump_only=True, allow_none=True)
+    status = fields.String(dump_only=True)
+    review_status = fields.String(dump_only=True)
+    rectification_deadline = fields.Date(dump_only=True, allow_none=True)
+    failed_items = fields.List(fields.String(), dump_only=True)
+
+
+class ComplaintBriefSchema(ma.Schema):
+    id = fields.UUID(dump_only=True)
+    received_at = fields.DateTime(dump_only=True)
+    category = fields.String(dump_only=True)
+    text = fields.String(dump_only=True)
+    substantiated = fields.Boolean(dump_only=True, allow_none=True)
+
+
+class CaseBriefSchema(ma.Schema):
+    id = fields.UUID(dump_only=True)
+    number = fields.String(dump_only=True)
+    opened_at = fields.DateTime(dump_only=True)
+    closed_at = fields.DateTime(dump_only=True, allow_none=True)
+    item_code = fields.String(dump_only=True, allow_none=True)
+    fine_yuan = fields.Integer(dump_only=True, allow_none=True)
+
+
+class TargetFileSchema(TargetSchema):
+    """一店一档: the target with its recent history."""
+
+    recent_inspections = fields.List(fields.Nested(InspectionBriefSchema), dump_only=True)
+    open_rectifications = fields.List(fields.Nested(InspectionBriefSchema), dump_only=True)
+    complaints = fields.List(fields.Nested(ComplaintBriefSchema), dump_only=True)
+    cases = fields.List(fields.Nested(CaseBriefSchema), dump_only=True)
+
+
+class _TargetFields(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    address = fields.String(validate=validate.Length(max=300))
+    squadron_id = fields.Integer(strict=True)
+    location = fields.Nested(LonLat)
+    credit_class = fields.Enum(CreditClass, by_value=True)
+    sensitive_surroundings = fields.Boolean()
+    business_type = fields.String(validate=BUSINESS_TYPE)
+    uscc = fields.String(validate=_valid_uscc, allow_none=True)
+    permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
+    scale = fields.Enum(SiteScale, by_value=True)
+    phase = fields.Enum(SitePhase, by_value=True)
+    boundary = GeoJSONPolygon(allow_none=True)
+    active = fields.Boolean()
+
+
+class TargetCreateArgs(_TargetFields):
+    kind = fields.Enum(TargetKind, by_value=True, required=True)
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    squadron_id = fields.Integer(strict=True, required=True)
+    location = fields.Nested(LonLat, required=True)
+
+    @validates_schema
+    def _fields_fit_kind(self, data, **kwargs):
+        kind = data.get("kind")
+        errors = {}
+        wrong = SITE_ONLY if kind is TargetKind.shop else SHOP_ONLY
+        for field in wrong:
+            if data.get(field) is not None:
+                errors[field] = [f"not a field of a {kind.value}"]
+        needed = ("business_type",) if kind is TargetKind.shop else ("scale", "phase")
+        for field in needed:
+            if data.get(field) is None:
+                errors[field] = [f"required for a {kind.value}"]
+        if errors:
+            raise ma.ValidationError(errors)
+
+
+class TargetUpdateArgs(_TargetFields):
+    """Only the fields given change; ``kind`` and ``code`` never change."""
+
+
+class TargetListArgs(PageArgs):
+    kind = fields.Enum(TargetKind, by_value=True)
+    squadron_id = fields.Integer()
+    q = fields.String(validate=validate.Length(min=1, max=100))
+    bbox = BBoxField()
+    near = NearField(
+        metadata={"description": "lon,lat,metres: within that distance, nearest first"}
+    )
+    active = fields.Boolean(load_default=True)

@@ -1,0 +1,321 @@
+"""Test fixtures: every test runs on SQLite and on PostgreSQL.
+
+The PostgreSQL run uses ``FIELDAPP_TEST_DATABASE_URL`` (default: the local server) and creates
+a throw-away database for the session. Where that server cannot be reached the PostgreSQL runs
+are skipped with the reason, except under ``CI=true``, where that is an error.
+
+Each test runs inside a transaction that is rolled back afterwards; the app's own commits
+become savepoint releases, so views behave exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from fieldapp import create_app
+from fieldapp.actor import Actor
+from fieldapp.auth import operations as auth_ops
+from fieldapp.auth.models import Role, User
+from fieldapp.checklists import operations as checklist_ops
+from fieldapp.checklists.models import Checklist
+from fieldapp.db import db
+from fieldapp.org import operations as org_ops
+from fieldapp.org.models import District, Squadron
+from fieldapp.targets import operations as target_ops
+from fieldapp.targets.models import Target, TargetKind
+
+PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
+PASSWORD = "fieldapp-demo"
+
+FAST_PASSWORDS = {"PASSWORD_TIME_COST": 1, "PASSWORD_MEMORY_KIB": 64}
+
+
+def square(lon: float, lat: float, size: float = 0.05) -> dict:
+    """A square GeoJSON polygon with its south-west corner at (lon, lat)."""
+    return {
+        "type": "Polygon",
+        "coordinates": [
+            [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
+        ],
+    }
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("FIELDAPP_TEST_DATABASE_URL") or PG_DEFAULT
+
+
+def _create_pg_database() -> tuple[str, sa.Engine] | None:
+    from fieldapp.config import normalize_database_url
+
+    admin_url = sa.make_url(normalize_database_url(_pg_admin_url()))
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            name = f"fieldapp_test_{uuid.uuid4().hex[:12]}"
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        if os.environ.get("CI") == "true":
+            raise RuntimeError(f"CI needs PostgreSQL at {admin_url}: {exc}") from exc
+        return None
+    return admin_url.set(database=name).render_as_string(hide_password=False), engine
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def app(backend, tmp_path_factory):
+    """One migrated app per backend for the whole session."""
+    instance = tmp_path_factory.mktemp(f"instance-{backend}")
+    os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance)
+    created = None
+    if backend == "sqlite":
+        url = f"sqlite:///{instance / 'test.sqlite3'}"
+    else:
+        created = _create_pg_database()
+        if created is None:
+            pytest.skip(f"PostgreSQL not reachable at {_pg_admin_url()}; PostgreSQL runs skipped")
+        url = created[0]
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "TESTING": True,
+            "STORAGE_DIR": str(instance / "photos"),
+            **FAST_PASSWORDS,
+        }
+    )
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+    if created is not None:
+        url, admin = created
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)'
+            )
+        admin.dispose()
+
+
+@pytest.fixture
+def isolated(app):
+    """Run the test in a transaction that is rolled back at the end."""
+    with app.app_context():
+        engines = db.engines
+        engine = engines[None]
+        connection = engine.connect()
+        transaction = connection.begin()
+        engines[None] = connection
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+    try:
+        yield connection
+    finally:
+        with app.app_context():
+            db.session.remove()
+            transaction.rollback()
+            connection.close()
+            engines[None] = engine
+
+
+@pytest.fixture
+def ctx(app, isolated):
+    """An app context inside the test's transaction, for calling operations directly."""
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app, isolated):
+    return app.test_client()
+
+
+@dataclass
+class World:
+    """A small district: two squadrons, the demo roles, a checklist per kind, a few targets."""
+
+    district: District
+    squadrons: list[Squadron]
+    users: dict[str, User]
+    checklists: dict[str, Checklist]
+    targets: dict[str, Target] = field(default_factory=dict)
+
+
+SYSTEM = Actor.for_system("test")
+
+
+def build_world(app) -> World:
+    settings = app.extensions["fieldapp.auth"]
+    district = District(code="310113", name="宝山区")
+    db.session.add(district)
+    db.session.flush()
+    squadrons = [
+        org_ops.create_squadron(SYSTEM, district, "吴淞中队", square(121.45, 31.35)),
+        org_ops.create_squadron(SYSTEM, district, "张庙中队", square(121.40, 31.30)),
+    ]
+    roster = {
+        "admin": (Role.admin, None),
+        "supervisor": (Role.supervisor, None),
+        "leader1": (Role.leader, squadrons[0]),
+        "officer1": (Role.officer, squadrons[0]),
+        "officer2": (Role.officer, squadrons[0]),
+        "leader2": (Role.leader, squadrons[1]),
+        "officer3": (Role.officer, squadrons[1]),
+    }
+    users = {
+        username: auth_ops.create_user(
+            SYSTEM,
+            settings,
+            username=username,
+            name=username,
+            role=role,
+            password=PASSWORD,
+            district_id=district.id,
+            squadron=squadron,
+        )
+        for username, (role, squadron) in roster.items()
+    }
+    checklists = {
+        "shop": checklist_ops.create_checklist(
+            SYSTEM,
+            TargetKind.shop,
+            "沿街商户市容环境检查表",
+            [
+                {"code": "S01", "text": "是否存在跨门经营", "severity": "moderate"},
+                {"code": "S02", "text": "是否占道堆物", "severity": "moderate"},
+                {"code": "S03", "text": "餐饮油烟是否直排", "severity": "severe"},
+            ],
+        ),
+        "site": checklist_ops.create_checklist(
+            SYSTEM,
+            TargetKind.site,
+            "建筑工地文明施工检查表",
+            [
+                {"code": "C01", "text": "围挡是否连续封闭", "severity": "moderate", "phases": []},
+                {
+                    "code": "C02",
+                    "text": "裸土是否覆盖",
+                    "severity": "severe",
+                    "phases": ["earthwork"],
+                },
+            ],
+        ),
+    }
+    world = World(district, squadrons, users, checklists)
+    world.targets["shop1"] = target_ops.create_target(
+        SYSTEM,
+        {
+            "kind": TargetKind.shop,
+            "name": "老王面馆",
+            "address": "淞滨路100号",
+            "squadron_id": squadrons[0].id,
+            "location": {"lon": 121.47, "lat": 31.37},
+            "business_type": "catering",
+            "uscc": "91310113MA1GL0A116",
+        },
+    )
+    world.targets["shop2"] = target_ops.create_target(
+        SYSTEM,
+        {
+            "kind": TargetKind.shop,
+            "name": "鑫隆五金店",
+            "address": "共康路8号",
+            "squadron_id": squadrons[1].id,
+            "location": {"lon": 121.42, "lat": 31.32},
+            "business_type": "hardware",
+        },
+    )
+    world.targets["site1"] = target_ops.create_target(
+        SYSTEM,
+        {
+            "kind": TargetKind.site,
+            "name": "宝山区吴淞地区住宅项目",
+            "squadron_id": squadrons[0].id,
+            "location": {"lon": 121.46, "lat": 31.36},
+            "permit_no": "3101132024001",
+            "scale": "large",
+            "phase": "earthwork",
+            "boundary": square(121.455, 31.355, 0.01),
+        },
+    )
+    db.session.flush()
+    return world
+
+
+@pytest.fixture
+def world(app, isolated) -> World:
+    with app.app_context():
+        built = build_world(app)
+        db.session.commit()
+        for obj in list(db.session.identity_map.values()):
+            db.session.refresh(obj)  # column values stay readable after the session closes
+        db.session.expunge_all()
+    return built
+
+
+class Api:
+    """A test client that signs in as a user and sends its token."""
+
+    def __init__(self, client, token: str | None = None, device_id: str | None = None):
+        self.client = client
+        self.token = token
+        self.device_id = device_id
+
+    def _headers(self, headers):
+        merged = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        merged.update(headers or {})
+        return merged
+
+    def get(self, path, headers=None, **kw):
+        return self.client.get(path, headers=self._headers(headers), **kw)
+
+    def post(self, path, headers=None, **kw):
+        return self.client.post(path, headers=self._headers(headers), **kw)
+
+    def patch(self, path, headers=None, **kw):
+        return self.client.patch(path, headers=self._headers(headers), **kw)
+
+    def delete(self, path, headers=None, **kw):
+        return self.client.delete(path, headers=self._headers(headers), **kw)
+
+    def put(self, path, headers=None, **kw):
+        return self.client.put(path, headers=self._headers(headers), **kw)
+
+
+@pytest.fixture
+def login(client, world):
+    """``login("officer1")`` → an :class:`Api` signed in as that demo user on its own device."""
+
+    def _login(username: str, device_id: str | None = None) -> Api:
+        device_id = device_id or f"dev-{username}"
+        response = client.post(
+            "/api/v1/auth/token",
+            json={"username": username, "password": PASSWORD, "device_id": device_id},
+        )
+        assert response.status_code == 201, response.json
+        return Api(client, response.json["token"], device_id)
+
+    return _login
+
+
+def assert_error(response, status: int, error: str) -> dict:
+    """The answer is the API.md error envelope with this status and machine code."""
+    assert response.status_code == status, (response.status_code, response.get_json())
+    body = response.get_json()
+    assert body["code"] == status
+    assert body["error"] == error
+    assert body["status"] and body["message"]
+    return body

@@ -1,0 +1,179 @@
+"""Signing in, tokens bound to devices, sign-out, revocation, expiry and the 429 lock-out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from fieldapp.auth.models import Token
+from fieldapp.db import db, utcnow
+from tests.conftest import PASSWORD, assert_error
+
+
+def sign_in(client, username="officer1", password=PASSWORD, device_id="dev-a", **extra):
+    return client.post(
+        "/api/v1/auth/token",
+        json={"username": username, "password": password, "device_id": device_id, **extra},
+    )
+
+
+def test_sign_in_returns_token_and_user(client, world):
+    response = sign_in(client, device_name="Huawei MatePad")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["token"] and body["expires_at"]
+    assert body["user"]["username"] == "officer1"
+    assert body["user"]["role"] == "officer"
+    assert body["user"]["squadron_id"] == world.squadrons[0].id
+
+
+def test_me_shows_user_and_device(client, world):
+    token = sign_in(client, device_id="pad-17").get_json()["token"]
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200
+    assert me.get_json()["username"] == "officer1"
+    assert me.get_json()["device_id"] == "pad-17"
+
+
+def test_wrong_password_is_401(client, world):
+    assert_error(sign_in(client, password="nope"), 401, "unauthenticated")
+
+
+def test_unknown_user_is_401_like_a_wrong_password(client, world):
+    body = assert_error(sign_in(client, username="ghost"), 401, "unauthenticated")
+    assert body["message"] == "wrong username or password"
+
+
+def test_tokens_are_stored_hashed(app, client, world):
+    token = sign_in(client).get_json()["token"]
+    with app.app_context():
+        stored = db.session.scalars(sa.select(Token.token_hash)).all()
+    assert stored and token not in stored
+
+
+def test_missing_or_bad_token_is_401(client, world):
+    assert_error(client.get("/api/v1/me"), 401, "unauthenticated")
+    response = client.get("/api/v1/me", headers={"Authorization": "Bearer not-a-token"})
+    assert_error(response, 401, "unauthenticated")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_sixth_attempt_within_window_is_429_even_with_right_password(client, world):
+    for _ in range(5):
+        assert_error(sign_in(client, password="wrong"), 401, "unauthenticated")
+    response = sign_in(client)
+    assert_error(response, 429, "rate_limited")
+    assert 0 < int(response.headers["Retry-After"]) <= 15 * 60
+    # Another account is not affected.
+    assert sign_in(client, username="officer2").status_code == 201
+
+
+def test_failures_older_than_the_window_do_not_count(app, client, world):
+    from fieldapp.auth.models import LoginFailure
+
+    with app.app_context():
+        old = utcnow() - timedelta(minutes=16)
+        db.session.add_all(LoginFailure(username="officer1", at=old) for _ in range(5))
+        db.session.commit()
+    assert sign_in(client).status_code == 201
+
+
+def test_sign_out_revokes_only_that_token(client, world):
+    first = sign_in(client, device_id="pad-1").get_json()["token"]
+    second = sign_in(client, device_id="pad-2").get_json()["token"]
+    response = client.delete("/api/v1/auth/token", headers={"Authorization": f"Bearer {first}"})
+    assert response.status_code == 204
+    assert_error(
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {first}"}),
+        401,
+        "unauthenticated",
+    )
+    assert (
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {second}"}).status_code == 200
+    )
+
+
+def test_expired_token_is_401(app, client, world):
+    token = sign_in(client).get_json()["token"]
+    with app.app_context():
+        db.session.execute(sa.update(Token).values(expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    assert_error(
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}),
+        401,
+        "unauthenticated",
+    )
+
+
+def test_admin_revokes_a_device(client, login, world):
+    lost = sign_in(client, device_id="lost-pad").get_json()["token"]
+    other = sign_in(client, username="officer2", device_id="other-pad").get_json()["token"]
+    admin = login("admin")
+    response = admin.post("/api/v1/devices/lost-pad/revoke")
+    assert response.status_code == 200
+    assert response.get_json()["revoked"] is True
+    assert response.get_json()["revoked_tokens"] == 1
+    assert_error(
+        client.get("/api/v1/me", headers={"Authorization": f"Bearer {lost}"}),
+        401,
+        "unauthenticated",
+    )
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {other}"}).status_code == 200
+    # The revoked device cannot sign in again, whoever tries, until reinstated.
+    assert_error(sign_in(client, device_id="lost-pad"), 403, "forbidden")
+    assert admin.post("/api/v1/devices/lost-pad/reinstate").status_code == 200
+    assert sign_in(client, device_id="lost-pad").status_code == 201
+
+
+def test_only_admins_revoke_devices(client, login, world):
+    sign_in(client, device_id="pad-x")
+    leader = login("leader1")
+    # Not even visible to a leader who never used it: 404, not 403.
+    assert_error(leader.post("/api/v1/devices/pad-x/revoke"), 404, "not_found")
+    assert_error(leader.post(f"/api/v1/devices/{leader.device_id}/revoke"), 403, "forbidden")
+
+
+def test_revoking_unknown_device_is_404(login, world):
+    assert_error(login("admin").post("/api/v1/devices/never-seen/revoke"), 404, "not_found")
+
+
+def test_sign_in_bad_input(client, world):
+    assert_error(client.post("/api/v1/auth/token", json={}), 422, "validation_failed")
+    body = assert_error(
+        client.post(
+            "/api/v1/auth/token", json={"username": "a", "password": "b", "device_id": "bad id!"}
+        ),
+        422,
+        "validation_failed",
+    )
+    assert "device_id" in body["errors"]["json"]
+    body = assert_error(sign_in(client, role="admin"), 422, "validation_failed")
+    assert body["errors"]["json"]["role"] == ["Unknown field."]
+    assert_error(
+        client.post("/api/v1/auth/token", data="{", content_type="application/json"),
+        400,
+        "malformed_json",
+    )
+    assert_error(
+        client.post("/api/v1/auth/token", data="username=x", content_type="text/plain"),
+        415,
+        "unsupported_media_type",
+    )
+    body = assert_error(
+        client.post("/api/v1/auth/token", json={"username": 5, "password": [], "device_id": "d"}),
+        422,
+        "validation_failed",
+    )
+    assert set(body["errors"]["json"]) == {"username", "password"}
+
+
+def test_every_sign_in_and_revocation_is_audited(app, client, login, world):
+    from fieldapp.audit.models import AuditEntry
+
+    sign_in(client, device_id="pad-9")
+    login("admin").post("/api/v1/devices/pad-9/revoke")
+    with app.app_context():
+        actions = db.session.scalars(sa.select(AuditEntry.action).order_by(AuditEntry.seq)).all()
+    assert actions.count("auth.login") >= 2
+    assert "device.revoke" in actions
