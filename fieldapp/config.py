@@ -8,6 +8,7 @@ names the variable, rather than failing later in a request.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -15,6 +16,11 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+
+def compact_json(value) -> str:
+    """JSON as stored in the database: UTF-8 text (Chinese stays readable), no padding."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class ConfigError(RuntimeError):
@@ -98,7 +104,7 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str) -> 
 
     return {
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "json_serializer": compact_json},
         "STORAGE_DIR": str(storage_dir),
         "SECRET_KEY": _secret_key(env, instance),
         "TOKEN_TTL_HOURS": _int(env, "FIELDAPP_TOKEN_TTL_HOURS", 24 * 7),

@@ -1,0 +1,957 @@
+"""Builds the demo district: a Baoshan-like district with a year of history.
+
+Everything is drawn from one ``random.Random(seed)``, so the same seed, scale and reference date
+give the same district, row for row. Rows are written with bulk Core inserts in chunks, which
+keeps the ``city`` scale (about 200,000 targets) to a few minutes.
+
+Each target carries a hidden propensity to violate (its business type's base rate times a
+log-normal individual factor). It is never stored: it only decides what inspections find, so
+the history has real structure for risk scoring to discover, as a real district's would.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+import shapely
+import shapely.affinity
+import sqlalchemy as sa
+from shapely.geometry import LineString, Point, Polygon, box
+from shapely.prepared import prep
+from stdnum.cn import uscc as uscc_number
+
+from fieldapp.audit.models import AuditEntry
+from fieldapp.auth.models import Role, User
+from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import change_counter, db
+from fieldapp.demo import vocabulary as vocab
+from fieldapp.geo import METRES_PER_DEGREE
+from fieldapp.inspections.models import Case, Inspection, inspection_officers
+from fieldapp.org.models import District, Squadron
+from fieldapp.targets.models import Target
+from fieldapp.targets.operations import code_for
+from fieldapp.tasks.models import Task, task_assignees
+
+DEMO_PASSWORD = "fieldapp-demo"
+DEFAULT_SEED = 20240325
+# Baoshan's rough extent (WGS-84): the squadrons tile this box on a 4 x 3 grid.
+EXTENT = (121.33, 31.29, 121.53, 31.51)
+GRID_ROWS, GRID_COLS = 4, 3
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    shops: int
+    sites: int
+    officers_per_squadron: int
+    #: Scales the per-target inspection rate; the city keeps history lighter per target.
+    visit_factor: float
+
+
+SCALES = {
+    "small": Scale("small", shops=180, sites=24, officers_per_squadron=3, visit_factor=1.0),
+    "district": Scale("district", shops=3000, sites=80, officers_per_squadron=8, visit_factor=1.0),
+    "city": Scale("city", shops=196_000, sites=4_300, officers_per_squadron=60, visit_factor=0.45),
+}
+
+
+@dataclass
+class Summary:
+    scale: str
+    seed: int
+    as_of: str
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+Progress = Callable[[str], None]
+
+
+def _uuid(rng: random.Random) -> uuid.UUID:
+    return uuid.UUID(int=rng.getrandbits(128), version=4)
+
+
+def _chunks(rows: Iterable[dict], size: int = CHUNK) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# -- geography ---------------------------------------------------------------------------------
+
+
+def jurisdiction_polygons(rng: random.Random) -> dict[tuple[int, int], Polygon]:
+    """Contiguous squadron polygons: a grid whose shared vertices and edge midpoints are jittered
+    once, so neighbours share their borders exactly and nothing overlaps or leaves a gap."""
+    minlon, minlat, maxlon, maxlat = EXTENT
+    dlon = (maxlon - minlon) / GRID_COLS
+    dlat = (maxlat - minlat) / GRID_ROWS
+
+    corners = {}
+    for r in range(GRID_ROWS + 1):
+        for c in range(GRID_COLS + 1):
+            inner = 0 < r < GRID_ROWS and 0 < c < GRID_COLS
+            jitter_lon = rng.uniform(-0.18, 0.18) * dlon if inner else 0.0
+            jitter_lat = rng.uniform(-0.18, 0.18) * dlat if inner else 0.0
+            # row 0 is the north edge
+            corners[r, c] = (minlon + c * dlon + jitter_lon, maxlat - r * dlat + jitter_lat)
+
+    midpoints: dict[tuple, tuple[float, float]] = {}
+
+    def midpoint(a: tuple[int, int], b: tuple[int, int]) -> tuple[float, float]:
+        key = (min(a, b), max(a, b))
+        if key not in midpoints:
+            (x1, y1), (x2, y2) = corners[a], corners[b]
+            on_border = (a[0] == b[0] and a[0] in (0, GRID_ROWS)) or (
+                a[1] == b[1] and a[1] in (0, GRID_COLS)
+            )
+            # Bend interior borders sideways a little, like real streets and creeks do.
+            bend = 0.0 if on_border else rng.uniform(-0.12, 0.12)
+            nx, ny = -(y2 - y1), x2 - x1
+            midpoints[key] = ((x1 + x2) / 2 + bend * nx, (y1 + y2) / 2 + bend * ny)
+        return midpoints[key]
+
+    polygons = {}
+    for r in range(GRID_ROWS):
+        for c in range(GRID_COLS):
+            nw, ne, se, sw = (r, c), (r, c + 1), (r + 1, c + 1), (r + 1, c)
+            ring = [
+                corners[nw],
+                midpoint(nw, ne),
+                corners[ne],
+                midpoint(ne, se),
+                corners[se],
+                midpoint(se, sw),
+                corners[sw],
+                midpoint(sw, nw),
+                corners[nw],
+            ]
+            polygons[r, c] = shapely.set_precision(Polygon(ring), 1e-7)
+    return polygons
+
+
+def _point_in(rng: random.Random, polygon: Polygon, prepared) -> tuple[float, float]:
+    minx, miny, maxx, maxy = polygon.bounds
+    while True:
+        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+        if prepared.contains(Point(x, y)):
+            return x, y
+
+
+def _streets(rng: random.Random, polygon: Polygon, prepared, roads: tuple[str, ...]) -> list:
+    """A line inside the jurisdiction for each road name: shops line their street."""
+    streets = []
+    for road in roads:
+        for _ in range(50):
+            x, y = _point_in(rng, polygon, prepared)
+            angle = rng.uniform(0, math.pi)
+            half = rng.uniform(600, 1800) / METRES_PER_DEGREE
+            line = LineString(
+                [
+                    (
+                        x - half * math.cos(angle) / math.cos(math.radians(y)),
+                        y - half * math.sin(angle),
+                    ),
+                    (
+                        x + half * math.cos(angle) / math.cos(math.radians(y)),
+                        y + half * math.sin(angle),
+                    ),
+                ]
+            ).intersection(polygon.buffer(-0.0005))
+            if not line.is_empty and line.length > 0 and line.geom_type == "LineString":
+                streets.append((road, line))
+                break
+    return streets
+
+
+def _offset_metres(
+    lon: float, lat: float, metres: float, rng: random.Random
+) -> tuple[float, float]:
+    angle = rng.uniform(0, 2 * math.pi)
+    dlat = metres * math.sin(angle) / METRES_PER_DEGREE
+    dlon = metres * math.cos(angle) / (METRES_PER_DEGREE * math.cos(math.radians(lat)))
+    return lon + dlon, lat + dlat
+
+
+def _site_boundary(lon: float, lat: float, half_metres: float, rng: random.Random) -> Polygon:
+    w = half_metres * rng.uniform(0.7, 1.3) / (METRES_PER_DEGREE * math.cos(math.radians(lat)))
+    h = half_metres * rng.uniform(0.7, 1.3) / METRES_PER_DEGREE
+    return shapely.affinity.rotate(box(lon - w, lat - h, lon + w, lat + h), rng.uniform(0, 90))
+
+
+# -- the build ---------------------------------------------------------------------------------
+
+
+def _weighted(rng: random.Random, entries: tuple[dict, ...]) -> dict:
+    return rng.choices(entries, weights=[e["weight"] for e in entries])[0]
+
+
+def _name(rng: random.Random, surnames, given) -> str:
+    return rng.choice(surnames) + rng.choice(given)
+
+
+def _uscc(rng: random.Random, individual: bool) -> str:
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    body = (
+        ("92" if individual else "91") + "310113" + "".join(rng.choice(alphabet) for _ in range(9))
+    )
+    return body + uscc_number.calc_check_digit(body)
+
+
+class DemoBuilder:
+    """Writes one demo district into the app's database (which must be migrated and empty)."""
+
+    def __init__(
+        self,
+        scale: Scale,
+        seed: int = DEFAULT_SEED,
+        as_of: date | None = None,
+        progress: Progress | None = None,
+    ):
+        self.scale = scale
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.as_of = as_of or datetime.now(UTC).date()
+        self.end = datetime(self.as_of.year, self.as_of.month, self.as_of.day, tzinfo=UTC)
+        self.start = self.end - timedelta(days=365)
+        self.progress = progress or (lambda message: None)
+        self.password_hash = ""
+        self.counts: dict[str, int] = {}
+        self.seq = 0  # change sequence numbers handed out so far
+
+    # The syncable rows get consecutive change numbers, as if written one after another.
+    def _next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def _insert(self, table, rows: Iterable[dict], label: str, total: int | None = None) -> int:
+        count = 0
+        started = time.perf_counter()
+        for chunk in _chunks(rows):
+            db.session.execute(sa.insert(table), chunk)
+            count += len(chunk)
+            if total and total > CHUNK * 4 and count % (CHUNK * 10) == 0:
+                self.progress(
+                    f"  {label}: {count:,} / ~{total:,} ({time.perf_counter() - started:.0f}s)"
+                )
+        self.counts[label] = self.counts.get(label, 0) + count
+        return count
+
+    def build(self, password_hasher) -> Summary:
+        started = time.perf_counter()
+        self.password_hash = password_hasher.hash(DEMO_PASSWORD)
+        rng = self.rng
+        self.progress(
+            f"building demo district: scale={self.scale.name} seed={self.seed} as of {self.as_of}"
+        )
+
+        district = District(code="310113", name="宝山区", created_at=self.start)
+        db.session.add(district)
+        db.session.flush()
+        self.district_id = district.id
+
+        polygons = jurisdiction_polygons(rng)
+        self.squadrons = []
+        for index, spec in enumerate(vocab.SQUADRONS, start=1):
+            polygon = polygons[spec["grid"]]
+            self.squadrons.append(
+                {"id": index, "spec": spec, "polygon": polygon, "prepared": prep(polygon)}
+            )
+        self._insert(
+            Squadron.__table__,
+            (
+                {
+                    "id": s["id"],
+                    "district_id": district.id,
+                    "name": s["spec"]["name"],
+                    "jurisdiction": {"type": "Polygon", "coordinates": _coords(s["polygon"])},
+                    "min_lon": s["polygon"].bounds[0],
+                    "min_lat": s["polygon"].bounds[1],
+                    "max_lon": s["polygon"].bounds[2],
+                    "max_lat": s["polygon"].bounds[3],
+                    "created_at": self.start,
+                    "updated_at": self.start,
+                    "version": 1,
+                    "change_seq": self._next_seq(),
+                }
+                for s in self.squadrons
+            ),
+            "squadrons",
+        )
+        self._users()
+        self._checklists()
+        self._targets()
+        self._history()
+        self._finish()
+        summary = Summary(self.scale.name, self.seed, self.as_of.isoformat(), self.counts)
+        summary.seconds = time.perf_counter() - started
+        db.session.add(
+            AuditEntry(
+                action="demo.build",
+                entity="district",
+                record_id=str(district.id),
+                after={
+                    "scale": summary.scale,
+                    "seed": self.seed,
+                    "as_of": summary.as_of,
+                    "counts": self.counts,
+                },
+            )
+        )
+        return summary
+
+    # -- people ------------------------------------------------------------------------------
+
+    def _users(self) -> None:
+        rng = self.rng
+        rows = []
+
+        def user(username: str, role: Role, squadron_id: int | None) -> dict:
+            row = {
+                "id": _uuid(rng),
+                "username": username,
+                "name": _name(rng, vocab.SURNAMES, vocab.GIVEN_NAMES),
+                "role": role.value,
+                "district_id": self.district_id,
+                "squadron_id": squadron_id,
+                "password_hash": self.password_hash,
+                "active": True,
+                "created_at": self.start,
+                "updated_at": self.start,
+                "version": 1,
+                "change_seq": self._next_seq(),
+            }
+            rows.append(row)
+            return row
+
+        user("admin", Role.admin, None)
+        user("supervisor", Role.supervisor, None)
+        user("supervisor2", Role.supervisor, None)
+        self.leaders: dict[int, dict] = {}
+        self.officers: dict[int, list[dict]] = {}
+        for s in self.squadrons:
+            sid = s["id"]
+            leader_name = f"leader{sid}" if sid <= 2 else f"sq{sid:02d}.leader"
+            self.leaders[sid] = user(leader_name, Role.leader, sid)
+            named = {1: ["officer1", "officer2"], 2: ["officer3"]}.get(sid, [])
+            count = max(self.scale.officers_per_squadron, len(named) + 2)
+            names = named + [
+                f"sq{sid:02d}.officer{n:02d}" for n in range(len(named) + 1, count + 1)
+            ]
+            self.officers[sid] = [user(name, Role.officer, sid) for name in names]
+        self._insert(User.__table__, rows, "users")
+
+    # -- checklists --------------------------------------------------------------------------
+
+    def _checklists(self) -> None:
+        self.checklists = {}
+        for checklist_id, (kind, spec) in enumerate(
+            (("shop", vocab.SHOP_CHECKLIST), ("site", vocab.SITE_CHECKLIST)), start=1
+        ):
+            self._insert(
+                Checklist.__table__,
+                [
+                    {
+                        "id": checklist_id,
+                        "kind": kind,
+                        "title": spec["title"],
+                        "active": True,
+                        "created_at": self.start,
+                        "updated_at": self.start,
+                        "version": 1,
+                        "change_seq": self._next_seq(),
+                    }
+                ],
+                "checklists",
+            )
+            db.session.execute(
+                sa.insert(ChecklistVersion.__table__),
+                [
+                    {
+                        "checklist_id": checklist_id,
+                        "version": 1,
+                        "title": spec["title"],
+                        "published_at": self.start,
+                    }
+                ],
+            )
+            self._insert(
+                ChecklistItem.__table__,
+                (
+                    {
+                        "checklist_id": checklist_id,
+                        "checklist_version": 1,
+                        "position": position,
+                        "code": item["code"],
+                        "text": item["text"],
+                        "severity": item["severity"],
+                        "phases": list(item.get("phases", ())) if kind == "site" else [],
+                        "legal_basis": item.get("legal_basis", ""),
+                    }
+                    for position, item in enumerate(spec["items"])
+                ),
+                "checklist items",
+            )
+            self.checklists[kind] = {"id": checklist_id, "items": spec["items"]}
+
+    # -- targets -----------------------------------------------------------------------------
+
+    def _targets(self) -> None:
+        rng = self.rng
+        self.targets: list[dict] = []  # what the history needs to know about each target
+        weights = [rng.uniform(0.7, 1.3) for _ in self.squadrons]
+        total_weight = sum(weights)
+        self.progress(f"placing {self.scale.shops:,} shops and {self.scale.sites:,} sites")
+
+        shares = [int(self.scale.shops * w / total_weight) for w in weights]
+        shares[0] += self.scale.shops - sum(shares)  # exactly the scale's number of shops
+
+        def shop_rows() -> Iterator[dict]:
+            for s, count in zip(self.squadrons, shares, strict=True):
+                streets = _streets(rng, s["polygon"], s["prepared"], s["spec"]["roads"])
+                numbers = {road: 1 for road, _ in streets}
+                for _ in range(count):
+                    road, line = rng.choice(streets)
+                    for _attempt in range(20):
+                        point = line.interpolate(rng.uniform(0, line.length))
+                        lon, lat = _offset_metres(point.x, point.y, rng.uniform(8, 25), rng)
+                        if s["prepared"].contains(Point(lon, lat)):
+                            break
+                    else:
+                        lon, lat = _point_in(rng, s["polygon"], s["prepared"])
+                    numbers[road] += rng.randint(1, 6)
+                    business = _weighted(rng, vocab.BUSINESS_TYPES)
+                    core = rng.choice(business["name_cores"])
+                    prefix = rng.choice(vocab.NAME_PREFIXES) if rng.random() < 0.6 else ""
+                    name = prefix + core + rng.choice(business["name_suffixes"])
+                    propensity = min(
+                        0.85, business["base_violation_rate"] * rng.lognormvariate(0, 0.7)
+                    )
+                    credit = _credit(rng, propensity / max(business["base_violation_rate"], 1e-6))
+                    target_id = _uuid(rng)
+                    created = self.start - timedelta(days=rng.randint(0, 2000))
+                    if rng.random() < 0.06:  # opened during the year: new targets
+                        created = self.start + timedelta(days=rng.randint(0, 330))
+                    self.targets.append(
+                        {
+                            "id": target_id,
+                            "kind": "shop",
+                            "squadron_id": s["id"],
+                            "lon": lon,
+                            "lat": lat,
+                            "propensity": propensity,
+                            "business_type": business["code"],
+                            "phase": None,
+                            "name": name,
+                            "road": road,
+                            "created": created,
+                        }
+                    )
+                    yield {
+                        "id": target_id,
+                        "kind": "shop",
+                        "code": code_for(target_id, "shop"),
+                        "name": name,
+                        "address": f"宝山区{road}{numbers[road]}号",
+                        "squadron_id": s["id"],
+                        "lon": round(lon, 7),
+                        "lat": round(lat, 7),
+                        "credit_class": credit,
+                        "sensitive_surroundings": rng.random() < 0.08,
+                        "business_type": business["code"],
+                        "uscc": _uscc(rng, individual=rng.random() < 0.7),
+                        "active": True,
+                        "created_at": max(created, self.start),
+                        "updated_at": max(created, self.start),
+                        "version": 1,
+                        "change_seq": self._next_seq(),
+                    }
+
+        self._insert(Target.__table__, shop_rows(), "shops", total=self.scale.shops)
+
+        half_sizes = {"large": 160, "medium": 90, "small": 50, "micro": 25}
+
+        def site_rows() -> Iterator[dict]:
+            for n in range(self.scale.sites):
+                s = self.squadrons[n % len(self.squadrons)]
+                scale = _weighted(rng, vocab.SITE_SCALES)
+                phase = _weighted(rng, vocab.SITE_PHASES)
+                for _attempt in range(50):
+                    lon, lat = _point_in(rng, s["polygon"], s["prepared"])
+                    boundary = _site_boundary(lon, lat, half_sizes[scale["code"]], rng)
+                    if s["prepared"].contains(boundary):
+                        break
+                template = rng.choice(vocab.SITE_PROJECT_TEMPLATES)
+                plot = rng.choice([str(rng.randint(1, 60)), f"BSP0-{rng.randint(100, 2999):04d}"])
+                name = template.format(
+                    town=s["spec"]["town"], road=rng.choice(s["spec"]["roads"]), n=plot
+                )
+                propensity = min(
+                    0.85,
+                    0.18 * rng.lognormvariate(0, 0.6) * (1.3 if scale["code"] == "micro" else 1.0),
+                )
+                target_id = _uuid(rng)
+                gate = boundary.exterior.interpolate(rng.uniform(0, boundary.exterior.length))
+                self.targets.append(
+                    {
+                        "id": target_id,
+                        "kind": "site",
+                        "squadron_id": s["id"],
+                        "lon": gate.x,
+                        "lat": gate.y,
+                        "propensity": propensity,
+                        "business_type": None,
+                        "phase": phase["code"],
+                        "name": name,
+                        "road": rng.choice(s["spec"]["roads"]),
+                        "created": self.start - timedelta(days=rng.randint(0, 400)),
+                    }
+                )
+                yield {
+                    "id": target_id,
+                    "kind": "site",
+                    "code": code_for(target_id, "site"),
+                    "name": name,
+                    "address": f"宝山区{rng.choice(s['spec']['roads'])}{rng.randint(1, 3000)}号",
+                    "squadron_id": s["id"],
+                    "lon": round(gate.x, 7),
+                    "lat": round(gate.y, 7),
+                    "credit_class": _credit(rng, propensity / 0.18),
+                    "sensitive_surroundings": rng.random() < 0.15,
+                    "permit_no": f"31011320{rng.randint(23, 25)}{rng.randint(0, 9999):04d}01",
+                    "scale": scale["code"],
+                    "phase": phase["code"],
+                    "boundary": {"type": "Polygon", "coordinates": _coords(boundary)},
+                    "active": True,
+                    "created_at": self.start,
+                    "updated_at": self.start,
+                    "version": 1,
+                    "change_seq": self._next_seq(),
+                }
+
+        self._insert(Target.__table__, site_rows(), "sites", total=self.scale.sites)
+
+    # -- a year of history -------------------------------------------------------------------
+
+    def _history(self) -> None:
+        rng = self.rng
+        expected = sum(self._visit_rate(t) for t in self.targets)
+        self.progress(f"writing a year of history (about {int(expected * 1.4):,} inspections)")
+        inspections: list[dict] = []
+        officer_rows: list[dict] = []
+        complaints: list[dict] = []
+        cases: list[dict] = []
+        tasks: list[dict] = []
+        assignees: list[dict] = []
+        case_numbers = iter(range(1, 10_000_000))
+        written = 0
+
+        def flush(force: bool = False) -> None:
+            nonlocal written
+            if force or len(inspections) >= CHUNK:
+                # Parents first: cases and officers point at inspections, tasks at complaints.
+                db.session.execute(
+                    sa.insert(Complaint.__table__), complaints
+                ) if complaints else None
+                db.session.execute(
+                    sa.insert(Inspection.__table__), inspections
+                ) if inspections else None
+                for table, rows in (
+                    (inspection_officers, officer_rows),
+                    (Case.__table__, cases),
+                    (Task.__table__, tasks),
+                    (task_assignees, assignees),
+                ):
+                    if rows:
+                        db.session.execute(sa.insert(table), rows)
+                for label, rows in (
+                    ("inspections", inspections),
+                    ("complaints", complaints),
+                    ("cases", cases),
+                    ("tasks", tasks),
+                ):
+                    self.counts[label] = self.counts.get(label, 0) + len(rows)
+                written += len(inspections)
+                for rows in (inspections, officer_rows, complaints, cases, tasks, assignees):
+                    rows.clear()
+
+        report_every = max(1, len(self.targets) // 10)
+        for done, target in enumerate(self.targets, start=1):
+            if len(self.targets) > 20_000 and done % report_every == 0:
+                share = done * 100 // len(self.targets)
+                self.progress(f"  {share}% of targets, {written:,} inspections written")
+            begin = max(self.start, target["created"])
+            span = (self.end - begin).total_seconds()
+            if span <= 0:
+                continue
+            visits = _poisson(rng, self._visit_rate(target) * span / (365 * 86400))
+            moments = sorted(begin + timedelta(seconds=rng.uniform(0, span)) for _ in range(visits))
+            # 12345 complaints: more where the target really misbehaves.
+            complaint_rate = (0.15 + 3.0 * target["propensity"]) * self.scale.visit_factor
+            for _ in range(_poisson(rng, complaint_rate * span / (365 * 86400))):
+                received = begin + timedelta(seconds=rng.uniform(0, span))
+                complaint = self._complaint(target, received)
+                complaints.append(complaint)
+                check_at = received + timedelta(hours=rng.uniform(4, 72))
+                if self.end - received < timedelta(days=5) and rng.random() < 0.6:
+                    check_at = self.end  # the squadron has not got round to it yet
+                if check_at < self.end:
+                    moments.append(check_at)
+                    target.setdefault("complaint_visits", {})[check_at] = complaint
+                else:  # not checked yet: an open task on the officers' devices
+                    self._task(target, complaint, received, tasks, assignees)
+            for moment in sorted(moments):
+                complaint = target.get("complaint_visits", {}).get(moment)
+                follow_up = self._inspection(
+                    target,
+                    moment,
+                    "complaint" if complaint else None,
+                    None,
+                    inspections,
+                    officer_rows,
+                    cases,
+                    case_numbers,
+                )
+                if complaint is not None:
+                    complaint["substantiated"] = follow_up["found_violation"]
+                    complaint["closed_at"] = moment + timedelta(hours=2)
+                # 复查: a rectification order is checked again around its deadline.
+                while follow_up["deadline"] is not None:
+                    at = follow_up["deadline_at"] + timedelta(hours=rng.uniform(-48, 72))
+                    if at >= self.end:
+                        break
+                    follow_up = self._inspection(
+                        target,
+                        at,
+                        "task",
+                        follow_up["id"],
+                        inspections,
+                        officer_rows,
+                        cases,
+                        case_numbers,
+                        fixed_probability=0.85,
+                    )
+            flush()
+        flush(force=True)
+        self._manual_tasks()
+
+    def _manual_tasks(self) -> None:
+        """A few open tasks a leader dispatched by hand, so devices have work to pull."""
+        rng = self.rng
+        tasks, assignees = [], []
+        by_squadron: dict[int, list[dict]] = {}
+        for target in self.targets:
+            by_squadron.setdefault(target["squadron_id"], []).append(target)
+        notes = (
+            "节前市容环境专项检查",
+            "夜间施工许可核查",
+            "店招店牌安全隐患排查",
+            "垃圾分类专项检查",
+        )
+        for squadron_id, targets in sorted(by_squadron.items()):
+            for target in rng.sample(targets, min(3, len(targets))):
+                task_id = _uuid(rng)
+                created = self.end - timedelta(days=rng.uniform(0.5, 4))
+                tasks.append(
+                    {
+                        "id": task_id,
+                        "target_id": target["id"],
+                        "squadron_id": squadron_id,
+                        "origin": "manual",
+                        "status": "open",
+                        "due": created + timedelta(days=rng.choice([2, 5, 7])),
+                        "note": rng.choice(notes),
+                        "complaint_id": None,
+                        "created_by_id": self.leaders[squadron_id]["id"],
+                        "created_at": created,
+                        "updated_at": created,
+                        "version": 1,
+                        "change_seq": self._next_seq(),
+                    }
+                )
+                assignees.extend(
+                    {"task_id": task_id, "user_id": o["id"]}
+                    for o in self._officer_pair(squadron_id)
+                )
+        self._insert(Task.__table__, tasks, "tasks")
+        db.session.execute(sa.insert(task_assignees), assignees)
+
+    def _visit_rate(self, target: dict) -> float:
+        """Inspections a year: by how the target would be graded, roughly as a district does."""
+        p = target["propensity"]
+        base = 6 + 30 * p if target["kind"] == "site" else 0.8 + 12 * p
+        return base * self.scale.visit_factor
+
+    def _officer_pair(self, squadron_id: int) -> list[dict]:
+        officers = self.officers[squadron_id]
+        if self.rng.random() < 0.04:  # a few lone inspections: the case-file review flags them
+            return [self.rng.choice(officers)]
+        return self.rng.sample(officers, 2)
+
+    def _complaint(self, target: dict, received: datetime) -> dict:
+        rng = self.rng
+        categories = [c for c in vocab.COMPLAINT_CATEGORIES if c["kind"] == target["kind"]]
+        category = rng.choice(categories)
+        return {
+            "id": _uuid(rng),
+            "target_id": target["id"],
+            "squadron_id": target["squadron_id"],
+            "source": "12345",
+            "category": category["code"],
+            "text": rng.choice(category["text_templates"]).format(
+                name=target["name"], road=target["road"]
+            ),
+            "received_at": received,
+            "substantiated": None,
+            "closed_at": None,
+        }
+
+    def _task(self, target, complaint, received, tasks, assignees) -> None:
+        rng = self.rng
+        task_id = _uuid(rng)
+        pair = self._officer_pair(target["squadron_id"])
+        tasks.append(
+            {
+                "id": task_id,
+                "target_id": target["id"],
+                "squadron_id": target["squadron_id"],
+                "origin": "complaint",
+                "status": "open",
+                "due": received + timedelta(days=3),
+                "note": "12345投诉核查：" + complaint["text"][:60],
+                "complaint_id": complaint["id"],
+                "created_by_id": self.leaders[target["squadron_id"]]["id"],
+                "created_at": received,
+                "updated_at": received,
+                "version": 1,
+                "change_seq": self._next_seq(),
+            }
+        )
+        assignees.extend({"task_id": task_id, "user_id": officer["id"]} for officer in pair)
+
+    def _inspection(
+        self,
+        target,
+        started,
+        origin,
+        follow_up_of,
+        inspections,
+        officer_rows,
+        cases,
+        case_numbers,
+        fixed_probability: float | None = None,
+    ) -> dict:
+        rng = self.rng
+        kind = target["kind"]
+        checklist = self.checklists[kind]
+        inspection_id = _uuid(rng)
+        started = started.replace(
+            hour=rng.randint(8, 17), minute=rng.randint(0, 59), second=rng.randint(0, 59)
+        )
+        if started >= self.end:
+            started = self.end - timedelta(hours=rng.uniform(1, 20))
+        ended = started + timedelta(minutes=rng.uniform(8, 45))
+        if origin is None:
+            origin = rng.choices(["scheduled", "patrol", "random"], weights=[60, 28, 12])[0]
+
+        answers: dict[str, dict] = {}
+        worst = None
+        failed = []
+        p = target["propensity"]
+        if fixed_probability is not None:
+            p = p * (1 - fixed_probability)
+        for item in checklist["items"]:
+            applies = (
+                (not item.get("applies_to") or target["business_type"] in item["applies_to"])
+                if kind == "shop"
+                else target["phase"] in item.get("phases", ())
+            )
+            if not applies:
+                answers[item["code"]] = {"result": "na", "note": "", "photo_ids": []}
+                continue
+            chance = p * {"minor": 0.45, "moderate": 0.3, "severe": 0.12}[item["severity"]]
+            if rng.random() < chance:
+                failed.append(item)
+                answers[item["code"]] = {
+                    "result": "fail",
+                    "note": rng.choice(vocab.FINDING_NOTES[item["code"]]),
+                    "photo_ids": [],
+                }
+                if worst is None or _SEVERITY_RANK[item["severity"]] > _SEVERITY_RANK[worst]:
+                    worst = item["severity"]
+            else:
+                answers[item["code"]] = {"result": "pass", "note": "", "photo_ids": []}
+
+        deadline = None
+        legal_basis = None
+        if worst is None:
+            outcome = "compliant"
+        elif worst == "minor":
+            outcome = rng.choices(["corrected_on_site", "penalty_waived"], weights=[70, 30])[0]
+        elif worst == "moderate":
+            outcome = rng.choices(
+                ["corrected_on_site", "rectification_ordered", "penalty_waived"],
+                weights=[35, 55, 10],
+            )[0]
+        else:
+            outcome = rng.choices(["case_opened", "rectification_ordered"], weights=[60, 40])[0]
+        if outcome == "rectification_ordered":
+            deadline = (ended + timedelta(days=rng.choice([3, 7, 15]))).date()
+        if outcome == "penalty_waived":
+            legal_basis = rng.choice(vocab.LEGAL_BASIS_WAIVER)
+        elif failed:
+            legal_basis = failed[0].get("legal_basis") or None
+
+        leader = self.leaders[target["squadron_id"]]
+        recent = self.end - started < timedelta(days=4)
+        review_status = (
+            "pending" if recent else ("returned" if rng.random() < 0.015 else "approved")
+        )
+        officers = self._officer_pair(target["squadron_id"])
+        far = rng.random() < 0.02  # a few records taken far from the door: flags to find
+        lon, lat = _offset_metres(
+            target["lon"], target["lat"], rng.uniform(300, 900) if far else rng.uniform(2, 30), rng
+        )
+        findings = "；".join(answers[item["code"]]["note"] for item in failed)
+        inspections.append(
+            {
+                "id": inspection_id,
+                "target_id": target["id"],
+                "squadron_id": target["squadron_id"],
+                "checklist_id": checklist["id"],
+                "checklist_version": 1,
+                "origin": origin,
+                "started_at": started,
+                "ended_at": ended,
+                "lon": round(lon, 7),
+                "lat": round(lat, 7),
+                "accuracy_m": round(
+                    rng.uniform(4, 25) if rng.random() > 0.03 else rng.uniform(80, 300), 1
+                ),
+                "location_crs": "wgs84",
+                "answers": answers,
+                "findings": findings,
+                "outcome": outcome,
+                "rectification_deadline": deadline,
+                "legal_basis": legal_basis,
+                "follow_up_of": follow_up_of,
+                "photo_ids": [],
+                "status": "submitted",
+                "review_status": review_status,
+                "review_comment": "请补充现场照片及当事人陈述"
+                if review_status == "returned"
+                else None,
+                "reviewed_by_id": None if review_status == "pending" else leader["id"],
+                "reviewed_at": None
+                if review_status == "pending"
+                else ended + timedelta(hours=rng.uniform(2, 60)),
+                "flags": [],
+                "created_by_id": officers[0]["id"],
+                "device_id": f"pad-{officers[0]['username']}",
+                "received_at": ended + timedelta(minutes=rng.uniform(1, 240)),
+                "submitted_at": ended + timedelta(minutes=rng.uniform(1, 240)),
+                "updated_at": ended,
+                "version": 2 if review_status != "pending" else 1,
+                "change_seq": self._next_seq(),
+            }
+        )
+        officer_rows.extend(
+            {"inspection_id": inspection_id, "user_id": o["id"], "position": i}
+            for i, o in enumerate(officers)
+        )
+        if outcome == "case_opened":
+            severe = [i for i in failed if i["severity"] == "severe"] or failed
+            opened = ended + timedelta(days=rng.uniform(0, 3))
+            cases.append(
+                {
+                    "id": _uuid(rng),
+                    "number": f"沪宝城管罚字〔{opened.year}〕第{next(case_numbers):06d}号",
+                    "target_id": target["id"],
+                    "squadron_id": target["squadron_id"],
+                    "inspection_id": inspection_id,
+                    "item_code": severe[0]["code"],
+                    "opened_at": opened,
+                    "closed_at": opened + timedelta(days=rng.uniform(15, 60))
+                    if rng.random() < 0.8
+                    else None,
+                    "fine_yuan": rng.choice([200, 500, 1000, 2000, 5000, 10000, 20000]),
+                    "summary": severe[0]["text"][:200],
+                }
+            )
+        return {
+            "id": inspection_id,
+            "deadline": deadline,
+            "deadline_at": datetime(deadline.year, deadline.month, deadline.day, 10, tzinfo=UTC)
+            if deadline
+            else None,
+            "found_violation": bool(failed),
+        }
+
+    def _finish(self) -> None:
+        db.session.execute(
+            sa.update(change_counter).where(change_counter.c.id == 1).values(value=self.seq)
+        )
+        if db.session.get_bind().dialect.name == "postgresql":
+            # Core inserts with explicit ids leave the serial sequences behind.
+            for table in ("districts", "squadrons", "checklists"):
+                db.session.execute(
+                    sa.text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT COALESCE(MAX(id), 1) FROM {table}))"
+                    )
+                )
+
+
+_SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
+
+
+def _credit(rng: random.Random, relative_risk: float) -> str:
+    """Credit classes loosely follow behaviour: the worst offenders are more often C or D."""
+    if relative_risk > 2.0:
+        weights = [5, 45, 35, 15]
+    elif relative_risk > 1.2:
+        weights = [12, 60, 22, 6]
+    else:
+        weights = [30, 60, 8, 2]
+    return rng.choices("ABCD", weights=weights)[0]
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    if lam > 30:
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    threshold, k, product = math.exp(-lam), 0, rng.random()
+    while product > threshold:
+        k += 1
+        product *= rng.random()
+    return k
+
+
+def _coords(polygon: Polygon) -> list[list[list[float]]]:
+    return [[[round(x, 7), round(y, 7)] for x, y in np.asarray(polygon.exterior.coords)]]
+
+
+def existing_demo(session) -> dict | None:
+    """The summary of the demo already in this database, if there is one."""
+    entry = session.scalar(
+        sa.select(AuditEntry)
+        .where(AuditEntry.action == "demo.build")
+        .order_by(AuditEntry.seq.desc())
+    )
+    return entry.after if entry is not None else None

@@ -1,0 +1,193 @@
+"""Importing targets from CSV or GeoJSON, checked with the same schema as the API.
+
+CSV columns: ``kind, name, address, squadron, lon, lat, business_type, uscc, permit_no, scale,
+phase, credit_class, sensitive_surroundings, code`` (``squadron`` is an id or a name such as
+``吴淞中队``; ``code`` updates the target with that 一店一码 code instead of adding one).
+
+GeoJSON: a FeatureCollection whose features carry the same names as properties; a shop's
+geometry is its Point, a site's is its boundary Polygon (its location is then the ``lon``/``lat``
+properties, or a point on the boundary when those are missing).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import marshmallow as ma
+import sqlalchemy as sa
+from shapely.geometry import shape
+
+from fieldapp.actor import Actor
+from fieldapp.db import db
+from fieldapp.org.models import Squadron
+from fieldapp.targets import operations
+from fieldapp.targets.models import Target
+from schemas.targets import TargetCreateArgs, TargetUpdateArgs
+
+FIELDS = (
+    "kind",
+    "name",
+    "address",
+    "squadron",
+    "lon",
+    "lat",
+    "business_type",
+    "uscc",
+    "permit_no",
+    "scale",
+    "phase",
+    "credit_class",
+    "sensitive_surroundings",
+    "code",
+)
+
+
+class ImportError_(Exception):
+    """The file has problems; ``problems`` lists them as ``"line N: field: why"``."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__(f"{len(problems)} problems")
+        self.problems = problems
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+
+
+def _rows_from_csv(path: Path) -> Iterator[tuple[str, dict]]:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        unknown = set(reader.fieldnames or ()) - set(FIELDS)
+        if unknown:
+            raise ImportError_([f"header: unknown columns {', '.join(sorted(unknown))}"])
+        for number, row in enumerate(reader, start=2):
+            yield (
+                f"line {number}",
+                {k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""},
+            )
+
+
+def _rows_from_geojson(path: Path) -> Iterator[tuple[str, dict]]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ImportError_([f"file: not valid JSON: {exc}"]) from None
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        raise ImportError_(["file: expected a GeoJSON FeatureCollection"])
+    for index, feature in enumerate(document.get("features") or []):
+        where = f"feature {index}"
+        if not isinstance(feature, dict) or not isinstance(feature.get("geometry"), dict):
+            yield where, {"_error": "a feature needs a geometry"}
+            continue
+        row = dict(feature.get("properties") or {})
+        geometry = feature["geometry"]
+        if geometry.get("type") == "Point":
+            coords = geometry.get("coordinates") or [None, None]
+            row.setdefault("lon", coords[0])
+            row.setdefault("lat", coords[1])
+        elif geometry.get("type") == "Polygon":
+            row["boundary"] = geometry
+            if "lon" not in row or "lat" not in row:
+                try:
+                    point = shape(geometry).exterior.interpolate(0)
+                    row["lon"], row["lat"] = point.x, point.y
+                except Exception:  # the schema reports the broken polygon itself
+                    pass
+        yield where, row
+
+
+def _squadron_ids() -> dict[str, int]:
+    ids = {}
+    for squadron in db.session.scalars(sa.select(Squadron)):
+        ids[str(squadron.id)] = squadron.id
+        ids[squadron.name] = squadron.id
+        ids[squadron.name.removesuffix("中队")] = squadron.id
+    return ids
+
+
+def _payload(row: dict, squadrons: dict[str, int]) -> tuple[dict, list[str]]:
+    problems = []
+    payload = {k: v for k, v in row.items() if k not in ("squadron", "lon", "lat", "code")}
+    if "squadron" in row:
+        squadron_id = squadrons.get(str(row["squadron"]))
+        if squadron_id is None:
+            problems.append(f"squadron: no squadron {row['squadron']!r}")
+        payload["squadron_id"] = squadron_id
+    if "lon" in row or "lat" in row:
+        try:
+            payload["location"] = {"lon": float(row.get("lon")), "lat": float(row.get("lat"))}
+        except (TypeError, ValueError):
+            problems.append("lon/lat: must be numbers")
+    if "sensitive_surroundings" in payload and isinstance(payload["sensitive_surroundings"], str):
+        payload["sensitive_surroundings"] = payload["sensitive_surroundings"].lower() in (
+            "1",
+            "true",
+            "yes",
+            "是",
+        )
+    return payload, problems
+
+
+def import_targets(
+    actor: Actor, path: str | Path, progress: Callable[[str], None] | None = None
+) -> ImportReport:
+    """Validate every row, then create or update targets. Raises :class:`ImportError_` listing
+    every problem (with its line) before anything is written."""
+    path = Path(path)
+    reader = _rows_from_geojson if path.suffix.lower() in (".geojson", ".json") else _rows_from_csv
+    squadrons = _squadron_ids()
+    problems: list[str] = []
+    work: list[tuple[Target | None, dict]] = []
+    seen_codes: set[str] = set()
+    for where, row in reader(path):
+        if "_error" in row:
+            problems.append(f"{where}: {row['_error']}")
+            continue
+        payload, row_problems = _payload(row, squadrons)
+        problems += [f"{where}: {p}" for p in row_problems]
+        code = str(row.get("code", "")).upper() or None
+        existing = db.session.scalar(sa.select(Target).where(Target.code == code)) if code else None
+        if code and existing is None:
+            problems.append(f"{where}: code: no target with code {code}")
+            continue
+        if code is not None:
+            if code in seen_codes:
+                problems.append(f"{where}: code: {code} appears twice in the file")
+            seen_codes.add(code)
+        schema = TargetUpdateArgs() if existing else TargetCreateArgs()
+        if existing:
+            payload.pop("kind", None)
+        try:
+            data = schema.load(payload)
+        except ma.ValidationError as exc:
+            for field, messages in exc.normalized_messages().items():
+                problems.append(f"{where}: {field}: {'; '.join(map(str, _flatten(messages)))}")
+            continue
+        work.append((existing, data))
+    if problems:
+        raise ImportError_(problems)
+    report = ImportReport()
+    for number, (existing, data) in enumerate(work, start=1):
+        if existing is None:
+            operations.create_target(actor, data)
+            report.created += 1
+        else:
+            operations.update_target(actor, existing, data)
+            report.updated += 1
+        if progress and number % 5000 == 0:
+            progress(f"  {number:,} / {len(work):,}")
+    return report
+
+
+def _flatten(messages) -> list:
+    if isinstance(messages, dict):
+        return [f"{k}: {m}" for k, v in messages.items() for m in _flatten(v)]
+    if isinstance(messages, list):
+        return [m for item in messages for m in _flatten(item)]
+    return [messages]

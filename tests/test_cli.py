@@ -1,0 +1,263 @@
+"""The ``fieldapp`` command as a newcomer runs it: demo, serving, users, imports, bad config."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+FIELDAPP = str(Path(sys.executable).with_name("fieldapp"))
+
+
+def run(args, instance: Path, **env) -> subprocess.CompletedProcess:
+    environment = {
+        **os.environ,
+        "FIELDAPP_INSTANCE_PATH": str(instance),
+        "FIELDAPP_PASSWORD_TIME_COST": "1",
+        "FIELDAPP_PASSWORD_MEMORY_KIB": "64",
+        **env,
+    }
+    environment.pop("FIELDAPP_DATABASE_URL", None) if "FIELDAPP_DATABASE_URL" not in env else None
+    return subprocess.run(
+        [FIELDAPP, *args], env=environment, capture_output=True, text=True, timeout=300
+    )
+
+
+def count(instance: Path, table: str) -> int:
+    engine = sa.create_engine(f"sqlite:///{instance / 'fieldapp.sqlite3'}")
+    with engine.connect() as conn:
+        value = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+    engine.dispose()
+    return value
+
+
+def test_demo_builds_once_and_is_reused(tmp_path):
+    first = run(["demo", "--scale", "small", "--no-serve"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "built in" in first.stdout
+    targets = count(tmp_path, "targets")
+    assert targets == 180 + 24
+
+    again = run(["demo", "--scale", "small", "--no-serve"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "reusing the demo district" in again.stdout
+    assert count(tmp_path, "targets") == targets
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_serves_sign_in_for_demo_accounts(tmp_path):
+    assert run(["demo", "--scale", "small", "--no-serve"], tmp_path).returncode == 0
+    port = _free_port()
+    env = {**os.environ, "FIELDAPP_INSTANCE_PATH": str(tmp_path)}
+    server = subprocess.Popen(
+        [FIELDAPP, "demo", "--port", str(port), "--scale", "small"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        body = json.dumps(
+            {"username": "officer3", "password": "fieldapp-demo", "device_id": "pad-t"}
+        ).encode()
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/v1/auth/token",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=5) as response:
+                    assert response.status == 201
+                    answer = json.load(response)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        assert answer["user"]["username"] == "officer3"
+        assert answer["user"]["squadron_id"] == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_db_upgrade_builds_a_fresh_database(tmp_path):
+    result = run(["db", "upgrade"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert count(tmp_path, "sync_change_counter") == 1
+
+
+def test_user_add(tmp_path):
+    assert run(["demo", "--scale", "small", "--no-serve"], tmp_path).returncode == 0
+    result = run(
+        [
+            "user",
+            "add",
+            "zhangwei",
+            "--name",
+            "张伟",
+            "--role",
+            "officer",
+            "--squadron",
+            "吴淞",
+            "--password",
+            "s3cret-pass",
+        ],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "added zhangwei (officer)" in result.stdout
+    taken = run(
+        [
+            "user",
+            "add",
+            "zhangwei",
+            "--name",
+            "张伟",
+            "--role",
+            "officer",
+            "--squadron",
+            "1",
+            "--password",
+            "s3cret-pass",
+        ],
+        tmp_path,
+    )
+    assert taken.returncode != 0
+    assert "already taken" in taken.stderr
+    no_squadron = run(
+        [
+            "user",
+            "add",
+            "lisi",
+            "--name",
+            "李四",
+            "--role",
+            "officer",
+            "--squadron",
+            "火星",
+            "--password",
+            "s3cret-pass",
+        ],
+        tmp_path,
+    )
+    assert no_squadron.returncode != 0
+    assert "no squadron" in no_squadron.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FIELDAPP_DATABASE_URL", "mysql://root@localhost/x", "not supported"),
+        ("FIELDAPP_DATABASE_URL", "::not a url::", "not a database URL"),
+        ("FIELDAPP_SECRET_KEY", "short", "at least 16 characters"),
+        ("FIELDAPP_TOKEN_TTL_HOURS", "a week", "whole number"),
+        ("FIELDAPP_STORAGE_DIR", "/proc/fieldapp-photos", "FIELDAPP_STORAGE_DIR"),
+    ],
+)
+def test_configuration_errors_stop_start_up_with_a_clear_message(
+    tmp_path, variable, value, message
+):
+    result = run(["db", "upgrade"], tmp_path, **{variable: value})
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr
+    assert message in result.stderr
+    assert variable in result.stderr or variable == "FIELDAPP_STORAGE_DIR"
+
+
+CSV_GOOD = """kind,name,address,squadron,lon,lat,business_type,uscc,scale,phase,permit_no
+shop,阿英生煎,宝山区淞滨路12号,吴淞,121.49,31.40,catering,91310113MA1H2B3C4R,,,
+site,淞兴路道路改建工程,宝山区淞兴路,1,121.48,31.39,,,medium,earthwork,3101132025000101
+"""
+
+CSV_BAD = """kind,name,address,squadron,lon,lat,business_type,uscc
+shop,好邻居便利店,宝山区同济路1号,吴淞,121.49,31.40,retail,123
+shop,,宝山区同济路2号,吴淞,121.49,31.40,retail,
+shop,小杨水果,宝山区同济路3号,火星,999,31.40,fresh_produce,
+"""
+
+
+def test_targets_import_csv_all_or_nothing(tmp_path):
+    assert run(["demo", "--scale", "small", "--no-serve"], tmp_path).returncode == 0
+    before = count(tmp_path, "targets")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(CSV_BAD, encoding="utf-8")
+    result = run(["targets", "import", str(bad)], tmp_path)
+    assert result.returncode != 0
+    for expected in ("line 2: uscc", "line 3: name", "line 4: squadron", "line 4: location"):
+        assert expected in result.stderr
+    assert count(tmp_path, "targets") == before
+
+    good = tmp_path / "good.csv"
+    good.write_text(CSV_GOOD, encoding="utf-8")
+    dry = run(["targets", "import", "--dry-run", str(good)], tmp_path)
+    assert "2 new" in dry.stdout and count(tmp_path, "targets") == before
+    result = run(["targets", "import", str(good)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2 new" in result.stdout
+    assert count(tmp_path, "targets") == before + 2
+
+
+def test_targets_import_geojson(tmp_path):
+    assert run(["demo", "--scale", "small", "--no-serve"], tmp_path).returncode == 0
+    before = count(tmp_path, "targets")
+    ring = [
+        [121.480, 31.390],
+        [121.482, 31.390],
+        [121.482, 31.392],
+        [121.480, 31.392],
+        [121.480, 31.390],
+    ]
+    document = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [121.49, 31.40]},
+                "properties": {
+                    "kind": "shop",
+                    "name": "金鼎五金",
+                    "squadron": "吴淞中队",
+                    "business_type": "hardware",
+                },
+            },
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {
+                    "kind": "site",
+                    "name": "同济路商铺装修工程",
+                    "squadron": 1,
+                    "scale": "micro",
+                    "phase": "finishing",
+                },
+            },
+        ],
+    }
+    path = tmp_path / "targets.geojson"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    result = run(["targets", "import", str(path)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert count(tmp_path, "targets") == before + 2
+
+    bowtie = [[121.48, 31.39], [121.49, 31.40], [121.49, 31.39], [121.48, 31.40], [121.48, 31.39]]
+    document["features"][1]["geometry"]["coordinates"] = [bowtie]
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    result = run(["targets", "import", str(path)], tmp_path)
+    assert result.returncode != 0
+    assert "feature 1: boundary" in result.stderr
+    assert count(tmp_path, "targets") == before + 2
