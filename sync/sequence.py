@@ -6,7 +6,7 @@ row last changed. The counter is a single row that a writing transaction increme
 cannot take a number until the first has committed or rolled back. Numbers therefore become
 visible in the order they were handed out: once a reader sees sequence ``n`` committed, every
 number below ``n`` is committed too or was never used. A cursor that remembers the highest number
-it served can never skip a change that commits later with a lower number. See docs/sync.md.
+it served can never skip a change that commits later with a lower number. See docs/decisions.md.
 """
 
 from __future__ import annotations
