@@ -36,6 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
         app.config.update(config)
     logs.configure(app.config["LOG_LEVEL"])
     app.json.sort_keys = False  # keep fields in schema order: easier to read for people
+    app.json.ensure_ascii = False  # names and addresses are Chinese: send them as UTF-8 text
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)

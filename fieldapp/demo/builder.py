@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-import numpy as np
 import shapely
 import shapely.affinity
 import sqlalchemy as sa
@@ -944,7 +943,7 @@ def _poisson(rng: random.Random, lam: float) -> int:
 
 
 def _coords(polygon: Polygon) -> list[list[list[float]]]:
-    return [[[round(x, 7), round(y, 7)] for x, y in np.asarray(polygon.exterior.coords)]]
+    return [[[round(x, 7), round(y, 7)] for x, y in polygon.exterior.coords]]
 
 
 def existing_demo(session) -> dict | None:
