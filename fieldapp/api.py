@@ -9,17 +9,92 @@ import flask_smorest
 import marshmallow as ma
 from webargs import core
 from webargs.flaskparser import FlaskParser
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
-from fieldapp.errors import APIError, envelope
+from fieldapp.errors import APIError, envelope, validation_error
+from schemas.common import MAX_INT_ID
 
 API_PREFIX = "/api/v1"
+
+#: JSON nested deeper than this is refused; real bodies (sync batches, GeoJSON) need about 6.
+MAX_JSON_DEPTH = 64
+
+NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
+SURROGATE_MESSAGE = "text is not valid Unicode (unpaired surrogate)"
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in paths, bounded by the database's integer range.
+
+    A larger number cannot name a row; it answers 404 like any unknown id instead of reaching
+    the database (where SQLite overflows and PostgreSQL refuses it: a 500).
+    """
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_INT_ID, signed=False):
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+class TextConverter(UnicodeConverter):
+    """``<string:...>`` (the default) without NUL characters, which PostgreSQL text refuses."""
+
+    def __init__(self, map, *args, **kwargs):
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return NUL_MESSAGE
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
+
+
+def _too_deep() -> APIError:
+    message = f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+    return APIError(400, "malformed_json", message, errors={"json": {"_schema": [message]}})
+
+
+def check_json_text(data: typing.Any) -> None:
+    """Refuse JSON that the database cannot store or that is nested absurdly deep.
+
+    Walks the parsed body without recursion. Strings (values and keys) with a NUL character or
+    an unpaired surrogate are a 422 under the top-level field that holds them; nesting deeper
+    than :data:`MAX_JSON_DEPTH` is a 400 ``malformed_json``.
+    """
+    errors: dict[str, list[str]] = {}
+    roots = data.items() if isinstance(data, dict) else [("_schema", data)]
+    for root, value in roots:
+        problem = None
+        if _text_problem(root):  # a field name that cannot even be echoed back safely
+            root, value = "_schema", root
+        stack = [(value, 1)]
+        while stack and problem is None:
+            item, depth = stack.pop()
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(item, str):
+                problem = _text_problem(item)
+            elif isinstance(item, dict):
+                for key, child in item.items():
+                    problem = problem or _text_problem(key)
+                    stack.append((child, depth + 1))
+            elif isinstance(item, list):
+                stack.extend((child, depth + 1) for child in item)
+        if problem:
+            errors[root] = [problem]
+    if errors:
+        raise validation_error(errors)
 
 
 class StrictParser(FlaskParser):
     """webargs parser that answers bad bodies with the envelope's codes.
 
     Malformed JSON is a 400 ``malformed_json``; a body sent as something other than JSON is a 415
-    instead of being read as "no body" and reported as missing fields.
+    instead of being read as "no body" and reported as missing fields. Text the database cannot
+    store (NUL characters, unpaired surrogates) is a 422 here, before any query sees it.
     """
 
     def load_json(self, req: flask.Request, schema: ma.Schema) -> typing.Any:
@@ -29,7 +104,23 @@ class StrictParser(FlaskParser):
                 "unsupported_media_type",
                 f"send the body as application/json, not {req.mimetype or 'no content type'}",
             )
-        return super().load_json(req, schema)
+        try:
+            data = super().load_json(req, schema)
+        except RecursionError:
+            raise _too_deep() from None
+        if data is not core.missing:
+            check_json_text(data)
+        return data
+
+    def load_querystring(self, req: flask.Request, schema: ma.Schema) -> typing.Any:
+        errors = {
+            key: [NUL_MESSAGE]
+            for key, value in req.args.items(multi=True)
+            if "\x00" in key or "\x00" in value
+        }
+        if errors:
+            raise validation_error(errors, location="query")
+        return super().load_querystring(req, schema)
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> typing.NoReturn:
         raise APIError(
@@ -44,8 +135,29 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
 
 
+class ErrorSchema(ma.Schema):
+    """The error envelope of every error answer (documentation only; see fieldapp.errors)."""
+
+    code = ma.fields.Integer(metadata={"description": "the HTTP status"})
+    status = ma.fields.String(metadata={"description": "the HTTP reason phrase"})
+    error = ma.fields.String(
+        metadata={"description": "stable machine code, e.g. validation_failed; branch on this"}
+    )
+    message = ma.fields.String(metadata={"description": "for people; may be Chinese"})
+    errors = ma.fields.Dict(
+        metadata={"description": 'field-level messages by location: {"json": {"field": [...]}}'}
+    )
+
+
 class Api(flask_smorest.Api):
     """The API with one error envelope for every error, including routing errors."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def init_app(self, app, *args, **kwargs):
+        # Before any rule is added: every <int:...> and <string:...> in a path is the bounded one.
+        app.url_map.converters.update(int=IdConverter, string=TextConverter, default=TextConverter)
+        super().init_app(app, *args, **kwargs)
 
     def handle_http_exception(self, error):
         body, code, headers = envelope(error)

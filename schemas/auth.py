@@ -3,15 +3,49 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate
+from marshmallow import fields, validate, validates_schema
 
 from fieldapp.auth.models import Role
-from schemas.common import StrictSchema
+from schemas.common import StrictBoolean, StrictSchema, id_field
 
 DEVICE_ID = validate.Regexp(
     r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters: letters, digits, . _ : -"
 )
 USERNAME = validate.Regexp(r"^[a-z0-9_.-]{2,64}$", error="2-64 characters: a-z, 0-9, _ . -")
+
+#: Passwords that are first in every guessing list (compared in lower case).
+COMMON_PASSWORDS = frozenset(
+    {
+        "12345678",
+        "123456789",
+        "1234567890",
+        "87654321",
+        "password",
+        "password1",
+        "password123",
+        "passw0rd",
+        "qwertyui",
+        "qwerty123",
+        "1qaz2wsx",
+        "abcd1234",
+        "abc12345",
+        "a1234567",
+        "admin123",
+        "iloveyou",
+        "woaini1314",
+        "changeme",
+    }
+)
+
+
+def _strong_password(value: str) -> None:
+    if value.lower() in COMMON_PASSWORDS or len(set(value)) < 4:
+        raise ma.ValidationError(
+            "too easy to guess: not a common password, at least 4 different characters"
+        )
+
+
+PASSWORD = [validate.Length(min=8, max=256), _strong_password]
 
 
 class TokenArgs(StrictSchema):
@@ -53,22 +87,27 @@ class UserCreateArgs(StrictSchema):
     username = fields.String(required=True, validate=USERNAME)
     name = fields.String(required=True, validate=validate.Length(min=1, max=80))
     role = fields.Enum(Role, by_value=True, required=True)
-    password = fields.String(required=True, validate=validate.Length(min=8, max=256))
-    squadron_id = fields.Integer(strict=True, load_default=None, allow_none=True)
-    district_id = fields.Integer(strict=True, load_default=None, allow_none=True)
+    password = fields.String(required=True, validate=PASSWORD)
+    squadron_id = id_field(load_default=None, allow_none=True)
+    district_id = id_field(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _password_is_not_the_username(self, data, **kwargs):
+        if data["password"].lower() == data["username"].lower():
+            raise ma.ValidationError({"password": ["may not be the username"]})
 
 
 class UserUpdateArgs(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=80))
     role = fields.Enum(Role, by_value=True)
-    password = fields.String(validate=validate.Length(min=8, max=256))
-    squadron_id = fields.Integer(strict=True, allow_none=True)
-    active = fields.Boolean()
+    password = fields.String(validate=PASSWORD)
+    squadron_id = id_field(allow_none=True)
+    active = StrictBoolean()
 
 
 class UserListArgs(StrictSchema):
     role = fields.Enum(Role, by_value=True)
-    squadron_id = fields.Integer()
+    squadron_id = id_field(strict=False)
 
     class Meta:
         unknown = ma.EXCLUDE

@@ -7,7 +7,7 @@ from marshmallow import fields, validate, validates_schema
 
 from fieldapp.checklists.models import Severity
 from fieldapp.targets.models import SitePhase, TargetKind
-from schemas.common import PageArgs, StrictSchema
+from schemas.common import ID_RANGE, PageArgs, StrictSchema
 
 
 class ChecklistItemSchema(ma.Schema):
@@ -67,7 +67,7 @@ class ChecklistListArgs(PageArgs):
 
 
 class ChecklistGetArgs(StrictSchema):
-    version = fields.Integer(validate=validate.Range(min=1))
+    version = fields.Integer(validate=ID_RANGE)
 
     class Meta:
         unknown = ma.EXCLUDE

@@ -11,6 +11,37 @@ from shapely.validation import explain_validity
 
 MAX_PER_PAGE = 200
 
+#: Integer keys are 32-bit in the database; a larger number can name nothing and must not reach
+#: a query (SQLite overflows, PostgreSQL refuses it).
+MAX_INT_ID = 2**31 - 1
+ID_RANGE = validate.Range(min=1, max=MAX_INT_ID)
+
+
+def id_field(*, strict: bool = True, **kwargs) -> fields.Integer:
+    """An integer key (squadron, district, checklist): 1..2³¹-1.
+
+    ``strict`` (JSON bodies) refuses numbers sent as strings; query strings pass ``strict=False``.
+    """
+    return fields.Integer(strict=strict, validate=ID_RANGE, **kwargs)
+
+
+class StrictFloat(fields.Float):
+    """A JSON number, never a string that looks like one (``"121.4"`` is a wrong type)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class StrictBoolean(fields.Boolean):
+    """A JSON ``true`` or ``false``, never ``"yes"``, ``"1"`` or ``1``."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
 
 class StrictSchema(ma.Schema):
     """Unknown fields are an error (422), never silently dropped."""
@@ -48,8 +79,8 @@ class LonLat(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
-    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+    lon = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+    lat = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
 
 
 def _check_position(position, path: str) -> list[float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from schemas.common import GeoJSONPolygon, StrictSchema
+from schemas.common import GeoJSONPolygon, StrictSchema, id_field
 
 
 class SquadronSchema(ma.Schema):
@@ -18,7 +18,7 @@ class SquadronSchema(ma.Schema):
 
 class SquadronCreateArgs(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=80))
-    district_id = fields.Integer(strict=True, required=True)
+    district_id = id_field(required=True)
     jurisdiction = GeoJSONPolygon(allow_multi=True, required=True)
 
 

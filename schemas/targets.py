@@ -8,7 +8,16 @@ from stdnum.cn import uscc as uscc_number
 from stdnum.exceptions import ValidationError as NumberError
 
 from fieldapp.targets.models import CreditClass, SitePhase, SiteScale, TargetKind
-from schemas.common import BBoxField, GeoJSONPolygon, LonLat, NearField, PageArgs, StrictSchema
+from schemas.common import (
+    BBoxField,
+    GeoJSONPolygon,
+    LonLat,
+    NearField,
+    PageArgs,
+    StrictBoolean,
+    StrictSchema,
+    id_field,
+)
 
 BUSINESS_TYPE = validate.Regexp(
     r"^[a-z][a-z0-9_]{1,39}$", error="a business type code such as catering"
@@ -89,23 +98,23 @@ class TargetFileSchema(TargetSchema):
 class _TargetFields(StrictSchema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     address = fields.String(validate=validate.Length(max=300))
-    squadron_id = fields.Integer(strict=True)
+    squadron_id = id_field()
     location = fields.Nested(LonLat)
     credit_class = fields.Enum(CreditClass, by_value=True)
-    sensitive_surroundings = fields.Boolean()
+    sensitive_surroundings = StrictBoolean()
     business_type = fields.String(validate=BUSINESS_TYPE)
     uscc = fields.String(validate=_valid_uscc, allow_none=True)
     permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
     scale = fields.Enum(SiteScale, by_value=True)
     phase = fields.Enum(SitePhase, by_value=True)
     boundary = GeoJSONPolygon(allow_none=True)
-    active = fields.Boolean()
+    active = StrictBoolean()
 
 
 class TargetCreateArgs(_TargetFields):
     kind = fields.Enum(TargetKind, by_value=True, required=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    squadron_id = fields.Integer(strict=True, required=True)
+    squadron_id = id_field(required=True)
     location = fields.Nested(LonLat, required=True)
 
     @validates_schema
@@ -130,7 +139,7 @@ class TargetUpdateArgs(_TargetFields):
 
 class TargetListArgs(PageArgs):
     kind = fields.Enum(TargetKind, by_value=True)
-    squadron_id = fields.Integer()
+    squadron_id = id_field(strict=False)
     q = fields.String(validate=validate.Length(min=1, max=100))
     bbox = BBoxField()
     near = NearField(

@@ -319,3 +319,53 @@ def assert_error(response, status: int, error: str) -> dict:
     assert body["error"] == error
     assert body["status"] and body["message"]
     return body
+
+
+# -- small helpers shared by the API tests ---------------------------------------------------
+
+
+def shop_payload(squadron_id: int, **overrides) -> dict:
+    """A valid ``POST /api/v1/targets`` body for a shop."""
+    return {
+        "kind": "shop",
+        "name": "阿强水果店",
+        "address": "同济路66号",
+        "squadron_id": squadron_id,
+        "location": {"lon": 121.48, "lat": 31.38},
+        "business_type": "retail",
+        **overrides,
+    }
+
+
+def site_payload(squadron_id: int, **overrides) -> dict:
+    """A valid ``POST /api/v1/targets`` body for a construction site."""
+    return {
+        "kind": "site",
+        "name": "张庙街道商业综合体项目",
+        "squadron_id": squadron_id,
+        "location": {"lon": 121.43, "lat": 31.33},
+        "permit_no": "3101132025017",
+        "scale": "medium",
+        "phase": "structure",
+        "boundary": square(121.425, 31.325, 0.01),
+        **overrides,
+    }
+
+
+def etag_of(api: Api, path: str) -> str:
+    """The ETag a GET of ``path`` answers (what a client sends back in ``If-Match``)."""
+    response = api.get(path)
+    assert response.status_code == 200, response.get_json()
+    return response.headers["ETag"]
+
+
+def audit_entries(app, **criteria) -> list:
+    """Audit entries matching ``criteria`` (e.g. ``action="target.update"``), oldest first."""
+    from fieldapp.audit.models import AuditEntry
+
+    with app.app_context():
+        entries = db.session.scalars(
+            sa.select(AuditEntry).filter_by(**criteria).order_by(AuditEntry.seq)
+        ).all()
+        db.session.expunge_all()
+    return entries

@@ -38,6 +38,7 @@ def _settings() -> operations.AuthSettings:
 @blp.route("/auth/token")
 class TokenResource(MethodView):
     @public
+    @blp.doc(security=[])
     @blp.arguments(TokenArgs)
     @blp.response(201, TokenSchema)
     def post(self, args):

@@ -102,16 +102,20 @@ def _finish(response):
             db.session.rollback()
             response = _error_response(APIError(409, "version_conflict"))
         except IntegrityError as exc:
-            db.session.rollback()
-            log.warning("integrity error at commit: %s", exc.orig)
-            response = _error_response(
-                APIError(409, "conflict", "the change conflicts with existing data")
-            )
+            response = _on_integrity_error(exc)
     else:
         db.session.rollback()
     response.headers["X-Request-ID"] = g.get("request_id", "")
     _log(response)
     return response
+
+
+def _on_integrity_error(exc: IntegrityError):
+    """A constraint the checks before it did not foresee (two writers racing for one unique
+    name or version): 409, whether it surfaced at a flush inside the view or at commit."""
+    db.session.rollback()
+    log.warning("integrity error: %s", exc.orig)
+    return _error_response(APIError(409, "conflict", "the change conflicts with existing data"))
 
 
 def _error_response(exc: APIError):
@@ -155,5 +159,6 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(
         StaleDataError, lambda exc: _error_response(APIError(409, "version_conflict"))
     )
+    app.register_error_handler(IntegrityError, _on_integrity_error)
     if not app.testing or not app.config.get("PROPAGATE_UNEXPECTED", False):
         app.register_error_handler(Exception, _on_unexpected)

@@ -1,0 +1,221 @@
+"""Checklists (标准化检查表单): devices read them; admins publish versions that never change."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import assert_error, audit_entries
+
+SHOP_ITEMS_V1 = [
+    {"code": "S01", "text": "是否存在跨门经营", "severity": "moderate", "phases": []},
+    {"code": "S02", "text": "是否占道堆物", "severity": "moderate", "phases": []},
+    {"code": "S03", "text": "餐饮油烟是否直排", "severity": "severe", "phases": []},
+]
+SHOP_ITEMS_V2 = [
+    {"code": "S01", "text": "是否存在跨门经营或占道经营", "severity": "severe"},
+    {
+        "code": "S04",
+        "text": "店招店牌是否安全牢固",
+        "severity": "minor",
+        "legal_basis": "上海市市容环境卫生管理条例",
+    },
+]
+
+
+def items(checklist: dict) -> list[dict]:
+    return [
+        {k: item[k] for k in ("code", "text", "severity", "phases")} for item in checklist["items"]
+    ]
+
+
+def publish(api, checklist_id: int, title="沿街商户市容环境检查表(2025版)", new_items=None):
+    return api.post(
+        f"/api/v1/checklists/{checklist_id}/versions",
+        json={"title": title, "items": SHOP_ITEMS_V2 if new_items is None else new_items},
+    )
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", ["officer1", "officer3", "leader1", "supervisor", "admin"])
+def test_everyone_lists_checklists_with_items(login, world, username):
+    body = login(username).get("/api/v1/checklists").get_json()
+    assert [(c["kind"], c["version"]) for c in body["items"]] == [("shop", 1), ("site", 1)]
+    shop = body["items"][0]
+    assert shop["id"] == world.checklists["shop"].id
+    assert shop["title"] == "沿街商户市容环境检查表"
+    assert items(shop) == SHOP_ITEMS_V1
+    site = body["items"][1]
+    assert [(i["code"], i["phases"]) for i in site["items"]] == [
+        ("C01", []),
+        ("C02", ["earthwork"]),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["shop", "site"])
+def test_list_filters_by_kind(login, world, kind):
+    body = login("officer1").get(f"/api/v1/checklists?kind={kind}").get_json()
+    assert [c["kind"] for c in body["items"]] == [kind]
+    assert body["items"][0]["id"] == world.checklists[kind].id
+
+
+def test_list_shows_the_newest_version(login, world):
+    admin = login("admin")
+    assert publish(admin, world.checklists["shop"].id).status_code == 201
+    shop = admin.get("/api/v1/checklists?kind=shop").get_json()["items"][0]
+    assert shop["version"] == 2
+    assert shop["title"] == "沿街商户市容环境检查表(2025版)"
+    assert [i["code"] for i in shop["items"]] == ["S01", "S04"]
+
+
+def test_unknown_checklist_or_version_is_404(login, world):
+    officer = login("officer1")
+    checklist = world.checklists["shop"].id
+    assert_error(officer.get("/api/v1/checklists/9999"), 404, "not_found")
+    assert_error(officer.get(f"/api/v1/checklists/{checklist}?version=2"), 404, "not_found")
+    assert officer.get(f"/api/v1/checklists/{checklist}?version=1").status_code == 200
+
+
+# -- publishing -------------------------------------------------------------------------------
+
+
+def test_older_versions_stay_as_they_were_after_a_new_one(app, login, world):
+    admin = login("admin")
+    officer = login("officer1")
+    checklist = world.checklists["shop"].id
+    path = f"/api/v1/checklists/{checklist}"
+    v1 = officer.get(path).get_json()
+
+    response = publish(admin, checklist)
+    assert response.status_code == 201, response.get_json()
+    v2 = response.get_json()
+    assert (v2["id"], v2["version"], v2["kind"]) == (checklist, 2, "shop")
+    assert [i["code"] for i in v2["items"]] == ["S01", "S04"]
+    assert v2["items"][0]["text"] == "是否存在跨门经营或占道经营"
+    assert v2["items"][1]["legal_basis"] == "上海市市容环境卫生管理条例"
+
+    assert officer.get(path).get_json() == v2  # the newest by default
+    assert officer.get(f"{path}?version=2").get_json() == v2
+    assert officer.get(f"{path}?version=1").get_json() == v1  # unchanged, item for item
+    assert items(v1) == SHOP_ITEMS_V1
+
+    # A third version: both earlier ones are still served.
+    third = publish(admin, checklist, "第三版", [{"code": "S05", "text": "x", "severity": "minor"}])
+    assert third.get_json()["version"] == 3
+    assert officer.get(f"{path}?version=1").get_json() == v1
+    assert officer.get(f"{path}?version=2").get_json() == v2
+
+    entries = audit_entries(app, entity="checklist", record_id=str(checklist))
+    assert [e.action for e in entries] == [
+        "checklist.create",
+        "checklist.publish",
+        "checklist.publish",
+    ]
+    assert entries[1].actor_id == world.users["admin"].id
+    assert entries[1].after["version"] == 2
+
+
+def test_admin_creates_a_checklist(login, world):
+    response = login("admin").post(
+        "/api/v1/checklists",
+        json={
+            "kind": "site",
+            "title": "建筑工地夜间施工检查表",
+            "items": [
+                {"code": "N01", "text": "是否办理夜间施工许可", "severity": "severe"},
+                {
+                    "code": "N02",
+                    "text": "渣土车是否密闭",
+                    "severity": "moderate",
+                    "phases": ["earthwork", "foundation"],
+                },
+            ],
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+    body = response.get_json()
+    assert (body["kind"], body["version"], body["title"]) == ("site", 1, "建筑工地夜间施工检查表")
+    assert [i["phases"] for i in body["items"]] == [[], ["earthwork", "foundation"]]
+    listed = login("officer1").get("/api/v1/checklists?kind=site").get_json()["items"]
+    assert body["id"] in [c["id"] for c in listed]
+
+
+@pytest.mark.parametrize("how", ["create", "publish"])
+def test_duplicate_item_codes_are_refused(login, world, how):
+    admin = login("admin")
+    twice = [
+        {"code": "S01", "text": "跨门经营", "severity": "moderate"},
+        {"code": "S02", "text": "占道堆物", "severity": "moderate"},
+        {"code": "S01", "text": "又一个S01", "severity": "minor"},
+    ]
+    if how == "create":
+        response = admin.post(
+            "/api/v1/checklists", json={"kind": "shop", "title": "重复", "items": twice}
+        )
+    else:
+        response = publish(admin, world.checklists["shop"].id, new_items=twice)
+    body = assert_error(response, 422, "validation_failed")
+    assert "S01" in body["errors"]["json"]["items"][0]
+    assert admin.get(f"/api/v1/checklists/{world.checklists['shop'].id}").get_json()["version"] == 1
+    assert len(admin.get("/api/v1/checklists").get_json()["items"]) == 2
+
+
+@pytest.mark.parametrize("how", ["create", "publish"])
+def test_phases_on_a_shop_checklist_are_refused(login, world, how):
+    admin = login("admin")
+    phased = [{"code": "S01", "text": "跨门经营", "severity": "moderate", "phases": ["earthwork"]}]
+    if how == "create":
+        response = admin.post(
+            "/api/v1/checklists", json={"kind": "shop", "title": "带阶段", "items": phased}
+        )
+    else:
+        response = publish(admin, world.checklists["shop"].id, new_items=phased)
+    body = assert_error(response, 422, "validation_failed")
+    assert list(body["errors"]["json"]) == ["items"]
+    assert admin.get(f"/api/v1/checklists/{world.checklists['shop'].id}").get_json()["version"] == 1
+
+
+def test_unknown_phase_is_refused(login, world):
+    response = publish(
+        login("admin"),
+        world.checklists["site"].id,
+        new_items=[{"code": "C01", "text": "围挡", "severity": "minor", "phases": ["demolition"]}],
+    )
+    body = assert_error(response, 422, "validation_failed")
+    assert "phases" in body["errors"]["json"]["items"]["0"]
+
+
+def test_site_checklist_versions_keep_their_phases(login, world):
+    admin = login("admin")
+    site = world.checklists["site"].id
+    response = publish(
+        admin,
+        site,
+        "建筑工地文明施工检查表(2025版)",
+        [{"code": "C03", "text": "冲洗设施", "severity": "moderate", "phases": ["earthwork"]}],
+    )
+    assert response.status_code == 201
+    old = admin.get(f"/api/v1/checklists/{site}?version=1").get_json()
+    assert [(i["code"], i["phases"]) for i in old["items"]] == [("C01", []), ("C02", ["earthwork"])]
+
+
+@pytest.mark.parametrize("username", ["officer1", "leader1", "supervisor"])
+def test_only_admins_create_or_publish(login, world, username):
+    api = login(username)
+    checklist = world.checklists["shop"].id
+    assert_error(publish(api, checklist), 403, "forbidden")
+    assert_error(
+        api.post(
+            "/api/v1/checklists",
+            json={"kind": "shop", "title": "x", "items": SHOP_ITEMS_V2},
+        ),
+        403,
+        "forbidden",
+    )
+    assert api.get(f"/api/v1/checklists/{checklist}").get_json()["version"] == 1
+    assert len(api.get("/api/v1/checklists").get_json()["items"]) == 2
+
+
+def test_publishing_to_an_unknown_checklist_is_404(login, world):
+    assert_error(publish(login("admin"), 9999), 404, "not_found")

@@ -1,0 +1,486 @@
+"""Targets: search and filters, the target's file (一店一档), QR lookup (一店一码), add and edit."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from fieldapp.db import db
+from tests.conftest import (
+    assert_error,
+    audit_entries,
+    etag_of,
+    shop_payload,
+    site_payload,
+    square,
+)
+
+ALL = {"老王面馆", "鑫隆五金店", "宝山区吴淞地区住宅项目"}
+VALID_USCC = "91310113MA1H2B3C4R"
+
+
+def names(response) -> list[str]:
+    assert response.status_code == 200, response.get_json()
+    return [t["name"] for t in response.get_json()["items"]]
+
+
+# -- listing and filters ---------------------------------------------------------------------
+
+
+def test_list_answers_wire_shape_and_page_envelope(login, world):
+    body = login("admin").get("/api/v1/targets").get_json()
+    assert {t["name"] for t in body["items"]} == ALL
+    assert (body["page"], body["per_page"], body["has_more"]) == (1, 50, False)
+    shop = next(t for t in body["items"] if t["name"] == "老王面馆")
+    assert shop["kind"] == "shop"
+    assert shop["id"] == str(world.targets["shop1"].id)
+    assert shop["code"] == world.targets["shop1"].code
+    assert shop["address"] == "淞滨路100号"
+    assert shop["squadron_id"] == world.squadrons[0].id
+    assert shop["location"] == {"lon": 121.47, "lat": 31.37}
+    assert shop["business_type"] == "catering"
+    assert shop["uscc"] == "91310113MA1GL0A116"
+    assert shop["credit_class"] in {"A", "B", "C", "D"}
+    assert shop["version"] == 1
+
+
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("kind=shop", {"老王面馆", "鑫隆五金店"}),
+        ("kind=site", {"宝山区吴淞地区住宅项目"}),
+        ("q=面馆", {"老王面馆"}),  # name
+        ("q=共康路", {"鑫隆五金店"}),  # address
+        ("q=91310113ma1gl0a116", {"老王面馆"}),  # USCC, any case
+        ("q=%25", set()),  # "%" is a character, not a wildcard
+        ("q=_", set()),
+        ("q=没有这家店", set()),
+        ("bbox=121.44,31.34,121.50,31.40", {"老王面馆", "宝山区吴淞地区住宅项目"}),
+        ("bbox=121.41,31.31,121.43,31.33", {"鑫隆五金店"}),
+        ("bbox=0,0,1,1", set()),
+        ("kind=shop&bbox=121.44,31.34,121.50,31.40", {"老王面馆"}),
+    ],
+)
+def test_list_filters(login, world, query, expected):
+    assert set(names(login("admin").get(f"/api/v1/targets?{query}"))) == expected
+
+
+def test_filter_by_squadron(login, world):
+    admin = login("admin")
+    first, second = (s.id for s in world.squadrons)
+    assert set(names(admin.get(f"/api/v1/targets?squadron_id={first}"))) == {
+        "老王面馆",
+        "宝山区吴淞地区住宅项目",
+    }
+    assert names(admin.get(f"/api/v1/targets?squadron_id={second}")) == ["鑫隆五金店"]
+
+
+def test_q_finds_a_target_by_its_code_in_any_case(login, world):
+    code = world.targets["shop2"].code
+    assert names(login("admin").get(f"/api/v1/targets?q={code.lower()}")) == ["鑫隆五金店"]
+
+
+def test_near_lists_nearest_first_and_leaves_out_far_ones(login, world):
+    admin = login("admin")
+    # About 290 m from 老王面馆, 1.2 km from the site, 7 km from the hardware shop.
+    here = "121.468,31.368"
+    assert names(admin.get(f"/api/v1/targets?near={here},1500")) == [
+        "老王面馆",
+        "宝山区吴淞地区住宅项目",
+    ]
+    assert names(admin.get(f"/api/v1/targets?near={here},500")) == ["老王面馆"]
+    assert names(admin.get(f"/api/v1/targets?near={here},100")) == []
+    # From the other side the order turns round.
+    assert names(admin.get("/api/v1/targets?near=121.458,31.358,2000")) == [
+        "宝山区吴淞地区住宅项目",
+        "老王面馆",
+    ]
+
+
+def test_paging_walks_every_target_once(login, world):
+    admin = login("admin")
+    first = admin.get("/api/v1/targets?per_page=2").get_json()
+    assert (first["page"], first["per_page"], first["has_more"]) == (1, 2, True)
+    second = admin.get("/api/v1/targets?per_page=2&page=2").get_json()
+    assert (second["page"], second["has_more"]) == (2, False)
+    seen = [t["name"] for t in first["items"] + second["items"]]
+    assert len(first["items"]) == 2 and len(second["items"]) == 1
+    assert sorted(seen) == sorted(ALL)
+    beyond = admin.get("/api/v1/targets?per_page=2&page=3").get_json()
+    assert beyond["items"] == [] and beyond["has_more"] is False
+    exact = admin.get("/api/v1/targets?per_page=3").get_json()
+    assert len(exact["items"]) == 3 and exact["has_more"] is False
+
+
+def test_deactivated_targets_leave_the_list_unless_asked_for(login, world):
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    response = admin.patch(path, json={"active": False}, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200
+    assert "老王面馆" not in names(admin.get("/api/v1/targets"))
+    assert names(admin.get("/api/v1/targets?active=false")) == ["老王面馆"]
+    # Still on file: by id and by code.
+    assert admin.get(path).status_code == 200
+    assert admin.get(f"/api/v1/targets/by-code/{world.targets['shop1'].code}").status_code == 200
+
+
+# -- the target's file and the QR code lookup -------------------------------------------------
+
+
+def test_shop_file_has_details_and_history_sections(login, world):
+    response = login("officer1").get(f"/api/v1/targets/{world.targets['shop1'].id}")
+    assert response.status_code == 200
+    assert response.headers["ETag"]
+    body = response.get_json()
+    assert body["name"] == "老王面馆"
+    assert body["kind"] == "shop"
+    assert body["business_type"] == "catering"
+    assert body["uscc"] == "91310113MA1GL0A116"
+    assert body["location"] == {"lon": 121.47, "lat": 31.37}
+    assert body["version"] == 1
+    for section in ("recent_inspections", "open_rectifications", "complaints", "cases"):
+        assert body[section] == []
+
+
+def test_site_file_has_scale_phase_and_boundary(login, world):
+    body = login("leader1").get(f"/api/v1/targets/{world.targets['site1'].id}").get_json()
+    assert body["kind"] == "site"
+    assert (body["scale"], body["phase"], body["permit_no"]) == (
+        "large",
+        "earthwork",
+        "3101132024001",
+    )
+    assert body["boundary"] == square(121.455, 31.355, 0.01)
+    assert body["business_type"] is None and body["uscc"] is None
+
+
+def test_file_shows_inspections_open_rectifications_and_complaints(app, login, world):
+    from fieldapp.complaints.models import Complaint
+    from fieldapp.inspections.models import Inspection, Origin, Outcome
+
+    shop = world.targets["shop1"]
+    started = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
+    with app.app_context():
+        ordered = Inspection(
+            target_id=shop.id,
+            squadron_id=shop.squadron_id,
+            checklist_id=world.checklists["shop"].id,
+            checklist_version=1,
+            origin=Origin.scheduled,
+            started_at=started,
+            lon=121.47,
+            lat=31.37,
+            answers={"S01": {"result": "pass"}, "S03": {"result": "fail", "note": "油烟直排"}},
+            outcome=Outcome.rectification_ordered,
+            rectification_deadline=date(2025, 3, 10),
+        )
+        db.session.add(ordered)
+        db.session.add(
+            Complaint(
+                target_id=shop.id,
+                squadron_id=shop.squadron_id,
+                category="油烟",
+                text="饭店油烟扰民",
+                substantiated=True,
+            )
+        )
+        db.session.commit()
+        ordered_id = ordered.id
+
+    leader = login("leader1")
+    body = leader.get(f"/api/v1/targets/{shop.id}").get_json()
+    assert [i["id"] for i in body["recent_inspections"]] == [str(ordered_id)]
+    assert body["recent_inspections"][0]["failed_items"] == ["S03"]
+    assert body["recent_inspections"][0]["outcome"] == "rectification_ordered"
+    assert [i["id"] for i in body["open_rectifications"]] == [str(ordered_id)]
+    assert body["open_rectifications"][0]["rectification_deadline"] == "2025-03-10"
+    assert [(c["category"], c["substantiated"]) for c in body["complaints"]] == [("油烟", True)]
+
+    # The follow-up inspection (复查) closes the rectification; both stay in the history.
+    with app.app_context():
+        db.session.add(
+            Inspection(
+                target_id=shop.id,
+                squadron_id=shop.squadron_id,
+                checklist_id=world.checklists["shop"].id,
+                checklist_version=1,
+                origin=Origin.scheduled,
+                started_at=started + timedelta(days=7),
+                lon=121.47,
+                lat=31.37,
+                outcome=Outcome.compliant,
+                follow_up_of=ordered_id,
+            )
+        )
+        db.session.commit()
+    body = leader.get(f"/api/v1/targets/{shop.id}").get_json()
+    assert body["open_rectifications"] == []
+    assert len(body["recent_inspections"]) == 2
+    assert body["recent_inspections"][0]["outcome"] == "compliant"  # newest first
+
+
+def test_by_code_finds_the_same_file_in_any_case(login, world):
+    officer = login("officer1")
+    shop = world.targets["shop1"]
+    for code in (shop.code, shop.code.lower()):
+        response = officer.get(f"/api/v1/targets/by-code/{code}")
+        assert response.status_code == 200
+        assert response.get_json()["id"] == str(shop.id)
+        assert "recent_inspections" in response.get_json()
+
+
+def test_unknown_target_or_code_is_404(login, world):
+    admin = login("admin")
+    assert_error(
+        admin.get("/api/v1/targets/00000000-0000-4000-8000-000000000000"), 404, "not_found"
+    )
+    assert_error(admin.get("/api/v1/targets/by-code/SAAAAAAAAAA"), 404, "not_found")
+
+
+# -- adding -----------------------------------------------------------------------------------
+
+
+def test_leader_adds_a_shop_to_own_squadron_with_a_stable_code(login, world):
+    leader = login("leader1")
+    response = leader.post(
+        "/api/v1/targets", json=shop_payload(world.squadrons[0].id, uscc=VALID_USCC)
+    )
+    assert response.status_code == 201, response.get_json()
+    shop = response.get_json()
+    assert shop["kind"] == "shop" and shop["name"] == "阿强水果店"
+    assert shop["squadron_id"] == world.squadrons[0].id
+    assert shop["uscc"] == VALID_USCC
+    assert shop["version"] == 1
+    assert shop["code"].startswith("S") and len(shop["code"]) == 11
+    # The printed QR code finds it, and an edit never changes it.
+    path = f"/api/v1/targets/{shop['id']}"
+    renamed = leader.patch(
+        path, json={"name": "阿强果品店"}, headers={"If-Match": etag_of(leader, path)}
+    )
+    assert renamed.get_json()["code"] == shop["code"]
+    found = leader.get(f"/api/v1/targets/by-code/{shop['code']}")
+    assert found.get_json()["id"] == shop["id"]
+    assert found.get_json()["name"] == "阿强果品店"
+    # New targets show up in the squadron's list at once.
+    assert "阿强果品店" in names(login("officer2").get("/api/v1/targets"))
+
+
+def test_admin_adds_a_site_anywhere(login, world):
+    response = login("admin").post("/api/v1/targets", json=site_payload(world.squadrons[1].id))
+    assert response.status_code == 201, response.get_json()
+    site = response.get_json()
+    assert site["code"].startswith("C")
+    assert (site["scale"], site["phase"]) == ("medium", "structure")
+    assert site["boundary"] == square(121.425, 31.325, 0.01)
+    assert site["squadron_id"] == world.squadrons[1].id
+    assert "张庙街道商业综合体项目" in names(login("officer3").get("/api/v1/targets"))
+
+
+def test_codes_differ_between_targets(login, world):
+    admin = login("admin")
+    codes = {
+        admin.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id)).get_json()["code"]
+        for _ in range(3)
+    }
+    codes |= {t.code for t in world.targets.values()}
+    assert len(codes) == 6
+
+
+@pytest.mark.parametrize(
+    "kind, extra, field",
+    [
+        ("shop", {"scale": "large"}, "scale"),
+        ("shop", {"phase": "earthwork"}, "phase"),
+        ("shop", {"permit_no": "3101132025001"}, "permit_no"),
+        ("shop", {"boundary": square(121.47, 31.37, 0.001)}, "boundary"),
+        ("shop", {"business_type": None}, "business_type"),
+        ("site", {"uscc": VALID_USCC}, "uscc"),
+        ("site", {"business_type": "catering"}, "business_type"),
+        ("site", {"scale": None}, "scale"),
+        ("site", {"phase": None}, "phase"),
+    ],
+)
+def test_fields_of_the_other_kind_are_refused_on_create(login, world, kind, extra, field):
+    make = shop_payload if kind == "shop" else site_payload
+    payload = {k: v for k, v in make(world.squadrons[0].id).items() if k not in extra}
+    payload.update({k: v for k, v in extra.items() if v is not None})
+    body = assert_error(
+        login("admin").post("/api/v1/targets", json=payload), 422, "validation_failed"
+    )
+    assert field in body["errors"]["json"]
+
+
+@pytest.mark.parametrize(
+    "target, changes, field",
+    [
+        ("shop1", {"scale": "small"}, "scale"),
+        ("shop1", {"phase": "finishing"}, "phase"),
+        ("shop1", {"permit_no": "3101132025001"}, "permit_no"),
+        ("shop1", {"boundary": square(121.47, 31.37, 0.001)}, "boundary"),
+        ("shop1", {"business_type": None}, "business_type"),
+        ("site1", {"uscc": VALID_USCC}, "uscc"),
+        ("site1", {"business_type": "catering"}, "business_type"),
+        ("site1", {"scale": None}, "scale"),
+        ("site1", {"phase": None}, "phase"),
+        ("shop1", {"kind": "site"}, "kind"),  # a target's kind never changes
+        ("shop1", {"code": "SAAAAAAAAAA"}, "code"),  # nor its code
+    ],
+)
+def test_fields_of_the_other_kind_are_refused_on_edit(login, world, target, changes, field):
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets[target].id}"
+    etag = etag_of(admin, path)
+    body = assert_error(
+        admin.patch(path, json=changes, headers={"If-Match": etag}), 422, "validation_failed"
+    )
+    assert field in body["errors"]["json"]
+    after = admin.get(path)
+    assert after.get_json()["version"] == 1
+    assert after.headers["ETag"] == etag
+
+
+@pytest.mark.parametrize(
+    "uscc",
+    [
+        "91310113MA1GL0A117",  # check character wrong
+        "91310113MA1GL0A11",  # 17 characters
+        "91310113MA1GL0A1166",  # 19 characters
+        "9131011 MA1GL0A116",
+        "",
+    ],
+)
+def test_invalid_uscc_is_refused(login, world, uscc):
+    admin = login("admin")
+    body = assert_error(
+        admin.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id, uscc=uscc)),
+        422,
+        "validation_failed",
+    )
+    assert list(body["errors"]["json"]) == ["uscc"]
+    path = f"/api/v1/targets/{world.targets['shop2'].id}"
+    body = assert_error(
+        admin.patch(path, json={"uscc": uscc}, headers={"If-Match": etag_of(admin, path)}),
+        422,
+        "validation_failed",
+    )
+    assert list(body["errors"]["json"]) == ["uscc"]
+
+
+@pytest.mark.parametrize("uscc", ["91310113MA1GL0A116", "91310113MA1H2B3C4R"])
+def test_valid_uscc_is_accepted(login, world, uscc):
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop2'].id}"
+    response = admin.patch(path, json={"uscc": uscc}, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200
+    assert response.get_json()["uscc"] == uscc
+
+
+def test_unknown_squadron_is_refused_for_an_admin(login, world):
+    body = assert_error(
+        login("admin").post("/api/v1/targets", json=shop_payload(9999)), 422, "validation_failed"
+    )
+    assert list(body["errors"]["json"]) == ["squadron_id"]
+
+
+# -- editing ----------------------------------------------------------------------------------
+
+
+def test_edit_needs_if_match_and_moves_the_version_on(login, world):
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    first = etag_of(leader, path)
+
+    assert_error(leader.patch(path, json={"name": "王记面馆"}), 428, "precondition_required")
+    assert_error(
+        leader.patch(path, json={"name": "王记面馆"}, headers={"If-Match": '"not-the-etag"'}),
+        412,
+        "precondition_failed",
+    )
+    assert leader.get(path).get_json()["name"] == "老王面馆"
+
+    response = leader.patch(
+        path,
+        json={"name": "王记面馆", "location": {"lon": 121.471, "lat": 31.371}},
+        headers={"If-Match": first},
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["name"] == "王记面馆"
+    assert body["location"] == {"lon": 121.471, "lat": 31.371}
+    assert body["version"] == 2
+    second = response.headers["ETag"]
+    assert second and second != first
+    assert leader.get(path).headers["ETag"] == second
+
+    # The first ETag is stale now: a second device editing from it is stopped.
+    assert_error(
+        leader.patch(path, json={"address": "淞滨路102号"}, headers={"If-Match": first}),
+        412,
+        "precondition_failed",
+    )
+    again = leader.patch(path, json={"address": "淞滨路102号"}, headers={"If-Match": second})
+    assert again.get_json()["version"] == 3
+
+
+def test_edit_can_clear_optional_fields(login, world):
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    response = admin.patch(
+        path,
+        json={"uscc": None, "credit_class": "D", "sensitive_surroundings": True},
+        headers={"If-Match": etag_of(admin, path)},
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["uscc"] is None
+    assert (body["credit_class"], body["sensitive_surroundings"]) == ("D", True)
+
+
+def test_admin_moves_a_target_to_another_squadron(login, world):
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    response = admin.patch(
+        path,
+        json={"squadron_id": world.squadrons[1].id},
+        headers={"If-Match": etag_of(admin, path)},
+    )
+    assert response.status_code == 200
+    assert response.get_json()["squadron_id"] == world.squadrons[1].id
+    assert "老王面馆" in names(login("officer3").get("/api/v1/targets"))
+    assert_error(login("officer1").get(path), 404, "not_found")
+
+
+# -- audit ------------------------------------------------------------------------------------
+
+
+def test_create_and_edit_leave_audit_entries_with_before_and_after(app, login, world):
+    leader = login("leader1")
+    created = leader.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id)).get_json()
+    path = f"/api/v1/targets/{created['id']}"
+    leader.patch(
+        path,
+        json={"name": "阿强果品店", "credit_class": "C"},
+        headers={"If-Match": etag_of(leader, path)},
+    )
+
+    entries = audit_entries(app, entity="target", record_id=created["id"])
+    assert [e.action for e in entries] == ["target.create", "target.update"]
+    create, update = entries
+    assert create.before is None
+    assert create.after["name"] == "阿强水果店"
+    assert create.after["code"] == created["code"]
+    assert create.after["squadron_id"] == world.squadrons[0].id
+    assert update.before == {"name": "阿强水果店", "credit_class": "B"}
+    assert update.after == {"name": "阿强果品店", "credit_class": "C"}
+    for entry in entries:
+        assert entry.actor_id == world.users["leader1"].id
+        assert entry.device_id == leader.device_id
+
+
+def test_refused_edit_leaves_no_audit_entry(app, login, world):
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    admin.patch(path, json={"scale": "small"}, headers={"If-Match": etag_of(admin, path)})
+    admin.patch(path, json={"name": "x"}, headers={"If-Match": '"stale"'})
+    assert audit_entries(app, entity="target", action="target.update") == []
