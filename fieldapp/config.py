@@ -110,7 +110,6 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str) -> 
         "TOKEN_TTL_HOURS": _int(env, "FIELDAPP_TOKEN_TTL_HOURS", 24 * 7),
         "LOGIN_MAX_FAILURES": _int(env, "FIELDAPP_LOGIN_MAX_FAILURES", 5),
         "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "FIELDAPP_LOGIN_FAILURE_WINDOW_MINUTES", 15),
-        "MAX_PAGE_SIZE": _int(env, "FIELDAPP_MAX_PAGE_SIZE", 200),
         # JSON bodies only; photo uploads stream past this with their own limit.
         "MAX_CONTENT_LENGTH": _int(env, "FIELDAPP_MAX_JSON_BYTES", 16 * 1024 * 1024),
         # Argon2 parameters: the library's defaults, overridable so tests stay fast.

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import PASSWORD, assert_error, audit_entries, etag_of
+from fieldapp.auth.models import Role
+from tests.conftest import PASSWORD, SYSTEM, assert_error, audit_entries, etag_of
 
 SQUADRON_1 = {"leader1", "officer1", "officer2"}
 EVERYONE = {"admin", "supervisor", "leader1", "officer1", "officer2", "leader2", "officer3"}
@@ -302,3 +303,33 @@ def test_a_leader_cannot_even_see_another_squadrons_users_to_change_them(login, 
     assert_error(
         leader1.patch(path, json={"active": False}, headers={"If-Match": '"x"'}), 404, "not_found"
     )
+
+
+def test_the_last_admin_cannot_be_disabled_or_demoted(login, world):
+    admin = login("admin")
+    path = f"/api/v1/users/{world.users['admin'].id}"
+    for changes in ({"active": False}, {"role": "supervisor"}):
+        body = assert_error(
+            admin.patch(path, json=changes, headers={"If-Match": etag_of(admin, path)}),
+            422,
+            "validation_failed",
+        )
+        assert "last active admin" in body["errors"]["json"]["role"][0]
+    assert admin.get("/api/v1/me").status_code == 200
+
+
+def test_cli_refuses_a_weak_password_too(app, ctx, world):
+    from fieldapp.auth import operations
+    from fieldapp.errors import APIError
+
+    with pytest.raises(APIError) as caught:
+        operations.create_user(
+            SYSTEM,
+            app.extensions["fieldapp.auth"],
+            username="weakling",
+            name="弱",
+            role=Role.supervisor,
+            password="password123",
+            district_id=world.district.id,
+        )
+    assert caught.value.code == 422

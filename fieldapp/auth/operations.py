@@ -52,6 +52,45 @@ class IssuedToken:
     token: Token
 
 
+#: Passwords that are first in every guessing list (compared in lower case).
+COMMON_PASSWORDS = frozenset(
+    {
+        "12345678",
+        "123456789",
+        "1234567890",
+        "87654321",
+        "password",
+        "password1",
+        "password123",
+        "passw0rd",
+        "qwertyui",
+        "qwerty123",
+        "1qaz2wsx",
+        "abcd1234",
+        "abc12345",
+        "a1234567",
+        "admin123",
+        "iloveyou",
+        "woaini1314",
+        "changeme",
+    }
+)
+
+
+def check_password(username: str, password: str) -> None:
+    """422 for a password that is too easy to guess (the length is the schema's business)."""
+    if password.lower() == username.lower():
+        raise validation_error({"password": ["may not be the username"]})
+    if password.lower() in COMMON_PASSWORDS or len(set(password)) < 4:
+        raise validation_error(
+            {
+                "password": [
+                    "too easy to guess: not a common password, at least 4 different characters"
+                ]
+            }
+        )
+
+
 def hash_password(settings: AuthSettings, password: str) -> str:
     return settings.password_hasher.hash(password)
 
@@ -225,6 +264,7 @@ def create_user(
 ) -> User:
     """Add a user; usernames are unique (422 on a taken one)."""
     _check_role_squadron(role, squadron)
+    check_password(username, password)
     if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise validation_error({"username": ["already taken"]})
     user = User(
@@ -241,10 +281,21 @@ def create_user(
     return user
 
 
+def _other_active_admins(user: User) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count()).where(
+            User.role == Role.admin, User.active.is_(True), User.id != user.id
+        )
+    )
+
+
 def update_user(actor: Actor, settings: AuthSettings, user: User, changes: dict) -> User:
     """Change a user's name, role, squadron, active flag or password."""
     before = audit.snapshot(user)
     password = changes.pop("password", None)
+    if password:
+        check_password(user.username, password)
+    was_admin = user.role is Role.admin and user.active
     if "squadron" in changes:
         squadron = changes.pop("squadron")
         user.squadron_id = squadron.id if squadron else None
@@ -255,6 +306,9 @@ def update_user(actor: Actor, settings: AuthSettings, user: User, changes: dict)
     _check_role_squadron(
         user.role, db.session.get(Squadron, user.squadron_id) if user.squadron_id else None
     )
+    demoted = user.role is not Role.admin or not user.active
+    if was_admin and demoted and _other_active_admins(user) == 0:
+        raise validation_error({"role": ["this is the last active admin; appoint another first"]})
     if password:
         user.password_hash = hash_password(settings, password)
     if changes.get("active") is False or password:
