@@ -33,3 +33,79 @@ def squared_distance_expr(lon_col, lat_col, lon: float, lat: float):
     dx = (lon_col - sa.literal(lon)) * sa.literal(kx)
     dy = (lat_col - sa.literal(lat)) * sa.literal(METRES_PER_DEGREE)
     return dx * dx + dy * dy
+
+
+# -- Chinese map coordinate systems --------------------------------------------------------------
+# GCJ-02 (national standard offset used by Chinese map SDKs) and BD-09 (Baidu's further offset).
+# The forward GCJ-02 formula is the published one; the inverse is solved by fixed-point iteration
+# to well under a centimetre, rather than the common one-step approximation (metres off).
+
+_A = 6378245.0
+_EE = 0.00669342162296594323
+_X_PI = math.pi * 3000.0 / 180.0
+
+
+def _outside_china(lon: float, lat: float) -> bool:
+    return not (72.004 <= lon <= 137.8347 and 0.8293 <= lat <= 55.8271)
+
+
+def _gcj_delta(lon: float, lat: float) -> tuple[float, float]:
+    x, y = lon - 105.0, lat - 35.0
+    dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
+    dlat += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    dlat += (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
+    dlat += (160.0 * math.sin(y / 12.0 * math.pi) + 320 * math.sin(y * math.pi / 30.0)) * 2 / 3
+    dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
+    dlon += (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+    dlon += (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
+    dlon += (
+        (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2.0 / 3.0
+    )
+    rad = lat / 180.0 * math.pi
+    magic = 1 - _EE * math.sin(rad) ** 2
+    sqrt_magic = math.sqrt(magic)
+    dlat = (dlat * 180.0) / ((_A * (1 - _EE)) / (magic * sqrt_magic) * math.pi)
+    dlon = (dlon * 180.0) / (_A / sqrt_magic * math.cos(rad) * math.pi)
+    return dlon, dlat
+
+
+def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
+    if _outside_china(lon, lat):
+        return lon, lat
+    dlon, dlat = _gcj_delta(lon, lat)
+    return lon + dlon, lat + dlat
+
+
+def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
+    if _outside_china(lon, lat):
+        return lon, lat
+    wlon, wlat = lon, lat
+    for _ in range(30):
+        glon, glat = wgs84_to_gcj02(wlon, wlat)
+        dlon, dlat = glon - lon, glat - lat
+        wlon, wlat = wlon - dlon, wlat - dlat
+        if abs(dlon) < 1e-10 and abs(dlat) < 1e-10:
+            break
+    return wlon, wlat
+
+
+def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
+    x, y = lon - 0.0065, lat - 0.006
+    z = math.sqrt(x * x + y * y) - 0.00002 * math.sin(y * _X_PI)
+    theta = math.atan2(y, x) - 0.000003 * math.cos(x * _X_PI)
+    return z * math.cos(theta), z * math.sin(theta)
+
+
+def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]:
+    z = math.sqrt(lon * lon + lat * lat) + 0.00002 * math.sin(lat * _X_PI)
+    theta = math.atan2(lat, lon) + 0.000003 * math.cos(lon * _X_PI)
+    return z * math.cos(theta) + 0.0065, z * math.sin(theta) + 0.006
+
+
+def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
+    """A point sent in ``crs`` (``wgs84``, ``gcj02`` or ``bd09``) as WGS-84."""
+    if crs == "gcj02":
+        return gcj02_to_wgs84(lon, lat)
+    if crs == "bd09":
+        return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+    return lon, lat

@@ -7,8 +7,11 @@ from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
+from fieldapp.photos.models import Photo
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, task_assignees
+from fieldapp.tracks.models import TrackPoint
+from sync.models import Conflict, RecordVersion, SyncChange, Tombstone
 
 __all__ = [
     "AuditEntry",
@@ -17,14 +20,20 @@ __all__ = [
     "ChecklistItem",
     "ChecklistVersion",
     "Complaint",
+    "Conflict",
     "Device",
     "District",
     "Inspection",
     "LoginFailure",
+    "Photo",
+    "RecordVersion",
     "Squadron",
+    "SyncChange",
     "Target",
     "Task",
     "Token",
+    "Tombstone",
+    "TrackPoint",
     "User",
     "change_counter",
     "inspection_officers",

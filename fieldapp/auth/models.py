@@ -64,6 +64,8 @@ class Device(db.Model):
     last_user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    #: Last time the device's clock ran more than a minute ahead of the server's.
+    clock_skew_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     last_user: Mapped[User | None] = relationship(foreign_keys=[last_user_id])
 

@@ -106,6 +106,10 @@ class Inspection(Syncable, db.Model):
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     score: Mapped[int | None]
     flags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    #: Field (and ``answers.<code>``) -> clock of the write that set its current value.
+    field_clocks: Mapped[dict] = mapped_column(
+        JSONType, default=dict, server_default=sa.text("'{}'")
+    )
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

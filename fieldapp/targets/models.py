@@ -68,6 +68,10 @@ class Target(Syncable, db.Model):
     phase: Mapped[SitePhase | None] = mapped_column(enum_column(SitePhase))
     boundary: Mapped[dict | None] = mapped_column(JSONType)  # GeoJSON Polygon
     active: Mapped[bool] = mapped_column(default=True)
+    #: Field -> clock of the write that set its current value (devices edit targets too).
+    field_clocks: Mapped[dict] = mapped_column(
+        JSONType, default=dict, server_default=sa.text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     squadron: Mapped[Squadron] = relationship()

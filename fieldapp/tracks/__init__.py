@@ -1,0 +1,1 @@
+"""GPS tracks (轨迹): officers' patrol points, append-only."""

@@ -1,0 +1,131 @@
+"""Inspections on the wire: what devices send (``InspectionFieldsArgs``) and what everyone reads."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from fieldapp.inspections.models import CoordinateSystem, InspectionStatus, Origin, Outcome
+from schemas.common import StrictFloat, StrictSchema, id_field
+
+ANSWER_RESULTS = ("pass", "fail", "na")
+MAX_PHOTOS = 50
+ITEM_CODE = validate.Regexp(r"^[A-Z][A-Z0-9]{1,15}$", error="an item code such as S03")
+
+
+class DeviceLocation(StrictSchema):
+    """Where the inspection was recorded, in the coordinate system the device's map uses."""
+
+    lon = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+    lat = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+    accuracy_m = StrictFloat(
+        load_default=None,
+        allow_none=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, max=100_000),
+    )
+    crs = fields.Enum(CoordinateSystem, by_value=True, load_default=CoordinateSystem.wgs84)
+
+
+class Answer(StrictSchema):
+    result = fields.String(required=True, validate=validate.OneOf(ANSWER_RESULTS))
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+    photo_ids = fields.List(
+        fields.UUID(), load_default=list, validate=validate.Length(max=MAX_PHOTOS)
+    )
+
+
+class InspectionFieldsArgs(StrictSchema):
+    """The fields a device may write. A create sends all required ones; an edit only changes.
+
+    ``review``, ``score``, ``flags``, ``received_at`` and ``submitted_at`` belong to the server:
+    a device that sends them is refused, field by field.
+    """
+
+    target_id = fields.UUID()
+    checklist_id = id_field()
+    checklist_version = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000))
+    officer_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=6))
+    origin = fields.Enum(Origin, by_value=True)
+    task_id = fields.UUID(allow_none=True)
+    draw_id = fields.UUID(allow_none=True)
+    started_at = fields.AwareDateTime(default_timezone=None)
+    ended_at = fields.AwareDateTime(allow_none=True)
+    location = fields.Nested(DeviceLocation)
+    answers = fields.Dict(keys=fields.String(validate=ITEM_CODE), values=fields.Nested(Answer))
+    findings = fields.String(validate=validate.Length(max=10_000))
+    outcome = fields.Enum(Outcome, by_value=True, allow_none=True)
+    rectification_deadline = fields.Date(allow_none=True)
+    legal_basis = fields.String(allow_none=True, validate=validate.Length(max=300))
+    follow_up_of = fields.UUID(allow_none=True)
+    photo_ids = fields.List(fields.UUID(), validate=validate.Length(max=MAX_PHOTOS))
+    status = fields.Enum(InspectionStatus, by_value=True)
+
+
+#: What a create must carry (API.md).
+CREATE_REQUIRED = (
+    "target_id",
+    "checklist_id",
+    "checklist_version",
+    "officer_ids",
+    "origin",
+    "started_at",
+    "location",
+    "answers",
+    "status",
+)
+
+#: Server-owned fields a device must not send.
+SERVER_FIELDS = ("review", "score", "flags", "received_at", "submitted_at", "id", "version")
+
+
+class ReviewSchema(ma.Schema):
+    status = fields.String()
+    comment = fields.String(allow_none=True)
+    reviewed_by = fields.UUID(allow_none=True)
+    reviewed_at = fields.DateTime(allow_none=True)
+
+
+class InspectionSchema(ma.Schema):
+    """The inspection as every client reads it (API.md, "Wire shapes")."""
+
+    id = fields.UUID(dump_only=True)
+    version = fields.Integer(dump_only=True)
+    target_id = fields.UUID(dump_only=True)
+    squadron_id = fields.Integer(dump_only=True)
+    checklist_id = fields.Integer(dump_only=True)
+    checklist_version = fields.Integer(dump_only=True)
+    officer_ids = fields.List(fields.UUID(), dump_only=True)
+    origin = fields.Enum(Origin, by_value=True, dump_only=True)
+    task_id = fields.UUID(dump_only=True, allow_none=True)
+    draw_id = fields.UUID(dump_only=True, allow_none=True)
+    started_at = fields.DateTime(dump_only=True)
+    ended_at = fields.DateTime(dump_only=True, allow_none=True)
+    location = fields.Method("_location", dump_only=True)
+    answers = fields.Dict(dump_only=True)
+    findings = fields.String(dump_only=True)
+    outcome = fields.Enum(Outcome, by_value=True, dump_only=True, allow_none=True)
+    rectification_deadline = fields.Date(dump_only=True, allow_none=True)
+    legal_basis = fields.String(dump_only=True, allow_none=True)
+    follow_up_of = fields.UUID(dump_only=True, allow_none=True)
+    photo_ids = fields.List(fields.String(), dump_only=True)
+    status = fields.Enum(InspectionStatus, by_value=True, dump_only=True)
+    review = fields.Method("_review", dump_only=True)
+    score = fields.Integer(dump_only=True, allow_none=True)
+    flags = fields.List(fields.String(), dump_only=True)
+    received_at = fields.DateTime(dump_only=True)
+    submitted_at = fields.DateTime(dump_only=True, allow_none=True)
+
+    def _location(self, obj):
+        location = {"lon": obj.lon, "lat": obj.lat, "accuracy_m": obj.accuracy_m, "crs": "wgs84"}
+        if obj.location_original:
+            location["original"] = obj.location_original
+        return location
+
+    def _review(self, obj):
+        return {
+            "status": obj.review_status.value,
+            "comment": obj.review_comment,
+            "reviewed_by": str(obj.reviewed_by_id) if obj.reviewed_by_id else None,
+            "reviewed_at": obj.reviewed_at.isoformat() if obj.reviewed_at else None,
+        }

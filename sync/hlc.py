@@ -1,0 +1,65 @@
+"""Hybrid logical clocks as devices send them: ``"0001763712000123:0002:d-7f3a"``.
+
+16 digits of physical milliseconds, 4 digits of counter, the device id. Clocks compare by
+(physical, counter, device), so two clocks are never equal unless they are the same event.
+The server never trusts a physical part far ahead of its own clock: it clamps it and says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+HLC_PATTERN = re.compile(r"^(\d{16}):(\d{4}):([A-Za-z0-9._:-]{1,64})$")
+
+#: How far a device's clock may run ahead of the server's before it is clamped.
+MAX_SKEW_MS = 60_000
+
+SERVER_NODE = "server"
+
+
+class HLCError(ValueError):
+    """Not a hybrid logical clock."""
+
+
+@dataclass(frozen=True, order=True)
+class HLC:
+    physical_ms: int
+    counter: int
+    node: str
+
+    @classmethod
+    def parse(cls, text: str) -> HLC:
+        match = HLC_PATTERN.match(text) if isinstance(text, str) else None
+        if match is None:
+            raise HLCError(
+                "an hlc is 16 digits of milliseconds, 4 digits of counter and the device id,"
+                " e.g. 0001763712000123:0002:d-7f3a"
+            )
+        return cls(int(match.group(1)), int(match.group(2)), match.group(3))
+
+    def __str__(self) -> str:
+        return f"{self.physical_ms:016d}:{self.counter:04d}:{self.node}"
+
+    @classmethod
+    def server(cls, now_ms: int, counter: int = 0) -> HLC:
+        """The clock of a change made on the server (a leader's edit, a resolution)."""
+        return cls(now_ms, counter, SERVER_NODE)
+
+    def clamped(self, now_ms: int) -> tuple[HLC, bool]:
+        """This clock, or one at the server's time if it runs more than a minute ahead.
+
+        Returns the clock to use and whether it was clamped (the device's clock is skewed).
+        """
+        if self.physical_ms > now_ms + MAX_SKEW_MS:
+            return HLC(now_ms, self.counter, self.node), True
+        return self, False
+
+
+def later(a: HLC | None, b: HLC | None) -> bool:
+    """Whether ``a`` is later than ``b`` (a missing clock is the earliest of all)."""
+    if a is None:
+        return False
+    if b is None:
+        return True
+    return a > b

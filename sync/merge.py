@@ -1,0 +1,200 @@
+"""Three-way merge rules, as pure functions.
+
+A device sends the fields it changed since ``base_version``. The server compares, field by
+field, the value at that base, its value now, and the device's value:
+
+- changed on one side only: that side's value stands (a clean merge);
+- changed to the same value on both sides: nothing to decide;
+- changed differently on both sides: the field's rule decides, and the value it does not keep is
+  returned as a :class:`FieldConflict` for the conflict log, so nothing is silently lost.
+
+Rules (see API.md, "Field rules for inspection"):
+
+- ``LWW``: the later hybrid logical clock wins (the clock of the server value is the clock of
+  the write that set it);
+- ``SET``: a three-way set merge: additions from both sides are kept, and a removal applies only
+  where that side removed the element (photo ids);
+- ``ITEMS``: a map merged key by key (checklist answers); within a key, ``result`` and ``note``
+  follow ``LWW`` and ``photo_ids`` follow ``SET``.
+
+When the base is unknown (:data:`UNKNOWN`, e.g. a record older than the version history), every
+difference counts as changed on both sides: the rule still decides and the loser is logged.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.hlc import HLC, later
+
+
+class Rule(enum.Enum):
+    LWW = "lww"
+    SET = "set"
+    ITEMS = "items"
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+#: The base value is not known.
+UNKNOWN: Any = _Unknown()
+
+
+@dataclass(frozen=True)
+class FieldConflict:
+    """A field changed on both sides; ``kept`` says whose value the record now holds."""
+
+    field: str
+    base: Any
+    server: Any
+    client: Any
+    kept: str  # "server" | "client"
+
+
+@dataclass
+class MergeResult:
+    #: field -> value to write (only fields whose stored value changes)
+    values: dict[str, Any] = field(default_factory=dict)
+    #: clock key -> clock of the value now stored (for fields the client's value set)
+    clocks: dict[str, str] = field(default_factory=dict)
+    conflicts: list[FieldConflict] = field(default_factory=list)
+
+
+def merge_set(base: list | Any | None, server: list | None, client: list | None) -> list:
+    """Three-way set merge, keeping the server's order and appending the client's additions."""
+    server = list(server or [])
+    client = list(client or [])
+    base_set = set() if base is UNKNOWN or base is None else set(base)
+    client_set = set(client)
+    removed_by_client = base_set - client_set
+    added_by_client = [x for x in client if x not in base_set]
+    merged = [x for x in server if x not in removed_by_client]
+    merged += [x for x in added_by_client if x not in merged]
+    return merged
+
+
+def merge_lww(
+    name: str, base: Any, server: Any, client: Any, client_clock: HLC, server_clock: HLC | None
+) -> tuple[Any, bool, FieldConflict | None]:
+    """One last-writer-wins field. Returns (stored value, client value stored?, conflict)."""
+    if client == server:
+        return server, False, None
+    if base is not UNKNOWN and server == base:
+        return client, True, None
+    if base is not UNKNOWN and client == base:
+        return server, False, None  # the device holds the base value: nothing of its own
+    if later(client_clock, server_clock):
+        return client, True, FieldConflict(name, base, server, client, kept="client")
+    return server, False, FieldConflict(name, base, server, client, kept="server")
+
+
+ANSWER_DEFAULT = {"result": None, "note": "", "photo_ids": []}
+
+
+def normalize_answer(answer: Mapping | None) -> dict | None:
+    if answer is None:
+        return None
+    return {
+        "result": answer.get("result"),
+        "note": answer.get("note") or "",
+        "photo_ids": list(answer.get("photo_ids") or []),
+    }
+
+
+def _core(answer: Mapping | None) -> tuple | None:
+    return None if answer is None else (answer["result"], answer["note"])
+
+
+def merge_items(
+    name: str,
+    base: Mapping | Any,
+    server: Mapping | None,
+    client: Mapping,
+    client_clock: HLC,
+    clocks: Mapping[str, str],
+) -> tuple[dict, dict[str, str], list[FieldConflict]]:
+    """Checklist answers, item by item. Returns (merged map, clock updates, conflicts)."""
+    server = dict(server or {})
+    merged = {code: normalize_answer(a) for code, a in server.items()}
+    new_clocks: dict[str, str] = {}
+    conflicts: list[FieldConflict] = []
+    for code, raw in client.items():
+        key = f"{name}.{code}"
+        c = normalize_answer(raw)
+        s = merged.get(code)
+        b = UNKNOWN if base is UNKNOWN else normalize_answer((base or {}).get(code))
+        if s is None or (b is not UNKNOWN and s == b):
+            merged[code] = c
+            new_clocks[key] = str(client_clock)
+            continue
+        if c == s:
+            continue
+        photos = merge_set(
+            UNKNOWN if b is UNKNOWN or b is None else b["photo_ids"], s["photo_ids"], c["photo_ids"]
+        )
+        core_b = UNKNOWN if b is UNKNOWN else _core(b)
+        if _core(c) == _core(s) or (core_b is not UNKNOWN and _core(c) == core_b):
+            merged[code] = {**s, "photo_ids": photos}
+        elif core_b is not UNKNOWN and _core(s) == core_b:
+            merged[code] = {**c, "photo_ids": photos}
+            new_clocks[key] = str(client_clock)
+        else:
+            server_clock = HLC.parse(clocks[key]) if key in clocks else None
+            if later(client_clock, server_clock):
+                merged[code] = {**c, "photo_ids": photos}
+                new_clocks[key] = str(client_clock)
+                kept = "client"
+            else:
+                merged[code] = {**s, "photo_ids": photos}
+                kept = "server"
+            conflicts.append(FieldConflict(key, None if b is UNKNOWN else b, s, c, kept=kept))
+    return merged, new_clocks, conflicts
+
+
+def merge_fields(
+    rules: Mapping[str, Rule],
+    base: Mapping | None,
+    server: Mapping,
+    client: Mapping,
+    client_clock: HLC,
+    clocks: Mapping[str, str],
+) -> MergeResult:
+    """Merge the client's changed ``client`` fields into the record ``server``.
+
+    ``base`` is the record as the client last saw it (None when unknown); ``clocks`` maps each
+    field (and ``answers.<code>``) to the clock of its current server value.
+    """
+    result = MergeResult()
+    for name, client_value in client.items():
+        rule = rules[name]
+        base_value = UNKNOWN if base is None else base.get(name)
+        server_value = server.get(name)
+        if rule is Rule.SET:
+            merged = merge_set(base_value, server_value, client_value)
+            if merged != list(server_value or []):
+                result.values[name] = merged
+        elif rule is Rule.ITEMS:
+            merged, new_clocks, conflicts = merge_items(
+                name, base_value, server_value, client_value, client_clock, clocks
+            )
+            if merged != {k: normalize_answer(v) for k, v in (server_value or {}).items()}:
+                result.values[name] = merged
+            result.clocks.update(new_clocks)
+            result.conflicts += conflicts
+        else:
+            server_clock = HLC.parse(clocks[name]) if name in clocks else None
+            stored, client_won, conflict = merge_lww(
+                name, base_value, server_value, client_value, client_clock, server_clock
+            )
+            if client_won:
+                result.values[name] = stored
+                result.clocks[name] = str(client_clock)
+            if conflict is not None:
+                result.conflicts.append(conflict)
+    return result

@@ -1,0 +1,108 @@
+"""What the sync engine stores: processed change ids, every version of every synced record,
+the conflict log, and tombstones of deleted records."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fieldapp.db import BigIntPK, JSONType, UTCDateTime, db, enum_column, new_uuid, utcnow
+
+
+class SyncChange(db.Model):
+    """A change that was applied: its first result is replayed when the device sends it again."""
+
+    __tablename__ = "sync_changes"
+
+    change_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.String(64))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    entity: Mapped[str] = mapped_column(sa.String(20))
+    record_id: Mapped[uuid.UUID]
+    #: SHA-256 of the change's canonical JSON: the same id with another body is id_conflict.
+    body_hash: Mapped[str] = mapped_column(sa.String(64))
+    result: Mapped[dict | None] = mapped_column(JSONType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecordVersion(db.Model):
+    """A record as it was at one version, with who changed what, from which device."""
+
+    __tablename__ = "record_versions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    entity: Mapped[str] = mapped_column(sa.String(20))
+    record_id: Mapped[uuid.UUID]
+    version: Mapped[int]
+    data: Mapped[dict] = mapped_column(JSONType)
+    changed: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    change_id: Mapped[uuid.UUID | None]
+    device_id: Mapped[str | None] = mapped_column(sa.String(64))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    hlc: Mapped[str | None] = mapped_column(sa.String(90))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        sa.UniqueConstraint("entity", "record_id", "version", name="uq_record_versions_version"),
+    )
+
+
+class ConflictKind(enum.StrEnum):
+    field = "field"  # a field changed on both sides; the rule kept one value
+    amendment = "amendment"  # an edit to an approved (frozen) record
+    delete = "delete"  # a delete of a record that changed since, or was submitted
+
+
+class ConflictStatus(enum.StrEnum):
+    open = "open"
+    resolved = "resolved"
+
+
+class Conflict(db.Model):
+    """A value a merge did not keep, kept here with both sides until someone resolves it."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
+    entity: Mapped[str] = mapped_column(sa.String(20))
+    record_id: Mapped[uuid.UUID] = mapped_column(index=True)
+    squadron_id: Mapped[int | None] = mapped_column(sa.ForeignKey("squadrons.id"))
+    field: Mapped[str | None] = mapped_column(sa.String(60))
+    kind: Mapped[ConflictKind] = mapped_column(enum_column(ConflictKind))
+    base_value: Mapped[dict | list | str | None] = mapped_column(JSONType)
+    server_value: Mapped[dict | list | str | None] = mapped_column(JSONType)
+    client_value: Mapped[dict | list | str | None] = mapped_column(JSONType)
+    kept: Mapped[str] = mapped_column(sa.String(10))
+    record_version: Mapped[int | None]
+    change_id: Mapped[uuid.UUID | None]
+    device_id: Mapped[str | None] = mapped_column(sa.String(64))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[ConflictStatus] = mapped_column(
+        enum_column(ConflictStatus), default=ConflictStatus.open
+    )
+    resolution: Mapped[dict | None] = mapped_column(JSONType)
+    resolved_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        sa.Index("ix_conflicts_squadron_status", "squadron_id", "status", "created_at"),
+    )
+
+
+class Tombstone(db.Model):
+    """A deleted record: pull returns it as ``op: delete`` in its place in the change order."""
+
+    __tablename__ = "sync_tombstones"
+
+    entity: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    squadron_id: Mapped[int | None] = mapped_column(sa.ForeignKey("squadrons.id"))
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    version: Mapped[int]
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deleted_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))

@@ -1,0 +1,173 @@
+"""The merge rules, table by table, and their invariants under random inputs (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sync.hlc import HLC, HLCError
+from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww, merge_set
+
+EARLY = HLC(1_000, 0, "pad-a")
+LATE = HLC(2_000, 0, "pad-b")
+
+
+# -- hybrid logical clocks ---------------------------------------------------------------------
+
+
+def test_hlc_round_trips_and_orders():
+    clock = HLC.parse("0001763712000123:0002:d-7f3a")
+    assert (clock.physical_ms, clock.counter, clock.node) == (1763712000123, 2, "d-7f3a")
+    assert str(clock) == "0001763712000123:0002:d-7f3a"
+    assert HLC(5, 1, "a") > HLC(5, 0, "z") > HLC(4, 9, "z")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "123:0001:d",
+        "0001763712000123:2:d",
+        "0001763712000123:0002:",
+        "0001763712000123:0002:bad id",
+        42,
+    ],
+)
+def test_malformed_hlc_is_refused(text):
+    with pytest.raises(HLCError):
+        HLC.parse(text)
+
+
+def test_clock_far_ahead_is_clamped():
+    now = 1_000_000
+    assert HLC(now + 60_000, 3, "d").clamped(now) == (HLC(now + 60_000, 3, "d"), False)
+    assert HLC(now + 60_001, 3, "d").clamped(now) == (HLC(now, 3, "d"), True)
+
+
+# -- last writer wins --------------------------------------------------------------------------
+
+LWW_TABLE = [
+    # base, server, client, client clock, server clock -> stored, client won, conflict kept
+    ("a", "a", "b", EARLY, LATE, "b", True, None),  # only the device changed it
+    ("a", "s", "s", EARLY, LATE, "s", False, None),  # both made the same change
+    ("a", "s", "a", LATE, EARLY, "s", False, None),  # device holds the base value
+    ("a", "s", "c", LATE, EARLY, "c", True, "client"),  # both changed: later device wins
+    ("a", "s", "c", EARLY, LATE, "s", False, "server"),  # both changed: later server wins
+    ("a", "s", "c", EARLY, None, "c", True, "client"),  # server value has no clock: oldest
+    (UNKNOWN, "s", "c", LATE, EARLY, "c", True, "client"),  # unknown base: rule decides
+    (UNKNOWN, "s", "s", LATE, EARLY, "s", False, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("base", "server", "client", "cc", "sc", "stored", "won", "kept"), LWW_TABLE
+)
+def test_last_writer_wins(base, server, client, cc, sc, stored, won, kept):
+    value, client_won, conflict = merge_lww("findings", base, server, client, cc, sc)
+    assert (value, client_won) == (stored, won)
+    if kept is None:
+        assert conflict is None
+    else:
+        assert conflict.kept == kept
+        assert {conflict.server, conflict.client} == {server, client}
+
+
+# -- sets --------------------------------------------------------------------------------------
+
+SET_TABLE = [
+    # base, server, client -> merged
+    ([], [], ["p1"], ["p1"]),
+    (["p1"], ["p1", "p2"], ["p1", "p3"], ["p1", "p2", "p3"]),  # both added
+    (["p1", "p2"], ["p1", "p2"], ["p2"], ["p2"]),  # device removed p1
+    (["p1", "p2"], ["p2"], ["p1", "p2", "p3"], ["p2", "p3"]),  # server removed p1, device added
+    (["p1"], ["p1"], [], []),
+    (UNKNOWN, ["p1"], ["p2"], ["p1", "p2"]),  # no base: nothing counts as removed
+]
+
+
+@pytest.mark.parametrize(("base", "server", "client", "merged"), SET_TABLE)
+def test_three_way_set_merge(base, server, client, merged):
+    assert merge_set(base, server, client) == merged
+
+
+ids = st.lists(st.sampled_from([f"p{i}" for i in range(8)]), unique=True, max_size=6)
+
+
+@given(ids, ids, ids)
+def test_set_merge_keeps_every_addition_and_only_chosen_removals(base, server, client):
+    merged = set(merge_set(base, server, client))
+    added = (set(server) - set(base)) | (set(client) - set(base))
+    assert added <= merged
+    for element in set(base) - merged:
+        assert element not in server or element not in client  # someone removed it
+    assert merged <= set(base) | set(server) | set(client)
+
+
+# -- answers, item by item ---------------------------------------------------------------------
+
+RULES = {"findings": Rule.LWW, "photo_ids": Rule.SET, "answers": Rule.ITEMS, "outcome": Rule.LWW}
+
+
+def answer(result, note="", photos=()):
+    return {"result": result, "note": note, "photo_ids": list(photos)}
+
+
+def test_answers_merge_per_item():
+    base = {"answers": {"S01": answer("pass"), "S02": answer("pass")}}
+    server = {"answers": {"S01": answer("fail", "门外摆摊"), "S02": answer("pass")}}
+    client = {"answers": {"S02": answer("fail", "占道堆物")}}
+    result = merge_fields(RULES, base, server, client, LATE, {})
+    assert result.values["answers"]["S01"] == answer("fail", "门外摆摊")
+    assert result.values["answers"]["S02"] == answer("fail", "占道堆物")
+    assert result.conflicts == []
+    assert result.clocks == {"answers.S02": str(LATE)}
+
+
+def test_same_item_on_both_sides_later_clock_wins_and_photos_merge():
+    base = {"answers": {"S03": answer("pass", "", ["p1"])}}
+    server = {"answers": {"S03": answer("fail", "油烟直排", ["p1", "p2"])}}
+    client = {"answers": {"S03": answer("fail", "油烟净化器未开", ["p1", "p3"])}}
+    clocks = {"answers.S03": str(EARLY)}
+    result = merge_fields(RULES, base, server, client, LATE, clocks)
+    assert result.values["answers"]["S03"] == answer("fail", "油烟净化器未开", ["p1", "p2", "p3"])
+    [conflict] = result.conflicts
+    assert conflict.field == "answers.S03" and conflict.kept == "client"
+    assert conflict.server["note"] == "油烟直排"
+
+    older = merge_fields(RULES, base, server, client, HLC(500, 0, "pad-a"), clocks)
+    assert older.values["answers"]["S03"] == answer("fail", "油烟直排", ["p1", "p2", "p3"])
+    assert older.conflicts[0].kept == "server"
+
+
+def test_only_photos_differ_is_not_a_conflict():
+    base = {"answers": {"S01": answer("fail", "x", ["p1"])}}
+    server = {"answers": {"S01": answer("fail", "x", ["p1", "p2"])}}
+    client = {"answers": {"S01": answer("fail", "x", ["p1", "p3"])}}
+    result = merge_fields(RULES, base, server, client, EARLY, {})
+    assert result.conflicts == []
+    assert result.values["answers"]["S01"]["photo_ids"] == ["p1", "p2", "p3"]
+
+
+def test_fields_changed_on_one_side_each_merge_cleanly():
+    base = {"findings": "", "outcome": None}
+    server = {"findings": "", "outcome": "compliant"}
+    client = {"findings": "店门外堆放纸箱"}
+    result = merge_fields(RULES, base, server, client, EARLY, {"outcome": str(LATE)})
+    assert result.values == {"findings": "店门外堆放纸箱"}
+    assert result.conflicts == []
+
+
+# -- invariant: nothing is lost ----------------------------------------------------------------
+
+values = st.sampled_from(["", "a", "b", "c"])
+clocks = st.builds(HLC, st.integers(0, 5), st.integers(0, 2), st.sampled_from(["pad-a", "pad-b"]))
+
+
+@given(base=values, server=values, client=values, client_clock=clocks, server_clock=clocks)
+def test_lww_keeps_one_value_and_logs_the_other(base, server, client, client_clock, server_clock):
+    stored, _, conflict = merge_lww("f", base, server, client, client_clock, server_clock)
+    kept_or_logged = {stored} | ({conflict.server, conflict.client} if conflict else set())
+    assert server in kept_or_logged or server == base  # the server's own change is never lost
+    assert client in kept_or_logged or client == base  # nor the device's
+    assert stored in (server, client)
