@@ -26,8 +26,10 @@ from fieldapp.db import db
 from fieldapp.errors import APIError, not_found
 from fieldapp.inspections.models import Inspection, inspection_officers
 from fieldapp.org.models import Squadron
+from fieldapp.photos.models import Photo
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskStatus, task_assignees
+from sync.models import Conflict, Tombstone
 
 
 class Policy:
@@ -81,6 +83,12 @@ class Policy:
             raise not_found(what)
         return obj
 
+    def load_or_none(self, model: type, ident: Any):
+        """The record if it exists and is in reading scope, else None (for sync, which answers
+        per change instead of raising)."""
+        pk = sa.inspect(model).primary_key[0]
+        return db.session.scalar(sa.select(model).where(pk == ident, self.readable(model)))
+
     def load_by(self, model: type, what: str, **criteria):
         """Like :meth:`load`, by other unique columns (e.g. a target's ``code``)."""
         obj = db.session.scalar(sa.select(model).filter_by(**criteria).where(self.readable(model)))
@@ -130,6 +138,26 @@ def _inspection_read(p: Policy) -> sa.ColumnElement[bool]:
     return clause
 
 
+def _own_inspections(p: Policy):
+    return sa.select(inspection_officers.c.inspection_id).where(
+        inspection_officers.c.user_id == p.user.id
+    )
+
+
+def _photo_read(p: Policy) -> sa.ColumnElement[bool]:
+    clause = p._squadron_clause(Photo.squadron_id)
+    if p.role in SQUADRON_ROLES:
+        clause = sa.or_(clause, Photo.inspection_id.in_(_own_inspections(p)))
+    return clause
+
+
+def _conflict_read(p: Policy) -> sa.ColumnElement[bool]:
+    clause = p._squadron_clause(Conflict.squadron_id)
+    if p.role in SQUADRON_ROLES:
+        clause = sa.or_(clause, Conflict.record_id.in_(_own_inspections(p)))
+    return clause
+
+
 def _task_read(p: Policy) -> sa.ColumnElement[bool]:
     clause = p._squadron_clause(Task.squadron_id)
     if p.role in SQUADRON_ROLES:
@@ -151,6 +179,9 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Inspection: _inspection_read,
     Task: _task_read,
     Complaint: lambda p: p._squadron_clause(Complaint.squadron_id),
+    Photo: _photo_read,
+    Conflict: _conflict_read,
+    Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
     User: _user_read,
     # Squadron names and boundaries are district knowledge every member may see on a map.
     Squadron: lambda p: (
@@ -175,6 +206,14 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     "user.manage": lambda p, _: p.role is Role.admin,
     "device.manage": lambda p, _: p.role is Role.admin,
     "checklist.manage": lambda p, _: p.role is Role.admin,
+    # obj: the inspection; its officers write its content, from their devices
+    "inspection.edit": lambda p, inspection: p.user.id in {o.id for o in inspection.officers},
+    # obj: the squadron id of a target a device reports or corrects
+    "target.report": lambda p, squadron_id: (
+        p.role in SQUADRON_ROLES and squadron_id == p.user.squadron_id
+    ),
+    # obj: the conflict; leaders settle their squadron's, admins any
+    "conflict.resolve": lambda p, conflict: _manages_squadron(p, conflict.squadron_id),
 }
 
 _WRITE_MESSAGES = {
@@ -184,6 +223,9 @@ _WRITE_MESSAGES = {
     "user.manage": "only admins manage users",
     "device.manage": "only admins manage devices",
     "checklist.manage": "only admins publish checklists",
+    "inspection.edit": "only the inspection's officers edit it",
+    "target.report": "officers and leaders report and correct targets of their own squadron",
+    "conflict.resolve": "only the squadron's leader or an admin resolves its conflicts",
 }
 
 

@@ -1,0 +1,129 @@
+"""Sync endpoints. The engine in ``sync/`` does the work; these views parse, authorize and dump."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from flask import current_app
+from flask.views import MethodView
+
+from fieldapp.api import Blueprint
+from fieldapp.db import db, utcnow
+from fieldapp.errors import APIError, validation_error
+from fieldapp.inspections.models import Inspection
+from fieldapp.web.paging import paginate
+from fieldapp.web.requests import current_actor, current_policy
+from schemas.common import page_schema
+from schemas.sync import (
+    MAX_BATCH,
+    ConflictListArgs,
+    ConflictSchema,
+    HistoryEntrySchema,
+    PullArgs,
+    PullSchema,
+    PushArgs,
+    PushSchema,
+    ResolveArgs,
+)
+from sync import cursor as cursors
+from sync import engine, pull, resolution
+from sync.models import Conflict, RecordVersion
+
+blp = Blueprint("sync", __name__, description="Offline sync: push, pull, conflicts, history")
+
+
+@blp.route("/sync/push")
+class PushResource(MethodView):
+    @blp.arguments(PushArgs)
+    @blp.response(200, PushSchema)
+    def post(self, args):
+        """Apply a device's batch of changes; one result per change, in order."""
+        if len(args["changes"]) > MAX_BATCH:
+            raise APIError(413, "payload_too_large", f"at most {MAX_BATCH} changes a batch")
+        actor = current_actor()
+        if args["device_id"] != actor.device_id:
+            raise APIError(403, "forbidden", "device_id is not the device this token belongs to")
+        now = utcnow()
+        ctx = engine.PushContext(
+            actor=actor, policy=current_policy(), device_id=actor.device_id, now=now
+        )
+        return {"results": engine.push(ctx, args["changes"]), "server_time": now}
+
+
+@blp.route("/sync/pull")
+class PullResource(MethodView):
+    @blp.arguments(PullArgs, location="query")
+    @blp.response(200, PullSchema)
+    def get(self, args):
+        """Everything in your scope changed after ``cursor``, in commit order."""
+        try:
+            return pull.pull(
+                current_policy(),
+                args.get("cursor"),
+                args["limit"],
+                current_app.config["SECRET_KEY"],
+            )
+        except cursors.CursorError as exc:
+            raise validation_error({"cursor": [str(exc)]}, location="query") from None
+
+
+@blp.route("/conflicts")
+class ConflictsResource(MethodView):
+    @blp.arguments(ConflictListArgs, location="query")
+    @blp.response(200, page_schema(ConflictSchema, "ConflictPage"))
+    def get(self, args):
+        """The conflict log of your scope, newest first."""
+        query = current_policy().scoped(Conflict)
+        for name in ("status", "kind", "record_id"):
+            if name in args:
+                query = query.where(getattr(Conflict, name) == args[name])
+        query = query.order_by(Conflict.created_at.desc(), Conflict.id)
+        return paginate(query, args["page"], args["per_page"])
+
+
+@blp.route("/conflicts/<uuid:conflict_id>/resolve")
+class ResolveResource(MethodView):
+    @blp.arguments(ResolveArgs)
+    @blp.response(200, ConflictSchema)
+    def post(self, args, conflict_id: uuid.UUID):
+        """Settle a conflict: keep the server's value, the device's, or a given one."""
+        policy = current_policy()
+        conflict = policy.load(Conflict, conflict_id, "conflict")
+        policy.require("conflict.resolve", conflict)
+        return resolution.resolve(
+            current_actor(), conflict, args["keep"], args.get("value"), utcnow()
+        )
+
+
+@blp.route("/inspections/<uuid:inspection_id>/history")
+class HistoryResource(MethodView):
+    @blp.response(200, HistoryEntrySchema(many=True))
+    def get(self, inspection_id: uuid.UUID):
+        """Every version of the inspection: what changed, who, from which device."""
+        current_policy().load(Inspection, inspection_id, "inspection")
+        versions = db.session.scalars(
+            sa.select(RecordVersion)
+            .where(RecordVersion.entity == "inspection", RecordVersion.record_id == inspection_id)
+            .order_by(RecordVersion.version)
+        ).all()
+        history, previous = [], {}
+        for version in versions:
+            changes = {
+                name: {"from": previous.get(name), "to": value}
+                for name, value in version.data.items()
+                if name not in ("version",) and previous.get(name) != value
+            }
+            history.append(
+                {
+                    "version": version.version,
+                    "at": version.at,
+                    "user_id": version.user_id,
+                    "device_id": version.device_id,
+                    "change_id": version.change_id,
+                    "hlc": version.hlc,
+                    "changes": changes,
+                }
+            )
+            previous = version.data
+        return history

@@ -1,0 +1,159 @@
+"""Sync on the wire: push batches and their results, pull pages, the conflict log."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
+from schemas.auth import DEVICE_ID
+from schemas.common import PageArgs, StrictFloat, StrictSchema
+from schemas.inspections import DeviceLocation
+from schemas.targets import BUSINESS_TYPE, _valid_uscc
+
+MAX_BATCH = 500
+MAX_TRACK_POINTS = 10_000
+ENTITIES = ("inspection", "photo", "track", "target")
+
+
+class PushArgs(StrictSchema):
+    device_id = fields.String(required=True, validate=DEVICE_ID)
+    #: Each change is checked on its own (ChangeArgs), so one bad change never sinks the batch.
+    changes = fields.List(fields.Raw(), required=True)
+
+
+class ChangeArgs(StrictSchema):
+    change_id = fields.UUID(required=True)
+    entity = fields.String(required=True, validate=validate.OneOf(ENTITIES))
+    id = fields.UUID(required=True)
+    op = fields.String(required=True, validate=validate.OneOf(("upsert", "delete")))
+    base_version = fields.Integer(
+        strict=True, allow_none=True, load_default=None, validate=validate.Range(min=0)
+    )
+    hlc = fields.String(required=True)
+    fields_ = fields.Dict(data_key="fields", load_default=dict)
+
+
+class ResultSchema(ma.Schema):
+    change_id = fields.String()
+    id = fields.String(allow_none=True)
+    status = fields.String(metadata={"description": "applied | merged | conflict | rejected"})
+    version = fields.Integer(allow_none=True)
+    replayed = fields.Boolean()
+    conflicts = fields.List(fields.Dict())
+    error = fields.Dict(allow_none=True)
+
+
+class PushSchema(ma.Schema):
+    results = fields.List(fields.Nested(ResultSchema))
+    server_time = fields.DateTime()
+
+
+class PullArgs(StrictSchema):
+    cursor = fields.String(validate=validate.Length(min=1, max=500))
+    limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=1000))
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+
+class PulledChangeSchema(ma.Schema):
+    entity = fields.String()
+    id = fields.String()
+    op = fields.String()
+    version = fields.Integer()
+    data = fields.Dict(allow_none=True)
+
+
+class PullSchema(ma.Schema):
+    changes = fields.List(fields.Nested(PulledChangeSchema))
+    cursor = fields.String()
+    has_more = fields.Boolean()
+    reset = fields.Boolean()
+
+
+class TargetFieldsArgs(StrictSchema):
+    """What a device may report about a target: a new shop, or a correction."""
+
+    kind = fields.Enum(TargetKind, by_value=True)
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    address = fields.String(validate=validate.Length(max=300))
+    location = fields.Nested(DeviceLocation)
+    business_type = fields.String(validate=BUSINESS_TYPE)
+    uscc = fields.String(validate=_valid_uscc, allow_none=True)
+    permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
+    scale = fields.Enum(SiteScale, by_value=True)
+    phase = fields.Enum(SitePhase, by_value=True)
+
+
+class PhotoFieldsArgs(StrictSchema):
+    inspection_id = fields.UUID()
+    item_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=16))
+    taken_at = fields.AwareDateTime()
+    location = fields.Nested(DeviceLocation, allow_none=True)
+    sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$", error="64 hex digits"))
+    size = fields.Integer(strict=True, validate=validate.Range(min=1, max=200 * 1024 * 1024))
+    content_type = fields.String(validate=validate.OneOf(("image/jpeg", "image/png", "image/webp")))
+
+
+class TrackPointArgs(StrictSchema):
+    t = fields.AwareDateTime(required=True)
+    lon = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+    lat = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+    accuracy_m = StrictFloat(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    crs = fields.String(load_default="wgs84", validate=validate.OneOf(("wgs84", "gcj02", "bd09")))
+
+
+class TrackFieldsArgs(StrictSchema):
+    officer_id = fields.UUID(required=True)
+    points = fields.List(
+        fields.Nested(TrackPointArgs),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_TRACK_POINTS),
+    )
+
+
+class ConflictListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(("open", "resolved")))
+    kind = fields.String(validate=validate.OneOf(("field", "amendment", "delete")))
+    record_id = fields.UUID()
+
+
+class ConflictSchema(ma.Schema):
+    id = fields.UUID()
+    entity = fields.String()
+    record_id = fields.UUID()
+    field = fields.String(allow_none=True)
+    kind = fields.String()
+    base_value = fields.Raw(allow_none=True)
+    server_value = fields.Raw(allow_none=True)
+    client_value = fields.Raw(allow_none=True)
+    kept = fields.String()
+    change_id = fields.UUID(allow_none=True)
+    device_id = fields.String(allow_none=True)
+    user_id = fields.UUID(allow_none=True)
+    created_at = fields.DateTime()
+    status = fields.String()
+    resolution = fields.Dict(allow_none=True)
+
+
+class ResolveArgs(StrictSchema):
+    keep = fields.String(required=True, validate=validate.OneOf(("server", "client", "value")))
+    value = fields.Raw(allow_none=True)
+
+    @ma.validates_schema
+    def _value_goes_with_keep_value(self, data, **kwargs):
+        if data["keep"] == "value" and "value" not in data:
+            raise ma.ValidationError({"value": ["required when keep is value"]})
+        if data["keep"] != "value" and "value" in data:
+            raise ma.ValidationError({"value": ["only with keep: value"]})
+
+
+class HistoryEntrySchema(ma.Schema):
+    version = fields.Integer()
+    at = fields.DateTime()
+    user_id = fields.UUID(allow_none=True)
+    device_id = fields.String(allow_none=True)
+    change_id = fields.UUID(allow_none=True)
+    hlc = fields.String(allow_none=True)
+    changes = fields.Dict(metadata={"description": "field -> {from, to}"})

@@ -1,0 +1,197 @@
+"""Push: apply a device's batch of changes, each on its own, exactly once.
+
+For every change: check its envelope, replay it if its ``change_id`` was applied before, else
+apply it inside its own savepoint through the entity's handler (``sync/entities.py``). A change
+that fails is rolled back alone and answered ``rejected`` with the error envelope; the others go
+on. Applied changes are remembered with their result (``SyncChange``), so a batch sent again
+after a lost answer changes nothing and gets the same answers back.
+
+Rejected changes are not remembered: what was wrong may be fixed by the time the device retries
+(typically a change that arrived before the create it depends on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import marshmallow as ma
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from fieldapp.actor import Actor
+from fieldapp.auth.models import Device
+from fieldapp.auth.policy import Policy
+from fieldapp.db import db
+from fieldapp.errors import APIError, envelope
+from schemas.sync import ChangeArgs
+from sync.hlc import HLC, HLCError
+from sync.models import SyncChange
+
+
+@dataclass
+class Change:
+    change_id: uuid.UUID
+    entity: str
+    id: uuid.UUID
+    op: str
+    base_version: int | None
+    hlc: HLC
+    fields: dict
+    #: The device's clock ran more than a minute ahead and was clamped.
+    clock_skewed: bool = False
+
+
+@dataclass
+class PushContext:
+    actor: Actor
+    policy: Policy
+    device_id: str
+    now: datetime
+    skewed_devices: set[str] = field(default_factory=set)
+
+    @property
+    def now_ms(self) -> int:
+        return int(self.now.timestamp() * 1000)
+
+
+class Rejected(Exception):
+    """A change that cannot be applied; ``error`` is an :class:`APIError`."""
+
+    def __init__(self, error: APIError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def body_hash(raw: dict) -> str:
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _rejected(raw, error: APIError) -> dict:
+    body, _, _ = envelope(error)
+    change_id = raw.get("change_id") if isinstance(raw, dict) else None
+    record_id = raw.get("id") if isinstance(raw, dict) else None
+    return {
+        "change_id": change_id if isinstance(change_id, str) else None,
+        "id": record_id if isinstance(record_id, str) else None,
+        "status": "rejected",
+        "version": None,
+        "replayed": False,
+        "conflicts": [],
+        "error": body,
+    }
+
+
+def _parse(ctx: PushContext, raw) -> Change:
+    if not isinstance(raw, dict):
+        raise Rejected(APIError(422, "validation_failed", "a change is a JSON object"))
+    try:
+        data = ChangeArgs().load(raw)
+    except ma.ValidationError as exc:
+        raise Rejected(
+            APIError(422, "validation_failed", errors={"json": exc.normalized_messages()})
+        ) from None
+    try:
+        clock = HLC.parse(data["hlc"])
+    except HLCError as exc:
+        raise Rejected(
+            APIError(422, "validation_failed", errors={"json": {"hlc": [str(exc)]}})
+        ) from None
+    if clock.node != ctx.device_id:
+        raise Rejected(
+            APIError(
+                422,
+                "validation_failed",
+                errors={"json": {"hlc": [f"the clock's device part must be {ctx.device_id}"]}},
+            )
+        )
+    clock, skewed = clock.clamped(ctx.now_ms)
+    if skewed:
+        ctx.skewed_devices.add(ctx.device_id)
+    return Change(
+        change_id=data["change_id"],
+        entity=data["entity"],
+        id=data["id"],
+        op=data["op"],
+        base_version=data["base_version"],
+        hlc=clock,
+        fields=data["fields_"],
+        clock_skewed=skewed,
+    )
+
+
+def _replay(existing: SyncChange, digest: str, raw: dict) -> dict:
+    if existing.body_hash != digest:
+        return _rejected(
+            raw,
+            APIError(
+                409,
+                "id_conflict",
+                "this change_id was used before for a different change",
+            ),
+        )
+    return {**existing.result, "replayed": True}
+
+
+def apply_one(ctx: PushContext, raw) -> dict:
+    """Apply one change in its own savepoint; never raises for a bad change."""
+    from sync.entities import HANDLERS  # entities import this module's types
+
+    try:
+        change = _parse(ctx, raw)
+    except Rejected as rejected:
+        return _rejected(raw, rejected.error)
+    digest = body_hash(raw)
+    existing = db.session.get(SyncChange, change.change_id)
+    if existing is not None:
+        return _replay(existing, digest, raw)
+    savepoint = db.session.begin_nested()
+    try:
+        # Claim the change id first: a concurrent push of the same change waits here on the
+        # primary key, then fails and replays what this one did.
+        db.session.add(
+            SyncChange(
+                change_id=change.change_id,
+                device_id=ctx.device_id,
+                user_id=ctx.actor.user_id,
+                entity=change.entity,
+                record_id=change.id,
+                body_hash=digest,
+                received_at=ctx.now,
+            )
+        )
+        db.session.flush()
+        result = HANDLERS[change.entity].apply(ctx, change)
+        claimed = db.session.get(SyncChange, change.change_id)
+        claimed.result = result
+        db.session.flush()
+        savepoint.commit()
+        return result
+    except Rejected as rejected:
+        savepoint.rollback()
+        return _rejected(raw, rejected.error)
+    except APIError as error:
+        savepoint.rollback()
+        return _rejected(raw, error)
+    except IntegrityError:
+        savepoint.rollback()
+        existing = db.session.get(SyncChange, change.change_id)
+        if existing is not None and existing.result is not None:
+            return _replay(existing, digest, raw)
+        return _rejected(
+            raw, APIError(409, "conflict", "the change conflicts with data stored meanwhile; retry")
+        )
+
+
+def push(ctx: PushContext, changes: list) -> list[dict]:
+    """Apply a batch in order; one result per change."""
+    results = [apply_one(ctx, raw) for raw in changes]
+    if ctx.skewed_devices:
+        db.session.execute(
+            sa.update(Device).where(Device.id.in_(ctx.skewed_devices)).values(clock_skew_at=ctx.now)
+        )
+    return results

@@ -1,0 +1,945 @@
+"""How each pushed entity is checked, merged and stored: inspections, targets, photos, tracks.
+
+Every handler works on one change inside the change's savepoint, raises :class:`Rejected` with
+a field-level error when the change cannot be applied, and otherwise writes the record, its new
+version in the version history, its conflict log entries and its audit entry.
+
+Values are compared in their wire (JSON) form: what the server stores is dumped with the same
+schema the devices read, and what the device sent is loaded and dumped again, so that equal
+values compare equal whatever their spelling (time zones, coordinate systems, defaults).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import marshmallow as ma
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fieldapp.audit import operations as audit
+from fieldapp.auth.models import Role, User
+from fieldapp.checklists.models import ChecklistItem, ChecklistVersion
+from fieldapp.db import db
+from fieldapp.errors import APIError
+from fieldapp.geo import to_wgs84
+from fieldapp.inspections.models import Inspection, InspectionStatus, ReviewStatus
+from fieldapp.photos.models import Photo
+from fieldapp.targets.models import Target, TargetKind
+from fieldapp.targets.operations import code_for
+from fieldapp.tasks.models import Task
+from fieldapp.tracks.models import TrackPoint
+from schemas.inspections import (
+    CREATE_REQUIRED,
+    SERVER_FIELDS,
+    InspectionFieldsArgs,
+    InspectionSchema,
+)
+from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
+from schemas.targets import TargetSchema
+from sync.engine import Change, PushContext, Rejected
+from sync.merge import Rule, merge_fields
+from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
+from sync.sequence import allocate
+
+# -- shared pieces -------------------------------------------------------------------------------
+
+
+def invalid(errors: dict, message: str | None = None) -> Rejected:
+    return Rejected(APIError(422, "validation_failed", message, errors={"json": errors}))
+
+
+def result(change: Change, status: str, version: int | None, conflicts=()) -> dict:
+    return {
+        "change_id": str(change.change_id),
+        "id": str(change.id),
+        "status": status,
+        "version": version,
+        "replayed": False,
+        "conflicts": [
+            {"field": c.field, "kept": c.kept, "conflict_id": str(c.id)} for c in conflicts
+        ],
+        "error": None,
+    }
+
+
+def load_fields(schema: ma.Schema, fields: dict) -> tuple[dict, dict]:
+    """The device's fields loaded (Python values) and in wire form (for comparing)."""
+    try:
+        loaded = schema.load(fields, partial=True)
+    except ma.ValidationError as exc:
+        raise invalid(exc.normalized_messages()) from None
+    for name, value in loaded.items():
+        if isinstance(value, datetime):
+            loaded[name] = value.astimezone(UTC)
+    wire = schema.dump(loaded)
+    return loaded, wire
+
+
+def wgs84_location(
+    location: dict | None, *, with_accuracy: bool = True
+) -> tuple[dict | None, dict | None]:
+    """A device location in wire form as WGS-84, and what the device sent if it was not."""
+    if location is None:
+        return None, None
+    crs = location.get("crs") or "wgs84"
+    lon, lat = to_wgs84(location["lon"], location["lat"], crs)
+    stored = {"lon": round(lon, 7), "lat": round(lat, 7)}
+    if with_accuracy:
+        stored |= {"accuracy_m": location.get("accuracy_m"), "crs": "wgs84"}
+    original = (
+        None if crs == "wgs84" else {"lon": location["lon"], "lat": location["lat"], "crs": crs}
+    )
+    return stored, original
+
+
+def write_version(
+    entity: str,
+    record,
+    data: dict,
+    changed: list[str],
+    ctx: PushContext | None,
+    change: Change | None,
+    actor=None,
+) -> None:
+    actor = ctx.actor if ctx else actor
+    db.session.add(
+        RecordVersion(
+            entity=entity,
+            record_id=record.id,
+            version=record.version,
+            data=data,
+            changed=sorted(changed),
+            change_id=change.change_id if change else None,
+            device_id=ctx.device_id if ctx else actor.device_id,
+            user_id=actor.user_id,
+            hlc=str(change.hlc) if change else None,
+            at=ctx.now if ctx else datetime.now(UTC),
+        )
+    )
+
+
+def base_snapshot(entity: str, record_id: uuid.UUID, version: int) -> dict | None:
+    return db.session.scalar(
+        sa.select(RecordVersion.data).where(
+            RecordVersion.entity == entity,
+            RecordVersion.record_id == record_id,
+            RecordVersion.version == version,
+        )
+    )
+
+
+def log_conflict(
+    ctx: PushContext,
+    change: Change,
+    entity: str,
+    record_id,
+    squadron_id,
+    kind: ConflictKind,
+    field: str | None,
+    base,
+    server,
+    client,
+    kept: str,
+    version: int | None,
+) -> Conflict:
+    conflict = Conflict(
+        entity=entity,
+        record_id=record_id,
+        squadron_id=squadron_id,
+        field=field,
+        kind=kind,
+        base_value=base,
+        server_value=server,
+        client_value=client,
+        kept=kept,
+        record_version=version,
+        change_id=change.change_id,
+        device_id=ctx.device_id,
+        user_id=ctx.actor.user_id,
+        created_at=ctx.now,
+    )
+    db.session.add(conflict)
+    return conflict
+
+
+def write_tombstone(entity: str, record, squadron_id: int | None, actor_id) -> None:
+    db.session.add(
+        Tombstone(
+            entity=entity,
+            record_id=record.id,
+            squadron_id=squadron_id,
+            change_seq=allocate(db.session, _counter(), 1),
+            version=record.version + 1,
+            deleted_by_id=actor_id,
+        )
+    )
+
+
+def _counter():
+    from fieldapp.db import change_counter
+
+    return change_counter
+
+
+def tombstone_of(entity: str, record_id) -> Tombstone | None:
+    return db.session.get(Tombstone, (entity, record_id))
+
+
+def lock(model, record_id):
+    """Load a record for update: concurrent pushes to it take turns instead of racing."""
+    return db.session.scalar(
+        sa.select(model).where(sa.inspect(model).primary_key[0] == record_id).with_for_update()
+    )
+
+
+# -- inspections ---------------------------------------------------------------------------------
+
+_INSPECTION_INPUT = InspectionFieldsArgs()
+INSPECTION_FIELDS = tuple(_INSPECTION_INPUT.fields)
+INSPECTION_RULES = {name: Rule.LWW for name in INSPECTION_FIELDS} | {
+    "photo_ids": Rule.SET,
+    "answers": Rule.ITEMS,
+}
+_INSPECTION_WIRE = InspectionSchema()
+
+
+def inspection_wire(inspection: Inspection) -> dict:
+    return _INSPECTION_WIRE.dump(inspection)
+
+
+def inspection_device_view(wire: dict) -> dict:
+    """The device-writable fields of a stored inspection, in the form devices send them."""
+    view = {name: wire.get(name) for name in INSPECTION_FIELDS}
+    location = wire.get("location") or {}
+    view["location"] = {
+        "lon": location.get("lon"),
+        "lat": location.get("lat"),
+        "accuracy_m": location.get("accuracy_m"),
+        "crs": "wgs84",
+    }
+    return view
+
+
+class InspectionHandler:
+    entity = "inspection"
+
+    def apply(self, ctx: PushContext, change: Change) -> dict:
+        server_only = sorted(set(change.fields) & set(SERVER_FIELDS))
+        if server_only:
+            raise invalid({name: ["read-only: set by the server"] for name in server_only})
+        record = lock(Inspection, change.id)
+        if record is None:
+            if change.op == "delete":
+                return self._delete_missing(change)
+            return self._create(ctx, change)
+        if not ctx.policy.load_or_none(Inspection, record.id):
+            raise Rejected(APIError(404, "not_found", "inspection not found"))
+        if not ctx.policy.allows("inspection.edit", record):
+            raise Rejected(APIError(403, "forbidden", "only the inspection's officers edit it"))
+        if change.base_version is not None and change.base_version > record.version:
+            raise invalid(
+                {"base_version": [f"ahead of the server, which is at version {record.version}"]}
+            )
+        if change.op == "delete":
+            return self._delete(ctx, change, record)
+        return self._update(ctx, change, record)
+
+    # creating ------------------------------------------------------------------------------
+
+    def _create(self, ctx: PushContext, change: Change) -> dict:
+        if tombstone_of(self.entity, change.id) is not None:
+            raise Rejected(APIError(404, "not_found", "this inspection was deleted"))
+        if change.base_version is not None:
+            # The device thinks the record exists; its create has not arrived yet.
+            raise Rejected(
+                APIError(404, "not_found", "inspection not found (send its create first)")
+            )
+        missing = [name for name in CREATE_REQUIRED if name not in change.fields]
+        if missing:
+            raise invalid({name: ["Missing data for required field."] for name in missing})
+        loaded, wire = load_fields(_INSPECTION_INPUT, change.fields)
+        wire["location"], original = wgs84_location(wire["location"])
+        state = {name: wire.get(name) for name in INSPECTION_FIELDS}
+        target = self._check(ctx, loaded, state, creating=True)
+        inspection = Inspection(
+            id=change.id,
+            squadron_id=target.squadron_id,
+            created_by_id=ctx.actor.user_id,
+            device_id=ctx.device_id,
+            received_at=ctx.now,
+        )
+        self._write(inspection, wire, loaded, original)
+        inspection.review_status = ReviewStatus.pending
+        if inspection.status is InspectionStatus.submitted:
+            inspection.submitted_at = ctx.now
+        inspection.flags = ["clock_skew"] if change.clock_skewed else []
+        clocks = {name: str(change.hlc) for name in wire}
+        clocks |= {f"answers.{code}": str(change.hlc) for code in wire.get("answers") or {}}
+        inspection.field_clocks = clocks
+        db.session.add(inspection)
+        db.session.flush()
+        data = inspection_wire(inspection)
+        write_version(self.entity, inspection, data, list(wire), ctx, change)
+        audit.record(
+            ctx.actor,
+            "inspection.create",
+            self.entity,
+            inspection.id,
+            after={k: data.get(k) for k in ("target_id", "status", "outcome", "officer_ids")},
+        )
+        return result(change, "applied", inspection.version)
+
+    # updating ------------------------------------------------------------------------------
+
+    def _update(self, ctx: PushContext, change: Change, record: Inspection) -> dict:
+        current = inspection_wire(record)
+        if record.review_status is ReviewStatus.approved:
+            return self._amendment(ctx, change, record, current)
+        _, wire = load_fields(_INSPECTION_INPUT, change.fields)
+        original = None
+        if "location" in wire:
+            wire["location"], original = wgs84_location(wire["location"])
+        status = wire.pop("status", None)
+        server = inspection_device_view(current)
+        fresh = change.base_version == record.version
+        base = (
+            server
+            if fresh
+            else (
+                None
+                if change.base_version is None
+                else base_snapshot(self.entity, record.id, change.base_version)
+            )
+        )
+        if base is not None and not fresh:
+            base = inspection_device_view(base)
+        merged = merge_fields(
+            INSPECTION_RULES, base, server, wire, change.hlc, record.field_clocks or {}
+        )
+        values = dict(merged.values)
+        state = {**server, **values}
+        transition = self._status_change(record, status)
+        if transition:
+            state["status"] = "submitted"
+        self._check(
+            ctx,
+            InspectionFieldsArgs().load(_loadable(state), partial=True),
+            state,
+            creating=False,
+            changed=set(values),
+        )
+        version_before = record.version
+        changed = list(values)
+        if values:
+            self._write(
+                record,
+                values,
+                InspectionFieldsArgs().load(_loadable(values), partial=True),
+                original if "location" in values else None,
+            )
+        if transition:
+            record.status = InspectionStatus.submitted
+            record.submitted_at = ctx.now
+            changed.append("status")
+            if record.review_status is ReviewStatus.returned:
+                changed.append("review")
+                record.review_status = ReviewStatus.pending
+                record.review_comment = None
+                record.reviewed_by_id = None
+                record.reviewed_at = None
+        if change.clock_skewed and "clock_skew" not in (record.flags or []):
+            record.flags = [*(record.flags or []), "clock_skew"]
+        if changed or change.clock_skewed:
+            record.field_clocks = {**(record.field_clocks or {}), **merged.clocks}
+            db.session.flush()
+        conflicts = [
+            log_conflict(
+                ctx,
+                change,
+                self.entity,
+                record.id,
+                record.squadron_id,
+                ConflictKind.field,
+                c.field,
+                c.base,
+                c.server,
+                c.client,
+                c.kept,
+                record.version,
+            )
+            for c in merged.conflicts
+        ]
+        if changed:
+            data = inspection_wire(record)
+            write_version(self.entity, record, data, changed, ctx, change)
+            audit.record(
+                ctx.actor,
+                "inspection.update",
+                self.entity,
+                record.id,
+                before={k: current.get(k) for k in changed},
+                after={k: data.get(k) for k in changed},
+            )
+        if conflicts:
+            db.session.flush()
+            status_word = "conflict"
+        else:
+            status_word = "applied" if change.base_version == version_before else "merged"
+        return result(change, status_word, record.version, conflicts)
+
+    def _status_change(self, record: Inspection, status: str | None) -> bool:
+        """Whether the device submits (or resubmits) the record; refuses going back to draft."""
+        if status is None:
+            return False
+        if status == "draft":
+            if record.status is InspectionStatus.submitted:
+                raise invalid({"status": ["a submitted inspection cannot go back to draft"]})
+            return False
+        if record.status is InspectionStatus.draft:
+            return True
+        return record.review_status is ReviewStatus.returned  # a resubmission
+
+    def _amendment(
+        self, ctx: PushContext, change: Change, record: Inspection, current: dict
+    ) -> dict:
+        """An approved record is frozen: the device's edit waits in the conflict log."""
+        kind = ConflictKind.delete if change.op == "delete" else ConflictKind.amendment
+        server = (
+            None
+            if change.op == "delete"
+            else {name: current.get(name) for name in change.fields if name in current}
+        )
+        conflict = log_conflict(
+            ctx,
+            change,
+            self.entity,
+            record.id,
+            record.squadron_id,
+            kind,
+            None,
+            None,
+            server,
+            change.fields or None,
+            "server",
+            record.version,
+        )
+        db.session.flush()
+        audit.record(
+            ctx.actor,
+            f"inspection.{kind.value}_logged",
+            self.entity,
+            record.id,
+            after={"conflict_id": str(conflict.id)},
+        )
+        return result(change, "conflict", record.version, [conflict])
+
+    # deleting ------------------------------------------------------------------------------
+
+    def _delete(self, ctx: PushContext, change: Change, record: Inspection) -> dict:
+        if (
+            record.status is InspectionStatus.submitted
+            or record.review_status is ReviewStatus.approved
+            or change.base_version != record.version
+        ):
+            current = inspection_wire(record)
+            conflict = log_conflict(
+                ctx,
+                change,
+                self.entity,
+                record.id,
+                record.squadron_id,
+                ConflictKind.delete,
+                None,
+                None,
+                {"version": record.version, "status": current["status"]},
+                None,
+                "server",
+                record.version,
+            )
+            db.session.flush()
+            audit.record(
+                ctx.actor,
+                "inspection.delete_logged",
+                self.entity,
+                record.id,
+                after={"conflict_id": str(conflict.id)},
+            )
+            return result(change, "conflict", record.version, [conflict])
+        version = record.version + 1
+        write_tombstone(self.entity, record, record.squadron_id, ctx.actor.user_id)
+        audit.record(
+            ctx.actor,
+            "inspection.delete",
+            self.entity,
+            record.id,
+            before={"version": record.version, "status": record.status.value},
+        )
+        db.session.delete(record)
+        db.session.flush()
+        return result(change, "applied", version)
+
+    def _delete_missing(self, change: Change) -> dict:
+        tombstone = tombstone_of(self.entity, change.id)
+        if tombstone is None:
+            raise Rejected(APIError(404, "not_found", "inspection not found"))
+        return result(change, "applied", tombstone.version)
+
+    # checks and writes ---------------------------------------------------------------------
+
+    def _check(
+        self,
+        ctx: PushContext,
+        loaded: dict,
+        state: dict,
+        *,
+        creating: bool,
+        changed: set[str] | None = None,
+    ) -> Target:
+        """References and submission rules on the record as it would be; 422 field by field."""
+        errors: dict[str, Any] = {}
+        check = (lambda name: True) if creating else (lambda name: name in changed)
+        target = (
+            db.session.scalar(
+                sa.select(Target).where(
+                    Target.id == loaded["target_id"], ctx.policy.readable(Target)
+                )
+            )
+            if loaded.get("target_id")
+            else None
+        )
+        if target is None and check("target_id"):
+            errors["target_id"] = ["no such target in your scope"]
+        version = db.session.get(
+            ChecklistVersion, (loaded.get("checklist_id"), loaded.get("checklist_version"))
+        )
+        if version is None:
+            if check("checklist_id") or check("checklist_version"):
+                errors["checklist_version"] = ["no such checklist version"]
+        else:
+            if target is not None and version.checklist.kind is not target.kind:
+                errors["checklist_id"] = [f"not a checklist for a {target.kind.value}"]
+            if check("answers") or check("checklist_version"):
+                codes = set(
+                    db.session.scalars(
+                        sa.select(ChecklistItem.code).where(
+                            ChecklistItem.checklist_id == version.checklist_id,
+                            ChecklistItem.checklist_version == version.version,
+                        )
+                    )
+                )
+                unknown = sorted(set(state.get("answers") or {}) - codes)
+                if unknown:
+                    errors["answers"] = {
+                        code: ["not an item of this checklist version"] for code in unknown
+                    }
+        if check("officer_ids"):
+            officer_ids = loaded.get("officer_ids") or []
+            found = set(
+                db.session.scalars(
+                    sa.select(User.id).where(
+                        User.id.in_(officer_ids),
+                        User.active.is_(True),
+                        User.role.in_([Role.officer, Role.leader]),
+                    )
+                )
+            )
+            if set(officer_ids) - found:
+                errors["officer_ids"] = [
+                    "unknown or inactive officers: "
+                    + ", ".join(str(i) for i in officer_ids if i not in found)
+                ]
+            elif creating and ctx.actor.user_id not in officer_ids:
+                raise Rejected(
+                    APIError(403, "forbidden", "you must be one of the inspection's officers")
+                )
+        if (
+            check("task_id")
+            and loaded.get("task_id")
+            and db.session.get(Task, loaded["task_id"]) is None
+        ):
+            errors["task_id"] = ["no such task"]
+        if check("follow_up_of") and loaded.get("follow_up_of"):
+            followed = db.session.get(Inspection, loaded["follow_up_of"])
+            if followed is None or (target is not None and followed.target_id != target.id):
+                errors["follow_up_of"] = ["no earlier inspection of this target with that id"]
+        if state.get("status") == "submitted":
+            errors |= _submission_errors(state, loaded)
+        if errors:
+            raise invalid(errors)
+        return target
+
+    def _write(
+        self, inspection: Inspection, wire: dict, loaded: dict, original: dict | None
+    ) -> None:
+        for name, value in loaded.items():
+            if name == "location":
+                stored = wire["location"]  # already WGS-84
+                inspection.lon, inspection.lat = stored["lon"], stored["lat"]
+                inspection.accuracy_m = stored.get("accuracy_m")
+                inspection.location_crs = (original or {}).get("crs", "wgs84")
+                inspection.location_original = original
+            elif name == "officer_ids":
+                users = {
+                    u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(value)))
+                }
+                inspection.officers = [users[i] for i in value]
+            elif name in ("answers", "photo_ids"):
+                setattr(inspection, name, wire[name])
+            else:
+                setattr(inspection, name, value)
+
+
+def _loadable(values: dict) -> dict:
+    """Wire values back into the shape the input schema loads."""
+    loadable = {k: v for k, v in values.items() if k in INSPECTION_FIELDS}
+    location = loadable.get("location")
+    if location is not None:
+        loadable["location"] = {
+            k: location[k] for k in ("lon", "lat", "accuracy_m") if k in location
+        }
+    return loadable
+
+
+def _submission_errors(state: dict, loaded: dict) -> dict:
+    errors = {}
+    if not state.get("outcome"):
+        errors["outcome"] = ["required to submit"]
+    if not loaded.get("ended_at"):
+        errors["ended_at"] = ["required to submit"]
+    elif loaded.get("started_at") and loaded["ended_at"] < loaded["started_at"]:
+        errors["ended_at"] = ["before started_at"]
+    if state.get("outcome") == "rectification_ordered" and not state.get("rectification_deadline"):
+        errors["rectification_deadline"] = ["required when rectification is ordered"]
+    if state.get("outcome") == "penalty_waived" and not state.get("legal_basis"):
+        errors["legal_basis"] = ["required when the penalty is waived"]
+    return errors
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+_TARGET_INPUT = TargetFieldsArgs()
+TARGET_FIELDS = tuple(name for name in _TARGET_INPUT.fields if name != "kind")
+TARGET_RULES = {name: Rule.LWW for name in TARGET_FIELDS}
+_TARGET_WIRE = TargetSchema()
+
+
+def target_device_view(target: Target) -> dict:
+    wire = _TARGET_WIRE.dump(target)
+    return {name: wire.get(name) for name in TARGET_FIELDS}
+
+
+class TargetHandler:
+    """Officers report new shops and correct names, addresses and business types."""
+
+    entity = "target"
+
+    def apply(self, ctx: PushContext, change: Change) -> dict:
+        if change.op == "delete":
+            raise invalid({"op": ["devices cannot delete targets; ask the squadron's leader"]})
+        target = lock(Target, change.id)
+        if target is None:
+            return self._create(ctx, change)
+        if not ctx.policy.load_or_none(Target, target.id):
+            raise Rejected(APIError(404, "not_found", "target not found"))
+        if ctx.actor.user.role not in (Role.officer, Role.leader, Role.admin):
+            raise Rejected(
+                APIError(403, "forbidden", "only officers, leaders and admins edit targets")
+            )
+        if change.base_version is not None and change.base_version > target.version:
+            raise invalid(
+                {"base_version": [f"ahead of the server, which is at version {target.version}"]}
+            )
+        return self._update(ctx, change, target)
+
+    def _create(self, ctx: PushContext, change: Change) -> dict:
+        if change.base_version is not None:
+            raise Rejected(APIError(404, "not_found", "target not found (send its create first)"))
+        squadron_id = ctx.actor.user.squadron_id
+        if not ctx.policy.allows("target.report", squadron_id):
+            raise Rejected(
+                APIError(403, "forbidden", "officers and leaders report targets of their squadron")
+            )
+        loaded, wire = load_fields(_TARGET_INPUT, change.fields)
+        kind = loaded.get("kind")
+        required = ["kind", "name", "location"]
+        if kind is TargetKind.shop:
+            required.append("business_type")
+        elif kind is TargetKind.site:
+            required += ["scale", "phase"]
+        errors = {
+            name: ["Missing data for required field."] for name in required if name not in loaded
+        }
+        wrong = (
+            ("permit_no", "scale", "phase")
+            if kind is TargetKind.shop
+            else ("business_type", "uscc")
+        )
+        errors |= {
+            name: [f"not a field of a {kind.value}"] for name in wrong if kind and name in loaded
+        }
+        if errors:
+            raise invalid(errors)
+        location, _ = wgs84_location(wire["location"], with_accuracy=False)
+        values = {k: v for k, v in loaded.items() if k != "location"}
+        target = Target(
+            id=change.id,
+            code=code_for(change.id, kind),
+            squadron_id=squadron_id,
+            lon=location["lon"],
+            lat=location["lat"],
+            **values,
+        )
+        target.field_clocks = {name: str(change.hlc) for name in wire}
+        db.session.add(target)
+        db.session.flush()
+        write_version(self.entity, target, _TARGET_WIRE.dump(target), list(wire), ctx, change)
+        audit.record(
+            ctx.actor, "target.report", self.entity, target.id, after=audit.snapshot(target)
+        )
+        return result(change, "applied", target.version)
+
+    def _update(self, ctx: PushContext, change: Change, target: Target) -> dict:
+        if "kind" in change.fields:
+            raise invalid({"kind": ["a target's kind never changes"]})
+        loaded, wire = load_fields(_TARGET_INPUT, change.fields)
+        if "location" in wire:
+            wire["location"], _ = wgs84_location(wire["location"], with_accuracy=False)
+        wrong = (
+            ("permit_no", "scale", "phase")
+            if target.kind is TargetKind.shop
+            else ("business_type", "uscc")
+        )
+        errors = {
+            name: [f"not a field of a {target.kind.value}"] for name in wrong if name in loaded
+        }
+        if errors:
+            raise invalid(errors)
+        server = target_device_view(target)
+        fresh = change.base_version == target.version
+        base = server if fresh else None
+        if not fresh and change.base_version is not None:
+            snapshot = base_snapshot(self.entity, target.id, change.base_version)
+            base = (
+                None if snapshot is None else {name: snapshot.get(name) for name in TARGET_FIELDS}
+            )
+        merged = merge_fields(
+            TARGET_RULES, base, server, wire, change.hlc, target.field_clocks or {}
+        )
+        before = audit.snapshot(target)
+        version_before = target.version
+        for name, value in merged.values.items():
+            if name == "location":
+                target.lon, target.lat = value["lon"], value["lat"]
+            else:
+                setattr(target, name, _TARGET_INPUT.load({name: value}, partial=True)[name])
+        if merged.values:
+            target.field_clocks = {**(target.field_clocks or {}), **merged.clocks}
+            db.session.flush()
+            write_version(
+                self.entity, target, _TARGET_WIRE.dump(target), list(merged.values), ctx, change
+            )
+            audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
+        conflicts = [
+            log_conflict(
+                ctx,
+                change,
+                self.entity,
+                target.id,
+                target.squadron_id,
+                ConflictKind.field,
+                c.field,
+                c.base,
+                c.server,
+                c.client,
+                c.kept,
+                target.version,
+            )
+            for c in merged.conflicts
+        ]
+        if conflicts:
+            db.session.flush()
+            return result(change, "conflict", target.version, conflicts)
+        return result(
+            change, "applied" if change.base_version == version_before else "merged", target.version
+        )
+
+
+# -- photos (metadata) ----------------------------------------------------------------------------
+
+_PHOTO_INPUT = PhotoFieldsArgs()
+PHOTO_REQUIRED = ("inspection_id", "taken_at", "sha256", "size", "content_type")
+
+
+class PhotoHandler:
+    entity = "photo"
+
+    def apply(self, ctx: PushContext, change: Change) -> dict:
+        photo = lock(Photo, change.id)
+        if change.op == "delete":
+            return self._delete(ctx, change, photo)
+        loaded, wire = load_fields(_PHOTO_INPUT, change.fields)
+        if photo is None:
+            missing = [name for name in PHOTO_REQUIRED if name not in loaded]
+            if missing:
+                raise invalid({name: ["Missing data for required field."] for name in missing})
+        inspection = self._inspection(
+            ctx, loaded.get("inspection_id") or (photo and photo.inspection_id)
+        )
+        if inspection.review_status is ReviewStatus.approved:
+            conflict = log_conflict(
+                ctx,
+                change,
+                self.entity,
+                change.id,
+                inspection.squadron_id,
+                ConflictKind.amendment,
+                None,
+                None,
+                None,
+                change.fields,
+                "server",
+                photo.version if photo else None,
+            )
+            db.session.flush()
+            return result(change, "conflict", photo.version if photo else None, [conflict])
+        if photo is None:
+            photo = Photo(
+                id=change.id,
+                squadron_id=inspection.squadron_id,
+                created_by_id=ctx.actor.user_id,
+                device_id=ctx.device_id,
+                created_at=ctx.now,
+            )
+            db.session.add(photo)
+        elif photo.inspection_id != inspection.id:
+            raise invalid({"inspection_id": ["a photo does not move to another inspection"]})
+        if "sha256" in loaded and photo.uploaded and photo.sha256 != loaded["sha256"]:
+            raise invalid({"sha256": ["the photo is uploaded; its digest cannot change"]})
+        for name, value in loaded.items():
+            if name == "location":
+                stored, original = wgs84_location(wire["location"])
+                photo.lon, photo.lat = (stored["lon"], stored["lat"]) if stored else (None, None)
+                photo.accuracy_m = stored.get("accuracy_m") if stored else None
+                photo.location_original = original
+            else:
+                setattr(photo, name, value)
+        photo.field_clocks = {**(photo.field_clocks or {}), **{n: str(change.hlc) for n in wire}}
+        db.session.flush()
+        audit.record(
+            ctx.actor, "photo.metadata", self.entity, photo.id, after={"fields": sorted(wire)}
+        )
+        return result(change, "applied", photo.version)
+
+    def _inspection(self, ctx: PushContext, inspection_id) -> Inspection:
+        inspection = (
+            db.session.scalar(
+                sa.select(Inspection).where(
+                    Inspection.id == inspection_id, ctx.policy.readable(Inspection)
+                )
+            )
+            if inspection_id
+            else None
+        )
+        if inspection is None:
+            raise Rejected(APIError(404, "not_found", "the photo's inspection is not there (yet)"))
+        if not ctx.policy.allows("inspection.edit", inspection):
+            raise Rejected(
+                APIError(403, "forbidden", "only the inspection's officers add its photos")
+            )
+        return inspection
+
+    def _delete(self, ctx: PushContext, change: Change, photo: Photo | None) -> dict:
+        if photo is None:
+            tombstone = tombstone_of(self.entity, change.id)
+            if tombstone is None:
+                raise Rejected(APIError(404, "not_found", "photo not found"))
+            return result(change, "applied", tombstone.version)
+        inspection = self._inspection(ctx, photo.inspection_id)
+        if inspection.status is not InspectionStatus.draft:
+            conflict = log_conflict(
+                ctx,
+                change,
+                self.entity,
+                photo.id,
+                photo.squadron_id,
+                ConflictKind.delete,
+                None,
+                None,
+                {"version": photo.version},
+                None,
+                "server",
+                photo.version,
+            )
+            db.session.flush()
+            return result(change, "conflict", photo.version, [conflict])
+        version = photo.version + 1
+        write_tombstone(self.entity, photo, photo.squadron_id, ctx.actor.user_id)
+        audit.record(ctx.actor, "photo.delete", self.entity, photo.id)
+        db.session.delete(photo)
+        db.session.flush()
+        return result(change, "applied", version)
+
+
+# -- tracks --------------------------------------------------------------------------------------
+
+_TRACK_INPUT = TrackFieldsArgs()
+
+
+class TrackHandler:
+    """Append-only GPS points: a point the server already has is skipped, so batches never
+    conflict and a repeated batch adds nothing."""
+
+    entity = "track"
+
+    def apply(self, ctx: PushContext, change: Change) -> dict:
+        if change.op == "delete":
+            raise invalid({"op": ["tracks are append-only"]})
+        try:
+            loaded = _TRACK_INPUT.load(change.fields)
+        except ma.ValidationError as exc:
+            raise invalid(exc.normalized_messages()) from None
+        if loaded["officer_id"] != ctx.actor.user_id:
+            raise Rejected(APIError(403, "forbidden", "a device sends its own officer's track"))
+        rows = []
+        for point in loaded["points"]:
+            lon, lat = to_wgs84(point["lon"], point["lat"], point["crs"])
+            rows.append(
+                {
+                    "officer_id": loaded["officer_id"],
+                    "t": point["t"].astimezone(UTC),
+                    "lon": lon,
+                    "lat": lat,
+                    "accuracy_m": point["accuracy_m"],
+                    "original": None
+                    if point["crs"] == "wgs84"
+                    else {"lon": point["lon"], "lat": point["lat"], "crs": point["crs"]},
+                    "device_id": ctx.device_id,
+                    "batch_id": change.id,
+                }
+            )
+        dialect = db.session.get_bind().dialect.name
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+            TrackPoint.__table__
+        )
+        inserted = db.session.execute(
+            insert.on_conflict_do_nothing(index_elements=["officer_id", "t"]), rows
+        ).rowcount
+        audit.record(
+            ctx.actor,
+            "track.append",
+            self.entity,
+            change.id,
+            after={"points": len(rows), "new_points": inserted},
+        )
+        return result(change, "applied", 1)
+
+
+HANDLERS = {
+    "inspection": InspectionHandler(),
+    "target": TargetHandler(),
+    "photo": PhotoHandler(),
+    "track": TrackHandler(),
+}

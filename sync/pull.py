@@ -1,0 +1,215 @@
+"""Pull: everything in the caller's scope that changed after the cursor, in commit order.
+
+Every synced table carries ``change_seq`` from the global sequence (``sync/sequence.py``), whose
+numbers become visible in the order they were handed out. Pull reads, per table, the next rows
+after the cursor (by an index on ``change_seq``), merges them by number and serves the first
+``limit``; the new cursor is the last number served. Because no number below it can still
+appear later, nothing is ever skipped, and the cost of a page does not depend on how many
+records are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from fieldapp.auth.models import User
+from fieldapp.auth.policy import Policy
+from fieldapp.checklists.models import Checklist, ChecklistVersion
+from fieldapp.db import db
+from fieldapp.inspections.models import Inspection
+from fieldapp.photos.models import Photo
+from fieldapp.targets.models import Target
+from fieldapp.tasks.models import Task
+from schemas.targets import TargetSchema
+from sync import cursor as cursors
+from sync.entities import inspection_wire
+from sync.models import Tombstone
+
+_TARGET = TargetSchema()
+
+
+def _target(target: Target) -> dict:
+    return _TARGET.dump(target)
+
+
+def _checklist(checklist: Checklist) -> dict:
+    version = db.session.scalar(
+        sa.select(ChecklistVersion)
+        .where(
+            ChecklistVersion.checklist_id == checklist.id,
+            ChecklistVersion.version == checklist.version,
+        )
+        .options(selectinload(ChecklistVersion.items))
+    )
+    return {
+        "id": checklist.id,
+        "kind": checklist.kind.value,
+        "version": checklist.version,
+        "title": version.title,
+        "active": checklist.active,
+        "items": [
+            {
+                "code": i.code,
+                "text": i.text,
+                "severity": i.severity.value,
+                "phases": i.phases,
+                "legal_basis": i.legal_basis,
+            }
+            for i in version.items
+        ],
+    }
+
+
+def _task(task: Task) -> dict:
+    return {
+        "id": str(task.id),
+        "target_id": str(task.target_id),
+        "assignee_ids": [str(i) for i in task.assignee_ids],
+        "due": task.due.isoformat(),
+        "note": task.note,
+        "origin": task.origin.value,
+        "status": task.status.value,
+    }
+
+
+def _photo(photo: Photo) -> dict:
+    return {
+        "id": str(photo.id),
+        "inspection_id": str(photo.inspection_id),
+        "item_code": photo.item_code,
+        "taken_at": photo.taken_at.isoformat(),
+        "location": None
+        if photo.lon is None
+        else {"lon": photo.lon, "lat": photo.lat, "accuracy_m": photo.accuracy_m},
+        "sha256": photo.sha256,
+        "size": photo.size,
+        "content_type": photo.content_type,
+        "uploaded": photo.uploaded,
+    }
+
+
+def _user(user: User) -> dict:
+    return {
+        "id": str(user.id),
+        "name": user.name,
+        "role": user.role.value,
+        "squadron_id": user.squadron_id,
+        "active": user.active,
+    }
+
+
+@dataclass(frozen=True)
+class Pulled:
+    entity: str
+    model: type
+    dump: object
+    options: tuple = ()
+
+
+PULLED = (
+    Pulled("target", Target, _target),
+    Pulled("checklist", Checklist, _checklist),
+    Pulled("task", Task, _task, (selectinload(Task.assignees),)),
+    Pulled("inspection", Inspection, inspection_wire, (selectinload(Inspection.officers),)),
+    Pulled("photo", Photo, _photo),
+    Pulled("user", User, _user),
+)
+
+
+def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
+    """One page of changes after ``token`` (None: from the beginning).
+
+    Raises :class:`sync.cursor.CursorError` for a malformed, forged or foreign cursor.
+    """
+    user = policy.user
+    scope = cursors.scope_fingerprint(user.role.value, user.squadron_id, user.district_id)
+    after = 0
+    if token:
+        cursor = cursors.decode(token, secret)
+        if cursor.user_id != str(user.id):
+            raise cursors.CursorError("this cursor was issued to another user")
+        if cursor.scope != scope:
+            fresh = cursors.encode(cursors.Cursor(0, str(user.id), scope), secret)
+            return {"changes": [], "cursor": fresh, "has_more": True, "reset": True}
+        after = cursor.seq
+
+    candidates: list[tuple[int, str, object]] = []
+    for pulled in PULLED:
+        query = (
+            policy.scoped(pulled.model)
+            .where(pulled.model.change_seq > after)
+            .order_by(pulled.model.change_seq)
+            .limit(limit + 1)
+        )
+        if pulled.options:
+            query = query.options(*pulled.options)
+        candidates += [(row.change_seq, pulled.entity, row) for row in db.session.scalars(query)]
+    tombstones = db.session.scalars(
+        policy.scoped(Tombstone)
+        .where(Tombstone.change_seq > after)
+        .order_by(Tombstone.change_seq)
+        .limit(limit + 1)
+    )
+    candidates += [(t.change_seq, "tombstone", t) for t in tombstones]
+    candidates.sort(key=lambda c: c[0])
+    page = candidates[:limit]
+
+    dumpers = {p.entity: p.dump for p in PULLED}
+    changes = []
+    for _, entity, row in page:
+        if entity == "tombstone":
+            changes.append(
+                {
+                    "entity": row.entity,
+                    "id": str(row.record_id),
+                    "op": "delete",
+                    "version": row.version,
+                    "data": None,
+                }
+            )
+        else:
+            changes.append(
+                {
+                    "entity": entity,
+                    "id": str(row.id),
+                    "op": "upsert",
+                    "version": row.version,
+                    "data": dumpers[entity](row),
+                }
+            )
+    changes += _targets_of_tasks_elsewhere(policy, [row for _, e, row in page if e == "task"])
+    last = page[-1][0] if page else after
+    return {
+        "changes": changes,
+        "cursor": cursors.encode(cursors.Cursor(last, str(user.id), scope), secret),
+        "has_more": len(candidates) > limit,
+        "reset": False,
+    }
+
+
+def _targets_of_tasks_elsewhere(policy: Policy, tasks: list[Task]) -> list[dict]:
+    """A task sent to an officer outside the target's squadron brings its target along: that
+    target's own change may lie before the cursor, so it would otherwise never arrive."""
+    wanted = {t.target_id for t in tasks}
+    if not wanted:
+        return []
+    targets = db.session.scalars(
+        sa.select(Target).where(
+            Target.id.in_(wanted),
+            Target.squadron_id != policy.user.squadron_id,
+            policy.readable(Target),
+        )
+    )
+    return [
+        {
+            "entity": "target",
+            "id": str(t.id),
+            "op": "upsert",
+            "version": t.version,
+            "data": _target(t),
+        }
+        for t in targets
+    ]

@@ -1,0 +1,401 @@
+"""Offline sync, scenario by scenario, as officers and leaders live it."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from fieldapp.db import db
+from fieldapp.inspections.models import Inspection
+from sync.models import Conflict
+from tests.conftest import assert_error
+from tests.sync_helpers import FakeDevice, new_inspection
+
+
+def inspection_in_db(app, inspection_id) -> Inspection:
+    with app.app_context():
+        record = db.session.get(Inspection, inspection_id)
+        db.session.expunge_all()
+        return record
+
+
+def set_review(app, inspection_id, status: str, comment: str | None = None):
+    """Stand in for the leader's review (its own feature) by writing the review state."""
+    with app.app_context():
+        record = db.session.get(Inspection, inspection_id)
+        record.status = "submitted"
+        record.review_status = status
+        record.review_comment = comment
+        db.session.commit()
+        return record.version
+
+
+def test_offline_create_then_edits_on_two_devices_merge_field_by_field(app, login, world):
+    officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    inspection_id = uuid.uuid4()
+    fields = new_inspection(world, ["officer1", "officer2"])
+    [created] = officer.push_ok(officer.change("inspection", inspection_id, fields))
+    assert created["status"] == "applied" and created["version"] == 1
+
+    # Both worked offline from version 1: one wrote the findings, the other an answer.
+    [first] = officer.push_ok(
+        officer.change("inspection", inspection_id, {"findings": "店门外堆放纸箱"}, base_version=1)
+    )
+    [second] = co_officer.push_ok(
+        co_officer.change(
+            "inspection",
+            inspection_id,
+            {"answers": {"S02": {"result": "fail", "note": "占道堆物约3平方米", "photo_ids": []}}},
+            base_version=1,
+        )
+    )
+    assert first["status"] == "applied" and first["version"] == 2
+    assert second["status"] == "merged" and second["version"] == 3 and second["conflicts"] == []
+    record = inspection_in_db(app, inspection_id)
+    assert record.findings == "店门外堆放纸箱"
+    assert record.answers["S02"]["result"] == "fail"
+    assert record.answers["S01"]["result"] == "pass"
+
+
+def test_same_field_on_both_devices_later_clock_wins_and_the_other_is_logged(app, login, world):
+    officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    )
+    early = officer.change(
+        "inspection",
+        inspection_id,
+        {"findings": "早"},
+        base_version=1,
+        hlc=f"{1_763_712_100_000:016d}:0000:{officer.device_id}",
+    )
+    late = co_officer.change(
+        "inspection",
+        inspection_id,
+        {"findings": "晚"},
+        base_version=1,
+        hlc=f"{1_763_712_200_000:016d}:0000:{co_officer.device_id}",
+    )
+    # The later edit arrives first; the earlier one arrives after and loses.
+    co_officer.push_ok(late)
+    [result] = officer.push_ok(early)
+    assert result["status"] == "conflict"
+    [conflict] = result["conflicts"]
+    assert conflict["field"] == "findings" and conflict["kept"] == "server"
+    assert inspection_in_db(app, inspection_id).findings == "晚"
+
+    leader = login("leader1")
+    logged = leader.get(f"/api/v1/conflicts?record_id={inspection_id}").get_json()["items"]
+    assert [(c["field"], c["server_value"], c["client_value"], c["status"]) for c in logged] == [
+        ("findings", "晚", "早", "open")
+    ]
+    # The leader decides the earlier text was right: a new version, the entry closed.
+    version_before = inspection_in_db(app, inspection_id).version
+    response = leader.post(
+        f"/api/v1/conflicts/{conflict['conflict_id']}/resolve", json={"keep": "client"}
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "resolved"
+    record = inspection_in_db(app, inspection_id)
+    assert record.findings == "早" and record.version == version_before + 1
+    again = leader.post(
+        f"/api/v1/conflicts/{conflict['conflict_id']}/resolve", json={"keep": "server"}
+    )
+    assert_error(again, 409, "version_conflict")
+
+
+def test_an_approved_inspection_is_frozen_and_edits_become_amendments(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection", inspection_id, new_inspection(world, ["officer1"], status="submitted")
+        )
+    )
+    version = set_review(app, inspection_id, "approved")
+    [result] = officer.push_ok(
+        officer.change(
+            "inspection", inspection_id, {"findings": "补记：当事人已整改"}, base_version=version
+        )
+    )
+    assert result["status"] == "conflict" and result["conflicts"][0]["kept"] == "server"
+    assert inspection_in_db(app, inspection_id).findings == ""
+    leader = login("leader1")
+    [amendment] = leader.get(
+        f"/api/v1/conflicts?kind=amendment&record_id={inspection_id}"
+    ).get_json()["items"]
+    assert amendment["client_value"] == {"findings": "补记：当事人已整改"}
+    # Accepting the amendment applies it and sends the record back to review.
+    assert (
+        leader.post(
+            f"/api/v1/conflicts/{amendment['id']}/resolve", json={"keep": "client"}
+        ).status_code
+        == 200
+    )
+    record = inspection_in_db(app, inspection_id)
+    assert record.findings == "补记：当事人已整改"
+    assert record.review_status.value == "pending"
+
+
+def test_deleting_a_record_changed_since_is_a_conflict_not_a_delete(app, login, world):
+    officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    )
+    co_officer.push_ok(
+        co_officer.change("inspection", inspection_id, {"findings": "x"}, base_version=1)
+    )
+    [result] = officer.push_ok(
+        officer.change("inspection", inspection_id, op="delete", base_version=1)
+    )
+    assert result["status"] == "conflict"
+    assert inspection_in_db(app, inspection_id) is not None
+    conflicts = (
+        login("leader1").get(f"/api/v1/conflicts?kind=delete&record_id={inspection_id}").get_json()
+    )
+    assert len(conflicts["items"]) == 1
+
+
+def test_deleting_an_unchanged_draft_deletes_it_and_devices_learn_by_pull(app, login, world):
+    officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    )
+    co_officer.pull_all()
+    [result] = officer.push_ok(
+        officer.change("inspection", inspection_id, op="delete", base_version=1)
+    )
+    assert result["status"] == "applied"
+    assert inspection_in_db(app, inspection_id) is None
+    deltas = co_officer.pull_all()
+    assert [(c["entity"], c["id"], c["op"]) for c in deltas] == [
+        ("inspection", str(inspection_id), "delete")
+    ]
+
+
+def test_a_submitted_record_cannot_be_deleted(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection", inspection_id, new_inspection(world, ["officer1"], status="submitted")
+        )
+    )
+    [result] = officer.push_ok(
+        officer.change("inspection", inspection_id, op="delete", base_version=1)
+    )
+    assert result["status"] == "conflict"
+    assert inspection_in_db(app, inspection_id) is not None
+
+
+def test_a_returned_record_reaches_the_device_and_is_resubmitted(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection", inspection_id, new_inspection(world, ["officer1"], status="submitted")
+        )
+    )
+    officer.pull_all()
+    version = set_review(app, inspection_id, "returned", "请补充现场照片")
+    [returned] = [c for c in officer.pull_all() if c["entity"] == "inspection"]
+    assert returned["data"]["review"] == {
+        "status": "returned",
+        "comment": "请补充现场照片",
+        "reviewed_by": None,
+        "reviewed_at": None,
+    }
+    [result] = officer.push_ok(
+        officer.change(
+            "inspection",
+            inspection_id,
+            {"findings": "已补拍照片", "photo_ids": [str(uuid.uuid4())], "status": "submitted"},
+            base_version=version,
+        )
+    )
+    assert result["status"] == "applied"
+    record = inspection_in_db(app, inspection_id)
+    assert record.review_status.value == "pending" and record.findings == "已补拍照片"
+
+
+def test_the_same_batch_three_times_changes_nothing_more(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    batch = [
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1"])),
+        officer.change("inspection", inspection_id, {"findings": "一"}, base_version=1),
+        officer.change("inspection", inspection_id, {"findings": "二"}, base_version=2),
+    ]
+    first = officer.push_ok(*batch)
+    for _ in range(2):
+        again = officer.push_ok(*batch)
+        assert [r["replayed"] for r in again] == [True, True, True]
+        assert [{**r, "replayed": False} for r in again] == first
+    record = inspection_in_db(app, inspection_id)
+    assert record.version == 3 and record.findings == "二"
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Conflict)) == 0
+
+
+def test_a_change_id_reused_for_another_change_is_id_conflict(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    change = officer.change("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    officer.push_ok(change)
+    [result] = officer.push_ok({**change, "fields": {**change["fields"], "findings": "别的"}})
+    assert result["status"] == "rejected"
+    assert result["error"]["error"] == "id_conflict" and result["error"]["code"] == 409
+
+
+def test_batches_arriving_out_of_order_end_as_one_clean_delivery(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    create = officer.change("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    edit = officer.change("inspection", inspection_id, {"findings": "后到的修改"}, base_version=1)
+    [early] = officer.push_ok(edit)  # the edit overtakes the create
+    assert early["status"] == "rejected" and early["error"]["error"] == "not_found"
+    officer.push_ok(create)
+    [retried] = officer.push_ok(edit)  # the outbox sends it again
+    assert retried["status"] == "applied"
+    record = inspection_in_db(app, inspection_id)
+    assert record.findings == "后到的修改" and record.version == 2
+
+
+def test_one_bad_change_never_blocks_the_others(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    good, bad = uuid.uuid4(), uuid.uuid4()
+    results = officer.push_ok(
+        officer.change("inspection", bad, new_inspection(world, ["officer1"], origin="teleport")),
+        officer.change("inspection", good, new_inspection(world, ["officer1"])),
+    )
+    assert [r["status"] for r in results] == ["rejected", "applied"]
+    assert results[0]["error"]["errors"]["json"]["origin"]
+    assert inspection_in_db(app, good) is not None and inspection_in_db(app, bad) is None
+
+
+def test_history_lists_every_version_with_who_and_which_device(app, login, world):
+    officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    )
+    co_officer.push_ok(
+        co_officer.change("inspection", inspection_id, {"findings": "门前有堆物"}, base_version=1)
+    )
+    history = login("leader1").get(f"/api/v1/inspections/{inspection_id}/history").get_json()
+    assert [h["version"] for h in history] == [1, 2]
+    assert history[1]["device_id"] == co_officer.device_id
+    assert history[1]["user_id"] == str(world.users["officer2"].id)
+    assert history[1]["changes"]["findings"] == {"from": "", "to": "门前有堆物"}
+    # Another squadron does not even learn that it exists.
+    assert_error(
+        login("officer3").get(f"/api/v1/inspections/{inspection_id}/history"), 404, "not_found"
+    )
+
+
+def test_gcj02_locations_are_stored_as_wgs84_and_the_original_kept(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    fields = new_inspection(world, ["officer1"])
+    fields["location"] = {"lon": 121.4747, "lat": 31.3683, "accuracy_m": 5.0, "crs": "gcj02"}
+    officer.push_ok(officer.change("inspection", inspection_id, fields))
+    record = inspection_in_db(app, inspection_id)
+    assert record.location_original == {"lon": 121.4747, "lat": 31.3683, "crs": "gcj02"}
+    assert abs(record.lon - 121.4747) > 0.003  # Shanghai's GCJ-02 offset is about 400 m
+    assert record.location_crs.value == "gcj02"
+
+
+def test_a_clock_far_ahead_is_clamped_and_flagged(app, login, world):
+    officer = FakeDevice(login("officer1"), clock_ms=4_000_000_000_000)  # the year 2096
+    inspection_id = uuid.uuid4()
+    [result] = officer.push_ok(
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    )
+    assert result["status"] == "applied"
+    record = inspection_in_db(app, inspection_id)
+    assert "clock_skew" in record.flags
+    assert (
+        record.field_clocks["findings" if "findings" in record.field_clocks else "status"] < "0004"
+    )
+
+
+def test_officers_report_a_new_shop_and_correct_it(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    shop_id = uuid.uuid4()
+    [created] = officer.push_ok(
+        officer.change(
+            "target",
+            shop_id,
+            {
+                "kind": "shop",
+                "name": "新开张水果店",
+                "address": "宝山区淞滨路88号",
+                "location": {"lon": 121.48, "lat": 31.38},
+                "business_type": "fresh_produce",
+            },
+        )
+    )
+    assert created["status"] == "applied"
+    [fixed] = officer.push_ok(
+        officer.change("target", shop_id, {"name": "鲜果多水果店"}, base_version=1)
+    )
+    assert fixed["version"] == 2
+    target = login("leader1").get(f"/api/v1/targets/{shop_id}").get_json()
+    assert target["name"] == "鲜果多水果店" and target["squadron_id"] == world.squadrons[0].id
+    assert target["code"].startswith("S")
+
+
+def test_tracks_append_and_a_repeated_batch_adds_nothing(app, login, world):
+    from fieldapp.tracks.models import TrackPoint
+
+    officer = FakeDevice(login("officer1"))
+    points = [
+        {
+            "t": f"2026-11-20T09:{m:02d}:00+08:00",
+            "lon": 121.47 + m / 1e4,
+            "lat": 31.37,
+            "accuracy_m": 6.0,
+        }
+        for m in range(10)
+    ]
+    fields = {"officer_id": str(world.users["officer1"].id), "points": points}
+    officer.push_ok(officer.change("track", uuid.uuid4(), fields))
+    officer.push_ok(officer.change("track", uuid.uuid4(), fields))  # another batch, same points
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(TrackPoint)) == 10
+    [other] = officer.push_ok(
+        officer.change(
+            "track", uuid.uuid4(), {**fields, "officer_id": str(world.users["officer2"].id)}
+        )
+    )
+    assert other["status"] == "rejected" and other["error"]["error"] == "forbidden"
+
+
+def test_photo_metadata_follows_its_inspection(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    inspection_id, photo_id = uuid.uuid4(), uuid.uuid4()
+    photo = {
+        "inspection_id": str(inspection_id),
+        "item_code": "S01",
+        "taken_at": "2026-11-20T09:35:00+08:00",
+        "sha256": "ab" * 32,
+        "size": 123456,
+        "content_type": "image/jpeg",
+    }
+    [early] = officer.push_ok(officer.change("photo", photo_id, photo))
+    assert early["status"] == "rejected" and early["error"]["error"] == "not_found"
+    results = officer.push_ok(
+        officer.change(
+            "inspection",
+            inspection_id,
+            new_inspection(world, ["officer1"], photo_ids=[str(photo_id)]),
+        ),
+        officer.change("photo", photo_id, photo),
+    )
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    pulled = [c for c in FakeDevice(login("leader1")).pull_all() if c["entity"] == "photo"]
+    assert pulled[0]["data"]["uploaded"] is False and pulled[0]["data"]["sha256"] == "ab" * 32
