@@ -1,0 +1,201 @@
+"""Sync with bad input: every case gets a clear error, and the good changes still apply."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import assert_error
+from tests.sync_helpers import FakeDevice, new_inspection
+
+
+@pytest.fixture
+def officer(login):
+    return FakeDevice(login("officer1"))
+
+
+def test_more_than_500_changes_is_413(officer):
+    changes = [officer.change("track", uuid.uuid4(), {}) for _ in range(501)]
+    assert_error(officer.push(*changes), 413, "payload_too_large")
+
+
+def test_another_devices_id_is_403(officer):
+    assert_error(officer.push(device_id="someone-elses-pad"), 403, "forbidden")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"changes": []}, "device_id"),
+        ({"device_id": "dev-officer1"}, "changes"),
+        ({"device_id": "dev-officer1", "changes": {}}, "changes"),
+        ({"device_id": "dev-officer1", "changes": [], "extra": 1}, "extra"),
+    ],
+)
+def test_a_malformed_batch_is_422(officer, body, field):
+    response = officer.api.post("/api/v1/sync/push", json=body)
+    assert field in assert_error(response, 422, "validation_failed")["errors"]["json"]
+
+
+def test_malformed_json_is_400(officer):
+    response = officer.api.post("/api/v1/sync/push", data="{", content_type="application/json")
+    assert_error(response, 400, "malformed_json")
+
+
+def rejected(result) -> dict:
+    assert result["status"] == "rejected", result
+    assert result["error"]["code"] == 422 and result["error"]["error"] == "validation_failed"
+    return result["error"]["errors"]["json"]
+
+
+def bad_changes(officer, world):
+    good = new_inspection(world, ["officer1"])
+    record = str(uuid.uuid4())
+    base = {
+        "change_id": str(uuid.uuid4()),
+        "entity": "inspection",
+        "id": record,
+        "op": "upsert",
+        "base_version": None,
+        "hlc": officer.tick(),
+        "fields": good,
+    }
+    return [
+        ({**base, "entity": "parking_ticket"}, "entity"),
+        ({**base, "op": "merge"}, "op"),
+        ({**base, "hlc": "yesterday"}, "hlc"),
+        ({**base, "hlc": f"{1:016d}:0001:another-pad"}, "hlc"),
+        ({**base, "change_id": "not-a-uuid"}, "change_id"),
+        ({**base, "id": 17}, "id"),
+        ({**base, "base_version": "3"}, "base_version"),
+        ({**base, "base_version": -1}, "base_version"),
+        ({**base, "fields": {**good, "review": {"status": "approved"}}}, "review"),
+        ({**base, "fields": {**good, "score": 99}}, "score"),
+        ({**base, "fields": {**good, "started_at": "tuesday"}}, "started_at"),
+        ({**base, "fields": {**good, "officer_ids": "officer1"}}, "officer_ids"),
+        ({**base, "fields": {**good, "location": {"lon": "121.4", "lat": 31.3}}}, "location"),
+        ({**base, "fields": {**good, "location": {"lon": 200, "lat": 31.3}}}, "location"),
+        ({**base, "fields": {**good, "answers": {"S01": {"result": "maybe"}}}}, "answers"),
+        ({**base, "fields": {**good, "answers": {"X99": {"result": "pass"}}}}, "answers"),
+        ({**base, "fields": {**good, "checklist_version": 9}}, "checklist_version"),
+        ({**base, "fields": {**good, "target_id": str(world.targets["shop2"].id)}}, "target_id"),
+        ({**base, "fields": {**good, "colour": "red"}}, "colour"),
+        ({**base, "fields": {k: v for k, v in good.items() if k != "answers"}}, "answers"),
+        ({**base, "fields": {**good, "status": "submitted"}}, "outcome"),
+        (
+            {
+                **base,
+                "fields": {
+                    **good,
+                    "status": "submitted",
+                    "outcome": "rectification_ordered",
+                    "ended_at": "2026-11-20T10:00:00+00:00",
+                },
+            },
+            "rectification_deadline",
+        ),
+        (
+            {
+                **base,
+                "fields": {
+                    **good,
+                    "status": "submitted",
+                    "outcome": "compliant",
+                    "ended_at": "2026-11-20T08:00:00+00:00",
+                },
+            },
+            "ended_at",
+        ),
+    ]
+
+
+def test_each_bad_change_is_rejected_field_by_field_and_the_good_one_applies(officer, world):
+    cases = bad_changes(officer, world)
+    good = officer.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]))
+    results = officer.push_ok(*[change for change, _ in cases], good)
+    for (_, field), result in zip(cases, results, strict=False):
+        assert field in rejected(result), (field, result)
+    assert results[-1]["status"] == "applied"
+
+
+def test_a_base_version_from_the_future_is_refused(officer, world):
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "x"}, base_version=7)
+    )
+    assert "base_version" in rejected(result)
+
+
+def test_a_submitted_record_does_not_go_back_to_draft(officer, world):
+    record = uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection", record, new_inspection(world, ["officer1"], status="submitted")
+        )
+    )
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"status": "draft"}, base_version=1)
+    )
+    assert "status" in rejected(result)
+
+
+def test_an_inspection_you_are_not_on_is_not_yours_to_write(login, world):
+    officer, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    [created] = officer.push_ok(
+        officer.change("inspection", record, new_inspection(world, ["officer2"]))
+    )
+    assert created["error"]["error"] == "forbidden"
+    colleague.push_ok(colleague.change("inspection", record, new_inspection(world, ["officer2"])))
+    [edit] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "x"}, base_version=1)
+    )
+    assert edit["error"]["error"] == "forbidden"
+    stranger = FakeDevice(login("officer3"))
+    [edit] = stranger.push_ok(
+        stranger.change("inspection", record, {"findings": "x"}, base_version=1)
+    )
+    assert edit["error"]["error"] == "not_found"
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "eyJzIjoxfQ.AAAA", "a.b.c", "x" * 400])
+def test_a_malformed_cursor_is_422(login, world, cursor):
+    response = login("officer1").get(f"/api/v1/sync/pull?cursor={cursor}")
+    body = assert_error(response, 422, "validation_failed")
+    assert "cursor" in body["errors"]["query"]
+
+
+def test_another_users_cursor_is_422(login, world):
+    theirs = FakeDevice(login("officer2"))
+    theirs.pull_all()
+    response = login("officer1").get(f"/api/v1/sync/pull?cursor={theirs.cursor}")
+    assert_error(response, 422, "validation_failed")
+
+
+@pytest.mark.parametrize("limit", ["0", "1001", "ten"])
+def test_pull_limit_out_of_range_is_422(login, world, limit):
+    assert_error(
+        login("officer1").get(f"/api/v1/sync/pull?limit={limit}"), 422, "validation_failed"
+    )
+
+
+def test_resolve_bad_input(login, world):
+    leader = login("leader1")
+    assert_error(
+        leader.post(f"/api/v1/conflicts/{uuid.uuid4()}/resolve", json={"keep": "server"}),
+        404,
+        "not_found",
+    )
+    assert_error(
+        leader.post(f"/api/v1/conflicts/{uuid.uuid4()}/resolve", json={"keep": "both"}),
+        422,
+        "validation_failed",
+    )
+    assert_error(
+        leader.post(f"/api/v1/conflicts/{uuid.uuid4()}/resolve", json={"keep": "value"}),
+        422,
+        "validation_failed",
+    )
+    assert_error(leader.get("/api/v1/conflicts?status=maybe"), 422, "validation_failed")

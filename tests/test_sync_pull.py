@@ -1,0 +1,100 @@
+"""Pull: the caller's scope, in commit order, page by page, never missing a change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from fieldapp.db import db
+from fieldapp.tasks.models import Task
+from tests.sync_helpers import FakeDevice, new_inspection
+
+
+def ids(changes, entity):
+    return {c["id"] for c in changes if c["entity"] == entity}
+
+
+def test_first_pull_brings_the_squadron_and_nothing_else(login, world):
+    changes = FakeDevice(login("officer1")).pull_all()
+    assert ids(changes, "target") == {
+        str(world.targets["shop1"].id),
+        str(world.targets["site1"].id),
+    }
+    assert ids(changes, "checklist") == {str(c.id) for c in world.checklists.values()}
+    assert ids(changes, "user") == {
+        str(world.users[n].id) for n in ("leader1", "officer1", "officer2")
+    }
+    [checklist] = [c for c in changes if c["entity"] == "checklist" and c["data"]["kind"] == "shop"]
+    assert [i["code"] for i in checklist["data"]["items"]] == ["S01", "S02", "S03"]
+
+
+def test_paging_serves_every_change_once(login, world):
+    officer = FakeDevice(login("officer1"))
+    created = [uuid.uuid4() for _ in range(7)]
+    officer.push_ok(
+        *[officer.change("inspection", i, new_inspection(world, ["officer1"])) for i in created]
+    )
+    leader = FakeDevice(login("leader1"))
+    changes = leader.pull_all(limit=2)
+    served = [(c["entity"], c["id"]) for c in changes]
+    assert len(served) == len(set(served))
+    assert ids(changes, "inspection") == {str(i) for i in created}
+    assert leader.pull_all(limit=2) == []  # nothing new after the last cursor
+
+
+def test_a_second_pull_brings_only_what_changed(login, world):
+    officer, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    colleague.pull_all()
+    officer.push_ok(officer.change("inspection", record, {"findings": "补充说明"}, base_version=1))
+    [delta] = colleague.pull_all()
+    assert (delta["entity"], delta["id"], delta["version"]) == ("inspection", str(record), 2)
+    assert delta["data"]["findings"] == "补充说明"
+
+
+def test_other_squadrons_changes_never_reach_a_device(login, world):
+    zhangmiao = FakeDevice(login("officer3"))
+    zhangmiao.pull_all()
+    officer = FakeDevice(login("officer1"))
+    officer.push_ok(officer.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1"])))
+    assert zhangmiao.pull_all() == []
+
+
+def test_a_task_outside_the_squadron_brings_its_target(app, login, world):
+    zhangmiao = FakeDevice(login("officer3"))
+    zhangmiao.pull_all()
+    with app.app_context():
+        task = Task(
+            target_id=world.targets["shop1"].id,
+            squadron_id=world.squadrons[0].id,
+            origin="manual",
+            due=datetime.now(UTC) + timedelta(days=2),
+            note="跨中队协查",
+        )
+        from fieldapp.auth.models import User
+
+        task.assignees = [db.session.get(User, world.users["officer3"].id)]
+        db.session.add(task)
+        db.session.commit()
+    changes = zhangmiao.pull_all()
+    assert ids(changes, "task") and ids(changes, "target") == {str(world.targets["shop1"].id)}
+
+
+def test_moving_an_officer_to_another_squadron_resets_the_device(app, login, world):
+    device = FakeDevice(login("officer2"))
+    device.pull_all()
+    admin = login("admin")
+    path = f"/api/v1/users/{world.users['officer2'].id}"
+    etag = admin.get(path).headers["ETag"]
+    moved = admin.patch(
+        path, json={"squadron_id": world.squadrons[1].id}, headers={"If-Match": etag}
+    )
+    assert moved.status_code == 200, moved.get_json()
+    page = device.api.get(f"/api/v1/sync/pull?cursor={device.cursor}").get_json()
+    assert page["reset"] is True and page["changes"] == []
+    device.cursor = None
+    changes = device.pull_all()
+    assert ids(changes, "target") == {str(world.targets["shop2"].id)}
