@@ -38,11 +38,11 @@ from schemas.inspections import (
     InspectionSchema,
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
-from schemas.targets import TargetSchema
 from sync.engine import Change, PushContext, Rejected
 from sync.merge import Rule, merge_fields
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
+from sync.versions import record_version
 
 # -- shared pieces -------------------------------------------------------------------------------
 
@@ -105,19 +105,16 @@ def write_version(
     actor=None,
 ) -> None:
     actor = ctx.actor if ctx else actor
-    db.session.add(
-        RecordVersion(
-            entity=entity,
-            record_id=record.id,
-            version=record.version,
-            data=data,
-            changed=sorted(changed),
-            change_id=change.change_id if change else None,
-            device_id=ctx.device_id if ctx else actor.device_id,
-            user_id=actor.user_id,
-            hlc=str(change.hlc) if change else None,
-            at=ctx.now if ctx else datetime.now(UTC),
-        )
+    record_version(
+        entity,
+        record,
+        data,
+        changed,
+        user_id=actor.user_id,
+        device_id=ctx.device_id if ctx else actor.device_id,
+        at=ctx.now if ctx else datetime.now(UTC),
+        change_id=change.change_id if change else None,
+        hlc=str(change.hlc) if change else None,
     )
 
 
@@ -623,12 +620,10 @@ def _submission_errors(state: dict, loaded: dict) -> dict:
 _TARGET_INPUT = TargetFieldsArgs()
 TARGET_FIELDS = tuple(name for name in _TARGET_INPUT.fields if name != "kind")
 TARGET_RULES = {name: Rule.LWW for name in TARGET_FIELDS}
-_TARGET_WIRE = TargetSchema()
 
 
 def target_device_view(target: Target) -> dict:
-    wire = _TARGET_WIRE.dump(target)
-    return {name: wire.get(name) for name in TARGET_FIELDS}
+    return target.device_fields()
 
 
 class TargetHandler:
@@ -695,7 +690,7 @@ class TargetHandler:
         target.field_clocks = {name: str(change.hlc) for name in wire}
         db.session.add(target)
         db.session.flush()
-        write_version(self.entity, target, _TARGET_WIRE.dump(target), list(wire), ctx, change)
+        write_version(self.entity, target, target.device_fields(), list(wire), ctx, change)
         audit.record(
             ctx.actor, "target.report", self.entity, target.id, after=audit.snapshot(target)
         )
@@ -739,7 +734,7 @@ class TargetHandler:
             target.field_clocks = {**(target.field_clocks or {}), **merged.clocks}
             db.session.flush()
             write_version(
-                self.entity, target, _TARGET_WIRE.dump(target), list(merged.values), ctx, change
+                self.entity, target, target.device_fields(), list(merged.values), ctx, change
             )
             audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
         conflicts = [

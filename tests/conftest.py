@@ -255,14 +255,20 @@ def build_world(app) -> World:
     return world
 
 
+def detach_all() -> None:
+    """Refresh and detach every loaded object, so its column values stay readable after the
+    session closes (tests hold on to the world's rows)."""
+    for obj in list(db.session.identity_map.values()):
+        db.session.refresh(obj)
+    db.session.expunge_all()
+
+
 @pytest.fixture
 def world(app, isolated) -> World:
     with app.app_context():
         built = build_world(app)
         db.session.commit()
-        for obj in list(db.session.identity_map.values()):
-            db.session.refresh(obj)  # column values stay readable after the session closes
-        db.session.expunge_all()
+        detach_all()
     return built
 
 

@@ -14,8 +14,8 @@ from fieldapp.actor import Actor
 from fieldapp.audit.models import AuditEntry
 from fieldapp.db import db
 
-#: Columns that never go into the log.
-SECRET_COLUMNS = frozenset({"password_hash", "token_hash"})
+#: Columns that never go into the log: secrets, and sync bookkeeping that says nothing to a reader.
+UNLOGGED_COLUMNS = frozenset({"password_hash", "token_hash", "field_clocks"})
 
 
 def jsonable(value: Any) -> Any:
@@ -39,7 +39,7 @@ def snapshot(obj) -> dict[str, Any]:
     return {
         attr.key: jsonable(getattr(obj, attr.key))
         for attr in mapper.column_attrs
-        if attr.key not in SECRET_COLUMNS
+        if attr.key not in UNLOGGED_COLUMNS
     }
 
 

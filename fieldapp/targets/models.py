@@ -76,6 +76,32 @@ class Target(Syncable, db.Model):
 
     squadron: Mapped[Squadron] = relationship()
 
+    #: The fields devices may report or correct (see sync's target rules).
+    DEVICE_FIELDS = (
+        "name",
+        "address",
+        "location",
+        "business_type",
+        "uscc",
+        "permit_no",
+        "scale",
+        "phase",
+    )
+
+    def device_fields(self) -> dict:
+        """The device-writable fields in wire form: what three-way merge compares."""
+        return {
+            "name": self.name,
+            "address": self.address,
+            "location": {"lon": self.lon, "lat": self.lat},
+            "business_type": self.business_type,
+            "uscc": self.uscc,
+            "permit_no": self.permit_no,
+            # str() of the enum member is its value, and a plain string stays as it is.
+            "scale": str(self.scale) if self.scale else None,
+            "phase": str(self.phase) if self.phase else None,
+        }
+
     __table_args__ = (
         sa.Index("ix_targets_squadron_kind", "squadron_id", "kind"),
         sa.Index("ix_targets_lon_lat", "lon", "lat"),

@@ -12,12 +12,13 @@ import sqlalchemy.orm
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.complaints.models import Complaint
-from fieldapp.db import db
+from fieldapp.db import db, utcnow
 from fieldapp.errors import validation_error
 from fieldapp.geo import degrees_box, squared_distance_expr
 from fieldapp.inspections.models import Case, Inspection, Outcome, ReviewStatus
 from fieldapp.org.models import Squadron
 from fieldapp.targets.models import Target, TargetKind
+from sync.versions import record_version, stamp_server_write
 
 CODE_PREFIX = {TargetKind.shop: "S", TargetKind.site: "C"}
 
@@ -51,10 +52,25 @@ def create_target(actor: Actor, data: dict, target_id: uuid.UUID | None = None) 
     data = _location_fields(dict(data))
     target_id = target_id or uuid.uuid4()
     target = Target(id=target_id, code=code_for(target_id, data["kind"]), **data)
+    now = utcnow()
+    stamp_server_write(target, list(Target.DEVICE_FIELDS), now)
     db.session.add(target)
     db.session.flush()
+    _record_version(actor, target, list(Target.DEVICE_FIELDS), now)
     audit.record(actor, "target.create", "target", target.id, after=audit.snapshot(target))
     return target
+
+
+def _record_version(actor: Actor, target: Target, changed: list[str], at) -> None:
+    record_version(
+        "target",
+        target,
+        target.device_fields(),
+        changed,
+        user_id=actor.user_id,
+        device_id=actor.device_id,
+        at=at,
+    )
 
 
 def update_target(actor: Actor, target: Target, changes: dict) -> Target:
@@ -77,9 +93,16 @@ def update_target(actor: Actor, target: Target, changes: dict) -> Target:
     if "squadron_id" in changes:
         _check_squadron(changes["squadron_id"])
     before = audit.snapshot(target)
+    fields_before = target.device_fields()
     for name, value in changes.items():
         setattr(target, name, value)
-    audit.record_update(actor, "target.update", "target", target, before)
+    changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]
+    now = utcnow()
+    if changed:
+        stamp_server_write(target, changed, now)
+    entry = audit.record_update(actor, "target.update", "target", target, before)
+    if entry is not None:
+        _record_version(actor, target, changed, now)
     return target
 
 

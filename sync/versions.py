@@ -1,0 +1,51 @@
+"""The version history every synced record keeps, whoever changed it (device or server).
+
+Three-way merge needs the record as a device last saw it; a snapshot per version gives it, for
+a base weeks old as for one a minute old. Server-side edits (a leader's, an admin's) write their
+version here too, and stamp the fields they set with a server clock so that last-writer-wins
+compares them fairly with device edits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from fieldapp.db import db
+from sync.hlc import HLC
+from sync.models import RecordVersion
+
+
+def record_version(
+    entity: str,
+    record,
+    data: dict,
+    changed: list[str],
+    *,
+    user_id: uuid.UUID | None,
+    device_id: str | None,
+    at: datetime,
+    change_id: uuid.UUID | None = None,
+    hlc: str | None = None,
+) -> None:
+    db.session.add(
+        RecordVersion(
+            entity=entity,
+            record_id=record.id,
+            version=record.version,
+            data=data,
+            changed=sorted(changed),
+            change_id=change_id,
+            device_id=device_id,
+            user_id=user_id,
+            hlc=hlc,
+            at=at,
+        )
+    )
+
+
+def stamp_server_write(record, fields: list[str], at: datetime) -> str:
+    """Set the clocks of ``fields`` to a server clock for ``at``; returns that clock."""
+    clock = str(HLC.server(int(at.timestamp() * 1000)))
+    record.field_clocks = {**(record.field_clocks or {}), **dict.fromkeys(fields, clock)}
+    return clock
