@@ -89,9 +89,10 @@ def merge_lww(
         return client, True, None
     if base is not UNKNOWN and client == base:
         return server, False, None  # the device holds the base value: nothing of its own
+    known_base = None if base is UNKNOWN else base
     if later(client_clock, server_clock):
-        return client, True, FieldConflict(name, base, server, client, kept="client")
-    return server, False, FieldConflict(name, base, server, client, kept="server")
+        return client, True, FieldConflict(name, known_base, server, client, kept="client")
+    return server, False, FieldConflict(name, known_base, server, client, kept="server")
 
 
 ANSWER_DEFAULT = {"result": None, "note": "", "photo_ids": []}

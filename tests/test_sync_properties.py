@@ -9,7 +9,6 @@ conflict log, or a later write overwrote it knowing it (its base version already
 from __future__ import annotations
 
 import itertools
-import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -47,14 +46,23 @@ class Officer:
                 self.local = {f: change["data"][f] for f in FIELDS}
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(plan=steps)
 def test_no_value_is_lost_and_devices_converge(login, world, plan):
     leader = login("leader1")
-    created = leader.post("/api/v1/targets", json={
-        "kind": "shop", "name": "起始店名", "address": "起始地址", "squadron_id": world.squadrons[0].id,
-        "location": {"lon": 121.47, "lat": 31.37}, "business_type": "retail",
-    })
+    created = leader.post(
+        "/api/v1/targets",
+        json={
+            "kind": "shop",
+            "name": "起始店名",
+            "address": "起始地址",
+            "squadron_id": world.squadrons[0].id,
+            "location": {"lon": 121.47, "lat": 31.37},
+            "business_type": "retail",
+        },
+    )
     assert created.status_code == 201
     target_id = created.get_json()["id"]
     officers = [Officer(FakeDevice(login(name)), target_id) for name in ("officer1", "officer2")]
@@ -69,7 +77,9 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
         results = officer.device.push_ok(*[change for change, _ in batch])
         for (_, write), result in zip(batch, results, strict=True):
             assert result["status"] != "rejected", result
-            lost = any(c["field"] == write["field"] and c["kept"] == "server" for c in result["conflicts"])
+            lost = any(
+                c["field"] == write["field"] and c["kept"] == "server" for c in result["conflicts"]
+            )
             if not result["replayed"]:
                 write["applied"] = None if lost else result["version"]
             if result["status"] == "applied":
@@ -81,7 +91,9 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
             value = next(unique)
             write = {"field": field, "value": value, "base": officer.known_version, "applied": None}
             writes.append(write)
-            change = officer.device.change("target", target_id, {field: value}, base_version=officer.known_version)
+            change = officer.device.change(
+                "target", target_id, {field: value}, base_version=officer.known_version
+            )
             officer.local[field] = value
             officer.outbox.append((change, write))
         elif action == "push":
@@ -94,11 +106,20 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
         else:
             current = leader.get(f"/api/v1/targets/{target_id}")
             value = next(unique)
-            response = leader.patch(f"/api/v1/targets/{target_id}", json={field: value},
-                                    headers={"If-Match": current.headers["ETag"]})
+            response = leader.patch(
+                f"/api/v1/targets/{target_id}",
+                json={field: value},
+                headers={"If-Match": current.headers["ETag"]},
+            )
             assert response.status_code == 200
-            writes.append({"field": field, "value": value, "base": current.get_json()["version"],
-                           "applied": response.get_json()["version"]})
+            writes.append(
+                {
+                    "field": field,
+                    "value": value,
+                    "base": current.get_json()["version"],
+                    "applied": response.get_json()["version"],
+                }
+            )
 
     for officer in officers:  # everyone comes back online
         push(officer, officer.outbox)
@@ -110,7 +131,9 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
     for officer in officers:
         assert officer.local == {f: final[f] for f in FIELDS}
 
-    conflicts = leader.get(f"/api/v1/conflicts?record_id={target_id}&per_page=200").get_json()["items"]
+    conflicts = leader.get(f"/api/v1/conflicts?record_id={target_id}&per_page=200").get_json()[
+        "items"
+    ]
     logged = {(c["field"], c["server_value"]) for c in conflicts} | {
         (c["field"], c["client_value"]) for c in conflicts
     }

@@ -1,0 +1,435 @@
+"""The reference device client: a local SQLite outbox, push with retries, pull to a local copy.
+
+Device teams port this to their platform; tests and benchmarks drive the server with it.
+
+    client = SyncClient("https://fieldapp.example/api/v1", "pad.sqlite3", device_id="pad-0042")
+    client.login("officer1", "secret")
+    client.save("inspection", inspection_id, {...all fields...})   # offline: queued
+    client.save("inspection", inspection_id, {"findings": "..."})  # an edit: only what changed
+    client.sync()                                                  # push, then pull
+    client.get("inspection", inspection_id)                        # the local copy
+    client.failed()                                                # changes the server refused
+
+How it behaves:
+
+- Every change gets a ``change_id`` and an HLC when it is saved, and keeps them however often it
+  is sent, so a batch re-sent after a lost answer has no second effect on the server.
+- Transport failures, 5xx and 429 answers are retried with exponential backoff and jitter (the
+  same batch, the same ids). A change rejected for a reason that can pass (its record's create
+  has not arrived: ``not_found``) stays queued; one rejected for good is kept aside with its
+  error for the app to show, never silently dropped.
+- ``base_version`` is the version of the record the device last had from the server.
+- Pull applies upserts and deletes to the local copy and keeps the cursor; ``reset`` clears the
+  copy and pulls again from the start.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import requests
+
+#: Rejections worth retrying on a later push (the situation can change), by error code.
+RETRYABLE_REJECTIONS = frozenset({"not_found", "conflict"})
+#: HTTP answers that mean "try again later" for the whole request.
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class TransportError(Exception):
+    """The request may or may not have reached the server; its answer did not come back."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict
+
+
+class Transport(Protocol):
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: dict | None = None,
+        headers: dict | None = None,
+    ) -> Response: ...
+
+
+class RequestsTransport:
+    """HTTP with ``requests``, keeping connections alive between calls."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        self.timeout = timeout
+        self._errors = (requests.ConnectionError, requests.Timeout)
+
+    def request(self, method, path, *, json_body=None, params=None, headers=None) -> Response:
+        try:
+            answer = self.session.request(
+                method,
+                self.base_url + path,
+                json=json_body,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except self._errors as exc:
+            raise TransportError(str(exc)) from exc
+        body = answer.json() if answer.content else None
+        return Response(answer.status_code, body, dict(answer.headers))
+
+
+class SyncError(Exception):
+    """The server refused a whole request (not a single change)."""
+
+    def __init__(self, response: Response):
+        body = response.body if isinstance(response.body, dict) else {}
+        super().__init__(f"{response.status} {body.get('error')}: {body.get('message')}")
+        self.response = response
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    change_id TEXT NOT NULL UNIQUE,
+    entity TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS records (
+    entity TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER,
+    data TEXT,
+    PRIMARY KEY (entity, id)
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+class SyncClient:
+    def __init__(
+        self,
+        transport: Transport | str,
+        db_path: str,
+        device_id: str,
+        *,
+        batch_size: int = 100,
+        max_attempts: int = 6,
+        backoff_s: float = 0.2,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.transport = RequestsTransport(transport) if isinstance(transport, str) else transport
+        self.device_id = device_id
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.clock = clock
+        self.sleep = sleep
+        self.db = sqlite3.connect(db_path)
+        self.db.executescript(_SCHEMA)
+
+    # -- local state ---------------------------------------------------------------------------
+
+    def _meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def _set_meta(self, key: str, value: str | None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def token(self) -> str | None:
+        return self._meta("token")
+
+    def get(self, entity: str, record_id) -> dict | None:
+        row = self.db.execute(
+            "SELECT data FROM records WHERE entity = ? AND id = ?", (entity, str(record_id))
+        ).fetchone()
+        return json.loads(row[0]) if row and row[0] is not None else None
+
+    def version(self, entity: str, record_id) -> int | None:
+        row = self.db.execute(
+            "SELECT version FROM records WHERE entity = ? AND id = ?", (entity, str(record_id))
+        ).fetchone()
+        return row[0] if row else None
+
+    def records(self, entity: str) -> dict[str, dict]:
+        return {
+            record_id: json.loads(data)
+            for record_id, data in self.db.execute(
+                "SELECT id, data FROM records WHERE entity = ? AND data IS NOT NULL", (entity,)
+            )
+        }
+
+    def pending(self) -> int:
+        return self.db.execute("SELECT count(*) FROM outbox WHERE failed = 0").fetchone()[0]
+
+    def failed(self) -> list[dict]:
+        """Changes the server refused for good, with its error, for the app to show."""
+        return [
+            {**json.loads(body), "error": json.loads(error) if error else None}
+            for body, error in self.db.execute(
+                "SELECT body, error FROM outbox WHERE failed = 1 ORDER BY seq"
+            )
+        ]
+
+    # -- clock ---------------------------------------------------------------------------------
+
+    def next_hlc(self) -> str:
+        """A hybrid logical clock: never goes backwards, even when the wall clock does."""
+        now_ms = int(self.clock() * 1000)
+        last_ms, last_counter = (int(x) for x in (self._meta("hlc") or "0:0").split(":"))
+        if now_ms > last_ms:
+            physical, counter = now_ms, 0
+        else:
+            physical, counter = last_ms, last_counter + 1
+        self._set_meta("hlc", f"{physical}:{counter}")
+        return f"{physical:016d}:{counter:04d}:{self.device_id}"
+
+    # -- working offline -------------------------------------------------------------------------
+
+    def save(self, entity: str, record_id, fields: dict, *, op: str = "upsert") -> str:
+        """Queue a change (a create with all fields, or an edit with what changed) and apply it
+        to the local copy. Returns its change id.
+
+        An edit of a record whose last change has not been sent yet is folded into that change
+        (so a create and its edits travel as one create); once a change has been sent, it is
+        never altered, or a retry would no longer be the same change.
+        """
+        record_id = str(record_id)
+        with self.db:
+            last = self.db.execute(
+                "SELECT seq, body, sent FROM outbox"
+                " WHERE entity = ? AND record_id = ? AND failed = 0 ORDER BY seq DESC LIMIT 1",
+                (entity, record_id),
+            ).fetchone()
+            unsent = json.loads(last[1]) if last and not last[2] else None
+            if unsent and unsent["op"] == "upsert" and entity != "track":
+                if op == "delete" and unsent["base_version"] is None:
+                    # Created and deleted before the server heard of it: nothing to send.
+                    self.db.execute("DELETE FROM outbox WHERE seq = ?", (last[0],))
+                    self.db.execute(
+                        "DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id)
+                    )
+                    return unsent["change_id"]
+                if op == "upsert":
+                    unsent["fields"].update(fields)
+                    unsent["hlc"] = self.next_hlc()
+                    self.db.execute(
+                        "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
+                    )
+                    self._apply_locally(entity, record_id, fields, unsent["base_version"])
+                    return unsent["change_id"]
+            change_id = str(uuid.uuid4())
+            body = {
+                "change_id": change_id,
+                "entity": entity,
+                "id": record_id,
+                "op": op,
+                "base_version": self.version(entity, record_id),
+                "hlc": self.next_hlc(),
+                "fields": fields,
+            }
+            self.db.execute(
+                "INSERT INTO outbox (change_id, entity, record_id, body) VALUES (?, ?, ?, ?)",
+                (change_id, entity, record_id, json.dumps(body)),
+            )
+            if op == "delete":
+                self.db.execute(
+                    "DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id)
+                )
+            elif entity != "track":
+                self._apply_locally(entity, record_id, fields, body["base_version"])
+        return change_id
+
+    def _apply_locally(
+        self, entity: str, record_id: str, fields: dict, version: int | None
+    ) -> None:
+        local = self.get(entity, record_id) or {}
+        self.db.execute(
+            "INSERT OR REPLACE INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)",
+            (entity, record_id, version, json.dumps({**local, **fields})),
+        )
+
+    # -- talking to the server -------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, **kwargs) -> Response:
+        """One request, retried with backoff while the network or the server is failing."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        for attempt in range(self.max_attempts):
+            try:
+                response = self.transport.request(method, path, headers=headers, **kwargs)
+            except TransportError:
+                response = None
+            if response is not None and response.status not in RETRYABLE_STATUS:
+                return response
+            if attempt + 1 == self.max_attempts:
+                if response is None:
+                    raise TransportError(
+                        f"{method} {path}: no answer after {self.max_attempts} attempts"
+                    )
+                return response
+            delay = self.backoff_s * (2**attempt) * random.uniform(0.5, 1.5)
+            if response is not None and "Retry-After" in response.headers:
+                delay = max(delay, float(response.headers["Retry-After"]))
+            self.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def login(self, username: str, password: str, device_name: str | None = None) -> dict:
+        response = self._call(
+            "POST",
+            "/auth/token",
+            json_body={
+                "username": username,
+                "password": password,
+                "device_id": self.device_id,
+                "device_name": device_name,
+            },
+        )
+        if response.status != 201:
+            raise SyncError(response)
+        with self.db:
+            self._set_meta("token", response.body["token"])
+        return response.body["user"]
+
+    def push(self) -> list[dict]:
+        """Send the outbox in batches until it is empty or only holds changes that must wait."""
+        results: list[dict] = []
+        skip: set[int] = set()
+        while True:
+            rows = [
+                row
+                for row in self.db.execute(
+                    "SELECT seq, body FROM outbox WHERE failed = 0 ORDER BY seq LIMIT ?",
+                    (self.batch_size + len(skip),),
+                )
+                if row[0] not in skip
+            ][: self.batch_size]
+            if not rows:
+                return results
+            batch = []
+            with self.db:
+                for seq, body in rows:
+                    change = json.loads(body)
+                    if change["base_version"] is None and change["op"] == "upsert":
+                        # Queued before the record's create was acknowledged: now we know
+                        # which version it edits. (Only ever done before the first send.)
+                        known = self.version(change["entity"], change["id"])
+                        unsent = (
+                            self.db.execute(
+                                "SELECT sent FROM outbox WHERE seq = ?", (seq,)
+                            ).fetchone()[0]
+                            == 0
+                        )
+                        if known is not None and unsent:
+                            change["base_version"] = known
+                    self.db.execute(
+                        "UPDATE outbox SET body = ?, sent = 1 WHERE seq = ?",
+                        (json.dumps(change), seq),
+                    )
+                    batch.append(change)
+            rows = [(seq, json.dumps(change)) for (seq, _), change in zip(rows, batch, strict=True)]
+            response = self._call(
+                "POST",
+                "/sync/push",
+                json_body={
+                    "device_id": self.device_id,
+                    "changes": batch,
+                },
+            )
+            if response.status != 200:
+                raise SyncError(response)
+            with self.db:
+                for (seq, body), result in zip(rows, response.body["results"], strict=True):
+                    results.append(result)
+                    self._settle(seq, json.loads(body), result, skip)
+
+    def _settle(self, seq: int, body: dict, result: dict, skip: set[int]) -> None:
+        if result["status"] == "rejected":
+            error = result["error"] or {}
+            if error.get("error") in RETRYABLE_REJECTIONS:
+                self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+                skip.add(seq)  # later, after the changes it waits for
+            else:
+                self.db.execute(
+                    "UPDATE outbox SET failed = 1, error = ? WHERE seq = ?",
+                    (json.dumps(error), seq),
+                )
+            return
+        self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        if result["status"] == "applied" and body["entity"] != "track" and body["op"] == "upsert":
+            # The base was current: the local copy is the server's version now.
+            self.db.execute(
+                "UPDATE records SET version = ? WHERE entity = ? AND id = ?",
+                (result["version"], body["entity"], body["id"]),
+            )
+
+    def pull(self, limit: int = 500) -> int:
+        """Bring the local copy up to date; returns how many changes were applied."""
+        applied = 0
+        while True:
+            params = {"limit": limit}
+            cursor = self._meta("cursor")
+            if cursor:
+                params["cursor"] = cursor
+            response = self._call("GET", "/sync/pull", params=params)
+            if response.status != 200:
+                raise SyncError(response)
+            page = response.body
+            with self.db:
+                if page.get("reset"):
+                    self.db.execute("DELETE FROM records")
+                    self._set_meta("cursor", None)
+                    continue
+                for change in page["changes"]:
+                    self._apply(change)
+                    applied += 1
+                self._set_meta("cursor", page["cursor"])
+            if not page["has_more"]:
+                return applied
+
+    def _apply(self, change: dict) -> None:
+        if change["op"] == "delete":
+            self.db.execute(
+                "DELETE FROM records WHERE entity = ? AND id = ?", (change["entity"], change["id"])
+            )
+            return
+        # Local edits not yet pushed stay on top of what the server sent.
+        local_edits: dict = {}
+        for (body,) in self.db.execute("SELECT body FROM outbox WHERE failed = 0 ORDER BY seq"):
+            queued = json.loads(body)
+            if queued["entity"] == change["entity"] and queued["id"] == change["id"]:
+                local_edits.update(queued["fields"])
+        self.db.execute(
+            "INSERT OR REPLACE INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)",
+            (
+                change["entity"],
+                change["id"],
+                change["version"],
+                json.dumps({**change["data"], **local_edits}),
+            ),
+        )
+
+    def sync(self) -> None:
+        self.push()
+        self.pull()
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,217 @@
+"""The reference device client against the server: outbox, retries, lost answers, pull."""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+
+import pytest
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
+
+from fieldapp import create_app
+from fieldapp.db import db
+from sync.client import Response, SyncClient, TransportError
+from tests.conftest import FAST_PASSWORDS, PASSWORD, build_world, detach_all
+from tests.sync_helpers import new_inspection
+
+
+class FlaskTransport:
+    """The client's transport over Flask's test client, with faults to order."""
+
+    def __init__(
+        self,
+        client,
+        *,
+        lose_answers: float = 0.0,
+        fail_before: float = 0.0,
+        unavailable: float = 0.0,
+        seed: int = 0,
+    ):
+        self.client = client
+        self.random = random.Random(seed)
+        self.lose_answers, self.fail_before, self.unavailable = (
+            lose_answers,
+            fail_before,
+            unavailable,
+        )
+        self.calls = 0
+
+    def request(self, method, path, *, json_body=None, params=None, headers=None) -> Response:
+        self.calls += 1
+        if self.random.random() < self.fail_before:
+            raise TransportError("connection reset before the request was sent")
+        if self.random.random() < self.unavailable:
+            return Response(503, {"error": "unavailable"}, {})
+        answer = self.client.open(
+            f"/api/v1{path}", method=method, json=json_body, query_string=params, headers=headers
+        )
+        if self.random.random() < self.lose_answers:
+            raise TransportError("the answer was lost on the way back")
+        return Response(answer.status_code, answer.get_json(silent=True), dict(answer.headers))
+
+
+def make_client(flask_client, tmp_path, username, device_id, **faults) -> SyncClient:
+    client = SyncClient(
+        FlaskTransport(flask_client, **faults),
+        str(tmp_path / f"{device_id}.sqlite3"),
+        device_id,
+        backoff_s=0,
+        sleep=lambda s: None,
+    )
+    client.login(username, PASSWORD)
+    return client
+
+
+def test_offline_work_reaches_the_server_and_comes_back(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-1")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    pad.save("inspection", inspection_id, {"findings": "门口堆放纸箱"})
+    assert pad.pending() == 1  # the edit is folded into the create, which was not sent yet
+    pad.sync()
+    assert pad.pending() == 0 and pad.failed() == []
+    assert pad.version("inspection", inspection_id) == 1
+    pad.save("inspection", inspection_id, {"outcome": "corrected_on_site"})
+    [result] = pad.push()
+    assert result["status"] == "applied" and result["version"] == 2  # based on version 1
+    pad.pull()
+    local = pad.get("inspection", inspection_id)
+    assert local["findings"] == "门口堆放纸箱" and local["outcome"] == "corrected_on_site"
+    other = make_client(client, tmp_path, "officer2", "pad-2")
+    other.pull()
+    assert other.get("inspection", inspection_id)["findings"] == "门口堆放纸箱"
+
+
+def until_through(action) -> None:
+    """What the app does: when the network gives up, try again at the next chance."""
+    for _ in range(20):
+        try:
+            return action()
+        except TransportError:
+            continue
+    raise AssertionError("never got through")
+
+
+def run_workload(pad: SyncClient, world, ids) -> None:
+    for record in ids:
+        pad.save("inspection", record, new_inspection(world, ["officer1"]))
+    until_through(pad.push)
+    for n, record in enumerate(ids):
+        pad.save("inspection", record, {"findings": f"第{n}条"})
+    until_through(pad.sync)
+
+
+def test_lost_answers_and_outages_change_nothing_but_the_time_it_takes(
+    app, client, world, tmp_path
+):
+    ids = [uuid.uuid4() for _ in range(12)]
+    flaky = make_client(
+        client,
+        tmp_path,
+        "officer1",
+        "flaky",
+        lose_answers=0.35,
+        fail_before=0.15,
+        unavailable=0.15,
+        seed=7,
+    )
+    flaky.batch_size = 5
+    run_workload(flaky, world, ids)
+    assert flaky.transport.calls > 8  # it really did have to retry
+    with app.app_context():
+        from fieldapp.inspections.models import Inspection
+        from sync.models import Conflict
+
+        stored = {
+            r.id: (r.version, r.findings)
+            for r in db.session.query(Inspection).filter(Inspection.id.in_(ids))
+        }
+        assert db.session.query(Conflict).count() == 0
+    assert stored == {record: (2, f"第{n}条") for n, record in enumerate(ids)}
+    assert flaky.pending() == 0 and flaky.failed() == []
+
+
+def test_a_change_waiting_for_its_record_stays_queued(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-3")
+    inspection_id, photo_id = uuid.uuid4(), uuid.uuid4()
+    pad.save(
+        "photo",
+        photo_id,
+        {
+            "inspection_id": str(inspection_id),
+            "taken_at": "2026-11-20T09:35:00+08:00",
+            "sha256": "cd" * 32,
+            "size": 10,
+            "content_type": "image/png",
+        },
+    )
+    pad.push()
+    assert pad.pending() == 1 and pad.failed() == []
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    pad.push()  # the inspection goes; the photo still waits in this round
+    pad.push()
+    assert pad.pending() == 0
+
+
+def test_a_change_refused_for_good_is_kept_with_its_reason(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-4")
+    pad.save("inspection", uuid.uuid4(), new_inspection(world, ["officer1"], origin="teleport"))
+    pad.push()
+    [refused] = pad.failed()
+    assert (
+        refused["error"]["error"] == "validation_failed"
+        and "origin" in refused["error"]["errors"]["json"]
+    )
+    assert pad.pending() == 0
+
+
+def test_hlc_never_goes_backwards_when_the_wall_clock_does(tmp_path):
+    times = iter([100.0, 100.0, 99.0, 101.0])
+    pad = SyncClient(
+        FlaskTransport(None), str(tmp_path / "c.sqlite3"), "pad-c", clock=lambda: next(times)
+    )
+    clocks = [pad.next_hlc() for _ in range(4)]
+    assert clocks == sorted(clocks) and len(set(clocks)) == 4
+
+
+# -- over real HTTP --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    """The app on a loopback port with its own SQLite database (real commits, real sockets)."""
+    import os
+
+    instance = tmp_path_factory.mktemp("live")
+    os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance)
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{instance / 'live.sqlite3'}", **FAST_PASSWORDS}
+    )
+    with app.app_context():
+        upgrade()
+        world = build_world(app)
+        db.session.commit()
+        detach_all()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/api/v1", world
+    server.shutdown()
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_the_client_over_http(live_server, tmp_path):
+    url, world = live_server
+    pad = SyncClient(url, str(tmp_path / "http.sqlite3"), "pad-http")
+    assert pad.login("officer1", PASSWORD)["username"] == "officer1"
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"], status="submitted"))
+    pad.sync()
+    assert pad.failed() == [] and pad.get("inspection", inspection_id)["status"] == "submitted"
+    assert set(pad.records("target")) == {
+        str(world.targets["shop1"].id),
+        str(world.targets["site1"].id),
+    }
