@@ -52,10 +52,21 @@ class PushContext:
     device_id: str
     now: datetime
     skewed_devices: set[str] = field(default_factory=set)
+    #: change id -> its stored row, for the change ids of this batch seen before
+    seen_changes: dict[uuid.UUID, SyncChange] = field(default_factory=dict)
+    #: (entity, record id) pairs that exist, so creates skip the row lock query
+    existing: set[tuple[str, uuid.UUID]] = field(default_factory=set)
+    #: look-ups that do not change while a batch is applied (targets, checklists, officers)
+    cache: dict = field(default_factory=dict)
 
     @property
     def now_ms(self) -> int:
         return int(self.now.timestamp() * 1000)
+
+    def cached(self, key, compute):
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
 
 
 class Rejected(Exception):
@@ -146,30 +157,28 @@ def apply_one(ctx: PushContext, raw) -> dict:
     except Rejected as rejected:
         return _rejected(raw, rejected.error)
     digest = body_hash(raw)
-    existing = db.session.get(SyncChange, change.change_id)
+    existing = ctx.seen_changes.get(change.change_id)
     if existing is not None:
         return _replay(existing, digest, raw)
     savepoint = db.session.begin_nested()
     try:
-        # Claim the change id first: a concurrent push of the same change waits here on the
-        # primary key, then fails and replays what this one did.
-        db.session.add(
-            SyncChange(
-                change_id=change.change_id,
-                device_id=ctx.device_id,
-                user_id=ctx.actor.user_id,
-                entity=change.entity,
-                record_id=change.id,
-                body_hash=digest,
-                received_at=ctx.now,
-            )
-        )
-        db.session.flush()
         result = HANDLERS[change.entity].apply(ctx, change)
-        claimed = db.session.get(SyncChange, change.change_id)
-        claimed.result = result
-        db.session.flush()
+        # Stored with the change's own rows: a concurrent push of the same change id fails on
+        # the primary key when it flushes, and replays what this one did.
+        claimed = SyncChange(
+            change_id=change.change_id,
+            device_id=ctx.device_id,
+            user_id=ctx.actor.user_id,
+            entity=change.entity,
+            record_id=change.id,
+            body_hash=digest,
+            received_at=ctx.now,
+            result=result,
+        )
+        db.session.add(claimed)
         savepoint.commit()
+        ctx.seen_changes[change.change_id] = claimed
+        ctx.existing.add((change.entity, change.id))
         return result
     except Rejected as rejected:
         savepoint.rollback()
@@ -187,8 +196,39 @@ def apply_one(ctx: PushContext, raw) -> dict:
         )
 
 
+def _preload(ctx: PushContext, changes: list) -> None:
+    """Two queries for the whole batch instead of two per change."""
+    from sync.entities import HANDLERS
+
+    change_ids, records = set(), {}
+    for raw in changes:
+        if not isinstance(raw, dict):
+            continue
+        try:
+            change_ids.add(uuid.UUID(str(raw.get("change_id"))))
+            if raw.get("entity") in HANDLERS:
+                records.setdefault(raw["entity"], set()).add(uuid.UUID(str(raw.get("id"))))
+        except ValueError:
+            continue
+    if change_ids:
+        ctx.seen_changes.update(
+            (row.change_id, row)
+            for row in db.session.scalars(
+                sa.select(SyncChange).where(SyncChange.change_id.in_(change_ids))
+            )
+        )
+    for entity, ids in records.items():
+        model = HANDLERS[entity].model
+        if model is not None:
+            ctx.existing.update(
+                (entity, i)
+                for i in db.session.scalars(sa.select(model.id).where(model.id.in_(ids)))
+            )
+
+
 def push(ctx: PushContext, changes: list) -> list[dict]:
     """Apply a batch in order; one result per change."""
+    _preload(ctx, changes)
     results = [apply_one(ctx, raw) for raw in changes]
     if ctx.skewed_devices:
         db.session.execute(

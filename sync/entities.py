@@ -185,8 +185,14 @@ def tombstone_of(entity: str, record_id) -> Tombstone | None:
     return db.session.get(Tombstone, (entity, record_id))
 
 
-def lock(model, record_id):
-    """Load a record for update: concurrent pushes to it take turns instead of racing."""
+def lock(model, record_id, ctx: PushContext | None = None, entity: str | None = None):
+    """Load a record for update: concurrent pushes to it take turns instead of racing.
+
+    With the batch's context, a record known not to exist is not looked up again; a concurrent
+    create of the same id then fails on the primary key and is answered as a retryable conflict.
+    """
+    if ctx is not None and (entity, record_id) not in ctx.existing:
+        return None
     return db.session.scalar(
         sa.select(model).where(sa.inspect(model).primary_key[0] == record_id).with_for_update()
     )
@@ -222,12 +228,13 @@ def inspection_device_view(wire: dict) -> dict:
 
 class InspectionHandler:
     entity = "inspection"
+    model = Inspection
 
     def apply(self, ctx: PushContext, change: Change) -> dict:
         server_only = sorted(set(change.fields) & set(SERVER_FIELDS))
         if server_only:
             raise invalid({name: ["read-only: set by the server"] for name in server_only})
-        record = lock(Inspection, change.id)
+        record = lock(Inspection, change.id, ctx, self.entity)
         if record is None:
             if change.op == "delete":
                 return self._delete_missing(change)
@@ -277,7 +284,7 @@ class InspectionHandler:
         clocks |= {f"answers.{code}": str(change.hlc) for code in wire.get("answers") or {}}
         inspection.field_clocks = clocks
         db.session.add(inspection)
-        db.session.flush()
+        db.session.flush()  # column defaults and the version, for the stored copy below
         data = inspection_wire(inspection)
         write_version(self.entity, inspection, data, list(wire), ctx, change)
         audit.record(
@@ -498,19 +505,22 @@ class InspectionHandler:
         """References and submission rules on the record as it would be; 422 field by field."""
         errors: dict[str, Any] = {}
         check = (lambda name: True) if creating else (lambda name: name in changed)
+        target_id = loaded.get("target_id")
         target = (
-            db.session.scalar(
-                sa.select(Target).where(
-                    Target.id == loaded["target_id"], ctx.policy.readable(Target)
-                )
+            ctx.cached(
+                ("target", target_id),
+                lambda: db.session.scalar(
+                    sa.select(Target).where(Target.id == target_id, ctx.policy.readable(Target))
+                ),
             )
-            if loaded.get("target_id")
+            if target_id
             else None
         )
         if target is None and check("target_id"):
             errors["target_id"] = ["no such target in your scope"]
-        version = db.session.get(
-            ChecklistVersion, (loaded.get("checklist_id"), loaded.get("checklist_version"))
+        version_key = (loaded.get("checklist_id"), loaded.get("checklist_version"))
+        version = ctx.cached(
+            ("checklist", version_key), lambda: db.session.get(ChecklistVersion, version_key)
         )
         if version is None:
             if check("checklist_id") or check("checklist_version"):
@@ -519,13 +529,16 @@ class InspectionHandler:
             if target is not None and version.checklist.kind is not target.kind:
                 errors["checklist_id"] = [f"not a checklist for a {target.kind.value}"]
             if check("answers") or check("checklist_version"):
-                codes = set(
-                    db.session.scalars(
-                        sa.select(ChecklistItem.code).where(
-                            ChecklistItem.checklist_id == version.checklist_id,
-                            ChecklistItem.checklist_version == version.version,
+                codes = ctx.cached(
+                    ("codes", version_key),
+                    lambda: set(
+                        db.session.scalars(
+                            sa.select(ChecklistItem.code).where(
+                                ChecklistItem.checklist_id == version.checklist_id,
+                                ChecklistItem.checklist_version == version.version,
+                            )
                         )
-                    )
+                    ),
                 )
                 unknown = sorted(set(state.get("answers") or {}) - codes)
                 if unknown:
@@ -534,14 +547,17 @@ class InspectionHandler:
                     }
         if check("officer_ids"):
             officer_ids = loaded.get("officer_ids") or []
-            found = set(
-                db.session.scalars(
-                    sa.select(User.id).where(
-                        User.id.in_(officer_ids),
-                        User.active.is_(True),
-                        User.role.in_([Role.officer, Role.leader]),
+            found = ctx.cached(
+                ("officers", tuple(officer_ids)),
+                lambda: set(
+                    db.session.scalars(
+                        sa.select(User.id).where(
+                            User.id.in_(officer_ids),
+                            User.active.is_(True),
+                            User.role.in_([Role.officer, Role.leader]),
+                        )
                     )
-                )
+                ),
             )
             if set(officer_ids) - found:
                 errors["officer_ids"] = [
@@ -630,11 +646,12 @@ class TargetHandler:
     """Officers report new shops and correct names, addresses and business types."""
 
     entity = "target"
+    model = Target
 
     def apply(self, ctx: PushContext, change: Change) -> dict:
         if change.op == "delete":
             raise invalid({"op": ["devices cannot delete targets; ask the squadron's leader"]})
-        target = lock(Target, change.id)
+        target = lock(Target, change.id, ctx, self.entity)
         if target is None:
             return self._create(ctx, change)
         if not ctx.policy.load_or_none(Target, target.id):
@@ -770,9 +787,10 @@ PHOTO_REQUIRED = ("inspection_id", "taken_at", "sha256", "size", "content_type")
 
 class PhotoHandler:
     entity = "photo"
+    model = Photo
 
     def apply(self, ctx: PushContext, change: Change) -> dict:
-        photo = lock(Photo, change.id)
+        photo = lock(Photo, change.id, ctx, self.entity)
         if change.op == "delete":
             return self._delete(ctx, change, photo)
         loaded, wire = load_fields(_PHOTO_INPUT, change.fields)
@@ -888,6 +906,7 @@ class TrackHandler:
     conflict and a repeated batch adds nothing."""
 
     entity = "track"
+    model = None
 
     def apply(self, ctx: PushContext, change: Change) -> dict:
         if change.op == "delete":

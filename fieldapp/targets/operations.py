@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 
@@ -26,10 +27,13 @@ CODE_PREFIX = {TargetKind.shop: "S", TargetKind.site: "C"}
 def code_for(target_id: uuid.UUID, kind: TargetKind) -> str:
     """The 一店一码 code: a kind letter and 10 base-32 characters derived from the id.
 
-    Derived, not counted, so devices and the server agree on it without coordination and it
-    never changes. No 0/1/8/9 lookalike confusion: RFC 4648 base-32 has no 0, 1, 8, 9.
+    Derived, not counted, so a device that reports a new shop offline and the server agree on
+    it, and it never changes. Hashed first, so ids that share a prefix (time-ordered UUIDs from
+    some device platforms) still get unrelated codes. RFC 4648 base-32 has no 0, 1, 8 or 9 to
+    misread on a printed QR label.
     """
-    return CODE_PREFIX[kind] + base64.b32encode(target_id.bytes[:10]).decode()[:10]
+    digest = hashlib.sha256(target_id.bytes).digest()
+    return CODE_PREFIX[kind] + base64.b32encode(digest[:10]).decode()[:10]
 
 
 def _location_fields(changes: dict) -> dict:
