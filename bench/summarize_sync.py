@@ -16,7 +16,8 @@ def main() -> None:
     for name, data in runs.items():
         m = data["median"]
         stale = f"{m['push_stale_rps']:.0f}" if "push_stale_rps" in m else "-"
-        print(f"| {name} | {m['push_rps']:.0f} | {stale} | {m['pull_all_rps']:.0f} | {m['pull_mid_rps']:.0f} |")
+        pulls = f"{m['pull_all_rps']:.0f} | {m['pull_mid_rps']:.0f}"
+        print(f"| {name} | {m['push_rps']:.0f} | {stale} | {pulls} |")
 
     def ratio(a, b, key):
         if a in runs and b in runs:
@@ -29,9 +30,11 @@ def main() -> None:
     for name in ("fieldapp-sqlite", "fieldapp-postgresql"):
         if name in runs and "pull_scale" in runs[name]:
             scale = runs[name]["pull_scale"]
-            print(f"{name} pull 500 after cursor: {scale['pull_500_s']} s, ratio {scale['ratio']:.2f}")
+            ratio_text = f"{scale['ratio']:.2f}"
+            print(f"{name} pull 500 after cursor: {scale['pull_500_s']} s, ratio {ratio_text}")
         if name in runs:
-            print(f"{name} worker peak RSS (500-change push): {runs[name]['median']['worker_peak_rss_mib']:.0f} MiB")
+            peak = runs[name]["median"]["worker_peak_rss_mib"]
+            print(f"{name} worker peak RSS (500-change push): {peak:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -425,7 +425,8 @@ def main() -> None:
             f"stale push {result['push_stale_rps']:.0f} rec/s {result['stale_statuses']} | "
             f"pull since 0 {result['pull_all_rps']:.0f} rec/s ({result['pulled_all']}) | "
             f"pull since mid {result['pull_mid_rps']:.0f} rec/s ({result['pulled_mid']}) | "
-            f"worker RSS {result['worker_rss_mib']:.0f} MiB, peak {result['worker_peak_rss_mib']:.0f} MiB | "
+            f"worker RSS {result['worker_rss_mib']:.0f} MiB, "
+            f"peak {result['worker_peak_rss_mib']:.0f} MiB | "
             f"lossless={result['lossless']}",
             flush=True,
         )
