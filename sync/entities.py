@@ -162,6 +162,27 @@ def log_conflict(
     return conflict
 
 
+def log_field_conflicts(ctx: PushContext, change: Change, entity: str, record, found) -> list:
+    """Log each :class:`sync.merge.FieldConflict` of a merge against ``record``."""
+    return [
+        log_conflict(
+            ctx,
+            change,
+            entity,
+            record.id,
+            record.squadron_id,
+            ConflictKind.field,
+            c.field,
+            c.base,
+            c.server,
+            c.client,
+            c.kept,
+            record.version,
+        )
+        for c in found
+    ]
+
+
 def write_tombstone(entity: str, record, squadron_id: int | None, actor_id) -> None:
     db.session.add(
         Tombstone(
@@ -359,23 +380,7 @@ class InspectionHandler:
         if changed or change.clock_skewed:
             record.field_clocks = {**(record.field_clocks or {}), **merged.clocks}
             db.session.flush()
-        conflicts = [
-            log_conflict(
-                ctx,
-                change,
-                self.entity,
-                record.id,
-                record.squadron_id,
-                ConflictKind.field,
-                c.field,
-                c.base,
-                c.server,
-                c.client,
-                c.kept,
-                record.version,
-            )
-            for c in merged.conflicts
-        ]
+        conflicts = log_field_conflicts(ctx, change, self.entity, record, merged.conflicts)
         if changed:
             data = inspection_wire(record)
             write_version(self.entity, record, data, changed, ctx, change)
@@ -754,23 +759,7 @@ class TargetHandler:
                 self.entity, target, target.device_fields(), list(merged.values), ctx, change
             )
             audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
-        conflicts = [
-            log_conflict(
-                ctx,
-                change,
-                self.entity,
-                target.id,
-                target.squadron_id,
-                ConflictKind.field,
-                c.field,
-                c.base,
-                c.server,
-                c.client,
-                c.kept,
-                target.version,
-            )
-            for c in merged.conflicts
-        ]
+        conflicts = log_field_conflicts(ctx, change, self.entity, target, merged.conflicts)
         if conflicts:
             db.session.flush()
             return result(change, "conflict", target.version, conflicts)
