@@ -45,6 +45,12 @@ class Change:
     clock_skewed: bool = False
 
 
+@dataclass(frozen=True)
+class SeenChange:
+    body_hash: str
+    result: dict
+
+
 @dataclass
 class PushContext:
     actor: Actor
@@ -52,10 +58,12 @@ class PushContext:
     device_id: str
     now: datetime
     skewed_devices: set[str] = field(default_factory=set)
-    #: change id -> its stored row, for the change ids of this batch seen before
-    seen_changes: dict[uuid.UUID, SyncChange] = field(default_factory=dict)
+    #: change id -> (body hash, result) of changes applied before, this batch's included
+    seen_changes: dict[uuid.UUID, SeenChange] = field(default_factory=dict)
     #: (entity, record id) pairs that exist, so creates skip the row lock query
     existing: set[tuple[str, uuid.UUID]] = field(default_factory=set)
+    #: (entity, record id) pairs deleted before (tombstones) among this batch's records
+    tombstoned: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     #: look-ups that do not change while a batch is applied (targets, checklists, officers)
     cache: dict = field(default_factory=dict)
 
@@ -135,7 +143,7 @@ def _parse(ctx: PushContext, raw) -> Change:
     )
 
 
-def _replay(existing: SyncChange, digest: str, raw: dict) -> dict:
+def _replay(existing: SeenChange | SyncChange, digest: str, raw: dict) -> dict:
     if existing.body_hash != digest:
         return _rejected(
             raw,
@@ -164,20 +172,24 @@ def apply_one(ctx: PushContext, raw) -> dict:
     try:
         result = HANDLERS[change.entity].apply(ctx, change)
         # Stored with the change's own rows: a concurrent push of the same change id fails on
-        # the primary key when it flushes, and replays what this one did.
-        claimed = SyncChange(
-            change_id=change.change_id,
-            device_id=ctx.device_id,
-            user_id=ctx.actor.user_id,
-            entity=change.entity,
-            record_id=change.id,
-            body_hash=digest,
-            received_at=ctx.now,
-            result=result,
+        # the primary key here, and replays what this one did.
+        db.session.execute(
+            sa.insert(SyncChange.__table__),
+            [
+                {
+                    "change_id": change.change_id,
+                    "device_id": ctx.device_id,
+                    "user_id": ctx.actor.user_id,
+                    "entity": change.entity,
+                    "record_id": change.id,
+                    "body_hash": digest,
+                    "received_at": ctx.now,
+                    "result": result,
+                }
+            ],
         )
-        db.session.add(claimed)
         savepoint.commit()
-        ctx.seen_changes[change.change_id] = claimed
+        ctx.seen_changes[change.change_id] = SeenChange(digest, result)
         ctx.existing.add((change.entity, change.id))
         return result
     except Rejected as rejected:
@@ -212,11 +224,19 @@ def _preload(ctx: PushContext, changes: list) -> None:
             continue
     if change_ids:
         ctx.seen_changes.update(
-            (row.change_id, row)
+            (row.change_id, SeenChange(row.body_hash, row.result))
             for row in db.session.scalars(
                 sa.select(SyncChange).where(SyncChange.change_id.in_(change_ids))
             )
         )
+    all_ids = set().union(*records.values()) if records else set()
+    if all_ids:
+        from sync.models import Tombstone
+
+        rows = db.session.execute(
+            sa.select(Tombstone.entity, Tombstone.record_id).where(Tombstone.record_id.in_(all_ids))
+        )
+        ctx.tombstoned.update((entity, record_id) for entity, record_id in rows)
     for entity, ids in records.items():
         model = HANDLERS[entity].model
         if model is not None:

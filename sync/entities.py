@@ -25,7 +25,12 @@ from fieldapp.checklists.models import ChecklistItem, ChecklistVersion
 from fieldapp.db import db
 from fieldapp.errors import APIError
 from fieldapp.geo import to_wgs84
-from fieldapp.inspections.models import Inspection, InspectionStatus, ReviewStatus
+from fieldapp.inspections.models import (
+    Inspection,
+    InspectionStatus,
+    ReviewStatus,
+    inspection_officers,
+)
 from fieldapp.photos.models import Photo
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.targets.operations import code_for
@@ -275,7 +280,7 @@ class InspectionHandler:
     # creating ------------------------------------------------------------------------------
 
     def _create(self, ctx: PushContext, change: Change) -> dict:
-        if tombstone_of(self.entity, change.id) is not None:
+        if (self.entity, change.id) in ctx.tombstoned:
             raise Rejected(APIError(404, "not_found", "this inspection was deleted"))
         if change.base_version is not None:
             # The device thinks the record exists; its create has not arrived yet.
@@ -296,7 +301,7 @@ class InspectionHandler:
             device_id=ctx.device_id,
             received_at=ctx.now,
         )
-        self._write(inspection, wire, loaded, original)
+        self._write(inspection, wire, loaded, original, ctx)
         inspection.review_status = ReviewStatus.pending
         if inspection.status is InspectionStatus.submitted:
             inspection.submitted_at = ctx.now
@@ -304,8 +309,7 @@ class InspectionHandler:
         clocks = {name: str(change.hlc) for name in wire}
         clocks |= {f"answers.{code}": str(change.hlc) for code in wire.get("answers") or {}}
         inspection.field_clocks = clocks
-        db.session.add(inspection)
-        db.session.flush()  # column defaults and the version, for the stored copy below
+        self._insert(inspection)
         data = inspection_wire(inspection)
         write_version(self.entity, inspection, data, list(wire), ctx, change)
         audit.record(
@@ -364,6 +368,7 @@ class InspectionHandler:
                 values,
                 InspectionFieldsArgs().load(_loadable(values), partial=True),
                 original if "location" in values else None,
+                ctx,
             )
         if transition:
             record.status = InspectionStatus.submitted
@@ -589,8 +594,35 @@ class InspectionHandler:
             raise invalid(errors)
         return target
 
+    def _insert(self, inspection: Inspection) -> None:
+        """Store a new inspection with plain INSERTs rather than the ORM's unit of work: a push
+        creates hundreds of them, and the object is not needed in the session afterwards."""
+        if inspection.findings is None:
+            inspection.findings = ""
+        if inspection.photo_ids is None:
+            inspection.photo_ids = []
+        inspection.version = 1
+        inspection.change_seq = allocate(db.session, _counter(), 1)
+        inspection.updated_at = inspection.received_at
+        row = {
+            column.key: getattr(inspection, column.key) for column in Inspection.__table__.columns
+        }
+        db.session.execute(sa.insert(Inspection.__table__), [row])
+        db.session.execute(
+            sa.insert(inspection_officers),
+            [
+                {"inspection_id": inspection.id, "user_id": officer.id, "position": position}
+                for position, officer in enumerate(inspection.officers)
+            ],
+        )
+
     def _write(
-        self, inspection: Inspection, wire: dict, loaded: dict, original: dict | None
+        self,
+        inspection: Inspection,
+        wire: dict,
+        loaded: dict,
+        original: dict | None,
+        ctx: PushContext | None = None,
     ) -> None:
         for name, value in loaded.items():
             if name == "location":
@@ -600,14 +632,19 @@ class InspectionHandler:
                 inspection.location_crs = (original or {}).get("crs", "wgs84")
                 inspection.location_original = original
             elif name == "officer_ids":
-                users = {
-                    u.id: u for u in db.session.scalars(sa.select(User).where(User.id.in_(value)))
-                }
+                users = {u.id: u for u in _users(tuple(value), ctx)}
                 inspection.officers = [users[i] for i in value]
             elif name in ("answers", "photo_ids"):
                 setattr(inspection, name, wire[name])
             else:
                 setattr(inspection, name, value)
+
+
+def _users(ids: tuple, ctx: PushContext | None) -> list[User]:
+    def query():
+        return list(db.session.scalars(sa.select(User).where(User.id.in_(ids))))
+
+    return ctx.cached(("users", ids), query) if ctx else query()
 
 
 def _loadable(values: dict) -> dict:

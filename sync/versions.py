@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import sqlalchemy as sa
+
 from fieldapp.db import db
 from sync.hlc import HLC
 from sync.models import RecordVersion
@@ -28,19 +30,22 @@ def record_version(
     change_id: uuid.UUID | None = None,
     hlc: str | None = None,
 ) -> None:
-    db.session.add(
-        RecordVersion(
-            entity=entity,
-            record_id=record.id,
-            version=record.version,
-            data=data,
-            changed=sorted(changed),
-            change_id=change_id,
-            device_id=device_id,
-            user_id=user_id,
-            hlc=hlc,
-            at=at,
-        )
+    db.session.execute(
+        sa.insert(RecordVersion.__table__),
+        [
+            {
+                "entity": entity,
+                "record_id": record.id,
+                "version": record.version,
+                "data": data,
+                "changed": sorted(changed),
+                "change_id": change_id,
+                "device_id": device_id,
+                "user_id": user_id,
+                "hlc": hlc,
+                "at": at,
+            }
+        ],
     )
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from fieldapp.actor import Actor
 from fieldapp.audit.models import AuditEntry
-from fieldapp.db import db
+from fieldapp.db import db, utcnow
 
 #: Columns that never go into the log: secrets, and sync bookkeeping that says nothing to a reader.
 UNLOGGED_COLUMNS = frozenset({"password_hash", "token_hash", "field_clocks"})
@@ -57,23 +57,28 @@ def record(
     *,
     before: dict | None = None,
     after: dict | None = None,
-) -> AuditEntry:
-    """Append one audit entry for a state change made by ``actor``."""
-    entry = AuditEntry(
-        actor_id=actor.user_id,
-        device_id=actor.device_id,
-        request_id=actor.request_id,
-        action=action,
-        entity=entity,
-        record_id=None if record_id is None else str(record_id),
-        before=before,
-        after=after,
-    )
-    db.session.add(entry)
-    return entry
+) -> dict:
+    """Append one audit entry for a state change made by ``actor``; returns what was written.
+
+    A plain INSERT rather than an ORM object: entries are never read back in the transaction
+    that writes them, and sync writes thousands of them per request.
+    """
+    values = {
+        "at": utcnow(),
+        "actor_id": actor.user_id,
+        "device_id": actor.device_id,
+        "request_id": actor.request_id,
+        "action": action,
+        "entity": entity,
+        "record_id": None if record_id is None else str(record_id),
+        "before": before,
+        "after": after,
+    }
+    db.session.execute(sa.insert(AuditEntry.__table__), [values])
+    return values
 
 
-def record_update(actor: Actor, action: str, entity: str, obj, before: dict) -> AuditEntry | None:
+def record_update(actor: Actor, action: str, entity: str, obj, before: dict) -> dict | None:
     """Log what changed on ``obj`` since ``before`` (a :func:`snapshot`); nothing if nothing did."""
     db.session.flush()
     old, new = changed_fields(before, snapshot(obj))
