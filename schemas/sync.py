@@ -62,7 +62,8 @@ class PulledChangeSchema(ma.Schema):
     id = fields.String()
     op = fields.String()
     version = fields.Integer()
-    data = fields.Dict(allow_none=True)
+    #: The record in its own wire shape, passed through as built (see sync/pull.py).
+    data = fields.Raw(allow_none=True)
 
 
 class PullSchema(ma.Schema):

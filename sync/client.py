@@ -398,25 +398,30 @@ class SyncClient:
                     self.db.execute("DELETE FROM records")
                     self._set_meta("cursor", None)
                     continue
+                unsent = self._unsent_fields()
                 for change in page["changes"]:
-                    self._apply(change)
+                    self._apply(change, unsent)
                     applied += 1
                 self._set_meta("cursor", page["cursor"])
             if not page["has_more"]:
                 return applied
 
-    def _apply(self, change: dict) -> None:
+    def _unsent_fields(self) -> dict[tuple[str, str], dict]:
+        """Fields of queued local edits, by record: they stay on top of what the server sends."""
+        edits: dict[tuple[str, str], dict] = {}
+        for entity, record_id, body in self.db.execute(
+            "SELECT entity, record_id, body FROM outbox WHERE failed = 0 ORDER BY seq"
+        ):
+            edits.setdefault((entity, record_id), {}).update(json.loads(body)["fields"])
+        return edits
+
+    def _apply(self, change: dict, unsent: dict[tuple[str, str], dict]) -> None:
         if change["op"] == "delete":
             self.db.execute(
                 "DELETE FROM records WHERE entity = ? AND id = ?", (change["entity"], change["id"])
             )
             return
-        # Local edits not yet pushed stay on top of what the server sent.
-        local_edits: dict = {}
-        for (body,) in self.db.execute("SELECT body FROM outbox WHERE failed = 0 ORDER BY seq"):
-            queued = json.loads(body)
-            if queued["entity"] == change["entity"] and queued["id"] == change["id"]:
-                local_edits.update(queued["fields"])
+        local_edits = unsent.get((change["entity"], change["id"]), {})
         self.db.execute(
             "INSERT OR REPLACE INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)",
             (

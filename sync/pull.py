@@ -19,7 +19,7 @@ from fieldapp.auth.models import User
 from fieldapp.auth.policy import Policy
 from fieldapp.checklists.models import Checklist, ChecklistVersion
 from fieldapp.db import db
-from fieldapp.inspections.models import Inspection
+from fieldapp.inspections.models import Inspection, inspection_officers
 from fieldapp.photos.models import Photo
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
@@ -113,7 +113,6 @@ PULLED = (
     Pulled("target", Target, _target),
     Pulled("checklist", Checklist, _checklist),
     Pulled("task", Task, _task, (selectinload(Task.assignees),)),
-    Pulled("inspection", Inspection, inspection_wire, (selectinload(Inspection.officers),)),
     Pulled("photo", Photo, _photo),
     Pulled("user", User, _user),
 )
@@ -147,6 +146,7 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
         if pulled.options:
             query = query.options(*pulled.options)
         candidates += [(row.change_seq, pulled.entity, row) for row in db.session.scalars(query)]
+    candidates += _inspections(policy, after, limit)
     tombstones = db.session.scalars(
         policy.scoped(Tombstone)
         .where(Tombstone.change_seq > after)
@@ -157,7 +157,7 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
     candidates.sort(key=lambda c: c[0])
     page = candidates[:limit]
 
-    dumpers = {p.entity: p.dump for p in PULLED}
+    dumpers = {p.entity: p.dump for p in PULLED} | {"inspection": lambda pre: pre.wire}
     changes = []
     for _, entity, row in page:
         if entity == "tombstone":
@@ -188,6 +188,44 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
         "has_more": len(candidates) > limit,
         "reset": False,
     }
+
+
+class _Pre:
+    """An inspection already in wire form (see :func:`_inspections`)."""
+
+    __slots__ = ("change_seq", "id", "version", "wire")
+
+    def __init__(self, row, wire):
+        self.change_seq, self.id, self.version, self.wire = (
+            row.change_seq,
+            row.id,
+            row.version,
+            wire,
+        )
+
+
+def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str, object]]:
+    """Inspections are most of what devices pull: read them as plain rows, not ORM objects
+    (a tenth of the cost), with their officers in one more query."""
+    table = Inspection.__table__
+    rows = db.session.execute(
+        sa.select(table)
+        .where(policy.readable(Inspection), table.c.change_seq > after)
+        .order_by(table.c.change_seq)
+        .limit(limit + 1)
+    ).all()
+    officers: dict = {}
+    if rows:
+        for inspection_id, user_id in db.session.execute(
+            sa.select(inspection_officers.c.inspection_id, inspection_officers.c.user_id)
+            .where(inspection_officers.c.inspection_id.in_([r.id for r in rows]))
+            .order_by(inspection_officers.c.inspection_id, inspection_officers.c.position)
+        ):
+            officers.setdefault(inspection_id, []).append(user_id)
+    return [
+        (row.change_seq, "inspection", _Pre(row, inspection_wire(row, officers.get(row.id, []))))
+        for row in rows
+    ]
 
 
 def _targets_of_tasks_elsewhere(policy: Policy, tasks: list[Task]) -> list[dict]:

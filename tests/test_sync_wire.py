@@ -1,0 +1,38 @@
+"""The hand-built wire form of an inspection (fast, for pull) equals the schema's dump."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from fieldapp.db import db
+from fieldapp.inspections.models import Inspection
+from schemas.inspections import InspectionSchema
+from sync.entities import inspection_wire
+from tests.sync_helpers import FakeDevice, new_inspection
+
+
+def test_wire_form_matches_the_schema(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    plain, rich = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", plain, new_inspection(world, ["officer1"])),
+        officer.change(
+            "inspection",
+            rich,
+            new_inspection(
+                world,
+                ["officer1", "officer2"],
+                status="submitted",
+                outcome="rectification_ordered",
+                rectification_deadline="2026-12-01",
+                findings="门口堆物",
+                photo_ids=[str(uuid.uuid4())],
+                location={"lon": 121.47, "lat": 31.37, "accuracy_m": 9.5, "crs": "gcj02"},
+            ),
+        ),
+    )
+    with app.app_context():
+        for inspection in db.session.scalars(sa.select(Inspection)):
+            assert inspection_wire(inspection) == InspectionSchema().dump(inspection)
