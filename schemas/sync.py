@@ -9,7 +9,7 @@ from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
 from schemas.common import PageArgs, StrictFloat, StrictSchema
 from schemas.inspections import DeviceLocation
-from schemas.targets import BUSINESS_TYPE, _valid_uscc
+from schemas.targets import BUSINESS_TYPE, valid_uscc
 
 MAX_BATCH = 500
 MAX_TRACK_POINTS = 10_000
@@ -81,7 +81,7 @@ class TargetFieldsArgs(StrictSchema):
     address = fields.String(validate=validate.Length(max=300))
     location = fields.Nested(DeviceLocation)
     business_type = fields.String(validate=BUSINESS_TYPE)
-    uscc = fields.String(validate=_valid_uscc, allow_none=True)
+    uscc = fields.String(validate=valid_uscc, allow_none=True)
     permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
     scale = fields.Enum(SiteScale, by_value=True)
     phase = fields.Enum(SitePhase, by_value=True)

@@ -27,7 +27,7 @@ SHOP_ONLY = ("business_type", "uscc")
 SITE_ONLY = ("permit_no", "scale", "phase", "boundary")
 
 
-def _valid_uscc(value: str) -> None:
+def valid_uscc(value: str) -> None:
     try:
         uscc_number.validate(value)
     except NumberError as exc:
@@ -103,7 +103,7 @@ class _TargetFields(StrictSchema):
     credit_class = fields.Enum(CreditClass, by_value=True)
     sensitive_surroundings = StrictBoolean()
     business_type = fields.String(validate=BUSINESS_TYPE)
-    uscc = fields.String(validate=_valid_uscc, allow_none=True)
+    uscc = fields.String(validate=valid_uscc, allow_none=True)
     permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
     scale = fields.Enum(SiteScale, by_value=True)
     phase = fields.Enum(SitePhase, by_value=True)

@@ -12,7 +12,6 @@ Reading scope:
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -95,17 +94,6 @@ class Policy:
         if obj is None:
             raise not_found(what)
         return obj
-
-    def can_read_squadron(self, squadron_id: int | None) -> bool:
-        if squadron_id is None:
-            return False
-        return bool(
-            db.session.scalar(
-                sa.select(sa.literal(True)).where(
-                    Squadron.id == squadron_id, self.readable(Squadron)
-                )
-            )
-        ) and (self.role not in SQUADRON_ROLES or squadron_id == self.user.squadron_id)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -227,11 +215,3 @@ _WRITE_MESSAGES = {
     "target.report": "officers and leaders report and correct targets of their own squadron",
     "conflict.resolve": "only the squadron's leader or an admin resolves its conflicts",
 }
-
-
-def parse_uuid(value: str) -> uuid.UUID | None:
-    """A UUID from a path segment, or None (callers answer 404 for a malformed id)."""
-    try:
-        return uuid.UUID(value)
-    except (ValueError, AttributeError, TypeError):
-        return None
