@@ -54,3 +54,25 @@ def stamp_server_write(record, fields: list[str], at: datetime) -> str:
     clock = str(HLC.server(int(at.timestamp() * 1000)))
     record.field_clocks = {**(record.field_clocks or {}), **dict.fromkeys(fields, clock)}
     return clock
+
+
+def record_left_scope(entity: str, record, squadron_id: int, actor_id, at: datetime) -> None:
+    """The record moved out of ``squadron_id``: its devices must drop their copy.
+
+    Stored as a tombstone scoped to the old squadron (one per record, the latest move), so it
+    reaches exactly the devices that can no longer see the record, in change order.
+    """
+    from fieldapp.db import change_counter
+    from sync.models import Tombstone
+    from sync.sequence import allocate
+
+    seq = allocate(db.session, change_counter, 1)
+    tombstone = db.session.get(Tombstone, (entity, record.id))
+    if tombstone is None:
+        tombstone = Tombstone(entity=entity, record_id=record.id)
+        db.session.add(tombstone)
+    tombstone.squadron_id = squadron_id
+    tombstone.change_seq = seq
+    tombstone.version = record.version
+    tombstone.deleted_at = at
+    tombstone.deleted_by_id = actor_id

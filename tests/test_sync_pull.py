@@ -98,3 +98,29 @@ def test_moving_an_officer_to_another_squadron_resets_the_device(app, login, wor
     device.cursor = None
     changes = device.pull_all()
     assert ids(changes, "target") == {str(world.targets["shop2"].id)}
+
+
+def test_a_target_moved_to_another_squadron_leaves_the_old_squadrons_devices(login, world):
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
+    wusong.pull_all()
+    zhangmiao.pull_all()
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    etag = admin.get(path).headers["ETag"]
+    moved = admin.patch(
+        path, json={"squadron_id": world.squadrons[1].id}, headers={"If-Match": etag}
+    )
+    assert moved.status_code == 200
+    [gone] = wusong.pull_all()
+    assert (gone["entity"], gone["id"], gone["op"]) == (
+        "target",
+        str(world.targets["shop1"].id),
+        "delete",
+    )
+    [arrived] = zhangmiao.pull_all()
+    assert (arrived["entity"], arrived["op"]) == ("target", "upsert")
+    assert arrived["data"]["squadron_id"] == world.squadrons[1].id
+    # The supervisor sees the whole district: a removal, then the record again, in that order.
+    supervisor = FakeDevice(login("supervisor"))
+    ops = [c["op"] for c in supervisor.pull_all() if c["id"] == str(world.targets["shop1"].id)]
+    assert ops == ["delete", "upsert"]

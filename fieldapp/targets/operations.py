@@ -19,7 +19,7 @@ from fieldapp.geo import degrees_box, squared_distance_expr
 from fieldapp.inspections.models import Case, Inspection, Outcome, ReviewStatus
 from fieldapp.org.models import Squadron
 from fieldapp.targets.models import Target, TargetKind
-from sync.versions import record_version, stamp_server_write
+from sync.versions import record_left_scope, record_version, stamp_server_write
 
 CODE_PREFIX = {TargetKind.shop: "S", TargetKind.site: "C"}
 
@@ -98,10 +98,14 @@ def update_target(actor: Actor, target: Target, changes: dict) -> Target:
         _check_squadron(changes["squadron_id"])
     before = audit.snapshot(target)
     fields_before = target.device_fields()
+    now = utcnow()
+    if changes.get("squadron_id", target.squadron_id) != target.squadron_id:
+        # Before the target changes: the removal must come earlier in the change order than
+        # the target's new version, or a reader who sees both would drop what it still sees.
+        record_left_scope("target", target, target.squadron_id, actor.user_id, now)
     for name, value in changes.items():
         setattr(target, name, value)
     changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]
-    now = utcnow()
     if changed:
         stamp_server_write(target, changed, now)
     entry = audit.record_update(actor, "target.update", "target", target, before)
