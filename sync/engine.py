@@ -174,19 +174,7 @@ def apply_one(ctx: PushContext, raw) -> dict:
         # Stored with the change's own rows: a concurrent push of the same change id fails on
         # the primary key here, and replays what this one did.
         db.session.execute(
-            sa.insert(SyncChange.__table__),
-            [
-                {
-                    "change_id": change.change_id,
-                    "device_id": ctx.device_id,
-                    "user_id": ctx.actor.user_id,
-                    "entity": change.entity,
-                    "record_id": change.id,
-                    "body_hash": digest,
-                    "received_at": ctx.now,
-                    "result": result,
-                }
-            ],
+            sa.insert(SyncChange.__table__), [_sync_change_row(ctx, change, digest, result)]
         )
         savepoint.commit()
         ctx.seen_changes[change.change_id] = SeenChange(digest, result)
@@ -237,6 +225,7 @@ def _preload(ctx: PushContext, changes: list) -> None:
             sa.select(Tombstone.entity, Tombstone.record_id).where(Tombstone.record_id.in_(all_ids))
         )
         ctx.tombstoned.update((entity, record_id) for entity, record_id in rows)
+    _preload_targets(ctx, changes)
     for entity, ids in records.items():
         model = HANDLERS[entity].model
         if model is not None:
@@ -246,10 +235,123 @@ def _preload(ctx: PushContext, changes: list) -> None:
             )
 
 
+def _sync_change_row(ctx: PushContext, change: Change, digest: str, result: dict) -> dict:
+    return {
+        "change_id": change.change_id,
+        "device_id": ctx.device_id,
+        "user_id": ctx.actor.user_id,
+        "entity": change.entity,
+        "record_id": change.id,
+        "body_hash": digest,
+        "received_at": ctx.now,
+        "result": result,
+    }
+
+
+@dataclass
+class _Pending:
+    index: int
+    raw: dict
+    change: Change
+    digest: str
+    prepared: object
+
+
+def _flush_creates(ctx: PushContext, pending: list[_Pending], results: list) -> None:
+    """Write the checked creates together; if that fails (a concurrent writer took one of the
+    ids meanwhile), take them again one by one, each in its own savepoint."""
+    from sync.entities import write_prepared
+
+    if not pending:
+        return
+    savepoint = db.session.begin_nested()
+    try:
+        write_prepared([p.prepared for p in pending])
+        savepoint.commit()
+    except IntegrityError:
+        savepoint.rollback()
+        for p in pending:
+            results[p.index] = apply_one(ctx, p.raw)
+    else:
+        for p in pending:
+            results[p.index] = p.prepared.result
+            ctx.seen_changes[p.change.change_id] = SeenChange(p.digest, p.prepared.result)
+            ctx.existing.add((p.change.entity, p.change.id))
+    pending.clear()
+
+
+def _new_record(ctx: PushContext, change: Change, pending: list[_Pending]) -> bool:
+    return (
+        change.entity == "inspection"
+        and change.op == "upsert"
+        and change.base_version is None
+        and (change.entity, change.id) not in ctx.existing
+        and change.change_id not in ctx.seen_changes
+        and all(
+            p.change.id != change.id and p.change.change_id != change.change_id for p in pending
+        )
+    )
+
+
+def _preload_targets(ctx: PushContext, changes: list) -> None:
+    """The targets the batch's inspections name, in the caller's scope, in one query."""
+    from fieldapp.targets.models import Target
+
+    wanted = set()
+    for raw in changes:
+        fields_ = raw.get("fields") if isinstance(raw, dict) else None
+        if isinstance(fields_, dict) and isinstance(fields_.get("target_id"), str):
+            try:
+                wanted.add(uuid.UUID(fields_["target_id"]))
+            except ValueError:
+                continue
+    if not wanted:
+        return
+    found = {
+        target.id: target
+        for target in db.session.scalars(
+            sa.select(Target).where(Target.id.in_(wanted), ctx.policy.readable(Target))
+        )
+    }
+    for target_id in wanted:
+        ctx.cache[("target", target_id)] = found.get(target_id)
+
+
 def push(ctx: PushContext, changes: list) -> list[dict]:
-    """Apply a batch in order; one result per change."""
+    """Apply a batch in order; one result per change.
+
+    Creates of new inspections (most of what devices send) are checked one by one, and a
+    create that fails its checks is answered at once without touching the database; the ones
+    that pass are written together, one INSERT per table, before any other kind of change.
+    Every other change goes through :func:`apply_one` in its own savepoint.
+    """
+    from sync.entities import HANDLERS
+
     _preload(ctx, changes)
-    results = [apply_one(ctx, raw) for raw in changes]
+    results: list = [None] * len(changes)
+    pending: list[_Pending] = []
+    for index, raw in enumerate(changes):
+        try:
+            change = _parse(ctx, raw)
+        except Rejected as rejected:
+            results[index] = _rejected(raw, rejected.error)
+            continue
+        if not _new_record(ctx, change, pending):
+            _flush_creates(ctx, pending, results)
+            results[index] = apply_one(ctx, raw)
+            continue
+        digest = body_hash(raw)
+        try:
+            prepared = HANDLERS["inspection"].prepare_create(ctx, change)
+        except Rejected as rejected:
+            results[index] = _rejected(raw, rejected.error)
+            continue
+        except APIError as error:
+            results[index] = _rejected(raw, error)
+            continue
+        prepared.add(SyncChange.__table__, _sync_change_row(ctx, change, digest, prepared.result))
+        pending.append(_Pending(index, raw, change, digest, prepared))
+    _flush_creates(ctx, pending, results)
     if ctx.skewed_devices:
         db.session.execute(
             sa.update(Device).where(Device.id.in_(ctx.skewed_devices)).values(clock_skew_at=ctx.now)

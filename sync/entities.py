@@ -12,6 +12,7 @@ values compare equal whatever their spelling (time zones, coordinate systems, de
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fieldapp.audit import operations as audit
+from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
 from fieldapp.checklists.models import ChecklistItem, ChecklistVersion
 from fieldapp.db import db
@@ -46,7 +48,7 @@ from sync.engine import Change, PushContext, Rejected
 from sync.merge import Rule, merge_fields
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
-from sync.versions import record_version
+from sync.versions import record_version, version_values
 
 # -- shared pieces -------------------------------------------------------------------------------
 
@@ -67,6 +69,44 @@ def result(change: Change, status: str, version: int | None, conflicts=()) -> di
         ],
         "error": None,
     }
+
+
+@dataclass
+class Prepared:
+    """The rows one change writes, checked and ready: many are inserted together."""
+
+    result: dict
+    #: rows that take the next change sequence numbers, in order
+    sequenced: list[dict]
+    rows: dict[sa.Table, list[dict]] = field(default_factory=dict)
+
+    def add(self, table: sa.Table, row: dict) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+
+#: Insert order: parents before the rows that point at them.
+_WRITE_ORDER = (
+    "inspections",
+    "inspection_officers",
+    "record_versions",
+    "audit_entries",
+    "sync_changes",
+)
+
+
+def write_prepared(batch: list[Prepared]) -> None:
+    """Insert the rows of ``batch`` with one statement per table, sequence numbers in order."""
+    sequenced = [row for prepared in batch for row in prepared.sequenced]
+    if sequenced:
+        first = allocate(db.session, _counter(), len(sequenced))
+        for offset, row in enumerate(sequenced):
+            row["change_seq"] = first + offset
+    by_table: dict[sa.Table, list[dict]] = {}
+    for prepared in batch:
+        for table, rows in prepared.rows.items():
+            by_table.setdefault(table, []).extend(rows)
+    for table in sorted(by_table, key=lambda t: _WRITE_ORDER.index(t.name)):
+        db.session.execute(sa.insert(table), by_table[table])
 
 
 def load_fields(schema: ma.Schema, fields: dict) -> tuple[dict, dict]:
@@ -334,7 +374,8 @@ class InspectionHandler:
 
     # creating ------------------------------------------------------------------------------
 
-    def _create(self, ctx: PushContext, change: Change) -> dict:
+    def prepare_create(self, ctx: PushContext, change: Change) -> Prepared:
+        """Check a create and return the rows it writes (it reads, but writes nothing)."""
         if (self.entity, change.id) in ctx.tombstoned:
             raise Rejected(APIError(404, "not_found", "this inspection was deleted"))
         if change.base_version is not None:
@@ -364,17 +405,53 @@ class InspectionHandler:
         clocks = {name: str(change.hlc) for name in wire}
         clocks |= {f"answers.{code}": str(change.hlc) for code in wire.get("answers") or {}}
         inspection.field_clocks = clocks
-        self._insert(inspection)
+        if inspection.findings is None:
+            inspection.findings = ""
+        if inspection.photo_ids is None:
+            inspection.photo_ids = []
+        inspection.version = 1
+        inspection.updated_at = inspection.received_at
         data = inspection_wire(inspection)
-        write_version(self.entity, inspection, data, list(wire), ctx, change)
-        audit.record(
-            ctx.actor,
-            "inspection.create",
-            self.entity,
-            inspection.id,
-            after={k: data.get(k) for k in ("target_id", "status", "outcome", "officer_ids")},
+        row = {
+            column.key: getattr(inspection, column.key) for column in Inspection.__table__.columns
+        }
+        prepared = Prepared(result=result(change, "applied", 1), sequenced=[row])
+        prepared.add(Inspection.__table__, row)
+        for position, officer in enumerate(inspection.officers):
+            prepared.add(
+                inspection_officers,
+                {"inspection_id": inspection.id, "user_id": officer.id, "position": position},
+            )
+        prepared.add(
+            RecordVersion.__table__,
+            version_values(
+                self.entity,
+                inspection,
+                data,
+                list(wire),
+                user_id=ctx.actor.user_id,
+                device_id=ctx.device_id,
+                at=ctx.now,
+                change_id=change.change_id,
+                hlc=str(change.hlc),
+            ),
         )
-        return result(change, "applied", inspection.version)
+        prepared.add(
+            AuditEntry.__table__,
+            audit.entry_values(
+                ctx.actor,
+                "inspection.create",
+                self.entity,
+                inspection.id,
+                after={k: data.get(k) for k in ("target_id", "status", "outcome", "officer_ids")},
+            ),
+        )
+        return prepared
+
+    def _create(self, ctx: PushContext, change: Change) -> dict:
+        prepared = self.prepare_create(ctx, change)
+        write_prepared([prepared])
+        return prepared.result
 
     # updating ------------------------------------------------------------------------------
 
@@ -648,28 +725,6 @@ class InspectionHandler:
         if errors:
             raise invalid(errors)
         return target
-
-    def _insert(self, inspection: Inspection) -> None:
-        """Store a new inspection with plain INSERTs rather than the ORM's unit of work: a push
-        creates hundreds of them, and the object is not needed in the session afterwards."""
-        if inspection.findings is None:
-            inspection.findings = ""
-        if inspection.photo_ids is None:
-            inspection.photo_ids = []
-        inspection.version = 1
-        inspection.change_seq = allocate(db.session, _counter(), 1)
-        inspection.updated_at = inspection.received_at
-        row = {
-            column.key: getattr(inspection, column.key) for column in Inspection.__table__.columns
-        }
-        db.session.execute(sa.insert(Inspection.__table__), [row])
-        db.session.execute(
-            sa.insert(inspection_officers),
-            [
-                {"inspection_id": inspection.id, "user_id": officer.id, "position": position}
-                for position, officer in enumerate(inspection.officers)
-            ],
-        )
 
     def _write(
         self,

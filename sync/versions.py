@@ -33,20 +33,46 @@ def record_version(
     db.session.execute(
         sa.insert(RecordVersion.__table__),
         [
-            {
-                "entity": entity,
-                "record_id": record.id,
-                "version": record.version,
-                "data": data,
-                "changed": sorted(changed),
-                "change_id": change_id,
-                "device_id": device_id,
-                "user_id": user_id,
-                "hlc": hlc,
-                "at": at,
-            }
+            version_values(
+                entity,
+                record,
+                data,
+                changed,
+                user_id=user_id,
+                device_id=device_id,
+                at=at,
+                change_id=change_id,
+                hlc=hlc,
+            )
         ],
     )
+
+
+def version_values(
+    entity: str,
+    record,
+    data: dict,
+    changed: list[str],
+    *,
+    user_id,
+    device_id,
+    at: datetime,
+    change_id=None,
+    hlc=None,
+) -> dict:
+    """The row of a version snapshot, for callers that insert many at once."""
+    return {
+        "entity": entity,
+        "record_id": record.id,
+        "version": record.version,
+        "data": data,
+        "changed": sorted(changed),
+        "change_id": change_id,
+        "device_id": device_id,
+        "user_id": user_id,
+        "hlc": hlc,
+        "at": at,
+    }
 
 
 def stamp_server_write(record, fields: list[str], at: datetime) -> str:

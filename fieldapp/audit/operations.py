@@ -63,7 +63,22 @@ def record(
     A plain INSERT rather than an ORM object: entries are never read back in the transaction
     that writes them, and sync writes thousands of them per request.
     """
-    values = {
+    values = entry_values(actor, action, entity, record_id, before=before, after=after)
+    db.session.execute(sa.insert(AuditEntry.__table__), [values])
+    return values
+
+
+def entry_values(
+    actor: Actor,
+    action: str,
+    entity: str,
+    record_id: Any,
+    *,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> dict:
+    """The row of an audit entry, for callers that insert many at once."""
+    return {
         "at": utcnow(),
         "actor_id": actor.user_id,
         "device_id": actor.device_id,
@@ -74,8 +89,6 @@ def record(
         "before": before,
         "after": after,
     }
-    db.session.execute(sa.insert(AuditEntry.__table__), [values])
-    return values
 
 
 def record_update(actor: Actor, action: str, entity: str, obj, before: dict) -> dict | None:
