@@ -399,3 +399,25 @@ def test_photo_metadata_follows_its_inspection(app, login, world):
     assert [r["status"] for r in results] == ["applied", "applied"]
     pulled = [c for c in FakeDevice(login("leader1")).pull_all() if c["entity"] == "photo"]
     assert pulled[0]["data"]["uploaded"] is False and pulled[0]["data"]["sha256"] == "ab" * 32
+
+
+def test_creates_racing_another_writer_fall_back_to_one_savepoint_each(
+    app, login, world, monkeypatch
+):
+    """Creates are written together; if another writer stored one of the ids in between (here:
+    the batch's look-ups are made to miss it), each create is retried on its own, and only the
+    one that collided is refused (retryably)."""
+    from sync import engine
+
+    officer = FakeDevice(login("officer1"))
+    taken, fresh = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(officer.change("inspection", taken, new_inspection(world, ["officer1"])))
+    monkeypatch.setattr(engine, "_preload", lambda ctx, changes: None)
+    results = officer.push_ok(
+        officer.change("inspection", fresh, new_inspection(world, ["officer1"])),
+        officer.change("inspection", taken, new_inspection(world, ["officer1"], findings="并发")),
+    )
+    assert results[0]["status"] == "applied"
+    assert results[1]["status"] == "rejected" and results[1]["error"]["code"] == 409
+    assert inspection_in_db(app, fresh) is not None
+    assert inspection_in_db(app, taken).findings == ""
