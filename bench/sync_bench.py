@@ -195,6 +195,8 @@ class Server:
             "FIELDAPP_DATABASE_URL": db.url,
             "FIELDAPP_INSTANCE_PATH": str(instance),
             "FIELDAPP_LOG_LEVEL": "WARNING",
+            # Serve the code of this checkout, whatever else is installed.
+            "PYTHONPATH": str(ROOT),
         }
         gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
         self.process = subprocess.Popen(
