@@ -64,6 +64,10 @@ class PushContext:
     existing: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     #: (entity, record id) pairs deleted before (tombstones) among this batch's records
     tombstoned: set[tuple[str, uuid.UUID]] = field(default_factory=set)
+    #: records of the batch loaded (and locked) up front, by (entity, id)
+    records: dict[tuple[str, uuid.UUID], object] = field(default_factory=dict)
+    #: which of the preloaded inspections the caller may read
+    readable_inspections: set[uuid.UUID] = field(default_factory=set)
     #: look-ups that do not change while a batch is applied (targets, checklists, officers)
     cache: dict = field(default_factory=dict)
 
@@ -178,7 +182,13 @@ def apply_one(ctx: PushContext, raw) -> dict:
         )
         savepoint.commit()
         ctx.seen_changes[change.change_id] = SeenChange(digest, result)
-        ctx.existing.add((change.entity, change.id))
+        key = (change.entity, change.id)
+        if change.op == "delete" and result["status"] == "applied":
+            ctx.existing.discard(key)
+            ctx.records.pop(key, None)
+            ctx.tombstoned.add(key)
+        elif change.entity != "track":
+            ctx.existing.add(key)
         return result
     except Rejected as rejected:
         savepoint.rollback()
@@ -226,6 +236,7 @@ def _preload(ctx: PushContext, changes: list) -> None:
         )
         ctx.tombstoned.update((entity, record_id) for entity, record_id in rows)
     _preload_targets(ctx, changes)
+    _preload_inspections(ctx, changes, records.get("inspection", set()))
     for entity, ids in records.items():
         model = HANDLERS[entity].model
         if model is not None:
@@ -293,9 +304,56 @@ def _new_record(ctx: PushContext, change: Change, pending: list[_Pending]) -> bo
     )
 
 
+def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
+    """Lock and load the batch's existing inspections, with their officers and the version
+    snapshots their edits are based on, in three queries instead of several per change."""
+    from sqlalchemy.orm import selectinload
+
+    from fieldapp.inspections.models import Inspection
+    from sync.models import RecordVersion
+
+    if not ids:
+        return
+    found = db.session.scalars(
+        sa.select(Inspection)
+        .where(Inspection.id.in_(ids))
+        .options(selectinload(Inspection.officers))
+        .with_for_update()
+    ).all()
+    if not found:
+        return
+    ctx.records.update((("inspection", i.id), i) for i in found)
+    _cache_targets(ctx, {i.target_id for i in found})
+    ctx.readable_inspections.update(
+        db.session.scalars(
+            sa.select(Inspection.id).where(
+                Inspection.id.in_([i.id for i in found]), ctx.policy.readable(Inspection)
+            )
+        )
+    )
+    bases = set()
+    for raw in changes:
+        if isinstance(raw, dict) and raw.get("entity") == "inspection":
+            base = raw.get("base_version")
+            if isinstance(base, int) and not isinstance(base, bool):
+                try:
+                    bases.add((uuid.UUID(str(raw.get("id"))), base))
+                except ValueError:
+                    continue
+    if bases:
+        for record_id, version, data in db.session.execute(
+            sa.select(RecordVersion.record_id, RecordVersion.version, RecordVersion.data).where(
+                RecordVersion.entity == "inspection",
+                sa.tuple_(RecordVersion.record_id, RecordVersion.version).in_(list(bases)),
+            )
+        ):
+            ctx.cache[("base", record_id, version)] = data
+        for record_id, version in bases:
+            ctx.cache.setdefault(("base", record_id, version), None)
+
+
 def _preload_targets(ctx: PushContext, changes: list) -> None:
     """The targets the batch's inspections name, in the caller's scope, in one query."""
-    from fieldapp.targets.models import Target
 
     wanted = set()
     for raw in changes:
@@ -305,6 +363,13 @@ def _preload_targets(ctx: PushContext, changes: list) -> None:
                 wanted.add(uuid.UUID(fields_["target_id"]))
             except ValueError:
                 continue
+    _cache_targets(ctx, wanted)
+
+
+def _cache_targets(ctx: PushContext, wanted: set) -> None:
+    from fieldapp.targets.models import Target
+
+    wanted = {t for t in wanted if ("target", t) not in ctx.cache}
     if not wanted:
         return
     found = {

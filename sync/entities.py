@@ -172,6 +172,13 @@ def base_snapshot(entity: str, record_id: uuid.UUID, version: int) -> dict | Non
     )
 
 
+@dataclass(frozen=True)
+class LoggedConflict:
+    id: uuid.UUID
+    field: str | None
+    kept: str
+
+
 def log_conflict(
     ctx: PushContext,
     change: Change,
@@ -185,25 +192,33 @@ def log_conflict(
     client,
     kept: str,
     version: int | None,
-) -> Conflict:
-    conflict = Conflict(
-        entity=entity,
-        record_id=record_id,
-        squadron_id=squadron_id,
-        field=field,
-        kind=kind,
-        base_value=base,
-        server_value=server,
-        client_value=client,
-        kept=kept,
-        record_version=version,
-        change_id=change.change_id,
-        device_id=ctx.device_id,
-        user_id=ctx.actor.user_id,
-        created_at=ctx.now,
+) -> LoggedConflict:
+    """Put a value the merge did not keep into the conflict log (a plain INSERT)."""
+    conflict_id = uuid.uuid4()
+    db.session.execute(
+        sa.insert(Conflict.__table__),
+        [
+            {
+                "id": conflict_id,
+                "entity": entity,
+                "record_id": record_id,
+                "squadron_id": squadron_id,
+                "field": field,
+                "kind": kind,
+                "base_value": base,
+                "server_value": server,
+                "client_value": client,
+                "kept": kept,
+                "record_version": version,
+                "change_id": change.change_id,
+                "device_id": ctx.device_id,
+                "user_id": ctx.actor.user_id,
+                "created_at": ctx.now,
+                "status": "open",
+            }
+        ],
     )
-    db.session.add(conflict)
-    return conflict
+    return LoggedConflict(conflict_id, field, kept)
 
 
 def log_field_conflicts(ctx: PushContext, change: Change, entity: str, record, found) -> list:
@@ -258,6 +273,8 @@ def lock(model, record_id, ctx: PushContext | None = None, entity: str | None = 
     """
     if ctx is not None and (entity, record_id) not in ctx.existing:
         return None
+    if ctx is not None and (entity, record_id) in ctx.records:
+        return ctx.records[entity, record_id]  # locked with the batch's other records
     return db.session.scalar(
         sa.select(model).where(sa.inspect(model).primary_key[0] == record_id).with_for_update()
     )
@@ -360,7 +377,12 @@ class InspectionHandler:
             if change.op == "delete":
                 return self._delete_missing(change)
             return self._create(ctx, change)
-        if not ctx.policy.load_or_none(Inspection, record.id):
+        readable = (
+            record.id in ctx.readable_inspections
+            if ("inspection", record.id) in ctx.records
+            else ctx.policy.load_or_none(Inspection, record.id) is not None
+        )
+        if not readable:
             raise Rejected(APIError(404, "not_found", "inspection not found"))
         if not ctx.policy.allows("inspection.edit", record):
             raise Rejected(APIError(403, "forbidden", "only the inspection's officers edit it"))
@@ -472,7 +494,10 @@ class InspectionHandler:
             else (
                 None
                 if change.base_version is None
-                else base_snapshot(self.entity, record.id, change.base_version)
+                else ctx.cached(
+                    ("base", record.id, change.base_version),
+                    lambda: base_snapshot(self.entity, record.id, change.base_version),
+                )
             )
         )
         if base is not None and not fresh:
@@ -485,9 +510,10 @@ class InspectionHandler:
         transition = self._status_change(record, status)
         if transition:
             state["status"] = "submitted"
+        needed = {k: state[k] for k in _CHECKED_FIELDS if state.get(k) is not None}
         self._check(
             ctx,
-            InspectionFieldsArgs().load(_loadable(state), partial=True),
+            _INSPECTION_INPUT.load(_loadable(needed), partial=True),
             state,
             creating=False,
             changed=set(values),
@@ -498,7 +524,7 @@ class InspectionHandler:
             self._write(
                 record,
                 values,
-                InspectionFieldsArgs().load(_loadable(values), partial=True),
+                _INSPECTION_INPUT.load(_loadable(values), partial=True),
                 original if "location" in values else None,
                 ctx,
             )
@@ -755,6 +781,21 @@ def _users(ids: tuple, ctx: PushContext | None) -> list[User]:
         return list(db.session.scalars(sa.select(User).where(User.id.in_(ids))))
 
     return ctx.cached(("users", ids), query) if ctx else query()
+
+
+#: What the reference and submission checks read (answers are checked by their keys only).
+_CHECKED_FIELDS = (
+    "target_id",
+    "checklist_id",
+    "checklist_version",
+    "officer_ids",
+    "task_id",
+    "follow_up_of",
+    "started_at",
+    "ended_at",
+    "outcome",
+    "status",
+)
 
 
 def _loadable(values: dict) -> dict:

@@ -421,3 +421,17 @@ def test_creates_racing_another_writer_fall_back_to_one_savepoint_each(
     assert results[1]["status"] == "rejected" and results[1]["error"]["code"] == 409
     assert inspection_in_db(app, fresh) is not None
     assert inspection_in_db(app, taken).findings == ""
+
+
+def test_a_record_deleted_earlier_in_the_same_batch_stays_deleted(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    results = officer.push_ok(
+        officer.change("inspection", record, op="delete", base_version=1),
+        officer.change("inspection", record, {"findings": "删了又改"}, base_version=1),
+        officer.change("inspection", record, new_inspection(world, ["officer1"])),
+    )
+    assert [r["status"] for r in results] == ["applied", "rejected", "rejected"]
+    assert {r["error"]["error"] for r in results[1:]} == {"not_found"}
+    assert inspection_in_db(app, record) is None
