@@ -274,6 +274,22 @@ def inspection(world: dict, n: int, officers: list[str]) -> dict:
     }
 
 
+def raw_pull(url: str, token: str, cursor: str | None, page: int) -> list[str]:
+    """Every change after ``cursor`` with plain HTTP requests, keeping only the ids."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    ids: list[str] = []
+    while True:
+        params = {"limit": page} | ({"cursor": cursor} if cursor else {})
+        body = session.get(f"{url}/sync/pull", params=params, timeout=120).json()
+        ids += [c["id"] for c in body["changes"]]
+        cursor = body["cursor"]
+        if not body["has_more"]:
+            return ids
+
+
 def client(url: str, workdir: Path, user: str, device: str, batch: int) -> SyncClient:
     pad = SyncClient(
         url, str(workdir / f"{device}-{uuid.uuid4().hex[:6]}.sqlite3"), device, batch_size=batch
@@ -327,6 +343,15 @@ def run_once(args, workdir: Path, run: int) -> dict:
         }
         assert statuses["rejected"] == 0, [r for r in stale if r["status"] == "rejected"][:2]
 
+        # Pull as the peers' benchmark does (HTTP, collect ids): the server's rate.
+        mid_cursor = mid_reader._meta("cursor")
+        t0 = time.perf_counter()
+        raw_all = raw_pull(server.url, mid_reader.token, None, args.page)
+        raw_all_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        raw_mid = raw_pull(server.url, mid_reader.token, mid_cursor, args.page)
+        raw_mid_s = time.perf_counter() - t0
+        # And through the device client, which also stores every record locally.
         reader = client(server.url, workdir, "leader1", f"pad-r{run}", args.batch)
         t0 = time.perf_counter()
         pulled_all = reader.pull(limit=args.page)
@@ -342,10 +367,12 @@ def run_once(args, workdir: Path, run: int) -> dict:
         return {
             "push_rps": args.n / push_s,
             "push_stale_rps": args.n / stale_s,
-            "pull_all_rps": pulled_all / pull_all_s,
-            "pull_mid_rps": pulled_mid / pull_mid_s,
-            "pulled_all": pulled_all,
-            "pulled_mid": pulled_mid,
+            "pull_all_rps": len(raw_all) / raw_all_s,
+            "pull_mid_rps": len(raw_mid) / raw_mid_s,
+            "client_pull_all_rps": pulled_all / pull_all_s,
+            "client_pull_mid_rps": pulled_mid / pull_mid_s,
+            "pulled_all": len(raw_all),
+            "pulled_mid": len(raw_mid),
             "stale_statuses": statuses,
             "lossless": lossless,
             **rss,
@@ -432,7 +459,15 @@ def main() -> None:
             f"lossless={result['lossless']}",
             flush=True,
         )
-    keys = ("push_rps", "push_stale_rps", "pull_all_rps", "pull_mid_rps", "worker_peak_rss_mib")
+    keys = (
+        "push_rps",
+        "push_stale_rps",
+        "pull_all_rps",
+        "pull_mid_rps",
+        "client_pull_all_rps",
+        "client_pull_mid_rps",
+        "worker_peak_rss_mib",
+    )
     summary = {
         "label": f"fieldapp-{args.db}",
         "n": args.n,
