@@ -442,11 +442,12 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--scale-only", action="store_true", help="only the pull-cost-by-size part")
     parser.add_argument("--json-out")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="fieldapp-bench-"))
     runs = []
-    for run in range(args.runs):
+    for run in range(0 if args.scale_only else args.runs):
         result = run_once(args, workdir, run)
         runs.append(result)
         print(
@@ -474,7 +475,7 @@ def main() -> None:
         "batch": args.batch,
         "page": args.page,
         "runs": runs,
-        "median": {k: statistics.median(r[k] for r in runs) for k in keys},
+        "median": {k: statistics.median(r[k] for r in runs) for k in keys} if runs else {},
         "all_lossless": all(r["lossless"] for r in runs),
     }
     if not args.skip_scale:

@@ -106,3 +106,5 @@ class Tombstone(db.Model):
     version: Mapped[int]
     deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    __table_args__ = (sa.Index("ix_sync_tombstones_squadron_seq", "squadron_id", "change_seq"),)

@@ -122,6 +122,7 @@ class Inspection(Syncable, db.Model):
 
     __table_args__ = (
         sa.Index("ix_inspections_target_started", "target_id", "started_at"),
+        sa.Index("ix_inspections_squadron_seq", "squadron_id", "change_seq"),
         sa.Index("ix_inspections_squadron_review", "squadron_id", "review_status", "started_at"),
         sa.CheckConstraint(
             "outcome <> 'rectification_ordered' OR rectification_deadline IS NOT NULL",

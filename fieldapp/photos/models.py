@@ -37,3 +37,5 @@ class Photo(Syncable, db.Model):
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     field_clocks: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+    __table_args__ = (sa.Index("ix_photos_squadron_seq", "squadron_id", "change_seq"),)

@@ -104,6 +104,8 @@ class Target(Syncable, db.Model):
 
     __table_args__ = (
         sa.Index("ix_targets_squadron_kind", "squadron_id", "kind"),
+        # Pull: a squadron's changes after a cursor, read straight off one index.
+        sa.Index("ix_targets_squadron_seq", "squadron_id", "change_seq"),
         sa.Index("ix_targets_lon_lat", "lon", "lat"),
         sa.Index("ix_targets_name", "name"),
         sa.CheckConstraint("lon BETWEEN -180 AND 180 AND lat BETWEEN -90 AND 90", name="lon_lat"),

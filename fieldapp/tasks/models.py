@@ -54,6 +54,8 @@ class Task(Syncable, db.Model):
 
     assignees: Mapped[list[User]] = relationship(secondary=task_assignees)
 
+    __table_args__ = (sa.Index("ix_tasks_squadron_seq", "squadron_id", "change_seq"),)
+
     @property
     def assignee_ids(self) -> list[uuid.UUID]:
         return [user.id for user in self.assignees]
