@@ -79,13 +79,6 @@ CREATE_REQUIRED = (
 SERVER_FIELDS = ("review", "score", "flags", "received_at", "submitted_at", "id", "version")
 
 
-class ReviewSchema(ma.Schema):
-    status = fields.String()
-    comment = fields.String(allow_none=True)
-    reviewed_by = fields.UUID(allow_none=True)
-    reviewed_at = fields.DateTime(allow_none=True)
-
-
 class InspectionSchema(ma.Schema):
     """The inspection as every client reads it (API.md, "Wire shapes")."""
 
