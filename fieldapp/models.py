@@ -11,7 +11,7 @@ from fieldapp.photos.models import Photo
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, task_assignees
 from fieldapp.tracks.models import TrackPoint
-from sync.models import Conflict, RecordVersion, SyncChange, Tombstone
+from sync.models import Conflict, RecordVersion, ScopeExit, SyncChange, Tombstone
 
 __all__ = [
     "AuditEntry",
@@ -27,6 +27,7 @@ __all__ = [
     "LoginFailure",
     "Photo",
     "RecordVersion",
+    "ScopeExit",
     "Squadron",
     "SyncChange",
     "Target",

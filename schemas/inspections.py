@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -28,11 +30,87 @@ class DeviceLocation(StrictSchema):
 
 
 class Answer(StrictSchema):
+    """One checklist item's answer (documents the shape; :class:`Answers` loads it)."""
+
     result = fields.String(required=True, validate=validate.OneOf(ANSWER_RESULTS))
     note = fields.String(load_default="", validate=validate.Length(max=2000))
     photo_ids = fields.List(
         fields.UUID(), load_default=list, validate=validate.Length(max=MAX_PHOTOS)
     )
+
+
+class Answers(fields.Dict):
+    """Item code -> :class:`Answer`, loaded in one pass.
+
+    Every pushed inspection carries one answer per checklist item; loading each through a nested
+    schema was the largest single cost of a push. The rules are :class:`Answer`'s (a test holds
+    the two to the same results), and errors are keyed by item code, then by answer field.
+    """
+
+    _ANSWER_FIELDS = frozenset(("result", "note", "photo_ids"))
+
+    def __init__(self, **kwargs):
+        super().__init__(keys=fields.String(), values=fields.Nested(Answer), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, dict):
+            raise ma.ValidationError("Not a valid mapping type.")
+        loaded, errors = {}, {}
+        for code, answer in value.items():
+            problems = self._answer_errors(code, answer)
+            if problems:
+                errors[code] = problems
+                continue
+            loaded[code] = {
+                "result": answer["result"],
+                "note": answer.get("note", ""),
+                "photo_ids": [uuid.UUID(p) for p in answer.get("photo_ids", ())],
+            }
+        if errors:
+            raise ma.ValidationError(errors)
+        return loaded
+
+    def _answer_errors(self, code, answer) -> dict | list:
+        if not isinstance(code, str) or ITEM_CODE.regex.match(code) is None:
+            return [ITEM_CODE.error]
+        if not isinstance(answer, dict):
+            return {"_schema": ["Invalid input type."]}
+        problems: dict[str, list[str]] = {}
+        for name in answer.keys() - self._ANSWER_FIELDS:
+            problems[name] = ["Unknown field."]
+        result = answer.get("result")
+        if result is None:
+            missing = "result" not in answer
+            problems["result"] = [
+                "Missing data for required field." if missing else "Field may not be null."
+            ]
+        elif not isinstance(result, str) or result not in ANSWER_RESULTS:
+            problems["result"] = [f"Must be one of: {', '.join(ANSWER_RESULTS)}."]
+        note = answer.get("note", "")
+        if not isinstance(note, str):
+            problems["note"] = ["Not a valid string."]
+        elif len(note) > 2000:
+            problems["note"] = ["Longer than maximum length 2000."]
+        photo_ids = answer.get("photo_ids", [])
+        if not isinstance(photo_ids, list):
+            problems["photo_ids"] = ["Not a valid list."]
+        elif len(photo_ids) > MAX_PHOTOS:
+            problems["photo_ids"] = [f"Longer than maximum length {MAX_PHOTOS}."]
+        else:
+            bad = {n: ["Not a valid UUID."] for n, p in enumerate(photo_ids) if not _is_uuid(p)}
+            if bad:
+                problems["photo_ids"] = bad
+        return problems
+
+
+def _is_uuid(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 class InspectionFieldsArgs(StrictSchema):
@@ -52,7 +130,7 @@ class InspectionFieldsArgs(StrictSchema):
     started_at = fields.AwareDateTime(default_timezone=None)
     ended_at = fields.AwareDateTime(allow_none=True)
     location = fields.Nested(DeviceLocation)
-    answers = fields.Dict(keys=fields.String(validate=ITEM_CODE), values=fields.Nested(Answer))
+    answers = Answers()
     findings = fields.String(validate=validate.Length(max=10_000))
     outcome = fields.Enum(Outcome, by_value=True, allow_none=True)
     rectification_deadline = fields.Date(allow_none=True)

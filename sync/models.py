@@ -108,3 +108,23 @@ class Tombstone(db.Model):
     deleted_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
 
     __table_args__ = (sa.Index("ix_sync_tombstones_squadron_seq", "squadron_id", "change_seq"),)
+
+
+class ScopeExit(db.Model):
+    """A record left a squadron (a target moved): that squadron's devices must drop their copy.
+
+    One row per record and squadron it left, so a record that moves twice before the first
+    squadron's devices pull still reaches them as a removal. Pulled as ``op: delete``.
+    """
+
+    __tablename__ = "sync_scope_exits"
+
+    entity: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    squadron_id: Mapped[int] = mapped_column(sa.ForeignKey("squadrons.id"), primary_key=True)
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    version: Mapped[int]
+    left_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    moved_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    __table_args__ = (sa.Index("ix_sync_scope_exits_squadron_seq", "squadron_id", "change_seq"),)

@@ -85,20 +85,20 @@ def stamp_server_write(record, fields: list[str], at: datetime) -> str:
 def record_left_scope(entity: str, record, squadron_id: int, actor_id, at: datetime) -> None:
     """The record moved out of ``squadron_id``: its devices must drop their copy.
 
-    Stored as a tombstone scoped to the old squadron (one per record, the latest move), so it
-    reaches exactly the devices that can no longer see the record, in change order.
+    Stored as a scope exit for that squadron (one per record and squadron, the latest move out
+    of it), so it reaches exactly the devices that can no longer see the record, in change order,
+    however many times the record moves before they pull.
     """
     from fieldapp.db import change_counter
-    from sync.models import Tombstone
+    from sync.models import ScopeExit
     from sync.sequence import allocate
 
     seq = allocate(db.session, change_counter, 1)
-    tombstone = db.session.get(Tombstone, (entity, record.id))
-    if tombstone is None:
-        tombstone = Tombstone(entity=entity, record_id=record.id)
-        db.session.add(tombstone)
-    tombstone.squadron_id = squadron_id
-    tombstone.change_seq = seq
-    tombstone.version = record.version
-    tombstone.deleted_at = at
-    tombstone.deleted_by_id = actor_id
+    exit_ = db.session.get(ScopeExit, (entity, record.id, squadron_id))
+    if exit_ is None:
+        exit_ = ScopeExit(entity=entity, record_id=record.id, squadron_id=squadron_id)
+        db.session.add(exit_)
+    exit_.change_seq = seq
+    exit_.version = record.version
+    exit_.left_at = at
+    exit_.moved_by_id = actor_id

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from fieldapp.db import db
 from fieldapp.tasks.models import Task
+from tests.conftest import square
 from tests.sync_helpers import FakeDevice, new_inspection
 
 
@@ -124,3 +125,29 @@ def test_a_target_moved_to_another_squadron_leaves_the_old_squadrons_devices(log
     supervisor = FakeDevice(login("supervisor"))
     ops = [c["op"] for c in supervisor.pull_all() if c["id"] == str(world.targets["shop1"].id)]
     assert ops == ["delete", "upsert"]
+
+
+def test_a_target_moved_twice_still_leaves_the_first_squadrons_devices(login, world):
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
+    wusong.pull_all()
+    zhangmiao.pull_all()
+    admin = login("admin")
+    third = admin.post(
+        "/api/v1/squadrons",
+        json={
+            "name": "淞南中队",
+            "district_id": world.district.id,
+            "jurisdiction": square(121.5, 31.3),
+        },
+    )
+    assert third.status_code == 201, third.get_json()
+    shop = str(world.targets["shop1"].id)
+    for squadron_id in (world.squadrons[1].id, third.get_json()["id"]):
+        etag = admin.get(f"/api/v1/targets/{shop}").headers["ETag"]
+        moved = admin.patch(
+            f"/api/v1/targets/{shop}", json={"squadron_id": squadron_id}, headers={"If-Match": etag}
+        )
+        assert moved.status_code == 200, moved.get_json()
+    # Neither squadron it passed through keeps a copy, though both pull only now.
+    assert [(c["id"], c["op"]) for c in wusong.pull_all()] == [(shop, "delete")]
+    assert [(c["id"], c["op"]) for c in zhangmiao.pull_all()] == [(shop, "delete")]

@@ -36,3 +36,32 @@ def test_wire_form_matches_the_schema(app, login, world):
     with app.app_context():
         for inspection in db.session.scalars(sa.select(Inspection)):
             assert inspection_wire(inspection) == InspectionSchema().dump(inspection)
+
+
+def test_pulled_inspections_are_the_schema_dump(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection",
+            record,
+            new_inspection(
+                world,
+                ["officer1"],
+                findings='店招破损，"引号"与反斜杠\\',
+                location={"lon": 121.47, "lat": 31.37, "accuracy_m": 3.25, "crs": "bd09"},
+            ),
+        )
+    )
+    response = login("leader1").get("/api/v1/sync/pull", query_string={"limit": 200})
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    page = response.get_json()
+    assert set(page) == {"changes", "cursor", "has_more", "reset"}
+    pulled = [c for c in page["changes"] if c["entity"] == "inspection"]
+    assert [c["id"] for c in pulled] == [str(record)]
+    assert set(pulled[0]) == {"entity", "id", "op", "version", "data"}
+    with app.app_context():
+        stored = db.session.get(Inspection, record)
+        assert pulled[0]["data"] == InspectionSchema().dump(stored)
+        assert pulled[0]["version"] == stored.version

@@ -28,7 +28,7 @@ from fieldapp.org.models import Squadron
 from fieldapp.photos.models import Photo
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskStatus, task_assignees
-from sync.models import Conflict, Tombstone
+from sync.models import Conflict, ScopeExit, Tombstone
 
 
 class Policy:
@@ -170,6 +170,7 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Photo: _photo_read,
     Conflict: _conflict_read,
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
+    ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),
     User: _user_read,
     # Squadron names and boundaries are district knowledge every member may see on a map.
     Squadron: lambda p: (

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
 
 import shapely
 import shapely.affinity
@@ -38,6 +39,9 @@ from fieldapp.org.models import District, Squadron
 from fieldapp.targets.models import Target
 from fieldapp.targets.operations import code_for
 from fieldapp.tasks.models import Task, task_assignees
+from sync.entities import inspection_wire
+from sync.models import RecordVersion
+from sync.versions import version_values
 
 DEMO_PASSWORD = "fieldapp-demo"
 DEFAULT_SEED = 20240325
@@ -572,6 +576,7 @@ class DemoBuilder:
                 ) if inspections else None
                 for table, rows in (
                     (inspection_officers, officer_rows),
+                    (RecordVersion.__table__, _version_snapshots(inspections, officer_rows)),
                     (Case.__table__, cases),
                     (Task.__table__, tasks),
                     (task_assignees, assignees),
@@ -917,6 +922,33 @@ class DemoBuilder:
 
 
 _SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
+
+
+_INSPECTION_COLUMNS = tuple(c.key for c in Inspection.__table__.columns)
+
+
+def _version_snapshots(inspections: list[dict], officer_rows: list[dict]) -> list[dict]:
+    """The current version of each inspection in the version history, as devices will pull it:
+    a device that edits a demo record offline merges against what it saw, not an unknown base."""
+    officers: dict = {}
+    for row in officer_rows:
+        officers.setdefault(row["inspection_id"], []).append(row["user_id"])
+    snapshots = []
+    for row in inspections:
+        record = SimpleNamespace(**(dict.fromkeys(_INSPECTION_COLUMNS) | row))
+        data = inspection_wire(record, officers.get(row["id"], []))
+        snapshots.append(
+            version_values(
+                "inspection",
+                record,
+                data,
+                list(data),
+                user_id=row["reviewed_by_id"] or row["created_by_id"],
+                device_id=row["device_id"],
+                at=row["reviewed_at"] or row["received_at"],
+            )
+        )
+    return snapshots
 
 
 def _credit(rng: random.Random, relative_risk: float) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Response, current_app
 from flask.views import MethodView
 
 from fieldapp.api import Blueprint
@@ -58,7 +58,7 @@ class PullResource(MethodView):
     def get(self, args):
         """Everything in your scope changed after ``cursor``, in commit order."""
         try:
-            return pull.pull(
+            page = pull.pull(
                 current_policy(),
                 args.get("cursor"),
                 args["limit"],
@@ -66,6 +66,9 @@ class PullResource(MethodView):
             )
         except cursors.CursorError as exc:
             raise validation_error({"cursor": [str(exc)]}, location="query") from None
+        # Written directly: thousands of records a page, already in wire form (PullSchema
+        # documents the shape; tests/test_sync_wire.py holds the two together).
+        return Response(pull.page_json(page), mimetype="application/json")
 
 
 @blp.route("/conflicts")

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Where sync time goes, in process: the benchmark's workload through Flask's test client.
+
+No HTTP server and no device client, so the figures are the server's own work per phase:
+creates in batches, stale edits (half conflicting) and pull pages. With ``--profile PHASE`` the
+phase runs under cProfile and the top functions by cumulative time are printed.
+
+Usage: bench/profile_sync.py [--db sqlite|postgresql] [--n 2000] [--profile push|stale|pull]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from sync_bench import PASSWORD, Database, inspection, prepare  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--page", type=int, default=500)
+    parser.add_argument("--profile", choices=("push", "stale", "pull"))
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        db = Database(args.db, workdir, "fieldapp_profile")
+        try:
+            run(args, db, workdir)
+        finally:
+            db.drop()
+
+
+def run(args, db: Database, workdir: Path) -> None:
+    world = prepare(db, workdir / "instance")
+    from fieldapp import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": db.url, "LOG_LEVEL": "WARNING"})
+    clients = {name: _login(app, name) for name in ("officer1", "officer2", "leader1")}
+    ids = [uuid.uuid4() for _ in range(args.n)]
+    clock = [1_763_712_000_000]
+
+    def change(device, record, fields, base=None):
+        clock[0] += 1
+        return {
+            "change_id": str(uuid.uuid4()),
+            "entity": "inspection",
+            "id": str(record),
+            "op": "upsert",
+            "base_version": base,
+            "hlc": f"{clock[0]:016d}:0000:{device}",
+            "fields": fields,
+        }
+
+    def push(name, changes):
+        http, device = clients[name]
+        for start in range(0, len(changes), args.batch):
+            body = {"device_id": device, "changes": changes[start : start + args.batch]}
+            response = http.post("/api/v1/sync/push", json=body)
+            assert response.status_code == 200, response.get_json()
+
+    def phase(name, work):
+        profiler = cProfile.Profile() if args.profile == name else None
+        t0 = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        work()
+        if profiler:
+            profiler.disable()
+        seconds = time.perf_counter() - t0
+        print(f"{name:6} {args.n / seconds:8.0f} rec/s  ({seconds:.2f} s)")
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+
+    creates = [
+        change("pad-officer1", i, inspection(world, n, ["officer1", "officer2"]))
+        for n, i in enumerate(ids)
+    ]
+    phase("push", lambda: push("officer1", creates))
+    push(
+        "officer2",
+        [change("pad-officer2", i, {"findings": f"同事补充{n}"}, 1) for n, i in enumerate(ids)],
+    )
+    stale = [
+        change(
+            "pad-officer1",
+            i,
+            {"findings": f"本人修改{n}"} if n % 2 == 0 else {"outcome": "corrected_on_site"},
+            1,
+        )
+        for n, i in enumerate(ids)
+    ]
+    phase("stale", lambda: push("officer1", stale))
+
+    def pull():
+        http, _ = clients["leader1"]
+        cursor, seen = None, 0
+        while True:
+            query = {"limit": args.page} | ({"cursor": cursor} if cursor else {})
+            body = http.get("/api/v1/sync/pull", query_string=query).get_json()
+            seen += len(body["changes"])
+            cursor = body["cursor"]
+            if not body["has_more"]:
+                break
+        assert seen >= args.n, seen
+
+    phase("pull", pull)
+
+
+def _login(app, username: str):
+    http = app.test_client()
+    device = f"pad-{username}"
+    response = http.post(
+        "/api/v1/auth/token",
+        json={"username": username, "password": PASSWORD, "device_id": device},
+    )
+    assert response.status_code == 201, response.get_json()
+    http.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {response.get_json()['token']}"
+    return http, device
+
+
+if __name__ == "__main__":
+    main()
