@@ -28,11 +28,13 @@ def cli():
 def _register_commands() -> None:
     from fieldapp.auth.commands import user_cli
     from fieldapp.demo.commands import demo_command
+    from fieldapp.risk.commands import risk_cli
     from fieldapp.targets.commands import targets_cli
 
     cli.add_command(demo_command)
     cli.add_command(user_cli)
     cli.add_command(targets_cli)
+    cli.add_command(risk_cli)
 
 
 _register_commands()

@@ -73,8 +73,7 @@ def enum_column(enum_cls: type[enum.Enum], **kwargs) -> sa.Enum:
         length=max(len(m.value) for m in enum_cls),
         values_callable=lambda cls: [m.value for m in cls],
         validate_strings=True,
-        name=enum_cls.__name__.lower(),
-        **kwargs,
+        **({"name": enum_cls.__name__.lower()} | kwargs),
     )
 
 

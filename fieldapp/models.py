@@ -8,6 +8,7 @@ from fieldapp.db import change_counter
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
 from fieldapp.photos.models import Photo
+from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, task_assignees
 from fieldapp.tracks.models import TrackPoint
@@ -27,10 +28,13 @@ __all__ = [
     "LoginFailure",
     "Photo",
     "RecordVersion",
+    "RiskLevelChange",
+    "RiskSetting",
     "ScopeExit",
     "Squadron",
     "SyncChange",
     "Target",
+    "TargetRisk",
     "Task",
     "Token",
     "Tombstone",

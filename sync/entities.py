@@ -34,8 +34,9 @@ from fieldapp.inspections.models import (
     inspection_officers,
 )
 from fieldapp.photos.models import Photo
+from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target, TargetKind
-from fieldapp.targets.operations import code_for
+from fieldapp.targets.operations import RISK_FIELDS, code_for
 from fieldapp.tasks.models import Task
 from fieldapp.tracks.models import TrackPoint
 from schemas.inspections import (
@@ -904,6 +905,7 @@ class TargetHandler:
         audit.record(
             ctx.actor, "target.report", self.entity, target.id, after=audit.snapshot(target)
         )
+        risk.refresh_target(ctx.actor, target, ctx.now)
         return result(change, "applied", target.version)
 
     def _update(self, ctx: PushContext, change: Change, target: Target) -> dict:
@@ -946,7 +948,9 @@ class TargetHandler:
             write_version(
                 self.entity, target, target.device_fields(), list(merged.values), ctx, change
             )
-            audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
+            entry = audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
+            if entry is not None and entry["after"].keys() & RISK_FIELDS:
+                risk.refresh_target(ctx.actor, target, ctx.now)
         conflicts = log_field_conflicts(ctx, change, self.entity, target, merged.conflicts)
         if conflicts:
             db.session.flush()

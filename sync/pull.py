@@ -22,6 +22,7 @@ from fieldapp.checklists.models import Checklist, ChecklistVersion
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection, inspection_officers
 from fieldapp.photos.models import Photo
+from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
 from schemas.targets import TargetSchema
@@ -102,6 +103,15 @@ def _user(user: User) -> dict:
     }
 
 
+def _risk(risk: TargetRisk) -> dict:
+    return {
+        "target_id": str(risk.target_id),
+        "level": risk.level.value,
+        "score": risk.score,
+        "next_due": risk.next_due.isoformat() if risk.next_due else None,
+    }
+
+
 @dataclass(frozen=True)
 class Pulled:
     entity: str
@@ -116,6 +126,7 @@ PULLED = (
     Pulled("task", Task, _task, (selectinload(Task.assignees),)),
     Pulled("photo", Photo, _photo),
     Pulled("user", User, _user),
+    Pulled("risk", TargetRisk, _risk),
 )
 
 

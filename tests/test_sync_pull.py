@@ -112,18 +112,19 @@ def test_a_target_moved_to_another_squadron_leaves_the_old_squadrons_devices(log
         path, json={"squadron_id": world.squadrons[1].id}, headers={"If-Match": etag}
     )
     assert moved.status_code == 200
-    [gone] = wusong.pull_all()
-    assert (gone["entity"], gone["id"], gone["op"]) == (
-        "target",
-        str(world.targets["shop1"].id),
-        "delete",
-    )
-    [arrived] = zhangmiao.pull_all()
-    assert (arrived["entity"], arrived["op"]) == ("target", "upsert")
-    assert arrived["data"]["squadron_id"] == world.squadrons[1].id
+    shop = str(world.targets["shop1"].id)
+    # The target and its risk record leave the old squadron's devices, and reach the new one's.
+    assert sorted((c["entity"], c["id"], c["op"]) for c in wusong.pull_all()) == [
+        ("risk", shop, "delete"),
+        ("target", shop, "delete"),
+    ]
+    arrived = {c["entity"]: c for c in zhangmiao.pull_all()}
+    assert {e: c["op"] for e, c in arrived.items()} == {"target": "upsert", "risk": "upsert"}
+    assert arrived["target"]["data"]["squadron_id"] == world.squadrons[1].id
+    assert arrived["risk"]["data"]["target_id"] == shop
     # The supervisor sees the whole district: a removal, then the record again, in that order.
     supervisor = FakeDevice(login("supervisor"))
-    ops = [c["op"] for c in supervisor.pull_all() if c["id"] == str(world.targets["shop1"].id)]
+    ops = [c["op"] for c in supervisor.pull_all() if (c["entity"], c["id"]) == ("target", shop)]
     assert ops == ["delete", "upsert"]
 
 
@@ -149,5 +150,8 @@ def test_a_target_moved_twice_still_leaves_the_first_squadrons_devices(login, wo
         )
         assert moved.status_code == 200, moved.get_json()
     # Neither squadron it passed through keeps a copy, though both pull only now.
-    assert [(c["id"], c["op"]) for c in wusong.pull_all()] == [(shop, "delete")]
-    assert [(c["id"], c["op"]) for c in zhangmiao.pull_all()] == [(shop, "delete")]
+    for device in (wusong, zhangmiao):
+        assert sorted((c["entity"], c["id"], c["op"]) for c in device.pull_all()) == [
+            ("risk", shop, "delete"),
+            ("target", shop, "delete"),
+        ]

@@ -26,6 +26,7 @@ from fieldapp.errors import APIError, not_found
 from fieldapp.inspections.models import Inspection, inspection_officers
 from fieldapp.org.models import Squadron
 from fieldapp.photos.models import Photo
+from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskStatus, task_assignees
 from sync.models import Conflict, ScopeExit, Tombstone
@@ -171,6 +172,7 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Conflict: _conflict_read,
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
     ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),
+    TargetRisk: lambda p: p._squadron_clause(TargetRisk.squadron_id),
     User: _user_read,
     # Squadron names and boundaries are district knowledge every member may see on a map.
     Squadron: lambda p: (
@@ -192,6 +194,7 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     "target.create": lambda p, squadron_id: _manages_squadron(p, squadron_id),
     "target.update": lambda p, target: _manages_squadron(p, target.squadron_id),
     "squadron.manage": lambda p, _: p.role is Role.admin,
+    "risk.settings": lambda p, _: p.role is Role.admin,
     "user.manage": lambda p, _: p.role is Role.admin,
     "device.manage": lambda p, _: p.role is Role.admin,
     "checklist.manage": lambda p, _: p.role is Role.admin,
@@ -209,6 +212,7 @@ _WRITE_MESSAGES = {
     "target.create": "only the squadron's leader or an admin may add targets to this squadron",
     "target.update": "only the squadron's leader or an admin may edit this target",
     "squadron.manage": "only admins manage squadrons",
+    "risk.settings": "only admins change the risk model's settings",
     "user.manage": "only admins manage users",
     "device.manage": "only admins manage devices",
     "checklist.manage": "only admins publish checklists",

@@ -22,8 +22,9 @@ import sqlalchemy as sa
 from shapely.geometry import shape
 
 from fieldapp.actor import Actor
-from fieldapp.db import db
+from fieldapp.db import db, utcnow
 from fieldapp.org.models import Squadron
+from fieldapp.risk import operations as risk
 from fieldapp.targets import operations
 from fieldapp.targets.models import Target
 from schemas.targets import TargetCreateArgs, TargetUpdateArgs
@@ -173,15 +174,19 @@ def import_targets(
     if problems:
         raise ImportError_(problems)
     report = ImportReport()
+    written = []
     for number, (existing, data) in enumerate(work, start=1):
         if existing is None:
-            operations.create_target(actor, data)
+            written.append(operations.create_target(actor, data, assess=False).id)
             report.created += 1
         else:
-            operations.update_target(actor, existing, data)
+            written.append(operations.update_target(actor, existing, data, assess=False).id)
             report.updated += 1
         if progress and number % 5000 == 0:
             progress(f"  {number:,} / {len(work):,}")
+    # Risk for all of them at once: a few queries per 20,000 targets, not a few per target.
+    db.session.flush()
+    risk.assess_targets(actor, utcnow(), written, progress=progress or (lambda _: None))
     return report
 
 

@@ -18,8 +18,14 @@ from fieldapp.errors import validation_error
 from fieldapp.geo import degrees_box, squared_distance_expr
 from fieldapp.inspections.models import Case, Inspection, Outcome, ReviewStatus
 from fieldapp.org.models import Squadron
+from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target, TargetKind
 from sync.versions import record_left_scope, record_version, stamp_server_write
+
+#: Target fields the risk score depends on (风险+信用), and the squadron its record is pulled by.
+RISK_FIELDS = frozenset(
+    ("credit_class", "business_type", "scale", "phase", "sensitive_surroundings", "squadron_id")
+)
 
 CODE_PREFIX = {TargetKind.shop: "S", TargetKind.site: "C"}
 
@@ -50,8 +56,13 @@ def _check_squadron(squadron_id: int) -> Squadron:
     return squadron
 
 
-def create_target(actor: Actor, data: dict, target_id: uuid.UUID | None = None) -> Target:
-    """Add a shop or site; the caller has checked the actor may add to ``squadron_id``."""
+def create_target(
+    actor: Actor, data: dict, target_id: uuid.UUID | None = None, *, assess: bool = True
+) -> Target:
+    """Add a shop or site; the caller has checked the actor may add to ``squadron_id``.
+
+    ``assess=False`` leaves its risk assessment to the caller (a bulk import assesses all its
+    targets at once)."""
     _check_squadron(data["squadron_id"])
     data = _location_fields(dict(data))
     target_id = target_id or uuid.uuid4()
@@ -62,6 +73,8 @@ def create_target(actor: Actor, data: dict, target_id: uuid.UUID | None = None) 
     db.session.flush()
     _record_version(actor, target, list(Target.DEVICE_FIELDS), now)
     audit.record(actor, "target.create", "target", target.id, after=audit.snapshot(target))
+    if assess:
+        risk.refresh_target(actor, target, now)
     return target
 
 
@@ -77,8 +90,9 @@ def _record_version(actor: Actor, target: Target, changed: list[str], at) -> Non
     )
 
 
-def update_target(actor: Actor, target: Target, changes: dict) -> Target:
-    """Change the given fields of a target (its kind and code never change)."""
+def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool = True) -> Target:
+    """Change the given fields of a target (its kind and code never change); re-assess its
+    risk when a field the score depends on changed (unless ``assess=False``)."""
     changes = _location_fields(dict(changes))
     wrong = (
         ("permit_no", "scale", "phase", "boundary")
@@ -103,6 +117,7 @@ def update_target(actor: Actor, target: Target, changes: dict) -> Target:
         # Before the target changes: the removal must come earlier in the change order than
         # the target's new version, or a reader who sees both would drop what it still sees.
         record_left_scope("target", target, target.squadron_id, actor.user_id, now)
+        risk.left_scope(actor, target, target.squadron_id, now)
     for name, value in changes.items():
         setattr(target, name, value)
     changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]
@@ -111,6 +126,8 @@ def update_target(actor: Actor, target: Target, changes: dict) -> Target:
     entry = audit.record_update(actor, "target.update", "target", target, before)
     if entry is not None:
         _record_version(actor, target, changed, now)
+        if assess and entry["after"].keys() & RISK_FIELDS:
+            risk.refresh_target(actor, target, now)
     return target
 
 

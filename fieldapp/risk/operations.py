@@ -1,0 +1,471 @@
+"""Risk: gather the facts, assess, store; for one target at a time or for all of them at once.
+
+Both paths share :func:`gather_facts` (set-based: a handful of queries for any number of
+targets) and :func:`fieldapp.risk.scoring.assess`, so a full recompute and the incremental
+updates agree by construction; ``tests/test_risk.py`` checks it anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.audit.models import AuditEntry
+from fieldapp.checklists.models import ChecklistItem
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import change_counter, db
+from fieldapp.errors import APIError
+from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Outcome, ReviewStatus
+from fieldapp.risk.defaults import DEFAULT_SETTINGS
+from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
+from fieldapp.risk.scoring import (
+    Assessment,
+    Facts,
+    FailedItem,
+    InspectionFact,
+    LevelState,
+    RiskLevel,
+    assess,
+)
+from fieldapp.targets.models import Target
+from sync.sequence import allocate
+from sync.versions import record_left_scope
+
+#: Targets handled per round of a full recompute (bounded memory, progress between rounds).
+CHUNK = 20_000
+
+
+class SettingsError(Exception):
+    """The settings table is missing a group: run the migrations."""
+
+
+def load_settings() -> dict:
+    """The risk model's numbers, from the settings table."""
+    settings = {row.key: row.value for row in db.session.scalars(sa.select(RiskSetting))}
+    missing = sorted(set(DEFAULT_SETTINGS) - set(settings))
+    if missing:
+        raise SettingsError(
+            f"risk settings {', '.join(missing)} are missing; run `fieldapp db upgrade`"
+        )
+    return settings
+
+
+# -- facts ---------------------------------------------------------------------------------------
+
+
+def _window_days(settings: dict) -> int:
+    return max(
+        int(30.44 * settings["history"]["months"]) + 1,
+        settings["floors"]["severe_finding"]["days"],
+    )
+
+
+def _checklist_items() -> dict[tuple[int, int, str], tuple[str, tuple[str, ...]]]:
+    rows = db.session.execute(
+        sa.select(
+            ChecklistItem.checklist_id,
+            ChecklistItem.checklist_version,
+            ChecklistItem.code,
+            ChecklistItem.severity,
+            ChecklistItem.phases,
+        )
+    )
+    return {
+        (checklist_id, version, code): (
+            getattr(severity, "value", severity),
+            tuple(phases or ()),
+        )
+        for checklist_id, version, code, severity, phases in rows
+    }
+
+
+def gather_facts(
+    now: datetime, settings: dict, target_ids: Iterable[uuid.UUID] | None = None
+) -> dict[uuid.UUID, tuple[Facts, int]]:
+    """Facts about the given targets (all when None), with each target's squadron.
+
+    A fixed number of queries whatever the number of targets: approved inspections within the
+    history window plus each target's latest, counts, cases, complaints.
+    """
+    ids = None if target_ids is None else list(target_ids)
+
+    def only(column):
+        return sa.true() if ids is None else column.in_(ids)
+
+    window = now - timedelta(days=_window_days(settings))
+    quiet = now - timedelta(
+        days=max(settings["complaints"]["days"], settings["downgrade"]["complaint_free_days"])
+    )
+    items = _checklist_items()
+    approved = sa.and_(
+        Inspection.review_status == ReviewStatus.approved,
+        Inspection.status == InspectionStatus.submitted,
+        Inspection.started_at <= now,
+    )
+
+    latest = (
+        sa.select(Inspection.target_id, sa.func.max(Inspection.started_at).label("at"))
+        .where(approved, only(Inspection.target_id))
+        .group_by(Inspection.target_id)
+        .subquery()
+    )
+    inspections: dict[uuid.UUID, list[InspectionFact]] = {}
+    rows = db.session.execute(
+        sa.select(
+            Inspection.id,
+            Inspection.target_id,
+            Inspection.started_at,
+            Inspection.outcome,
+            Inspection.checklist_id,
+            Inspection.checklist_version,
+            Inspection.answers,
+        )
+        .join(latest, latest.c.target_id == Inspection.target_id)
+        .where(
+            approved,
+            sa.or_(Inspection.started_at >= window, Inspection.started_at == latest.c.at),
+        )
+        .order_by(Inspection.target_id, Inspection.started_at.desc(), Inspection.id)
+    )
+    for record_id, target_id, at, outcome, checklist_id, version, answers in rows:
+        failed = []
+        for code, answer in (answers or {}).items():
+            if answer.get("result") != "fail":
+                continue
+            severity, phases = items.get((checklist_id, version, code), ("minor", ()))
+            failed.append(FailedItem(code, severity, phases))
+        inspections.setdefault(target_id, []).append(
+            InspectionFact(str(record_id), at, tuple(failed), outcome == Outcome.penalty_waived)
+        )
+
+    counts = dict(
+        db.session.execute(
+            sa.select(Inspection.target_id, sa.func.count())
+            .where(approved, only(Inspection.target_id))
+            .group_by(Inspection.target_id)
+        ).all()
+    )
+    last_inspected = dict(
+        db.session.execute(
+            sa.select(Inspection.target_id, sa.func.max(Inspection.started_at))
+            .where(
+                Inspection.status == InspectionStatus.submitted,
+                Inspection.started_at <= now,
+                only(Inspection.target_id),
+            )
+            .group_by(Inspection.target_id)
+        ).all()
+    )
+    cases: dict[uuid.UUID, list] = {}
+    for case_id, target_id, opened in db.session.execute(
+        sa.select(Case.id, Case.target_id, Case.opened_at).where(
+            Case.opened_at >= window, Case.opened_at <= now, only(Case.target_id)
+        )
+    ):
+        cases.setdefault(target_id, []).append((str(case_id), opened))
+    complaints: dict[uuid.UUID, list] = {}
+    for complaint_id, target_id, received in db.session.execute(
+        sa.select(Complaint.id, Complaint.target_id, Complaint.received_at)
+        .where(
+            Complaint.substantiated.is_(True),
+            Complaint.received_at >= quiet,
+            Complaint.received_at <= now,
+            only(Complaint.target_id),
+        )
+        .order_by(Complaint.received_at.desc())
+    ):
+        complaints.setdefault(target_id, []).append((str(complaint_id), received))
+
+    facts = {}
+    for row in db.session.execute(
+        sa.select(
+            Target.id,
+            Target.kind,
+            Target.credit_class,
+            Target.sensitive_surroundings,
+            Target.business_type,
+            Target.scale,
+            Target.phase,
+            Target.squadron_id,
+        ).where(only(Target.id))
+    ):
+        facts[row.id] = (
+            Facts(
+                target_id=str(row.id),
+                kind=row.kind.value,
+                credit_class=row.credit_class.value,
+                sensitive_surroundings=row.sensitive_surroundings,
+                business_type=row.business_type,
+                scale=row.scale.value if row.scale else None,
+                phase=row.phase.value if row.phase else None,
+                inspections=tuple(inspections.get(row.id, ())),
+                inspection_count=counts.get(row.id, 0),
+                cases=tuple(cases.get(row.id, ())),
+                complaints=tuple(complaints.get(row.id, ())),
+                last_inspected_at=last_inspected.get(row.id),
+            ),
+            row.squadron_id,
+        )
+    return facts
+
+
+# -- storing -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RecomputeSummary:
+    targets: int = 0
+    changed: int = 0
+    level_changes: int = 0
+    by_level: dict | None = None
+
+
+def _values(target_id, squadron_id: int, kind: str, result: Assessment, now: datetime) -> dict:
+    return {
+        "target_id": target_id,
+        "squadron_id": squadron_id,
+        "kind": kind,
+        "score": result.score,
+        "level": result.level,
+        "level_since": result.since,
+        "factors": [f.as_dict() for f in result.factors],
+        "floors": [f.as_dict() for f in result.floors],
+        "reason": result.reason[:300],
+        "next_due": result.next_due,
+        "assessed_at": now,
+    }
+
+
+_COMPARED = (
+    "squadron_id",
+    "score",
+    "level",
+    "level_since",
+    "factors",
+    "floors",
+    "reason",
+    "next_due",
+)
+
+
+def _digest(values: dict) -> str:
+    body = {k: audit.jsonable(values[k]) for k in _COMPARED}
+    return hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _change_row(target_id, squadron_id, before: RiskLevel | None, result: Assessment, now):
+    return {
+        "target_id": target_id,
+        "squadron_id": squadron_id,
+        "at": now,
+        "from_level": before,
+        "to_level": result.level,
+        "score": result.score,
+        "reason": result.reason[:300],
+        "factors": [f.as_dict() for f in result.factors],
+        "floors": [f.as_dict() for f in result.floors],
+    }
+
+
+def left_scope(actor: Actor, target: Target, squadron_id: int, now: datetime) -> None:
+    """The target moves out of ``squadron_id``: that squadron's devices drop its risk record
+    (the re-assessment that follows files it under the new squadron)."""
+    stored = db.session.get(TargetRisk, target.id)
+    if stored is not None:
+        record_left_scope("risk", stored, squadron_id, actor.user_id, now)
+
+
+def refresh_target(actor: Actor, target: Target, now: datetime) -> RecomputeSummary:
+    """Re-assess one target after something that feeds its risk changed (same transaction)."""
+    db.session.flush()
+    return assess_targets(actor, now, [target.id])
+
+
+def assess_targets(
+    actor: Actor,
+    now: datetime,
+    target_ids: list[uuid.UUID] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> RecomputeSummary:
+    """Re-assess the given targets (None: every one), a chunk at a time: a few queries and
+    bulk writes per chunk, whether for one target after an event or for the whole city."""
+    settings = load_settings()
+    all_ids = (
+        db.session.scalars(sa.select(Target.id).order_by(Target.id)).all()
+        if target_ids is None
+        else list(target_ids)
+    )
+    whole = target_ids is None and len(all_ids) <= CHUNK
+    summary = RecomputeSummary(targets=len(all_ids), by_level=dict.fromkeys(RiskLevel, 0))
+    table = TargetRisk.__table__
+    for start in range(0, len(all_ids), CHUNK):
+        chunk = all_ids[start : start + CHUNK]
+        facts = gather_facts(now, settings, None if whole else chunk)
+        stored = {
+            row.target_id: row
+            for row in db.session.execute(
+                sa.select(table).where(table.c.target_id.in_(chunk)).with_for_update()
+            )
+        }
+        inserts, updates, level_rows, audit_rows = [], [], [], []
+        for target_id, (fact, squadron_id) in facts.items():
+            row = stored.get(target_id)
+            state = LevelState(row.level, row.level_since) if row is not None else LevelState()
+            result = assess(fact, state, settings, now)
+            summary.by_level[result.level] += 1
+            values = _values(target_id, squadron_id, fact.kind, result, now)
+            if row is None:
+                inserts.append(values | {"version": 1, "updated_at": now})
+            elif _digest(values) != _digest({k: getattr(row, k) for k in _COMPARED}):
+                updates.append(values | {"version": row.version + 1, "updated_at": now})
+            if result.changed:
+                level_rows.append(_change_row(target_id, squadron_id, state.level, result, now))
+                audit_rows.append(
+                    audit.entry_values(
+                        actor,
+                        "risk.level_change",
+                        "risk",
+                        target_id,
+                        before={"level": state.level.value if state.level else None},
+                        after={
+                            "level": result.level.value,
+                            "score": result.score,
+                            "reason": result.reason,
+                        },
+                    )
+                )
+        written = inserts + updates
+        if written:
+            first = allocate(db.session, change_counter, len(written))
+            for offset, values in enumerate(written):
+                values["change_seq"] = first + offset
+        if inserts:
+            db.session.execute(sa.insert(table), inserts)
+        if updates:
+            # executemany UPDATE: bind names must differ from the columns they set.
+            columns = [name for name in updates[0] if name != "target_id"]
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.target_id == sa.bindparam("p_target_id"))
+                .values({name: sa.bindparam(f"p_{name}") for name in columns}),
+                [{f"p_{k}": v for k, v in u.items()} for u in updates],
+            )
+        if level_rows:
+            db.session.execute(sa.insert(RiskLevelChange.__table__), level_rows)
+            db.session.execute(sa.insert(AuditEntry.__table__), audit_rows)
+        summary.changed += len(written)
+        summary.level_changes += len(level_rows)
+        progress(f"{min(start + CHUNK, len(all_ids)):,} of {len(all_ids):,} targets assessed")
+    return summary
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+def update_settings(actor: Actor, changes: dict) -> dict:
+    """Replace groups of the risk model's numbers after checking the whole model still holds."""
+    rows = {row.key: row for row in db.session.scalars(sa.select(RiskSetting).with_for_update())}
+    unknown = sorted(set(changes) - set(rows))
+    if unknown:
+        raise APIError(
+            422,
+            "validation_failed",
+            errors={"json": {key: ["not a risk setting group"] for key in unknown}},
+        )
+    proposed = {key: row.value for key, row in rows.items()} | changes
+    from schemas.risk import check_settings
+
+    errors = check_settings(proposed)
+    if errors:
+        raise APIError(422, "validation_failed", errors={"json": errors})
+    before = {key: rows[key].value for key in changes}
+    for key, value in changes.items():
+        rows[key].value = value
+        rows[key].updated_by_id = actor.user_id
+    audit.record(actor, "risk.settings_update", "risk_settings", None, before=before, after=changes)
+    return proposed
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def level_history(target_id: uuid.UUID, limit: int = 50) -> list[dict]:
+    """The target's level changes, newest first."""
+    return [
+        {
+            "at": change.at,
+            "from_": change.from_level.value if change.from_level else None,
+            "to": change.to_level.value,
+            "score": change.score,
+            "reason": change.reason,
+        }
+        for change in db.session.scalars(
+            sa.select(RiskLevelChange)
+            .where(RiskLevelChange.target_id == target_id)
+            .order_by(RiskLevelChange.at.desc(), RiskLevelChange.id.desc())
+            .limit(limit)
+        )
+    ]
+
+
+def risk_file(target: Target, now: datetime) -> dict:
+    """The target's stored assessment with its history; a target never assessed yet (added
+    before the risk tables existed) is assessed here without storing anything."""
+    stored = db.session.get(TargetRisk, target.id)
+    if stored is not None:
+        values = {k: getattr(stored, k) for k in (*_COMPARED, "assessed_at")}
+    else:
+        settings = load_settings()
+        facts, squadron_id = gather_facts(now, settings, [target.id])[target.id]
+        values = _values(
+            target.id, squadron_id, facts.kind, assess(facts, LevelState(), settings, now), now
+        )
+    return {
+        **values,
+        "target_id": target.id,
+        "level": values["level"].value,
+        "history": level_history(target.id),
+    }
+
+
+def summarize(rows: list) -> dict:
+    """Counts and shares per level from ``(squadron_id, kind, level, count)`` rows."""
+
+    def levels(counts: dict) -> list[dict]:
+        total = sum(counts.values())
+        return [
+            {
+                "level": level.value,
+                "count": counts.get(level, 0),
+                "share": round(counts.get(level, 0) / total, 4) if total else 0.0,
+            }
+            for level in RiskLevel
+        ]
+
+    overall: dict = {}
+    groups: dict = {}
+    for squadron_id, kind, level, count in rows:
+        overall[level] = overall.get(level, 0) + count
+        group = groups.setdefault((squadron_id, kind), {})
+        group[level] = group.get(level, 0) + count
+    return {
+        "total": sum(overall.values()),
+        "levels": levels(overall),
+        "groups": [
+            {
+                "squadron_id": squadron_id,
+                "kind": kind,
+                "total": sum(counts.values()),
+                "levels": levels(counts),
+            }
+            for (squadron_id, kind), counts in sorted(groups.items())
+        ],
+    }

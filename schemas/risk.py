@@ -1,0 +1,190 @@
+"""Risk, schedule and draws on the wire, and the checks on the risk model's settings."""
+
+from __future__ import annotations
+
+import math
+
+import marshmallow as ma
+from marshmallow import fields
+
+from fieldapp.risk.defaults import DEFAULT_SETTINGS
+from fieldapp.risk.scoring import RiskLevel
+from fieldapp.targets.models import TargetKind
+from schemas.common import PageArgs, StrictSchema, id_field
+
+LEVELS = [level.value for level in RiskLevel]
+
+
+class FactorSchema(ma.Schema):
+    factor = fields.String(dump_only=True)
+    points = fields.Integer(dump_only=True)
+    reason = fields.String(dump_only=True)
+    source = fields.Dict(dump_only=True, allow_none=True)
+
+
+class FloorSchema(ma.Schema):
+    level = fields.String(dump_only=True)
+    reason = fields.String(dump_only=True)
+    until = fields.String(dump_only=True, allow_none=True)
+    source = fields.Dict(dump_only=True, allow_none=True)
+
+
+class LevelChangeSchema(ma.Schema):
+    at = fields.DateTime(dump_only=True)
+    from_ = fields.String(data_key="from", dump_only=True, allow_none=True)
+    to = fields.String(dump_only=True)
+    score = fields.Integer(dump_only=True)
+    reason = fields.String(dump_only=True)
+
+
+class RiskSchema(ma.Schema):
+    """A target's risk: the score, every point of it, the floors, the level and its history."""
+
+    target_id = fields.UUID(dump_only=True)
+    score = fields.Integer(dump_only=True)
+    level = fields.String(dump_only=True)
+    factors = fields.List(fields.Nested(FactorSchema), dump_only=True)
+    floors = fields.List(fields.Nested(FloorSchema), dump_only=True)
+    reason = fields.String(dump_only=True, metadata={"description": "why the level is what it is"})
+    next_due = fields.Date(dump_only=True, allow_none=True)
+    level_since = fields.DateTime(dump_only=True)
+    assessed_at = fields.DateTime(dump_only=True)
+    history = fields.List(fields.Nested(LevelChangeSchema), dump_only=True)
+
+
+class RiskSummaryArgs(StrictSchema):
+    kind = fields.Enum(TargetKind, by_value=True)
+    squadron_id = id_field(strict=False)
+
+
+class LevelCountSchema(ma.Schema):
+    level = fields.String(dump_only=True)
+    count = fields.Integer(dump_only=True)
+    share = fields.Float(dump_only=True)
+
+
+class GroupSummarySchema(ma.Schema):
+    squadron_id = fields.Integer(dump_only=True)
+    kind = fields.String(dump_only=True)
+    total = fields.Integer(dump_only=True)
+    levels = fields.List(fields.Nested(LevelCountSchema), dump_only=True)
+
+
+class RiskSummarySchema(ma.Schema):
+    total = fields.Integer(dump_only=True)
+    levels = fields.List(fields.Nested(LevelCountSchema), dump_only=True)
+    groups = fields.List(fields.Nested(GroupSummarySchema), dump_only=True)
+
+
+class RiskSettingSchema(ma.Schema):
+    key = fields.String(dump_only=True)
+    description = fields.String(dump_only=True)
+    value = fields.Dict(dump_only=True)
+    updated_at = fields.DateTime(dump_only=True)
+    updated_by = fields.UUID(attribute="updated_by_id", dump_only=True, allow_none=True)
+
+
+class RiskSettingsArgs(StrictSchema):
+    """Groups to replace, each whole: ``{"credit": {"cap": 10, "class": {...}}}``."""
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+    @ma.validates_schema(pass_original=True)
+    def _groups_are_objects(self, data, original, **kwargs):
+        if not original:
+            raise ma.ValidationError("name at least one settings group", "_schema")
+        for key, value in original.items():
+            if not isinstance(value, dict):
+                raise ma.ValidationError("a settings group is a JSON object", key)
+
+
+class ScheduleDueArgs(PageArgs):
+    squadron_id = id_field(strict=False)
+    kind = fields.Enum(TargetKind, by_value=True)
+    on = fields.Date(metadata={"description": "the day to plan for (default: today)"})
+
+
+class DueTargetSchema(ma.Schema):
+    target_id = fields.UUID(dump_only=True)
+    code = fields.String(dump_only=True)
+    name = fields.String(dump_only=True)
+    kind = fields.String(dump_only=True)
+    squadron_id = fields.Integer(dump_only=True)
+    level = fields.String(dump_only=True)
+    next_due = fields.Date(dump_only=True, allow_none=True)
+    days_overdue = fields.Integer(
+        dump_only=True, allow_none=True, metadata={"description": "null: never inspected"}
+    )
+
+
+# -- settings checks -----------------------------------------------------------------------------
+
+#: Mappings where an admin may add keys (a new business type), not only change values.
+_OPEN_MAPPINGS = {("inherent", "business_type")}
+
+
+def _shape_errors(default, value, path: tuple) -> dict:
+    """Where ``value`` does not have the shape of ``default`` (same keys, same kinds)."""
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            return {".".join(path): ["must be an object"]}
+        errors = {}
+        open_keys = path[-2:] in _OPEN_MAPPINGS or path in _OPEN_MAPPINGS
+        for key in default:
+            if key not in value:
+                if not open_keys:
+                    errors[".".join((*path, key))] = ["missing"]
+                continue
+            errors |= _shape_errors(default[key], value[key], (*path, key))
+        for key in value.keys() - default.keys():
+            if open_keys:
+                sample = next(iter(default.values()))
+                errors |= _shape_errors(sample, value[key], (*path, key))
+            else:
+                errors[".".join((*path, key))] = ["unknown setting"]
+        return errors
+    if isinstance(default, str):
+        if value not in LEVELS:
+            return {".".join(path): [f"must be one of {', '.join(LEVELS)}"]}
+        return {}
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or not math.isfinite(value):
+        return {".".join(path): ["must be a number"]}
+    if isinstance(default, int) and not isinstance(default, bool) and value != int(value):
+        return {".".join(path): ["must be a whole number"]}
+    if value < 0:
+        return {".".join(path): ["must not be negative"]}
+    return {}
+
+
+def check_settings(settings: dict) -> dict:
+    """Field-level errors of a whole settings table (empty: it holds)."""
+    errors = {}
+    for key, default in DEFAULT_SETTINGS.items():
+        errors |= _shape_errors(default["value"], settings.get(key), (key,))
+    if errors:
+        return errors
+    caps = sum(
+        settings[k]["cap"] for k in ("inherent", "compliance", "history", "complaints", "credit")
+    )
+    if caps > 100:
+        errors["cap"] = [f"the factor caps add up to {caps}; at most 100 keeps scores in 0..100"]
+    levels = settings["levels"]
+    if not 0 < levels["medium"] < levels["elevated"] < levels["high"] <= 100:
+        errors["levels"] = ["thresholds must rise: 0 < medium < elevated < high <= 100"]
+    for name, rate in settings["draw"]["rates"].items():
+        if not 0 <= rate <= 1:
+            errors[f"draw.rates.{name}"] = ["a rate is a share between 0 and 1"]
+    if settings["draw"]["rates"]["low"] <= 0:
+        errors["draw.rates.low"] = ["low risk is never exempt from random draws: rate above 0"]
+    for kind, table in settings["frequency"].items():
+        for level, days in table.items():
+            if days < 1:
+                errors[f"frequency.{kind}.{level}"] = ["at least 1 day"]
+        if not table["low"] >= table["medium"] >= table["elevated"] >= table["high"]:
+            errors[f"frequency.{kind}"] = ["higher levels are inspected at least as often"]
+    for kind, count in settings["downgrade"]["clean_inspections"].items():
+        if count < 1:
+            errors[f"downgrade.clean_inspections.{kind}"] = ["at least 1"]
+    return errors
