@@ -269,7 +269,7 @@ def _change_row(target_id, squadron_id, before: RiskLevel | None, result: Assess
         "from_level": before,
         "to_level": result.level,
         "score": result.score,
-        "reason": result.reason[:300],
+        "reason": result.change_reason[:300],
         "factors": [f.as_dict() for f in result.factors],
         "floors": [f.as_dict() for f in result.floors],
     }
@@ -338,7 +338,7 @@ def assess_targets(
                         after={
                             "level": result.level.value,
                             "score": result.score,
-                            "reason": result.reason,
+                            "reason": result.change_reason,
                         },
                     )
                 )

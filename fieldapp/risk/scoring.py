@@ -118,8 +118,10 @@ class Assessment:
     floors: tuple[Floor, ...]
     level: RiskLevel
     since: datetime
-    #: why the level is what it is when it differs from the score's (or why it changed)
+    #: why the level is what it is (the score, a floor, or what holds a downgrade back)
     reason: str
+    #: why the level changed, for the level history (the same as ``reason`` when unchanged)
+    change_reason: str
     changed: bool
     next_due: date | None
     held: dict = field(default_factory=dict)
@@ -294,10 +296,11 @@ def assess(facts: Facts, state: LevelState, settings: dict, now: datetime) -> As
     reason = f"score {score}" if wanted == by_score else _floor_reason(found, wanted)
     current = state.level
     held: dict = {}
+    change_reason = reason
     if current is None:
         level = wanted
     elif wanted.rank > current.rank:
-        level, reason = wanted, f"up: {reason}"
+        level, change_reason = wanted, f"up: {reason}"
     elif wanted.rank == current.rank:
         level = current
     else:
@@ -307,7 +310,11 @@ def assess(facts: Facts, state: LevelState, settings: dict, now: datetime) -> As
             reason = f"held at {current.value} ({reason}): " + "; ".join(held.values())
         else:
             level = _ORDER[current.rank - 1]
-            reason = f"down one level: {reason}"
+            change_reason = f"down one level: {reason}"
+            if level != wanted:
+                # Said as the next assessment will say it: the next step waits its turn.
+                held = _downgrade_blocks(facts, LevelState(level, now), settings, now)
+                reason = f"held at {level.value} ({reason}): " + "; ".join(held.values())
     changed = level != current
     since = now if changed or state.since is None else state.since
     return Assessment(
@@ -317,6 +324,7 @@ def assess(facts: Facts, state: LevelState, settings: dict, now: datetime) -> As
         level=level,
         since=since,
         reason=reason,
+        change_reason=change_reason,
         changed=changed,
         next_due=next_due(facts, level, settings),
         held=held,

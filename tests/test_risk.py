@@ -1,0 +1,346 @@
+"""Risk as leaders and admins meet it: assessed on every event, explained, summarized, scheduled."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit.models import AuditEntry
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import db
+from fieldapp.inspections.models import Case, Inspection, InspectionStatus, ReviewStatus
+from fieldapp.risk import operations
+from fieldapp.risk.models import RiskLevelChange, TargetRisk
+from fieldapp.targets.models import Target
+from tests.conftest import assert_error, etag_of, shop_payload
+from tests.sync_helpers import FakeDevice
+
+SYSTEM = Actor.for_system("test")
+PASSED = {"result": "pass", "note": "", "photo_ids": []}
+FAILED = {"result": "fail", "note": "油烟直排", "photo_ids": []}
+
+
+def approved_inspection(
+    world, target_key: str, at: datetime, failed=(), outcome=None
+) -> Inspection:
+    """An inspection a leader approved (the review workflow itself is issue 5's)."""
+    target = db.session.get(Target, world.targets[target_key].id)
+    kind = target.kind.value
+    codes = ("S01", "S02", "S03") if kind == "shop" else ("C01", "C02")
+    inspection = Inspection(
+        target_id=target.id,
+        squadron_id=target.squadron_id,
+        checklist_id=world.checklists[kind].id,
+        checklist_version=1,
+        origin="patrol",
+        started_at=at,
+        ended_at=at + timedelta(minutes=20),
+        lon=target.lon,
+        lat=target.lat,
+        answers={code: FAILED if code in failed else PASSED for code in codes},
+        findings="",
+        outcome=outcome or ("rectification_ordered" if failed else "compliant"),
+        rectification_deadline=(at + timedelta(days=7)).date() if failed else None,
+        status=InspectionStatus.submitted,
+        review_status=ReviewStatus.approved,
+        received_at=at,
+        submitted_at=at,
+    )
+    db.session.add(inspection)
+    db.session.flush()
+    return inspection
+
+
+def stored(target_id) -> TargetRisk:
+    db.session.expire_all()
+    return db.session.get(TargetRisk, target_id)
+
+
+def test_a_new_target_is_assessed_at_once_and_explained(login, world):
+    leader = login("leader1")
+    created = leader.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id)).get_json()
+    response = leader.get(f"/api/v1/targets/{created['id']}/risk")
+    assert response.status_code == 200
+    risk = response.get_json()
+    # A new target is at least medium until it has had two inspections.
+    assert risk["level"] == "medium"
+    assert [f["level"] for f in risk["floors"]] == ["medium"]
+    assert "new target" in risk["floors"][0]["reason"]
+    assert risk["score"] == sum(f["points"] for f in risk["factors"])
+    assert {f["factor"] for f in risk["factors"]} >= {"inherent", "credit"}
+    assert risk["next_due"] is None  # never inspected: due now
+    assert [(h["from"], h["to"]) for h in risk["history"]] == [(None, "medium")]
+
+
+def test_a_severe_finding_raises_the_level_at_once_with_its_audit_entry(app, login, world):
+    officer = FakeDevice(login("officer1"))
+    officer.pull_all()
+    shop = world.targets["shop1"].id
+    with app.app_context():
+        for days in (60, 30):
+            approved_inspection(world, "shop1", datetime.now(UTC) - timedelta(days=days))
+        inspection = approved_inspection(
+            world, "shop1", datetime.now(UTC) - timedelta(days=1), failed=("S03",)
+        )
+        target = db.session.get(Target, shop)
+        operations.refresh_target(SYSTEM, target, datetime.now(UTC))
+        db.session.commit()
+        risk = stored(shop)
+        assert risk.level.value == "high"
+        assert {"entity": "inspection", "id": str(inspection.id)} in [
+            f["source"] for f in risk.factors
+        ]
+        entries = db.session.scalars(
+            sa.select(AuditEntry).where(
+                AuditEntry.action == "risk.level_change", AuditEntry.record_id == str(shop)
+            )
+        ).all()
+        assert entries[-1].after["level"] == "high"
+        change = db.session.scalars(
+            sa.select(RiskLevelChange)
+            .where(RiskLevelChange.target_id == shop)
+            .order_by(RiskLevelChange.id.desc())
+        ).first()
+        assert (change.from_level.value, change.to_level.value) == ("medium", "high")
+    # The officer's device learns it on the next pull.
+    pulled = [c for c in officer.pull_all() if c["entity"] == "risk"]
+    assert [(c["id"], c["data"]["level"]) for c in pulled] == [(str(shop), "high")]
+
+
+def test_a_credit_change_rescores_the_target_in_the_same_request(login, world):
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    before = leader.get(f"{path}/risk").get_json()
+    response = leader.patch(
+        path, json={"credit_class": "D"}, headers={"If-Match": etag_of(leader, path)}
+    )
+    assert response.status_code == 200
+    after = leader.get(f"{path}/risk").get_json()
+    credit = [f for f in after["factors"] if f["factor"] == "credit"]
+    assert credit == [
+        {"factor": "credit", "points": 10, "reason": "credit class D", "source": None}
+    ]
+    assert after["score"] == before["score"] + 10 - 2
+    assert after["level"] == "elevated"  # credit D floors at elevated
+
+
+def test_the_risk_of_another_squadrons_target_is_not_found(login, world):
+    response = login("officer3").get(f"/api/v1/targets/{world.targets['shop1'].id}/risk")
+    assert_error(response, 404, "not_found")
+    assert_error(login("leader1").get(f"/api/v1/targets/{uuid.uuid4()}/risk"), 404, "not_found")
+
+
+def test_summary_counts_and_shares_per_level_in_the_callers_scope(login, world):
+    summary = login("supervisor").get("/api/v1/risk/summary").get_json()
+    assert summary["total"] == 3
+    assert sum(level["count"] for level in summary["levels"]) == 3
+    assert [level["level"] for level in summary["levels"]] == ["low", "medium", "elevated", "high"]
+    assert sum(level["share"] for level in summary["levels"]) == pytest.approx(1.0)
+    assert {(g["squadron_id"], g["kind"]) for g in summary["groups"]} == {
+        (world.squadrons[0].id, "shop"),
+        (world.squadrons[0].id, "site"),
+        (world.squadrons[1].id, "shop"),
+    }
+    mine = login("leader1").get("/api/v1/risk/summary?kind=shop").get_json()
+    assert mine["total"] == 1
+    assert_error(login("leader1").get("/api/v1/risk/summary?kind=boat"), 422, "validation_failed")
+
+
+def test_recompute_agrees_with_the_incremental_updates(app, ctx, world):
+    """Random events over a few months; after each, the one-target update and a full recompute
+    at the same moment store exactly the same assessment."""
+    rng = random.Random(6)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    keys = ["shop1", "shop2", "site1"]
+    for step in range(25):
+        now += timedelta(days=rng.choice([1, 7, 20, 45]))
+        key = rng.choice(keys)
+        target = db.session.get(Target, world.targets[key].id)
+        event = rng.choice(["clean", "fail", "severe", "case", "complaint", "credit"])
+        if event in ("clean", "fail", "severe"):
+            codes = {"clean": (), "fail": ("S01",) if target.kind.value == "shop" else ("C01",)}
+            failed = codes.get(event, ("S03",) if target.kind.value == "shop" else ("C02",))
+            approved_inspection(world, key, now - timedelta(hours=2), failed=failed)
+        elif event == "case":
+            db.session.add(
+                Case(
+                    number=f"case-{step}",
+                    target_id=target.id,
+                    squadron_id=target.squadron_id,
+                    opened_at=now,
+                )
+            )
+        elif event == "complaint":
+            db.session.add(
+                Complaint(
+                    target_id=target.id,
+                    squadron_id=target.squadron_id,
+                    category="油烟",
+                    text="油烟扰民",
+                    received_at=now - timedelta(hours=5),
+                    substantiated=True,
+                )
+            )
+        else:
+            target.credit_class = rng.choice("ABCD")
+        db.session.flush()
+        operations.refresh_target(SYSTEM, target, now)
+        incremental = _assessment(target.id)
+        savepoint = db.session.begin_nested()
+        summary = operations.assess_targets(SYSTEM, now)
+        assert _assessment(target.id) == incremental, (step, event)
+        assert summary.targets == 3
+        savepoint.rollback()
+    levels = {change.to_level.value for change in db.session.scalars(sa.select(RiskLevelChange))}
+    assert len(levels) >= 2  # the events moved levels, so the comparison meant something
+
+
+def _assessment(target_id) -> tuple:
+    risk = stored(target_id)
+    return (
+        risk.score,
+        risk.level,
+        risk.level_since,
+        risk.factors,
+        risk.floors,
+        risk.next_due,
+        risk.version,
+    )
+
+
+# -- settings ------------------------------------------------------------------------------------
+
+
+def test_everyone_reads_the_settings_and_only_admins_change_them(app, login, world):
+    leader = login("leader1")
+    listed = leader.get("/api/v1/risk/settings")
+    assert listed.status_code == 200
+    groups = {g["key"]: g for g in listed.get_json()}
+    assert groups["levels"]["value"] == {"medium": 30, "elevated": 50, "high": 70}
+    assert groups["levels"]["description"]
+    assert_error(
+        leader.patch("/api/v1/risk/settings", json={"credit": groups["credit"]["value"]}),
+        403,
+        "forbidden",
+    )
+    admin = login("admin")
+    credit = {"cap": 10, "class": {"A": 0, "B": 1, "C": 5, "D": 10}}
+    response = admin.patch("/api/v1/risk/settings", json={"credit": credit})
+    assert response.status_code == 200, response.get_json()
+    assert {g["key"]: g["value"] for g in response.get_json()}["credit"] == credit
+    with app.app_context():
+        entry = db.session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == "risk.settings_update")
+        ).one()
+        assert entry.before["credit"]["class"]["B"] == 2 and entry.after["credit"] == credit
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"draw": {"rates": {"low": 1.5, "medium": 0.1, "elevated": 0.3, "high": 1}}},
+            "draw.rates.low",
+        ),
+        (
+            {"draw": {"rates": {"low": 0, "medium": 0.1, "elevated": 0.3, "high": 1}}},
+            "draw.rates.low",
+        ),
+        (
+            {"draw": {"rates": {"low": -0.1, "medium": 0.1, "elevated": 0.3, "high": 1}}},
+            "draw.rates.low",
+        ),
+        (
+            {
+                "floors": {
+                    "severe_finding": {"level": "extreme", "days": 90},
+                    "credit_d": {"level": "elevated"},
+                    "new_target": {"level": "medium", "inspections": 2},
+                }
+            },
+            "floors.severe_finding.level",
+        ),
+        ({"levels": {"medium": 60, "elevated": 50, "high": 70}}, "levels"),
+        ({"credit": {"cap": 60, "class": {"A": 0, "B": 2, "C": 6, "D": 10}}}, "cap"),
+        ({"credit": {"cap": 10, "class": {"A": 0, "B": "two", "C": 6, "D": 10}}}, "credit.class.B"),
+        ({"credit": {"cap": 10, "class": {"A": 0, "B": 2, "C": 6}}}, "credit.class.D"),
+        (
+            {"credit": {"cap": 10, "class": {"A": 0, "B": 2, "C": 6, "D": 10, "E": 20}}},
+            "credit.class.E",
+        ),
+        ({"weather": {"rain": 3}}, "weather"),
+        ({"credit": 10}, "credit"),
+        ({}, "_schema"),
+    ],
+)
+def test_settings_that_break_the_model_are_refused_field_by_field(login, world, body, field):
+    response = login("admin").patch("/api/v1/risk/settings", json=body)
+    error = assert_error(response, 422, "validation_failed")
+    assert field in error["errors"]["json"], error
+
+
+def test_an_admin_may_add_a_business_type(login, world):
+    admin = login("admin")
+    inherent = {g["key"]: g["value"] for g in admin.get("/api/v1/risk/settings").get_json()}[
+        "inherent"
+    ]
+    inherent["business_type"]["tea_house"] = 9
+    response = admin.patch("/api/v1/risk/settings", json={"inherent": inherent})
+    assert response.status_code == 200, response.get_json()
+
+
+# -- schedule ------------------------------------------------------------------------------------
+
+
+def test_due_lists_never_inspected_first_then_most_overdue(app, login, world):
+    with app.app_context():
+        long_ago = datetime.now(UTC) - timedelta(days=400)
+        recently = datetime.now(UTC) - timedelta(days=3)
+        approved_inspection(world, "shop1", long_ago)
+        approved_inspection(world, "site1", recently)
+        for key in ("shop1", "site1"):
+            operations.refresh_target(
+                SYSTEM, db.session.get(Target, world.targets[key].id), datetime.now(UTC)
+            )
+        db.session.commit()
+    leader = login("leader1")
+    due = leader.get("/api/v1/schedule/due").get_json()
+    # site1 was inspected three days ago and is not due; shop1 is overdue by months.
+    assert [item["target_id"] for item in due["items"]] == [str(world.targets["shop1"].id)]
+    [item] = due["items"]
+    assert item["days_overdue"] > 30 and item["level"] == "medium" and item["code"]
+    later = leader.get("/api/v1/schedule/due", query_string={"on": "2099-01-01"}).get_json()
+    assert [i["target_id"] for i in later["items"]] == [
+        str(world.targets["shop1"].id),
+        str(world.targets["site1"].id),
+    ]
+    only_sites = leader.get(
+        "/api/v1/schedule/due", query_string={"on": "2099-01-01", "kind": "site"}
+    ).get_json()
+    assert [i["kind"] for i in only_sites["items"]] == ["site"]
+    # Squadron 2's shop was never inspected: due now, first of all, for its own leader only.
+    theirs = login("leader2").get("/api/v1/schedule/due").get_json()["items"]
+    assert [(i["target_id"], i["days_overdue"]) for i in theirs] == [
+        (str(world.targets["shop2"].id), None)
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"on": "2026-02-30"},
+        {"on": "tomorrow"},
+        {"per_page": 1000},
+        {"kind": "boat"},
+        {"squadron_id": "x"},
+    ],
+)
+def test_due_refuses_bad_filters(login, world, query):
+    assert_error(
+        login("leader1").get("/api/v1/schedule/due", query_string=query), 422, "validation_failed"
+    )
