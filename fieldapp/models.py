@@ -5,6 +5,7 @@ from fieldapp.auth.models import Device, LoginFailure, Token, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter
+from fieldapp.draws.models import Draw
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
 from fieldapp.photos.models import Photo
@@ -24,6 +25,7 @@ __all__ = [
     "Conflict",
     "Device",
     "District",
+    "Draw",
     "Inspection",
     "LoginFailure",
     "Photo",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 
 import marshmallow as ma
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import TargetKind
-from schemas.common import PageArgs, StrictSchema, id_field
+from schemas.common import PageArgs, StrictFloat, StrictSchema, id_field
 
 LEVELS = [level.value for level in RiskLevel]
 
@@ -188,3 +188,75 @@ def check_settings(settings: dict) -> dict:
         if count < 1:
             errors[f"downgrade.clean_inspections.{kind}"] = ["at least 1"]
     return errors
+
+
+# -- draws (双随机一公开) -----------------------------------------------------------------------
+
+
+class DrawArgs(StrictSchema):
+    """A squadron's draw (its leader or an admin) or a district's (an admin)."""
+
+    squadron_id = id_field()
+    district_id = id_field()
+    kind = fields.Enum(TargetKind, by_value=True, required=True)
+    rates = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(LEVELS)),
+        values=StrictFloat(allow_nan=False, validate=validate.Range(min=0, max=1)),
+        metadata={"description": "share of each level to draw; defaults from the settings"},
+    )
+    seed = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=2**63 - 1),
+        metadata={"description": "default: a fresh random seed, stored with the draw"},
+    )
+
+    @ma.validates_schema
+    def _one_scope(self, data, **kwargs):
+        if ("squadron_id" in data) == ("district_id" in data):
+            raise ma.ValidationError("give squadron_id or district_id, not both", "squadron_id")
+
+
+class DrawnTargetSchema(ma.Schema):
+    target_id = fields.String(dump_only=True)
+    level = fields.String(dump_only=True)
+    officer_ids = fields.List(fields.String(), dump_only=True)
+
+
+class DrawSchema(ma.Schema):
+    id = fields.UUID(dump_only=True)
+    squadron_id = fields.Integer(dump_only=True, allow_none=True)
+    district_id = fields.Integer(dump_only=True)
+    kind = fields.Enum(TargetKind, by_value=True, dump_only=True)
+    seed = fields.Integer(dump_only=True)
+    rates = fields.Dict(dump_only=True)
+    roster_hash = fields.String(dump_only=True)
+    roster = fields.Dict(
+        dump_only=True, metadata={"description": "everything the draw drew from, to re-run it"}
+    )
+    targets = fields.List(fields.Nested(DrawnTargetSchema), dump_only=True)
+    officer_pairs = fields.Method("_pairs", dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+    verification = fields.Dict(dump_only=True)
+
+    def _pairs(self, draw):
+        return [
+            {"target_id": t["target_id"], "officer_ids": t["officer_ids"]} for t in draw.targets
+        ]
+
+
+class PublicInspectionArgs(PageArgs):
+    from_ = fields.Date(data_key="from")
+    to = fields.Date()
+    kind = fields.Enum(TargetKind, by_value=True)
+
+
+class PublicInspectionSchema(ma.Schema):
+    """一公开: what the public may know of a drawn inspection; no officer, no device."""
+
+    target_name = fields.String(dump_only=True)
+    target_code = fields.String(dump_only=True)
+    kind = fields.String(dump_only=True)
+    address = fields.String(dump_only=True)
+    date = fields.Date(dump_only=True)
+    result = fields.String(dump_only=True, metadata={"description": "the inspection's outcome"})
+    draw_id = fields.UUID(dump_only=True)

@@ -74,6 +74,7 @@ def _task(task: Task) -> dict:
         "note": task.note,
         "origin": task.origin.value,
         "status": task.status.value,
+        "draw_id": str(task.draw_id) if task.draw_id else None,
     }
 
 

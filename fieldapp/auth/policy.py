@@ -22,6 +22,7 @@ from fieldapp.auth.models import SQUADRON_ROLES, Device, Role, User
 from fieldapp.checklists.models import Checklist
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
+from fieldapp.draws.models import Draw
 from fieldapp.errors import APIError, not_found
 from fieldapp.inspections.models import Inspection, inspection_officers
 from fieldapp.org.models import Squadron
@@ -173,6 +174,15 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
     ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),
     TargetRisk: lambda p: p._squadron_clause(TargetRisk.squadron_id),
+    Draw: lambda p: (
+        sa.true()
+        if p.role is Role.admin
+        else (
+            Draw.district_id == p.user.district_id
+            if p.role is Role.supervisor
+            else Draw.squadron_id == p.user.squadron_id
+        )
+    ),
     User: _user_read,
     # Squadron names and boundaries are district knowledge every member may see on a map.
     Squadron: lambda p: (
@@ -195,6 +205,8 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     "target.update": lambda p, target: _manages_squadron(p, target.squadron_id),
     "squadron.manage": lambda p, _: p.role is Role.admin,
     "risk.settings": lambda p, _: p.role is Role.admin,
+    # obj: the squadron id drawn from (None: a whole district, admins only)
+    "draw.create": lambda p, squadron_id: _manages_squadron(p, squadron_id),
     "user.manage": lambda p, _: p.role is Role.admin,
     "device.manage": lambda p, _: p.role is Role.admin,
     "checklist.manage": lambda p, _: p.role is Role.admin,
@@ -213,6 +225,7 @@ _WRITE_MESSAGES = {
     "target.update": "only the squadron's leader or an admin may edit this target",
     "squadron.manage": "only admins manage squadrons",
     "risk.settings": "only admins change the risk model's settings",
+    "draw.create": "only the squadron's leader (or an admin, also for a district) may draw",
     "user.manage": "only admins manage users",
     "device.manage": "only admins manage devices",
     "checklist.manage": "only admins publish checklists",

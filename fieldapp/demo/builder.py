@@ -27,6 +27,7 @@ from shapely.geometry import LineString, Point, Polygon, box
 from shapely.prepared import prep
 from stdnum.cn import uscc as uscc_number
 
+from fieldapp.actor import Actor
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
@@ -36,6 +37,8 @@ from fieldapp.demo import vocabulary as vocab
 from fieldapp.geo import METRES_PER_DEGREE
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
+from fieldapp.risk import operations as risk
+from fieldapp.risk.models import RiskLevelChange
 from fieldapp.targets.models import Target
 from fieldapp.targets.operations import code_for
 from fieldapp.tasks.models import Task, task_assignees
@@ -44,6 +47,11 @@ from sync.models import RecordVersion
 from sync.versions import version_values
 
 DEMO_PASSWORD = "fieldapp-demo"
+
+#: Eighteen months of history: risk weights are set on the first twelve and tested on the last
+#: six (bench/risk_eval.py).
+HISTORY_DAYS = 548
+
 DEFAULT_SEED = 20240325
 # Baoshan's rough extent (WGS-84): the squadrons tile this box on a 4 x 3 grid.
 EXTENT = (121.33, 31.29, 121.53, 31.51)
@@ -59,12 +67,22 @@ class Scale:
     officers_per_squadron: int
     #: Scales the per-target inspection rate; the city keeps history lighter per target.
     visit_factor: float
+    #: Risk is assessed at the start of each of this many last months, then on the demo's date,
+    #: so levels have moved by the rules; the city does fewer rounds to keep its build short.
+    risk_months: int = 6
 
 
 SCALES = {
     "small": Scale("small", shops=180, sites=24, officers_per_squadron=3, visit_factor=1.0),
     "district": Scale("district", shops=3000, sites=80, officers_per_squadron=8, visit_factor=1.0),
-    "city": Scale("city", shops=196_000, sites=4_300, officers_per_squadron=60, visit_factor=0.45),
+    "city": Scale(
+        "city",
+        shops=196_000,
+        sites=4_300,
+        officers_per_squadron=60,
+        visit_factor=0.45,
+        risk_months=1,
+    ),
 }
 
 
@@ -231,7 +249,7 @@ class DemoBuilder:
         self.rng = random.Random(seed)
         self.as_of = as_of or datetime.now(UTC).date()
         self.end = datetime(self.as_of.year, self.as_of.month, self.as_of.day, tzinfo=UTC)
-        self.start = self.end - timedelta(days=365)
+        self.start = self.end - timedelta(days=HISTORY_DAYS)
         self.progress = progress or (lambda message: None)
         self.password_hash = ""
         self.counts: dict[str, int] = {}
@@ -301,6 +319,7 @@ class DemoBuilder:
         self._targets()
         self._history()
         self._finish()
+        self._risk()
         summary = Summary(self.scale.name, self.seed, self.as_of.isoformat(), self.counts)
         summary.seconds = time.perf_counter() - started
         db.session.add(
@@ -448,8 +467,8 @@ class DemoBuilder:
                     credit = _credit(rng, propensity / max(business["base_violation_rate"], 1e-6))
                     target_id = _uuid(rng)
                     created = self.start - timedelta(days=rng.randint(0, 2000))
-                    if rng.random() < 0.06:  # opened during the year: new targets
-                        created = self.start + timedelta(days=rng.randint(0, 330))
+                    if rng.random() < 0.06:  # opened during the history: new targets
+                        created = self.start + timedelta(days=rng.randint(0, HISTORY_DAYS - 35))
                     self.targets.append(
                         {
                             "id": target_id,
@@ -554,7 +573,10 @@ class DemoBuilder:
     def _history(self) -> None:
         rng = self.rng
         expected = sum(self._visit_rate(t) for t in self.targets)
-        self.progress(f"writing a year of history (about {int(expected * 1.4):,} inspections)")
+        months = HISTORY_DAYS * 12 // 365
+        self.progress(
+            f"writing {months} months of history (about {int(expected * 1.4):,} inspections)"
+        )
         inspections: list[dict] = []
         officer_rows: list[dict] = []
         complaints: list[dict] = []
@@ -906,6 +928,20 @@ class DemoBuilder:
             "found_violation": bool(failed),
         }
 
+    def _risk(self) -> None:
+        """Assess every target month by month over the last months of history, so levels have
+        moved by the rules (with their history) by the demo's date."""
+        moments = _month_ends(self.start, self.end, self.scale.risk_months)
+        system = Actor.for_system("demo")
+        for n, moment in enumerate(moments, start=1):
+            self.progress(f"assessing risk as of {moment.date()} ({n} of {len(moments)})")
+            summary = risk.assess_targets(system, moment)
+        self.counts["level changes"] = db.session.scalar(
+            sa.select(sa.func.count()).select_from(RiskLevelChange)
+        )
+        for level, count in summary.by_level.items():
+            self.counts[f"at {level.value} risk"] = count
+
     def _finish(self) -> None:
         db.session.execute(
             sa.update(change_counter).where(change_counter.c.id == 1).values(value=self.seq)
@@ -949,6 +985,15 @@ def _version_snapshots(inspections: list[dict], officer_rows: list[dict]) -> lis
             )
         )
     return snapshots
+
+
+def _month_ends(start: datetime, end: datetime, months: int) -> list[datetime]:
+    """The first day of each of the last ``months`` months before ``end``, then ``end``."""
+    moments, year, month = [], end.year, end.month
+    for _ in range(months):
+        moments.append(datetime(year, month, 1, tzinfo=UTC))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return [*sorted(m for m in moments if start < m < end), end]
 
 
 def _credit(rng: random.Random, relative_risk: float) -> str:

@@ -48,6 +48,8 @@ class TargetRisk(Syncable, db.Model):
     reason: Mapped[str] = mapped_column(sa.String(300), default="")
     next_due: Mapped[date | None]
     assessed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: fingerprint of the assessment: a recompute rewrites only targets whose assessment changed
+    digest: Mapped[str] = mapped_column(sa.String(40), default="")
 
     __table_args__ = (
         sa.Index("ix_target_risks_squadron_seq", "squadron_id", "change_seq"),

@@ -12,7 +12,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -87,6 +87,20 @@ def _checklist_items() -> dict[tuple[int, int, str], tuple[str, tuple[str, ...]]
     }
 
 
+def _raw(column):
+    """An id column as the driver returns it (32 hex digits on SQLite, a UUID on PostgreSQL):
+    hundreds of thousands of rows are matched by id here, and building a UUID object for each
+    cost more than the rest of the work."""
+    return sa.type_coerce(column, sa.String)
+
+
+def _dashed(raw) -> str:
+    """The usual text form of a raw id."""
+    if isinstance(raw, str) and len(raw) == 32:
+        return f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+    return str(raw)
+
+
 def gather_facts(
     now: datetime, settings: dict, target_ids: Iterable[uuid.UUID] | None = None
 ) -> dict[uuid.UUID, tuple[Facts, int]]:
@@ -120,13 +134,14 @@ def gather_facts(
     inspections: dict[uuid.UUID, list[InspectionFact]] = {}
     rows = db.session.execute(
         sa.select(
-            Inspection.id,
-            Inspection.target_id,
+            _raw(Inspection.id),
+            _raw(Inspection.target_id),
             Inspection.started_at,
             Inspection.outcome,
             Inspection.checklist_id,
             Inspection.checklist_version,
-            Inspection.answers,
+            # As text: most inspections fail nothing, and a substring test spares parsing them.
+            sa.cast(Inspection.answers, sa.Text),
         )
         .join(latest, latest.c.target_id == Inspection.target_id)
         .where(
@@ -137,25 +152,26 @@ def gather_facts(
     )
     for record_id, target_id, at, outcome, checklist_id, version, answers in rows:
         failed = []
-        for code, answer in (answers or {}).items():
+        parsed = json.loads(answers) if answers and '"fail"' in answers else {}
+        for code, answer in parsed.items():
             if answer.get("result") != "fail":
                 continue
             severity, phases = items.get((checklist_id, version, code), ("minor", ()))
             failed.append(FailedItem(code, severity, phases))
         inspections.setdefault(target_id, []).append(
-            InspectionFact(str(record_id), at, tuple(failed), outcome == Outcome.penalty_waived)
+            InspectionFact(_dashed(record_id), at, tuple(failed), outcome == Outcome.penalty_waived)
         )
 
     counts = dict(
         db.session.execute(
-            sa.select(Inspection.target_id, sa.func.count())
+            sa.select(_raw(Inspection.target_id), sa.func.count())
             .where(approved, only(Inspection.target_id))
             .group_by(Inspection.target_id)
         ).all()
     )
     last_inspected = dict(
         db.session.execute(
-            sa.select(Inspection.target_id, sa.func.max(Inspection.started_at))
+            sa.select(_raw(Inspection.target_id), sa.func.max(Inspection.started_at))
             .where(
                 Inspection.status == InspectionStatus.submitted,
                 Inspection.started_at <= now,
@@ -166,14 +182,14 @@ def gather_facts(
     )
     cases: dict[uuid.UUID, list] = {}
     for case_id, target_id, opened in db.session.execute(
-        sa.select(Case.id, Case.target_id, Case.opened_at).where(
+        sa.select(_raw(Case.id), _raw(Case.target_id), Case.opened_at).where(
             Case.opened_at >= window, Case.opened_at <= now, only(Case.target_id)
         )
     ):
-        cases.setdefault(target_id, []).append((str(case_id), opened))
+        cases.setdefault(target_id, []).append((_dashed(case_id), opened))
     complaints: dict[uuid.UUID, list] = {}
     for complaint_id, target_id, received in db.session.execute(
-        sa.select(Complaint.id, Complaint.target_id, Complaint.received_at)
+        sa.select(_raw(Complaint.id), _raw(Complaint.target_id), Complaint.received_at)
         .where(
             Complaint.substantiated.is_(True),
             Complaint.received_at >= quiet,
@@ -182,12 +198,13 @@ def gather_facts(
         )
         .order_by(Complaint.received_at.desc())
     ):
-        complaints.setdefault(target_id, []).append((str(complaint_id), received))
+        complaints.setdefault(target_id, []).append((_dashed(complaint_id), received))
 
     facts = {}
     for row in db.session.execute(
         sa.select(
             Target.id,
+            _raw(Target.id).label("raw_id"),
             Target.kind,
             Target.credit_class,
             Target.sensitive_surroundings,
@@ -206,11 +223,11 @@ def gather_facts(
                 business_type=row.business_type,
                 scale=row.scale.value if row.scale else None,
                 phase=row.phase.value if row.phase else None,
-                inspections=tuple(inspections.get(row.id, ())),
-                inspection_count=counts.get(row.id, 0),
-                cases=tuple(cases.get(row.id, ())),
-                complaints=tuple(complaints.get(row.id, ())),
-                last_inspected_at=last_inspected.get(row.id),
+                inspections=tuple(inspections.get(row.raw_id, ())),
+                inspection_count=counts.get(row.raw_id, 0),
+                cases=tuple(cases.get(row.raw_id, ())),
+                complaints=tuple(complaints.get(row.raw_id, ())),
+                last_inspected_at=last_inspected.get(row.raw_id),
             ),
             row.squadron_id,
         )
@@ -229,7 +246,7 @@ class RecomputeSummary:
 
 
 def _values(target_id, squadron_id: int, kind: str, result: Assessment, now: datetime) -> dict:
-    return {
+    values = {
         "target_id": target_id,
         "squadron_id": squadron_id,
         "kind": kind,
@@ -242,6 +259,8 @@ def _values(target_id, squadron_id: int, kind: str, result: Assessment, now: dat
         "next_due": result.next_due,
         "assessed_at": now,
     }
+    values["digest"] = _digest(values)
+    return values
 
 
 _COMPARED = (
@@ -257,8 +276,17 @@ _COMPARED = (
 
 
 def _digest(values: dict) -> str:
-    body = {k: audit.jsonable(values[k]) for k in _COMPARED}
-    return hashlib.sha1(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    """A fingerprint of what an assessment says, stored beside it: a recompute rewrites (and
+    sends to devices) only the targets whose assessment changed, without reading it back."""
+    body = [values[k] for k in _COMPARED]
+    text = json.dumps(body, default=_plain, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _plain(value):
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
 
 
 def _change_row(target_id, squadron_id, before: RiskLevel | None, result: Assessment, now):
@@ -312,7 +340,15 @@ def assess_targets(
         stored = {
             row.target_id: row
             for row in db.session.execute(
-                sa.select(table).where(table.c.target_id.in_(chunk)).with_for_update()
+                sa.select(
+                    table.c.target_id,
+                    table.c.level,
+                    table.c.level_since,
+                    table.c.version,
+                    table.c.digest,
+                )
+                .where(sa.true() if whole else table.c.target_id.in_(chunk))
+                .with_for_update()
             )
         }
         inserts, updates, level_rows, audit_rows = [], [], [], []
@@ -324,7 +360,7 @@ def assess_targets(
             values = _values(target_id, squadron_id, fact.kind, result, now)
             if row is None:
                 inserts.append(values | {"version": 1, "updated_at": now})
-            elif _digest(values) != _digest({k: getattr(row, k) for k in _COMPARED}):
+            elif values["digest"] != row.digest:
                 updates.append(values | {"version": row.version + 1, "updated_at": now})
             if result.changed:
                 level_rows.append(_change_row(target_id, squadron_id, state.level, result, now))

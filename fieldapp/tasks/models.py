@@ -45,6 +45,8 @@ class Task(Syncable, db.Model):
     due: Mapped[datetime] = mapped_column(UTCDateTime)
     note: Mapped[str] = mapped_column(sa.Text, default="")
     complaint_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("complaints.id"))
+    #: the 双随机 draw that made this task; the inspection carries it as ``draw_id``
+    draw_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("draws.id"))
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

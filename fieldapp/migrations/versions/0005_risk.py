@@ -210,6 +210,7 @@ def upgrade():
         sa.Column("reason", sa.String(length=300), nullable=False),
         sa.Column("next_due", sa.Date(), nullable=True),
         sa.Column("assessed_at", fieldapp.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("digest", sa.String(length=40), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("change_seq", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", fieldapp.db.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,215 @@
+"""双随机: draw targets per risk level and officer pairs, reproducibly, and publish the results.
+
+The draw itself (:func:`run_draw`) is a pure function of a frozen roster and a seed. The roster
+is stored with the draw and fingerprinted (:func:`roster_hash`), so anyone holding the stored
+roster can run the draw again and must get the same targets and pairs:
+
+1. ``rng = random.Random(seed)`` (Python's Mersenne Twister; integer seeds are portable).
+2. For each level, lowest first: the roster's targets at that level, sorted by id, and
+   ``k = ceil(rate × n)`` of them, at least one when the level has any target and a rate above
+   zero (low risk is never exempt), drawn with ``rng.sample``.
+3. For each drawn target, in that order: two officers drawn with ``rng.sample`` from its
+   squadron's officers (sorted by id), leaving out those who inspected it last time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.auth.models import Role, User
+from fieldapp.db import db
+from fieldapp.draws.models import Draw
+from fieldapp.errors import APIError, validation_error
+from fieldapp.inspections.models import Inspection, InspectionStatus, inspection_officers
+from fieldapp.org.models import Squadron
+from fieldapp.risk.models import TargetRisk
+from fieldapp.risk.operations import load_settings
+from fieldapp.risk.scoring import RiskLevel
+from fieldapp.targets.models import Target, TargetKind
+from fieldapp.tasks.models import Task, TaskOrigin, task_assignees
+
+LEVELS = [level.value for level in RiskLevel]
+
+#: Days the officers have to carry out a drawn inspection.
+DRAW_TASK_DAYS = 30
+
+
+def roster_hash(roster: dict) -> str:
+    """SHA-256 of the roster's canonical JSON (sorted keys, no spaces, UTF-8)."""
+    text = json.dumps(roster, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_draw(roster: dict, seed: int) -> list[dict]:
+    """The draw: ``[{target_id, level, officer_ids}]`` in the order drawn (see module doc)."""
+    rng = random.Random(seed)
+    by_level: dict[str, list[dict]] = {level: [] for level in LEVELS}
+    for target in sorted(roster["targets"], key=lambda t: t["id"]):
+        by_level[target["level"]].append(target)
+    drawn = []
+    for level in LEVELS:
+        candidates, rate = by_level[level], roster["rates"][level]
+        if not candidates or rate <= 0:
+            continue
+        k = min(len(candidates), max(1, math.ceil(rate * len(candidates))))
+        drawn += rng.sample(candidates, k)
+    result = []
+    for target in drawn:
+        officers = sorted(roster["officers"][str(target["squadron_id"])])
+        previous = set(roster["previous_inspectors"].get(target["id"], ()))
+        eligible = [o for o in officers if o not in previous]
+        pair = sorted(rng.sample(eligible, 2)) if len(eligible) >= 2 else []
+        result.append({"target_id": target["id"], "level": target["level"], "officer_ids": pair})
+    return result
+
+
+def freeze_roster(kind: TargetKind, squadron_ids: list[int], rates: dict) -> dict:
+    """Everything the draw depends on, read now: targets with their levels, officers by
+    squadron, and each target's previous inspectors (never drawn to inspect it again)."""
+    targets = db.session.execute(
+        sa.select(Target.id, Target.squadron_id, TargetRisk.level)
+        .join(TargetRisk, TargetRisk.target_id == Target.id)
+        .where(
+            Target.kind == kind,
+            Target.active.is_(True),
+            Target.squadron_id.in_(squadron_ids),
+        )
+        .order_by(Target.id)
+    ).all()
+    officers: dict[str, list[str]] = {str(s): [] for s in squadron_ids}
+    for user_id, squadron_id in db.session.execute(
+        sa.select(User.id, User.squadron_id).where(
+            User.role == Role.officer, User.active.is_(True), User.squadron_id.in_(squadron_ids)
+        )
+    ):
+        officers[str(squadron_id)].append(str(user_id))
+    for roster in officers.values():
+        roster.sort()
+    latest = (
+        sa.select(Inspection.target_id, sa.func.max(Inspection.started_at).label("at"))
+        .join(Target, Target.id == Inspection.target_id)
+        .where(
+            Inspection.status == InspectionStatus.submitted,
+            Target.kind == kind,
+            Target.squadron_id.in_(squadron_ids),
+        )
+        .group_by(Inspection.target_id)
+        .subquery()
+    )
+    previous: dict[str, list[str]] = {}
+    for target_id, user_id in db.session.execute(
+        sa.select(Inspection.target_id, inspection_officers.c.user_id)
+        .join(
+            latest,
+            sa.and_(
+                latest.c.target_id == Inspection.target_id, latest.c.at == Inspection.started_at
+            ),
+        )
+        .join(inspection_officers, inspection_officers.c.inspection_id == Inspection.id)
+    ):
+        previous.setdefault(str(target_id), []).append(str(user_id))
+    return {
+        "kind": kind.value,
+        "rates": rates,
+        "targets": [
+            {"id": str(t.id), "squadron_id": t.squadron_id, "level": t.level.value} for t in targets
+        ],
+        "officers": officers,
+        "previous_inspectors": {k: sorted(set(v)) for k, v in sorted(previous.items())},
+    }
+
+
+def create_draw(
+    actor: Actor,
+    kind: TargetKind,
+    squadrons: list[Squadron],
+    district_id: int,
+    rates: dict | None,
+    seed: int | None,
+    now: datetime,
+) -> Draw:
+    """Freeze the roster, draw, store the draw with its audit entry, and give each drawn
+    target a task for its officer pair (devices pull it)."""
+    defaults = load_settings()["draw"]["rates"]
+    rates = {level: float((rates or {}).get(level, defaults[level])) for level in LEVELS}
+    if rates["low"] <= 0:
+        raise validation_error({"rates": {"low": ["low risk is never exempt: rate above 0"]}})
+    roster = freeze_roster(kind, [s.id for s in squadrons], rates)
+    if not roster["targets"]:
+        raise validation_error({"kind": [f"no active {kind.value} with a risk level to draw from"]})
+    short = [s.name for s in squadrons if len(roster["officers"][str(s.id)]) < 2]
+    if short:
+        raise APIError(
+            422,
+            "validation_failed",
+            f"a pair needs two officers; {', '.join(short)} has fewer",
+            errors={"json": {"squadron_id": ["fewer than two active officers to draw from"]}},
+        )
+    seed = secrets.randbits(63) if seed is None else seed
+    drawn = run_draw(roster, seed)
+    draw = Draw(
+        squadron_id=squadrons[0].id if len(squadrons) == 1 else None,
+        district_id=district_id,
+        kind=kind,
+        seed=seed,
+        rates=rates,
+        roster=roster,
+        roster_hash=roster_hash(roster),
+        targets=drawn,
+        created_by_id=actor.user_id,
+        created_at=now,
+    )
+    db.session.add(draw)
+    db.session.flush()
+    squadron_of = {t["id"]: t["squadron_id"] for t in roster["targets"]}
+    for item in drawn:
+        if not item["officer_ids"]:
+            continue  # everyone left inspected it last time: the leader assigns it by hand
+        task = Task(
+            target_id=uuid.UUID(item["target_id"]),
+            squadron_id=squadron_of[item["target_id"]],
+            origin=TaskOrigin.draw,
+            due=now + timedelta(days=DRAW_TASK_DAYS),
+            note=f"双随机抽查 ({item['level']})",
+            draw_id=draw.id,
+            created_by_id=actor.user_id,
+        )
+        db.session.add(task)
+        db.session.flush()
+        db.session.execute(
+            sa.insert(task_assignees),
+            [{"task_id": task.id, "user_id": uuid.UUID(o)} for o in item["officer_ids"]],
+        )
+    audit.record(
+        actor,
+        "draw.create",
+        "draw",
+        draw.id,
+        after={
+            "kind": kind.value,
+            "seed": seed,
+            "roster_hash": draw.roster_hash,
+            "targets": len(drawn),
+            "squadron_id": draw.squadron_id,
+        },
+    )
+    return draw
+
+
+def verify_draw(draw: Draw) -> dict:
+    """Run the draw again from its stored roster and seed: both must match what was stored."""
+    rerun = run_draw(draw.roster, draw.seed)
+    return {
+        "roster_hash_matches": roster_hash(draw.roster) == draw.roster_hash,
+        "targets_match": rerun == draw.targets,
+    }

@@ -1,0 +1,126 @@
+"""双随机一公开: draws (leaders, admins) and the public results (no sign-in)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, time, timedelta, timezone
+
+import sqlalchemy as sa
+from flask.views import MethodView
+
+from fieldapp.api import Blueprint
+from fieldapp.db import db, utcnow
+from fieldapp.draws import operations
+from fieldapp.draws.models import Draw
+from fieldapp.errors import validation_error
+from fieldapp.inspections.models import Inspection, InspectionStatus, Origin, ReviewStatus
+from fieldapp.org.models import District, Squadron
+from fieldapp.targets.models import Target
+from fieldapp.web.paging import paginate
+from fieldapp.web.requests import current_actor, current_policy, public
+from schemas.common import page_schema
+from schemas.risk import DrawArgs, DrawSchema, PublicInspectionArgs, PublicInspectionSchema
+
+blp = Blueprint("draws", __name__, description="双随机一公开: random draws and public results")
+
+
+@blp.route("/draws")
+class DrawsResource(MethodView):
+    @blp.arguments(DrawArgs)
+    @blp.response(201, DrawSchema)
+    def post(self, args):
+        """Draw targets per risk level and an officer pair for each; the drawn targets become
+        tasks for their pairs. Same seed over the same roster, same draw."""
+        policy = current_policy()
+        if "squadron_id" in args:
+            policy.require("draw.create", args["squadron_id"])
+            squadron = policy.load_or_none(Squadron, args["squadron_id"])
+            if squadron is None:
+                raise validation_error({"squadron_id": [f"no squadron {args['squadron_id']}"]})
+            squadrons, district_id = [squadron], squadron.district_id
+        else:
+            policy.require("draw.create", None)
+            if db.session.get(District, args["district_id"]) is None:
+                raise validation_error({"district_id": [f"no district {args['district_id']}"]})
+            district_id = args["district_id"]
+            squadrons = db.session.scalars(
+                sa.select(Squadron).where(Squadron.district_id == district_id).order_by(Squadron.id)
+            ).all()
+        draw = operations.create_draw(
+            current_actor(),
+            args["kind"],
+            squadrons,
+            district_id,
+            args.get("rates"),
+            args.get("seed"),
+            utcnow(),
+        )
+        return draw
+
+
+@blp.route("/draws/<uuid:draw_id>")
+class DrawResource(MethodView):
+    @blp.response(200, DrawSchema)
+    def get(self, draw_id: uuid.UUID):
+        """A draw with its frozen roster, and whether re-running it gives the same result."""
+        draw = current_policy().load(Draw, draw_id, "draw")
+        draw.verification = operations.verify_draw(draw)
+        return draw
+
+
+@blp.route("/public/inspections")
+class PublicInspectionsResource(MethodView):
+    @public
+    @blp.doc(security=[])
+    @blp.arguments(PublicInspectionArgs, location="query")
+    @blp.response(200, page_schema(PublicInspectionSchema, "PublicInspectionPage"))
+    def get(self, args):
+        """一公开: approved inspections of drawn targets, with no personal data."""
+        query = (
+            sa.select(
+                Target.name.label("target_name"),
+                Target.code.label("target_code"),
+                Target.kind,
+                Target.address,
+                Inspection.started_at,
+                Inspection.outcome,
+                Inspection.draw_id,
+            )
+            .join(Target, Target.id == Inspection.target_id)
+            .where(
+                Inspection.origin == Origin.random,
+                Inspection.draw_id.is_not(None),
+                Inspection.status == InspectionStatus.submitted,
+                Inspection.review_status == ReviewStatus.approved,
+            )
+            .order_by(Inspection.started_at.desc(), Inspection.id)
+        )
+        if "from_" in args:
+            query = query.where(Inspection.started_at >= _day(args["from_"]))
+        if "to" in args:
+            query = query.where(Inspection.started_at < _day(args["to"]) + timedelta(days=1))
+        if "kind" in args:
+            query = query.where(Target.kind == args["kind"])
+        page = paginate(query, args["page"], args["per_page"], scalars=False)
+        page["items"] = [
+            {
+                "target_name": row.target_name,
+                "target_code": row.target_code,
+                "kind": row.kind.value,
+                "address": row.address,
+                "date": row.started_at.astimezone(_SHANGHAI).date(),
+                "result": row.outcome.value if row.outcome else None,
+                "draw_id": row.draw_id,
+            }
+            for row in page["items"]
+        ]
+        return page
+
+
+#: China Standard Time (no daylight saving): published dates are Shanghai dates.
+_SHANGHAI = timezone(timedelta(hours=8), "CST")
+
+
+def _day(day) -> datetime:
+    """Midnight in Shanghai: published dates are local dates."""
+    return datetime.combine(day, time(0), tzinfo=_SHANGHAI)

@@ -1,0 +1,318 @@
+"""双随机一公开: reproducible draws of targets and officer pairs, and their public results."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fieldapp.db import db
+from fieldapp.draws.operations import roster_hash, run_draw
+from fieldapp.inspections.models import (
+    Inspection,
+    InspectionStatus,
+    ReviewStatus,
+    inspection_officers,
+)
+from fieldapp.targets.models import Target
+from tests.conftest import assert_error, shop_payload
+from tests.sync_helpers import FakeDevice
+
+LEVELS = ("low", "medium", "elevated", "high")
+RATES = {"low": 0.05, "medium": 0.2, "elevated": 0.5, "high": 1.0}
+
+
+def roster(targets_per_level=(40, 10, 4, 2), officers=6, previous=None) -> dict:
+    targets, n = [], 0
+    for level, count in zip(LEVELS, targets_per_level, strict=True):
+        for _ in range(count):
+            n += 1
+            targets.append(
+                {
+                    "id": f"{n:08d}-0000-4000-8000-000000000000",
+                    "squadron_id": 1 + n % 2,
+                    "level": level,
+                }
+            )
+    return {
+        "kind": "shop",
+        "rates": RATES,
+        "targets": targets,
+        "officers": {str(s): [f"officer-{s}-{i}" for i in range(officers)] for s in (1, 2)},
+        "previous_inspectors": previous or {},
+    }
+
+
+def test_each_level_is_drawn_at_its_rate_and_low_risk_is_never_exempt():
+    drawn = run_draw(roster(), seed=42)
+    counts = {level: sum(1 for d in drawn if d["level"] == level) for level in LEVELS}
+    assert counts == {"low": math.ceil(0.05 * 40), "medium": 2, "elevated": 2, "high": 2}
+    few = run_draw(roster(targets_per_level=(3, 0, 0, 0)), seed=1)
+    assert len(few) == 1  # 5% of 3 rounds up to one: low risk is still checked
+
+
+def test_pairs_leave_out_the_previous_inspectors():
+    base = roster(targets_per_level=(0, 0, 0, 2), officers=3)
+    first = base["targets"][0]
+    squadron = str(first["squadron_id"])
+    base["previous_inspectors"] = {first["id"]: base["officers"][squadron][:1]}
+    for seed in range(30):
+        pair = next(d for d in run_draw(base, seed) if d["target_id"] == first["id"])["officer_ids"]
+        assert base["officers"][squadron][0] not in pair and len(set(pair)) == 2
+
+
+_rosters = st.builds(
+    roster,
+    st.tuples(*(st.integers(0, 30) for _ in LEVELS)),
+    st.integers(2, 6),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_rosters, st.integers(0, 2**63 - 1))
+def test_the_same_seed_over_the_same_roster_repeats_exactly(frozen, seed):
+    drawn = run_draw(frozen, seed)
+    assert run_draw(frozen, seed) == drawn
+    # A copy rebuilt from its JSON (what anyone re-running it holds) gives the same draw.
+    import json
+
+    again = json.loads(json.dumps(frozen))
+    assert roster_hash(again) == roster_hash(frozen)
+    assert run_draw(again, seed) == drawn
+    assert len({d["target_id"] for d in drawn}) == len(drawn)
+    by_id = {t["id"]: t for t in frozen["targets"]}
+    for item in drawn:
+        squadron_officers = frozen["officers"][str(by_id[item["target_id"]]["squadron_id"])]
+        assert len(set(item["officer_ids"])) == 2 and set(item["officer_ids"]) <= set(
+            squadron_officers
+        )
+
+
+# -- over HTTP -----------------------------------------------------------------------------------
+
+
+def more_shops(login, world, count: int) -> None:
+    leader = login("leader1")
+    for n in range(count):
+        response = leader.post(
+            "/api/v1/targets",
+            json=shop_payload(
+                world.squadrons[0].id, name=f"商户{n}", uscc=None, address=f"淞滨路{n}号"
+            ),
+        )
+        assert response.status_code == 201, response.get_json()
+
+
+def test_a_leader_draws_and_the_pairs_get_tasks_on_their_devices(login, world):
+    more_shops(login, world, 6)
+    leader = login("leader1")
+    response = leader.post(
+        "/api/v1/draws",
+        json={"squadron_id": world.squadrons[0].id, "kind": "shop", "seed": 20261121},
+    )
+    assert response.status_code == 201, response.get_json()
+    draw = response.get_json()
+    assert draw["seed"] == 20261121 and len(draw["roster_hash"]) == 64
+    assert draw["targets"] and [p["target_id"] for p in draw["officer_pairs"]] == [
+        t["target_id"] for t in draw["targets"]
+    ]
+    officers = {str(world.users["officer1"].id), str(world.users["officer2"].id)}
+    assert all(set(p["officer_ids"]) == officers for p in draw["officer_pairs"])
+    # Everyone may check it: re-running the stored roster gives the same draw.
+    shown = login("supervisor").get(f"/api/v1/draws/{draw['id']}").get_json()
+    assert shown["verification"] == {"roster_hash_matches": True, "targets_match": True}
+    # The same seed over the same roster draws the same again.
+    again = leader.post(
+        "/api/v1/draws",
+        json={"squadron_id": world.squadrons[0].id, "kind": "shop", "seed": 20261121},
+    )
+    assert again.get_json()["targets"] == draw["targets"]
+    assert again.get_json()["roster_hash"] == draw["roster_hash"]
+    # The pair's devices pull the tasks, each naming its draw.
+    pulled = [c for c in FakeDevice(login("officer1")).pull_all() if c["entity"] == "task"]
+    drawn_tasks = [c["data"] for c in pulled if c["data"]["draw_id"] == draw["id"]]
+    assert sorted(t["target_id"] for t in drawn_tasks) == sorted(
+        t["target_id"] for t in draw["targets"]
+    )
+    assert all(t["origin"] == "draw" for t in drawn_tasks)
+
+
+def test_who_may_draw_and_see_draws(login, world):
+    body = {"squadron_id": world.squadrons[0].id, "kind": "shop", "seed": 1}
+    assert_error(login("leader2").post("/api/v1/draws", json=body), 403, "forbidden")
+    assert_error(login("officer1").post("/api/v1/draws", json=body), 403, "forbidden")
+    assert_error(
+        login("leader1").post(
+            "/api/v1/draws", json={"district_id": world.district.id, "kind": "shop"}
+        ),
+        403,
+        "forbidden",
+    )
+    created = login("leader1").post("/api/v1/draws", json=body).get_json()
+    assert_error(login("leader2").get(f"/api/v1/draws/{created['id']}"), 404, "not_found")
+    assert login("officer1").get(f"/api/v1/draws/{created['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"kind": "shop", "rates": {"extreme": 0.5}}, "rates"),
+        ({"kind": "shop", "rates": {"low": 1.5}}, "rates"),
+        ({"kind": "shop", "rates": {"low": -0.1}}, "rates"),
+        ({"kind": "shop", "rates": {"low": "half"}}, "rates"),
+        ({"kind": "shop", "rates": {"low": 0}}, "rates"),
+        ({"kind": "shop", "seed": "abc"}, "seed"),
+        ({"kind": "shop", "seed": 1.5}, "seed"),
+        ({"kind": "shop", "seed": -1}, "seed"),
+        ({"kind": "boat"}, "kind"),
+        ({}, "kind"),
+    ],
+)
+def test_bad_draws_are_refused_field_by_field(login, world, body, field):
+    body = {"squadron_id": world.squadrons[0].id, **body}
+    error = assert_error(
+        login("leader1").post("/api/v1/draws", json=body), 422, "validation_failed"
+    )
+    assert field in error["errors"]["json"], error
+
+
+def test_a_draw_needs_a_scope_a_roster_and_two_officers(login, world):
+    leader, admin = login("leader1"), login("admin")
+    both = {"squadron_id": world.squadrons[0].id, "district_id": world.district.id, "kind": "shop"}
+    assert (
+        "squadron_id"
+        in assert_error(admin.post("/api/v1/draws", json=both), 422, "validation_failed")["errors"][
+            "json"
+        ]
+    )
+    assert_error(admin.post("/api/v1/draws", json={"kind": "shop"}), 422, "validation_failed")
+    # Squadron 2 has no site at all, and only one officer.
+    empty = admin.post("/api/v1/draws", json={"squadron_id": world.squadrons[1].id, "kind": "site"})
+    assert "kind" in assert_error(empty, 422, "validation_failed")["errors"]["json"]
+    lonely = admin.post(
+        "/api/v1/draws", json={"squadron_id": world.squadrons[1].id, "kind": "shop"}
+    )
+    assert "squadron_id" in assert_error(lonely, 422, "validation_failed")["errors"]["json"]
+    missing = admin.post("/api/v1/draws", json={"squadron_id": 999, "kind": "shop"})
+    assert_error(missing, 422, "validation_failed")
+    assert (
+        leader.post(
+            "/api/v1/draws", json={"squadron_id": world.squadrons[0].id, "kind": "site"}
+        ).status_code
+        == 201
+    )
+
+
+def test_the_last_inspectors_of_a_target_are_not_drawn_to_inspect_it_again(app, login, world):
+    with app.app_context():
+        target = db.session.get(Target, world.targets["shop1"].id)
+        inspection = Inspection(
+            target_id=target.id,
+            squadron_id=target.squadron_id,
+            checklist_id=world.checklists["shop"].id,
+            checklist_version=1,
+            origin="patrol",
+            started_at=datetime.now(UTC) - timedelta(days=3),
+            lon=target.lon,
+            lat=target.lat,
+            answers={},
+            outcome="compliant",
+            status=InspectionStatus.submitted,
+            review_status=ReviewStatus.approved,
+        )
+        db.session.add(inspection)
+        db.session.flush()
+        db.session.execute(
+            inspection_officers.insert(),
+            [
+                {
+                    "inspection_id": inspection.id,
+                    "user_id": world.users["officer1"].id,
+                    "position": 0,
+                }
+            ],
+        )
+        db.session.commit()
+    response = login("leader1").post(
+        "/api/v1/draws",
+        json={
+            "squadron_id": world.squadrons[0].id,
+            "kind": "shop",
+            "rates": {"low": 1, "medium": 1},
+        },
+    )
+    draw = response.get_json()
+    [item] = [t for t in draw["targets"] if t["target_id"] == str(world.targets["shop1"].id)]
+    # Only officer2 is left for shop1: no pair, so no task; the leader assigns it by hand.
+    assert item["officer_ids"] == []
+    assert draw["roster"]["previous_inspectors"][item["target_id"]] == [
+        str(world.users["officer1"].id)
+    ]
+
+
+# -- 一公开 --------------------------------------------------------------------------------------
+
+
+def test_public_results_show_drawn_approved_inspections_without_personal_data(
+    app, client, login, world
+):
+    draw = (
+        login("leader1")
+        .post(
+            "/api/v1/draws", json={"squadron_id": world.squadrons[0].id, "kind": "shop", "seed": 7}
+        )
+        .get_json()
+    )
+    with app.app_context():
+        target = db.session.get(Target, world.targets["shop1"].id)
+        for origin, draw_id, review in (
+            ("random", uuid.UUID(draw["id"]), ReviewStatus.approved),
+            ("random", uuid.UUID(draw["id"]), ReviewStatus.pending),
+            ("patrol", None, ReviewStatus.approved),
+        ):
+            db.session.add(
+                Inspection(
+                    target_id=target.id,
+                    squadron_id=target.squadron_id,
+                    checklist_id=world.checklists["shop"].id,
+                    checklist_version=1,
+                    origin=origin,
+                    draw_id=draw_id,
+                    started_at=datetime(2026, 11, 2, 17, tzinfo=UTC),  # 3 November in Shanghai
+                    lon=target.lon,
+                    lat=target.lat,
+                    answers={},
+                    outcome="compliant",
+                    status=InspectionStatus.submitted,
+                    review_status=review,
+                    created_by_id=world.users["officer1"].id,
+                    device_id="dev-officer1",
+                )
+            )
+        db.session.commit()
+    response = client.get("/api/v1/public/inspections")  # no token
+    assert response.status_code == 200
+    [item] = response.get_json()["items"]
+    assert item == {
+        "target_name": "老王面馆",
+        "target_code": world.targets["shop1"].code,
+        "kind": "shop",
+        "address": "淞滨路100号",
+        "date": "2026-11-03",
+        "result": "compliant",
+        "draw_id": draw["id"],
+    }
+    text = response.get_data(as_text=True)
+    for personal in (str(world.users["officer1"].id), "dev-officer1", "officer"):
+        assert personal not in text
+    assert client.get("/api/v1/public/inspections?from=2026-11-04").get_json()["items"] == []
+    assert (
+        len(client.get("/api/v1/public/inspections?to=2026-11-03&kind=shop").get_json()["items"])
+        == 1
+    )
+    assert_error(client.get("/api/v1/public/inspections?from=yesterday"), 422, "validation_failed")
+    assert_error(client.get("/api/v1/public/inspections?kind=boat"), 422, "validation_failed")
