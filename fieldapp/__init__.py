@@ -70,11 +70,21 @@ def _register_blueprints(api) -> None:
     from fieldapp.draws.views import blp as draws_blp
     from fieldapp.org.views import blp as org_blp
     from fieldapp.risk.views import blp as risk_blp
+    from fieldapp.schedule.views import blp as schedule_blp
     from fieldapp.syncing.views import blp as sync_blp
     from fieldapp.targets.views import blp as targets_blp
     from fieldapp.web.views import blp as web_blp
 
-    for blp in (auth_blp, org_blp, targets_blp, checklists_blp, sync_blp, risk_blp, draws_blp):
+    for blp in (
+        auth_blp,
+        org_blp,
+        targets_blp,
+        checklists_blp,
+        sync_blp,
+        risk_blp,
+        draws_blp,
+        schedule_blp,
+    ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)
 

@@ -52,6 +52,13 @@ class RiskSchema(ma.Schema):
     history = fields.List(fields.Nested(LevelChangeSchema), dump_only=True)
 
 
+class RiskBriefSchema(RiskSchema):
+    """A target's risk without its level history (in the target's file)."""
+
+    class Meta:
+        exclude = ("history",)
+
+
 class RiskSummaryArgs(StrictSchema):
     kind = fields.Enum(TargetKind, by_value=True)
     squadron_id = id_field(strict=False)

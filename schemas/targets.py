@@ -7,6 +7,7 @@ from marshmallow import fields, validate, validates_schema
 from stdnum.cn import uscc as uscc_number
 from stdnum.exceptions import ValidationError as NumberError
 
+from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import CreditClass, SitePhase, SiteScale, TargetKind
 from schemas.common import (
     BBoxField,
@@ -18,6 +19,7 @@ from schemas.common import (
     StrictSchema,
     id_field,
 )
+from schemas.risk import RiskBriefSchema
 
 BUSINESS_TYPE = validate.Regexp(
     r"^[a-z][a-z0-9_]{1,39}$", error="a business type code such as catering"
@@ -93,6 +95,7 @@ class TargetFileSchema(TargetSchema):
     open_rectifications = fields.List(fields.Nested(InspectionBriefSchema), dump_only=True)
     complaints = fields.List(fields.Nested(ComplaintBriefSchema), dump_only=True)
     cases = fields.List(fields.Nested(CaseBriefSchema), dump_only=True)
+    risk = fields.Nested(RiskBriefSchema, dump_only=True)
 
 
 class _TargetFields(StrictSchema):
@@ -140,6 +143,7 @@ class TargetUpdateArgs(_TargetFields):
 class TargetListArgs(PageArgs):
     kind = fields.Enum(TargetKind, by_value=True)
     squadron_id = id_field(strict=False)
+    level = fields.Enum(RiskLevel, by_value=True, metadata={"description": "risk level"})
     q = fields.String(validate=validate.Length(min=1, max=100))
     bbox = BBoxField()
     near = NearField(

@@ -344,3 +344,54 @@ def test_due_refuses_bad_filters(login, world, query):
     assert_error(
         login("leader1").get("/api/v1/schedule/due", query_string=query), 422, "validation_failed"
     )
+
+
+def test_due_targets_become_tasks_for_officer_pairs_once(app, login, world):
+    leader = login("leader1")
+    response = leader.post("/api/v1/schedule/tasks", json={"squadron_id": world.squadrons[0].id})
+    assert response.status_code == 201, response.get_json()
+    tasks = response.get_json()
+    # Both of squadron 1's targets were never inspected: both are due, each to the pair.
+    assert sorted(t["target_id"] for t in tasks) == sorted(
+        str(world.targets[k].id) for k in ("shop1", "site1")
+    )
+    pair = sorted(str(world.users[u].id) for u in ("officer1", "officer2"))
+    assert all(sorted(t["assignee_ids"]) == pair and t["origin"] == "schedule" for t in tasks)
+    # Dispatching again adds nothing: each target already has its open task.
+    again = leader.post("/api/v1/schedule/tasks", json={"squadron_id": world.squadrons[0].id})
+    assert again.status_code == 201 and again.get_json() == []
+    # The officers' devices pull them.
+    pulled = {c["id"] for c in FakeDevice(login("officer2")).pull_all() if c["entity"] == "task"}
+    assert {t["id"] for t in tasks} <= pulled
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status", "error"),
+    [
+        ("leader2", {"squadron_id": 1}, 403, "forbidden"),
+        ("officer1", {"squadron_id": 1}, 403, "forbidden"),
+        ("admin", {"squadron_id": 999}, 422, "validation_failed"),
+        ("leader1", {}, 422, "validation_failed"),
+        ("leader1", {"squadron_id": 1, "limit": 0}, 422, "validation_failed"),
+        ("leader1", {"squadron_id": 1, "limit": "ten"}, 422, "validation_failed"),
+        ("leader1", {"squadron_id": 1, "on": "someday"}, 422, "validation_failed"),
+    ],
+)
+def test_dispatching_is_for_the_squadrons_leader_with_sound_input(
+    login, world, user, body, status, error
+):
+    if "squadron_id" in body and body["squadron_id"] == 1:
+        body = {**body, "squadron_id": world.squadrons[0].id}
+    assert_error(login(user).post("/api/v1/schedule/tasks", json=body), status, error)
+
+
+def test_the_target_file_shows_its_risk_and_the_list_filters_by_level(login, world):
+    leader = login("leader1")
+    file = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}").get_json()
+    assert file["risk"]["level"] == "medium"
+    assert file["risk"]["score"] == sum(f["points"] for f in file["risk"]["factors"])
+    assert "history" not in file["risk"]
+    medium = leader.get("/api/v1/targets?level=medium").get_json()["items"]
+    assert {t["id"] for t in medium} == {str(world.targets[k].id) for k in ("shop1", "site1")}
+    assert leader.get("/api/v1/targets?level=high").get_json()["items"] == []
+    assert_error(leader.get("/api/v1/targets?level=extreme"), 422, "validation_failed")

@@ -207,6 +207,7 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     "risk.settings": lambda p, _: p.role is Role.admin,
     # obj: the squadron id drawn from (None: a whole district, admins only)
     "draw.create": lambda p, squadron_id: _manages_squadron(p, squadron_id),
+    "task.dispatch": lambda p, squadron_id: _manages_squadron(p, squadron_id),
     "user.manage": lambda p, _: p.role is Role.admin,
     "device.manage": lambda p, _: p.role is Role.admin,
     "checklist.manage": lambda p, _: p.role is Role.admin,
@@ -226,6 +227,7 @@ _WRITE_MESSAGES = {
     "squadron.manage": "only admins manage squadrons",
     "risk.settings": "only admins change the risk model's settings",
     "draw.create": "only the squadron's leader (or an admin, also for a district) may draw",
+    "task.dispatch": "only the squadron's leader or an admin dispatches its tasks",
     "user.manage": "only admins manage users",
     "device.manage": "only admins manage devices",
     "checklist.manage": "only admins publish checklists",

@@ -1,9 +1,8 @@
-"""Risk (分级分类): a target's score explained, the level summary, the settings, what is due."""
+"""Risk (分级分类): a target's score explained, the level summary, the settings."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
 
 import sqlalchemy as sa
 from flask.views import MethodView
@@ -12,22 +11,17 @@ from fieldapp.api import Blueprint
 from fieldapp.db import db, utcnow
 from fieldapp.risk import operations
 from fieldapp.risk.models import RiskSetting, TargetRisk
-from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target
-from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy
-from schemas.common import page_schema
 from schemas.risk import (
-    DueTargetSchema,
     RiskSchema,
     RiskSettingsArgs,
     RiskSettingSchema,
     RiskSummaryArgs,
     RiskSummarySchema,
-    ScheduleDueArgs,
 )
 
-blp = Blueprint("risk", __name__, description="Graded risk (分级分类) and the inspection schedule")
+blp = Blueprint("risk", __name__, description="Graded risk (分级分类)")
 
 
 @blp.route("/targets/<uuid:target_id>/risk")
@@ -74,50 +68,3 @@ class RiskSettingsResource(MethodView):
         operations.update_settings(current_actor(), args)
         db.session.flush()
         return db.session.scalars(sa.select(RiskSetting).order_by(RiskSetting.key)).all()
-
-
-@blp.route("/schedule/due")
-class ScheduleDueResource(MethodView):
-    @blp.arguments(ScheduleDueArgs, location="query")
-    @blp.response(200, page_schema(DueTargetSchema, "DueTargetPage"))
-    def get(self, args):
-        """Targets due or overdue on ``on`` (default today), most overdue first; never
-        inspected ones come first of all."""
-        on: date = args.get("on") or utcnow().date()
-        query = (
-            sa.select(
-                Target.id.label("target_id"),
-                Target.code,
-                Target.name,
-                TargetRisk.kind,
-                Target.squadron_id,
-                TargetRisk.level,
-                TargetRisk.next_due,
-            )
-            .join(TargetRisk, TargetRisk.target_id == Target.id)
-            .where(
-                current_policy().readable(TargetRisk),
-                Target.active.is_(True),
-                sa.or_(TargetRisk.next_due.is_(None), TargetRisk.next_due <= on),
-            )
-            .order_by(
-                TargetRisk.next_due.is_not(None),
-                TargetRisk.next_due,
-                sa.case(*((TargetRisk.level == lv, -lv.rank) for lv in RiskLevel), else_=0),
-                Target.id,
-            )
-        )
-        if "squadron_id" in args:
-            query = query.where(TargetRisk.squadron_id == args["squadron_id"])
-        if "kind" in args:
-            query = query.where(TargetRisk.kind == args["kind"].value)
-        page = paginate(query, args["page"], args["per_page"], scalars=False)
-        page["items"] = [
-            {
-                **row._asdict(),
-                "level": row.level.value,
-                "days_overdue": (on - row.next_due).days if row.next_due else None,
-            }
-            for row in page["items"]
-        ]
-        return page

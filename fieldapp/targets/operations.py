@@ -19,6 +19,8 @@ from fieldapp.geo import degrees_box, squared_distance_expr
 from fieldapp.inspections.models import Case, Inspection, Outcome, ReviewStatus
 from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
+from fieldapp.risk.models import TargetRisk
+from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
 from sync.versions import record_left_scope, record_version, stamp_server_write
 
@@ -135,6 +137,7 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
 class TargetFilters:
     kind: TargetKind | None = None
     squadron_id: int | None = None
+    level: RiskLevel | None = None
     q: str | None = None
     bbox: tuple[float, float, float, float] | None = None
     near: tuple[float, float, float] | None = None
@@ -149,6 +152,10 @@ def search_targets(scoped: sa.Select, filters: TargetFilters) -> sa.Select:
         query = query.where(Target.kind == filters.kind)
     if filters.squadron_id is not None:
         query = query.where(Target.squadron_id == filters.squadron_id)
+    if filters.level is not None:
+        query = query.where(
+            Target.id.in_(sa.select(TargetRisk.target_id).where(TargetRisk.level == filters.level))
+        )
     if filters.active is not None:
         query = query.where(Target.active == filters.active)
     if filters.q:
@@ -189,6 +196,7 @@ class TargetFile:
     open_rectifications: list[dict]
     complaints: list[Complaint]
     cases: list[Case]
+    risk: dict | None
 
     def __getattr__(self, name):
         return getattr(self.target, name)
@@ -251,4 +259,5 @@ def target_file(target: Target, *, recent: int = 10) -> TargetFile:
         open_rectifications=[_brief(i) for i in open_rectifications],
         complaints=list(complaints),
         cases=list(cases),
+        risk=risk.risk_file(target, utcnow()),
     )

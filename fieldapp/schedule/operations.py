@@ -1,0 +1,121 @@
+"""What is due (the level's minimum frequency, from each target's assessment) and dispatching
+it as tasks: the leader's weekly plan, pulled by the officers' devices."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.auth.models import Role, User
+from fieldapp.db import db
+from fieldapp.org.models import Squadron
+from fieldapp.risk.models import TargetRisk
+from fieldapp.risk.scoring import RiskLevel
+from fieldapp.targets.models import Target, TargetKind
+from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus, task_assignees
+
+
+def due_query(readable, on: date, squadron_id: int | None = None, kind: TargetKind | None = None):
+    """Active targets due on or before ``on``: never inspected first, then most overdue, then
+    highest level."""
+    query = (
+        sa.select(
+            Target.id.label("target_id"),
+            Target.code,
+            Target.name,
+            TargetRisk.kind,
+            Target.squadron_id,
+            TargetRisk.level,
+            TargetRisk.next_due,
+        )
+        .join(TargetRisk, TargetRisk.target_id == Target.id)
+        .where(
+            readable,
+            Target.active.is_(True),
+            sa.or_(TargetRisk.next_due.is_(None), TargetRisk.next_due <= on),
+        )
+        .order_by(
+            TargetRisk.next_due.is_not(None),
+            TargetRisk.next_due,
+            sa.case(*((TargetRisk.level == level, -level.rank) for level in RiskLevel), else_=0),
+            Target.id,
+        )
+    )
+    if squadron_id is not None:
+        query = query.where(TargetRisk.squadron_id == squadron_id)
+    if kind is not None:
+        query = query.where(TargetRisk.kind == kind.value)
+    return query
+
+
+def due_item(row, on: date) -> dict:
+    return {
+        **row._asdict(),
+        "level": row.level.value,
+        "days_overdue": (on - row.next_due).days if row.next_due else None,
+    }
+
+
+def dispatch_due(
+    actor: Actor,
+    squadron: Squadron,
+    on: date,
+    kind: TargetKind | None,
+    limit: int,
+    now: datetime,
+) -> list[Task]:
+    """A task for each due target that has no open task yet, most overdue first, assigned to
+    pairs of the squadron's officers in turn (two officers per inspection: 双人执法)."""
+    officers = db.session.scalars(
+        sa.select(User)
+        .where(User.squadron_id == squadron.id, User.role == Role.officer, User.active.is_(True))
+        .order_by(User.id)
+    ).all()
+    if not officers:
+        return []
+    open_task = (
+        sa.select(Task.id)
+        .where(Task.target_id == Target.id, Task.status == TaskStatus.open)
+        .exists()
+    )
+    rows = db.session.execute(
+        due_query(sa.true(), on, squadron.id, kind).where(~open_task).limit(limit)
+    ).all()
+    due_at = datetime.combine(on, time(18), tzinfo=UTC)
+    created = []
+    for n, row in enumerate(rows):
+        pair = [officers[(2 * n) % len(officers)], officers[(2 * n + 1) % len(officers)]]
+        task = Task(
+            target_id=row.target_id,
+            squadron_id=squadron.id,
+            origin=TaskOrigin.schedule,
+            due=max(due_at, now + timedelta(days=1)),
+            note=_note(row, on),
+            created_by_id=actor.user_id,
+        )
+        db.session.add(task)
+        db.session.flush()
+        db.session.execute(
+            sa.insert(task_assignees),
+            [{"task_id": task.id, "user_id": user.id} for user in {u.id: u for u in pair}.values()],
+        )
+        created.append(task)
+    if created:
+        audit.record(
+            actor,
+            "schedule.dispatch",
+            "squadron",
+            squadron.id,
+            after={"on": on.isoformat(), "tasks": [str(t.id) for t in created]},
+        )
+        db.session.expire_all()
+    return created
+
+
+def _note(row, on: date) -> str:
+    if row.next_due is None:
+        return f"按风险等级({row.level.value})巡查: 尚未检查过"
+    return f"按风险等级({row.level.value})巡查: 逾期{(on - row.next_due).days}天"
