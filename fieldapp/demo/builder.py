@@ -461,8 +461,10 @@ class DemoBuilder:
                     core = rng.choice(business["name_cores"])
                     prefix = rng.choice(vocab.NAME_PREFIXES) if rng.random() < 0.6 else ""
                     name = prefix + core + rng.choice(business["name_suffixes"])
+                    # Most shops keep the rules and a few break them again and again (a
+                    # heavy tail), as the 89% of Shanghai's shops at low risk suggest.
                     propensity = min(
-                        0.85, business["base_violation_rate"] * rng.lognormvariate(0, 0.7)
+                        0.85, business["base_violation_rate"] * rng.lognormvariate(-0.9, 1.1)
                     )
                     credit = _credit(rng, propensity / max(business["base_violation_rate"], 1e-6))
                     target_id = _uuid(rng)
@@ -498,7 +500,7 @@ class DemoBuilder:
                         "business_type": business["code"],
                         "uscc": _uscc(rng, individual=rng.random() < 0.7),
                         "active": True,
-                        "created_at": max(created, self.start),
+                        "created_at": created,
                         "updated_at": max(created, self.start),
                         "version": 1,
                         "change_seq": self._next_seq(),
@@ -525,7 +527,9 @@ class DemoBuilder:
                 )
                 propensity = min(
                     0.85,
-                    0.18 * rng.lognormvariate(0, 0.6) * (1.3 if scale["code"] == "micro" else 1.0),
+                    0.18
+                    * rng.lognormvariate(-0.3, 0.8)
+                    * (1.3 if scale["code"] == "micro" else 1.0),
                 )
                 target_id = _uuid(rng)
                 gate = boundary.exterior.interpolate(rng.uniform(0, boundary.exterior.length))
@@ -560,7 +564,7 @@ class DemoBuilder:
                     "phase": phase["code"],
                     "boundary": {"type": "Polygon", "coordinates": _coords(boundary)},
                     "active": True,
-                    "created_at": self.start,
+                    "created_at": self.targets[-1]["created"],
                     "updated_at": self.start,
                     "version": 1,
                     "change_seq": self._next_seq(),

@@ -57,7 +57,7 @@ DEFAULT_SETTINGS: dict[str, dict] = {
         "value": {
             "severe_finding": {"level": "high", "days": 90},
             "credit_d": {"level": "elevated"},
-            "new_target": {"level": "medium", "inspections": 2},
+            "new_target": {"level": "medium", "inspections": 2, "days": 365},
         },
     },
     "downgrade": {

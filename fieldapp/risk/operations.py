@@ -212,6 +212,7 @@ def gather_facts(
             Target.scale,
             Target.phase,
             Target.squadron_id,
+            Target.created_at,
         ).where(only(Target.id))
     ):
         facts[row.id] = (
@@ -228,6 +229,7 @@ def gather_facts(
                 cases=tuple(cases.get(row.raw_id, ())),
                 complaints=tuple(complaints.get(row.raw_id, ())),
                 last_inspected_at=last_inspected.get(row.raw_id),
+                created_at=row.created_at,
             ),
             row.squadron_id,
         )

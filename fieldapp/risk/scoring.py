@@ -63,6 +63,8 @@ class Facts:
     inspections: tuple[InspectionFact, ...] = ()
     #: how many approved inspections the target has had in all
     inspection_count: int = 0
+    #: when the target came under supervision (opened, registered or imported)
+    created_at: datetime | None = None
     #: (case id, opened at) of cases opened within the history window
     cases: tuple[tuple[str, datetime], ...] = ()
     #: (complaint id, received at) of substantiated complaints, newest first
@@ -267,7 +269,10 @@ def floors(facts: Facts, settings: dict, now: datetime) -> list[Floor]:
     if facts.credit_class == "D":
         found.append(Floor(RiskLevel(rules["credit_d"]["level"]), "credit class D"))
     new = rules["new_target"]
-    if facts.inspection_count < new["inspections"]:
+    # New: came under supervision within the period and not yet inspected enough to judge.
+    # An established target that is rarely inspected is judged on its record instead.
+    recent = facts.created_at is None or facts.created_at >= now - timedelta(days=new["days"])
+    if recent and facts.inspection_count < new["inspections"]:
         found.append(
             Floor(
                 RiskLevel(new["level"]),

@@ -63,7 +63,7 @@ INITIAL_SETTINGS = {
         "value": {
             "severe_finding": {"level": "high", "days": 90},
             "credit_d": {"level": "elevated"},
-            "new_target": {"level": "medium", "inspections": 2},
+            "new_target": {"level": "medium", "inspections": 2, "days": 365},
         },
     },
     "downgrade": {
