@@ -261,3 +261,19 @@ def test_targets_import_geojson(tmp_path):
     assert result.returncode != 0
     assert "feature 1: boundary" in result.stderr
     assert count(tmp_path, "targets") == before + 2
+
+
+def test_risk_recompute_reassesses_every_target_and_names_missing_settings(tmp_path):
+    assert run(["demo", "--scale", "small", "--no-serve"], tmp_path).returncode == 0
+    targets = count(tmp_path, "targets")
+    result = run(["risk", "recompute"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{targets:,} targets assessed" in result.stdout
+    assert count(tmp_path, "target_risks") == targets
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'fieldapp.sqlite3'}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM risk_settings WHERE key = 'credit'"))
+    engine.dispose()
+    broken = run(["risk", "recompute"], tmp_path)
+    assert broken.returncode != 0
+    assert "risk settings credit are missing" in broken.stderr

@@ -102,16 +102,24 @@ def _dashed(raw) -> str:
 
 
 def gather_facts(
-    now: datetime, settings: dict, target_ids: Iterable[uuid.UUID] | None = None
+    now: datetime,
+    settings: dict,
+    target_ids: Iterable[uuid.UUID] | None = None,
+    id_range: tuple[uuid.UUID, uuid.UUID] | None = None,
 ) -> dict[uuid.UUID, tuple[Facts, int]]:
-    """Facts about the given targets (all when None), with each target's squadron.
+    """Facts about the given targets (``target_ids``, or those whose id lies in ``id_range``,
+    or all), with each target's squadron.
 
     A fixed number of queries whatever the number of targets: approved inspections within the
-    history window plus each target's latest, counts, cases, complaints.
+    history window plus each target's latest, counts, cases, complaints. A range (a full
+    recompute's chunks) reads straight off the target-id indexes and binds two values instead
+    of thousands.
     """
     ids = None if target_ids is None else list(target_ids)
 
     def only(column):
+        if id_range is not None:
+            return column.between(*id_range)
         return sa.true() if ids is None else column.in_(ids)
 
     window = now - timedelta(days=_window_days(settings))
@@ -201,34 +209,37 @@ def gather_facts(
         complaints.setdefault(target_id, []).append((_dashed(complaint_id), received))
 
     facts = {}
-    for row in db.session.execute(
+    rows = db.session.execute(
         sa.select(
             Target.id,
             _raw(Target.id).label("raw_id"),
-            Target.kind,
-            Target.credit_class,
+            # Enum columns as their text: the values are all the facts need.
+            _raw(Target.kind).label("kind"),
+            _raw(Target.credit_class).label("credit_class"),
             Target.sensitive_surroundings,
             Target.business_type,
-            Target.scale,
-            Target.phase,
+            _raw(Target.scale).label("scale"),
+            _raw(Target.phase).label("phase"),
             Target.squadron_id,
             Target.created_at,
         ).where(only(Target.id))
-    ):
+    ).all()
+    for row in rows:
+        raw = row.raw_id
         facts[row.id] = (
             Facts(
                 target_id=str(row.id),
-                kind=row.kind.value,
-                credit_class=row.credit_class.value,
+                kind=row.kind,
+                credit_class=row.credit_class,
                 sensitive_surroundings=row.sensitive_surroundings,
                 business_type=row.business_type,
-                scale=row.scale.value if row.scale else None,
-                phase=row.phase.value if row.phase else None,
-                inspections=tuple(inspections.get(row.raw_id, ())),
-                inspection_count=counts.get(row.raw_id, 0),
-                cases=tuple(cases.get(row.raw_id, ())),
-                complaints=tuple(complaints.get(row.raw_id, ())),
-                last_inspected_at=last_inspected.get(row.raw_id),
+                scale=row.scale,
+                phase=row.phase,
+                inspections=tuple(inspections.get(raw, ())),
+                inspection_count=counts.get(raw, 0),
+                cases=tuple(cases.get(raw, ())),
+                complaints=tuple(complaints.get(raw, ())),
+                last_inspected_at=last_inspected.get(raw),
                 created_at=row.created_at,
             ),
             row.squadron_id,
@@ -333,12 +344,17 @@ def assess_targets(
         if target_ids is None
         else list(target_ids)
     )
-    whole = target_ids is None and len(all_ids) <= CHUNK
+    everyone = target_ids is None
     summary = RecomputeSummary(targets=len(all_ids), by_level=dict.fromkeys(RiskLevel, 0))
     table = TargetRisk.__table__
     for start in range(0, len(all_ids), CHUNK):
         chunk = all_ids[start : start + CHUNK]
-        facts = gather_facts(now, settings, None if whole else chunk)
+        if everyone:  # ids are sorted: the chunk is a range
+            facts = gather_facts(now, settings, id_range=(chunk[0], chunk[-1]))
+            in_chunk = table.c.target_id.between(chunk[0], chunk[-1])
+        else:
+            facts = gather_facts(now, settings, chunk)
+            in_chunk = table.c.target_id.in_(chunk)
         stored = {
             row.target_id: row
             for row in db.session.execute(
@@ -349,7 +365,7 @@ def assess_targets(
                     table.c.version,
                     table.c.digest,
                 )
-                .where(sa.true() if whole else table.c.target_id.in_(chunk))
+                .where(in_chunk)
                 .with_for_update()
             )
         }
