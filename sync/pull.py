@@ -150,32 +150,25 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             return {"changes": [], "cursor": fresh, "has_more": True, "reset": True}
         after = cursor.seq
 
-    candidates: list[tuple[int, str, object]] = []
-    for pulled in PULLED:
+    def next_rows(model, options=()):
+        """The next ``limit + 1`` rows of ``model`` in scope after the cursor, by number."""
         query = (
-            policy.scoped(pulled.model)
-            .where(pulled.model.change_seq > after)
-            .order_by(pulled.model.change_seq)
+            policy.scoped(model)
+            .where(model.change_seq > after)
+            .order_by(model.change_seq)
             .limit(limit + 1)
         )
-        if pulled.options:
-            query = query.options(*pulled.options)
-        candidates += [(row.change_seq, pulled.entity, row) for row in db.session.scalars(query)]
+        return db.session.scalars(query.options(*options) if options else query)
+
+    candidates: list[tuple[int, str, object]] = []
+    for pulled in PULLED:
+        candidates += [
+            (row.change_seq, pulled.entity, row) for row in next_rows(pulled.model, pulled.options)
+        ]
     candidates += _inspections(policy, after, limit)
-    tombstones = db.session.scalars(
-        policy.scoped(Tombstone)
-        .where(Tombstone.change_seq > after)
-        .order_by(Tombstone.change_seq)
-        .limit(limit + 1)
-    )
-    candidates += [(t.change_seq, "tombstone", t) for t in tombstones]
-    exits = db.session.scalars(
-        policy.scoped(ScopeExit)
-        .where(ScopeExit.change_seq > after)
-        .order_by(ScopeExit.change_seq)
-        .limit(limit + 1)
-    )
-    candidates += [(e.change_seq, "tombstone", e) for e in exits]
+    # Deletions, and records that left the caller's squadron: both are removals to a device.
+    for removed in (Tombstone, ScopeExit):
+        candidates += [(row.change_seq, "tombstone", row) for row in next_rows(removed)]
     candidates.sort(key=lambda c: c[0])
     page = candidates[:limit]
 
