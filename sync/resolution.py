@@ -14,11 +14,13 @@ import marshmallow as ma
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
-from fieldapp.db import db
+from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, ReviewStatus
 from fieldapp.photos.models import Photo
+from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
+from fieldapp.targets.operations import RISK_FIELDS
 from schemas.inspections import InspectionFieldsArgs
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs
 from sync.entities import (
@@ -118,7 +120,8 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
     InspectionHandler()._write(record, wire, loaded, original)
-    if record.review_status is ReviewStatus.approved:
+    reopened = record.review_status is ReviewStatus.approved
+    if reopened:
         # An amendment to an approved record goes back to the leader.
         record.status = InspectionStatus.submitted
         record.review_status = ReviewStatus.pending
@@ -139,6 +142,9 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
         before={k: before.get(k) for k in changed},
         after={k: after.get(k) for k in changed},
     )
+    if reopened:
+        # Only approved inspections feed risk: until it is approved again, it does not count.
+        risk.refresh_target(actor, record.target, utcnow())
     return record.version
 
 
@@ -161,7 +167,9 @@ def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int
     write_version(
         "target", record, target_device_view(record), list(loaded), None, None, actor=actor
     )
-    audit.record_update(actor, "target.resolve", "target", record, before)
+    entry = audit.record_update(actor, "target.resolve", "target", record, before)
+    if entry is not None and entry["after"].keys() & RISK_FIELDS:
+        risk.refresh_target(actor, record, utcnow())
     return record.version
 
 

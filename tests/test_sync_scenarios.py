@@ -6,11 +6,14 @@ import uuid
 
 import sqlalchemy as sa
 
-from fieldapp.db import db
+from fieldapp.actor import Actor
+from fieldapp.db import db, utcnow
 from fieldapp.inspections.models import Inspection
 from sync.models import Conflict
 from tests.conftest import assert_error
-from tests.sync_helpers import FakeDevice, new_inspection
+from tests.sync_helpers import SHOP_ANSWERS, FakeDevice, new_inspection
+
+SYSTEM = Actor.for_system("test")
 
 
 def inspection_in_db(app, inspection_id) -> Inspection:
@@ -137,6 +140,42 @@ def test_an_approved_inspection_is_frozen_and_edits_become_amendments(app, login
     record = inspection_in_db(app, inspection_id)
     assert record.findings == "补记：当事人已整改"
     assert record.review_status.value == "pending"
+
+
+def test_reopening_an_approved_inspection_takes_it_out_of_the_risk_score(app, login, world):
+    """Only approved inspections feed risk: an amendment that sends one back to review takes
+    its findings out of the target's score until it is approved again."""
+    from fieldapp.risk import operations as risk
+    from fieldapp.targets.models import Target
+
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    failed = {**SHOP_ANSWERS, "S03": {"result": "fail", "note": "油烟直排", "photo_ids": []}}
+    officer.push_ok(
+        officer.change(
+            "inspection",
+            inspection_id,
+            new_inspection(world, ["officer1"], status="submitted", answers=failed),
+        )
+    )
+    version = set_review(app, inspection_id, "approved")
+    with app.app_context():
+        risk.refresh_target(SYSTEM, db.session.get(Target, world.targets["shop1"].id), utcnow())
+        db.session.commit()
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}/risk"
+    assert leader.get(path).get_json()["level"] == "high"  # the severe finding's floor
+    officer.push_ok(
+        officer.change("inspection", inspection_id, {"findings": "补记"}, base_version=version)
+    )
+    [amendment] = leader.get(
+        f"/api/v1/conflicts?kind=amendment&record_id={inspection_id}"
+    ).get_json()["items"]
+    leader.post(f"/api/v1/conflicts/{amendment['id']}/resolve", json={"keep": "client"})
+    reopened = leader.get(path).get_json()
+    assert all(f["factor"] != "compliance" for f in reopened["factors"])
+    # Levels fall one step at a time, and only after clean inspections: it stays high for now.
+    assert reopened["level"] == "high" and "held at high" in reopened["reason"]
 
 
 def test_deleting_a_record_changed_since_is_a_conflict_not_a_delete(app, login, world):
