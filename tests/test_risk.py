@@ -395,3 +395,20 @@ def test_the_target_file_shows_its_risk_and_the_list_filters_by_level(login, wor
     assert {t["id"] for t in medium} == {str(world.targets[k].id) for k in ("shop1", "site1")}
     assert leader.get("/api/v1/targets?level=high").get_json()["items"] == []
     assert_error(leader.get("/api/v1/targets?level=extreme"), 422, "validation_failed")
+
+
+def test_missing_settings_answer_a_clear_503_not_a_500(app, login, world):
+    from fieldapp.risk.models import RiskSetting
+
+    with app.app_context():
+        db.session.delete(db.session.get(RiskSetting, "credit"))
+        db.session.commit()
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    response = leader.patch(
+        path, json={"credit_class": "C"}, headers={"If-Match": etag_of(leader, path)}
+    )
+    error = assert_error(response, 503, "risk_settings_missing")
+    assert "credit" in error["message"] and "fieldapp db upgrade" in error["message"]
+    # Nothing of the refused edit was kept.
+    assert leader.get(path).get_json()["credit_class"] == "B"

@@ -36,6 +36,7 @@ from fieldapp.risk.scoring import (
     assess,
 )
 from fieldapp.targets.models import Target
+from schemas.risk import check_settings
 from sync.sequence import allocate
 from sync.versions import record_left_scope
 
@@ -43,8 +44,16 @@ from sync.versions import record_left_scope
 CHUNK = 20_000
 
 
-class SettingsError(Exception):
-    """The settings table is missing a group: run the migrations."""
+class SettingsError(APIError):
+    """The settings table is missing a group (an operator's problem, not the caller's): the API
+    answers 503 with this message, the command line prints it."""
+
+    def __init__(self, message: str):
+        super().__init__(503, "risk_settings_missing", message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def load_settings() -> dict:
@@ -436,8 +445,6 @@ def update_settings(actor: Actor, changes: dict) -> dict:
             errors={"json": {key: ["not a risk setting group"] for key in unknown}},
         )
     proposed = {key: row.value for key, row in rows.items()} | changes
-    from schemas.risk import check_settings
-
     errors = check_settings(proposed)
     if errors:
         raise APIError(422, "validation_failed", errors={"json": errors})
