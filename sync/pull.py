@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from fieldapp.auth.models import User
 from fieldapp.auth.policy import Policy
@@ -127,7 +127,22 @@ PULLED = (
     Pulled("task", Task, _task, (selectinload(Task.assignees),)),
     Pulled("photo", Photo, _photo),
     Pulled("user", User, _user),
-    Pulled("risk", TargetRisk, _risk),
+    # Devices need the level, not the factors behind it: leave the JSON columns unread.
+    Pulled(
+        "risk",
+        TargetRisk,
+        _risk,
+        (
+            load_only(
+                TargetRisk.target_id,
+                TargetRisk.level,
+                TargetRisk.score,
+                TargetRisk.next_due,
+                TargetRisk.version,
+                TargetRisk.change_seq,
+            ),
+        ),
+    ),
 )
 
 

@@ -36,7 +36,7 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.operations import load_settings
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
-from fieldapp.tasks.models import Task, TaskOrigin, task_assignees
+from fieldapp.tasks.models import Task, TaskOrigin
 
 LEVELS = [level.value for level in RiskLevel]
 
@@ -172,10 +172,17 @@ def create_draw(
     db.session.add(draw)
     db.session.flush()
     squadron_of = {t["id"]: t["squadron_id"] for t in roster["targets"]}
-    for item in drawn:
-        if not item["officer_ids"]:
-            continue  # everyone left inspected it last time: the leader assigns it by hand
-        task = Task(
+    officers = {
+        str(user.id): user
+        for user in db.session.scalars(
+            sa.select(User).where(
+                User.id.in_({uuid.UUID(o) for item in drawn for o in item["officer_ids"]})
+            )
+        )
+    }
+    # Everyone left inspected it last time (no pair): the leader assigns that one by hand.
+    db.session.add_all(
+        Task(
             target_id=uuid.UUID(item["target_id"]),
             squadron_id=squadron_of[item["target_id"]],
             origin=TaskOrigin.draw,
@@ -183,13 +190,12 @@ def create_draw(
             note=f"双随机抽查 ({item['level']})",
             draw_id=draw.id,
             created_by_id=actor.user_id,
+            assignees=[officers[o] for o in item["officer_ids"]],
         )
-        db.session.add(task)
-        db.session.flush()
-        db.session.execute(
-            sa.insert(task_assignees),
-            [{"task_id": task.id, "user_id": uuid.UUID(o)} for o in item["officer_ids"]],
-        )
+        for item in drawn
+        if item["officer_ids"]
+    )
+    db.session.flush()
     audit.record(
         actor,
         "draw.create",

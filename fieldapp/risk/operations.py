@@ -478,9 +478,10 @@ def level_history(target_id: uuid.UUID, limit: int = 50) -> list[dict]:
     ]
 
 
-def risk_file(target: Target, now: datetime) -> dict:
-    """The target's stored assessment with its history; a target never assessed yet (added
-    before the risk tables existed) is assessed here without storing anything."""
+def risk_file(target: Target, now: datetime, *, with_history: bool = True) -> dict:
+    """The target's stored assessment, with its level history unless ``with_history`` is off;
+    a target never assessed yet (added before the risk tables existed) is assessed here without
+    storing anything."""
     stored = db.session.get(TargetRisk, target.id)
     if stored is not None:
         values = {k: getattr(stored, k) for k in (*_COMPARED, "assessed_at")}
@@ -494,7 +495,7 @@ def risk_file(target: Target, now: datetime) -> dict:
         **values,
         "target_id": target.id,
         "level": values["level"].value,
-        "history": level_history(target.id),
+        "history": level_history(target.id) if with_history else [],
     }
 
 

@@ -15,7 +15,7 @@ from fieldapp.org.models import Squadron
 from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
-from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus, task_assignees
+from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus
 
 
 def due_query(readable, on: date, squadron_id: int | None = None, kind: TargetKind | None = None):
@@ -87,22 +87,20 @@ def dispatch_due(
     due_at = datetime.combine(on, time(18), tzinfo=UTC)
     created = []
     for n, row in enumerate(rows):
-        pair = [officers[(2 * n) % len(officers)], officers[(2 * n + 1) % len(officers)]]
-        task = Task(
-            target_id=row.target_id,
-            squadron_id=squadron.id,
-            origin=TaskOrigin.schedule,
-            due=max(due_at, now + timedelta(days=1)),
-            note=_note(row, on),
-            created_by_id=actor.user_id,
+        pair = {officers[(2 * n) % len(officers)], officers[(2 * n + 1) % len(officers)]}
+        created.append(
+            Task(
+                target_id=row.target_id,
+                squadron_id=squadron.id,
+                origin=TaskOrigin.schedule,
+                due=max(due_at, now + timedelta(days=1)),
+                note=_note(row, on),
+                created_by_id=actor.user_id,
+                assignees=sorted(pair, key=lambda user: user.id),
+            )
         )
-        db.session.add(task)
-        db.session.flush()
-        db.session.execute(
-            sa.insert(task_assignees),
-            [{"task_id": task.id, "user_id": user.id} for user in {u.id: u for u in pair}.values()],
-        )
-        created.append(task)
+    db.session.add_all(created)
+    db.session.flush()
     if created:
         audit.record(
             actor,
@@ -111,7 +109,6 @@ def dispatch_due(
             squadron.id,
             after={"on": on.isoformat(), "tasks": [str(t.id) for t in created]},
         )
-        db.session.expire_all()
     return created
 
 

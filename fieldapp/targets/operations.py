@@ -259,5 +259,5 @@ def target_file(target: Target, *, recent: int = 10) -> TargetFile:
         open_rectifications=[_brief(i) for i in open_rectifications],
         complaints=list(complaints),
         cases=list(cases),
-        risk=risk.risk_file(target, utcnow()),
+        risk=risk.risk_file(target, utcnow(), with_history=False),  # the file shows no history
     )
