@@ -67,6 +67,7 @@ def _register_blueprints(api) -> None:
     from fieldapp.api import API_PREFIX
     from fieldapp.auth.views import blp as auth_blp
     from fieldapp.checklists.views import blp as checklists_blp
+    from fieldapp.complaints.views import blp as complaints_blp
     from fieldapp.draws.views import blp as draws_blp
     from fieldapp.org.views import blp as org_blp
     from fieldapp.risk.views import blp as risk_blp
@@ -84,6 +85,7 @@ def _register_blueprints(api) -> None:
         risk_blp,
         draws_blp,
         schedule_blp,
+        complaints_blp,
     ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)

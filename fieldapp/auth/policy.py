@@ -208,6 +208,8 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     # obj: the squadron id drawn from (None: a whole district, admins only)
     "draw.create": lambda p, squadron_id: _manages_squadron(p, squadron_id),
     "task.dispatch": lambda p, squadron_id: _manages_squadron(p, squadron_id),
+    # obj: the squadron id the complaint belongs to
+    "complaint.manage": lambda p, squadron_id: _manages_squadron(p, squadron_id),
     "user.manage": lambda p, _: p.role is Role.admin,
     "device.manage": lambda p, _: p.role is Role.admin,
     "checklist.manage": lambda p, _: p.role is Role.admin,
@@ -228,6 +230,7 @@ _WRITE_MESSAGES = {
     "risk.settings": "only admins change the risk model's settings",
     "draw.create": "only the squadron's leader (or an admin, also for a district) may draw",
     "task.dispatch": "only the squadron's leader or an admin dispatches its tasks",
+    "complaint.manage": "only the squadron's leader or an admin records and decides complaints",
     "user.manage": "only admins manage users",
     "device.manage": "only admins manage devices",
     "checklist.manage": "only admins publish checklists",

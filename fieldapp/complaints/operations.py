@@ -1,0 +1,125 @@
+"""12345 complaints: received by the squadron, checked by its officers, decided by its leader.
+
+A decision (substantiated or not) re-assesses the target's risk in the same transaction: a
+substantiated complaint adds points and holds a downgrade back (see ``docs/risk.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import db
+from fieldapp.errors import validation_error
+from fieldapp.inspections.models import Inspection
+from fieldapp.org.models import Squadron
+from fieldapp.risk import operations as risk
+from fieldapp.targets.models import Target
+
+
+def receive_complaint(
+    actor: Actor,
+    *,
+    squadron: Squadron,
+    target: Target | None,
+    category: str,
+    text: str,
+    received_at: datetime,
+    source: str = "12345",
+    reference: str | None = None,
+) -> Complaint:
+    """Record a complaint for ``squadron`` (the target's, when there is a target).
+
+    The same hotline ticket (``source`` and ``reference``) recorded twice is refused with the
+    first one's id, so a ticket forwarded again is not counted twice against the target.
+    """
+    if target is not None and target.squadron_id != squadron.id:
+        raise validation_error(
+            {"squadron_id": [f"the target belongs to squadron {target.squadron_id}"]}
+        )
+    if reference is not None:
+        earlier = db.session.scalar(
+            sa.select(Complaint.id).where(
+                Complaint.source == source, Complaint.reference == reference
+            )
+        )
+        if earlier is not None:
+            raise validation_error(
+                {"reference": [f"ticket {source} {reference} is already complaint {earlier}"]}
+            )
+    complaint = Complaint(
+        squadron_id=squadron.id,
+        target_id=None if target is None else target.id,
+        source=source,
+        reference=reference,
+        category=category,
+        text=text,
+        received_at=received_at,
+        created_by_id=actor.user_id,
+    )
+    db.session.add(complaint)
+    db.session.flush()
+    audit.record(
+        actor, "complaint.receive", "complaint", complaint.id, after=audit.snapshot(complaint)
+    )
+    return complaint
+
+
+@dataclass
+class Decision:
+    substantiated: bool
+    note: str
+    inspection: Inspection | None = None
+
+
+def decide_complaint(
+    actor: Actor, complaint: Complaint, decision: Decision, now: datetime
+) -> Complaint:
+    """Close the complaint as substantiated or not, after it was checked.
+
+    A decision may be corrected later (audited like the first); each one re-assesses the
+    target's risk in this transaction, so the score never counts a complaint it should not.
+    """
+    inspection = decision.inspection
+    if inspection is not None and inspection.target_id != complaint.target_id:
+        raise validation_error(
+            {"inspection_id": ["the inspection is not of the complaint's target"]}
+        )
+    before = audit.snapshot(complaint)
+    complaint.substantiated = decision.substantiated
+    complaint.decision_note = decision.note
+    complaint.inspection_id = None if inspection is None else inspection.id
+    complaint.decided_by_id = actor.user_id
+    complaint.closed_at = now
+    audit.record_update(actor, "complaint.decide", "complaint", complaint, before)
+    if complaint.target_id is not None:
+        risk.refresh_target(actor, db.session.get(Target, complaint.target_id), now)
+    return complaint
+
+
+def complaints_query(readable, filters: dict) -> sa.Select:
+    """The complaints a leader works through: open ones oldest first (the longest waiting on
+    top), otherwise newest first."""
+    query = sa.select(Complaint).where(readable)
+    for name in ("squadron_id", "target_id", "source", "reference"):
+        if name in filters:
+            query = query.where(getattr(Complaint, name) == filters[name])
+    status = filters.get("status")
+    if status == "open":
+        query = query.where(Complaint.substantiated.is_(None))
+    elif status == "closed":
+        query = query.where(Complaint.substantiated.is_not(None))
+    if "substantiated" in filters:
+        query = query.where(Complaint.substantiated.is_(filters["substantiated"]))
+    if "from_" in filters:
+        query = query.where(Complaint.received_at >= filters["from_"])
+    if "to" in filters:
+        query = query.where(Complaint.received_at < filters["to"])
+    if status == "open":
+        return query.order_by(Complaint.received_at, Complaint.id)
+    return query.order_by(Complaint.received_at.desc(), Complaint.id)

@@ -1,0 +1,260 @@
+"""12345 complaints as a squadron leader handles them: recorded, listed, decided, and felt in the
+target's risk at once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from fieldapp.db import db
+from tests.conftest import assert_error, audit_entries
+from tests.test_risk import approved_inspection
+
+
+def complaint_body(world, target="shop1", **overrides) -> dict:
+    return {
+        "target_id": str(world.targets[target].id),
+        "category": "占道经营",
+        "text": "面馆门前堆放桌椅，影响行人通行",
+        "reference": "2026112100123",
+        **overrides,
+    }
+
+
+def complaint_factor(api, target_id) -> list:
+    risk = api.get(f"/api/v1/targets/{target_id}/risk").get_json()
+    return [f for f in risk["factors"] if f["factor"] == "complaints"]
+
+
+def test_a_leader_records_a_complaint_and_it_waits_in_the_open_list(app, login, world):
+    leader = login("leader1")
+    response = leader.post("/api/v1/complaints", json=complaint_body(world))
+    assert response.status_code == 201, response.get_json()
+    complaint = response.get_json()
+    assert complaint["status"] == "open"
+    assert complaint["substantiated"] is None
+    assert complaint["squadron_id"] == world.squadrons[0].id
+    assert complaint["source"] == "12345"
+    listed = leader.get("/api/v1/complaints?status=open").get_json()["items"]
+    assert [c["id"] for c in listed] == [complaint["id"]]
+    assert leader.get("/api/v1/complaints?status=closed").get_json()["items"] == []
+    # The target's file shows it; the audit log has it.
+    target_file = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}").get_json()
+    assert complaint["id"] in [c["id"] for c in target_file["complaints"]]
+    [entry] = audit_entries(app, action="complaint.receive")
+    assert entry.record_id == complaint["id"]
+    assert entry.after["text"] == complaint_body(world)["text"]
+
+
+def test_open_complaints_are_listed_longest_waiting_first(login, world):
+    leader = login("leader1")
+    now = datetime.now(UTC)
+    ids = []
+    for days, reference in ((1, "A1"), (5, "A2"), (3, "A3")):
+        body = complaint_body(
+            world, reference=reference, received_at=(now - timedelta(days=days)).isoformat()
+        )
+        ids.append(leader.post("/api/v1/complaints", json=body).get_json()["id"])
+    open_ids = [c["id"] for c in leader.get("/api/v1/complaints?status=open").get_json()["items"]]
+    assert open_ids == [ids[1], ids[2], ids[0]]
+    newest_first = [c["id"] for c in leader.get("/api/v1/complaints").get_json()["items"]]
+    assert newest_first == [ids[0], ids[2], ids[1]]
+
+
+def test_a_substantiated_complaint_raises_the_targets_score_at_once(app, login, world):
+    leader = login("leader1")
+    shop = world.targets["shop1"].id
+    before = leader.get(f"/api/v1/targets/{shop}/risk").get_json()
+    assert complaint_factor(leader, shop) == []
+    complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    with app.app_context():
+        inspection = approved_inspection(world, "shop1", datetime.now(UTC), failed=("S02",))
+        inspection_id = str(inspection.id)
+        db.session.commit()
+    response = leader.post(
+        f"/api/v1/complaints/{complaint['id']}/decision",
+        json={"substantiated": True, "note": "现场核实属实", "inspection_id": inspection_id},
+    )
+    assert response.status_code == 200, response.get_json()
+    decided = response.get_json()
+    assert (decided["status"], decided["substantiated"]) == ("closed", True)
+    assert decided["inspection_id"] == inspection_id
+    assert decided["decided_by_id"] == str(world.users["leader1"].id)
+    [factor] = complaint_factor(leader, shop)
+    assert factor["source"] == {"entity": "complaint", "id": complaint["id"]}
+    assert factor["points"] > 0
+    after = leader.get(f"/api/v1/targets/{shop}/risk").get_json()
+    assert after["score"] > before["score"]
+    [entry] = audit_entries(app, action="complaint.decide")
+    assert entry.after["substantiated"] is True and entry.before["substantiated"] is None
+
+
+def test_a_corrected_decision_takes_the_points_back_and_is_audited(app, login, world):
+    leader = login("leader1")
+    shop = world.targets["shop1"].id
+    complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    path = f"/api/v1/complaints/{complaint['id']}/decision"
+    assert leader.post(path, json={"substantiated": True, "note": "属实"}).status_code == 200
+    assert len(complaint_factor(leader, shop)) == 1
+    response = leader.post(path, json={"substantiated": False, "note": "复核：系误报"})
+    assert response.status_code == 200
+    assert complaint_factor(leader, shop) == []
+    entries = audit_entries(app, action="complaint.decide")
+    assert [(e.before["substantiated"], e.after["substantiated"]) for e in entries] == [
+        (None, True),
+        (True, False),
+    ]
+
+
+def test_a_complaint_without_a_registered_target_belongs_to_the_named_squadron(login, world):
+    leader = login("leader2")
+    body = {
+        "squadron_id": world.squadrons[1].id,
+        "category": "无证设摊",
+        "text": "共康路地铁站口流动摊贩",
+    }
+    response = leader.post("/api/v1/complaints", json=body)
+    assert response.status_code == 201, response.get_json()
+    complaint = response.get_json()
+    assert complaint["target_id"] is None
+    decided = leader.post(
+        f"/api/v1/complaints/{complaint['id']}/decision",
+        json={"substantiated": True, "note": "已劝离"},
+    )
+    assert decided.status_code == 200
+
+
+def test_complaints_are_scoped_to_the_squadron(login, world):
+    leader1 = login("leader1")
+    complaint = leader1.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    path = f"/api/v1/complaints/{complaint['id']}"
+    # Another squadron neither sees nor decides it; its officers read it but do not decide it.
+    assert_error(login("leader2").get(path), 404, "not_found")
+    assert login("leader2").get("/api/v1/complaints").get_json()["items"] == []
+    assert_error(
+        login("leader2").post(f"{path}/decision", json={"substantiated": True, "note": "x"}),
+        404,
+        "not_found",
+    )
+    officer = login("officer1")
+    assert officer.get(path).status_code == 200
+    assert_error(
+        officer.post(f"{path}/decision", json={"substantiated": True, "note": "x"}),
+        403,
+        "forbidden",
+    )
+    assert_error(
+        officer.post("/api/v1/complaints", json=complaint_body(world, reference="B1")),
+        403,
+        "forbidden",
+    )
+    # A leader cannot file one in another squadron, named or through its target.
+    assert_error(
+        leader1.post(
+            "/api/v1/complaints",
+            json={"squadron_id": world.squadrons[1].id, "category": "噪声", "text": "夜间施工"},
+        ),
+        403,
+        "forbidden",
+    )
+    body = assert_error(
+        leader1.post("/api/v1/complaints", json=complaint_body(world, "shop2", reference="B2")),
+        422,
+        "validation_failed",
+    )
+    assert "target_id" in body["errors"]["json"]
+    # The supervisor reads every complaint of the district.
+    assert login("supervisor").get(path).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"category": ""}, "category"),
+        ({"category": "x" * 41}, "category"),
+        ({"text": None}, "text"),
+        ({"target_id": "not-a-uuid"}, "target_id"),
+        ({"target_id": str(uuid.UUID(int=7))}, "target_id"),
+        ({"received_at": "2026-11-21T10:00:00"}, "received_at"),  # no offset
+        ({"received_at": "2099-01-01T00:00:00+08:00"}, "received_at"),
+        ({"squadron_id": "1"}, "squadron_id"),
+        ({"colour": "red"}, "colour"),
+        ({"reference": "y" * 41}, "reference"),
+    ],
+)
+def test_bad_complaints_are_refused_field_by_field(login, world, overrides, field):
+    body = {k: v for k, v in complaint_body(world, **overrides).items() if v is not None}
+    response = login("leader1").post("/api/v1/complaints", json=body)
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert field in errors
+    assert login("leader1").get("/api/v1/complaints").get_json()["items"] == []
+
+
+def test_a_complaint_needs_a_target_or_a_squadron_and_they_must_agree(login, world):
+    leader = login("leader1")
+    body = {"category": "噪声", "text": "夜间施工噪声"}
+    errors = assert_error(leader.post("/api/v1/complaints", json=body), 422, "validation_failed")
+    assert "target_id" in errors["errors"]["json"]
+    mismatch = complaint_body(world, "site1", squadron_id=world.squadrons[1].id)
+    response = login("admin").post("/api/v1/complaints", json=mismatch)
+    assert "squadron_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+
+
+def test_the_same_hotline_ticket_is_one_complaint(login, world):
+    leader = login("leader1")
+    first = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    response = leader.post("/api/v1/complaints", json=complaint_body(world))
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert first["id"] in errors["reference"][0]
+    assert len(leader.get("/api/v1/complaints").get_json()["items"]) == 1
+    # Another source may reuse the number.
+    other = leader.post("/api/v1/complaints", json=complaint_body(world, source="citizen-app"))
+    assert other.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"substantiated": "yes", "note": "x"}, "substantiated"),
+        ({"substantiated": 1, "note": "x"}, "substantiated"),
+        ({"note": "x"}, "substantiated"),
+        ({"substantiated": True}, "note"),
+        ({"substantiated": True, "note": ""}, "note"),
+        (
+            {"substantiated": True, "note": "x", "inspection_id": str(uuid.UUID(int=9))},
+            "inspection_id",
+        ),
+        ({"substantiated": True, "note": "x", "verdict": "ok"}, "verdict"),
+    ],
+)
+def test_bad_decisions_are_refused_and_leave_the_complaint_open(login, world, body, field):
+    leader = login("leader1")
+    complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    path = f"/api/v1/complaints/{complaint['id']}"
+    response = leader.post(f"{path}/decision", json=body)
+    assert field in assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert leader.get(path).get_json()["status"] == "open"
+
+
+def test_the_checking_inspection_must_be_of_the_complaints_target(app, login, world):
+    leader = login("leader1")
+    complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    with app.app_context():
+        other = approved_inspection(world, "site1", datetime.now(UTC))
+        other_id = str(other.id)
+        db.session.commit()
+    response = leader.post(
+        f"/api/v1/complaints/{complaint['id']}/decision",
+        json={"substantiated": True, "note": "x", "inspection_id": other_id},
+    )
+    assert "inspection_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+
+
+def test_unknown_complaints_and_bad_filters(login, world):
+    leader = login("leader1")
+    assert_error(leader.get(f"/api/v1/complaints/{uuid.uuid4()}"), 404, "not_found")
+    for query in ("status=pending", "from=yesterday", "squadron_id=0", "substantiated=maybe"):
+        response = leader.get(f"/api/v1/complaints?{query}")
+        assert_error(response, 422, "validation_failed")
