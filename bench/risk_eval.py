@@ -152,9 +152,9 @@ def labels_by_month(cutoffs: list[datetime]) -> dict[datetime, dict]:
         end = cutoff + timedelta(days=31)
         labels = {}
         for target_id, at, checklist_id, version, answers in rows:
-            if not cutoff <= at < end or target_id in labels:
+            if not cutoff <= at < end or str(target_id) in labels:
                 continue
-            labels[target_id] = any(
+            labels[str(target_id)] = any(
                 a["result"] == "fail"
                 and severity.get((checklist_id, version, code)) in ("moderate", "severe")
                 for code, a in answers.items()

@@ -120,21 +120,21 @@ def gather_facts(
     now: datetime,
     settings: dict,
     target_ids: Iterable[uuid.UUID] | None = None,
-    id_range: tuple[uuid.UUID, uuid.UUID] | None = None,
-) -> dict[uuid.UUID, tuple[Facts, int]]:
-    """Facts about the given targets (``target_ids``, or those whose id lies in ``id_range``,
-    or all), with each target's squadron.
+    id_range: tuple | None = None,
+) -> dict[str, tuple[Facts, int]]:
+    """Facts about the given targets (``target_ids``, or those whose raw id lies in
+    ``id_range``, or all), with each target's squadron, keyed by the target's id as text.
 
     A fixed number of queries whatever the number of targets: approved inspections within the
     history window plus each target's latest, counts, cases, complaints. A range (a full
-    recompute's chunks) reads straight off the target-id indexes and binds two values instead
-    of thousands.
+    recompute's chunks, as raw ids from :func:`_raw`) reads straight off the target-id indexes
+    and binds two values instead of thousands.
     """
     ids = None if target_ids is None else list(target_ids)
 
     def only(column):
         if id_range is not None:
-            return column.between(*id_range)
+            return _raw(column).between(*id_range)
         return sa.true() if ids is None else column.in_(ids)
 
     window = now - timedelta(days=_window_days(settings))
@@ -226,7 +226,6 @@ def gather_facts(
     facts = {}
     rows = _read(
         sa.select(
-            Target.id,
             _raw(Target.id).label("raw_id"),
             # Enum columns as their text: the values are all the facts need.
             _raw(Target.kind).label("kind"),
@@ -241,9 +240,10 @@ def gather_facts(
     ).all()
     for row in rows:
         raw = row.raw_id
-        facts[row.id] = (
+        target_id = _dashed(raw)
+        facts[target_id] = (
             Facts(
-                target_id=str(row.id),
+                target_id=target_id,
                 kind=row.kind,
                 credit_class=row.credit_class,
                 sensitive_surroundings=row.sensitive_surroundings,
@@ -286,6 +286,7 @@ def _values(target_id, squadron_id: int, kind: str, result: Assessment, now: dat
         "reason": result.reason[:300],
         "next_due": result.next_due,
         "assessed_at": now,
+        "updated_at": now,
     }
     values["digest"] = _digest(values)
     return values
@@ -349,8 +350,10 @@ def assess_targets(
     """Re-assess the given targets (None: every one), a chunk at a time: a few queries and
     bulk writes per chunk, whether for one target after an event or for the whole city."""
     settings = load_settings()
+    # Raw ids for a full recompute: two hundred thousand UUID objects cost seconds, and only
+    # the few rows actually rewritten need one (see _uuid).
     all_ids = (
-        db.session.scalars(sa.select(Target.id).order_by(Target.id)).all()
+        _read(sa.select(_raw(Target.id)).order_by(Target.id)).scalars().all()
         if target_ids is None
         else list(target_ids)
     )
@@ -361,15 +364,15 @@ def assess_targets(
         chunk = all_ids[start : start + CHUNK]
         if everyone:  # ids are sorted: the chunk is a range
             facts = gather_facts(now, settings, id_range=(chunk[0], chunk[-1]))
-            in_chunk = table.c.target_id.between(chunk[0], chunk[-1])
+            in_chunk = _raw(table.c.target_id).between(chunk[0], chunk[-1])
         else:
             facts = gather_facts(now, settings, chunk)
             in_chunk = table.c.target_id.in_(chunk)
         stored = {
-            row.target_id: row
+            _dashed(row.target_id): row
             for row in _read(
                 sa.select(
-                    table.c.target_id,
+                    _raw(table.c.target_id).label("target_id"),
                     table.c.level,
                     table.c.level_since,
                     table.c.version,
@@ -387,11 +390,14 @@ def assess_targets(
             summary.by_level[result.level] += 1
             values = _values(target_id, squadron_id, fact.kind, result, now)
             if row is None:
-                inserts.append(values | {"version": 1, "updated_at": now})
+                inserts.append(values | {"target_id": uuid.UUID(target_id), "version": 1})
             elif values["digest"] != row.digest:
-                updates.append(values | {"version": row.version + 1, "updated_at": now})
+                values["target_id"] = uuid.UUID(target_id)
+                updates.append(values | {"version": row.version + 1})
             if result.changed:
-                level_rows.append(_change_row(target_id, squadron_id, state.level, result, now))
+                level_rows.append(
+                    _change_row(uuid.UUID(target_id), squadron_id, state.level, result, now)
+                )
                 audit_rows.append(
                     audit.entry_values(
                         actor,
@@ -487,7 +493,7 @@ def risk_file(target: Target, now: datetime, *, with_history: bool = True) -> di
         values = {k: getattr(stored, k) for k in (*_COMPARED, "assessed_at")}
     else:
         settings = load_settings()
-        facts, squadron_id = gather_facts(now, settings, [target.id])[target.id]
+        facts, squadron_id = gather_facts(now, settings, [target.id])[str(target.id)]
         values = _values(
             target.id, squadron_id, facts.kind, assess(facts, LevelState(), settings, now), now
         )
