@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import click
@@ -9,7 +10,7 @@ from flask.cli import with_appcontext
 
 from fieldapp.actor import Actor
 from fieldapp.db import db, utcnow
-from fieldapp.risk.operations import SettingsError, assess_targets
+from fieldapp.risk.operations import CHUNK, SettingsError, assess_targets
 
 
 @click.group("risk")
@@ -18,13 +19,33 @@ def risk_cli():
 
 
 @risk_cli.command("recompute")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1, max=64),
+    default=min(os.cpu_count() or 1, 8),
+    show_default="the number of CPUs, at most 8",
+    help="processes that assess targets while this one writes (1: all in this process)",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=CHUNK,
+    show_default=True,
+    help="targets assessed per round (memory and progress granularity)",
+)
 @with_appcontext
-def recompute_command():
+def recompute_command(workers: int, chunk_size: int):
     """Score every target and move levels by the rules (downgrades wait on time passing, so
     run this daily)."""
     started = time.perf_counter()
     try:
-        summary = assess_targets(Actor.for_system("risk"), utcnow(), progress=click.echo)
+        summary = assess_targets(
+            Actor.for_system("risk"),
+            utcnow(),
+            progress=click.echo,
+            workers=workers,
+            chunk_size=chunk_size,
+        )
     except SettingsError as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None

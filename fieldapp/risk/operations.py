@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
@@ -341,100 +345,240 @@ def refresh_target(actor: Actor, target: Target, now: datetime) -> RecomputeSumm
     return assess_targets(actor, now, [target.id])
 
 
+@dataclass
+class ChunkResult:
+    """What assessing one chunk of targets decided: the rows to write and the level changes.
+
+    Plain data, so that a worker process can hand it to the one that writes. ``seen`` holds the
+    stored version each written row was assessed against (None: no row yet).
+    """
+
+    inserts: list[dict] = field(default_factory=list)
+    updates: list[dict] = field(default_factory=list)
+    level_rows: list[dict] = field(default_factory=list)
+    seen: dict[str, int | None] = field(default_factory=dict)
+    by_level: Counter = field(default_factory=Counter)
+
+
+def _stored_state(in_chunk, *, lock: bool) -> dict:
+    query = sa.select(
+        _raw(TargetRisk.__table__.c.target_id).label("target_id"),
+        TargetRisk.__table__.c.level,
+        TargetRisk.__table__.c.level_since,
+        TargetRisk.__table__.c.version,
+        TargetRisk.__table__.c.digest,
+    ).where(in_chunk)
+    return {
+        _dashed(row.target_id): row for row in _read(query.with_for_update() if lock else query)
+    }
+
+
+def _assess_chunk(facts: dict, stored: dict, settings: dict, now: datetime) -> ChunkResult:
+    """Assess every target of ``facts`` against its stored state; keep only what changed."""
+    out = ChunkResult()
+    for target_id, (fact, squadron_id) in facts.items():
+        row = stored.get(target_id)
+        state = LevelState(row.level, row.level_since) if row is not None else LevelState()
+        result = assess(fact, state, settings, now)
+        out.by_level[result.level] += 1
+        values = _values(target_id, squadron_id, fact.kind, result, now)
+        if row is None:
+            out.inserts.append(values | {"target_id": uuid.UUID(target_id), "version": 1})
+            out.seen[target_id] = None
+        elif values["digest"] != row.digest:
+            values["target_id"] = uuid.UUID(target_id)
+            out.updates.append(values | {"version": row.version + 1})
+            out.seen[target_id] = row.version
+        if result.changed:
+            out.level_rows.append(
+                _change_row(uuid.UUID(target_id), squadron_id, state.level, result, now)
+            )
+    return out
+
+
+def _write_chunk(actor: Actor, chunk: ChunkResult, summary: RecomputeSummary) -> None:
+    """Store a chunk's decisions: new and changed assessments (each taking a change sequence
+    number, so devices pull them), level changes and their audit entries."""
+    table = TargetRisk.__table__
+    written = chunk.inserts + chunk.updates
+    if written:
+        first = allocate(db.session, change_counter, len(written))
+        for offset, values in enumerate(written):
+            values["change_seq"] = first + offset
+    if chunk.inserts:
+        db.session.execute(sa.insert(table), chunk.inserts)
+    if chunk.updates:
+        # executemany UPDATE: bind names must differ from the columns they set.
+        columns = [name for name in chunk.updates[0] if name != "target_id"]
+        db.session.execute(
+            sa.update(table)
+            .where(table.c.target_id == sa.bindparam("p_target_id"))
+            .values({name: sa.bindparam(f"p_{name}") for name in columns}),
+            [{f"p_{k}": v for k, v in u.items()} for u in chunk.updates],
+        )
+    if chunk.level_rows:
+        db.session.execute(sa.insert(RiskLevelChange.__table__), chunk.level_rows)
+        db.session.execute(
+            sa.insert(AuditEntry.__table__),
+            [
+                audit.entry_values(
+                    actor,
+                    "risk.level_change",
+                    "risk",
+                    row["target_id"],
+                    before={"level": row["from_level"].value if row["from_level"] else None},
+                    after={
+                        "level": row["to_level"].value,
+                        "score": row["score"],
+                        "reason": row["reason"],
+                    },
+                )
+                for row in chunk.level_rows
+            ],
+        )
+    summary.changed += len(written)
+    summary.level_changes += len(chunk.level_rows)
+    for level, count in chunk.by_level.items():
+        summary.by_level[level] += count
+
+
 def assess_targets(
     actor: Actor,
     now: datetime,
     target_ids: list[uuid.UUID] | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    workers: int = 1,
+    chunk_size: int = CHUNK,
 ) -> RecomputeSummary:
     """Re-assess the given targets (None: every one), a chunk at a time: a few queries and
-    bulk writes per chunk, whether for one target after an event or for the whole city."""
+    bulk writes per chunk, whether for one target after an event or for the whole city.
+
+    ``workers`` > 1 (a full recompute only) assesses chunks in that many processes, each on
+    its own connection, while this one writes; see :func:`_assess_in_workers` for why that is
+    safe and when it is not allowed.
+    """
     settings = load_settings()
     # Raw ids for a full recompute: two hundred thousand UUID objects cost seconds, and only
-    # the few rows actually rewritten need one (see _uuid).
+    # the few rows actually rewritten need one.
     all_ids = (
         _read(sa.select(_raw(Target.id)).order_by(Target.id)).scalars().all()
         if target_ids is None
         else list(target_ids)
     )
-    everyone = target_ids is None
     summary = RecomputeSummary(targets=len(all_ids), by_level=dict.fromkeys(RiskLevel, 0))
-    table = TargetRisk.__table__
-    for start in range(0, len(all_ids), CHUNK):
-        chunk = all_ids[start : start + CHUNK]
-        if everyone:  # ids are sorted: the chunk is a range
+    chunks = [all_ids[start : start + chunk_size] for start in range(0, len(all_ids), chunk_size)]
+    if target_ids is None and workers > 1 and len(chunks) > 1:
+        return _assess_in_workers(actor, now, settings, chunks, workers, summary, progress)
+    done = 0
+    for chunk in chunks:
+        if target_ids is None:  # ids are sorted: the chunk is a range
             facts = gather_facts(now, settings, id_range=(chunk[0], chunk[-1]))
-            in_chunk = _raw(table.c.target_id).between(chunk[0], chunk[-1])
+            in_chunk = _raw(TargetRisk.target_id).between(chunk[0], chunk[-1])
         else:
             facts = gather_facts(now, settings, chunk)
-            in_chunk = table.c.target_id.in_(chunk)
-        stored = {
-            _dashed(row.target_id): row
-            for row in _read(
-                sa.select(
-                    _raw(table.c.target_id).label("target_id"),
-                    table.c.level,
-                    table.c.level_since,
-                    table.c.version,
-                    table.c.digest,
-                )
-                .where(in_chunk)
-                .with_for_update()
-            )
-        }
-        inserts, updates, level_rows, audit_rows = [], [], [], []
-        for target_id, (fact, squadron_id) in facts.items():
-            row = stored.get(target_id)
-            state = LevelState(row.level, row.level_since) if row is not None else LevelState()
-            result = assess(fact, state, settings, now)
-            summary.by_level[result.level] += 1
-            values = _values(target_id, squadron_id, fact.kind, result, now)
-            if row is None:
-                inserts.append(values | {"target_id": uuid.UUID(target_id), "version": 1})
-            elif values["digest"] != row.digest:
-                values["target_id"] = uuid.UUID(target_id)
-                updates.append(values | {"version": row.version + 1})
-            if result.changed:
-                level_rows.append(
-                    _change_row(uuid.UUID(target_id), squadron_id, state.level, result, now)
-                )
-                audit_rows.append(
-                    audit.entry_values(
-                        actor,
-                        "risk.level_change",
-                        "risk",
-                        target_id,
-                        before={"level": state.level.value if state.level else None},
-                        after={
-                            "level": result.level.value,
-                            "score": result.score,
-                            "reason": result.change_reason,
-                        },
-                    )
-                )
-        written = inserts + updates
-        if written:
-            first = allocate(db.session, change_counter, len(written))
-            for offset, values in enumerate(written):
-                values["change_seq"] = first + offset
-        if inserts:
-            db.session.execute(sa.insert(table), inserts)
-        if updates:
-            # executemany UPDATE: bind names must differ from the columns they set.
-            columns = [name for name in updates[0] if name != "target_id"]
-            db.session.execute(
-                sa.update(table)
-                .where(table.c.target_id == sa.bindparam("p_target_id"))
-                .values({name: sa.bindparam(f"p_{name}") for name in columns}),
-                [{f"p_{k}": v for k, v in u.items()} for u in updates],
-            )
-        if level_rows:
-            db.session.execute(sa.insert(RiskLevelChange.__table__), level_rows)
-            db.session.execute(sa.insert(AuditEntry.__table__), audit_rows)
-        summary.changed += len(written)
-        summary.level_changes += len(level_rows)
-        progress(f"{min(start + CHUNK, len(all_ids)):,} of {len(all_ids):,} targets assessed")
+            in_chunk = TargetRisk.target_id.in_(chunk)
+        stored = _stored_state(in_chunk, lock=True)
+        _write_chunk(actor, _assess_chunk(facts, stored, settings, now), summary)
+        done += len(chunk)
+        progress(f"{done:,} of {len(all_ids):,} targets assessed")
     return summary
+
+
+# -- a full recompute in worker processes --------------------------------------------------------
+
+_worker_app = None
+
+
+def _start_worker(config: dict) -> None:
+    global _worker_app
+    from fieldapp import create_app
+
+    _worker_app = create_app(config)
+
+
+def _assess_range(job: tuple) -> ChunkResult:
+    """In a worker: assess the targets whose raw id lies in the range, reading only."""
+    now, settings, low, high = job
+    with _worker_app.app_context():
+        try:
+            facts = gather_facts(now, settings, id_range=(low, high))
+            stored = _stored_state(_raw(TargetRisk.target_id).between(low, high), lock=False)
+            return _assess_chunk(facts, stored, settings, now)
+        finally:
+            db.session.rollback()
+
+
+def _assess_in_workers(
+    actor: Actor,
+    now: datetime,
+    settings: dict,
+    chunks: list[list],
+    workers: int,
+    summary: RecomputeSummary,
+    progress: Callable[[str], None],
+) -> RecomputeSummary:
+    """A full recompute with the assessing spread over ``workers`` processes.
+
+    Workers read committed data on their own connections, so this transaction must not have
+    written anything they would need to see: the recompute command starts clean, and callers
+    inside a larger transaction (the demo builder, imports, requests) assess in process.
+    Targets are disjoint between chunks, and this process writes a chunk only after its worker
+    has read it. A concurrent request may still re-assess a target between the worker's read
+    and the write: each written row is locked and its version compared with the one the
+    worker saw, and targets that moved are assessed again here, under the lock.
+    """
+    if db.session.new or db.session.dirty or db.session.deleted:
+        raise RuntimeError("a recompute in workers needs a transaction with nothing pending")
+    config = {
+        key: current_app.config[key]
+        for key in ("SQLALCHEMY_DATABASE_URI", "LOG_LEVEL")
+        if key in current_app.config
+    }
+    total = sum(len(chunk) for chunk in chunks)
+    done, moved = 0, []
+    jobs = [(now, settings, chunk[0], chunk[-1]) for chunk in chunks]
+    context = multiprocessing.get_context("spawn")  # no inherited connections or locks
+    with ProcessPoolExecutor(workers, context, _start_worker, (config,)) as pool:
+        for chunk, result in zip(chunks, pool.map(_assess_range, jobs), strict=True):
+            moved += _drop_moved(result)
+            _write_chunk(actor, result, summary)
+            done += len(chunk)
+            progress(f"{done:,} of {total:,} targets assessed")
+    if moved:
+        again = assess_targets(actor, now, [uuid.UUID(target_id) for target_id in moved])
+        summary.changed += again.changed
+        summary.level_changes += again.level_changes
+        for level, count in again.by_level.items():
+            summary.by_level[level] += count
+    return summary
+
+
+def _drop_moved(result: ChunkResult) -> list[str]:
+    """Lock the rows a worker decided to write; take out those whose stored version is no
+    longer the one it assessed against (a request re-assessed them meanwhile), and return
+    their ids."""
+    if not result.seen:
+        return []
+    table = TargetRisk.__table__
+    current: dict[str, int] = {}
+    ids = [uuid.UUID(target_id) for target_id in result.seen]
+    for start in range(0, len(ids), 1000):
+        for raw, version in _read(
+            sa.select(_raw(table.c.target_id), table.c.version)
+            .where(table.c.target_id.in_(ids[start : start + 1000]))
+            .with_for_update()
+        ):
+            current[_dashed(raw)] = version
+    moved = {t for t, version in result.seen.items() if current.get(t) != version}
+    if moved:
+        # They are counted again when they are assessed again.
+        for row in result.inserts + result.updates:
+            if str(row["target_id"]) in moved:
+                result.by_level[row["level"]] -= 1
+        result.inserts = [r for r in result.inserts if str(r["target_id"]) not in moved]
+        result.updates = [r for r in result.updates if str(r["target_id"]) not in moved]
+        result.level_rows = [r for r in result.level_rows if str(r["target_id"]) not in moved]
+    return sorted(moved)
 
 
 # -- settings ------------------------------------------------------------------------------------
