@@ -15,6 +15,8 @@ from fieldapp.auth.models import User
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
 from fieldapp.demo.builder import EXTENT, SCALES, DemoBuilder, jurisdiction_polygons
+from fieldapp.draws.models import Draw
+from fieldapp.draws.operations import verify_draw
 from fieldapp.inspections.models import Case, Inspection
 from fieldapp.org.models import Squadron
 from fieldapp.targets.models import Target
@@ -113,6 +115,28 @@ def test_history_is_coherent(demo):
     assert any(c.substantiated for c in checked) and any(not c.substantiated for c in checked)
     open_tasks = db.session.scalars(sa.select(Task).where(Task.status == "open")).all()
     assert open_tasks and all(t.assignees for t in open_tasks)
+
+
+def test_demo_draws_verify_and_their_pairs_inspect_what_was_drawn(demo):
+    draws = db.session.scalars(sa.select(Draw)).all()
+    assert draws and all(
+        verify_draw(d) == {"roster_hash_matches": True, "targets_match": True} for d in draws
+    )
+    drawn = db.session.scalars(sa.select(Inspection).where(Inspection.draw_id.is_not(None))).all()
+    assert drawn
+    pairs = {
+        (str(d.id), item["target_id"]): item["officer_ids"] for d in draws for item in d.targets
+    }
+    for inspection in drawn:
+        assert inspection.origin.value == "random"
+        pair = pairs[(str(inspection.draw_id), str(inspection.target_id))]
+        assert sorted(str(o) for o in inspection.officer_ids) == pair
+        task = db.session.get(Task, inspection.task_id)
+        assert task.draw_id == inspection.draw_id
+        # An approved inspection closes its task (任务闭环); others leave it open.
+        approved = inspection.review_status.value == "approved"
+        assert (task.status.value == "done") == approved
+        assert (task.closed_by_inspection_id == inspection.id) == approved
 
 
 def test_same_seed_same_district(app, ctx):

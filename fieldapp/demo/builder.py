@@ -34,16 +34,20 @@ from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersio
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter, db
 from fieldapp.demo import vocabulary as vocab
+from fieldapp.draws import operations as draws_ops
+from fieldapp.draws.operations import DRAW_TASK_DAYS
+from fieldapp.errors import APIError
 from fieldapp.geo import METRES_PER_DEGREE
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.risk.models import RiskLevelChange
-from fieldapp.targets.models import Target
+from fieldapp.targets.models import Target, TargetKind
 from fieldapp.targets.operations import code_for
-from fieldapp.tasks.models import Task, task_assignees
+from fieldapp.tasks.models import Task, TaskStatus, task_assignees
 from sync.entities import inspection_wire
 from sync.models import RecordVersion
+from sync.sequence import allocate
 from sync.versions import version_values
 
 DEMO_PASSWORD = "fieldapp-demo"
@@ -587,7 +591,7 @@ class DemoBuilder:
         cases: list[dict] = []
         tasks: list[dict] = []
         assignees: list[dict] = []
-        case_numbers = iter(range(1, 10_000_000))
+        case_numbers = self.case_numbers = iter(range(1, 10_000_000))
         written = 0
 
         def flush(force: bool = False) -> None:
@@ -940,11 +944,102 @@ class DemoBuilder:
         for n, moment in enumerate(moments, start=1):
             self.progress(f"assessing risk as of {moment.date()} ({n} of {len(moments)})")
             summary = risk.assess_targets(system, moment)
+            if n == len(moments) - 1:
+                self._draws(moment)
         self.counts["level changes"] = db.session.scalar(
             sa.select(sa.func.count()).select_from(RiskLevelChange)
         )
         for level, count in summary.by_level.items():
             self.counts[f"at {level.value} risk"] = count
+
+    def _draws(self, moment: datetime) -> None:
+        """双随机: each squadron draws its shops and its sites at ``moment`` from the levels as
+        assessed then, the way a leader draws through the API (stored roster and seed, so the
+        draw verifies); the drawn pairs inspect in the following weeks, and what was approved
+        is what the public page (一公开) shows."""
+        rng = self.rng
+        system = Actor.for_system("demo")
+        targets = {str(t["id"]): t for t in self.targets}
+        usernames = {
+            str(o["id"]): o["username"] for officers in self.officers.values() for o in officers
+        }
+        inspections: list[dict] = []
+        officer_rows: list[dict] = []
+        cases: list[dict] = []
+        closing: list[tuple[Task, dict]] = []
+        draws = 0
+        for squadron in self.squadrons:
+            for kind in (TargetKind.shop, TargetKind.site):
+                squadron_row = db.session.get(Squadron, squadron["id"])
+                try:
+                    draw = draws_ops.create_draw(
+                        system,
+                        kind,
+                        [squadron_row],
+                        self.district_id,
+                        None,
+                        rng.getrandbits(63),
+                        moment,
+                    )
+                except APIError:  # nothing of this kind here, or too few officers
+                    continue
+                draws += 1
+                tasks = {
+                    str(task.target_id): task
+                    for task in db.session.scalars(sa.select(Task).where(Task.draw_id == draw.id))
+                }
+                for item in draw.targets:
+                    started = moment + timedelta(days=rng.uniform(0.5, DRAW_TASK_DAYS - 2))
+                    task = tasks.get(item["target_id"])
+                    if task is None or started >= self.end:
+                        continue  # no pair left, or not done yet: the task stays open
+                    record = self._inspection(
+                        targets[item["target_id"]],
+                        started,
+                        "random",
+                        None,
+                        inspections,
+                        officer_rows,
+                        cases,
+                        self.case_numbers,
+                    )
+                    row = inspections[-1]
+                    row.update(
+                        draw_id=draw.id,
+                        task_id=task.id,
+                        created_by_id=uuid.UUID(item["officer_ids"][0]),
+                        device_id=f"pad-{usernames[item['officer_ids'][0]]}",
+                    )
+                    officer_rows[:] = [
+                        r for r in officer_rows if r["inspection_id"] != record["id"]
+                    ]
+                    officer_rows.extend(
+                        {"inspection_id": record["id"], "user_id": uuid.UUID(o), "position": i}
+                        for i, o in enumerate(item["officer_ids"])
+                    )
+                    if row["review_status"] == "approved":
+                        closing.append((task, row))
+        if inspections:
+            # The counter moved on with the assessments since the history was written.
+            first = allocate(db.session, change_counter, len(inspections))
+            for offset, row in enumerate(inspections):
+                row["change_seq"] = first + offset
+            db.session.execute(sa.insert(Inspection.__table__), inspections)
+            db.session.execute(sa.insert(inspection_officers), officer_rows)
+            db.session.execute(
+                sa.insert(RecordVersion.__table__), _version_snapshots(inspections, officer_rows)
+            )
+            if cases:
+                db.session.execute(sa.insert(Case.__table__), cases)
+        for task, row in closing:  # 任务闭环: an approved inspection closes its task
+            task.status = TaskStatus.done
+            task.closed_at = row["reviewed_at"]
+            task.closed_by_inspection_id = row["id"]
+        db.session.flush()
+        self.counts["draws"] = draws
+        self.counts["drawn inspections"] = len(inspections)
+        self.counts["inspections"] = self.counts.get("inspections", 0) + len(inspections)
+        self.counts["cases"] = self.counts.get("cases", 0) + len(cases)
 
     def _finish(self) -> None:
         db.session.execute(

@@ -73,9 +73,12 @@ def run_draw(roster: dict, seed: int) -> list[dict]:
     return result
 
 
-def freeze_roster(kind: TargetKind, squadron_ids: list[int], rates: dict) -> dict:
+def freeze_roster(
+    kind: TargetKind, squadron_ids: list[int], rates: dict, now: datetime | None = None
+) -> dict:
     """Everything the draw depends on, read now: targets with their levels, officers by
-    squadron, and each target's previous inspectors (never drawn to inspect it again)."""
+    squadron, and each target's previous inspectors (never drawn to inspect it again), as of
+    ``now`` when given (the demo draws in its past)."""
     targets = db.session.execute(
         sa.select(Target.id, Target.squadron_id, TargetRisk.level)
         .join(TargetRisk, TargetRisk.target_id == Target.id)
@@ -102,6 +105,7 @@ def freeze_roster(kind: TargetKind, squadron_ids: list[int], rates: dict) -> dic
             Inspection.status == InspectionStatus.submitted,
             Target.kind == kind,
             Target.squadron_id.in_(squadron_ids),
+            sa.true() if now is None else Inspection.started_at <= now,
         )
         .group_by(Inspection.target_id)
         .subquery()
@@ -144,7 +148,7 @@ def create_draw(
     rates = {level: float((rates or {}).get(level, defaults[level])) for level in LEVELS}
     if rates["low"] <= 0:
         raise validation_error({"rates": {"low": ["low risk is never exempt: rate above 0"]}})
-    roster = freeze_roster(kind, [s.id for s in squadrons], rates)
+    roster = freeze_roster(kind, [s.id for s in squadrons], rates, now)
     if not roster["targets"]:
         raise validation_error({"kind": [f"no active {kind.value} with a risk level to draw from"]})
     short = [s.name for s in squadrons if len(roster["officers"][str(s.id)]) < 2]
