@@ -25,11 +25,16 @@ from sqlalchemy.exc import IntegrityError
 from fieldapp.actor import Actor
 from fieldapp.auth.models import Device
 from fieldapp.auth.policy import Policy
-from fieldapp.db import db
+from fieldapp.db import change_counter, db
 from fieldapp.errors import APIError, envelope
 from schemas.sync import ChangeArgs
 from sync.hlc import HLC, HLCError
 from sync.models import SyncChange
+from sync.sequence import reserve
+
+#: Sequence numbers reserved per change of a push: a change rewrites one or two syncable rows
+#: (an inspection, a photo and its inspection); more are taken from the counter as needed.
+SEQS_PER_CHANGE = 2
 
 
 @dataclass
@@ -393,6 +398,9 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     from sync.entities import HANDLERS
 
     _preload(ctx, changes)
+    if changes:
+        # One counter update for the batch instead of one per change (see sync.sequence).
+        reserve(db.session, change_counter, len(changes) * SEQS_PER_CHANGE)
     results: list = [None] * len(changes)
     pending: list[_Pending] = []
     for index, raw in enumerate(changes):

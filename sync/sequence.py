@@ -11,17 +11,61 @@ it served can never skip a change that commits later with a lower number. See do
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
+
+#: ``session.info`` key of the numbers :func:`reserve` took and not yet handed out.
+_POOL = "sync.change_seq_pool"
+
+
+@dataclass
+class _Pool:
+    transaction: SessionTransaction
+    next: int
+    end: int  # one past the last
+
+
+def reserve(session: Session, counter: sa.Table, count: int) -> None:
+    """Take ``count`` numbers in one UPDATE for the rest of this transaction; :func:`allocate`
+    hands them out before it asks the counter again.
+
+    A push of 500 edits otherwise updates the counter row 500 times. Numbers left over are
+    gaps, which cursors do not mind. Only outside a savepoint: a savepoint rolled back would
+    return the numbers to the counter while the pool still held them.
+    """
+    session = _unscoped(session)
+    if session.get_nested_transaction() is not None:
+        raise RuntimeError("reserve change sequence numbers outside any savepoint")
+    first = _take(session, counter, count)
+    session.info[_POOL] = _Pool(session.get_transaction(), first, first + count)
 
 
 def allocate(session: Session, counter: sa.Table, count: int) -> int:
     """Reserve ``count`` consecutive sequence numbers and return the first one.
 
-    Takes (and keeps until the transaction ends) the counter row's lock.
+    Takes (and keeps until the transaction ends) the counter row's lock, unless this
+    transaction holds it already through :func:`reserve` and enough reserved numbers are left.
     """
     if count < 1:
         raise ValueError("count must be positive")
+    session = _unscoped(session)
+    pool = session.info.get(_POOL)
+    if pool is not None:
+        if pool.transaction is not session.get_transaction() or not pool.transaction.is_active:
+            del session.info[_POOL]  # a pool of a transaction that has ended
+        elif pool.end - pool.next >= count:
+            first, pool.next = pool.next, pool.next + count
+            return first
+    return _take(session, counter, count)
+
+
+def _unscoped(session: Session | scoped_session) -> Session:
+    return session() if isinstance(session, scoped_session) else session
+
+
+def _take(session: Session, counter: sa.Table, count: int) -> int:
     last = session.execute(
         sa.update(counter)
         .where(counter.c.id == 1)

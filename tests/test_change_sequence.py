@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fieldapp.db import change_counter, db
 from fieldapp.targets.models import Target
-from sync.sequence import allocate
+from sync.sequence import allocate, reserve
 from tests.conftest import SYSTEM
 
 
@@ -52,6 +52,34 @@ def test_one_flush_numbers_each_row_once(ctx, world):
 def test_allocate_refuses_nonsense(ctx):
     with pytest.raises(ValueError):
         allocate(db.session, change_counter, 0)
+
+
+def _counter_value() -> int:
+    return db.session.execute(sa.select(change_counter.c.value)).scalar_one()
+
+
+def test_a_push_reserves_its_numbers_once_and_hands_them_out_in_order(ctx):
+    reserve(db.session, change_counter, 10)
+    after_reserving = _counter_value()
+    firsts = [allocate(db.session, change_counter, n) for n in (3, 1, 4)]
+    assert firsts == [after_reserving - 9, after_reserving - 6, after_reserving - 5]
+    assert _counter_value() == after_reserving  # no counter update while the pool lasts
+    # Numbers taken inside a savepoint that rolls back stay taken: a gap, never a repeat.
+    with db.session.begin_nested() as savepoint:
+        inside = allocate(db.session, change_counter, 1)
+        savepoint.rollback()
+    assert inside == after_reserving - 1
+    beyond = allocate(db.session, change_counter, 2)  # one left: the counter gives two more
+    assert beyond == after_reserving + 1 and _counter_value() == after_reserving + 2
+
+
+def test_a_reservation_dies_with_its_transaction(app, ctx):
+    reserve(db.session, change_counter, 100)
+    db.session.rollback()  # the counter update is undone: so must the pool be
+    start = _counter_value()
+    assert allocate(db.session, change_counter, 1) == start + 1
+    with db.session.begin_nested(), pytest.raises(RuntimeError):
+        reserve(db.session, change_counter, 5)  # a rolled-back savepoint would hand them out twice
 
 
 def test_a_later_writer_waits_for_the_earlier_one_to_commit(app, backend):
