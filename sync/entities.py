@@ -512,20 +512,16 @@ class InspectionHandler:
         if transition:
             state["status"] = "submitted"
         needed = {k: state[k] for k in _CHECKED_FIELDS if state.get(k) is not None}
-        self._check(
-            ctx,
-            _INSPECTION_INPUT.load(_loadable(needed), partial=True),
-            state,
-            creating=False,
-            changed=set(values),
-        )
+        # One load for what the checks read and what is written (values win: they are newer).
+        loaded = _INSPECTION_INPUT.load(_loadable(needed | values), partial=True)
+        self._check(ctx, loaded, state, creating=False, changed=set(values))
         version_before = record.version
         changed = list(values)
         if values:
             self._write(
                 record,
                 values,
-                _INSPECTION_INPUT.load(_loadable(values), partial=True),
+                {name: loaded[name] for name in values if name in loaded},
                 original if "location" in values else None,
                 ctx,
             )
