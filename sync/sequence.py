@@ -99,5 +99,7 @@ def assign_change_seqs(session: Session, counter: sa.Table) -> None:
 
 def _only_sequence_changed(obj) -> bool:
     state = sa.inspect(obj)
-    changed = [attr.key for attr in state.attrs if attr.history.has_changes()]
+    # Only the attributes set since the last flush: asking every attribute (relationships
+    # too) for its history cost more than the rest of an edit's flush.
+    changed = [key for key in state.committed_state if state.attrs[key].history.has_changes()]
     return changed == ["change_seq"]
