@@ -6,7 +6,8 @@ creates in batches, stale edits (half conflicting) and pull pages. With ``--prof
 phase runs under cProfile and the top functions by cumulative time are printed.
 
 Usage: bench/profile_sync.py [--db sqlite|postgresql] [--n 2000] [--profile push|stale|pull]
-(``PROFILE_CALLEES=<regex>`` also prints what the matching functions call)
+(``PROFILE_CALLEES=<regex>`` and ``PROFILE_CALLERS=<regex>`` also print what the matching
+functions call and what calls them)
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def run(args, db: Database, workdir: Path) -> None:
         print(f"{name:6} {args.n / seconds:8.0f} rec/s  ({seconds:.2f} s)")
         if profiler:
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            if os.environ.get("PROFILE_CALLERS"):
+                pstats.Stats(profiler).print_callers(os.environ["PROFILE_CALLERS"])
             if os.environ.get("PROFILE_CALLEES"):
                 pstats.Stats(profiler).sort_stats("cumulative").print_callees(
                     os.environ["PROFILE_CALLEES"]
