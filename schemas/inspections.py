@@ -40,7 +40,7 @@ class Answer(StrictSchema):
 
 
 class Answers(fields.Dict):
-    """Item code -> :class:`Answer`, loaded in one pass.
+    """Item code -> :class:`Answer`, loaded and dumped in one pass.
 
     Every pushed inspection carries one answer per checklist item; loading each through a nested
     schema was the largest single cost of a push. The rules are :class:`Answer`'s (a test holds
@@ -69,6 +69,11 @@ class Answers(fields.Dict):
         if errors:
             raise ma.ValidationError(errors)
         return loaded
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        return {str(code): _dump_answer(answer) for code, answer in value.items()}
 
     def _answer_errors(self, code, answer) -> dict | list:
         if not isinstance(code, str) or ITEM_CODE.regex.match(code) is None:
@@ -101,6 +106,20 @@ class Answers(fields.Dict):
             if bad:
                 problems["photo_ids"] = bad
         return problems
+
+
+def _dump_answer(answer: dict) -> dict:
+    """What dumping through :class:`Answer` gives, without a nested schema per item."""
+    out = {}
+    for name in ("result", "note"):
+        if name in answer:
+            out[name] = None if answer[name] is None else str(answer[name])
+    if "photo_ids" in answer:
+        photo_ids = answer["photo_ids"]
+        out["photo_ids"] = (
+            None if photo_ids is None else [None if p is None else str(p) for p in photo_ids]
+        )
+    return out
 
 
 def _is_uuid(value) -> bool:

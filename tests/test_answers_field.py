@@ -1,4 +1,4 @@
-"""The one-pass answers loader accepts and refuses what the nested ``Answer`` schema does."""
+"""The one-pass answers field accepts, refuses and dumps what the nested ``Answer`` schema does."""
 
 from __future__ import annotations
 
@@ -54,6 +54,26 @@ def test_the_one_pass_loader_agrees_with_the_nested_schema(answers):
     assert accepted_fast == accepted
     # Loaded answers are equal; refused ones name the same item codes.
     assert value_fast == value
+
+
+_stored_answer = st.fixed_dictionaries(
+    {},
+    optional={
+        "result": st.one_of(st.none(), st.sampled_from(["pass", "fail", "na"])),
+        "note": st.one_of(st.none(), st.text(max_size=20)),
+        "photo_ids": st.one_of(
+            st.none(), st.lists(st.one_of(st.uuids(), _uuid_text, st.uuids().map(lambda u: u.hex)))
+        ),
+        "extra": _anything,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.none(), st.dictionaries(_codes, _stored_answer, max_size=4)))
+def test_the_one_pass_dump_agrees_with_the_nested_schema(answers):
+    """Loaded answers (UUID objects) and stored ones (text, keys missing, extra keys) alike."""
+    assert _OnePass().dump({"answers": answers}) == _Nested().dump({"answers": answers})
 
 
 @pytest.mark.parametrize(
