@@ -16,7 +16,7 @@ from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
-from fieldapp.inspections.models import Inspection, InspectionStatus, ReviewStatus
+from fieldapp.inspections.models import Inspection, ReviewAction
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
@@ -120,13 +120,10 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
     InspectionHandler()._write(record, wire, loaded, original)
-    reopened = record.review_status is ReviewStatus.approved
+    reopened = record.can(ReviewAction.reopen)
     if reopened:
         # An amendment to an approved record goes back to the leader.
-        record.status = InspectionStatus.submitted
-        record.review_status = ReviewStatus.pending
-        record.reviewed_by_id = None
-        record.reviewed_at = None
+        record.transition(ReviewAction.reopen, by=actor.user_id, at=utcnow())
     clocks = {name: clock for name in wire}
     clocks |= {f"answers.{code}": clock for code in (fields.get("answers") or {})}
     record.field_clocks = {**(record.field_clocks or {}), **clocks}

@@ -1,0 +1,133 @@
+"""Reading inspections and reviewing them on the wire: the list, the review, the queue and the
+open rectifications (复查)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta, timezone
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from fieldapp.inspections.models import InspectionStatus, ReviewStatus
+from schemas.common import PageArgs, StrictSchema, id_field
+from schemas.inspections import InspectionSchema
+from schemas.targets import CaseBriefSchema
+
+#: Dates in query strings are Shanghai days.
+_SHANGHAI = timezone(timedelta(hours=8), "CST")
+
+
+class TimeBound(fields.Field):
+    """``from``/``to`` in a query string: a date (a whole Shanghai day: ``from`` its start,
+    ``to`` its end, so ``to`` is inclusive) or a time with an offset (exact).
+
+    Loads as the exclusive/inclusive boundary instant in UTC-aware form.
+    """
+
+    default_error_messages = {
+        "invalid": "a date (2026-11-20) or a time with an offset (2026-11-20T09:30:00+08:00)"
+    }
+
+    def __init__(self, *, end: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.end = end
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                if self.end:
+                    day += timedelta(days=1)
+                return datetime.combine(day, time(0), tzinfo=_SHANGHAI)
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise self.make_error("invalid") from None
+        if moment.tzinfo is None:
+            raise ma.ValidationError("a time needs its offset (e.g. +08:00)")
+        return moment
+
+
+class InspectionListArgs(PageArgs):
+    squadron_id = id_field(strict=False)
+    target_id = fields.UUID()
+    officer_id = fields.UUID()
+    status = fields.Enum(InspectionStatus, by_value=True)
+    review_status = fields.Enum(ReviewStatus, by_value=True)
+    from_ = TimeBound(end=False, data_key="from", metadata={"description": "started at or after"})
+    to = TimeBound(end=True, metadata={"description": "started before (a date: that whole day)"})
+
+    @ma.validates_schema
+    def _from_before_to(self, data, **kwargs):
+        if "from_" in data and "to" in data and data["from_"] >= data["to"]:
+            raise ma.ValidationError({"to": ["must be after from"]})
+
+
+class FollowUpSchema(ma.Schema):
+    """复查 of a rectification order: when it is due and which inspection did it."""
+
+    due = fields.Date(allow_none=True)
+    done_by = fields.UUID(allow_none=True, metadata={"description": "the follow-up inspection"})
+    done_at = fields.DateTime(allow_none=True)
+    overdue = fields.Boolean()
+
+
+class InspectionDetailSchema(InspectionSchema):
+    """The inspection (API.md wire shape) with its follow-up and its case, where it has one."""
+
+    follow_up = fields.Nested(
+        FollowUpSchema,
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "only for outcome rectification_ordered"},
+    )
+    case = fields.Nested(CaseBriefSchema, dump_only=True, allow_none=True)
+
+
+class ReviewArgs(StrictSchema):
+    """The leader's decision. Send the inspection's ETag as ``If-Match``."""
+
+    decision = fields.String(required=True, validate=validate.OneOf(("approve", "return")))
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=2000))
+
+    @ma.validates_schema
+    def _reason_to_return(self, data, **kwargs):
+        comment = (data.get("comment") or "").strip()
+        if data.get("decision") == "return" and not comment:
+            raise ma.ValidationError({"comment": ["say why it goes back to the officers"]})
+
+    @ma.post_load
+    def _strip(self, data, **kwargs):
+        comment = (data.get("comment") or "").strip()
+        data["comment"] = comment or None
+        return data
+
+
+class ReviewQueueArgs(PageArgs):
+    squadron_id = id_field(strict=False)
+
+
+class RectificationListArgs(PageArgs):
+    squadron_id = id_field(strict=False)
+    target_id = fields.UUID()
+    overdue = fields.Boolean(
+        metadata={"description": "true: deadline passed; false: not yet due; absent: all"}
+    )
+
+
+class RectificationSchema(ma.Schema):
+    """An open rectification order (责令整改) waiting for its follow-up (复查)."""
+
+    inspection_id = fields.UUID()
+    target_id = fields.UUID()
+    target_name = fields.String()
+    target_code = fields.String()
+    squadron_id = fields.Integer()
+    officer_ids = fields.List(fields.UUID())
+    ordered_at = fields.DateTime(allow_none=True, metadata={"description": "the order's end"})
+    deadline = fields.Date()
+    days_overdue = fields.Integer(
+        metadata={"description": "days since the deadline (0 or less: not yet due)"}
+    )
+    review_status = fields.Enum(ReviewStatus, by_value=True)
+    findings = fields.String()
