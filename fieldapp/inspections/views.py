@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 from sqlalchemy.orm import selectinload
 
@@ -127,7 +127,7 @@ class InspectionResource(MethodView):
         inspection = current_policy().load(Inspection, inspection_id, "inspection")
         headers = _etag_header(inspection)
         if request.if_none_match.contains(etag_of(inspection)):
-            return "", 304, headers
+            return Response(status=304, headers=headers)
         return _views([inspection])[0], 200, headers
 
 
