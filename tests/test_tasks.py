@@ -89,6 +89,7 @@ def test_approval_closes_the_task_and_a_return_does_not(app, clock, login, world
     assert closed["closed_at"] is not None
     pulled = {c["id"]: c["data"] for c in device.pull_all() if c["entity"] == "task"}
     assert pulled[task["id"]]["status"] == "done"
+    assert pulled[task["id"]]["closed_by_inspection_id"] == inspection_id
     assert len(audit_entries(app, action="task.close", record_id=task["id"])) == 1
 
 
@@ -121,6 +122,7 @@ def test_a_leader_cancels_a_task_with_a_reason(app, clock, login, world):
     assert cancelled["cancelled_by_id"] == str(world.users["leader1"].id)
     pulled = {c["id"]: c["data"] for c in device.pull_all() if c["entity"] == "task"}
     assert pulled[task["id"]]["status"] == "cancelled"
+    assert pulled[task["id"]]["cancel_reason"] == "商户已停业"
     assert_error(leader.post(path, json={"reason": "再次"}), 409, "invalid_transition")
     [entry] = audit_entries(app, action="task.cancel", record_id=task["id"])
     assert entry.after == {"status": "cancelled", "reason": "商户已停业"}
