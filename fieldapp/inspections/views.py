@@ -13,7 +13,7 @@ from flask import Response, request
 from flask.views import MethodView
 from sqlalchemy.orm import selectinload
 
-from fieldapp.api import Blueprint
+from fieldapp.api import Blueprint, ErrorSchema
 from fieldapp.db import utcnow
 from fieldapp.errors import APIError
 from fieldapp.inspections import operations
@@ -134,7 +134,27 @@ class InspectionResource(MethodView):
 @blp.route("/inspections/<uuid:inspection_id>/review")
 class ReviewResource(MethodView):
     @blp.arguments(ReviewArgs)
-    @blp.response(200, InspectionDetailSchema)
+    @blp.response(200, InspectionDetailSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.alt_response(400, schema=ErrorSchema, description="malformed_if_match")
+    @blp.alt_response(403, schema=ErrorSchema, description="not its leader, or one of its officers")
+    @blp.alt_response(
+        409,
+        schema=ErrorSchema,
+        description="version_conflict (the record moved since it was read) or"
+        " invalid_transition (not waiting for review)",
+    )
+    @blp.alt_response(428, schema=ErrorSchema, description="If-Match missing")
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": "If-Match",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "the ETag of the inspection as read",
+            }
+        ]
+    )
     def post(self, args, inspection_id: uuid.UUID):
         """Approve or return a submitted inspection (the squadron's leader, or an admin; never
         one of its officers). Needs ``If-Match``; a comment is required to return."""
