@@ -72,8 +72,20 @@ class FollowUpSchema(ma.Schema):
     overdue = fields.Boolean()
 
 
+class TargetNameSchema(ma.Schema):
+    """Enough of the target to show in a list (its file is ``GET /api/v1/targets/<id>``)."""
+
+    id = fields.UUID()
+    kind = fields.String(attribute="kind.value")
+    code = fields.String()
+    name = fields.String()
+    address = fields.String(allow_none=True)
+
+
 class InspectionDetailSchema(InspectionSchema):
-    """The inspection (API.md wire shape) with its follow-up and its case, where it has one."""
+    """The inspection (API.md wire shape) with its target's name, its follow-up and its case."""
+
+    target = fields.Nested(TargetNameSchema, dump_only=True)
 
     follow_up = fields.Nested(
         FollowUpSchema,

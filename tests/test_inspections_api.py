@@ -94,6 +94,7 @@ def test_the_record_has_the_wire_shape_and_is_scoped(login, world):
         "flags",
     ):
         assert name in record, name
+    assert record["target"]["name"] == "老王面馆" and record["target"]["kind"] == "shop"
     assert record["review"] == {
         "status": "pending",
         "comment": None,

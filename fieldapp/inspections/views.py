@@ -187,7 +187,7 @@ class RectificationsResource(MethodView):
         deadline first; ``overdue=true`` for those past their deadline."""
         today = operations.local_date(utcnow())
         query = operations.open_rectifications(
-            _scoped().options(selectinload(Inspection.target)),
+            _scoped(),
             squadron_id=args.get("squadron_id"),
             target_id=args.get("target_id"),
             overdue=args.get("overdue"),
@@ -214,4 +214,8 @@ class RectificationsResource(MethodView):
 
 
 def _scoped():
-    return current_policy().scoped(Inspection).options(selectinload(Inspection.officers))
+    return (
+        current_policy()
+        .scoped(Inspection)
+        .options(selectinload(Inspection.officers), selectinload(Inspection.target))
+    )
