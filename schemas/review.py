@@ -3,49 +3,13 @@ open rectifications (复查)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
-
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from fieldapp.inspections.models import InspectionStatus, ReviewStatus
-from schemas.common import PageArgs, StrictSchema, id_field
+from schemas.common import PageArgs, StrictSchema, TimeBound, id_field
 from schemas.inspections import InspectionSchema
 from schemas.targets import CaseBriefSchema
-
-#: Dates in query strings are Shanghai days.
-_SHANGHAI = timezone(timedelta(hours=8), "CST")
-
-
-class TimeBound(fields.Field):
-    """``from``/``to`` in a query string: a date (a whole Shanghai day: ``from`` its start,
-    ``to`` its end, so ``to`` is inclusive) or a time with an offset (exact).
-
-    Loads as the exclusive/inclusive boundary instant in UTC-aware form.
-    """
-
-    default_error_messages = {
-        "invalid": "a date (2026-11-20) or a time with an offset (2026-11-20T09:30:00+08:00)"
-    }
-
-    def __init__(self, *, end: bool, **kwargs):
-        super().__init__(**kwargs)
-        self.end = end
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = str(value).strip()
-        try:
-            if len(text) == 10:
-                day = date.fromisoformat(text)
-                if self.end:
-                    day += timedelta(days=1)
-                return datetime.combine(day, time(0), tzinfo=_SHANGHAI)
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            raise self.make_error("invalid") from None
-        if moment.tzinfo is None:
-            raise ma.ValidationError("a time needs its offset (e.g. +08:00)")
-        return moment
 
 
 class InspectionListArgs(PageArgs):

@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
-from schemas.common import PageArgs, StrictFloat, StrictSchema, id_field
+from schemas.common import PageArgs, StrictFloat, StrictSchema, TimeBound, id_field
 from schemas.inspections import DeviceLocation
 from schemas.targets import BUSINESS_TYPE, valid_uscc
 
@@ -124,8 +124,8 @@ class ConflictListArgs(PageArgs):
         metadata={"description": "conflicts on the target, its inspections and their photos"}
     )
     officer_id = fields.UUID(metadata={"description": "whose device sent the change"})
-    from_ = fields.AwareDateTime(data_key="from", metadata={"description": "logged at or after"})
-    to = fields.AwareDateTime(metadata={"description": "logged before"})
+    from_ = TimeBound(end=False, data_key="from", metadata={"description": "logged at or after"})
+    to = TimeBound(end=True, metadata={"description": "logged before (a date: that whole day)"})
     order = fields.String(
         load_default="queue",
         validate=validate.OneOf(("queue", "oldest", "newest")),
