@@ -70,6 +70,8 @@ def test_the_queue_filters(login, world, logged):
     one_hour = (T0 + timedelta(hours=1)).isoformat().replace("+", "%2B")
     assert ids(leader, f"from={one_hour}") == [logged["amendment"], logged["delete"]]
     assert ids(leader, f"to={one_hour}") == [logged["field"]]
+    assert len(ids(leader, "from=2026-11-20&to=2026-11-20")) == 3  # Shanghai days, to included
+    assert ids(leader, "to=2026-11-19") == []
     assert ids(leader, "entity=photo") == []
     page = leader.get("/api/v1/conflicts?per_page=2").get_json()
     assert [c["id"] for c in page["items"]] == [logged["amendment"], logged["delete"]]
