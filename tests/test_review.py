@@ -14,9 +14,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from fieldapp.actor import Actor
 from fieldapp.auth import operations as auth_ops
 from fieldapp.auth.models import Role, User
+from fieldapp.auth.policy import _WRITE_RULES
 from fieldapp.db import db
 from fieldapp.inspections import operations
 from fieldapp.inspections.models import (
+    ACTION_PERMISSIONS,
     TRANSITIONS,
     Inspection,
     InspectionState,
@@ -58,6 +60,16 @@ STATE_FIELDS = {
 
 def test_the_transition_table_is_exactly_the_documented_one():
     assert {(s.value, a.value): t.value for (s, a), t in TRANSITIONS.items()} == ALLOWED
+
+
+def test_every_action_names_a_permission_the_policy_knows():
+    assert {a.value: p for a, p in ACTION_PERMISSIONS.items()} == {
+        "submit": "inspection.edit",
+        "approve": "inspection.review",
+        "return": "inspection.review",
+        "reopen": "conflict.resolve",
+    }
+    assert set(ACTION_PERMISSIONS.values()) <= set(_WRITE_RULES)
 
 
 @pytest.mark.parametrize("state", list(STATE_FIELDS))

@@ -276,6 +276,8 @@ def open_rectifications(
     ``overdue``: only those whose deadline (a Shanghai date) is before ``today`` (or only the
     others, with ``False``).
     """
+    if overdue is not None and today is None:
+        raise ValueError("overdue needs today")
     follow_up = sa.orm.aliased(Inspection)
     settled = (
         sa.select(follow_up.id)

@@ -17,7 +17,7 @@ from fieldapp.api import Blueprint, ErrorSchema
 from fieldapp.db import utcnow
 from fieldapp.errors import APIError
 from fieldapp.inspections import operations
-from fieldapp.inspections.models import Case, Inspection
+from fieldapp.inspections.models import ACTION_PERMISSIONS, Case, Inspection
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy
 from schemas.common import page_schema
@@ -160,7 +160,7 @@ class ReviewResource(MethodView):
         one of its officers). Needs ``If-Match``; a comment is required to return."""
         policy = current_policy()
         inspection = policy.load(Inspection, inspection_id, "inspection")
-        policy.require("inspection.review", inspection)
+        policy.require(ACTION_PERMISSIONS[operations.DECISIONS[args["decision"]]], inspection)
         require_current(inspection)
         operations.review(current_actor(), inspection, args["decision"], args["comment"], utcnow())
         return _views([inspection])[0], 200, _etag_header(inspection)
