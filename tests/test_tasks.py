@@ -247,3 +247,37 @@ def test_unknown_tasks_are_404(clock, login, world):
     assert_error(leader.get(f"/api/v1/tasks/{uuid.uuid4()}"), 404, "not_found")
     response = leader.post(f"/api/v1/tasks/{uuid.uuid4()}/cancel", json={"reason": "x"})
     assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("violation", [True, False])
+def test_approving_a_complaint_task_settles_the_complaint(app, clock, login, world, violation):
+    from tests.review_helpers import FAILED_S03
+    from tests.sync_helpers import SHOP_ANSWERS
+
+    with app.app_context():
+        complaint = Complaint(
+            target_id=world.targets["shop1"].id,
+            squadron_id=world.squadrons[0].id,
+            category="油烟",
+            text="饭店油烟扰民",
+            received_at=NOW - timedelta(days=1),
+        )
+        db.session.add(complaint)
+        db.session.commit()
+        complaint_id = complaint.id
+    leader = login("leader1")
+    task = dispatch(leader, world, origin="complaint", complaint_id=str(complaint_id))
+    inspection_id = push_inspection(
+        world,
+        FakeDevice(login("officer1")),
+        origin="task",
+        task_id=task["id"],
+        answers=FAILED_S03 if violation else SHOP_ANSWERS,
+    )
+    review_ok(leader, inspection_id, "approve")
+    with app.app_context():
+        settled = db.session.get(Complaint, complaint_id)
+        assert settled.substantiated is violation and settled.closed_at is not None
+    assert len(audit_entries(app, action="complaint.settle", record_id=str(complaint_id))) == 1
+    risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
+    assert any(f["factor"] == "complaints" for f in risk["factors"]) is violation

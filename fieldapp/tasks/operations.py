@@ -170,7 +170,8 @@ def cancel_task(actor: Actor, task: Task, reason: str, now: datetime) -> Task:
 
 def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> Task | None:
     """An approved inspection carrying ``task_id`` closes that task, if it is still open and
-    about the inspection's target (a task id for another target closes nothing)."""
+    about the inspection's target (a task id for another target closes nothing). A task sent
+    for a 12345 complaint settles the complaint with it (see :func:`settle_complaint`)."""
     task = db.session.get(Task, task_id)
     if task is None or task.status is not TaskStatus.open:
         return None
@@ -188,7 +189,32 @@ def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> T
         before={"status": TaskStatus.open.value},
         after={"status": task.status.value, "closed_by_inspection_id": str(inspection.id)},
     )
+    if task.complaint_id is not None:
+        settle_complaint(actor, db.session.get(Complaint, task.complaint_id), inspection, now)
     return task
+
+
+def settle_complaint(actor: Actor, complaint: Complaint, inspection, now: datetime) -> None:
+    """The approved inspection sent for a complaint answers it: substantiated when it found a
+    failed item, not when everything passed. A complaint already settled stays as it is."""
+    if complaint.closed_at is not None:
+        return
+    complaint.substantiated = any(
+        isinstance(answer, dict) and answer.get("result") == "fail"
+        for answer in (inspection.answers or {}).values()
+    )
+    complaint.closed_at = now
+    db.session.flush()
+    audit.record(
+        actor,
+        "complaint.settle",
+        "complaint",
+        complaint.id,
+        after={
+            "substantiated": complaint.substantiated,
+            "inspection_id": str(inspection.id),
+        },
+    )
 
 
 @dataclass
