@@ -120,7 +120,7 @@ class InspectionsResource(MethodView):
 
 @blp.route("/inspections/<uuid:inspection_id>")
 class InspectionResource(MethodView):
-    @blp.response(200, InspectionDetailSchema)
+    @blp.response(200, InspectionDetailSchema, headers={"ETag": {"schema": {"type": "string"}}})
     @blp.alt_response(304, description="Not modified (If-None-Match)")
     def get(self, inspection_id: uuid.UUID):
         """The inspection, with an ``ETag`` that changes with every version."""
