@@ -32,15 +32,18 @@ def upgrade():
             "ix_inspections_squadron_started", ["squadron_id", "started_at"], unique=False
         )
 
-    op.add_column("tasks", sa.Column("cancel_reason", sa.Text(), nullable=True))
     if op.get_bind().dialect.name == "sqlite":
-        # The foreign key inline in a plain ADD COLUMN: a separate constraint would make SQLite
-        # rebuild the tasks table, whose old copy's drop cascades to task_assignees.
-        op.execute(
-            "ALTER TABLE tasks ADD COLUMN cancelled_by_id CHAR(32)"
-            " CONSTRAINT fk_tasks_cancelled_by_id_users REFERENCES users (id)"
-        )
+        existing = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("tasks")}
+        if "cancel_reason" not in existing:  # a downgrade on SQLite leaves them (see there)
+            op.add_column("tasks", sa.Column("cancel_reason", sa.Text(), nullable=True))
+            # The foreign key inline in a plain ADD COLUMN: a separate constraint would make
+            # SQLite rebuild the tasks table (see the downgrade for why that hurts).
+            op.execute(
+                "ALTER TABLE tasks ADD COLUMN cancelled_by_id CHAR(32)"
+                " CONSTRAINT fk_tasks_cancelled_by_id_users REFERENCES users (id)"
+            )
     else:
+        op.add_column("tasks", sa.Column("cancel_reason", sa.Text(), nullable=True))
         op.add_column("tasks", sa.Column("cancelled_by_id", sa.Uuid(), nullable=True))
         op.create_foreign_key(
             "fk_tasks_cancelled_by_id_users", "tasks", "users", ["cancelled_by_id"], ["id"]
@@ -49,12 +52,14 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.drop_index("ix_tasks_squadron_status_due")
-        if op.get_bind().dialect.name != "sqlite":  # SQLite's rebuild leaves it out anyway
-            batch_op.drop_constraint("fk_tasks_cancelled_by_id_users", type_="foreignkey")
-        batch_op.drop_column("cancelled_by_id")
-        batch_op.drop_column("cancel_reason")
+    op.drop_index("ix_tasks_squadron_status_due", table_name="tasks")
+    # SQLite can drop these columns only by rebuilding tasks, and dropping the old table deletes
+    # its rows first: that cascades to task_assignees and breaks inspections.task_id for good.
+    # There the two nullable columns stay (unused before 0008; the upgrade takes them back).
+    if op.get_bind().dialect.name != "sqlite":
+        op.drop_constraint("fk_tasks_cancelled_by_id_users", "tasks", type_="foreignkey")
+        op.drop_column("tasks", "cancelled_by_id")
+        op.drop_column("tasks", "cancel_reason")
 
     with op.batch_alter_table("inspections", schema=None) as batch_op:
         batch_op.drop_index("ix_inspections_squadron_started")
