@@ -69,11 +69,13 @@ def _register_blueprints(api) -> None:
     from fieldapp.checklists.views import blp as checklists_blp
     from fieldapp.complaints.views import blp as complaints_blp
     from fieldapp.draws.views import blp as draws_blp
+    from fieldapp.inspections.views import blp as inspections_blp
     from fieldapp.org.views import blp as org_blp
     from fieldapp.risk.views import blp as risk_blp
     from fieldapp.schedule.views import blp as schedule_blp
     from fieldapp.syncing.views import blp as sync_blp
     from fieldapp.targets.views import blp as targets_blp
+    from fieldapp.tasks.views import blp as tasks_blp
     from fieldapp.web.views import blp as web_blp
 
     for blp in (
@@ -86,6 +88,8 @@ def _register_blueprints(api) -> None:
         draws_blp,
         schedule_blp,
         complaints_blp,
+        inspections_blp,
+        tasks_blp,
     ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)

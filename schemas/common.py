@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date, datetime, time, timedelta, timezone
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -192,3 +193,38 @@ class NearField(fields.Field):
         if not (0 < metres <= MAX_NEAR_METRES):
             raise ma.ValidationError(f"near: metres must be between 0 and {MAX_NEAR_METRES}")
         return (lon, lat, metres)
+
+
+#: Dates in query strings are Shanghai days.
+_SHANGHAI = timezone(timedelta(hours=8), "CST")
+
+
+class TimeBound(fields.Field):
+    """``from``/``to`` in a query string: a date (a whole Shanghai day: ``from`` its start,
+    ``to`` its end, so ``to`` is inclusive) or a time with an offset (exact).
+
+    Loads as the exclusive/inclusive boundary instant in UTC-aware form.
+    """
+
+    default_error_messages = {
+        "invalid": "a date (2026-11-20) or a time with an offset (2026-11-20T09:30:00+08:00)"
+    }
+
+    def __init__(self, *, end: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.end = end
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = str(value).strip()
+        try:
+            if len(text) == 10:
+                day = date.fromisoformat(text)
+                if self.end:
+                    day += timedelta(days=1)
+                return datetime.combine(day, time(0), tzinfo=_SHANGHAI)
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise self.make_error("invalid") from None
+        if moment.tzinfo is None:
+            raise ma.ValidationError("a time needs its offset (e.g. +08:00)")
+        return moment

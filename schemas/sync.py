@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
-from schemas.common import PageArgs, StrictFloat, StrictSchema
+from schemas.common import PageArgs, StrictFloat, StrictSchema, TimeBound, id_field
 from schemas.inspections import DeviceLocation
 from schemas.targets import BUSINESS_TYPE, valid_uscc
 
@@ -117,7 +117,28 @@ class TrackFieldsArgs(StrictSchema):
 class ConflictListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(("open", "resolved")))
     kind = fields.String(validate=validate.OneOf(("field", "amendment", "delete")))
+    entity = fields.String(validate=validate.OneOf(ENTITIES))
     record_id = fields.UUID()
+    squadron_id = id_field(strict=False)
+    target_id = fields.UUID(
+        metadata={"description": "conflicts on the target, its inspections and their photos"}
+    )
+    officer_id = fields.UUID(metadata={"description": "whose device sent the change"})
+    from_ = TimeBound(end=False, data_key="from", metadata={"description": "logged at or after"})
+    to = TimeBound(end=True, metadata={"description": "logged before (a date: that whole day)"})
+    order = fields.String(
+        load_default="queue",
+        validate=validate.OneOf(("queue", "oldest", "newest")),
+        metadata={
+            "description": "queue (default): open first, amendments to approved records, then"
+            " deletes, then field conflicts, each oldest first; oldest; newest"
+        },
+    )
+
+    @ma.validates_schema
+    def _from_before_to(self, data, **kwargs):
+        if "from_" in data and "to" in data and data["from_"] >= data["to"]:
+            raise ma.ValidationError({"to": ["must be after from"]})
 
 
 class ConflictSchema(ma.Schema):

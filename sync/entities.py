@@ -29,7 +29,9 @@ from fieldapp.errors import APIError
 from fieldapp.geo import to_wgs84
 from fieldapp.inspections.models import (
     Inspection,
+    InspectionState,
     InspectionStatus,
+    ReviewAction,
     ReviewStatus,
     inspection_officers,
 )
@@ -526,15 +528,10 @@ class InspectionHandler:
                 ctx,
             )
         if transition:
-            record.status = InspectionStatus.submitted
-            record.submitted_at = ctx.now
+            if record.state is InspectionState.returned:
+                changed.append("review")  # the leader's return is cleared: pending again
+            record.transition(ReviewAction.submit, by=ctx.actor.user_id, at=ctx.now)
             changed.append("status")
-            if record.review_status is ReviewStatus.returned:
-                changed.append("review")
-                record.review_status = ReviewStatus.pending
-                record.review_comment = None
-                record.reviewed_by_id = None
-                record.reviewed_at = None
         if change.clock_skewed and "clock_skew" not in (record.flags or []):
             record.flags = [*(record.flags or []), "clock_skew"]
         if changed or change.clock_skewed:
@@ -560,16 +557,18 @@ class InspectionHandler:
         return result(change, status_word, record.version, conflicts)
 
     def _status_change(self, record: Inspection, status: str | None) -> bool:
-        """Whether the device submits (or resubmits) the record; refuses going back to draft."""
+        """Whether the device submits (or resubmits) the record; refuses going back to draft.
+
+        The state table decides (``fieldapp.inspections.models.TRANSITIONS``): a draft or a
+        returned record is submitted; one already waiting for review stays as it is.
+        """
         if status is None:
             return False
         if status == "draft":
             if record.status is InspectionStatus.submitted:
                 raise invalid({"status": ["a submitted inspection cannot go back to draft"]})
             return False
-        if record.status is InspectionStatus.draft:
-            return True
-        return record.review_status is ReviewStatus.returned  # a resubmission
+        return record.can(ReviewAction.submit)
 
     def _amendment(
         self, ctx: PushContext, change: Change, record: Inspection, current: dict

@@ -75,6 +75,10 @@ def _task(task: Task) -> dict:
         "origin": task.origin.value,
         "status": task.status.value,
         "draw_id": str(task.draw_id) if task.draw_id else None,
+        "closed_by_inspection_id": str(task.closed_by_inspection_id)
+        if task.closed_by_inspection_id
+        else None,
+        "cancel_reason": task.cancel_reason,
     }
 
 

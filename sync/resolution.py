@@ -7,16 +7,19 @@ approved inspection reopens it for review; a resolved delete deletes the record.
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import marshmallow as ma
+import sqlalchemy as sa
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
-from fieldapp.inspections.models import Inspection, InspectionStatus, ReviewStatus
+from fieldapp.inspections.models import Inspection, ReviewAction
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
@@ -39,6 +42,58 @@ from sync.merge import normalize_answer
 from sync.models import Conflict, ConflictKind, ConflictStatus
 
 MODELS = {"inspection": Inspection, "target": Target, "photo": Photo}
+
+#: The leader's queue: amendments to approved records first (they hold back an approved
+#: record's correction), then deletes, then field conflicts (already settled by the rules).
+KIND_ORDER = {ConflictKind.amendment: 0, ConflictKind.delete: 1, ConflictKind.field: 2}
+
+
+@dataclass
+class ConflictFilters:
+    status: str | None = None
+    kind: str | None = None
+    entity: str | None = None
+    record_id: uuid.UUID | None = None
+    squadron_id: int | None = None
+    target_id: uuid.UUID | None = None
+    officer_id: uuid.UUID | None = None
+    logged_from: datetime | None = None
+    logged_before: datetime | None = None
+    order: str = "queue"
+
+
+def search_conflicts(query: sa.Select, filters: ConflictFilters) -> sa.Select:
+    """``query`` (a scoped ``SELECT Conflict``) filtered and ordered (see :data:`KIND_ORDER`)."""
+    for name in ("status", "kind", "entity", "record_id", "squadron_id"):
+        value = getattr(filters, name)
+        if value is not None:
+            query = query.where(getattr(Conflict, name) == value)
+    if filters.officer_id is not None:
+        query = query.where(Conflict.user_id == filters.officer_id)
+    if filters.logged_from is not None:
+        query = query.where(Conflict.created_at >= filters.logged_from)
+    if filters.logged_before is not None:
+        query = query.where(Conflict.created_at < filters.logged_before)
+    if filters.target_id is not None:
+        inspections = sa.select(Inspection.id).where(Inspection.target_id == filters.target_id)
+        photos = sa.select(Photo.id).where(Photo.inspection_id.in_(inspections))
+        query = query.where(
+            sa.or_(
+                sa.and_(Conflict.entity == "target", Conflict.record_id == filters.target_id),
+                sa.and_(Conflict.entity == "inspection", Conflict.record_id.in_(inspections)),
+                sa.and_(Conflict.entity == "photo", Conflict.record_id.in_(photos)),
+            )
+        )
+    if filters.order == "newest":
+        return query.order_by(Conflict.created_at.desc(), Conflict.id)
+    if filters.order == "oldest":
+        return query.order_by(Conflict.created_at, Conflict.id)
+    return query.order_by(
+        sa.case((Conflict.status == ConflictStatus.open, 0), else_=1),
+        sa.case(*((Conflict.kind == kind, rank) for kind, rank in KIND_ORDER.items())),
+        Conflict.created_at,
+        Conflict.id,
+    )
 
 
 def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: datetime) -> Conflict:
@@ -120,13 +175,10 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
     InspectionHandler()._write(record, wire, loaded, original)
-    reopened = record.review_status is ReviewStatus.approved
+    reopened = record.can(ReviewAction.reopen)
     if reopened:
         # An amendment to an approved record goes back to the leader.
-        record.status = InspectionStatus.submitted
-        record.review_status = ReviewStatus.pending
-        record.reviewed_by_id = None
-        record.reviewed_at = None
+        record.transition(ReviewAction.reopen, by=actor.user_id, at=utcnow())
     clocks = {name: clock for name in wire}
     clocks |= {f"answers.{code}": clock for code in (fields.get("answers") or {})}
     record.field_clocks = {**(record.field_clocks or {}), **clocks}

@@ -111,6 +111,8 @@ def test_history_is_coherent(demo):
         assert all(o.squadron_id == inspection.squadron_id for o in inspection.officers)
     cases = db.session.scalars(sa.select(Case)).all()
     assert cases and all(by_id[c.inspection_id].outcome.value == "case_opened" for c in cases)
+    # 立案 is the leader's act: only approved inspections have opened their case.
+    assert all(by_id[c.inspection_id].review_status.value == "approved" for c in cases)
     checked = db.session.scalars(sa.select(Complaint).where(Complaint.closed_at.is_not(None))).all()
     assert any(c.substantiated for c in checked) and any(not c.substantiated for c in checked)
     open_tasks = db.session.scalars(sa.select(Task).where(Task.status == "open")).all()

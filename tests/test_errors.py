@@ -7,6 +7,7 @@ bad UUIDs, bad GeoJSON are all answered with the envelope; no input produces a 5
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -80,6 +81,18 @@ def endpoint(name: str, world) -> tuple[str, str, dict, str | None]:
             {"title": "沿街商户市容环境检查表(2025版)", "items": [CHECKLIST_ITEM]},
             None,
         ),
+        "create_task": (
+            "POST",
+            "/api/v1/tasks",
+            {
+                "target_id": str(world.targets["shop1"].id),
+                "assignee_ids": [str(world.users["officer1"].id)],
+                "due": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+                "note": "专项检查",
+                "origin": "manual",
+            },
+            None,
+        ),
     }[name]
 
 
@@ -93,6 +106,7 @@ BODY_ENDPOINTS = [
     "edit_user",
     "create_checklist",
     "publish_checklist",
+    "create_task",
 ]
 
 
@@ -245,6 +259,7 @@ def test_unknown_nested_fields_are_refused(login, world, name, body, path):
         ("create_user", {"username", "name", "role", "password"}),
         ("create_checklist", {"kind", "title", "items"}),
         ("publish_checklist", {"title", "items"}),
+        ("create_task", {"target_id", "assignee_ids", "due", "origin"}),
     ],
 )
 def test_missing_required_fields_are_each_named(app, login, world, name, required):
@@ -372,6 +387,11 @@ LIST_PATHS = [
     "/api/v1/users",
     "/api/v1/devices",
     "/api/v1/checklists",
+    "/api/v1/inspections",
+    "/api/v1/review/queue",
+    "/api/v1/rectifications",
+    "/api/v1/tasks",
+    "/api/v1/conflicts",
 ]
 
 
@@ -505,11 +525,19 @@ def test_bad_query_parameters_are_422(login, world, path, param):
         ("POST", "/api/v1/checklists/99999999999999999999/versions"),
         ("POST", "/api/v1/devices/%00/revoke"),
         ("POST", "/api/v1/devices/no-such-pad/reinstate"),
+        ("GET", "/api/v1/inspections/not-a-uuid"),
+        ("GET", f"/api/v1/inspections/{ZERO_UUID}"),
+        ("POST", f"/api/v1/inspections/{ZERO_UUID}/review"),
+        ("GET", "/api/v1/tasks/not-a-uuid"),
+        ("GET", f"/api/v1/tasks/{ZERO_UUID}"),
+        ("POST", f"/api/v1/tasks/{ZERO_UUID}/cancel"),
     ],
 )
 def test_bad_or_unknown_ids_in_paths_are_404(login, world, method, path):
     admin = login("admin")
     body = {"title": "x", "items": [CHECKLIST_ITEM]} if path.endswith("versions") else {}
+    body = {"decision": "approve"} if path.endswith("review") else body
+    body = {"reason": "x"} if path.endswith("cancel") else body
     response = admin.client.open(
         path, method=method, json=body, headers=admin._headers({"If-Match": '"x"'})
     )
@@ -710,6 +738,15 @@ PROTECTED = [
     ("POST", "/api/v1/checklists"),
     ("GET", "/api/v1/checklists/{checklist}"),
     ("POST", "/api/v1/checklists/{checklist}/versions"),
+    ("GET", "/api/v1/inspections"),
+    ("GET", f"/api/v1/inspections/{ZERO_UUID}"),
+    ("POST", f"/api/v1/inspections/{ZERO_UUID}/review"),
+    ("GET", "/api/v1/review/queue"),
+    ("GET", "/api/v1/rectifications"),
+    ("GET", "/api/v1/tasks"),
+    ("POST", "/api/v1/tasks"),
+    ("GET", f"/api/v1/tasks/{ZERO_UUID}"),
+    ("POST", f"/api/v1/tasks/{ZERO_UUID}/cancel"),
 ]
 
 

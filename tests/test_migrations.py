@@ -33,3 +33,39 @@ def test_downgrade_to_empty_and_up_again(tmp_path, monkeypatch):
         assert counter == 0
         db.session.remove()
         db.engine.dispose()
+
+
+def test_upgrading_and_downgrading_keep_the_rows_that_reference_altered_tables(
+    tmp_path, monkeypatch
+):
+    """SQLite alters a table by copying it; the copy must not cascade-delete its children."""
+    from fieldapp.demo.builder import SCALES, DemoBuilder
+
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.sqlite3'}", **FAST_PASSWORDS}
+    )
+    children = ("task_assignees", "inspection_officers", "tasks", "inspections", "targets")
+
+    def counts() -> dict:
+        return {
+            table: db.session.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in children
+        }
+
+    with app.app_context():
+        upgrade()
+        DemoBuilder(SCALES["small"], seed=3).build(app.extensions["fieldapp.auth"].password_hasher)
+        db.session.commit()
+        before = counts()
+        assert before["task_assignees"] > 0 and before["inspection_officers"] > 0
+        db.session.remove()
+        downgrade(revision="0005")
+        assert counts() == before
+        db.session.remove()
+        upgrade()
+        assert counts() == before
+        foreign_keys = db.session.execute(sa.text("PRAGMA foreign_keys")).scalar_one()
+        assert foreign_keys == 1  # back on for the application
+        db.session.remove()
+        db.engine.dispose()

@@ -157,7 +157,7 @@ def test_site_file_has_scale_phase_and_boundary(login, world):
 
 def test_file_shows_inspections_open_rectifications_and_complaints(app, login, world):
     from fieldapp.complaints.models import Complaint
-    from fieldapp.inspections.models import Inspection, Origin, Outcome
+    from fieldapp.inspections.models import Inspection, InspectionStatus, Origin, Outcome
 
     shop = world.targets["shop1"]
     started = datetime(2025, 3, 3, 9, 30, tzinfo=UTC)
@@ -174,6 +174,7 @@ def test_file_shows_inspections_open_rectifications_and_complaints(app, login, w
             answers={"S01": {"result": "pass"}, "S03": {"result": "fail", "note": "油烟直排"}},
             outcome=Outcome.rectification_ordered,
             rectification_deadline=date(2025, 3, 10),
+            status=InspectionStatus.submitted,  # an order counts once submitted
         )
         db.session.add(ordered)
         db.session.add(
@@ -211,6 +212,7 @@ def test_file_shows_inspections_open_rectifications_and_complaints(app, login, w
                 lat=31.37,
                 outcome=Outcome.compliant,
                 follow_up_of=ordered_id,
+                status=InspectionStatus.submitted,
             )
         )
         db.session.commit()

@@ -221,6 +221,11 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     ),
     # obj: the conflict; leaders settle their squadron's, admins any
     "conflict.resolve": lambda p, conflict: _manages_squadron(p, conflict.squadron_id),
+    # obj: the inspection; its squadron's leader (or an admin) reviews it, never its officers
+    "inspection.review": lambda p, inspection: (
+        _manages_squadron(p, inspection.squadron_id)
+        and p.user.id not in {o.id for o in inspection.officers}
+    ),
 }
 
 _WRITE_MESSAGES = {
@@ -237,4 +242,8 @@ _WRITE_MESSAGES = {
     "inspection.edit": "only the inspection's officers edit it",
     "target.report": "officers and leaders report and correct targets of their own squadron",
     "conflict.resolve": "only the squadron's leader or an admin resolves its conflicts",
+    "inspection.review": (
+        "only the squadron's leader or an admin reviews its inspections, and never one of the"
+        " inspection's own officers"
+    ),
 }

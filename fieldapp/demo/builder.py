@@ -911,22 +911,24 @@ class DemoBuilder:
         if outcome == "case_opened":
             severe = [i for i in failed if i["severity"] == "severe"] or failed
             opened = ended + timedelta(days=rng.uniform(0, 3))
-            cases.append(
-                {
-                    "id": _uuid(rng),
-                    "number": f"沪宝城管罚字〔{opened.year}〕第{next(case_numbers):06d}号",
-                    "target_id": target["id"],
-                    "squadron_id": target["squadron_id"],
-                    "inspection_id": inspection_id,
-                    "item_code": severe[0]["code"],
-                    "opened_at": opened,
-                    "closed_at": opened + timedelta(days=rng.uniform(15, 60))
-                    if rng.random() < 0.8
-                    else None,
-                    "fine_yuan": rng.choice([200, 500, 1000, 2000, 5000, 10000, 20000]),
-                    "summary": severe[0]["text"][:200],
-                }
-            )
+            case = {
+                "id": _uuid(rng),
+                "target_id": target["id"],
+                "squadron_id": target["squadron_id"],
+                "inspection_id": inspection_id,
+                "item_code": severe[0]["code"],
+                "opened_at": opened,
+                "closed_at": opened + timedelta(days=rng.uniform(15, 60))
+                if rng.random() < 0.8
+                else None,
+                "fine_yuan": rng.choice([200, 500, 1000, 2000, 5000, 10000, 20000]),
+                "summary": severe[0]["text"][:200],
+            }
+            # 立案 is the leader's act: only approved records have opened their case (the
+            # random draws above happen either way, so the rest of the demo stays as it was).
+            if review_status == "approved":
+                case["number"] = f"沪宝城管罚字〔{opened.year}〕第{next(case_numbers):06d}号"
+                cases.append(case)
         return {
             "id": inspection_id,
             "deadline": deadline,

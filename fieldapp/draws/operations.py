@@ -36,7 +36,8 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.operations import load_settings
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
-from fieldapp.tasks.models import Task, TaskOrigin
+from fieldapp.tasks.models import TaskOrigin
+from fieldapp.tasks.operations import build_task
 
 LEVELS = [level.value for level in RiskLevel]
 
@@ -185,20 +186,18 @@ def create_draw(
         )
     }
     # Everyone left inspected it last time (no pair): the leader assigns that one by hand.
-    db.session.add_all(
-        Task(
-            target_id=uuid.UUID(item["target_id"]),
-            squadron_id=squadron_of[item["target_id"]],
-            origin=TaskOrigin.draw,
-            due=now + timedelta(days=DRAW_TASK_DAYS),
-            note=f"双随机抽查 ({item['level']})",
-            draw_id=draw.id,
-            created_by_id=actor.user_id,
-            assignees=[officers[o] for o in item["officer_ids"]],
-        )
-        for item in drawn
-        if item["officer_ids"]
-    )
+    for item in drawn:
+        if item["officer_ids"]:
+            build_task(
+                target_id=uuid.UUID(item["target_id"]),
+                squadron_id=squadron_of[item["target_id"]],
+                origin=TaskOrigin.draw,
+                due=now + timedelta(days=DRAW_TASK_DAYS),
+                note=f"双随机抽查 ({item['level']})",
+                draw_id=draw.id,
+                created_by_id=actor.user_id,
+                assignees=[officers[o] for o in item["officer_ids"]],
+            )
     db.session.flush()
     audit.record(
         actor,

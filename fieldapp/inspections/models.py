@@ -47,6 +47,64 @@ class ReviewStatus(enum.StrEnum):
     returned = "returned"
 
 
+class InspectionState(enum.StrEnum):
+    """Where an inspection stands in its life, from both sides (``status`` and ``review.status``).
+
+    ==========  ============  ===============
+    state       ``status``    ``review.status``
+    ==========  ============  ===============
+    draft       draft         pending
+    pending     submitted     pending          (waiting for the leader: 待审核)
+    approved    submitted     approved         (frozen: edits become amendments)
+    returned    submitted     returned         (back with the officer, who edits and resubmits)
+    ==========  ============  ===============
+    """
+
+    draft = "draft"
+    pending = "pending"
+    approved = "approved"
+    returned = "returned"
+
+
+class ReviewAction(enum.StrEnum):
+    """What moves an inspection from one :class:`InspectionState` to another."""
+
+    submit = "submit"  # an officer, from a device (also the resubmission of a returned one)
+    approve = "approve"  # the squadron's leader (审核通过)
+    return_ = "return"  # the squadron's leader, with a reason (退回)
+    reopen = "reopen"  # an amendment to an approved record is accepted: back to review
+
+
+#: The only moves there are: (state, action) -> new state. Anything else is refused.
+TRANSITIONS: dict[tuple[InspectionState, ReviewAction], InspectionState] = {
+    (InspectionState.draft, ReviewAction.submit): InspectionState.pending,
+    (InspectionState.returned, ReviewAction.submit): InspectionState.pending,
+    (InspectionState.pending, ReviewAction.approve): InspectionState.approved,
+    (InspectionState.pending, ReviewAction.return_): InspectionState.returned,
+    (InspectionState.approved, ReviewAction.reopen): InspectionState.pending,
+}
+
+#: Who may take each action (a permission of ``fieldapp.auth.policy``).
+ACTION_PERMISSIONS: dict[ReviewAction, str] = {
+    ReviewAction.submit: "inspection.edit",
+    ReviewAction.approve: "inspection.review",
+    ReviewAction.return_: "inspection.review",
+    ReviewAction.reopen: "conflict.resolve",
+}
+
+
+class TransitionRefused(Exception):
+    """The action is not allowed from the inspection's current state."""
+
+    def __init__(self, state: InspectionState, action: ReviewAction):
+        self.state, self.action = state, action
+        allowed = sorted(a.value for (s, a) in TRANSITIONS if s is state)
+        super().__init__(
+            f"cannot {action.value} an inspection that is {state.value}"
+            + (f" (allowed: {', '.join(allowed)})" if allowed else " (nothing is allowed)")
+        )
+
+
 class CoordinateSystem(enum.StrEnum):
     wgs84 = "wgs84"
     gcj02 = "gcj02"  # Chinese map SDKs
@@ -124,6 +182,14 @@ class Inspection(Syncable, db.Model):
         sa.Index("ix_inspections_target_started", "target_id", "started_at"),
         sa.Index("ix_inspections_squadron_seq", "squadron_id", "change_seq"),
         sa.Index("ix_inspections_squadron_review", "squadron_id", "review_status", "started_at"),
+        sa.Index("ix_inspections_squadron_started", "squadron_id", "started_at"),
+        sa.Index("ix_inspections_follow_up_of", "follow_up_of"),
+        sa.Index(
+            "ix_inspections_squadron_rectification",
+            "squadron_id",
+            "outcome",
+            "rectification_deadline",
+        ),
         sa.CheckConstraint(
             "outcome <> 'rectification_ordered' OR rectification_deadline IS NOT NULL",
             name="rectification_has_deadline",
@@ -133,6 +199,47 @@ class Inspection(Syncable, db.Model):
     @property
     def officer_ids(self) -> list[uuid.UUID]:
         return [officer.id for officer in self.officers]
+
+    @property
+    def state(self) -> InspectionState:
+        """The inspection's :class:`InspectionState`, from ``status`` and ``review_status``."""
+        if self.status is InspectionStatus.draft:
+            return InspectionState.draft
+        return InspectionState(self.review_status.value)
+
+    def can(self, action: ReviewAction) -> bool:
+        """Whether ``action`` is allowed from the current state (who may take it is the
+        policy's business: :data:`ACTION_PERMISSIONS`)."""
+        return (self.state, action) in TRANSITIONS
+
+    def transition(
+        self,
+        action: ReviewAction,
+        *,
+        by: uuid.UUID | None,
+        at: datetime,
+        comment: str | None = None,
+    ) -> InspectionState:
+        """Take ``action`` (the one place where states change); :class:`TransitionRefused` if
+        the current state does not allow it. Returns the new state."""
+        target = TRANSITIONS.get((self.state, action))
+        if target is None:
+            raise TransitionRefused(self.state, action)
+        if target is InspectionState.pending:
+            # Submitted, resubmitted or reopened: waiting for a (new) review.
+            if action is ReviewAction.submit:
+                self.submitted_at = at
+            self.status = InspectionStatus.submitted
+            self.review_status = ReviewStatus.pending
+            self.review_comment = None
+            self.reviewed_by_id = None
+            self.reviewed_at = None
+        else:
+            self.review_status = ReviewStatus(target.value)
+            self.review_comment = comment
+            self.reviewed_by_id = by
+            self.reviewed_at = at
+        return target
 
 
 class Case(db.Model):
@@ -144,7 +251,10 @@ class Case(db.Model):
     number: Mapped[str] = mapped_column(sa.String(60), unique=True)  # 案号
     target_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("targets.id"), index=True)
     squadron_id: Mapped[int] = mapped_column(sa.ForeignKey("squadrons.id"), index=True)
-    inspection_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("inspections.id"))
+    #: One case per inspection at most (approving again after an amendment opens no second one).
+    inspection_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("inspections.id"), unique=True
+    )
     item_code: Mapped[str | None] = mapped_column(sa.String(16))
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -16,6 +16,7 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus
+from fieldapp.tasks.operations import build_task
 
 
 def due_query(readable, on: date, squadron_id: int | None = None, kind: TargetKind | None = None):
@@ -89,17 +90,16 @@ def dispatch_due(
     for n, row in enumerate(rows):
         pair = {officers[(2 * n) % len(officers)], officers[(2 * n + 1) % len(officers)]}
         created.append(
-            Task(
+            build_task(
                 target_id=row.target_id,
                 squadron_id=squadron.id,
                 origin=TaskOrigin.schedule,
                 due=max(due_at, now + timedelta(days=1)),
                 note=_note(row, on),
                 created_by_id=actor.user_id,
-                assignees=sorted(pair, key=lambda user: user.id),
+                assignees=pair,
             )
         )
-    db.session.add_all(created)
     db.session.flush()
     if created:
         audit.record(

@@ -76,13 +76,17 @@ class ConflictsResource(MethodView):
     @blp.arguments(ConflictListArgs, location="query")
     @blp.response(200, page_schema(ConflictSchema, "ConflictPage"))
     def get(self, args):
-        """The conflict log of your scope, newest first."""
-        query = current_policy().scoped(Conflict)
-        for name in ("status", "kind", "record_id"):
-            if name in args:
-                query = query.where(getattr(Conflict, name) == args[name])
-        query = query.order_by(Conflict.created_at.desc(), Conflict.id)
-        return paginate(query, args["page"], args["per_page"])
+        """The conflict log of your scope, filtered. By default in the order a leader works
+        through it: open entries first, amendments to approved records, then deletes, then
+        field conflicts, each oldest first (``order=oldest|newest`` for plain time order)."""
+        page, per_page = args.pop("page"), args.pop("per_page")
+        filters = resolution.ConflictFilters(
+            **{k: v for k, v in args.items() if k not in ("from_", "to")},
+            logged_from=args.get("from_"),
+            logged_before=args.get("to"),
+        )
+        query = resolution.search_conflicts(current_policy().scoped(Conflict), filters)
+        return paginate(query, page, per_page)
 
 
 @blp.route("/conflicts/<uuid:conflict_id>/resolve")

@@ -16,7 +16,7 @@ from fieldapp.complaints.models import Complaint
 from fieldapp.db import db, utcnow
 from fieldapp.errors import validation_error
 from fieldapp.geo import degrees_box, squared_distance_expr
-from fieldapp.inspections.models import Case, Inspection, Outcome, ReviewStatus
+from fieldapp.inspections.models import Case, Inspection
 from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.risk.models import TargetRisk
@@ -227,19 +227,11 @@ def target_file(target: Target, *, recent: int = 10) -> TargetFile:
         .order_by(Inspection.started_at.desc())
         .limit(recent)
     ).all()
-    follow_up = sa.orm.aliased(Inspection)
-    followed_up = sa.select(follow_up.follow_up_of).where(
-        follow_up.target_id == target.id, follow_up.follow_up_of.is_not(None)
-    )
+    # Imported here: the inspections' operations reach the sync engine, which imports this.
+    from fieldapp.inspections.operations import open_rectifications as rectifications
+
     open_rectifications = db.session.scalars(
-        sa.select(Inspection)
-        .where(
-            Inspection.target_id == target.id,
-            Inspection.outcome == Outcome.rectification_ordered,
-            Inspection.review_status != ReviewStatus.returned,
-            Inspection.id.not_in(followed_up),
-        )
-        .order_by(Inspection.rectification_deadline)
+        rectifications(sa.select(Inspection), target_id=target.id)
     ).all()
     complaints = db.session.scalars(
         sa.select(Complaint)

@@ -21,6 +21,9 @@ class TaskOrigin(enum.StrEnum):
 
 
 class TaskStatus(enum.StrEnum):
+    """open → done (an inspection carrying the task's id is approved) or → cancelled (by the
+    leader, with a reason). Done and cancelled are final."""
+
     open = "open"
     done = "done"
     cancelled = "cancelled"
@@ -53,10 +56,16 @@ class Task(Syncable, db.Model):
     closed_by_inspection_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("inspections.id", use_alter=True)
     )
+    #: Why the leader cancelled it (required to cancel), and who did.
+    cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
+    cancelled_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
 
     assignees: Mapped[list[User]] = relationship(secondary=task_assignees)
 
-    __table_args__ = (sa.Index("ix_tasks_squadron_seq", "squadron_id", "change_seq"),)
+    __table_args__ = (
+        sa.Index("ix_tasks_squadron_seq", "squadron_id", "change_seq"),
+        sa.Index("ix_tasks_squadron_status_due", "squadron_id", "status", "due"),
+    )
 
     @property
     def assignee_ids(self) -> list[uuid.UUID]:

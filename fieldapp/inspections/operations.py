@@ -1,0 +1,330 @@
+"""Inspections on the server side: finding them, the leader's review (审核) and what approval
+sets off (closing the task, opening the case 立案, re-scoring the target's risk), and the
+rectification follow-ups (复查) a squadron owes.
+
+States and their transitions live in one table (``fieldapp.inspections.models.TRANSITIONS``);
+this module and the sync engine both move an inspection only through
+:meth:`Inspection.transition`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.checklists.models import ChecklistItem
+from fieldapp.db import db
+from fieldapp.errors import APIError
+from fieldapp.inspections.models import (
+    Case,
+    Inspection,
+    InspectionStatus,
+    Outcome,
+    ReviewAction,
+    ReviewStatus,
+    TransitionRefused,
+    inspection_officers,
+)
+from fieldapp.org.models import District, Squadron
+from fieldapp.risk import operations as risk
+from fieldapp.tasks import operations as tasks
+from sync.entities import inspection_wire
+from sync.versions import record_version
+
+#: China Standard Time (no daylight saving): deadlines and case years are Shanghai dates.
+SHANGHAI = timezone(timedelta(hours=8), "CST")
+
+DECISIONS = {"approve": ReviewAction.approve, "return": ReviewAction.return_}
+
+
+def local_date(moment: datetime) -> date:
+    """The Shanghai calendar day of ``moment``."""
+    return moment.astimezone(SHANGHAI).date()
+
+
+# -- finding inspections -------------------------------------------------------------------------
+
+
+@dataclass
+class InspectionFilters:
+    squadron_id: int | None = None
+    target_id: uuid.UUID | None = None
+    officer_id: uuid.UUID | None = None
+    status: InspectionStatus | None = None
+    review_status: ReviewStatus | None = None
+    started_from: datetime | None = None
+    started_before: datetime | None = None
+
+
+def search_inspections(query: sa.Select, filters: InspectionFilters) -> sa.Select:
+    """``query`` (a scoped ``SELECT Inspection``) filtered; the latest started first."""
+    if filters.squadron_id is not None:
+        query = query.where(Inspection.squadron_id == filters.squadron_id)
+    if filters.target_id is not None:
+        query = query.where(Inspection.target_id == filters.target_id)
+    if filters.officer_id is not None:
+        query = query.where(
+            Inspection.id.in_(
+                sa.select(inspection_officers.c.inspection_id).where(
+                    inspection_officers.c.user_id == filters.officer_id
+                )
+            )
+        )
+    if filters.status is not None:
+        query = query.where(Inspection.status == filters.status)
+    if filters.review_status is not None:
+        query = query.where(Inspection.review_status == filters.review_status)
+    if filters.started_from is not None:
+        query = query.where(Inspection.started_at >= filters.started_from)
+    if filters.started_before is not None:
+        query = query.where(Inspection.started_at < filters.started_before)
+    return query.order_by(Inspection.started_at.desc(), Inspection.id)
+
+
+def review_queue(query: sa.Select, squadron_id: int | None = None) -> sa.Select:
+    """Submitted inspections waiting for review, the longest waiting first."""
+    query = query.where(
+        Inspection.status == InspectionStatus.submitted,
+        Inspection.review_status == ReviewStatus.pending,
+    )
+    if squadron_id is not None:
+        query = query.where(Inspection.squadron_id == squadron_id)
+    return query.order_by(Inspection.submitted_at, Inspection.id)
+
+
+# -- review --------------------------------------------------------------------------------------
+
+
+def refused(exc: TransitionRefused, field: str = "decision") -> APIError:
+    """The answer to a transition the current state does not allow."""
+    return APIError(409, "invalid_transition", str(exc), errors={"json": {field: [str(exc)]}})
+
+
+def review(
+    actor: Actor, inspection: Inspection, decision: str, comment: str | None, now: datetime
+) -> Inspection:
+    """Approve or return a submitted inspection (the caller checked who may, and the version).
+
+    The review is a new version of the record, like any device edit: a version snapshot (so
+    devices merging against an older base still merge), a new change sequence number (so the
+    officers' devices pull it) and an audit entry. Approval also closes the inspection's task,
+    opens its case when the outcome is 立案, and re-scores the target's risk, all in this
+    transaction.
+    """
+    action = DECISIONS[decision]
+    before = inspection_wire(inspection)
+    try:
+        inspection.transition(action, by=actor.user_id, at=now, comment=comment)
+    except TransitionRefused as exc:
+        raise refused(exc) from None
+    db.session.flush()  # version +1 (refused if another writer got there first), change_seq
+    after = inspection_wire(inspection)
+    record_version(
+        "inspection",
+        inspection,
+        after,
+        ["review"],
+        user_id=actor.user_id,
+        device_id=actor.device_id,
+        at=now,
+    )
+    audit.record(
+        actor,
+        f"inspection.{action.value}",
+        "inspection",
+        inspection.id,
+        before={"review": before["review"], "version": before["version"]},
+        after={"review": after["review"], "version": after["version"]},
+    )
+    if action is ReviewAction.approve:
+        if inspection.task_id is not None:
+            tasks.close_task(actor, inspection.task_id, inspection, now)
+        if inspection.outcome is Outcome.case_opened:
+            open_case(actor, inspection, now)
+        risk.refresh_target(actor, inspection.target, now)
+    return inspection
+
+
+# -- cases (立案) ---------------------------------------------------------------------------------
+
+_CASE_SERIAL = re.compile(r"第(\d+)号$")
+
+
+def case_number_prefix(district: District, year: int) -> str:
+    """``沪宝城管罚字〔2026〕``: the city, the district's first character, the year."""
+    return f"沪{district.name[:1]}城管罚字〔{year}〕"
+
+
+def next_case_number(district: District, year: int) -> str:
+    """The next number in the district's series for ``year`` (案号).
+
+    Serialized by the change-sequence lock every writing transaction takes before it gets here
+    (approval has already written the inspection); the unique index on ``cases.number`` turns
+    any race that slips through into a 409, never a duplicate.
+    """
+    prefix = case_number_prefix(district, year)
+    last = db.session.scalar(
+        sa.select(Case.number)
+        .where(Case.number.startswith(prefix, autoescape=True))
+        .order_by(Case.number.desc())
+        .limit(1)
+    )
+    serial = int(_CASE_SERIAL.search(last).group(1)) if last else 0
+    return f"{prefix}第{serial + 1:06d}号"
+
+
+def open_case(actor: Actor, inspection: Inspection, now: datetime) -> Case | None:
+    """立案 for an approved inspection whose outcome is ``case_opened``; once per inspection
+    (an inspection approved again after an amendment keeps its case)."""
+    existing = db.session.scalar(sa.select(Case).where(Case.inspection_id == inspection.id))
+    if existing is not None:
+        return None
+    district = db.session.scalar(
+        sa.select(District)
+        .join(Squadron, Squadron.district_id == District.id)
+        .where(Squadron.id == inspection.squadron_id)
+    )
+    item = _worst_failed_item(inspection)
+    case = Case(
+        number=next_case_number(district, local_date(now).year),
+        target_id=inspection.target_id,
+        squadron_id=inspection.squadron_id,
+        inspection_id=inspection.id,
+        item_code=item.code if item else None,
+        opened_at=now,
+        summary=((item.text if item else "") or inspection.findings or "")[:500],
+    )
+    db.session.add(case)
+    db.session.flush()
+    audit.record(
+        actor,
+        "case.open",
+        "case",
+        case.id,
+        after={
+            "number": case.number,
+            "inspection_id": str(inspection.id),
+            "target_id": str(inspection.target_id),
+            "item_code": case.item_code,
+        },
+    )
+    return case
+
+
+_SEVERITY_ORDER = {"severe": 0, "moderate": 1, "minor": 2}
+
+
+def _worst_failed_item(inspection: Inspection) -> ChecklistItem | None:
+    failed = [
+        code
+        for code, answer in (inspection.answers or {}).items()
+        if isinstance(answer, dict) and answer.get("result") == "fail"
+    ]
+    if not failed:
+        return None
+    items = db.session.scalars(
+        sa.select(ChecklistItem).where(
+            ChecklistItem.checklist_id == inspection.checklist_id,
+            ChecklistItem.checklist_version == inspection.checklist_version,
+            ChecklistItem.code.in_(failed),
+        )
+    ).all()
+    return min(items, key=lambda i: (_SEVERITY_ORDER[i.severity.value], i.code), default=None)
+
+
+def cases_of(inspection_ids: list[uuid.UUID]) -> dict[uuid.UUID, Case]:
+    """The case each of these inspections opened, if any (one query for a page)."""
+    if not inspection_ids:
+        return {}
+    return {
+        case.inspection_id: case
+        for case in db.session.scalars(
+            sa.select(Case).where(Case.inspection_id.in_(inspection_ids))
+        )
+    }
+
+
+# -- rectification follow-ups (复查) --------------------------------------------------------------
+
+
+def _counts_as_follow_up(follow_up) -> sa.ColumnElement[bool]:
+    """A follow-up settles the rectification once submitted and not returned by the leader."""
+    return sa.and_(
+        follow_up.status == InspectionStatus.submitted,
+        follow_up.review_status != ReviewStatus.returned,
+    )
+
+
+def open_rectifications(
+    query: sa.Select,
+    *,
+    squadron_id: int | None = None,
+    target_id: uuid.UUID | None = None,
+    overdue: bool | None = None,
+    today: date | None = None,
+) -> sa.Select:
+    """Rectification orders (责令整改) not yet followed up, the oldest deadline first.
+
+    An order counts once its inspection is submitted and not returned; it is settled by a
+    follow-up inspection (``follow_up_of`` = the order) that is submitted and not returned.
+    ``overdue``: only those whose deadline (a Shanghai date) is before ``today`` (or only the
+    others, with ``False``).
+    """
+    if overdue is not None and today is None:
+        raise ValueError("overdue needs today")
+    follow_up = sa.orm.aliased(Inspection)
+    settled = (
+        sa.select(follow_up.id)
+        .where(follow_up.follow_up_of == Inspection.id, _counts_as_follow_up(follow_up))
+        .exists()
+    )
+    query = query.where(
+        Inspection.outcome == Outcome.rectification_ordered,
+        Inspection.status == InspectionStatus.submitted,
+        Inspection.review_status != ReviewStatus.returned,
+        ~settled,
+    )
+    if squadron_id is not None:
+        query = query.where(Inspection.squadron_id == squadron_id)
+    if target_id is not None:
+        query = query.where(Inspection.target_id == target_id)
+    if overdue is True:
+        query = query.where(Inspection.rectification_deadline < today)
+    elif overdue is False:
+        query = query.where(Inspection.rectification_deadline >= today)
+    return query.order_by(Inspection.rectification_deadline, Inspection.id)
+
+
+def follow_ups(inspections: list[Inspection], today: date) -> dict[uuid.UUID, dict]:
+    """For each inspection that ordered rectification: ``{due, done_by, done_at, overdue}``,
+    where ``done_by`` is the first follow-up that settled it (one query for a page)."""
+    ordered = [i for i in inspections if i.outcome is Outcome.rectification_ordered]
+    if not ordered:
+        return {}
+    done: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = {}
+    rows = db.session.execute(
+        sa.select(Inspection.follow_up_of, Inspection.id, Inspection.started_at)
+        .where(
+            Inspection.follow_up_of.in_([i.id for i in ordered]), _counts_as_follow_up(Inspection)
+        )
+        .order_by(Inspection.started_at.desc(), Inspection.id.desc())
+    )
+    for followed, follow_up_id, started in rows:
+        done[followed] = (follow_up_id, started)  # the earliest wins: rows come latest first
+    result = {}
+    for inspection in ordered:
+        by = done.get(inspection.id)
+        deadline = inspection.rectification_deadline
+        result[inspection.id] = {
+            "due": deadline,
+            "done_by": by[0] if by else None,
+            "done_at": by[1] if by else None,
+            "overdue": by is None and deadline is not None and deadline < today,
+        }
+    return result

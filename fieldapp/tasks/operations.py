@@ -1,0 +1,251 @@
+"""Tasks (任务下派): building, dispatching, cancelling and closing them, and listing them.
+
+Every task, whoever makes it (a leader by hand, the schedule, a 双随机 draw), is built by
+:func:`build_task`, so they all carry the same fields and reach devices the same way: a task is
+a synced row, and every change to it takes a new change sequence number, so the assignees'
+devices pull it.
+
+A task is ``open`` until an inspection carrying its id is approved (``done``, with that
+inspection as ``closed_by_inspection_id``) or its leader cancels it with a reason
+(``cancelled``). Done and cancelled are final.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.auth.models import Role, User
+from fieldapp.complaints import operations as complaints
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import db
+from fieldapp.errors import APIError, validation_error
+from fieldapp.targets.models import Target
+from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus, task_assignees
+
+#: A due date further ahead than this is a typo, not a plan.
+MAX_DUE_AHEAD = timedelta(days=366)
+
+
+def build_task(
+    *,
+    target_id: uuid.UUID,
+    squadron_id: int,
+    origin: TaskOrigin,
+    due: datetime,
+    assignees: Iterable[User],
+    created_by_id: uuid.UUID | None,
+    note: str = "",
+    complaint_id: uuid.UUID | None = None,
+    draw_id: uuid.UUID | None = None,
+) -> Task:
+    """A new open task (added to the session, not flushed: callers making many flush once)."""
+    task = Task(
+        target_id=target_id,
+        squadron_id=squadron_id,
+        origin=origin,
+        status=TaskStatus.open,
+        due=due,
+        note=note,
+        complaint_id=complaint_id,
+        draw_id=draw_id,
+        created_by_id=created_by_id,
+        assignees=sorted(assignees, key=lambda user: user.id),
+    )
+    db.session.add(task)
+    return task
+
+
+def squadron_officers(squadron_id: int, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
+    """The active officers of ``squadron_id`` among ``ids``."""
+    return {
+        user.id: user
+        for user in db.session.scalars(
+            sa.select(User).where(
+                User.id.in_(list(ids)),
+                User.squadron_id == squadron_id,
+                User.role == Role.officer,
+                User.active.is_(True),
+            )
+        )
+    }
+
+
+def create_task(
+    actor: Actor,
+    *,
+    target: Target,
+    assignee_ids: list[uuid.UUID],
+    due: datetime,
+    note: str,
+    origin: TaskOrigin,
+    complaint_id: uuid.UUID | None,
+    now: datetime,
+) -> Task:
+    """A leader sends officers of the target's squadron to it; 422 field by field when the
+    assignees, the due time or the complaint do not fit."""
+    errors: dict[str, list[str]] = {}
+    officers = squadron_officers(target.squadron_id, assignee_ids)
+    outside = [str(i) for i in assignee_ids if i not in officers]
+    if outside:
+        errors["assignee_ids"] = [
+            "not active officers of the target's squadron: " + ", ".join(outside)
+        ]
+    if due <= now:
+        errors["due"] = ["must be in the future"]
+    elif due > now + MAX_DUE_AHEAD:
+        errors["due"] = [f"at most {MAX_DUE_AHEAD.days} days ahead"]
+    if complaint_id is not None:
+        complaint = db.session.get(Complaint, complaint_id)
+        if complaint is None or complaint.squadron_id != target.squadron_id:
+            errors["complaint_id"] = ["no such complaint in the target's squadron"]
+        elif complaint.target_id is not None and complaint.target_id != target.id:
+            errors["complaint_id"] = ["the complaint is about another target"]
+    if errors:
+        raise validation_error(errors)
+    task = build_task(
+        target_id=target.id,
+        squadron_id=target.squadron_id,
+        origin=origin,
+        due=due,
+        note=note,
+        complaint_id=complaint_id,
+        created_by_id=actor.user_id,
+        assignees=[officers[i] for i in assignee_ids],
+    )
+    task.created_at = now
+    db.session.flush()
+    audit.record(
+        actor,
+        "task.create",
+        "task",
+        task.id,
+        after=audit.jsonable(
+            {
+                "target_id": task.target_id,
+                "assignee_ids": task.assignee_ids,
+                "due": task.due,
+                "origin": task.origin,
+                "complaint_id": task.complaint_id,
+                "note": task.note,
+            }
+        ),
+    )
+    return task
+
+
+def _refuse(task: Task, action: str) -> APIError:
+    return APIError(
+        409,
+        "invalid_transition",
+        f"cannot {action} a task that is {task.status.value} (only open tasks change)",
+        errors={"json": {"status": [f"the task is {task.status.value}"]}},
+    )
+
+
+def cancel_task(actor: Actor, task: Task, reason: str, now: datetime) -> Task:
+    """The leader calls the task off; the assignees' devices pull it as cancelled."""
+    if task.status is not TaskStatus.open:
+        raise _refuse(task, "cancel")
+    task.status = TaskStatus.cancelled
+    task.closed_at = now
+    task.cancel_reason = reason
+    task.cancelled_by_id = actor.user_id
+    db.session.flush()
+    audit.record(
+        actor,
+        "task.cancel",
+        "task",
+        task.id,
+        before={"status": TaskStatus.open.value},
+        after={"status": task.status.value, "reason": reason},
+    )
+    return task
+
+
+def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> Task | None:
+    """An approved inspection carrying ``task_id`` closes that task, if it is still open and
+    about the inspection's target (a task id for another target closes nothing). A task sent
+    for a 12345 complaint settles the complaint with it (see :func:`settle_complaint`)."""
+    task = db.session.get(Task, task_id)
+    if task is None or task.status is not TaskStatus.open:
+        return None
+    if task.target_id != inspection.target_id:
+        return None
+    task.status = TaskStatus.done
+    task.closed_at = now
+    task.closed_by_inspection_id = inspection.id
+    db.session.flush()
+    audit.record(
+        actor,
+        "task.close",
+        "task",
+        task.id,
+        before={"status": TaskStatus.open.value},
+        after={"status": task.status.value, "closed_by_inspection_id": str(inspection.id)},
+    )
+    if task.complaint_id is not None:
+        settle_complaint(actor, db.session.get(Complaint, task.complaint_id), inspection, now)
+    return task
+
+
+def settle_complaint(actor: Actor, complaint: Complaint, inspection, now: datetime) -> None:
+    """The approved inspection sent for a complaint answers it: substantiated when it found a
+    failed item, not when everything passed. A complaint already decided stays as it is (the
+    leader may still correct it through the complaint's decision)."""
+    if complaint.closed_at is not None:
+        return
+    found = any(
+        isinstance(answer, dict) and answer.get("result") == "fail"
+        for answer in (inspection.answers or {}).values()
+    )
+    note = "检查发现问题，投诉属实" if found else "检查未发现问题，投诉不属实"
+    complaints.decide_complaint(actor, complaint, complaints.Decision(found, note, inspection), now)
+
+
+@dataclass
+class TaskFilters:
+    squadron_id: int | None = None
+    status: TaskStatus | None = None
+    overdue: bool | None = None
+    assignee_id: uuid.UUID | None = None
+    target_id: uuid.UUID | None = None
+    origin: TaskOrigin | None = None
+
+
+def search_tasks(query: sa.Select, filters: TaskFilters, now: datetime) -> sa.Select:
+    """``query`` (a scoped ``SELECT Task``) filtered; the soonest due first.
+
+    ``overdue=true``: open tasks whose due time has passed; ``overdue=false``: the others.
+    """
+    if filters.squadron_id is not None:
+        query = query.where(Task.squadron_id == filters.squadron_id)
+    if filters.status is not None:
+        query = query.where(Task.status == filters.status)
+    if filters.overdue is True:
+        query = query.where(Task.status == TaskStatus.open, Task.due < now)
+    elif filters.overdue is False:
+        query = query.where(sa.or_(Task.status != TaskStatus.open, Task.due >= now))
+    if filters.assignee_id is not None:
+        query = query.where(
+            Task.id.in_(
+                sa.select(task_assignees.c.task_id).where(
+                    task_assignees.c.user_id == filters.assignee_id
+                )
+            )
+        )
+    if filters.target_id is not None:
+        query = query.where(Task.target_id == filters.target_id)
+    if filters.origin is not None:
+        query = query.where(Task.origin == filters.origin)
+    return query.order_by(Task.due, Task.id)
+
+
+def is_overdue(task: Task, now: datetime) -> bool:
+    return task.status is TaskStatus.open and task.due < now

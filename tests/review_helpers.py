@@ -1,0 +1,48 @@
+"""Helpers for review, task and rectification tests: inspections pushed by a device, reviews
+sent with the ETag just read."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import etag_of
+from tests.sync_helpers import SHOP_ANSWERS, FakeDevice, new_inspection
+
+FAILED_S03 = {**SHOP_ANSWERS, "S03": {"result": "fail", "note": "油烟直排", "photo_ids": []}}
+
+
+def push_inspection(
+    world, device: FakeDevice, officers=("officer1", "officer2"), *, status="submitted", **fields
+) -> str:
+    """A new inspection pushed by ``device``; returns its id."""
+    inspection_id = uuid.uuid4()
+    [result] = device.push_ok(
+        device.change(
+            "inspection",
+            inspection_id,
+            new_inspection(world, list(officers), status=status, **fields),
+        )
+    )
+    assert result["status"] == "applied", result
+    return str(inspection_id)
+
+
+def inspection_path(inspection_id) -> str:
+    return f"/api/v1/inspections/{inspection_id}"
+
+
+def review(api, inspection_id, decision: str, comment: str | None = None, etag: str | None = None):
+    """POST the review with the ETag read just before (or the one given)."""
+    etag = etag or etag_of(api, inspection_path(inspection_id))
+    body = {"decision": decision}
+    if comment is not None:
+        body["comment"] = comment
+    return api.post(
+        f"{inspection_path(inspection_id)}/review", json=body, headers={"If-Match": etag}
+    )
+
+
+def review_ok(api, inspection_id, decision: str, comment: str | None = None) -> dict:
+    response = review(api, inspection_id, decision, comment)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()

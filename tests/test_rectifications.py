@@ -1,0 +1,124 @@
+"""Rectification follow-ups (复查): open orders per squadron, oldest deadline first, overdue
+on a frozen clock, and the follow-up shown on the order."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+
+from tests.conftest import assert_error
+from tests.review_helpers import FAILED_S03, inspection_path, push_inspection, review_ok
+from tests.sync_helpers import FakeDevice
+
+SITE_FAILED = {"C02": {"result": "fail", "note": "裸土未覆盖", "photo_ids": []}}
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 25 November, 10:00 in Shanghai
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def order(world, device, deadline: str, **fields) -> str:
+    """A submitted rectification order (责令整改) with ``deadline``."""
+    site = fields.get("target", "shop1").startswith("site")
+    return push_inspection(
+        world,
+        device,
+        answers=SITE_FAILED if site else FAILED_S03,
+        outcome="rectification_ordered",
+        rectification_deadline=deadline,
+        **fields,
+    )
+
+
+def follow_up(world, device, of: str, **fields) -> str:
+    return push_inspection(world, device, follow_up_of=of, **fields)
+
+
+def ids(api, query: str = "") -> list[str]:
+    response = api.get(f"/api/v1/rectifications?{query}")
+    assert response.status_code == 200, response.get_json()
+    return [item["inspection_id"] for item in response.get_json()["items"]]
+
+
+def test_open_orders_oldest_deadline_first_and_overdue_ones(clock, login, world):
+    device = FakeDevice(login("officer1"))
+    late = order(world, device, "2026-11-21")
+    settled = order(world, device, "2026-11-24")
+    upcoming = order(world, device, "2026-11-28", target="site1")
+    earliest = order(world, device, "2026-11-18")
+    follow_up(world, device, settled)
+    follow_up(world, device, earliest)
+    # Orders that do not count: a draft, and one the leader returned.
+    order(world, device, "2026-11-19", status="draft", ended_at=NOW.isoformat())
+    returned = order(world, device, "2026-11-20")
+    leader = login("leader1")
+    review_ok(leader, returned, "return", "整改期限不合理")
+    # Another squadron's order is not leader1's business.
+    order(
+        world, FakeDevice(login("officer3")), "2026-11-10", officers=("officer3",), target="shop2"
+    )
+
+    assert ids(leader) == [late, upcoming]
+    assert ids(leader, "overdue=true") == [late]
+    assert ids(leader, "overdue=false") == [upcoming]
+    assert ids(leader, f"target_id={world.targets['site1'].id}") == [upcoming]
+    [item] = leader.get("/api/v1/rectifications?overdue=true").get_json()["items"]
+    assert item["deadline"] == "2026-11-21" and item["days_overdue"] == 4
+    assert item["target_name"] == "老王面馆" and item["target_code"] == world.targets["shop1"].code
+    assert len(ids(login("leader2"))) == 1
+
+
+def test_overdue_follows_the_shanghai_calendar(clock, login, world):
+    device = FakeDevice(login("officer1"))
+    due_today = order(world, device, "2026-11-25")
+    leader = login("leader1")
+    assert ids(leader, "overdue=true") == []
+    clock.move_to(datetime(2026, 11, 25, 15, 59, tzinfo=UTC))  # 23:59 in Shanghai
+    assert ids(leader, "overdue=true") == []
+    clock.move_to(datetime(2026, 11, 25, 16, 0, tzinfo=UTC))  # midnight in Shanghai
+    assert ids(leader, "overdue=true") == [due_today]
+
+
+def test_the_order_shows_its_follow_up(clock, login, world):
+    device = FakeDevice(login("officer1"))
+    ordered = order(world, device, "2026-11-21")
+    leader = login("leader1")
+    waiting = leader.get(inspection_path(ordered)).get_json()["follow_up"]
+    assert waiting == {"due": "2026-11-21", "done_by": None, "done_at": None, "overdue": True}
+
+    done = follow_up(world, device, ordered)
+    shown = leader.get(inspection_path(ordered)).get_json()["follow_up"]
+    assert shown["done_by"] == done and shown["overdue"] is False
+    listed = leader.get(f"/api/v1/inspections?target_id={world.targets['shop1'].id}").get_json()
+    by_id = {i["id"]: i for i in listed["items"]}
+    assert by_id[ordered]["follow_up"]["done_by"] == done
+    assert by_id[done]["follow_up"] is None  # a compliant follow-up orders nothing
+
+
+def test_a_returned_follow_up_does_not_settle_the_order(clock, login, world):
+    device = FakeDevice(login("officer1"))
+    ordered = order(world, device, "2026-11-21")
+    done = follow_up(world, device, ordered)
+    leader = login("leader1")
+    assert ids(leader) == []
+    review_ok(leader, done, "return", "复查照片缺失")
+    assert ids(leader) == [ordered]
+    assert leader.get(inspection_path(ordered)).get_json()["follow_up"]["done_by"] is None
+
+
+def test_the_targets_file_agrees_with_the_list(clock, login, world):
+    device = FakeDevice(login("officer1"))
+    ordered = order(world, device, "2026-11-21")
+    leader = login("leader1")
+    target_file = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}").get_json()
+    assert [i["id"] for i in target_file["open_rectifications"]] == [ordered]
+
+
+@pytest.mark.parametrize("query", ["overdue=soon", "squadron_id=-1", "target_id=x", "page=0"])
+def test_bad_rectification_queries_are_422(clock, login, world, query):
+    assert_error(login("leader1").get(f"/api/v1/rectifications?{query}"), 422, "validation_failed")

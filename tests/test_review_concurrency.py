@@ -1,0 +1,94 @@
+"""Two leaders review one inspection at the same moment, on PostgreSQL with real commits: both
+pass the If-Match check, one wins, the other gets 409 and nothing of its review is kept."""
+
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+
+from fieldapp.audit.models import AuditEntry
+from fieldapp.auth import operations as auth_ops
+from fieldapp.auth.models import Role
+from fieldapp.db import db
+from fieldapp.inspections import operations
+from fieldapp.org.models import Squadron
+from tests.conftest import PASSWORD, SYSTEM, Api
+from tests.review_helpers import inspection_path, push_inspection
+from tests.test_sync_concurrency import device_for, pg_app  # noqa: F401  (the fixture)
+
+
+def _sign_in(app, username: str, device_id: str) -> Api:
+    client = app.test_client()
+    response = client.post(
+        "/api/v1/auth/token",
+        json={"username": username, "password": PASSWORD, "device_id": device_id},
+    )
+    assert response.status_code == 201
+    return Api(client, response.get_json()["token"], device_id)
+
+
+def test_two_leaders_at_the_same_moment_one_wins_the_other_gets_409(pg_app, monkeypatch):  # noqa: F811
+    app, world = pg_app
+    with app.app_context():
+        auth_ops.create_user(
+            SYSTEM,
+            app.extensions["fieldapp.auth"],
+            username="deputy1",
+            name="副中队长",
+            role=Role.leader,
+            password=PASSWORD,
+            district_id=world.district.id,
+            squadron=db.session.get(Squadron, world.squadrons[0].id),
+        )
+        db.session.commit()
+    inspection_id = push_inspection(world, device_for(app, "officer1", "pad-race-review"))
+    leaders = [_sign_in(app, "leader1", "race-l1"), _sign_in(app, "deputy1", "race-l2")]
+    etag = leaders[0].get(inspection_path(inspection_id)).headers["ETag"]
+
+    # Both requests wait here, after their If-Match check and before writing anything.
+    both_checked = threading.Barrier(2, timeout=30)
+    review = operations.review
+
+    def review_together(*args, **kwargs):
+        both_checked.wait()
+        return review(*args, **kwargs)
+
+    monkeypatch.setattr(operations, "review", review_together)
+    answers: dict[str, object] = {}
+
+    def send(api: Api, decision: str) -> None:
+        try:
+            answers[decision] = api.post(
+                f"{inspection_path(inspection_id)}/review",
+                json={"decision": decision, "comment": "并发审核"},
+                headers={"If-Match": etag},
+            )
+        except BaseException as exc:  # surfaced by the main thread
+            answers[decision] = exc
+
+    threads = [
+        threading.Thread(target=send, args=(leaders[0], "approve")),
+        threading.Thread(target=send, args=(leaders[1], "return")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    statuses = sorted(answer.status_code for answer in answers.values())
+    assert statuses == [200, 409], answers
+    [winner] = [d for d, a in answers.items() if a.status_code == 200]
+    [loser] = [a for a in answers.values() if a.status_code == 409]
+    assert loser.get_json()["error"] == "version_conflict"
+
+    record = leaders[0].get(inspection_path(inspection_id)).get_json()
+    assert record["review"]["status"] == {"approve": "approved", "return": "returned"}[winner]
+    assert record["version"] == 2
+    with app.app_context():
+        reviews = db.session.scalars(
+            sa.select(AuditEntry.action).where(
+                AuditEntry.record_id == inspection_id,
+                AuditEntry.action.in_(["inspection.approve", "inspection.return"]),
+            )
+        ).all()
+    assert reviews == [f"inspection.{winner}"]

@@ -1,0 +1,284 @@
+"""Tasks (任务下派): a leader dispatches, devices pull, approval closes, the leader cancels;
+overdue tasks on a frozen clock; every bad request refused field by field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from fieldapp.complaints.models import Complaint
+from fieldapp.db import db
+from tests.conftest import assert_error, audit_entries
+from tests.review_helpers import push_inspection, review_ok
+from tests.sync_helpers import FakeDevice
+
+NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def task_body(world, **overrides) -> dict:
+    return {
+        "target_id": str(world.targets["shop1"].id),
+        "assignee_ids": [str(world.users["officer1"].id), str(world.users["officer2"].id)],
+        "due": (NOW + timedelta(days=2)).isoformat(),
+        "note": "节前市容环境专项检查",
+        "origin": "manual",
+        **overrides,
+    }
+
+
+def dispatch(api, world, **overrides) -> dict:
+    response = api.post("/api/v1/tasks", json=task_body(world, **overrides))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_a_leader_dispatches_a_task_that_reaches_the_assignees_devices(app, clock, login, world):
+    device = FakeDevice(login("officer1"))
+    device.pull_all()
+    task = dispatch(login("leader1"), world)
+    assert task["status"] == "open" and task["origin"] == "manual"
+    assert sorted(task["assignee_ids"]) == sorted(
+        [str(world.users["officer1"].id), str(world.users["officer2"].id)]
+    )
+    assert task["squadron_id"] == world.squadrons[0].id and task["overdue"] is False
+    [entry] = audit_entries(app, action="task.create", record_id=task["id"])
+    assert entry.actor_id == world.users["leader1"].id
+
+    pulled = [c for c in device.pull_all() if c["entity"] == "task"]
+    assert [(c["id"], c["data"]["status"]) for c in pulled] == [(task["id"], "open")]
+    assert login("officer1").get(f"/api/v1/tasks/{task['id']}").status_code == 200
+    assert_error(login("officer3").get(f"/api/v1/tasks/{task['id']}"), 404, "not_found")
+
+
+def test_who_may_dispatch(clock, login, world):
+    for username in ("officer1", "supervisor"):
+        assert_error(login(username).post("/api/v1/tasks", json=task_body(world)), 403, "forbidden")
+    # Another squadron's target is not in leader2's scope at all.
+    response = login("leader2").post("/api/v1/tasks", json=task_body(world))
+    assert "target_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert dispatch(login("admin"), world)["status"] == "open"
+
+
+def test_approval_closes_the_task_and_a_return_does_not(app, clock, login, world):
+    leader = login("leader1")
+    task = dispatch(leader, world)
+    device = FakeDevice(login("officer1"))
+    device.pull_all()
+    inspection_id = push_inspection(world, device, origin="task", task_id=task["id"])
+
+    review_ok(leader, inspection_id, "return", "请补充照片")
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "open"
+
+    version = leader.get(f"/api/v1/inspections/{inspection_id}").get_json()["version"]
+    device.push_ok(
+        device.change("inspection", inspection_id, {"status": "submitted"}, base_version=version)
+    )
+    review_ok(leader, inspection_id, "approve")
+    closed = leader.get(f"/api/v1/tasks/{task['id']}").get_json()
+    assert closed["status"] == "done"
+    assert closed["closed_by_inspection_id"] == inspection_id
+    assert closed["closed_at"] is not None
+    pulled = {c["id"]: c["data"] for c in device.pull_all() if c["entity"] == "task"}
+    assert pulled[task["id"]]["status"] == "done"
+    assert pulled[task["id"]]["closed_by_inspection_id"] == inspection_id
+    assert len(audit_entries(app, action="task.close", record_id=task["id"])) == 1
+
+
+def test_an_inspection_of_another_target_does_not_close_the_task(clock, login, world):
+    leader = login("leader1")
+    task = dispatch(leader, world)
+    inspection_id = push_inspection(
+        world, FakeDevice(login("officer1")), target="site1", origin="task", task_id=task["id"]
+    )
+    review_ok(leader, inspection_id, "approve")
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "open"
+
+
+def test_a_leader_cancels_a_task_with_a_reason(app, clock, login, world):
+    leader = login("leader1")
+    task = dispatch(leader, world)
+    device = FakeDevice(login("officer1"))
+    device.pull_all()
+    path = f"/api/v1/tasks/{task['id']}/cancel"
+    assert_error(login("officer1").post(path, json={"reason": "不去了"}), 403, "forbidden")
+    assert_error(login("leader2").post(path, json={"reason": "x"}), 404, "not_found")
+    body = assert_error(leader.post(path, json={}), 422, "validation_failed")
+    assert "reason" in body["errors"]["json"]
+    assert_error(leader.post(path, json={"reason": "  "}), 422, "validation_failed")
+
+    response = leader.post(path, json={"reason": "商户已停业"})
+    assert response.status_code == 200
+    cancelled = response.get_json()
+    assert cancelled["status"] == "cancelled" and cancelled["cancel_reason"] == "商户已停业"
+    assert cancelled["cancelled_by_id"] == str(world.users["leader1"].id)
+    pulled = {c["id"]: c["data"] for c in device.pull_all() if c["entity"] == "task"}
+    assert pulled[task["id"]]["status"] == "cancelled"
+    assert pulled[task["id"]]["cancel_reason"] == "商户已停业"
+    assert_error(leader.post(path, json={"reason": "再次"}), 409, "invalid_transition")
+    [entry] = audit_entries(app, action="task.cancel", record_id=task["id"])
+    assert entry.after == {"status": "cancelled", "reason": "商户已停业"}
+
+
+def test_overdue_tasks_on_a_frozen_clock(clock, login, world):
+    leader = login("leader1")
+    soon = dispatch(leader, world, due=(NOW + timedelta(hours=5)).isoformat(), note="soon")
+    later = dispatch(leader, world, due=(NOW + timedelta(days=3)).isoformat(), note="later")
+    done = dispatch(leader, world, due=(NOW + timedelta(hours=1)).isoformat(), note="done")
+    inspection_id = push_inspection(
+        world, FakeDevice(login("officer1")), origin="task", task_id=done["id"]
+    )
+    review_ok(leader, inspection_id, "approve")
+
+    assert leader.get("/api/v1/tasks?overdue=true").get_json()["items"] == []
+    clock.move_to(NOW + timedelta(days=1))
+    overdue = leader.get("/api/v1/tasks?overdue=true").get_json()["items"]
+    assert [t["id"] for t in overdue] == [soon["id"]] and overdue[0]["overdue"] is True
+    not_overdue = leader.get("/api/v1/tasks?overdue=false").get_json()["items"]
+    assert [t["id"] for t in not_overdue] == [done["id"], later["id"]]  # soonest due first
+    clock.move_to(NOW + timedelta(days=4))
+    query = f"overdue=true&squadron_id={world.squadrons[0].id}"
+    overdue = leader.get(f"/api/v1/tasks?{query}").get_json()["items"]
+    assert [t["id"] for t in overdue] == [soon["id"], later["id"]]
+    assert login("leader2").get("/api/v1/tasks?overdue=true").get_json()["items"] == []
+
+
+def test_tasks_are_listed_by_assignee_status_and_target(clock, login, world):
+    leader = login("leader1")
+    both = dispatch(leader, world)
+    solo = dispatch(
+        leader,
+        world,
+        assignee_ids=[str(world.users["officer2"].id)],
+        target_id=str(world.targets["site1"].id),
+    )
+    officer1 = str(world.users["officer1"].id)
+
+    def ids(query: str) -> list[str]:
+        response = leader.get(f"/api/v1/tasks?{query}")
+        assert response.status_code == 200, response.get_json()
+        return [t["id"] for t in response.get_json()["items"]]
+
+    assert ids(f"assignee_id={officer1}") == [both["id"]]
+    assert ids(f"target_id={world.targets['site1'].id}") == [solo["id"]]
+    assert sorted(ids("status=open")) == sorted([both["id"], solo["id"]])
+    assert ids("status=done") == []
+    page = leader.get("/api/v1/tasks?per_page=1").get_json()
+    assert len(page["items"]) == 1 and page["has_more"] is True
+
+
+def test_a_complaint_task_names_its_complaint(app, clock, login, world):
+    with app.app_context():
+        complaint = Complaint(
+            target_id=world.targets["shop1"].id,
+            squadron_id=world.squadrons[0].id,
+            category="油烟",
+            text="饭店油烟扰民",
+        )
+        elsewhere = Complaint(squadron_id=world.squadrons[1].id, category="噪音", text="夜间施工")
+        db.session.add_all([complaint, elsewhere])
+        db.session.commit()
+        complaint_id, elsewhere_id = str(complaint.id), str(elsewhere.id)
+    leader = login("leader1")
+    task = dispatch(leader, world, origin="complaint", complaint_id=complaint_id)
+    assert task["complaint_id"] == complaint_id
+    response = leader.post(
+        "/api/v1/tasks", json=task_body(world, origin="complaint", complaint_id=elsewhere_id)
+    )
+    assert "complaint_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"assignee_ids": ["officer3"]}, "assignee_ids"),  # another squadron's officer
+        ({"assignee_ids": ["supervisor"]}, "assignee_ids"),
+        ({"assignee_ids": ["leader1"]}, "assignee_ids"),  # leaders send, officers go
+        ({"assignee_ids": [str(uuid.uuid4())]}, "assignee_ids"),
+        ({"assignee_ids": []}, "assignee_ids"),
+        ({"assignee_ids": ["officer1", "officer1"]}, "assignee_ids"),
+        ({"assignee_ids": "officer1"}, "assignee_ids"),
+        ({"due": (NOW - timedelta(minutes=1)).isoformat()}, "due"),
+        ({"due": (NOW + timedelta(days=400)).isoformat()}, "due"),
+        ({"due": "2026-11-30T10:00:00"}, "due"),  # no offset
+        ({"due": "next week"}, "due"),
+        ({"target_id": str(uuid.uuid4())}, "target_id"),
+        ({"target_id": "shop"}, "target_id"),
+        ({"origin": "draw"}, "origin"),
+        ({"origin": "whim"}, "origin"),
+        ({"origin": "complaint"}, "complaint_id"),
+        ({"complaint_id": str(uuid.uuid4())}, "complaint_id"),  # only with origin complaint
+        ({"note": "x" * 2001}, "note"),
+        ({"priority": "high"}, "priority"),
+        ({"status": "done"}, "status"),
+    ],
+)
+def test_bad_tasks_are_refused_field_by_field(app, clock, login, world, overrides, field):
+    names = overrides.get("assignee_ids")
+    if isinstance(names, list):
+        overrides["assignee_ids"] = [
+            str(world.users[n].id) if n in world.users else n for n in names
+        ]
+    leader = login("leader1")
+    body = assert_error(
+        leader.post("/api/v1/tasks", json=task_body(world, **overrides)), 422, "validation_failed"
+    )
+    assert field in body["errors"]["json"], body
+    assert leader.get("/api/v1/tasks").get_json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "query", ["overdue=maybe", "status=late", "assignee_id=me", "squadron_id=x", "per_page=0"]
+)
+def test_bad_task_queries_are_422(clock, login, world, query):
+    assert_error(login("leader1").get(f"/api/v1/tasks?{query}"), 422, "validation_failed")
+
+
+def test_unknown_tasks_are_404(clock, login, world):
+    leader = login("leader1")
+    assert_error(leader.get(f"/api/v1/tasks/{uuid.uuid4()}"), 404, "not_found")
+    response = leader.post(f"/api/v1/tasks/{uuid.uuid4()}/cancel", json={"reason": "x"})
+    assert_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("violation", [True, False])
+def test_approving_a_complaint_task_settles_the_complaint(app, clock, login, world, violation):
+    from tests.review_helpers import FAILED_S03
+    from tests.sync_helpers import SHOP_ANSWERS
+
+    with app.app_context():
+        complaint = Complaint(
+            target_id=world.targets["shop1"].id,
+            squadron_id=world.squadrons[0].id,
+            category="油烟",
+            text="饭店油烟扰民",
+            received_at=NOW - timedelta(days=1),
+        )
+        db.session.add(complaint)
+        db.session.commit()
+        complaint_id = complaint.id
+    leader = login("leader1")
+    task = dispatch(leader, world, origin="complaint", complaint_id=str(complaint_id))
+    inspection_id = push_inspection(
+        world,
+        FakeDevice(login("officer1")),
+        origin="task",
+        task_id=task["id"],
+        answers=FAILED_S03 if violation else SHOP_ANSWERS,
+    )
+    review_ok(leader, inspection_id, "approve")
+    with app.app_context():
+        settled = db.session.get(Complaint, complaint_id)
+        assert settled.substantiated is violation and settled.closed_at is not None
+        assert str(settled.inspection_id) == inspection_id  # the complaint names its check
+    assert len(audit_entries(app, action="complaint.decide", record_id=str(complaint_id))) == 1
+    risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
+    assert any(f["factor"] == "complaints" for f in risk["factors"]) is violation
