@@ -28,6 +28,7 @@ from shapely.prepared import prep
 from stdnum.cn import uscc as uscc_number
 
 from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
@@ -322,18 +323,17 @@ class DemoBuilder:
         self._risk()
         summary = Summary(self.scale.name, self.seed, self.as_of.isoformat(), self.counts)
         summary.seconds = time.perf_counter() - started
-        db.session.add(
-            AuditEntry(
-                action="demo.build",
-                entity="district",
-                record_id=str(district.id),
-                after={
-                    "scale": summary.scale,
-                    "seed": self.seed,
-                    "as_of": summary.as_of,
-                    "counts": self.counts,
-                },
-            )
+        audit.record(
+            Actor.for_system("demo"),
+            "demo.build",
+            "district",
+            district.id,
+            after={
+                "scale": summary.scale,
+                "seed": self.seed,
+                "as_of": summary.as_of,
+                "counts": self.counts,
+            },
         )
         return summary
 

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
-from fieldapp.audit.models import AuditEntry
 from fieldapp.checklists.models import ChecklistItem
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter, db
@@ -424,7 +423,7 @@ def assess_targets(
             )
         if level_rows:
             db.session.execute(sa.insert(RiskLevelChange.__table__), level_rows)
-            db.session.execute(sa.insert(AuditEntry.__table__), audit_rows)
+            audit.append(audit_rows)
         summary.changed += len(written)
         summary.level_changes += len(level_rows)
         progress(f"{min(start + CHUNK, len(all_ids)):,} of {len(all_ids):,} targets assessed")
