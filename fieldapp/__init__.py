@@ -65,6 +65,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(api) -> None:
     from fieldapp.api import API_PREFIX
+    from fieldapp.audit.views import blp as audit_blp
     from fieldapp.auth.views import blp as auth_blp
     from fieldapp.checklists.views import blp as checklists_blp
     from fieldapp.draws.views import blp as draws_blp
@@ -84,6 +85,7 @@ def _register_blueprints(api) -> None:
         risk_blp,
         draws_blp,
         schedule_blp,
+        audit_blp,
     ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)
