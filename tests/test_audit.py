@@ -6,6 +6,8 @@ connection, with the append-only triggers switched off first (they are part of w
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import re
 import uuid
@@ -67,7 +69,7 @@ def test_every_entry_links_to_the_one_before_and_verifies(login, world, supervis
     rows = all_entries(isolated)
     assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
     assert rows[0].prev_hash == "0" * 64
-    for before, entry in zip(rows, rows[1:], strict=False):
+    for before, entry in itertools.pairwise(rows):
         assert entry.prev_hash == before.hash
     assert all(chain.entry_hash(r) == r.hash for r in rows)
     assert verify(supervisor) == {
@@ -120,8 +122,6 @@ def test_the_canonical_encoding_is_plain_sorted_json(ctx):
         '"before":{"name":"\\u8001\\u738b"},"device_id":"pad-1","entity":"target",'
         f'"prev_hash":"{"f" * 64}","record_id":"abc","seq":42}}'
     )
-    import hashlib
-
     assert digest == hashlib.sha256(document.encode()).hexdigest()
 
 
@@ -147,8 +147,6 @@ def test_the_split_encoding_equals_hashing_the_whole_document(before, after, rec
         "prev_hash": "0" * 64,
         "seq": 9,
     }
-    import hashlib
-
     expected = hashlib.sha256(chain.dumps(whole).encode()).hexdigest()
     assert chain.link(chain.content_members(**fields), "0" * 64, 9) == expected
     stored = SimpleNamespace(**fields, prev_hash="0" * 64, seq=9)
@@ -277,18 +275,17 @@ def test_an_entry_slipped_in_behind_the_app_is_named(login, world, supervisor, i
 )
 def test_the_database_refuses_to_change_or_remove_entries(login, world, isolated, statement):
     busy_day(login, world)
-    with pytest.raises(sa.exc.DBAPIError, match="append-only|only moves forward"):
-        with isolated.begin_nested():
-            isolated.execute(statement)
+    refused = r"append-only|only moves forward"
+    with pytest.raises(sa.exc.DBAPIError, match=refused), isolated.begin_nested():
+        isolated.execute(statement)
 
 
 def test_truncate_is_refused_on_postgresql(login, world, isolated):
     if isolated.dialect.name != "postgresql":
         pytest.skip("SQLite has no TRUNCATE")
     busy_day(login, world)
-    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-        with isolated.begin_nested():
-            isolated.exec_driver_sql("TRUNCATE audit_entries CASCADE")
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), isolated.begin_nested():
+        isolated.exec_driver_sql("TRUNCATE audit_entries CASCADE")
 
 
 def test_the_application_has_no_path_that_updates_or_deletes_entries():
