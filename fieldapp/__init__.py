@@ -72,6 +72,7 @@ def _register_blueprints(api) -> None:
     from fieldapp.org.views import blp as org_blp
     from fieldapp.risk.views import blp as risk_blp
     from fieldapp.schedule.views import blp as schedule_blp
+    from fieldapp.supervision.views import blp as supervision_blp
     from fieldapp.syncing.views import blp as sync_blp
     from fieldapp.targets.views import blp as targets_blp
     from fieldapp.web.views import blp as web_blp
@@ -86,6 +87,7 @@ def _register_blueprints(api) -> None:
         draws_blp,
         schedule_blp,
         audit_blp,
+        supervision_blp,
     ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)
