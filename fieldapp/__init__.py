@@ -70,6 +70,7 @@ def _register_blueprints(api) -> None:
     from fieldapp.checklists.views import blp as checklists_blp
     from fieldapp.draws.views import blp as draws_blp
     from fieldapp.org.views import blp as org_blp
+    from fieldapp.reports.views import blp as reports_blp
     from fieldapp.risk.views import blp as risk_blp
     from fieldapp.schedule.views import blp as schedule_blp
     from fieldapp.supervision.views import blp as supervision_blp
@@ -88,6 +89,7 @@ def _register_blueprints(api) -> None:
         schedule_blp,
         audit_blp,
         supervision_blp,
+        reports_blp,
     ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)
