@@ -83,7 +83,9 @@ def run(args, db: Database, workdir: Path) -> None:
         seconds = time.perf_counter() - t0
         print(f"{name:6} {args.n / seconds:8.0f} rec/s  ({seconds:.2f} s)")
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            stats = pstats.Stats(profiler).sort_stats("cumulative")
+            stats.print_stats(45)
+            stats.print_stats("fieldapp/audit")
 
     creates = [
         change("pad-officer1", i, inspection(world, n, ["officer1", "officer2"]))

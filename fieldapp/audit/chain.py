@@ -41,16 +41,26 @@ HASHED_FIELDS = (
 )
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+_PLAIN = json.JSONEncoder(allow_nan=False)
+_string = json.encoder.encode_basestring_ascii
+
+
 def dumps(value: Any) -> str:
-    """The canonical JSON text of ``value``."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
+    """The canonical JSON text of ``value`` (what ``json.dumps`` with the options above gives)."""
+    if value is None:
+        return "null"
+    if type(value) is str:
+        return _string(value)
+    return _CANONICAL.encode(value)
 
 
 def as_stored(value: Any) -> Any:
     """``value`` as it reads back from a JSON column (string keys, lists for tuples)."""
-    return None if value is None else json.loads(json.dumps(value, allow_nan=False))
+    return None if value is None else json.loads(_PLAIN.encode(value))
 
 
 def format_at(at: datetime) -> str:
