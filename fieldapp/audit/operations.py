@@ -204,6 +204,13 @@ def _savepoint_released(session: Session) -> None:
     nested = session.get_nested_transaction()
     if nested is not None:
         session.info.setdefault(_RELEASED, set()).add(nested)
+    elif session.info.get(_PENDING):
+        # Only a commit issued while a savepoint was still open gets here (before_commit then
+        # runs inside the savepoint and leaves the chaining to the enclosing transaction).
+        log.error(
+            "audit: %d entries not written: commit() was called with a savepoint open",
+            len(session.info[_PENDING]),
+        )
 
 
 @sa.event.listens_for(Session, "after_transaction_end")
@@ -216,12 +223,7 @@ def _transaction_ended(session: Session, transaction: SessionTransaction) -> Non
         elif mark is not None:
             del _pending(session)[mark:]  # rolled back: its entries go with it
     elif transaction.parent is None:
-        pending = session.info.get(_PENDING)
-        if pending:
-            # Committed without reaching before_commit's chaining (a commit with a savepoint
-            # still open) or rolled back: either way these entries were not written.
-            log.debug("audit: %d entries dropped with their transaction", len(pending))
-            pending.clear()
+        session.info.pop(_PENDING, None)  # rolled back: the entries go with the transaction
         session.info.pop(_SAVEPOINTS, None)
         session.info.pop(_RELEASED, None)
 
