@@ -382,3 +382,54 @@ def test_the_log_is_readable_as_json_text(login, world, supervisor):
     busy_day(login, world)
     entry = supervisor.get("/api/v1/audit?entity=inspection").get_json()["items"][0]
     assert json.loads(json.dumps(entry["after"]))["status"] == "draft"
+
+
+# -- the migration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_migration_chains_entries_written_before_the_chain(tmp_path, monkeypatch, kind):
+    from flask_migrate import upgrade
+
+    from fieldapp import create_app
+    from tests.conftest import FAST_PASSWORDS, _create_pg_database
+
+    created = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    else:
+        created = _create_pg_database()
+        if created is None:
+            pytest.skip("PostgreSQL not reachable")
+        url = created[0]
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, **FAST_PASSWORDS})
+    try:
+        with app.app_context():
+            upgrade(revision="0006")
+            # Old entries: numbered by a sequence, with gaps from rolled-back transactions.
+            for seq in (3, 4, 9):
+                db.session.execute(
+                    sa.text(
+                        "INSERT INTO audit_entries (seq, at, action, entity, record_id, after) "
+                        "VALUES (:seq, :at, 'old.action', 'thing', :rid, :after)"
+                    ),
+                    {"seq": seq, "at": datetime(2026, 1, seq, tzinfo=UTC).replace(tzinfo=None),
+                     "rid": str(seq), "after": json.dumps({"n": seq, "x": 1e16})},
+                )  # fmt: skip
+            db.session.commit()
+            upgrade()
+            rows = db.session.execute(sa.select(AuditEntry).order_by(AuditEntry.seq)).scalars()
+            assert [(e.seq, e.record_id) for e in rows] == [(1, "3"), (2, "4"), (3, "9")]
+            audit.record(SYSTEM, "new.action", "thing", 10)
+            db.session.commit()
+            verdict = audit.verify(db.session())
+            assert (verdict.ok, verdict.entries) == (True, 4)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if created is not None:
+            with created[1].connect() as conn:
+                name = sa.make_url(url).database
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            created[1].dispose()
