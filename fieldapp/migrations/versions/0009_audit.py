@@ -141,6 +141,12 @@ def upgrade():
         batch_op.alter_column("prev_hash", existing_type=sa.VARCHAR(length=64), nullable=False)
         batch_op.alter_column("hash", existing_type=sa.VARCHAR(length=64), nullable=False)
         batch_op.create_index("ix_audit_entries_at", ["at"], unique=False)
+        batch_op.drop_index("ix_audit_entries_entity_record")
+        batch_op.drop_index("ix_audit_entries_actor_id")
+        batch_op.create_index(
+            "ix_audit_entries_entity_record_seq", ["entity", "record_id", "seq"], unique=False
+        )
+        batch_op.create_index("ix_audit_entries_actor_seq", ["actor_id", "seq"], unique=False)
     create_triggers()
     create_supervision_tables()
 
@@ -264,6 +270,12 @@ def downgrade():
     drop_triggers()
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_entries_at")
+        batch_op.drop_index("ix_audit_entries_actor_seq")
+        batch_op.drop_index("ix_audit_entries_entity_record_seq")
+        batch_op.create_index("ix_audit_entries_actor_id", ["actor_id"], unique=False)
+        batch_op.create_index(
+            "ix_audit_entries_entity_record", ["entity", "record_id"], unique=False
+        )
         batch_op.alter_column("hash", existing_type=sa.VARCHAR(length=64), nullable=True)
         batch_op.alter_column("prev_hash", existing_type=sa.VARCHAR(length=64), nullable=True)
     if op.get_bind().dialect.name == "postgresql":
