@@ -8,6 +8,7 @@ Usage: bench/audit_cost.py [--base f8305a3] [--db postgresql] [--db sqlite] [--n
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -28,6 +29,10 @@ def checkout(commit: str, into: Path) -> Path:
     ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
+    # Older checkouts name their database "fieldapp_profile" whoever runs them.
+    script = into / "bench" / "profile_sync.py"
+    named = '__import__("os").environ["FIELDAPP_BENCH_DB"]'
+    script.write_text(script.read_text().replace('"fieldapp_profile"', named))
     return into
 
 
@@ -38,6 +43,7 @@ def run_once(tree: Path, db: str, n: int) -> dict[str, int]:
         capture_output=True,
         text=True,
         cwd=tree,
+        env={**os.environ, "FIELDAPP_BENCH_DB": f"fieldapp_audit_cost_{os.getpid()}"},
     )
     return {phase: int(rate) for phase, rate in LINE.findall(result.stdout)}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
@@ -37,7 +38,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        db = Database(args.db, workdir, "fieldapp_profile")
+        # Its own database name when asked, so that runs by several people do not collide.
+        db = Database(args.db, workdir, os.environ.get("FIELDAPP_BENCH_DB", "fieldapp_profile"))
         try:
             run(args, db, workdir)
         finally:
