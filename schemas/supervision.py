@@ -5,8 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
-from fieldapp.db import utcnow
-from fieldapp.supervision.models import OrderStatus, SupervisionOrder, Verdict
+from fieldapp.supervision.models import OrderStatus, Verdict
 from schemas.common import PageArgs, StrictSchema, id_field
 
 MAX_FINDINGS = 50
@@ -128,10 +127,8 @@ class OrderSchema(ma.Schema):
     text = fields.String(dump_only=True)
     deadline = fields.DateTime(dump_only=True)
     status = fields.Enum(OrderStatus, by_value=True, dump_only=True)
-    overdue = fields.Method(
-        "_overdue",
-        dump_only=True,
-        metadata={"description": "open (not answered) and past its deadline"},
+    overdue = fields.Boolean(
+        dump_only=True, metadata={"description": "open (not answered) and past its deadline"}
     )
     issued_at = fields.DateTime(dump_only=True)
     response = fields.String(dump_only=True, allow_none=True)
@@ -139,9 +136,6 @@ class OrderSchema(ma.Schema):
     answered_at = fields.DateTime(dump_only=True, allow_none=True)
     closed_at = fields.DateTime(dump_only=True, allow_none=True)
     history = fields.List(fields.Nested(OrderEventSchema), dump_only=True)
-
-    def _overdue(self, order: SupervisionOrder) -> bool:
-        return order.status is OrderStatus.open and order.deadline < utcnow()
 
 
 class OrderListArgs(PageArgs):

@@ -79,3 +79,8 @@ class SupervisionOrder(db.Model):
             name="has_subject",
         ),
     )
+
+    @property
+    def overdue(self) -> bool:
+        """Open (unanswered) and past its deadline, now."""
+        return self.status is OrderStatus.open and self.deadline < utcnow()
