@@ -158,6 +158,18 @@ def test_a_supervisor_cannot_write_targets_or_resolve_conflicts(login, world, su
     assert supervisor.get(path).get_json()["name"] == "老王面馆"
 
 
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/draws", {"kind": "shop"}),
+        ("/api/v1/schedule/tasks", {}),
+    ],
+)
+def test_a_supervisor_neither_draws_nor_dispatches(login, world, supervisor, path, body):
+    response = supervisor.post(path, json={"squadron_id": world.squadrons[0].id, **body})
+    assert_error(response, 403, "forbidden")
+
+
 # -- supervision orders (督办单) ------------------------------------------------------------------
 
 
