@@ -12,6 +12,7 @@ def test_audit_verify_passes_on_an_intact_log_and_fails_naming_the_entry(tmp_pat
     good = run(["audit", "verify"], tmp_path)
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith("ok: ") and "chain intact" in good.stdout
+    assert "verifying" in good.stderr  # the progress bar (drawn in full on a terminal)
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'fieldapp.sqlite3'}")
     with engine.begin() as conn:
