@@ -70,6 +70,11 @@ class SquadronReportSchema(SectionsSchema):
     squadron_name = fields.String(dump_only=True)
 
 
+class AuditHeadSchema(ma.Schema):
+    seq = fields.Integer(dump_only=True)
+    hash = fields.String(dump_only=True)
+
+
 class MonthlyReportSchema(ma.Schema):
     month = fields.String(dump_only=True)
     timezone = fields.String(dump_only=True)
@@ -77,6 +82,11 @@ class MonthlyReportSchema(ma.Schema):
     end = fields.DateTime(dump_only=True, metadata={"description": "end (exclusive)"})
     generated_at = fields.DateTime(
         dump_only=True, metadata={"description": "the *_now figures are as of this instant"}
+    )
+    audit_head = fields.Nested(
+        AuditHeadSchema,
+        dump_only=True,
+        metadata={"description": "the audit chain's last entry when the report was made"},
     )
     squadrons = fields.List(fields.Nested(SquadronReportSchema), dump_only=True)
     total = fields.Nested(SectionsSchema, dump_only=True)

@@ -18,7 +18,7 @@ from fieldapp.reports.operations import flatten
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.supervision.models import SupervisionOrder
 from sync.models import Conflict
-from tests.conftest import assert_error
+from tests.conftest import assert_error, audit_entries
 
 REPORT = "/api/v1/reports/monthly"
 
@@ -229,11 +229,14 @@ def sections(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("squadron_id", "squadron_name")}
 
 
-def test_a_leader_reads_the_squadrons_october_figures(login, world, october):
+def test_a_leader_reads_the_squadrons_october_figures(app, login, world, october):
     body = login("leader1").get(f"{REPORT}?month=2026-10").get_json()
     assert body["month"] == "2026-10" and body["timezone"] == "Asia/Shanghai"
     assert body["start"] == "2026-10-01T00:00:00+08:00"
     assert body["end"] == "2026-11-01T00:00:00+08:00"
+    # The report carries the audit chain's head: the hash of the log's last entry then.
+    [last] = audit_entries(app, seq=body["audit_head"]["seq"])
+    assert body["audit_head"]["hash"] == last.hash and last.action == "auth.login"
     [squadron] = body["squadrons"]
     assert (squadron["squadron_id"], squadron["squadron_name"]) == (
         world.squadrons[0].id,
