@@ -332,3 +332,28 @@ def test_overdue_orders_are_listed_on_a_frozen_clock(login, world, supervisor):
         # A late answer is still taken, and the order stops being overdue.
         leader.post(f"{ORDERS}/{late['id']}/answer", json={"response": "迟复: 已处理"})
         assert supervisor.get(f"{ORDERS}?overdue=true").get_json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    "path, field",
+    [
+        (f"{REVIEWS}?verdict=excellent", "verdict"),
+        (f"{REVIEWS}?inspection_id=42", "inspection_id"),
+        (f"{REVIEWS}?from=2026-11-01", "from"),
+        (f"{REVIEWS}?squadron_id=x", "squadron_id"),
+        (f"{ORDERS}?status=pending", "status"),
+        (f"{ORDERS}?overdue=perhaps", "overdue"),
+        (f"{ORDERS}?target_id=shop1", "target_id"),
+        (f"{ORDERS}?per_page=1000", "per_page"),
+    ],
+)
+def test_bad_list_filters_are_422_with_the_field(supervisor, path, field):
+    body = assert_error(supervisor.get(path), 422, "validation_failed")
+    assert field in body["errors"]["query"]
+
+
+def test_unknown_reviews_and_orders_are_404(supervisor):
+    assert_error(supervisor.get(f"{REVIEWS}/{uuid.uuid4()}"), 404, "not_found")
+    assert_error(supervisor.get(f"{ORDERS}/{uuid.uuid4()}"), 404, "not_found")
+    response = supervisor.post(f"{ORDERS}/{uuid.uuid4()}/close", json={})
+    assert_error(response, 404, "not_found")
