@@ -38,12 +38,16 @@ def test_concurrent_writers_leave_one_unbroken_chain(pg_app):  # noqa: F811
         try:
             for _ in range(BATCHES):
                 records = [uuid.uuid4() for _ in range(PER_BATCH)]
-                device.push_ok(
+                # A rejected change in each batch: its savepoint (and entry) rolls back.
+                bad = new_inspection(world, [officer], origin="meteor")
+                results = device.push_ok(
                     *[
                         device.change("inspection", r, new_inspection(world, [officer]))
                         for r in records
-                    ]
+                    ],
+                    device.change("inspection", uuid.uuid4(), bad),
                 )
+                assert [r["status"] for r in results].count("rejected") == 1
                 device.push_ok(
                     *[
                         device.change("inspection", r, {"findings": "复查"}, base_version=1)
