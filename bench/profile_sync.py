@@ -40,7 +40,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        db = Database(args.db, workdir, "fieldapp_profile")
+        # Its own database name when asked, so that runs by several people do not collide.
+        db = Database(args.db, workdir, os.environ.get("FIELDAPP_BENCH_DB", "fieldapp_profile"))
         try:
             run(args, db, workdir)
         finally:
@@ -86,13 +87,13 @@ def run(args, db: Database, workdir: Path) -> None:
         seconds = time.perf_counter() - t0
         print(f"{name:6} {args.n / seconds:8.0f} rec/s  ({seconds:.2f} s)")
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            stats = pstats.Stats(profiler).sort_stats("cumulative")
+            stats.print_stats(45)
+            stats.print_stats("fieldapp/audit")
             if os.environ.get("PROFILE_CALLERS"):
-                pstats.Stats(profiler).print_callers(os.environ["PROFILE_CALLERS"])
+                stats.print_callers(os.environ["PROFILE_CALLERS"])
             if os.environ.get("PROFILE_CALLEES"):
-                pstats.Stats(profiler).sort_stats("cumulative").print_callees(
-                    os.environ["PROFILE_CALLEES"]
-                )
+                stats.print_callees(os.environ["PROFILE_CALLEES"])
 
     creates = [
         change("pad-officer1", i, inspection(world, n, ["officer1", "officer2"]))

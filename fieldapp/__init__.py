@@ -65,14 +65,17 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(api) -> None:
     from fieldapp.api import API_PREFIX
+    from fieldapp.audit.views import blp as audit_blp
     from fieldapp.auth.views import blp as auth_blp
     from fieldapp.checklists.views import blp as checklists_blp
     from fieldapp.complaints.views import blp as complaints_blp
     from fieldapp.draws.views import blp as draws_blp
     from fieldapp.inspections.views import blp as inspections_blp
     from fieldapp.org.views import blp as org_blp
+    from fieldapp.reports.views import blp as reports_blp
     from fieldapp.risk.views import blp as risk_blp
     from fieldapp.schedule.views import blp as schedule_blp
+    from fieldapp.supervision.views import blp as supervision_blp
     from fieldapp.syncing.views import blp as sync_blp
     from fieldapp.targets.views import blp as targets_blp
     from fieldapp.tasks.views import blp as tasks_blp
@@ -90,6 +93,9 @@ def _register_blueprints(api) -> None:
         complaints_blp,
         inspections_blp,
         tasks_blp,
+        audit_blp,
+        supervision_blp,
+        reports_blp,
     ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)

@@ -26,6 +26,7 @@ def cli():
 
 
 def _register_commands() -> None:
+    from fieldapp.audit.commands import audit_cli
     from fieldapp.auth.commands import user_cli
     from fieldapp.demo.commands import demo_command
     from fieldapp.risk.commands import risk_cli
@@ -35,6 +36,7 @@ def _register_commands() -> None:
     cli.add_command(user_cli)
     cli.add_command(targets_cli)
     cli.add_command(risk_cli)
+    cli.add_command(audit_cli)
 
 
 _register_commands()

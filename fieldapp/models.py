@@ -1,6 +1,6 @@
 """Every model, imported once so the metadata (and Alembic) sees all tables."""
 
-from fieldapp.audit.models import AuditEntry
+from fieldapp.audit.models import AuditEntry, audit_chain_head
 from fieldapp.auth.models import Device, LoginFailure, Token, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
 from fieldapp.complaints.models import Complaint
@@ -10,6 +10,7 @@ from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
+from fieldapp.supervision.models import CaseReview, SupervisionOrder
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, task_assignees
 from fieldapp.tracks.models import TrackPoint
@@ -18,6 +19,7 @@ from sync.models import Conflict, RecordVersion, ScopeExit, SyncChange, Tombston
 __all__ = [
     "AuditEntry",
     "Case",
+    "CaseReview",
     "Checklist",
     "ChecklistItem",
     "ChecklistVersion",
@@ -34,6 +36,7 @@ __all__ = [
     "RiskSetting",
     "ScopeExit",
     "Squadron",
+    "SupervisionOrder",
     "SyncChange",
     "Target",
     "TargetRisk",
@@ -42,6 +45,7 @@ __all__ = [
     "Tombstone",
     "TrackPoint",
     "User",
+    "audit_chain_head",
     "change_counter",
     "inspection_officers",
     "task_assignees",

@@ -92,7 +92,6 @@ _WRITE_ORDER = (
     "inspections",
     "inspection_officers",
     "record_versions",
-    "audit_entries",
     "sync_changes",
 )
 
@@ -108,6 +107,8 @@ def write_prepared(batch: list[Prepared]) -> None:
     for prepared in batch:
         for table, rows in prepared.rows.items():
             by_table.setdefault(table, []).extend(rows)
+    # Audit entries are chained and written when the transaction commits.
+    audit.append(by_table.pop(AuditEntry.__table__, []))
     for table in sorted(by_table, key=lambda t: _WRITE_ORDER.index(t.name)):
         db.session.execute(sa.insert(table), by_table[table])
 

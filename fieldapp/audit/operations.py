@@ -1,21 +1,45 @@
-"""Writing audit entries. Every operation that changes state calls :func:`record` before it
-returns, inside the same transaction, so a change and its entry commit or vanish together."""
+"""Writing, reading and verifying the audit log.
+
+Every operation that changes state calls :func:`record` (or :func:`append` with many
+:func:`entry_values`) before it returns, inside the same transaction, so a change and its entry
+commit or vanish together.
+
+Entries are not inserted when recorded: they wait in the session until it commits, and are then
+chained and inserted in one short step right before COMMIT (:func:`_chain_pending`), under the
+chain head's row lock. The lock is held only from chaining to commit, so the chain grows in
+commit order without forks or gaps however many transactions commit at once. An entry recorded
+inside a savepoint that is rolled back (a rejected sync change) is dropped with it. The reasoning
+is in docs/audit.md.
+"""
 
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session, SessionTransaction
 
 from fieldapp.actor import Actor
-from fieldapp.audit.models import AuditEntry
+from fieldapp.audit import chain
+from fieldapp.audit.models import GENESIS_HASH, AuditEntry, audit_chain_head
 from fieldapp.db import db, utcnow
+
+log = logging.getLogger("fieldapp.audit")
 
 #: Columns that never go into the log: secrets, and sync bookkeeping that says nothing to a reader.
 UNLOGGED_COLUMNS = frozenset({"password_hash", "token_hash", "field_clocks"})
+
+#: Rows read per query when verifying the chain.
+VERIFY_CHUNK = 5000
+
+_PENDING = "fieldapp.audit.pending"
+_SAVEPOINTS = "fieldapp.audit.savepoints"
+_RELEASED = "fieldapp.audit.released"
 
 
 def jsonable(value: Any) -> Any:
@@ -49,6 +73,9 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict,
     return {k: before.get(k) for k in keys}, {k: after[k] for k in keys}
 
 
+# -- writing -------------------------------------------------------------------------------------
+
+
 def record(
     actor: Actor,
     action: str,
@@ -60,11 +87,11 @@ def record(
 ) -> dict:
     """Append one audit entry for a state change made by ``actor``; returns what was written.
 
-    A plain INSERT rather than an ORM object: entries are never read back in the transaction
-    that writes them, and sync writes thousands of them per request.
+    The entry is written when the transaction commits (chained to the entries before it);
+    a rollback of the transaction, or of the savepoint it was recorded in, drops it.
     """
     values = entry_values(actor, action, entity, record_id, before=before, after=after)
-    db.session.execute(sa.insert(AuditEntry.__table__), [values])
+    append([values])
     return values
 
 
@@ -77,7 +104,7 @@ def entry_values(
     before: dict | None = None,
     after: dict | None = None,
 ) -> dict:
-    """The row of an audit entry, for callers that insert many at once."""
+    """The row of an audit entry, for callers that append many at once (:func:`append`)."""
     return {
         "at": utcnow(),
         "actor_id": actor.user_id,
@@ -91,6 +118,11 @@ def entry_values(
     }
 
 
+def append(rows: list[dict]) -> None:
+    """Queue entries (from :func:`entry_values`) to be chained and written at commit."""
+    _pending(db.session()).extend(rows)
+
+
 def record_update(actor: Actor, action: str, entity: str, obj, before: dict) -> dict | None:
     """Log what changed on ``obj`` since ``before`` (a :func:`snapshot`); nothing if nothing did."""
     db.session.flush()
@@ -101,3 +133,164 @@ def record_update(actor: Actor, action: str, entity: str, obj, before: dict) -> 
     if not new:
         return None
     return record(actor, action, entity, obj.id, before=old, after=new)
+
+
+def _pending(session: Session) -> list[dict]:
+    return session.info.setdefault(_PENDING, [])
+
+
+def _chain_pending(session: Session, pending: list[dict]) -> None:
+    """Number, chain and insert the transaction's entries, then move the chain head.
+
+    The canonical encoding of each entry's content is done first; only numbering, hashing the
+    links and the INSERT happen under the head's lock, which the transaction keeps until it
+    commits (a moment later).
+    """
+    prepared = []
+    for values in pending:
+        before, after = chain.as_stored(values["before"]), chain.as_stored(values["after"])
+        members = chain.content_members(**{**values, "before": before, "after": after})
+        prepared.append((values, before, after, members))
+    count = len(prepared)
+    # Takes the head's row lock (or SQLite's write lock) before reading it: a writer that was
+    # waiting reads the head as the previous holder committed it.
+    head = session.execute(
+        sa.update(audit_chain_head)
+        .where(audit_chain_head.c.id == 1)
+        .values(seq=audit_chain_head.c.seq + count)
+        .returning(audit_chain_head.c.seq, audit_chain_head.c.hash)
+    ).one_or_none()
+    if head is None:
+        raise RuntimeError("audit_chain_head has no row: run `fieldapp db upgrade`")
+    seq, prev_hash = head.seq - count, head.hash
+    rows = []
+    for values, before, after, members in prepared:
+        seq += 1
+        digest = chain.link(members, prev_hash, seq)
+        rows.append(
+            values
+            | {"before": before, "after": after, "seq": seq, "prev_hash": prev_hash}
+            | {"hash": digest}
+        )
+        prev_hash = digest
+    session.execute(sa.insert(AuditEntry.__table__), rows)
+    session.execute(
+        sa.update(audit_chain_head).where(audit_chain_head.c.id == 1).values(hash=prev_hash)
+    )
+
+
+@sa.event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: its entries belong to the enclosing transaction
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    # Flush first, so that change sequence numbers (sync) are always taken before the chain
+    # head: one lock order for every writer, hence no deadlock between the two.
+    session.flush()
+    _chain_pending(session, pending)
+    pending.clear()
+
+
+@sa.event.listens_for(Session, "after_transaction_create")
+def _savepoint_started(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_SAVEPOINTS, {})[transaction] = len(_pending(session))
+
+
+@sa.event.listens_for(Session, "after_commit")
+def _savepoint_released(session: Session) -> None:
+    nested = session.get_nested_transaction()
+    if nested is not None:
+        session.info.setdefault(_RELEASED, set()).add(nested)
+    elif session.info.get(_PENDING):
+        # Only a commit issued while a savepoint was still open gets here (before_commit then
+        # runs inside the savepoint and leaves the chaining to the enclosing transaction).
+        log.error(
+            "audit: %d entries not written: commit() was called with a savepoint open",
+            len(session.info[_PENDING]),
+        )
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        mark = session.info.get(_SAVEPOINTS, {}).pop(transaction, None)
+        released = session.info.get(_RELEASED, set())
+        if transaction in released:
+            released.discard(transaction)
+        elif mark is not None:
+            del _pending(session)[mark:]  # rolled back: its entries go with it
+    elif transaction.parent is None:
+        session.info.pop(_PENDING, None)  # rolled back: the entries go with the transaction
+        session.info.pop(_SAVEPOINTS, None)
+        session.info.pop(_RELEASED, None)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def entries_query(
+    *,
+    entity: str | None = None,
+    record_id: str | None = None,
+    actor_id: uuid.UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> sa.Select:
+    """Entries matching the filters, newest first (``start`` inclusive, ``end`` exclusive)."""
+    query = sa.select(AuditEntry).order_by(AuditEntry.seq.desc())
+    if entity is not None:
+        query = query.where(AuditEntry.entity == entity)
+    if record_id is not None:
+        query = query.where(AuditEntry.record_id == record_id)
+    if actor_id is not None:
+        query = query.where(AuditEntry.actor_id == actor_id)
+    if start is not None:
+        query = query.where(AuditEntry.at >= start)
+    if end is not None:
+        query = query.where(AuditEntry.at < end)
+    return query
+
+
+def chain_head(session: Session) -> tuple[int, str]:
+    row = session.execute(
+        sa.select(audit_chain_head.c.seq, audit_chain_head.c.hash).where(audit_chain_head.c.id == 1)
+    ).one()
+    return row.seq, row.hash
+
+
+def _entries_up_to(session: Session, last: int):
+    columns = [AuditEntry.__table__.c[name] for name in (*chain.HASHED_FIELDS, "hash")]
+    after = 0
+    while True:
+        rows = session.execute(
+            sa.select(*columns)
+            .where(AuditEntry.seq > after, AuditEntry.seq <= last)
+            .order_by(AuditEntry.seq)
+            .limit(VERIFY_CHUNK)
+        ).all()
+        yield from rows
+        if len(rows) < VERIFY_CHUNK:
+            return
+        after = rows[-1].seq
+
+
+def verify(session: Session, progress: Callable[[int, int], None] | None = None) -> chain.Verdict:
+    """Check the whole chain; the verdict names the first altered, removed or moved entry.
+
+    Reads the chain head first and checks the entries up to it, so writers committing
+    meanwhile neither disturb the check nor are judged half-written. ``progress(done, total)``
+    is called every :data:`VERIFY_CHUNK` entries.
+    """
+    top = session.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
+    head = chain_head(session)
+    verdict = chain.Verdict(last_hash=GENESIS_HASH)
+    rows = _entries_up_to(session, max(head[0], top))
+    for verdict in chain.check(rows, head, GENESIS_HASH):
+        if progress is not None and verdict.entries % VERIFY_CHUNK == 0 and verdict.ok:
+            progress(verdict.entries, head[0])
+    if progress is not None:
+        progress(verdict.entries, head[0])
+    return verdict

@@ -28,6 +28,7 @@ from fieldapp.inspections.models import Inspection, inspection_officers
 from fieldapp.org.models import Squadron
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
+from fieldapp.supervision.models import CaseReview, SupervisionOrder
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskStatus, task_assignees
 from sync.models import Conflict, ScopeExit, Tombstone
@@ -190,7 +191,23 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     ),
     Checklist: lambda p: sa.true(),
     Device: lambda p: sa.true() if p.role is Role.admin else Device.last_user_id == p.user.id,
+    # Supervision records: the district's supervisors, the squadron's leader, admins.
+    CaseReview: lambda p: _supervision_read(p, CaseReview.squadron_id),
+    SupervisionOrder: lambda p: _supervision_read(p, SupervisionOrder.squadron_id),
 }
+
+
+def _supervision_read(p: Policy, column) -> sa.ColumnElement[bool]:
+    if p.role is Role.officer:
+        return sa.false()
+    return p._squadron_clause(column)
+
+
+def _supervises_squadron(p: Policy, squadron_id: int | None) -> bool:
+    """A supervisor of the squadron's district (supervisors write only audit objects)."""
+    if p.role is not Role.supervisor or squadron_id is None:
+        return False
+    return squadron_id in db.session.scalars(p._district_squadrons()).all()
 
 
 def _manages_squadron(p: Policy, squadron_id: int | None) -> bool:
@@ -226,6 +243,19 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
         _manages_squadron(p, inspection.squadron_id)
         and p.user.id not in {o.id for o in inspection.officers}
     ),
+    # Supervision (督察). obj: none / the squadron id / the order
+    "audit.read": lambda p, _: p.role in (Role.supervisor, Role.admin),
+    "case_review.record": lambda p, squadron_id: _supervises_squadron(p, squadron_id),
+    "supervision.issue": lambda p, squadron_id: _supervises_squadron(p, squadron_id),
+    "supervision.decide": lambda p, order: _supervises_squadron(p, order.squadron_id),
+    "supervision.answer": lambda p, order: (
+        p.role is Role.leader and order.squadron_id == p.user.squadron_id
+    ),
+    # obj: the squadron id reported on (None: the whole district)
+    "report.read": lambda p, squadron_id: (
+        p.role in (Role.supervisor, Role.admin)
+        or (p.role is Role.leader and squadron_id == p.user.squadron_id)
+    ),
 }
 
 _WRITE_MESSAGES = {
@@ -246,4 +276,10 @@ _WRITE_MESSAGES = {
         "only the squadron's leader or an admin reviews its inspections, and never one of the"
         " inspection's own officers"
     ),
+    "audit.read": "only supervisors and admins read the audit log",
+    "case_review.record": "only a supervisor of the inspection's district reviews its case file",
+    "supervision.issue": "only a supervisor of the squadron's district issues supervision orders",
+    "supervision.decide": "only a supervisor of the order's district closes or reopens it",
+    "supervision.answer": "only the leader of the order's squadron answers it",
+    "report.read": "leaders read their squadron's report; supervisors and admins the district's",
 }

@@ -28,6 +28,7 @@ from shapely.prepared import prep
 from stdnum.cn import uscc as uscc_number
 
 from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
@@ -42,6 +43,7 @@ from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.risk.models import RiskLevelChange
+from fieldapp.supervision.models import CaseReview, OrderStatus, SupervisionOrder, Verdict
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.targets.operations import code_for
 from fieldapp.tasks.models import Task, TaskStatus, task_assignees
@@ -324,20 +326,20 @@ class DemoBuilder:
         self._history()
         self._finish()
         self._risk()
+        self._supervision()
         summary = Summary(self.scale.name, self.seed, self.as_of.isoformat(), self.counts)
         summary.seconds = time.perf_counter() - started
-        db.session.add(
-            AuditEntry(
-                action="demo.build",
-                entity="district",
-                record_id=str(district.id),
-                after={
-                    "scale": summary.scale,
-                    "seed": self.seed,
-                    "as_of": summary.as_of,
-                    "counts": self.counts,
-                },
-            )
+        audit.record(
+            Actor.for_system("demo"),
+            "demo.build",
+            "district",
+            district.id,
+            after={
+                "scale": summary.scale,
+                "seed": self.seed,
+                "as_of": summary.as_of,
+                "counts": self.counts,
+            },
         )
         return summary
 
@@ -1042,6 +1044,77 @@ class DemoBuilder:
         self.counts["drawn inspections"] = len(inspections)
         self.counts["inspections"] = self.counts.get("inspections", 0) + len(inspections)
         self.counts["cases"] = self.counts.get("cases", 0) + len(cases)
+
+    def _supervision(self) -> None:
+        """The supervisor's last weeks: case-file reviews of recent rectification orders, and
+        supervision orders (督办单) to each squadron in every state, one of them overdue."""
+        system = Actor.for_system("demo")
+        supervisor = db.session.scalar(sa.select(User.id).where(User.username == "supervisor"))
+        end = self.end
+        for s in self.squadrons:
+            recent = db.session.execute(
+                sa.select(Inspection.id, Inspection.target_id)
+                .where(
+                    Inspection.squadron_id == s["id"],
+                    Inspection.outcome == "rectification_ordered",
+                    Inspection.started_at >= end - timedelta(days=60),
+                )
+                .order_by(Inspection.started_at.desc())
+                .limit(3)
+            ).all()
+            leader = self.leaders[s["id"]]["id"]
+            states = [
+                # (issued, deadline, status, answered, closed) in days before the demo's date
+                (10, 3, OrderStatus.open, None, None),
+                (8, -5, OrderStatus.answered, 2, None),
+                (20, 10, OrderStatus.closed, 12, 9),
+            ]
+            for n, ((inspection_id, target_id), state) in enumerate(
+                zip(recent, states, strict=False)
+            ):
+                review = CaseReview(
+                    inspection_id=inspection_id,
+                    squadron_id=s["id"],
+                    reviewer_id=supervisor,
+                    verdict=Verdict.deficient if n == 0 else Verdict.compliant,
+                    findings=[
+                        {"code": "evidence_incomplete", "item_code": None,
+                         "text": "责令整改通知书未附现场照片"}
+                    ] if n == 0 else [],
+                    comment="案卷评查" ,
+                    created_at=end - timedelta(days=state[0] + 1),
+                )  # fmt: skip
+                issued, deadline, status, answered, closed = state
+                order = SupervisionOrder(
+                    squadron_id=s["id"],
+                    issued_by_id=supervisor,
+                    inspection_id=inspection_id,
+                    target_id=target_id,
+                    text="群众反映该商户整改不到位, 请中队复查并于期限内回复",
+                    deadline=end - timedelta(days=deadline),
+                    status=status,
+                    issued_at=end - timedelta(days=issued),
+                    response="已复查, 商户已整改" if answered else None,
+                    answered_by_id=leader if answered else None,
+                    answered_at=end - timedelta(days=answered) if answered else None,
+                    closed_at=end - timedelta(days=closed) if closed else None,
+                )
+                steps = [("issue", issued, supervisor, order.text)]
+                steps += [("answer", answered, leader, order.response)] if answered else []
+                steps += [("close", closed, supervisor, None)] if closed else []
+                order.history = [
+                    {"at": (end - timedelta(days=days)).isoformat(), "by": str(by),
+                     "action": action, "text": text}
+                    for action, days, by, text in steps
+                ]  # fmt: skip
+                db.session.add_all([review, order])
+                db.session.flush()
+                for obj, entity in ((review, "case_review"), (order, "supervision_order")):
+                    audit.record(
+                        system, f"{entity}.demo", entity, obj.id, after=audit.snapshot(obj)
+                    )
+                self.counts["case reviews"] = self.counts.get("case reviews", 0) + 1
+                self.counts["supervision orders"] = self.counts.get("supervision orders", 0) + 1
 
     def _finish(self) -> None:
         db.session.execute(

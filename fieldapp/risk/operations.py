@@ -22,7 +22,6 @@ from flask import current_app
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
-from fieldapp.audit.models import AuditEntry
 from fieldapp.checklists.models import ChecklistItem
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter, db
@@ -418,8 +417,7 @@ def _write_chunk(actor: Actor, chunk: ChunkResult, summary: RecomputeSummary) ->
         )
     if chunk.level_rows:
         db.session.execute(sa.insert(RiskLevelChange.__table__), chunk.level_rows)
-        db.session.execute(
-            sa.insert(AuditEntry.__table__),
+        audit.append(
             [
                 audit.entry_values(
                     actor,
@@ -434,7 +432,7 @@ def _write_chunk(actor: Actor, chunk: ChunkResult, summary: RecomputeSummary) ->
                     },
                 )
                 for row in chunk.level_rows
-            ],
+            ]
         )
     summary.changed += len(written)
     summary.level_changes += len(chunk.level_rows)

@@ -1,0 +1,50 @@
+"""``fieldapp audit verify``: re-hash the audit chain; exit status 1 when it is broken."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from flask.cli import with_appcontext
+
+from fieldapp.audit import operations
+from fieldapp.db import db
+
+
+@click.group("audit")
+def audit_cli():
+    """The tamper-evident audit log."""
+
+
+@audit_cli.command("verify")
+@click.option("--quiet", is_flag=True, help="no progress bar, only the verdict")
+@with_appcontext
+def verify_command(quiet: bool):
+    """Check every entry's hash and link; name the first altered, removed or moved entry."""
+    started = time.perf_counter()
+    total = operations.chain_head(db.session())[0]
+    with click.progressbar(
+        length=total, label="verifying", file=sys.stderr, hidden=quiet or total == 0
+    ) as bar:
+        done = [0]
+
+        def progress(entries: int, _total: int) -> None:
+            bar.update(entries - done[0])
+            done[0] = entries
+
+        verdict = operations.verify(db.session(), progress)
+    db.session.rollback()
+    seconds = time.perf_counter() - started
+    if verdict.ok:
+        click.echo(
+            f"ok: {verdict.entries:,} entries, chain intact (last seq {verdict.last_seq}, "
+            f"hash {verdict.last_hash}) in {seconds:.1f} s"
+        )
+        return
+    click.echo(
+        f"BROKEN: first bad entry seq {verdict.first_bad_seq} ({verdict.problem}); "
+        f"{verdict.entries:,} entries before it are intact",
+        err=True,
+    )
+    sys.exit(1)

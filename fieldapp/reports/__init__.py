@@ -1,0 +1,1 @@
+"""Reports: the monthly report every squadron files by the 25th."""

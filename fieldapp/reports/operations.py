@@ -1,0 +1,331 @@
+"""The monthly report (月报): per squadron, what happened in one calendar month, Shanghai time.
+
+Each section is one function that answers, for a list of squadrons, with a few GROUP BY
+queries (never a loop over records), zero-filled so that every squadron shows every figure.
+:data:`SECTIONS` lists them in report order: a new section (say, the case-file flags raised) is
+one more function and one more line there, and one more schema in ``schemas/reports.py``; the
+CSV columns follow by themselves.
+
+What each figure counts (docs/audit.md has the table):
+- inspections: submitted inspections that *started* in the month, by origin and by outcome;
+- cases: cases opened in the month, and closed in the month;
+- rectifications: ordered by the month's inspections; due (deadline in the month); overdue
+  (deadline in the month and already passed, and no follow-up inspection recorded);
+- risk: targets at each level now, and the month's level changes (up, down, first levels);
+- conflicts: sync conflict log entries opened in the month (by kind), resolved in the month;
+- supervision orders: issued and answered in the month; open and overdue now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.orm import aliased
+
+from fieldapp.audit.operations import chain_head
+from fieldapp.db import db
+from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Origin, Outcome
+from fieldapp.org.models import Squadron
+from fieldapp.risk.models import RiskLevelChange, TargetRisk
+from fieldapp.risk.scoring import RiskLevel
+from fieldapp.supervision.models import OrderStatus, SupervisionOrder
+from sync.models import Conflict, ConflictKind
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+LEVEL_RANK = {level: rank for rank, level in enumerate(RiskLevel)}
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar month in Shanghai time, as UTC instants ``[start, end)`` and local dates."""
+
+    month: str
+    start: datetime
+    end: datetime
+    first_day: date
+    last_day: date
+    #: When the report is made: "now" figures (levels, open orders) are as of this instant.
+    now: datetime
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(SHANGHAI).date()
+
+
+def month_period(month: str, now: datetime) -> Period:
+    """The month ``YYYY-MM`` (already validated) in Shanghai time."""
+    year, number = (int(part) for part in month.split("-"))
+    first = date(year, number, 1)
+    following = date(year + number // 12, number % 12 + 1, 1)
+    start = datetime(first.year, first.month, 1, tzinfo=SHANGHAI)
+    end = datetime(following.year, following.month, 1, tzinfo=SHANGHAI)
+    return Period(month, start, end, first, following - timedelta(days=1), now)
+
+
+def current_month(now: datetime) -> str:
+    return now.astimezone(SHANGHAI).strftime("%Y-%m")
+
+
+SectionFn = Callable[[Period, list[int]], dict[int, dict]]
+
+
+def _counts(rows: Iterable, keys: Iterable[str]) -> dict[str, int]:
+    counts = dict.fromkeys(keys, 0)
+    for key, count in rows:
+        counts[key.value if hasattr(key, "value") else key] += count
+    return counts
+
+
+def _by_squadron(rows, squadron_ids: list[int]) -> dict[int, list]:
+    grouped: dict[int, list] = {s: [] for s in squadron_ids}
+    for row in rows:
+        grouped[row[0]].append(row[1:])
+    return grouped
+
+
+def inspections_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    rows = db.session.execute(
+        sa.select(Inspection.squadron_id, Inspection.origin, Inspection.outcome, sa.func.count())
+        .where(
+            Inspection.squadron_id.in_(squadron_ids),
+            Inspection.status == InspectionStatus.submitted,
+            Inspection.started_at >= period.start,
+            Inspection.started_at < period.end,
+        )
+        .group_by(Inspection.squadron_id, Inspection.origin, Inspection.outcome)
+    ).all()
+    report = {}
+    for squadron_id, groups in _by_squadron(rows, squadron_ids).items():
+        report[squadron_id] = {
+            "total": sum(count for _, _, count in groups),
+            "by_origin": _counts(((o, c) for o, _, c in groups), (o.value for o in Origin)),
+            "by_outcome": _counts(
+                ((o, c) for _, o, c in groups if o is not None), (o.value for o in Outcome)
+            ),
+        }
+    return report
+
+
+def _in_period(column, period: Period) -> sa.ColumnElement[bool]:
+    return sa.and_(column >= period.start, column < period.end)
+
+
+def _sum_if(condition) -> sa.ColumnElement[int]:
+    return sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)
+
+
+def _zero_filled(rows, squadron_ids: list[int], names: list[str]) -> dict[int, dict]:
+    report = {s: dict.fromkeys(names, 0) for s in squadron_ids}
+    for squadron_id, *values in rows:
+        report[squadron_id] = dict(zip(names, (int(v) for v in values), strict=True))
+    return report
+
+
+def cases_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    opened, closed = _in_period(Case.opened_at, period), _in_period(Case.closed_at, period)
+    rows = db.session.execute(
+        sa.select(Case.squadron_id, _sum_if(opened), _sum_if(closed))
+        .where(Case.squadron_id.in_(squadron_ids), sa.or_(opened, closed))
+        .group_by(Case.squadron_id)
+    ).all()
+    return _zero_filled(rows, squadron_ids, ["opened", "closed"])
+
+
+def rectifications_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    follow_up = aliased(Inspection)
+    ordered = sa.and_(
+        Inspection.outcome == Outcome.rectification_ordered,
+        _in_period(Inspection.started_at, period),
+    )
+    due = sa.and_(
+        Inspection.outcome == Outcome.rectification_ordered,
+        Inspection.rectification_deadline >= period.first_day,
+        Inspection.rectification_deadline <= period.last_day,
+    )
+    overdue = sa.and_(
+        due,
+        Inspection.rectification_deadline < period.today,
+        ~sa.exists().where(follow_up.follow_up_of == Inspection.id),
+    )
+    rows = db.session.execute(
+        sa.select(Inspection.squadron_id, _sum_if(ordered), _sum_if(due), _sum_if(overdue))
+        .where(
+            Inspection.squadron_id.in_(squadron_ids),
+            Inspection.status == InspectionStatus.submitted,
+            sa.or_(ordered, due),
+        )
+        .group_by(Inspection.squadron_id)
+    ).all()
+    return _zero_filled(rows, squadron_ids, ["ordered", "due", "overdue"])
+
+
+def risk_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    levels = _by_squadron(
+        db.session.execute(
+            sa.select(TargetRisk.squadron_id, TargetRisk.level, sa.func.count())
+            .where(TargetRisk.squadron_id.in_(squadron_ids))
+            .group_by(TargetRisk.squadron_id, TargetRisk.level)
+        ).all(),
+        squadron_ids,
+    )
+    changes = _by_squadron(
+        db.session.execute(
+            sa.select(
+                RiskLevelChange.squadron_id,
+                RiskLevelChange.from_level,
+                RiskLevelChange.to_level,
+                sa.func.count(),
+            )
+            .where(
+                RiskLevelChange.squadron_id.in_(squadron_ids),
+                _in_period(RiskLevelChange.at, period),
+            )
+            .group_by(
+                RiskLevelChange.squadron_id, RiskLevelChange.from_level, RiskLevelChange.to_level
+            )
+        ).all(),
+        squadron_ids,
+    )
+    report = {}
+    for squadron_id in squadron_ids:
+        moves = {"upgrades": 0, "downgrades": 0, "first_levels": 0}
+        for before, after, count in changes[squadron_id]:
+            if before is None:
+                moves["first_levels"] += count
+            elif LEVEL_RANK[after] > LEVEL_RANK[before]:
+                moves["upgrades"] += count
+            elif LEVEL_RANK[after] < LEVEL_RANK[before]:
+                moves["downgrades"] += count
+        report[squadron_id] = {
+            "levels_now": _counts(levels[squadron_id], (level.value for level in RiskLevel)),
+            "level_changes": moves,
+        }
+    return report
+
+
+def conflicts_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    opened, resolved = (
+        _in_period(Conflict.created_at, period),
+        _in_period(Conflict.resolved_at, period),
+    )
+    rows = db.session.execute(
+        sa.select(
+            Conflict.squadron_id,
+            Conflict.kind,
+            _sum_if(opened),
+            _sum_if(resolved),
+        )
+        .where(Conflict.squadron_id.in_(squadron_ids), sa.or_(opened, resolved))
+        .group_by(Conflict.squadron_id, Conflict.kind)
+    ).all()
+    report = {}
+    for squadron_id, groups in _by_squadron(rows, squadron_ids).items():
+        report[squadron_id] = {
+            "opened": sum(int(o) for _, o, _ in groups),
+            "resolved": sum(int(r) for _, _, r in groups),
+            "opened_by_kind": _counts(
+                ((kind, int(o)) for kind, o, _ in groups), (k.value for k in ConflictKind)
+            ),
+        }
+    return report
+
+
+def supervision_orders_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    order = SupervisionOrder
+    issued = _in_period(order.issued_at, period)
+    answered = _in_period(order.answered_at, period)
+    still_open = order.status == OrderStatus.open
+    overdue = sa.and_(still_open, order.deadline < period.now)
+    rows = db.session.execute(
+        sa.select(
+            order.squadron_id,
+            _sum_if(issued),
+            _sum_if(answered),
+            _sum_if(still_open),
+            _sum_if(overdue),
+        )
+        .where(order.squadron_id.in_(squadron_ids), sa.or_(issued, answered, still_open))
+        .group_by(order.squadron_id)
+    ).all()
+    return _zero_filled(rows, squadron_ids, ["issued", "answered", "open_now", "overdue_now"])
+
+
+#: The report's sections, in order. Add a section here (and its schema in schemas/reports.py).
+SECTIONS: dict[str, SectionFn] = {
+    "inspections": inspections_section,
+    "cases": cases_section,
+    "rectifications": rectifications_section,
+    "risk": risk_section,
+    "conflicts": conflicts_section,
+    "supervision_orders": supervision_orders_section,
+}
+
+
+def _add(total: dict, part: dict) -> dict:
+    for key, value in part.items():
+        total[key] = (
+            _add(total.get(key, {}), value)
+            if isinstance(value, dict)
+            else (total.get(key, 0) + value)
+        )
+    return total
+
+
+def monthly_report(squadrons: list[Squadron], period: Period) -> dict:
+    """The report for ``squadrons`` (one, or a district's), with their sum as ``total``."""
+    ids = [s.id for s in squadrons]
+    sections = {name: section(period, ids) for name, section in SECTIONS.items()} if ids else {}
+    rows = [
+        {"squadron_id": s.id, "squadron_name": s.name}
+        | {name: figures[s.id] for name, figures in sections.items()}
+        for s in squadrons
+    ]
+    total: dict = {}
+    for row in rows:
+        _add(total, {name: row[name] for name in SECTIONS})
+    seq, digest = chain_head(db.session())
+    return {
+        "month": period.month,
+        "timezone": "Asia/Shanghai",
+        "start": period.start,
+        "end": period.end,
+        "generated_at": period.now,
+        # Filed with the report, the chain head anchors the audit log: a later rewrite of the
+        # whole chain no longer passes through this hash (docs/audit.md).
+        "audit_head": {"seq": seq, "hash": digest},
+        "squadrons": rows,
+        "total": total,
+    }
+
+
+def flatten(prefix: str, value) -> dict:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (CSV columns)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    flat = {}
+    for key, inner in value.items():
+        flat |= flatten(f"{prefix}.{key}" if prefix else key, inner)
+    return flat
+
+
+def csv_rows(report: dict) -> tuple[list[str], list[dict]]:
+    """One row per squadron and a total row; columns ``section.figure``."""
+    rows = [
+        {
+            "month": report["month"],
+            "squadron_id": r["squadron_id"],
+            "squadron_name": r["squadron_name"],
+        }
+        | flatten("", {name: r[name] for name in SECTIONS})
+        for r in report["squadrons"]
+    ]
+    rows.append(
+        {"month": report["month"], "squadron_id": "total", "squadron_name": ""}
+        | flatten("", report["total"])
+    )
+    columns = list(rows[0]) if rows else ["month", "squadron_id", "squadron_name"]
+    return columns, rows

@@ -1,0 +1,63 @@
+"""The monthly report: JSON for screens, CSV for the spreadsheet each unit files by the 25th."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response
+from flask.views import MethodView
+
+from fieldapp.api import Blueprint
+from fieldapp.auth.models import Role
+from fieldapp.db import db, utcnow
+from fieldapp.org.models import Squadron
+from fieldapp.reports import operations
+from fieldapp.web.requests import current_policy
+from schemas.reports import MonthlyReportArgs, MonthlyReportSchema
+
+blp = Blueprint("reports", __name__, description="Monthly report (月报)")
+
+
+@blp.route("/reports/monthly")
+class MonthlyReportResource(MethodView):
+    @blp.arguments(MonthlyReportArgs, location="query")
+    @blp.response(200, MonthlyReportSchema)
+    @blp.alt_response(200, description="with format=csv: the same figures as CSV (UTF-8)")
+    def get(self, args):
+        """Per squadron: inspections by origin and outcome, cases, rectifications, risk levels
+        and changes, sync conflicts, supervision orders. Leaders: their squadron; supervisors
+        and admins: the district, or one squadron with ``squadron_id``."""
+        policy = current_policy()
+        squadron_id = args.get("squadron_id")
+        if squadron_id is None and policy.role is Role.leader:
+            squadron_id = policy.user.squadron_id
+        policy.require("report.read", squadron_id)
+        query = policy.scoped(Squadron).order_by(Squadron.id)
+        if squadron_id is not None:
+            squadron = policy.load(Squadron, squadron_id, "squadron")
+            squadrons = [squadron]
+        else:
+            squadrons = list(db.session.scalars(query))
+        now = utcnow()
+        period = operations.month_period(args.get("month") or operations.current_month(now), now)
+        report = operations.monthly_report(squadrons, period)
+        if args["format"] == "csv":
+            return _csv(report)
+        return report
+
+
+def _csv(report: dict) -> Response:
+    columns, rows = operations.csv_rows(report)
+    out = io.StringIO()
+    out.write("\ufeff")  # a BOM, so spreadsheet programs read the Chinese names as UTF-8
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return Response(
+        out.getvalue(),
+        mimetype="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="monthly-report-{report["month"]}.csv"'
+        },
+    )

@@ -1,0 +1,1 @@
+"""Supervision (督察): case-file reviews (案卷评查) and supervision orders (督办单)."""

@@ -1,0 +1,237 @@
+"""Case-file reviews and supervision orders: checks, state changes and their audit entries.
+
+Plain functions taking the actor and loaded models; they never commit and never read the
+request. Permission (who may) is the policy's; these guard the records' own rules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.checklists.models import ChecklistItem
+from fieldapp.db import db
+from fieldapp.errors import APIError, validation_error
+from fieldapp.inspections.models import Case, Inspection, InspectionStatus
+from fieldapp.supervision.models import (
+    CaseReview,
+    OrderStatus,
+    SupervisionOrder,
+    Verdict,
+)
+from fieldapp.targets.models import Target
+
+# -- case-file reviews (案卷评查) -----------------------------------------------------------------
+
+
+def record_case_review(
+    actor: Actor,
+    inspection: Inspection,
+    verdict: Verdict,
+    findings: list[dict],
+    comment: str,
+    now: datetime,
+) -> CaseReview:
+    """A supervisor's review of a submitted inspection's case file.
+
+    Findings that name a checklist item must name an item of the inspection's checklist version.
+    """
+    if inspection.status is not InspectionStatus.submitted:
+        raise validation_error({"inspection_id": ["the inspection is a draft: nothing to review"]})
+    codes = set(
+        db.session.scalars(
+            sa.select(ChecklistItem.code).where(
+                ChecklistItem.checklist_id == inspection.checklist_id,
+                ChecklistItem.checklist_version == inspection.checklist_version,
+            )
+        )
+    )
+    unknown = {
+        str(n): {"item_code": [f"{f['item_code']} is not an item of the inspection's checklist"]}
+        for n, f in enumerate(findings)
+        if f.get("item_code") and f["item_code"] not in codes
+    }
+    if unknown:
+        raise validation_error({"findings": unknown})
+    review = CaseReview(
+        inspection_id=inspection.id,
+        squadron_id=inspection.squadron_id,
+        reviewer_id=actor.user_id,
+        verdict=verdict,
+        findings=[
+            {"code": f.get("code"), "item_code": f.get("item_code"), "text": f["text"]}
+            for f in findings
+        ],
+        comment=comment,
+        created_at=now,
+    )
+    db.session.add(review)
+    db.session.flush()
+    audit.record(
+        actor, "case_review.record", "case_review", review.id, after=audit.snapshot(review)
+    )
+    return review
+
+
+def case_reviews_query(base: sa.Select, filters: dict) -> sa.Select:
+    """Reviews (already scoped by the caller) matching the filters, newest first."""
+    query = base.order_by(CaseReview.created_at.desc(), CaseReview.id)
+    for name in ("inspection_id", "squadron_id", "reviewer_id", "verdict"):
+        if name in filters:
+            query = query.where(getattr(CaseReview, name) == filters[name])
+    if "start" in filters:
+        query = query.where(CaseReview.created_at >= filters["start"])
+    if "end" in filters:
+        query = query.where(CaseReview.created_at < filters["end"])
+    return query
+
+
+# -- supervision orders (督办单) -----------------------------------------------------------------
+
+_SUBJECTS = (("inspection_id", Inspection), ("target_id", Target), ("case_id", Case))
+
+
+def _event(actor: Actor, action: str, now: datetime, text: str | None, **extra) -> dict:
+    return {"at": now.isoformat(), "by": str(actor.user_id), "action": action, "text": text} | {
+        k: v.isoformat() for k, v in extra.items()
+    }
+
+
+def _future(deadline: datetime, now: datetime, field: str = "deadline") -> None:
+    if deadline <= now:
+        raise validation_error({field: ["the deadline must lie in the future"]})
+
+
+def issue_order(actor: Actor, squadron_id: int, args: dict, now: datetime) -> SupervisionOrder:
+    """A supervisor's order to a squadron. Every subject named must exist and be the
+    squadron's (an order about another squadron's record would reach the wrong leader)."""
+    errors = {}
+    for field, model in _SUBJECTS:
+        ident = args.get(field)
+        if ident is None:
+            continue
+        subject = db.session.get(model, ident)
+        if subject is None:
+            errors[field] = [f"no such {model.__name__.lower()}"]
+        elif subject.squadron_id != squadron_id:
+            errors[field] = [f"this {model.__name__.lower()} belongs to another squadron"]
+    if errors:
+        raise validation_error(errors)
+    _future(args["deadline"], now)
+    order = SupervisionOrder(
+        squadron_id=squadron_id,
+        issued_by_id=actor.user_id,
+        inspection_id=args.get("inspection_id"),
+        target_id=args.get("target_id"),
+        case_id=args.get("case_id"),
+        text=args["text"],
+        deadline=args["deadline"],
+        status=OrderStatus.open,
+        issued_at=now,
+        history=[_event(actor, "issue", now, args["text"], deadline=args["deadline"])],
+    )
+    db.session.add(order)
+    db.session.flush()
+    audit.record(
+        actor, "supervision_order.issue", "supervision_order", order.id, after=audit.snapshot(order)
+    )
+    return order
+
+
+def _require_status(order: SupervisionOrder, allowed: tuple[OrderStatus, ...], doing: str) -> None:
+    if order.status not in allowed:
+        names = " or ".join(s.value for s in allowed)
+        raise APIError(
+            409,
+            "invalid_transition",
+            f"the order is {order.status.value}; only an order that is {names} can be {doing}",
+        )
+
+
+def _transition(
+    actor: Actor, order: SupervisionOrder, action: str, event: dict, **changes
+) -> SupervisionOrder:
+    before = audit.snapshot(order)
+    for name, value in changes.items():
+        setattr(order, name, value)
+    order.history = [*order.history, event]
+    audit.record_update(actor, f"supervision_order.{action}", "supervision_order", order, before)
+    return order
+
+
+def answer_order(
+    actor: Actor, order: SupervisionOrder, response: str, now: datetime
+) -> SupervisionOrder:
+    """The squadron's leader answers an open order (late answers are accepted, and show)."""
+    _require_status(order, (OrderStatus.open,), "answered")
+    return _transition(
+        actor,
+        order,
+        "answer",
+        _event(actor, "answer", now, response),
+        status=OrderStatus.answered,
+        response=response,
+        answered_by_id=actor.user_id,
+        answered_at=now,
+    )
+
+
+def close_order(
+    actor: Actor, order: SupervisionOrder, comment: str, now: datetime
+) -> SupervisionOrder:
+    """The supervisor accepts the answer."""
+    _require_status(order, (OrderStatus.answered,), "closed")
+    return _transition(
+        actor,
+        order,
+        "close",
+        _event(actor, "close", now, comment or None),
+        status=OrderStatus.closed,
+        closed_at=now,
+    )
+
+
+def reopen_order(
+    actor: Actor, order: SupervisionOrder, reason: str, deadline: datetime | None, now: datetime
+) -> SupervisionOrder:
+    """The supervisor is not satisfied: the order is open again (with a new deadline, or the
+    old one when that still lies ahead)."""
+    _require_status(order, (OrderStatus.answered, OrderStatus.closed), "reopened")
+    deadline = deadline or order.deadline
+    _future(deadline, now)
+    return _transition(
+        actor,
+        order,
+        "reopen",
+        _event(actor, "reopen", now, reason, deadline=deadline),
+        status=OrderStatus.open,
+        deadline=deadline,
+        closed_at=None,
+    )
+
+
+def orders_query(base: sa.Select, filters: dict, now: datetime) -> sa.Select:
+    """Orders (already scoped by the caller) matching the filters, earliest deadline first."""
+    query = base.order_by(SupervisionOrder.deadline, SupervisionOrder.id)
+    for name in ("squadron_id", "status", "inspection_id", "target_id", "case_id"):
+        if name in filters:
+            query = query.where(getattr(SupervisionOrder, name) == filters[name])
+    if "overdue" in filters:
+        overdue = sa.and_(
+            SupervisionOrder.status == OrderStatus.open, SupervisionOrder.deadline < now
+        )
+        query = query.where(overdue if filters["overdue"] else sa.not_(overdue))
+    return query
+
+
+def lock_order(order_id: uuid.UUID, readable: sa.ColumnElement[bool]) -> SupervisionOrder | None:
+    """The order, locked for a state change (two people acting at once take turns)."""
+    return db.session.scalar(
+        sa.select(SupervisionOrder)
+        .where(SupervisionOrder.id == order_id, readable)
+        .with_for_update()
+    )

@@ -1,0 +1,63 @@
+"""The audit log on the wire: the list's filters, an entry, and the chain check's answer."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields, validate, validates_schema
+
+from schemas.common import PageArgs
+
+
+class AuditListArgs(PageArgs):
+    entity = fields.String(validate=validate.Length(min=1, max=40))
+    record_id = fields.String(validate=validate.Length(min=1, max=64))
+    actor_id = fields.UUID()
+    start = fields.AwareDateTime(
+        data_key="from", metadata={"description": "entries at or after (ISO 8601 with offset)"}
+    )
+    end = fields.AwareDateTime(
+        data_key="to", metadata={"description": "entries before (ISO 8601 with offset)"}
+    )
+
+    @validates_schema
+    def _ordered(self, data, **kwargs):
+        if "start" in data and "end" in data and data["start"] >= data["end"]:
+            raise ma.ValidationError("must be later than from", "to")
+
+
+class AuditEntrySchema(ma.Schema):
+    """One entry: who did what to which record, the values before and after, and its links."""
+
+    seq = fields.Integer(dump_only=True)
+    at = fields.DateTime(dump_only=True)
+    actor_id = fields.UUID(dump_only=True, allow_none=True)
+    device_id = fields.String(dump_only=True, allow_none=True)
+    request_id = fields.String(dump_only=True, allow_none=True)
+    action = fields.String(dump_only=True)
+    entity = fields.String(dump_only=True)
+    record_id = fields.String(dump_only=True, allow_none=True)
+    before = fields.Raw(dump_only=True, allow_none=True)
+    after = fields.Raw(dump_only=True, allow_none=True)
+    prev_hash = fields.String(dump_only=True)
+    hash = fields.String(
+        dump_only=True, metadata={"description": "SHA-256 of the entry's canonical JSON"}
+    )
+
+
+class AuditVerifySchema(ma.Schema):
+    """The chain check: ``ok`` false names the first entry altered, removed or moved."""
+
+    ok = fields.Boolean(dump_only=True)
+    entries = fields.Integer(dump_only=True, metadata={"description": "entries checked and good"})
+    first_bad_seq = fields.Integer(dump_only=True, allow_none=True)
+    problem = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "altered, missing or unexpected (entries added behind the app)"},
+    )
+    last_seq = fields.Integer(dump_only=True, metadata={"description": "last good entry"})
+    last_hash = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "its hash: write it down to detect a later rewrite of all"},
+    )

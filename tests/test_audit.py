@@ -1,0 +1,435 @@
+"""The tamper-evident audit log: every change chained, tampering found, the log append-only.
+
+Tampering is done the way an insider with database access would: plain SQL on the test's
+connection, with the append-only triggers switched off first (they are part of what is tested).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fieldapp.audit import chain
+from fieldapp.audit import operations as audit
+from fieldapp.audit.models import AuditEntry
+from fieldapp.db import db
+from tests.conftest import SYSTEM, assert_error, etag_of
+from tests.sync_helpers import FakeDevice, new_inspection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def verify(api) -> dict:
+    response = api.get("/api/v1/audit/verify")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def all_entries(connection) -> list:
+    return connection.execute(sa.select(AuditEntry.__table__).order_by(AuditEntry.seq)).all()
+
+
+def busy_day(login, world) -> None:
+    """Sign-ins, a target edit and a sync push with a good and a rejected change."""
+    leader = login("leader1")
+    target = f"/api/v1/targets/{world.targets['shop1'].id}"
+    response = leader.patch(
+        target, json={"name": "老王面馆(总店)"}, headers={"If-Match": etag_of(leader, target)}
+    )
+    assert response.status_code == 200, response.get_json()
+    device = FakeDevice(login("officer1"))
+    results = device.push_ok(
+        device.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1", "officer2"])),
+        device.change("inspection", uuid.uuid4(), new_inspection(world, ["officer3"])),
+    )
+    assert [r["status"] for r in results] == ["applied", "rejected"]
+
+
+@pytest.fixture
+def supervisor(login):
+    return login("supervisor")
+
+
+# -- the chain -----------------------------------------------------------------------------------
+
+
+def test_every_entry_links_to_the_one_before_and_verifies(login, world, supervisor, isolated):
+    busy_day(login, world)
+    rows = all_entries(isolated)
+    assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
+    assert rows[0].prev_hash == "0" * 64
+    for before, entry in itertools.pairwise(rows):
+        assert entry.prev_hash == before.hash
+    assert all(chain.entry_hash(r) == r.hash for r in rows)
+    assert verify(supervisor) == {
+        "ok": True,
+        "entries": len(rows),
+        "first_bad_seq": None,
+        "problem": None,
+        "last_seq": len(rows),
+        "last_hash": rows[-1].hash,
+    }
+
+
+def test_a_rejected_sync_change_leaves_no_entry(login, world, isolated):
+    device = FakeDevice(login("officer1"))
+    good, bad = uuid.uuid4(), uuid.uuid4()
+    device.push_ok(
+        device.change("inspection", good, new_inspection(world, ["officer1"])),
+        device.change("inspection", bad, new_inspection(world, ["officer1"], origin="meteor")),
+        device.change("inspection", good, {"findings": "门口堆物"}, base_version=1),
+    )
+    records = [r.record_id for r in all_entries(isolated) if r.entity == "inspection"]
+    assert records == [str(good), str(good)]
+
+
+def test_entries_of_a_rolled_back_savepoint_are_dropped_and_released_ones_kept(app, ctx, isolated):
+    before = len(all_entries(isolated))
+    savepoint = db.session.begin_nested()
+    audit.record(SYSTEM, "test.kept", "thing", 1)
+    savepoint.commit()
+    savepoint = db.session.begin_nested()
+    audit.record(SYSTEM, "test.dropped", "thing", 2)
+    savepoint.rollback()
+    audit.record(SYSTEM, "test.after", "thing", 3)
+    db.session.commit()
+    actions = [r.action for r in all_entries(isolated)[before:]]
+    assert actions == ["test.kept", "test.after"]
+    assert audit.verify(db.session()).ok
+
+
+def test_the_canonical_encoding_is_plain_sorted_json(ctx):
+    at = datetime(2026, 11, 21, 1, 2, 3, tzinfo=UTC)
+    values = dict(
+        at=at, actor_id=uuid.UUID(int=7), device_id="pad-1", action="target.update",
+        entity="target", record_id="abc", before={"name": "老王"}, after={"b": 1, "a": [1.5]},
+    )  # fmt: skip
+    digest = chain.link(chain.content_members(**values), "f" * 64, 42)
+    document = (
+        '{"action":"target.update","actor_id":"00000000-0000-0000-0000-000000000007",'
+        '"after":{"a":[1.5],"b":1},"at":"2026-11-21T01:02:03.000000+00:00",'
+        '"before":{"name":"\\u8001\\u738b"},"device_id":"pad-1","entity":"target",'
+        f'"prev_hash":"{"f" * 64}","record_id":"abc","seq":42}}'
+    )
+    assert digest == hashlib.sha256(document.encode()).hexdigest()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=8,
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None)
+@given(before=json_values, after=json_values, record_id=st.none() | st.text(max_size=10))
+def test_the_split_encoding_equals_hashing_the_whole_document(before, after, record_id):
+    fields = dict(
+        at=datetime(2026, 1, 1, tzinfo=UTC), actor_id=None, device_id=None, action="a",
+        entity="e", record_id=record_id, before=before, after=after,
+    )  # fmt: skip
+    whole = {
+        **fields,
+        "at": chain.format_at(fields["at"]),
+        "prev_hash": "0" * 64,
+        "seq": 9,
+    }
+    expected = hashlib.sha256(chain.dumps(whole).encode()).hexdigest()
+    assert chain.link(chain.content_members(**fields), "0" * 64, 9) == expected
+    stored = SimpleNamespace(**fields, prev_hash="0" * 64, seq=9)
+    stored.before, stored.after = chain.as_stored(before), chain.as_stored(after)
+    assert chain.entry_hash(stored) == expected
+
+
+def test_values_read_back_exactly_as_hashed(login, world, supervisor, isolated, ctx):
+    # jsonb would turn 1e16 into 10000000000000000 and reorder keys; the log stores json text.
+    audit.record(SYSTEM, "test.numbers", "thing", 1, after={"z": 1e16, "a": 0.1, "n": -0.0})
+    db.session.commit()
+    assert verify(supervisor)["ok"]
+
+
+# -- tampering -----------------------------------------------------------------------------------
+
+
+def unlock(connection) -> None:
+    """What an insider must do first: switch off the append-only triggers."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("ALTER TABLE audit_entries DISABLE TRIGGER USER")
+        connection.exec_driver_sql("ALTER TABLE audit_chain_head DISABLE TRIGGER USER")
+    else:
+        for name in (
+            "audit_entries_no_update",
+            "audit_entries_no_delete",
+            "audit_chain_head_forward_only",
+            "audit_chain_head_no_delete",
+        ):
+            connection.exec_driver_sql(f"DROP TRIGGER {name}")
+
+
+entries_table = AuditEntry.__table__
+
+
+def test_a_changed_entry_is_named(login, world, supervisor, isolated):
+    busy_day(login, world)
+    victim = next(r for r in all_entries(isolated) if r.action == "target.update")
+    unlock(isolated)
+    isolated.execute(
+        entries_table.update()
+        .where(entries_table.c.seq == victim.seq)
+        .values(after={"name": "别人的面馆"})
+    )
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"], result["problem"]) == (
+        False,
+        victim.seq,
+        "altered",
+    )
+    assert result["entries"] == victim.seq - 1
+
+
+def test_a_changed_entry_with_a_recomputed_hash_is_still_named(login, world, supervisor, isolated):
+    busy_day(login, world)
+    victim = next(r for r in all_entries(isolated) if r.action == "target.update")
+    forged = SimpleNamespace(**{**victim._asdict(), "after": {"name": "别人的面馆"}})
+    unlock(isolated)
+    isolated.execute(
+        entries_table.update()
+        .where(entries_table.c.seq == victim.seq)
+        .values(after=forged.after, hash=chain.entry_hash(forged))
+    )
+    result = verify(supervisor)
+    assert (result["first_bad_seq"], result["problem"]) == (victim.seq, "altered")
+
+
+def test_a_deleted_entry_is_named(login, world, supervisor, isolated):
+    busy_day(login, world)
+    rows = all_entries(isolated)
+    victim = rows[len(rows) // 2]
+    unlock(isolated)
+    isolated.execute(entries_table.delete().where(entries_table.c.seq == victim.seq))
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"], result["problem"]) == (
+        False,
+        victim.seq,
+        "missing",
+    )
+
+
+def test_entries_cut_off_the_end_are_named(login, world, supervisor, isolated):
+    busy_day(login, world)
+    last = all_entries(isolated)[-1].seq
+    unlock(isolated)
+    isolated.execute(entries_table.delete().where(entries_table.c.seq >= last - 1))
+    result = verify(supervisor)
+    assert (result["first_bad_seq"], result["problem"]) == (last - 1, "missing")
+
+
+def test_reordered_entries_are_named(login, world, supervisor, isolated):
+    busy_day(login, world)
+    rows = all_entries(isolated)
+    first, second = rows[3].seq, rows[6].seq
+    unlock(isolated)
+    seq = entries_table.c.seq
+    isolated.execute(entries_table.update().where(seq == first).values(seq=-1))
+    isolated.execute(entries_table.update().where(seq == second).values(seq=first))
+    isolated.execute(entries_table.update().where(seq == -1).values(seq=second))
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"]) == (False, first)
+
+
+def test_an_entry_slipped_in_behind_the_app_is_named(login, world, supervisor, isolated):
+    busy_day(login, world)
+    last = all_entries(isolated)[-1]
+    row = {**last._asdict(), "seq": last.seq + 1, "prev_hash": last.hash, "action": "x.forged"}
+    row["hash"] = chain.entry_hash(SimpleNamespace(**row))
+    isolated.execute(entries_table.insert().values(row))
+    result = verify(supervisor)
+    assert (result["first_bad_seq"], result["problem"]) == (last.seq + 1, "unexpected")
+
+
+# -- append-only ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        entries_table.update().values(action="x"),
+        entries_table.delete(),
+        sa.text("UPDATE audit_chain_head SET seq = seq - 1"),
+        sa.text("DELETE FROM audit_chain_head"),
+    ],
+    ids=["update-entries", "delete-entries", "move-head-back", "delete-head"],
+)
+def test_the_database_refuses_to_change_or_remove_entries(login, world, isolated, statement):
+    busy_day(login, world)
+    refused = r"append-only|only moves forward"
+    with pytest.raises(sa.exc.DBAPIError, match=refused), isolated.begin_nested():
+        isolated.execute(statement)
+
+
+def test_truncate_is_refused_on_postgresql(login, world, isolated):
+    if isolated.dialect.name != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE")
+    busy_day(login, world)
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"), isolated.begin_nested():
+        isolated.exec_driver_sql("TRUNCATE audit_entries CASCADE")
+
+
+def test_the_application_has_no_path_that_updates_or_deletes_entries():
+    writes = re.compile(
+        r"(update|delete)\(\s*(AuditEntry|audit_entries)\b"
+        r"|(UPDATE|DELETE FROM)\s+audit_entries"
+        r"|session\.delete\(\s*entry"
+    )
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for folder in ("fieldapp", "sync")
+        for path in (ROOT / folder).rglob("*.py")
+        if "migrations" not in path.parts
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if writes.search(line)
+    ]
+    # The chain head moves forward in exactly one place.
+    assert offenders == [], offenders
+    head_updates = [
+        path.name
+        for path in (ROOT / "fieldapp").rglob("*.py")
+        if "update(audit_chain_head)" in path.read_text().replace("sa.", "")
+    ]
+    assert head_updates == ["operations.py"]
+
+
+# -- reading the log -----------------------------------------------------------------------------
+
+
+def test_supervisors_filter_the_log_by_record_actor_and_time(login, world, supervisor):
+    busy_day(login, world)
+    shop = str(world.targets["shop1"].id)
+    page = supervisor.get(f"/api/v1/audit?entity=target&record_id={shop}").get_json()
+    assert [e["action"] for e in page["items"]] == ["target.update", "target.create"]
+    entry = page["items"][0]
+    assert set(entry) >= {
+        "seq", "at", "actor_id", "device_id", "action", "entity", "record_id", "before",
+        "after", "prev_hash", "hash",
+    }  # fmt: skip
+    assert entry["actor_id"] == str(world.users["leader1"].id)
+    assert entry["device_id"] == "dev-leader1"
+    assert entry["before"] == {"name": "老王面馆"} and entry["after"] == {"name": "老王面馆(总店)"}
+
+    officer = str(world.users["officer1"].id)
+    mine = supervisor.get(f"/api/v1/audit?actor_id={officer}&per_page=200").get_json()["items"]
+    assert {e["action"] for e in mine} == {"auth.login", "inspection.create"}
+
+    now = datetime.now(UTC)
+    recent = supervisor.get(
+        "/api/v1/audit",
+        query_string={"from": (now - timedelta(minutes=5)).isoformat(), "to": now.isoformat()},
+    ).get_json()["items"]
+    assert recent and all(e["at"] >= (now - timedelta(minutes=5)).isoformat() for e in recent)
+    future = supervisor.get(
+        "/api/v1/audit", query_string={"from": (now + timedelta(days=1)).isoformat()}
+    ).get_json()
+    assert future["items"] == []
+
+
+def test_the_log_pages_newest_first(login, world, supervisor):
+    busy_day(login, world)
+    first = supervisor.get("/api/v1/audit?per_page=3").get_json()
+    second = supervisor.get("/api/v1/audit?per_page=3&page=2").get_json()
+    seqs = [e["seq"] for e in first["items"] + second["items"]]
+    assert seqs == sorted(seqs, reverse=True) and len(set(seqs)) == 6
+    assert first["has_more"]
+
+
+@pytest.mark.parametrize("username", ["officer1", "leader1"])
+def test_only_supervisors_and_admins_read_the_log(login, world, username):
+    api = login(username)
+    assert_error(api.get("/api/v1/audit"), 403, "forbidden")
+    assert_error(api.get("/api/v1/audit/verify"), 403, "forbidden")
+    assert login("admin").get("/api/v1/audit/verify").get_json()["ok"]
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("actor_id=someone", "actor_id"),
+        ("from=2026-11-01T00:00:00", "from"),
+        ("from=yesterday", "from"),
+        ("from=2026-11-02T00:00:00%2B08:00&to=2026-11-01T00:00:00%2B08:00", "to"),
+        ("per_page=0", "per_page"),
+        ("entity=" + "x" * 41, "entity"),
+    ],
+)
+def test_bad_filters_are_422_with_the_field(supervisor, query, field):
+    body = assert_error(supervisor.get(f"/api/v1/audit?{query}"), 422, "validation_failed")
+    assert field in body["errors"]["query"]
+
+
+def test_the_log_is_readable_as_json_text(login, world, supervisor):
+    busy_day(login, world)
+    entry = supervisor.get("/api/v1/audit?entity=inspection").get_json()["items"][0]
+    assert json.loads(json.dumps(entry["after"]))["status"] == "draft"
+
+
+# -- the migration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_migration_chains_entries_written_before_the_chain(tmp_path, monkeypatch, kind):
+    from flask_migrate import upgrade
+
+    from fieldapp import create_app
+    from tests.conftest import FAST_PASSWORDS, _create_pg_database
+
+    created = None
+    if kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    else:
+        created = _create_pg_database()
+        if created is None:
+            pytest.skip("PostgreSQL not reachable")
+        url = created[0]
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, **FAST_PASSWORDS})
+    try:
+        with app.app_context():
+            upgrade(revision="0006")
+            # Old entries: numbered by a sequence, with gaps from rolled-back transactions.
+            for seq in (3, 4, 9):
+                db.session.execute(
+                    sa.text(
+                        "INSERT INTO audit_entries (seq, at, action, entity, record_id, after) "
+                        "VALUES (:seq, :at, 'old.action', 'thing', :rid, :after)"
+                    ),
+                    {"seq": seq, "at": datetime(2026, 1, seq, tzinfo=UTC).replace(tzinfo=None),
+                     "rid": str(seq), "after": json.dumps({"n": seq, "x": 1e16})},
+                )  # fmt: skip
+            db.session.commit()
+            upgrade()
+            rows = db.session.execute(sa.select(AuditEntry).order_by(AuditEntry.seq)).scalars()
+            assert [(e.seq, e.record_id) for e in rows] == [(1, "3"), (2, "4"), (3, "9")]
+            audit.record(SYSTEM, "new.action", "thing", 10)
+            db.session.commit()
+            verdict = audit.verify(db.session())
+            assert (verdict.ok, verdict.entries) == (True, 4)
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        if created is not None:
+            with created[1].connect() as conn:
+                name = sa.make_url(url).database
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            created[1].dispose()

@@ -1,0 +1,318 @@
+"""The monthly report: every figure checked against a known set of records, month edges in
+Shanghai time, CSV the same as JSON, and who sees which squadrons."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+import time_machine
+
+from fieldapp.db import db
+from fieldapp.inspections.models import Case, Inspection
+from fieldapp.reports.operations import flatten
+from fieldapp.risk.models import RiskLevelChange, TargetRisk
+from fieldapp.supervision.models import SupervisionOrder
+from sync.models import Conflict
+from tests.conftest import assert_error, audit_entries
+
+REPORT = "/api/v1/reports/monthly"
+
+
+def utc(*args) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def add_inspection(
+    world, target: str, started: datetime, origin: str, outcome, **extra
+) -> uuid.UUID:
+    row = world.targets[target]
+    ident = uuid.uuid4()
+    db.session.execute(
+        sa.insert(Inspection.__table__).values(
+            id=ident,
+            target_id=row.id,
+            squadron_id=row.squadron_id,
+            checklist_id=world.checklists["shop"].id,
+            checklist_version=1,
+            origin=origin,
+            started_at=started,
+            ended_at=started + timedelta(minutes=20),
+            lon=121.47,
+            lat=31.37,
+            answers={},
+            outcome=outcome,
+            status=extra.pop("status", "submitted"),
+            **extra,
+        )
+    )
+    return ident
+
+
+def add_conflict(world, squadron: int, kind: str, created: datetime, resolved: datetime | None):
+    db.session.add(
+        Conflict(
+            entity="inspection",
+            record_id=uuid.uuid4(),
+            squadron_id=world.squadrons[squadron].id,
+            field="findings",
+            kind=kind,
+            kept="server",
+            created_at=created,
+            status="resolved" if resolved else "open",
+            resolved_at=resolved,
+        )
+    )
+
+
+def add_order(world, issued: datetime, deadline: datetime, status: str, answered=None):
+    db.session.add(
+        SupervisionOrder(
+            squadron_id=world.squadrons[0].id,
+            issued_by_id=world.users["supervisor"].id,
+            target_id=world.targets["shop1"].id,
+            text="督办",
+            deadline=deadline,
+            status=status,
+            issued_at=issued,
+            answered_at=answered,
+            response="已处理" if answered else None,
+            history=[],
+        )
+    )
+
+
+@pytest.fixture
+def october(app, world):
+    """A known October 2026 (Shanghai time) for squadron 1, and a little for squadron 2."""
+    with app.app_context():
+        # Inspections: on both sides of each month edge (Shanghai is UTC+8).
+        add_inspection(world, "shop1", utc(2026, 9, 30, 16, 30), "scheduled", "compliant")  # Oct 1
+        add_inspection(
+            world, "shop1", utc(2026, 10, 31, 15, 59), "random", "rectification_ordered",
+            rectification_deadline=date(2026, 10, 31),
+        )  # fmt: skip
+        add_inspection(world, "shop1", utc(2026, 10, 31, 16, 0), "complaint", "case_opened")  # Nov
+        add_inspection(world, "shop1", utc(2026, 9, 30, 15, 59), "patrol", "compliant")  # Sep 30
+        ordered = add_inspection(
+            world, "site1", utc(2026, 10, 10, 2), "complaint", "rectification_ordered",
+            rectification_deadline=date(2026, 10, 20),
+        )  # fmt: skip
+        add_inspection(
+            world, "site1", utc(2026, 10, 19, 2), "task", "compliant", follow_up_of=ordered
+        )
+        add_inspection(world, "shop1", utc(2026, 10, 12), "patrol", None, status="draft")
+        add_inspection(
+            world, "shop1", utc(2026, 9, 20), "patrol", "rectification_ordered",
+            rectification_deadline=date(2026, 10, 5),
+        )  # fmt: skip
+        add_inspection(
+            world, "shop1", utc(2026, 10, 25), "patrol", "rectification_ordered",
+            rectification_deadline=date(2026, 11, 30),
+        )  # fmt: skip
+        add_inspection(world, "shop2", utc(2026, 10, 15), "patrol", "penalty_waived")
+
+        # Cases: one opened, one closed in October, one opened on 1 November Shanghai time.
+        for opened, closed in [
+            (utc(2026, 10, 3), None),
+            (utc(2026, 9, 25), utc(2026, 10, 8)),
+            (utc(2026, 10, 31, 17), None),
+        ]:
+            db.session.add(
+                Case(
+                    number=f"沪宝城执罚字[{uuid.uuid4().hex[:8]}]",
+                    target_id=world.targets["shop1"].id,
+                    squadron_id=world.squadrons[0].id,
+                    opened_at=opened,
+                    closed_at=closed,
+                )
+            )
+
+        # Risk: levels now, and the month's level changes.
+        for target, level in [("shop1", "high"), ("site1", "medium"), ("shop2", "low")]:
+            db.session.execute(
+                sa.update(TargetRisk.__table__)
+                .where(TargetRisk.target_id == world.targets[target].id)
+                .values(level=level)
+            )
+        for at, before, after in [
+            (utc(2026, 10, 2), None, "medium"),
+            (utc(2026, 10, 15), "medium", "high"),
+            (utc(2026, 10, 31, 15, 59), "high", "elevated"),
+            (utc(2026, 10, 31, 16, 0), "elevated", "medium"),  # 1 November in Shanghai
+        ]:
+            db.session.add(
+                RiskLevelChange(
+                    target_id=world.targets["shop1"].id,
+                    squadron_id=world.squadrons[0].id,
+                    at=at,
+                    from_level=before,
+                    to_level=after,
+                    score=50,
+                    reason="test",
+                )
+            )
+
+        # Sync conflicts.
+        add_conflict(world, 0, "field", utc(2026, 10, 5), None)
+        add_conflict(world, 0, "amendment", utc(2026, 10, 6), utc(2026, 10, 7))
+        add_conflict(world, 0, "delete", utc(2026, 9, 28), utc(2026, 10, 2))
+        add_conflict(world, 1, "field", utc(2026, 11, 2), None)
+
+        # Supervision orders.
+        far = datetime.now(UTC) + timedelta(days=30)
+        add_order(world, utc(2026, 10, 3), utc(2026, 10, 10), "open")
+        add_order(world, utc(2026, 10, 4), utc(2026, 10, 9), "answered", utc(2026, 10, 6))
+        add_order(world, utc(2026, 9, 1), utc(2026, 9, 9), "closed", utc(2026, 10, 2))
+        add_order(world, utc(2026, 11, 2), far, "open")
+        db.session.commit()
+
+
+EXPECTED_SQUADRON_1 = {
+    "inspections": {
+        "total": 5,
+        "by_origin": {"scheduled": 1, "random": 1, "complaint": 1, "patrol": 1, "task": 1},
+        "by_outcome": {
+            "compliant": 2,
+            "corrected_on_site": 0,
+            "rectification_ordered": 3,
+            "case_opened": 0,
+            "penalty_waived": 0,
+        },
+    },
+    "cases": {"opened": 1, "closed": 1},
+    "rectifications": {"ordered": 3, "due": 3, "overdue": 2},
+    "risk": {
+        "levels_now": {"low": 0, "medium": 1, "elevated": 0, "high": 1},
+        "level_changes": {"upgrades": 1, "downgrades": 1, "first_levels": 1},
+    },
+    "conflicts": {
+        "opened": 2,
+        "resolved": 2,
+        "opened_by_kind": {"field": 1, "amendment": 1, "delete": 0},
+    },
+    "supervision_orders": {"issued": 2, "answered": 2, "open_now": 2, "overdue_now": 1},
+}
+
+EXPECTED_SQUADRON_2 = {
+    "inspections": {
+        "total": 1,
+        "by_origin": {"scheduled": 0, "random": 0, "complaint": 0, "patrol": 1, "task": 0},
+        "by_outcome": {
+            "compliant": 0,
+            "corrected_on_site": 0,
+            "rectification_ordered": 0,
+            "case_opened": 0,
+            "penalty_waived": 1,
+        },
+    },
+    "cases": {"opened": 0, "closed": 0},
+    "rectifications": {"ordered": 0, "due": 0, "overdue": 0},
+    "risk": {
+        "levels_now": {"low": 1, "medium": 0, "elevated": 0, "high": 0},
+        "level_changes": {"upgrades": 0, "downgrades": 0, "first_levels": 0},
+    },
+    "conflicts": {
+        "opened": 0,
+        "resolved": 0,
+        "opened_by_kind": {"field": 0, "amendment": 0, "delete": 0},
+    },
+    "supervision_orders": {"issued": 0, "answered": 0, "open_now": 0, "overdue_now": 0},
+}
+
+
+def sections(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("squadron_id", "squadron_name")}
+
+
+def test_a_leader_reads_the_squadrons_october_figures(app, login, world, october):
+    body = login("leader1").get(f"{REPORT}?month=2026-10").get_json()
+    assert body["month"] == "2026-10" and body["timezone"] == "Asia/Shanghai"
+    assert body["start"] == "2026-10-01T00:00:00+08:00"
+    assert body["end"] == "2026-11-01T00:00:00+08:00"
+    # The report carries the audit chain's head: the hash of the log's last entry then.
+    [last] = audit_entries(app, seq=body["audit_head"]["seq"])
+    assert body["audit_head"]["hash"] == last.hash and last.action == "auth.login"
+    [squadron] = body["squadrons"]
+    assert (squadron["squadron_id"], squadron["squadron_name"]) == (
+        world.squadrons[0].id,
+        "吴淞中队",
+    )
+    assert sections(squadron) == EXPECTED_SQUADRON_1
+
+
+def test_supervisors_see_every_squadron_and_the_district_total(login, world, october):
+    body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
+    rows = {r["squadron_id"]: sections(r) for r in body["squadrons"]}
+    assert rows == {
+        world.squadrons[0].id: EXPECTED_SQUADRON_1,
+        world.squadrons[1].id: EXPECTED_SQUADRON_2,
+    }
+    assert body["total"]["inspections"]["total"] == 6
+    assert body["total"]["risk"]["levels_now"] == {"low": 1, "medium": 1, "elevated": 0, "high": 1}
+    one = login("admin").get(f"{REPORT}?month=2026-10&squadron_id={world.squadrons[1].id}")
+    assert [sections(r) for r in one.get_json()["squadrons"]] == [EXPECTED_SQUADRON_2]
+
+
+def test_the_csv_has_the_same_figures_as_the_json(login, world, october):
+    supervisor = login("supervisor")
+    as_json = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+    response = supervisor.get(f"{REPORT}?month=2026-10&format=csv")
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    assert "monthly-report-2026-10.csv" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+    assert [r["squadron_id"] for r in rows] == [
+        str(world.squadrons[0].id),
+        str(world.squadrons[1].id),
+        "total",
+    ]
+    assert rows[0]["squadron_name"] == "吴淞中队"
+    for row, source in zip(rows, [*as_json["squadrons"], as_json["total"]], strict=True):
+        expected = flatten("", sections(source))
+        assert {k: int(v) for k, v in row.items() if "." in k} == expected
+    assert rows[0]["rectifications.overdue"] == "2"
+
+
+def test_a_month_with_nothing_is_all_zeros(login, world, october):
+    body = login("leader2").get(f"{REPORT}?month=2025-02").get_json()
+    figures = flatten("", sections(body["squadrons"][0]))
+    # Only "now" figures (levels and open orders) can be non-zero in an empty month.
+    assert {k: v for k, v in figures.items() if "now" not in k} == dict.fromkeys(
+        [k for k in figures if "now" not in k], 0
+    )
+
+
+def test_without_a_month_the_current_shanghai_month_is_reported(login, world):
+    # 16:30 UTC on 30 November is already 1 December in Shanghai.
+    with time_machine.travel(utc(2026, 11, 30, 16, 30)):
+        body = login("leader1").get(REPORT).get_json()
+    assert body["month"] == "2026-12"
+
+
+def test_who_reads_which_report(login, world):
+    assert_error(login("officer1").get(REPORT), 403, "forbidden")
+    other = f"{REPORT}?squadron_id={world.squadrons[1].id}"
+    assert_error(login("leader1").get(other), 403, "forbidden")
+    assert login("leader2").get(other).status_code == 200
+    assert_error(login("supervisor").get(f"{REPORT}?squadron_id=999"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("month=2026-13", "month"),
+        ("month=2026-1", "month"),
+        ("month=October", "month"),
+        ("format=xml", "format"),
+        ("squadron_id=abc", "squadron_id"),
+        ("squadron_id=0", "squadron_id"),
+    ],
+)
+def test_bad_report_queries_are_422_with_the_field(login, world, query, field):
+    response = login("supervisor").get(f"{REPORT}?{query}")
+    assert field in assert_error(response, 422, "validation_failed")["errors"]["query"]
