@@ -8,7 +8,7 @@ from fieldapp.db import change_counter
 from fieldapp.draws.models import Draw
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
-from fieldapp.photos.models import Photo
+from fieldapp.photos.models import Photo, PhotoUpload
 from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, task_assignees
@@ -29,6 +29,7 @@ __all__ = [
     "Inspection",
     "LoginFailure",
     "Photo",
+    "PhotoUpload",
     "RecordVersion",
     "RiskLevelChange",
     "RiskSetting",
