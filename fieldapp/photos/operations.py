@@ -186,9 +186,11 @@ def put_photo(
     upload_length: int | None,
     settings: PhotoSettings,
     store: PhotoStore,
+    content_length: int | None = None,
 ) -> Outcome:
     """``PUT /photos/<id>``: the whole photo, or its first part when ``upload_length`` (or the
-    metadata's size) announces more bytes than arrive, or when the client disconnects."""
+    metadata's size) announces more bytes than arrive, or when the client disconnects (fewer
+    bytes than its ``content_length`` arrived)."""
     if upload_length is not None and upload_length > settings.max_bytes:
         raise too_large(settings.max_bytes)
     photo, _ = _metadata(policy, photo_id)
@@ -204,6 +206,7 @@ def put_photo(
         hasher = hashlib.sha256()
         with open(staging, "wb") as out:
             size, disconnected = _copy(stream, out, settings.max_bytes, hasher)
+        disconnected = disconnected or (content_length is not None and size < content_length)
         got = hasher.hexdigest()
         expected_size = upload_length or (photo.size if photo is not None else None)
         if got != digest:

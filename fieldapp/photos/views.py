@@ -65,10 +65,10 @@ def _body():
     return request.stream
 
 
-def _dump_upload(upload) -> dict:
-    data = PhotoUploadSchema().dump(upload)
-    data["claimed"] = db.session.get(Photo, upload.id) is not None
-    return data
+def _with_claim(upload):
+    """The upload, telling whether synced metadata claims it (the schema's ``claimed``)."""
+    upload.claimed = db.session.get(Photo, upload.id) is not None
+    return upload
 
 
 def _partial(outcome, status: int):
@@ -123,10 +123,11 @@ class PhotoResource(MethodView):
             upload_length,
             _settings(),
             _store(),
+            content_length=request.content_length,
         )
         if outcome.status == "partial":
             return _partial(outcome, 202)
-        return _dump_upload(outcome.upload), 201 if outcome.status == "created" else 200
+        return _with_claim(outcome.upload), 201 if outcome.status == "created" else 200
 
     @blp.response(204, description="part appended; Upload-Offset tells how far")
     @blp.alt_response(201, schema=PhotoUploadSchema, description="the last part: stored")
@@ -157,7 +158,7 @@ class PhotoResource(MethodView):
             raise
         if outcome.status == "partial":
             return _partial(outcome, 204)
-        response = make_response(_dump_upload(outcome.upload), 201)
+        response = make_response(PhotoUploadSchema().dump(_with_claim(outcome.upload)), 201)
         response.headers["Upload-Offset"] = str(outcome.offset)
         return response
 
