@@ -41,13 +41,13 @@ def _segments(points: list, settings: TrackSettings) -> tuple[list[list], list[d
     for point in points:
         if segments:
             last = segments[-1][-1]
-            pause = point.t - last.t
+            pause = point.at - last.at
             jump = distance_m(last.lon, last.lat, point.lon, point.lat)
             if pause > settings.gap or jump > settings.gap_metres:
                 gaps.append(
                     {
-                        "from": last.t.isoformat(),
-                        "to": point.t.isoformat(),
+                        "from": last.at.isoformat(),
+                        "to": point.at.isoformat(),
                         "seconds": pause.total_seconds(),
                         "distance_m": round(jump, 1),
                     }
@@ -63,9 +63,9 @@ def _segments(points: list, settings: TrackSettings) -> tuple[list[list], list[d
 def _feature(segment: list, settings: TrackSettings) -> dict:
     metres = sum(distance_m(a.lon, a.lat, b.lon, b.lat) for a, b in itertools.pairwise(segment))
     properties = {
-        "started_at": segment[0].t.isoformat(),
-        "ended_at": segment[-1].t.isoformat(),
-        "duration_s": (segment[-1].t - segment[0].t).total_seconds(),
+        "started_at": segment[0].at.isoformat(),
+        "ended_at": segment[-1].at.isoformat(),
+        "duration_s": (segment[-1].at - segment[0].at).total_seconds(),
         "distance_m": round(metres, 1),
         "points": len(segment),
     }
@@ -91,7 +91,7 @@ def track_lines(
     """The officer's track between ``start`` and ``end`` as a GeoJSON FeatureCollection: one
     feature per continuous stretch, and the totals and gaps as members of the collection."""
     points = db.session.execute(
-        sa.select(TrackPoint.t, TrackPoint.lon, TrackPoint.lat)
+        sa.select(TrackPoint.t.label("at"), TrackPoint.lon, TrackPoint.lat)
         .where(TrackPoint.officer_id == officer_id, TrackPoint.t >= start, TrackPoint.t <= end)
         .order_by(TrackPoint.t)
     ).all()
