@@ -35,6 +35,9 @@ def _register_commands() -> None:
     cli.add_command(user_cli)
     cli.add_command(targets_cli)
     cli.add_command(risk_cli)
+    from fieldapp.photos.commands import photos_cli
+
+    cli.add_command(photos_cli)
 
 
 _register_commands()

@@ -375,3 +375,37 @@ def test_sweep_removes_old_unclaimed_uploads_and_keeps_claimed_ones(app, world, 
     assert not store.has_original(sha(orphan_bytes)) and store.has_original(sha(claimed_bytes))
     assert_error(fetch(officer, orphan), 404, "not_found")
     assert fetch(officer, claimed).data == claimed_bytes
+
+
+def test_sweep_command_reports_and_removes_backdated_orphans(app, login):
+    import sqlalchemy as sa
+
+    from fieldapp.db import utcnow
+    from fieldapp.photos.commands import photos_cli
+
+    officer = login("officer1")
+    orphan_bytes = make_image(120, 90)
+    orphan = uuid.uuid4()
+    assert put_photo(officer, orphan, orphan_bytes).status_code == 201
+    with app.app_context():
+        db.session.execute(
+            sa.update(PhotoUpload)
+            .where(PhotoUpload.id == orphan)
+            .values(updated_at=utcnow() - timedelta(hours=5))
+        )
+        db.session.commit()
+    runner = app.test_cli_runner()
+    dry = runner.invoke(photos_cli, ["sweep", "--older-than", "4", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would remove 1 unclaimed and 0 unfinished uploads older than 4 h" in dry.output
+    assert fetch(officer, orphan).status_code == 200
+    done = runner.invoke(photos_cli, ["sweep", "--older-than", "4"])
+    assert "removed 1 unclaimed" in done.output
+    assert_error(fetch(officer, orphan), 404, "not_found")
+    assert not operations_store(app).has_original(sha(orphan_bytes))
+
+
+def operations_store(app):
+    from fieldapp.photos import operations
+
+    return operations.store_for(app.config)
