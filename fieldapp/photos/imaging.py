@@ -111,17 +111,36 @@ def inspect_upload(path, limits: Limits, local_zone: str) -> Inspected:
     return Inspected(content_type, width, height, taken_at, lon, lat, derived)
 
 
+def _fitted(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The size an image of ``size`` takes when it fits in ``box`` (never enlarged)."""
+    scale = min(box[0] / size[0], box[1] / size[1], 1.0)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _shrink(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    """Decode ``image`` at the smallest scale that still covers ``box`` and fit it there.
+
+    For JPEG, draft mode makes libjpeg scale by 1/2, 1/4 or 1/8 while decoding (less work and
+    an eighth to a sixty-fourth of the memory); the orientation is applied to the small image
+    afterwards, not to the full one.
+    """
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    if image.format == "JPEG":
+        image.draft("RGB", _fitted(image.size, box))
+    image.load()  # decodes everything: a truncated or corrupt file fails here
+    small = _flatten(image)
+    small.thumbnail(box, Image.Resampling.LANCZOS)
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        small.getexif()[ExifTags.Base.Orientation] = orientation
+        small = ImageOps.exif_transpose(small)
+    return small
+
+
 def derive(image: Image.Image) -> dict[str, bytes]:
     """The medium and thumb sizes of an opened image: decoded once, at the smallest JPEG
-    scale that still covers the medium box (draft mode), oriented as the camera was held, and
-    saved without any metadata (no EXIF, no GPS in what is shown around)."""
-    box = BOXES["medium"]
-    if image.format == "JPEG":
-        image.draft("RGB", box)
-    image.load()  # decodes everything: a truncated or corrupt file fails here
-    medium = ImageOps.exif_transpose(image)
-    medium = _flatten(medium)
-    medium.thumbnail(box, Image.Resampling.LANCZOS)
+    scale that covers the medium size (draft mode), turned as the camera was held, and saved
+    without any metadata (no EXIF, no GPS in what is shown around)."""
+    medium = _shrink(image, BOXES["medium"])
     thumb = medium.copy()
     thumb.thumbnail(BOXES["thumb"], Image.Resampling.LANCZOS)
     return {"medium": _jpeg(medium), "thumb": _jpeg(thumb)}
@@ -130,13 +149,7 @@ def derive(image: Image.Image) -> dict[str, bytes]:
 def derive_from_file(path, size: str) -> bytes:
     """One derived size made from a stored original (when the cached copy is missing)."""
     with Image.open(path) as image:
-        box = BOXES[size]
-        if image.format == "JPEG":
-            image.draft("RGB", box)
-        image.load()
-        oriented = _flatten(ImageOps.exif_transpose(image))
-        oriented.thumbnail(box, Image.Resampling.LANCZOS)
-        return _jpeg(oriented)
+        return _jpeg(_shrink(image, BOXES[size]))
 
 
 def _flatten(image: Image.Image) -> Image.Image:
