@@ -232,7 +232,15 @@ def _keep_partial(actor, photo_id, upload, staging, digest, expected_size, store
     upload.sha256 = digest
     upload.expected_size = expected_size
     db.session.flush()
-    return Outcome("partial", upload, partial.stat().st_size)
+    offset = partial.stat().st_size
+    audit.record(
+        actor,
+        "photo.upload_started",
+        "photo",
+        photo_id,
+        after={"sha256": digest, "expected_size": expected_size, "received": offset},
+    )
+    return Outcome("partial", upload, offset)
 
 
 def upload_offset(upload: PhotoUpload, store: PhotoStore) -> int:
@@ -298,31 +306,46 @@ def append_part(
         )
         db.session.add(upload)
         db.session.flush()
+        audit.record(
+            actor,
+            "photo.upload_started",
+            "photo",
+            photo_id,
+            after={"sha256": expected_digest, "expected_size": expected_size, "received": size},
+        )
     if expected_size is not None and size < expected_size:
         return Outcome("partial", upload, size)
     got = _file_digest(partial)
     if got != expected_digest:
         if expected_size is None:
             return Outcome("partial", upload, size)
-        _discard(upload, partial)
+        _discard(actor, upload, partial, "digest_mismatch")
         raise digest_mismatch(got, expected_digest)
     staging = store.staging_file()
     os.replace(partial, staging)
     try:
         return _finish(actor, photo_id, upload, photo, staging, got, size, settings, store)
-    except APIError:
-        _discard(upload, None)
+    except APIError as exc:
+        _discard(actor, upload, None, exc.error)
         raise
     finally:
         staging.unlink(missing_ok=True)
 
 
-def _discard(upload: PhotoUpload, partial: Path | None) -> None:
+def _discard(actor: Actor, upload: PhotoUpload, partial: Path | None, why: str) -> None:
     """A rejected upload leaves nothing: its bytes and its row go (the view keeps the row's
     removal although it answers an error; see :data:`DISCARDING_ERRORS`)."""
     if partial is not None:
         partial.unlink(missing_ok=True)
     if sa.inspect(upload).persistent:
+        audit.record(
+            actor,
+            "photo.upload_discarded",
+            "photo",
+            upload.id,
+            before={"sha256": upload.sha256},
+            after={"reason": why},
+        )
         db.session.delete(upload)
         db.session.flush()
 
