@@ -166,15 +166,21 @@ def upload_figures() -> dict:
             warm.write_bytes(photo_like(2000, 1500, 90))
             assert put(warm).status_code == 201  # codecs, imports and pools warmed up
             big = Path(instance) / "big.jpg"
-            quality, data = 97, b""
-            for width, height in ((6000, 4500), (6400, 4800), (7000, 5000)):
-                data = photo_like(width, height, quality)
-                if len(data) > 18 * 1024 * 1024:
-                    break
+            # the largest photo under the 20 MiB limit: shrink a 4:3 frame until it fits,
+            # then widen it while the next step still fits
+            width = 6000
+            data = photo_like(width, width * 3 // 4, 95)
             while len(data) > 20 * 1024 * 1024:
-                quality -= 1
-                data = photo_like(width, height, quality)
+                width -= 400
+                data = photo_like(width, width * 3 // 4, 95)
+            while True:
+                wider = photo_like(width + 100, (width + 100) * 3 // 4, 95)
+                if len(wider) > 20 * 1024 * 1024:
+                    break
+                width, data = width + 100, wider
+            height = width * 3 // 4
             big.write_bytes(data)
+            print(f"photo for the upload: {len(data):,} bytes ({width}×{height})", flush=True)
             rss_before = _kib(server.pid, "VmRSS")
             Path(f"/proc/{server.pid}/clear_refs").write_text("5")  # reset the peak to now
             started = time.perf_counter()
