@@ -4,7 +4,6 @@ claims by metadata, scoping and the sweep."""
 from __future__ import annotations
 
 import io
-import os
 import random
 import uuid
 from datetime import timedelta
@@ -124,13 +123,29 @@ def test_what_is_not_a_sound_photo_is_refused_and_nothing_stays(
     assert store_files(app) == before
 
 
-def test_corrupt_jpeg_data_is_a_bad_image(officer):
-    data = bytearray(make_image(800, 600))
-    middle = len(data) // 2
-    data[middle : middle + 400] = os.urandom(400)
-    response = put_photo(officer, uuid.uuid4(), bytes(data))
-    # libjpeg reports most garbage; what it cannot tell from a photo still decodes: never a 500
-    assert response.status_code in (201, 422), response.get_json()
+def corrupted(data: bytes, marker: bytes, offset: int, value: int | None = None) -> bytes:
+    """``data`` with the byte ``offset`` after ``marker`` changed (flipped, or set to value)."""
+    damaged = bytearray(data)
+    at = damaged.index(marker) + offset
+    damaged[at] = value if value is not None else damaged[at] ^ 0xFF
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        # a garbled Huffman table: libjpeg cannot decode the scan
+        lambda data: corrupted(corrupted(data, b"\xff\xc4", 6), b"\xff\xc4", 7),
+        # a frame header claiming 7 colour components: a JPEG signature Pillow cannot parse
+        lambda data: corrupted(data, b"\xff\xc0", 9, 7),
+    ],
+    ids=["huffman-table", "frame-header"],
+)
+def test_a_corrupt_jpeg_is_a_bad_image_and_leaves_nothing(app, officer, damage):
+    before = store_files(app)
+    response = put_photo(officer, uuid.uuid4(), damage(make_image(800, 600)))
+    assert_error(response, 422, "bad_image")
+    assert store_files(app) == before
 
 
 def test_type_is_judged_by_content_not_by_name_or_header(officer):
@@ -409,3 +424,32 @@ def operations_store(app):
     from fieldapp.photos import operations
 
     return operations.store_for(app.config)
+
+
+def test_a_missing_cached_size_is_made_again_from_the_original(app, officer):
+    from fieldapp.photos.storage import FileSystemStore
+
+    data = make_image(900, 600)
+    photo_id = uuid.uuid4()
+    assert put_photo(officer, photo_id, data).status_code == 201
+    cached = FileSystemStore(app.config["STORAGE_DIR"]).derived_path(sha(data), "medium")
+    cached.unlink()
+    response = fetch(officer, photo_id, "medium")
+    assert response.status_code == 200
+    assert Image.open(io.BytesIO(response.data)).size == (900, 600)  # never enlarged
+    assert cached.is_file()
+
+
+def test_a_transparent_png_gets_jpeg_sizes_over_white(officer):
+    image = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
+    image.paste((200, 0, 0, 255), (0, 0, 200, 300))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    photo_id = uuid.uuid4()
+    assert put_photo(officer, photo_id, out.getvalue()).status_code == 201
+    thumb = Image.open(io.BytesIO(fetch(officer, photo_id, "thumb").data))
+    assert thumb.format == "JPEG" and thumb.mode == "RGB"
+    right = thumb.getpixel((thumb.width - 5, thumb.height // 2))
+    left = thumb.getpixel((5, thumb.height // 2))
+    assert min(right) > 240 and left[0] > 150 > left[1]
+    assert fetch(officer, photo_id).mimetype == "image/png"

@@ -57,6 +57,16 @@ class Inspected:
     derived: dict[str, bytes]
 
 
+def _claims_accepted_format(path) -> bool:
+    with open(path, "rb") as source:
+        head = source.read(12)
+    return (
+        head.startswith(b"\xff\xd8\xff")
+        or head.startswith(b"\x89PNG\r\n\x1a\n")
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    )
+
+
 def _open(path) -> Image.Image:
     try:
         with warnings.catch_warnings():
@@ -66,6 +76,8 @@ def _open(path) -> Image.Image:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BadImage(f"too many pixels to decode safely ({exc})") from None
     except UnidentifiedImageError:
+        if _claims_accepted_format(path):  # a JPEG/PNG/WebP signature Pillow could not parse
+            raise BadImage("the image header is corrupt") from None
         raise UnsupportedImage("not a JPEG, PNG or WebP image") from None
     except Exception as exc:  # a header Pillow recognized but could not parse
         raise BadImage(f"the image cannot be read: {exc}") from None
