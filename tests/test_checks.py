@@ -321,3 +321,12 @@ def test_thresholds_come_from_configuration(app):
         evidence_settings({"FIELDAPP_CHECK_MAX_SPEED_KMH": "fast"})
     with pytest.raises(ConfigError, match="FIELDAPP_LOCAL_TIMEZONE"):
         evidence_settings({"FIELDAPP_LOCAL_TIMEZONE": "Mars/Olympus"})
+
+
+def test_bytes_uploaded_before_their_metadata_count_as_uploaded(world, device):
+    data = make_image()
+    photo_id = uuid.uuid4()
+    inspection_id = push_inspection(world, device, photo_ids=[str(photo_id)])
+    assert "photos_missing_upload" in flags_of(device.api, inspection_id)
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    assert "photos_missing_upload" not in flags_of(device.api, inspection_id)

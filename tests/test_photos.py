@@ -453,3 +453,32 @@ def test_a_transparent_png_gets_jpeg_sizes_over_white(officer):
     left = thumb.getpixel((5, thumb.height // 2))
     assert min(right) > 240 and left[0] > 150 > left[1]
     assert fetch(officer, photo_id).mimetype == "image/png"
+
+
+def test_sweep_keeps_an_upload_an_inspection_names_without_metadata(app, world, login):
+    from fieldapp.actor import Actor
+    from fieldapp.db import utcnow
+    from fieldapp.photos import operations
+    from tests.sync_helpers import new_inspection
+
+    officer = login("officer1")
+    device = FakeDevice(officer)
+    named, answered, loose = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    answers = {"S02": {"result": "fail", "note": "占道", "photo_ids": [str(answered)]}}
+    device.push_ok(
+        device.change(
+            "inspection",
+            uuid.uuid4(),
+            new_inspection(world, ["officer1"], photo_ids=[str(named)], answers=answers),
+        )
+    )
+    for photo_id, width in ((named, 120), (answered, 130), (loose, 140)):
+        assert put_photo(officer, photo_id, make_image(width, 90)).status_code == 201
+    store = operations.store_for(app.config)
+    with app.app_context():
+        later = utcnow() + timedelta(hours=73)
+        report = operations.sweep(Actor.for_system("test"), store, later, timedelta(hours=72))
+        db.session.commit()
+        assert report.unclaimed == 1
+        assert {u.id for u in db.session.query(PhotoUpload)} >= {named, answered}
+        assert db.session.get(PhotoUpload, loose) is None

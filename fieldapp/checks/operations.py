@@ -317,6 +317,7 @@ def check_inspections(
     found_ids = [r.id for r in rows]
     officers = _officers(ids, found_ids)
     photos = _photos(ids, found_ids)
+    stored_bytes = _stored_without_metadata(rows, photos)
     followed = _followed_up(ids, found_ids)
     previous = _previous_inspections(ids, rows, officers)
     other_targets = {v.target_id for v in previous.values()}
@@ -332,7 +333,7 @@ def check_inspections(
             *context.location_flags(),
             *context.photo_flags(photos.get(row.id, [])),
             *_missing_photos(row),
-            *_photos_missing_upload(row, photos.get(row.id, [])),
+            *_photos_missing_upload(row, photos.get(row.id, []), stored_bytes),
             *_late_submission(row, settings, now),
             *_rectification_overdue(row, today, followed),
             *context.travel_flags(officers.get(row.id, []), previous),
@@ -543,9 +544,36 @@ def _referenced_photos(row) -> set[str]:
     return referenced
 
 
-def _photos_missing_upload(row, photos: list) -> list[Flag]:
+def _stored_without_metadata(rows, photos: dict) -> set[str]:
+    """Referenced photos whose bytes are stored although no metadata names them (yet): their
+    upload is not missing."""
+    with_metadata = {str(p.id) for found in photos.values() for p in found}
+    candidates = set()
+    for row in rows:
+        if row.photo_ids or row.answers:
+            candidates |= _referenced_photos(row) - with_metadata
+    stored: set[str] = set()
+    valid = []
+    for value in candidates:
+        try:
+            valid.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    for chunk in _chunks(valid):
+        stored.update(
+            str(i)
+            for i in db.session.scalars(
+                sa.select(PhotoUpload.id).where(
+                    PhotoUpload.id.in_(chunk), PhotoUpload.state == UploadState.stored
+                )
+            )
+        )
+    return stored
+
+
+def _photos_missing_upload(row, photos: list, stored_bytes: set[str]) -> list[Flag]:
     referenced = _referenced_photos(row)
-    uploaded = {str(p.id) for p in photos if p.uploaded}
+    uploaded = {str(p.id) for p in photos if p.uploaded} | (referenced & stored_bytes)
     missing = sorted(referenced - uploaded)
     if not missing:
         return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -485,6 +486,9 @@ def sweep(
         .where(PhotoUpload.updated_at < cutoff, ~claimed)
         .order_by(PhotoUpload.created_at)
     ).all()
+    if stale:  # an inspection that names a photo claims it, metadata or not
+        referenced = referenced_photo_ids({u.id for u in stale}, progress)
+        stale = [u for u in stale if u.id not in referenced]
     stale_unfinished = db.session.scalars(
         sa.select(PhotoUpload).where(
             PhotoUpload.updated_at < cutoff, PhotoUpload.state == UploadState.receiving, claimed
@@ -527,6 +531,30 @@ def sweep(
     report.files += _sweep_orphans(store, cutoff, dry_run, report)
     db.session.flush()
     return report
+
+
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def referenced_photo_ids(
+    candidates: set[uuid.UUID], progress: Callable[[str], None] | None = None
+) -> set[uuid.UUID]:
+    """Which of ``candidates`` some inspection names (top-level or per-answer ``photo_ids``).
+
+    Reads every inspection's photo references as text, a page at a time: the sweep runs daily
+    and must never remove a photo an inspection relies on.
+    """
+    found: set[uuid.UUID] = set()
+    query = sa.select(
+        sa.cast(Inspection.photo_ids, sa.Text), sa.cast(Inspection.answers, sa.Text)
+    ).execution_options(yield_per=5000)
+    for number, (photo_ids, answers) in enumerate(db.session.execute(query), start=1):
+        for text in (photo_ids, answers):
+            if text and "-" in text:
+                found.update(u for u in map(uuid.UUID, _UUID_TEXT.findall(text)) if u in candidates)
+        if progress and number % 100_000 == 0:
+            progress(f"{number:,} inspections searched for photo references")
+    return found
 
 
 def _sweep_orphans(store: FileSystemStore, cutoff: datetime, dry_run: bool, report) -> int:
