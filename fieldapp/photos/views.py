@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from http import HTTPStatus
 
 from flask import current_app, make_response, request, send_file
 from flask.views import MethodView
@@ -24,6 +25,17 @@ blp = Blueprint("photos", __name__, description="Photos: upload (resumable) and 
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
+
+
+def _errors(*codes: int):
+    """Document error answers (the envelope of API.md) on a view."""
+
+    def decorate(view):
+        for code in codes:
+            view = blp.alt_response(code, response=HTTPStatus(code).name)(view)
+        return view
+
+    return decorate
 
 
 def _settings() -> operations.PhotoSettings:
@@ -94,6 +106,7 @@ class PhotoResource(MethodView):
     @blp.response(200, PhotoUploadSchema, description="these bytes were already stored")
     @blp.alt_response(201, schema=PhotoUploadSchema, description="stored")
     @blp.alt_response(202, schema=PartialUploadSchema, description="first part kept; PATCH on")
+    @_errors(400, 403, 409, 413, 415, 422)
     @blp.doc(
         parameters=[
             {
@@ -131,6 +144,7 @@ class PhotoResource(MethodView):
 
     @blp.response(204, description="part appended; Upload-Offset tells how far")
     @blp.alt_response(201, schema=PhotoUploadSchema, description="the last part: stored")
+    @_errors(400, 403, 404, 409, 413, 415, 422)
     def patch(self, photo_id: uuid.UUID):
         """Append a part at ``Upload-Offset`` (``Content-Type: application/offset+octet-stream``).
 
@@ -162,6 +176,8 @@ class PhotoResource(MethodView):
         response.headers["Upload-Offset"] = str(outcome.offset)
         return response
 
+    @blp.response(200, description="Upload-Offset: the bytes held (the size once stored)")
+    @_errors(404)
     def head(self, photo_id: uuid.UUID):
         """How many bytes the server holds (``Upload-Offset``), to resume an upload."""
         _, upload = operations.readable_upload(current_policy(), photo_id)
@@ -174,6 +190,7 @@ class PhotoResource(MethodView):
 
     @blp.arguments(PhotoSizeArgs, location="query")
     @blp.response(200, description="the image")
+    @_errors(404)
     def get(self, args, photo_id: uuid.UUID):
         """The photo: ``original`` (the bytes as uploaded), or ``medium`` / ``thumb`` (JPEG,
         auto-oriented, metadata stripped). Scoped like the inspection it belongs to."""
