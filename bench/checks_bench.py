@@ -10,8 +10,10 @@ squadron polygons) in a temporary instance, or uses ``--instance`` if it holds o
 - one at a time: the same function called per inspection (geometries parsed again per row, a
   query set per row) on a sample of ``--sample``, scaled to ``--count``.
 
-Usage: bench/checks_bench.py [--instance DIR] [--count 10000] [--runs 3] [--sample 300]
-       [--json-out FILE]
+On PostgreSQL pass ``--database-url`` (an empty database, or one holding the demo).
+
+Usage: bench/checks_bench.py [--instance DIR] [--database-url URL] [--count 10000] [--runs 3]
+       [--sample 300] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instance")
+    parser.add_argument("--database-url")
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--sample", type=int, default=300)
@@ -47,6 +50,8 @@ def main() -> None:
         instance = holder.name
     env = {**os.environ, "FIELDAPP_INSTANCE_PATH": instance, "FIELDAPP_LOG_LEVEL": "WARNING"}
     env.pop("FIELDAPP_DATABASE_URL", None)
+    if args.database_url:
+        env["FIELDAPP_DATABASE_URL"] = args.database_url
     fieldapp = str(Path(sys.executable).with_name("fieldapp"))
     started = time.perf_counter()
     built = subprocess.run(
@@ -56,8 +61,8 @@ def main() -> None:
         sys.exit(built.stderr.decode())
     print(f"demo district ready in {time.perf_counter() - started:.0f} s", flush=True)
 
-    os.environ.update({"FIELDAPP_INSTANCE_PATH": instance, "FIELDAPP_LOG_LEVEL": "WARNING"})
-    os.environ.pop("FIELDAPP_DATABASE_URL", None)
+    os.environ.clear()
+    os.environ.update(env)
     import sqlalchemy as sa
 
     from fieldapp import create_app
@@ -87,6 +92,7 @@ def main() -> None:
         db.session.rollback()
     bulk = statistics.median(bulk_times)
     figures = {
+        "database": app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0],
         "inspections": len(ids),
         "runs": args.runs,
         "bulk_median_s": round(bulk, 2),
@@ -97,7 +103,8 @@ def main() -> None:
         "inspections_flagged": sum(1 for flags in found.values() if flags),
     }
     print(
-        f"checks for {len(ids):,} inspections: bulk median {bulk:.2f} s over {args.runs} runs "
+        f"[{figures['database']}] checks for {len(ids):,} inspections: "
+        f"bulk median {bulk:.2f} s over {args.runs} runs "
         f"({', '.join(f'{t:.2f}' for t in bulk_times)}); one at a time {one_each:.1f} s "
         f"(sample of {len(sample)}, scaled) -> {one_each / bulk:.1f}x"
     )
