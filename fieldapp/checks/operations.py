@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import shapely
 import sqlalchemy as sa
 from shapely.geometry import Point, shape
+from sqlalchemy.dialects import postgresql
 
 from fieldapp.auth.models import User
 from fieldapp.checks.models import ORDER, Flag, FlagCode
@@ -100,6 +101,20 @@ class _Ids:
     def canon(self, raw) -> uuid.UUID:
         return uuid.UUID(raw) if self.sqlite and raw is not None else raw
 
+    def among(self, column, values: Sequence) -> sa.ColumnElement[bool]:
+        """``column IN values``; on PostgreSQL one array parameter (``= ANY(...)``), because
+        the driver spends longer splitting a query with 900 placeholders than running it."""
+        if self.sqlite:
+            return column.in_(values)
+        array = postgresql.ARRAY(sa.Uuid() if isinstance(column.type, sa.Uuid) else column.type)
+        return column == sa.any_(sa.bindparam(None, list(values), type_=array))
+
+    def chunks(self, values: Sequence) -> Iterable[Sequence]:
+        """Pieces small enough for SQLite's parameter limit (PostgreSQL: arrays, any length)."""
+        size = CHUNK if self.sqlite else 20_000
+        for start in range(0, len(values), size):
+            yield values[start : start + size]
+
 
 def _chunks(ids: Sequence) -> Iterable[Sequence]:
     for start in range(0, len(ids), CHUNK):
@@ -166,7 +181,7 @@ class _Places:
     def load_targets(self, wanted: set) -> None:
         missing = [i for i in wanted if i not in self.targets]
         target_id = self.ids.col(Target.id)
-        for chunk in _chunks(missing):
+        for chunk in self.ids.chunks(missing):
             rows = db.session.execute(
                 sa.select(
                     target_id.label("id"),
@@ -175,7 +190,7 @@ class _Places:
                     Target.lon,
                     Target.lat,
                     Target.boundary,
-                ).where(target_id.in_(chunk))
+                ).where(self.ids.among(target_id, chunk))
             )
             for row in rows:
                 boundary = None
@@ -204,10 +219,10 @@ def _officers(ids: _Ids, found_ids: Sequence) -> dict[object, list[tuple[object,
     found: dict[object, list] = defaultdict(list)
     inspection_id = ids.col(inspection_officers.c.inspection_id)
     names = dict(db.session.execute(sa.select(ids.col(User.id), User.name)).all())
-    for chunk in _chunks(found_ids):
+    for chunk in ids.chunks(found_ids):
         rows = db.session.execute(
             sa.select(inspection_id, ids.col(inspection_officers.c.user_id))
-            .where(inspection_id.in_(chunk))
+            .where(ids.among(inspection_id, chunk))
             .order_by(inspection_id, inspection_officers.c.position)
         )
         for inspection, user_id in rows:
@@ -219,7 +234,7 @@ def _photos(ids: _Ids, found_ids: Sequence) -> dict[object, list]:
     """Photo metadata with what the upload's EXIF says (outer join: not all are uploaded)."""
     found: dict[object, list] = defaultdict(list)
     inspection_id = ids.col(Photo.inspection_id)
-    for chunk in _chunks(found_ids):
+    for chunk in ids.chunks(found_ids):
         rows = db.session.execute(
             sa.select(
                 Photo.id,
@@ -236,7 +251,7 @@ def _photos(ids: _Ids, found_ids: Sequence) -> dict[object, list]:
                 PhotoUpload,
                 sa.and_(PhotoUpload.id == Photo.id, PhotoUpload.state == UploadState.stored),
             )
-            .where(inspection_id.in_(chunk))
+            .where(ids.among(inspection_id, chunk))
         )
         for row in rows:
             found[row.inspection_id].append(row)
@@ -246,8 +261,10 @@ def _photos(ids: _Ids, found_ids: Sequence) -> dict[object, list]:
 def _followed_up(ids: _Ids, found_ids: Sequence) -> set:
     found: set = set()
     follow_up_of = ids.col(Inspection.follow_up_of)
-    for chunk in _chunks(found_ids):
-        found.update(db.session.scalars(sa.select(follow_up_of).where(follow_up_of.in_(chunk))))
+    for chunk in ids.chunks(found_ids):
+        found.update(
+            db.session.scalars(sa.select(follow_up_of).where(ids.among(follow_up_of, chunk)))
+        )
     return found
 
 
@@ -264,7 +281,7 @@ def _previous_inspections(ids: _Ids, rows, officers) -> dict[tuple, object]:
     latest = max(r.started_at for r in rows)
     by_officer: dict[object, list] = defaultdict(list)
     user_id = ids.col(inspection_officers.c.user_id)
-    for chunk in _chunks(officer_ids):
+    for chunk in ids.chunks(officer_ids):
         found = db.session.execute(
             sa.select(
                 user_id.label("user_id"),
@@ -277,7 +294,7 @@ def _previous_inspections(ids: _Ids, rows, officers) -> dict[tuple, object]:
             )
             .join(Inspection, Inspection.id == inspection_officers.c.inspection_id)
             .where(
-                user_id.in_(chunk),
+                ids.among(user_id, chunk),
                 Inspection.started_at >= earliest,
                 Inspection.started_at <= latest,
             )
@@ -308,8 +325,8 @@ def check_inspections(
     wanted = [ids.raw(i) for i in dict.fromkeys(inspection_ids)]
     columns = _inspection_columns(ids)
     rows = []
-    for chunk in _chunks(wanted):
-        found = db.session.execute(sa.select(*columns).where(columns[0].in_(chunk)))
+    for chunk in ids.chunks(wanted):
+        found = db.session.execute(sa.select(*columns).where(ids.among(columns[0], chunk)))
         rows.extend(_Facts.of(row) for row in found)
     places = _Places(ids)
     places.load_targets({r.target_id for r in rows})
