@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -151,26 +152,37 @@ def _inspection_columns(ids: _Ids) -> tuple:
 _PHOTO_REFERENCE = re.compile(r'"photo_ids":\s*\["')
 
 
-@dataclass
+_ROW_FIELDS = (
+    "id",
+    "target_id",
+    "squadron_id",
+    "started_at",
+    "ended_at",
+    "lon",
+    "lat",
+    "accuracy_m",
+    "outcome",
+    "rectification_deadline",
+    "status",
+    "submitted_at",
+    "flags_text",
+)
+
+
 class _Facts:
-    """One inspection's row with its JSON parsed on demand."""
+    """One inspection's row as plain attributes, its JSON parsed only where it matters."""
 
-    row: object
-    answers: dict
-    photo_ids: list
+    __slots__ = (*_ROW_FIELDS, "answers", "photo_ids")
 
-    def __getattr__(self, name):
-        return getattr(self.row, name)
-
-    @classmethod
-    def of(cls, row) -> _Facts:
+    def __init__(self, row):
+        for name, value in zip(_ROW_FIELDS, operator.attrgetter(*_ROW_FIELDS)(row), strict=True):
+            setattr(self, name, value)
         text = row.answers_text or "{}"
         # only failed items and photo references matter: most answers are never parsed
         parse = '"fail"' in text or _PHOTO_REFERENCE.search(text) is not None
-        answers = json.loads(text) if parse else {}
+        self.answers = json.loads(text) if parse else {}
         photos = row.photo_ids_text
-        photo_ids = json.loads(photos) if photos and photos not in ("[]", "null") else []
-        return cls(row, answers, photo_ids)
+        self.photo_ids = json.loads(photos) if photos and photos not in ("[]", "null") else []
 
 
 class _Places:
@@ -332,7 +344,7 @@ def check_inspections(
     rows = []
     for chunk in ids.chunks(wanted):
         found = db.session.execute(sa.select(*columns).where(ids.among(Inspection.id, chunk)))
-        rows.extend(_Facts.of(row) for row in found)
+        rows.extend(_Facts(row) for row in found)
     places = _Places(ids)
     places.load_targets({r.target_id for r in rows})
     places.load_squadrons({r.squadron_id for r in rows})
