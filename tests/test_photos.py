@@ -482,3 +482,65 @@ def test_sweep_keeps_an_upload_an_inspection_names_without_metadata(app, world, 
         assert report.unclaimed == 1
         assert {u.id for u in db.session.query(PhotoUpload)} >= {named, answered}
         assert db.session.get(PhotoUpload, loose) is None
+
+
+def test_sizes_are_cached_by_clients_with_their_etag(officer):
+    photo_id = uuid.uuid4()
+    assert put_photo(officer, photo_id, make_image()).status_code == 201
+    first = fetch(officer, photo_id, "thumb")
+    again = officer.client.get(
+        f"/api/v1/photos/{photo_id}?size=thumb",
+        headers={
+            "Authorization": f"Bearer {officer.token}",
+            "If-None-Match": first.headers["ETag"],
+        },
+        buffered=True,
+    )
+    assert again.status_code == 304 and again.data == b""
+    assert fetch(officer, photo_id, "medium").headers["ETag"] != first.headers["ETag"]
+
+
+# -- EXIF, without the app -----------------------------------------------------------------------
+
+
+def exif_of(**fields) -> Image.Exif:
+    from PIL import ExifTags
+
+    exif = Image.Exif()
+    detail = exif.get_ifd(ExifTags.IFD.Exif)
+    for name, value in fields.items():
+        detail[getattr(ExifTags.Base, name)] = value
+    return exif
+
+
+def test_exif_capture_time_uses_its_offset_or_the_local_zone():
+    from fieldapp.photos.imaging import exif_taken_at
+
+    local = exif_of(DateTimeOriginal="2026:11:20 17:35:00")
+    assert exif_taken_at(local, "Asia/Shanghai").isoformat() == "2026-11-20T09:35:00+00:00"
+    offset = exif_of(DateTimeOriginal="2026:11:20 17:35:00", OffsetTimeOriginal="+09:00")
+    assert exif_taken_at(offset, "Asia/Shanghai").isoformat() == "2026-11-20T08:35:00+00:00"
+    assert exif_taken_at(exif_of(DateTimeOriginal="0000:00:00 00:00:00"), "Asia/Shanghai") is None
+    assert exif_taken_at(Image.Exif(), "Asia/Shanghai") is None
+
+
+def test_exif_gps_in_every_hemisphere_and_nonsense_ignored():
+    from PIL import ExifTags
+
+    from fieldapp.photos.imaging import exif_position
+
+    def gps(lat, lat_ref, lon, lon_ref) -> Image.Exif:
+        exif = Image.Exif()
+        ifd = exif.get_ifd(ExifTags.IFD.GPSInfo)
+        ifd[ExifTags.GPS.GPSLatitude], ifd[ExifTags.GPS.GPSLatitudeRef] = lat, lat_ref
+        ifd[ExifTags.GPS.GPSLongitude], ifd[ExifTags.GPS.GPSLongitudeRef] = lon, lon_ref
+        return exif
+
+    assert exif_position(gps((31.0, 22.0, 12.0), "N", (121.0, 28.0, 12.0), "E")) == (
+        pytest.approx(121.47),
+        pytest.approx(31.37),
+    )
+    assert exif_position(gps((33.0, 52.0, 0.0), "S", (151.0, 12.0, 0.0), "W"))[0] < 0
+    assert exif_position(gps((0.0, 0.0, 0.0), "N", (0.0, 0.0, 0.0), "E")) == (None, None)
+    assert exif_position(gps((95.0, 0.0, 0.0), "N", (10.0, 0.0, 0.0), "E")) == (None, None)
+    assert exif_position(Image.Exif()) == (None, None)
