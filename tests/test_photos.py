@@ -544,3 +544,25 @@ def test_exif_gps_in_every_hemisphere_and_nonsense_ignored():
     assert exif_position(gps((0.0, 0.0, 0.0), "N", (0.0, 0.0, 0.0), "E")) == (None, None)
     assert exif_position(gps((95.0, 0.0, 0.0), "N", (10.0, 0.0, 0.0), "E")) == (None, None)
     assert exif_position(Image.Exif()) == (None, None)
+
+
+def test_an_upload_may_start_with_patch_and_unknown_ids_have_nothing_to_resume(officer):
+    data = make_image(700, 500)
+    photo_id = uuid.uuid4()
+    assert_error(patch_part(officer, photo_id, 0, data[:100]), 404, "not_found")
+    assert_error(fetch(officer, photo_id), 404, "not_found")
+    head = officer.client.head(
+        f"/api/v1/photos/{photo_id}", headers={"Authorization": f"Bearer {officer.token}"}
+    )
+    assert head.status_code == 404
+    first = patch_part(
+        officer,
+        photo_id,
+        0,
+        data[:300],
+        headers={"X-Content-SHA256": sha(data), "Upload-Length": str(len(data))},
+    )
+    assert first.status_code == 204 and first.headers["Upload-Offset"] == "300"
+    assert head_offset(officer, photo_id) == 300
+    assert patch_part(officer, photo_id, 300, data[300:]).status_code == 201
+    assert fetch(officer, photo_id).data == data

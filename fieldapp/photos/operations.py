@@ -263,9 +263,13 @@ def append_part(
     digest: str | None,
     settings: PhotoSettings,
     store: PhotoStore,
+    upload_length: int | None = None,
 ) -> Outcome:
     """``PATCH /photos/<id>``: append the bytes that follow ``offset``; store the photo when
-    they complete it (they match the digest)."""
+    they complete it (they match the digest). ``upload_length`` (the first part's
+    ``Upload-Length``) announces the total when nothing else does."""
+    if upload_length is not None and upload_length > settings.max_bytes:
+        raise too_large(settings.max_bytes)
     photo, readable = _metadata(policy, photo_id)
     upload = _lock_upload(photo_id)
     if upload is None and photo is None and digest is None:
@@ -295,7 +299,11 @@ def append_part(
         _copy(stream, out, settings.max_bytes, already=current)
         out.flush()
         size = out.tell()
-    expected_size = (upload.expected_size if upload else None) or (photo.size if photo else None)
+    expected_size = (
+        (upload.expected_size if upload else None)
+        or (photo.size if photo else None)
+        or upload_length
+    )
     if upload is None:
         upload = PhotoUpload(
             id=photo_id,

@@ -154,6 +154,7 @@ class PhotoResource(MethodView):
         if request.mimetype != OFFSET_CONTENT_TYPE:
             raise APIError(415, "unsupported_media_type", f"send parts as {OFFSET_CONTENT_TYPE}")
         offset = _header_int("Upload-Offset", required=True, minimum=0)
+        upload_length = _header_int("Upload-Length", required=False, minimum=1)
         digest = _digest(required=False)
         try:
             outcome = operations.append_part(
@@ -165,6 +166,7 @@ class PhotoResource(MethodView):
                 digest,
                 _settings(),
                 _store(),
+                upload_length=upload_length,
             )
         except APIError as exc:
             if exc.error in operations.DISCARDING_ERRORS:
