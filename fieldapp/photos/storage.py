@@ -20,7 +20,6 @@ file and two uploads of the same bytes at once simply both rename the same conte
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -117,12 +116,3 @@ class FileSystemStore:
 
     def partial_path(self, photo_id: uuid.UUID) -> Path:
         return self.staging / f"{photo_id}.part"
-
-    def usage(self) -> int:
-        """Bytes used by originals (for the sweep's report)."""
-        area = self.root / "originals"
-        return sum(p.stat().st_size for p in area.rglob("*") if p.is_file()) if area.exists() else 0
-
-
-def copy_stream(source: BinaryIO, target: BinaryIO, chunk: int = 1024 * 1024) -> None:
-    shutil.copyfileobj(source, target, chunk)
