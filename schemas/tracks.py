@@ -13,6 +13,9 @@ class TrackArgs(StrictSchema):
     from_ = fields.AwareDateTime(data_key="from", required=True)
     to = fields.AwareDateTime(required=True)
 
+    class Meta:
+        unknown = ma.EXCLUDE  # query strings: other parameters (cache busters) are ignored
+
     @ma.validates_schema
     def _ordered(self, data, **kwargs):
         if "from_" in data and "to" in data and data["to"] <= data["from_"]:

@@ -190,8 +190,11 @@ def test_bad_headers_get_field_messages(officer):
         f"/api/v1/photos/{photo_id}", data=b"abc", headers={"Upload-Offset": "0"}
     )
     assert_error(response, 415, "unsupported_media_type")
-    response = patch_part(officer, photo_id, 0, b"abc", headers={"Upload-Offset": "x"})
-    assert_error(response, 422, "validation_failed")
+    for bad in ("x", "²", "1e3", "9" * 16):
+        response = patch_part(officer, photo_id, 0, b"abc", headers={"Upload-Offset": bad})
+        assert (
+            "Upload-Offset" in assert_error(response, 422, "validation_failed")["errors"]["headers"]
+        )
 
 
 def test_supervisors_do_not_upload(login):

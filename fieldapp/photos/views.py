@@ -24,6 +24,7 @@ from schemas.photos import PartialUploadSchema, PhotoSizeArgs, PhotoUploadSchema
 blp = Blueprint("photos", __name__, description="Photos: upload (resumable) and sizes")
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+_DIGITS = re.compile(r"[0-9]{1,15}")  # ASCII only: "²".isdigit() is true, int("²") fails
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
 
@@ -66,7 +67,7 @@ def _header_int(name: str, *, required: bool, minimum: int) -> int | None:
         if required:
             raise validation_error({name: ["required"]}, location="headers")
         return None
-    if not raw.strip().isdigit() or int(raw) < minimum or len(raw.strip()) > 15:
+    if not _DIGITS.fullmatch(raw.strip()) or int(raw) < minimum:
         raise validation_error({name: [f"a whole number, at least {minimum}"]}, location="headers")
     return int(raw)
 
