@@ -115,3 +115,36 @@ def test_different_bytes_at_once_keep_exactly_one_and_nothing_of_the_rest(pg_app
     assert sha(winner) in stored
     assert not {sha(p) for p in payloads if p is not winner} & stored
     assert not list((Path(pg_app.config["STORAGE_DIR"]) / "staging").iterdir())
+
+
+def test_two_parts_at_the_same_offset_at_once_append_once(pg_app):
+    from tests.evidence_helpers import patch_part
+
+    data = make_image(2400, 1800, quality=95)
+    photo_id = uuid.uuid4()
+    first = signed_in(pg_app, "resume-0")
+    length = {"Upload-Length": str(len(data))}
+    head = put_photo(first, photo_id, data[:1000], digest=sha(data), headers=length)
+    assert head.status_code == 202
+    apis = [first, signed_in(pg_app, "resume-1")]
+    start = threading.Barrier(2)
+    statuses: list[int] = [0, 0]
+    errors: list[BaseException] = []
+
+    def send(n: int):
+        try:
+            start.wait(timeout=30)
+            statuses[n] = patch_part(apis[n], photo_id, 1000, data[1000:]).status_code
+        except BaseException as exc:  # surfaced by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert sorted(statuses) == [201, 409]
+    with pg_app.app_context():
+        upload = db.session.get(PhotoUpload, photo_id)
+        assert upload.sha256 == sha(data) and upload.size == len(data)

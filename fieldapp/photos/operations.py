@@ -286,6 +286,8 @@ def append_part(
         raise id_conflict(f"this photo's metadata names other bytes (sha256 {photo.sha256})")
 
     partial = store.partial_path(photo_id)
+    if offset and not partial.exists():  # (a part that lost a race with the last one)
+        raise offset_mismatch(0, f"the server holds 0 bytes, not {offset}")
     with open(partial, "ab") as out:
         try:
             fcntl.flock(out, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -584,10 +586,11 @@ def _sweep_orphans(store: FileSystemStore, cutoff: datetime, dry_run: bool, repo
             continue
         if path.name.endswith(".part"):
             try:
-                if db.session.get(PhotoUpload, uuid.UUID(path.name[:-5])) is not None:
-                    continue
+                upload = db.session.get(PhotoUpload, uuid.UUID(path.name[:-5]))
             except ValueError:
-                pass
+                upload = None
+            if upload is not None and upload.state is UploadState.receiving:
+                continue
         removed += 1
         report.bytes_freed += path.stat().st_size
         if not dry_run:
