@@ -72,6 +72,7 @@ def test_upload_keeps_the_original_byte_for_byte_and_serves_oriented_sizes(app, 
     original = fetch(officer, photo_id)
     assert original.status_code == 200 and original.data == data
     assert original.mimetype == "image/jpeg"
+    assert original.headers["X-Content-SHA256"] == sha(data)
     for size, box in (("thumb", 256), ("medium", 1280)):
         derived = fetch(officer, photo_id, size)
         assert derived.status_code == 200 and derived.mimetype == "image/jpeg"

@@ -210,4 +210,6 @@ class PhotoResource(MethodView):
             max_age=86400,
         )
         response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+        if size == "original":  # so anyone holding the file can check it is the evidence
+            response.headers["X-Content-SHA256"] = upload.sha256
         return response
