@@ -122,6 +122,8 @@ def evidence_settings(env: Mapping[str, str]) -> dict:
         "TRACK_GAP_MINUTES": _int(env, "FIELDAPP_TRACK_GAP_MINUTES", 5),
         "TRACK_GAP_METRES": _float(env, "FIELDAPP_TRACK_GAP_METRES", 500.0, minimum=1.0),
         "TRACK_SIMPLIFY_METRES": _float(env, "FIELDAPP_TRACK_SIMPLIFY_METRES", 5.0),
+        # Fixes reported less accurate than this are left out of lines (they zigzag)
+        "TRACK_MAX_ACCURACY_M": _float(env, "FIELDAPP_TRACK_MAX_ACCURACY_M", 100.0, minimum=1.0),
         "TRACK_MAX_DAYS": _int(env, "FIELDAPP_TRACK_MAX_DAYS", 31),
     }
 

@@ -24,8 +24,9 @@ class TrackArgs(StrictSchema):
 
 class TrackCollectionSchema(ma.Schema):
     """A GeoJSON FeatureCollection (LineString per continuous stretch, Point for a lone fix)
-    with foreign members: ``officer_id``, ``from``, ``to``, ``points``, ``distance_m``,
-    ``duration_s`` (moving stretches only) and ``gaps`` [{from, to, seconds, distance_m}]."""
+    with foreign members: ``officer_id``, ``from``, ``to``, ``points``, ``points_dropped``,
+    ``distance_m``, ``duration_s`` (moving stretches only) and ``gaps``
+    [{from, to, seconds, distance_m}]."""
 
     type = fields.String()
     features = fields.List(fields.Dict())
@@ -33,6 +34,7 @@ class TrackCollectionSchema(ma.Schema):
     from_ = fields.String(data_key="from")
     to = fields.String()
     points = fields.Integer()
+    points_dropped = fields.Integer(metadata={"description": "fixes too inaccurate to draw"})
     distance_m = fields.Float()
     duration_s = fields.Float()
     gaps = fields.List(fields.Dict())

@@ -116,3 +116,15 @@ def test_bad_periods_are_refused_with_field_messages(officer1):
         f"/api/v1/tracks?officer_id={officer_id}&from=2026-11-20T00:00:00&to=2026-11-21T00:00:00Z"
     )
     assert "from" in assert_error(naive, 422, "validation_failed")["errors"]["query"]
+
+
+def test_inaccurate_fixes_are_left_out_of_the_lines(officer1):
+    device, officer_id = officer1
+    points = walk(T0, 121.47, 31.37, 10)
+    points[4] = {**points[4], "lat": 31.372, "accuracy_m": 350.0}  # a 220 m zigzag
+    push_track(device, officer_id, points)
+    track = get_track(device.api, officer_id).get_json()
+    assert track["points"] == 9 and track["points_dropped"] == 1
+    [line] = track["features"]
+    assert all(lat == 31.37 for _, lat in line["geometry"]["coordinates"])
+    assert line["properties"]["distance_m"] == pytest.approx(9 * 4.757, abs=0.5)

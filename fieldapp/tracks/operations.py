@@ -23,6 +23,7 @@ class TrackSettings:
     gap_metres: float
     simplify_metres: float
     max_span: timedelta
+    max_accuracy_m: float = 100.0
 
     @classmethod
     def from_config(cls, config) -> TrackSettings:
@@ -31,6 +32,7 @@ class TrackSettings:
             config["TRACK_GAP_METRES"],
             config["TRACK_SIMPLIFY_METRES"],
             timedelta(days=config["TRACK_MAX_DAYS"]),
+            config["TRACK_MAX_ACCURACY_M"],
         )
 
 
@@ -89,12 +91,14 @@ def track_lines(
     officer_id: uuid.UUID, start: datetime, end: datetime, settings: TrackSettings
 ) -> dict:
     """The officer's track between ``start`` and ``end`` as a GeoJSON FeatureCollection: one
-    feature per continuous stretch, and the totals and gaps as members of the collection."""
-    points = db.session.execute(
-        sa.select(TrackPoint.t.label("at"), TrackPoint.lon, TrackPoint.lat)
+    feature per continuous stretch, and the totals and gaps as members of the collection.
+    Fixes less accurate than ``max_accuracy_m`` are left out (``points_dropped``)."""
+    fixes = db.session.execute(
+        sa.select(TrackPoint.t.label("at"), TrackPoint.lon, TrackPoint.lat, TrackPoint.accuracy_m)
         .where(TrackPoint.officer_id == officer_id, TrackPoint.t >= start, TrackPoint.t <= end)
         .order_by(TrackPoint.t)
     ).all()
+    points = [p for p in fixes if p.accuracy_m is None or p.accuracy_m <= settings.max_accuracy_m]
     segments, gaps = _segments(points, settings)
     features = [_feature(segment, settings) for segment in segments]
     return {
@@ -104,6 +108,7 @@ def track_lines(
         "from": start.isoformat(),
         "to": end.isoformat(),
         "points": len(points),
+        "points_dropped": len(fixes) - len(points),
         "distance_m": round(sum(f["properties"]["distance_m"] for f in features), 1),
         "duration_s": sum(f["properties"]["duration_s"] for f in features),
         "gaps": gaps,
