@@ -231,17 +231,27 @@ class _Places:
 
 
 def _officers(ids: _Ids, found_ids: Sequence) -> dict[object, list[tuple[object, str]]]:
-    found: dict[object, list] = defaultdict(list)
+    """Each inspection's officers in order, as (user id, name)."""
+    pairs: list[tuple[object, object]] = []
     inspection_id = ids.col(inspection_officers.c.inspection_id)
-    names = dict(db.session.execute(sa.select(ids.col(User.id), User.name)).all())
     for chunk in ids.chunks(found_ids):
-        rows = db.session.execute(
-            sa.select(inspection_id, ids.col(inspection_officers.c.user_id))
-            .where(ids.among(inspection_officers.c.inspection_id, chunk))
-            .order_by(inspection_id, inspection_officers.c.position)
+        pairs.extend(
+            db.session.execute(
+                sa.select(inspection_id, ids.col(inspection_officers.c.user_id))
+                .where(ids.among(inspection_officers.c.inspection_id, chunk))
+                .order_by(inspection_id, inspection_officers.c.position)
+            ).all()
         )
-        for inspection, user_id in rows:
-            found[inspection].append((user_id, names.get(user_id, "?")))
+    names: dict[object, str] = {}
+    for chunk in ids.chunks(list({user_id for _, user_id in pairs})):
+        names.update(
+            db.session.execute(
+                sa.select(ids.col(User.id), User.name).where(ids.among(User.id, chunk))
+            ).all()
+        )
+    found: dict[object, list] = defaultdict(list)
+    for inspection, user_id in pairs:
+        found[inspection].append((user_id, names.get(user_id, "?")))
     return found
 
 
