@@ -3,6 +3,7 @@
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Device, LoginFailure, Token, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
+from fieldapp.checks.models import follow_up_index
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter
 from fieldapp.draws.models import Draw
@@ -44,6 +45,7 @@ __all__ = [
     "TrackPoint",
     "User",
     "change_counter",
+    "follow_up_index",
     "inspection_officers",
     "task_assignees",
 ]
