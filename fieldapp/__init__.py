@@ -47,6 +47,10 @@ def create_app(config: dict | None = None) -> Flask:
     except Exception as exc:  # argon2 rejects unusable parameters only when it hashes
         raise ConfigError(f"password hashing settings are unusable: {exc}") from None
 
+    from fieldapp.photos.operations import PhotoSettings
+
+    app.extensions["fieldapp.photos"] = PhotoSettings.from_config(app.config)
+
     api = Api()
     api.init_app(
         app,
@@ -69,16 +73,19 @@ def _register_blueprints(api) -> None:
     from fieldapp.auth.views import blp as auth_blp
     from fieldapp.checklists.views import blp as checklists_blp
     from fieldapp.complaints.views import blp as complaints_blp
+    from fieldapp.checks.views import blp as checks_blp
     from fieldapp.draws.views import blp as draws_blp
     from fieldapp.inspections.views import blp as inspections_blp
     from fieldapp.org.views import blp as org_blp
     from fieldapp.reports.views import blp as reports_blp
+    from fieldapp.photos.views import blp as photos_blp
     from fieldapp.risk.views import blp as risk_blp
     from fieldapp.schedule.views import blp as schedule_blp
     from fieldapp.supervision.views import blp as supervision_blp
     from fieldapp.syncing.views import blp as sync_blp
     from fieldapp.targets.views import blp as targets_blp
     from fieldapp.tasks.views import blp as tasks_blp
+    from fieldapp.tracks.views import blp as tracks_blp
     from fieldapp.web.views import blp as web_blp
 
     for blp in (
@@ -96,6 +103,9 @@ def _register_blueprints(api) -> None:
         audit_blp,
         supervision_blp,
         reports_blp,
+        photos_blp,
+        checks_blp,
+        tracks_blp,
     ):
         api.register_blueprint(blp, url_prefix=API_PREFIX)
     api.register_blueprint(web_blp)

@@ -29,6 +29,7 @@ def _register_commands() -> None:
     from fieldapp.audit.commands import audit_cli
     from fieldapp.auth.commands import user_cli
     from fieldapp.demo.commands import demo_command
+    from fieldapp.photos.commands import photos_cli
     from fieldapp.risk.commands import risk_cli
     from fieldapp.targets.commands import targets_cli
 
@@ -37,6 +38,7 @@ def _register_commands() -> None:
     cli.add_command(targets_cli)
     cli.add_command(risk_cli)
     cli.add_command(audit_cli)
+    cli.add_command(photos_cli)
 
 
 _register_commands()

@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -58,6 +59,73 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} must be a number") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{name}={value!r} is not a time zone name (e.g. Asia/Shanghai)"
+        ) from None
+    return value
+
+
+def evidence_settings(env: Mapping[str, str]) -> dict:
+    """Photo upload limits and the thresholds of the automatic case-file checks.
+
+    Each is overridable by the ``FIELDAPP_`` variable of the same name (docs/evidence.md
+    explains what each one means to a supervisor).
+    """
+    return {
+        # Photos: an upload over PHOTO_MAX_BYTES is refused (413); an image over
+        # PHOTO_MAX_PIXELS, or with a side over PHOTO_MAX_SIDE, or stretched beyond
+        # PHOTO_MAX_ASPECT : 1, is refused as a bad image (422; decompression bombs).
+        "PHOTO_MAX_BYTES": _int(env, "FIELDAPP_PHOTO_MAX_BYTES", 20 * 1024 * 1024),
+        "PHOTO_MAX_PIXELS": _int(env, "FIELDAPP_PHOTO_MAX_PIXELS", 50_000_000),
+        "PHOTO_MAX_SIDE": _int(env, "FIELDAPP_PHOTO_MAX_SIDE", 16_384),
+        "PHOTO_MAX_ASPECT": _float(env, "FIELDAPP_PHOTO_MAX_ASPECT", 12.0, minimum=1.0),
+        # Uploads no inspection claimed after this many hours are swept (`fieldapp photos sweep`),
+        # and so are resumable uploads left unfinished for as long.
+        "PHOTO_UNCLAIMED_HOURS": _int(env, "FIELDAPP_PHOTO_UNCLAIMED_HOURS", 72),
+        # Checks (GET /inspections/<id>/checks)
+        "CHECK_SHOP_DISTANCE_M": _float(env, "FIELDAPP_CHECK_SHOP_DISTANCE_M", 150.0),
+        "CHECK_SITE_DISTANCE_M": _float(env, "FIELDAPP_CHECK_SITE_DISTANCE_M", 100.0),
+        "CHECK_JURISDICTION_TOLERANCE_M": _float(
+            env, "FIELDAPP_CHECK_JURISDICTION_TOLERANCE_M", 50.0
+        ),
+        "CHECK_MAX_ACCURACY_M": _float(env, "FIELDAPP_CHECK_MAX_ACCURACY_M", 50.0),
+        "CHECK_PHOTO_DISTANCE_M": _float(env, "FIELDAPP_CHECK_PHOTO_DISTANCE_M", 200.0),
+        "CHECK_PHOTO_TIME_MARGIN_MINUTES": _int(
+            env, "FIELDAPP_CHECK_PHOTO_TIME_MARGIN_MINUTES", 10, minimum=0
+        ),
+        "CHECK_MAX_SPEED_KMH": _float(env, "FIELDAPP_CHECK_MAX_SPEED_KMH", 80.0, minimum=1.0),
+        "CHECK_TRAVEL_MIN_DISTANCE_M": _float(env, "FIELDAPP_CHECK_TRAVEL_MIN_DISTANCE_M", 1000.0),
+        "CHECK_SUBMISSION_HOURS": _int(env, "FIELDAPP_CHECK_SUBMISSION_HOURS", 24),
+        # Deadlines and EXIF times without an offset are read in this zone
+        "LOCAL_TIMEZONE": _timezone(env, "FIELDAPP_LOCAL_TIMEZONE", "Asia/Shanghai"),
+        # Tracks: a pause longer than this, or a jump farther, splits a line (a gap)
+        "TRACK_GAP_MINUTES": _int(env, "FIELDAPP_TRACK_GAP_MINUTES", 5),
+        "TRACK_GAP_METRES": _float(env, "FIELDAPP_TRACK_GAP_METRES", 500.0, minimum=1.0),
+        "TRACK_SIMPLIFY_METRES": _float(env, "FIELDAPP_TRACK_SIMPLIFY_METRES", 5.0),
+        # Fixes reported less accurate than this are left out of lines (they zigzag)
+        "TRACK_MAX_ACCURACY_M": _float(env, "FIELDAPP_TRACK_MAX_ACCURACY_M", 100.0, minimum=1.0),
+        "TRACK_MAX_DAYS": _int(env, "FIELDAPP_TRACK_MAX_DAYS", 31),
+    }
 
 
 def _secret_key(env: Mapping[str, str], instance_path: Path) -> str:
@@ -116,6 +184,7 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str) -> 
         "PASSWORD_TIME_COST": _int(env, "FIELDAPP_PASSWORD_TIME_COST", 3),
         "PASSWORD_MEMORY_KIB": _int(env, "FIELDAPP_PASSWORD_MEMORY_KIB", 65536, minimum=32),
         "LOG_LEVEL": env.get("FIELDAPP_LOG_LEVEL", "INFO").upper(),
+        **evidence_settings(env),
         # flask-smorest / OpenAPI
         "API_TITLE": "fieldapp",
         "API_VERSION": "v1",

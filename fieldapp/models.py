@@ -3,12 +3,13 @@
 from fieldapp.audit.models import AuditEntry, audit_chain_head
 from fieldapp.auth.models import Device, LoginFailure, Token, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
+from fieldapp.checks.models import follow_up_index
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter
 from fieldapp.draws.models import Draw
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
-from fieldapp.photos.models import Photo
+from fieldapp.photos.models import Photo, PhotoUpload
 from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
 from fieldapp.supervision.models import CaseReview, SupervisionOrder
 from fieldapp.targets.models import Target
@@ -31,6 +32,7 @@ __all__ = [
     "Inspection",
     "LoginFailure",
     "Photo",
+    "PhotoUpload",
     "RecordVersion",
     "RiskLevelChange",
     "RiskSetting",
@@ -47,6 +49,7 @@ __all__ = [
     "User",
     "audit_chain_head",
     "change_counter",
+    "follow_up_index",
     "inspection_officers",
     "task_assignees",
 ]

@@ -35,6 +35,7 @@ from fieldapp.inspections.models import (
     ReviewStatus,
     inspection_officers,
 )
+from fieldapp.photos import operations as photo_ops
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target, TargetKind
@@ -1017,6 +1018,10 @@ class PhotoHandler:
             else:
                 setattr(photo, name, value)
         photo.field_clocks = {**(photo.field_clocks or {}), **{n: str(change.hlc) for n in wire}}
+        try:  # bytes uploaded before their metadata are claimed by it now
+            photo_ops.claim(photo)
+        except ValueError as exc:
+            raise invalid({"sha256": [str(exc)]}) from None
         db.session.flush()
         audit.record(
             ctx.actor, "photo.metadata", self.entity, photo.id, after={"fields": sorted(wire)}

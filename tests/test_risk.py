@@ -96,9 +96,9 @@ def test_a_severe_finding_raises_the_level_at_once_with_its_audit_entry(app, log
             f["source"] for f in risk.factors
         ]
         entries = db.session.scalars(
-            sa.select(AuditEntry).where(
-                AuditEntry.action == "risk.level_change", AuditEntry.record_id == str(shop)
-            )
+            sa.select(AuditEntry)
+            .where(AuditEntry.action == "risk.level_change", AuditEntry.record_id == str(shop))
+            .order_by(AuditEntry.seq)
         ).all()
         assert entries[-1].after["level"] == "high"
         change = db.session.scalars(

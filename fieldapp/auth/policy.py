@@ -256,7 +256,18 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
         p.role in (Role.supervisor, Role.admin)
         or (p.role is Role.leader and squadron_id == p.user.squadron_id)
     ),
+    # obj: the officer whose GPS track is read (a read: views answer 404, not 403)
+    "track.view": lambda p, officer: _may_view_track(p, officer),
 }
+
+
+def _may_view_track(p: Policy, officer: User) -> bool:
+    if p.role is Role.admin or officer.id == p.user.id:
+        return True
+    if p.role is Role.supervisor:
+        return officer.district_id == p.user.district_id
+    return p.role is Role.leader and officer.squadron_id == p.user.squadron_id
+
 
 _WRITE_MESSAGES = {
     "target.create": "only the squadron's leader or an admin may add targets to this squadron",

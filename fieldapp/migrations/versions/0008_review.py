@@ -2,7 +2,7 @@
 lists; one case per inspection
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-11-21 09:40:53
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

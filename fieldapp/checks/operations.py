@@ -1,0 +1,688 @@
+"""The automatic case-file checks, computed for many inspections at once.
+
+:func:`check_inspections` takes inspection ids (one, or a month of a district for the monthly
+report) and returns each one's flags. It reads what the checks need in a few set queries (no
+query per inspection), parses each target's boundary and each squadron's jurisdiction once and
+prepares them (shapely), and measures distances in metres on the ground at the points' own
+latitude (:mod:`fieldapp.geo`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import operator
+import re
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import shapely
+import sqlalchemy as sa
+from shapely.geometry import Point, shape
+from sqlalchemy.dialects import postgresql
+
+from fieldapp.auth.models import User
+from fieldapp.checks.models import ORDER, Flag, FlagCode
+from fieldapp.db import db
+from fieldapp.geo import LocalFrame, distance_m
+from fieldapp.inspections.models import Inspection, InspectionStatus, Outcome, inspection_officers
+from fieldapp.org.models import Squadron
+from fieldapp.photos.models import Photo, PhotoUpload, UploadState
+from fieldapp.targets.models import Target, TargetKind
+
+#: Ids per IN (...) list: well under SQLite's variable limit, and small plans on PostgreSQL.
+CHUNK = 900
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """The thresholds (configuration; docs/evidence.md explains each)."""
+
+    shop_distance_m: float = 150.0
+    site_distance_m: float = 100.0
+    jurisdiction_tolerance_m: float = 50.0
+    max_accuracy_m: float = 50.0
+    photo_distance_m: float = 200.0
+    photo_time_margin: timedelta = timedelta(minutes=10)
+    max_speed_kmh: float = 80.0
+    travel_min_distance_m: float = 1000.0
+    submission_delay: timedelta = timedelta(hours=24)
+    local_zone: str = "Asia/Shanghai"
+
+    @classmethod
+    def from_config(cls, config) -> CheckSettings:
+        return cls(
+            shop_distance_m=config["CHECK_SHOP_DISTANCE_M"],
+            site_distance_m=config["CHECK_SITE_DISTANCE_M"],
+            jurisdiction_tolerance_m=config["CHECK_JURISDICTION_TOLERANCE_M"],
+            max_accuracy_m=config["CHECK_MAX_ACCURACY_M"],
+            photo_distance_m=config["CHECK_PHOTO_DISTANCE_M"],
+            photo_time_margin=timedelta(minutes=config["CHECK_PHOTO_TIME_MARGIN_MINUTES"]),
+            max_speed_kmh=config["CHECK_MAX_SPEED_KMH"],
+            travel_min_distance_m=config["CHECK_TRAVEL_MIN_DISTANCE_M"],
+            submission_delay=timedelta(hours=config["CHECK_SUBMISSION_HOURS"]),
+            local_zone=config["LOCAL_TIMEZONE"],
+        )
+
+
+def metres_text(metres: float) -> str:
+    """420 m, 1.2 km: distances as a person says them."""
+    return f"{metres / 1000:.1f} km" if metres >= 1000 else f"{metres:.0f} m"
+
+
+def duration_text(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes / 60
+    return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.0f} days"
+
+
+class _Ids:
+    """Record ids as text while the checks run, turned into :class:`uuid.UUID` only at the end.
+
+    Some 100,000 ids pass through a 10,000-inspection run; making a UUID object of each took
+    a third of the time. On SQLite a UUID column is 32 hex characters already; on PostgreSQL
+    the columns are read as text. Lookups still compare the uuid columns themselves (indexed),
+    with the ids given as text and cast once.
+    """
+
+    def __init__(self):
+        self.sqlite = db.session.get_bind().dialect.name == "sqlite"
+
+    def col(self, column):
+        """``column`` (a uuid column) read as text."""
+        return sa.type_coerce(column, sa.String) if self.sqlite else sa.cast(column, sa.String)
+
+    def raw(self, value: uuid.UUID) -> str:
+        return value.hex if self.sqlite else str(value)
+
+    def canon(self, raw) -> uuid.UUID | None:
+        return None if raw is None else uuid.UUID(raw)
+
+    def among(self, column, values: Sequence) -> sa.ColumnElement[bool]:
+        """``column IN values`` for a uuid column and ids as text. On PostgreSQL one array
+        parameter (``= ANY(...)``): the driver spends longer splitting a query with 900
+        placeholders than the server takes to run it."""
+        if self.sqlite:
+            return sa.type_coerce(column, sa.String).in_(values)
+        texts = sa.bindparam(None, list(values), type_=postgresql.ARRAY(sa.String))
+        return column == sa.any_(sa.cast(texts, postgresql.ARRAY(sa.Uuid)))
+
+    def chunks(self, values: Sequence) -> Iterable[Sequence]:
+        """Pieces small enough for SQLite's parameter limit (PostgreSQL: arrays, any length)."""
+        size = CHUNK if self.sqlite else 20_000
+        for start in range(0, len(values), size):
+            yield values[start : start + size]
+
+
+def _chunks(ids: Sequence) -> Iterable[Sequence]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+# -- the facts the checks read -------------------------------------------------------------------
+
+
+def _inspection_columns(ids: _Ids) -> tuple:
+    """What the checks read of an inspection; JSON as text, parsed only where it matters."""
+    return (
+        ids.col(Inspection.id).label("id"),
+        ids.col(Inspection.target_id).label("target_id"),
+        Inspection.squadron_id,
+        Inspection.started_at,
+        Inspection.ended_at,
+        Inspection.lon,
+        Inspection.lat,
+        Inspection.accuracy_m,
+        sa.cast(Inspection.answers, sa.Text).label("answers_text"),
+        Inspection.outcome,
+        Inspection.rectification_deadline,
+        sa.cast(Inspection.photo_ids, sa.Text).label("photo_ids_text"),
+        Inspection.status,
+        Inspection.submitted_at,
+        sa.cast(Inspection.flags, sa.Text).label("flags_text"),
+    )
+
+
+_PHOTO_REFERENCE = re.compile(r'"photo_ids":\s*\["')
+
+
+_ROW_FIELDS = (
+    "id",
+    "target_id",
+    "squadron_id",
+    "started_at",
+    "ended_at",
+    "lon",
+    "lat",
+    "accuracy_m",
+    "outcome",
+    "rectification_deadline",
+    "status",
+    "submitted_at",
+    "flags_text",
+)
+
+
+class _Facts:
+    """One inspection's row as plain attributes, its JSON parsed only where it matters."""
+
+    __slots__ = (*_ROW_FIELDS, "answers", "photo_ids")
+
+    def __init__(self, row):
+        for name, value in zip(_ROW_FIELDS, operator.attrgetter(*_ROW_FIELDS)(row), strict=True):
+            setattr(self, name, value)
+        text = row.answers_text or "{}"
+        # only failed items and photo references matter: most answers are never parsed
+        parse = '"fail"' in text or _PHOTO_REFERENCE.search(text) is not None
+        self.answers = json.loads(text) if parse else {}
+        photos = row.photo_ids_text
+        self.photo_ids = json.loads(photos) if photos and photos not in ("[]", "null") else []
+
+
+class _Places:
+    """Targets and squadrons, each geometry parsed and prepared once per run."""
+
+    def __init__(self, ids: _Ids):
+        self.ids = ids
+        self.targets: dict[object, tuple] = {}
+        self.squadrons: dict[int, tuple] = {}
+
+    def load_targets(self, wanted: set) -> None:
+        missing = [i for i in wanted if i not in self.targets]
+        target_id = self.ids.col(Target.id)
+        for chunk in self.ids.chunks(missing):
+            rows = db.session.execute(
+                sa.select(
+                    target_id.label("id"),
+                    Target.kind,
+                    Target.name,
+                    Target.lon,
+                    Target.lat,
+                    Target.boundary,
+                ).where(self.ids.among(Target.id, chunk))
+            )
+            for row in rows:
+                boundary = None
+                if row.boundary:
+                    frame = LocalFrame(row.lon, row.lat)
+                    boundary = (frame, frame.geometry(shape(row.boundary)))
+                    shapely.prepare(boundary[1])
+                self.targets[row.id] = (row.kind, row.name, row.lon, row.lat, boundary)
+
+    def load_squadrons(self, ids: set) -> None:
+        missing = [i for i in ids if i not in self.squadrons]
+        if not missing:
+            return
+        for row in db.session.execute(
+            sa.select(Squadron.id, Squadron.name, Squadron.jurisdiction).where(
+                Squadron.id.in_(missing)
+            )
+        ):
+            polygon = shape(row.jurisdiction) if row.jurisdiction else None
+            if polygon is not None:
+                shapely.prepare(polygon)
+            self.squadrons[row.id] = (row.name, polygon)
+
+
+def _officers(ids: _Ids, found_ids: Sequence) -> dict[object, list[tuple[object, str]]]:
+    """Each inspection's officers in order, as (user id, name)."""
+    pairs: list[tuple[object, object]] = []
+    inspection_id = ids.col(inspection_officers.c.inspection_id)
+    for chunk in ids.chunks(found_ids):
+        pairs.extend(
+            db.session.execute(
+                sa.select(inspection_id, ids.col(inspection_officers.c.user_id))
+                .where(ids.among(inspection_officers.c.inspection_id, chunk))
+                .order_by(inspection_id, inspection_officers.c.position)
+            ).all()
+        )
+    names: dict[object, str] = {}
+    for chunk in ids.chunks(list({user_id for _, user_id in pairs})):
+        names.update(
+            db.session.execute(
+                sa.select(ids.col(User.id), User.name).where(ids.among(User.id, chunk))
+            ).all()
+        )
+    found: dict[object, list] = defaultdict(list)
+    for inspection, user_id in pairs:
+        found[inspection].append((user_id, names.get(user_id, "?")))
+    return found
+
+
+def _photos(ids: _Ids, found_ids: Sequence) -> dict[object, list]:
+    """Photo metadata with what the upload's EXIF says (outer join: not all are uploaded)."""
+    found: dict[object, list] = defaultdict(list)
+    inspection_id = ids.col(Photo.inspection_id)
+    for chunk in ids.chunks(found_ids):
+        rows = db.session.execute(
+            sa.select(
+                Photo.id,
+                inspection_id.label("inspection_id"),
+                Photo.taken_at,
+                Photo.lon,
+                Photo.lat,
+                Photo.uploaded,
+                PhotoUpload.exif_taken_at,
+                PhotoUpload.exif_lon,
+                PhotoUpload.exif_lat,
+            )
+            .outerjoin(
+                PhotoUpload,
+                sa.and_(PhotoUpload.id == Photo.id, PhotoUpload.state == UploadState.stored),
+            )
+            .where(ids.among(Photo.inspection_id, chunk))
+        )
+        for row in rows:
+            found[row.inspection_id].append(row)
+    return found
+
+
+def _followed_up(ids: _Ids, found_ids: Sequence) -> set:
+    found: set = set()
+    follow_up_of = ids.col(Inspection.follow_up_of)
+    for chunk in ids.chunks(found_ids):
+        found.update(
+            db.session.scalars(
+                sa.select(follow_up_of).where(ids.among(Inspection.follow_up_of, chunk))
+            )
+        )
+    return found
+
+
+def _previous_inspections(ids: _Ids, rows, officers) -> dict[tuple, object]:
+    """For each (inspection, officer): that officer's inspection just before it (by start).
+
+    Reads every inspection of the officers concerned from a day before the earliest one to the
+    latest one, in one query per chunk of officers, and walks each officer's day in order.
+    """
+    officer_ids = sorted({o for pairs in officers.values() for o, _ in pairs})
+    if not officer_ids or not rows:
+        return {}
+    earliest = min(r.started_at for r in rows) - timedelta(days=1)
+    latest = max(r.started_at for r in rows)
+    by_officer: dict[object, list] = defaultdict(list)
+    user_id = ids.col(inspection_officers.c.user_id)
+    for chunk in ids.chunks(officer_ids):
+        found = db.session.execute(
+            sa.select(
+                user_id.label("user_id"),
+                ids.col(Inspection.id).label("id"),
+                ids.col(Inspection.target_id).label("target_id"),
+                Inspection.started_at,
+                Inspection.ended_at,
+                Inspection.lon,
+                Inspection.lat,
+            )
+            .join(Inspection, Inspection.id == inspection_officers.c.inspection_id)
+            .where(
+                ids.among(inspection_officers.c.user_id, chunk),
+                Inspection.started_at >= earliest,
+                Inspection.started_at <= latest,
+            )
+        )
+        for row in found:
+            by_officer[row.user_id].append(row)
+    previous = {}
+    for officer_id, visits in by_officer.items():
+        visits.sort(key=lambda v: (v.started_at, str(v.id)))
+        for before, after in itertools.pairwise(visits):
+            previous[after.id, officer_id] = before
+    return previous
+
+
+# -- the checks ----------------------------------------------------------------------------------
+
+
+def check_inspections(
+    inspection_ids: Iterable[uuid.UUID], settings: CheckSettings, now: datetime
+) -> dict[uuid.UUID, list[Flag]]:
+    """Every flag of every inspection in ``inspection_ids``, in the order of :class:`FlagCode`.
+
+    Ids that name no inspection are left out of the answer. Callers scope the ids; this
+    function reads what it needs regardless of who asks (a previous inspection by the same
+    officer may lie in another squadron, and travel between them still counts).
+    """
+    ids = _Ids()
+    wanted = [ids.raw(i) for i in dict.fromkeys(inspection_ids)]
+    columns = _inspection_columns(ids)
+    rows = []
+    for chunk in ids.chunks(wanted):
+        found = db.session.execute(sa.select(*columns).where(ids.among(Inspection.id, chunk)))
+        rows.extend(_Facts(row) for row in found)
+    places = _Places(ids)
+    places.load_targets({r.target_id for r in rows})
+    places.load_squadrons({r.squadron_id for r in rows})
+    found_ids = [r.id for r in rows]
+    officers = _officers(ids, found_ids)
+    photos = _photos(ids, found_ids)
+    stored_bytes = _stored_without_metadata(rows, photos)
+    followed = _followed_up(ids, found_ids)
+    previous = _previous_inspections(ids, rows, officers)
+    other_targets = {v.target_id for v in previous.values()}
+    places.load_targets(other_targets)
+    zone = ZoneInfo(settings.local_zone)
+    today = now.astimezone(zone).date()
+
+    result: dict[uuid.UUID, list[Flag]] = {}
+    for row in rows:
+        context = _Context(row, settings, places, zone, ids)
+        flags = [
+            *_single_officer(row, officers.get(row.id, [])),
+            *context.location_flags(),
+            *context.photo_flags(photos.get(row.id, [])),
+            *_missing_photos(row),
+            *_photos_missing_upload(row, photos.get(row.id, []), stored_bytes),
+            *_late_submission(row, settings, now),
+            *_rectification_overdue(row, today, followed),
+            *context.travel_flags(officers.get(row.id, []), previous),
+            *_clock_skew(row),
+        ]
+        flags.sort(key=lambda f: ORDER[f.flag])
+        result[ids.canon(row.id)] = flags
+    return result
+
+
+def count_flags(flags_by_inspection: dict[uuid.UUID, list[Flag]]) -> Counter:
+    """How many inspections raised each flag (for the monthly report)."""
+    return Counter(flag.flag.value for flags in flags_by_inspection.values() for flag in flags)
+
+
+class _Context:
+    def __init__(self, row, settings: CheckSettings, places: _Places, zone: ZoneInfo, ids: _Ids):
+        self.ids = ids
+        self.row = row
+        self.settings = settings
+        self.places = places
+        self.zone = zone
+
+    def _local(self, moment: datetime) -> str:
+        return moment.astimezone(self.zone).strftime("%m-%d %H:%M")
+
+    def location_flags(self) -> list[Flag]:
+        row, settings = self.row, self.settings
+        flags = []
+        target = self.places.targets.get(row.target_id)
+        if target is not None:
+            kind, name, lon, lat, boundary = target
+            if kind is TargetKind.site and boundary is not None:
+                frame, polygon = boundary
+                metres = shapely.distance(polygon, Point(frame.xy(row.lon, row.lat)))
+                limit, where = settings.site_distance_m, "outside the site's boundary"
+            else:
+                metres = distance_m(row.lon, row.lat, lon, lat)
+                limit = (
+                    settings.shop_distance_m
+                    if kind is TargetKind.shop
+                    else settings.site_distance_m
+                )
+                where = f"from the {'shop' if kind is TargetKind.shop else 'site'}"
+            if metres > limit:
+                flags.append(
+                    Flag(
+                        FlagCode.location_far_from_target,
+                        f"inspection point {metres_text(metres)} {where} ({name}); "
+                        f"the limit is {metres_text(limit)}",
+                        {"distance_m": round(metres, 1), "limit_m": limit},
+                    )
+                )
+        squadron = self.places.squadrons.get(row.squadron_id)
+        if squadron is not None and squadron[1] is not None:
+            name, polygon = squadron
+            if not shapely.contains_xy(polygon, row.lon, row.lat):
+                frame = LocalFrame(row.lon, row.lat)
+                metres = shapely.distance(frame.geometry(polygon), Point(0.0, 0.0))
+                if metres > settings.jurisdiction_tolerance_m:
+                    flags.append(
+                        Flag(
+                            FlagCode.outside_jurisdiction,
+                            f"inspection point {metres_text(metres)} outside the jurisdiction "
+                            f"of {name}",
+                            {"distance_m": round(metres, 1), "squadron_id": row.squadron_id},
+                        )
+                    )
+        if row.accuracy_m is not None and row.accuracy_m > settings.max_accuracy_m:
+            flags.append(
+                Flag(
+                    FlagCode.low_accuracy,
+                    f"GPS accuracy {row.accuracy_m:.0f} m when the point was taken; "
+                    f"the limit is {settings.max_accuracy_m:.0f} m",
+                    {"accuracy_m": row.accuracy_m, "limit_m": settings.max_accuracy_m},
+                )
+            )
+        return flags
+
+    def photo_flags(self, photos: list) -> list[Flag]:
+        row, settings = self.row, self.settings
+        far, early_late = [], []
+        start = row.started_at - settings.photo_time_margin
+        end = (row.ended_at or row.started_at) + settings.photo_time_margin
+        for photo in sorted(photos, key=lambda p: str(p.id)):
+            lon, lat, source = photo.exif_lon, photo.exif_lat, "camera GPS"
+            if lon is None:
+                lon, lat, source = photo.lon, photo.lat, "device"
+            if lon is not None:
+                metres = distance_m(lon, lat, row.lon, row.lat)
+                if metres > settings.photo_distance_m:
+                    far.append((metres, photo.id, source))
+            taken = photo.exif_taken_at or photo.taken_at
+            if taken is not None and not (start <= taken <= end):
+                early_late.append((taken, photo.id))
+        flags = []
+        if far:
+            metres, photo_id, source = max(far)
+            more = f"; {len(far)} photos over the limit" if len(far) > 1 else ""
+            flags.append(
+                Flag(
+                    FlagCode.photo_location_mismatch,
+                    f"photo {str(photo_id)[:8]} taken {metres_text(metres)} from the inspection "
+                    f"point ({source}); the limit is {metres_text(settings.photo_distance_m)}"
+                    + more,
+                    {
+                        "photo_ids": [str(p) for _, p, _ in far],
+                        "max_distance_m": round(metres, 1),
+                        "limit_m": settings.photo_distance_m,
+                    },
+                )
+            )
+        if early_late:
+            taken, photo_id = early_late[0]
+            window = f"{self._local(row.started_at)}–{self._local(row.ended_at or row.started_at)}"
+            more = f"; {len(early_late)} photos outside it" if len(early_late) > 1 else ""
+            flags.append(
+                Flag(
+                    FlagCode.photo_time_outside_inspection,
+                    f"photo {str(photo_id)[:8]} taken at {self._local(taken)}, outside the "
+                    f"inspection ({window}, ±{duration_text(settings.photo_time_margin)})" + more,
+                    {"photo_ids": [str(p) for _, p in early_late]},
+                )
+            )
+        return flags
+
+    def travel_flags(self, officers: list, previous: dict) -> list[Flag]:
+        row, settings = self.row, self.settings
+        worst = None
+        for officer_id, officer_name in officers:
+            before = previous.get((row.id, officer_id))
+            if before is None:
+                continue
+            metres = distance_m(before.lon, before.lat, row.lon, row.lat)
+            if metres < settings.travel_min_distance_m:
+                continue
+            left = before.ended_at or before.started_at
+            seconds = (row.started_at - left).total_seconds()
+            speed = float("inf") if seconds <= 0 else metres / seconds * 3.6
+            if speed > settings.max_speed_kmh and (worst is None or speed > worst[0]):
+                worst = (speed, officer_name, before, metres, seconds)
+        if worst is None:
+            return []
+        speed, officer_name, before, metres, seconds = worst
+        left = before.ended_at or before.started_at
+        target = self.places.targets.get(before.target_id)
+        where = target[1] if target else "the previous target"
+        pace = (
+            "while that inspection was still under way"
+            if seconds <= 0
+            else f"{duration_text(timedelta(seconds=seconds))} later, {speed:.0f} km/h"
+        )
+        return [
+            Flag(
+                FlagCode.impossible_travel,
+                f"{officer_name} was at {where} until {self._local(left)}, "
+                f"{metres_text(metres)} away, and started here {pace}; "
+                f"the limit is {settings.max_speed_kmh:.0f} km/h",
+                {
+                    "previous_inspection_id": str(self.ids.canon(before.id)),
+                    "distance_m": round(metres, 1),
+                    "seconds": seconds,
+                    "speed_kmh": None if seconds <= 0 else round(speed, 1),
+                },
+            )
+        ]
+
+
+def _single_officer(row, officers: list) -> list[Flag]:
+    if len(officers) >= 2:
+        return []
+    names = ", ".join(name for _, name in officers) or "nobody"
+    return [
+        Flag(
+            FlagCode.single_officer,
+            f"only {len(officers)} officer recorded ({names}); an inspection needs two (双人执法)",
+            {"officers": len(officers)},
+        )
+    ]
+
+
+def _failed_items(answers: dict) -> list[tuple[str, dict]]:
+    return sorted(
+        (code, answer)
+        for code, answer in (answers or {}).items()
+        if isinstance(answer, dict) and answer.get("result") == "fail"
+    )
+
+
+def _missing_photos(row) -> list[Flag]:
+    bare = [code for code, answer in _failed_items(row.answers) if not answer.get("photo_ids")]
+    if not bare:
+        return []
+    return [
+        Flag(
+            FlagCode.missing_photos,
+            f"item{'s' if len(bare) > 1 else ''} {', '.join(bare)} failed without a photo",
+            {"items": bare},
+        )
+    ]
+
+
+def _referenced_photos(row) -> set[str]:
+    referenced = {str(p) for p in row.photo_ids}
+    for answer in (row.answers or {}).values():
+        if isinstance(answer, dict):
+            referenced.update(str(p) for p in answer.get("photo_ids") or [])
+    return referenced
+
+
+def _stored_without_metadata(rows, photos: dict) -> set[str]:
+    """Referenced photos whose bytes are stored although no metadata names them (yet): their
+    upload is not missing."""
+    with_metadata = {str(p.id) for found in photos.values() for p in found}
+    candidates = set()
+    for row in rows:
+        if row.photo_ids or row.answers:
+            candidates |= _referenced_photos(row) - with_metadata
+    stored: set[str] = set()
+    valid = []
+    for value in candidates:
+        try:
+            valid.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    for chunk in _chunks(valid):
+        stored.update(
+            str(i)
+            for i in db.session.scalars(
+                sa.select(PhotoUpload.id).where(
+                    PhotoUpload.id.in_(chunk), PhotoUpload.state == UploadState.stored
+                )
+            )
+        )
+    return stored
+
+
+def _photos_missing_upload(row, photos: list, stored_bytes: set[str]) -> list[Flag]:
+    referenced = _referenced_photos(row)
+    uploaded = {str(p.id) for p in photos if p.uploaded} | (referenced & stored_bytes)
+    missing = sorted(referenced - uploaded)
+    if not missing:
+        return []
+    return [
+        Flag(
+            FlagCode.photos_missing_upload,
+            f"{len(missing)} of {len(referenced)} photos are not uploaded yet: "
+            + ", ".join(p[:8] for p in missing[:5])
+            + ("…" if len(missing) > 5 else ""),
+            {"photo_ids": missing},
+        )
+    ]
+
+
+def _late_submission(row, settings: CheckSettings, now: datetime) -> list[Flag]:
+    ended = row.ended_at or row.started_at
+    limit = settings.submission_delay
+    if row.status is InspectionStatus.submitted and row.submitted_at is not None:
+        delay = row.submitted_at - ended
+        if delay > limit:
+            return [
+                Flag(
+                    FlagCode.late_submission,
+                    f"submitted {duration_text(delay)} after the inspection ended; "
+                    f"the limit is {duration_text(limit)}",
+                    {"delay_hours": round(delay.total_seconds() / 3600, 1)},
+                )
+            ]
+    elif row.status is InspectionStatus.draft and now - ended > limit:
+        delay = now - ended
+        return [
+            Flag(
+                FlagCode.late_submission,
+                f"still not submitted {duration_text(delay)} after the inspection; "
+                f"the limit is {duration_text(limit)}",
+                {"delay_hours": round(delay.total_seconds() / 3600, 1), "submitted": False},
+            )
+        ]
+    return []
+
+
+def _rectification_overdue(row, today, followed: set) -> list[Flag]:
+    if row.outcome is not Outcome.rectification_ordered or row.rectification_deadline is None:
+        return []
+    if row.rectification_deadline >= today or row.id in followed:
+        return []
+    days = (today - row.rectification_deadline).days
+    return [
+        Flag(
+            FlagCode.rectification_overdue,
+            f"rectification deadline {row.rectification_deadline.isoformat()} passed "
+            f"{days} day{'s' if days != 1 else ''} ago with no follow-up inspection (复查)",
+            {"deadline": row.rectification_deadline.isoformat(), "days_overdue": days},
+        )
+    ]
+
+
+def _clock_skew(row) -> list[Flag]:
+    if '"clock_skew"' not in (row.flags_text or ""):
+        return []
+    return [
+        Flag(
+            FlagCode.clock_skew,
+            "a device clock ran more than 60 s ahead of the server's when this record was "
+            "pushed; its times were clamped to the server's",
+            {},
+        )
+    ]

@@ -1,0 +1,227 @@
+"""What Pillow tells about an uploaded photo: its real type, whether it decodes, its EXIF
+capture time and GPS position, and the derived sizes shown to people.
+
+Nothing here trusts the client: the type is judged from the bytes, the pixel count is checked
+before any pixel is decoded (decompression bombs), and the whole image is decoded once (in
+JPEG draft mode, at the scale the medium size needs) so that corrupt and truncated files are
+refused at upload rather than discovered in court.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
+
+#: The formats a device may upload, by Pillow's name, with their media types.
+ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+#: Derived sizes: the box each fits in.
+BOXES = {"thumb": (256, 256), "medium": (1280, 1280)}
+DERIVED_QUALITY = 82
+
+
+class UnsupportedImage(Exception):
+    """Not a JPEG, PNG or WebP (judged by content): 415."""
+
+
+class BadImage(Exception):
+    """A supported type that is corrupt, truncated or too large to decode safely: 422."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int
+    max_side: int
+    max_aspect: float
+
+    @classmethod
+    def from_config(cls, config) -> Limits:
+        return cls(config["PHOTO_MAX_PIXELS"], config["PHOTO_MAX_SIDE"], config["PHOTO_MAX_ASPECT"])
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """What the server learned from a valid upload."""
+
+    content_type: str
+    width: int
+    height: int
+    taken_at: datetime | None
+    lon: float | None
+    lat: float | None
+    derived: dict[str, bytes]
+
+
+def _claims_accepted_format(path) -> bool:
+    with open(path, "rb") as source:
+        head = source.read(12)
+    return (
+        head.startswith(b"\xff\xd8\xff")
+        or head.startswith(b"\x89PNG\r\n\x1a\n")
+        or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+    )
+
+
+def _open(path) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns, then refuses, past its own pixel limit; ours is lower and checked next
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path, formats=None)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise BadImage(f"too many pixels to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        if _claims_accepted_format(path):  # a JPEG/PNG/WebP signature Pillow could not parse
+            raise BadImage("the image header is corrupt") from None
+        raise UnsupportedImage("not a JPEG, PNG or WebP image") from None
+    except Exception as exc:  # a header Pillow recognized but could not parse
+        raise BadImage(f"the image cannot be read: {exc}") from None
+
+
+def _check_dimensions(image: Image.Image, limits: Limits) -> None:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise BadImage("the image has no pixels")
+    if width * height > limits.max_pixels:
+        raise BadImage(
+            f"{width}×{height} is {width * height:,} pixels; the limit is {limits.max_pixels:,}"
+        )
+    if max(width, height) > limits.max_side:
+        raise BadImage(f"{width}×{height}: a side is longer than {limits.max_side} pixels")
+    if max(width, height) / min(width, height) > limits.max_aspect:
+        raise BadImage(f"{width}×{height} is not a photo's shape (more than {limits.max_aspect}:1)")
+
+
+def inspect_upload(path, limits: Limits, local_zone: str) -> Inspected:
+    """Judge the file at ``path``: its type, soundness, EXIF facts, and its derived sizes.
+
+    Raises :class:`UnsupportedImage` or :class:`BadImage`.
+    """
+    image = _open(path)
+    with image:
+        if image.format not in ACCEPTED_FORMATS:
+            raise UnsupportedImage(
+                f"{image.format} images are not accepted; send JPEG, PNG or WebP"
+            )
+        _check_dimensions(image, limits)
+        content_type = ACCEPTED_FORMATS[image.format]
+        width, height = image.size
+        try:
+            exif = image.getexif()
+            taken_at = exif_taken_at(exif, local_zone)
+            lon, lat = exif_position(exif)
+            derived = derive(image)
+        except (
+            Exception
+        ) as exc:  # any decoder failure (OSError, zlib, struct, EOF...) is the file's
+            raise BadImage(f"the image is corrupt or truncated: {exc}") from None
+    return Inspected(content_type, width, height, taken_at, lon, lat, derived)
+
+
+def _fitted(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The size an image of ``size`` takes when it fits in ``box`` (never enlarged)."""
+    scale = min(box[0] / size[0], box[1] / size[1], 1.0)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _shrink(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    """Decode ``image`` at the smallest scale that still covers ``box`` and fit it there.
+
+    For JPEG, draft mode makes libjpeg scale by 1/2, 1/4 or 1/8 while decoding (less work and
+    an eighth to a sixty-fourth of the memory); the orientation is applied to the small image
+    afterwards, not to the full one.
+    """
+    orientation = image.getexif().get(ExifTags.Base.Orientation)
+    if image.format == "JPEG":
+        image.draft("RGB", _fitted(image.size, box))
+    image.load()  # decodes everything: a truncated or corrupt file fails here
+    small = _flatten(image)
+    small.thumbnail(box, Image.Resampling.LANCZOS)
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        small.getexif()[ExifTags.Base.Orientation] = orientation
+        small = ImageOps.exif_transpose(small)
+    return small
+
+
+def derive(image: Image.Image) -> dict[str, bytes]:
+    """The medium and thumb sizes of an opened image: decoded once, at the smallest JPEG
+    scale that covers the medium size (draft mode), turned as the camera was held, and saved
+    without any metadata (no EXIF, no GPS in what is shown around)."""
+    medium = _shrink(image, BOXES["medium"])
+    thumb = medium.copy()
+    thumb.thumbnail(BOXES["thumb"], Image.Resampling.LANCZOS)
+    return {"medium": _jpeg(medium), "thumb": _jpeg(thumb)}
+
+
+def derive_from_file(path, size: str) -> bytes:
+    """One derived size made from a stored original (when the cached copy is missing)."""
+    with Image.open(path) as image:
+        return _jpeg(_shrink(image, BOXES[size]))
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """RGB for JPEG: transparency over white, palettes and greys expanded."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "P", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _jpeg(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=DERIVED_QUALITY, optimize=True)
+    return out.getvalue()
+
+
+# -- EXIF ----------------------------------------------------------------------------------------
+
+
+def exif_taken_at(exif: Image.Exif, local_zone: str) -> datetime | None:
+    """DateTimeOriginal (else DateTime) as UTC; its OffsetTimeOriginal if the camera wrote one,
+    else the local zone (phones sold in China write local time)."""
+    detail = exif.get_ifd(ExifTags.IFD.Exif)
+    raw = detail.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTime)
+    if not isinstance(raw, str):
+        return None
+    try:
+        naive = datetime.strptime(raw.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None
+    offset = detail.get(ExifTags.Base.OffsetTimeOriginal) or detail.get(ExifTags.Base.OffsetTime)
+    if isinstance(offset, str):
+        try:
+            return datetime.fromisoformat(naive.isoformat() + offset.strip("\x00 ")).astimezone(UTC)
+        except ValueError:
+            pass
+    return naive.replace(tzinfo=ZoneInfo(local_zone)).astimezone(UTC)
+
+
+def _degrees(value) -> float:
+    d, m, s = (float(part) for part in value)
+    return d + m / 60.0 + s / 3600.0
+
+
+def exif_position(exif: Image.Exif) -> tuple[float | None, float | None]:
+    """The GPS position recorded by the camera, as (lon, lat) in WGS-84, or (None, None)."""
+    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    try:
+        lat = _degrees(gps[ExifTags.GPS.GPSLatitude])
+        lon = _degrees(gps[ExifTags.GPS.GPSLongitude])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None, None
+    if str(gps.get(ExifTags.GPS.GPSLatitudeRef, "N")).upper().startswith("S"):
+        lat = -lat
+    if str(gps.get(ExifTags.GPS.GPSLongitudeRef, "E")).upper().startswith("W"):
+        lon = -lon
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+        return None, None
+    return lon, lat

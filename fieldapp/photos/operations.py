@@ -1,0 +1,598 @@
+"""Photo uploads: receiving bytes (whole or in resumable parts), judging them, keeping them,
+linking them to the metadata that claims them, and sweeping what nobody claimed.
+
+The functions take the actor, the request body as a stream and the store; they never read the
+request and never commit (the request's one transaction does). Files are written before the
+rows that name them only in staging; an original reaches the store after its row is flushed,
+and a rejected upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import ClientDisconnected
+
+from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
+from fieldapp.auth.models import Role
+from fieldapp.auth.policy import Policy
+from fieldapp.db import db, utcnow
+from fieldapp.errors import APIError
+from fieldapp.inspections.models import Inspection
+from fieldapp.photos import imaging
+from fieldapp.photos.models import Photo, PhotoUpload, UploadState
+from fieldapp.photos.storage import FileSystemStore, PhotoStore
+
+CHUNK = 256 * 1024
+#: Errors after which a resumable upload was discarded: the view commits that removal.
+DISCARDING_ERRORS = frozenset({"digest_mismatch", "bad_image", "unsupported_media_type"})
+#: Roles that take photos (supervisors write only audit objects).
+UPLOADING_ROLES = (Role.officer, Role.leader, Role.admin)
+
+
+@dataclass(frozen=True)
+class PhotoSettings:
+    max_bytes: int
+    limits: imaging.Limits
+    local_zone: str
+    unclaimed_hours: int
+
+    @classmethod
+    def from_config(cls, config) -> PhotoSettings:
+        return cls(
+            config["PHOTO_MAX_BYTES"],
+            imaging.Limits.from_config(config),
+            config["LOCAL_TIMEZONE"],
+            config["PHOTO_UNCLAIMED_HOURS"],
+        )
+
+
+def store_for(config) -> PhotoStore:
+    """The photo store configured for the app (``FIELDAPP_STORAGE_DIR``)."""
+    return FileSystemStore(config["STORAGE_DIR"])
+
+
+@dataclass
+class Outcome:
+    """What an upload request achieved: ``created`` (201), ``same`` (200, already stored),
+    ``partial`` (bytes kept for a resume: 202 after PUT, 204 after PATCH)."""
+
+    status: str
+    upload: PhotoUpload
+    offset: int
+
+
+# -- errors --------------------------------------------------------------------------------------
+
+
+def digest_mismatch(got: str, expected: str) -> APIError:
+    return APIError(
+        400,
+        "digest_mismatch",
+        f"the bytes received hash to {got}, not to the announced {expected}; nothing was kept",
+    )
+
+
+def id_conflict(message: str) -> APIError:
+    return APIError(409, "id_conflict", message)
+
+
+def offset_mismatch(offset: int, message: str) -> APIError:
+    return APIError(409, "offset_mismatch", message, headers={"Upload-Offset": str(offset)})
+
+
+def too_large(limit: int) -> APIError:
+    return APIError(413, "payload_too_large", f"a photo may have at most {limit:,} bytes")
+
+
+# -- who may do what -----------------------------------------------------------------------------
+
+
+def _metadata(policy: Policy, photo_id: uuid.UUID) -> tuple[Photo | None, bool]:
+    """The photo's metadata row (if synced) and whether the actor may read it."""
+    photo = db.session.get(Photo, photo_id)
+    if photo is None:
+        return None, False
+    return photo, policy.load_or_none(Photo, photo_id) is not None
+
+
+def readable_upload(policy: Policy, photo_id: uuid.UUID) -> tuple[Photo | None, PhotoUpload]:
+    """The photo's metadata and upload as the actor may read them, else 404.
+
+    A claimed photo is scoped like its inspection; an unclaimed upload is visible to the one
+    who uploaded it (and admins) only.
+    """
+    photo, readable = _metadata(policy, photo_id)
+    upload = db.session.get(PhotoUpload, photo_id)
+    if photo is not None:
+        if not readable:
+            raise APIError(404, "not_found", "photo not found")
+    elif upload is None or not (
+        upload.uploaded_by_id == policy.user.id or policy.role is Role.admin
+    ):
+        raise APIError(404, "not_found", "photo not found")
+    if upload is None:
+        upload = PhotoUpload(id=photo_id, state=UploadState.receiving, sha256=photo.sha256)
+    return photo, upload
+
+
+def _authorize_write(policy: Policy, photo: Photo | None, upload: PhotoUpload | None) -> None:
+    if policy.role not in UPLOADING_ROLES:
+        raise APIError(403, "forbidden", "only officers, leaders and admins upload photos")
+    if photo is not None:
+        inspection = db.session.get(Inspection, photo.inspection_id)
+        if policy.role is not Role.admin and not policy.allows("inspection.edit", inspection):
+            raise APIError(403, "forbidden", "only the inspection's officers upload its photos")
+    elif (
+        upload is not None
+        and upload.state is UploadState.receiving
+        and upload.uploaded_by_id != policy.user.id
+        and policy.role is not Role.admin
+    ):
+        raise APIError(403, "forbidden", "another user is uploading this photo")
+
+
+def _lock_upload(photo_id: uuid.UUID) -> PhotoUpload | None:
+    return db.session.scalar(
+        sa.select(PhotoUpload).where(PhotoUpload.id == photo_id).with_for_update()
+    )
+
+
+# -- receiving bytes -----------------------------------------------------------------------------
+
+
+def _copy(
+    stream: BinaryIO, out: BinaryIO, limit: int, hasher=None, already: int = 0
+) -> tuple[int, bool]:
+    """Copy the body in chunks (never whole in memory); (bytes copied, client disconnected)."""
+    copied = 0
+    try:
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                return copied, False
+            copied += len(chunk)
+            if already + copied > limit:
+                raise too_large(limit)
+            out.write(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+    except ClientDisconnected:
+        return copied, True
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as source:
+        return hashlib.file_digest(source, "sha256").hexdigest()
+
+
+def put_photo(
+    actor: Actor,
+    policy: Policy,
+    photo_id: uuid.UUID,
+    stream: BinaryIO,
+    digest: str,
+    upload_length: int | None,
+    settings: PhotoSettings,
+    store: PhotoStore,
+    content_length: int | None = None,
+) -> Outcome:
+    """``PUT /photos/<id>``: the whole photo, or its first part when ``upload_length`` (or the
+    metadata's size) announces more bytes than arrive, or when the client disconnects (fewer
+    bytes than its ``content_length`` arrived)."""
+    if upload_length is not None and upload_length > settings.max_bytes:
+        raise too_large(settings.max_bytes)
+    photo, _ = _metadata(policy, photo_id)
+    upload = _lock_upload(photo_id)
+    _authorize_write(policy, photo, upload)
+    if photo is not None and photo.sha256 != digest:
+        raise id_conflict(f"this photo's metadata names other bytes (sha256 {photo.sha256})")
+    if upload is not None and upload.state is UploadState.stored and upload.sha256 != digest:
+        raise id_conflict(f"this photo id holds other bytes (sha256 {upload.sha256})")
+
+    staging = store.staging_file()
+    try:
+        hasher = hashlib.sha256()
+        with open(staging, "wb") as out:
+            size, disconnected = _copy(stream, out, settings.max_bytes, hasher)
+        disconnected = disconnected or (content_length is not None and size < content_length)
+        got = hasher.hexdigest()
+        expected_size = upload_length or (photo.size if photo is not None else None)
+        if got != digest:
+            if disconnected or (expected_size is not None and size < expected_size):
+                if upload is not None and upload.state is UploadState.stored:
+                    raise digest_mismatch(got, digest)
+                return _keep_partial(actor, photo_id, upload, staging, digest, expected_size, store)
+            raise digest_mismatch(got, digest)
+        if upload is not None and upload.state is UploadState.stored:
+            return Outcome("same", upload, upload.size)
+        return _finish(actor, photo_id, upload, photo, staging, digest, size, settings, store)
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _keep_partial(actor, photo_id, upload, staging, digest, expected_size, store) -> Outcome:
+    partial = store.partial_path(photo_id)
+    os.replace(staging, partial)
+    if upload is None:
+        upload = PhotoUpload(id=photo_id, uploaded_by_id=actor.user_id, device_id=actor.device_id)
+        db.session.add(upload)
+    upload.state = UploadState.receiving
+    upload.sha256 = digest
+    upload.expected_size = expected_size
+    db.session.flush()
+    offset = partial.stat().st_size
+    audit.record(
+        actor,
+        "photo.upload_started",
+        "photo",
+        photo_id,
+        after={"sha256": digest, "expected_size": expected_size, "received": offset},
+    )
+    return Outcome("partial", upload, offset)
+
+
+def upload_offset(upload: PhotoUpload, store: PhotoStore) -> int:
+    """How many bytes of the photo the server holds (``HEAD``'s ``Upload-Offset``)."""
+    if upload.state is UploadState.stored:
+        return upload.size
+    try:
+        return store.partial_path(upload.id).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def append_part(
+    actor: Actor,
+    policy: Policy,
+    photo_id: uuid.UUID,
+    stream: BinaryIO,
+    offset: int,
+    digest: str | None,
+    settings: PhotoSettings,
+    store: PhotoStore,
+    upload_length: int | None = None,
+) -> Outcome:
+    """``PATCH /photos/<id>``: append the bytes that follow ``offset``; store the photo when
+    they complete it (they match the digest). ``upload_length`` (the first part's
+    ``Upload-Length``) announces the total when nothing else does."""
+    if upload_length is not None and upload_length > settings.max_bytes:
+        raise too_large(settings.max_bytes)
+    photo, readable = _metadata(policy, photo_id)
+    upload = _lock_upload(photo_id)
+    if upload is None and photo is None and digest is None:
+        raise APIError(404, "not_found", "no upload of this photo to resume; PUT it first")
+    if photo is not None and not readable:
+        raise APIError(404, "not_found", "photo not found")
+    _authorize_write(policy, photo, upload)
+    if upload is not None and upload.state is UploadState.stored:
+        raise offset_mismatch(upload.size, "the photo is already complete and stored")
+    expected_digest = (upload.sha256 if upload else None) or (photo.sha256 if photo else digest)
+    if digest is not None and digest != expected_digest:
+        raise id_conflict(f"this upload is for other bytes (sha256 {expected_digest})")
+    if photo is not None and photo.sha256 != expected_digest:
+        raise id_conflict(f"this photo's metadata names other bytes (sha256 {photo.sha256})")
+
+    partial = store.partial_path(photo_id)
+    if offset and not partial.exists():  # (a part that lost a race with the last one)
+        raise offset_mismatch(0, f"the server holds 0 bytes, not {offset}")
+    with open(partial, "ab") as out:
+        try:
+            fcntl.flock(out, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise offset_mismatch(out.tell(), "another part of this photo is arriving") from None
+        current = out.seek(0, os.SEEK_END)
+        if upload is None and current:
+            current = out.truncate(0)  # left over from an upload whose row was rolled back
+        if offset != current:
+            raise offset_mismatch(current, f"the server holds {current} bytes, not {offset}")
+        _copy(stream, out, settings.max_bytes, already=current)
+        out.flush()
+        size = out.tell()
+    expected_size = (
+        (upload.expected_size if upload else None)
+        or (photo.size if photo else None)
+        or upload_length
+    )
+    if upload is None:
+        upload = PhotoUpload(
+            id=photo_id,
+            state=UploadState.receiving,
+            sha256=expected_digest,
+            expected_size=expected_size,
+            uploaded_by_id=actor.user_id,
+            device_id=actor.device_id,
+        )
+        db.session.add(upload)
+        db.session.flush()
+        audit.record(
+            actor,
+            "photo.upload_started",
+            "photo",
+            photo_id,
+            after={"sha256": expected_digest, "expected_size": expected_size, "received": size},
+        )
+    if expected_size is not None and size < expected_size:
+        return Outcome("partial", upload, size)
+    got = _file_digest(partial)
+    if got != expected_digest:
+        if expected_size is None:
+            return Outcome("partial", upload, size)
+        _discard(actor, upload, partial, "digest_mismatch")
+        raise digest_mismatch(got, expected_digest)
+    staging = store.staging_file()
+    os.replace(partial, staging)
+    try:
+        return _finish(actor, photo_id, upload, photo, staging, got, size, settings, store)
+    except APIError as exc:
+        _discard(actor, upload, None, exc.error)
+        raise
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def _discard(actor: Actor, upload: PhotoUpload, partial: Path | None, why: str) -> None:
+    """A rejected upload leaves nothing: its bytes and its row go (the view keeps the row's
+    removal although it answers an error; see :data:`DISCARDING_ERRORS`)."""
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+    if sa.inspect(upload).persistent:
+        audit.record(
+            actor,
+            "photo.upload_discarded",
+            "photo",
+            upload.id,
+            before={"sha256": upload.sha256},
+            after={"reason": why},
+        )
+        db.session.delete(upload)
+        db.session.flush()
+
+
+def _finish(
+    actor: Actor,
+    photo_id: uuid.UUID,
+    upload: PhotoUpload | None,
+    photo: Photo | None,
+    staging: Path,
+    sha256: str,
+    size: int,
+    settings: PhotoSettings,
+    store: PhotoStore,
+) -> Outcome:
+    """Judge the complete bytes in ``staging`` and keep them as the photo's original."""
+    try:
+        facts = imaging.inspect_upload(staging, settings.limits, settings.local_zone)
+    except imaging.UnsupportedImage as exc:
+        raise APIError(415, "unsupported_media_type", str(exc)) from None
+    except imaging.BadImage as exc:
+        raise APIError(422, "bad_image", str(exc), errors={"body": {"image": [str(exc)]}}) from None
+    now = utcnow()
+    values = {
+        "state": UploadState.stored,
+        "sha256": sha256,
+        "size": size,
+        "expected_size": size,
+        "content_type": facts.content_type,
+        "width": facts.width,
+        "height": facts.height,
+        "exif_taken_at": facts.taken_at,
+        "exif_lon": facts.lon,
+        "exif_lat": facts.lat,
+        "stored_at": now,
+    }
+    if upload is None:
+        upload = PhotoUpload(
+            id=photo_id, uploaded_by_id=actor.user_id, device_id=actor.device_id, **values
+        )
+        try:
+            with db.session.begin_nested():
+                db.session.add(upload)
+        except IntegrityError:
+            # Another request stored this id a moment ago: the same bytes or not?
+            upload = db.session.get(PhotoUpload, photo_id, populate_existing=True)
+            if upload is None or upload.sha256 != sha256:
+                raise id_conflict("this photo id was just stored with other bytes") from None
+            return Outcome("same", upload, upload.size)
+    else:
+        for name, value in values.items():
+            setattr(upload, name, value)
+    db.session.flush()
+    store.partial_path(photo_id).unlink(missing_ok=True)
+    for name, data in facts.derived.items():
+        store.put_derived(sha256, name, data)
+    store.put_original(sha256, staging)
+    if photo is not None:
+        mark_uploaded(photo, upload)
+    audit.record(
+        actor,
+        "photo.upload",
+        "photo",
+        photo_id,
+        after={"sha256": sha256, "size": size, "content_type": facts.content_type},
+    )
+    return Outcome("created", upload, size)
+
+
+def mark_uploaded(photo: Photo, upload: PhotoUpload | None) -> bool:
+    """Link the metadata to its stored bytes (devices then pull ``uploaded: true``)."""
+    if upload is None or upload.state is not UploadState.stored or upload.sha256 != photo.sha256:
+        return False
+    if not photo.uploaded:
+        photo.uploaded = True
+        photo.uploaded_at = upload.stored_at
+        photo.size = upload.size
+        photo.content_type = upload.content_type
+    return True
+
+
+def claim(photo: Photo) -> None:
+    """Called when metadata arrives by sync: an upload already stored is claimed by it.
+
+    Raises ValueError when the stored bytes are not the ones the metadata names.
+    """
+    upload = db.session.get(PhotoUpload, photo.id)
+    if upload is None:
+        return
+    if upload.state is UploadState.stored and upload.sha256 != photo.sha256:
+        raise ValueError(f"the uploaded photo has other bytes (sha256 {upload.sha256})")
+    mark_uploaded(photo, upload)
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def open_size(upload: PhotoUpload, size: str, store: PhotoStore) -> BinaryIO:
+    """The stored original, or a derived size (made from the original if not cached yet)."""
+    if size == "original":
+        return store.open_original(upload.sha256)
+    cached = store.open_derived(upload.sha256, size)
+    if cached is not None:
+        return cached
+    with store.open_original(upload.sha256) as original:
+        data = imaging.derive_from_file(original, size)
+    store.put_derived(upload.sha256, size, data)
+    return store.open_derived(upload.sha256, size)
+
+
+# -- sweeping ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepReport:
+    unclaimed: int = 0
+    unfinished: int = 0
+    files: int = 0
+    bytes_freed: int = 0
+
+
+def sweep(
+    actor: Actor,
+    store: FileSystemStore,
+    now: datetime,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> SweepReport:
+    """Remove uploads that no metadata claimed, and resumable uploads left unfinished, once
+    they are older than ``older_than``. A file shared with a kept upload stays."""
+    cutoff = now - older_than
+    claimed = sa.select(Photo.id).where(Photo.id == PhotoUpload.id).exists()
+    stale = db.session.scalars(
+        sa.select(PhotoUpload)
+        .where(PhotoUpload.updated_at < cutoff, ~claimed)
+        .order_by(PhotoUpload.created_at)
+    ).all()
+    if stale:  # an inspection that names a photo claims it, metadata or not
+        referenced = referenced_photo_ids({u.id for u in stale}, progress)
+        stale = [u for u in stale if u.id not in referenced]
+    stale_unfinished = db.session.scalars(
+        sa.select(PhotoUpload).where(
+            PhotoUpload.updated_at < cutoff, PhotoUpload.state == UploadState.receiving, claimed
+        )
+    ).all()
+    report = SweepReport()
+    doomed = {u.id for u in stale} | {u.id for u in stale_unfinished}
+    for number, upload in enumerate([*stale, *stale_unfinished], start=1):
+        if upload.state is UploadState.stored:
+            report.unclaimed += 1
+            shared = db.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(PhotoUpload)
+                .where(PhotoUpload.sha256 == upload.sha256, PhotoUpload.id.not_in(doomed))
+            )
+            if not shared and store.has_original(upload.sha256):
+                report.files += 1
+                report.bytes_freed += upload.size or 0
+                if not dry_run:
+                    store.delete_original(upload.sha256)
+        else:
+            report.unfinished += 1
+            partial = store.partial_path(upload.id)
+            if partial.exists():
+                report.files += 1
+                report.bytes_freed += partial.stat().st_size
+                if not dry_run:
+                    partial.unlink()
+        if not dry_run:
+            audit.record(
+                actor,
+                "photo.sweep",
+                "photo",
+                upload.id,
+                before={"state": upload.state.value, "sha256": upload.sha256},
+            )
+            db.session.delete(upload)
+        if progress and number % 500 == 0:
+            progress(f"{number:,} of {len(doomed):,} uploads swept")
+    report.files += _sweep_orphans(store, cutoff, dry_run, report)
+    db.session.flush()
+    return report
+
+
+_UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def referenced_photo_ids(
+    candidates: set[uuid.UUID], progress: Callable[[str], None] | None = None
+) -> set[uuid.UUID]:
+    """Which of ``candidates`` some inspection names (top-level or per-answer ``photo_ids``).
+
+    Reads every inspection's photo references as text, a page at a time: the sweep runs daily
+    and must never remove a photo an inspection relies on.
+    """
+    found: set[uuid.UUID] = set()
+    query = sa.select(
+        sa.cast(Inspection.photo_ids, sa.Text), sa.cast(Inspection.answers, sa.Text)
+    ).execution_options(yield_per=5000)
+    for number, (photo_ids, answers) in enumerate(db.session.execute(query), start=1):
+        for text in (photo_ids, answers):
+            if text and "-" in text:
+                found.update(u for u in map(uuid.UUID, _UUID_TEXT.findall(text)) if u in candidates)
+        if progress and number % 100_000 == 0:
+            progress(f"{number:,} inspections searched for photo references")
+    return found
+
+
+def _sweep_orphans(store: FileSystemStore, cutoff: datetime, dry_run: bool, report) -> int:
+    """Files no row names (a request that died between writing and committing)."""
+    removed = 0
+    known = set(db.session.scalars(sa.select(PhotoUpload.sha256)))
+    originals = store.root / "originals"
+    for path in originals.rglob("*") if originals.exists() else ():
+        if not path.is_file() or path.name in known:
+            continue
+        if path.stat().st_mtime >= cutoff.timestamp():
+            continue
+        removed += 1
+        report.bytes_freed += path.stat().st_size
+        if not dry_run:
+            store.delete_original(path.name)
+    for path in store.staging.iterdir():
+        if path.stat().st_mtime >= cutoff.timestamp():
+            continue
+        if path.name.endswith(".part"):
+            try:
+                upload = db.session.get(PhotoUpload, uuid.UUID(path.name[:-5]))
+            except ValueError:
+                upload = None
+            if upload is not None and upload.state is UploadState.receiving:
+                continue
+        removed += 1
+        report.bytes_freed += path.stat().st_size
+        if not dry_run:
+            path.unlink(missing_ok=True)
+    return removed

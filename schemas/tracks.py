@@ -1,0 +1,40 @@
+"""Tracks on the wire: the query, and the GeoJSON answer."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import fields
+
+from schemas.common import StrictSchema
+
+
+class TrackArgs(StrictSchema):
+    officer_id = fields.UUID(required=True)
+    from_ = fields.AwareDateTime(data_key="from", required=True)
+    to = fields.AwareDateTime(required=True)
+
+    class Meta:
+        unknown = ma.EXCLUDE  # query strings: other parameters (cache busters) are ignored
+
+    @ma.validates_schema
+    def _ordered(self, data, **kwargs):
+        if "from_" in data and "to" in data and data["to"] <= data["from_"]:
+            raise ma.ValidationError({"to": ["must be after from"]})
+
+
+class TrackCollectionSchema(ma.Schema):
+    """A GeoJSON FeatureCollection (LineString per continuous stretch, Point for a lone fix)
+    with foreign members: ``officer_id``, ``from``, ``to``, ``points``, ``points_dropped``,
+    ``distance_m``, ``duration_s`` (moving stretches only) and ``gaps``
+    [{from, to, seconds, distance_m}]."""
+
+    type = fields.String()
+    features = fields.List(fields.Dict())
+    officer_id = fields.String()
+    from_ = fields.String(data_key="from")
+    to = fields.String()
+    points = fields.Integer()
+    points_dropped = fields.Integer(metadata={"description": "fixes too inaccurate to draw"})
+    distance_m = fields.Float()
+    duration_s = fields.Float()
+    gaps = fields.List(fields.Dict())

@@ -1,0 +1,332 @@
+"""Automatic case-file checks: every flag raised where it should be and not where it should
+not, with a detail a supervisor can read; and the bulk function the monthly report uses."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from fieldapp.checks import operations as checks
+from fieldapp.db import db, utcnow
+from fieldapp.inspections.models import Inspection
+from fieldapp.targets import operations as target_ops
+from fieldapp.targets.models import TargetKind
+from tests.conftest import SYSTEM, assert_error
+from tests.evidence_helpers import make_image, photo_metadata, put_photo
+from tests.sync_helpers import FakeDevice, new_inspection
+
+SHANGHAI = timedelta(hours=8)
+
+
+@pytest.fixture
+def device(login):
+    return FakeDevice(login("officer1"), clock_ms=int(time.time() * 1000) - 3_600_000)
+
+
+@pytest.fixture
+def far_shop(app, world):
+    """A shop in squadron 1's north-east corner, about 3.6 km from 老王面馆."""
+    with app.app_context():
+        target = target_ops.create_target(
+            SYSTEM,
+            {
+                "kind": TargetKind.shop,
+                "name": "东方便利店",
+                "address": "泰和路900号",
+                "squadron_id": world.squadrons[0].id,
+                "location": {"lon": 121.495, "lat": 31.395},
+                "business_type": "retail",
+            },
+        )
+        db.session.commit()
+        world.targets["far"] = target
+        target_id = target.id
+    return target_id
+
+
+def recent(hours_ago: float, minutes: int = 20) -> dict:
+    """started_at / ended_at of an inspection that happened ``hours_ago``."""
+    start = utcnow().replace(microsecond=0) - timedelta(hours=hours_ago)
+    return {
+        "started_at": start.isoformat(),
+        "ended_at": (start + timedelta(minutes=minutes)).isoformat(),
+    }
+
+
+def push_inspection(world, device, *, officers=("officer1", "officer2"), hours_ago=1.0, **fields):
+    inspection_id = fields.pop("id", None) or uuid.uuid4()
+    target = fields.pop("target", "shop1")
+    body = new_inspection(
+        world, list(officers), status="submitted", target=target, **recent(hours_ago)
+    )
+    body.update(fields)
+    [result] = device.push_ok(device.change("inspection", inspection_id, body))
+    assert result["status"] == "applied", result
+    return inspection_id
+
+
+def flags_of(api, inspection_id) -> dict[str, str]:
+    response = api.get(f"/api/v1/inspections/{inspection_id}/checks")
+    assert response.status_code == 200, response.get_json()
+    return {entry["flag"]: entry["detail"] for entry in response.get_json()}
+
+
+def local_exif_time(moment: datetime) -> str:
+    return (moment.astimezone(UTC) + SHANGHAI).strftime("%Y:%m:%d %H:%M:%S")
+
+
+def test_a_clean_inspection_raises_no_flag(world, device):
+    taken = utcnow() - timedelta(minutes=50)
+    data = make_image(gps=(121.4702, 31.3701), taken=local_exif_time(taken))
+    inspection_id = push_inspection(world, device)
+    photo_id = uuid.uuid4()
+    device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id, data)))
+    device.push_ok(
+        device.change("inspection", inspection_id, {"photo_ids": [str(photo_id)]}, base_version=1)
+    )
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    assert flags_of(device.api, inspection_id) == {}
+
+
+def test_single_officer(world, device):
+    alone = push_inspection(world, device, officers=("officer1",))
+    assert "only 1 officer recorded (officer1)" in flags_of(device.api, alone)["single_officer"]
+    assert "single_officer" not in flags_of(device.api, push_inspection(world, device))
+
+
+def test_location_far_from_the_shop_in_metres_at_shanghai_latitude(world, device):
+    # 0.0045° of longitude east: 428.7 m at 31.37°N (the naive 111 km/° would say 501 m)
+    far = push_inspection(
+        world, device, location={"lon": 121.4745, "lat": 31.37, "accuracy_m": 5.0, "crs": "wgs84"}
+    )
+    detail = flags_of(device.api, far)["location_far_from_target"]
+    assert detail.startswith("inspection point 428 m from the shop (老王面馆)")
+    near = push_inspection(
+        world, device, location={"lon": 121.4712, "lat": 31.37, "accuracy_m": 5.0, "crs": "wgs84"}
+    )
+    assert "location_far_from_target" not in flags_of(device.api, near)
+
+
+def test_location_of_a_site_counts_from_its_boundary(world, device):
+    inside = push_inspection(
+        world,
+        device,
+        target="site1",
+        location={"lon": 121.4640, "lat": 31.3640, "accuracy_m": 5.0, "crs": "wgs84"},
+    )
+    assert "location_far_from_target" not in flags_of(device.api, inside)
+    outside = push_inspection(
+        world,
+        device,
+        target="site1",
+        location={"lon": 121.468, "lat": 31.36, "accuracy_m": 5.0, "crs": "wgs84"},
+    )
+    detail = flags_of(device.api, outside)["location_far_from_target"]
+    assert "285 m outside the site's boundary" in detail
+
+
+def test_a_gcj02_point_is_judged_after_conversion(world, device):
+    from fieldapp.geo import wgs84_to_gcj02
+
+    lon, lat = wgs84_to_gcj02(121.4701, 31.3702)  # ~500 m off if taken as WGS-84
+    inspection_id = push_inspection(
+        world, device, location={"lon": lon, "lat": lat, "accuracy_m": 5.0, "crs": "gcj02"}
+    )
+    assert "location_far_from_target" not in flags_of(device.api, inspection_id)
+
+
+def test_outside_jurisdiction_with_a_tolerance_at_the_edge(world, device):
+    # squadron 1's jurisdiction starts at 121.45°E
+    outside = push_inspection(
+        world, device, location={"lon": 121.44, "lat": 31.37, "accuracy_m": 5.0, "crs": "wgs84"}
+    )
+    flags = flags_of(device.api, outside)
+    assert flags["outside_jurisdiction"] == (
+        "inspection point 951 m outside the jurisdiction of 吴淞中队"
+    )
+    at_edge = push_inspection(
+        world, device, location={"lon": 121.4498, "lat": 31.37, "accuracy_m": 5.0, "crs": "wgs84"}
+    )
+    assert "outside_jurisdiction" not in flags_of(device.api, at_edge)
+
+
+def test_low_accuracy(world, device):
+    rough = push_inspection(
+        world, device, location={"lon": 121.4701, "lat": 31.3702, "accuracy_m": 120.0}
+    )
+    assert flags_of(device.api, rough)["low_accuracy"].startswith("GPS accuracy 120 m")
+    assert "low_accuracy" not in flags_of(device.api, push_inspection(world, device))
+
+
+def test_photo_location_and_time_come_from_the_camera(world, device):
+    inspection_id = push_inspection(world, device)
+    started = utcnow() - timedelta(hours=1)
+    far_and_early = make_image(
+        gps=(121.4805, 31.3702), taken=local_exif_time(started - timedelta(hours=2))
+    )
+    near_and_on_time = make_image(
+        gps=(121.4702, 31.3702), taken=local_exif_time(started + timedelta(minutes=5))
+    )
+    ids = []
+    for data in (far_and_early, near_and_on_time):
+        photo_id = uuid.uuid4()
+        ids.append(photo_id)
+        device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id, data)))
+        assert put_photo(device.api, photo_id, data).status_code == 201
+    flags = flags_of(device.api, inspection_id)
+    assert flags["photo_location_mismatch"].startswith(
+        f"photo {str(ids[0])[:8]} taken 989 m from the inspection point (camera GPS)"
+    )
+    assert f"photo {str(ids[0])[:8]} taken at" in flags["photo_time_outside_inspection"]
+
+
+def test_photo_location_falls_back_to_what_the_device_reported(world, device):
+    inspection_id = push_inspection(world, device)
+    data = make_image()  # no EXIF at all
+    device.push_ok(
+        device.change(
+            "photo",
+            uuid.uuid4(),
+            photo_metadata(
+                inspection_id,
+                data,
+                location={"lon": 121.4701, "lat": 31.3802, "accuracy_m": 5.0, "crs": "wgs84"},
+                taken_at=(utcnow() - timedelta(minutes=55)).isoformat(),
+            ),
+        )
+    )
+    flags = flags_of(device.api, inspection_id)
+    assert "(device)" in flags["photo_location_mismatch"]
+    assert "photo_time_outside_inspection" not in flags
+
+
+def test_missing_photos_for_a_failed_item(world, device):
+    photo = str(uuid.uuid4())
+    failed = push_inspection(
+        world,
+        device,
+        answers={
+            "S01": {"result": "pass", "note": "", "photo_ids": []},
+            "S02": {"result": "fail", "note": "占道", "photo_ids": []},
+            "S03": {"result": "fail", "note": "油烟", "photo_ids": [photo]},
+        },
+    )
+    flags = flags_of(device.api, failed)
+    assert flags["missing_photos"] == "item S02 failed without a photo"
+    assert flags["photos_missing_upload"] == f"1 of 1 photos are not uploaded yet: {photo[:8]}"
+
+
+def test_photos_missing_upload_clears_once_uploaded(world, device):
+    data = make_image()
+    photo_id = uuid.uuid4()
+    inspection_id = push_inspection(world, device, photo_ids=[str(photo_id)])
+    device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id, data)))
+    assert "photos_missing_upload" in flags_of(device.api, inspection_id)
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    assert "photos_missing_upload" not in flags_of(device.api, inspection_id)
+
+
+def test_late_submission_and_a_draft_left_unsubmitted(world, device):
+    late = push_inspection(world, device, hours_ago=72)
+    assert flags_of(device.api, late)["late_submission"].startswith("submitted 3 days after")
+    draft_id = uuid.uuid4()
+    body = new_inspection(world, ["officer1", "officer2"], status="draft", **recent(30))
+    device.push_ok(device.change("inspection", draft_id, body))
+    assert "still not submitted" in flags_of(device.api, draft_id)["late_submission"]
+    assert "late_submission" not in flags_of(device.api, push_inspection(world, device))
+
+
+def test_rectification_overdue_until_a_follow_up(world, device):
+    today = (utcnow() + SHANGHAI).date()
+    ordered = {"outcome": "rectification_ordered", "legal_basis": "《上海市市容环境卫生管理条例》"}
+    overdue = push_inspection(
+        world, device, rectification_deadline=(today - timedelta(days=3)).isoformat(), **ordered
+    )
+    assert flags_of(device.api, overdue)["rectification_overdue"].startswith(
+        f"rectification deadline {(today - timedelta(days=3)).isoformat()} passed 3 days ago"
+    )
+    in_time = push_inspection(
+        world, device, rectification_deadline=(today + timedelta(days=3)).isoformat(), **ordered
+    )
+    assert "rectification_overdue" not in flags_of(device.api, in_time)
+    push_inspection(world, device, follow_up_of=str(overdue), hours_ago=0.5)
+    assert "rectification_overdue" not in flags_of(device.api, overdue)
+
+
+def test_impossible_travel_between_an_officers_inspections(world, device, far_shop):
+    push_inspection(world, device, hours_ago=3)  # 老王面馆, ended 2h40m ago
+    there = {"lon": 121.495, "lat": 31.395, "accuracy_m": 5.0, "crs": "wgs84"}
+    start = utcnow().replace(microsecond=0) - timedelta(hours=3) + timedelta(minutes=21)
+    quick = push_inspection(
+        world,
+        device,
+        target_id=str(far_shop),
+        location=there,
+        started_at=start.isoformat(),
+        ended_at=(start + timedelta(minutes=10)).isoformat(),
+    )
+    detail = flags_of(device.api, quick)["impossible_travel"]
+    assert detail.startswith("officer1 was at 老王面馆 until") and "3.6 km away" in detail
+    assert re.search(r"started here 1 min later, 2[0-9]{2} km/h; the limit is 80 km/h", detail)
+    later = push_inspection(world, device, target_id=str(far_shop), location=there, hours_ago=1)
+    assert "impossible_travel" not in flags_of(device.api, later)
+
+
+def test_clock_skew_set_by_sync_is_reported(world, login):
+    ahead = FakeDevice(login("officer1"), clock_ms=int(time.time() * 1000) + 3_600_000)
+    skewed = push_inspection(world, ahead)
+    assert "more than 60 s ahead" in flags_of(ahead.api, skewed)["clock_skew"]
+    assert "clock_skew" not in flags_of(ahead.api, push_inspection(world, FakeDevice(ahead.api)))
+
+
+def test_checks_are_scoped_like_the_inspection(world, device, login):
+    inspection_id = push_inspection(world, device)
+    assert flags_of(login("supervisor"), inspection_id) == {}
+    assert_error(
+        login("officer3").get(f"/api/v1/inspections/{inspection_id}/checks"), 404, "not_found"
+    )
+    assert_error(device.api.get(f"/api/v1/inspections/{uuid.uuid4()}/checks"), 404, "not_found")
+
+
+def test_bulk_checks_count_flags_for_a_report(app, world, device):
+    alone = push_inspection(world, device, officers=("officer1",))
+    rough = push_inspection(
+        world,
+        device,
+        officers=("officer1",),
+        location={"lon": 121.4701, "lat": 31.3702, "accuracy_m": 99.0},
+    )
+    clean = push_inspection(world, device)
+    with app.app_context():
+        settings = checks.CheckSettings.from_config(app.config)
+        found = checks.check_inspections([alone, rough, clean, uuid.uuid4()], settings, utcnow())
+        assert set(found) == {alone, rough, clean}
+        assert found[clean] == []
+        assert checks.count_flags(found) == {"single_officer": 2, "low_accuracy": 1}
+        ids = db.session.scalars(sa.select(Inspection.id)).all()
+        assert set(checks.check_inspections(ids, settings, utcnow())) == set(ids)
+
+
+def test_thresholds_come_from_configuration(app):
+    from fieldapp.config import ConfigError, evidence_settings
+
+    settings = evidence_settings({"FIELDAPP_CHECK_SHOP_DISTANCE_M": "300"})
+    assert settings["CHECK_SHOP_DISTANCE_M"] == 300.0
+    with pytest.raises(ConfigError, match="FIELDAPP_CHECK_MAX_SPEED_KMH"):
+        evidence_settings({"FIELDAPP_CHECK_MAX_SPEED_KMH": "fast"})
+    with pytest.raises(ConfigError, match="FIELDAPP_LOCAL_TIMEZONE"):
+        evidence_settings({"FIELDAPP_LOCAL_TIMEZONE": "Mars/Olympus"})
+
+
+def test_bytes_uploaded_before_their_metadata_count_as_uploaded(world, device):
+    data = make_image()
+    photo_id = uuid.uuid4()
+    inspection_id = push_inspection(world, device, photo_ids=[str(photo_id)])
+    assert "photos_missing_upload" in flags_of(device.api, inspection_id)
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    assert "photos_missing_upload" not in flags_of(device.api, inspection_id)
