@@ -72,13 +72,13 @@ def _register_blueprints(api) -> None:
     from fieldapp.audit.views import blp as audit_blp
     from fieldapp.auth.views import blp as auth_blp
     from fieldapp.checklists.views import blp as checklists_blp
-    from fieldapp.complaints.views import blp as complaints_blp
     from fieldapp.checks.views import blp as checks_blp
+    from fieldapp.complaints.views import blp as complaints_blp
     from fieldapp.draws.views import blp as draws_blp
     from fieldapp.inspections.views import blp as inspections_blp
     from fieldapp.org.views import blp as org_blp
-    from fieldapp.reports.views import blp as reports_blp
     from fieldapp.photos.views import blp as photos_blp
+    from fieldapp.reports.views import blp as reports_blp
     from fieldapp.risk.views import blp as risk_blp
     from fieldapp.schedule.views import blp as schedule_blp
     from fieldapp.supervision.views import blp as supervision_blp
