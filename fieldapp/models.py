@@ -3,7 +3,6 @@
 from fieldapp.audit.models import AuditEntry, audit_chain_head
 from fieldapp.auth.models import Device, LoginFailure, Token, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
-from fieldapp.checks.models import follow_up_index
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter
 from fieldapp.draws.models import Draw
@@ -49,7 +48,6 @@ __all__ = [
     "User",
     "audit_chain_head",
     "change_counter",
-    "follow_up_index",
     "inspection_officers",
     "task_assignees",
 ]

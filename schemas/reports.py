@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from fieldapp.checks.models import FlagCode
 from fieldapp.inspections.models import Origin, Outcome
 from fieldapp.risk.scoring import RiskLevel
 from schemas.common import StrictSchema, id_field
@@ -54,6 +55,17 @@ class ConflictFiguresSchema(ma.Schema):
 OrderFiguresSchema = _counts("OrderFigures", ["issued", "answered", "open_now", "overdue_now"])
 
 
+class FlagFiguresSchema(ma.Schema):
+    inspections_flagged = fields.Integer(
+        dump_only=True, metadata={"description": "the month's inspections with any flag"}
+    )
+    by_flag = fields.Nested(
+        _counts("ByFlag", [code.value for code in FlagCode]),
+        dump_only=True,
+        metadata={"description": "inspections that raised each flag"},
+    )
+
+
 class SectionsSchema(ma.Schema):
     """Every section of the report (one line each; the CSV columns follow these)."""
 
@@ -63,6 +75,7 @@ class SectionsSchema(ma.Schema):
     risk = fields.Nested(RiskFiguresSchema, dump_only=True)
     conflicts = fields.Nested(ConflictFiguresSchema, dump_only=True)
     supervision_orders = fields.Nested(OrderFiguresSchema, dump_only=True)
+    flags = fields.Nested(FlagFiguresSchema, dump_only=True)
 
 
 class SquadronReportSchema(SectionsSchema):

@@ -6,12 +6,15 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 import time_machine
 
+from fieldapp.checks.models import FlagCode
+from fieldapp.checks.operations import CheckSettings, check_inspections
 from fieldapp.db import db
 from fieldapp.inspections.models import Case, Inspection
 from fieldapp.reports.operations import flatten
@@ -229,6 +232,11 @@ def sections(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("squadron_id", "squadron_name")}
 
 
+def counted(row: dict) -> dict:
+    """The sections counted from the records here (flags are the checks', tested apart)."""
+    return {k: v for k, v in sections(row).items() if k != "flags"}
+
+
 def test_a_leader_reads_the_squadrons_october_figures(app, login, world, october):
     body = login("leader1").get(f"{REPORT}?month=2026-10").get_json()
     assert body["month"] == "2026-10" and body["timezone"] == "Asia/Shanghai"
@@ -242,12 +250,12 @@ def test_a_leader_reads_the_squadrons_october_figures(app, login, world, october
         world.squadrons[0].id,
         "吴淞中队",
     )
-    assert sections(squadron) == EXPECTED_SQUADRON_1
+    assert counted(squadron) == EXPECTED_SQUADRON_1
 
 
 def test_supervisors_see_every_squadron_and_the_district_total(login, world, october):
     body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
-    rows = {r["squadron_id"]: sections(r) for r in body["squadrons"]}
+    rows = {r["squadron_id"]: counted(r) for r in body["squadrons"]}
     assert rows == {
         world.squadrons[0].id: EXPECTED_SQUADRON_1,
         world.squadrons[1].id: EXPECTED_SQUADRON_2,
@@ -255,7 +263,35 @@ def test_supervisors_see_every_squadron_and_the_district_total(login, world, oct
     assert body["total"]["inspections"]["total"] == 6
     assert body["total"]["risk"]["levels_now"] == {"low": 1, "medium": 1, "elevated": 0, "high": 1}
     one = login("admin").get(f"{REPORT}?month=2026-10&squadron_id={world.squadrons[1].id}")
-    assert [sections(r) for r in one.get_json()["squadrons"]] == [EXPECTED_SQUADRON_2]
+    assert [counted(r) for r in one.get_json()["squadrons"]] == [EXPECTED_SQUADRON_2]
+
+
+def test_flags_raised_are_the_months_case_file_checks_counted(app, login, world, october):
+    body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
+    rows = {r["squadron_id"]: r["flags"] for r in body["squadrons"]}
+    with app.app_context():
+        month = db.session.execute(
+            sa.select(Inspection.id, Inspection.squadron_id).where(
+                Inspection.status == "submitted",
+                Inspection.started_at >= utc(2026, 9, 30, 16),
+                Inspection.started_at < utc(2026, 10, 31, 16),
+            )
+        ).all()
+        raised = check_inspections(
+            [m.id for m in month], CheckSettings.from_config(app.config), utc(2026, 10, 31, 16)
+        )
+    assert month and raised
+    for squadron in world.squadrons:
+        mine = [raised[m.id] for m in month if m.squadron_id == squadron.id]
+        tally = Counter(code.value for flags in mine for code in {f.flag for f in flags})
+        assert rows[squadron.id] == {
+            "inspections_flagged": sum(1 for flags in mine if flags),
+            "by_flag": {code.value: tally[code.value] for code in FlagCode},
+        }
+    # Known by hand: squadron 2's one inspection was made by 吴淞's shop, 7 km from its own.
+    assert rows[world.squadrons[1].id]["by_flag"]["location_far_from_target"] == 1
+    total = body["total"]["flags"]
+    assert total["inspections_flagged"] == sum(r["inspections_flagged"] for r in rows.values())
 
 
 def test_the_csv_has_the_same_figures_as_the_json(login, world, october):

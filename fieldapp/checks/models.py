@@ -7,10 +7,6 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-
-from fieldapp.inspections.models import Inspection
-
 
 class FlagCode(enum.StrEnum):
     """Every automatic flag of API.md, in the order they are listed to a supervisor."""
@@ -40,9 +36,3 @@ class Flag:
     flag: FlagCode
     detail: str
     facts: dict[str, Any] = field(default_factory=dict)
-
-
-# ``rectification_overdue`` looks for follow-ups by ``follow_up_of``; without this index that
-# lookup would scan every inspection, so one inspection's checks would cost more as the
-# database grows. Declared here, beside the check that needs it (migration 0007).
-follow_up_index = sa.Index("ix_inspections_follow_up_of", Inspection.follow_up_of)

@@ -24,9 +24,12 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import aliased
 
 from fieldapp.audit.operations import chain_head
+from fieldapp.checks.models import FlagCode
+from fieldapp.checks.operations import CheckSettings, check_inspections
 from fieldapp.db import db
 from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Origin, Outcome
 from fieldapp.org.models import Squadron
@@ -254,6 +257,38 @@ def supervision_orders_section(period: Period, squadron_ids: list[int]) -> dict[
     return _zero_filled(rows, squadron_ids, ["issued", "answered", "open_now", "overdue_now"])
 
 
+def flags_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    """Case-file flags (案卷评查, ``fieldapp.checks``) raised on the month's submitted
+    inspections: how many inspections were flagged, and how many raised each flag.
+
+    Judged as at the end of the month (or now, for the current month), so that a report made
+    again later counts what the month ended with.
+    """
+    rows = db.session.execute(
+        sa.select(Inspection.id, Inspection.squadron_id).where(
+            Inspection.squadron_id.in_(squadron_ids),
+            Inspection.status == InspectionStatus.submitted,
+            Inspection.started_at >= period.start,
+            Inspection.started_at < period.end,
+        )
+    ).all()
+    settings = CheckSettings.from_config(current_app.config)
+    flags = check_inspections([r.id for r in rows], settings, min(period.end, period.now))
+    squadron_of = {r.id: r.squadron_id for r in rows}
+    report = {
+        squadron_id: {"inspections_flagged": 0, "by_flag": dict.fromkeys(FlagCode, 0)}
+        for squadron_id in squadron_ids
+    }
+    for inspection_id, raised in flags.items():
+        figures = report[squadron_of[inspection_id]]
+        figures["inspections_flagged"] += bool(raised)
+        for code in {flag.flag for flag in raised}:
+            figures["by_flag"][code] += 1
+    for figures in report.values():
+        figures["by_flag"] = {code.value: n for code, n in figures["by_flag"].items()}
+    return report
+
+
 #: The report's sections, in order. Add a section here (and its schema in schemas/reports.py).
 SECTIONS: dict[str, SectionFn] = {
     "inspections": inspections_section,
@@ -262,6 +297,7 @@ SECTIONS: dict[str, SectionFn] = {
     "risk": risk_section,
     "conflicts": conflicts_section,
     "supervision_orders": supervision_orders_section,
+    "flags": flags_section,
 }
 
 

@@ -22,7 +22,6 @@ def upgrade():
         batch_op.create_unique_constraint(batch_op.f("uq_cases_inspection_id"), ["inspection_id"])
 
     with op.batch_alter_table("inspections", schema=None) as batch_op:
-        batch_op.create_index("ix_inspections_follow_up_of", ["follow_up_of"], unique=False)
         batch_op.create_index(
             "ix_inspections_squadron_rectification",
             ["squadron_id", "outcome", "rectification_deadline"],
@@ -64,7 +63,6 @@ def downgrade():
     with op.batch_alter_table("inspections", schema=None) as batch_op:
         batch_op.drop_index("ix_inspections_squadron_started")
         batch_op.drop_index("ix_inspections_squadron_rectification")
-        batch_op.drop_index("ix_inspections_follow_up_of")
 
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_cases_inspection_id"), type_="unique")
