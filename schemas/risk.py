@@ -251,6 +251,25 @@ class DrawSchema(ma.Schema):
         ]
 
 
+class DrawListArgs(PageArgs):
+    squadron_id = id_field(strict=False)
+    kind = fields.Enum(TargetKind, by_value=True)
+
+
+class DrawBriefSchema(ma.Schema):
+    """A draw in a list: what was drawn from and how many, not the roster itself."""
+
+    id = fields.UUID(dump_only=True)
+    squadron_id = fields.Integer(dump_only=True, allow_none=True)
+    district_id = fields.Integer(dump_only=True)
+    kind = fields.Enum(TargetKind, by_value=True, dump_only=True)
+    seed = fields.Integer(dump_only=True)
+    rates = fields.Dict(dump_only=True)
+    roster_hash = fields.String(dump_only=True)
+    drawn = fields.Function(lambda draw: len(draw.targets), dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
 class PublicInspectionArgs(PageArgs):
     from_ = fields.Date(data_key="from")
     to = fields.Date()

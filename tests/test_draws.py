@@ -157,6 +157,27 @@ def test_who_may_draw_and_see_draws(login, world):
     assert login("officer1").get(f"/api/v1/draws/{created['id']}").status_code == 200
 
 
+def test_leaders_list_their_squadrons_draws_newest_first(login, world):
+    leader = login("leader1")
+    first = leader.post(
+        "/api/v1/draws", json={"squadron_id": world.squadrons[0].id, "kind": "shop", "seed": 1}
+    ).get_json()
+    second = leader.post(
+        "/api/v1/draws", json={"squadron_id": world.squadrons[0].id, "kind": "site", "seed": 2}
+    ).get_json()
+    listed = leader.get("/api/v1/draws").get_json()["items"]
+    assert [d["id"] for d in listed] == [second["id"], first["id"]]
+    assert listed[1]["drawn"] == len(first["targets"]) and "roster" not in listed[1]
+    assert listed[1]["roster_hash"] == first["roster_hash"]
+    only_shops = leader.get("/api/v1/draws?kind=shop").get_json()["items"]
+    assert [d["id"] for d in only_shops] == [first["id"]]
+    # Another squadron sees none of them; the supervisor sees the district's.
+    assert login("leader2").get("/api/v1/draws").get_json()["items"] == []
+    assert len(login("supervisor").get("/api/v1/draws").get_json()["items"]) == 2
+    for query in ("kind=boat", "squadron_id=x", "per_page=0"):
+        assert_error(leader.get(f"/api/v1/draws?{query}"), 422, "validation_failed")
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -19,13 +19,31 @@ from fieldapp.targets.models import Target
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy, public
 from schemas.common import page_schema
-from schemas.risk import DrawArgs, DrawSchema, PublicInspectionArgs, PublicInspectionSchema
+from schemas.risk import (
+    DrawArgs,
+    DrawBriefSchema,
+    DrawListArgs,
+    DrawSchema,
+    PublicInspectionArgs,
+    PublicInspectionSchema,
+)
 
 blp = Blueprint("draws", __name__, description="双随机一公开: random draws and public results")
 
 
 @blp.route("/draws")
 class DrawsResource(MethodView):
+    @blp.arguments(DrawListArgs, location="query")
+    @blp.response(200, page_schema(DrawBriefSchema, "DrawPage"))
+    def get(self, args):
+        """The draws in the caller's scope, newest first (open one for its roster and check)."""
+        query = current_policy().scoped(Draw).order_by(Draw.created_at.desc(), Draw.id)
+        if "squadron_id" in args:
+            query = query.where(Draw.squadron_id == args["squadron_id"])
+        if "kind" in args:
+            query = query.where(Draw.kind == args["kind"])
+        return paginate(query, args["page"], args["per_page"])
+
     @blp.arguments(DrawArgs)
     @blp.response(201, DrawSchema)
     def post(self, args):
