@@ -206,6 +206,10 @@ def test_a_leader_who_was_one_of_its_officers_may_not_review_it_but_an_admin_may
     device = FakeDevice(login("officer1"))
     inspection_id = push_inspection(world, device, officers=("officer1", "leader1"))
     leader = login("leader1")
+    # Not in the leader's queue: it waits in the admin's.
+    assert leader.get("/api/v1/review/queue").get_json()["items"] == []
+    admin_queue = login("admin").get("/api/v1/review/queue").get_json()["items"]
+    assert [i["id"] for i in admin_queue] == [inspection_id]
     body = assert_error(review(leader, inspection_id, "approve"), 403, "forbidden")
     assert "officers" in body["message"]
     assert review_ok(login("admin"), inspection_id, "approve")["review"]["status"] == "approved"

@@ -87,12 +87,23 @@ def search_inspections(query: sa.Select, filters: InspectionFilters) -> sa.Selec
     return query.order_by(Inspection.started_at.desc(), Inspection.id)
 
 
-def review_queue(query: sa.Select, squadron_id: int | None = None) -> sa.Select:
-    """Submitted inspections waiting for review, the longest waiting first."""
+def review_queue(
+    query: sa.Select, squadron_id: int | None = None, reviewer_id: uuid.UUID | None = None
+) -> sa.Select:
+    """Submitted inspections waiting for review, the longest waiting first.
+
+    Those ``reviewer_id`` took part in are left out: they may not review them (an admin does,
+    and finds them in the admin's queue).
+    """
     query = query.where(
         Inspection.status == InspectionStatus.submitted,
         Inspection.review_status == ReviewStatus.pending,
     )
+    if reviewer_id is not None:
+        own = sa.select(inspection_officers.c.inspection_id).where(
+            inspection_officers.c.user_id == reviewer_id
+        )
+        query = query.where(Inspection.id.not_in(own))
     if squadron_id is not None:
         query = query.where(Inspection.squadron_id == squadron_id)
     return query.order_by(Inspection.submitted_at, Inspection.id)

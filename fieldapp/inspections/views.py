@@ -171,8 +171,9 @@ class ReviewQueueResource(MethodView):
     @blp.arguments(ReviewQueueArgs, location="query")
     @blp.response(200, page_schema(InspectionDetailSchema, "ReviewQueuePage"))
     def get(self, args):
-        """Submitted inspections waiting for review, the longest waiting first."""
-        query = operations.review_queue(_scoped(), args.get("squadron_id"))
+        """Submitted inspections waiting for review, the longest waiting first; not those the
+        caller took part in (another reviewer decides them)."""
+        query = operations.review_queue(_scoped(), args.get("squadron_id"), current_actor().user_id)
         result = paginate(query, args["page"], args["per_page"])
         result["items"] = _views(result["items"])
         return result
