@@ -274,7 +274,12 @@ def test_approving_a_complaint_task_settles_the_complaint(app, clock, login, wor
         task_id=task["id"],
         answers=FAILED_S03 if violation else SHOP_ANSWERS,
     )
+    shop = str(world.targets["shop1"].id)
+    changes_before = len(audit_entries(app, action="risk.level_change", record_id=shop))
     review_ok(leader, inspection_id, "approve")
+    # One assessment after everything the approval set off: at most one level change.
+    changes = len(audit_entries(app, action="risk.level_change", record_id=shop))
+    assert changes - changes_before <= 1
     with app.app_context():
         settled = db.session.get(Complaint, complaint_id)
         assert settled.substantiated is violation and settled.closed_at is not None

@@ -78,12 +78,19 @@ class Decision:
 
 
 def decide_complaint(
-    actor: Actor, complaint: Complaint, decision: Decision, now: datetime
+    actor: Actor,
+    complaint: Complaint,
+    decision: Decision,
+    now: datetime,
+    *,
+    reassess: bool = True,
 ) -> Complaint:
     """Close the complaint as substantiated or not, after it was checked.
 
     A decision may be corrected later (audited like the first); each one re-assesses the
     target's risk in this transaction, so the score never counts a complaint it should not.
+    ``reassess=False`` is for a caller that re-assesses the target itself afterwards (an
+    approval, once, after everything it sets off), so the level history records one change.
     """
     inspection = decision.inspection
     if inspection is not None and inspection.target_id != complaint.target_id:
@@ -97,7 +104,7 @@ def decide_complaint(
     complaint.decided_by_id = actor.user_id
     complaint.closed_at = now
     audit.record_update(actor, "complaint.decide", "complaint", complaint, before)
-    if complaint.target_id is not None:
+    if reassess and complaint.target_id is not None:
         risk.refresh_target(actor, db.session.get(Target, complaint.target_id), now)
     return complaint
 

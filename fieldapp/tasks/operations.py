@@ -198,7 +198,8 @@ def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> T
 def settle_complaint(actor: Actor, complaint: Complaint, inspection, now: datetime) -> None:
     """The approved inspection sent for a complaint answers it: substantiated when it found a
     failed item, not when everything passed. A complaint already decided stays as it is (the
-    leader may still correct it through the complaint's decision)."""
+    leader may still correct it through the complaint's decision). The approval that closes
+    the task re-assesses the target afterwards, once."""
     if complaint.closed_at is not None:
         return
     found = any(
@@ -206,7 +207,8 @@ def settle_complaint(actor: Actor, complaint: Complaint, inspection, now: dateti
         for answer in (inspection.answers or {}).values()
     )
     note = "检查发现问题，投诉属实" if found else "检查未发现问题，投诉不属实"
-    complaints.decide_complaint(actor, complaint, complaints.Decision(found, note, inspection), now)
+    decision = complaints.Decision(found, note, inspection)
+    complaints.decide_complaint(actor, complaint, decision, now, reassess=False)
 
 
 @dataclass
