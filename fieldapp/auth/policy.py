@@ -24,7 +24,7 @@ from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
 from fieldapp.draws.models import Draw
 from fieldapp.errors import APIError, not_found
-from fieldapp.inspections.models import Inspection, inspection_officers
+from fieldapp.inspections.models import Inspection, inspections_of
 from fieldapp.org.models import Squadron
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
@@ -122,17 +122,12 @@ def _target_read(p: Policy) -> sa.ColumnElement[bool]:
 def _inspection_read(p: Policy) -> sa.ColumnElement[bool]:
     clause = p._squadron_clause(Inspection.squadron_id)
     if p.role in SQUADRON_ROLES:
-        own = sa.select(inspection_officers.c.inspection_id).where(
-            inspection_officers.c.user_id == p.user.id
-        )
-        clause = sa.or_(clause, Inspection.id.in_(own))
+        clause = sa.or_(clause, Inspection.id.in_(_own_inspections(p)))
     return clause
 
 
 def _own_inspections(p: Policy):
-    return sa.select(inspection_officers.c.inspection_id).where(
-        inspection_officers.c.user_id == p.user.id
-    )
+    return inspections_of(p.user.id)
 
 
 def _photo_read(p: Policy) -> sa.ColumnElement[bool]:

@@ -122,6 +122,13 @@ inspection_officers = sa.Table(
 )
 
 
+def inspections_of(user_id) -> sa.Select:
+    """The ids of the inspections ``user_id`` took part in, as one of their officers."""
+    return sa.select(inspection_officers.c.inspection_id).where(
+        inspection_officers.c.user_id == user_id
+    )
+
+
 class Inspection(Syncable, db.Model):
     __tablename__ = "inspections"
 

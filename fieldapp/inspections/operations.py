@@ -29,7 +29,7 @@ from fieldapp.inspections.models import (
     ReviewAction,
     ReviewStatus,
     TransitionRefused,
-    inspection_officers,
+    inspections_of,
 )
 from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
@@ -69,13 +69,7 @@ def search_inspections(query: sa.Select, filters: InspectionFilters) -> sa.Selec
     if filters.target_id is not None:
         query = query.where(Inspection.target_id == filters.target_id)
     if filters.officer_id is not None:
-        query = query.where(
-            Inspection.id.in_(
-                sa.select(inspection_officers.c.inspection_id).where(
-                    inspection_officers.c.user_id == filters.officer_id
-                )
-            )
-        )
+        query = query.where(Inspection.id.in_(inspections_of(filters.officer_id)))
     if filters.status is not None:
         query = query.where(Inspection.status == filters.status)
     if filters.review_status is not None:
@@ -100,10 +94,7 @@ def review_queue(
         Inspection.review_status == ReviewStatus.pending,
     )
     if reviewer_id is not None:
-        own = sa.select(inspection_officers.c.inspection_id).where(
-            inspection_officers.c.user_id == reviewer_id
-        )
-        query = query.where(Inspection.id.not_in(own))
+        query = query.where(Inspection.id.not_in(inspections_of(reviewer_id)))
     if squadron_id is not None:
         query = query.where(Inspection.squadron_id == squadron_id)
     return query.order_by(Inspection.submitted_at, Inspection.id)
