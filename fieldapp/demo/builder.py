@@ -1014,9 +1014,9 @@ class DemoBuilder:
                         created_by_id=uuid.UUID(item["officer_ids"][0]),
                         device_id=f"pad-{usernames[item['officer_ids'][0]]}",
                     )
-                    officer_rows[:] = [
-                        r for r in officer_rows if r["inspection_id"] != record["id"]
-                    ]
+                    # The drawn pair replaces the pair _inspection chose (its rows come last).
+                    while officer_rows and officer_rows[-1]["inspection_id"] == record["id"]:
+                        officer_rows.pop()
                     officer_rows.extend(
                         {"inspection_id": record["id"], "user_id": uuid.UUID(o), "position": i}
                         for i, o in enumerate(item["officer_ids"])

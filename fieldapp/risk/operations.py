@@ -360,12 +360,14 @@ class ChunkResult:
 
 
 def _stored_state(in_chunk, *, lock: bool) -> dict:
+    """Each target's stored level, version and digest, keyed by the target id's text."""
+    table = TargetRisk.__table__
     query = sa.select(
-        _raw(TargetRisk.__table__.c.target_id).label("target_id"),
-        TargetRisk.__table__.c.level,
-        TargetRisk.__table__.c.level_since,
-        TargetRisk.__table__.c.version,
-        TargetRisk.__table__.c.digest,
+        _raw(table.c.target_id).label("target_id"),
+        table.c.level,
+        table.c.level_since,
+        table.c.version,
+        table.c.digest,
     ).where(in_chunk)
     return {
         _dashed(row.target_id): row for row in _read(query.with_for_update() if lock else query)
