@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
+from datetime import UTC, date, datetime
 
 import marshmallow as ma
 from marshmallow import fields, validate
 
 from fieldapp.inspections.models import CoordinateSystem, InspectionStatus, Origin, Outcome
-from schemas.common import StrictFloat, StrictSchema, id_field
+from schemas.common import MAX_INT_ID, StrictFloat, StrictSchema, id_field
 
 ANSWER_RESULTS = ("pass", "fail", "na")
 MAX_PHOTOS = 50
@@ -27,6 +29,17 @@ class DeviceLocation(StrictSchema):
         validate=validate.Range(min=0, max=100_000),
     )
     crs = fields.Enum(CoordinateSystem, by_value=True, load_default=CoordinateSystem.wgs84)
+
+
+class WholeLocation(fields.Nested):
+    """A location is written whole: ``lon`` and ``lat`` are required even in an edit that sends
+    only some fields (marshmallow would pass the edit's ``partial`` down to the location)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(DeviceLocation, **kwargs)
+
+    def _deserialize(self, value, attr, data, partial=None, **kwargs):
+        return super()._deserialize(value, attr, data, partial=False, **kwargs)
 
 
 class Answer(StrictSchema):
@@ -148,7 +161,7 @@ class InspectionFieldsArgs(StrictSchema):
     draw_id = fields.UUID(allow_none=True)
     started_at = fields.AwareDateTime(default_timezone=None)
     ended_at = fields.AwareDateTime(allow_none=True)
-    location = fields.Nested(DeviceLocation)
+    location = WholeLocation()
     answers = Answers()
     findings = fields.String(validate=validate.Length(max=10_000))
     outcome = fields.Enum(Outcome, by_value=True, allow_none=True)
@@ -219,3 +232,198 @@ class InspectionSchema(ma.Schema):
             "reviewed_by": str(obj.reviewed_by_id) if obj.reviewed_by_id else None,
             "reviewed_at": obj.reviewed_at.isoformat() if obj.reviewed_at else None,
         }
+
+
+class _Decline(Exception):
+    """The one-pass loader does not vouch for a value: the schema loads it (and words the error)."""
+
+
+def _uuid(value) -> uuid.UUID:
+    if type(value) is not str:
+        raise _Decline
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise _Decline from None
+
+
+def _uuids(value, most: int, least: int = 0) -> list[uuid.UUID]:
+    if type(value) is not list or not least <= len(value) <= most:
+        raise _Decline
+    return [_uuid(v) for v in value]
+
+
+def _text(value, most: int) -> str:
+    if type(value) is not str or len(value) > most:
+        raise _Decline
+    return value
+
+
+def _member(enum_type):
+    members = {member.value: member for member in enum_type}
+
+    def load(value):
+        if type(value) is not str or value not in members:
+            raise _Decline
+        return members[value]
+
+    return load
+
+
+def _aware_datetime(value):
+    if type(value) is not str:
+        raise _Decline
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Decline from None
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        raise _Decline
+    return parsed
+
+
+def _date(value):
+    if type(value) is not str:
+        raise _Decline
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise _Decline from None
+
+
+def _coordinate(value, limit: float) -> float:
+    if type(value) is not float and type(value) is not int:
+        raise _Decline
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _Decline from None
+    if not -limit <= number <= limit:  # also refuses NaN
+        raise _Decline
+    return number
+
+
+_CRS = _member(CoordinateSystem)
+_LOCATION_KEYS = frozenset(("lon", "lat", "accuracy_m", "crs"))
+
+
+def _location(value) -> dict:
+    if type(value) is not dict or not value.keys() <= _LOCATION_KEYS:
+        raise _Decline
+    accuracy = value.get("accuracy_m")
+    return {
+        "lon": _coordinate(value.get("lon"), 180),
+        "lat": _coordinate(value.get("lat"), 90),
+        "accuracy_m": None if accuracy is None else _accuracy(accuracy),
+        "crs": _CRS(value["crs"]) if "crs" in value else CoordinateSystem.wgs84,
+    }
+
+
+def _accuracy(value) -> float:
+    number = _coordinate(value, 100_000)
+    if number < 0:
+        raise _Decline
+    return number
+
+
+def _nullable(load):
+    return lambda value: None if value is None else load(value)
+
+
+def _version(value) -> int:
+    if type(value) is not int or not 1 <= value <= 10_000:
+        raise _Decline
+    return value
+
+
+def _checklist_id(value) -> int:
+    if type(value) is not int or not 1 <= value <= MAX_INT_ID:
+        raise _Decline
+    return value
+
+
+_ANSWERS = Answers()
+
+
+def _answers(value) -> dict:
+    if type(value) is not dict:
+        raise _Decline
+    try:
+        return _ANSWERS._deserialize(value, "answers", None)
+    except ma.ValidationError:
+        raise _Decline from None
+
+
+#: How each device-writable field loads in one pass (``InspectionFieldsArgs`` is the rule book).
+_FIELD_LOADERS = {
+    "target_id": _uuid,
+    "checklist_id": _checklist_id,
+    "checklist_version": _version,
+    "officer_ids": lambda value: _uuids(value, 6, 1),
+    "origin": _member(Origin),
+    "task_id": _nullable(_uuid),
+    "draw_id": _nullable(_uuid),
+    "started_at": _aware_datetime,
+    "ended_at": _nullable(_aware_datetime),
+    "location": _location,
+    "answers": _answers,
+    "findings": lambda value: _text(value, 10_000),
+    "outcome": _nullable(_member(Outcome)),
+    "rectification_deadline": _nullable(_date),
+    "legal_basis": _nullable(lambda value: _text(value, 300)),
+    "follow_up_of": _nullable(_uuid),
+    "photo_ids": lambda value: _uuids(value, MAX_PHOTOS),
+    "status": _member(InspectionStatus),
+}
+
+
+def _wire(value):
+    """A loaded value as ``InspectionFieldsArgs`` dumps it."""
+    if value is None or type(value) in (str, int, float):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, date):  # datetimes too
+        return value.isoformat()
+    if type(value) is list:
+        return [_wire(v) for v in value]
+    raise TypeError(f"no wire form for {type(value).__name__}")
+
+
+def load_inspection_fields(data: dict) -> dict:
+    """The device's fields loaded as ``InspectionFieldsArgs().load(data, partial=True)`` loads
+    them, in one pass, with times in UTC. Raises ``ValidationError`` as the schema does.
+
+    A push loads every change's fields, and marshmallow's machinery was a third of a create's
+    server time. Values this loader does not vouch for (wrong types, out of range, unknown
+    fields) go to the schema, which refuses them with its own messages;
+    ``tests/test_inspection_loader.py`` holds the two to the same results.
+    """
+    try:
+        if not data.keys() <= _FIELD_LOADERS.keys():
+            raise _Decline
+        loaded = {name: load(data[name]) for name, load in _FIELD_LOADERS.items() if name in data}
+    except _Decline:
+        loaded = _FIELDS_SCHEMA.load(data, partial=True)
+    for name in ("started_at", "ended_at"):
+        if loaded.get(name) is not None:
+            loaded[name] = loaded[name].astimezone(UTC)
+    return loaded
+
+
+def inspection_fields_wire(loaded: dict) -> dict:
+    """Loaded device fields as ``InspectionFieldsArgs`` dumps them (the form values compare in)."""
+    wire = {}
+    for name, value in loaded.items():
+        if name == "answers":
+            wire[name] = _ANSWERS._serialize(value, name, None)
+        elif name == "location":
+            wire[name] = {key: _wire(part) for key, part in value.items()}
+        else:
+            wire[name] = _wire(value)
+    return wire
+
+
+_FIELDS_SCHEMA = InspectionFieldsArgs()

@@ -46,6 +46,8 @@ from schemas.inspections import (
     CREATE_REQUIRED,
     SERVER_FIELDS,
     InspectionFieldsArgs,
+    inspection_fields_wire,
+    load_inspection_fields,
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected
@@ -125,6 +127,15 @@ def load_fields(schema: ma.Schema, fields: dict) -> tuple[dict, dict]:
             loaded[name] = value.astimezone(UTC)
     wire = schema.dump(loaded)
     return loaded, wire
+
+
+def load_inspection(fields: dict) -> tuple[dict, dict]:
+    """An inspection's device fields loaded (Python values) and in wire form (for comparing)."""
+    try:
+        loaded = load_inspection_fields(fields)
+    except ma.ValidationError as exc:
+        raise invalid(exc.normalized_messages()) from None
+    return loaded, inspection_fields_wire(loaded)
 
 
 def wgs84_location(
@@ -413,7 +424,7 @@ class InspectionHandler:
         missing = [name for name in CREATE_REQUIRED if name not in change.fields]
         if missing:
             raise invalid({name: ["Missing data for required field."] for name in missing})
-        loaded, wire = load_fields(_INSPECTION_INPUT, change.fields)
+        loaded, wire = load_inspection(change.fields)
         wire["location"], original = wgs84_location(wire["location"])
         state = {name: wire.get(name) for name in INSPECTION_FIELDS}
         target = self._check(ctx, loaded, state, creating=True)
@@ -486,7 +497,7 @@ class InspectionHandler:
         current = inspection_wire(record)
         if record.review_status is ReviewStatus.approved:
             return self._amendment(ctx, change, record, current)
-        _, wire = load_fields(_INSPECTION_INPUT, change.fields)
+        _, wire = load_inspection(change.fields)
         original = None
         if "location" in wire:
             wire["location"], original = wgs84_location(wire["location"])
@@ -517,7 +528,7 @@ class InspectionHandler:
             state["status"] = "submitted"
         needed = {k: state[k] for k in _CHECKED_FIELDS if state.get(k) is not None}
         # One load for what the checks read and what is written (values win: they are newer).
-        loaded = _INSPECTION_INPUT.load(_loadable(needed | values), partial=True)
+        loaded = load_inspection_fields(_loadable(needed | values))
         self._check(ctx, loaded, state, creating=False, changed=set(values))
         version_before = record.version
         changed = list(values)

@@ -76,6 +76,8 @@ def bad_changes(officer, world):
         ({**base, "fields": {**good, "officer_ids": "officer1"}}, "officer_ids"),
         ({**base, "fields": {**good, "location": {"lon": "121.4", "lat": 31.3}}}, "location"),
         ({**base, "fields": {**good, "location": {"lon": 200, "lat": 31.3}}}, "location"),
+        ({**base, "fields": {**good, "location": {"lon": 121.4}}}, "location"),
+        ({**base, "fields": {**good, "location": {}}}, "location"),
         ({**base, "fields": {**good, "answers": {"S01": {"result": "maybe"}}}}, "answers"),
         ({**base, "fields": {**good, "answers": {"X99": {"result": "pass"}}}}, "answers"),
         ({**base, "fields": {**good, "checklist_version": 9}}, "checklist_version"),
@@ -126,6 +128,17 @@ def test_a_base_version_from_the_future_is_refused(officer, world):
         officer.change("inspection", record, {"findings": "x"}, base_version=7)
     )
     assert "base_version" in rejected(result)
+
+
+def test_an_edit_moves_the_location_whole_or_not_at_all(officer, world):
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"location": {"lat": 31.3}}, base_version=1)
+    )
+    assert rejected(result)["location"] == {"lon": ["Missing data for required field."]}
+    response = officer.api.get(f"/api/v1/inspections/{record}")
+    assert response.get_json()["version"] == 1
 
 
 def test_a_submitted_record_does_not_go_back_to_draft(officer, world):
