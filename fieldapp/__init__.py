@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     from fieldapp.api import Api
     from fieldapp.auth.operations import AuthSettings
     from fieldapp.db import db
+    from fieldapp.jsontext import JSONProvider
     from fieldapp.web import requests
 
     instance_path = os.environ.get("FIELDAPP_INSTANCE_PATH") or None
@@ -35,8 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     if config:
         app.config.update(config)
     logs.configure(app.config["LOG_LEVEL"])
-    app.json.sort_keys = False  # keep fields in schema order: easier to read for people
-    app.json.ensure_ascii = False  # names and addresses are Chinese: send them as UTF-8 text
+    app.json = JSONProvider(app)
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)

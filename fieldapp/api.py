@@ -8,9 +8,10 @@ import flask
 import flask_smorest
 import marshmallow as ma
 from webargs import core
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
+from fieldapp import jsontext
 from fieldapp.errors import APIError, envelope, validation_error
 from schemas.common import MAX_INT_ID
 
@@ -57,13 +58,17 @@ def _too_deep() -> APIError:
     return APIError(400, "malformed_json", message, errors={"json": {"_schema": [message]}})
 
 
-def check_json_text(data: typing.Any) -> None:
+def check_json_text(data: typing.Any, *, strings_checked: bool = False) -> None:
     """Refuse JSON that the database cannot store or that is nested absurdly deep.
 
     Walks the parsed body without recursion. Strings (values and keys) with a NUL character or
     an unpaired surrogate are a 422 under the top-level field that holds them; nesting deeper
-    than :data:`MAX_JSON_DEPTH` is a 400 ``malformed_json``.
+    than :data:`MAX_JSON_DEPTH` is a 400 ``malformed_json``. ``strings_checked``: the body's
+    text showed there are no such strings, and only the depth is checked.
     """
+    if strings_checked:
+        _check_depth(data)
+        return
     errors: dict[str, list[str]] = {}
     roots = data.items() if isinstance(data, dict) else [("_schema", data)]
     for root, value in roots:
@@ -89,6 +94,29 @@ def check_json_text(data: typing.Any) -> None:
         raise validation_error(errors)
 
 
+def _check_depth(data: typing.Any) -> None:
+    """:func:`check_json_text`'s depth rule alone: the fields of a body object are at depth 1,
+    the items of a body array at depth 2; nothing may sit deeper than :data:`MAX_JSON_DEPTH`."""
+    if type(data) is dict:
+        containers, depth = [data], 0
+    elif type(data) is list:
+        containers, depth = [data], 1
+    else:
+        return
+    while containers:
+        children = []
+        for item in containers:
+            children.extend(item.values() if type(item) is dict else item)
+        if children and depth + 1 > MAX_JSON_DEPTH:
+            raise _too_deep()
+        containers = [child for child in children if type(child) is dict or type(child) is list]
+        depth += 1
+
+
+#: Set on a request whose JSON text proved free of NUL characters and lone surrogates.
+_STRINGS_CHECKED = "fieldapp.json_strings_checked"
+
+
 class StrictParser(FlaskParser):
     """webargs parser that answers bad bodies with the envelope's codes.
 
@@ -109,7 +137,18 @@ class StrictParser(FlaskParser):
         except RecursionError:
             raise _too_deep() from None
         if data is not core.missing:
-            check_json_text(data)
+            check_json_text(data, strings_checked=req.environ.get(_STRINGS_CHECKED, False))
+        return data
+
+    def _raw_load_json(self, req: flask.Request) -> typing.Any:
+        if not is_json_request(req):
+            return core.missing
+        raw = req.get_data(cache=True)
+        data = jsontext.read_plain(raw)
+        if data is jsontext.NOT_PLAIN:
+            return core.parse_json(raw)  # the standard library's reading, and its errors
+        # Read by orjson: no lone surrogates, and NUL only where the text spells it out.
+        req.environ[_STRINGS_CHECKED] = b"\\u0000" not in raw
         return data
 
     def load_querystring(self, req: flask.Request, schema: ma.Schema) -> typing.Any:

@@ -8,7 +8,6 @@ names the variable, rather than failing later in a request.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from collections.abc import Mapping
@@ -18,10 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from fieldapp import jsontext
+
 
 def compact_json(value) -> str:
     """JSON as stored in the database: UTF-8 text (Chinese stays readable), no padding."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(value)
 
 
 class ConfigError(RuntimeError):
@@ -172,7 +173,11 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str) -> 
 
     return {
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "json_serializer": compact_json},
+        "SQLALCHEMY_ENGINE_OPTIONS": {
+            "pool_pre_ping": True,
+            "json_serializer": compact_json,
+            "json_deserializer": jsontext.loads,
+        },
         "STORAGE_DIR": str(storage_dir),
         "SECRET_KEY": _secret_key(env, instance),
         "TOKEN_TTL_HOURS": _int(env, "FIELDAPP_TOKEN_TTL_HOURS", 24 * 7),

@@ -10,12 +10,12 @@ records are stored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import load_only, selectinload
 
+from fieldapp import jsontext
 from fieldapp.auth.models import User
 from fieldapp.auth.policy import Policy
 from fieldapp.checklists.models import Checklist, ChecklistVersion
@@ -309,7 +309,7 @@ def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str,
 
 def encode(value) -> str:
     """Compact JSON text, UTF-8 characters as they are."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return jsontext.dumps(value)
 
 
 def page_json(page: dict) -> str:
