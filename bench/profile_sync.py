@@ -6,7 +6,7 @@ creates in batches, stale edits (half conflicting) and pull pages. With ``--prof
 phase runs under cProfile and the top functions by cumulative time are printed.
 
 Usage: bench/profile_sync.py [--db sqlite|postgresql] [--n 2000] [--profile push|stale|pull]
-(``PROFILE_CALLEES=<regex>`` and ``PROFILE_CALLERS=<regex>`` also print what the matching
+(``PROFILE_SORT=tottime`` orders by own time; ``PROFILE_CALLEES=<regex>`` and ``PROFILE_CALLERS=<regex>`` also print what the matching
 functions call and what calls them)
 """
 
@@ -87,7 +87,7 @@ def run(args, db: Database, workdir: Path) -> None:
         seconds = time.perf_counter() - t0
         print(f"{name:6} {args.n / seconds:8.0f} rec/s  ({seconds:.2f} s)")
         if profiler:
-            stats = pstats.Stats(profiler).sort_stats("cumulative")
+            stats = pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
             stats.print_stats(45)
             stats.print_stats("fieldapp/audit")
             if os.environ.get("PROFILE_CALLERS"):

@@ -279,7 +279,27 @@ class _Pending:
     prepared: object
 
 
-def _flush_creates(ctx: PushContext, pending: list[_Pending], results: list) -> None:
+class _PendingCreates(list):
+    """Checked creates waiting to be written together, and the record and change ids they
+    take (looked up per change, so sets rather than a scan of the list)."""
+
+    def __init__(self):
+        super().__init__()
+        self.record_ids: set[uuid.UUID] = set()
+        self.change_ids: set[uuid.UUID] = set()
+
+    def append(self, pending: _Pending) -> None:
+        super().append(pending)
+        self.record_ids.add(pending.change.id)
+        self.change_ids.add(pending.change.change_id)
+
+    def clear(self) -> None:
+        super().clear()
+        self.record_ids.clear()
+        self.change_ids.clear()
+
+
+def _flush_creates(ctx: PushContext, pending: _PendingCreates, results: list) -> None:
     """Write the checked creates together; if that fails (a concurrent writer took one of the
     ids meanwhile), take them again one by one, each in its own savepoint."""
     from sync.entities import write_prepared
@@ -302,16 +322,15 @@ def _flush_creates(ctx: PushContext, pending: list[_Pending], results: list) -> 
     pending.clear()
 
 
-def _new_record(ctx: PushContext, change: Change, pending: list[_Pending]) -> bool:
+def _new_record(ctx: PushContext, change: Change, pending: _PendingCreates) -> bool:
     return (
         change.entity == "inspection"
         and change.op == "upsert"
         and change.base_version is None
         and (change.entity, change.id) not in ctx.existing
         and change.change_id not in ctx.seen_changes
-        and all(
-            p.change.id != change.id and p.change.change_id != change.change_id for p in pending
-        )
+        and change.id not in pending.record_ids
+        and change.change_id not in pending.change_ids
     )
 
 
@@ -408,7 +427,7 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
         # One counter update for the batch instead of one per change (see sync.sequence).
         reserve(db.session, change_counter, len(changes) * SEQS_PER_CHANGE)
     results: list = [None] * len(changes)
-    pending: list[_Pending] = []
+    pending = _PendingCreates()
     for index, raw in enumerate(changes):
         try:
             change = _parse(ctx, raw)

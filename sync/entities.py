@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import marshmallow as ma
@@ -28,6 +29,7 @@ from fieldapp.db import db
 from fieldapp.errors import APIError
 from fieldapp.geo import to_wgs84
 from fieldapp.inspections.models import (
+    CoordinateSystem,
     Inspection,
     InspectionState,
     InspectionStatus,
@@ -428,43 +430,44 @@ class InspectionHandler:
         wire["location"], original = wgs84_location(wire["location"])
         state = {name: wire.get(name) for name in INSPECTION_FIELDS}
         target = self._check(ctx, loaded, state, creating=True)
-        inspection = Inspection(
+        # The row is built as plain values: an ORM object per create cost more than its checks.
+        row = dict.fromkeys(_INSPECTION_COLUMNS)
+        row.update(
+            {name: value for name, value in loaded.items() if name not in _WRITTEN_AS_WIRE},
             id=change.id,
             squadron_id=target.squadron_id,
             created_by_id=ctx.actor.user_id,
             device_id=ctx.device_id,
             received_at=ctx.now,
+            updated_at=ctx.now,
+            answers=wire["answers"],
+            findings=wire.get("findings") or "",
+            photo_ids=wire.get("photo_ids") or [],
+            review_status=ReviewStatus.pending,
+            flags=["clock_skew"] if change.clock_skewed else [],
+            version=1,
         )
-        self._write(inspection, wire, loaded, original, ctx)
-        inspection.review_status = ReviewStatus.pending
-        if inspection.status is InspectionStatus.submitted:
-            inspection.submitted_at = ctx.now
-        inspection.flags = ["clock_skew"] if change.clock_skewed else []
-        clocks = {name: str(change.hlc) for name in wire}
-        clocks |= {f"answers.{code}": str(change.hlc) for code in wire.get("answers") or {}}
-        inspection.field_clocks = clocks
-        if inspection.findings is None:
-            inspection.findings = ""
-        if inspection.photo_ids is None:
-            inspection.photo_ids = []
-        inspection.version = 1
-        inspection.updated_at = inspection.received_at
-        data = inspection_wire(inspection)
-        row = {
-            column.key: getattr(inspection, column.key) for column in Inspection.__table__.columns
-        }
+        _set_location(row, wire["location"], original)
+        if row["status"] is InspectionStatus.submitted:
+            row["submitted_at"] = ctx.now
+        hlc = str(change.hlc)
+        clocks = dict.fromkeys(wire, hlc)
+        clocks.update((f"answers.{code}", hlc) for code in wire["answers"])
+        row["field_clocks"] = clocks
+        officer_ids = loaded["officer_ids"]
+        data = inspection_wire(SimpleNamespace(**row), officer_ids)
         prepared = Prepared(result=result(change, "applied", 1), sequenced=[row])
         prepared.add(Inspection.__table__, row)
-        for position, officer in enumerate(inspection.officers):
+        for position, officer_id in enumerate(officer_ids):
             prepared.add(
                 inspection_officers,
-                {"inspection_id": inspection.id, "user_id": officer.id, "position": position},
+                {"inspection_id": change.id, "user_id": officer_id, "position": position},
             )
         prepared.add(
             RecordVersion.__table__,
             version_values(
                 self.entity,
-                inspection,
+                SimpleNamespace(id=change.id, version=1),
                 data,
                 list(wire),
                 user_id=ctx.actor.user_id,
@@ -480,7 +483,7 @@ class InspectionHandler:
                 ctx.actor,
                 "inspection.create",
                 self.entity,
-                inspection.id,
+                change.id,
                 after={k: data.get(k) for k in ("target_id", "status", "outcome", "officer_ids")},
             ),
         )
@@ -771,11 +774,10 @@ class InspectionHandler:
     ) -> None:
         for name, value in loaded.items():
             if name == "location":
-                stored = wire["location"]  # already WGS-84
-                inspection.lon, inspection.lat = stored["lon"], stored["lat"]
-                inspection.accuracy_m = stored.get("accuracy_m")
-                inspection.location_crs = (original or {}).get("crs", "wgs84")
-                inspection.location_original = original
+                location = {}
+                _set_location(location, wire["location"], original)
+                for column, part in location.items():
+                    setattr(inspection, column, part)
             elif name == "officer_ids":
                 users = {u.id: u for u in _users(tuple(value), ctx)}
                 inspection.officers = [users[i] for i in value]
@@ -783,6 +785,19 @@ class InspectionHandler:
                 setattr(inspection, name, wire[name])
             else:
                 setattr(inspection, name, value)
+
+
+#: Device fields stored in their wire form (or in columns of their own), not as loaded.
+_WRITTEN_AS_WIRE = frozenset(("location", "officer_ids", "answers", "photo_ids"))
+_INSPECTION_COLUMNS = tuple(column.key for column in Inspection.__table__.columns)
+
+
+def _set_location(columns: dict, stored: dict, original: dict | None) -> None:
+    """The location columns from a WGS-84 location in wire form and what the device sent."""
+    columns["lon"], columns["lat"] = stored["lon"], stored["lat"]
+    columns["accuracy_m"] = stored.get("accuracy_m")
+    columns["location_crs"] = CoordinateSystem((original or {}).get("crs", "wgs84"))
+    columns["location_original"] = original
 
 
 def _users(ids: tuple, ctx: PushContext | None) -> list[User]:
