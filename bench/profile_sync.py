@@ -6,8 +6,8 @@ creates in batches, stale edits (half conflicting) and pull pages. With ``--prof
 phase runs under cProfile and the top functions by cumulative time are printed.
 
 Usage: bench/profile_sync.py [--db sqlite|postgresql] [--n 2000] [--profile push|stale|pull]
-(``PROFILE_SORT=tottime`` orders by own time; ``PROFILE_CALLEES=<regex>`` and ``PROFILE_CALLERS=<regex>`` also print what the matching
-functions call and what calls them)
+(``PROFILE_SORT=tottime`` orders by own time; ``PROFILE_CALLEES=<regex>`` and
+``PROFILE_CALLERS=<regex>`` also print what the matching functions call and what calls them)
 """
 
 from __future__ import annotations
@@ -36,6 +36,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--page", type=int, default=500)
     parser.add_argument("--profile", choices=("push", "stale", "pull"))
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="leave the garbage collector as Python sets it (production tunes it: gunicorn_conf)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,6 +58,10 @@ def run(args, db: Database, workdir: Path) -> None:
     from fieldapp import create_app
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": db.url, "LOG_LEVEL": "WARNING"})
+    if not args.default_gc:
+        from fieldapp.web import gunicorn_conf
+
+        gunicorn_conf.post_worker_init(worker=None)  # as each gunicorn worker does
     clients = {name: _login(app, name) for name in ("officer1", "officer2", "leader1")}
     ids = [uuid.uuid4() for _ in range(args.n)]
     clock = [1_763_712_000_000]

@@ -202,6 +202,8 @@ class Server:
         self.process = subprocess.Popen(
             [
                 gunicorn,
+                "-c",
+                "python:fieldapp.web.gunicorn_conf",
                 "--workers",
                 str(workers),
                 "--bind",
