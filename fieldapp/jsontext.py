@@ -46,7 +46,8 @@ def read_plain(raw: bytes) -> Any:
     """The value of JSON text if orjson reads it as the standard library would, else
     :data:`NOT_PLAIN`. Text orjson reads holds no lone surrogates, no raw control characters,
     and NUL characters only where it spells them ``\\u0000``."""
-    if _LONG_DIGITS.search(raw) is not None:
+    # (Most JSON values in columns are short: no 19-digit run fits, and the search is skipped.)
+    if len(raw) >= 19 and _LONG_DIGITS.search(raw) is not None:
         return NOT_PLAIN
     try:
         return orjson.loads(raw)
