@@ -1,0 +1,74 @@
+"""On PostgreSQL, batches of creates are written with COPY: it must store what INSERT stores."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from fieldapp.db import db
+from sync.entities import copy_rows
+from sync.models import RecordVersion
+
+
+def _stored(record_id):
+    table = RecordVersion.__table__
+    row = db.session.execute(
+        sa.select(
+            *(c for c in table.columns if c.key not in ("id", "data", "changed", "record_id")),
+            sa.cast(table.c.data, sa.Text).label("data_text"),
+            table.c.changed.is_(None).label("changed_is_sql_null"),
+            sa.cast(table.c.changed, sa.Text).label("changed_text"),
+        ).where(table.c.record_id == record_id)
+    ).one()
+    return row._asdict()
+
+
+def test_copy_stores_what_insert_stores(app, backend):
+    if backend != "postgresql":
+        pytest.skip("COPY is PostgreSQL's; SQLite batches use INSERT")
+    with app.app_context():
+        try:
+            by_insert, by_copy = uuid.uuid4(), uuid.uuid4()
+
+            def row(record_id):
+                # ``changed`` left out (its default applies); JSON with nulls, text, numbers.
+                return {
+                    "entity": "inspection",
+                    "record_id": record_id,
+                    "version": 3,
+                    "data": {"findings": "店门外\t堆放\n纸箱\\", "score": None, "lon": 121.47},
+                    "change_id": None,
+                    "device_id": "pad-1",
+                    "user_id": None,
+                    "hlc": None,
+                    "at": datetime(2026, 11, 20, 9, 30, tzinfo=UTC),
+                }
+
+            connection = db.session.connection()
+            connection.execute(sa.insert(RecordVersion.__table__), [row(by_insert)])
+            copy_rows(connection, RecordVersion.__table__, [row(by_copy)])
+            assert _stored(by_copy) == _stored(by_insert)
+            assert _stored(by_copy)["changed_text"] == "[]"
+            # None given for a JSON column: INSERT stores JSON null, not SQL NULL; so does COPY.
+            null_insert, null_copy = uuid.uuid4(), uuid.uuid4()
+            connection.execute(
+                sa.insert(RecordVersion.__table__), [row(null_insert) | {"changed": None}]
+            )
+            copy_rows(connection, RecordVersion.__table__, [row(null_copy) | {"changed": None}])
+            assert _stored(null_copy) == _stored(null_insert)
+
+            # A taken key is SQLAlchemy's IntegrityError, as with INSERT (the batch falls back).
+            taken = db.session.scalar(
+                sa.select(RecordVersion.id).where(RecordVersion.record_id == by_copy)
+            )
+            with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
+                copy_rows(
+                    db.session.connection(),
+                    RecordVersion.__table__,
+                    [row(uuid.uuid4()) | {"id": taken}],
+                )
+        finally:
+            db.session.rollback()
