@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Where an HTTP pull's time goes: fetching pages from gunicorn vs parsing them on the client.
+
+Pushes N creates with the device client, then pulls everything since 0 in pages, as the peers'
+benchmark does, timing the fetch (request and body) apart from the standard library's JSON
+parse. Prints bytes per change and both times for each of --runs pulls.
+
+Usage: bench/pull_split.py [--db sqlite|postgresql] [--n 5000] [--page 1000] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import requests  # noqa: E402
+from sync_bench import Database, Server, client, inspection, prepare  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--page", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        db = Database(args.db, workdir, os.environ.get("FIELDAPP_BENCH_DB", "fieldapp_pull_split"))
+        try:
+            world = prepare(db, workdir / "instance")
+            server = Server(db, workdir / "instance", 2)
+            try:
+                run(args, server, world, workdir)
+            finally:
+                server.stop()
+        finally:
+            db.drop()
+
+
+def run(args, server: Server, world: dict, workdir: Path) -> None:
+    pad = client(server.url, workdir, "officer1", "pad-split", 100)
+    for n in range(args.n):
+        pad.save("inspection", uuid.uuid4(), inspection(world, n, ["officer1", "officer2"]))
+    pad.push()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {pad.token}"
+    for _ in range(args.runs):
+        fetch_s = parse_s = 0.0
+        size = count = 0
+        cursor = None
+        while True:
+            params = {"limit": args.page} | ({"cursor": cursor} if cursor else {})
+            t0 = time.perf_counter()
+            raw = session.get(f"{server.url}/sync/pull", params=params, timeout=120).content
+            t1 = time.perf_counter()
+            page = json.loads(raw)
+            parse_s += time.perf_counter() - t1
+            fetch_s += t1 - t0
+            size += len(raw)
+            count += len(page["changes"])
+            cursor = page["cursor"]
+            if not page["has_more"]:
+                break
+        total = fetch_s + parse_s
+        print(
+            f"[{args.db}] {count} changes, {size / count:.0f} B each:"
+            f" fetch {fetch_s * 1000:.0f} ms, parse {parse_s * 1000:.0f} ms"
+            f" ({parse_s / total:.0%}), {count / total:.0f} rec/s"
+        )
+
+
+if __name__ == "__main__":
+    main()
