@@ -238,13 +238,18 @@ class _Decline(Exception):
     """The one-pass loader does not vouch for a value: the schema loads it (and words the error)."""
 
 
-def _uuid(value) -> uuid.UUID:
+def _parsed(parse, value):
+    """``parse(value)`` for text it accepts; anything else is declined."""
     if type(value) is not str:
         raise _Decline
     try:
-        return uuid.UUID(value)
+        return parse(value)
     except ValueError:
         raise _Decline from None
+
+
+def _uuid(value) -> uuid.UUID:
+    return _parsed(uuid.UUID, value)
 
 
 def _uuids(value, most: int, least: int = 0) -> list[uuid.UUID]:
@@ -271,24 +276,14 @@ def _member(enum_type):
 
 
 def _aware_datetime(value):
-    if type(value) is not str:
-        raise _Decline
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Decline from None
+    parsed = _parsed(datetime.fromisoformat, value)
     if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
         raise _Decline
     return parsed
 
 
 def _date(value):
-    if type(value) is not str:
-        raise _Decline
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise _Decline from None
+    return _parsed(date.fromisoformat, value)
 
 
 def _coordinate(value, limit: float) -> float:
