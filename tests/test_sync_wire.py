@@ -39,8 +39,11 @@ def test_wire_form_matches_the_schema(app, login, world):
 
 
 def test_pulled_inspections_are_the_schema_dump(app, login, world):
+    """JSON columns (answers, photo lists, flags, the original location) are placed into the page
+    as the database holds them; the page must still say what the schema says."""
     officer = FakeDevice(login("officer1"))
-    record = uuid.uuid4()
+    ahead = FakeDevice(login("officer2"), clock_ms=4_000_000_000_000)  # flagged clock_skew
+    record, skewed = uuid.uuid4(), uuid.uuid4()
     officer.push_ok(
         officer.change(
             "inspection",
@@ -50,18 +53,25 @@ def test_pulled_inspections_are_the_schema_dump(app, login, world):
                 ["officer1"],
                 findings='店招破损，"引号"与反斜杠\\',
                 location={"lon": 121.47, "lat": 31.37, "accuracy_m": 3.25, "crs": "bd09"},
+                photo_ids=[str(uuid.uuid4()), str(uuid.uuid4())],
             ),
         )
     )
+    ahead.push_ok(ahead.change("inspection", skewed, new_inspection(world, ["officer2"])))
     response = login("leader1").get("/api/v1/sync/pull", query_string={"limit": 200})
     assert response.status_code == 200
     assert response.mimetype == "application/json"
     page = response.get_json()
     assert set(page) == {"changes", "cursor", "has_more", "reset"}
     pulled = [c for c in page["changes"] if c["entity"] == "inspection"]
-    assert [c["id"] for c in pulled] == [str(record)]
-    assert set(pulled[0]) == {"entity", "id", "op", "version", "data"}
+    assert [c["id"] for c in pulled] == [str(record), str(skewed)]
     with app.app_context():
-        stored = db.session.get(Inspection, record)
-        assert pulled[0]["data"] == InspectionSchema().dump(stored)
-        assert pulled[0]["version"] == stored.version
+        for change in pulled:
+            assert set(change) == {"entity", "id", "op", "version", "data"}
+            stored = db.session.get(Inspection, uuid.UUID(change["id"]))
+            assert change["data"] == InspectionSchema().dump(stored)
+            assert change["version"] == stored.version
+    assert len(pulled[0]["data"]["photo_ids"]) == 2
+    assert pulled[0]["data"]["location"]["original"]["crs"] == "bd09"
+    assert pulled[1]["data"]["flags"] == ["clock_skew"]
+    assert "original" not in pulled[1]["data"]["location"]
