@@ -229,3 +229,8 @@ _LOCATION_EDGES = [
 )
 def test_values_at_the_edges_load_as_the_schema_loads_them(data):
     _load_both_ways(data)
+
+
+def test_every_field_the_schema_takes_has_a_one_pass_loader():
+    """A field added to the schema without a loader would send every change to the slow path."""
+    assert set(inspections._FIELD_LOADERS) == set(_SCHEMA.fields)
