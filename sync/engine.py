@@ -75,6 +75,28 @@ class PushContext:
     readable_inspections: set[uuid.UUID] = field(default_factory=set)
     #: look-ups that do not change while a batch is applied (targets, checklists, officers)
     cache: dict = field(default_factory=dict)
+    #: rows that applied changes write and nothing reads during the batch (exactly-once
+    #: records, inspection version snapshots), inserted together when it ends; None: at once
+    deferred: dict[sa.Table, list[dict]] | None = None
+
+    def write_rows(self, table: sa.Table, rows: list[dict]) -> None:
+        """Insert ``rows`` now, or with the batch's other rows when the batch defers them."""
+        if self.deferred is None:
+            db.session.execute(sa.insert(table), rows)
+        else:
+            self.deferred.setdefault(table, []).extend(rows)
+
+    def _state(self) -> tuple:
+        return (
+            dict(self.seen_changes),
+            set(self.existing),
+            set(self.tombstoned),
+            dict(self.records),
+            dict(self.cache),
+        )
+
+    def _restore(self, state: tuple) -> None:
+        self.seen_changes, self.existing, self.tombstoned, self.records, self.cache = state
 
     @property
     def now_ms(self) -> int:
@@ -187,10 +209,9 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
     try:
         result = HANDLERS[change.entity].apply(ctx, change)
         # Stored with the change's own rows: a concurrent push of the same change id fails on
-        # the primary key here, and replays what this one did.
-        db.session.execute(
-            sa.insert(SyncChange.__table__), [_sync_change_row(ctx, change, digest, result)]
-        )
+        # the primary key here (or, deferred, when the batch writes: see push), and replays
+        # what this one did.
+        ctx.write_rows(SyncChange.__table__, [_sync_change_row(ctx, change, digest, result)])
         savepoint.commit()
         ctx.seen_changes[change.change_id] = SeenChange(digest, result)
         key = (change.entity, change.id)
@@ -418,14 +439,44 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     Creates of new inspections (most of what devices send) are checked one by one, and a
     create that fails its checks is answered at once without touching the database; the ones
     that pass are written together, one INSERT per table, before any other kind of change.
-    Every other change goes through :func:`apply_one` in its own savepoint.
+    Every other change goes through :func:`apply_one` in its own savepoint; the rows it writes
+    that nothing reads during the batch (its exactly-once record, an inspection's version
+    snapshot) are inserted with the other changes' when the batch ends, which saves two
+    statements per edit. If that insert fails (another push of the same change ids committed
+    meanwhile), the batch is undone and applied again with every row written at once, so each
+    change is then refused or replayed in its own savepoint.
     """
-    from sync.entities import HANDLERS
+    from sync.entities import insert_rows
 
     _preload(ctx, changes)
     if changes:
         # One counter update for the batch instead of one per change (see sync.sequence).
         reserve(db.session, change_counter, len(changes) * SEQS_PER_CHANGE)
+    before = ctx._state()
+    batch = db.session.begin_nested()
+    ctx.deferred = {}
+    try:
+        results = _apply(ctx, changes)
+        for table, rows in ctx.deferred.items():
+            insert_rows(db.session.connection(), table, rows)
+        batch.commit()
+    except IntegrityError:
+        batch.rollback()
+        ctx._restore(before)
+        ctx.deferred = None
+        results = _apply(ctx, changes)
+    finally:
+        ctx.deferred = None
+    if ctx.skewed_devices:
+        db.session.execute(
+            sa.update(Device).where(Device.id.in_(ctx.skewed_devices)).values(clock_skew_at=ctx.now)
+        )
+    return results
+
+
+def _apply(ctx: PushContext, changes: list) -> list[dict]:
+    from sync.entities import HANDLERS
+
     results: list = [None] * len(changes)
     pending = _PendingCreates()
     for index, raw in enumerate(changes):
@@ -450,8 +501,4 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
         prepared.add(SyncChange.__table__, _sync_change_row(ctx, change, digest, prepared.result))
         pending.append(_Pending(index, raw, change, digest, prepared))
     _flush_creates(ctx, pending, results)
-    if ctx.skewed_devices:
-        db.session.execute(
-            sa.update(Device).where(Device.id.in_(ctx.skewed_devices)).values(clock_skew_at=ctx.now)
-        )
     return results

@@ -116,10 +116,15 @@ def write_prepared(batch: list[Prepared]) -> None:
     audit.append(by_table.pop(AuditEntry.__table__, []))
     connection = db.session.connection()
     for table in sorted(by_table, key=lambda t: _WRITE_ORDER.index(t.name)):
-        if connection.dialect.name == "postgresql":
-            copy_rows(connection, table, by_table[table])
-        else:
-            connection.execute(sa.insert(table), by_table[table])
+        insert_rows(connection, table, by_table[table])
+
+
+def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
+    """Insert many rows at once: COPY on PostgreSQL, one executemany INSERT elsewhere."""
+    if connection.dialect.name == "postgresql":
+        copy_rows(connection, table, rows)
+    elif rows:
+        connection.execute(sa.insert(table), rows)
 
 
 def copy_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
@@ -219,6 +224,27 @@ def write_version(
     actor=None,
 ) -> None:
     actor = ctx.actor if ctx else actor
+    if ctx is not None and entity == "inspection":
+        # Written now or with the batch (a push defers it); either way a later change of the
+        # batch based on this version finds it where the batch's bases are kept.
+        ctx.write_rows(
+            RecordVersion.__table__,
+            [
+                version_values(
+                    entity,
+                    record,
+                    data,
+                    changed,
+                    user_id=actor.user_id,
+                    device_id=ctx.device_id,
+                    at=ctx.now,
+                    change_id=change.change_id if change else None,
+                    hlc=str(change.hlc) if change else None,
+                )
+            ],
+        )
+        ctx.cache[("base", record.id, record.version)] = data
+        return
     record_version(
         entity,
         record,

@@ -462,6 +462,56 @@ def test_creates_racing_another_writer_fall_back_to_one_savepoint_each(
     assert inspection_in_db(app, taken).findings == ""
 
 
+def test_edits_racing_the_same_batch_elsewhere_replay_instead_of_applying_twice(
+    app, login, world, monkeypatch
+):
+    """An edit's exactly-once record is written with the rest of its batch. If another push of
+    the same changes committed first (here: the batch's look-ups are made to miss it), that write
+    fails, the batch is undone and applied again change by change, and every change replays."""
+    from sync import engine
+
+    officer = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    batch = [
+        officer.change("inspection", record, {"findings": "一"}, base_version=1),
+        officer.change("inspection", record, {"outcome": "corrected_on_site"}, base_version=2),
+    ]
+    first = officer.push_ok(*batch)
+    preload = engine._preload
+
+    def forgetting(ctx, changes):
+        preload(ctx, changes)
+        ctx.seen_changes.clear()
+
+    monkeypatch.setattr(engine, "_preload", forgetting)
+    again = officer.push_ok(*batch)
+    assert [r["replayed"] for r in again] == [True, True]
+    assert [{**r, "replayed": False} for r in again] == first
+    stored = inspection_in_db(app, record)
+    assert (stored.version, stored.findings, stored.outcome.value) == (3, "一", "corrected_on_site")
+    history = officer.api.get(f"/api/v1/inspections/{record}/history").get_json()
+    assert [entry["version"] for entry in history] == [1, 2, 3]
+
+
+def test_an_edit_based_on_a_version_made_earlier_in_its_batch_merges_against_it(app, login, world):
+    """The second device edits findings on version 2, which the same batch made; the batch's
+    other edit (outcome) made version 3 meanwhile. Against version 2 only the device changed
+    findings: it merges with no conflict."""
+    officer = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    results = officer.push_ok(
+        officer.change("inspection", record, {"findings": "一"}, base_version=1),
+        officer.change("inspection", record, {"outcome": "corrected_on_site"}, base_version=1),
+        officer.change("inspection", record, {"findings": "二"}, base_version=2),
+    )
+    assert [r["status"] for r in results] == ["applied", "merged", "merged"]
+    assert results[2]["conflicts"] == []
+    stored = inspection_in_db(app, record)
+    assert (stored.version, stored.findings) == (4, "二")
+
+
 def test_a_record_deleted_earlier_in_the_same_batch_stays_deleted(app, login, world):
     officer = FakeDevice(login("officer1"))
     record = uuid.uuid4()
