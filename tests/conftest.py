@@ -263,6 +263,50 @@ def detach_all() -> None:
     db.session.expunge_all()
 
 
+@pytest.fixture(scope="module")
+def pg_app(tmp_path_factory):
+    """A PostgreSQL app of its own, with the world built and committed, for concurrency tests:
+    real commits (no per-test rollback), because they test what other transactions see.
+    Yields ``(app, world)``; the database is dropped afterwards."""
+    created = _create_pg_database()
+    if created is None:
+        pytest.skip(f"PostgreSQL not reachable at {_pg_admin_url()}; concurrency test skipped")
+    url, admin = created
+    instance = tmp_path_factory.mktemp("concurrency")
+    os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance)
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "TESTING": True,
+            "STORAGE_DIR": str(instance / "photos"),
+            **FAST_PASSWORDS,
+        }
+    )
+    with app.app_context():
+        upgrade()
+        world = build_world(app)
+        db.session.commit()
+        detach_all()
+    yield app, world
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)')
+    admin.dispose()
+
+
+def sign_in(app, username: str, device_id: str) -> Api:
+    """A client of ``app`` signed in as ``username`` on ``device_id`` (its own test client)."""
+    client = app.test_client()
+    response = client.post(
+        "/api/v1/auth/token",
+        json={"username": username, "password": PASSWORD, "device_id": device_id},
+    )
+    assert response.status_code == 201
+    return Api(client, response.get_json()["token"], device_id)
+
+
 @pytest.fixture
 def world(app, isolated) -> World:
     with app.app_context():

@@ -17,7 +17,7 @@ from fieldapp.audit.models import AuditEntry
 from fieldapp.db import db
 from tests.conftest import PASSWORD
 from tests.sync_helpers import FakeDevice, new_inspection
-from tests.test_sync_concurrency import device_for, pg_app  # noqa: F401  (the fixture)
+from tests.test_sync_concurrency import device_for
 
 PUSHERS = 4
 BATCHES = 5
@@ -25,7 +25,7 @@ PER_BATCH = 20
 EDITS = 15
 
 
-def test_concurrent_writers_leave_one_unbroken_chain(pg_app):  # noqa: F811
+def test_concurrent_writers_leave_one_unbroken_chain(pg_app):
     app, world = pg_app
     pushers: list[FakeDevice] = [
         device_for(app, name, f"audit-race-{n}")

@@ -13,22 +13,12 @@ from fieldapp.auth.models import Role
 from fieldapp.db import db
 from fieldapp.inspections import operations
 from fieldapp.org.models import Squadron
-from tests.conftest import PASSWORD, SYSTEM, Api
+from tests.conftest import PASSWORD, SYSTEM, Api, sign_in
 from tests.review_helpers import inspection_path, push_inspection
-from tests.test_sync_concurrency import device_for, pg_app  # noqa: F401  (the fixture)
+from tests.test_sync_concurrency import device_for
 
 
-def _sign_in(app, username: str, device_id: str) -> Api:
-    client = app.test_client()
-    response = client.post(
-        "/api/v1/auth/token",
-        json={"username": username, "password": PASSWORD, "device_id": device_id},
-    )
-    assert response.status_code == 201
-    return Api(client, response.get_json()["token"], device_id)
-
-
-def test_two_leaders_at_the_same_moment_one_wins_the_other_gets_409(pg_app, monkeypatch):  # noqa: F811
+def test_two_leaders_at_the_same_moment_one_wins_the_other_gets_409(pg_app, monkeypatch):
     app, world = pg_app
     with app.app_context():
         auth_ops.create_user(
@@ -43,7 +33,7 @@ def test_two_leaders_at_the_same_moment_one_wins_the_other_gets_409(pg_app, monk
         )
         db.session.commit()
     inspection_id = push_inspection(world, device_for(app, "officer1", "pad-race-review"))
-    leaders = [_sign_in(app, "leader1", "race-l1"), _sign_in(app, "deputy1", "race-l2")]
+    leaders = [sign_in(app, "leader1", "race-l1"), sign_in(app, "deputy1", "race-l2")]
     etag = leaders[0].get(inspection_path(inspection_id)).headers["ETag"]
 
     # Both requests wait here, after their If-Match check and before writing anything.

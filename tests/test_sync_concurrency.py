@@ -6,26 +6,14 @@ what other transactions see while commits race.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 
-import pytest
 import sqlalchemy as sa
-from flask_migrate import upgrade
 
-from fieldapp import create_app
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
-from tests.conftest import (
-    FAST_PASSWORDS,
-    PASSWORD,
-    Api,
-    _create_pg_database,
-    _pg_admin_url,
-    build_world,
-    detach_all,
-)
+from tests.conftest import sign_in
 from tests.sync_helpers import FakeDevice, new_inspection
 
 PUSHERS = 4
@@ -33,36 +21,8 @@ BATCHES = 6
 PER_BATCH = 5
 
 
-@pytest.fixture(scope="module")
-def pg_app(tmp_path_factory):
-    created = _create_pg_database()
-    if created is None:
-        pytest.skip(f"PostgreSQL not reachable at {_pg_admin_url()}; concurrency test skipped")
-    url, admin = created
-    os.environ["FIELDAPP_INSTANCE_PATH"] = str(tmp_path_factory.mktemp("concurrency"))
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True, **FAST_PASSWORDS})
-    with app.app_context():
-        upgrade()
-        world = build_world(app)
-        db.session.commit()
-        detach_all()
-    yield app, world
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)')
-    admin.dispose()
-
-
 def device_for(app, username: str, device_id: str) -> FakeDevice:
-    client = app.test_client()
-    response = client.post(
-        "/api/v1/auth/token",
-        json={"username": username, "password": PASSWORD, "device_id": device_id},
-    )
-    assert response.status_code == 201
-    return FakeDevice(Api(client, response.get_json()["token"], device_id))
+    return FakeDevice(sign_in(app, username, device_id))
 
 
 def test_a_puller_sees_every_change_exactly_once_while_pushes_race(pg_app):
