@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import etag_of
+from fieldapp.auth import operations as auth_ops
+from fieldapp.auth.models import Role
+from fieldapp.db import db
+from fieldapp.org.models import Squadron
+from tests.conftest import PASSWORD, SYSTEM, etag_of
 from tests.sync_helpers import SHOP_ANSWERS, FakeDevice, new_inspection
 
 FAILED_S03 = {**SHOP_ANSWERS, "S03": {"result": "fail", "note": "油烟直排", "photo_ids": []}}
@@ -46,3 +50,19 @@ def review_ok(api, inspection_id, decision: str, comment: str | None = None) -> 
     response = review(api, inspection_id, decision, comment)
     assert response.status_code == 200, response.get_json()
     return response.get_json()
+
+
+def add_second_leader(app, world, username: str) -> None:
+    """A deputy leader (副中队长) of the first squadron, committed, to review alongside leader1."""
+    with app.app_context():
+        auth_ops.create_user(
+            SYSTEM,
+            app.extensions["fieldapp.auth"],
+            username=username,
+            name="副中队长",
+            role=Role.leader,
+            password=PASSWORD,
+            district_id=world.district.id,
+            squadron=db.session.get(Squadron, world.squadrons[0].id),
+        )
+        db.session.commit()

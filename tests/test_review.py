@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm.exc import StaleDataError
 
 from fieldapp.actor import Actor
-from fieldapp.auth import operations as auth_ops
-from fieldapp.auth.models import Role, User
+from fieldapp.auth.models import User
 from fieldapp.auth.policy import _WRITE_RULES
 from fieldapp.db import db
 from fieldapp.inspections import operations
@@ -27,10 +26,10 @@ from fieldapp.inspections.models import (
     ReviewStatus,
     TransitionRefused,
 )
-from fieldapp.org.models import Squadron
-from tests.conftest import PASSWORD, SYSTEM, assert_error, audit_entries, etag_of
+from tests.conftest import assert_error, audit_entries, etag_of
 from tests.review_helpers import (
     FAILED_S03,
+    add_second_leader,
     inspection_path,
     push_inspection,
     review,
@@ -218,23 +217,8 @@ def test_a_leader_who_was_one_of_its_officers_may_not_review_it_but_an_admin_may
 # -- concurrency -----------------------------------------------------------------------------------
 
 
-def _second_leader(app, world) -> None:
-    with app.app_context():
-        auth_ops.create_user(
-            SYSTEM,
-            app.extensions["fieldapp.auth"],
-            username="leader1b",
-            name="副中队长",
-            role=Role.leader,
-            password=PASSWORD,
-            district_id=world.district.id,
-            squadron=db.session.get(Squadron, world.squadrons[0].id),
-        )
-        db.session.commit()
-
-
 def test_two_leaders_reviewing_at_once_one_wins_the_other_gets_409(app, login, world):
-    _second_leader(app, world)
+    add_second_leader(app, world, "leader1b")
     inspection_id = push_inspection(world, FakeDevice(login("officer1")))
     first, second = login("leader1"), login("leader1b")
     path = inspection_path(inspection_id)

@@ -8,30 +8,16 @@ import threading
 import sqlalchemy as sa
 
 from fieldapp.audit.models import AuditEntry
-from fieldapp.auth import operations as auth_ops
-from fieldapp.auth.models import Role
 from fieldapp.db import db
 from fieldapp.inspections import operations
-from fieldapp.org.models import Squadron
-from tests.conftest import PASSWORD, SYSTEM, Api, sign_in
-from tests.review_helpers import inspection_path, push_inspection
+from tests.conftest import Api, sign_in
+from tests.review_helpers import add_second_leader, inspection_path, push_inspection
 from tests.test_sync_concurrency import device_for
 
 
 def test_two_leaders_at_the_same_moment_one_wins_the_other_gets_409(pg_app, monkeypatch):
     app, world = pg_app
-    with app.app_context():
-        auth_ops.create_user(
-            SYSTEM,
-            app.extensions["fieldapp.auth"],
-            username="deputy1",
-            name="副中队长",
-            role=Role.leader,
-            password=PASSWORD,
-            district_id=world.district.id,
-            squadron=db.session.get(Squadron, world.squadrons[0].id),
-        )
-        db.session.commit()
+    add_second_leader(app, world, "deputy1")
     inspection_id = push_inspection(world, device_for(app, "officer1", "pad-race-review"))
     leaders = [sign_in(app, "leader1", "race-l1"), sign_in(app, "deputy1", "race-l2")]
     etag = leaders[0].get(inspection_path(inspection_id)).headers["ETag"]
