@@ -20,11 +20,6 @@ from sqlalchemy.exc import ArgumentError
 from fieldapp import jsontext
 
 
-def compact_json(value) -> str:
-    """JSON as stored in the database: UTF-8 text (Chinese stays readable), no padding."""
-    return jsontext.dumps(value)
-
-
 class ConfigError(RuntimeError):
     """A configuration value that fieldapp cannot start with."""
 
@@ -175,7 +170,8 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str) -> 
         "SQLALCHEMY_DATABASE_URI": normalize_database_url(database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": {
             "pool_pre_ping": True,
-            "json_serializer": compact_json,
+            # JSON columns: compact UTF-8 text (Chinese stays readable), read back as written.
+            "json_serializer": jsontext.dumps,
             "json_deserializer": jsontext.loads,
         },
         "STORAGE_DIR": str(storage_dir),

@@ -56,7 +56,7 @@ from sync.engine import Change, PushContext, Rejected
 from sync.merge import Rule, merge_fields
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
-from sync.versions import record_version, version_values
+from sync.versions import version_values
 
 # -- shared pieces -------------------------------------------------------------------------------
 
@@ -147,7 +147,9 @@ def copy_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> N
         and column.default is not None
         and (column.default.is_scalar or column.default.is_callable)
     ]
-    processors = [column.type._cached_bind_processor(dialect) for column in given + defaulted]
+    processors = [
+        column.type.dialect_impl(dialect).bind_processor(dialect) for column in given + defaulted
+    ]
     names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in given + defaulted)
     statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
     cursor = connection.connection.driver_connection.cursor()
@@ -224,28 +226,7 @@ def write_version(
     actor=None,
 ) -> None:
     actor = ctx.actor if ctx else actor
-    if ctx is not None and entity == "inspection":
-        # Written now or with the batch (a push defers it); either way a later change of the
-        # batch based on this version finds it where the batch's bases are kept.
-        ctx.write_rows(
-            RecordVersion.__table__,
-            [
-                version_values(
-                    entity,
-                    record,
-                    data,
-                    changed,
-                    user_id=actor.user_id,
-                    device_id=ctx.device_id,
-                    at=ctx.now,
-                    change_id=change.change_id if change else None,
-                    hlc=str(change.hlc) if change else None,
-                )
-            ],
-        )
-        ctx.cache[("base", record.id, record.version)] = data
-        return
-    record_version(
+    values = version_values(
         entity,
         record,
         data,
@@ -256,6 +237,14 @@ def write_version(
         change_id=change.change_id if change else None,
         hlc=str(change.hlc) if change else None,
     )
+    if ctx is None or entity != "inspection":
+        db.session.execute(sa.insert(RecordVersion.__table__), [values])
+        return
+    # Written now or with the batch (a push defers it); either way a later change of the batch
+    # based on this version finds it where the batch's bases are kept. (Targets read their
+    # bases from the table, so theirs are written at once.)
+    ctx.write_rows(RecordVersion.__table__, [values])
+    ctx.cache[("base", record.id, record.version)] = data
 
 
 def base_snapshot(entity: str, record_id: uuid.UUID, version: int) -> dict | None:
