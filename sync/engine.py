@@ -73,7 +73,9 @@ class PushContext:
     records: dict[tuple[str, uuid.UUID], object] = field(default_factory=dict)
     #: which of the preloaded inspections the caller may read
     readable_inspections: set[uuid.UUID] = field(default_factory=set)
-    #: look-ups that do not change while a batch is applied (targets, checklists, officers)
+    #: look-ups that do not change while a batch is applied (targets, checklists, officers),
+    #: and the version snapshots its changes are based on, by ("base", entity, id, version),
+    #: the ones its own changes write included
     cache: dict = field(default_factory=dict)
     #: rows that applied changes write and nothing reads during the batch (exactly-once
     #: records, inspection version snapshots), inserted together when it ends; None: at once
@@ -398,9 +400,9 @@ def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
                 sa.tuple_(RecordVersion.record_id, RecordVersion.version).in_(list(bases)),
             )
         ):
-            ctx.cache[("base", record_id, version)] = data
+            ctx.cache[("base", "inspection", record_id, version)] = data
         for record_id, version in bases:
-            ctx.cache.setdefault(("base", record_id, version), None)
+            ctx.cache.setdefault(("base", "inspection", record_id, version), None)
 
 
 def _preload_targets(ctx: PushContext, changes: list) -> None:

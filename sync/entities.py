@@ -237,14 +237,13 @@ def write_version(
         change_id=change.change_id if change else None,
         hlc=str(change.hlc) if change else None,
     )
-    if ctx is None or entity != "inspection":
+    if ctx is None:
         db.session.execute(sa.insert(RecordVersion.__table__), [values])
         return
     # Written now or with the batch (a push defers it); either way a later change of the batch
-    # based on this version finds it where the batch's bases are kept. (Targets read their
-    # bases from the table, so theirs are written at once.)
+    # based on this version finds it where the batch keeps its bases (``ctx.cache``).
     ctx.write_rows(RecordVersion.__table__, [values])
-    ctx.cache[("base", record.id, record.version)] = data
+    ctx.cache[("base", entity, record.id, record.version)] = data
 
 
 def base_snapshot(entity: str, record_id: uuid.UUID, version: int) -> dict | None:
@@ -581,7 +580,7 @@ class InspectionHandler:
                 None
                 if change.base_version is None
                 else ctx.cached(
-                    ("base", record.id, change.base_version),
+                    ("base", self.entity, record.id, change.base_version),
                     lambda: base_snapshot(self.entity, record.id, change.base_version),
                 )
             )
@@ -1018,7 +1017,10 @@ class TargetHandler:
         fresh = change.base_version == target.version
         base = server if fresh else None
         if not fresh and change.base_version is not None:
-            snapshot = base_snapshot(self.entity, target.id, change.base_version)
+            snapshot = ctx.cached(
+                ("base", self.entity, target.id, change.base_version),
+                lambda: base_snapshot(self.entity, target.id, change.base_version),
+            )
             base = (
                 None if snapshot is None else {name: snapshot.get(name) for name in TARGET_FIELDS}
             )

@@ -388,6 +388,32 @@ def test_officers_report_a_new_shop_and_correct_it(app, login, world):
     assert target["code"].startswith("S")
 
 
+def test_a_shop_corrected_twice_in_one_batch_merges_against_the_batch_s_own_version(
+    app, login, world
+):
+    """As for inspections: the third correction is based on version 2, which the batch made
+    (and whose snapshot is written only when the batch ends)."""
+    officer = FakeDevice(login("officer1"))
+    shop_id = uuid.uuid4()
+    shop = {
+        "kind": "shop",
+        "name": "新开张水果店",
+        "address": "宝山区淞滨路88号",
+        "location": {"lon": 121.48, "lat": 31.38},
+        "business_type": "fresh_produce",
+    }
+    officer.push_ok(officer.change("target", shop_id, shop))
+    results = officer.push_ok(
+        officer.change("target", shop_id, {"name": "鲜果多水果店"}, base_version=1),
+        officer.change("target", shop_id, {"address": "宝山区淞滨路90号"}, base_version=1),
+        officer.change("target", shop_id, {"name": "鲜果多"}, base_version=2),
+    )
+    assert [r["status"] for r in results] == ["applied", "merged", "merged"]
+    assert [r["conflicts"] for r in results] == [[], [], []]
+    target = login("leader1").get(f"/api/v1/targets/{shop_id}").get_json()
+    assert (target["name"], target["address"]) == ("鲜果多", "宝山区淞滨路90号")
+
+
 def test_tracks_append_and_a_repeated_batch_adds_nothing(app, login, world):
     from fieldapp.tracks.models import TrackPoint
 
