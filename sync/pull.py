@@ -10,8 +10,11 @@ records are stored.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from datetime import datetime
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import load_only, selectinload
 
@@ -25,16 +28,39 @@ from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
-from schemas.targets import TargetSchema
 from sync import cursor as cursors
-from sync.entities import inspection_wire
 from sync.models import ScopeExit, Tombstone
 
-_TARGET = TargetSchema()
+
+def _enum_value(member) -> str | None:
+    return None if member is None else member.value
 
 
 def _target(target: Target) -> dict:
-    return _TARGET.dump(target)
+    """The target as ``TargetSchema`` dumps it, built directly (a tenth of the cost: a first
+    pull carries every target of the squadron); ``tests/test_sync_wire.py`` holds the two to
+    the same output."""
+    return {
+        "id": str(target.id),
+        "kind": target.kind.value,
+        "code": target.code,
+        "name": target.name,
+        "address": target.address,
+        "squadron_id": target.squadron_id,
+        "location": {"lon": target.lon, "lat": target.lat},
+        "credit_class": target.credit_class.value,
+        "sensitive_surroundings": target.sensitive_surroundings,
+        "business_type": target.business_type,
+        "uscc": target.uscc,
+        "permit_no": target.permit_no,
+        "scale": _enum_value(target.scale),
+        "phase": _enum_value(target.phase),
+        "boundary": target.boundary,
+        "active": target.active,
+        "version": target.version,
+        "created_at": target.created_at.isoformat(),
+        "updated_at": target.updated_at.isoformat(),
+    }
 
 
 def _checklist(checklist: Checklist) -> dict:
@@ -192,7 +218,7 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
     page = candidates[:limit]
 
     dumpers = {p.entity: p.dump for p in PULLED}
-    changes: list[dict | str] = []
+    changes: list[dict | bytes] = []
     for _, entity, row in page:
         if entity == "inspection":
             changes.append(row.encoded)
@@ -227,84 +253,222 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
 
 
 class _Pre:
-    """An inspection change already encoded as JSON text (see :func:`_inspections`)."""
+    """An inspection change already encoded as JSON (see :func:`_inspections`)."""
 
     __slots__ = ("change_seq", "encoded")
 
-    def __init__(self, change_seq: int, encoded: str):
+    def __init__(self, change_seq: int, encoded: bytes):
         self.change_seq, self.encoded = change_seq, encoded
 
 
-#: The columns a device reads; the sync bookkeeping (``field_clocks`` above all) stays behind.
-_WIRE_COLUMNS = (
-    "id",
-    "version",
-    "change_seq",
-    "target_id",
-    "squadron_id",
-    "checklist_id",
-    "checklist_version",
-    "origin",
-    "task_id",
-    "draw_id",
-    "started_at",
-    "ended_at",
-    "lon",
-    "lat",
-    "accuracy_m",
-    "location_original",
-    "findings",
-    "outcome",
-    "rectification_deadline",
-    "legal_basis",
-    "follow_up_of",
-    "photo_ids",
-    "status",
-    "review_status",
-    "review_comment",
-    "reviewed_by_id",
-    "reviewed_at",
-    "score",
-    "flags",
-    "received_at",
-    "submitted_at",
+#: The columns a device reads, in the order _inspections unpacks them, each with how the
+#: database hands it over: "uuid" as text, "time" as a UTC timestamp, "json" as the JSON text it
+#: holds, "stored" as the driver returns it (numbers, text, enum values, PostgreSQL's dates).
+#: The sync bookkeeping (``field_clocks`` above all) stays behind.
+_PULLED_COLUMNS = (
+    ("id", "uuid"),
+    ("target_id", "uuid"),
+    ("task_id", "uuid"),
+    ("draw_id", "uuid"),
+    ("follow_up_of", "uuid"),
+    ("reviewed_by_id", "uuid"),
+    ("version", "stored"),
+    ("change_seq", "stored"),
+    ("squadron_id", "stored"),
+    ("checklist_id", "stored"),
+    ("checklist_version", "stored"),
+    ("origin", "stored"),
+    ("lon", "stored"),
+    ("lat", "stored"),
+    ("accuracy_m", "stored"),
+    ("findings", "stored"),
+    ("outcome", "stored"),
+    ("rectification_deadline", "stored"),
+    ("legal_basis", "stored"),
+    ("status", "stored"),
+    ("review_status", "stored"),
+    ("review_comment", "stored"),
+    ("score", "stored"),
+    ("started_at", "time"),
+    ("ended_at", "time"),
+    ("reviewed_at", "time"),
+    ("received_at", "time"),
+    ("submitted_at", "time"),
+    ("answers", "json"),
+    ("photo_ids", "json"),
+    ("flags", "json"),
+    ("location_original", "json"),
 )
 
 
-def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str, object]]:
-    """Inspections are most of what devices pull: read as plain rows, not ORM objects, with
-    their officers in one more query, and encoded here.
+def _uuid_text(column, dialect: str):
+    """A UUID column as the text devices read (8-4-4-4-12 hex digits), computed by the
+    database: PostgreSQL spells its uuid type so; SQLite holds 32 hex digits."""
+    if dialect == "postgresql":
+        return sa.cast(column, sa.Text)
+    hex_digits = sa.type_coerce(column, sa.String)
+    parts = [sa.func.substr(hex_digits, start, size) for start, size in _UUID_GROUPS]
+    text = parts[0]
+    for part in parts[1:]:
+        text = text.op("||")("-").op("||")(part)
+    return text
 
-    ``answers`` (the largest value) is read as the JSON text the database holds and placed into
-    the page as it is, instead of being parsed and encoded again.
+
+_UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+
+
+def _time_value(column, dialect: str):
+    """A timestamp as a naive UTC datetime (PostgreSQL) or SQLite's stored UTC text."""
+    if dialect == "postgresql":
+        return sa.func.timezone("UTC", column)
+    return sa.type_coerce(column, sa.String)
+
+
+def _json_text(column, dialect: str):
+    """A JSON column as the JSON text the database holds, unparsed."""
+    return (
+        sa.cast(column, sa.Text) if dialect == "postgresql" else sa.type_coerce(column, sa.String)
+    )
+
+
+@functools.cache
+def _inspection_columns(dialect: str) -> tuple:
+    """The column expressions of :data:`_PULLED_COLUMNS` (built once per dialect: building them
+    cost more than running the query)."""
+    forms = {
+        "uuid": _uuid_text,
+        "time": _time_value,
+        "json": _json_text,
+        "stored": lambda column, _: sa.type_coerce(column, sa.String),
+    }
+    c = Inspection.__table__.c
+    return tuple(forms[form](c[name], dialect).label(name) for name, form in _PULLED_COLUMNS)
+
+
+@functools.cache
+def _officer_columns(dialect: str) -> tuple:
+    links = inspection_officers.c
+    return _uuid_text(links.inspection_id, dialect), _uuid_text(links.user_id, dialect)
+
+
+def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str, object]]:
+    """Inspections are most of what devices pull, so they skip the ORM and its type
+    conversions: the database hands over ids as text and JSON columns as the JSON text it
+    holds, and each change is encoded by orjson in one call, JSON text placed as it is.
+
+    ``tests/test_sync_wire.py`` holds the result to what ``InspectionSchema`` dumps.
     """
     table = Inspection.__table__
+    dialect = db.session.get_bind().dialect.name
+    in_page = (
+        sa.select(table.c.id)
+        .where(policy.readable(Inspection), table.c.change_seq > after)
+        .order_by(table.c.change_seq)
+        .limit(limit + 1)
+    )
     rows = db.session.execute(
-        sa.select(
-            *(table.c[name] for name in _WIRE_COLUMNS),
-            sa.cast(table.c.answers, sa.Text).label("answers"),
-        )
+        sa.select(*_inspection_columns(dialect))
         .where(policy.readable(Inspection), table.c.change_seq > after)
         .order_by(table.c.change_seq)
         .limit(limit + 1)
     ).all()
     officers: dict = {}
     if rows:
+        links = inspection_officers.c
         for inspection_id, user_id in db.session.execute(
-            sa.select(inspection_officers.c.inspection_id, inspection_officers.c.user_id)
-            .where(inspection_officers.c.inspection_id.in_([r.id for r in rows]))
-            .order_by(inspection_officers.c.inspection_id, inspection_officers.c.position)
+            sa.select(*_officer_columns(dialect))
+            .where(links.inspection_id.in_(in_page.scalar_subquery()))
+            .order_by(links.inspection_id, links.position)
         ):
             officers.setdefault(inspection_id, []).append(user_id)
+    # SQLite hands timestamps over as the text it stores; PostgreSQL as naive UTC datetimes.
+    # orjson writes either kind of datetime as UTC, as isoformat() does.
+    time = datetime.fromisoformat if dialect == "sqlite" else _same
     pulled = []
-    for row in rows:
-        wire = inspection_wire(row, officers.get(row.id, []))
-        del wire["answers"]
-        data = encode(wire)[:-1] + ',"answers":' + (row.answers or "{}") + "}"
-        change = encode({"entity": "inspection", "id": wire["id"], "op": "upsert"})
-        encoded = f'{change[:-1]},"version":{row.version},"data":{data}}}'
-        pulled.append((row.change_seq, "inspection", _Pre(row.change_seq, encoded)))
+    for (
+        id_,
+        target_id,
+        task_id,
+        draw_id,
+        follow_up_of,
+        reviewed_by_id,
+        version,
+        change_seq,
+        squadron_id,
+        checklist_id,
+        checklist_version,
+        origin,
+        lon,
+        lat,
+        accuracy_m,
+        findings,
+        outcome,
+        rectification_deadline,
+        legal_basis,
+        status,
+        review_status,
+        review_comment,
+        score,
+        started_at,
+        ended_at,
+        reviewed_at,
+        received_at,
+        submitted_at,
+        answers,
+        photo_ids,
+        flags,
+        location_original,
+    ) in rows:
+        location = {"lon": lon, "lat": lat, "accuracy_m": accuracy_m, "crs": "wgs84"}
+        if location_original is not None and location_original != "null":
+            location["original"] = orjson.Fragment(location_original)
+        data = {
+            "id": id_,
+            "version": version,
+            "target_id": target_id,
+            "squadron_id": squadron_id,
+            "checklist_id": checklist_id,
+            "checklist_version": checklist_version,
+            "officer_ids": officers.get(id_, []),
+            "origin": origin,
+            "task_id": task_id,
+            "draw_id": draw_id,
+            "started_at": time(started_at),
+            "ended_at": ended_at and time(ended_at),
+            "location": location,
+            "answers": _json_fragment(answers, b"{}"),
+            "findings": findings,
+            "outcome": outcome,
+            "rectification_deadline": rectification_deadline,
+            "legal_basis": legal_basis,
+            "follow_up_of": follow_up_of,
+            "photo_ids": _json_fragment(photo_ids, b"[]"),
+            "status": status,
+            "review": {
+                "status": review_status,
+                "comment": review_comment,
+                "reviewed_by": reviewed_by_id,
+                "reviewed_at": reviewed_at and time(reviewed_at),
+            },
+            "score": score,
+            "flags": _json_fragment(flags, b"[]"),
+            "received_at": time(received_at),
+            "submitted_at": submitted_at and time(submitted_at),
+        }
+        change = {"entity": "inspection", "id": id_, "op": "upsert", "version": version}
+        change["data"] = data
+        encoded = orjson.dumps(change, option=orjson.OPT_NAIVE_UTC)
+        pulled.append((change_seq, "inspection", _Pre(change_seq, encoded)))
     return pulled
+
+
+def _same(value):
+    return value
+
+
+def _json_fragment(text: str | None, empty: bytes) -> orjson.Fragment:
+    """Stored JSON text placed into the page as it is (``empty`` for none stored)."""
+    return orjson.Fragment(empty if text in (None, "null") else text)
 
 
 def encode(value) -> str:
@@ -312,11 +476,11 @@ def encode(value) -> str:
     return jsontext.dumps(value)
 
 
-def page_json(page: dict) -> str:
-    """A pull page as JSON text; changes already encoded (inspections) are placed as they are."""
-    changes = ",".join(c if isinstance(c, str) else encode(c) for c in page["changes"])
-    rest = encode({k: v for k, v in page.items() if k != "changes"})
-    return f'{{"changes":[{changes}],{rest[1:]}'
+def page_json(page: dict) -> bytes:
+    """A pull page as UTF-8 JSON; changes already encoded (inspections) are placed as they are."""
+    changes = b",".join(c if isinstance(c, bytes) else encode(c).encode() for c in page["changes"])
+    rest = encode({k: v for k, v in page.items() if k != "changes"}).encode()
+    return b'{"changes":[' + changes + b"]," + rest[1:]
 
 
 def _targets_of_tasks_elsewhere(policy: Policy, tasks: list[Task]) -> list[dict]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
+from fieldapp.targets.models import Target
 from schemas.inspections import InspectionSchema
+from schemas.targets import TargetSchema
 from sync.entities import inspection_wire
+from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
 
 
@@ -75,3 +79,56 @@ def test_pulled_inspections_are_the_schema_dump(app, login, world):
     assert pulled[0]["data"]["location"]["original"]["crs"] == "bd09"
     assert pulled[1]["data"]["flags"] == ["clock_skew"]
     assert "original" not in pulled[1]["data"]["location"]
+
+
+def test_pulled_reviewed_follow_ups_are_the_schema_dump(app, login, world):
+    """A reviewed record (leader, time, comment, score) that follows up an earlier one: every
+    column a device reads comes through the pull as the schema says, ids and times included."""
+    officer = FakeDevice(login("officer1"))
+    leader = login("leader1")
+    first = push_inspection(
+        world,
+        officer,
+        ("officer1",),
+        outcome="rectification_ordered",
+        rectification_deadline="2026-12-01",
+        legal_basis="《上海市市容环境卫生管理条例》第二十二条",
+    )
+    review_ok(leader, first, "return", "请补充整改期限")
+    second = push_inspection(
+        world,
+        officer,
+        ("officer2", "officer1"),  # the order the device gave is kept
+        follow_up_of=first,
+        ended_at=datetime(2026, 11, 20, 9, 50, 7, 250000, tzinfo=UTC).isoformat(),
+    )
+    review_ok(leader, second, "approve")
+    page = leader.get("/api/v1/sync/pull", query_string={"limit": 200}).get_json()
+    pulled = {c["id"]: c for c in page["changes"] if c["entity"] == "inspection"}
+    assert set(pulled) == {first, second}
+    with app.app_context():
+        for inspection_id, change in pulled.items():
+            stored = db.session.get(Inspection, uuid.UUID(inspection_id))
+            assert change["data"] == InspectionSchema().dump(stored)
+    assert pulled[first]["data"]["review"]["comment"] == "请补充整改期限"
+    assert pulled[second]["data"]["review"]["reviewed_by"] == str(world.users["leader1"].id)
+    assert pulled[second]["data"]["follow_up_of"] == first
+    assert pulled[second]["data"]["ended_at"] == "2026-11-20T09:50:07.250000+00:00"
+    assert pulled[second]["data"]["officer_ids"] == [
+        str(world.users["officer2"].id),
+        str(world.users["officer1"].id),
+    ]
+
+
+def test_pulled_targets_are_the_schema_dump(app, login, world):
+    """Shops and sites (with a boundary, a scale and a phase) pull as the targets API dumps them."""
+    page = login("leader1").get("/api/v1/sync/pull", query_string={"limit": 200}).get_json()
+    pulled = {c["id"]: c["data"] for c in page["changes"] if c["entity"] == "target"}
+    assert set(pulled) == {str(world.targets["shop1"].id), str(world.targets["site1"].id)}
+    with app.app_context():
+        for target_id, data in pulled.items():
+            assert data == TargetSchema().dump(db.session.get(Target, uuid.UUID(target_id)))
+    site = pulled[str(world.targets["site1"].id)]
+    assert (site["scale"], site["phase"]) == ("large", "earthwork")
+    assert site["boundary"]["type"] == "Polygon"
+    assert pulled[str(world.targets["shop1"].id)]["scale"] is None
