@@ -20,6 +20,7 @@ from typing import Any
 import marshmallow as ma
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm.attributes import set_committed_value
 
 from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
@@ -524,11 +525,8 @@ class InspectionHandler:
         data = inspection_wire(SimpleNamespace(**row), officer_ids)
         prepared = Prepared(result=result(change, "applied", 1), sequenced=[row])
         prepared.add(Inspection.__table__, row)
-        for position, officer_id in enumerate(officer_ids):
-            prepared.add(
-                inspection_officers,
-                {"inspection_id": change.id, "user_id": officer_id, "position": position},
-            )
+        for row in officer_rows(change.id, officer_ids):
+            prepared.add(inspection_officers, row)
         prepared.add(
             RecordVersion.__table__,
             version_values(
@@ -845,8 +843,7 @@ class InspectionHandler:
                 for column, part in location.items():
                     setattr(inspection, column, part)
             elif name == "officer_ids":
-                users = {u.id: u for u in _users(tuple(value), ctx)}
-                inspection.officers = [users[i] for i in value]
+                write_officers(inspection, value, ctx)
             elif name in ("answers", "photo_ids"):
                 setattr(inspection, name, wire[name])
             else:
@@ -864,6 +861,28 @@ def _set_location(columns: dict, stored: dict, original: dict | None) -> None:
     columns["accuracy_m"] = stored.get("accuracy_m")
     columns["location_crs"] = CoordinateSystem((original or {}).get("crs", "wgs84"))
     columns["location_original"] = original
+
+
+def officer_rows(inspection_id, officer_ids: list) -> list[dict]:
+    """The inspection's officer links, in the order the device gave (the first one leads)."""
+    return [
+        {"inspection_id": inspection_id, "user_id": officer_id, "position": position}
+        for position, officer_id in enumerate(officer_ids)
+    ]
+
+
+def write_officers(inspection: Inspection, officer_ids: list, ctx: PushContext | None) -> None:
+    """Replace the inspection's officers, order included.
+
+    The links are rewritten as rows: assigning the relationship would keep the links of a
+    reordered list as they were, and give new ones no place in the order.
+    """
+    links = inspection_officers.c
+    db.session.execute(sa.delete(inspection_officers).where(links.inspection_id == inspection.id))
+    db.session.execute(sa.insert(inspection_officers), officer_rows(inspection.id, officer_ids))
+    users = {u.id: u for u in _users(tuple(officer_ids), ctx)}
+    # What the rows now say, without the relationship writing anything itself.
+    set_committed_value(inspection, "officers", [users[i] for i in officer_ids])
 
 
 def _users(ids: tuple, ctx: PushContext | None) -> list[User]:

@@ -550,3 +550,39 @@ def test_a_record_deleted_earlier_in_the_same_batch_stays_deleted(app, login, wo
     assert [r["status"] for r in results] == ["applied", "rejected", "rejected"]
     assert {r["error"]["error"] for r in results[1:]} == {"not_found"}
     assert inspection_in_db(app, record) is None
+
+
+def test_the_officers_order_is_kept_when_it_changes(app, login, world):
+    """The first officer leads (主办): a device that swaps the two, then adds a third in the
+    middle, sees exactly that order on the server and on the next pull."""
+    device = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    device.push_ok(
+        device.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    )
+
+    def ids(*names):
+        return [str(world.users[name].id) for name in names]
+
+    swapped = ids("officer2", "officer1")
+    [result] = device.push_ok(
+        device.change("inspection", inspection_id, {"officer_ids": swapped}, base_version=1)
+    )
+    assert (result["status"], result["version"]) == ("applied", 2)
+    record = login("officer1").get(f"/api/v1/inspections/{inspection_id}").get_json()
+    assert record["officer_ids"] == swapped
+
+    three = ids("officer2", "leader1", "officer1")
+    [result] = device.push_ok(
+        device.change("inspection", inspection_id, {"officer_ids": three}, base_version=2)
+    )
+    assert result["version"] == 3
+    pulled = [c for c in FakeDevice(login("officer2")).pull_all() if c["entity"] == "inspection"]
+    assert pulled[0]["data"]["officer_ids"] == three
+    history = login("officer1").get(f"/api/v1/inspections/{inspection_id}/history").get_json()
+    assert [h["version"] for h in history] == [1, 2, 3]
+    assert history[1]["changes"]["officer_ids"] == {
+        "from": ids("officer1", "officer2"),
+        "to": swapped,
+    }
+    assert history[2]["changes"]["officer_ids"] == {"from": swapped, "to": three}

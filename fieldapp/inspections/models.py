@@ -181,8 +181,10 @@ class Inspection(Syncable, db.Model):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     target: Mapped[Target] = relationship()
+    #: Read-only: the links carry the officers' order, so they are written as rows
+    #: (``sync.entities.write_officers``), never through the relationship.
     officers: Mapped[list[User]] = relationship(
-        secondary=inspection_officers, order_by=inspection_officers.c.position
+        secondary=inspection_officers, order_by=inspection_officers.c.position, viewonly=True
     )
 
     __table_args__ = (
