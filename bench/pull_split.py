@@ -53,8 +53,11 @@ def run(args, server: Server, world: dict, workdir: Path) -> None:
     for n in range(args.n):
         pad.save("inspection", uuid.uuid4(), inspection(world, n, ["officer1", "officer2"]))
     pad.push()
+    # The squadron's leader pulls, as in bench/sync_bench.py (and in the peers' benchmark, a
+    # reader that wrote nothing).
+    reader = client(server.url, workdir, "leader1", "pad-split-reader", 100)
     session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {pad.token}"
+    session.headers["Authorization"] = f"Bearer {reader.token}"
     for _ in range(args.runs):
         fetch_s = parse_s = 0.0
         size = count = 0

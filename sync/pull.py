@@ -342,13 +342,33 @@ def _inspection_columns(dialect: str) -> tuple:
         "stored": lambda column, _: sa.type_coerce(column, sa.String),
     }
     c = Inspection.__table__.c
-    return tuple(forms[form](c[name], dialect).label(name) for name, form in _PULLED_COLUMNS)
-
-
-@functools.cache
-def _officer_columns(dialect: str) -> tuple:
     links = inspection_officers.c
-    return _uuid_text(links.inspection_id, dialect), _uuid_text(links.user_id, dialect)
+    # The officers in one text per inspection, each as "position:id": string aggregates keep no
+    # order on SQLite, so the positions travel along and _officer_ids sorts by them.
+    ranked = (
+        sa.cast(links.position, sa.String)
+        .op("||")(":")
+        .op("||")(_uuid_text(links.user_id, dialect))
+    )
+    officers = (
+        sa.select(sa.func.aggregate_strings(ranked, ","))
+        .where(links.inspection_id == c.id)
+        .scalar_subquery()
+    )
+    return (
+        *(forms[form](c[name], dialect).label(name) for name, form in _PULLED_COLUMNS),
+        officers.label("officers"),
+    )
+
+
+def _officer_ids(ranked: str | None) -> list[str]:
+    """The officer ids of an aggregate of "position:id" texts, in position order."""
+    if not ranked:
+        return []
+    pairs = [pair.split(":") for pair in ranked.split(",")]
+    if len(pairs) > 1:
+        pairs.sort(key=lambda pair: int(pair[0]))
+    return [officer_id for _, officer_id in pairs]
 
 
 def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str, object]]:
@@ -360,27 +380,12 @@ def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str,
     """
     table = Inspection.__table__
     dialect = db.session.get_bind().dialect.name
-    in_page = (
-        sa.select(table.c.id)
-        .where(policy.readable(Inspection), table.c.change_seq > after)
-        .order_by(table.c.change_seq)
-        .limit(limit + 1)
-    )
     rows = db.session.execute(
         sa.select(*_inspection_columns(dialect))
         .where(policy.readable(Inspection), table.c.change_seq > after)
         .order_by(table.c.change_seq)
         .limit(limit + 1)
     ).all()
-    officers: dict = {}
-    if rows:
-        links = inspection_officers.c
-        for inspection_id, user_id in db.session.execute(
-            sa.select(*_officer_columns(dialect))
-            .where(links.inspection_id.in_(in_page.scalar_subquery()))
-            .order_by(links.inspection_id, links.position)
-        ):
-            officers.setdefault(inspection_id, []).append(user_id)
     # SQLite hands timestamps over as the text it stores; PostgreSQL as naive UTC datetimes.
     # orjson writes either kind of datetime as UTC, as isoformat() does.
     time = datetime.fromisoformat if dialect == "sqlite" else _same
@@ -418,6 +423,7 @@ def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str,
         photo_ids,
         flags,
         location_original,
+        officers,
     ) in rows:
         location = {"lon": lon, "lat": lat, "accuracy_m": accuracy_m, "crs": "wgs84"}
         if location_original is not None and location_original != "null":
@@ -429,7 +435,7 @@ def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str,
             "squadron_id": squadron_id,
             "checklist_id": checklist_id,
             "checklist_version": checklist_version,
-            "officer_ids": officers.get(id_, []),
+            "officer_ids": _officer_ids(officers),
             "origin": origin,
             "task_id": task_id,
             "draw_id": draw_id,
