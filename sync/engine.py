@@ -420,19 +420,28 @@ def _preload_targets(ctx: PushContext, changes: list) -> None:
 
 
 def _cache_targets(ctx: PushContext, wanted: set) -> None:
-    from fieldapp.targets.models import Target
-
     wanted = {t for t in wanted if ("target", t) not in ctx.cache}
     if not wanted:
         return
-    found = {
-        target.id: target
-        for target in db.session.scalars(
-            sa.select(Target).where(Target.id.in_(wanted), ctx.policy.readable(Target))
-        )
-    }
+    found = target_refs(ctx, wanted)
     for target_id in wanted:
         ctx.cache[("target", target_id)] = found.get(target_id)
+
+
+def target_refs(ctx: PushContext, ids) -> dict:
+    """The targets with these ids in the caller's scope, by id, as what an inspection's checks
+    read of them (``id``, ``kind``, ``squadron_id``: a device changes neither of the last two),
+    not as ORM objects, which cost more to load than the checks that use them."""
+    from fieldapp.targets.models import Target
+
+    return {
+        row.id: row
+        for row in db.session.execute(
+            sa.select(Target.id, Target.kind, Target.squadron_id).where(
+                Target.id.in_(ids), ctx.policy.readable(Target)
+            )
+        )
+    }
 
 
 def push(ctx: PushContext, changes: list) -> list[dict]:

@@ -53,7 +53,7 @@ from schemas.inspections import (
     load_inspection_fields,
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
-from sync.engine import Change, PushContext, Rejected
+from sync.engine import Change, PushContext, Rejected, target_refs
 from sync.merge import Rule, merge_fields
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
@@ -745,18 +745,14 @@ class InspectionHandler:
         *,
         creating: bool,
         changed: set[str] | None = None,
-    ) -> Target:
-        """References and submission rules on the record as it would be; 422 field by field."""
+    ) -> Target | sa.Row:
+        """References and submission rules on the record as it would be; 422 field by field.
+        Returns the target (what :func:`sync.engine.target_refs` reads of it)."""
         errors: dict[str, Any] = {}
         check = (lambda name: True) if creating else (lambda name: name in changed)
         target_id = loaded.get("target_id")
         target = (
-            ctx.cached(
-                ("target", target_id),
-                lambda: db.session.scalar(
-                    sa.select(Target).where(Target.id == target_id, ctx.policy.readable(Target))
-                ),
-            )
+            ctx.cached(("target", target_id), lambda: target_refs(ctx, [target_id]).get(target_id))
             if target_id
             else None
         )
@@ -1014,6 +1010,9 @@ class TargetHandler:
             ctx.actor, "target.report", self.entity, target.id, after=audit.snapshot(target)
         )
         risk.refresh_target(ctx.actor, target, ctx.now)
+        # An inspection of the new shop may come later in the same batch (both were saved
+        # offline): its checks must find the shop, not the batch's earlier "no such target".
+        ctx.cache[("target", target.id)] = target
         return result(change, "applied", target.version)
 
     def _update(self, ctx: PushContext, change: Change, target: Target) -> dict:

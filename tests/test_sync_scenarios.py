@@ -388,6 +388,31 @@ def test_officers_report_a_new_shop_and_correct_it(app, login, world):
     assert target["code"].startswith("S")
 
 
+def test_a_new_shop_and_its_first_inspection_in_one_batch_are_both_applied(app, login, world):
+    """Saved offline together, so they arrive in one batch: the inspection finds the shop."""
+    officer = FakeDevice(login("officer1"))
+    shop_id, inspection_id = uuid.uuid4(), uuid.uuid4()
+    shop = {
+        "kind": "shop",
+        "name": "新开张水果店",
+        "address": "宝山区淞滨路88号",
+        "location": {"lon": 121.48, "lat": 31.38},
+        "business_type": "fresh_produce",
+    }
+    results = officer.push_ok(
+        officer.change("target", shop_id, shop),
+        officer.change(
+            "inspection",
+            inspection_id,
+            new_inspection(world, ["officer1"]) | {"target_id": str(shop_id)},
+        ),
+    )
+    assert [r["status"] for r in results] == ["applied", "applied"], results
+    record = inspection_in_db(app, inspection_id)
+    assert record.target_id == shop_id
+    assert record.squadron_id == world.squadrons[0].id
+
+
 def test_a_shop_corrected_twice_in_one_batch_merges_against_the_batch_s_own_version(
     app, login, world
 ):
