@@ -525,7 +525,7 @@ class InspectionHandler:
         data = inspection_wire(SimpleNamespace(**row), officer_ids)
         prepared = Prepared(result=result(change, "applied", 1), sequenced=[row])
         prepared.add(Inspection.__table__, row)
-        for row in officer_rows(change.id, officer_ids):
+        for row in officer_rows(change.id, target.squadron_id, officer_ids):
             prepared.add(inspection_officers, row)
         prepared.add(
             RecordVersion.__table__,
@@ -859,10 +859,15 @@ def _set_location(columns: dict, stored: dict, original: dict | None) -> None:
     columns["location_original"] = original
 
 
-def officer_rows(inspection_id, officer_ids: list) -> list[dict]:
+def officer_rows(inspection_id, squadron_id: int, officer_ids: list) -> list[dict]:
     """The inspection's officer links, in the order the device gave (the first one leads)."""
     return [
-        {"inspection_id": inspection_id, "user_id": officer_id, "position": position}
+        {
+            "inspection_id": inspection_id,
+            "user_id": officer_id,
+            "position": position,
+            "squadron_id": squadron_id,
+        }
         for position, officer_id in enumerate(officer_ids)
     ]
 
@@ -875,7 +880,10 @@ def write_officers(inspection: Inspection, officer_ids: list, ctx: PushContext |
     """
     links = inspection_officers.c
     db.session.execute(sa.delete(inspection_officers).where(links.inspection_id == inspection.id))
-    db.session.execute(sa.insert(inspection_officers), officer_rows(inspection.id, officer_ids))
+    db.session.execute(
+        sa.insert(inspection_officers),
+        officer_rows(inspection.id, inspection.squadron_id, officer_ids),
+    )
     users = {u.id: u for u in _users(tuple(officer_ids), ctx)}
     # What the rows now say, without the relationship writing anything itself.
     set_committed_value(inspection, "officers", [users[i] for i in officer_ids])

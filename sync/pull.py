@@ -16,7 +16,7 @@ from datetime import datetime
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.orm import load_only, selectinload
+from sqlalchemy.orm import selectinload
 
 from fieldapp import jsontext
 from fieldapp.auth.models import User
@@ -149,6 +149,8 @@ class Pulled:
     model: type
     dump: object
     options: tuple = ()
+    #: The columns read (None: all of them)
+    columns: tuple | None = None
 
 
 PULLED = (
@@ -162,15 +164,13 @@ PULLED = (
         "risk",
         TargetRisk,
         _risk,
-        (
-            load_only(
-                TargetRisk.target_id,
-                TargetRisk.level,
-                TargetRisk.score,
-                TargetRisk.next_due,
-                TargetRisk.version,
-                TargetRisk.change_seq,
-            ),
+        columns=(
+            TargetRisk.target_id,
+            TargetRisk.level,
+            TargetRisk.score,
+            TargetRisk.next_due,
+            TargetRisk.version,
+            TargetRisk.change_seq,
         ),
     ),
 )
@@ -195,20 +195,19 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             return {"changes": [], "cursor": fresh, "has_more": True, "reset": True}
         after = cursor.seq
 
-    def next_rows(model, options=()):
-        """The next ``limit + 1`` rows of ``model`` in scope after the cursor, by number."""
-        query = (
-            policy.scoped(model)
-            .where(model.change_seq > after)
-            .order_by(model.change_seq)
-            .limit(limit + 1)
-        )
-        return db.session.scalars(query.options(*options) if options else query)
+    def next_rows(model, options=(), columns=None):
+        """The rows of ``model`` in scope that may come next after the cursor, by number."""
+        parts = []
+        for page in page_queries(policy, model, columns or model.__table__.columns, after, limit):
+            query = sa.select(model).from_statement(page)
+            parts.append(db.session.scalars(query.options(*options) if options else query).all())
+        return _in_change_order(parts, lambda row: row.change_seq)
 
     candidates: list[tuple[int, str, object]] = []
     for pulled in PULLED:
         candidates += [
-            (row.change_seq, pulled.entity, row) for row in next_rows(pulled.model, pulled.options)
+            (row.change_seq, pulled.entity, row)
+            for row in next_rows(pulled.model, pulled.options, pulled.columns)
         ]
     candidates += _inspections(policy, after, limit)
     # Deletions, and records that left the caller's squadron: both are removals to a device.
@@ -250,6 +249,40 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
         "has_more": len(candidates) > limit,
         "reset": False,
     }
+
+
+def page_queries(policy: Policy, model: type, columns, after: int, limit: int) -> list:
+    """Queries for ``columns`` of the rows of ``model`` in the caller's scope that may be on a
+    page after the cursor; the caller merges their rows by ``change_seq``.
+
+    PostgreSQL gets one query: it walks the change index in order and stops at the page's end,
+    testing the scope on each row (a member's own inspections elsewhere are a short list, see
+    ``inspections_of``). SQLite cannot: given a scope of two parts joined by OR, it gathers
+    every row of both after the cursor and sorts them, so a first pull of a large squadron
+    would cost more with every page. There each part of the scope (:meth:`Policy.read_parts`)
+    is a query of its own: the squadron's, down its own index and only up to ``limit + 1``
+    rows; the ones beyond it (a member's own rows elsewhere: few) whole.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        parts = [policy.readable(model)]
+    else:
+        parts = policy.read_parts(model)
+    squadron, *beyond = parts
+    first = (
+        sa.select(*columns)
+        .where(squadron, model.change_seq > after)
+        .order_by(model.change_seq)
+        .limit(limit + 1)
+    )
+    return [first, *(sa.select(*columns).where(part, model.change_seq > after) for part in beyond)]
+
+
+def _in_change_order(parts: list[list], key) -> list:
+    """The rows of several parts in one list, by change number."""
+    rows = [row for part in parts for row in part]
+    if sum(1 for part in parts if part) > 1:
+        rows.sort(key=key)
+    return rows
 
 
 class _Pre:
@@ -378,14 +411,16 @@ def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str,
 
     ``tests/test_sync_wire.py`` holds the result to what ``InspectionSchema`` dumps.
     """
-    table = Inspection.__table__
     dialect = db.session.get_bind().dialect.name
-    rows = db.session.execute(
-        sa.select(*_inspection_columns(dialect))
-        .where(policy.readable(Inspection), table.c.change_seq > after)
-        .order_by(table.c.change_seq)
-        .limit(limit + 1)
-    ).all()
+    rows = _in_change_order(
+        [
+            db.session.execute(query).all()
+            for query in page_queries(
+                policy, Inspection, _inspection_columns(dialect), after, limit
+            )
+        ],
+        key=lambda row: row.change_seq,
+    )[: limit + 1]
     # SQLite hands timestamps over as the text it stores; PostgreSQL as naive UTC datetimes.
     # orjson writes either kind of datetime as UTC, as isoformat() does.
     time = datetime.fromisoformat if dialect == "sqlite" else _same

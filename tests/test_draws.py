@@ -254,6 +254,7 @@ def test_the_last_inspectors_of_a_target_are_not_drawn_to_inspect_it_again(app, 
                     "inspection_id": inspection.id,
                     "user_id": world.users["officer1"].id,
                     "position": 0,
+                    "squadron_id": inspection.squadron_id,
                 }
             ],
         )

@@ -155,3 +155,46 @@ def test_a_target_moved_twice_still_leaves_the_first_squadrons_devices(login, wo
             ("risk", shop, "delete"),
             ("target", shop, "delete"),
         ]
+
+
+def test_a_co_officer_from_another_squadron_pulls_the_inspections_they_signed(login, world):
+    """Zhangmiao's officer3 helped out in Wusong: their devices get those inspections and their
+    photos, merged in change order with their own squadron's records, page after page, each
+    change once; Wusong's other inspections stay out of their scope."""
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
+    helped, alone = uuid.uuid4(), uuid.uuid4()
+    photo_id = uuid.uuid4()
+    wusong.push_ok(
+        wusong.change("inspection", helped, new_inspection(world, ["officer1", "officer3"])),
+        wusong.change("inspection", alone, new_inspection(world, ["officer1"])),
+    )
+    own = [uuid.uuid4() for _ in range(3)]
+    for record in own:
+        zhangmiao.push_ok(
+            zhangmiao.change(
+                "inspection", record, new_inspection(world, ["officer3"], target="shop2")
+            )
+        )
+    wusong.push_ok(
+        wusong.change(
+            "photo",
+            photo_id,
+            {
+                "inspection_id": str(helped),
+                "item_code": "S01",
+                "taken_at": "2026-11-20T09:35:00+08:00",
+                "sha256": "cd" * 32,
+                "size": 2048,
+                "content_type": "image/jpeg",
+            },
+        )
+    )
+    changes = zhangmiao.pull_all(limit=2)
+    inspections = [c["id"] for c in changes if c["entity"] == "inspection"]
+    assert inspections == [str(helped), *map(str, own)]  # change order, each once
+    assert ids(changes, "photo") == {str(photo_id)}
+    again = FakeDevice(login("officer3"))
+    assert [c["id"] for c in again.pull_all(limit=500)] == [c["id"] for c in changes]
+    assert zhangmiao.pull_all() == []
+    assert login("officer3").get(f"/api/v1/inspections/{helped}").status_code == 200
+    assert login("officer3").get(f"/api/v1/inspections/{alone}").status_code == 404

@@ -70,6 +70,14 @@ class Policy:
             raise LookupError(f"no read rule for {model.__name__}")
         return rule(self)
 
+    def read_parts(self, model: type) -> list[sa.ColumnElement[bool]]:
+        """:meth:`readable` as disjoint clauses, each answered by an index of its own: the
+        squadron's rows, and a member's own rows beyond it. Pull on SQLite reads them part by
+        part (``sync.pull.page_queries``), because SQLite given the OR gathers every row in
+        scope after the cursor before it sorts."""
+        parts = _READ_PARTS.get(model)
+        return parts(self) if parts is not None else [self.readable(model)]
+
     def scoped(self, model: type) -> sa.Select:
         """``SELECT model`` restricted to what this actor may read."""
         return sa.select(model).where(self.readable(model))
@@ -112,29 +120,41 @@ class Policy:
             raise APIError(403, "forbidden", _WRITE_MESSAGES.get(permission, "not allowed"))
 
 
-def _target_read(p: Policy) -> sa.ColumnElement[bool]:
-    clause = p._squadron_clause(Target.squadron_id)
+def _squadron_and_beyond(p: Policy, squadron_column, beyond) -> list[sa.ColumnElement[bool]]:
+    """The caller's squadron, and for squadron members the rows ``beyond`` it that are theirs
+    (``beyond``: a clause such as "among my own inspections"), as two disjoint parts."""
+    parts = [p._squadron_clause(squadron_column)]
     if p.role in SQUADRON_ROLES:
-        clause = sa.or_(clause, Target.id.in_(p._assigned_targets()))
-    return clause
+        parts.append(sa.and_(squadron_column.is_distinct_from(p.user.squadron_id), beyond(p)))
+    return parts
 
 
-def _inspection_read(p: Policy) -> sa.ColumnElement[bool]:
-    clause = p._squadron_clause(Inspection.squadron_id)
-    if p.role in SQUADRON_ROLES:
-        clause = sa.or_(clause, Inspection.id.in_(_own_inspections(p)))
-    return clause
+def _target_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
+    return _squadron_and_beyond(
+        p, Target.squadron_id, lambda p: Target.id.in_(p._assigned_targets())
+    )
+
+
+def _inspection_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
+    return _squadron_and_beyond(
+        p, Inspection.squadron_id, lambda p: Inspection.id.in_(_own_inspections_elsewhere(p))
+    )
 
 
 def _own_inspections(p: Policy):
     return inspections_of(p.user.id)
 
 
-def _photo_read(p: Policy) -> sa.ColumnElement[bool]:
-    clause = p._squadron_clause(Photo.squadron_id)
-    if p.role in SQUADRON_ROLES:
-        clause = sa.or_(clause, Photo.inspection_id.in_(_own_inspections(p)))
-    return clause
+def _own_inspections_elsewhere(p: Policy):
+    """The member's inspections in other squadrons than theirs (where they worked before a
+    move, or helped out): the rest are in their squadron's part anyway."""
+    return inspections_of(p.user.id, outside_squadron=p.user.squadron_id)
+
+
+def _photo_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
+    return _squadron_and_beyond(
+        p, Photo.squadron_id, lambda p: Photo.inspection_id.in_(_own_inspections_elsewhere(p))
+    )
 
 
 def _conflict_read(p: Policy) -> sa.ColumnElement[bool]:
@@ -144,12 +164,30 @@ def _conflict_read(p: Policy) -> sa.ColumnElement[bool]:
     return clause
 
 
-def _task_read(p: Policy) -> sa.ColumnElement[bool]:
-    clause = p._squadron_clause(Task.squadron_id)
-    if p.role in SQUADRON_ROLES:
-        mine = sa.select(task_assignees.c.task_id).where(task_assignees.c.user_id == p.user.id)
-        clause = sa.or_(clause, Task.id.in_(mine))
-    return clause
+def _task_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
+    def mine(p: Policy):
+        return Task.id.in_(
+            sa.select(task_assignees.c.task_id).where(task_assignees.c.user_id == p.user.id)
+        )
+
+    return _squadron_and_beyond(p, Task.squadron_id, mine)
+
+
+#: Reading scopes made of disjoint parts (see :meth:`Policy.read_parts`).
+_READ_PARTS: dict[type, Callable[[Policy], list[sa.ColumnElement[bool]]]] = {
+    Target: _target_parts,
+    Inspection: _inspection_parts,
+    Photo: _photo_parts,
+    Task: _task_parts,
+}
+
+
+def _any_part(model: type) -> Callable[[Policy], sa.ColumnElement[bool]]:
+    def rule(p: Policy) -> sa.ColumnElement[bool]:
+        parts = _READ_PARTS[model](p)
+        return parts[0] if len(parts) == 1 else sa.or_(*parts)
+
+    return rule
 
 
 def _user_read(p: Policy) -> sa.ColumnElement[bool]:
@@ -161,11 +199,11 @@ def _user_read(p: Policy) -> sa.ColumnElement[bool]:
 
 
 _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
-    Target: _target_read,
-    Inspection: _inspection_read,
-    Task: _task_read,
+    Target: _any_part(Target),
+    Inspection: _any_part(Inspection),
+    Task: _any_part(Task),
     Complaint: lambda p: p._squadron_clause(Complaint.squadron_id),
-    Photo: _photo_read,
+    Photo: _any_part(Photo),
     Conflict: _conflict_read,
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
     ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),

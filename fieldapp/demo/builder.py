@@ -907,7 +907,12 @@ class DemoBuilder:
             }
         )
         officer_rows.extend(
-            {"inspection_id": inspection_id, "user_id": o["id"], "position": i}
+            {
+                "inspection_id": inspection_id,
+                "user_id": o["id"],
+                "position": i,
+                "squadron_id": target["squadron_id"],
+            }
             for i, o in enumerate(officers)
         )
         if outcome == "case_opened":
@@ -1018,7 +1023,12 @@ class DemoBuilder:
                     while officer_rows and officer_rows[-1]["inspection_id"] == record["id"]:
                         officer_rows.pop()
                     officer_rows.extend(
-                        {"inspection_id": record["id"], "user_id": uuid.UUID(o), "position": i}
+                        {
+                            "inspection_id": record["id"],
+                            "user_id": uuid.UUID(o),
+                            "position": i,
+                            "squadron_id": row["squadron_id"],
+                        }
                         for i, o in enumerate(item["officer_ids"])
                     )
                     if row["review_status"] == "approved":

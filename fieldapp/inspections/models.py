@@ -117,16 +117,24 @@ inspection_officers = sa.Table(
     sa.Column(
         "inspection_id", sa.ForeignKey("inspections.id", ondelete="CASCADE"), primary_key=True
     ),
-    sa.Column("user_id", sa.ForeignKey("users.id"), primary_key=True, index=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), primary_key=True),
     sa.Column("position", sa.Integer, nullable=False, default=0),
+    #: The inspection's squadron (which never changes), so that an officer's inspections in
+    #: other squadrons than their own come straight off the index below, however many they
+    #: did in their own.
+    sa.Column("squadron_id", sa.ForeignKey("squadrons.id"), nullable=False),
+    sa.Index("ix_inspection_officers_user_squadron", "user_id", "squadron_id"),
 )
 
 
-def inspections_of(user_id) -> sa.Select:
-    """The ids of the inspections ``user_id`` took part in, as one of their officers."""
-    return sa.select(inspection_officers.c.inspection_id).where(
-        inspection_officers.c.user_id == user_id
-    )
+def inspections_of(user_id, *, outside_squadron: int | None = None) -> sa.Select:
+    """The ids of the inspections ``user_id`` took part in, as one of their officers; with
+    ``outside_squadron``, only those of the other squadrons."""
+    links = inspection_officers.c
+    query = sa.select(links.inspection_id).where(links.user_id == user_id)
+    if outside_squadron is not None:
+        query = query.where(links.squadron_id != outside_squadron)
+    return query
 
 
 class Inspection(Syncable, db.Model):
