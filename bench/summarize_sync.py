@@ -32,6 +32,11 @@ def main() -> None:
             scale = runs[name]["pull_scale"]
             ratio_text = f"{scale['ratio']:.2f}"
             print(f"{name} pull 500 after cursor: {scale['pull_500_s']} s, ratio {ratio_text}")
+            if "first_500_s" in scale:
+                print(
+                    f"{name} first 500 from the start: {scale['first_500_s']} s,"
+                    f" ratio {scale['first_ratio']:.2f}"
+                )
         if name in runs:
             peak = runs[name]["median"]["worker_peak_rss_mib"]
             print(f"{name} worker peak RSS (500-change push): {peak:.0f} MiB")

@@ -402,8 +402,10 @@ def measure_push_rss(server: Server, world: dict, workdir: Path, run: int, batch
 
 
 def pull_scale(args, workdir: Path) -> dict:
-    """Time to pull 500 changes after a cursor, with few and with many records stored."""
-    out = {}
+    """Time to pull 500 changes after a cursor, with few and with many records stored: the
+    cursor at the end (a device that syncs often), and at the start (a first sync, with every
+    stored record still to come)."""
+    out, first = {}, {}
     for stored in (args.small, args.large):
         db = Database(args.db, workdir, f"fieldapp_scale_{os.getpid()}_{stored}")
         instance = workdir / f"scale-{stored}"
@@ -413,6 +415,7 @@ def pull_scale(args, workdir: Path) -> dict:
         server = Server(db, instance, 1)
         try:
             reader = client(server.url, workdir, "leader1", f"scale-r{stored}", 500)
+            first[stored] = first_page_s(server.url, reader.token, args.runs)
             reader.pull(limit=1000)  # up to date: the cursor is at the end
             writer = client(server.url, workdir, "officer1", f"scale-w{stored}", 500)
             timings = []
@@ -428,7 +431,29 @@ def pull_scale(args, workdir: Path) -> dict:
         finally:
             server.stop()
             db.drop()
-    return {"pull_500_s": out, "ratio": out[args.large] / out[args.small]}
+    return {
+        "pull_500_s": out,
+        "ratio": out[args.large] / out[args.small],
+        "first_500_s": first,
+        "first_ratio": first[args.large] / first[args.small],
+    }
+
+
+def first_page_s(url: str, token: str, runs: int) -> float:
+    """Median time of the first page of 500 from the start (fetched and parsed), after one
+    untimed request that warms the worker and the database's cache."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    session.get(f"{url}/sync/pull", params={"limit": 500}, timeout=300).raise_for_status()
+    timings = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        page = session.get(f"{url}/sync/pull", params={"limit": 500}, timeout=300).json()
+        timings.append(time.perf_counter() - t0)
+        assert len(page["changes"]) == 500 and page["has_more"], len(page["changes"])
+    return statistics.median(timings)
 
 
 def main() -> None:
@@ -486,7 +511,9 @@ def main() -> None:
         print(
             f"[fieldapp-{args.db}] pull 500 after cursor: {args.small:,} stored "
             f"{scale['pull_500_s'][args.small] * 1000:.0f} ms, {args.large:,} stored "
-            f"{scale['pull_500_s'][args.large] * 1000:.0f} ms, ratio {scale['ratio']:.2f}",
+            f"{scale['pull_500_s'][args.large] * 1000:.0f} ms, ratio {scale['ratio']:.2f}; "
+            f"first 500 from the start: {scale['first_500_s'][args.small] * 1000:.0f} ms and "
+            f"{scale['first_500_s'][args.large] * 1000:.0f} ms, ratio {scale['first_ratio']:.2f}",
             flush=True,
         )
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2, default=str))
