@@ -25,7 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
-from fieldapp.checklists.models import ChecklistItem, ChecklistVersion
+from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
 from fieldapp.db import db
 from fieldapp.errors import APIError
 from fieldapp.geo import to_wgs84
@@ -759,14 +759,12 @@ class InspectionHandler:
         if target is None and check("target_id"):
             errors["target_id"] = ["no such target in your scope"]
         version_key = (loaded.get("checklist_id"), loaded.get("checklist_version"))
-        version = ctx.cached(
-            ("checklist", version_key), lambda: db.session.get(ChecklistVersion, version_key)
-        )
+        version = ctx.cached(("checklist", version_key), lambda: _checklist_version(version_key))
         if version is None:
             if check("checklist_id") or check("checklist_version"):
                 errors["checklist_version"] = ["no such checklist version"]
         else:
-            if target is not None and version.checklist.kind is not target.kind:
+            if target is not None and version.kind is not target.kind:
                 errors["checklist_id"] = [f"not a checklist for a {target.kind.value}"]
             if check("answers") or check("checklist_version"):
                 codes = ctx.cached(
@@ -887,6 +885,19 @@ def write_officers(inspection: Inspection, officer_ids: list, ctx: PushContext |
     users = {u.id: u for u in _users(tuple(officer_ids), ctx)}
     # What the rows now say, without the relationship writing anything itself.
     set_committed_value(inspection, "officers", [users[i] for i in officer_ids])
+
+
+def _checklist_version(key: tuple) -> sa.Row | None:
+    """The checklist version ``key`` (checklist id, version) with its checklist's kind, in one
+    query (two ORM loads instead cost a thirtieth of a batch of creates)."""
+    checklist_id, version = key
+    if checklist_id is None or version is None:
+        return None
+    return db.session.execute(
+        sa.select(ChecklistVersion.checklist_id, ChecklistVersion.version, Checklist.kind)
+        .join(Checklist, Checklist.id == ChecklistVersion.checklist_id)
+        .where(ChecklistVersion.checklist_id == checklist_id, ChecklistVersion.version == version)
+    ).one_or_none()
 
 
 def _users(ids: tuple, ctx: PushContext | None) -> list[User]:

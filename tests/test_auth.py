@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -177,3 +178,21 @@ def test_every_sign_in_and_revocation_is_audited(app, client, login, world):
         actions = db.session.scalars(sa.select(AuditEntry.action).order_by(AuditEntry.seq)).all()
     assert actions.count("auth.login") >= 2
     assert "device.revoke" in actions
+
+
+def test_every_request_is_logged_with_its_id_user_and_device(login, world, caplog):
+    """After the request's commit the log still names who and which device (read up front)."""
+    api = login("officer1")
+    with caplog.at_level(logging.INFO, logger="fieldapp.request"):
+        response = api.get("/api/v1/targets", headers={"X-Request-ID": "pad-7f3a:42"})
+        anonymous = api.client.get("/api/v1/targets")
+    assert response.status_code == 200 and anonymous.status_code == 401
+    signed, unsigned = [r for r in caplog.records if r.name == "fieldapp.request"][-2:]
+    assert (signed.request_id, signed.user, signed.device) == (
+        "pad-7f3a:42",
+        "officer1",
+        api.device_id,
+    )
+    assert "GET /api/v1/targets 200" in signed.getMessage()
+    assert (unsigned.user, unsigned.device) == ("-", "-")
+    assert len(unsigned.request_id) == 32  # one of the server's own

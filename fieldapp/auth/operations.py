@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.orm import joinedload
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
@@ -202,8 +203,11 @@ def login(
 def authenticate(settings: AuthSettings, secret: str, now: datetime | None = None) -> Token | None:
     """The live token for a bearer secret, or None if unknown, expired, revoked or disabled."""
     now = now or utcnow()
+    # The token with its user and device in one query: every request reads all three.
     token = db.session.scalar(
-        sa.select(Token).where(Token.token_hash == token_digest(settings, secret))
+        sa.select(Token)
+        .where(Token.token_hash == token_digest(settings, secret))
+        .options(joinedload(Token.user), joinedload(Token.device))
     )
     if token is None or token.revoked_at is not None or token.expires_at <= now:
         return None

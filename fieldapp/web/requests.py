@@ -85,6 +85,8 @@ def _begin() -> None:
         if token is not None:
             g.token = token
             g.actor = Actor(user=token.user, device_id=token.device_id, request_id=g.request_id)
+            # Read now: after the commit the user's row would be read again just to log it.
+            g.username = token.user.username
     if g.actor is None and request.path.startswith(API_PREFIX) and not _is_public(request.endpoint):
         if request.method == "OPTIONS":
             return None
@@ -137,7 +139,7 @@ def _log(response) -> None:
         elapsed_ms,
         extra={
             "request_id": g.get("request_id", "-"),
-            "user": actor.user.username if actor and actor.user else "-",
+            "user": g.get("username", "-"),
             "device": actor.device_id if actor and actor.device_id else "-",
         },
     )
