@@ -15,6 +15,15 @@ from tests.sync_helpers import SHOP_ANSWERS, FakeDevice, new_inspection
 
 SYSTEM = Actor.for_system("test")
 
+#: A shop an officer finds and reports from the street.
+NEW_SHOP = {
+    "kind": "shop",
+    "name": "新开张水果店",
+    "address": "宝山区淞滨路88号",
+    "location": {"lon": 121.48, "lat": 31.38},
+    "business_type": "fresh_produce",
+}
+
 
 def inspection_in_db(app, inspection_id) -> Inspection:
     with app.app_context():
@@ -369,13 +378,7 @@ def test_officers_report_a_new_shop_and_correct_it(app, login, world):
         officer.change(
             "target",
             shop_id,
-            {
-                "kind": "shop",
-                "name": "新开张水果店",
-                "address": "宝山区淞滨路88号",
-                "location": {"lon": 121.48, "lat": 31.38},
-                "business_type": "fresh_produce",
-            },
+            NEW_SHOP,
         )
     )
     assert created["status"] == "applied"
@@ -392,15 +395,9 @@ def test_a_new_shop_and_its_first_inspection_in_one_batch_are_both_applied(app, 
     """Saved offline together, so they arrive in one batch: the inspection finds the shop."""
     officer = FakeDevice(login("officer1"))
     shop_id, inspection_id = uuid.uuid4(), uuid.uuid4()
-    shop = {
-        "kind": "shop",
-        "name": "新开张水果店",
-        "address": "宝山区淞滨路88号",
-        "location": {"lon": 121.48, "lat": 31.38},
-        "business_type": "fresh_produce",
-    }
+
     results = officer.push_ok(
-        officer.change("target", shop_id, shop),
+        officer.change("target", shop_id, NEW_SHOP),
         officer.change(
             "inspection",
             inspection_id,
@@ -420,14 +417,8 @@ def test_a_shop_corrected_twice_in_one_batch_merges_against_the_batch_s_own_vers
     (and whose snapshot is written only when the batch ends)."""
     officer = FakeDevice(login("officer1"))
     shop_id = uuid.uuid4()
-    shop = {
-        "kind": "shop",
-        "name": "新开张水果店",
-        "address": "宝山区淞滨路88号",
-        "location": {"lon": 121.48, "lat": 31.38},
-        "business_type": "fresh_produce",
-    }
-    officer.push_ok(officer.change("target", shop_id, shop))
+
+    officer.push_ok(officer.change("target", shop_id, NEW_SHOP))
     results = officer.push_ok(
         officer.change("target", shop_id, {"name": "鲜果多水果店"}, base_version=1),
         officer.change("target", shop_id, {"address": "宝山区淞滨路90号"}, base_version=1),
