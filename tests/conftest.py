@@ -67,6 +67,21 @@ def _create_pg_database() -> tuple[str, sa.Engine] | None:
     return admin_url.set(database=name).render_as_string(hide_password=False), engine
 
 
+def migrated_app(url: str, instance):
+    """A test app on the database at ``url``, migrated to the newest schema."""
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": url,
+            "TESTING": True,
+            "STORAGE_DIR": str(instance / "photos"),
+            **FAST_PASSWORDS,
+        }
+    )
+    with app.app_context():
+        upgrade()
+    return app
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def backend(request):
     return request.param
@@ -85,16 +100,7 @@ def app(backend, tmp_path_factory):
         if created is None:
             pytest.skip(f"PostgreSQL not reachable at {_pg_admin_url()}; PostgreSQL runs skipped")
         url = created[0]
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "TESTING": True,
-            "STORAGE_DIR": str(instance / "photos"),
-            **FAST_PASSWORDS,
-        }
-    )
-    with app.app_context():
-        upgrade()
+    app = migrated_app(url, instance)
     yield app
     with app.app_context():
         db.session.remove()
@@ -274,16 +280,8 @@ def pg_app(tmp_path_factory):
     url, admin = created
     instance = tmp_path_factory.mktemp("concurrency")
     os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance)
-    app = create_app(
-        {
-            "SQLALCHEMY_DATABASE_URI": url,
-            "TESTING": True,
-            "STORAGE_DIR": str(instance / "photos"),
-            **FAST_PASSWORDS,
-        }
-    )
+    app = migrated_app(url, instance)
     with app.app_context():
-        upgrade()
         world = build_world(app)
         db.session.commit()
         detach_all()
