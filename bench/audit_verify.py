@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sync_bench import Database  # noqa: E402
+from sync_bench import Database, scratch_database  # noqa: E402
 
 
 def main() -> None:
@@ -27,12 +26,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--per-commit", type=int, default=1000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database(args.db, Path(tmp), "fieldapp_audit_bench")
-        try:
-            run(args, db, Path(tmp))
-        finally:
-            db.drop()
+    with scratch_database(args.db, "fieldapp_audit_bench") as (db, workdir):
+        run(args, db, workdir)
 
 
 def run(args, database: Database, workdir: Path) -> None:

@@ -17,7 +17,6 @@ import cProfile
 import os
 import pstats
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sync_bench import PASSWORD, Database, inspection, prepare  # noqa: E402
+from sync_bench import PASSWORD, Database, inspection, prepare, scratch_database  # noqa: E402
 
 
 def main() -> None:
@@ -43,14 +42,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        # Its own database name when asked, so that runs by several people do not collide.
-        db = Database(args.db, workdir, os.environ.get("FIELDAPP_BENCH_DB", "fieldapp_profile"))
-        try:
-            run(args, db, workdir)
-        finally:
-            db.drop()
+    with scratch_database(args.db, "fieldapp_profile") as (db, workdir):
+        run(args, db, workdir)
 
 
 def run(args, db: Database, workdir: Path) -> None:
@@ -68,15 +61,7 @@ def run(args, db: Database, workdir: Path) -> None:
 
     def change(device, record, fields, base=None):
         clock[0] += 1
-        return {
-            "change_id": str(uuid.uuid4()),
-            "entity": "inspection",
-            "id": str(record),
-            "op": "upsert",
-            "base_version": base,
-            "hlc": f"{clock[0]:016d}:0000:{device}",
-            "fields": fields,
-        }
+        return inspection_change(device, record, fields, clock[0], base)
 
     def push(name, changes):
         http, device = clients[name]
@@ -137,6 +122,19 @@ def run(args, db: Database, workdir: Path) -> None:
         assert seen >= args.n, seen
 
     phase("pull", pull)
+
+
+def inspection_change(device: str, record, fields: dict, clock_ms: int, base=None) -> dict:
+    """A device's change of an inspection, as the push endpoint takes it."""
+    return {
+        "change_id": str(uuid.uuid4()),
+        "entity": "inspection",
+        "id": str(record),
+        "op": "upsert",
+        "base_version": base,
+        "hlc": f"{clock_ms:016d}:0000:{device}",
+        "fields": fields,
+    }
 
 
 def _login(app, username: str):

@@ -14,10 +14,8 @@ Usage: bench/pull_page.py [--db sqlite|postgresql] [--n 3000] [--targets 0] [--p
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,8 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from profile_sync import _login  # noqa: E402
-from sync_bench import Database, inspection, prepare  # noqa: E402
+from profile_sync import _login, inspection_change  # noqa: E402
+from sync_bench import Database, inspection, prepare, scratch_database  # noqa: E402
+
+#: The devices' clock at the first change (2025-11-21).
+CLOCK_MS = 1_763_712_000_000
 
 
 def main() -> None:
@@ -38,13 +39,8 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        db = Database(args.db, workdir, os.environ.get("FIELDAPP_BENCH_DB", "fieldapp_pull_page"))
-        try:
-            run(args, db, workdir)
-        finally:
-            db.drop()
+    with scratch_database(args.db, "fieldapp_pull_page") as (db, workdir):
+        run(args, db, workdir)
 
 
 def run(args, db: Database, workdir: Path) -> None:
@@ -62,21 +58,12 @@ def run(args, db: Database, workdir: Path) -> None:
     app = create_app({"SQLALCHEMY_DATABASE_URI": db.url, "LOG_LEVEL": "WARNING"})
     gunicorn_conf.post_worker_init(worker=None)  # as each gunicorn worker does
     http, device = _login(app, "officer1")
-    clock = 1_763_712_000_000
-    changes = []
-    for n in range(args.n):
-        clock += 1
-        changes.append(
-            {
-                "change_id": str(uuid.uuid4()),
-                "entity": "inspection",
-                "id": str(uuid.uuid4()),
-                "op": "upsert",
-                "base_version": None,
-                "hlc": f"{clock:016d}:0000:{device}",
-                "fields": inspection(world, n, ["officer1", "officer2"]),
-            }
+    changes = [
+        inspection_change(
+            device, uuid.uuid4(), inspection(world, n, ["officer1", "officer2"]), CLOCK_MS + n
         )
+        for n in range(args.n)
+    ]
     for start in range(0, args.n, 100):
         body = {"device_id": device, "changes": changes[start : start + 100]}
         assert http.post("/api/v1/sync/push", json=body).status_code == 200

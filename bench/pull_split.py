@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import requests  # noqa: E402
-from sync_bench import Database, Server, client, inspection, prepare  # noqa: E402
+from sync_bench import Server, client, inspection, prepare, scratch_database  # noqa: E402
 
 
 def main() -> None:
@@ -34,18 +32,13 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        db = Database(args.db, workdir, os.environ.get("FIELDAPP_BENCH_DB", "fieldapp_pull_split"))
+    with scratch_database(args.db, "fieldapp_pull_split") as (db, workdir):
+        world = prepare(db, workdir / "instance")
+        server = Server(db, workdir / "instance", 2)
         try:
-            world = prepare(db, workdir / "instance")
-            server = Server(db, workdir / "instance", 2)
-            try:
-                run(args, server, world, workdir)
-            finally:
-                server.stop()
+            run(args, server, world, workdir)
         finally:
-            db.drop()
+            server.stop()
 
 
 def run(args, server: Server, world: dict, workdir: Path) -> None:

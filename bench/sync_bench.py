@@ -19,6 +19,7 @@ Prints one line per run and a JSON summary with medians. Loopback only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -77,6 +78,20 @@ class Database:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
             admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_database(kind: str, name: str):
+    """``(database, workdir)``: a fresh database and a temporary folder, both gone afterwards.
+    ``FIELDAPP_BENCH_DB`` names the database instead of ``name``, so that runs by several people
+    do not collide."""
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        database = Database(kind, workdir, os.environ.get("FIELDAPP_BENCH_DB", name))
+        try:
+            yield database, workdir
+        finally:
+            database.drop()
 
 
 def prepare(db: Database, instance: Path, extra_targets: int = 0) -> dict:
