@@ -198,3 +198,27 @@ def test_a_co_officer_from_another_squadron_pulls_the_inspections_they_signed(lo
     assert zhangmiao.pull_all() == []
     assert login("officer3").get(f"/api/v1/inspections/{helped}").status_code == 200
     assert login("officer3").get(f"/api/v1/inspections/{alone}").status_code == 404
+
+
+def test_a_co_officer_from_another_squadron_reads_the_conflicts_of_what_they_signed(login, world):
+    """The same scope rule for the conflict log: officer3 (Zhangmiao) sees the conflict on the
+    Wusong inspection they co-signed, and no other Wusong conflict."""
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
+    helped, alone = uuid.uuid4(), uuid.uuid4()
+    wusong.push_ok(
+        wusong.change("inspection", helped, new_inspection(world, ["officer1", "officer3"])),
+        wusong.change("inspection", alone, new_inspection(world, ["officer1", "officer2"])),
+    )
+    colleague = FakeDevice(login("officer2"))
+    # Two officers write different findings on each record from the same base: two conflicts.
+    for device, record, findings in (
+        (wusong, helped, "门前堆物"),
+        (zhangmiao, helped, "门前堆物已清理"),
+        (wusong, alone, "占道经营"),
+        (colleague, alone, "已劝离"),
+    ):
+        device.push_ok(device.change("inspection", record, {"findings": findings}, base_version=1))
+    logged = login("leader1").get("/api/v1/conflicts").get_json()["items"]
+    assert {c["record_id"] for c in logged} == {str(helped), str(alone)}
+    seen = login("officer3").get("/api/v1/conflicts").get_json()["items"]
+    assert {c["record_id"] for c in seen} == {str(helped)}

@@ -141,10 +141,6 @@ def _inspection_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
     )
 
 
-def _own_inspections(p: Policy):
-    return inspections_of(p.user.id)
-
-
 def _own_inspections_elsewhere(p: Policy):
     """The member's inspections in other squadrons than theirs (where they worked before a
     move, or helped out): the rest are in their squadron's part anyway."""
@@ -157,11 +153,11 @@ def _photo_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
     )
 
 
-def _conflict_read(p: Policy) -> sa.ColumnElement[bool]:
-    clause = p._squadron_clause(Conflict.squadron_id)
-    if p.role in SQUADRON_ROLES:
-        clause = sa.or_(clause, Conflict.record_id.in_(_own_inspections(p)))
-    return clause
+def _conflict_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
+    # An inspection's conflicts are logged under its squadron, so "elsewhere" matches them too.
+    return _squadron_and_beyond(
+        p, Conflict.squadron_id, lambda p: Conflict.record_id.in_(_own_inspections_elsewhere(p))
+    )
 
 
 def _task_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
@@ -179,6 +175,7 @@ _READ_PARTS: dict[type, Callable[[Policy], list[sa.ColumnElement[bool]]]] = {
     Inspection: _inspection_parts,
     Photo: _photo_parts,
     Task: _task_parts,
+    Conflict: _conflict_parts,
 }
 
 
@@ -204,7 +201,7 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Task: _any_part(Task),
     Complaint: lambda p: p._squadron_clause(Complaint.squadron_id),
     Photo: _any_part(Photo),
-    Conflict: _conflict_read,
+    Conflict: _any_part(Conflict),
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
     ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),
     TargetRisk: lambda p: p._squadron_clause(TargetRisk.squadron_id),
