@@ -72,7 +72,9 @@ def run(args, db: Database, workdir: Path) -> None:
             user = fdb.session.scalar(sa.select(User).where(User.username == username))
             policy = Policy(Actor(user=user))
             work = {
-                "inspections": lambda policy=policy: pull._inspections(policy, 0, args.page),
+                "inspections": lambda policy=policy: pull._inspections(
+                    policy, 0, pull._news(0)[0], args.page
+                ),
                 "page": lambda policy=policy: pull.pull(policy, None, args.page, "bench"),
             }
             timings: dict[str, list[float]] = {name: [] for name in work}

@@ -1,11 +1,15 @@
 """Pull: everything in the caller's scope that changed after the cursor, in commit order.
 
 Every synced table carries ``change_seq`` from the global sequence (``sync/sequence.py``), whose
-numbers become visible in the order they were handed out. Pull reads, per table, the next rows
-after the cursor (by an index on ``change_seq``), merges them by number and serves the first
-``limit``; the new cursor is the last number served. Because no number below it can still
-appear later, nothing is ever skipped, and the cost of a page does not depend on how many
-records are stored.
+numbers become visible in the order they were handed out. A page first reads the sequence's
+horizon (the counter's committed value: every number up to it is committed or unused, every
+later commit gets a number above it) and which tables hold rows after the cursor, in one
+statement. It then reads, per table, the next rows after the cursor and up to the horizon (by an
+index on ``change_seq``), merges them by number and serves the first ``limit``; the new cursor is
+the last number served. The horizon makes the page one snapshot, although PostgreSQL gives each
+statement its own: a push that commits between two of the page's statements gets numbers above
+the horizon, so it waits for the next page instead of landing behind the cursor. Nothing is ever
+skipped, and the cost of a page does not depend on how many records are stored.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from fieldapp import jsontext
 from fieldapp.auth.models import User
 from fieldapp.auth.policy import Policy
 from fieldapp.checklists.models import Checklist, ChecklistVersion
-from fieldapp.db import db
+from fieldapp.db import change_counter, db
 from fieldapp.inspections.models import Inspection, inspection_officers
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
@@ -195,10 +199,16 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             return {"changes": [], "cursor": fresh, "has_more": True, "reset": True}
         after = cursor.seq
 
+    horizon, changed = _news(after)
+
     def next_rows(model, options=(), columns=None):
         """The rows of ``model`` in scope that may come next after the cursor, by number."""
+        if model not in changed:
+            return []
         parts = []
-        for page in page_queries(policy, model, columns or model.__table__.columns, after, limit):
+        for page in page_queries(
+            policy, model, columns or model.__table__.columns, after, horizon, limit
+        ):
             query = sa.select(model).from_statement(page)
             parts.append(db.session.scalars(query.options(*options) if options else query).all())
         return _in_change_order(parts, lambda row: row.change_seq)
@@ -209,7 +219,8 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             (row.change_seq, pulled.entity, row)
             for row in next_rows(pulled.model, pulled.options, pulled.columns)
         ]
-    candidates += _inspections(policy, after, limit)
+    if Inspection in changed:
+        candidates += _inspections(policy, after, horizon, limit)
     # Deletions, and records that left the caller's squadron: both are removals to a device.
     for removed in (Tombstone, ScopeExit):
         candidates += [(row.change_seq, "tombstone", row) for row in next_rows(removed)]
@@ -251,9 +262,30 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
     }
 
 
-def page_queries(policy: Policy, model: type, columns, after: int, limit: int) -> list:
+#: Every table a page reads.
+_PULLED_MODELS = (*(p.model for p in PULLED), Inspection, Tombstone, ScopeExit)
+
+
+def _news(after: int) -> tuple[int, frozenset[type]]:
+    """The sequence's horizon and the models with rows numbered after ``after`` (in any
+    scope), read in one statement, so one snapshot: a table without any is not asked for a page
+    (most tables, on most pulls of a device that keeps up)."""
+    counter = change_counter.c
+    horizon, *news = db.session.execute(
+        sa.select(
+            sa.select(counter.value).where(counter.id == 1).scalar_subquery(),
+            *(sa.exists().where(model.change_seq > after) for model in _PULLED_MODELS),
+        )
+    ).one()
+    return horizon, frozenset(model for model, new in zip(_PULLED_MODELS, news, strict=True) if new)
+
+
+def page_queries(
+    policy: Policy, model: type, columns, after: int, horizon: int, limit: int
+) -> list:
     """Queries for ``columns`` of the rows of ``model`` in the caller's scope that may be on a
-    page after the cursor; the caller merges their rows by ``change_seq``.
+    page after the cursor, up to the sequence's ``horizon``; the caller merges their rows by
+    ``change_seq``.
 
     PostgreSQL gets one query: it walks the change index in order and stops at the page's end,
     testing the scope on each row (a member's own inspections elsewhere are a short list, see
@@ -268,13 +300,9 @@ def page_queries(policy: Policy, model: type, columns, after: int, limit: int) -
     else:
         parts = policy.read_parts(model)
     squadron, *beyond = parts
-    first = (
-        sa.select(*columns)
-        .where(squadron, model.change_seq > after)
-        .order_by(model.change_seq)
-        .limit(limit + 1)
-    )
-    return [first, *(sa.select(*columns).where(part, model.change_seq > after) for part in beyond)]
+    window = (model.change_seq > after, model.change_seq <= horizon)
+    first = sa.select(*columns).where(squadron, *window).order_by(model.change_seq).limit(limit + 1)
+    return [first, *(sa.select(*columns).where(part, *window) for part in beyond)]
 
 
 def _in_change_order(parts: list[list], key) -> list:
@@ -404,7 +432,9 @@ def _officer_ids(ranked: str | None) -> list[str]:
     return [officer_id for _, officer_id in pairs]
 
 
-def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str, object]]:
+def _inspections(
+    policy: Policy, after: int, horizon: int, limit: int
+) -> list[tuple[int, str, object]]:
     """Inspections are most of what devices pull, so they skip the ORM and its type
     conversions: the database hands over ids as text and JSON columns as the JSON text it
     holds, and each change is encoded by orjson in one call, JSON text placed as it is.
@@ -416,7 +446,7 @@ def _inspections(policy: Policy, after: int, limit: int) -> list[tuple[int, str,
         [
             db.session.execute(query).all()
             for query in page_queries(
-                policy, Inspection, _inspection_columns(dialect), after, limit
+                policy, Inspection, _inspection_columns(dialect), after, horizon, limit
             )
         ],
         key=lambda row: row.change_seq,

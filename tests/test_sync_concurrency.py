@@ -15,6 +15,7 @@ from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
 from tests.conftest import sign_in
 from tests.sync_helpers import FakeDevice, new_inspection
+from tests.test_sync_scenarios import NEW_SHOP
 
 PUSHERS = 4
 BATCHES = 6
@@ -98,3 +99,51 @@ def test_a_puller_sees_every_change_exactly_once_while_pushes_race(pg_app):
         assert version > last.get(record_id, 0)
         last[record_id] = version
     assert last == final
+
+
+def test_a_push_committing_between_a_pages_statements_is_not_skipped(pg_app):
+    """A page reads several tables, and PostgreSQL gives each statement its own snapshot. A
+    push that commits a new shop and its first inspection after the page's first statement
+    must not leave the puller with the inspection and a cursor past the shop."""
+    app, world = pg_app
+    officer = device_for(app, "officer1", "between-officer")
+    leader = device_for(app, "leader1", "between-leader")
+    leader.pull_all()  # up to date: what follows is the only news
+    shop_id, inspection_id = uuid.uuid4(), uuid.uuid4()
+    puller, fired = threading.current_thread(), threading.Event()
+
+    def push_after_first_read(conn, cursor, statement, *args):
+        # Once, from another thread and its own transaction, as another device would.
+        if (
+            "change_seq >" in statement
+            and threading.current_thread() is puller
+            and not fired.is_set()
+        ):
+            fired.set()
+            pusher = threading.Thread(
+                target=officer.push_ok,
+                args=(
+                    officer.change("target", shop_id, NEW_SHOP),
+                    officer.change(
+                        "inspection",
+                        inspection_id,
+                        new_inspection(world, ["officer1"]) | {"target_id": str(shop_id)},
+                    ),
+                ),
+            )
+            pusher.start()
+            pusher.join(timeout=60)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "after_cursor_execute", push_after_first_read)
+    try:
+        pulled = leader.pull_all()
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", push_after_first_read)
+    assert fired.is_set()
+    pulled += leader.pull_all()  # the next sync
+    assert {(c["entity"], c["id"]) for c in pulled} >= {
+        ("target", str(shop_id)),
+        ("inspection", str(inspection_id)),
+    }
