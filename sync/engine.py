@@ -360,7 +360,6 @@ def _new_record(ctx: PushContext, change: Change, pending: _PendingCreates) -> b
 def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
     """Lock and load the batch's existing inspections, with their officers and the version
     snapshots their edits are based on, in three queries instead of several per change."""
-    from sqlalchemy.orm import selectinload
 
     from fieldapp.inspections.models import Inspection
     from sync.models import RecordVersion
@@ -368,10 +367,7 @@ def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
     if not ids:
         return
     found = db.session.scalars(
-        sa.select(Inspection)
-        .where(Inspection.id.in_(ids))
-        .options(selectinload(Inspection.officers))
-        .with_for_update()
+        sa.select(Inspection).where(Inspection.id.in_(ids)).with_for_update()
     ).all()
     if not found:
         return

@@ -20,7 +20,6 @@ from typing import Any
 import marshmallow as ma
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm.attributes import set_committed_value
 
 from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
@@ -383,13 +382,11 @@ def _str(value) -> str | None:
     return None if value is None else str(value)
 
 
-def inspection_wire(inspection, officer_ids: list | None = None) -> dict:
+def inspection_wire(inspection) -> dict:
     """The inspection as devices read it: what ``InspectionSchema`` dumps, built directly.
 
-    ``inspection`` is the ORM object or a plain row of the table (then ``officer_ids`` gives
-    its officers in order). Pull serves thousands of these per request, and marshmallow's
-    field-by-field dump costs ten times more; ``tests/test_sync_wire.py`` holds the two to the
-    same output.
+    ``inspection`` is the ORM object or a plain row of the table. Marshmallow's field-by-field
+    dump costs ten times more; ``tests/test_sync_wire.py`` holds the two to the same output.
     """
     location = {
         "lon": inspection.lon,
@@ -406,9 +403,7 @@ def inspection_wire(inspection, officer_ids: list | None = None) -> dict:
         "squadron_id": inspection.squadron_id,
         "checklist_id": inspection.checklist_id,
         "checklist_version": inspection.checklist_version,
-        "officer_ids": [str(o) for o in officer_ids]
-        if officer_ids is not None
-        else [str(officer.id) for officer in inspection.officers],
+        "officer_ids": list(inspection.officer_ids),
         "origin": _str(inspection.origin),
         "task_id": _str(inspection.task_id),
         "draw_id": _str(inspection.draw_id),
@@ -522,7 +517,8 @@ class InspectionHandler:
         clocks.update((f"answers.{code}", hlc) for code in wire["answers"])
         row["field_clocks"] = clocks
         officer_ids = loaded["officer_ids"]
-        data = inspection_wire(SimpleNamespace(**row), officer_ids)
+        row["officer_ids"] = [str(officer_id) for officer_id in officer_ids]
+        data = inspection_wire(SimpleNamespace(**row))
         prepared = Prepared(result=result(change, "applied", 1), sequenced=[row])
         prepared.add(Inspection.__table__, row)
         for row in officer_rows(change.id, target.squadron_id, officer_ids):
@@ -837,7 +833,7 @@ class InspectionHandler:
                 for column, part in location.items():
                     setattr(inspection, column, part)
             elif name == "officer_ids":
-                write_officers(inspection, value, ctx)
+                write_officers(inspection, value)
             elif name in ("answers", "photo_ids"):
                 setattr(inspection, name, wire[name])
             else:
@@ -870,21 +866,24 @@ def officer_rows(inspection_id, squadron_id: int, officer_ids: list) -> list[dic
     ]
 
 
-def write_officers(inspection: Inspection, officer_ids: list, ctx: PushContext | None) -> None:
-    """Replace the inspection's officers, order included.
+def write_officers(inspection: Inspection, officer_ids: list) -> None:
+    """Replace the inspection's officers, order included: its list of ids, and the links.
 
     The links are rewritten as rows: assigning the relationship would keep the links of a
     reordered list as they were, and give new ones no place in the order.
     """
+    inspection.officer_ids = [str(officer_id) for officer_id in officer_ids]
     links = inspection_officers.c
-    db.session.execute(sa.delete(inspection_officers).where(links.inspection_id == inspection.id))
-    db.session.execute(
-        sa.insert(inspection_officers),
-        officer_rows(inspection.id, inspection.squadron_id, officer_ids),
-    )
-    users = {u.id: u for u in _users(tuple(officer_ids), ctx)}
-    # What the rows now say, without the relationship writing anything itself.
-    set_committed_value(inspection, "officers", [users[i] for i in officer_ids])
+    # Not flushing the edit half-way: every UPDATE of the record would take a version.
+    with db.session.no_autoflush:
+        db.session.execute(
+            sa.delete(inspection_officers).where(links.inspection_id == inspection.id)
+        )
+        db.session.execute(
+            sa.insert(inspection_officers),
+            officer_rows(inspection.id, inspection.squadron_id, officer_ids),
+        )
+    db.session.expire(inspection, ["officers"])
 
 
 def _checklist_version(key: tuple) -> sa.Row | None:
@@ -898,13 +897,6 @@ def _checklist_version(key: tuple) -> sa.Row | None:
         .join(Checklist, Checklist.id == ChecklistVersion.checklist_id)
         .where(ChecklistVersion.checklist_id == checklist_id, ChecklistVersion.version == version)
     ).one_or_none()
-
-
-def _users(ids: tuple, ctx: PushContext | None) -> list[User]:
-    def query():
-        return list(db.session.scalars(sa.select(User).where(User.id.in_(ids))))
-
-    return ctx.cached(("users", ids), query) if ctx else query()
 
 
 #: What the reference and submission checks read (answers are checked by their keys only).

@@ -27,7 +27,7 @@ from fieldapp.auth.models import User
 from fieldapp.auth.policy import Policy
 from fieldapp.checklists.models import Checklist, ChecklistVersion
 from fieldapp.db import change_counter, db
-from fieldapp.inspections.models import Inspection, inspection_officers
+from fieldapp.inspections.models import Inspection
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
@@ -359,6 +359,7 @@ _PULLED_COLUMNS = (
     ("photo_ids", "json"),
     ("flags", "json"),
     ("location_original", "json"),
+    ("officer_ids", "json"),
 )
 
 
@@ -403,33 +404,7 @@ def _inspection_columns(dialect: str) -> tuple:
         "stored": lambda column, _: sa.type_coerce(column, sa.String),
     }
     c = Inspection.__table__.c
-    links = inspection_officers.c
-    # The officers in one text per inspection, each as "position:id": string aggregates keep no
-    # order on SQLite, so the positions travel along and _officer_ids sorts by them.
-    ranked = (
-        sa.cast(links.position, sa.String)
-        .op("||")(":")
-        .op("||")(_uuid_text(links.user_id, dialect))
-    )
-    officers = (
-        sa.select(sa.func.aggregate_strings(ranked, ","))
-        .where(links.inspection_id == c.id)
-        .scalar_subquery()
-    )
-    return (
-        *(forms[form](c[name], dialect).label(name) for name, form in _PULLED_COLUMNS),
-        officers.label("officers"),
-    )
-
-
-def _officer_ids(ranked: str | None) -> list[str]:
-    """The officer ids of an aggregate of "position:id" texts, in position order."""
-    if not ranked:
-        return []
-    pairs = [pair.split(":") for pair in ranked.split(",")]
-    if len(pairs) > 1:
-        pairs.sort(key=lambda pair: int(pair[0]))
-    return [officer_id for _, officer_id in pairs]
+    return tuple(forms[form](c[name], dialect).label(name) for name, form in _PULLED_COLUMNS)
 
 
 def _inspections(
@@ -488,7 +463,7 @@ def _inspections(
         photo_ids,
         flags,
         location_original,
-        officers,
+        officer_ids,
     ) in rows:
         location = {"lon": lon, "lat": lat, "accuracy_m": accuracy_m, "crs": "wgs84"}
         if location_original is not None and location_original != "null":
@@ -500,7 +475,7 @@ def _inspections(
             "squadron_id": squadron_id,
             "checklist_id": checklist_id,
             "checklist_version": checklist_version,
-            "officer_ids": _officer_ids(officers),
+            "officer_ids": _json_fragment(officer_ids, b"[]"),
             "origin": origin,
             "task_id": task_id,
             "draw_id": draw_id,

@@ -10,6 +10,7 @@ become savepoint releases, so views behave exactly as in production.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -67,6 +68,29 @@ def _create_pg_database() -> tuple[str, sa.Engine] | None:
     return admin_url.set(database=name).render_as_string(hide_password=False), engine
 
 
+def drop_pg_database(admin: sa.Engine, *urls: str) -> None:
+    """Drop the test databases at ``urls``, their connections with them; then ``admin``."""
+    with admin.connect() as conn:
+        for url in urls:
+            name = sa.make_url(url).database
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@contextlib.contextmanager
+def scratch_pg_database(purpose: str):
+    """The URL of a fresh PostgreSQL database, dropped afterwards. Skips ``purpose``, saying
+    so, where PostgreSQL cannot be reached (in CI that fails instead)."""
+    created = _create_pg_database()
+    if created is None:
+        pytest.skip(f"PostgreSQL not reachable at {_pg_admin_url()}; {purpose} skipped")
+    url, admin = created
+    try:
+        yield url
+    finally:
+        drop_pg_database(admin, url)
+
+
 def migrated_app(url: str, instance):
     """A test app on the database at ``url``, migrated to the newest schema."""
     app = create_app(
@@ -107,12 +131,7 @@ def app(backend, tmp_path_factory):
         for engine in db.engines.values():
             engine.dispose()
     if created is not None:
-        url, admin = created
-        with admin.connect() as conn:
-            conn.exec_driver_sql(
-                f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)'
-            )
-        admin.dispose()
+        drop_pg_database(created[1], created[0])
 
 
 @pytest.fixture
@@ -274,24 +293,18 @@ def pg_app(tmp_path_factory):
     """A PostgreSQL app of its own, with the world built and committed, for concurrency tests:
     real commits (no per-test rollback), because they test what other transactions see.
     Yields ``(app, world)``; the database is dropped afterwards."""
-    created = _create_pg_database()
-    if created is None:
-        pytest.skip(f"PostgreSQL not reachable at {_pg_admin_url()}; concurrency test skipped")
-    url, admin = created
-    instance = tmp_path_factory.mktemp("concurrency")
-    os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance)
-    app = migrated_app(url, instance)
-    with app.app_context():
-        world = build_world(app)
-        db.session.commit()
-        detach_all()
-    yield app, world
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)')
-    admin.dispose()
+    with scratch_pg_database("concurrency test") as url:
+        instance = tmp_path_factory.mktemp("concurrency")
+        os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance)
+        app = migrated_app(url, instance)
+        with app.app_context():
+            world = build_world(app)
+            db.session.commit()
+            detach_all()
+        yield app, world
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 def sign_in(app, username: str, device_id: str) -> Api:

@@ -392,7 +392,7 @@ def test_the_migration_chains_entries_written_before_the_chain(tmp_path, monkeyp
     from flask_migrate import upgrade
 
     from fieldapp import create_app
-    from tests.conftest import FAST_PASSWORDS, _create_pg_database
+    from tests.conftest import FAST_PASSWORDS, _create_pg_database, drop_pg_database
 
     created = None
     if kind == "sqlite":
@@ -429,7 +429,4 @@ def test_the_migration_chains_entries_written_before_the_chain(tmp_path, monkeyp
             db.engine.dispose()
     finally:
         if created is not None:
-            with created[1].connect() as conn:
-                name = sa.make_url(url).database
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            created[1].dispose()
+            drop_pg_database(created[1], url)

@@ -16,9 +16,9 @@ from fieldapp.inspections.models import (
     Inspection,
     InspectionStatus,
     ReviewStatus,
-    inspection_officers,
 )
 from fieldapp.targets.models import Target
+from sync.entities import write_officers
 from tests.conftest import assert_error, shop_payload
 from tests.sync_helpers import FakeDevice
 
@@ -247,17 +247,7 @@ def test_the_last_inspectors_of_a_target_are_not_drawn_to_inspect_it_again(app, 
         )
         db.session.add(inspection)
         db.session.flush()
-        db.session.execute(
-            inspection_officers.insert(),
-            [
-                {
-                    "inspection_id": inspection.id,
-                    "user_id": world.users["officer1"].id,
-                    "position": 0,
-                    "squadron_id": inspection.squadron_id,
-                }
-            ],
-        )
+        write_officers(inspection, [world.users["officer1"].id])
         db.session.commit()
     response = login("leader1").post(
         "/api/v1/draws",

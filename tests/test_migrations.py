@@ -9,7 +9,8 @@ from flask_migrate import downgrade, upgrade
 
 from fieldapp import create_app
 from fieldapp.db import db
-from tests.conftest import FAST_PASSWORDS
+from fieldapp.inspections.models import Inspection, inspection_officers
+from tests.conftest import FAST_PASSWORDS, scratch_pg_database
 
 
 def test_upgrade_from_empty_matches_the_models(app):
@@ -33,6 +34,19 @@ def test_downgrade_to_empty_and_up_again(tmp_path, monkeypatch):
         assert counter == 0
         db.session.remove()
         db.engine.dispose()
+
+
+def officer_lists() -> dict:
+    """Each inspection's officer ids as it lists them, checked against its link rows."""
+    links = inspection_officers.c
+    ordered: dict = {}
+    for inspection_id, user_id in db.session.execute(
+        sa.select(links.inspection_id, links.user_id).order_by(links.position)
+    ):
+        ordered.setdefault(inspection_id, []).append(str(user_id))
+    listed = dict(db.session.execute(sa.select(Inspection.id, Inspection.officer_ids)).all())
+    assert listed == {i: ordered.get(i, []) for i in listed}
+    return listed
 
 
 def test_upgrading_and_downgrading_keep_the_rows_that_reference_altered_tables(
@@ -59,13 +73,41 @@ def test_upgrading_and_downgrading_keep_the_rows_that_reference_altered_tables(
         db.session.commit()
         before = counts()
         assert before["task_assignees"] > 0 and before["inspection_officers"] > 0
+        listed = officer_lists()
+        assert all(listed.values())
         db.session.remove()
         downgrade(revision="0005")
         assert counts() == before
         db.session.remove()
         upgrade()
         assert counts() == before
+        # Each inspection's list of officers is rebuilt from its links, order included.
+        assert officer_lists() == listed
         foreign_keys = db.session.execute(sa.text("PRAGMA foreign_keys")).scalar_one()
         assert foreign_keys == 1  # back on for the application
         db.session.remove()
         db.engine.dispose()
+
+
+def test_postgresql_rebuilds_the_officer_lists_from_the_links(tmp_path, monkeypatch):
+    """Migration 0012 lists each inspection's officers in link order; PostgreSQL does it in
+    one statement (SQLite's run is in the test above)."""
+    from fieldapp.demo.builder import SCALES, DemoBuilder
+
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    with scratch_pg_database("migration test") as url:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, **FAST_PASSWORDS})
+        with app.app_context():
+            upgrade()
+            DemoBuilder(SCALES["small"], seed=3).build(
+                app.extensions["fieldapp.auth"].password_hasher
+            )
+            db.session.commit()
+            listed = officer_lists()
+            assert any(len(officers) > 1 for officers in listed.values())
+            db.session.remove()
+            downgrade(revision="0011")
+            upgrade()
+            assert officer_lists() == listed
+            db.session.remove()
+            db.engine.dispose()

@@ -21,7 +21,7 @@ from fieldapp.db import db
 from fieldapp.demo.builder import SCALES, DemoBuilder
 from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
 from fieldapp.risk.operations import assess_targets
-from tests.conftest import FAST_PASSWORDS, _create_pg_database, _pg_admin_url
+from tests.conftest import FAST_PASSWORDS, _create_pg_database, _pg_admin_url, drop_pg_database
 
 AS_OF = date(2026, 6, 30)
 #: Four months on: severe findings have aged out of their floor, downgrades wait on inspections.
@@ -69,11 +69,7 @@ def two_demo_copies(backend, tmp_path):
     try:
         yield first, second
     finally:
-        with admin.connect() as conn:
-            for url in (first, second):
-                name = sa.make_url(url).database
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        drop_pg_database(admin, first, second)
 
 
 def _recompute(url: str, workers: int) -> dict:

@@ -568,6 +568,22 @@ def test_a_record_deleted_earlier_in_the_same_batch_stays_deleted(app, login, wo
     assert inspection_in_db(app, record) is None
 
 
+def test_an_edit_of_the_officers_with_other_fields_is_one_version(app, login, world):
+    """Fields around the officers in one change: one new version, one history entry."""
+    device = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    device.push_ok(device.change("inspection", inspection_id, new_inspection(world, ["officer1"])))
+    officers = [str(world.users[name].id) for name in ("officer1", "officer2")]
+    fields = {"findings": "占道经营", "officer_ids": officers, "legal_basis": "市容条例第二十条"}
+    [result] = device.push_ok(device.change("inspection", inspection_id, fields, base_version=1))
+    assert (result["status"], result["version"]) == ("applied", 2)
+    record = login("officer1").get(f"/api/v1/inspections/{inspection_id}").get_json()
+    assert record["version"] == 2
+    assert {name: record[name] for name in fields} == fields
+    history = login("officer1").get(f"/api/v1/inspections/{inspection_id}/history").get_json()
+    assert [h["version"] for h in history] == [1, 2]
+
+
 def test_the_officers_order_is_kept_when_it_changes(app, login, world):
     """The first officer leads (主办): a device that swaps the two, then adds a third in the
     middle, sees exactly that order on the server and on the next pull."""

@@ -261,7 +261,7 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     "device.manage": lambda p, _: p.role is Role.admin,
     "checklist.manage": lambda p, _: p.role is Role.admin,
     # obj: the inspection; its officers write its content, from their devices
-    "inspection.edit": lambda p, inspection: p.user.id in {o.id for o in inspection.officers},
+    "inspection.edit": lambda p, inspection: str(p.user.id) in inspection.officer_ids,
     # obj: the squadron id of a target a device reports or corrects
     "target.report": lambda p, squadron_id: (
         p.role in SQUADRON_ROLES and squadron_id == p.user.squadron_id
@@ -271,7 +271,7 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     # obj: the inspection; its squadron's leader (or an admin) reviews it, never its officers
     "inspection.review": lambda p, inspection: (
         _manages_squadron(p, inspection.squadron_id)
-        and p.user.id not in {o.id for o in inspection.officers}
+        and str(p.user.id) not in inspection.officer_ids
     ),
     # Supervision (督察). obj: none / the squadron id / the order
     "audit.read": lambda p, _: p.role in (Role.supervisor, Role.admin),

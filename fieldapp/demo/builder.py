@@ -603,12 +603,13 @@ class DemoBuilder:
                 db.session.execute(
                     sa.insert(Complaint.__table__), complaints
                 ) if complaints else None
+                _list_officers(inspections, officer_rows)
                 db.session.execute(
                     sa.insert(Inspection.__table__), inspections
                 ) if inspections else None
                 for table, rows in (
                     (inspection_officers, officer_rows),
-                    (RecordVersion.__table__, _version_snapshots(inspections, officer_rows)),
+                    (RecordVersion.__table__, _version_snapshots(inspections)),
                     (Case.__table__, cases),
                     (Task.__table__, tasks),
                     (task_assignees, assignees),
@@ -1038,11 +1039,10 @@ class DemoBuilder:
             first = allocate(db.session, change_counter, len(inspections))
             for offset, row in enumerate(inspections):
                 row["change_seq"] = first + offset
+            _list_officers(inspections, officer_rows)
             db.session.execute(sa.insert(Inspection.__table__), inspections)
             db.session.execute(sa.insert(inspection_officers), officer_rows)
-            db.session.execute(
-                sa.insert(RecordVersion.__table__), _version_snapshots(inspections, officer_rows)
-            )
+            db.session.execute(sa.insert(RecordVersion.__table__), _version_snapshots(inspections))
             if cases:
                 db.session.execute(sa.insert(Case.__table__), cases)
         for task, row in closing:  # 任务闭环: an approved inspection closes its task
@@ -1147,16 +1147,22 @@ _SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
 _INSPECTION_COLUMNS = tuple(c.key for c in Inspection.__table__.columns)
 
 
-def _version_snapshots(inspections: list[dict], officer_rows: list[dict]) -> list[dict]:
+def _list_officers(inspections: list[dict], officer_rows: list[dict]) -> None:
+    """Give each inspection row its officers' ids in order, from its link rows."""
+    officers: dict = {}
+    for row in sorted(officer_rows, key=lambda link: link["position"]):
+        officers.setdefault(row["inspection_id"], []).append(str(row["user_id"]))
+    for row in inspections:
+        row["officer_ids"] = officers.get(row["id"], [])
+
+
+def _version_snapshots(inspections: list[dict]) -> list[dict]:
     """The current version of each inspection in the version history, as devices will pull it:
     a device that edits a demo record offline merges against what it saw, not an unknown base."""
-    officers: dict = {}
-    for row in officer_rows:
-        officers.setdefault(row["inspection_id"], []).append(row["user_id"])
     snapshots = []
     for row in inspections:
         record = SimpleNamespace(**(dict.fromkeys(_INSPECTION_COLUMNS) | row))
-        data = inspection_wire(record, officers.get(row["id"], []))
+        data = inspection_wire(record)
         snapshots.append(
             version_values(
                 "inspection",

@@ -188,9 +188,15 @@ class Inspection(Syncable, db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    #: The officers' ids (text) in order, the first one leads: the list as devices read it,
+    #: served without a query per inspection. The links in ``inspection_officers`` are the same
+    #: officers as rows, for scope and reports; ``sync.entities.write_officers`` writes both.
+    officer_ids: Mapped[list[str]] = mapped_column(
+        JSONType, default=list, server_default=sa.text("'[]'")
+    )
+
     target: Mapped[Target] = relationship()
-    #: Read-only: the links carry the officers' order, so they are written as rows
-    #: (``sync.entities.write_officers``), never through the relationship.
+    #: Read-only: written as link rows with the list above, never through the relationship.
     officers: Mapped[list[User]] = relationship(
         secondary=inspection_officers, order_by=inspection_officers.c.position, viewonly=True
     )
@@ -212,10 +218,6 @@ class Inspection(Syncable, db.Model):
             name="rectification_has_deadline",
         ),
     )
-
-    @property
-    def officer_ids(self) -> list[uuid.UUID]:
-        return [officer.id for officer in self.officers]
 
     @property
     def state(self) -> InspectionState:

@@ -215,8 +215,4 @@ class RectificationsResource(MethodView):
 
 
 def _scoped():
-    return (
-        current_policy()
-        .scoped(Inspection)
-        .options(selectinload(Inspection.officers), selectinload(Inspection.target))
-    )
+    return current_policy().scoped(Inspection).options(selectinload(Inspection.target))
