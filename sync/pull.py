@@ -206,12 +206,10 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
         if model not in changed:
             return []
         parts = []
-        for page in page_queries(
-            policy, model, columns or model.__table__.columns, after, horizon, limit
-        ):
+        for page in page_queries(policy, model, columns or model.__table__.columns, after, limit):
             query = sa.select(model).from_statement(page)
             parts.append(db.session.scalars(query.options(*options) if options else query).all())
-        return _in_change_order(parts, lambda row: row.change_seq)
+        return _in_change_order(parts, lambda row: row.change_seq, horizon)
 
     candidates: list[tuple[int, str, object]] = []
     for pulled in PULLED:
@@ -269,23 +267,33 @@ _PULLED_MODELS = (*(p.model for p in PULLED), Inspection, Tombstone, ScopeExit)
 def _news(after: int) -> tuple[int, frozenset[type]]:
     """The sequence's horizon and the models with rows numbered after ``after`` (in any
     scope), read in one statement, so one snapshot: a table without any is not asked for a page
-    (most tables, on most pulls of a device that keeps up)."""
+    (most tables, on most pulls of a device that keeps up).
+
+    Each table's highest number comes off the end of its ``change_seq`` index whatever the
+    planner's statistics say; "any row after the cursor" was planned as a scan of the whole
+    table where they were stale, as after a bulk import.
+    """
     counter = change_counter.c
-    horizon, *news = db.session.execute(
+    horizon, *highest = db.session.execute(
         sa.select(
             sa.select(counter.value).where(counter.id == 1).scalar_subquery(),
-            *(sa.exists().where(model.change_seq > after) for model in _PULLED_MODELS),
+            *(
+                sa.select(sa.func.max(model.change_seq)).scalar_subquery()
+                for model in _PULLED_MODELS
+            ),
         )
     ).one()
-    return horizon, frozenset(model for model, new in zip(_PULLED_MODELS, news, strict=True) if new)
+    return horizon, frozenset(
+        model
+        for model, seq in zip(_PULLED_MODELS, highest, strict=True)
+        if seq is not None and seq > after
+    )
 
 
-def page_queries(
-    policy: Policy, model: type, columns, after: int, horizon: int, limit: int
-) -> list:
+def page_queries(policy: Policy, model: type, columns, after: int, limit: int) -> list:
     """Queries for ``columns`` of the rows of ``model`` in the caller's scope that may be on a
-    page after the cursor, up to the sequence's ``horizon``; the caller merges their rows by
-    ``change_seq``.
+    page after the cursor; the caller merges their rows by ``change_seq`` up to the horizon
+    (:func:`_in_change_order`).
 
     PostgreSQL gets one query: it walks the change index in order and stops at the page's end,
     testing the scope on each row (a member's own inspections elsewhere are a short list, see
@@ -300,14 +308,23 @@ def page_queries(
     else:
         parts = policy.read_parts(model)
     squadron, *beyond = parts
-    window = (model.change_seq > after, model.change_seq <= horizon)
-    first = sa.select(*columns).where(squadron, *window).order_by(model.change_seq).limit(limit + 1)
-    return [first, *(sa.select(*columns).where(part, *window) for part in beyond)]
+    first = (
+        sa.select(*columns)
+        .where(squadron, model.change_seq > after)
+        .order_by(model.change_seq)
+        .limit(limit + 1)
+    )
+    return [first, *(sa.select(*columns).where(part, model.change_seq > after) for part in beyond)]
 
 
-def _in_change_order(parts: list[list], key) -> list:
-    """The rows of several parts in one list, by change number."""
-    rows = [row for part in parts for row in part]
+def _in_change_order(parts: list[list], key, horizon: int) -> list:
+    """The rows of several parts in one list, by change number, up to ``horizon``.
+
+    The horizon is applied here, not in the queries: each part comes in change order, so the
+    rows above it are its last ones, and PostgreSQL given a closed range planned the first page
+    of a million shops as a scan of all of them and a sort.
+    """
+    rows = [row for part in parts for row in part if key(row) <= horizon]
     if sum(1 for part in parts if part) > 1:
         rows.sort(key=key)
     return rows
@@ -421,10 +438,11 @@ def _inspections(
         [
             db.session.execute(query).all()
             for query in page_queries(
-                policy, Inspection, _inspection_columns(dialect), after, horizon, limit
+                policy, Inspection, _inspection_columns(dialect), after, limit
             )
         ],
         key=lambda row: row.change_seq,
+        horizon=horizon,
     )[: limit + 1]
     # SQLite hands timestamps over as the text it stores; PostgreSQL as naive UTC datetimes.
     # orjson writes either kind of datetime as UTC, as isoformat() does.

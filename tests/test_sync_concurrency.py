@@ -113,12 +113,10 @@ def test_a_push_committing_between_a_pages_statements_is_not_skipped(pg_app):
     puller, fired = threading.current_thread(), threading.Event()
 
     def push_after_first_read(conn, cursor, statement, *args):
-        # Once, from another thread and its own transaction, as another device would.
-        if (
-            "change_seq >" in statement
-            and threading.current_thread() is puller
-            and not fired.is_set()
-        ):
+        # Once, from another thread and its own transaction, as another device would, after
+        # the page's first statement (the one that reads the shops' numbers, whatever else).
+        page_began = "change_seq" in statement and "FROM targets" in statement
+        if page_began and threading.current_thread() is puller and not fired.is_set():
             fired.set()
             pusher = threading.Thread(
                 target=officer.push_ok,
