@@ -88,6 +88,20 @@ class PushContext:
         else:
             self.deferred.setdefault(table, []).extend(rows)
 
+    def deferred_mark(self) -> dict | None:
+        """Where the rows waiting for the batch end now, table by table (see :meth:`rewind`)."""
+        if self.deferred is None:
+            return None
+        return {table: len(rows) for table, rows in self.deferred.items()}
+
+    def rewind(self, mark: dict | None) -> None:
+        """Drop the waiting rows added since ``mark``: a change rolled back to its savepoint
+        takes them with it, as it takes the rows it wrote at once."""
+        if mark is None:
+            return
+        for table, rows in self.deferred.items():
+            del rows[mark.get(table, 0) :]
+
     def _state(self) -> tuple:
         return (
             dict(self.seen_changes),
@@ -207,6 +221,7 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
     existing = ctx.seen_changes.get(change.change_id)
     if existing is not None:
         return _replay(existing, digest, raw)
+    mark = ctx.deferred_mark()
     savepoint = db.session.begin_nested()
     try:
         result = HANDLERS[change.entity].apply(ctx, change)
@@ -226,12 +241,15 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
         return result
     except Rejected as rejected:
         savepoint.rollback()
+        ctx.rewind(mark)
         return _rejected(raw, rejected.error)
     except APIError as error:
         savepoint.rollback()
+        ctx.rewind(mark)
         return _rejected(raw, error)
     except IntegrityError:
         savepoint.rollback()
+        ctx.rewind(mark)
         existing = db.session.get(SyncChange, change.change_id)
         if existing is not None and existing.result is not None:
             return _replay(existing, digest, raw)

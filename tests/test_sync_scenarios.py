@@ -618,3 +618,50 @@ def test_the_officers_order_is_kept_when_it_changes(app, login, world):
         "to": swapped,
     }
     assert history[2]["changes"]["officer_ids"] == {"from": swapped, "to": three}
+
+
+def test_a_change_refused_after_its_snapshot_leaves_nothing_behind(app, login, world, monkeypatch):
+    """A change undone late (here: its audit entry refused) takes its version snapshot with
+    it, although the batch writes snapshots when it ends; the next change is applied as usual,
+    and the device can send the refused one again."""
+    from fieldapp.audit import operations as audit
+    from fieldapp.errors import APIError
+    from sync.models import RecordVersion
+
+    device = FakeDevice(login("officer1"))
+    first, second = uuid.uuid4(), uuid.uuid4()
+    device.push_ok(
+        device.change("inspection", first, new_inspection(world, ["officer1"])),
+        device.change("inspection", second, new_inspection(world, ["officer1"])),
+    )
+    real_record = audit.record
+
+    def refuse_the_first_edit(actor, action, entity, record_id, **kwargs):
+        if action == "inspection.update" and record_id == first:
+            raise APIError(503, "unavailable", "the audit log refused the entry")
+        return real_record(actor, action, entity, record_id, **kwargs)
+
+    monkeypatch.setattr(audit, "record", refuse_the_first_edit)
+    edit = device.change("inspection", first, {"findings": "门前堆物"}, base_version=1)
+    refused, applied = device.push_ok(
+        edit, device.change("inspection", second, {"findings": "已整改"}, base_version=1)
+    )
+    assert refused["status"] == "rejected" and refused["error"]["error"] == "unavailable"
+    assert (applied["status"], applied["version"]) == ("applied", 2)
+
+    def versions(record_id) -> list[int]:
+        with app.app_context():
+            return list(
+                db.session.scalars(
+                    sa.select(RecordVersion.version)
+                    .where(RecordVersion.record_id == record_id)
+                    .order_by(RecordVersion.version)
+                )
+            )
+
+    assert versions(first) == [1]
+    assert versions(second) == [1, 2]
+    monkeypatch.setattr(audit, "record", real_record)
+    [again] = device.push_ok(edit)
+    assert (again["status"], again["version"]) == ("applied", 2)
+    assert versions(first) == [1, 2]
