@@ -12,6 +12,16 @@ SHOP_ANSWERS = {
 }
 
 
+#: A shop an officer finds and reports from the street.
+NEW_SHOP = {
+    "kind": "shop",
+    "name": "新开张水果店",
+    "address": "宝山区淞滨路88号",
+    "location": {"lon": 121.48, "lat": 31.38},
+    "business_type": "fresh_produce",
+}
+
+
 class FakeDevice:
     """What a device app does: keeps an HLC, builds changes, pushes and pulls."""
 

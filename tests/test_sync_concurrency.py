@@ -14,8 +14,7 @@ import sqlalchemy as sa
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
 from tests.conftest import sign_in
-from tests.sync_helpers import FakeDevice, new_inspection
-from tests.test_sync_scenarios import NEW_SHOP
+from tests.sync_helpers import NEW_SHOP, FakeDevice, new_inspection
 
 PUSHERS = 4
 BATCHES = 6

@@ -11,18 +11,9 @@ from fieldapp.db import db, utcnow
 from fieldapp.inspections.models import Inspection
 from sync.models import Conflict
 from tests.conftest import assert_error
-from tests.sync_helpers import SHOP_ANSWERS, FakeDevice, new_inspection
+from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection
 
 SYSTEM = Actor.for_system("test")
-
-#: A shop an officer finds and reports from the street.
-NEW_SHOP = {
-    "kind": "shop",
-    "name": "新开张水果店",
-    "address": "宝山区淞滨路88号",
-    "location": {"lon": 121.48, "lat": 31.38},
-    "business_type": "fresh_produce",
-}
 
 
 def inspection_in_db(app, inspection_id) -> Inspection:
