@@ -222,3 +222,26 @@ def test_a_co_officer_from_another_squadron_reads_the_conflicts_of_what_they_sig
     assert {c["record_id"] for c in logged} == {str(helped), str(alone)}
     seen = login("officer3").get("/api/v1/conflicts").get_json()["items"]
     assert {c["record_id"] for c in seen} == {str(helped)}
+
+
+def test_a_pull_gives_back_the_plans_it_set_aside(app, backend, world):
+    """On PostgreSQL a page's queries do without bitmap scans and sorts; whatever else the
+    transaction reads afterwards plans as the server is configured."""
+    import pytest
+    import sqlalchemy as sa
+
+    from fieldapp.actor import Actor
+    from fieldapp.auth.models import User
+    from fieldapp.auth.policy import Policy
+    from sync import pull
+
+    if backend != "postgresql":
+        pytest.skip("plan settings are PostgreSQL's")
+    with app.app_context():
+        user = db.session.get(User, world.users["leader1"].id)
+        settings = "SELECT current_setting('enable_sort'), current_setting('enable_bitmapscan')"
+        before = db.session.execute(sa.text(settings)).one()
+        page = pull.pull(Policy(Actor(user=user)), None, 500, "secret")
+        assert any(c for c in page["changes"])
+        assert db.session.execute(sa.text(settings)).one() == before == ("on", "on")
+        db.session.rollback()

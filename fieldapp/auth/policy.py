@@ -72,9 +72,9 @@ class Policy:
 
     def read_parts(self, model: type) -> list[sa.ColumnElement[bool]]:
         """:meth:`readable` as disjoint clauses, each answered by an index of its own: the
-        squadron's rows, and a member's own rows beyond it. Pull on SQLite reads them part by
-        part (``sync.pull.page_queries``), because SQLite given the OR gathers every row in
-        scope after the cursor before it sorts."""
+        squadron's rows, and a member's own rows beyond it. Pull reads them part by part
+        (``sync.pull.page_queries``): given the OR, a database gathers every row in scope after
+        the cursor before it sorts."""
         parts = _READ_PARTS.get(model)
         return parts(self) if parts is not None else [self.readable(model)]
 
