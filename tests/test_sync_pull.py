@@ -5,8 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+import sqlalchemy as sa
+
+from fieldapp.actor import Actor
+from fieldapp.auth.models import User
+from fieldapp.auth.policy import Policy
 from fieldapp.db import db
 from fieldapp.tasks.models import Task
+from sync import pull
 from tests.conftest import square
 from tests.sync_helpers import FakeDevice, new_inspection
 
@@ -227,14 +234,6 @@ def test_a_co_officer_from_another_squadron_reads_the_conflicts_of_what_they_sig
 def test_a_pull_gives_back_the_plans_it_set_aside(app, backend, world):
     """On PostgreSQL a page's queries do without bitmap scans and sorts; whatever else the
     transaction reads afterwards plans as the server is configured."""
-    import pytest
-    import sqlalchemy as sa
-
-    from fieldapp.actor import Actor
-    from fieldapp.auth.models import User
-    from fieldapp.auth.policy import Policy
-    from sync import pull
-
     if backend != "postgresql":
         pytest.skip("plan settings are PostgreSQL's")
     with app.app_context():
