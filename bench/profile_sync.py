@@ -19,7 +19,10 @@ import pstats
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+
+from sqlalchemy import event
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -35,6 +38,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--page", type=int, default=500)
     parser.add_argument("--profile", choices=("push", "stale", "pull"))
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="count the SQL statements each phase sends, by their opening words",
+    )
     parser.add_argument(
         "--default-gc",
         action="store_true",
@@ -70,8 +78,20 @@ def run(args, db: Database, workdir: Path) -> None:
             response = http.post("/api/v1/sync/push", json=body)
             assert response.status_code == 200, response.get_json()
 
+    statements = Counter()
+    if args.statements:
+        from fieldapp.db import db as sqla
+
+        with app.app_context():
+            engine = sqla.engine
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _count(conn, cursor, statement, parameters, context, executemany):
+            statements[" ".join(statement.split())[:90]] += 1
+
     def phase(name, work):
         profiler = cProfile.Profile() if args.profile == name else None
+        statements.clear()
         t0 = time.perf_counter()
         if profiler:
             profiler.enable()
@@ -80,6 +100,11 @@ def run(args, db: Database, workdir: Path) -> None:
             profiler.disable()
         seconds = time.perf_counter() - t0
         print(f"{name:6} {args.n / seconds:8.0f} rec/s  ({seconds:.2f} s)")
+        if args.statements:
+            total = sum(statements.values())
+            print(f"       {total} statements, {total / args.n:.2f} per change")
+            for text, count in statements.most_common(25):
+                print(f"{count:8}  {text}")
         if profiler:
             stats = pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
             stats.print_stats(45)

@@ -208,8 +208,15 @@ def _replay(existing: SeenChange | SyncChange, digest: str, raw: dict) -> dict:
 
 
 def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
-    """Apply one change (``change``: ``raw`` already parsed) in its own savepoint; never
-    raises for a bad change."""
+    """Apply one change (``change``: ``raw`` already parsed) on its own; never raises for a
+    bad change.
+
+    The change gets a savepoint of its own, rolled back if it is refused, unless the batch
+    defers its rows and the handler refuses only before writing (an edit of a loaded
+    inspection): such a change costs no SAVEPOINT and RELEASE, and its UPDATE is flushed with
+    the batch's others. A database error in it then fails the batch, which :func:`push`
+    applies again with a savepoint per change.
+    """
     from sync.entities import HANDLERS  # entities import this module's types
 
     if change is None:
@@ -221,10 +228,19 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
     existing = ctx.seen_changes.get(change.change_id)
     if existing is not None:
         return _replay(existing, digest, raw)
+    handler = HANDLERS[change.entity]
     mark = ctx.deferred_mark()
-    savepoint = db.session.begin_nested()
+    record = None if ctx.deferred is None else handler.edited_record(ctx, change)
+    if record is None:
+        savepoint = db.session.begin_nested()
+    else:
+        savepoint = _NoSavepoint(ctx, mark, record)
+        if sa.inspect(record).modified:
+            # An earlier change of the batch edited it: that edit takes its version first,
+            # so that this one reads it and predicts its own.
+            db.session.flush()
     try:
-        result = HANDLERS[change.entity].apply(ctx, change)
+        result = handler.apply(ctx, change)
         # Stored with the change's own rows: a concurrent push of the same change id fails on
         # the primary key here (or, deferred, when the batch writes: see push), and replays
         # what this one did.
@@ -248,6 +264,8 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
         ctx.rewind(mark)
         return _rejected(raw, error)
     except IntegrityError:
+        if record is not None:
+            raise  # the batch is undone and applied again, a savepoint per change (push)
         savepoint.rollback()
         ctx.rewind(mark)
         existing = db.session.get(SyncChange, change.change_id)
@@ -256,6 +274,30 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
         return _rejected(
             raw, APIError(409, "conflict", "the change conflicts with data stored meanwhile; retry")
         )
+
+
+class _RedoBatch(Exception):
+    """A change applied without a savepoint was refused after it had written something."""
+
+
+@dataclass
+class _NoSavepoint:
+    """Stands in for the savepoint of a change whose handler refuses only before writing.
+
+    Should a refusal come later all the same, nothing but a savepoint per change can undo
+    what it wrote, so the batch is undone and applied again that way (see :func:`push`).
+    """
+
+    ctx: PushContext
+    mark: dict | None
+    record: object
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        if self.ctx.deferred_mark() != self.mark or sa.inspect(self.record).modified:
+            raise _RedoBatch
 
 
 def _preload(ctx: PushContext, changes: list) -> None:
@@ -485,7 +527,7 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
         for table, rows in ctx.deferred.items():
             insert_rows(db.session.connection(), table, rows)
         batch.commit()
-    except IntegrityError:
+    except (IntegrityError, _RedoBatch):
         batch.rollback()
         ctx._restore(before)
         ctx.deferred = None

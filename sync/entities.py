@@ -224,7 +224,9 @@ def write_version(
     ctx: PushContext | None,
     change: Change | None,
     actor=None,
+    version: int | None = None,
 ) -> None:
+    """Snapshot ``record`` as ``data`` at ``version`` (default: ``record.version``)."""
     actor = ctx.actor if ctx else actor
     values = version_values(
         entity,
@@ -236,6 +238,7 @@ def write_version(
         at=ctx.now if ctx else datetime.now(UTC),
         change_id=change.change_id if change else None,
         hlc=str(change.hlc) if change else None,
+        version=version,
     )
     if ctx is None:
         db.session.execute(sa.insert(RecordVersion.__table__), [values])
@@ -243,7 +246,7 @@ def write_version(
     # Written now or with the batch (a push defers it); either way a later change of the batch
     # based on this version finds it where the batch keeps its bases (``ctx.cache``).
     ctx.write_rows(RecordVersion.__table__, [values])
-    ctx.cache[("base", entity, record.id, record.version)] = data
+    ctx.cache[("base", entity, record.id, values["version"])] = data
 
 
 def base_snapshot(entity: str, record_id: uuid.UUID, version: int) -> dict | None:
@@ -277,10 +280,13 @@ def log_conflict(
     kept: str,
     version: int | None,
 ) -> LoggedConflict:
-    """Put a value the merge did not keep into the conflict log (a plain INSERT)."""
+    """Put a value the merge did not keep into the conflict log.
+
+    The row is written with the push's other rows (nothing reads the log while a batch is
+    applied), or at once outside a batch."""
     conflict_id = uuid.uuid4()
-    db.session.execute(
-        sa.insert(Conflict.__table__),
+    ctx.write_rows(
+        Conflict.__table__,
         [
             {
                 "id": conflict_id,
@@ -305,8 +311,11 @@ def log_conflict(
     return LoggedConflict(conflict_id, field, kept)
 
 
-def log_field_conflicts(ctx: PushContext, change: Change, entity: str, record, found) -> list:
-    """Log each :class:`sync.merge.FieldConflict` of a merge against ``record``."""
+def log_field_conflicts(
+    ctx: PushContext, change: Change, entity: str, record, found, version: int
+) -> list:
+    """Log each :class:`sync.merge.FieldConflict` of a merge against ``record`` at
+    ``version`` (the version the change gives it)."""
     return [
         log_conflict(
             ctx,
@@ -320,7 +329,7 @@ def log_field_conflicts(ctx: PushContext, change: Change, entity: str, record, f
             c.server,
             c.client,
             c.kept,
-            record.version,
+            version,
         )
         for c in found
     ]
@@ -444,9 +453,30 @@ def inspection_device_view(wire: dict) -> dict:
     return view
 
 
-class InspectionHandler:
+class Handler:
+    """How one entity's changes are applied (``apply`` raises :class:`Rejected` or
+    :class:`APIError` for a change it refuses)."""
+
+    entity: str
+    model: type | None
+
+    def edited_record(self, ctx: PushContext, change: Change):
+        """The record of the batch's loaded ones that ``change`` edits, when ``apply`` refuses
+        such a change only before writing anything, so that a batch may apply it without a
+        savepoint of its own (see :func:`sync.engine.apply_one`); else None."""
+        return None
+
+
+class InspectionHandler(Handler):
     entity = "inspection"
     model = Inspection
+
+    def edited_record(self, ctx: PushContext, change: Change) -> Inspection | None:
+        """An edit of an inspection the batch loaded: every refusal (scope, officers,
+        versions, checks) comes before ``_update`` or ``_amendment`` writes."""
+        if change.op != "upsert" or (self.entity, change.id) not in ctx.existing:
+            return None
+        return ctx.records.get((self.entity, change.id))
 
     def apply(self, ctx: PushContext, change: Change) -> dict:
         server_only = sorted(set(change.fields) & set(SERVER_FIELDS))
@@ -612,11 +642,13 @@ class InspectionHandler:
             record.flags = [*(record.flags or []), "clock_skew"]
         if changed or change.clock_skewed:
             record.field_clocks = {**(record.field_clocks or {}), **merged.clocks}
-            db.session.flush()
-        conflicts = log_field_conflicts(ctx, change, self.entity, record, merged.conflicts)
+        # Not flushed here: a batch writes its edits together (see edited_record).
+        # The flush takes a version when a column's value changed, so that one is predicted.
+        version = version_before + 1 if _column_changed(record) else version_before
+        conflicts = log_field_conflicts(ctx, change, self.entity, record, merged.conflicts, version)
         if changed:
-            data = inspection_wire(record)
-            write_version(self.entity, record, data, changed, ctx, change)
+            data = inspection_wire(record) | {"version": version}
+            write_version(self.entity, record, data, changed, ctx, change, version=version)
             audit.record(
                 ctx.actor,
                 "inspection.update",
@@ -626,11 +658,10 @@ class InspectionHandler:
                 after={k: data.get(k) for k in changed},
             )
         if conflicts:
-            db.session.flush()
             status_word = "conflict"
         else:
             status_word = "applied" if change.base_version == version_before else "merged"
-        return result(change, status_word, record.version, conflicts)
+        return result(change, status_word, version, conflicts)
 
     def _status_change(self, record: Inspection, status: str | None) -> bool:
         """Whether the device submits (or resubmits) the record; refuses going back to draft.
@@ -670,7 +701,6 @@ class InspectionHandler:
             "server",
             record.version,
         )
-        db.session.flush()
         audit.record(
             ctx.actor,
             f"inspection.{kind.value}_logged",
@@ -914,6 +944,14 @@ _CHECKED_FIELDS = (
 )
 
 
+def _column_changed(record) -> bool:
+    """Whether flushing ``record`` would UPDATE it (and take a version): one of its columns
+    holds another value than at the last flush. Only the attributes set since then are asked."""
+    state = sa.inspect(record)
+    columns = state.mapper.column_attrs
+    return any(key in columns and state.attrs[key].history.added for key in state.committed_state)
+
+
 def _loadable(values: dict) -> dict:
     """Wire values back into the shape the input schema loads."""
     loadable = {k: v for k, v in values.items() if k in INSPECTION_FIELDS}
@@ -951,7 +989,7 @@ def target_device_view(target: Target) -> dict:
     return target.device_fields()
 
 
-class TargetHandler:
+class TargetHandler(Handler):
     """Officers report new shops and correct names, addresses and business types."""
 
     entity = "target"
@@ -1072,9 +1110,10 @@ class TargetHandler:
             entry = audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
             if entry is not None and entry["after"].keys() & RISK_FIELDS:
                 risk.refresh_target(ctx.actor, target, ctx.now)
-        conflicts = log_field_conflicts(ctx, change, self.entity, target, merged.conflicts)
+        conflicts = log_field_conflicts(
+            ctx, change, self.entity, target, merged.conflicts, target.version
+        )
         if conflicts:
-            db.session.flush()
             return result(change, "conflict", target.version, conflicts)
         return result(
             change, "applied" if change.base_version == version_before else "merged", target.version
@@ -1087,7 +1126,7 @@ _PHOTO_INPUT = PhotoFieldsArgs()
 PHOTO_REQUIRED = ("inspection_id", "taken_at", "sha256", "size", "content_type")
 
 
-class PhotoHandler:
+class PhotoHandler(Handler):
     entity = "photo"
     model = Photo
 
@@ -1207,7 +1246,7 @@ class PhotoHandler:
 _TRACK_INPUT = TrackFieldsArgs()
 
 
-class TrackHandler:
+class TrackHandler(Handler):
     """Append-only GPS points: a point the server already has is skipped, so batches never
     conflict and a repeated batch adds nothing."""
 

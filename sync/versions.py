@@ -59,12 +59,16 @@ def version_values(
     at: datetime,
     change_id=None,
     hlc=None,
+    version: int | None = None,
 ) -> dict:
-    """The row of a version snapshot, for callers that insert many at once."""
+    """The row of a version snapshot, for callers that insert many at once.
+
+    ``version`` is the record's version once its pending change is flushed, when the caller
+    snapshots it before the flush (default: ``record.version``)."""
     return {
         "entity": entity,
         "record_id": record.id,
-        "version": record.version,
+        "version": record.version if version is None else version,
         "data": data,
         "changed": sorted(changed),
         "change_id": change_id,

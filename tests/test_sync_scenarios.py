@@ -656,3 +656,105 @@ def test_a_change_refused_after_its_snapshot_leaves_nothing_behind(app, login, w
     [again] = device.push_ok(edit)
     assert (again["status"], again["version"]) == ("applied", 2)
     assert versions(first) == [1, 2]
+
+
+def history_versions(login, inspection_id) -> list[tuple[int, list[str]]]:
+    """The record's versions as the leader's history lists them, with the fields each changed."""
+    response = login("leader1").get(f"/api/v1/inspections/{inspection_id}/history")
+    assert response.status_code == 200, response.get_json()
+    return [(h["version"], sorted(h["changes"])) for h in response.get_json()]
+
+
+def test_a_refused_edit_between_two_edits_of_one_record_leaves_both_applied(app, login, world):
+    """Edits of records the batch loaded are applied without a savepoint each; one refused
+    by its checks in between writes nothing, and the versions the answers give are the ones
+    stored and listed in the history."""
+    officer = FakeDevice(login("officer1"))
+    record, other = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", record, new_inspection(world, ["officer1"])),
+        officer.change("inspection", other, new_inspection(world, ["officer1"])),
+    )
+    bad_answers = {"Z99": {"result": "fail", "note": "不存在的检查项", "photo_ids": []}}
+    results = officer.push_ok(
+        officer.change("inspection", record, {"findings": "门前堆物"}, base_version=1),
+        officer.change("inspection", record, {"answers": bad_answers}, base_version=1),
+        officer.change("inspection", other, {"findings": "已整改"}, base_version=1),
+        officer.change("inspection", record, {"outcome": "corrected_on_site"}, base_version=1),
+    )
+    assert [(r["status"], r["version"]) for r in results] == [
+        ("applied", 2),
+        ("rejected", None),
+        ("applied", 2),
+        ("merged", 3),
+    ]
+    assert results[1]["error"]["errors"]["json"]["answers"]["Z99"]
+    stored = inspection_in_db(app, record)
+    assert (stored.version, stored.findings, stored.outcome.value) == (
+        3,
+        "门前堆物",
+        "corrected_on_site",
+    )
+    assert "Z99" not in stored.answers
+    assert history_versions(login, record) == [
+        (1, history_versions(login, record)[0][1]),
+        (2, ["findings"]),
+        (3, ["outcome"]),
+    ]
+    assert inspection_in_db(app, other).version == 2
+
+
+def test_an_edit_that_changes_nothing_takes_no_version(app, login, world):
+    """A device sending back the value the server has (an outbox replaying an edit under a
+    new change id, say) is answered with the version it already is; the batch's next edit
+    takes the next one."""
+    officer = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    fields = new_inspection(world, ["officer1"], findings="门前堆物")
+    officer.push_ok(officer.change("inspection", record, fields))
+    results = officer.push_ok(
+        officer.change("inspection", record, {"findings": "门前堆物"}, base_version=1),
+        officer.change("inspection", record, {"findings": "新的发现"}, base_version=1),
+    )
+    assert [(r["status"], r["version"]) for r in results] == [("applied", 1), ("applied", 2)]
+    assert inspection_in_db(app, record).version == 2
+    assert [version for version, _ in history_versions(login, record)] == [1, 2]
+
+
+def test_a_conflict_logged_in_a_batch_names_the_version_its_edit_made(app, login, world):
+    """The earlier of two edits of the same field loses; its other field is applied, and the
+    losing value is logged against the version that edit made."""
+    officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    co_officer.push_ok(
+        co_officer.change(
+            "inspection",
+            record,
+            {"findings": "晚"},
+            base_version=1,
+            hlc=f"{1_763_712_200_000:016d}:0000:{co_officer.device_id}",
+        )
+    )
+    early = officer.change(
+        "inspection",
+        record,
+        {"findings": "早", "outcome": "corrected_on_site"},
+        base_version=1,
+        hlc=f"{1_763_712_100_000:016d}:0000:{officer.device_id}",
+    )
+    [result] = officer.push_ok(early)
+    assert (result["status"], result["version"]) == ("conflict", 3)
+    with app.app_context():
+        logged = db.session.scalars(sa.select(Conflict).where(Conflict.record_id == record)).all()
+        assert [(c.field, c.client_value, c.record_version) for c in logged] == [
+            ("findings", "早", 3)
+        ]
+    stored = inspection_in_db(app, record)
+    assert (stored.version, stored.findings, stored.outcome.value) == (
+        3,
+        "晚",
+        "corrected_on_site",
+    )
