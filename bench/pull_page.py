@@ -73,7 +73,7 @@ def run(args, db: Database, workdir: Path) -> None:
             policy = Policy(Actor(user=user))
             work = {
                 "inspections": lambda policy=policy: pull._inspections(
-                    policy, 0, pull._news(0)[0], args.page
+                    policy, 0, pull._news(0, args.db)[0], args.page, args.db
                 ),
                 "page": lambda policy=policy: pull.pull(policy, None, args.page, "bench"),
             }

@@ -199,7 +199,8 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             return {"changes": [], "cursor": fresh, "has_more": True, "reset": True}
         after = cursor.seq
 
-    horizon, changed = _news(after)
+    dialect = db.session.get_bind().dialect.name
+    horizon, changed = _news(after, dialect)
 
     def next_rows(model, options=(), columns=None):
         """The rows of ``model`` in scope that may come next after the cursor, by number."""
@@ -218,11 +219,11 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             for row in next_rows(pulled.model, pulled.options, pulled.columns)
         ]
     if Inspection in changed:
-        candidates += _inspections(policy, after, horizon, limit)
+        candidates += _inspections(policy, after, horizon, limit, dialect)
     # Deletions, and records that left the caller's squadron: both are removals to a device.
     for removed in (Tombstone, ScopeExit):
         candidates += [(row.change_seq, "tombstone", row) for row in next_rows(removed)]
-    if db.session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         _configured_plans()
     candidates.sort(key=lambda c: c[0])
     page = candidates[:limit]
@@ -278,7 +279,7 @@ def _configured_plans() -> None:
 _PULLED_MODELS = (*(p.model for p in PULLED), Inspection, Tombstone, ScopeExit)
 
 
-def _news(after: int) -> tuple[int, frozenset[type]]:
+def _news(after: int, dialect: str) -> tuple[int, frozenset[type]]:
     """The sequence's horizon and the models with rows numbered after ``after`` (in any
     scope), read in one statement, so one snapshot: a table without any is not asked for a page
     (most tables, on most pulls of a device that keeps up).
@@ -290,7 +291,7 @@ def _news(after: int) -> tuple[int, frozenset[type]]:
     """
     counter = change_counter.c
     walk = ()
-    if db.session.get_bind().dialect.name == "postgresql":
+    if dialect == "postgresql":
         walk = tuple(sa.func.set_config(name, "off", True) for name in _GATHERING_PLANS)
     horizon, *highest = db.session.execute(
         sa.select(
@@ -439,7 +440,7 @@ def _inspection_columns(dialect: str) -> tuple:
 
 
 def _inspections(
-    policy: Policy, after: int, horizon: int, limit: int
+    policy: Policy, after: int, horizon: int, limit: int, dialect: str
 ) -> list[tuple[int, str, object]]:
     """Inspections are most of what devices pull, so they skip the ORM and its type
     conversions: the database hands over ids as text and JSON columns as the JSON text it
@@ -447,7 +448,6 @@ def _inspections(
 
     ``tests/test_sync_wire.py`` holds the result to what ``InspectionSchema`` dumps.
     """
-    dialect = db.session.get_bind().dialect.name
     rows = _in_change_order(
         [
             db.session.execute(query).all()
