@@ -510,8 +510,9 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     that nothing reads during the batch (its exactly-once record, an inspection's version
     snapshot) are inserted with the other changes' when the batch ends, which saves two
     statements per edit. If that insert fails (another push of the same change ids committed
-    meanwhile), the batch is undone and applied again with every row written at once, so each
-    change is then refused or replayed in its own savepoint.
+    meanwhile), or a change applied without a savepoint must be undone (see :func:`apply_one`),
+    the batch is undone and applied again with every row written at once, so each change is
+    then refused or replayed in its own savepoint.
     """
     from sync.entities import insert_rows
 
