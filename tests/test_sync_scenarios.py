@@ -758,3 +758,47 @@ def test_a_conflict_logged_in_a_batch_names_the_version_its_edit_made(app, login
         "晚",
         "corrected_on_site",
     )
+
+
+def test_a_database_error_in_an_edit_without_savepoint_costs_only_that_edit(
+    app, login, world, monkeypatch
+):
+    """An edit of a loaded record runs without a savepoint of its own; when the database
+    refuses one of its writes (here: its officer links, made to collide), the batch is applied
+    again with a savepoint per change, and only that edit is refused, as retryable."""
+    from sync import entities
+
+    device = FakeDevice(login("officer1"))
+    first, second = uuid.uuid4(), uuid.uuid4()
+    device.push_ok(
+        device.change("inspection", first, new_inspection(world, ["officer1"])),
+        device.change("inspection", second, new_inspection(world, ["officer1"])),
+    )
+    real_rows = entities.officer_rows
+
+    def colliding_links(inspection_id, squadron_id, officer_ids):
+        rows = real_rows(inspection_id, squadron_id, officer_ids)
+        return rows + rows[:1] if inspection_id == first else rows
+
+    monkeypatch.setattr(entities, "officer_rows", colliding_links)
+    both = [str(world.users["officer1"].id), str(world.users["officer2"].id)]
+    edit = device.change(
+        "inspection", first, {"officer_ids": both, "findings": "两人同查"}, base_version=1
+    )
+    refused, applied = device.push_ok(
+        edit, device.change("inspection", second, {"findings": "已整改"}, base_version=1)
+    )
+    assert refused["status"] == "rejected" and refused["error"]["error"] == "conflict"
+    assert (applied["status"], applied["version"]) == ("applied", 2)
+    untouched = inspection_in_db(app, first)
+    assert (untouched.version, untouched.officer_ids, untouched.findings) == (
+        1,
+        both[:1],
+        "",
+    )
+    assert inspection_in_db(app, second).findings == "已整改"
+
+    monkeypatch.setattr(entities, "officer_rows", real_rows)
+    [again] = device.push_ok(edit)
+    assert (again["status"], again["version"]) == ("applied", 2)
+    assert inspection_in_db(app, first).officer_ids == both
