@@ -1,19 +1,24 @@
-"""Property: whatever the interleaving of device edits, server edits, retries and pulls, no
-value is lost silently, and devices that pull end with the server's state.
+"""Properties of sync under random interleavings.
 
-Two officers' devices correct the same shop offline while the leader edits it online. Every
-value written is unique, so we can follow each one: at the end it is in the record, or in the
-conflict log, or a later write overwrote it knowing it (its base version already held it).
+Two officers' devices correct the same shop offline while the leader edits it online: whatever
+the interleaving of device edits, server edits, retries and pulls, no value is lost silently,
+and devices that pull end with the server's state. Every value written is unique, so we can
+follow each one: at the end it is in the record, or in the conflict log, or a later write
+overwrote it knowing it (its base version already held it).
+
+Two officers push batches of edits of one inspection, fresh and stale, with refused ones in
+between: the version each answer gives is the version the history lists with that value.
 """
 
 from __future__ import annotations
 
 import itertools
+import uuid
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sync_helpers import FakeDevice
+from tests.sync_helpers import FakeDevice, new_inspection
 
 FIELDS = ("name", "address")
 
@@ -146,3 +151,73 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
             for later in writes
         )
         assert kept or in_log or superseded, (write, final, conflicts)
+
+
+#: A batch: who pushes it, and its edits: the field (or a refusal), and whether the edit is
+#: based on version 1 (stale) rather than the last version its device was answered.
+inspection_batches = st.lists(
+    st.tuples(
+        st.integers(0, 1),
+        st.lists(
+            st.tuples(st.sampled_from(("findings", "legal_basis", "refused")), st.booleans()),
+            min_size=1,
+            max_size=5,
+        ),
+    ),
+    min_size=1,
+    max_size=6,
+)
+UNKNOWN_ITEM = {"Z99": {"result": "fail", "note": "不存在的检查项", "photo_ids": []}}
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(plan=inspection_batches)
+def test_the_version_each_edit_is_answered_is_the_one_its_value_is_stored_in(login, world, plan):
+    devices = [FakeDevice(login(name)) for name in ("officer1", "officer2")]
+    record = uuid.uuid4()
+    devices[0].push_ok(
+        devices[0].change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    known = [1, 1]
+    unique = (f"值{n}" for n in itertools.count())
+    answered: list[tuple[str, str, dict]] = []
+    for who, edits in plan:
+        changes, written = [], []
+        for field, stale in edits:
+            base = 1 if stale else known[who]
+            if field == "refused":
+                fields, value = {"answers": UNKNOWN_ITEM}, None
+            else:
+                value = next(unique)
+                fields = {field: value}
+            written.append((field, value))
+            changes.append(devices[who].change("inspection", record, fields, base_version=base))
+        for (field, value), result in zip(written, devices[who].push_ok(*changes), strict=True):
+            if value is None:
+                assert result["status"] == "rejected", result
+                continue
+            assert result["status"] in ("applied", "merged", "conflict"), result
+            answered.append((field, value, result))
+            known[who] = max(known[who], result["version"])
+
+    leader = login("leader1")
+    history = leader.get(f"/api/v1/inspections/{record}/history").get_json()
+    versions = [entry["version"] for entry in history]
+    assert versions == list(range(1, len(versions) + 1))
+    assert leader.get(f"/api/v1/inspections/{record}").get_json()["version"] == versions[-1]
+    conflicts = leader.get(f"/api/v1/conflicts?record_id={record}&per_page=200").get_json()
+    logged = {(c["field"], c["client_value"]) for c in conflicts["items"]}
+    in_history = {entry["version"]: entry["changes"] for entry in history}
+    latest = 1  # every change is to this one record, one after another
+    for field, value, result in answered:
+        lost = any(c["field"] == field and c["kept"] == "server" for c in result["conflicts"])
+        if lost:  # nothing changed: the record stays at its version
+            assert result["version"] == latest, (field, value, result)
+            assert (field, value) in logged, (field, value, result)
+        else:  # a new value: the next version, which holds it
+            latest += 1
+            assert result["version"] == latest, (field, value, result)
+            assert in_history[latest][field]["to"] == value, (field, value, result)
+    assert versions[-1] == latest
