@@ -372,6 +372,12 @@ def login(client, world):
     return _login
 
 
+#: An integer id that no row has: far past where any id sequence gets in a test run. (999 did
+#: not do: PostgreSQL's sequences are never rewound when a test's rows are rolled back, so a
+#: long enough run gives some test's own squadron that id.)
+NO_SUCH_ID = 2_000_000_000
+
+
 def assert_error(response, status: int, error: str) -> dict:
     """The answer is the API.md error envelope with this status and machine code."""
     assert response.status_code == status, (response.status_code, response.get_json())

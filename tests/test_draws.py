@@ -19,7 +19,7 @@ from fieldapp.inspections.models import (
 )
 from fieldapp.targets.models import Target
 from sync.entities import write_officers
-from tests.conftest import assert_error, shop_payload
+from tests.conftest import NO_SUCH_ID, assert_error, shop_payload
 from tests.sync_helpers import FakeDevice
 
 LEVELS = ("low", "medium", "elevated", "high")
@@ -218,7 +218,7 @@ def test_a_draw_needs_a_scope_a_roster_and_two_officers(login, world):
         "/api/v1/draws", json={"squadron_id": world.squadrons[1].id, "kind": "shop"}
     )
     assert "squadron_id" in assert_error(lonely, 422, "validation_failed")["errors"]["json"]
-    missing = admin.post("/api/v1/draws", json={"squadron_id": 999, "kind": "shop"})
+    missing = admin.post("/api/v1/draws", json={"squadron_id": NO_SUCH_ID, "kind": "shop"})
     assert_error(missing, 422, "validation_failed")
     assert (
         leader.post(

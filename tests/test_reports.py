@@ -21,7 +21,7 @@ from fieldapp.reports.operations import flatten
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.supervision.models import SupervisionOrder
 from sync.models import Conflict
-from tests.conftest import assert_error, audit_entries
+from tests.conftest import NO_SUCH_ID, assert_error, audit_entries
 
 REPORT = "/api/v1/reports/monthly"
 
@@ -335,7 +335,7 @@ def test_who_reads_which_report(login, world):
     other = f"{REPORT}?squadron_id={world.squadrons[1].id}"
     assert_error(login("leader1").get(other), 403, "forbidden")
     assert login("leader2").get(other).status_code == 200
-    assert_error(login("supervisor").get(f"{REPORT}?squadron_id=999"), 404, "not_found")
+    assert_error(login("supervisor").get(f"{REPORT}?squadron_id={NO_SUCH_ID}"), 404, "not_found")
 
 
 @pytest.mark.parametrize(

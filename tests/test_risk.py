@@ -17,7 +17,7 @@ from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Revi
 from fieldapp.risk import operations
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.targets.models import Target
-from tests.conftest import assert_error, etag_of, shop_payload
+from tests.conftest import NO_SUCH_ID, assert_error, etag_of, shop_payload
 from tests.sync_helpers import FakeDevice
 
 SYSTEM = Actor.for_system("test")
@@ -370,7 +370,7 @@ def test_due_targets_become_tasks_for_officer_pairs_once(app, login, world):
     [
         ("leader2", {"squadron_id": 1}, 403, "forbidden"),
         ("officer1", {"squadron_id": 1}, 403, "forbidden"),
-        ("admin", {"squadron_id": 999}, 422, "validation_failed"),
+        ("admin", {"squadron_id": NO_SUCH_ID}, 422, "validation_failed"),
         ("leader1", {}, 422, "validation_failed"),
         ("leader1", {"squadron_id": 1, "limit": 0}, 422, "validation_failed"),
         ("leader1", {"squadron_id": 1, "limit": "ten"}, 422, "validation_failed"),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from tests.conftest import assert_error, audit_entries, etag_of, shop_payload
+from tests.conftest import NO_SUCH_ID, assert_error, audit_entries, etag_of, shop_payload
 from tests.sync_helpers import FakeDevice, new_inspection
 
 REVIEWS = "/api/v1/supervision/case-reviews"
@@ -280,7 +280,7 @@ def test_bad_orders_are_422_with_the_field(login, world, supervisor, change, fie
 
 
 def test_an_order_for_an_unknown_squadron_is_refused(login, world, supervisor):
-    body = order_body(world, submitted_inspection(login, world), squadron_id=999)
+    body = order_body(world, submitted_inspection(login, world), squadron_id=NO_SUCH_ID)
     assert_error(supervisor.post(ORDERS, json=body), 403, "forbidden")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fieldapp.auth.models import Role
-from tests.conftest import PASSWORD, SYSTEM, assert_error, audit_entries, etag_of
+from tests.conftest import NO_SUCH_ID, PASSWORD, SYSTEM, assert_error, audit_entries, etag_of
 
 SQUADRON_1 = {"leader1", "officer1", "officer2"}
 EVERYONE = {"admin", "supervisor", "leader1", "officer1", "officer2", "leader2", "officer3"}
@@ -161,7 +161,7 @@ def test_weak_passwords_are_refused(login, world, password):
 def test_unknown_squadron_or_district_is_refused(login, world):
     admin = login("admin")
     body = assert_error(
-        admin.post("/api/v1/users", json=new_user(world, squadron_id=999)),
+        admin.post("/api/v1/users", json=new_user(world, squadron_id=NO_SUCH_ID)),
         422,
         "validation_failed",
     )
@@ -169,7 +169,7 @@ def test_unknown_squadron_or_district_is_refused(login, world):
     body = assert_error(
         admin.post(
             "/api/v1/users",
-            json=new_user(world, role="supervisor", squadron_id=None, district_id=999),
+            json=new_user(world, role="supervisor", squadron_id=None, district_id=NO_SUCH_ID),
         ),
         422,
         "validation_failed",
@@ -256,7 +256,7 @@ def test_moving_an_officer_changes_what_they_see(login, world):
     [
         ("officer1", {"squadron_id": None}, "squadron_id"),
         ("admin", {"role": "officer"}, "squadron_id"),
-        ("officer1", {"squadron_id": 999}, "squadron_id"),
+        ("officer1", {"squadron_id": NO_SUCH_ID}, "squadron_id"),
         ("officer1", {"password": "12345678"}, "password"),
         ("officer1", {"username": "renamed"}, "username"),
     ],
