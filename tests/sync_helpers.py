@@ -37,6 +37,10 @@ class FakeDevice:
         self.counter = 0
         return f"{self.physical:016d}:{self.counter:04d}:{self.device_id}"
 
+    def clock_at(self, ms: int) -> str:
+        """This device's clock reading at ``ms`` (for edits whose order a test sets)."""
+        return f"{ms:016d}:0000:{self.device_id}"
+
     def change(
         self,
         entity: str,

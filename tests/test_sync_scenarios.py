@@ -72,14 +72,14 @@ def test_same_field_on_both_devices_later_clock_wins_and_the_other_is_logged(app
         inspection_id,
         {"findings": "早"},
         base_version=1,
-        hlc=f"{1_763_712_100_000:016d}:0000:{officer.device_id}",
+        hlc=officer.clock_at(1_763_712_100_000),
     )
     late = co_officer.change(
         "inspection",
         inspection_id,
         {"findings": "晚"},
         base_version=1,
-        hlc=f"{1_763_712_200_000:016d}:0000:{co_officer.device_id}",
+        hlc=co_officer.clock_at(1_763_712_200_000),
     )
     # The later edit arrives first; the earlier one arrives after and loses.
     co_officer.push_ok(late)
@@ -735,7 +735,7 @@ def test_a_conflict_logged_in_a_batch_names_the_version_its_edit_made(app, login
             record,
             {"findings": "晚"},
             base_version=1,
-            hlc=f"{1_763_712_200_000:016d}:0000:{co_officer.device_id}",
+            hlc=co_officer.clock_at(1_763_712_200_000),
         )
     )
     early = officer.change(
@@ -743,7 +743,7 @@ def test_a_conflict_logged_in_a_batch_names_the_version_its_edit_made(app, login
         record,
         {"findings": "早", "outcome": "corrected_on_site"},
         base_version=1,
-        hlc=f"{1_763_712_100_000:016d}:0000:{officer.device_id}",
+        hlc=officer.clock_at(1_763_712_100_000),
     )
     [result] = officer.push_ok(early)
     assert (result["status"], result["version"]) == ("conflict", 3)
