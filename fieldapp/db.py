@@ -31,6 +31,11 @@ db = SQLAlchemy(model_class=Base)
 #: JSON that is JSONB on PostgreSQL (indexable, compact) and JSON text on SQLite.
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
+#: JSON kept as the text it was written as, on every database (``json`` on PostgreSQL, not
+#: ``jsonb``, which would reorder keys, drop duplicates and print its own spacing): for values
+#: read back as text and served or hashed as they are (pull pages, the audit chain).
+JSONAsWritten = sa.JSON()
+
 #: 64-bit integers that are still SQLite's rowid alias when used as a primary key.
 BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

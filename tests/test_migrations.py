@@ -111,3 +111,56 @@ def test_postgresql_rebuilds_the_officer_lists_from_the_links(tmp_path, monkeypa
             assert officer_lists() == listed
             db.session.remove()
             db.engine.dispose()
+
+
+def test_postgresql_keeps_inspection_json_values_across_its_change_of_type(tmp_path, monkeypatch):
+    """Migration 0013 stores inspections' JSON as written (json, not jsonb) on PostgreSQL:
+    every value reads back the same after the upgrade and after the downgrade, and the
+    columns keep their defaults."""
+    from fieldapp.demo.builder import SCALES, DemoBuilder
+
+    columns = ("location_original", "answers", "photo_ids", "flags", "field_clocks", "officer_ids")
+
+    def values() -> dict:
+        query = sa.select(Inspection.id, *(getattr(Inspection, name) for name in columns))
+        return {row[0]: tuple(row[1:]) for row in db.session.execute(query)}
+
+    def column_types() -> set:
+        return {
+            column["type"].__class__.__name__
+            for column in sa.inspect(db.engine).get_columns("inspections")
+            if column["name"] in columns
+        }
+
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    with scratch_pg_database("migration test") as url:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, **FAST_PASSWORDS})
+        with app.app_context():
+            upgrade()
+            DemoBuilder(SCALES["small"], seed=3).build(
+                app.extensions["fieldapp.auth"].password_hasher
+            )
+            db.session.commit()
+            stored = values()
+            assert any(answers for _, answers, *_ in stored.values())
+            assert column_types() == {"JSON"}
+            db.session.remove()
+            downgrade(revision="0012")
+            assert column_types() == {"JSONB"}
+            assert values() == stored
+            db.session.remove()
+            upgrade()
+            assert column_types() == {"JSON"}
+            assert values() == stored
+            defaults = dict(
+                db.session.execute(
+                    sa.text(
+                        "SELECT column_name, column_default FROM information_schema.columns"
+                        " WHERE table_name = 'inspections'"
+                        " AND column_name IN ('field_clocks', 'officer_ids')"
+                    )
+                ).all()
+            )
+            assert defaults == {"field_clocks": "'{}'::json", "officer_ids": "'[]'::json"}
+            db.session.remove()
+            db.engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import orjson
 import sqlalchemy as sa
 
 from fieldapp.db import db
@@ -79,6 +80,43 @@ def test_pulled_inspections_are_the_schema_dump(app, login, world):
     assert pulled[0]["data"]["location"]["original"]["crs"] == "bd09"
     assert pulled[1]["data"]["flags"] == ["clock_skew"]
     assert "original" not in pulled[1]["data"]["location"]
+
+
+def test_pulled_inspections_are_compact_json_on_every_database(app, login, world):
+    """Devices pull on mobile data: the page carries no spacing, whichever database stored the
+    answers, photo lists, flags and officers (PostgreSQL's jsonb would print its own), for
+    records created in a batch and for records edited since."""
+    officer = FakeDevice(login("officer1"))
+    created, edited = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection",
+            created,
+            new_inspection(
+                world,
+                ["officer1", "officer2"],
+                photo_ids=[str(uuid.uuid4())],
+                location={"lon": 121.47, "lat": 31.37, "accuracy_m": 3.0, "crs": "gcj02"},
+            ),
+        ),
+        officer.change("inspection", edited, new_inspection(world, ["officer1"])),
+    )
+    officer.push_ok(
+        officer.change(
+            "inspection",
+            edited,
+            {"findings": "门口堆物, 已整改", "photo_ids": [str(uuid.uuid4())]},
+            base_version=1,
+        )
+    )
+    response = login("leader1").get("/api/v1/sync/pull", query_string={"limit": 200})
+    raw = response.get_data()
+    page = orjson.loads(raw)
+    pulled = {c["id"]: c["data"] for c in page["changes"] if c["entity"] == "inspection"}
+    assert set(pulled) == {str(created), str(edited)}
+    assert pulled[str(edited)]["findings"] == "门口堆物, 已整改"
+    assert len(pulled[str(created)]["answers"]) > 1
+    assert raw == orjson.dumps(page)
 
 
 def test_pulled_reviewed_follow_ups_are_the_schema_dump(app, login, world):

@@ -19,7 +19,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fieldapp.db import BigIntPK, UTCDateTime, db
+from fieldapp.db import BigIntPK, JSONAsWritten, UTCDateTime, db
 
 #: ``prev_hash`` of the first entry.
 GENESIS_HASH = "0" * 64
@@ -37,8 +37,8 @@ class AuditEntry(db.Model):
     action: Mapped[str] = mapped_column(sa.String(60))
     entity: Mapped[str] = mapped_column(sa.String(40))
     record_id: Mapped[str | None] = mapped_column(sa.String(64))
-    before: Mapped[dict | None] = mapped_column(sa.JSON)
-    after: Mapped[dict | None] = mapped_column(sa.JSON)
+    before: Mapped[dict | None] = mapped_column(JSONAsWritten)
+    after: Mapped[dict | None] = mapped_column(JSONAsWritten)
     prev_hash: Mapped[str] = mapped_column(sa.String(64))
     hash: Mapped[str] = mapped_column(sa.String(64))
 

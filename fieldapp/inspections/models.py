@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fieldapp.auth.models import User
-from fieldapp.db import JSONType, Syncable, UTCDateTime, db, enum_column, new_uuid, utcnow
+from fieldapp.db import JSONAsWritten, Syncable, UTCDateTime, db, enum_column, new_uuid, utcnow
 from fieldapp.targets.models import Target
 
 
@@ -138,6 +138,10 @@ def inspections_of(user_id, *, outside_squadron: int | None = None) -> sa.Select
 
 
 class Inspection(Syncable, db.Model):
+    """An inspection record. Its JSON columns keep the text they were written as
+    (:data:`~fieldapp.db.JSONAsWritten`): pull pages place that text into the page as it is,
+    so it is as compact from PostgreSQL as from SQLite."""
+
     __tablename__ = "inspections"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
@@ -159,15 +163,15 @@ class Inspection(Syncable, db.Model):
     location_crs: Mapped[CoordinateSystem] = mapped_column(
         enum_column(CoordinateSystem), default=CoordinateSystem.wgs84
     )
-    location_original: Mapped[dict | None] = mapped_column(JSONType)
+    location_original: Mapped[dict | None] = mapped_column(JSONAsWritten)
     #: item code -> {"result": "pass"|"fail"|"na", "note": str, "photo_ids": [uuid, ...]}
-    answers: Mapped[dict] = mapped_column(JSONType, default=dict)
+    answers: Mapped[dict] = mapped_column(JSONAsWritten, default=dict)
     findings: Mapped[str] = mapped_column(sa.Text, default="")
     outcome: Mapped[Outcome | None] = mapped_column(enum_column(Outcome))
     rectification_deadline: Mapped[date | None]
     legal_basis: Mapped[str | None] = mapped_column(sa.String(300))
     follow_up_of: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("inspections.id"))
-    photo_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    photo_ids: Mapped[list[str]] = mapped_column(JSONAsWritten, default=list)
     status: Mapped[InspectionStatus] = mapped_column(
         enum_column(InspectionStatus), default=InspectionStatus.draft
     )
@@ -178,10 +182,10 @@ class Inspection(Syncable, db.Model):
     reviewed_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     score: Mapped[int | None]
-    flags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    flags: Mapped[list[str]] = mapped_column(JSONAsWritten, default=list)
     #: Field (and ``answers.<code>``) -> clock of the write that set its current value.
     field_clocks: Mapped[dict] = mapped_column(
-        JSONType, default=dict, server_default=sa.text("'{}'")
+        JSONAsWritten, default=dict, server_default=sa.text("'{}'")
     )
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
@@ -192,7 +196,7 @@ class Inspection(Syncable, db.Model):
     #: served without a query per inspection. The links in ``inspection_officers`` are the same
     #: officers as rows, for scope and reports; ``sync.entities.write_officers`` writes both.
     officer_ids: Mapped[list[str]] = mapped_column(
-        JSONType, default=list, server_default=sa.text("'[]'")
+        JSONAsWritten, default=list, server_default=sa.text("'[]'")
     )
 
     target: Mapped[Target] = relationship()
