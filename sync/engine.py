@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from fieldapp.actor import Actor
 from fieldapp.auth.models import Device
 from fieldapp.auth.policy import Policy
-from fieldapp.db import change_counter, db
+from fieldapp.db import change_counter, db, insert_rows
 from fieldapp.errors import APIError, envelope
 from schemas.sync import ChangeArgs
 from sync.hlc import HLC, HLCError
@@ -514,8 +514,6 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     the batch is undone and applied again with every row written at once, so each change is
     then refused or replayed in its own savepoint.
     """
-    from sync.entities import insert_rows
-
     _preload(ctx, changes)
     if changes:
         # One counter update for the batch instead of one per change (see sync.sequence).

@@ -25,7 +25,7 @@ from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
-from fieldapp.db import db
+from fieldapp.db import db, insert_rows
 from fieldapp.errors import APIError
 from fieldapp.geo import to_wgs84
 from fieldapp.inspections.models import (
@@ -117,64 +117,6 @@ def write_prepared(batch: list[Prepared]) -> None:
     connection = db.session.connection()
     for table in sorted(by_table, key=lambda t: _WRITE_ORDER.index(t.name)):
         insert_rows(connection, table, by_table[table])
-
-
-def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
-    """Insert many rows at once: COPY on PostgreSQL, one executemany INSERT elsewhere."""
-    if connection.dialect.name == "postgresql":
-        copy_rows(connection, table, rows)
-    elif rows:
-        connection.execute(sa.insert(table), rows)
-
-
-def copy_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
-    """Insert ``rows`` with PostgreSQL's COPY: what ``INSERT`` with these rows would store.
-
-    A batch of creates writes hundreds of rows; one INSERT per row (even pipelined) spent more
-    time in the driver and the server than COPY, which streams them. Values go through the
-    columns' own bind processing (so ``None`` in a JSON column is JSON ``null``, as INSERT
-    stores it), and columns the rows leave out get their Python-side defaults. Errors are
-    raised as SQLAlchemy raises them for an INSERT (``IntegrityError`` for a taken key).
-    """
-    if not rows:
-        return
-    dialect = connection.dialect
-    given = [column for column in table.columns if column.key in rows[0]]
-    defaulted = [
-        column
-        for column in table.columns
-        if column.key not in rows[0]
-        and column.default is not None
-        and (column.default.is_scalar or column.default.is_callable)
-    ]
-    processors = [
-        column.type.dialect_impl(dialect).bind_processor(dialect) for column in given + defaulted
-    ]
-    names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in given + defaulted)
-    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        _copy(cursor, statement, rows, given, defaulted, processors)
-    except dialect.loaded_dbapi.Error as error:
-        raise sa.exc.DBAPIError.instance(
-            statement, None, error, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from error
-
-
-def _copy(cursor, statement: str, rows: list[dict], given, defaulted, processors) -> None:
-    with cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            values = [row[column.key] for column in given]
-            values.extend(
-                column.default.arg(None) if column.default.is_callable else column.default.arg
-                for column in defaulted
-            )
-            copy.write_row(
-                [
-                    value if process is None else process(value)
-                    for value, process in zip(values, processors, strict=True)
-                ]
-            )
 
 
 def load_fields(schema: ma.Schema, fields: dict) -> tuple[dict, dict]:

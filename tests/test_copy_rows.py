@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from fieldapp.db import db
-from sync.entities import copy_rows
+from fieldapp.db import copy_rows, db
 from sync.models import RecordVersion
 
 

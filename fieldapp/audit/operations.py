@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from fieldapp.actor import Actor
 from fieldapp.audit import chain
 from fieldapp.audit.models import GENESIS_HASH, AuditEntry, audit_chain_head
-from fieldapp.db import db, utcnow
+from fieldapp.db import db, insert_rows, utcnow
 
 log = logging.getLogger("fieldapp.audit")
 
@@ -173,7 +173,8 @@ def _chain_pending(session: Session, pending: list[dict]) -> None:
             | {"hash": digest}
         )
         prev_hash = digest
-    session.execute(sa.insert(AuditEntry.__table__), rows)
+    # A batch of sync changes chains a hundred entries: COPY streams them on PostgreSQL.
+    insert_rows(session.connection(), AuditEntry.__table__, rows)
     session.execute(
         sa.update(audit_chain_head).where(audit_chain_head.c.id == 1).values(hash=prev_hash)
     )
