@@ -7,7 +7,8 @@ phase runs under cProfile and the top functions by cumulative time are printed.
 
 Usage: bench/profile_sync.py [--db sqlite|postgresql] [--n 2000] [--profile push|stale|pull]
 (``PROFILE_SORT=tottime`` orders by own time; ``PROFILE_CALLEES=<regex>`` and
-``PROFILE_CALLERS=<regex>`` also print what the matching functions call and what calls them)
+``PROFILE_CALLERS=<regex>`` also print what the matching functions call and what calls them;
+``PROFILE_OUT=<file>`` keeps the raw profile for pstats or snakeviz)
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ def run(args, db: Database, workdir: Path) -> None:
             for text, count in statements.most_common(25):
                 print(f"{count:8}  {text}")
         if profiler:
+            if os.environ.get("PROFILE_OUT"):
+                profiler.dump_stats(os.environ["PROFILE_OUT"])
             stats = pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative"))
             stats.print_stats(45)
             stats.print_stats("fieldapp/audit")
