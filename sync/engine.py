@@ -333,7 +333,10 @@ def _preload(ctx: PushContext, changes: list) -> None:
     _preload_inspections(ctx, changes, records.get("inspection", set()))
     for entity, ids in records.items():
         model = HANDLERS[entity].model
-        if model is not None:
+        if entity == "inspection":
+            # _preload_inspections loaded every one of them that exists.
+            ctx.existing.update(key for key in ctx.records if key[0] == entity)
+        elif model is not None:
             ctx.existing.update(
                 (entity, i)
                 for i in db.session.scalars(sa.select(model.id).where(model.id.in_(ids)))
