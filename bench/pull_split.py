@@ -3,9 +3,12 @@
 
 Pushes N creates with the device client, then pulls everything since 0 in pages, as the peers'
 benchmark does, timing the fetch (request and body) apart from the standard library's JSON
-parse. Prints bytes per change and both times for each of --runs pulls.
+parse. Prints bytes per change and both times for each of --runs pulls. With ``--encoding``
+the pages are asked for compressed that way (zstd, br, gzip; default identity, as the peers'
+benchmark asks): the bytes are then those on the wire, and fetching includes decompressing.
 
 Usage: bench/pull_split.py [--db sqlite|postgresql] [--n 5000] [--page 1000] [--runs 3]
+                           [--encoding identity|zstd|br|gzip]
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--page", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--encoding", choices=("identity", "zstd", "br", "gzip"), default="identity"
+    )
     args = parser.parse_args()
     with scratch_database(args.db, "fieldapp_pull_split") as (db, workdir):
         world = prepare(db, workdir / "instance")
@@ -51,6 +57,7 @@ def run(args, server: Server, world: dict, workdir: Path) -> None:
     reader = client(server.url, workdir, "leader1", "pad-split-reader", 100)
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {reader.token}"
+    session.headers["Accept-Encoding"] = args.encoding
     for _ in range(args.runs):
         fetch_s = parse_s = 0.0
         size = count = 0
@@ -58,19 +65,21 @@ def run(args, server: Server, world: dict, workdir: Path) -> None:
         while True:
             params = {"limit": args.page} | ({"cursor": cursor} if cursor else {})
             t0 = time.perf_counter()
-            raw = session.get(f"{server.url}/sync/pull", params=params, timeout=120).content
+            response = session.get(f"{server.url}/sync/pull", params=params, timeout=120)
+            raw = response.content
             t1 = time.perf_counter()
+            assert response.headers.get("Content-Encoding", "identity") == args.encoding
             page = json.loads(raw)
             parse_s += time.perf_counter() - t1
             fetch_s += t1 - t0
-            size += len(raw)
+            size += int(response.headers["Content-Length"])
             count += len(page["changes"])
             cursor = page["cursor"]
             if not page["has_more"]:
                 break
         total = fetch_s + parse_s
         print(
-            f"[{args.db}] {count} changes, {size / count:.0f} B each:"
+            f"[{args.db}, {args.encoding}] {count} changes, {size / count:.0f} B each:"
             f" fetch {fetch_s * 1000:.0f} ms, parse {parse_s * 1000:.0f} ms"
             f" ({parse_s / total:.0%}), {count / total:.0f} rec/s"
         )

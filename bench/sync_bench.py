@@ -297,6 +297,9 @@ def raw_pull(url: str, token: str, cursor: str | None, page: int) -> list[str]:
 
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
+    # As the peers' benchmark asks (http.client sends "identity"): pages uncompressed, so the
+    # rates compare. Devices that accept compression get smaller pages (bench/pull_split.py).
+    session.headers["Accept-Encoding"] = "identity"
     ids: list[str] = []
     while True:
         params = {"limit": page} | ({"cursor": cursor} if cursor else {})

@@ -26,7 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     from fieldapp.auth.operations import AuthSettings
     from fieldapp.db import db
     from fieldapp.jsontext import JSONProvider
-    from fieldapp.web import requests
+    from fieldapp.web import compression, requests
 
     instance_path = os.environ.get("FIELDAPP_INSTANCE_PATH") or None
     if instance_path is not None:
@@ -64,6 +64,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(api)
     app.extensions["fieldapp.api"] = api
     requests.init_app(app)
+    compression.init_app(app)
     return app
 
 

@@ -12,6 +12,7 @@ from fieldapp.api import Blueprint
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Inspection
+from fieldapp.web.compression import compressed
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy
 from schemas.common import page_schema
@@ -55,6 +56,7 @@ class PushResource(MethodView):
 class PullResource(MethodView):
     @blp.arguments(PullArgs, location="query")
     @blp.response(200, PullSchema)
+    @compressed
     def get(self, args):
         """Everything in your scope changed after ``cursor``, in commit order."""
         try:
