@@ -74,6 +74,11 @@ def main() -> None:
         print(
             f"{server} pull 500 after cursor: {result['pull_500_s']} s, ratio {result['ratio']:.2f}"
         )
+        if "http_ratio" in result:
+            print(
+                f"{server} pull 500 after cursor over plain HTTP: {result['http_pull_500_s']} s,"
+                f" ratio {result['http_ratio']:.2f}"
+            )
         print(
             f"{server} first 500 from the start: {result['first_500_s']} s,"
             f" ratio {result['first_ratio']:.2f}"
