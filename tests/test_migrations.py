@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -89,9 +91,9 @@ def test_upgrading_and_downgrading_keep_the_rows_that_reference_altered_tables(
         db.engine.dispose()
 
 
-def test_postgresql_rebuilds_the_officer_lists_from_the_links(tmp_path, monkeypatch):
-    """Migration 0012 lists each inspection's officers in link order; PostgreSQL does it in
-    one statement (SQLite's run is in the test above)."""
+@contextlib.contextmanager
+def postgresql_demo_database(tmp_path, monkeypatch):
+    """A scratch PostgreSQL database, upgraded and filled with the small demo, in app context."""
     from fieldapp.demo.builder import SCALES, DemoBuilder
 
     monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
@@ -103,22 +105,29 @@ def test_postgresql_rebuilds_the_officer_lists_from_the_links(tmp_path, monkeypa
                 app.extensions["fieldapp.auth"].password_hasher
             )
             db.session.commit()
-            listed = officer_lists()
-            assert any(len(officers) > 1 for officers in listed.values())
-            db.session.remove()
-            downgrade(revision="0011")
-            upgrade()
-            assert officer_lists() == listed
-            db.session.remove()
-            db.engine.dispose()
+            try:
+                yield app
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+
+def test_postgresql_rebuilds_the_officer_lists_from_the_links(tmp_path, monkeypatch):
+    """Migration 0012 lists each inspection's officers in link order; PostgreSQL does it in
+    one statement (SQLite's run is in the test above)."""
+    with postgresql_demo_database(tmp_path, monkeypatch):
+        listed = officer_lists()
+        assert any(len(officers) > 1 for officers in listed.values())
+        db.session.remove()
+        downgrade(revision="0011")
+        upgrade()
+        assert officer_lists() == listed
 
 
 def test_postgresql_keeps_inspection_json_values_across_its_change_of_type(tmp_path, monkeypatch):
     """Migration 0013 stores inspections' JSON as written (json, not jsonb) on PostgreSQL:
     every value reads back the same after the upgrade and after the downgrade, and the
     columns keep their defaults."""
-    from fieldapp.demo.builder import SCALES, DemoBuilder
-
     columns = ("location_original", "answers", "photo_ids", "flags", "field_clocks", "officer_ids")
 
     def values() -> dict:
@@ -132,35 +141,25 @@ def test_postgresql_keeps_inspection_json_values_across_its_change_of_type(tmp_p
             if column["name"] in columns
         }
 
-    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
-    with scratch_pg_database("migration test") as url:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, **FAST_PASSWORDS})
-        with app.app_context():
-            upgrade()
-            DemoBuilder(SCALES["small"], seed=3).build(
-                app.extensions["fieldapp.auth"].password_hasher
-            )
-            db.session.commit()
-            stored = values()
-            assert any(answers for _, answers, *_ in stored.values())
-            assert column_types() == {"JSON"}
-            db.session.remove()
-            downgrade(revision="0012")
-            assert column_types() == {"JSONB"}
-            assert values() == stored
-            db.session.remove()
-            upgrade()
-            assert column_types() == {"JSON"}
-            assert values() == stored
-            defaults = dict(
-                db.session.execute(
-                    sa.text(
-                        "SELECT column_name, column_default FROM information_schema.columns"
-                        " WHERE table_name = 'inspections'"
-                        " AND column_name IN ('field_clocks', 'officer_ids')"
-                    )
-                ).all()
-            )
-            assert defaults == {"field_clocks": "'{}'::json", "officer_ids": "'[]'::json"}
-            db.session.remove()
-            db.engine.dispose()
+    with postgresql_demo_database(tmp_path, monkeypatch):
+        stored = values()
+        assert any(answers for _, answers, *_ in stored.values())
+        assert column_types() == {"JSON"}
+        db.session.remove()
+        downgrade(revision="0012")
+        assert column_types() == {"JSONB"}
+        assert values() == stored
+        db.session.remove()
+        upgrade()
+        assert column_types() == {"JSON"}
+        assert values() == stored
+        defaults = dict(
+            db.session.execute(
+                sa.text(
+                    "SELECT column_name, column_default FROM information_schema.columns"
+                    " WHERE table_name = 'inspections'"
+                    " AND column_name IN ('field_clocks', 'officer_ids')"
+                )
+            ).all()
+        )
+        assert defaults == {"field_clocks": "'{}'::json", "officer_ids": "'[]'::json"}
