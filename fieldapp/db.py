@@ -1,4 +1,5 @@
-"""Database foundation: the SQLAlchemy handle, portable column types and the syncable mixin."""
+"""Database foundation: the SQLAlchemy handle, portable column types, the syncable mixin and
+bulk inserts (COPY on PostgreSQL)."""
 
 from __future__ import annotations
 
