@@ -299,33 +299,32 @@ def inspection(world: dict, n: int, officers: list[str]) -> dict:
     }
 
 
-def raw_page(url: str, token: str, cursor: str | None, page: int) -> list[str]:
-    """The ids of one page after ``cursor``, over plain HTTP, asked for as the peers ask."""
-    import requests
-
-    response = requests.get(
-        f"{url}/sync/pull",
-        params={"limit": page} | ({"cursor": cursor} if cursor else {}),
-        headers={"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"},
-        timeout=120,
-    )
-    response.raise_for_status()
-    return [c["id"] for c in response.json()["changes"]]
-
-
-def raw_pull(url: str, token: str, cursor: str | None, page: int) -> list[str]:
-    """Every change after ``cursor`` with plain HTTP requests, keeping only the ids."""
+def plain_session(token: str):
+    """A plain HTTP session that asks for pages as the peers' benchmark does: uncompressed
+    (http.client sends "identity"), so the rates compare. Devices that accept compression get
+    smaller pages (bench/pull_split.py)."""
     import requests
 
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
-    # As the peers' benchmark asks (http.client sends "identity"): pages uncompressed, so the
-    # rates compare. Devices that accept compression get smaller pages (bench/pull_split.py).
     session.headers["Accept-Encoding"] = "identity"
+    return session
+
+
+def raw_page(session, url: str, cursor: str | None, page: int) -> dict:
+    """One pull page after ``cursor``, parsed by the standard library (as requests does)."""
+    params = {"limit": page} | ({"cursor": cursor} if cursor else {})
+    response = session.get(f"{url}/sync/pull", params=params, timeout=120)
+    response.raise_for_status()
+    return response.json()
+
+
+def raw_pull(url: str, token: str, cursor: str | None, page: int) -> list[str]:
+    """Every change after ``cursor`` with plain HTTP requests, keeping only the ids."""
+    session = plain_session(token)
     ids: list[str] = []
     while True:
-        params = {"limit": page} | ({"cursor": cursor} if cursor else {})
-        body = session.get(f"{url}/sync/pull", params=params, timeout=120).json()
+        body = raw_page(session, url, cursor, page)
         ids += [c["id"] for c in body["changes"]]
         cursor = body["cursor"]
         if not body["has_more"]:
@@ -463,15 +462,16 @@ def pull_scale(args, workdir: Path) -> dict:
             first[stored] = first_page_s(server.url, reader.token, args.runs)
             reader.pull(limit=1000)  # up to date: the cursor is at the end
             writer = client(server.url, workdir, "officer1", f"scale-w{stored}", 500)
+            session = plain_session(reader.token)
             timings, raw_timings = [], []
             for _ in range(args.runs):
                 for n in range(500):
                     writer.save("inspection", uuid.uuid4(), inspection(world, n, ["officer1"]))
                 writer.push()
                 t0 = time.perf_counter()
-                fetched = raw_page(server.url, reader.token, reader._meta("cursor"), 500)
+                fetched = raw_page(session, server.url, reader._meta("cursor"), 500)
                 raw_timings.append(time.perf_counter() - t0)
-                assert len(fetched) >= 500, len(fetched)
+                assert len(fetched["changes"]) >= 500, len(fetched["changes"])
                 t0 = time.perf_counter()
                 got = reader.pull(limit=500)
                 timings.append(time.perf_counter() - t0)

@@ -73,6 +73,14 @@ class FakeDevice:
         assert response.status_code == 200, response.get_json()
         return response.get_json()["results"]
 
+    def create_inspections(self, world, officers, count: int) -> list[uuid.UUID]:
+        """Push ``count`` new draft inspections in one batch; their ids, in order."""
+        ids = [uuid.uuid4() for _ in range(count)]
+        self.push_ok(
+            *[self.change("inspection", i, new_inspection(world, list(officers))) for i in ids]
+        )
+        return ids
+
     def pull_all(self, limit: int = 500) -> list[dict]:
         """Pull pages until done, from this device's cursor; returns the changes."""
         changes = []

@@ -620,11 +620,7 @@ def test_a_change_refused_after_its_snapshot_leaves_nothing_behind(app, login, w
     from sync.models import RecordVersion
 
     device = FakeDevice(login("officer1"))
-    first, second = uuid.uuid4(), uuid.uuid4()
-    device.push_ok(
-        device.change("inspection", first, new_inspection(world, ["officer1"])),
-        device.change("inspection", second, new_inspection(world, ["officer1"])),
-    )
+    first, second = device.create_inspections(world, ["officer1"], 2)
     real_record = audit.record
 
     def refuse_the_first_edit(actor, action, entity, record_id, **kwargs):
@@ -769,11 +765,7 @@ def test_a_database_error_in_an_edit_without_savepoint_costs_only_that_edit(
     from sync import entities
 
     device = FakeDevice(login("officer1"))
-    first, second = uuid.uuid4(), uuid.uuid4()
-    device.push_ok(
-        device.change("inspection", first, new_inspection(world, ["officer1"])),
-        device.change("inspection", second, new_inspection(world, ["officer1"])),
-    )
+    first, second = device.create_inspections(world, ["officer1"], 2)
     real_rows = entities.officer_rows
 
     def colliding_links(inspection_id, squadron_id, officer_ids):
