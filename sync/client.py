@@ -21,10 +21,13 @@ How it behaves:
 - ``base_version`` is the version of the record the device last had from the server.
 - Pull applies upserts and deletes to the local copy and keeps the cursor; ``reset`` clears the
   copy and pulls again from the start.
+- Bodies go as compact UTF-8 JSON, gzip-compressed above a kilobyte (a batch of 100 inspections
+  is about 12 kB instead of 120 kB), and pull pages come back compressed (zstd or gzip).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import sqlite3
@@ -65,21 +68,40 @@ class Transport(Protocol):
     ) -> Response: ...
 
 
-class RequestsTransport:
-    """HTTP with ``requests``, keeping connections alive between calls."""
+#: JSON bodies at least this long are sent gzip-compressed (``Content-Encoding: gzip``).
+COMPRESS_BODIES_FROM = 1024
 
-    def __init__(self, base_url: str, timeout: float = 30.0):
+
+class RequestsTransport:
+    """HTTP with ``requests``, keeping connections alive between calls.
+
+    ``compress_bodies=False`` sends every body as it is (for a server older than request-body
+    compression, which answers a compressed one with 415)."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0, compress_bodies: bool = True):
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
         self.timeout = timeout
+        self.compress_bodies = compress_bodies
         self._errors = (requests.ConnectionError, requests.Timeout)
 
     def request(self, method, path, *, json_body=None, params=None, headers=None) -> Response:
+        headers = dict(headers or {})
+        data = None
+        if json_body is not None:
+            # Chinese text as UTF-8 (3 bytes a character), not as \uXXXX escapes (6).
+            data = json.dumps(
+                json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode()
+            headers["Content-Type"] = "application/json"
+            if self.compress_bodies and len(data) >= COMPRESS_BODIES_FROM:
+                data = gzip.compress(data, compresslevel=6)
+                headers["Content-Encoding"] = "gzip"
         try:
             answer = self.session.request(
                 method,
                 self.base_url + path,
-                json=json_body,
+                data=data,
                 params=params,
                 headers=headers,
                 timeout=self.timeout,

@@ -194,17 +194,36 @@ def live_server(tmp_path_factory):
         world = build_world(app)
         db.session.commit()
         detach_all()
+    app.wsgi_app = RecordedBodies(app.wsgi_app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/v1", world
+    yield f"http://127.0.0.1:{server.server_port}/api/v1", world, app.wsgi_app.seen
     server.shutdown()
     with app.app_context():
         db.engine.dispose()
 
 
+class RecordedBodies:
+    """WSGI middleware noting each request's path, Content-Encoding and body size as sent."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+        self.seen: list[tuple[str, str, int]] = []
+
+    def __call__(self, environ, start_response):
+        self.seen.append(
+            (
+                environ["PATH_INFO"],
+                environ.get("HTTP_CONTENT_ENCODING", ""),
+                int(environ.get("CONTENT_LENGTH") or 0),
+            )
+        )
+        return self.wsgi_app(environ, start_response)
+
+
 def test_the_client_over_http(live_server, tmp_path):
-    url, world = live_server
+    url, world, _ = live_server
     pad = SyncClient(url, str(tmp_path / "http.sqlite3"), "pad-http")
     assert pad.login("officer1", PASSWORD)["username"] == "officer1"
     inspection_id = uuid.uuid4()
@@ -215,3 +234,20 @@ def test_the_client_over_http(live_server, tmp_path):
         str(world.targets["shop1"].id),
         str(world.targets["site1"].id),
     }
+
+
+def test_the_client_sends_pushes_compressed(live_server, tmp_path):
+    """A batch goes gzip-compressed (mobile data); a sign-in, too small to gain, goes as it is."""
+    url, world, seen = live_server
+    pad = SyncClient(url, str(tmp_path / "gzip.sqlite3"), "pad-gzip")
+    seen.clear()
+    pad.login("officer1", PASSWORD)
+    for _ in range(40):
+        pad.save("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]))
+    queued = sum(len(body.encode()) for (body,) in pad.db.execute("SELECT body FROM outbox"))
+    results = pad.push()
+    assert [r["status"] for r in results] == ["applied"] * 40
+    (sign_in,) = [s for s in seen if s[0].endswith("/auth/token")]
+    (push,) = [s for s in seen if s[0].endswith("/sync/push")]
+    assert sign_in[1] == "" and push[1] == "gzip"
+    assert push[2] * 4 < queued
