@@ -39,7 +39,11 @@ class PushResource(MethodView):
     @blp.arguments(PushArgs)
     @blp.response(200, PushSchema)
     def post(self, args):
-        """Apply a device's batch of changes; one result per change, in order."""
+        """Apply a device's batch of changes; one result per change, in order.
+
+        The body may be sent compressed (``Content-Encoding: gzip`` or ``zstd``); the size
+        limit holds for the decoded body.
+        """
         if len(args["changes"]) > MAX_BATCH:
             raise APIError(413, "payload_too_large", f"at most {MAX_BATCH} changes a batch")
         actor = current_actor()
