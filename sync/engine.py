@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import marshmallow as ma
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -133,6 +134,20 @@ class Rejected(Exception):
 
 
 def body_hash(raw: dict) -> str:
+    """What a change is, to tell a re-sent change from another one under the same change_id:
+    sha256 of its JSON with keys sorted, compact, in UTF-8."""
+    try:
+        # orjson: the standard library's encoder was a twelfth of a batch of creates.
+        canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # integers past 64 bits, lone surrogates: the standard library writes them
+        return _stdlib_body_hash(raw)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _stdlib_body_hash(raw: dict) -> str:
+    """:func:`body_hash` by the standard library's encoder, as changes recorded before orjson
+    were hashed. The two texts differ only in how some floats are spelled (``1e-05`` against
+    ``1e-5``), so a re-sent change is matched by one or the other."""
     canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -195,7 +210,7 @@ def _parse(ctx: PushContext, raw) -> Change:
 
 
 def _replay(existing: SeenChange | SyncChange, digest: str, raw: dict) -> dict:
-    if existing.body_hash != digest:
+    if existing.body_hash != digest and existing.body_hash != _stdlib_body_hash(raw):
         return _rejected(
             raw,
             APIError(

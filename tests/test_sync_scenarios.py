@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.db import db, utcnow
 from fieldapp.inspections.models import Inspection
-from sync.models import Conflict
+from sync.engine import _stdlib_body_hash, body_hash
+from sync.models import Conflict, SyncChange
 from tests.conftest import assert_error
 from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection
 
@@ -288,6 +289,30 @@ def test_a_change_id_reused_for_another_change_is_id_conflict(app, login, world)
     [result] = officer.push_ok({**change, "fields": {**change["fields"], "findings": "别的"}})
     assert result["status"] == "rejected"
     assert result["error"]["error"] == "id_conflict" and result["error"]["code"] == 409
+
+
+def test_a_change_recorded_under_the_earlier_hash_still_replays(app, login, world):
+    """Changes applied before the body hash was written by orjson carry the standard library's
+    hash; a device re-sending one after the upgrade gets its result replayed, not id_conflict.
+    (The two texts differ in how some floats are spelled: an accuracy of 1e-05 metres.)"""
+    officer = FakeDevice(login("officer1"))
+    fields = new_inspection(world, ["officer1"])
+    fields["location"] = {**fields["location"], "accuracy_m": 0.00001}
+    change = officer.change("inspection", uuid.uuid4(), fields)
+    [first] = officer.push_ok(change)
+    earlier = _stdlib_body_hash(change)
+    assert earlier != body_hash(change)
+    with app.app_context():
+        db.session.execute(
+            sa.update(SyncChange)
+            .where(SyncChange.change_id == uuid.UUID(change["change_id"]))
+            .values(body_hash=earlier)
+        )
+        db.session.commit()
+    [again] = officer.push_ok(change)
+    assert again == {**first, "replayed": True}
+    [other] = officer.push_ok({**change, "fields": {**fields, "findings": "别的"}})
+    assert other["status"] == "rejected" and other["error"]["error"] == "id_conflict"
 
 
 def test_batches_arriving_out_of_order_end_as_one_clean_delivery(app, login, world):
