@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from sync.sequence import assign_change_seqs
+from sync.sequence import allocate, assign_change_seqs
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -144,6 +145,91 @@ def _sqlite_pragmas(dbapi_connection, connection_record):
 def _sqlite_begin(connection):
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN")
+
+
+def flush_edits(session: sa.orm.Session) -> None:
+    """Write the pending column changes of loaded syncable objects with one executemany UPDATE
+    per table and set of changed columns, as the ORM's flush would write them one by one.
+
+    The ORM never batches the UPDATEs of a versioned mapper (it checks each row's count), and
+    they were a fifth of a push of stale edits on PostgreSQL. Here too each row is written only
+    where it still holds the version it was loaded at: the executemany's count must be the
+    number of rows, or ``StaleDataError`` is raised as the ORM's flush raises it. Each object
+    gets its next version, a change sequence number and its ``onupdate`` values (``updated_at``),
+    and is left as a flush leaves it. Objects with other pending changes (relationships) are
+    left to the ORM.
+    """
+    groups: dict[tuple, list[tuple[object, dict]]] = defaultdict(list)
+    for obj in list(session.dirty):
+        if not getattr(obj, "__syncable__", False):
+            continue
+        state = sa.inspect(obj)
+        mapper = state.mapper
+        columns = mapper.column_attrs
+        if state.key is None or len(mapper.tables) != 1 or state.deleted:
+            continue
+        if any(key not in columns for key in state.committed_state):
+            continue
+        values = {
+            key: state.dict[key] for key in state.committed_state if state.attrs[key].history.added
+        }
+        values.pop("change_seq", None)  # a fresh one is taken, as at every flush
+        if not values or mapper.version_id_col is None or len(mapper.primary_key) != 1:
+            continue
+        groups[(mapper.local_table, mapper, tuple(sorted(values)))].append((obj, values))
+    if not groups:
+        return
+    with session.no_autoflush:  # else taking the numbers would flush the objects the ORM's way
+        first = allocate(session, change_counter, sum(len(m) for m in groups.values()))
+    connection = session.connection()
+    for (table, mapper, keys), members in groups.items():
+        version_key = mapper.get_property_by_column(mapper.version_id_col).key
+        onupdate = [
+            prop.key
+            for prop in mapper.column_attrs
+            if prop.columns[0].onupdate is not None and prop.key not in keys
+        ]
+        written = [*keys, "change_seq", version_key, *onupdate]
+        column = {key: mapper.get_property(key).columns[0] for key in written}
+        statement = (
+            sa.update(table)
+            .where(
+                mapper.primary_key[0] == sa.bindparam("pk_"),
+                mapper.version_id_col == sa.bindparam("loaded_version_"),
+            )
+            .values({column[key]: sa.bindparam(f"{key}_") for key in written})
+        )
+        updates = []
+        for obj, values in members:
+            state = sa.inspect(obj)
+            loaded = state.dict[version_key]
+            values |= {"change_seq": first, version_key: loaded + 1}
+            values |= {key: _onupdate_value(column[key]) for key in onupdate}
+            first += 1
+            updates.append((obj, state.identity[0], loaded, values))
+        count = connection.execute(
+            statement,
+            [
+                {"pk_": pk, "loaded_version_": loaded} | {f"{k}_": v for k, v in values.items()}
+                for _, pk, loaded, values in updates
+            ],
+        ).rowcount
+        if count != len(updates):
+            raise sa.orm.exc.StaleDataError(
+                f"UPDATE of {table.name} expected {len(updates)} rows at their loaded versions, "
+                f"matched {count}"
+            )
+        for obj, _, _, values in updates:
+            state = sa.inspect(obj)
+            state.dict.update(values)
+        # What the ORM's flush does last with the rows it wrote (a private step of
+        # SQLAlchemy's): the objects are clean, and a savepoint rolled back expires them.
+        session._register_persistent({sa.inspect(obj) for obj, _, _, _ in updates})
+
+
+def _onupdate_value(column: sa.Column):
+    update = column.onupdate
+    return update.arg(None) if update.is_callable else update.arg
 
 
 def insert_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from fieldapp.actor import Actor
 from fieldapp.auth.models import Device
 from fieldapp.auth.policy import Policy
-from fieldapp.db import change_counter, db, insert_rows
+from fieldapp.db import change_counter, db, flush_edits, insert_rows
 from fieldapp.errors import APIError, envelope
 from schemas.sync import ChangeArgs
 from sync.hlc import HLC, HLCError
@@ -543,6 +543,7 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
         results = _apply(ctx, changes)
         for table, rows in ctx.deferred.items():
             insert_rows(db.session.connection(), table, rows)
+        flush_edits(db.session())
         batch.commit()
     except (IntegrityError, _RedoBatch):
         batch.rollback()
