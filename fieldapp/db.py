@@ -159,16 +159,15 @@ def flush_edits(session: sa.orm.Session) -> None:
     and is left as a flush leaves it. Objects with other pending changes (relationships) are
     left to the ORM.
     """
-    groups: dict[tuple, list[tuple[object, dict]]] = defaultdict(list)
+    groups: dict[tuple, list[tuple[sa.orm.InstanceState, dict]]] = defaultdict(list)
     for obj in list(session.dirty):
         if not getattr(obj, "__syncable__", False):
             continue
         state = sa.inspect(obj)
         mapper = state.mapper
-        columns = mapper.column_attrs
         if state.key is None or len(mapper.tables) != 1 or state.deleted:
             continue
-        if any(key not in columns for key in state.committed_state):
+        if any(key not in mapper.column_attrs for key in state.committed_state):
             continue
         values = {
             key: state.dict[key] for key in state.committed_state if state.attrs[key].history.added
@@ -176,7 +175,7 @@ def flush_edits(session: sa.orm.Session) -> None:
         values.pop("change_seq", None)  # a fresh one is taken, as at every flush
         if not values or mapper.version_id_col is None or len(mapper.primary_key) != 1:
             continue
-        groups[(mapper.local_table, mapper, tuple(sorted(values)))].append((obj, values))
+        groups[(mapper.local_table, mapper, tuple(sorted(values)))].append((state, values))
     if not groups:
         return
     with session.no_autoflush:  # else taking the numbers would flush the objects the ORM's way
@@ -200,18 +199,18 @@ def flush_edits(session: sa.orm.Session) -> None:
             .values({column[key]: sa.bindparam(f"{key}_") for key in written})
         )
         updates = []
-        for obj, values in members:
-            state = sa.inspect(obj)
+        for state, values in members:
             loaded = state.dict[version_key]
             values |= {"change_seq": first, version_key: loaded + 1}
             values |= {key: _onupdate_value(column[key]) for key in onupdate}
             first += 1
-            updates.append((obj, state.identity[0], loaded, values))
+            updates.append((state, loaded, values))
         count = connection.execute(
             statement,
             [
-                {"pk_": pk, "loaded_version_": loaded} | {f"{k}_": v for k, v in values.items()}
-                for _, pk, loaded, values in updates
+                {"pk_": state.identity[0], "loaded_version_": loaded}
+                | {f"{key}_": value for key, value in values.items()}
+                for state, loaded, values in updates
             ],
         ).rowcount
         if count != len(updates):
@@ -219,12 +218,11 @@ def flush_edits(session: sa.orm.Session) -> None:
                 f"UPDATE of {table.name} expected {len(updates)} rows at their loaded versions, "
                 f"matched {count}"
             )
-        for obj, _, _, values in updates:
-            state = sa.inspect(obj)
+        for state, _, values in updates:
             state.dict.update(values)
         # What the ORM's flush does last with the rows it wrote (a private step of
         # SQLAlchemy's): the objects are clean, and a savepoint rolled back expires them.
-        session._register_persistent({sa.inspect(obj) for obj, _, _, _ in updates})
+        session._register_persistent({state for state, _, _ in updates})
 
 
 def _onupdate_value(column: sa.Column):
