@@ -40,6 +40,13 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=500)
     parser.add_argument("--profile", choices=("push", "stale", "pull"))
     parser.add_argument(
+        "--stop-after",
+        choices=("push", "stale", "pull"),
+        default="pull",
+        help="end after this phase (a sampling profiler attached to the whole run then sees "
+        "only the phases up to it)",
+    )
+    parser.add_argument(
         "--statements",
         action="store_true",
         help="count the SQL statements each phase sends, by their opening words",
@@ -122,6 +129,8 @@ def run(args, db: Database, workdir: Path) -> None:
         for n, i in enumerate(ids)
     ]
     phase("push", lambda: push("officer1", creates))
+    if args.stop_after == "push":
+        return
     push(
         "officer2",
         [change("pad-officer2", i, {"findings": f"同事补充{n}"}, 1) for n, i in enumerate(ids)],
@@ -136,6 +145,8 @@ def run(args, db: Database, workdir: Path) -> None:
         for n, i in enumerate(ids)
     ]
     phase("stale", lambda: push("officer1", stale))
+    if args.stop_after == "stale":
+        return
 
     def pull():
         http, _ = clients["leader1"]
