@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
 from schemas.common import PageArgs, StrictFloat, StrictSchema, TimeBound, id_field
-from schemas.inspections import DeviceLocation
+from schemas.inspections import WholeLocation
 from schemas.targets import BUSINESS_TYPE, valid_uscc
 
 MAX_BATCH = 500
@@ -79,7 +79,7 @@ class TargetFieldsArgs(StrictSchema):
     kind = fields.Enum(TargetKind, by_value=True)
     name = fields.String(validate=validate.Length(min=1, max=200))
     address = fields.String(validate=validate.Length(max=300))
-    location = fields.Nested(DeviceLocation)
+    location = WholeLocation()
     business_type = fields.String(validate=BUSINESS_TYPE)
     uscc = fields.String(validate=valid_uscc, allow_none=True)
     permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
@@ -91,7 +91,7 @@ class PhotoFieldsArgs(StrictSchema):
     inspection_id = fields.UUID()
     item_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=16))
     taken_at = fields.AwareDateTime()
-    location = fields.Nested(DeviceLocation, allow_none=True)
+    location = WholeLocation(allow_none=True)
     sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$", error="64 hex digits"))
     size = fields.Integer(strict=True, validate=validate.Range(min=1, max=200 * 1024 * 1024))
     content_type = fields.String(validate=validate.OneOf(("image/jpeg", "image/png", "image/webp")))

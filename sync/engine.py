@@ -325,7 +325,7 @@ def _preload(ctx: PushContext, changes: list) -> None:
             continue
         try:
             change_ids.add(uuid.UUID(str(raw.get("change_id"))))
-            if raw.get("entity") in HANDLERS:
+            if isinstance(raw.get("entity"), str) and raw["entity"] in HANDLERS:
                 records.setdefault(raw["entity"], set()).add(uuid.UUID(str(raw.get("id"))))
         except ValueError:
             continue

@@ -63,6 +63,8 @@ def bad_changes(officer, world):
     }
     return [
         ({**base, "entity": "parking_ticket"}, "entity"),
+        ({**base, "entity": ["inspection"]}, "entity"),
+        ({**base, "entity": {"inspection": True}}, "entity"),
         ({**base, "op": "merge"}, "op"),
         ({**base, "hlc": "yesterday"}, "hlc"),
         ({**base, "hlc": f"{1:016d}:0001:another-pad"}, "hlc"),
@@ -140,6 +142,35 @@ def test_an_edit_moves_the_location_whole_or_not_at_all(officer, world):
     assert rejected(result)["location"] == {"lon": ["Missing data for required field."]}
     response = officer.api.get(f"/api/v1/inspections/{record}")
     assert response.get_json()["version"] == 1
+
+
+def test_photo_and_target_edits_move_their_location_whole_too(officer, world):
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", record, new_inspection(world, ["officer1"])),
+        officer.change(
+            "photo",
+            photo,
+            {
+                "inspection_id": str(record),
+                "taken_at": "2026-11-20T09:35:00+08:00",
+                "location": {"lon": 121.47, "lat": 31.37},
+                "sha256": "ab" * 32,
+                "size": 1234,
+                "content_type": "image/jpeg",
+            },
+        ),
+    )
+    shop = world.targets["shop1"].id
+    results = officer.push_ok(
+        officer.change("photo", photo, {"location": {"lat": 31.3}}, base_version=1),
+        officer.change("target", shop, {"location": {"lat": 31.3}}, base_version=1),
+    )
+    for result in results:
+        assert rejected(result)["location"] == {"lon": ["Missing data for required field."]}
+    pulled = {(c["entity"], c["id"]): c for c in FakeDevice(officer.api).pull_all()}
+    assert pulled["photo", str(photo)]["version"] == 1
+    assert pulled["target", str(shop)]["data"]["location"]["lon"] == world.targets["shop1"].lon
 
 
 def test_a_submitted_record_does_not_go_back_to_draft(officer, world):
