@@ -5,19 +5,17 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
-from schemas.common import PageArgs
+from schemas.common import Instant, PageArgs
 
 
 class AuditListArgs(PageArgs):
     entity = fields.String(validate=validate.Length(min=1, max=40))
     record_id = fields.String(validate=validate.Length(min=1, max=64))
     actor_id = fields.UUID()
-    start = fields.AwareDateTime(
+    start = Instant(
         data_key="from", metadata={"description": "entries at or after (ISO 8601 with offset)"}
     )
-    end = fields.AwareDateTime(
-        data_key="to", metadata={"description": "entries before (ISO 8601 with offset)"}
-    )
+    end = Instant(data_key="to", metadata={"description": "entries before (ISO 8601 with offset)"})
 
     @validates_schema
     def _ordered(self, data, **kwargs):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -42,6 +42,31 @@ class StrictBoolean(fields.Boolean):
         if not isinstance(value, bool):
             raise self.make_error("invalid", input=value)
         return value
+
+
+#: What a time outside the range fieldapp can store is told (Python's, in UTC).
+OUT_OF_CALENDAR = "a time between the years 1 and 9999 in UTC"
+
+
+def has_utc_instant(moment: datetime) -> bool:
+    """Whether an aware time converts to UTC within Python's years 1-9999 (year 1 at a positive
+    offset and 9999-12-31 at a negative one do not), as every time is stored and compared."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+class Instant(fields.AwareDateTime):
+    """A time with its offset (ISO 8601), as fieldapp stores it: in UTC, so it must have a UTC
+    instant within the calendar."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        if not has_utc_instant(moment):
+            raise ma.ValidationError(OUT_OF_CALENDAR)
+        return moment
 
 
 class StrictSchema(ma.Schema):
@@ -221,10 +246,15 @@ class TimeBound(fields.Field):
                 day = date.fromisoformat(text)
                 if self.end:
                     day += timedelta(days=1)
-                return datetime.combine(day, time(0), tzinfo=_SHANGHAI)
-            moment = datetime.fromisoformat(text)
+                moment = datetime.combine(day, time(0), tzinfo=_SHANGHAI)
+            else:
+                moment = datetime.fromisoformat(text)
         except ValueError:
             raise self.make_error("invalid") from None
+        except OverflowError:  # the day after 9999-12-31
+            raise ma.ValidationError(OUT_OF_CALENDAR) from None
         if moment.tzinfo is None:
             raise ma.ValidationError("a time needs its offset (e.g. +08:00)")
+        if not has_utc_instant(moment):
+            raise ma.ValidationError(OUT_OF_CALENDAR)
         return moment

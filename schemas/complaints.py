@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from schemas.common import PageArgs, StrictBoolean, StrictSchema, id_field
+from schemas.common import Instant, PageArgs, StrictBoolean, StrictSchema, id_field
 
 
 class ComplaintSchema(ma.Schema):
@@ -43,7 +43,7 @@ class ComplaintCreateArgs(StrictSchema):
     )
     category = fields.String(required=True, validate=validate.Length(min=1, max=40))
     text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
-    received_at = fields.AwareDateTime(
+    received_at = Instant(
         metadata={"description": "when the hotline received it (default: now); not in the future"}
     )
 
@@ -71,5 +71,5 @@ class ComplaintListArgs(PageArgs):
     substantiated = fields.Boolean()
     source = fields.String(validate=validate.Length(min=1, max=20))
     reference = fields.String(validate=validate.Length(min=1, max=40))
-    from_ = fields.AwareDateTime(data_key="from")
-    to = fields.AwareDateTime()
+    from_ = Instant(data_key="from")
+    to = Instant()

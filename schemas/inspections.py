@@ -10,7 +10,14 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from fieldapp.inspections.models import CoordinateSystem, InspectionStatus, Origin, Outcome
-from schemas.common import MAX_INT_ID, StrictFloat, StrictSchema, id_field
+from schemas.common import (
+    MAX_INT_ID,
+    Instant,
+    StrictFloat,
+    StrictSchema,
+    has_utc_instant,
+    id_field,
+)
 
 ANSWER_RESULTS = ("pass", "fail", "na")
 MAX_PHOTOS = 50
@@ -159,8 +166,8 @@ class InspectionFieldsArgs(StrictSchema):
     origin = fields.Enum(Origin, by_value=True)
     task_id = fields.UUID(allow_none=True)
     draw_id = fields.UUID(allow_none=True)
-    started_at = fields.AwareDateTime(default_timezone=None)
-    ended_at = fields.AwareDateTime(allow_none=True)
+    started_at = Instant(default_timezone=None)
+    ended_at = Instant(allow_none=True)
     location = WholeLocation()
     answers = Answers()
     findings = fields.String(validate=validate.Length(max=10_000))
@@ -278,6 +285,8 @@ def _member(enum_type):
 def _aware_datetime(value):
     parsed = _parsed(datetime.fromisoformat, value)
     if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        raise _Decline
+    if not has_utc_instant(parsed):
         raise _Decline
     return parsed
 

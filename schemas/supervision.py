@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
 from fieldapp.supervision.models import OrderStatus, Verdict
-from schemas.common import PageArgs, StrictSchema, id_field
+from schemas.common import Instant, PageArgs, StrictSchema, id_field
 
 MAX_FINDINGS = 50
 
@@ -73,8 +73,8 @@ class CaseReviewListArgs(PageArgs):
     squadron_id = id_field(strict=False)
     reviewer_id = fields.UUID()
     verdict = fields.Enum(Verdict, by_value=True)
-    start = fields.AwareDateTime(data_key="from")
-    end = fields.AwareDateTime(data_key="to")
+    start = Instant(data_key="from")
+    end = Instant(data_key="to")
 
 
 class OrderArgs(StrictSchema):
@@ -86,7 +86,7 @@ class OrderArgs(StrictSchema):
     target_id = fields.UUID(allow_none=True)
     case_id = fields.UUID(allow_none=True)
     text = text_field(2000, required=True)
-    deadline = fields.AwareDateTime(required=True)
+    deadline = Instant(required=True)
 
     @validates_schema
     def _has_subject(self, data, **kwargs):
@@ -106,7 +106,7 @@ class CloseArgs(StrictSchema):
 
 class ReopenArgs(StrictSchema):
     reason = text_field(2000, required=True)
-    deadline = fields.AwareDateTime(metadata={"description": "a new deadline (else the old one)"})
+    deadline = Instant(metadata={"description": "a new deadline (else the old one)"})
 
 
 class OrderEventSchema(ma.Schema):

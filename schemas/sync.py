@@ -7,7 +7,7 @@ from marshmallow import fields, validate
 
 from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
-from schemas.common import PageArgs, StrictFloat, StrictSchema, TimeBound, id_field
+from schemas.common import Instant, PageArgs, StrictFloat, StrictSchema, TimeBound, id_field
 from schemas.inspections import WholeLocation
 from schemas.targets import BUSINESS_TYPE, valid_uscc
 
@@ -90,7 +90,7 @@ class TargetFieldsArgs(StrictSchema):
 class PhotoFieldsArgs(StrictSchema):
     inspection_id = fields.UUID()
     item_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=16))
-    taken_at = fields.AwareDateTime()
+    taken_at = Instant()
     location = WholeLocation(allow_none=True)
     sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$", error="64 hex digits"))
     size = fields.Integer(strict=True, validate=validate.Range(min=1, max=200 * 1024 * 1024))
@@ -98,7 +98,7 @@ class PhotoFieldsArgs(StrictSchema):
 
 
 class TrackPointArgs(StrictSchema):
-    t = fields.AwareDateTime(required=True)
+    t = Instant(required=True)
     lon = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
     lat = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
     accuracy_m = StrictFloat(load_default=None, allow_none=True, validate=validate.Range(min=0))

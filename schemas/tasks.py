@@ -8,7 +8,7 @@ from marshmallow import fields, validate
 from fieldapp.db import utcnow
 from fieldapp.targets.models import TargetKind
 from fieldapp.tasks.models import TaskOrigin, TaskStatus
-from schemas.common import PageArgs, StrictSchema, id_field
+from schemas.common import Instant, PageArgs, StrictSchema, id_field
 
 
 class TaskSchema(ma.Schema):
@@ -51,7 +51,7 @@ class TaskCreateArgs(StrictSchema):
 
     target_id = fields.UUID(required=True)
     assignee_ids = fields.List(fields.UUID(), required=True, validate=validate.Length(min=1, max=6))
-    due = fields.AwareDateTime(required=True, metadata={"description": "in the future"})
+    due = Instant(required=True, metadata={"description": "in the future"})
     note = fields.String(load_default="", validate=validate.Length(max=2000))
     origin = fields.Enum(
         TaskOrigin,

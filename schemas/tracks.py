@@ -5,13 +5,13 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
-from schemas.common import StrictSchema
+from schemas.common import Instant, StrictSchema
 
 
 class TrackArgs(StrictSchema):
     officer_id = fields.UUID(required=True)
-    from_ = fields.AwareDateTime(data_key="from", required=True)
-    to = fields.AwareDateTime(required=True)
+    from_ = Instant(data_key="from", required=True)
+    to = Instant(required=True)
 
     class Meta:
         unknown = ma.EXCLUDE  # query strings: other parameters (cache busters) are ignored
