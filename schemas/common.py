@@ -58,6 +58,12 @@ def has_utc_instant(moment: datetime) -> bool:
     return True
 
 
+#: Shanghai days whose whole span has a UTC instant (for filters that turn a day into times).
+LOCAL_DAYS = validate.Range(
+    min=date(1, 1, 2), max=date(9999, 12, 30), error="a day between 0001-01-02 and 9999-12-30"
+)
+
+
 class Instant(fields.AwareDateTime):
     """A time with its offset (ISO 8601), as fieldapp stores it: in UTC, so it must have a UTC
     instant within the calendar."""

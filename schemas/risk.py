@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import TargetKind
-from schemas.common import PageArgs, StrictFloat, StrictSchema, id_field
+from schemas.common import LOCAL_DAYS, PageArgs, StrictFloat, StrictSchema, id_field
 
 LEVELS = [level.value for level in RiskLevel]
 
@@ -271,8 +271,8 @@ class DrawBriefSchema(ma.Schema):
 
 
 class PublicInspectionArgs(PageArgs):
-    from_ = fields.Date(data_key="from")
-    to = fields.Date()
+    from_ = fields.Date(data_key="from", validate=LOCAL_DAYS)
+    to = fields.Date(validate=LOCAL_DAYS)
     kind = fields.Enum(TargetKind, by_value=True)
 
 

@@ -1,6 +1,6 @@
 """No input produces a 500, on any endpoint: requests generated from the served OpenAPI document
-(Schemathesis), sent as an officer, a leader and an admin, get a 2xx or a 4xx with the error body
-of API.md.
+(Schemathesis), sent as an officer, a leader, a supervisor and an admin, get a 2xx or a 4xx
+with the error body of API.md.
 
 The requests follow the documented schemas most of the time and break them on purpose the rest
 (wrong types, missing or extra fields, values out of range), so they reach the operations, not
@@ -42,7 +42,7 @@ def operations(app, world):
 
 @pytest.fixture
 def tokens(login):
-    return {name: login(name).token for name in ("officer1", "leader1", "admin")}
+    return {name: login(name).token for name in ("officer1", "leader1", "supervisor", "admin")}
 
 
 @pytest.fixture

@@ -35,10 +35,18 @@ def test_a_query_time_past_the_calendar_is_422(login, world, username, path, fie
     assert field in assert_error(response, 422, "validation_failed")["errors"]["query"]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/inspections?to={}", "/api/v1/conflicts?to={}"])
-def test_the_last_day_of_the_calendar_as_a_whole_day_is_422(login, world, path):
-    response = login("leader1").get(path.format("9999-12-31"))
-    assert "to" in assert_error(response, 422, "validation_failed")["errors"]["query"]
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/inspections?to=9999-12-31", "to"),
+        ("/api/v1/conflicts?to=9999-12-31", "to"),
+        ("/api/v1/public/inspections?from=0001-01-01", "from"),
+        ("/api/v1/public/inspections?to=9999-12-31", "to"),
+    ],
+)
+def test_a_whole_day_at_the_ends_of_the_calendar_is_422(login, world, path, field):
+    response = login("leader1").get(path)
+    assert field in assert_error(response, 422, "validation_failed")["errors"]["query"]
 
 
 @pytest.mark.parametrize("moment", [BEFORE_YEAR_1, AFTER_YEAR_9999])
