@@ -13,15 +13,12 @@ from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from fieldapp import jsontext
 from fieldapp.errors import APIError, envelope, validation_error
-from schemas.common import MAX_INT_ID
+from schemas.common import MAX_INT_ID, NUL_MESSAGE, text_errors
 
 API_PREFIX = "/api/v1"
 
 #: JSON nested deeper than this is refused; real bodies (sync batches, GeoJSON) need about 6.
 MAX_JSON_DEPTH = 64
-
-NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
-SURROGATE_MESSAGE = "text is not valid Unicode (unpaired surrogate)"
 
 
 class IdConverter(IntegerConverter):
@@ -43,53 +40,30 @@ class TextConverter(UnicodeConverter):
         self.regex = self.regex.replace("[^/]", "[^/\\x00]", 1)
 
 
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return NUL_MESSAGE
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return SURROGATE_MESSAGE
-    return None
-
-
 def _too_deep() -> APIError:
     message = f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
     return APIError(400, "malformed_json", message, errors={"json": {"_schema": [message]}})
 
 
-def check_json_text(data: typing.Any, *, strings_checked: bool = False) -> None:
+def check_json_text(
+    data: typing.Any, *, strings_checked: bool = False, per_item: typing.Collection[str] = ()
+) -> None:
     """Refuse JSON that the database cannot store or that is nested absurdly deep.
 
-    Walks the parsed body without recursion. Strings (values and keys) with a NUL character or
-    an unpaired surrogate are a 422 under the top-level field that holds them; nesting deeper
-    than :data:`MAX_JSON_DEPTH` is a 400 ``malformed_json``. ``strings_checked``: the body's
-    text showed there are no such strings, and only the depth is checked.
+    Nesting deeper than :data:`MAX_JSON_DEPTH` is a 400 ``malformed_json``. Strings (values and
+    keys) with a NUL character or an unpaired surrogate are a 422 under the top-level field that
+    holds them (:func:`schemas.common.text_errors`). ``strings_checked``: the body's text showed
+    there are no such strings, and only the depth is checked. ``per_item``: top-level fields
+    whose items the endpoint checks one by one, so that one bad item is refused alone (a sync
+    batch's changes).
     """
+    _check_depth(data)
     if strings_checked:
-        _check_depth(data)
         return
-    errors: dict[str, list[str]] = {}
-    roots = data.items() if isinstance(data, dict) else [("_schema", data)]
-    for root, value in roots:
-        problem = None
-        if _text_problem(root):  # a field name that cannot even be echoed back safely
-            root, value = "_schema", root
-        stack = [(value, 1)]
-        while stack and problem is None:
-            item, depth = stack.pop()
-            if depth > MAX_JSON_DEPTH:
-                raise _too_deep()
-            if isinstance(item, str):
-                problem = _text_problem(item)
-            elif isinstance(item, dict):
-                for key, child in item.items():
-                    problem = problem or _text_problem(key)
-                    stack.append((child, depth + 1))
-            elif isinstance(item, list):
-                stack.extend((child, depth + 1) for child in item)
-        if problem:
-            errors[root] = [problem]
+    if isinstance(data, dict):
+        errors = text_errors({k: v for k, v in data.items() if k not in per_item})
+    else:
+        errors = text_errors({"_schema": data})
     if errors:
         raise validation_error(errors)
 
@@ -117,6 +91,12 @@ def _check_depth(data: typing.Any) -> None:
 _STRINGS_CHECKED = "fieldapp.json_strings_checked"
 
 
+def json_text_checked(req: flask.Request) -> bool:
+    """Whether the request's JSON text proved free of NUL characters and unpaired surrogates
+    when it was read (so a field checked per item needs no look of its own)."""
+    return req.environ.get(_STRINGS_CHECKED, False)
+
+
 class StrictParser(FlaskParser):
     """webargs parser that answers bad bodies with the envelope's codes.
 
@@ -137,7 +117,11 @@ class StrictParser(FlaskParser):
         except RecursionError:
             raise _too_deep() from None
         if data is not core.missing:
-            check_json_text(data, strings_checked=req.environ.get(_STRINGS_CHECKED, False))
+            check_json_text(
+                data,
+                strings_checked=req.environ.get(_STRINGS_CHECKED, False),
+                per_item=getattr(schema, "TEXT_CHECKED_PER_ITEM", ()),
+            )
         return data
 
     def _raw_load_json(self, req: flask.Request) -> typing.Any:

@@ -44,6 +44,46 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
+SURROGATE_MESSAGE = "text is not valid Unicode (unpaired surrogate)"
+
+
+def text_problem(text: str) -> str | None:
+    """Why the database cannot store ``text`` (PostgreSQL refuses NUL in text, and neither
+    database takes unpaired surrogates), or None."""
+    if "\x00" in text:
+        return NUL_MESSAGE
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE_MESSAGE
+    return None
+
+
+def text_errors(data: dict) -> dict[str, list[str]]:
+    """:func:`text_problem` for each field of a JSON object, strings inside it at any depth
+    included (keys too), by field name; ``_schema`` for a field whose name is itself such text.
+    Iterative: the depth of the JSON is bounded where it is read, not here."""
+    errors: dict[str, list[str]] = {}
+    for name, value in data.items():
+        if text_problem(name):
+            name, value = "_schema", name
+        stack, problem = [value], None
+        while stack and problem is None:
+            item = stack.pop()
+            if isinstance(item, str):
+                problem = text_problem(item)
+            elif isinstance(item, dict):
+                for key, child in item.items():
+                    problem = problem or text_problem(key)
+                    stack.append(child)
+            elif isinstance(item, list):
+                stack.extend(item)
+        if problem:
+            errors[name] = [problem]
+    return errors
+
+
 #: What a time outside the range fieldapp can store is told (Python's, in UTC).
 OUT_OF_CALENDAR = "a time between the years 1 and 9999 in UTC"
 

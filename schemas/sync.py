@@ -17,6 +17,10 @@ ENTITIES = ("inspection", "photo", "track", "target")
 
 
 class PushArgs(StrictSchema):
+    #: Text the database cannot store (NUL, unpaired surrogates) in a change rejects that change
+    #: alone (the sync engine checks each one), not the batch: see fieldapp.api.check_json_text.
+    TEXT_CHECKED_PER_ITEM = ("changes",)
+
     device_id = fields.String(required=True, validate=DEVICE_ID)
     #: Each change is checked on its own (ChangeArgs), so one bad change never sinks the batch.
     changes = fields.List(fields.Raw(), required=True)

@@ -28,6 +28,7 @@ from fieldapp.auth.models import Device
 from fieldapp.auth.policy import Policy
 from fieldapp.db import change_counter, db, flush_edits, insert_rows
 from fieldapp.errors import APIError, envelope
+from schemas.common import text_errors, text_problem
 from schemas.sync import ChangeArgs
 from sync.hlc import HLC, HLCError
 from sync.models import SyncChange
@@ -63,6 +64,8 @@ class PushContext:
     policy: Policy
     device_id: str
     now: datetime
+    #: the batch's JSON text showed no NUL or unpaired surrogate (else each change is checked)
+    text_checked: bool = False
     skewed_devices: set[str] = field(default_factory=set)
     #: change id -> (body hash, result) of changes applied before, this batch's included
     seen_changes: dict[uuid.UUID, SeenChange] = field(default_factory=dict)
@@ -152,13 +155,18 @@ def _stdlib_body_hash(raw: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _echoable(value) -> str | None:
+    """``value`` as the answer may echo it: text that can be written as UTF-8 JSON, or None."""
+    return value if isinstance(value, str) and text_problem(value) is None else None
+
+
 def _rejected(raw, error: APIError) -> dict:
     body, _, _ = envelope(error)
     change_id = raw.get("change_id") if isinstance(raw, dict) else None
     record_id = raw.get("id") if isinstance(raw, dict) else None
     return {
-        "change_id": change_id if isinstance(change_id, str) else None,
-        "id": record_id if isinstance(record_id, str) else None,
+        "change_id": _echoable(change_id),
+        "id": _echoable(record_id),
         "status": "rejected",
         "version": None,
         "replayed": False,
@@ -174,6 +182,10 @@ _CHANGE_ARGS = ChangeArgs()
 def _parse(ctx: PushContext, raw) -> Change:
     if not isinstance(raw, dict):
         raise Rejected(APIError(422, "validation_failed", "a change is a JSON object"))
+    if not ctx.text_checked:
+        errors = _text_errors(raw)
+        if errors:
+            raise Rejected(APIError(422, "validation_failed", errors={"json": errors}))
     try:
         data = _CHANGE_ARGS.load(raw)
     except ma.ValidationError as exc:
@@ -207,6 +219,15 @@ def _parse(ctx: PushContext, raw) -> Change:
         fields=data["fields_"],
         clock_skewed=skewed,
     )
+
+
+def _text_errors(raw: dict) -> dict[str, list[str]]:
+    """Text the database cannot store in a change, by field: the fields' own names for what is
+    inside ``fields``, as the other field errors name them."""
+    inner = raw.get("fields")
+    if not isinstance(inner, dict):
+        return text_errors(raw)
+    return text_errors({k: v for k, v in raw.items() if k != "fields"}) | text_errors(inner)
 
 
 def _replay(existing: SeenChange | SyncChange, digest: str, raw: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -122,6 +123,47 @@ def test_each_bad_change_is_rejected_field_by_field_and_the_good_one_applies(off
     for (_, field), result in zip(cases, results, strict=False):
         assert field in rejected(result), (field, result)
     assert results[-1]["status"] == "applied"
+
+
+def test_text_the_database_cannot_store_rejects_only_its_change(officer, world):
+    """A NUL or an unpaired surrogate typed (or pasted) into one record must not hold back the
+    device's other changes: the batch is answered, and only that change is rejected."""
+    changes = [
+        officer.change(
+            "inspection", uuid.uuid4(), new_inspection(world, ["officer1"], findings="MARK")
+        )
+        for _ in range(4)
+    ]
+    body = json.dumps({"device_id": officer.device_id, "changes": changes})
+    for text in ("门前\\u0000堆物", "\\ud800", "MARK"):
+        body = body.replace("MARK", text, 1)
+    body = body.replace('"MARK"', '"MARK", "\\u0000x": 1', 1)
+    response = officer.api.post("/api/v1/sync/push", data=body, content_type="application/json")
+    assert response.status_code == 200, response.get_json()
+    nul, surrogate, bad_key, good = response.get_json()["results"]
+    assert rejected(nul)["findings"] == ["text may not contain the NUL character (\\u0000)"]
+    assert rejected(surrogate)["findings"] == ["text is not valid Unicode (unpaired surrogate)"]
+    assert "_schema" in rejected(bad_key)
+    assert good["status"] == "applied"
+    listed = officer.api.get("/api/v1/inspections").get_json()["items"]
+    assert [i["id"] for i in listed] == [changes[3]["id"]]
+
+
+def test_an_id_that_is_not_valid_text_is_not_echoed_back(officer, world):
+    change = officer.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]))
+    body = json.dumps({"device_id": officer.device_id, "changes": [change]})
+    body = body.replace(change["change_id"], "\\ud800").replace(change["id"], "x\\udc00")
+    response = officer.api.post("/api/v1/sync/push", data=body, content_type="application/json")
+    assert response.status_code == 200
+    [result] = response.get_json()["results"]
+    assert (result["change_id"], result["id"]) == (None, None)
+    assert set(rejected(result)) == {"change_id", "id"}
+
+
+def test_text_the_database_cannot_store_in_the_envelope_is_a_422(officer):
+    body = '{"device_id": "dev-\\u0000", "changes": []}'
+    response = officer.api.post("/api/v1/sync/push", data=body, content_type="application/json")
+    assert "device_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
 
 
 def test_a_base_version_from_the_future_is_refused(officer, world):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from flask import Response, current_app
+from flask import Response, current_app, request
 from flask.views import MethodView
 
-from fieldapp.api import Blueprint
+from fieldapp.api import Blueprint, json_text_checked
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Inspection
@@ -51,7 +51,11 @@ class PushResource(MethodView):
             raise APIError(403, "forbidden", "device_id is not the device this token belongs to")
         now = utcnow()
         ctx = engine.PushContext(
-            actor=actor, policy=current_policy(), device_id=actor.device_id, now=now
+            actor=actor,
+            policy=current_policy(),
+            device_id=actor.device_id,
+            now=now,
+            text_checked=json_text_checked(request),
         )
         return {"results": engine.push(ctx, args["changes"]), "server_time": now}
 
