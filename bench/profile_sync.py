@@ -17,10 +17,11 @@ import argparse
 import cProfile
 import os
 import pstats
+import statistics
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from sqlalchemy import event
@@ -50,6 +51,11 @@ def main() -> None:
         "--statements",
         action="store_true",
         help="count the SQL statements each phase sends, by their opening words",
+    )
+    parser.add_argument(
+        "--insert-times",
+        action="store_true",
+        help="time each batch insert (COPY on PostgreSQL) and print the median per table",
     )
     parser.add_argument(
         "--default-gc",
@@ -97,8 +103,27 @@ def run(args, db: Database, workdir: Path) -> None:
         def _count(conn, cursor, statement, parameters, context, executemany):
             statements[" ".join(statement.split())[:90]] += 1
 
+    insert_ms: dict[str, list[float]] = defaultdict(list)
+    if args.insert_times:
+        from fieldapp import db as fieldapp_db
+
+        untimed = fieldapp_db.insert_rows
+
+        def timed_insert(connection, table, rows):
+            t0 = time.perf_counter()
+            try:
+                return untimed(connection, table, rows)
+            finally:
+                insert_ms[table.name].append((time.perf_counter() - t0) * 1000)
+
+        # Every caller looks insert_rows up in its own module, where it was imported.
+        for module in list(sys.modules.values()):
+            if getattr(module, "insert_rows", None) is untimed:
+                module.insert_rows = timed_insert
+
     def phase(name, work):
         profiler = cProfile.Profile() if args.profile == name else None
+        insert_ms.clear()
         statements.clear()
         t0 = time.perf_counter()
         if profiler:
@@ -108,6 +133,12 @@ def run(args, db: Database, workdir: Path) -> None:
             profiler.disable()
         seconds = time.perf_counter() - t0
         print(f"{name:6} {args.n / seconds:8.0f} rec/s  ({seconds:.2f} s)")
+        if insert_ms:
+            medians = {table: statistics.median(ms) for table, ms in insert_ms.items()}
+            for table, median in sorted(medians.items()):
+                count = len(insert_ms[table])
+                print(f"       insert {table:22} {median:6.2f} ms (median of {count})")
+            print(f"       insert, all tables   {sum(medians.values()):6.2f} ms (sum of medians)")
         if args.statements:
             total = sum(statements.values())
             print(f"       {total} statements, {total / args.n:.2f} per change")

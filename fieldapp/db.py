@@ -4,8 +4,11 @@ bulk inserts (COPY on PostgreSQL)."""
 from __future__ import annotations
 
 import enum
+import functools
+import typing
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -250,39 +253,56 @@ def copy_rows(connection: sa.Connection, table: sa.Table, rows: list[dict]) -> N
     if not rows:
         return
     dialect = connection.dialect
-    given = [column for column in table.columns if column.key in rows[0]]
-    defaulted = [
-        column
-        for column in table.columns
-        if column.key not in rows[0]
-        and column.default is not None
-        and (column.default.is_scalar or column.default.is_callable)
-    ]
-    processors = [
-        column.type.dialect_impl(dialect).bind_processor(dialect) for column in given + defaulted
-    ]
-    names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in given + defaulted)
-    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
+    plan = _copy_plan(table, tuple(rows[0]), dialect)
     cursor = connection.connection.driver_connection.cursor()
     try:
-        _copy(cursor, statement, rows, given, defaulted, processors)
+        _copy(cursor, plan, rows)
     except dialect.loaded_dbapi.Error as error:
         raise sa.exc.DBAPIError.instance(
-            statement, None, error, dialect.loaded_dbapi.Error, dialect=dialect
+            plan.statement, None, error, dialect.loaded_dbapi.Error, dialect=dialect
         ) from error
 
 
-def _copy(cursor, statement: str, rows: list[dict], given, defaulted, processors) -> None:
-    with cursor, cursor.copy(statement) as copy:
+@dataclass(frozen=True)
+class _CopyPlan:
+    statement: str
+    #: (key, bind processor or None) of the columns the rows give, in the statement's order
+    given: list[tuple[str, typing.Callable | None]]
+    #: (the column's default, bind processor or None) of the columns left to their defaults
+    defaulted: list[tuple[sa.ColumnDefault, typing.Callable | None]]
+
+
+@functools.lru_cache(maxsize=256)
+def _copy_plan(table: sa.Table, keys: tuple[str, ...], dialect) -> _CopyPlan:
+    """How to COPY rows with these keys into ``table``, worked out once per table and set of
+    keys: building the columns' bind processors cost more than copying a few rows."""
+    given = [column for column in table.columns if column.key in keys]
+    defaulted = [
+        column
+        for column in table.columns
+        if column.key not in keys
+        and column.default is not None
+        and (column.default.is_scalar or column.default.is_callable)
+    ]
+
+    def processor(column: sa.Column):
+        return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+    names = ", ".join(dialect.identifier_preparer.quote(c.name) for c in given + defaulted)
+    return _CopyPlan(
+        statement=f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN",
+        given=[(column.key, processor(column)) for column in given],
+        defaulted=[(column.default, processor(column)) for column in defaulted],
+    )
+
+
+def _copy(cursor, plan: _CopyPlan, rows: list[dict]) -> None:
+    with cursor, cursor.copy(plan.statement) as copy:
         for row in rows:
-            values = [row[column.key] for column in given]
-            values.extend(
-                column.default.arg(None) if column.default.is_callable else column.default.arg
-                for column in defaulted
-            )
-            copy.write_row(
-                [
-                    value if process is None else process(value)
-                    for value, process in zip(values, processors, strict=True)
-                ]
-            )
+            values = [
+                row[key] if process is None else process(row[key]) for key, process in plan.given
+            ]
+            for default, process in plan.defaulted:
+                value = default.arg(None) if default.is_callable else default.arg
+                values.append(value if process is None else process(value))
+            copy.write_row(values)
