@@ -139,6 +139,20 @@ def _pending(session: Session) -> list[dict]:
     return session.info.setdefault(_PENDING, [])
 
 
+#: The chain head's two statements, built once: every committing transaction runs them.
+_TAKE_SEQS = (
+    sa.update(audit_chain_head)
+    .where(audit_chain_head.c.id == 1)
+    .values(seq=audit_chain_head.c.seq + sa.bindparam("count", type_=sa.BigInteger))
+    .returning(audit_chain_head.c.seq, audit_chain_head.c.hash)
+)
+_MOVE_HEAD = (
+    sa.update(audit_chain_head)
+    .where(audit_chain_head.c.id == 1)
+    .values(hash=sa.bindparam("head_hash"))
+)
+
+
 def _chain_pending(session: Session, pending: list[dict]) -> None:
     """Number, chain and insert the transaction's entries, then move the chain head.
 
@@ -154,12 +168,7 @@ def _chain_pending(session: Session, pending: list[dict]) -> None:
     count = len(prepared)
     # Takes the head's row lock (or SQLite's write lock) before reading it: a writer that was
     # waiting reads the head as the previous holder committed it.
-    head = session.execute(
-        sa.update(audit_chain_head)
-        .where(audit_chain_head.c.id == 1)
-        .values(seq=audit_chain_head.c.seq + count)
-        .returning(audit_chain_head.c.seq, audit_chain_head.c.hash)
-    ).one_or_none()
+    head = session.execute(_TAKE_SEQS, {"count": count}).one_or_none()
     if head is None:
         raise RuntimeError("audit_chain_head has no row: run `fieldapp db upgrade`")
     seq, prev_hash = head.seq - count, head.hash
@@ -175,9 +184,7 @@ def _chain_pending(session: Session, pending: list[dict]) -> None:
         prev_hash = digest
     # A batch of sync changes chains a hundred entries: COPY streams them on PostgreSQL.
     insert_rows(session.connection(), AuditEntry.__table__, rows)
-    session.execute(
-        sa.update(audit_chain_head).where(audit_chain_head.c.id == 1).values(hash=prev_hash)
-    )
+    session.execute(_MOVE_HEAD, {"head_hash": prev_hash})
 
 
 @sa.event.listens_for(Session, "before_commit")
