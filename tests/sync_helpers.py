@@ -95,6 +95,17 @@ class FakeDevice:
                 return changes
 
 
+def photo_metadata(inspection_id, **overrides) -> dict:
+    """A photo's metadata as a device pushes it, for the inspection ``inspection_id``."""
+    return {
+        "inspection_id": str(inspection_id),
+        "taken_at": "2026-11-20T09:35:00+08:00",
+        "sha256": "ab" * 32,
+        "size": 123456,
+        "content_type": "image/jpeg",
+    } | overrides
+
+
 def new_inspection(world, officers, *, status="draft", target="shop1", **overrides) -> dict:
     fields = {
         "target_id": str(world.targets[target].id),

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import assert_error
-from tests.sync_helpers import FakeDevice, new_inspection
+from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
 BEFORE_YEAR_1 = "0001-01-01T00:00:00+08:00"
 AFTER_YEAR_9999 = "9999-12-31T23:00:00-12:00"
@@ -61,13 +61,7 @@ def test_a_pushed_time_past_the_calendar_is_rejected_with_its_field(login, world
         officer.change(
             "photo",
             uuid.uuid4(),
-            {
-                "inspection_id": str(record),
-                "taken_at": moment,
-                "sha256": "ab" * 32,
-                "size": 1234,
-                "content_type": "image/jpeg",
-            },
+            photo_metadata(record, taken_at=moment),
         ),
         officer.change(
             "track",

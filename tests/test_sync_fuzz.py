@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sync_helpers import NEW_SHOP, FakeDevice, new_inspection
+from tests.sync_helpers import NEW_SHOP, FakeDevice, new_inspection, photo_metadata
 
 FUZZ = settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)),
@@ -161,15 +161,11 @@ def fuzzing(login, world):
             officer.change(
                 "photo",
                 uuid.uuid4(),
-                {
-                    "inspection_id": str(stored),
-                    "item_code": "S01",
-                    "taken_at": "2026-11-20T09:35:00+08:00",
-                    "location": {"lon": 121.47, "lat": 31.37, "crs": "gcj02"},
-                    "sha256": "ab" * 32,
-                    "size": 123456,
-                    "content_type": "image/jpeg",
-                },
+                photo_metadata(
+                    stored,
+                    item_code="S01",
+                    location={"lon": 121.47, "lat": 31.37, "crs": "gcj02"},
+                ),
             ),
             officer.change(
                 "track",

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.conftest import assert_error
-from tests.sync_helpers import FakeDevice, new_inspection
+from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
 
 @pytest.fixture
@@ -193,14 +193,7 @@ def test_photo_and_target_edits_move_their_location_whole_too(officer, world):
         officer.change(
             "photo",
             photo,
-            {
-                "inspection_id": str(record),
-                "taken_at": "2026-11-20T09:35:00+08:00",
-                "location": {"lon": 121.47, "lat": 31.37},
-                "sha256": "ab" * 32,
-                "size": 1234,
-                "content_type": "image/jpeg",
-            },
+            photo_metadata(record, location={"lon": 121.47, "lat": 31.37}),
         ),
     )
     shop = world.targets["shop1"].id
