@@ -284,9 +284,8 @@ def _member(enum_type):
 
 def _aware_datetime(value):
     parsed = _parsed(datetime.fromisoformat, value)
-    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
-        raise _Decline
-    if not has_utc_instant(parsed):
+    aware = parsed.tzinfo is not None and parsed.tzinfo.utcoffset(parsed) is not None
+    if not aware or not has_utc_instant(parsed):
         raise _Decline
     return parsed
 

@@ -142,7 +142,7 @@ def body_hash(raw: dict) -> str:
     try:
         # orjson: the standard library's encoder was a twelfth of a batch of creates.
         canonical = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # integers past 64 bits, lone surrogates: the standard library writes them
+    except TypeError:  # integers past 64 bits: the standard library writes them
         return _stdlib_body_hash(raw)
     return hashlib.sha256(canonical).hexdigest()
 
