@@ -1,4 +1,5 @@
-"""On PostgreSQL, batches of creates are written with COPY: it must store what INSERT stores."""
+"""Batches of creates are written with ``insert_rows`` (COPY on PostgreSQL, one precompiled
+executemany on SQLite): it must store what SQLAlchemy's INSERT stores."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from fieldapp.db import copy_rows, db
+from fieldapp.db import db, insert_rows
 from sync.models import RecordVersion
 
 
@@ -25,12 +26,10 @@ def _stored(record_id):
     return row._asdict()
 
 
-def test_copy_stores_what_insert_stores(app, backend):
-    if backend != "postgresql":
-        pytest.skip("COPY is PostgreSQL's; SQLite batches use INSERT")
+def test_insert_rows_stores_what_insert_stores(app):
     with app.app_context():
         try:
-            by_insert, by_copy = uuid.uuid4(), uuid.uuid4()
+            by_insert, by_batch = uuid.uuid4(), uuid.uuid4()
 
             def row(record_id):
                 # ``changed`` left out (its default applies); JSON with nulls, text, numbers.
@@ -48,23 +47,23 @@ def test_copy_stores_what_insert_stores(app, backend):
 
             connection = db.session.connection()
             connection.execute(sa.insert(RecordVersion.__table__), [row(by_insert)])
-            copy_rows(connection, RecordVersion.__table__, [row(by_copy)])
-            assert _stored(by_copy) == _stored(by_insert)
-            assert _stored(by_copy)["changed"] == "[]"
-            # None given for a JSON column: INSERT stores JSON null, not SQL NULL; so does COPY.
-            null_insert, null_copy = uuid.uuid4(), uuid.uuid4()
+            insert_rows(connection, RecordVersion.__table__, [row(by_batch)])
+            assert _stored(by_batch) == _stored(by_insert)
+            assert _stored(by_batch)["changed"] == "[]"
+            # None given for a JSON column: INSERT stores JSON null, not SQL NULL, and so must we.
+            null_insert, null_batch = uuid.uuid4(), uuid.uuid4()
             connection.execute(
                 sa.insert(RecordVersion.__table__), [row(null_insert) | {"changed": None}]
             )
-            copy_rows(connection, RecordVersion.__table__, [row(null_copy) | {"changed": None}])
-            assert _stored(null_copy) == _stored(null_insert)
+            insert_rows(connection, RecordVersion.__table__, [row(null_batch) | {"changed": None}])
+            assert _stored(null_batch) == _stored(null_insert)
 
             # A taken key is SQLAlchemy's IntegrityError, as with INSERT (the batch falls back).
             taken = db.session.scalar(
-                sa.select(RecordVersion.id).where(RecordVersion.record_id == by_copy)
+                sa.select(RecordVersion.id).where(RecordVersion.record_id == by_batch)
             )
             with pytest.raises(sa.exc.IntegrityError), db.session.begin_nested():
-                copy_rows(
+                insert_rows(
                     db.session.connection(),
                     RecordVersion.__table__,
                     [row(uuid.uuid4()) | {"id": taken}],
