@@ -92,6 +92,26 @@ class Database:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
             engine.dispose()
 
+    def maintenance_running(self) -> set[str]:
+        """What PostgreSQL's autovacuum is doing in this database right now (it shares the two
+        cores with the timed pulls); nothing on SQLite."""
+        if self.kind != "postgresql":
+            return set()
+        admin = sa.create_engine(PG_ADMIN.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            with admin.connect() as conn:
+                return set(
+                    conn.execute(
+                        sa.text(
+                            "SELECT query FROM pg_stat_activity"
+                            " WHERE backend_type = 'autovacuum worker' AND datname = :name"
+                        ),
+                        {"name": self.name},
+                    ).scalars()
+                )
+        finally:
+            admin.dispose()
+
     def drop(self) -> None:
         if self.kind == "postgresql":
             admin = sa.create_engine(
@@ -471,7 +491,7 @@ def pull_scale(args, workdir: Path) -> dict:
     writes them into its local copy, by then holding every stored record, so its own SQLite
     grows with the server's database), and before it the page fetched over plain HTTP and
     parsed, as the peers' benchmark pulls: the server's cost alone."""
-    out, raw, first = {}, {}, {}
+    out, raw, first, samples = {}, {}, {}, {}
     for stored in (args.small, args.large):
         db = Database(args.db, workdir, f"fieldapp_scale_{os.getpid()}_{stored}")
         instance = workdir / f"scale-{stored}"
@@ -486,7 +506,7 @@ def pull_scale(args, workdir: Path) -> dict:
             reader.pull(limit=1000)  # up to date: the cursor is at the end
             writer = client(server.url, workdir, "officer1", f"scale-w{stored}", 500)
             session = plain_session(reader.token)
-            timings, raw_timings = [], []
+            timings, raw_timings, busy = [], [], set()
             for _ in range(args.scale_runs):
                 for n in range(500):
                     writer.save("inspection", uuid.uuid4(), inspection(world, n, ["officer1"]))
@@ -499,8 +519,20 @@ def pull_scale(args, workdir: Path) -> dict:
                 got = reader.pull(limit=500)
                 timings.append(time.perf_counter() - t0)
                 assert got >= 500, got
+                busy |= db.maintenance_running()
             out[stored] = statistics.median(timings)
             raw[stored] = statistics.median(raw_timings)
+            samples[stored] = {
+                "client_ms": [round(t * 1000, 1) for t in timings],
+                "http_ms": [round(t * 1000, 1) for t in raw_timings],
+                "maintenance": sorted(busy),
+            }
+            print(
+                f"  {stored:,} stored: client {samples[stored]['client_ms']} ms, "
+                f"plain HTTP {samples[stored]['http_ms']} ms; background maintenance seen "
+                f"after the pulls: {', '.join(busy) or 'none'}",
+                flush=True,
+            )
         finally:
             server.stop()
             db.drop()
@@ -511,6 +543,7 @@ def pull_scale(args, workdir: Path) -> dict:
         "http_ratio": raw[args.large] / raw[args.small],
         "first_500_s": first,
         "first_ratio": first[args.large] / first[args.small],
+        "samples": samples,
     }
 
 
