@@ -307,6 +307,22 @@ def test_an_upload_cut_at_random_offsets_resumes_to_the_same_bytes(app, officer,
     assert not list((Path(app.config["STORAGE_DIR"]) / "staging").iterdir())
 
 
+def test_head_names_the_stored_bytes_only_once_they_are_stored(officer):
+    data = make_image(1000, 800)
+    photo_id = uuid.uuid4()
+    put_photo(
+        officer, photo_id, data[:100], digest=sha(data), headers={"Upload-Length": str(len(data))}
+    )
+    url, auth = f"/api/v1/photos/{photo_id}", {"Authorization": f"Bearer {officer.token}"}
+    receiving = officer.client.head(url, headers=auth)
+    assert receiving.headers["Upload-Offset"] == "100"
+    assert "X-Content-SHA256" not in receiving.headers  # nothing is kept yet
+    assert patch_part(officer, photo_id, 100, data[100:]).status_code == 201
+    stored = officer.client.head(url, headers=auth)
+    assert stored.headers["Upload-Offset"] == str(len(data))
+    assert stored.headers["X-Content-SHA256"] == sha(data)
+
+
 def test_a_part_at_the_wrong_offset_is_refused_with_the_right_one(officer):
     data = make_image(1000, 800)
     photo_id = uuid.uuid4()

@@ -179,15 +179,26 @@ class PhotoResource(MethodView):
         response.headers["Upload-Offset"] = str(outcome.offset)
         return response
 
-    @blp.response(200, description="Upload-Offset: the bytes held (the size once stored)")
+    @blp.response(
+        200,
+        description="Upload-Offset: the bytes held (the size once stored); X-Content-SHA256: "
+        "their digest, once stored",
+    )
     @_errors(404)
     def head(self, photo_id: uuid.UUID):
-        """How many bytes the server holds (``Upload-Offset``), to resume an upload."""
+        """How many bytes the server holds (``Upload-Offset``), to resume an upload.
+
+        Once the photo is stored, ``X-Content-SHA256`` names its bytes, as ``GET`` of the
+        original does: a device whose answer to its last part was lost learns whether its own
+        bytes are the ones kept.
+        """
         _, upload = operations.readable_upload(current_policy(), photo_id)
         response = make_response("", 200)
         response.headers["Upload-Offset"] = str(operations.upload_offset(upload, _store()))
         if upload.expected_size:
             response.headers["Upload-Length"] = str(upload.expected_size)
+        if upload.state is operations.UploadState.stored:
+            response.headers["X-Content-SHA256"] = upload.sha256
         response.headers["Cache-Control"] = "no-store"
         return response
 
