@@ -6,7 +6,8 @@ Device teams port this to their platform; tests and benchmarks drive the server 
     client.login("officer1", "secret")
     client.save("inspection", inspection_id, {...all fields...})   # offline: queued
     client.save("inspection", inspection_id, {"findings": "..."})  # an edit: only what changed
-    client.sync()                                                  # push, then pull
+    photo_id = client.add_photo("IMG_0042.jpg", inspection_id, taken_at="2026-11-20T09:41:00+08:00")
+    client.sync()                                                  # push, upload photos, pull
     client.get("inspection", inspection_id)                        # the local copy
     client.failed()                                                # changes the server refused
 
@@ -23,11 +24,17 @@ How it behaves:
   copy and pulls again from the start.
 - Bodies go as compact UTF-8 JSON, gzip-compressed above a kilobyte (a batch of 100 inspections
   is about 12 kB instead of 120 kB), and pull pages come back compressed (zstd or gzip).
+- A photo is two things: its metadata, a ``photo`` change queued like any other, and its bytes,
+  uploaded from the file in parts (``PUT`` of the first, ``PATCH`` of the rest). An upload cut
+  off anywhere resumes where the server's ``Upload-Offset`` says, never from the start; bytes the
+  server refuses for good (not an image, other bytes under the same id) are kept aside with the
+  error, like a refused change.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import random
 import sqlite3
@@ -35,6 +42,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 import requests
@@ -57,12 +66,16 @@ class Response:
 
 
 class Transport(Protocol):
+    """How the client reaches the server. ``json_body`` is sent as JSON; ``body`` (bytes) as it
+    is, with the ``Content-Type`` the headers give."""
+
     def request(
         self,
         method: str,
         path: str,
         *,
         json_body: Any = None,
+        body: bytes | None = None,
         params: dict | None = None,
         headers: dict | None = None,
     ) -> Response: ...
@@ -85,9 +98,11 @@ class RequestsTransport:
         self.compress_bodies = compress_bodies
         self._errors = (requests.ConnectionError, requests.Timeout)
 
-    def request(self, method, path, *, json_body=None, params=None, headers=None) -> Response:
+    def request(
+        self, method, path, *, json_body=None, body=None, params=None, headers=None
+    ) -> Response:
         headers = dict(headers or {})
-        data = None
+        data = body
         if json_body is not None:
             # Chinese text as UTF-8 (3 bytes a character), not as \uXXXX escapes (6).
             data = json.dumps(
@@ -108,8 +123,22 @@ class RequestsTransport:
             )
         except self._errors as exc:
             raise TransportError(str(exc)) from exc
-        body = answer.json() if answer.content else None
-        return Response(answer.status_code, body, dict(answer.headers))
+        parsed = answer.json() if answer.content else None
+        return Response(answer.status_code, parsed, dict(answer.headers))
+
+
+def _header(response: Response, name: str) -> str | None:
+    """A response header, whatever the case of its name."""
+    wanted = name.lower()
+    return next((value for key, value in response.headers.items() if key.lower() == wanted), None)
+
+
+def _upload_offset(response: Response) -> int:
+    """The answer's ``Upload-Offset``: how many of the photo's bytes the server holds."""
+    value = _header(response, "Upload-Offset")
+    if value is None or not (value.isascii() and value.isdigit()):
+        raise SyncError(response)
+    return int(value)
 
 
 class SyncError(Exception):
@@ -141,7 +170,36 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (entity, id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS uploads (
+    photo_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',  -- pending, stored, failed
+    error TEXT
+);
 """
+
+#: Part size of photo uploads: small enough that a dropped 4G link re-sends little of a photo.
+UPLOAD_PART_BYTES = 256 * 1024
+#: Upload errors that mean "ask the server how far it is"; any other 4xx is final.
+_RESUMING_UPLOAD_ERRORS = frozenset({"not_found", "offset_mismatch"})
+#: What the server takes, told apart by the file's first bytes (it judges by content too).
+_IMAGE_SIGNATURES = (
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+)
+
+
+def image_content_type(head: bytes) -> str | None:
+    """JPEG, PNG or WebP by the first bytes of the file; None for anything else."""
+    for signature, content_type in _IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            return content_type
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 class SyncClient:
@@ -295,9 +353,10 @@ class SyncClient:
 
     # -- talking to the server -------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, **kwargs) -> Response:
+    def _call(self, method: str, path: str, *, headers: dict | None = None, **kwargs) -> Response:
         """One request, retried with backoff while the network or the server is failing."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = auth | (headers or {})
         for attempt in range(self.max_attempts):
             try:
                 response = self.transport.request(method, path, headers=headers, **kwargs)
@@ -335,9 +394,15 @@ class SyncClient:
         return response.body["user"]
 
     def push(self) -> list[dict]:
-        """Send the outbox in batches until it is empty or only holds changes that must wait."""
+        """Send the outbox in batches until it is empty or only holds changes that must wait;
+        returns the server's result for each change sent, in order.
+
+        A change refused for a reason that can pass (``not_found``: a photo queued before its
+        inspection's create) waits while the rest of the outbox goes, and is sent once more
+        when the rest has applied something (its result then comes twice)."""
         results: list[dict] = []
         skip: set[int] = set()
+        progressed = False  # something applied since the waiting changes were last sent
         while True:
             rows = [
                 row
@@ -347,6 +412,10 @@ class SyncClient:
                 )
                 if row[0] not in skip
             ][: self.batch_size]
+            if not rows and skip and progressed:
+                skip.clear()
+                progressed = False
+                continue
             if not rows:
                 return results
             batch = []
@@ -384,6 +453,7 @@ class SyncClient:
                 ):
                     results.append(result)
                     self._settle(seq, change, result, skip)
+                    progressed = progressed or result["status"] != "rejected"
 
     def _settle(self, seq: int, body: dict, result: dict, skip: set[int]) -> None:
         if result["status"] == "rejected":
@@ -456,8 +526,178 @@ class SyncClient:
             ),
         )
 
+    # -- photos ----------------------------------------------------------------------------------
+
+    def add_photo(
+        self,
+        path: str | Path,
+        inspection_id,
+        *,
+        taken_at: str | datetime,
+        item_code: str | None = None,
+        location: dict | None = None,
+        photo_id=None,
+    ) -> str:
+        """Queue a photo taken for an inspection: its metadata as a ``photo`` change, its bytes
+        for :meth:`upload_photos`. Returns the photo id, for the inspection's ``photo_ids`` or
+        an answer's.
+
+        The file is read now for its digest and size, and again when it is uploaded: it must
+        stay where it is, unchanged, until :meth:`uploads` says it is stored (the server keeps
+        the bytes as evidence and refuses others under the same id). ``ValueError`` if it is
+        not a JPEG, PNG or WebP image.
+        """
+        path = Path(path)
+        with open(path, "rb") as source:
+            head = source.read(12)
+            source.seek(0)
+            digest = hashlib.file_digest(source, "sha256").hexdigest()
+            size = source.tell()
+        content_type = image_content_type(head)
+        if content_type is None:
+            raise ValueError(f"{path}: not a JPEG, PNG or WebP image")
+        if isinstance(taken_at, datetime):
+            if taken_at.tzinfo is None:
+                raise ValueError("taken_at needs a time zone")
+            taken_at = taken_at.isoformat()
+        photo_id = str(photo_id or uuid.uuid4())
+        fields = {
+            "inspection_id": str(inspection_id),
+            "taken_at": taken_at,
+            "sha256": digest,
+            "size": size,
+            "content_type": content_type,
+        }
+        if item_code is not None:
+            fields["item_code"] = item_code
+        if location is not None:
+            fields["location"] = location
+        with self.db:
+            self.db.execute(
+                "INSERT INTO uploads (photo_id, path, sha256, size, content_type)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (photo_id, str(path.resolve()), digest, size, content_type),
+            )
+            self.save("photo", photo_id, fields)
+        return photo_id
+
+    def uploads(self) -> list[dict]:
+        """Every photo queued on this device: ``state`` is ``pending`` (bytes not all on the
+        server yet), ``stored``, or ``failed`` with the server's ``error`` (for the app to show)."""
+        return [
+            {
+                "photo_id": photo_id,
+                "path": path,
+                "size": size,
+                "state": state,
+                "error": json.loads(error) if error else None,
+            }
+            for photo_id, path, size, state, error in self.db.execute(
+                "SELECT photo_id, path, size, state, error FROM uploads ORDER BY rowid"
+            )
+        ]
+
+    def upload_photos(self, part_bytes: int = UPLOAD_PART_BYTES) -> dict[str, str]:
+        """Upload the bytes of every pending photo, each resumed where the server holds it;
+        returns the state each is left in. Raises :class:`TransportError` when the network
+        stays down (what is on the server stays there: the next call resumes)."""
+        states = {}
+        pending = self.db.execute(
+            "SELECT photo_id, path, sha256, size, content_type FROM uploads"
+            " WHERE state = 'pending' ORDER BY rowid"
+        ).fetchall()
+        for photo_id, path, sha256, size, content_type in pending:
+            try:
+                with open(path, "rb") as source:
+                    state, error = self._upload(
+                        photo_id, source, sha256, size, content_type, part_bytes
+                    )
+            except FileNotFoundError:
+                state, error = "failed", {"error": "file_missing", "message": f"{path} is gone"}
+            with self.db:
+                self.db.execute(
+                    "UPDATE uploads SET state = ?, error = ? WHERE photo_id = ?",
+                    (state, json.dumps(error) if error else None, photo_id),
+                )
+            states[photo_id] = state
+        return states
+
+    def _upload(
+        self, photo_id: str, source, sha256: str, size: int, content_type: str, part_bytes: int
+    ) -> tuple[str, dict | None]:
+        url = f"/photos/{photo_id}"
+        best, stalls, error = -1, 0, None
+        while True:
+            offset, kept = self._held(url)
+            if kept is not None:
+                if kept == sha256:
+                    return "stored", None
+                message = f"the server keeps other bytes under this photo id (sha256 {kept})"
+                return "failed", {"error": "id_conflict", "message": message}
+            if offset > best:
+                best, stalls = offset, 0
+            else:
+                stalls += 1
+                if stalls > 5:
+                    return "pending", error  # tried again at the next call
+            if offset >= size:
+                offset = 0  # what it holds is not these bytes: a PUT starts them again
+            state, error = self._send_parts(
+                url, source, offset, sha256, size, content_type, part_bytes
+            )
+            if state != "resume":
+                return state, error
+
+    def _send_parts(
+        self, url, source, offset, sha256, size, content_type, part_bytes
+    ) -> tuple[str, dict | None]:
+        """Send the bytes from ``offset`` on, a part a request: ``stored``, ``failed`` with the
+        server's error, or ``resume`` when the server holds other than ``offset`` bytes."""
+        while True:
+            source.seek(offset)
+            part = source.read(part_bytes)
+            if offset == 0:  # the first part names the bytes and their length
+                headers = {
+                    "Content-Type": content_type,
+                    "X-Content-SHA256": sha256,
+                    "Upload-Length": str(size),
+                }
+                response = self._call("PUT", url, body=part, headers=headers)
+            else:
+                headers = {
+                    "Content-Type": "application/offset+octet-stream",
+                    "X-Content-SHA256": sha256,
+                    "Upload-Offset": str(offset),
+                }
+                response = self._call("PATCH", url, body=part, headers=headers)
+            if response.status in (200, 201):
+                return "stored", None
+            if response.status in (202, 204):
+                offset = _upload_offset(response)
+                continue
+            if response.status >= 500:
+                raise SyncError(response)
+            error = response.body if isinstance(response.body, dict) else {}
+            if error.get("error") in _RESUMING_UPLOAD_ERRORS:
+                # A part whose answer was lost arrived all the same, or the server dropped
+                # what it held: ask how far it is.
+                return "resume", error
+            return "failed", error or {"error": str(response.status)}
+
+    def _held(self, url: str) -> tuple[int, str | None]:
+        """How many of the photo's bytes the server holds, and once it keeps them as the photo,
+        their digest."""
+        response = self._call("HEAD", url)
+        if response.status == 404:
+            return 0, None
+        if response.status != 200:
+            raise SyncError(response)
+        return _upload_offset(response), _header(response, "X-Content-SHA256")
+
     def sync(self) -> None:
+        """Push the outbox, upload the photos' bytes, then pull (which then says ``uploaded``)."""
         self.push()
+        self.upload_photos()
         self.pull()
 
     def close(self) -> None:

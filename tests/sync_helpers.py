@@ -1,9 +1,14 @@
-"""Helpers for sync tests: a fake device that numbers its clock and builds changes."""
+"""Helpers for sync tests: a fake device that numbers its clock and builds changes; the
+reference client over Flask's test client, with faults to order."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
+
+from sync.client import Response, SyncClient, TransportError
+from tests.conftest import PASSWORD
 
 SHOP_ANSWERS = {
     "S01": {"result": "pass", "note": "", "photo_ids": []},
@@ -126,3 +131,67 @@ def new_inspection(world, officers, *, status="draft", target="shop1", **overrid
             "outcome": "compliant",
         }
     return fields | overrides
+
+
+class FlaskTransport:
+    """The client's transport over Flask's test client, with faults to order."""
+
+    def __init__(
+        self,
+        client,
+        *,
+        lose_answers: float = 0.0,
+        fail_before: float = 0.0,
+        unavailable: float = 0.0,
+        seed: int = 0,
+    ):
+        self.client = client
+        self.random = random.Random(seed)
+        self.lose_answers, self.fail_before, self.unavailable = (
+            lose_answers,
+            fail_before,
+            unavailable,
+        )
+        self.calls = 0
+
+    def request(
+        self, method, path, *, json_body=None, body=None, params=None, headers=None
+    ) -> Response:
+        self.calls += 1
+        if self.random.random() < self.fail_before:
+            raise TransportError("connection reset before the request was sent")
+        if self.random.random() < self.unavailable:
+            return Response(503, {"error": "unavailable"}, {})
+        answer = self.client.open(
+            f"/api/v1{path}",
+            method=method,
+            json=json_body,
+            data=body,
+            query_string=params,
+            headers=headers,
+        )
+        if self.random.random() < self.lose_answers:
+            raise TransportError("the answer was lost on the way back")
+        return Response(answer.status_code, answer.get_json(silent=True), dict(answer.headers))
+
+
+def make_client(flask_client, tmp_path, username, device_id, **faults) -> SyncClient:
+    client = SyncClient(
+        FlaskTransport(flask_client, **faults),
+        str(tmp_path / f"{device_id}.sqlite3"),
+        device_id,
+        backoff_s=0,
+        sleep=lambda s: None,
+    )
+    client.login(username, PASSWORD)
+    return client
+
+
+def until_through(action) -> None:
+    """What the app does: when the network gives up, try again at the next chance."""
+    for _ in range(20):
+        try:
+            return action()
+        except TransportError:
+            continue
+    raise AssertionError("never got through")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import uuid
 
@@ -12,56 +11,10 @@ from werkzeug.serving import make_server
 
 from fieldapp import create_app
 from fieldapp.db import db
-from sync.client import Response, SyncClient, TransportError
+from sync.client import SyncClient
 from tests.conftest import FAST_PASSWORDS, PASSWORD, build_world, detach_all
-from tests.sync_helpers import new_inspection
-
-
-class FlaskTransport:
-    """The client's transport over Flask's test client, with faults to order."""
-
-    def __init__(
-        self,
-        client,
-        *,
-        lose_answers: float = 0.0,
-        fail_before: float = 0.0,
-        unavailable: float = 0.0,
-        seed: int = 0,
-    ):
-        self.client = client
-        self.random = random.Random(seed)
-        self.lose_answers, self.fail_before, self.unavailable = (
-            lose_answers,
-            fail_before,
-            unavailable,
-        )
-        self.calls = 0
-
-    def request(self, method, path, *, json_body=None, params=None, headers=None) -> Response:
-        self.calls += 1
-        if self.random.random() < self.fail_before:
-            raise TransportError("connection reset before the request was sent")
-        if self.random.random() < self.unavailable:
-            return Response(503, {"error": "unavailable"}, {})
-        answer = self.client.open(
-            f"/api/v1{path}", method=method, json=json_body, query_string=params, headers=headers
-        )
-        if self.random.random() < self.lose_answers:
-            raise TransportError("the answer was lost on the way back")
-        return Response(answer.status_code, answer.get_json(silent=True), dict(answer.headers))
-
-
-def make_client(flask_client, tmp_path, username, device_id, **faults) -> SyncClient:
-    client = SyncClient(
-        FlaskTransport(flask_client, **faults),
-        str(tmp_path / f"{device_id}.sqlite3"),
-        device_id,
-        backoff_s=0,
-        sleep=lambda s: None,
-    )
-    client.login(username, PASSWORD)
-    return client
+from tests.evidence_helpers import make_image
+from tests.sync_helpers import FlaskTransport, make_client, new_inspection, until_through
 
 
 def test_offline_work_reaches_the_server_and_comes_back(client, world, tmp_path):
@@ -82,16 +35,6 @@ def test_offline_work_reaches_the_server_and_comes_back(client, world, tmp_path)
     other = make_client(client, tmp_path, "officer2", "pad-2")
     other.pull()
     assert other.get("inspection", inspection_id)["findings"] == "门口堆放纸箱"
-
-
-def until_through(action) -> None:
-    """What the app does: when the network gives up, try again at the next chance."""
-    for _ in range(20):
-        try:
-            return action()
-        except TransportError:
-            continue
-    raise AssertionError("never got through")
 
 
 def run_workload(pad: SyncClient, world, ids) -> None:
@@ -150,8 +93,9 @@ def test_a_change_waiting_for_its_record_stays_queued(client, world, tmp_path):
     pad.push()
     assert pad.pending() == 1 and pad.failed() == []
     pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
-    pad.push()  # the inspection goes; the photo still waits in this round
-    pad.push()
+    results = pad.push()  # the inspection goes first, then the photo waiting for it
+    assert [r["status"] for r in results] == ["rejected", "applied", "applied"]
+    assert [r["id"] for r in results] == [str(photo_id), str(inspection_id), str(photo_id)]
     assert pad.pending() == 0
 
 
@@ -227,9 +171,18 @@ def test_the_client_over_http(live_server, tmp_path):
     pad = SyncClient(url, str(tmp_path / "http.sqlite3"), "pad-http")
     assert pad.login("officer1", PASSWORD)["username"] == "officer1"
     inspection_id = uuid.uuid4()
-    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"], status="submitted"))
+    photo = tmp_path / "shopfront.jpg"
+    photo.write_bytes(make_image(1600, 1200))
+    photo_id = pad.add_photo(photo, inspection_id, taken_at="2026-11-20T09:41:00+08:00")
+    pad.save(
+        "inspection",
+        inspection_id,
+        new_inspection(world, ["officer1"], status="submitted", photo_ids=[photo_id]),
+    )
     pad.sync()
     assert pad.failed() == [] and pad.get("inspection", inspection_id)["status"] == "submitted"
+    assert [u["state"] for u in pad.uploads()] == ["stored"]
+    assert pad.get("photo", photo_id)["uploaded"] is True
     assert set(pad.records("target")) == {
         str(world.targets["shop1"].id),
         str(world.targets["site1"].id),

@@ -1,0 +1,190 @@
+"""The reference device client's photos: metadata synced, bytes uploaded in parts, resumed
+where the server stopped, refused bytes kept aside with the reason."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+
+from sync.client import TransportError
+from tests.evidence_helpers import make_image, sha
+from tests.sync_helpers import FlaskTransport, make_client, new_inspection, until_through
+
+PART = 4096
+
+
+def photo_file(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def original(client, pad, photo_id) -> bytes:
+    """The bytes the server keeps as evidence, fetched as the device's user."""
+    answer = client.get(
+        f"/api/v1/photos/{photo_id}?size=original",
+        headers={"Authorization": f"Bearer {pad.token}"},
+    )
+    try:
+        assert answer.status_code == 200, answer.get_json()
+        return answer.data
+    finally:
+        answer.close()  # the file it was sent from
+
+
+def inspection_with_photos(pad, world, *paths, item_code="S01") -> tuple[uuid.UUID, list[str]]:
+    """What the app does: the inspection first, then a photo per file, named in an answer."""
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    photo_ids = [
+        pad.add_photo(
+            path, inspection_id, taken_at="2026-11-20T09:41:00+08:00", item_code=item_code
+        )
+        for path in paths
+    ]
+    answers = dict(new_inspection(world, ["officer1"])["answers"])
+    answers[item_code] = {"result": "fail", "note": "店外堆物", "photo_ids": photo_ids}
+    pad.save("inspection", inspection_id, {"answers": answers})
+    return inspection_id, photo_ids
+
+
+def test_photos_taken_offline_reach_the_server_byte_for_byte(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-photos")
+    jpeg, png = make_image(1200, 900), make_image(300, 200, "PNG")
+    inspection_id, (jpeg_id, png_id) = inspection_with_photos(
+        pad, world, photo_file(tmp_path, "a.jpg", jpeg), photo_file(tmp_path, "b.png", png)
+    )
+    assert len(jpeg) > 5 * PART  # so that it travels in several parts
+    pad.push()
+    assert pad.failed() == []
+    assert pad.upload_photos(part_bytes=PART) == {jpeg_id: "stored", png_id: "stored"}
+    assert original(client, pad, jpeg_id) == jpeg and original(client, pad, png_id) == png
+    assert [u["state"] for u in pad.uploads()] == ["stored", "stored"]
+    pad.pull()
+    photo = pad.get("photo", jpeg_id)
+    assert photo["uploaded"] is True and photo["sha256"] == sha(jpeg)
+    assert photo["content_type"] == "image/jpeg" and pad.get("photo", png_id)["size"] == len(png)
+    answer = pad.get("inspection", inspection_id)["answers"]["S01"]
+    assert answer["photo_ids"] == [jpeg_id, png_id]
+    assert pad.upload_photos() == {}  # nothing left to send
+
+
+class CutOff(FlaskTransport):
+    """A link that dies after some parts (the last one arrives, its answer does not) and stays
+    down until it is restored; records what the client asks."""
+
+    def __init__(self, client, parts_before_cut: int):
+        super().__init__(client)
+        self.parts_left = parts_before_cut
+        self.down = False
+        self.asked: list[tuple[str, str | None]] = []
+
+    def request(self, method, path, **kwargs):
+        if self.down:
+            raise TransportError("no signal")
+        self.asked.append((method, (kwargs.get("headers") or {}).get("Upload-Offset")))
+        answer = super().request(method, path, **kwargs)
+        if method == "PATCH":
+            if self.parts_left == 0:
+                self.down = True
+                raise TransportError("the answer was lost, then the signal")
+            self.parts_left -= 1
+        return answer
+
+
+def test_an_upload_cut_off_resumes_where_the_server_stopped(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-cut")
+    data = make_image(1600, 1200)
+    _, (photo_id,) = inspection_with_photos(pad, world, photo_file(tmp_path, "cut.jpg", data))
+    pad.push()
+    link = CutOff(client, parts_before_cut=2)
+    pad.transport = link
+    with pytest.raises(TransportError):
+        pad.upload_photos(part_bytes=PART)
+    assert [u["state"] for u in pad.uploads()] == ["pending"]
+    held = PART * 4  # the first part (PUT) and three PATCHes, the last one unanswered
+
+    link.down, link.asked, link.parts_left = False, [], 1000
+    assert pad.upload_photos(part_bytes=PART) == {photo_id: "stored"}
+    # It asks how far the server is, and goes on from there: nothing is sent twice.
+    assert link.asked[:2] == [("HEAD", None), ("PATCH", str(held))]
+    assert "PUT" not in [method for method, _ in link.asked]
+    assert original(client, pad, photo_id) == data
+
+
+def test_lost_answers_and_resets_never_corrupt_an_upload(client, world, tmp_path):
+    pad = make_client(
+        client, tmp_path, "officer1", "pad-flaky", lose_answers=0.3, fail_before=0.2, seed=11
+    )
+    data = make_image(1600, 1200)
+    _, (photo_id,) = inspection_with_photos(pad, world, photo_file(tmp_path, "f.jpg", data))
+    until_through(pad.push)
+    states = until_through(lambda: pad.upload_photos(part_bytes=PART))
+    assert states == {photo_id: "stored"}
+    assert original(client, pad, photo_id) == data
+
+
+def test_bytes_the_server_refuses_are_kept_aside_with_its_reason(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-refused")
+    broken = b"\xff\xd8\xff\xe0" + b"not a photo at all " * 50  # a JPEG's first bytes, no more
+    good = make_image(200, 150)
+    _, (broken_id, good_id) = inspection_with_photos(
+        pad, world, photo_file(tmp_path, "broken.jpg", broken), photo_file(tmp_path, "ok.jpg", good)
+    )
+    pad.push()
+    assert pad.upload_photos() == {broken_id: "failed", good_id: "stored"}
+    refused = pad.uploads()[0]
+    assert refused["photo_id"] == broken_id and refused["state"] == "failed"
+    assert refused["error"]["error"] == "bad_image"
+    assert pad.upload_photos() == {}  # refused for good: not sent again
+
+
+def test_other_bytes_under_a_stored_photo_id_are_refused(client, world, tmp_path):
+    first = make_client(client, tmp_path, "officer1", "pad-first")
+    data = make_image(320, 240)
+    inspection_id, (photo_id,) = inspection_with_photos(
+        first, world, photo_file(tmp_path, "first.jpg", data)
+    )
+    first.sync()
+    colleague = make_client(client, tmp_path, "officer2", "pad-second")
+    other = make_image(320, 240, quality=40)
+    colleague.add_photo(
+        photo_file(tmp_path, "other.jpg", other),
+        inspection_id,
+        taken_at="2026-11-20T09:45:00+08:00",
+        photo_id=photo_id,
+    )
+    colleague.push()
+    [metadata] = colleague.failed()
+    assert metadata["error"]["errors"]["json"]["sha256"]
+    assert colleague.upload_photos() == {photo_id: "failed"}
+    assert colleague.uploads()[0]["error"]["error"] == "id_conflict"
+    assert original(client, first, photo_id) == data  # the evidence is untouched
+
+
+def test_a_photo_file_gone_before_its_upload_is_reported(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-gone")
+    path = photo_file(tmp_path, "gone.jpg", make_image(64, 48))
+    _, (photo_id,) = inspection_with_photos(pad, world, path)
+    path.unlink()
+    assert pad.upload_photos() == {photo_id: "failed"}
+    assert pad.uploads()[0]["error"]["error"] == "file_missing"
+
+
+def test_only_images_are_queued(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-check")
+    inspection_id = uuid.uuid4()
+    notes = photo_file(tmp_path, "notes.jpg", "整改通知书草稿".encode())
+    with pytest.raises(ValueError, match="not a JPEG, PNG or WebP"):
+        pad.add_photo(notes, inspection_id, taken_at="2026-11-20T09:41:00+08:00")
+    with pytest.raises(FileNotFoundError):
+        pad.add_photo(tmp_path / "missing.jpg", inspection_id, taken_at="2026-11-20T09:41:00Z")
+    with pytest.raises(ValueError, match="time zone"):
+        pad.add_photo(
+            photo_file(tmp_path, "ok.jpg", make_image(64, 48)),
+            inspection_id,
+            taken_at=datetime(2026, 11, 20, 9, 41),
+        )
+    assert pad.uploads() == [] and pad.pending() == 0
