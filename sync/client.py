@@ -298,6 +298,11 @@ class SyncClient:
         """
         record_id = str(record_id)
         with self.db:
+            if entity == "photo" and op == "delete":
+                # A photo the officer discarded: its bytes are not evidence of anything.
+                self.db.execute(
+                    "DELETE FROM uploads WHERE photo_id = ? AND state != 'stored'", (record_id,)
+                )
             last = self.db.execute(
                 "SELECT seq, body, sent FROM outbox"
                 " WHERE entity = ? AND record_id = ? AND failed = 0 ORDER BY seq DESC LIMIT 1",

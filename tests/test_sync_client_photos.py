@@ -188,3 +188,20 @@ def test_only_images_are_queued(client, world, tmp_path):
             taken_at=datetime(2026, 11, 20, 9, 41),
         )
     assert pad.uploads() == [] and pad.pending() == 0
+
+
+def test_a_photo_discarded_before_its_upload_is_not_uploaded(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-discard")
+    kept, discarded = make_image(200, 150), make_image(210, 150)
+    _, (kept_id, discarded_id) = inspection_with_photos(
+        pad, world, photo_file(tmp_path, "kept.jpg", kept), photo_file(tmp_path, "x.jpg", discarded)
+    )
+    pad.push()
+    pad.save("photo", discarded_id, {}, op="delete")
+    pad.sync()
+    assert [(u["photo_id"], u["state"]) for u in pad.uploads()] == [(kept_id, "stored")]
+    assert pad.get("photo", discarded_id) is None
+    answer = client.head(
+        f"/api/v1/photos/{discarded_id}", headers={"Authorization": f"Bearer {pad.token}"}
+    )
+    assert answer.status_code == 404  # no bytes of it ever reached the server
