@@ -17,8 +17,8 @@ How it behaves:
   is sent, so a batch re-sent after a lost answer has no second effect on the server.
 - Transport failures, 5xx and 429 answers are retried with exponential backoff and jitter (the
   same batch, the same ids). A change rejected for a reason that can pass (its record's create
-  has not arrived: ``not_found``) stays queued; one rejected for good is kept aside with its
-  error for the app to show, never silently dropped.
+  has not arrived: ``not_found``) stays queued and goes again once the create has gone; one
+  rejected for good is kept aside with its error for the app to show, never silently dropped.
 - ``base_version`` is the version of the record the device last had from the server.
 - Pull applies upserts and deletes to the local copy and keeps the cursor; ``reset`` clears the
   copy and pulls again from the start.
