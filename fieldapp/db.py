@@ -224,7 +224,8 @@ def flush_edits(session: sa.orm.Session) -> None:
         for state, _, values in updates:
             state.dict.update(values)
         # What the ORM's flush does last with the rows it wrote (a private step of
-        # SQLAlchemy's): the objects are clean, and a savepoint rolled back expires them.
+        # SQLAlchemy's, hence the upper bound in pyproject.toml): the objects are clean, and a
+        # savepoint rolled back expires them.
         session._register_persistent({state for state, _, _ in updates})
 
 
