@@ -141,6 +141,29 @@ def _upload_offset(response: Response) -> int:
     return int(value)
 
 
+@dataclass
+class SyncReport:
+    """What one :meth:`SyncClient.sync` did."""
+
+    #: The server's result for each change sent, in order (see API.md, "Push").
+    results: list[dict]
+    #: Photo id -> the state its upload was left in (``stored``, ``failed`` or ``pending``).
+    uploads: dict[str, str]
+    #: How many changes the pull applied to the local copy.
+    pulled: int
+
+    @property
+    def conflicts(self) -> list[dict]:
+        """Changes where a field was changed on both sides: the server's rule chose, and the
+        value it did not keep is in the conflict log for the squadron leader."""
+        return [result for result in self.results if result["status"] == "conflict"]
+
+    @property
+    def rejected(self) -> list[dict]:
+        """Changes the server refused in this sync, with its error (some wait and go again)."""
+        return [result for result in self.results if result["status"] == "rejected"]
+
+
 class SyncError(Exception):
     """The server refused a whole request (not a single change)."""
 
@@ -699,11 +722,12 @@ class SyncClient:
             raise SyncError(response)
         return _upload_offset(response), _header(response, "X-Content-SHA256")
 
-    def sync(self) -> None:
-        """Push the outbox, upload the photos' bytes, then pull (which then says ``uploaded``)."""
-        self.push()
-        self.upload_photos()
-        self.pull()
+    def sync(self) -> SyncReport:
+        """Push the outbox, upload the photos' bytes, then pull (which then says ``uploaded``);
+        returns what happened, for the app to show."""
+        results = self.push()
+        uploads = self.upload_photos()
+        return SyncReport(results=results, uploads=uploads, pulled=self.pull())
 
     def close(self) -> None:
         self.db.close()

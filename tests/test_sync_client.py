@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import pytest
@@ -97,6 +98,26 @@ def test_a_change_waiting_for_its_record_stays_queued(client, world, tmp_path):
     assert [r["status"] for r in results] == ["rejected", "applied", "applied"]
     assert [r["id"] for r in results] == [str(photo_id), str(inspection_id), str(photo_id)]
     assert pad.pending() == 0
+
+
+def test_a_sync_tells_the_officer_which_of_their_values_lost_a_conflict(client, world, tmp_path):
+    mine = make_client(client, tmp_path, "officer1", "pad-mine")
+    colleague = make_client(client, tmp_path, "officer2", "pad-colleague")
+    inspection_id = uuid.uuid4()
+    mine.save("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    assert [r["status"] for r in mine.sync().results] == ["applied"]
+    colleague.pull()
+    colleague.clock = lambda: time.time() - 30  # its edit is the earlier one, whenever it goes
+    colleague.save("inspection", inspection_id, {"findings": "已清理", "outcome": "compliant"})
+    mine.save("inspection", inspection_id, {"findings": "门前堆物"})
+    first = colleague.sync()
+    assert first.conflicts == [] and first.rejected == [] and first.uploads == {}
+    report = mine.sync()  # the same base, the same field on both sides: the later hlc wins
+    [conflict] = report.conflicts
+    assert conflict["id"] == str(inspection_id)
+    assert [(c["field"], c["kept"]) for c in conflict["conflicts"]] == [("findings", "client")]
+    assert report.pulled >= 1 and report.rejected == []
+    assert mine.get("inspection", inspection_id)["outcome"] == "compliant"  # merged
 
 
 def test_a_change_refused_for_good_is_kept_with_its_reason(client, world, tmp_path):
