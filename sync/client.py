@@ -600,13 +600,16 @@ class SyncClient:
             fields["item_code"] = item_code
         if location is not None:
             fields["location"] = location
-        with self.db:
-            self.db.execute(
-                "INSERT INTO uploads (photo_id, path, sha256, size, content_type)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (photo_id, str(path.resolve()), digest, size, content_type),
-            )
-            self.save("photo", photo_id, fields)
+        try:
+            with self.db:
+                self.db.execute(
+                    "INSERT INTO uploads (photo_id, path, sha256, size, content_type)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (photo_id, str(path.resolve()), digest, size, content_type),
+                )
+                self.save("photo", photo_id, fields)
+        except sqlite3.IntegrityError:
+            raise ValueError(f"photo {photo_id} is already queued on this device") from None
         return photo_id
 
     def uploads(self) -> list[dict]:
@@ -703,8 +706,8 @@ class SyncClient:
             if response.status in (202, 204):
                 offset = _upload_offset(response)
                 continue
-            if response.status >= 500:
-                raise SyncError(response)
+            if response.status == 401 or response.status >= 500:
+                raise SyncError(response)  # a sign-in or the server's health: not these bytes
             error = response.body if isinstance(response.body, dict) else {}
             if error.get("error") in _RESUMING_UPLOAD_ERRORS:
                 # A part whose answer was lost arrived all the same, or the server dropped

@@ -8,7 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from sync.client import TransportError
+from sync.client import SyncError, TransportError
+from tests.conftest import PASSWORD
 from tests.evidence_helpers import make_image, sha
 from tests.sync_helpers import FlaskTransport, make_client, new_inspection, until_through
 
@@ -205,3 +206,25 @@ def test_a_photo_discarded_before_its_upload_is_not_uploaded(client, world, tmp_
         f"/api/v1/photos/{discarded_id}", headers={"Authorization": f"Bearer {pad.token}"}
     )
     assert answer.status_code == 404  # no bytes of it ever reached the server
+
+
+def test_a_signed_out_device_keeps_its_photos_for_after_the_sign_in(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-signed-out")
+    data = make_image(320, 240)
+    _, (photo_id,) = inspection_with_photos(pad, world, photo_file(tmp_path, "later.jpg", data))
+    pad.push()
+    revoked = client.delete("/api/v1/auth/token", headers={"Authorization": f"Bearer {pad.token}"})
+    assert revoked.status_code == 204
+    with pytest.raises(SyncError, match="401"):
+        pad.upload_photos()
+    assert [u["state"] for u in pad.uploads()] == ["pending"]
+    pad.login("officer1", PASSWORD)
+    assert pad.upload_photos() == {photo_id: "stored"}
+    assert original(client, pad, photo_id) == data
+    with pytest.raises(ValueError, match="already queued"):
+        pad.add_photo(
+            photo_file(tmp_path, "again.jpg", data),
+            uuid.uuid4(),
+            taken_at="2026-11-20T09:41:00Z",
+            photo_id=photo_id,
+        )
