@@ -67,7 +67,8 @@ class Response:
 
 class Transport(Protocol):
     """How the client reaches the server. ``json_body`` is sent as JSON; ``body`` (bytes) as it
-    is, with the ``Content-Type`` the headers give."""
+    is, with the ``Content-Type`` the headers give. The answer's body is read as JSON, or kept
+    as bytes with ``raw`` (an image) when the answer is a success."""
 
     def request(
         self,
@@ -78,6 +79,7 @@ class Transport(Protocol):
         body: bytes | None = None,
         params: dict | None = None,
         headers: dict | None = None,
+        raw: bool = False,
     ) -> Response: ...
 
 
@@ -99,7 +101,7 @@ class RequestsTransport:
         self._errors = (requests.ConnectionError, requests.Timeout)
 
     def request(
-        self, method, path, *, json_body=None, body=None, params=None, headers=None
+        self, method, path, *, json_body=None, body=None, params=None, headers=None, raw=False
     ) -> Response:
         headers = dict(headers or {})
         data = body
@@ -123,6 +125,8 @@ class RequestsTransport:
             )
         except self._errors as exc:
             raise TransportError(str(exc)) from exc
+        if raw and answer.ok:
+            return Response(answer.status_code, answer.content, dict(answer.headers))
         parsed = answer.json() if answer.content else None
         return Response(answer.status_code, parsed, dict(answer.headers))
 
@@ -714,6 +718,16 @@ class SyncClient:
                 # what it held: ask how far it is.
                 return "resume", error
             return "failed", error or {"error": str(response.status)}
+
+    def photo(self, photo_id, size: str = "thumb") -> bytes | None:
+        """A photo's image from the server (``thumb``, ``medium`` or ``original``), for showing
+        a colleague's photos; None while its bytes have not reached the server."""
+        response = self._call("GET", f"/photos/{photo_id}", params={"size": size}, raw=True)
+        if response.status == 404:
+            return None
+        if response.status != 200:
+            raise SyncError(response)
+        return response.body
 
     def _held(self, url: str) -> tuple[int, str | None]:
         """How many of the photo's bytes the server holds, and once it keeps them as the photo,

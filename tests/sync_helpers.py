@@ -155,7 +155,7 @@ class FlaskTransport:
         self.calls = 0
 
     def request(
-        self, method, path, *, json_body=None, body=None, params=None, headers=None
+        self, method, path, *, json_body=None, body=None, params=None, headers=None, raw=False
     ) -> Response:
         self.calls += 1
         if self.random.random() < self.fail_before:
@@ -170,9 +170,14 @@ class FlaskTransport:
             query_string=params,
             headers=headers,
         )
-        if self.random.random() < self.lose_answers:
-            raise TransportError("the answer was lost on the way back")
-        return Response(answer.status_code, answer.get_json(silent=True), dict(answer.headers))
+        try:
+            if self.random.random() < self.lose_answers:
+                raise TransportError("the answer was lost on the way back")
+            if raw and answer.status_code < 400:
+                return Response(answer.status_code, answer.data, dict(answer.headers))
+            return Response(answer.status_code, answer.get_json(silent=True), dict(answer.headers))
+        finally:
+            answer.close()  # a photo is sent from its file
 
 
 def make_client(flask_client, tmp_path, username, device_id, **faults) -> SyncClient:

@@ -204,6 +204,8 @@ def test_the_client_over_http(live_server, tmp_path):
     assert pad.failed() == [] and pad.get("inspection", inspection_id)["status"] == "submitted"
     assert [u["state"] for u in pad.uploads()] == ["stored"]
     assert pad.get("photo", photo_id)["uploaded"] is True
+    assert pad.photo(photo_id, "original") == photo.read_bytes()
+    assert pad.photo(uuid.uuid4()) is None
     assert set(pad.records("target")) == {
         str(world.targets["shop1"].id),
         str(world.targets["site1"].id),

@@ -3,10 +3,12 @@ where the server stopped, refused bytes kept aside with the reason."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import datetime
 
 import pytest
+from PIL import Image
 
 from sync.client import SyncError, TransportError
 from tests.conftest import PASSWORD
@@ -70,6 +72,23 @@ def test_photos_taken_offline_reach_the_server_byte_for_byte(client, world, tmp_
     answer = pad.get("inspection", inspection_id)["answers"]["S01"]
     assert answer["photo_ids"] == [jpeg_id, png_id]
     assert pad.upload_photos() == {}  # nothing left to send
+
+
+def test_a_colleague_sees_the_photos_once_their_bytes_arrived(client, world, tmp_path):
+    mine = make_client(client, tmp_path, "officer1", "pad-taker")
+    data = make_image(1200, 900)
+    _, (photo_id,) = inspection_with_photos(mine, world, photo_file(tmp_path, "c.jpg", data))
+    mine.push()  # the metadata only: the bytes are still on the device
+    colleague = make_client(client, tmp_path, "officer2", "pad-viewer")
+    colleague.pull()
+    assert colleague.get("photo", photo_id)["uploaded"] is False
+    assert colleague.photo(photo_id) is None
+    mine.upload_photos()
+    assert colleague.photo(photo_id, "original") == data
+    with Image.open(io.BytesIO(colleague.photo(photo_id))) as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) == 256
+    outsider = make_client(client, tmp_path, "officer3", "pad-outsider")
+    assert outsider.photo(photo_id) is None  # another squadron's photo: as if it did not exist
 
 
 class CutOff(FlaskTransport):
