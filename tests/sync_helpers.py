@@ -192,8 +192,9 @@ def make_client(flask_client, tmp_path, username, device_id, **faults) -> SyncCl
     return client
 
 
-def until_through(action) -> None:
-    """What the app does: when the network gives up, try again at the next chance."""
+def until_through(action):
+    """What the app does: when the network gives up, try again at the next chance; returns
+    what ``action`` returns once it gets through."""
     for _ in range(20):
         try:
             return action()

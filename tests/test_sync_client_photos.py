@@ -24,19 +24,6 @@ def photo_file(tmp_path, name: str, data: bytes):
     return path
 
 
-def original(client, pad, photo_id) -> bytes:
-    """The bytes the server keeps as evidence, fetched as the device's user."""
-    answer = client.get(
-        f"/api/v1/photos/{photo_id}?size=original",
-        headers={"Authorization": f"Bearer {pad.token}"},
-    )
-    try:
-        assert answer.status_code == 200, answer.get_json()
-        return answer.data
-    finally:
-        answer.close()  # the file it was sent from
-
-
 def inspection_with_photos(pad, world, *paths, item_code="S01") -> tuple[uuid.UUID, list[str]]:
     """What the app does: the inspection first, then a photo per file, named in an answer."""
     inspection_id = uuid.uuid4()
@@ -63,7 +50,7 @@ def test_photos_taken_offline_reach_the_server_byte_for_byte(client, world, tmp_
     pad.push()
     assert pad.failed() == []
     assert pad.upload_photos(part_bytes=PART) == {jpeg_id: "stored", png_id: "stored"}
-    assert original(client, pad, jpeg_id) == jpeg and original(client, pad, png_id) == png
+    assert pad.photo(jpeg_id, "original") == jpeg and pad.photo(png_id, "original") == png
     assert [u["state"] for u in pad.uploads()] == ["stored", "stored"]
     pad.pull()
     photo = pad.get("photo", jpeg_id)
@@ -131,7 +118,7 @@ def test_an_upload_cut_off_resumes_where_the_server_stopped(client, world, tmp_p
     # It asks how far the server is, and goes on from there: nothing is sent twice.
     assert link.asked[:2] == [("HEAD", None), ("PATCH", str(held))]
     assert "PUT" not in [method for method, _ in link.asked]
-    assert original(client, pad, photo_id) == data
+    assert pad.photo(photo_id, "original") == data
 
 
 def test_lost_answers_and_resets_never_corrupt_an_upload(client, world, tmp_path):
@@ -143,7 +130,7 @@ def test_lost_answers_and_resets_never_corrupt_an_upload(client, world, tmp_path
     until_through(pad.push)
     states = until_through(lambda: pad.upload_photos(part_bytes=PART))
     assert states == {photo_id: "stored"}
-    assert original(client, pad, photo_id) == data
+    assert until_through(lambda: pad.photo(photo_id, "original")) == data
 
 
 def test_bytes_the_server_refuses_are_kept_aside_with_its_reason(client, world, tmp_path):
@@ -181,7 +168,7 @@ def test_other_bytes_under_a_stored_photo_id_are_refused(client, world, tmp_path
     assert metadata["error"]["errors"]["json"]["sha256"]
     assert colleague.upload_photos() == {photo_id: "failed"}
     assert colleague.uploads()[0]["error"]["error"] == "id_conflict"
-    assert original(client, first, photo_id) == data  # the evidence is untouched
+    assert first.photo(photo_id, "original") == data  # the evidence is untouched
 
 
 def test_a_photo_file_gone_before_its_upload_is_reported(client, world, tmp_path):
@@ -239,7 +226,7 @@ def test_a_signed_out_device_keeps_its_photos_for_after_the_sign_in(client, worl
     assert [u["state"] for u in pad.uploads()] == ["pending"]
     pad.login("officer1", PASSWORD)
     assert pad.upload_photos() == {photo_id: "stored"}
-    assert original(client, pad, photo_id) == data
+    assert pad.photo(photo_id, "original") == data
     with pytest.raises(ValueError, match="already queued"):
         pad.add_photo(
             photo_file(tmp_path, "again.jpg", data),
