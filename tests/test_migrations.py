@@ -163,3 +163,43 @@ def test_postgresql_keeps_inspection_json_values_across_its_change_of_type(tmp_p
             ).all()
         )
         assert defaults == {"field_clocks": "'{}'::json", "officer_ids": "'[]'::json"}
+
+
+def test_postgresql_rewrites_inspection_json_stored_by_jsonb_compact(tmp_path, monkeypatch):
+    """Migration 0014: inspections stored while the columns were jsonb are pulled as compact as
+    the ones the server writes, with the same values; text the server wrote stays as it is."""
+    from fieldapp import jsontext
+
+    columns = ("location_original", "answers", "photo_ids", "flags", "field_clocks", "officer_ids")
+    texts = sa.text(f"SELECT id, {', '.join(f'{c}::text' for c in columns)} FROM inspections")
+
+    def stored() -> dict:
+        return {row[0]: tuple(row[1:]) for row in db.session.execute(texts)}
+
+    with postgresql_demo_database(tmp_path, monkeypatch):
+        db.session.remove()
+        downgrade(revision="0012")
+        upgrade(revision="0013")
+        # Written by the server after 0013: compact, with a note that holds what jsonb's
+        # spacing looks like.
+        tricky = {"S01": {"result": "fail", "note": '写着 "a": 1, "b": 2'}}
+        first = db.session.scalars(sa.select(Inspection).limit(1)).one()
+        first.answers = tricky
+        tricky_id = first.id
+        db.session.commit()
+        db.session.remove()
+        before = stored()
+        assert any(": " in text for row in before.values() for text in row if text)
+
+        upgrade()
+
+        after = stored()
+        assert after.keys() == before.keys()
+        for inspection_id, row in after.items():
+            for text, old in zip(row, before[inspection_id], strict=True):
+                assert (text is None) == (old is None)
+                if text is not None:
+                    assert jsontext.loads(text) == jsontext.loads(old)
+                    assert text == jsontext.dumps(jsontext.loads(text))  # compact
+        assert jsontext.loads(after[tricky_id][1]) == tricky
+        assert after[tricky_id][1] == before[tricky_id][1]  # answers, as the server wrote them

@@ -8,7 +8,8 @@ Create Date: 2026-11-21 23:00:00.000000
 jsonb prints its own spacing (``{"a": 1, "b": [1, 2]}``) and reorders keys; pull pages place
 the stored text into the page as it is, so an inspection pulled from PostgreSQL was about 70
 bytes longer than the same one pulled from SQLite. Rows already stored keep jsonb's spacing
-until they are next written; their values do not change. SQLite stores JSON as text already.
+(until migration 0014 writes them again); their values do not change. SQLite stores JSON as
+text already.
 """
 
 from alembic import op
