@@ -152,6 +152,11 @@ def _is_uuid(value) -> bool:
     return True
 
 
+def _distinct(ids: list) -> None:
+    if len(set(ids)) != len(ids):
+        raise ma.ValidationError("each officer is listed once")
+
+
 class InspectionFieldsArgs(StrictSchema):
     """The fields a device may write. A create sends all required ones; an edit only changes.
 
@@ -162,7 +167,7 @@ class InspectionFieldsArgs(StrictSchema):
     target_id = fields.UUID()
     checklist_id = id_field()
     checklist_version = fields.Integer(strict=True, validate=validate.Range(min=1, max=10_000))
-    officer_ids = fields.List(fields.UUID(), validate=validate.Length(min=1, max=6))
+    officer_ids = fields.List(fields.UUID(), validate=[validate.Length(min=1, max=6), _distinct])
     origin = fields.Enum(Origin, by_value=True)
     task_id = fields.UUID(allow_none=True)
     draw_id = fields.UUID(allow_none=True)
@@ -265,6 +270,13 @@ def _uuids(value, most: int, least: int = 0) -> list[uuid.UUID]:
     return [_uuid(v) for v in value]
 
 
+def _distinct_uuids(value, most: int, least: int = 0) -> list[uuid.UUID]:
+    ids = _uuids(value, most, least)
+    if len(set(ids)) != len(ids):
+        raise _Decline
+    return ids
+
+
 def _text(value, most: int) -> str:
     if type(value) is not str or len(value) > most:
         raise _Decline
@@ -362,7 +374,7 @@ _FIELD_LOADERS = {
     "target_id": _uuid,
     "checklist_id": _checklist_id,
     "checklist_version": _version,
-    "officer_ids": lambda value: _uuids(value, 6, 1),
+    "officer_ids": lambda value: _distinct_uuids(value, 6, 1),
     "origin": _member(Origin),
     "task_id": _nullable(_uuid),
     "draw_id": _nullable(_uuid),

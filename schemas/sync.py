@@ -26,13 +26,21 @@ class PushArgs(StrictSchema):
     changes = fields.List(fields.Raw(), required=True)
 
 
+#: Versions are 32-bit integers in the database.
+MAX_VERSION = 2**31 - 1
+
+
 class ChangeArgs(StrictSchema):
     change_id = fields.UUID(required=True)
     entity = fields.String(required=True, validate=validate.OneOf(ENTITIES))
     id = fields.UUID(required=True)
     op = fields.String(required=True, validate=validate.OneOf(("upsert", "delete")))
+    #: Versions are 32-bit integers in the database.
     base_version = fields.Integer(
-        strict=True, allow_none=True, load_default=None, validate=validate.Range(min=0)
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        validate=validate.Range(min=0, max=2**31 - 1),
     )
     hlc = fields.String(required=True)
     fields_ = fields.Dict(data_key="fields", load_default=dict)

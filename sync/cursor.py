@@ -50,7 +50,8 @@ def decode(token: str, secret: str) -> Cursor:
         payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (ValueError, TypeError) as exc:
         raise CursorError("not a cursor this server issued") from exc
-    if not hmac.compare_digest(signature, _sign(secret, payload)):
+    # compare_digest refuses non-ASCII text; a signature this server made is always ASCII.
+    if not signature.isascii() or not hmac.compare_digest(signature, _sign(secret, payload)):
         raise CursorError("not a cursor this server issued")
     data = json.loads(payload)
     return Cursor(seq=int(data["s"]), user_id=str(data["u"]), scope=str(data["f"]))

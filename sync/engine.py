@@ -29,7 +29,7 @@ from fieldapp.auth.policy import Policy
 from fieldapp.db import change_counter, db, flush_edits, insert_rows
 from fieldapp.errors import APIError, envelope
 from schemas.common import text_errors, text_problem
-from schemas.sync import ChangeArgs
+from schemas.sync import MAX_VERSION, ChangeArgs
 from sync.hlc import HLC, HLCError
 from sync.models import SyncChange
 from sync.sequence import reserve
@@ -67,6 +67,8 @@ class PushContext:
     #: the batch's JSON text showed no NUL or unpaired surrogate (else each change is checked)
     text_checked: bool = False
     skewed_devices: set[str] = field(default_factory=set)
+    #: the last clamped clock given out in this batch (see :func:`_clamp`)
+    last_clamped: HLC | None = None
     #: change id -> (body hash, result) of changes applied before, this batch's included
     seen_changes: dict[uuid.UUID, SeenChange] = field(default_factory=dict)
     #: (entity, record id) pairs that exist, so creates skip the row lock query
@@ -206,9 +208,7 @@ def _parse(ctx: PushContext, raw) -> Change:
                 errors={"json": {"hlc": [f"the clock's device part must be {ctx.device_id}"]}},
             )
         )
-    clock, skewed = clock.clamped(ctx.now_ms)
-    if skewed:
-        ctx.skewed_devices.add(ctx.device_id)
+    clock, skewed = _clamp(ctx, clock)
     return Change(
         change_id=data["change_id"],
         entity=data["entity"],
@@ -219,6 +219,22 @@ def _parse(ctx: PushContext, raw) -> Change:
         fields=data["fields_"],
         clock_skewed=skewed,
     )
+
+
+def _clamp(ctx: PushContext, clock: HLC) -> tuple[HLC, bool]:
+    """The clock to use for a change, clamped if the device's runs far ahead.
+
+    Clamped clocks all land at the server's time; so that they still order the device's
+    changes as its own clocks did (its later edit of a field must still win), each one clamped
+    in a batch comes after the one before (see :meth:`sync.hlc.HLC.after`)."""
+    clamped, skewed = clock.clamped(ctx.now_ms)
+    if not skewed:
+        return clock, False
+    ctx.skewed_devices.add(ctx.device_id)
+    if ctx.last_clamped is not None and clamped <= ctx.last_clamped:
+        clamped = ctx.last_clamped.after(clamped.node)
+    ctx.last_clamped = clamped
+    return clamped, True
 
 
 def _text_errors(raw: dict) -> dict[str, list[str]]:
@@ -483,7 +499,8 @@ def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
     for raw in changes:
         if isinstance(raw, dict) and raw.get("entity") == "inspection":
             base = raw.get("base_version")
-            if isinstance(base, int) and not isinstance(base, bool):
+            # (only versions a record can have: the change's own check refuses the others)
+            if isinstance(base, int) and not isinstance(base, bool) and 0 <= base <= MAX_VERSION:
                 try:
                     bases.add((uuid.UUID(str(raw.get("id"))), base))
                 except ValueError:

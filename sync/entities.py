@@ -53,6 +53,7 @@ from schemas.inspections import (
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected, target_refs
+from sync.hlc import HLC
 from sync.merge import Rule, merge_fields
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
@@ -428,6 +429,8 @@ class InspectionHandler(Handler):
         if record is None:
             if change.op == "delete":
                 return self._delete_missing(change)
+            if change.base_version is not None and (self.entity, change.id) in ctx.tombstoned:
+                return self._edit_of_deleted(ctx, change)
             return self._create(ctx, change)
         readable = (
             record.id in ctx.readable_inspections
@@ -561,7 +564,7 @@ class InspectionHandler(Handler):
         transition = self._status_change(record, status)
         if transition:
             state["status"] = "submitted"
-        needed = {k: state[k] for k in _CHECKED_FIELDS if state.get(k) is not None}
+        needed = {k: state[k] for k in CHECKED_FIELDS if state.get(k) is not None}
         # One load for what the checks read and what is written (values win: they are newer).
         loaded = load_inspection_fields(_loadable(needed | values))
         self._check(ctx, loaded, state, creating=False, changed=set(values))
@@ -582,13 +585,15 @@ class InspectionHandler(Handler):
             changed.append("status")
         if change.clock_skewed and "clock_skew" not in (record.flags or []):
             record.flags = [*(record.flags or []), "clock_skew"]
-        if changed or change.clock_skewed:
+            changed.append("flags")
+        if changed:
             record.field_clocks = {**(record.field_clocks or {}), **merged.clocks}
         # Not flushed here: a batch writes its edits together (see edited_record).
         # The flush takes a version when a column's value changed, so that one is predicted.
         version = version_before + 1 if _column_changed(record) else version_before
         conflicts = log_field_conflicts(ctx, change, self.entity, record, merged.conflicts, version)
-        if changed:
+        if version != version_before:
+            # Every version has its snapshot, or a later edit based on it would find no base.
             data = inspection_wire(record) | {"version": version}
             write_version(self.entity, record, data, changed, ctx, change, version=version)
             audit.record(
@@ -622,8 +627,11 @@ class InspectionHandler(Handler):
     def _amendment(
         self, ctx: PushContext, change: Change, record: Inspection, current: dict
     ) -> dict:
-        """An approved record is frozen: the device's edit waits in the conflict log."""
+        """An approved record is frozen: the device's edit waits in the conflict log (checked
+        first as any edit is, so that what waits there can be accepted)."""
         kind = ConflictKind.delete if change.op == "delete" else ConflictKind.amendment
+        if kind is ConflictKind.amendment:
+            load_inspection(change.fields)
         server = (
             None
             if change.op == "delete"
@@ -696,6 +704,36 @@ class InspectionHandler(Handler):
         db.session.delete(record)
         db.session.flush()
         return result(change, "applied", version)
+
+    def _edit_of_deleted(self, ctx: PushContext, change: Change) -> dict:
+        """An edit made offline of a record deleted meanwhile: it cannot apply, and it is not
+        lost either: it waits in the conflict log (``kind: delete``) with what it wrote."""
+        tombstone = tombstone_of(self.entity, change.id)
+        if tombstone.squadron_id != ctx.actor.user.squadron_id:
+            raise Rejected(APIError(404, "not_found", "inspection not found"))
+        load_inspection(change.fields)  # bad input is refused field by field all the same
+        conflict = log_conflict(
+            ctx,
+            change,
+            self.entity,
+            change.id,
+            tombstone.squadron_id,
+            ConflictKind.delete,
+            None,
+            None,
+            {"deleted": True, "version": tombstone.version},
+            change.fields,
+            "server",
+            tombstone.version,
+        )
+        audit.record(
+            ctx.actor,
+            "inspection.edit_of_deleted_logged",
+            self.entity,
+            change.id,
+            after={"conflict_id": str(conflict.id)},
+        )
+        return result(change, "conflict", tombstone.version, [conflict])
 
     def _delete_missing(self, change: Change) -> dict:
         tombstone = tombstone_of(self.entity, change.id)
@@ -872,7 +910,8 @@ def _checklist_version(key: tuple) -> sa.Row | None:
 
 
 #: What the reference and submission checks read (answers are checked by their keys only).
-_CHECKED_FIELDS = (
+#: The fields an edit's checks read of the record as it would be.
+CHECKED_FIELDS = (
     "target_id",
     "checklist_id",
     "checklist_version",
@@ -900,7 +939,7 @@ def _loadable(values: dict) -> dict:
     location = loadable.get("location")
     if location is not None:
         loadable["location"] = {
-            k: location[k] for k in ("lon", "lat", "accuracy_m") if k in location
+            k: location[k] for k in ("lon", "lat", "accuracy_m", "crs") if k in location
         }
     return loadable
 
@@ -1158,7 +1197,9 @@ class PhotoHandler(Handler):
                 raise Rejected(APIError(404, "not_found", "photo not found"))
             return result(change, "applied", tombstone.version)
         inspection = self._inspection(ctx, photo.inspection_id)
-        if inspection.status is not InspectionStatus.draft:
+        if inspection.status is not InspectionStatus.draft or _edited_since(
+            photo, change, ctx.device_id
+        ):
             conflict = log_conflict(
                 ctx,
                 change,
@@ -1183,6 +1224,14 @@ class PhotoHandler(Handler):
         return result(change, "applied", version)
 
 
+def _edited_since(photo: Photo, change: Change, device_id: str) -> bool:
+    """Whether another device wrote the photo's metadata after the version ``change`` is based
+    on. (Its version also moves when its bytes arrive, which is no edit to lose.)"""
+    if change.base_version == photo.version:
+        return False
+    return any(HLC.parse(clock).node != device_id for clock in (photo.field_clocks or {}).values())
+
+
 # -- tracks --------------------------------------------------------------------------------------
 
 _TRACK_INPUT = TrackFieldsArgs()
@@ -1202,6 +1251,8 @@ class TrackHandler(Handler):
             loaded = _TRACK_INPUT.load(change.fields)
         except ma.ValidationError as exc:
             raise invalid(exc.normalized_messages()) from None
+        if not ctx.policy.allows("track.record"):
+            raise Rejected(APIError(403, "forbidden", "only officers and leaders record tracks"))
         if loaded["officer_id"] != ctx.actor.user_id:
             raise Rejected(APIError(403, "forbidden", "a device sends its own officer's track"))
         rows = []

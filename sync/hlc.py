@@ -55,6 +55,13 @@ class HLC:
             return HLC(now_ms, self.counter, self.node), True
         return self, False
 
+    def after(self, node: str) -> HLC:
+        """The next clock after this one, for ``node`` (the counter has four digits: past
+        9999 the physical part moves on a millisecond)."""
+        if self.counter < 9999:
+            return HLC(self.physical_ms, self.counter + 1, node)
+        return HLC(self.physical_ms + 1, 0, node)
+
 
 def later(a: HLC | None, b: HLC | None) -> bool:
     """Whether ``a`` is later than ``b`` (a missing clock is the earliest of all)."""

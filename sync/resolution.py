@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
+from fieldapp.auth.policy import Policy
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Inspection, ReviewAction
@@ -24,13 +25,17 @@ from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
 from fieldapp.targets.operations import RISK_FIELDS
-from schemas.inspections import InspectionFieldsArgs
+from schemas.inspections import InspectionFieldsArgs, load_inspection_fields
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs
+from sync.engine import PushContext, Rejected
 from sync.entities import (
+    CHECKED_FIELDS,
     INSPECTION_FIELDS,
     TARGET_FIELDS,
     InspectionHandler,
     _loadable,
+    base_snapshot,
+    inspection_device_view,
     inspection_wire,
     target_device_view,
     wgs84_location,
@@ -98,14 +103,18 @@ def search_conflicts(query: sa.Select, filters: ConflictFilters) -> sa.Select:
 
 def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: datetime) -> Conflict:
     """Apply the choice and close the entry. 409 if it is already resolved."""
+    # Two leaders resolving the same entry at once take turns; the second finds it resolved.
+    db.session.refresh(conflict, with_for_update=True)
     if conflict.status is ConflictStatus.resolved:
         raise APIError(409, "version_conflict", "this conflict is already resolved")
     record = db.session.get(MODELS[conflict.entity], conflict.record_id)
-    chosen = conflict.client_value if keep == "client" else value
+    chosen = _chosen(conflict, keep, value)
     applied_version = None
-    if keep != "server":
+    if chosen is not _NOTHING:
         if record is None:
             raise APIError(409, "version_conflict", "the record was deleted meanwhile")
+        if keep != "value":
+            _refuse_if_moved_on(conflict, record, chosen)
         clock = str(HLC.server(int(now.timestamp() * 1000)))
         if conflict.kind is ConflictKind.delete:
             applied_version = _delete(actor, conflict, record)
@@ -113,12 +122,12 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
             applied_version = _write(actor, conflict, record, _amendment_fields(chosen), clock)
         else:
             applied_version = _write(
-                actor, conflict, record, _field_value(conflict.field, chosen, record), clock
+                actor, conflict, record, _field_value(conflict.field, chosen), clock
             )
     conflict.status = ConflictStatus.resolved
     conflict.resolution = {
         "keep": keep,
-        "value": chosen if keep != "server" else None,
+        "value": None if chosen is _NOTHING else chosen,
         "applied_version": applied_version,
     }
     conflict.resolved_by_id = actor.user_id
@@ -133,18 +142,85 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
     return conflict
 
 
+#: What :func:`_chosen` answers when the record already holds the kept value.
+_NOTHING = object()
+
+
+def _chosen(conflict: Conflict, keep: str, value: Any) -> Any:
+    """The value the record must hold after the choice, or :data:`_NOTHING` to write.
+
+    ``server`` keeps the server's side: nothing to write where the rule kept it, but where the
+    device's later clock won the field, the server's value goes back (it was only in the log).
+    """
+    if keep == "value":
+        return value
+    if keep == "client":
+        return conflict.client_value
+    if conflict.kind is ConflictKind.field and conflict.kept == "client":
+        return conflict.server_value
+    return _NOTHING
+
+
+def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
+    """409 if a field the choice writes was written again after the entry was logged.
+
+    The value written since is in neither side of this entry: writing a side over it would
+    lose it silently. ``keep: value`` states the value outright and is not refused.
+    """
+    if conflict.kind is ConflictKind.delete or conflict.record_version is None:
+        return
+    if record.version == conflict.record_version:
+        return
+    if isinstance(record, Photo):
+        return  # photo metadata keeps no version history
+    logged = base_snapshot(conflict.entity, record.id, conflict.record_version)
+    if logged is None:
+        return  # the record is older than its version history: nothing to compare with
+    now = inspection_wire(record) if isinstance(record, Inspection) else target_device_view(record)
+    written = _written_fields(conflict, chosen)
+    moved = [name for name in written if _part(logged, name) != _part(now, name)]
+    if moved:
+        raise APIError(
+            409,
+            "version_conflict",
+            f"{', '.join(moved)} changed after this conflict was logged (the record is at"
+            f" version {record.version}); resolve with keep 'value' to set it anyway",
+        )
+
+
+def _written_fields(conflict: Conflict, chosen) -> list[str]:
+    """The fields (``answers.<code>`` for answer items) that writing ``chosen`` sets."""
+    if conflict.kind is ConflictKind.field:
+        return [conflict.field]
+    names = []
+    for name, value in (chosen if isinstance(chosen, dict) else {}).items():
+        if name == "answers" and isinstance(value, dict):
+            names += [f"answers.{code}" for code in value]
+        else:
+            names.append(name)
+    return names
+
+
+def _part(data: dict, name: str):
+    """One field of a record's wire form; an answer item by its result and note (its photo
+    list is merged as a set, never overwritten)."""
+    if name.startswith("answers."):
+        answer = normalize_answer((data.get("answers") or {}).get(name.split(".", 1)[1]))
+        return None if answer is None else (answer["result"], answer["note"])
+    return data.get(name)
+
+
 def _amendment_fields(chosen) -> dict:
     if not isinstance(chosen, dict):
         raise validation_error({"value": ["an amendment is resolved with an object of fields"]})
     return chosen
 
 
-def _field_value(field: str, chosen, record) -> dict:
+def _field_value(field: str, chosen) -> dict:
+    """The fields to write for one field's choice: one answer item is written alone."""
     if field.startswith("answers."):
         code = field.split(".", 1)[1]
-        answers = dict(record.answers or {})
-        answers[code] = normalize_answer(chosen) if isinstance(chosen, dict) else chosen
-        return {"answers": answers}
+        return {"answers": {code: normalize_answer(chosen) if isinstance(chosen, dict) else chosen}}
     return {field: chosen}
 
 
@@ -168,19 +244,25 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
     if unknown:
         raise validation_error({"value": {name: ["not a field devices write"] for name in unknown}})
     fields = {k: v for k, v in fields.items() if k != "status"}
+    given_answers = fields.get("answers")
+    if isinstance(given_answers, dict):
+        # A device sends the answer items it changed: the others stay as they are.
+        fields["answers"] = {**(record.answers or {}), **given_answers}
     loaded = _load(InspectionFieldsArgs(), _loadable(fields))
     wire = InspectionFieldsArgs().dump(loaded)
     original = None
     if "location" in wire:
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
+    _check_references(actor, before, wire)
     InspectionHandler()._write(record, wire, loaded, original)
     reopened = record.can(ReviewAction.reopen)
     if reopened:
         # An amendment to an approved record goes back to the leader.
         record.transition(ReviewAction.reopen, by=actor.user_id, at=utcnow())
-    clocks = {name: clock for name in wire}
-    clocks |= {f"answers.{code}": clock for code in (fields.get("answers") or {})}
+    clocks = {name: clock for name in wire if name != "answers"}
+    if isinstance(given_answers, dict):
+        clocks |= {f"answers.{code}": clock for code in given_answers}
     record.field_clocks = {**(record.field_clocks or {}), **clocks}
     db.session.flush()
     after = inspection_wire(record)
@@ -198,6 +280,26 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
         # Only approved inspections feed risk: until it is approved again, it does not count.
         risk.refresh_target(actor, record.target, utcnow())
     return record.version
+
+
+def _check_references(actor: Actor, before: dict, wire: dict) -> None:
+    """What a push checks of an edit, checked of the record as the choice would leave it: the
+    target, checklist and officers exist and are in scope, the answers are items of the
+    checklist, and a submitted record still has what submitting needs. 422 under ``value``."""
+    state = {**inspection_device_view(before), **wire, "status": before["status"]}
+    needed = {k: state[k] for k in CHECKED_FIELDS if state.get(k) is not None}
+    ctx = PushContext(actor=actor, policy=Policy(actor), device_id=actor.device_id, now=utcnow())
+    try:
+        loaded = load_inspection_fields(_loadable(needed | wire))
+        InspectionHandler()._check(ctx, loaded, state, creating=False, changed=set(wire))
+    except ma.ValidationError as exc:
+        raise validation_error({"value": exc.normalized_messages()}) from None
+    except Rejected as rejected:
+        error = rejected.error
+        errors = error.data.get("errors", {}).get("json")
+        if error.code == 422 and errors:
+            raise validation_error({"value": errors}) from None
+        raise error from None
 
 
 def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int:

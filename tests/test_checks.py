@@ -330,3 +330,24 @@ def test_bytes_uploaded_before_their_metadata_count_as_uploaded(world, device):
     assert "photos_missing_upload" in flags_of(device.api, inspection_id)
     assert put_photo(device.api, photo_id, data).status_code == 201
     assert "photos_missing_upload" not in flags_of(device.api, inspection_id)
+
+
+@pytest.mark.parametrize(
+    ("started", "ended"),
+    [
+        ("9999-12-31T20:00:00+00:00", "9999-12-31T23:59:59+00:00"),
+        ("0001-01-01T00:00:00+00:00", "0001-01-01T01:00:00+00:00"),
+    ],
+)
+def test_times_at_the_calendar_s_edges_are_checked_not_a_500(login, world, device, started, ended):
+    """A device may record any time of years 1 to 9999; the checks' time windows around it
+    stop at the calendar's edge instead of overflowing."""
+    inspection_id = push_inspection(world, device, started_at=started, ended_at=ended)
+    photo = photo_metadata(inspection_id, make_image(), item_code="S01")
+    [result] = device.push_ok(device.change("photo", uuid.uuid4(), photo))
+    assert result["status"] == "applied"
+
+    flags = flags_of(login("leader1"), inspection_id)
+
+    # The photo (taken in 2026) is far outside the inspection's time, and said so.
+    assert "photo_time_outside_inspection" in flags

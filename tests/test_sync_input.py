@@ -77,6 +77,10 @@ def bad_changes(officer, world):
         ({**base, "fields": {**good, "score": 99}}, "score"),
         ({**base, "fields": {**good, "started_at": "tuesday"}}, "started_at"),
         ({**base, "fields": {**good, "officer_ids": "officer1"}}, "officer_ids"),
+        (
+            {**base, "fields": {**good, "officer_ids": [str(world.users["officer1"].id)] * 2}},
+            "officer_ids",
+        ),
         ({**base, "fields": {**good, "location": {"lon": "121.4", "lat": 31.3}}}, "location"),
         ({**base, "fields": {**good, "location": {"lon": 200, "lat": 31.3}}}, "location"),
         ({**base, "fields": {**good, "location": {"lon": 121.4}}}, "location"),
@@ -240,11 +244,40 @@ def test_an_inspection_you_are_not_on_is_not_yours_to_write(login, world):
     assert edit["error"]["error"] == "not_found"
 
 
-@pytest.mark.parametrize("cursor", ["garbage", "eyJzIjoxfQ.AAAA", "a.b.c", "x" * 400])
+@pytest.mark.parametrize(
+    "cursor", ["garbage", "eyJzIjoxfQ.AAAA", "a.b.c", "x" * 400, "abcd.%C3%A9", "%C3%A9.abcd"]
+)
 def test_a_malformed_cursor_is_422(login, world, cursor):
     response = login("officer1").get(f"/api/v1/sync/pull?cursor={cursor}")
     body = assert_error(response, 422, "validation_failed")
     assert "cursor" in body["errors"]["query"]
+
+
+@pytest.mark.parametrize("base_version", [2**31, 2**63, 2**70])
+def test_a_base_version_past_what_versions_hold_is_422_and_the_batch_goes_on(
+    officer, world, base_version
+):
+    record, other = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", record, new_inspection(world, ["officer1"])),
+        officer.change("inspection", other, new_inspection(world, ["officer1"])),
+    )
+    bad, good = officer.push_ok(
+        officer.change("inspection", record, {"findings": "x"}, base_version=base_version),
+        officer.change("inspection", other, {"findings": "y"}, base_version=1),
+    )
+    assert "base_version" in rejected(bad)
+    assert good["status"] == "applied"
+
+
+def test_the_same_officer_twice_in_an_edit_is_422(officer, world):
+    me = str(world.users["officer1"].id)
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"officer_ids": [me, me]}, base_version=1)
+    )
+    assert rejected(result)["officer_ids"] == ["each officer is listed once"]
 
 
 def test_another_users_cursor_is_422(login, world):

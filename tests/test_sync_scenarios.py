@@ -12,7 +12,7 @@ from fieldapp.inspections.models import Inspection
 from sync.engine import _stdlib_body_hash, body_hash
 from sync.models import Conflict, SyncChange
 from tests.conftest import assert_error
-from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection
+from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection, photo_metadata
 
 SYSTEM = Actor.for_system("test")
 
@@ -387,6 +387,88 @@ def test_a_clock_far_ahead_is_clamped_and_flagged(app, login, world):
     )
 
 
+def test_a_skewed_device_s_later_edit_still_wins_over_its_earlier_one(app, login, world):
+    officer1 = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    skewed = FakeDevice(login("officer2"), clock_ms=4_000_000_000_000)  # the year 2096
+    first, second = skewed.push_ok(
+        skewed.change("inspection", record, {"findings": "一"}, base_version=1),
+        skewed.change("inspection", record, {"findings": "二"}, base_version=1),
+    )
+    stored = inspection_in_db(app, record)
+    assert "clock_skew" in stored.flags
+    assert stored.findings == "二"
+    assert first["status"] == "applied"
+    assert [c["kept"] for c in second["conflicts"]] == ["client"]  # "一" is in the log
+
+
+def test_a_skewed_edit_that_loses_every_field_still_leaves_every_version_in_history(
+    app, login, world
+):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    soon = int(utcnow().timestamp() * 1000) + 50_000  # ahead, but within the minute allowed
+    officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer1.clock_at(soon)
+        )
+    )
+    skewed = FakeDevice(login("officer2", device_id="dev-officer2-skewed"), clock_ms=4 * 10**12)
+    [lost] = skewed.push_ok(skewed.change("inspection", record, {"findings": "早"}, base_version=1))
+    assert lost["status"] == "conflict"  # the clamped clock is earlier than officer1's
+    version = inspection_in_db(app, record).version
+    assert [v for v, _ in history_versions(login, record)] == list(range(1, version + 1))
+    # An edit based on that version finds its base: only the outcome changed since.
+    [mine] = officer2.push_ok(
+        officer2.change("inspection", record, {"findings": "只有我改了"}, base_version=version)
+    )
+    assert mine["status"] == "applied" and mine["conflicts"] == []
+    assert inspection_in_db(app, record).findings == "只有我改了"
+
+
+def test_deleting_a_photo_another_device_edited_since_is_a_conflict(app, login, world):
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"])),
+        officer1.change("photo", photo, photo_metadata(record, item_code="S01")),
+    )
+    [edit] = officer2.push_ok(officer2.change("photo", photo, {"item_code": "S03"}, base_version=1))
+    assert edit["status"] == "applied"
+
+    [delete] = officer1.push_ok(officer1.change("photo", photo, op="delete", base_version=1))
+
+    assert delete["status"] == "conflict"
+    with app.app_context():
+        assert db.session.get(Photo, photo).item_code == "S03"
+    [logged] = login("leader1").get(f"/api/v1/conflicts?record_id={photo}").get_json()["items"]
+    assert logged["kind"] == "delete"
+    # Its own photo, at the version it knows, the device deletes.
+    [again] = officer2.push_ok(officer2.change("photo", photo, op="delete", base_version=2))
+    assert again["status"] == "applied"
+
+
+def test_only_officers_and_leaders_record_tracks(login, world):
+    device = FakeDevice(login("supervisor"))
+    points = [{"t": "2026-11-20T09:30:00+08:00", "lon": 121.47, "lat": 31.37}]
+    [result] = device.push_ok(
+        device.change(
+            "track",
+            uuid.uuid4(),
+            {"officer_id": str(world.users["supervisor"].id), "points": points},
+        )
+    )
+    assert result["status"] == "rejected" and result["error"]["error"] == "forbidden"
+
+
 def test_officers_report_a_new_shop_and_correct_it(app, login, world):
     officer = FakeDevice(login("officer1"))
     shop_id = uuid.uuid4()
@@ -579,9 +661,13 @@ def test_a_record_deleted_earlier_in_the_same_batch_stays_deleted(app, login, wo
         officer.change("inspection", record, {"findings": "删了又改"}, base_version=1),
         officer.change("inspection", record, new_inspection(world, ["officer1"])),
     )
-    assert [r["status"] for r in results] == ["applied", "rejected", "rejected"]
-    assert {r["error"]["error"] for r in results[1:]} == {"not_found"}
+    # The edit cannot apply but is not lost: it waits in the conflict log. The create of an id
+    # deleted is refused.
+    assert [r["status"] for r in results] == ["applied", "conflict", "rejected"]
+    assert results[2]["error"]["error"] == "not_found"
     assert inspection_in_db(app, record) is None
+    [logged] = login("leader1").get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert (logged["kind"], logged["client_value"]) == ("delete", {"findings": "删了又改"})
 
 
 def test_an_edit_of_the_officers_with_other_fields_is_one_version(app, login, world):

@@ -286,6 +286,8 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
         p.role in (Role.supervisor, Role.admin)
         or (p.role is Role.leader and squadron_id == p.user.squadron_id)
     ),
+    # Officers and leaders record their own GPS tracks on patrol; supervisors and admins do not.
+    "track.record": lambda p, _: p.role in SQUADRON_ROLES,
     # obj: the officer whose GPS track is read (a read: views answer 404, not 403)
     "track.view": lambda p, officer: _may_view_track(p, officer),
 }

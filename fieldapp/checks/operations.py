@@ -17,7 +17,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import shapely
@@ -72,6 +72,16 @@ class CheckSettings:
 def metres_text(metres: float) -> str:
     """420 m, 1.2 km: distances as a person says them."""
     return f"{metres / 1000:.1f} km" if metres >= 1000 else f"{metres:.0f} m"
+
+
+def shifted(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, held at the calendar's first or last instant rather than overflowing
+    (devices may record any time of years 1 to 9999)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        edge = datetime.max if delta > timedelta(0) else datetime.min
+        return edge.replace(tzinfo=moment.tzinfo)
 
 
 def duration_text(delta: timedelta) -> str:
@@ -304,7 +314,7 @@ def _previous_inspections(ids: _Ids, rows, officers) -> dict[tuple, object]:
     officer_ids = sorted({o for pairs in officers.values() for o, _ in pairs})
     if not officer_ids or not rows:
         return {}
-    earliest = min(r.started_at for r in rows) - timedelta(days=1)
+    earliest = shifted(min(r.started_at for r in rows), -timedelta(days=1))
     latest = max(r.started_at for r in rows)
     by_officer: dict[object, list] = defaultdict(list)
     user_id = ids.col(inspection_officers.c.user_id)
@@ -402,7 +412,10 @@ class _Context:
         self.zone = zone
 
     def _local(self, moment: datetime) -> str:
-        return moment.astimezone(self.zone).strftime("%m-%d %H:%M")
+        try:
+            return moment.astimezone(self.zone).strftime("%m-%d %H:%M")
+        except OverflowError:  # past the calendar's end in local time: say it in UTC
+            return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     def location_flags(self) -> list[Flag]:
         row, settings = self.row, self.settings
@@ -460,8 +473,8 @@ class _Context:
     def photo_flags(self, photos: list) -> list[Flag]:
         row, settings = self.row, self.settings
         far, early_late = [], []
-        start = row.started_at - settings.photo_time_margin
-        end = (row.ended_at or row.started_at) + settings.photo_time_margin
+        start = shifted(row.started_at, -settings.photo_time_margin)
+        end = shifted(row.ended_at or row.started_at, settings.photo_time_margin)
         for photo in sorted(photos, key=lambda p: str(p.id)):
             lon, lat, source = photo.exif_lon, photo.exif_lat, "camera GPS"
             if lon is None:

@@ -1,0 +1,365 @@
+"""Resolving the conflict log: the leader's choice becomes the record's value, and nothing the
+choice does not name is lost: not the other answer items, not their clocks, not a value
+written after the entry was logged."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+
+from fieldapp.db import db
+from fieldapp.inspections.models import Inspection
+from tests.conftest import assert_error, sign_in
+from tests.review_helpers import push_inspection, review_ok
+from tests.sync_helpers import FakeDevice, new_inspection
+
+T = 1_763_712_000_000  # the devices' clocks (November 2025)
+
+
+def stored(app, inspection_id) -> Inspection:
+    with app.app_context():
+        record = db.session.get(Inspection, uuid.UUID(str(inspection_id)))
+        db.session.expunge_all()
+        return record
+
+
+def answer(result: str, note: str) -> dict:
+    return {"result": result, "note": note, "photo_ids": []}
+
+
+def shared_draft(world, device: FakeDevice) -> uuid.UUID:
+    record = uuid.uuid4()
+    [created] = device.push_ok(
+        device.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    assert created["status"] == "applied"
+    return record
+
+
+def resolve(api, conflict_id, keep: str, value=None):
+    body = {"keep": keep} | ({"value": value} if keep == "value" else {})
+    return api.post(f"/api/v1/conflicts/{conflict_id}/resolve", json=body)
+
+
+def lost_findings(world, officer1: FakeDevice, officer2: FakeDevice, record) -> str:
+    """officer2 writes findings later ("晚"); officer1's earlier "早" arrives after and loses."""
+    officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(T + 2)
+        )
+    )
+    [lost] = officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(T + 1)
+        )
+    )
+    assert lost["status"] == "conflict" and lost["conflicts"][0]["kept"] == "server"
+    return lost["conflicts"][0]["conflict_id"]
+
+
+def test_accepting_an_amendment_of_one_answer_keeps_the_other_answers(app, login, world):
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer)
+    approved = review_ok(leader, record, "approve")
+    before = stored(app, record).answers
+    fixed = {"S02": answer("fail", "补记：占道堆物")}
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"answers": fixed}, base_version=approved["version"])
+    )
+    assert result["status"] == "conflict"
+
+    response = resolve(leader, result["conflicts"][0]["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    answers = stored(app, record).answers
+    assert answers == {**before, "S02": fixed["S02"]}
+    assert stored(app, record).review_status.value == "pending"  # back to the leader
+
+
+def test_resolving_one_answer_item_leaves_the_other_items_clocks_alone(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    tablet = FakeDevice(login("officer1", device_id="dev-officer1-tablet"))
+    leader = login("leader1")
+    record = shared_draft(world, officer1)
+    officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S01": answer("fail", "B-S01"), "S03": answer("fail", "B-S03")}},
+            base_version=1,
+            hlc=officer2.clock_at(T + 200_000),
+        )
+    )
+    [lost] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {"answers": {"S03": answer("na", "A-S03")}},
+            base_version=1,
+            hlc=officer1.clock_at(T + 100_000),
+        )
+    )
+    [conflict] = lost["conflicts"]
+    assert conflict["field"] == "answers.S03"
+    assert resolve(leader, conflict["conflict_id"], "client").status_code == 200
+    assert stored(app, record).answers["S03"]["note"] == "A-S03"
+
+    # S01 still carries officer2's clock: an edit made after it (T+300 s) wins it.
+    [late] = tablet.push_ok(
+        tablet.change(
+            "inspection",
+            record,
+            {"answers": {"S01": answer("pass", "C-S01")}},
+            base_version=1,
+            hlc=tablet.clock_at(T + 300_000),
+        )
+    )
+    assert [c["kept"] for c in late["conflicts"]] == ["client"]
+    assert stored(app, record).answers["S01"]["note"] == "C-S01"
+
+
+def test_keeping_a_side_over_a_value_written_since_is_refused(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = shared_draft(world, officer1)
+    conflict_id = lost_findings(world, officer1, officer2, record)
+    [newer] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "新"}, base_version=2, hlc=officer2.clock_at(T + 3)
+        )
+    )
+    assert newer["status"] == "applied"
+
+    refused = resolve(leader, conflict_id, "client")
+
+    assert_error(refused, 409, "version_conflict")
+    assert "findings" in refused.get_json()["message"]
+    assert stored(app, record).findings == "新"
+    # Stating the value outright is the leader's explicit choice, and closes the entry.
+    response = resolve(leader, conflict_id, "value", "早")
+    assert response.status_code == 200, response.get_json()
+    assert stored(app, record).findings == "早"
+    assert response.get_json()["status"] == "resolved"
+
+
+def test_a_value_written_to_another_field_since_does_not_block_the_choice(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = shared_draft(world, officer1)
+    conflict_id = lost_findings(world, officer1, officer2, record)
+    officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"outcome": "compliant"}, base_version=2, hlc=officer2.clock_at(T)
+        )
+    )
+    assert resolve(leader, conflict_id, "client").status_code == 200
+    assert (stored(app, record).findings, stored(app, record).outcome.value) == ("早", "compliant")
+
+
+def test_keeping_the_server_value_brings_it_back_where_the_device_won(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = shared_draft(world, officer1)
+    officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(T + 1)
+        )
+    )
+    [won] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(T + 2)
+        )
+    )
+    [conflict] = won["conflicts"]
+    assert conflict["kept"] == "client" and stored(app, record).findings == "晚"
+
+    response = resolve(login("leader1"), conflict["conflict_id"], "server")
+
+    assert response.status_code == 200, response.get_json()
+    assert stored(app, record).findings == "早"
+    assert response.get_json()["resolution"]["value"] == "早"
+    assert response.get_json()["resolution"]["applied_version"] == 4
+
+
+def test_keeping_the_server_value_where_it_was_kept_writes_nothing(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = shared_draft(world, officer1)
+    conflict_id = lost_findings(world, officer1, officer2, record)
+    version = stored(app, record).version
+
+    response = resolve(login("leader1"), conflict_id, "server")
+
+    assert response.status_code == 200
+    assert response.get_json()["resolution"] == {
+        "keep": "server",
+        "value": None,
+        "applied_version": None,
+    }
+    assert (stored(app, record).findings, stored(app, record).version) == ("晚", version)
+
+
+def test_a_location_given_in_gcj02_is_stored_in_wgs84_with_the_original(app, login, world):
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer)
+    approved = review_ok(leader, record, "approve")
+    [amendment] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "补"}, base_version=approved["version"])
+    )
+    given = {"lon": 121.47, "lat": 31.37, "accuracy_m": 5.0, "crs": "gcj02"}
+
+    response = resolve(
+        leader, amendment["conflicts"][0]["conflict_id"], "value", {"location": given}
+    )
+
+    assert response.status_code == 200, response.get_json()
+    location = leader.get(f"/api/v1/inspections/{record}").get_json()["location"]
+    assert location["crs"] == "wgs84" and location["lon"] != 121.47
+    assert location["original"] == {"lon": 121.47, "lat": 31.37, "crs": "gcj02"}
+
+
+def test_a_value_of_the_wrong_type_for_the_field_is_422(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = shared_draft(world, officer1)
+    conflict_id = lost_findings(world, officer1, officer2, record)
+
+    response = resolve(login("leader1"), conflict_id, "value", {"lon": 121.47})
+
+    assert_error(response, 422, "validation_failed")
+    assert "findings" in response.get_json()["errors"]["json"]["value"]
+    assert stored(app, record).findings == "晚"
+
+
+def test_two_leaders_resolving_one_entry_at_once_one_wins(pg_app, monkeypatch):
+    from sync import resolution
+
+    app, world = pg_app
+    officer = FakeDevice(sign_in(app, "officer1", "race-res-officer"))
+    leader_a = sign_in(app, "leader1", "race-res-a")
+    leader_b = sign_in(app, "leader1", "race-res-b")
+    inspection_id = push_inspection(world, officer, officers=("officer1",))
+    review_ok(leader_a, inspection_id, "approve")
+    [result] = officer.push_ok(
+        officer.change("inspection", inspection_id, {"findings": "补记"}, base_version=2)
+    )
+    conflict_id = result["conflicts"][0]["conflict_id"]
+    barrier = threading.Barrier(2, timeout=10)
+    original = resolution.resolve
+
+    def racing(*args, **kwargs):  # both requests have read the entry as open
+        barrier.wait()
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(resolution, "resolve", racing)
+    answers = {}
+
+    def send(api, keep):
+        answers[keep] = resolve(api, conflict_id, keep)
+
+    threads = [
+        threading.Thread(target=send, args=(leader_a, "server")),
+        threading.Thread(target=send, args=(leader_b, "client")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(r.status_code for r in answers.values()) == [200, 409]
+    [winner] = [keep for keep, r in answers.items() if r.status_code == 200]
+    entry = leader_a.get(f"/api/v1/conflicts?record_id={inspection_id}").get_json()["items"][0]
+    assert entry["resolution"]["keep"] == winner
+    findings = leader_a.get(f"/api/v1/inspections/{inspection_id}").get_json()["findings"]
+    assert findings == ("补记" if winner == "client" else "")
+
+
+def approved_with_amendment(login, world, officer: FakeDevice) -> tuple[str, str]:
+    record = push_inspection(world, officer, officers=("officer1",))
+    approved = review_ok(login("leader1"), record, "approve")
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "补记"}, base_version=approved["version"])
+    )
+    assert result["status"] == "conflict"
+    return record, result["conflicts"][0]["conflict_id"]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"target_id": "SHOP2"}, "target_id"),
+        ({"target_id": "RANDOM"}, "target_id"),
+        ({"officer_ids": ["RANDOM"]}, "officer_ids"),
+        ({"answers": {"X99": {"result": "pass", "note": "", "photo_ids": []}}}, "answers"),
+        ({"checklist_version": 9}, "checklist_version"),
+        ({"task_id": "RANDOM"}, "task_id"),
+        ({"follow_up_of": "RANDOM"}, "follow_up_of"),
+        ({"outcome": None}, "outcome"),
+        ({"outcome": "rectification_ordered"}, "rectification_deadline"),
+        ({"started_at": "2026-11-20T10:30:00+00:00"}, "ended_at"),
+    ],
+)
+def test_a_chosen_value_is_checked_as_a_device_edit_is(app, login, world, value, field):
+    officer = FakeDevice(login("officer1"))
+    record, conflict_id = approved_with_amendment(login, world, officer)
+    text = json.dumps(value).replace("SHOP2", str(world.targets["shop2"].id))
+    chosen = json.loads(text.replace("RANDOM", str(uuid.uuid4())))
+    before = stored(app, record)
+
+    response = resolve(login("leader1"), conflict_id, "value", chosen)
+
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]["value"]
+    assert field in errors, errors
+    after = stored(app, record)
+    assert (after.version, after.review_status) == (before.version, before.review_status)
+    entry = login("leader1").get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert entry[0]["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"colour": "red"}, "colour"),
+        ({"started_at": "tuesday"}, "started_at"),
+        ({"findings": 17}, "findings"),
+    ],
+)
+def test_an_amendment_with_bad_fields_is_refused_not_logged(login, world, fields, field):
+    officer = FakeDevice(login("officer1"))
+    record = push_inspection(world, officer, officers=("officer1",))
+    approved = review_ok(login("leader1"), record, "approve")
+
+    [result] = officer.push_ok(
+        officer.change("inspection", record, fields, base_version=approved["version"])
+    )
+
+    assert result["status"] == "rejected"
+    assert field in result["error"]["errors"]["json"]
+    assert login("leader1").get(f"/api/v1/conflicts?record_id={record}").get_json()["items"] == []
+
+
+def test_an_edit_of_a_record_deleted_meanwhile_waits_in_the_conflict_log(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = shared_draft(world, officer1)
+    [deleted] = officer1.push_ok(officer1.change("inspection", record, op="delete", base_version=1))
+    assert deleted["status"] == "applied"
+
+    [edit] = officer2.push_ok(
+        officer2.change("inspection", record, {"findings": "离线时记下的违规"}, base_version=1)
+    )
+
+    assert edit["status"] == "conflict" and edit["version"] == deleted["version"]
+    [logged] = login("leader1").get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert logged["kind"] == "delete" and logged["kept"] == "server"
+    assert logged["client_value"] == {"findings": "离线时记下的违规"}
+    assert stored(app, record) is None
+    # Bad input is still bad input, and a stranger still learns nothing of the record.
+    [bad] = officer2.push_ok(
+        officer2.change("inspection", record, {"findings": 17}, base_version=1)
+    )
+    assert bad["status"] == "rejected" and "findings" in bad["error"]["errors"]["json"]
+    stranger = FakeDevice(login("officer3"))
+    [theirs] = stranger.push_ok(
+        stranger.change("inspection", record, {"findings": "x"}, base_version=1)
+    )
+    assert theirs["error"]["error"] == "not_found"
