@@ -52,6 +52,28 @@ import requests
 RETRYABLE_REJECTIONS = frozenset({"not_found", "conflict"})
 #: HTTP answers that mean "try again later" for the whole request.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+#: How many pushes a change refused for a reason that can pass may wait before it is kept
+#: aside as failed (the record it waits for never came: its create failed, say).
+MAX_WAITS = 10
+#: The HLC counter's four digits.
+MAX_HLC_COUNTER = 9999
+
+
+def merge_fields(into: dict, fields: dict) -> dict:
+    """``fields`` on top of ``into``: a later edit's fields replace an earlier one's, except
+    ``answers``, merged item by item (an edit sends only the items it changed)."""
+    merged = {**into, **fields}
+    if isinstance(into.get("answers"), dict) and isinstance(fields.get("answers"), dict):
+        merged["answers"] = {**into["answers"], **fields["answers"]}
+    return merged
+
+
+def clock_keys(fields: dict) -> set[str]:
+    """What each carries its own clock on the server: a field, or one answer item."""
+    keys = {name for name in fields if name != "answers"}
+    if isinstance(fields.get("answers"), dict):
+        keys |= {f"answers.{code}" for code in fields["answers"]}
+    return keys
 
 
 class TransportError(Exception):
@@ -197,6 +219,15 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (entity, id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+-- Records the officer deleted, kept until the server has applied the delete: a delete it
+-- refuses (a submitted record, one a colleague changed) brings the record back.
+CREATE TABLE IF NOT EXISTS deleted (
+    entity TEXT NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER,
+    data TEXT,
+    PRIMARY KEY (entity, id)
+);
 CREATE TABLE IF NOT EXISTS uploads (
     photo_id TEXT PRIMARY KEY,
     path TEXT NOT NULL,
@@ -308,8 +339,10 @@ class SyncClient:
         last_ms, last_counter = (int(x) for x in (self._meta("hlc") or "0:0").split(":"))
         if now_ms > last_ms:
             physical, counter = now_ms, 0
-        else:
+        elif last_counter < MAX_HLC_COUNTER:
             physical, counter = last_ms, last_counter + 1
+        else:  # the counter has four digits: move on a millisecond instead
+            physical, counter = last_ms + 1, 0
         self._set_meta("hlc", f"{physical}:{counter}")
         return f"{physical:016d}:{counter:04d}:{self.device_id}"
 
@@ -317,13 +350,20 @@ class SyncClient:
 
     def save(self, entity: str, record_id, fields: dict, *, op: str = "upsert") -> str:
         """Queue a change (a create with all fields, or an edit with what changed) and apply it
-        to the local copy. Returns its change id.
+        to the local copy. Returns its change id. ``ValueError`` if ``fields`` is not JSON
+        (``NaN`` or an infinity, say: the server could never take it).
 
         An edit of a record whose last change has not been sent yet is folded into that change
-        (so a create and its edits travel as one create); once a change has been sent, it is
-        never altered, or a retry would no longer be the same change.
+        when it rewrites everything that change wrote (so a create and its edits travel as one
+        create); otherwise it is a change of its own, so that each value keeps the clock of the
+        moment it was written. A delete replaces an edit not sent yet. Once a change has been
+        sent, it is never altered, or a retry would no longer be the same change.
         """
         record_id = str(record_id)
+        try:
+            json.dumps(fields, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{entity} {record_id}: the fields are not JSON ({exc})") from None
         with self.db:
             if entity == "photo" and op == "delete":
                 # A photo the officer discarded: its bytes are not evidence of anything.
@@ -337,15 +377,26 @@ class SyncClient:
             ).fetchone()
             unsent = json.loads(last[1]) if last and not last[2] else None
             if unsent and unsent["op"] == "upsert" and entity != "track":
-                if op == "delete" and unsent["base_version"] is None:
+                creating = unsent["base_version"] is None and not self._server_may_know(
+                    entity, record_id
+                )
+                if op == "delete" and creating:
                     # Created and deleted before the server heard of it: nothing to send.
                     self.db.execute("DELETE FROM outbox WHERE seq = ?", (last[0],))
                     self.db.execute(
                         "DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id)
                     )
                     return unsent["change_id"]
-                if op == "upsert":
-                    unsent["fields"].update(fields)
+                if op == "delete":
+                    # The edit not sent yet is moot: the delete goes in its place, on its base.
+                    unsent.update(op="delete", fields={}, hlc=self.next_hlc())
+                    self.db.execute(
+                        "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
+                    )
+                    self._delete_locally(entity, record_id)
+                    return unsent["change_id"]
+                if creating or clock_keys(unsent["fields"]) <= clock_keys(fields):
+                    unsent["fields"] = merge_fields(unsent["fields"], fields)
                     unsent["hlc"] = self.next_hlc()
                     self.db.execute(
                         "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
@@ -367,12 +418,24 @@ class SyncClient:
                 (change_id, entity, record_id, json.dumps(body)),
             )
             if op == "delete":
-                self.db.execute(
-                    "DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id)
-                )
+                self._delete_locally(entity, record_id)
             elif entity != "track":
                 self._apply_locally(entity, record_id, fields, body["base_version"])
         return change_id
+
+    def _server_may_know(self, entity: str, record_id: str) -> bool:
+        """Whether the server has (or may have) the record: a version from it, or a change of
+        it sent whose answer has not come back."""
+        if self.version(entity, record_id) is not None:
+            return True
+        return (
+            self.db.execute(
+                "SELECT 1 FROM outbox WHERE entity = ? AND record_id = ? AND sent = 1"
+                " AND failed = 0",
+                (entity, record_id),
+            ).fetchone()
+            is not None
+        )
 
     def _apply_locally(
         self, entity: str, record_id: str, fields: dict, version: int | None
@@ -380,12 +443,30 @@ class SyncClient:
         local = self.get(entity, record_id) or {}
         self.db.execute(
             "INSERT OR REPLACE INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)",
-            (entity, record_id, version, json.dumps({**local, **fields})),
+            (entity, record_id, version, json.dumps(merge_fields(local, fields))),
         )
+
+    def _delete_locally(self, entity: str, record_id: str) -> None:
+        """Take the record out of the local copy, keeping it aside until the server has
+        applied the delete (it may refuse it)."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO deleted (entity, id, version, data)"
+            " SELECT entity, id, version, data FROM records WHERE entity = ? AND id = ?",
+            (entity, record_id),
+        )
+        self.db.execute("DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id))
 
     # -- talking to the server -------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, *, headers: dict | None = None, **kwargs) -> Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict | None = None,
+        retry_statuses: frozenset[int] = RETRYABLE_STATUS,
+        **kwargs,
+    ) -> Response:
         """One request, retried with backoff while the network or the server is failing."""
         auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         headers = auth | (headers or {})
@@ -394,7 +475,7 @@ class SyncClient:
                 response = self.transport.request(method, path, headers=headers, **kwargs)
             except TransportError:
                 response = None
-            if response is not None and response.status not in RETRYABLE_STATUS:
+            if response is not None and response.status not in retry_statuses:
                 return response
             if attempt + 1 == self.max_attempts:
                 if response is None:
@@ -418,6 +499,9 @@ class SyncClient:
                 "device_id": self.device_id,
                 "device_name": device_name,
             },
+            # Too many attempts: the officer is told at once (the answer says how long to
+            # wait), rather than the sign-in screen hanging for a quarter of an hour.
+            retry_statuses=RETRYABLE_STATUS - {429},
         )
         if response.status != 201:
             raise SyncError(response)
@@ -429,21 +513,18 @@ class SyncClient:
         """Send the outbox in batches until it is empty or only holds changes that must wait;
         returns the server's result for each change sent, in order.
 
-        A change refused for a reason that can pass (``not_found``: a photo queued before its
-        inspection's create) waits while the rest of the outbox goes, and is sent once more
-        when the rest has applied something (its result then comes twice)."""
+        A batch holds one change of each record: a later change of the same record goes in the
+        next batch, once the first one's answer says which version it edits. A change refused
+        for a reason that can pass (``not_found``: a photo queued before its inspection's
+        create) waits while the rest of the outbox goes, and is sent once more when the rest
+        has applied something (its result then comes twice). A batch the server finds too
+        large (413) is sent in halves."""
         results: list[dict] = []
         skip: set[int] = set()
         progressed = False  # something applied since the waiting changes were last sent
+        limit = self.batch_size
         while True:
-            rows = [
-                row
-                for row in self.db.execute(
-                    "SELECT seq, body, sent FROM outbox WHERE failed = 0 ORDER BY seq LIMIT ?",
-                    (self.batch_size + len(skip),),
-                )
-                if row[0] not in skip
-            ][: self.batch_size]
+            rows = self._next_batch(skip, limit)
             if not rows and skip and progressed:
                 skip.clear()
                 progressed = False
@@ -477,6 +558,16 @@ class SyncClient:
                     "changes": batch,
                 },
             )
+            if response.status == 413 and len(rows) > 1:
+                limit = max(1, len(rows) // 2)
+                continue
+            if response.status == 413:  # one change alone is too large: it never will go
+                with self.db:
+                    self.db.execute(
+                        "UPDATE outbox SET failed = 1, error = ? WHERE seq = ?",
+                        (json.dumps(response.body), rows[0][0]),
+                    )
+                continue
             if response.status != 200:
                 raise SyncError(response)
             with self.db:
@@ -487,11 +578,36 @@ class SyncClient:
                     self._settle(seq, change, result, skip)
                     progressed = progressed or result["status"] != "rejected"
 
+    def _next_batch(self, skip: set[int], limit: int) -> list[tuple]:
+        """The next changes to send, oldest first: at most ``limit``, one of each record, and
+        none of a record whose earlier change waits (``skip``)."""
+        rows, records, waiting = [], set(), set()
+        for seq, entity, record_id, body, sent in self.db.execute(
+            "SELECT seq, entity, record_id, body, sent FROM outbox WHERE failed = 0"
+            " ORDER BY seq LIMIT ?",
+            (limit * 2 + len(skip),),
+        ):
+            key = (entity, record_id)
+            if seq in skip or key in waiting:
+                waiting.add(key)
+                continue
+            if key in records:
+                continue  # in a later batch, after this one's answer
+            records.add(key)
+            rows.append((seq, body, sent))
+            if len(rows) == limit:
+                break
+        return rows
+
     def _settle(self, seq: int, body: dict, result: dict, skip: set[int]) -> None:
+        entity, record_id = body["entity"], body["id"]
         if result["status"] == "rejected":
             error = result["error"] or {}
-            if error.get("error") in RETRYABLE_REJECTIONS:
-                self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+            self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+            attempts = self.db.execute(
+                "SELECT attempts FROM outbox WHERE seq = ?", (seq,)
+            ).fetchone()[0]
+            if error.get("error") in RETRYABLE_REJECTIONS and attempts < MAX_WAITS:
                 skip.add(seq)  # later, after the changes it waits for
             else:
                 self.db.execute(
@@ -500,12 +616,45 @@ class SyncClient:
                 )
             return
         self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-        if result["status"] == "applied" and body["entity"] != "track" and body["op"] == "upsert":
-            # The base was current: the local copy is the server's version now.
+        if entity == "track":
+            return
+        if body["op"] == "delete":
+            if result["status"] == "applied":
+                self.db.execute(
+                    "DELETE FROM deleted WHERE entity = ? AND id = ?", (entity, record_id)
+                )
+            else:  # refused: the record stays on the server, and comes back here
+                self.db.execute(
+                    "INSERT OR IGNORE INTO records SELECT entity, id, version, data FROM deleted"
+                    " WHERE entity = ? AND id = ?",
+                    (entity, record_id),
+                )
+                self.db.execute(
+                    "DELETE FROM deleted WHERE entity = ? AND id = ?", (entity, record_id)
+                )
+            return
+        if result["status"] == "applied":
+            # The base was current: the local copy is the server's version now, and changes of
+            # the record queued on the same base edit that version.
             self.db.execute(
                 "UPDATE records SET version = ? WHERE entity = ? AND id = ?",
-                (result["version"], body["entity"], body["id"]),
+                (result["version"], entity, record_id),
             )
+            for later_seq, later in self.db.execute(
+                "SELECT seq, body FROM outbox WHERE entity = ? AND record_id = ? AND sent = 0"
+                " AND failed = 0",
+                (entity, record_id),
+            ).fetchall():
+                change = json.loads(later)
+                if change["base_version"] == body["base_version"]:
+                    change["base_version"] = result["version"]
+                    self.db.execute(
+                        "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(change), later_seq)
+                    )
+        elif result["status"] == "conflict" and entity == "inspection":
+            # The server kept a value of its own (or the record froze): the local copy shows
+            # the officer's until it is read again.
+            self._set_meta(f"refresh:{entity}:{record_id}", "1")
 
     def pull(self, limit: int = 500) -> int:
         """Bring the local copy up to date; returns how many changes were applied."""
@@ -521,7 +670,14 @@ class SyncClient:
             page = response.body
             with self.db:
                 if page.get("reset"):
-                    self.db.execute("DELETE FROM records")
+                    # Everything comes again, except what only this device has: its records
+                    # created and not acknowledged yet.
+                    self.db.execute(
+                        "DELETE FROM records WHERE NOT EXISTS (SELECT 1 FROM outbox o"
+                        " WHERE o.entity = records.entity AND o.record_id = records.id"
+                        " AND o.failed = 0 AND o.sent = 0"
+                        " AND json_extract(o.body, '$.base_version') IS NULL)"
+                    )
                     self._set_meta("cursor", None)
                     continue
                 unsent = self._unsent_fields()
@@ -530,32 +686,69 @@ class SyncClient:
                     applied += 1
                 self._set_meta("cursor", page["cursor"])
             if not page["has_more"]:
-                return applied
+                break
+        return applied + self._refresh()
 
-    def _unsent_fields(self) -> dict[tuple[str, str], dict]:
-        """Fields of queued local edits, by record: they stay on top of what the server sends."""
-        edits: dict[tuple[str, str], dict] = {}
+    def _refresh(self) -> int:
+        """Read again the inspections whose last push was a conflict: where the server kept
+        its value, no pull brings the record back. Returns how many were read."""
+        keys = [
+            key for (key,) in self.db.execute("SELECT key FROM meta WHERE key LIKE 'refresh:%'")
+        ]
+        for key in keys:
+            _, entity, record_id = key.split(":", 2)
+            response = self._call("GET", f"/inspections/{record_id}")
+            if response.status not in (200, 404):
+                raise SyncError(response)
+            with self.db:
+                if response.status == 200:
+                    self._apply(
+                        {
+                            "entity": entity,
+                            "id": record_id,
+                            "op": "upsert",
+                            **{"version": response.body["version"], "data": response.body},
+                        },
+                        self._unsent_fields(),
+                    )
+                else:  # deleted, or out of the officer's sight now
+                    self._apply({"entity": entity, "id": record_id, "op": "delete"}, {})
+                self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        return len(keys)
+
+    def _unsent_fields(self) -> dict[tuple[str, str], dict | None]:
+        """Fields of queued local edits, by record: they stay on top of what the server sends.
+        None for a record the officer deleted (the delete not applied yet)."""
+        edits: dict[tuple[str, str], dict | None] = {}
         for entity, record_id, body in self.db.execute(
             "SELECT entity, record_id, body FROM outbox WHERE failed = 0 ORDER BY seq"
         ):
-            edits.setdefault((entity, record_id), {}).update(json.loads(body)["fields"])
+            change = json.loads(body)
+            key = (entity, record_id)
+            if change["op"] == "delete":
+                edits[key] = None
+            elif edits.get(key, {}) is not None:
+                edits[key] = merge_fields(edits.get(key, {}), change["fields"])
         return edits
 
-    def _apply(self, change: dict, unsent: dict[tuple[str, str], dict]) -> None:
+    def _apply(self, change: dict, unsent: dict[tuple[str, str], dict | None]) -> None:
+        key = (change["entity"], change["id"])
         if change["op"] == "delete":
+            for table in ("records", "deleted"):
+                self.db.execute(f"DELETE FROM {table} WHERE entity = ? AND id = ?", key)
+            return
+        local_edits = unsent.get(key, {})
+        if local_edits is None:
+            # Deleted here, the delete not applied yet: keep the news aside with the record,
+            # in case the server refuses the delete.
             self.db.execute(
-                "DELETE FROM records WHERE entity = ? AND id = ?", (change["entity"], change["id"])
+                "UPDATE deleted SET version = ?, data = ? WHERE entity = ? AND id = ?",
+                (change["version"], json.dumps(change["data"]), *key),
             )
             return
-        local_edits = unsent.get((change["entity"], change["id"]), {})
         self.db.execute(
             "INSERT OR REPLACE INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)",
-            (
-                change["entity"],
-                change["id"],
-                change["version"],
-                json.dumps({**change["data"], **local_edits}),
-            ),
+            (*key, change["version"], json.dumps(merge_fields(change["data"], local_edits))),
         )
 
     # -- photos ----------------------------------------------------------------------------------

@@ -1,0 +1,358 @@
+"""The reference device client where offline work gets awkward: edits folded while offline,
+answers lost, deletes the server refuses, scope resets, clocks that stall, oversize batches.
+In every case the officer's value reaches the server (or the conflict log) and the device shows
+what the server holds."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from fieldapp.db import db
+from fieldapp.inspections.models import Inspection
+from sync.client import MAX_WAITS, SyncClient, SyncError, TransportError
+from tests.conftest import PASSWORD
+from tests.sync_helpers import FlaskTransport, make_client, new_inspection
+
+
+def on_server(app, inspection_id) -> dict | None:
+    with app.app_context():
+        record = db.session.get(Inspection, inspection_id)
+        if record is None:
+            return None
+        found = {"version": record.version, "findings": record.findings, "answers": record.answers}
+        db.session.expunge_all()
+        return found
+
+
+def answer(result: str, note: str) -> dict:
+    return {"result": result, "note": note, "photo_ids": []}
+
+
+def synced_inspection(pad, world, officers=("officer1",), **fields) -> uuid.UUID:
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, list(officers), **fields))
+    pad.sync()
+    assert pad.pending() == 0 and pad.failed() == []
+    return inspection_id
+
+
+def lose_the_answer_of_the_next_push(pad) -> None:
+    pad.transport.lose_answers = 1.0
+    with pytest.raises(TransportError):
+        pad.push()
+    pad.transport.lose_answers = 0.0
+
+
+# -- answers are edited item by item --------------------------------------------------------------
+
+
+def test_two_offline_edits_of_different_answers_both_reach_the_server(app, client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-a")
+    inspection_id = synced_inspection(pad, world)
+    pad.save("inspection", inspection_id, {"answers": {"S01": answer("fail", "跨门经营")}})
+    pad.save("inspection", inspection_id, {"answers": {"S02": answer("fail", "占道堆物")}})
+
+    # Shown on the device at once, with the items not edited still there.
+    local = pad.get("inspection", inspection_id)["answers"]
+    assert (local["S01"]["note"], local["S02"]["note"]) == ("跨门经营", "占道堆物")
+    assert local["S03"]["result"] == "pass"
+    pad.sync()
+
+    stored = on_server(app, inspection_id)["answers"]
+    assert (stored["S01"]["note"], stored["S02"]["note"]) == ("跨门经营", "占道堆物")
+    assert pad.get("inspection", inspection_id)["answers"] == stored
+
+
+def test_an_edit_folded_later_does_not_give_an_earlier_value_a_later_clock(
+    app, client, world, tmp_path
+):
+    mine = make_client(client, tmp_path, "officer1", "pad-f1")
+    colleague = make_client(client, tmp_path, "officer2", "pad-f2")
+    now = time.time()
+    mine.clock = lambda: now - 120
+    inspection_id = synced_inspection(mine, world, officers=("officer1", "officer2"))
+    colleague.pull()
+    mine.clock = lambda: now - 60
+    mine.save("inspection", inspection_id, {"findings": "09:00 写的"})
+    colleague.clock = lambda: now - 30
+    colleague.save("inspection", inspection_id, {"findings": "09:30 写的"})
+    colleague.sync()
+    mine.clock = lambda: now
+    mine.save("inspection", inspection_id, {"outcome": "compliant"})
+
+    report = mine.sync()
+
+    assert on_server(app, inspection_id)["findings"] == "09:30 写的"  # the later one
+    assert [c["kept"] for r in report.conflicts for c in r["conflicts"]] == ["server"]
+    assert mine.get("inspection", inspection_id)["findings"] == "09:30 写的"
+
+
+# -- what the device shows after a conflict --------------------------------------------------------
+
+
+def test_after_a_conflict_the_server_won_the_device_shows_the_server_s_value(
+    app, client, world, tmp_path
+):
+    mine = make_client(client, tmp_path, "officer1", "pad-b1")
+    colleague = make_client(client, tmp_path, "officer2", "pad-b2")
+    inspection_id = synced_inspection(mine, world, officers=("officer1", "officer2"))
+    colleague.pull()
+    mine.clock = lambda: time.time() - 30
+    mine.save("inspection", inspection_id, {"findings": "我的旧记录"})
+    colleague.save("inspection", inspection_id, {"findings": "同事的新记录"})
+    colleague.sync()
+    mine.pull()
+
+    report = mine.sync()
+
+    assert [c["kept"] for c in report.conflicts[0]["conflicts"]] == ["server"]
+    assert on_server(app, inspection_id)["findings"] == "同事的新记录"
+    assert mine.get("inspection", inspection_id)["findings"] == "同事的新记录"
+    assert mine.version("inspection", inspection_id) == on_server(app, inspection_id)["version"]
+
+
+def test_a_delete_the_server_refuses_brings_the_record_back(app, client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-b3")
+    inspection_id = synced_inspection(pad, world, status="submitted")
+    pad.save("inspection", inspection_id, {}, op="delete")
+    assert pad.get("inspection", inspection_id) is None
+
+    report = pad.sync()
+
+    assert report.results[0]["status"] == "conflict"  # a submitted record is not deleted
+    assert on_server(app, inspection_id) is not None
+    assert pad.get("inspection", inspection_id)["status"] == "submitted"
+
+
+def test_a_pull_does_not_bring_back_a_record_whose_delete_waits(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-k")
+    colleague = make_client(client, tmp_path, "officer2", "pad-k2")
+    inspection_id = synced_inspection(pad, world, officers=("officer1", "officer2"))
+    colleague.pull()
+    colleague.save("inspection", inspection_id, {"findings": "同事改了"})
+    colleague.sync()
+    pad.save("inspection", inspection_id, {}, op="delete")
+
+    pad.pull()
+
+    assert pad.get("inspection", inspection_id) is None
+    # The colleague's change since is no edit of ours: the delete is refused, the record (as
+    # the colleague left it) comes back.
+    [result] = pad.push()
+    assert result["status"] == "conflict"
+    assert pad.get("inspection", inspection_id)["findings"] == "同事改了"
+
+
+def test_an_edit_of_a_record_deleted_elsewhere_ends_in_the_conflict_log(client, world, tmp_path):
+    mine = make_client(client, tmp_path, "officer1", "pad-c1")
+    colleague = make_client(client, tmp_path, "officer2", "pad-c2")
+    inspection_id = synced_inspection(mine, world, officers=("officer1", "officer2"))
+    colleague.pull()
+    colleague.save("inspection", inspection_id, {}, op="delete")
+    assert [r["status"] for r in colleague.sync().results] == ["applied"]
+    mine.save("inspection", inspection_id, {"findings": "离线补充的记录"})
+
+    report = mine.sync()
+
+    assert [r["status"] for r in report.results] == ["conflict"]
+    assert mine.pending() == 0 and mine.get("inspection", inspection_id) is None
+
+
+def test_a_change_that_waits_for_a_record_that_never_comes_is_kept_aside(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-w")
+    pad.save(
+        "photo",
+        uuid.uuid4(),
+        {
+            "inspection_id": str(uuid.uuid4()),  # an inspection no one will ever push
+            "taken_at": "2026-11-20T09:35:00+08:00",
+            "sha256": "ab" * 32,
+            "size": 10,
+            "content_type": "image/jpeg",
+        },
+    )
+    for _ in range(MAX_WAITS - 1):
+        pad.push()
+        assert pad.pending() == 1 and pad.failed() == []
+
+    pad.push()
+
+    assert pad.pending() == 0
+    assert [f["error"]["error"] for f in pad.failed()] == ["not_found"]
+
+
+# -- lost answers and the versions that follow -----------------------------------------------------
+
+
+def test_a_delete_after_a_create_whose_answer_was_lost_deletes(app, client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-d1")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    lose_the_answer_of_the_next_push(pad)
+    assert on_server(app, inspection_id) is not None
+    pad.save("inspection", inspection_id, {}, op="delete")
+
+    results = pad.push()
+
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    assert on_server(app, inspection_id) is None and pad.pending() == 0
+
+
+def test_an_edit_after_a_create_whose_answer_was_lost_is_no_conflict(app, client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-d2")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    lose_the_answer_of_the_next_push(pad)
+    pad.save("inspection", inspection_id, {"findings": "补充"})
+
+    results = pad.push()
+
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    assert on_server(app, inspection_id)["findings"] == "补充"
+
+
+def test_an_edit_after_a_push_refused_by_a_sign_out_is_no_conflict(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-d4")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    client.delete("/api/v1/auth/token", headers={"Authorization": f"Bearer {pad.token}"})
+    with pytest.raises(SyncError, match="401"):
+        pad.push()
+    pad.login("officer1", PASSWORD)
+    pad.save("inspection", inspection_id, {"findings": "补充"})
+
+    assert [r["status"] for r in pad.push()] == ["applied", "applied"]
+
+
+def test_an_edit_then_a_delete_while_offline_deletes(app, client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-d3")
+    inspection_id = synced_inspection(pad, world)
+    pad.save("inspection", inspection_id, {"findings": "写错了"})
+    pad.save("inspection", inspection_id, {}, op="delete")
+    assert pad.pending() == 1  # the delete took the edit's place
+
+    results = pad.push()
+
+    assert [r["status"] for r in results] == ["applied"]
+    assert on_server(app, inspection_id) is None
+
+
+def test_edits_of_one_record_queued_apart_each_edit_the_version_before(
+    app, client, world, tmp_path
+):
+    pad = make_client(client, tmp_path, "officer1", "pad-v")
+    inspection_id = synced_inspection(pad, world)
+    pad.save("inspection", inspection_id, {"findings": "第一稿"})
+    pad.save("inspection", inspection_id, {"outcome": "compliant"})  # a change of its own
+    assert pad.pending() == 2
+
+    results = pad.push()
+
+    assert [(r["status"], r["version"]) for r in results] == [("applied", 2), ("applied", 3)]
+    assert pad.version("inspection", inspection_id) == 3
+
+
+# -- resets, clocks, sizes, bad values, sign-in ------------------------------------------------
+
+
+def test_a_reset_keeps_the_records_only_this_device_has(app, client, world, tmp_path):
+    from fieldapp.auth.models import Role, User
+
+    pad = make_client(client, tmp_path, "officer1", "pad-e")
+    pad.pull()
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    with app.app_context():
+        db.session.get(User, world.users["officer1"].id).role = Role.leader
+        db.session.commit()
+
+    pad.pull()  # the scope changed: the server answers reset
+
+    assert pad.pending() == 1
+    assert pad.get("inspection", inspection_id)["target_id"] == str(world.targets["shop1"].id)
+    pad.sync()
+    assert on_server(app, inspection_id) is not None
+
+
+def test_the_clock_stays_a_valid_hlc_when_the_wall_clock_stalls(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-g")
+    pad.clock = lambda: 1_763_712_000.0
+    clocks = [pad.next_hlc() for _ in range(10_002)]
+    assert clocks == sorted(clocks) and len(set(clocks)) == len(clocks)
+    assert clocks[-1].startswith("0001763712000001:0001:")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+
+    [result] = pad.push()
+
+    assert result["status"] == "applied" and pad.failed() == []
+
+
+def test_a_batch_over_the_server_s_size_limit_goes_in_halves(app, client, world, tmp_path):
+    app.config["MAX_CONTENT_LENGTH"] = 40_000
+    pad = make_client(client, tmp_path, "officer1", "pad-h")
+    officer = str(world.users["officer1"].id)
+    tracks = [
+        [
+            {
+                "t": f"2026-11-20T{hour:02d}:{s // 60:02d}:{s % 60:02d}+08:00",
+                "lon": 121.47,
+                "lat": 31.37,
+            }
+            for s in range(200)
+        ]
+        for hour in range(8)
+    ]
+    sizes = [len(json.dumps(points)) for points in tracks]
+    assert sum(sizes) > 40_000 > max(sizes) * 2  # too large together, not in halves
+    for points in tracks:
+        pad.save("track", uuid.uuid4(), {"officer_id": officer, "points": points})
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+
+    results = pad.push()
+
+    assert [r["status"] for r in results] == ["applied"] * 9
+    assert on_server(app, inspection_id) is not None
+
+
+def test_a_change_alone_over_the_size_limit_is_kept_aside_and_the_rest_goes(
+    app, client, world, tmp_path
+):
+    app.config["MAX_CONTENT_LENGTH"] = 20_000
+    pad = make_client(client, tmp_path, "officer1", "pad-h2")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    pad.save("inspection", uuid.uuid4(), new_inspection(world, ["officer1"], findings="长" * 9000))
+
+    [result] = pad.push()
+
+    assert result["status"] == "applied" and on_server(app, inspection_id) is not None
+    assert [f["error"]["error"] for f in pad.failed()] == ["payload_too_large"]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_value_that_is_not_json_is_refused_when_saved(client, world, tmp_path, bad):
+    pad = make_client(client, tmp_path, "officer1", "pad-nan")
+    fields = new_inspection(world, ["officer1"])
+    fields["location"] = {**fields["location"], "accuracy_m": bad}
+    with pytest.raises(ValueError, match="not JSON"):
+        pad.save("inspection", uuid.uuid4(), fields)
+    assert pad.pending() == 0
+
+
+def test_a_rate_limited_sign_in_says_so_at_once(client, world, tmp_path):
+    slept = []
+    pad = SyncClient(
+        FlaskTransport(client), str(tmp_path / "j.sqlite3"), "pad-j", sleep=slept.append
+    )
+    for _ in range(5):
+        with pytest.raises(SyncError):
+            pad.login("officer1", "wrong password")
+    with pytest.raises(SyncError, match="429"):
+        pad.login("officer1", PASSWORD)
+    assert slept == []
