@@ -55,6 +55,8 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 #: How many pushes a change refused for a reason that can pass may wait before it is kept
 #: aside as failed (the record it waits for never came: its create failed, say).
 MAX_WAITS = 10
+#: What ``GET /inspections/<id>`` adds to an inspection beyond what a pull carries.
+_FILE_EXTRAS = frozenset(("target", "case", "follow_up"))
 #: The HLC counter's four digits.
 MAX_HLC_COUNTER = 9999
 
@@ -211,6 +213,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     failed INTEGER NOT NULL DEFAULT 0,
     error TEXT
 );
+-- A record's queued changes, found at every save and every settled answer.
+CREATE INDEX IF NOT EXISTS outbox_record ON outbox (entity, record_id, seq);
 CREATE TABLE IF NOT EXISTS records (
     entity TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -563,10 +567,7 @@ class SyncClient:
                 continue
             if response.status == 413:  # one change alone is too large: it never will go
                 with self.db:
-                    self.db.execute(
-                        "UPDATE outbox SET failed = 1, error = ? WHERE seq = ?",
-                        (json.dumps(response.body), rows[0][0]),
-                    )
+                    self._fail(rows[0][0], batch[0], response.body)
                 continue
             if response.status != 200:
                 raise SyncError(response)
@@ -578,14 +579,31 @@ class SyncClient:
                     self._settle(seq, change, result, skip)
                     progressed = progressed or result["status"] != "rejected"
 
+    def _fail(self, seq: int, body: dict, error) -> None:
+        """Keep a change aside for good, with the server's error; a refused delete gives the
+        record back to the local copy."""
+        self.db.execute(
+            "UPDATE outbox SET failed = 1, error = ? WHERE seq = ?", (json.dumps(error), seq)
+        )
+        if body["op"] == "delete":
+            self._undelete(body["entity"], body["id"])
+
+    def _undelete(self, entity: str, record_id: str) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO records SELECT entity, id, version, data FROM deleted"
+            " WHERE entity = ? AND id = ?",
+            (entity, record_id),
+        )
+        self.db.execute("DELETE FROM deleted WHERE entity = ? AND id = ?", (entity, record_id))
+
     def _next_batch(self, skip: set[int], limit: int) -> list[tuple]:
         """The next changes to send, oldest first: at most ``limit``, one of each record, and
         none of a record whose earlier change waits (``skip``)."""
         rows, records, waiting = [], set(), set()
+        # Read on until the batch is full: rows of records that wait, or of records already in
+        # the batch, may stand in front of any number of others.
         for seq, entity, record_id, body, sent in self.db.execute(
-            "SELECT seq, entity, record_id, body, sent FROM outbox WHERE failed = 0"
-            " ORDER BY seq LIMIT ?",
-            (limit * 2 + len(skip),),
+            "SELECT seq, entity, record_id, body, sent FROM outbox WHERE failed = 0 ORDER BY seq"
         ):
             key = (entity, record_id)
             if seq in skip or key in waiting:
@@ -610,10 +628,7 @@ class SyncClient:
             if error.get("error") in RETRYABLE_REJECTIONS and attempts < MAX_WAITS:
                 skip.add(seq)  # later, after the changes it waits for
             else:
-                self.db.execute(
-                    "UPDATE outbox SET failed = 1, error = ? WHERE seq = ?",
-                    (json.dumps(error), seq),
-                )
+                self._fail(seq, body, error)
             return
         self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
         if entity == "track":
@@ -624,14 +639,7 @@ class SyncClient:
                     "DELETE FROM deleted WHERE entity = ? AND id = ?", (entity, record_id)
                 )
             else:  # refused: the record stays on the server, and comes back here
-                self.db.execute(
-                    "INSERT OR IGNORE INTO records SELECT entity, id, version, data FROM deleted"
-                    " WHERE entity = ? AND id = ?",
-                    (entity, record_id),
-                )
-                self.db.execute(
-                    "DELETE FROM deleted WHERE entity = ? AND id = ?", (entity, record_id)
-                )
+                self._undelete(entity, record_id)
             return
         if result["status"] == "applied":
             # The base was current: the local copy is the server's version now, and changes of
@@ -702,13 +710,12 @@ class SyncClient:
                 raise SyncError(response)
             with self.db:
                 if response.status == 200:
+                    # The inspection's file also embeds its target, case and follow-up, which
+                    # a pull does not carry: the local copy keeps the pulled shape.
+                    data = {k: v for k, v in response.body.items() if k not in _FILE_EXTRAS}
+                    change = {"entity": entity, "id": record_id, "op": "upsert"}
                     self._apply(
-                        {
-                            "entity": entity,
-                            "id": record_id,
-                            "op": "upsert",
-                            **{"version": response.body["version"], "data": response.body},
-                        },
+                        change | {"version": data["version"], "data": data},
                         self._unsent_fields(),
                     )
                 else:  # deleted, or out of the officer's sight now

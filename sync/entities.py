@@ -1107,6 +1107,61 @@ _PHOTO_INPUT = PhotoFieldsArgs()
 PHOTO_REQUIRED = ("inspection_id", "taken_at", "sha256", "size", "content_type")
 
 
+def require_photo_fields(loaded: dict) -> None:
+    """A new photo's metadata names all of :data:`PHOTO_REQUIRED` (422 for each missing)."""
+    missing = [name for name in PHOTO_REQUIRED if name not in loaded]
+    if missing:
+        raise invalid({name: ["Missing data for required field."] for name in missing})
+
+
+def write_photo_metadata(
+    photo: Photo | None,
+    photo_id,
+    inspection: Inspection,
+    loaded: dict,
+    wire: dict,
+    *,
+    created_by_id,
+    device_id: str | None,
+    now: datetime,
+    clock: str,
+) -> Photo:
+    """Create the photo, or write its metadata, from fields loaded by ``PhotoFieldsArgs``
+    (``wire``: the same dumped); refuses, field by field, a move to another inspection and a
+    digest other than the bytes already stored under the id."""
+    if photo is None:
+        require_photo_fields(loaded)
+        photo = Photo(
+            id=photo_id,
+            squadron_id=inspection.squadron_id,
+            created_by_id=created_by_id,
+            device_id=device_id,
+            created_at=now,
+        )
+        db.session.add(photo)
+    elif photo.inspection_id != inspection.id:
+        raise invalid({"inspection_id": ["a photo does not move to another inspection"]})
+    if "sha256" in loaded and photo.uploaded and photo.sha256 != loaded["sha256"]:
+        raise invalid({"sha256": ["the photo is uploaded; its digest cannot change"]})
+    for name, value in loaded.items():
+        if name == "location":
+            stored, original = wgs84_location(wire["location"])
+            photo.lon, photo.lat = (stored["lon"], stored["lat"]) if stored else (None, None)
+            photo.accuracy_m = stored.get("accuracy_m") if stored else None
+            photo.location_original = original
+        else:
+            setattr(photo, name, value)
+    photo.field_clocks = {**(photo.field_clocks or {}), **dict.fromkeys(wire, clock)}
+    if photo.version is not None and _column_changed(photo):
+        photo.metadata_version = photo.version + 1  # the version this write's flush gives
+    try:  # bytes uploaded before their metadata are claimed by it now
+        photo_ops.claim(photo)
+    except ValueError as exc:
+        raise invalid({"sha256": [str(exc)]}) from None
+    db.session.flush()
+    return photo
+
+
 class PhotoHandler(Handler):
     entity = "photo"
     model = Photo
@@ -1117,9 +1172,7 @@ class PhotoHandler(Handler):
             return self._delete(ctx, change, photo)
         loaded, wire = load_fields(_PHOTO_INPUT, change.fields)
         if photo is None:
-            missing = [name for name in PHOTO_REQUIRED if name not in loaded]
-            if missing:
-                raise invalid({name: ["Missing data for required field."] for name in missing})
+            require_photo_fields(loaded)
         inspection = self._inspection(
             ctx, loaded.get("inspection_id") or (photo and photo.inspection_id)
         )
@@ -1140,33 +1193,17 @@ class PhotoHandler(Handler):
             )
             db.session.flush()
             return result(change, "conflict", photo.version if photo else None, [conflict])
-        if photo is None:
-            photo = Photo(
-                id=change.id,
-                squadron_id=inspection.squadron_id,
-                created_by_id=ctx.actor.user_id,
-                device_id=ctx.device_id,
-                created_at=ctx.now,
-            )
-            db.session.add(photo)
-        elif photo.inspection_id != inspection.id:
-            raise invalid({"inspection_id": ["a photo does not move to another inspection"]})
-        if "sha256" in loaded and photo.uploaded and photo.sha256 != loaded["sha256"]:
-            raise invalid({"sha256": ["the photo is uploaded; its digest cannot change"]})
-        for name, value in loaded.items():
-            if name == "location":
-                stored, original = wgs84_location(wire["location"])
-                photo.lon, photo.lat = (stored["lon"], stored["lat"]) if stored else (None, None)
-                photo.accuracy_m = stored.get("accuracy_m") if stored else None
-                photo.location_original = original
-            else:
-                setattr(photo, name, value)
-        photo.field_clocks = {**(photo.field_clocks or {}), **{n: str(change.hlc) for n in wire}}
-        try:  # bytes uploaded before their metadata are claimed by it now
-            photo_ops.claim(photo)
-        except ValueError as exc:
-            raise invalid({"sha256": [str(exc)]}) from None
-        db.session.flush()
+        photo = write_photo_metadata(
+            photo,
+            change.id,
+            inspection,
+            loaded,
+            wire,
+            created_by_id=ctx.actor.user_id,
+            device_id=ctx.device_id,
+            now=ctx.now,
+            clock=str(change.hlc),
+        )
         audit.record(
             ctx.actor, "photo.metadata", self.entity, photo.id, after={"fields": sorted(wire)}
         )
@@ -1225,11 +1262,13 @@ class PhotoHandler(Handler):
 
 
 def _edited_since(photo: Photo, change: Change, device_id: str) -> bool:
-    """Whether another device wrote the photo's metadata after the version ``change`` is based
-    on. (Its version also moves when its bytes arrive, which is no edit to lose.)"""
-    if change.base_version == photo.version:
-        return False
-    return any(HLC.parse(clock).node != device_id for clock in (photo.field_clocks or {}).values())
+    """Whether the photo's metadata was written after the version ``change`` is based on (its
+    version also moves when its bytes arrive, which is no edit to lose). Without a base, whether
+    another device wrote any of it."""
+    if change.base_version is None:
+        nodes = {HLC.parse(clock).node for clock in (photo.field_clocks or {}).values()}
+        return bool(nodes - {device_id})
+    return photo.metadata_version > change.base_version
 
 
 # -- tracks --------------------------------------------------------------------------------------

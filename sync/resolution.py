@@ -39,6 +39,7 @@ from sync.entities import (
     inspection_wire,
     target_device_view,
     wgs84_location,
+    write_photo_metadata,
     write_tombstone,
     write_version,
 )
@@ -111,7 +112,12 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
     chosen = _chosen(conflict, keep, value)
     applied_version = None
     if chosen is not _NOTHING:
-        if record is None:
+        new_photo = (  # metadata of a photo the server had not seen when it was logged
+            conflict.entity == "photo"
+            and conflict.kind is ConflictKind.amendment
+            and conflict.record_version is None
+        )
+        if record is None and not new_photo:
             raise APIError(409, "version_conflict", "the record was deleted meanwhile")
         if keep != "value":
             _refuse_if_moved_on(conflict, record, chosen)
@@ -167,7 +173,7 @@ def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
     The value written since is in neither side of this entry: writing a side over it would
     lose it silently. ``keep: value`` states the value outright and is not refused.
     """
-    if conflict.kind is ConflictKind.delete or conflict.record_version is None:
+    if record is None or conflict.kind is ConflictKind.delete or conflict.record_version is None:
         return
     if record.version == conflict.record_version:
         return
@@ -229,7 +235,7 @@ def _write(actor: Actor, conflict: Conflict, record, fields: dict, clock: str) -
         return _write_inspection(actor, record, fields, clock)
     if isinstance(record, Target):
         return _write_target(actor, record, fields, clock)
-    return _write_photo(actor, record, fields, clock)
+    return _write_photo(actor, conflict, record, fields, clock)
 
 
 def _load(schema: ma.Schema, fields: dict) -> dict:
@@ -327,14 +333,46 @@ def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int
     return record.version
 
 
-def _write_photo(actor: Actor, record: Photo, fields: dict, clock: str) -> int:
+def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields, clock) -> int:
+    """A photo's metadata sent while its inspection was approved: accepted, it is written (the
+    photo created, if it was new) and the inspection goes back to the leader for review."""
     loaded = _load(PhotoFieldsArgs(), fields)
-    for name, value in loaded.items():
-        if name not in ("location", "inspection_id"):
-            setattr(record, name, value)
-    db.session.flush()
-    audit.record(actor, "photo.resolve", "photo", record.id, after={"fields": sorted(loaded)})
-    return record.version
+    inspection_id = loaded.get("inspection_id") or (record and record.inspection_id)
+    inspection = db.session.get(Inspection, inspection_id) if inspection_id else None
+    if inspection is None or inspection.squadron_id != conflict.squadron_id:
+        raise validation_error({"value": {"inspection_id": ["no such inspection here"]}})
+    try:
+        photo = write_photo_metadata(
+            record,
+            conflict.record_id,
+            inspection,
+            loaded,
+            PhotoFieldsArgs().dump(loaded),
+            created_by_id=conflict.user_id,
+            device_id=conflict.device_id,
+            now=utcnow(),
+            clock=clock,
+        )
+    except Rejected as rejected:
+        raise validation_error({"value": rejected.error.data["errors"]["json"]}) from None
+    audit.record(actor, "photo.resolve", "photo", photo.id, after={"fields": sorted(loaded)})
+    if inspection.can(ReviewAction.reopen):
+        before = inspection_wire(inspection)
+        inspection.transition(ReviewAction.reopen, by=actor.user_id, at=utcnow())
+        db.session.flush()
+        after = inspection_wire(inspection)
+        changed = [k for k in after if after[k] != before[k] and k != "version"]
+        write_version("inspection", inspection, after, changed, None, None, actor=actor)
+        audit.record(
+            actor,
+            "inspection.reopen",
+            "inspection",
+            inspection.id,
+            before={k: before[k] for k in changed},
+            after={k: after[k] for k in changed},
+        )
+        risk.refresh_target(actor, inspection.target, utcnow())
+    return photo.version
 
 
 def _delete(actor: Actor, conflict: Conflict, record) -> int:

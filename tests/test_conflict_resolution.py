@@ -14,7 +14,7 @@ from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
 from tests.conftest import assert_error, sign_in
 from tests.review_helpers import push_inspection, review_ok
-from tests.sync_helpers import FakeDevice, new_inspection
+from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
 T = 1_763_712_000_000  # the devices' clocks (November 2025)
 
@@ -363,3 +363,73 @@ def test_an_edit_of_a_record_deleted_meanwhile_waits_in_the_conflict_log(app, lo
         stranger.change("inspection", record, {"findings": "x"}, base_version=1)
     )
     assert theirs["error"]["error"] == "not_found"
+
+
+def test_a_photo_added_to_an_approved_inspection_can_be_accepted(app, login, world):
+    from fieldapp.photos.models import Photo
+
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    review_ok(leader, record, "approve")
+    photo = uuid.uuid4()
+    [result] = officer.push_ok(
+        officer.change("photo", photo, photo_metadata(record, item_code="S01"))
+    )
+    assert result["status"] == "conflict"
+    with app.app_context():
+        assert db.session.get(Photo, photo) is None  # waits for the leader
+
+    response = resolve(leader, result["conflicts"][0]["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        stored_photo = db.session.get(Photo, photo)
+        assert (stored_photo.item_code, stored_photo.inspection_id) == ("S01", uuid.UUID(record))
+        assert stored_photo.created_by_id == world.users["officer1"].id
+    inspection = stored(app, record)
+    assert inspection.review_status.value == "pending"  # the leader looks again
+    history = leader.get(f"/api/v1/inspections/{record}/history").get_json()
+    assert [h["version"] for h in history] == list(range(1, inspection.version + 1))
+    pulled = FakeDevice(login("officer1", device_id="dev-officer1-2")).pull_all()
+    assert any(c["entity"] == "photo" and c["id"] == str(photo) for c in pulled)
+
+
+def test_a_photo_amendment_chosen_without_its_required_fields_is_422(app, login, world):
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    review_ok(leader, record, "approve")
+    [result] = officer.push_ok(
+        officer.change("photo", uuid.uuid4(), photo_metadata(record, item_code="S01"))
+    )
+
+    response = resolve(
+        leader, result["conflicts"][0]["conflict_id"], "value", {"inspection_id": record}
+    )
+
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]["value"]
+    assert {"sha256", "size", "taken_at", "content_type"} <= errors.keys()
+    assert stored(app, record).review_status.value == "approved"
+
+
+def test_accepting_an_old_amendment_of_a_photo_deleted_since_is_409(app, login, world):
+    from fieldapp.photos.models import Photo
+
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    photo = uuid.uuid4()
+    [created] = officer.push_ok(officer.change("photo", photo, photo_metadata(record)))
+    review_ok(leader, record, "approve")
+    [amended] = officer.push_ok(
+        officer.change("photo", photo, {"item_code": "S02"}, base_version=created["version"])
+    )
+    [deleted] = officer.push_ok(
+        officer.change("photo", photo, op="delete", base_version=created["version"])
+    )
+    assert (amended["status"], deleted["status"]) == ("conflict", "conflict")
+    assert resolve(leader, deleted["conflicts"][0]["conflict_id"], "client").status_code == 200
+
+    response = resolve(leader, amended["conflicts"][0]["conflict_id"], "client")
+
+    assert_error(response, 409, "version_conflict")
+    with app.app_context():
+        assert db.session.get(Photo, photo) is None

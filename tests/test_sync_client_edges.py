@@ -292,8 +292,10 @@ def test_the_clock_stays_a_valid_hlc_when_the_wall_clock_stalls(client, world, t
     assert result["status"] == "applied" and pad.failed() == []
 
 
-def test_a_batch_over_the_server_s_size_limit_goes_in_halves(app, client, world, tmp_path):
-    app.config["MAX_CONTENT_LENGTH"] = 40_000
+def test_a_batch_over_the_server_s_size_limit_goes_in_halves(
+    app, client, world, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 40_000)
     pad = make_client(client, tmp_path, "officer1", "pad-h")
     officer = str(world.users["officer1"].id)
     tracks = [
@@ -321,9 +323,9 @@ def test_a_batch_over_the_server_s_size_limit_goes_in_halves(app, client, world,
 
 
 def test_a_change_alone_over_the_size_limit_is_kept_aside_and_the_rest_goes(
-    app, client, world, tmp_path
+    app, client, world, tmp_path, monkeypatch
 ):
-    app.config["MAX_CONTENT_LENGTH"] = 20_000
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 20_000)
     pad = make_client(client, tmp_path, "officer1", "pad-h2")
     inspection_id = uuid.uuid4()
     pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
@@ -356,3 +358,66 @@ def test_a_rate_limited_sign_in_says_so_at_once(client, world, tmp_path):
     with pytest.raises(SyncError, match="429"):
         pad.login("officer1", PASSWORD)
     assert slept == []
+
+
+def test_a_delete_the_server_rejects_for_good_brings_the_record_back(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-del")
+    pad.pull()
+    target_id = str(world.targets["shop1"].id)
+    before = pad.get("target", target_id)
+    pad.save("target", target_id, {}, op="delete")  # targets are not deleted from devices
+
+    pad.sync()
+
+    assert [f["error"]["error"] for f in pad.failed()] == ["validation_failed"]
+    assert pad.get("target", target_id) == before
+
+
+def test_changes_behind_a_record_that_waits_are_still_sent(app, client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-w2")
+    pad.batch_size = 1
+    photo = str(uuid.uuid4())
+    pad.save(
+        "photo",
+        photo,
+        {
+            "inspection_id": str(uuid.uuid4()),
+            "taken_at": "2026-11-20T09:35:00+08:00",
+            "sha256": "ab" * 32,
+            "size": 10,
+            "content_type": "image/jpeg",
+        },
+    )
+    [waiting] = pad.push()
+    assert waiting["error"]["error"] == "not_found"
+    pad.save("photo", photo, {"item_code": "S01"})
+    pad.save("photo", photo, {"taken_at": "2026-11-20T09:36:00+08:00"})
+    other = uuid.uuid4()
+    pad.save("inspection", other, new_inspection(world, ["officer1"]))
+
+    pad.push()
+
+    assert on_server(app, other) is not None
+
+
+def test_an_inspection_read_again_after_a_conflict_looks_as_a_pull_gives_it(
+    client, world, tmp_path
+):
+    mine = make_client(client, tmp_path, "officer1", "pad-r1")
+    colleague = make_client(client, tmp_path, "officer2", "pad-r2")
+    now = time.time()
+    mine.clock = lambda: now - 60
+    inspection_id = synced_inspection(mine, world, officers=("officer1", "officer2"))
+    colleague.pull()
+    mine.save("inspection", inspection_id, {"findings": "早"})
+    colleague.save("inspection", inspection_id, {"findings": "晚"})
+    colleague.sync()
+    [result] = mine.push()
+    assert result["status"] == "conflict" and result["conflicts"][0]["kept"] == "server"
+
+    mine.pull()
+
+    fresh = make_client(client, tmp_path, "officer1", "pad-r3")
+    fresh.pull()
+    assert mine.get("inspection", inspection_id) == fresh.get("inspection", inspection_id)
+    assert mine.version("inspection", inspection_id) == fresh.version("inspection", inspection_id)

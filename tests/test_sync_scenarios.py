@@ -456,6 +456,31 @@ def test_deleting_a_photo_another_device_edited_since_is_a_conflict(app, login, 
     assert again["status"] == "applied"
 
 
+def test_deleting_a_colleague_s_photo_whose_bytes_arrived_since_is_applied(app, login, world):
+    from fieldapp.photos.models import Photo
+    from tests import evidence_helpers
+
+    uploader = login("officer1")
+    officer1, officer2 = FakeDevice(uploader), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    data = evidence_helpers.make_image(64, 48)
+    _, created = officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"])),
+        officer1.change("photo", photo, evidence_helpers.photo_metadata(record, data)),
+    )
+    assert evidence_helpers.put_photo(uploader, photo, data).status_code in (200, 201)
+    with app.app_context():
+        assert db.session.get(Photo, photo).version > created["version"]  # the bytes moved it
+
+    [delete] = officer2.push_ok(
+        officer2.change("photo", photo, op="delete", base_version=created["version"])
+    )
+
+    assert delete["status"] == "applied"
+    with app.app_context():
+        assert db.session.get(Photo, photo) is None
+
+
 def test_only_officers_and_leaders_record_tracks(login, world):
     device = FakeDevice(login("supervisor"))
     points = [{"t": "2026-11-20T09:30:00+08:00", "lon": 121.47, "lat": 31.37}]

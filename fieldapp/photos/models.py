@@ -38,6 +38,9 @@ class Photo(Syncable, db.Model):
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     field_clocks: Mapped[dict] = mapped_column(JSONType, default=dict)
+    #: The version its metadata was last written at (the version also moves when the bytes
+    #: are stored, which edits nothing a device wrote).
+    metadata_version: Mapped[int] = mapped_column(default=1, server_default=sa.text("1"))
 
     __table_args__ = (sa.Index("ix_photos_squadron_seq", "squadron_id", "change_seq"),)
 
