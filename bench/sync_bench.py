@@ -217,6 +217,7 @@ def prepare(db: Database, instance: Path, extra_targets: int = 0) -> dict:
                     "business_type": "retail",
                     "active": True,
                     "field_clocks": {},
+                    "field_versions": {},
                     "version": 1,
                     "change_seq": seq + n + 1,
                     "created_at": _now(),

@@ -57,7 +57,7 @@ from sync.hlc import HLC
 from sync.merge import Rule, merge_fields
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
-from sync.versions import version_values
+from sync.versions import stamp_versions, version_values, written_since
 
 # -- shared pieces -------------------------------------------------------------------------------
 
@@ -491,6 +491,7 @@ class InspectionHandler(Handler):
         clocks = dict.fromkeys(wire, hlc)
         clocks.update((f"answers.{code}", hlc) for code in wire["answers"])
         row["field_clocks"] = clocks
+        row["field_versions"] = {}  # every field as the create wrote it
         officer_ids = loaded["officer_ids"]
         row["officer_ids"] = [str(officer_id) for officer_id in officer_ids]
         data = inspection_wire(SimpleNamespace(**row))
@@ -557,7 +558,13 @@ class InspectionHandler(Handler):
         if base is not None and not fresh:
             base = inspection_device_view(base)
         merged = merge_fields(
-            INSPECTION_RULES, base, server, wire, change.hlc, record.field_clocks or {}
+            INSPECTION_RULES,
+            base,
+            server,
+            wire,
+            change.hlc,
+            record.field_clocks or {},
+            frozenset() if fresh else written_since(record, change.base_version),
         )
         values = dict(merged.values)
         state = {**server, **values}
@@ -588,6 +595,7 @@ class InspectionHandler(Handler):
             changed.append("flags")
         if changed:
             record.field_clocks = {**(record.field_clocks or {}), **merged.clocks}
+            stamp_versions(record, merged.clocks, version_before + 1)
         # Not flushed here: a batch writes its edits together (see edited_record).
         # The flush takes a version when a column's value changed, so that one is predicted.
         version = version_before + 1 if _column_changed(record) else version_before
@@ -1073,7 +1081,13 @@ class TargetHandler(Handler):
                 None if snapshot is None else {name: snapshot.get(name) for name in TARGET_FIELDS}
             )
         merged = merge_fields(
-            TARGET_RULES, base, server, wire, change.hlc, target.field_clocks or {}
+            TARGET_RULES,
+            base,
+            server,
+            wire,
+            change.hlc,
+            target.field_clocks or {},
+            frozenset() if fresh else written_since(target, change.base_version),
         )
         before = audit.snapshot(target)
         version_before = target.version
@@ -1084,6 +1098,7 @@ class TargetHandler(Handler):
                 setattr(target, name, _TARGET_INPUT.load({name: value}, partial=True)[name])
         if merged.values:
             target.field_clocks = {**(target.field_clocks or {}), **merged.clocks}
+            stamp_versions(target, merged.clocks, target.version + 1)
             db.session.flush()
             write_version(
                 self.entity, target, target.device_fields(), list(merged.values), ctx, change

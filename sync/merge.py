@@ -19,12 +19,17 @@ Rules (see API.md, "Field rules for inspection"):
 
 When the base is unknown (:data:`UNKNOWN`, e.g. a record older than the version history), every
 difference counts as changed on both sides: the rule still decides and the loser is logged.
+
+"Changed on the server side" is more than "differs from the base": a field written after the
+base and set back to the base's value was changed too (its later write must still win against
+an older edit, or be logged). ``written`` says which fields (and ``answers.<code>``) were
+written after the base; it comes from the record's ``field_versions``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,12 +85,19 @@ def merge_set(base: list | Any | None, server: list | None, client: list | None)
 
 
 def merge_lww(
-    name: str, base: Any, server: Any, client: Any, client_clock: HLC, server_clock: HLC | None
+    name: str,
+    base: Any,
+    server: Any,
+    client: Any,
+    client_clock: HLC,
+    server_clock: HLC | None,
+    written: bool = False,
 ) -> tuple[Any, bool, FieldConflict | None]:
-    """One last-writer-wins field. Returns (stored value, client value stored?, conflict)."""
+    """One last-writer-wins field (``written``: the server wrote it after the base). Returns
+    (stored value, client value stored?, conflict)."""
     if client == server:
         return server, False, None
-    if base is not UNKNOWN and server == base:
+    if base is not UNKNOWN and server == base and not written:
         return client, True, None
     if base is not UNKNOWN and client == base:
         return server, False, None  # the device holds the base value: nothing of its own
@@ -119,6 +131,7 @@ def merge_items(
     client: Mapping,
     client_clock: HLC,
     clocks: Mapping[str, str],
+    written: Set[str] = frozenset(),
 ) -> tuple[dict, dict[str, str], list[FieldConflict]]:
     """Checklist answers, item by item. Returns (merged map, clock updates, conflicts)."""
     server = dict(server or {})
@@ -130,7 +143,8 @@ def merge_items(
         c = normalize_answer(raw)
         s = merged.get(code)
         b = UNKNOWN if base is UNKNOWN else normalize_answer((base or {}).get(code))
-        if s is None or (b is not UNKNOWN and s == b):
+        untouched = key not in written  # by the server since the base
+        if s is None or (b is not UNKNOWN and s == b and untouched):
             merged[code] = c
             new_clocks[key] = str(client_clock)
             continue
@@ -142,7 +156,7 @@ def merge_items(
         core_b = UNKNOWN if b is UNKNOWN else _core(b)
         if _core(c) == _core(s) or (core_b is not UNKNOWN and _core(c) == core_b):
             merged[code] = {**s, "photo_ids": photos}
-        elif core_b is not UNKNOWN and _core(s) == core_b:
+        elif core_b is not UNKNOWN and _core(s) == core_b and untouched:
             merged[code] = {**c, "photo_ids": photos}
             new_clocks[key] = str(client_clock)
         else:
@@ -165,11 +179,13 @@ def merge_fields(
     client: Mapping,
     client_clock: HLC,
     clocks: Mapping[str, str],
+    written: Set[str] = frozenset(),
 ) -> MergeResult:
     """Merge the client's changed ``client`` fields into the record ``server``.
 
     ``base`` is the record as the client last saw it (None when unknown); ``clocks`` maps each
-    field (and ``answers.<code>``) to the clock of its current server value.
+    field (and ``answers.<code>``) to the clock of its current server value; ``written`` holds
+    those the server wrote after the base.
     """
     result = MergeResult()
     for name, client_value in client.items():
@@ -182,7 +198,7 @@ def merge_fields(
                 result.values[name] = merged
         elif rule is Rule.ITEMS:
             merged, new_clocks, conflicts = merge_items(
-                name, base_value, server_value, client_value, client_clock, clocks
+                name, base_value, server_value, client_value, client_clock, clocks, written
             )
             if merged != {k: normalize_answer(v) for k, v in (server_value or {}).items()}:
                 result.values[name] = merged
@@ -191,7 +207,13 @@ def merge_fields(
         else:
             server_clock = HLC.parse(clocks[name]) if name in clocks else None
             stored, client_won, conflict = merge_lww(
-                name, base_value, server_value, client_value, client_clock, server_clock
+                name,
+                base_value,
+                server_value,
+                client_value,
+                client_clock,
+                server_clock,
+                name in written,
             )
             if client_won:
                 result.values[name] = stored

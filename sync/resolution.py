@@ -46,6 +46,7 @@ from sync.entities import (
 from sync.hlc import HLC
 from sync.merge import normalize_answer
 from sync.models import Conflict, ConflictKind, ConflictStatus
+from sync.versions import stamp_versions
 
 MODELS = {"inspection": Inspection, "target": Target, "photo": Photo}
 
@@ -270,6 +271,7 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
     if isinstance(given_answers, dict):
         clocks |= {f"answers.{code}": clock for code in given_answers}
     record.field_clocks = {**(record.field_clocks or {}), **clocks}
+    stamp_versions(record, clocks, record.version + 1)
     db.session.flush()
     after = inspection_wire(record)
     changed = [k for k in after if after.get(k) != before.get(k) and k not in ("version",)]
@@ -323,6 +325,7 @@ def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int
         else:
             setattr(record, name, value)
     record.field_clocks = {**(record.field_clocks or {}), **{name: clock for name in loaded}}
+    stamp_versions(record, list(loaded), record.version + 1)
     db.session.flush()
     write_version(
         "target", record, target_device_view(record), list(loaded), None, None, actor=actor

@@ -80,10 +80,26 @@ def version_values(
 
 
 def stamp_server_write(record, fields: list[str], at: datetime) -> str:
-    """Set the clocks of ``fields`` to a server clock for ``at``; returns that clock."""
+    """Set the clocks of ``fields`` to a server clock for ``at`` (and their write version to
+    the one the record's flush takes); returns that clock."""
     clock = str(HLC.server(int(at.timestamp() * 1000)))
     record.field_clocks = {**(record.field_clocks or {}), **dict.fromkeys(fields, clock)}
+    stamp_versions(record, fields, (record.version or 0) + 1)
     return clock
+
+
+def stamp_versions(record, keys, version: int) -> None:
+    """Note that ``keys`` (fields, ``answers.<code>``) were written at ``version``."""
+    if keys:
+        record.field_versions = {**(record.field_versions or {}), **dict.fromkeys(keys, version)}
+
+
+def written_since(record, base_version: int | None) -> frozenset[str]:
+    """The fields (and ``answers.<code>``) written after ``base_version``: a field set back to
+    its value at the base was still changed by someone."""
+    if base_version is None:
+        return frozenset()
+    return frozenset(k for k, v in (record.field_versions or {}).items() if v > base_version)
 
 
 def record_left_scope(entity: str, record, squadron_id: int, actor_id, at: datetime) -> None:

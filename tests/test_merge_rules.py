@@ -171,3 +171,48 @@ def test_lww_keeps_one_value_and_logs_the_other(base, server, client, client_clo
     assert server in kept_or_logged or server == base  # the server's own change is never lost
     assert client in kept_or_logged or client == base  # nor the device's
     assert stored in (server, client)
+
+
+# -- a field written since the base, back to the base's value ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("client_clock", "stored", "kept"),
+    [(EARLY, "", "server"), (HLC(3_000, 0, "pad-a"), "mine", "client")],
+)
+def test_a_field_written_back_to_its_base_value_is_changed_on_both_sides(
+    client_clock, stored, kept
+):
+    # base "" -> someone wrote "x", then "" again at LATE; the device wrote "mine" on base "".
+    value, _, conflict = merge_lww("findings", "", "", "mine", client_clock, LATE, written=True)
+    assert value == stored and conflict.kept == kept
+    assert (conflict.server, conflict.client) == ("", "mine")
+    # Not written since the base: the device's change is the only one.
+    assert merge_lww("findings", "", "", "mine", EARLY, LATE) == ("mine", True, None)
+
+
+def test_an_answer_item_written_back_to_its_base_value_is_changed_on_both_sides():
+    base = {"S01": {"result": "pass", "note": "", "photo_ids": []}}
+    client = {"S01": {"result": "fail", "note": "mine", "photo_ids": []}}
+    clocks = {"answers.S01": str(LATE)}
+    result = merge_fields(
+        {"answers": Rule.ITEMS},
+        {"answers": base},
+        {"answers": base},
+        {"answers": client},
+        EARLY,
+        clocks,
+        written=frozenset({"answers.S01"}),
+    )
+    assert result.values == {}  # the later write of the base value stands
+    [conflict] = result.conflicts
+    assert (conflict.field, conflict.kept) == ("answers.S01", "server")
+    untouched = merge_fields(
+        {"answers": Rule.ITEMS},
+        {"answers": base},
+        {"answers": base},
+        {"answers": client},
+        EARLY,
+        clocks,
+    )
+    assert untouched.values["answers"]["S01"]["note"] == "mine" and untouched.conflicts == []

@@ -481,6 +481,67 @@ def test_deleting_a_colleague_s_photo_whose_bytes_arrived_since_is_applied(app, 
         assert db.session.get(Photo, photo) is None
 
 
+def test_a_stale_edit_does_not_silently_undo_a_later_write_back_to_the_base_value(
+    app, login, world
+):
+    """Colleagues set findings and then set it back to the base's value; an older offline
+    edit of findings must not pass as a one-sided change."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    t = 1_763_712_000_000
+    for base, value, at in ((1, "甲", t + 200_000), (2, "", t + 300_000)):
+        officer2.push_ok(
+            officer2.change(
+                "inspection",
+                record,
+                {"findings": value},
+                base_version=base,
+                hlc=officer2.clock_at(at),
+            )
+        )
+    answer_back = {"S01": {"result": "fail", "note": "x", "photo_ids": []}}
+    original = new_inspection(world, ["officer1"])["answers"]["S01"]
+    for base, answer, at in ((3, answer_back, t + 400_000), (4, {"S01": original}, t + 500_000)):
+        officer2.push_ok(
+            officer2.change(
+                "inspection",
+                record,
+                {"answers": answer},
+                base_version=base,
+                hlc=officer2.clock_at(at),
+            )
+        )
+
+    [stale] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {
+                "findings": "乙",
+                "answers": {"S01": {"result": "fail", "note": "旧", "photo_ids": []}},
+            },
+            base_version=1,
+            hlc=officer1.clock_at(t + 100_000),
+        )
+    )
+
+    assert stale["status"] == "conflict"
+    assert sorted((c["field"], c["kept"]) for c in stale["conflicts"]) == [
+        ("answers.S01", "server"),
+        ("findings", "server"),
+    ]
+    stored = inspection_in_db(app, record)
+    assert (stored.findings, stored.answers["S01"]) == ("", original)
+    # A field no one wrote since the base still merges cleanly.
+    [clean] = officer1.push_ok(
+        officer1.change("inspection", record, {"legal_basis": "条例第十条"}, base_version=1)
+    )
+    assert clean["status"] == "merged"
+
+
 def test_only_officers_and_leaders_record_tracks(login, world):
     device = FakeDevice(login("supervisor"))
     points = [{"t": "2026-11-20T09:30:00+08:00", "lon": 121.47, "lat": 31.37}]

@@ -32,7 +32,7 @@ from fieldapp.db import db, insert_rows, utcnow
 log = logging.getLogger("fieldapp.audit")
 
 #: Columns that never go into the log: secrets, and sync bookkeeping that says nothing to a reader.
-UNLOGGED_COLUMNS = frozenset({"password_hash", "token_hash", "field_clocks"})
+UNLOGGED_COLUMNS = frozenset({"password_hash", "token_hash", "field_clocks", "field_versions"})
 
 #: Rows read per query when verifying the chain.
 VERIFY_CHUNK = 5000

@@ -187,6 +187,11 @@ class Inspection(Syncable, db.Model):
     field_clocks: Mapped[dict] = mapped_column(
         JSONAsWritten, default=dict, server_default=sa.text("'{}'")
     )
+    #: Field (and ``answers.<code>``) -> the version an edit last wrote it at (none: the
+    #: create's). Merging asks it what was written after a device's base.
+    field_versions: Mapped[dict] = mapped_column(
+        JSONAsWritten, default=dict, server_default=sa.text("'{}'")
+    )
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

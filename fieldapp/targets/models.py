@@ -72,6 +72,10 @@ class Target(Syncable, db.Model):
     field_clocks: Mapped[dict] = mapped_column(
         JSONType, default=dict, server_default=sa.text("'{}'")
     )
+    #: Field -> the version an edit last wrote it at (none: the create's).
+    field_versions: Mapped[dict] = mapped_column(
+        JSONType, default=dict, server_default=sa.text("'{}'")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     squadron: Mapped[Squadron] = relationship()
