@@ -641,12 +641,18 @@ class SyncClient:
             else:  # refused: the record stays on the server, and comes back here
                 self._undelete(entity, record_id)
             return
+        if result.get("replayed") and entity == "inspection":
+            # The first answer was lost, and a pull may have brought newer versions since,
+            # with this change laid on top as if it were still waiting: read it again.
+            self._set_meta(f"refresh:{entity}:{record_id}", "1")
         if result["status"] == "applied":
-            # The base was current: the local copy is the server's version now, and changes of
-            # the record queued on the same base edit that version.
+            # The base was current: the local copy is the server's version now (unless a pull
+            # brought a later one while the answer was lost), and changes of the record queued
+            # on the same base edit that version.
             self.db.execute(
-                "UPDATE records SET version = ? WHERE entity = ? AND id = ?",
-                (result["version"], entity, record_id),
+                "UPDATE records SET version = ? WHERE entity = ? AND id = ?"
+                " AND (version IS NULL OR version < ?)",
+                (result["version"], entity, record_id, result["version"]),
             )
             for later_seq, later in self.db.execute(
                 "SELECT seq, body FROM outbox WHERE entity = ? AND record_id = ? AND sent = 0"
