@@ -16,12 +16,19 @@ How it behaves:
 - Every change gets a ``change_id`` and an HLC when it is saved, and keeps them however often it
   is sent, so a batch re-sent after a lost answer has no second effect on the server.
 - Transport failures, 5xx and 429 answers are retried with exponential backoff and jitter (the
-  same batch, the same ids). A change rejected for a reason that can pass (its record's create
-  has not arrived: ``not_found``) stays queued and goes again once the create has gone; one
+  same batch, the same ids); a batch the server finds too large goes in halves. A change
+  rejected for a reason that can pass (its record's create has not arrived: ``not_found``)
+  stays queued and goes again once the create has gone (at most ``MAX_WAITS`` pushes); one
   rejected for good is kept aside with its error for the app to show, never silently dropped.
-- ``base_version`` is the version of the record the device last had from the server.
-- Pull applies upserts and deletes to the local copy and keeps the cursor; ``reset`` clears the
-  copy and pulls again from the start.
+- ``base_version`` is the version of the record the device last had from the server. A batch
+  holds one change of each record, so a change queued behind another of the same record edits
+  the version the first one made.
+- An edit folds into the record's queued change only when it rewrites everything that change
+  wrote, so every value keeps the clock of the moment it was written; answers merge item by item.
+- Pull applies upserts and deletes to the local copy and keeps the cursor, with unsent edits on
+  top; ``reset`` drops the copy (but not records only this device has) and pulls again. A record
+  deleted here is kept aside until the server applies the delete, and comes back if it refuses;
+  an inspection whose push was a conflict (or a replayed answer) is read again.
 - Bodies go as compact UTF-8 JSON, gzip-compressed above a kilobyte (a batch of 100 inspections
   is about 12 kB instead of 120 kB), and pull pages come back compressed (zstd or gzip).
 - A photo is two things: its metadata, a ``photo`` change queued like any other, and its bytes,
