@@ -53,8 +53,8 @@ from schemas.inspections import (
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected, target_refs
-from sync.hlc import HLC
-from sync.merge import Rule, merge_fields
+from sync.hlc import HLC, later
+from sync.merge import FieldConflict, Rule, merge_fields
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
 from sync.versions import stamp_versions, version_values, written_since
@@ -1122,6 +1122,39 @@ _PHOTO_INPUT = PhotoFieldsArgs()
 PHOTO_REQUIRED = ("inspection_id", "taken_at", "sha256", "size", "content_type")
 
 
+def _photo_conflicts(photo: Photo, change: Change, loaded: dict, wire: dict) -> list:
+    """Fields of a photo's metadata another write set after the change's base, to other values:
+    the later clock keeps its value, the other goes to the conflict log. A field the server
+    keeps is taken out of ``loaded`` and ``wire``, so that only the rest is written."""
+    if change.base_version is None or change.base_version >= photo.metadata_version:
+        return []
+    found = []
+    clocks = photo.field_clocks or {}
+    for name in sorted(written_since(photo, change.base_version) & set(wire)):
+        current = _PHOTO_INPUT.dump({name: _photo_value(photo, name)})[name]
+        incoming = wire[name]
+        if name == "location" and incoming is not None:
+            incoming, _ = wgs84_location(incoming)
+            current = current and {**current, "crs": "wgs84"}
+        if incoming == current:
+            continue
+        server_clock = HLC.parse(clocks[name]) if name in clocks else None
+        kept = "client" if later(change.hlc, server_clock) else "server"
+        found.append(FieldConflict(name, None, current, wire[name], kept))
+        if kept == "server":
+            del loaded[name], wire[name]
+    return found
+
+
+def _photo_value(photo: Photo, name: str):
+    """A metadata field of a stored photo as the input schema loads it."""
+    if name == "location":
+        if photo.lon is None:
+            return None
+        return {"lon": photo.lon, "lat": photo.lat, "accuracy_m": photo.accuracy_m, "crs": "wgs84"}
+    return getattr(photo, name)
+
+
 def require_photo_fields(loaded: dict) -> None:
     """A new photo's metadata names all of :data:`PHOTO_REQUIRED` (422 for each missing)."""
     missing = [name for name in PHOTO_REQUIRED if name not in loaded]
@@ -1169,6 +1202,7 @@ def write_photo_metadata(
     photo.field_clocks = {**(photo.field_clocks or {}), **dict.fromkeys(wire, clock)}
     if photo.version is not None and _column_changed(photo):
         photo.metadata_version = photo.version + 1  # the version this write's flush gives
+        stamp_versions(photo, list(wire), photo.metadata_version)
     try:  # bytes uploaded before their metadata are claimed by it now
         photo_ops.claim(photo)
     except ValueError as exc:
@@ -1208,6 +1242,7 @@ class PhotoHandler(Handler):
             )
             db.session.flush()
             return result(change, "conflict", photo.version if photo else None, [conflict])
+        found = [] if photo is None else _photo_conflicts(photo, change, loaded, wire)
         photo = write_photo_metadata(
             photo,
             change.id,
@@ -1222,7 +1257,8 @@ class PhotoHandler(Handler):
         audit.record(
             ctx.actor, "photo.metadata", self.entity, photo.id, after={"fields": sorted(wire)}
         )
-        return result(change, "applied", photo.version)
+        conflicts = log_field_conflicts(ctx, change, self.entity, photo, found, photo.version)
+        return result(change, "conflict" if conflicts else "applied", photo.version, conflicts)
 
     def _inspection(self, ctx: PushContext, inspection_id) -> Inspection:
         inspection = (

@@ -542,6 +542,53 @@ def test_a_stale_edit_does_not_silently_undo_a_later_write_back_to_the_base_valu
     assert clean["status"] == "merged"
 
 
+def test_two_devices_editing_one_photo_s_item_follow_the_field_rules(app, login, world):
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"])),
+        officer1.change("photo", photo, photo_metadata(record, item_code="S01")),
+    )
+    t = 1_763_712_000_000
+    [late] = officer1.push_ok(
+        officer1.change(
+            "photo", photo, {"item_code": "S02"}, base_version=1, hlc=officer1.clock_at(t + 200)
+        )
+    )
+    assert late["status"] == "applied"
+
+    # An earlier edit of the item arrives after: the later one stays, the earlier is logged.
+    [early] = officer2.push_ok(
+        officer2.change(
+            "photo",
+            photo,
+            {"item_code": "S03", "taken_at": "2026-11-20T09:40:00+08:00"},
+            base_version=1,
+            hlc=officer2.clock_at(t + 100),
+        )
+    )
+
+    assert early["status"] == "conflict"
+    assert [(c["field"], c["kept"]) for c in early["conflicts"]] == [("item_code", "server")]
+    with app.app_context():
+        stored = db.session.get(Photo, photo)
+        assert stored.item_code == "S02"  # the later edit
+        assert stored.taken_at.isoformat() == "2026-11-20T01:40:00+00:00"  # no one else's
+    [logged] = login("leader1").get(f"/api/v1/conflicts?record_id={photo}").get_json()["items"]
+    assert (logged["server_value"], logged["client_value"]) == ("S02", "S03")
+    # A later edit on the same stale base wins the item, and the value it replaces is logged.
+    [latest] = officer2.push_ok(
+        officer2.change(
+            "photo", photo, {"item_code": "S03"}, base_version=1, hlc=officer2.clock_at(t + 300)
+        )
+    )
+    assert [(c["field"], c["kept"]) for c in latest["conflicts"]] == [("item_code", "client")]
+    with app.app_context():
+        assert db.session.get(Photo, photo).item_code == "S03"
+
+
 def test_only_officers_and_leaders_record_tracks(login, world):
     device = FakeDevice(login("supervisor"))
     points = [{"t": "2026-11-20T09:30:00+08:00", "lon": 121.47, "lat": 31.37}]

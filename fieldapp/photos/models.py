@@ -41,6 +41,10 @@ class Photo(Syncable, db.Model):
     #: The version its metadata was last written at (the version also moves when the bytes
     #: are stored, which edits nothing a device wrote).
     metadata_version: Mapped[int] = mapped_column(default=1, server_default=sa.text("1"))
+    #: Field -> the version an edit last wrote it at (none: the create's).
+    field_versions: Mapped[dict] = mapped_column(
+        JSONType, default=dict, server_default=sa.text("'{}'")
+    )
 
     __table_args__ = (sa.Index("ix_photos_squadron_seq", "squadron_id", "change_seq"),)
 
