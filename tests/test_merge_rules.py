@@ -195,24 +195,14 @@ def test_an_answer_item_written_back_to_its_base_value_is_changed_on_both_sides(
     base = {"S01": {"result": "pass", "note": "", "photo_ids": []}}
     client = {"S01": {"result": "fail", "note": "mine", "photo_ids": []}}
     clocks = {"answers.S01": str(LATE)}
-    result = merge_fields(
-        {"answers": Rule.ITEMS},
-        {"answers": base},
-        {"answers": base},
-        {"answers": client},
-        EARLY,
-        clocks,
-        written=frozenset({"answers.S01"}),
-    )
+
+    def merge(written: frozenset):
+        rules, server = {"answers": Rule.ITEMS}, {"answers": base}
+        return merge_fields(rules, server, server, {"answers": client}, EARLY, clocks, written)
+
+    result = merge(frozenset({"answers.S01"}))
     assert result.values == {}  # the later write of the base value stands
     [conflict] = result.conflicts
     assert (conflict.field, conflict.kept) == ("answers.S01", "server")
-    untouched = merge_fields(
-        {"answers": Rule.ITEMS},
-        {"answers": base},
-        {"answers": base},
-        {"answers": client},
-        EARLY,
-        clocks,
-    )
+    untouched = merge(frozenset())
     assert untouched.values["answers"]["S01"]["note"] == "mine" and untouched.conflicts == []
