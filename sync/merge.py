@@ -33,7 +33,7 @@ from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.hlc import HLC, later
+from sync.hlc import HLC, SERVER_NODE, later
 
 
 class Rule(enum.Enum):
@@ -101,10 +101,24 @@ def merge_lww(
         return client, True, None
     if base is not UNKNOWN and client == base:
         return server, False, None  # the device holds the base value: nothing of its own
+    if _rewrites_its_own(client_clock, server_clock):
+        return client, True, None
     known_base = None if base is UNKNOWN else base
     if later(client_clock, server_clock):
         return client, True, FieldConflict(name, known_base, server, client, kept="client")
     return server, False, FieldConflict(name, known_base, server, client, kept="server")
+
+
+def _rewrites_its_own(client_clock: HLC, server_clock: HLC | None) -> bool:
+    """Whether the value now stored was written by the same device, earlier: the device saw it
+    and replaces it (its change queued behind its own earlier one, on the same base), so there
+    is nothing to log: no one else's value is lost."""
+    return (
+        server_clock is not None
+        and server_clock.node == client_clock.node
+        and server_clock.node != SERVER_NODE
+        and later(client_clock, server_clock)
+    )
 
 
 ANSWER_DEFAULT = {"result": None, "note": "", "photo_ids": []}
@@ -161,6 +175,10 @@ def merge_items(
             new_clocks[key] = str(client_clock)
         else:
             server_clock = HLC.parse(clocks[key]) if key in clocks else None
+            if _rewrites_its_own(client_clock, server_clock):
+                merged[code] = {**c, "photo_ids": photos}
+                new_clocks[key] = str(client_clock)
+                continue
             if later(client_clock, server_clock):
                 merged[code] = {**c, "photo_ids": photos}
                 new_clocks[key] = str(client_clock)

@@ -4,7 +4,8 @@ Two officers' devices correct the same shop offline while the leader edits it on
 the interleaving of device edits, server edits, retries and pulls, no value is lost silently,
 and devices that pull end with the server's state. Every value written is unique, so we can
 follow each one: at the end it is in the record, or in the conflict log, or a later write
-overwrote it knowing it (its base version already held it).
+overwrote it knowing it (its base version already held it, or it came from the same device,
+which wrote the value it replaces).
 
 Two officers push batches of edits of one inspection, fresh and stale, with refused ones in
 between: the version each answer gives is the version the history lists with that value.
@@ -94,7 +95,13 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
         officer = officers[who]
         if action == "edit":
             value = next(unique)
-            write = {"field": field, "value": value, "base": officer.known_version, "applied": None}
+            write = {
+                "field": field,
+                "value": value,
+                "base": officer.known_version,
+                "applied": None,
+                "device": who,
+            }
             writes.append(write)
             change = officer.device.change(
                 "target", target_id, {field: value}, base_version=officer.known_version
@@ -123,6 +130,7 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
                     "value": value,
                     "base": current.get_json()["version"],
                     "applied": response.get_json()["version"],
+                    "device": "leader",
                 }
             )
 
@@ -146,9 +154,15 @@ def test_no_value_is_lost_and_devices_converge(login, world, plan):
         field, value = write["field"], write["value"]
         kept = final[field] == value
         in_log = (field, value) in logged
+        position = writes.index(write)
         superseded = write["applied"] is not None and any(
-            later["field"] == field and later["base"] >= write["applied"] and later is not write
-            for later in writes
+            later["field"] == field
+            and later is not write
+            and (
+                later["base"] >= write["applied"]
+                or (later["device"] == write["device"] and later["applied"] is not None)
+            )
+            for later in writes[position + 1 :]
         )
         assert kept or in_log or superseded, (write, final, conflicts)
 

@@ -402,7 +402,37 @@ def test_a_skewed_device_s_later_edit_still_wins_over_its_earlier_one(app, login
     assert "clock_skew" in stored.flags
     assert stored.findings == "二"
     assert first["status"] == "applied"
-    assert [c["kept"] for c in second["conflicts"]] == ["client"]  # "一" is in the log
+    # The device replaces its own value: nothing of anyone else's to log.
+    assert (second["status"], second["conflicts"]) == ("merged", [])
+
+
+def test_a_device_s_second_edit_on_the_same_base_replaces_its_first_without_a_log_entry(
+    app, login, world
+):
+    """Two edits a device queued on one base (the first merged with a colleague's): the second
+    replaces the device's own first value, which is no one else's to lose; a colleague's value
+    is still logged."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    officer2.push_ok(
+        officer2.change("inspection", record, {"outcome": "compliant"}, base_version=1)
+    )
+    first, second = officer1.push_ok(
+        officer1.change("inspection", record, {"findings": "先写"}, base_version=1),
+        officer1.change("inspection", record, {"findings": "改写"}, base_version=1),
+    )
+    assert (first["status"], second["status"]) == ("merged", "merged")
+    assert inspection_in_db(app, record).findings == "改写"
+    assert login("leader1").get(f"/api/v1/conflicts?record_id={record}").get_json()["items"] == []
+    # Over a colleague's value, the same edit is a conflict as before.
+    officer2.push_ok(officer2.change("inspection", record, {"findings": "同事"}, base_version=4))
+    [third] = officer1.push_ok(
+        officer1.change("inspection", record, {"findings": "再改"}, base_version=1)
+    )
+    assert third["status"] == "conflict"
 
 
 def test_a_skewed_edit_that_loses_every_field_still_leaves_every_version_in_history(
