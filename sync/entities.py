@@ -11,6 +11,7 @@ values compare equal whatever their spelling (time zones, coordinate systems, de
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,8 +54,8 @@ from schemas.inspections import (
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected, target_refs
-from sync.hlc import HLC, later
-from sync.merge import FieldConflict, Rule, merge_fields
+from sync.hlc import HLC
+from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
 from sync.versions import stamp_versions, version_values, written_since
@@ -1136,12 +1137,15 @@ def _photo_conflicts(photo: Photo, change: Change, loaded: dict, wire: dict) -> 
         if name == "location" and incoming is not None:
             incoming, _ = wgs84_location(incoming)
             current = current and {**current, "crs": "wgs84"}
-        if incoming == current:
-            continue
         server_clock = HLC.parse(clocks[name]) if name in clocks else None
-        kept = "client" if later(change.hlc, server_clock) else "server"
-        found.append(FieldConflict(name, None, current, wire[name], kept))
-        if kept == "server":
+        # Written since the base: changed on both sides, whatever the base held.
+        _, _, conflict = merge_lww(
+            name, UNKNOWN, current, incoming, change.hlc, server_clock, written=True
+        )
+        if conflict is None:
+            continue  # the same value, or the device replacing its own
+        found.append(dataclasses.replace(conflict, client=wire[name]))  # as the device sent it
+        if conflict.kept == "server":
             del loaded[name], wire[name]
     return found
 
