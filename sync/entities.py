@@ -646,28 +646,45 @@ class InspectionHandler(Handler):
             if change.op == "delete"
             else {name: current.get(name) for name in change.fields if name in current}
         )
+        return self._log_waiting(
+            ctx, change, kind, record.squadron_id, server, change.fields or None, record.version
+        )
+
+    def _log_waiting(
+        self,
+        ctx: PushContext,
+        change: Change,
+        kind: ConflictKind,
+        squadron_id: int,
+        server,
+        client,
+        version: int,
+        action: str | None = None,
+    ) -> dict:
+        """A change not applied, kept whole in the conflict log (the server's side kept) with
+        its audit entry; the answer says ``conflict`` at ``version``."""
         conflict = log_conflict(
             ctx,
             change,
             self.entity,
-            record.id,
-            record.squadron_id,
+            change.id,
+            squadron_id,
             kind,
             None,
             None,
             server,
-            change.fields or None,
+            client,
             "server",
-            record.version,
+            version,
         )
         audit.record(
             ctx.actor,
-            f"inspection.{kind.value}_logged",
+            f"inspection.{action or kind.value}_logged",
             self.entity,
-            record.id,
+            change.id,
             after={"conflict_id": str(conflict.id)},
         )
-        return result(change, "conflict", record.version, [conflict])
+        return result(change, "conflict", version, [conflict])
 
     # deleting ------------------------------------------------------------------------------
 
@@ -677,30 +694,11 @@ class InspectionHandler(Handler):
             or record.review_status is ReviewStatus.approved
             or change.base_version != record.version
         ):
-            current = inspection_wire(record)
-            conflict = log_conflict(
-                ctx,
-                change,
-                self.entity,
-                record.id,
-                record.squadron_id,
-                ConflictKind.delete,
-                None,
-                None,
-                {"version": record.version, "status": current["status"]},
-                None,
-                "server",
-                record.version,
-            )
+            server = {"version": record.version, "status": record.status.value}
             db.session.flush()
-            audit.record(
-                ctx.actor,
-                "inspection.delete_logged",
-                self.entity,
-                record.id,
-                after={"conflict_id": str(conflict.id)},
+            return self._log_waiting(
+                ctx, change, ConflictKind.delete, record.squadron_id, server, None, record.version
             )
-            return result(change, "conflict", record.version, [conflict])
         version = record.version + 1
         write_tombstone(self.entity, record, record.squadron_id, ctx.actor.user_id)
         audit.record(
@@ -721,28 +719,17 @@ class InspectionHandler(Handler):
         if tombstone.squadron_id != ctx.actor.user.squadron_id:
             raise Rejected(APIError(404, "not_found", "inspection not found"))
         load_inspection(change.fields)  # bad input is refused field by field all the same
-        conflict = log_conflict(
+        server = {"deleted": True, "version": tombstone.version}
+        return self._log_waiting(
             ctx,
             change,
-            self.entity,
-            change.id,
-            tombstone.squadron_id,
             ConflictKind.delete,
-            None,
-            None,
-            {"deleted": True, "version": tombstone.version},
+            tombstone.squadron_id,
+            server,
             change.fields,
-            "server",
             tombstone.version,
+            action="edit_of_deleted",
         )
-        audit.record(
-            ctx.actor,
-            "inspection.edit_of_deleted_logged",
-            self.entity,
-            change.id,
-            after={"conflict_id": str(conflict.id)},
-        )
-        return result(change, "conflict", tombstone.version, [conflict])
 
     def _delete_missing(self, change: Change) -> dict:
         tombstone = tombstone_of(self.entity, change.id)
