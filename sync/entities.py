@@ -55,10 +55,10 @@ from schemas.inspections import (
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected, target_refs
 from sync.hlc import HLC
-from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww
+from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww, removals
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
-from sync.versions import stamp_versions, version_values, written_since
+from sync.versions import readded_since, stamp_versions, version_values, written_since
 
 # -- shared pieces -------------------------------------------------------------------------------
 
@@ -556,8 +556,11 @@ class InspectionHandler(Handler):
                 )
             )
         )
+        readded = {}
         if base is not None and not fresh:
             base = inspection_device_view(base)
+            removed = removals(INSPECTION_RULES, base, server, wire)
+            readded = readded_since(self.entity, record, change.base_version, removed)
         merged = merge_fields(
             INSPECTION_RULES,
             base,
@@ -566,6 +569,7 @@ class InspectionHandler(Handler):
             change.hlc,
             record.field_clocks or {},
             frozenset() if fresh else written_since(record, change.base_version),
+            readded,
         )
         values = dict(merged.values)
         state = {**server, **values}

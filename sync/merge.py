@@ -13,7 +13,9 @@ Rules (see API.md, "Field rules for inspection"):
 - ``LWW``: the later hybrid logical clock wins (the clock of the server value is the clock of
   the write that set it);
 - ``SET``: a three-way set merge: additions from both sides are kept, and a removal applies only
-  where that side removed the element (photo ids);
+  where that side removed the element (photo ids). An element the server removed and added back
+  after the base is an addition too: the device's removal of it is not applied (add wins, as in
+  an observed-remove set) and is logged;
 - ``ITEMS``: a map merged key by key (checklist answers); within a key, ``result`` and ``note``
   follow ``LWW`` and ``photo_ids`` follow ``SET``.
 
@@ -23,7 +25,10 @@ difference counts as changed on both sides: the rule still decides and the loser
 "Changed on the server side" is more than "differs from the base": a field written after the
 base and set back to the base's value was changed too (its later write must still win against
 an older edit, or be logged). ``written`` says which fields (and ``answers.<code>``) were
-written after the base; it comes from the record's ``field_versions``.
+written after the base; it comes from the record's ``field_versions``. The same holds for set
+elements: ``readded`` says, per set (``photo_ids``, ``answers.<code>``), which of the elements
+the device removed were added back by the server after the base; it comes from the version
+history (see :func:`removals` for the elements to look up).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from sync.hlc import HLC, SERVER_NODE, later
@@ -71,13 +77,21 @@ class MergeResult:
     conflicts: list[FieldConflict] = field(default_factory=list)
 
 
-def merge_set(base: list | Any | None, server: list | None, client: list | None) -> list:
-    """Three-way set merge, keeping the server's order and appending the client's additions."""
+def merge_set(
+    base: list | Any | None,
+    server: list | None,
+    client: list | None,
+    readded: Set = frozenset(),
+) -> list:
+    """Three-way set merge, keeping the server's order and appending the client's additions.
+
+    ``readded``: elements the server added back after the base; the client's removal of them is
+    concurrent with that addition, and the addition wins."""
     server = list(server or [])
     client = list(client or [])
     base_set = set() if base is UNKNOWN or base is None else set(base)
     client_set = set(client)
-    removed_by_client = base_set - client_set
+    removed_by_client = base_set - client_set - set(readded)
     added_by_client = [x for x in client if x not in base_set]
     merged = [x for x in server if x not in removed_by_client]
     merged += [x for x in added_by_client if x not in merged]
@@ -121,6 +135,50 @@ def _rewrites_its_own(client_clock: HLC, server_clock: HLC | None) -> bool:
     )
 
 
+def _removal_refused(
+    name: str, base: Any, merged: list, client: list | None, readded: Set
+) -> FieldConflict | None:
+    """The conflict to log when the device removed elements the server added back since the
+    base: the record keeps them; the logged ``client`` value is the record without them, which is
+    what resolving it for the device writes."""
+    refused = (set(_known(base)) - set(client or [])) & set(readded) & set(merged)
+    if not refused:
+        return None
+    without = [x for x in merged if x not in refused]
+    return FieldConflict(name, _known(base), merged, without, kept="server")
+
+
+def _known(base: Any) -> list:
+    return [] if base is UNKNOWN or base is None else list(base)
+
+
+def removals(rules: Mapping[str, Rule], base: Mapping | None, server: Mapping, client: Mapping):
+    """Per set (``photo_ids``, ``answers.<code>``), the elements the device removed since its
+    base that the server still holds: those the server may have removed and added back meanwhile,
+    to be looked up in the version history and passed to :func:`merge_fields` as ``readded``."""
+    if base is None:
+        return {}
+    found: dict[str, set] = {}
+    for name, client_value in client.items():
+        rule = rules[name]
+        if rule is Rule.SET:
+            gone = set(_known(base.get(name))) - set(client_value or [])
+            gone &= set(server.get(name) or [])
+            if gone:
+                found[name] = gone
+        elif rule is Rule.ITEMS:
+            base_items, server_items = base.get(name) or {}, server.get(name) or {}
+            for code, item in (client_value or {}).items():
+                b, s = base_items.get(code), server_items.get(code)
+                if not b or not s or item is None:
+                    continue
+                gone = set(b.get("photo_ids") or []) - set(item.get("photo_ids") or [])
+                gone &= set(s.get("photo_ids") or [])
+                if gone:
+                    found[f"{name}.{code}"] = gone
+    return found
+
+
 ANSWER_DEFAULT = {"result": None, "note": "", "photo_ids": []}
 
 
@@ -146,6 +204,7 @@ def merge_items(
     client_clock: HLC,
     clocks: Mapping[str, str],
     written: Set[str] = frozenset(),
+    readded: Mapping[str, Set] = MappingProxyType({}),
 ) -> tuple[dict, dict[str, str], list[FieldConflict]]:
     """Checklist answers, item by item. Returns (merged map, clock updates, conflicts)."""
     server = dict(server or {})
@@ -158,16 +217,17 @@ def merge_items(
         s = merged.get(code)
         b = UNKNOWN if base is UNKNOWN else normalize_answer((base or {}).get(code))
         untouched = key not in written  # by the server since the base
-        if s is None or (b is not UNKNOWN and s == b and untouched):
+        added_back = readded.get(key, frozenset())
+        if s is None or (b is not UNKNOWN and s == b and untouched and not added_back):
             merged[code] = c
             new_clocks[key] = str(client_clock)
             continue
         if c == s:
             continue
-        photos = merge_set(
-            UNKNOWN if b is UNKNOWN or b is None else b["photo_ids"], s["photo_ids"], c["photo_ids"]
-        )
+        base_photos = UNKNOWN if b is UNKNOWN or b is None else b["photo_ids"]
+        photos = merge_set(base_photos, s["photo_ids"], c["photo_ids"], added_back)
         core_b = UNKNOWN if b is UNKNOWN else _core(b)
+        core_conflict = False
         if _core(c) == _core(s) or (core_b is not UNKNOWN and _core(c) == core_b):
             merged[code] = {**s, "photo_ids": photos}
         elif core_b is not UNKNOWN and _core(s) == core_b and untouched:
@@ -178,15 +238,26 @@ def merge_items(
             if _rewrites_its_own(client_clock, server_clock):
                 merged[code] = {**c, "photo_ids": photos}
                 new_clocks[key] = str(client_clock)
-                continue
-            if later(client_clock, server_clock):
-                merged[code] = {**c, "photo_ids": photos}
-                new_clocks[key] = str(client_clock)
-                kept = "client"
             else:
-                merged[code] = {**s, "photo_ids": photos}
-                kept = "server"
-            conflicts.append(FieldConflict(key, None if b is UNKNOWN else b, s, c, kept=kept))
+                core_conflict = True
+                if later(client_clock, server_clock):
+                    merged[code] = {**c, "photo_ids": photos}
+                    new_clocks[key] = str(client_clock)
+                    kept = "client"
+                else:
+                    merged[code] = {**s, "photo_ids": photos}
+                    kept = "server"
+                known_base = None if b is UNKNOWN else b
+                conflicts.append(FieldConflict(key, known_base, s, c, kept=kept))
+        if not core_conflict:  # a conflict of the item already logs the device's photos
+            refused = _removal_refused(key, base_photos, photos, c["photo_ids"], added_back)
+            if refused is not None:
+                item = merged[code]
+                conflicts.append(
+                    FieldConflict(
+                        key, b, item, {**item, "photo_ids": refused.client}, kept="server"
+                    )
+                )
     return merged, new_clocks, conflicts
 
 
@@ -198,12 +269,13 @@ def merge_fields(
     client_clock: HLC,
     clocks: Mapping[str, str],
     written: Set[str] = frozenset(),
+    readded: Mapping[str, Set] = MappingProxyType({}),
 ) -> MergeResult:
     """Merge the client's changed ``client`` fields into the record ``server``.
 
     ``base`` is the record as the client last saw it (None when unknown); ``clocks`` maps each
     field (and ``answers.<code>``) to the clock of its current server value; ``written`` holds
-    those the server wrote after the base.
+    those the server wrote after the base; ``readded`` the set elements it added back after it.
     """
     result = MergeResult()
     for name, client_value in client.items():
@@ -211,12 +283,16 @@ def merge_fields(
         base_value = UNKNOWN if base is None else base.get(name)
         server_value = server.get(name)
         if rule is Rule.SET:
-            merged = merge_set(base_value, server_value, client_value)
+            added_back = readded.get(name, frozenset())
+            merged = merge_set(base_value, server_value, client_value, added_back)
             if merged != list(server_value or []):
                 result.values[name] = merged
+            refused = _removal_refused(name, base_value, merged, client_value, added_back)
+            if refused is not None:
+                result.conflicts.append(refused)
         elif rule is Rule.ITEMS:
             merged, new_clocks, conflicts = merge_items(
-                name, base_value, server_value, client_value, client_clock, clocks, written
+                name, base_value, server_value, client_value, client_clock, clocks, written, readded
             )
             if merged != {k: normalize_answer(v) for k, v in (server_value or {}).items()}:
                 result.values[name] = merged

@@ -9,6 +9,7 @@ compares them fairly with device edits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -100,6 +101,43 @@ def written_since(record, base_version: int | None) -> frozenset[str]:
     if base_version is None:
         return frozenset()
     return frozenset(k for k, v in (record.field_versions or {}).items() if v > base_version)
+
+
+def readded_since(
+    entity: str, record, base_version: int, removed: Mapping[str, set]
+) -> dict[str, set]:
+    """Of the set elements a device removed since ``base_version`` that the record still holds
+    (``removed``, per set: ``photo_ids``, ``answers.<code>``; see :func:`sync.merge.removals`),
+    those the record lacked at some version in between: someone removed them and added them
+    back after the device's base, so the device's removal is concurrent with that addition.
+
+    Reads the snapshots between the base and now, only when there is something to look up.
+    """
+    if not removed or record.version - base_version < 2:
+        return {}  # no version in between: what the record holds now it held since the base
+    snapshots = db.session.scalars(
+        sa.select(RecordVersion.data).where(
+            RecordVersion.entity == entity,
+            RecordVersion.record_id == record.id,
+            RecordVersion.version > base_version,
+            RecordVersion.version < record.version,
+        )
+    )
+    found: dict[str, set] = {}
+    for data in snapshots:
+        for path, elements in removed.items():
+            missing = elements - set(_set_at(data, path))
+            if missing:
+                found.setdefault(path, set()).update(missing)
+    return found
+
+
+def _set_at(data: dict, path: str) -> list:
+    """The elements of the set at ``path`` (``photo_ids`` or ``answers.<code>``) in a snapshot."""
+    name, _, code = path.partition(".")
+    if not code:
+        return data.get(name) or []
+    return ((data.get(name) or {}).get(code) or {}).get("photo_ids") or []
 
 
 def record_left_scope(entity: str, record, squadron_id: int, actor_id, at: datetime) -> None:

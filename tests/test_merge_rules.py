@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.hlc import HLC, HLCError
-from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww, merge_set
+from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww, merge_set, removals
 
 EARLY = HLC(1_000, 0, "pad-a")
 LATE = HLC(2_000, 0, "pad-b")
@@ -85,6 +85,18 @@ SET_TABLE = [
     (UNKNOWN, ["p1"], ["p2"], ["p1", "p2"]),  # no base: nothing counts as removed
 ]
 
+READDED_TABLE = [
+    # base, server, client, added back by the server since the base -> merged
+    (["p1"], ["p1"], [], {"p1"}, ["p1"]),  # the device's removal loses to the addition
+    (["p1", "p2"], ["p1", "p2"], [], {"p1"}, ["p1"]),  # p2 was not added back: removed
+    (["p1"], ["p1"], ["p3"], {"p1"}, ["p1", "p3"]),
+]
+
+
+@pytest.mark.parametrize(("base", "server", "client", "readded", "merged"), READDED_TABLE)
+def test_set_merge_keeps_elements_the_server_added_back(base, server, client, readded, merged):
+    assert merge_set(base, server, client, readded) == merged
+
 
 @pytest.mark.parametrize(("base", "server", "client", "merged"), SET_TABLE)
 def test_three_way_set_merge(base, server, client, merged):
@@ -94,14 +106,68 @@ def test_three_way_set_merge(base, server, client, merged):
 ids = st.lists(st.sampled_from([f"p{i}" for i in range(8)]), unique=True, max_size=6)
 
 
-@given(ids, ids, ids)
-def test_set_merge_keeps_every_addition_and_only_chosen_removals(base, server, client):
-    merged = set(merge_set(base, server, client))
-    added = (set(server) - set(base)) | (set(client) - set(base))
+@given(ids, ids, ids, ids)
+def test_set_merge_keeps_every_addition_and_only_chosen_removals(base, server, client, readded):
+    readded = set(readded) & set(base) & set(server)  # what the history can report
+    merged = set(merge_set(base, server, client, readded))
+    added = (set(server) - set(base)) | (set(client) - set(base)) | readded
     assert added <= merged
     for element in set(base) - merged:
         assert element not in server or element not in client  # someone removed it
     assert merged <= set(base) | set(server) | set(client)
+
+
+def test_a_removal_of_an_element_added_back_since_the_base_is_refused_and_logged():
+    """The server removed p1 and added it back after the device's base; the device removed
+    it offline. The two are concurrent: the addition wins, the removal waits in the log."""
+    rules = {"photo_ids": Rule.SET}
+    base, server, client = {"photo_ids": ["p1", "p2"]}, {"photo_ids": ["p1", "p2"]}, ["p2", "p3"]
+    assert removals(rules, base, server, {"photo_ids": client}) == {"photo_ids": {"p1"}}
+
+    result = merge_fields(
+        rules, base, server, {"photo_ids": client}, LATE, {}, readded={"photo_ids": {"p1"}}
+    )
+
+    assert result.values == {"photo_ids": ["p1", "p2", "p3"]}
+    [conflict] = result.conflicts
+    assert (conflict.field, conflict.kept) == ("photo_ids", "server")
+    assert conflict.server == ["p1", "p2", "p3"]  # what the record holds
+    assert conflict.client == ["p2", "p3"]  # what resolving it for the device writes
+    # Not added back: the device's removal is the only change to p1.
+    plain = merge_fields(rules, base, server, {"photo_ids": client}, LATE, {})
+    assert plain.values == {"photo_ids": ["p2", "p3"]} and plain.conflicts == []
+
+
+def test_a_photo_of_an_answer_added_back_since_the_base_stays_and_the_removal_is_logged():
+    base = {"answers": {"S01": answer("fail", "x", ["p1"]), "S02": answer("pass")}}
+    server = {"answers": {"S01": answer("fail", "x", ["p1"]), "S02": answer("pass")}}
+    client = {"answers": {"S01": answer("fail", "x", []), "S02": answer("pass", "", ["p9"])}}
+    assert removals(RULES, base, server, client) == {"answers.S01": {"p1"}}
+
+    result = merge_fields(RULES, base, server, client, LATE, {}, readded={"answers.S01": {"p1"}})
+
+    assert result.values["answers"]["S01"] == answer("fail", "x", ["p1"])
+    assert result.values["answers"]["S02"] == answer("pass", "", ["p9"])
+    [conflict] = result.conflicts
+    assert (conflict.field, conflict.kept) == ("answers.S01", "server")
+    assert conflict.client == answer("fail", "x", [])
+    # Its note changed on the device alone: the note applies, the removal still waits.
+    client["answers"]["S01"] = answer("fail", "改", [])
+    noted = merge_fields(RULES, base, server, client, LATE, {}, readded={"answers.S01": {"p1"}})
+    assert noted.values["answers"]["S01"] == answer("fail", "改", ["p1"])
+    [conflict] = noted.conflicts
+    assert conflict.kept == "server" and conflict.client == answer("fail", "改", [])
+
+
+def test_removals_are_only_looked_up_for_elements_the_server_still_holds():
+    base = {"photo_ids": ["p1", "p2"], "answers": {"S01": answer("fail", "", ["p3"])}}
+    server = {"photo_ids": ["p2"], "answers": {"S01": answer("fail", "", ["p3"])}}
+    client = {
+        "photo_ids": [],
+        "answers": {"S01": answer("fail", "", ["p3"]), "S09": answer("pass")},
+    }
+    assert removals(RULES, base, server, client) == {"photo_ids": {"p2"}}
+    assert removals(RULES, None, server, client) == {}  # no base: nothing counts as removed
 
 
 # -- answers, item by item ---------------------------------------------------------------------

@@ -572,6 +572,76 @@ def test_a_stale_edit_does_not_silently_undo_a_later_write_back_to_the_base_valu
     assert clean["status"] == "merged"
 
 
+def test_a_photo_added_back_meanwhile_is_kept_over_an_offline_removal_and_logged(app, login, world):
+    """A colleague took a photo off the inspection and put it back; the officer, offline since
+    before both, took it off too. The photo stays, the removal waits in the log, and the leader
+    can still apply it."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    fields = new_inspection(world, ["officer1", "officer2"])
+    kept, other = str(uuid.uuid4()), str(uuid.uuid4())
+    fields["photo_ids"] = [kept, other]
+    fields["answers"]["S01"]["photo_ids"] = [kept]
+    officer1.push_ok(officer1.change("inspection", record, fields))
+    for base, photos, item_photos in ((1, [other], []), (2, [other, kept], [kept])):
+        [applied] = officer2.push_ok(
+            officer2.change(
+                "inspection",
+                record,
+                {
+                    "photo_ids": photos,
+                    "answers": {"S01": {**fields["answers"]["S01"], "photo_ids": item_photos}},
+                },
+                base_version=base,
+            )
+        )
+        assert applied["status"] == "applied"
+
+    [stale] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {
+                "photo_ids": [other],
+                "answers": {"S01": {**fields["answers"]["S01"], "photo_ids": []}},
+            },
+            base_version=1,
+        )
+    )
+
+    assert stale["status"] == "conflict"
+    assert sorted((c["field"], c["kept"]) for c in stale["conflicts"]) == [
+        ("answers.S01", "server"),
+        ("photo_ids", "server"),
+    ]
+    stored = inspection_in_db(app, record)
+    assert stored.photo_ids == [other, kept] and stored.answers["S01"]["photo_ids"] == [kept]
+    leader = login("leader1")
+    logged = leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    by_field = {entry["field"]: entry for entry in logged}
+    assert by_field["photo_ids"]["client_value"] == [other]
+    # The leader sides with the officer: the removal applies, nothing else changes.
+    response = leader.post(
+        f"/api/v1/conflicts/{by_field['photo_ids']['id']}/resolve", json={"keep": "client"}
+    )
+    assert response.status_code == 200, response.get_json()
+    stored = inspection_in_db(app, record)
+    assert stored.photo_ids == [other] and stored.answers["S01"]["photo_ids"] == [kept]
+    # With no removal and re-adding in between, an offline removal simply merges.
+    seen = stored.version
+    officer1.push_ok(officer1.change("inspection", record, {"findings": "补拍"}, base_version=seen))
+    [removed] = officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S01": {**fields["answers"]["S01"], "photo_ids": []}}},
+            base_version=seen,
+        )
+    )
+    assert removed["status"] == "merged" and removed["conflicts"] == []
+    assert inspection_in_db(app, record).answers["S01"]["photo_ids"] == []
+
+
 def test_two_devices_editing_one_photo_s_item_follow_the_field_rules(app, login, world):
     from fieldapp.photos.models import Photo
 
