@@ -34,7 +34,12 @@ class TrackCollectionSchema(ma.Schema):
     from_ = fields.String(data_key="from")
     to = fields.String()
     points = fields.Integer()
-    points_dropped = fields.Integer(metadata={"description": "fixes too inaccurate to draw"})
+    points_dropped = fields.Integer(
+        metadata={
+            "description": "fixes not drawn: too inaccurate, or taken at the same instant as "
+            "a more accurate fix from another of the officer's devices"
+        }
+    )
     distance_m = fields.Float()
     duration_s = fields.Float()
     gaps = fields.List(fields.Dict())

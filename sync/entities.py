@@ -1323,8 +1323,9 @@ _TRACK_INPUT = TrackFieldsArgs()
 
 
 class TrackHandler(Handler):
-    """Append-only GPS points: a point the server already has is skipped, so batches never
-    conflict and a repeated batch adds nothing."""
+    """Append-only GPS points: a point the server already has from the same device is skipped,
+    so batches never conflict and a repeated batch adds nothing; another device's fix at the
+    same instant is kept beside it."""
 
     entity = "track"
     model = None
@@ -1362,7 +1363,7 @@ class TrackHandler(Handler):
             TrackPoint.__table__
         )
         inserted = db.session.execute(
-            insert.on_conflict_do_nothing(index_elements=["officer_id", "t"]), rows
+            insert.on_conflict_do_nothing(index_elements=["officer_id", "t", "device_id"]), rows
         ).rowcount
         audit.record(
             ctx.actor,

@@ -7,8 +7,11 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+import sqlalchemy as sa
 
+from fieldapp.db import db
 from fieldapp.geo import wgs84_to_gcj02
+from fieldapp.tracks.models import TrackPoint
 from tests.conftest import assert_error
 from tests.sync_helpers import FakeDevice
 
@@ -89,6 +92,30 @@ def test_points_in_gcj02_are_stored_as_wgs84_and_a_repeated_batch_adds_nothing(o
     [point] = track["features"]
     assert point["geometry"]["type"] == "Point"
     assert point["geometry"]["coordinates"] == pytest.approx([121.47, 31.37], abs=1e-7)
+
+
+def test_two_devices_of_one_officer_both_keep_their_fixes_and_the_line_draws_the_better(
+    officer1, app, login
+):
+    """The officer carries a phone and a pad; both record a fix at the same instants."""
+    device, officer_id = officer1
+    pad = FakeDevice(login("officer1", device_id="pad-second"))
+    walk_points = walk(T0, 121.47, 31.37, 3)
+    push_track(device, officer_id, [p | {"accuracy_m": 30.0} for p in walk_points])
+    shifted = [p | {"lon": p["lon"] + 0.0002, "accuracy_m": 5.0} for p in walk_points]
+    push_track(pad, officer_id, shifted)
+    push_track(pad, officer_id, shifted)  # a repeated batch still adds nothing
+
+    with app.app_context():
+        stored = db.session.scalars(
+            sa.select(TrackPoint.device_id).where(TrackPoint.officer_id == officer_id)
+        ).all()
+    assert sorted(stored).count("pad-second") == 3 and len(stored) == 6
+    track = get_track(device.api, officer_id).get_json()
+    assert (track["points"], track["points_dropped"]) == (3, 3)
+    [line] = track["features"]
+    drawn = line["geometry"]["coordinates"]
+    assert drawn[0] == pytest.approx([shifted[0]["lon"], shifted[0]["lat"]], abs=1e-7)
 
 
 def test_tracks_are_read_by_their_officer_and_those_above_them(officer1, login):

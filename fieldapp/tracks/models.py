@@ -25,4 +25,10 @@ class TrackPoint(db.Model):
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
     batch_id: Mapped[uuid.UUID | None]
 
-    __table_args__ = (sa.UniqueConstraint("officer_id", "t", name="uq_track_points_officer_t"),)
+    # Per device: two devices of one officer may both record a fix at one instant; a repeated
+    # batch from one device still adds nothing.
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "officer_id", "t", "device_id", name="uq_track_points_officer_t_device"
+        ),
+    )

@@ -92,13 +92,16 @@ def track_lines(
 ) -> dict:
     """The officer's track between ``start`` and ``end`` as a GeoJSON FeatureCollection: one
     feature per continuous stretch, and the totals and gaps as members of the collection.
-    Fixes less accurate than ``max_accuracy_m`` are left out (``points_dropped``)."""
+    Fixes less accurate than ``max_accuracy_m`` are left out (``points_dropped``), and so are
+    all but the most accurate of the fixes two of the officer's devices took at one instant
+    (one person is in one place: drawing both would zigzag; both stay stored)."""
     fixes = db.session.execute(
         sa.select(TrackPoint.t.label("at"), TrackPoint.lon, TrackPoint.lat, TrackPoint.accuracy_m)
         .where(TrackPoint.officer_id == officer_id, TrackPoint.t >= start, TrackPoint.t <= end)
-        .order_by(TrackPoint.t)
+        .order_by(TrackPoint.t, TrackPoint.accuracy_m.asc().nulls_last(), TrackPoint.id)
     ).all()
-    points = [p for p in fixes if p.accuracy_m is None or p.accuracy_m <= settings.max_accuracy_m]
+    accurate = [p for p in fixes if p.accuracy_m is None or p.accuracy_m <= settings.max_accuracy_m]
+    points = [p for i, p in enumerate(accurate) if i == 0 or p.at != accurate[i - 1].at]
     segments, gaps = _segments(points, settings)
     features = [_feature(segment, settings) for segment in segments]
     return {
