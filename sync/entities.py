@@ -55,7 +55,7 @@ from schemas.inspections import (
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected, target_refs
 from sync.hlc import HLC
-from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww, removals
+from sync.merge import UNKNOWN, MergeResult, Rule, merge_fields, merge_lww, removals
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
 from sync.versions import readded_since, stamp_versions, version_values, written_since
@@ -581,7 +581,7 @@ class InspectionHandler(Handler):
         loaded = load_inspection_fields(_loadable(needed | values))
         self._check(ctx, loaded, state, creating=False, changed=set(values))
         version_before = record.version
-        changed = list(values)
+        changed = list(values) + _reasserted(merged, values)
         if values:
             self._write(
                 record,
@@ -925,6 +925,12 @@ CHECKED_FIELDS = (
 )
 
 
+def _reasserted(merged: MergeResult, values: dict) -> list[str]:
+    """The fields whose stored value the device wrote again, later than another writer: their
+    value stays, their clock moves (see :func:`sync.merge.merge_lww`), and that is a version."""
+    return sorted({key.partition(".")[0] for key in merged.clocks} - set(values))
+
+
 def _column_changed(record) -> bool:
     """Whether flushing ``record`` would UPDATE it (and take a version): one of its columns
     holds another value than at the last flush. Only the attributes set since then are asked."""
@@ -1088,13 +1094,12 @@ class TargetHandler(Handler):
                 target.lon, target.lat = value["lon"], value["lat"]
             else:
                 setattr(target, name, _TARGET_INPUT.load({name: value}, partial=True)[name])
-        if merged.values:
+        changed = list(merged.values) + _reasserted(merged, merged.values)
+        if changed:
             target.field_clocks = {**(target.field_clocks or {}), **merged.clocks}
             stamp_versions(target, merged.clocks, target.version + 1)
             db.session.flush()
-            write_version(
-                self.entity, target, target.device_fields(), list(merged.values), ctx, change
-            )
+            write_version(self.entity, target, target.device_fields(), changed, ctx, change)
             entry = audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
             if entry is not None and entry["after"].keys() & RISK_FIELDS:
                 risk.refresh_target(ctx.actor, target, ctx.now)

@@ -72,7 +72,8 @@ class FieldConflict:
 class MergeResult:
     #: field -> value to write (only fields whose stored value changes)
     values: dict[str, Any] = field(default_factory=dict)
-    #: clock key -> clock of the value now stored (for fields the client's value set)
+    #: clock key -> clock of the value now stored (for fields the client's value set, or
+    #: re-asserted: see :func:`merge_lww`)
     clocks: dict[str, str] = field(default_factory=dict)
     conflicts: list[FieldConflict] = field(default_factory=list)
 
@@ -108,9 +109,14 @@ def merge_lww(
     written: bool = False,
 ) -> tuple[Any, bool, FieldConflict | None]:
     """One last-writer-wins field (``written``: the server wrote it after the base). Returns
-    (stored value, client value stored?, conflict)."""
+    (stored value, client value stored?, conflict).
+
+    A device writing the value already stored, later than another writer stored it, re-asserts
+    it: the value stays and takes the device's clock (client value "stored"), so that an edit
+    made between the two writes loses to the later one, as it would have had the values
+    differed."""
     if client == server:
-        return server, False, None
+        return server, _reasserts(client_clock, server_clock), None
     if base is not UNKNOWN and server == base and not written:
         return client, True, None
     if base is not UNKNOWN and client == base:
@@ -179,6 +185,17 @@ def removals(rules: Mapping[str, Rule], base: Mapping | None, server: Mapping, c
     return found
 
 
+def _reasserts(client_clock: HLC, server_clock: HLC | None) -> bool:
+    """Whether a device writing the value already stored moves its clock: when another writer
+    stored it, earlier. (The device's own value, sent again, keeps the clock it had: an outbox
+    replaying an edit changes nothing.)"""
+    return (
+        server_clock is not None
+        and server_clock.node != client_clock.node
+        and later(client_clock, server_clock)
+    )
+
+
 ANSWER_DEFAULT = {"result": None, "note": "", "photo_ids": []}
 
 
@@ -223,6 +240,9 @@ def merge_items(
             new_clocks[key] = str(client_clock)
             continue
         if c == s:
+            server_clock = HLC.parse(clocks[key]) if key in clocks else None
+            if _reasserts(client_clock, server_clock):
+                new_clocks[key] = str(client_clock)
             continue
         base_photos = UNKNOWN if b is UNKNOWN or b is None else b["photo_ids"]
         photos = merge_set(base_photos, s["photo_ids"], c["photo_ids"], added_back)
@@ -310,7 +330,8 @@ def merge_fields(
                 name in written,
             )
             if client_won:
-                result.values[name] = stored
+                if stored != server_value:
+                    result.values[name] = stored
                 result.clocks[name] = str(client_clock)
             if conflict is not None:
                 result.conflicts.append(conflict)

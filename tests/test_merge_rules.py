@@ -56,7 +56,12 @@ LWW_TABLE = [
     ("a", "s", "c", EARLY, LATE, "s", False, "server"),  # both changed: later server wins
     ("a", "s", "c", EARLY, None, "c", True, "client"),  # server value has no clock: oldest
     (UNKNOWN, "s", "c", LATE, EARLY, "c", True, "client"),  # unknown base: rule decides
-    (UNKNOWN, "s", "s", LATE, EARLY, "s", False, None),
+    (UNKNOWN, "s", "s", EARLY, LATE, "s", False, None),
+    # The same value, written later by another device: it stays and takes the later clock.
+    ("a", "s", "s", LATE, EARLY, "s", True, None),
+    (UNKNOWN, "s", "s", LATE, EARLY, "s", True, None),
+    # ... but a device sending its own value again (a replay) leaves its clock alone.
+    ("a", "s", "s", HLC(3_000, 0, "pad-a"), EARLY, "s", False, None),
 ]
 
 
@@ -157,6 +162,26 @@ def test_a_photo_of_an_answer_added_back_since_the_base_stays_and_the_removal_is
     assert noted.values["answers"]["S01"] == answer("fail", "改", ["p1"])
     [conflict] = noted.conflicts
     assert conflict.kept == "server" and conflict.client == answer("fail", "改", [])
+
+
+def test_a_value_written_again_later_takes_the_later_clock_and_beats_an_edit_in_between():
+    """pad-a stored "甲" at EARLY; pad-c, offline, wrote "丙" at 1,500; pad-b wrote "甲" too, at
+    LATE. However the pushes arrive, the record ends with pad-b's later "甲"."""
+    base, rules = {"findings": ""}, {"findings": Rule.LWW}
+    reassert = merge_fields(
+        rules, base, {"findings": "甲"}, {"findings": "甲"}, LATE, {"findings": str(EARLY)}
+    )
+    assert reassert.values == {} and reassert.clocks == {"findings": str(LATE)}
+    in_between = HLC(1_500, 0, "pad-c")
+    after = merge_fields(
+        rules, base, {"findings": "甲"}, {"findings": "丙"}, in_between, reassert.clocks
+    )
+    assert after.values == {} and after.conflicts[0].kept == "server"
+    # The same for an answer item.
+    item = {"S01": answer("fail", "甲")}
+    clocks = {"answers.S01": str(EARLY)}
+    again = merge_fields(RULES, {"answers": {}}, {"answers": item}, {"answers": item}, LATE, clocks)
+    assert again.values == {} and again.clocks == {"answers.S01": str(LATE)}
 
 
 def test_removals_are_only_looked_up_for_elements_the_server_still_holds():

@@ -642,6 +642,40 @@ def test_a_photo_added_back_meanwhile_is_kept_over_an_offline_removal_and_logged
     assert inspection_in_db(app, record).answers["S01"]["photo_ids"] == []
 
 
+def test_a_value_written_again_later_beats_an_offline_edit_made_in_between(app, login, world):
+    """officer1 writes findings at 09:01; their phone, offline, writes other findings at 09:02;
+    officer2 writes officer1's words again at 09:03. The 09:03 write is the last: it stays."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    phone = FakeDevice(login("officer1", device_id="phone-officer1"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    t = 1_763_712_000_000
+    officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "甲"}, base_version=1, hlc=officer1.clock_at(t + 1)
+        )
+    )
+    [again] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "甲"}, base_version=1, hlc=officer2.clock_at(t + 3)
+        )
+    )
+    assert again["status"] == "merged" and again["version"] == 3  # its clock is the news
+
+    [between] = phone.push_ok(
+        phone.change(
+            "inspection", record, {"findings": "丙"}, base_version=1, hlc=phone.clock_at(t + 2)
+        )
+    )
+
+    assert between["status"] == "conflict"
+    assert [(c["field"], c["kept"]) for c in between["conflicts"]] == [("findings", "server")]
+    assert inspection_in_db(app, record).findings == "甲"
+    assert (3, ["findings"]) in history_versions(login, record)  # officer2's write, listed
+
+
 def test_two_devices_editing_one_photo_s_item_follow_the_field_rules(app, login, world):
     from fieldapp.photos.models import Photo
 

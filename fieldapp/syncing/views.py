@@ -126,10 +126,13 @@ class HistoryResource(MethodView):
         ).all()
         history, previous = [], {}
         for version in versions:
+            # A field written with the value it had (a colleague confirming it, which moves its
+            # clock) is listed too, from and to the same value: it is why the version exists.
+            written = set(version.changed or ())
             changes = {
                 name: {"from": previous.get(name), "to": value}
                 for name, value in version.data.items()
-                if name not in ("version",) and previous.get(name) != value
+                if name != "version" and (previous.get(name) != value or name in written)
             }
             history.append(
                 {
