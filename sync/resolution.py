@@ -263,31 +263,45 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
     before = inspection_wire(record)
     _check_references(actor, before, wire)
     InspectionHandler()._write(record, wire, loaded, original)
-    reopened = record.can(ReviewAction.reopen)
-    if reopened:
-        # An amendment to an approved record goes back to the leader.
-        record.transition(ReviewAction.reopen, by=actor.user_id, at=utcnow())
+    reopened = _reopen(actor, record)  # in the same version as the fields written
     clocks = {name: clock for name in wire if name != "answers"}
     if isinstance(given_answers, dict):
         clocks |= {f"answers.{code}": clock for code in given_answers}
     record.field_clocks = {**(record.field_clocks or {}), **clocks}
     stamp_versions(record, clocks, record.version + 1)
+    _write_inspection_version(actor, record, before, "inspection.resolve", reopened)
+    return record.version
+
+
+def _reopen(actor: Actor, inspection: Inspection) -> bool:
+    """An approved inspection an accepted amendment changes goes back to the leader; whether
+    it did."""
+    if not inspection.can(ReviewAction.reopen):
+        return False
+    inspection.transition(ReviewAction.reopen, by=actor.user_id, at=utcnow())
+    return True
+
+
+def _write_inspection_version(
+    actor: Actor, inspection: Inspection, before: dict, action: str, reopened: bool
+) -> None:
+    """Flush what the resolution changed in ``inspection`` (``before``: its wire form before)
+    as a new version with its snapshot and audit entry."""
     db.session.flush()
-    after = inspection_wire(record)
-    changed = [k for k in after if after.get(k) != before.get(k) and k not in ("version",)]
-    write_version("inspection", record, after, changed, None, None, actor=actor)
+    after = inspection_wire(inspection)
+    changed = [k for k in after if after.get(k) != before.get(k) and k != "version"]
+    write_version("inspection", inspection, after, changed, None, None, actor=actor)
     audit.record(
         actor,
-        "inspection.resolve",
+        action,
         "inspection",
-        record.id,
+        inspection.id,
         before={k: before.get(k) for k in changed},
         after={k: after.get(k) for k in changed},
     )
     if reopened:
         # Only approved inspections feed risk: until it is approved again, it does not count.
-        risk.refresh_target(actor, record.target, utcnow())
-    return record.version
+        risk.refresh_target(actor, inspection.target, utcnow())
 
 
 def _check_references(actor: Actor, before: dict, wire: dict) -> None:
@@ -359,22 +373,9 @@ def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields,
     except Rejected as rejected:
         raise validation_error({"value": rejected.error.data["errors"]["json"]}) from None
     audit.record(actor, "photo.resolve", "photo", photo.id, after={"fields": sorted(loaded)})
-    if inspection.can(ReviewAction.reopen):
-        before = inspection_wire(inspection)
-        inspection.transition(ReviewAction.reopen, by=actor.user_id, at=utcnow())
-        db.session.flush()
-        after = inspection_wire(inspection)
-        changed = [k for k in after if after[k] != before[k] and k != "version"]
-        write_version("inspection", inspection, after, changed, None, None, actor=actor)
-        audit.record(
-            actor,
-            "inspection.reopen",
-            "inspection",
-            inspection.id,
-            before={k: before[k] for k in changed},
-            after={k: after[k] for k in changed},
-        )
-        risk.refresh_target(actor, inspection.target, utcnow())
+    before = inspection_wire(inspection)
+    if _reopen(actor, inspection):
+        _write_inspection_version(actor, inspection, before, "inspection.reopen", reopened=True)
     return photo.version
 
 
