@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import uuid
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.sync_helpers import FakeDevice, new_inspection
@@ -235,3 +235,133 @@ def test_the_version_each_edit_is_answered_is_the_one_its_value_is_stored_in(log
             assert result["version"] == latest, (field, value, result)
             assert in_history[latest][field]["to"] == value, (field, value, result)
     assert versions[-1] == latest
+
+
+#: Photo lists: each officer adds new photos and removes ones it holds, offline, and pushes,
+#: retries and pulls in any order. (who, action, which photo of its list to remove)
+photo_steps = st.lists(
+    st.tuples(
+        st.integers(0, 1),
+        st.sampled_from(("add", "remove", "push", "retry", "pull")),
+        st.integers(0, 5),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+class PhotoTaker:
+    """A device editing an inspection's photo list: its list, the version it last read, and
+    its edits not sent yet (each: the list it wrote, on the list at its base)."""
+
+    def __init__(self, device: FakeDevice, record):
+        self.device = device
+        self.record = record
+        self.version = 1
+        self.photos: list[str] = []
+        self.base_photos: list[str] = []
+        self.outbox: list[dict] = []
+        self.last_batch: list[dict] = []
+
+    def edit(self, photos: list[str]) -> None:
+        change = self.device.change(
+            "inspection", self.record, {"photo_ids": photos}, base_version=self.version
+        )
+        self.outbox.append({"change": change, "base": list(self.base_photos), "sent": photos})
+        self.photos = photos
+
+    def pull(self, stored: dict) -> None:
+        if not self.outbox:  # as the client does: a record with edits to send is not replaced
+            self.version, self.photos = stored["version"], list(stored["photo_ids"])
+            self.base_photos = list(self.photos)
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(plan=photo_steps)
+# officer1 adds a photo; officer2 reads it and removes it; officer1, still on its first base,
+# sends it again (added back); officer2, on the base it read, removes it again.
+@example(
+    plan=[
+        (0, "add", 0),
+        (0, "push", 0),
+        (1, "pull", 0),
+        (1, "remove", 0),
+        (1, "push", 0),
+        (0, "add", 0),
+        (0, "push", 0),
+        (1, "add", 0),
+        (1, "push", 0),
+    ]
+)
+def test_photo_lists_keep_every_addition_and_log_every_removal_not_applied(login, world, plan):
+    """An addition always reaches the record; a removal reaches it or, where the server added
+    the photo back after the device's base, waits in the conflict log; at the end every photo
+    ever added is on the record or was removed by someone who had it in their list; and
+    devices that pull hold the record's list."""
+    record = uuid.uuid4()
+    first = FakeDevice(login("officer1"))
+    first.push_ok(
+        first.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    takers = [PhotoTaker(first, record), PhotoTaker(FakeDevice(login("officer2")), record)]
+    leader = login("leader1")
+    added: set[str] = set()
+    removed_knowingly: set[str] = set()
+
+    def stored() -> dict:
+        return leader.get(f"/api/v1/inspections/{record}").get_json()
+
+    lists = {1: []}  # the record's photo list at each version
+
+    def push(taker: PhotoTaker, batch: list[dict]) -> None:
+        for edit in batch:  # one change of the record per batch, as the client sends them
+            before = stored()
+            [result] = taker.device.push_ok(edit["change"])
+            assert result["status"] in ("applied", "merged", "conflict"), result
+            now = stored()
+            lists[now["version"]] = now["photo_ids"]
+            for photo in set(edit["sent"]) - set(edit["base"]):
+                assert photo in now["photo_ids"], (photo, edit, now)  # additions always apply
+            removed_knowingly.update(set(edit["base"]) - set(edit["sent"]))
+            if result["replayed"]:
+                continue
+            base = edit["change"]["base_version"]
+            for photo in (set(edit["base"]) - set(edit["sent"])) & set(before["photo_ids"]):
+                added_back = any(photo not in lists[v] for v in range(base + 1, before["version"]))
+                if added_back:  # concurrent with the removal: the photo stays, logged
+                    assert photo in now["photo_ids"], (photo, edit, lists)
+                    assert any(
+                        c["field"] == "photo_ids" and c["kept"] == "server"
+                        for c in result["conflicts"]
+                    ), result
+                else:  # the device's removal is the only change to it
+                    assert photo not in now["photo_ids"], (photo, edit, lists)
+
+    for who, action, which in plan:
+        taker = takers[who]
+        if action == "add":
+            photo = str(uuid.uuid4())
+            added.add(photo)
+            taker.edit([*taker.photos, photo])
+        elif action == "remove" and taker.photos:
+            gone = taker.photos[which % len(taker.photos)]
+            taker.edit([p for p in taker.photos if p != gone])
+        elif action == "push":
+            push(taker, taker.outbox)
+            taker.last_batch, taker.outbox = taker.outbox, []
+        elif action == "retry":
+            push(taker, taker.last_batch)  # the answer was lost: the same changes again
+        elif action == "pull":
+            taker.pull(stored())
+
+    for taker in takers:
+        push(taker, taker.outbox)
+        taker.outbox = []
+    final = stored()
+    for taker in takers:
+        taker.pull(final)
+        assert taker.photos == final["photo_ids"]
+    for photo in added - set(final["photo_ids"]):
+        assert photo in removed_knowingly, (photo, final["photo_ids"])
