@@ -55,7 +55,7 @@ from schemas.inspections import (
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected, target_refs
 from sync.hlc import HLC
-from sync.merge import UNKNOWN, MergeResult, Rule, merge_fields, merge_lww, removals
+from sync.merge import UNKNOWN, MergeResult, Rule, merge_fields, merge_lww, reasserts, removals
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
 from sync.versions import readded_since, stamp_versions, version_values, written_since
@@ -1191,6 +1191,7 @@ def write_photo_metadata(
         raise invalid({"inspection_id": ["a photo does not move to another inspection"]})
     if "sha256" in loaded and photo.uploaded and photo.sha256 != loaded["sha256"]:
         raise invalid({"sha256": ["the photo is uploaded; its digest cannot change"]})
+    before = {name: _photo_value(photo, name) for name in loaded}
     for name, value in loaded.items():
         if name == "location":
             stored, original = wgs84_location(wire["location"])
@@ -1199,10 +1200,21 @@ def write_photo_metadata(
             photo.location_original = original
         else:
             setattr(photo, name, value)
-    photo.field_clocks = {**(photo.field_clocks or {}), **dict.fromkeys(wire, clock)}
+    # A field takes the write's clock where its value changed, or where it is re-asserted (the
+    # same value, sent later by another writer); a device sending its own value again, or an
+    # earlier clock, moves nothing (see sync.merge.merge_lww).
+    clocks = photo.field_clocks or {}
+    written = [
+        name
+        for name in loaded
+        if _photo_value(photo, name) != before[name]
+        or name not in clocks
+        or reasserts(HLC.parse(clock), HLC.parse(clocks[name]))
+    ]
+    photo.field_clocks = {**clocks, **dict.fromkeys(written, clock)}
     if photo.version is not None and _column_changed(photo):
         photo.metadata_version = photo.version + 1  # the version this write's flush gives
-        stamp_versions(photo, list(wire), photo.metadata_version)
+        stamp_versions(photo, written, photo.metadata_version)
     try:  # bytes uploaded before their metadata are claimed by it now
         photo_ops.claim(photo)
     except ValueError as exc:

@@ -26,9 +26,9 @@ difference counts as changed on both sides: the rule still decides and the loser
 base and set back to the base's value was changed too (its later write must still win against
 an older edit, or be logged). ``written`` says which fields (and ``answers.<code>``) were
 written after the base; it comes from the record's ``field_versions``. The same holds for set
-elements: ``readded`` says, per set (``photo_ids``, ``answers.<code>``), which of the elements
-the device removed were added back by the server after the base; it comes from the version
-history (see :func:`removals` for the elements to look up).
+elements: ``readded`` says, per set (``photo_ids``, ``answers.<code>.photo_ids``), which of
+the elements the device removed were added back by the server after the base; it comes from
+the version history (see :func:`removals` for the elements to look up).
 """
 
 from __future__ import annotations
@@ -111,12 +111,16 @@ def merge_lww(
     """One last-writer-wins field (``written``: the server wrote it after the base). Returns
     (stored value, client value stored?, conflict).
 
+    The value the device's later clock replaces is logged unless it is the device's base value:
+    the device saw that one (someone wrote it again since, back or re-asserted, but no value
+    the device did not see is lost).
+
     A device writing the value already stored, later than another writer stored it, re-asserts
     it: the value stays and takes the device's clock (client value "stored"), so that an edit
     made between the two writes loses to the later one, as it would have had the values
     differed."""
     if client == server:
-        return server, _reasserts(client_clock, server_clock), None
+        return server, reasserts(client_clock, server_clock), None
     if base is not UNKNOWN and server == base and not written:
         return client, True, None
     if base is not UNKNOWN and client == base:
@@ -125,6 +129,8 @@ def merge_lww(
         return client, True, None
     known_base = None if base is UNKNOWN else base
     if later(client_clock, server_clock):
+        if base is not UNKNOWN and server == base:
+            return client, True, None  # the value it replaces is the one the device saw
         return client, True, FieldConflict(name, known_base, server, client, kept="client")
     return server, False, FieldConflict(name, known_base, server, client, kept="server")
 
@@ -145,8 +151,9 @@ def _removal_refused(
     name: str, base: Any, merged: list, client: list | None, readded: Set
 ) -> FieldConflict | None:
     """The conflict to log when the device removed elements the server added back since the
-    base: the record keeps them; the logged ``client`` value is the record without them, which is
-    what resolving it for the device writes."""
+    base: the record keeps them. ``name`` is the photo list's (``photo_ids``,
+    ``answers.<code>.photo_ids``); ``server`` the list the record holds, ``client`` that list
+    without the elements (resolving for the device removes those, and nothing else)."""
     refused = (set(_known(base)) - set(client or [])) & set(readded) & set(merged)
     if not refused:
         return None
@@ -159,9 +166,10 @@ def _known(base: Any) -> list:
 
 
 def removals(rules: Mapping[str, Rule], base: Mapping | None, server: Mapping, client: Mapping):
-    """Per set (``photo_ids``, ``answers.<code>``), the elements the device removed since its
-    base that the server still holds: those the server may have removed and added back meanwhile,
-    to be looked up in the version history and passed to :func:`merge_fields` as ``readded``."""
+    """Per set (``photo_ids``, ``answers.<code>.photo_ids``), the elements the device removed
+    since its base that the server still holds: those the server may have removed and added
+    back meanwhile, to be looked up in the version history and passed to :func:`merge_fields`
+    as ``readded``."""
     if base is None:
         return {}
     found: dict[str, set] = {}
@@ -181,11 +189,11 @@ def removals(rules: Mapping[str, Rule], base: Mapping | None, server: Mapping, c
                 gone = set(b.get("photo_ids") or []) - set(item.get("photo_ids") or [])
                 gone &= set(s.get("photo_ids") or [])
                 if gone:
-                    found[f"{name}.{code}"] = gone
+                    found[f"{name}.{code}.photo_ids"] = gone
     return found
 
 
-def _reasserts(client_clock: HLC, server_clock: HLC | None) -> bool:
+def reasserts(client_clock: HLC, server_clock: HLC | None) -> bool:
     """Whether a device writing the value already stored moves its clock: when another writer
     stored it, earlier. (The device's own value, sent again, keeps the clock it had: an outbox
     replaying an edit changes nothing.)"""
@@ -207,6 +215,10 @@ def normalize_answer(answer: Mapping | None) -> dict | None:
         "note": answer.get("note") or "",
         "photo_ids": list(answer.get("photo_ids") or []),
     }
+
+
+def _known_item(base: Any) -> dict | None:
+    return None if base is UNKNOWN else base
 
 
 def _core(answer: Mapping | None) -> tuple | None:
@@ -234,20 +246,20 @@ def merge_items(
         s = merged.get(code)
         b = UNKNOWN if base is UNKNOWN else normalize_answer((base or {}).get(code))
         untouched = key not in written  # by the server since the base
-        added_back = readded.get(key, frozenset())
+        photos_key = f"{key}.photo_ids"
+        added_back = readded.get(photos_key, frozenset())
+        if c == s:
+            server_clock = HLC.parse(clocks[key]) if key in clocks else None
+            if reasserts(client_clock, server_clock):
+                new_clocks[key] = str(client_clock)
+            continue
         if s is None or (b is not UNKNOWN and s == b and untouched and not added_back):
             merged[code] = c
             new_clocks[key] = str(client_clock)
             continue
-        if c == s:
-            server_clock = HLC.parse(clocks[key]) if key in clocks else None
-            if _reasserts(client_clock, server_clock):
-                new_clocks[key] = str(client_clock)
-            continue
         base_photos = UNKNOWN if b is UNKNOWN or b is None else b["photo_ids"]
         photos = merge_set(base_photos, s["photo_ids"], c["photo_ids"], added_back)
         core_b = UNKNOWN if b is UNKNOWN else _core(b)
-        core_conflict = False
         if _core(c) == _core(s) or (core_b is not UNKNOWN and _core(c) == core_b):
             merged[code] = {**s, "photo_ids": photos}
         elif core_b is not UNKNOWN and _core(s) == core_b and untouched:
@@ -258,26 +270,18 @@ def merge_items(
             if _rewrites_its_own(client_clock, server_clock):
                 merged[code] = {**c, "photo_ids": photos}
                 new_clocks[key] = str(client_clock)
+            elif later(client_clock, server_clock):
+                merged[code] = {**c, "photo_ids": photos}
+                new_clocks[key] = str(client_clock)
+                # The item it replaces is the device's base item: seen, so not logged.
+                if core_b is UNKNOWN or _core(s) != core_b:
+                    conflicts.append(FieldConflict(key, _known_item(b), s, c, kept="client"))
             else:
-                core_conflict = True
-                if later(client_clock, server_clock):
-                    merged[code] = {**c, "photo_ids": photos}
-                    new_clocks[key] = str(client_clock)
-                    kept = "client"
-                else:
-                    merged[code] = {**s, "photo_ids": photos}
-                    kept = "server"
-                known_base = None if b is UNKNOWN else b
-                conflicts.append(FieldConflict(key, known_base, s, c, kept=kept))
-        if not core_conflict:  # a conflict of the item already logs the device's photos
-            refused = _removal_refused(key, base_photos, photos, c["photo_ids"], added_back)
-            if refused is not None:
-                item = merged[code]
-                conflicts.append(
-                    FieldConflict(
-                        key, b, item, {**item, "photo_ids": refused.client}, kept="server"
-                    )
-                )
+                merged[code] = {**s, "photo_ids": photos}
+                conflicts.append(FieldConflict(key, _known_item(b), s, c, kept="server"))
+        refused = _removal_refused(photos_key, base_photos, photos, c["photo_ids"], added_back)
+        if refused is not None:
+            conflicts.append(refused)
     return merged, new_clocks, conflicts
 
 

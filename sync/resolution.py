@@ -44,7 +44,7 @@ from sync.entities import (
     write_version,
 )
 from sync.hlc import HLC
-from sync.merge import normalize_answer
+from sync.merge import ANSWER_DEFAULT, normalize_answer
 from sync.models import Conflict, ConflictKind, ConflictStatus
 from sync.versions import stamp_versions
 
@@ -120,7 +120,7 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
         )
         if record is None and not new_photo:
             raise APIError(409, "version_conflict", "the record was deleted meanwhile")
-        if keep != "value":
+        if keep != "value" and not _is_photo_list(conflict.field):
             _refuse_if_moved_on(conflict, record, chosen)
         clock = str(HLC.server(int(now.timestamp() * 1000)))
         if conflict.kind is ConflictKind.delete:
@@ -128,9 +128,8 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
         elif conflict.kind is ConflictKind.amendment:
             applied_version = _write(actor, conflict, record, _amendment_fields(chosen), clock)
         else:
-            applied_version = _write(
-                actor, conflict, record, _field_value(conflict.field, chosen), clock
-            )
+            fields = _field_value(conflict, record, keep, chosen)
+            applied_version = _write(actor, conflict, record, fields, clock)
     conflict.status = ConflictStatus.resolved
     conflict.resolution = {
         "keep": keep,
@@ -223,12 +222,46 @@ def _amendment_fields(chosen) -> dict:
     return chosen
 
 
-def _field_value(field: str, chosen) -> dict:
-    """The fields to write for one field's choice: one answer item is written alone."""
-    if field.startswith("answers."):
-        code = field.split(".", 1)[1]
+def _is_photo_list(field: str | None) -> bool:
+    """Whether the entry is about a photo list (``photo_ids``, ``answers.<code>.photo_ids``):
+    the removals a device made that the server refused because it added the photos back."""
+    return field is not None and (field == "photo_ids" or field.endswith(".photo_ids"))
+
+
+def _field_value(conflict: Conflict, record, keep: str, chosen) -> dict:
+    """The fields to write for one field's choice.
+
+    One answer item is written alone. Choosing a side (``client``, ``server``) writes what
+    that side differs in and nothing else: an item's result and note (its photo list merges
+    as a set, with entries of its own); a photo list's removals and additions against the
+    other side, applied to the list the record holds now, so that photos added since the
+    entry was logged stay. ``keep: value`` writes the value given.
+    """
+    field = conflict.field
+    other = conflict.server_value if keep == "client" else conflict.client_value
+    by_side = keep != "value"
+    if field == "photo_ids":
+        photos = _choose_photos(record.photo_ids, chosen, other) if by_side else chosen
+        return {"photo_ids": photos}
+    if not field.startswith("answers."):
+        return {field: chosen}
+    code = field.split(".")[1]
+    current = normalize_answer((record.answers or {}).get(code)) or dict(ANSWER_DEFAULT)
+    if field.endswith(".photo_ids"):
+        photos = _choose_photos(current["photo_ids"], chosen, other) if by_side else chosen
+        return {"answers": {code: {**current, "photo_ids": photos}}}
+    if not by_side:
         return {"answers": {code: normalize_answer(chosen) if isinstance(chosen, dict) else chosen}}
-    return {field: chosen}
+    side = normalize_answer(chosen)
+    return {"answers": {code: {**current, "result": side["result"], "note": side["note"]}}}
+
+
+def _choose_photos(current: list | None, chosen: list | None, other: list | None) -> list:
+    """``current`` with the chosen side's removals and additions against the other side."""
+    chosen, other, current = list(chosen or []), list(other or []), list(current or [])
+    removed = set(other) - set(chosen)
+    kept = [photo for photo in current if photo not in removed]
+    return kept + [photo for photo in chosen if photo not in other and photo not in kept]
 
 
 def _write(actor: Actor, conflict: Conflict, record, fields: dict, clock: str) -> int:

@@ -107,9 +107,10 @@ def readded_since(
     entity: str, record, base_version: int, removed: Mapping[str, set]
 ) -> dict[str, set]:
     """Of the set elements a device removed since ``base_version`` that the record still holds
-    (``removed``, per set: ``photo_ids``, ``answers.<code>``; see :func:`sync.merge.removals`),
-    those the record lacked at some version in between: someone removed them and added them
-    back after the device's base, so the device's removal is concurrent with that addition.
+    (``removed``, per set: ``photo_ids``, ``answers.<code>.photo_ids``; see
+    :func:`sync.merge.removals`), those the record lacked at some version in between: someone
+    removed them and added them back after the device's base, so the device's removal is
+    concurrent with that addition.
 
     Reads the snapshots between the base and now, only when there is something to look up.
     """
@@ -133,11 +134,12 @@ def readded_since(
 
 
 def _set_at(data: dict, path: str) -> list:
-    """The elements of the set at ``path`` (``photo_ids`` or ``answers.<code>``) in a snapshot."""
-    name, _, code = path.partition(".")
-    if not code:
-        return data.get(name) or []
-    return ((data.get(name) or {}).get(code) or {}).get("photo_ids") or []
+    """The elements of the set at ``path`` (``photo_ids``, ``answers.<code>.photo_ids``) in a
+    snapshot."""
+    if path == "photo_ids":
+        return data.get("photo_ids") or []
+    _, code, _ = path.split(".")
+    return ((data.get("answers") or {}).get(code) or {}).get("photo_ids") or []
 
 
 def record_left_scope(entity: str, record, squadron_id: int, actor_id, at: datetime) -> None:

@@ -3,6 +3,7 @@ reference client over Flask's test client, with faults to order."""
 
 from __future__ import annotations
 
+import copy
 import random
 import uuid
 from datetime import UTC, datetime
@@ -120,7 +121,8 @@ def new_inspection(world, officers, *, status="draft", target="shop1", **overrid
         "origin": "patrol",
         "started_at": datetime(2026, 11, 20, 9, 30, tzinfo=UTC).isoformat(),
         "location": {"lon": 121.4701, "lat": 31.3702, "accuracy_m": 8.0, "crs": "wgs84"},
-        "answers": dict(SHOP_ANSWERS)
+        # A deep copy: a test that changes an item must not change every later test's.
+        "answers": copy.deepcopy(SHOP_ANSWERS)
         if target.startswith("shop")
         else {"C01": {"result": "pass", "note": "", "photo_ids": []}},
         "status": status,

@@ -433,3 +433,92 @@ def test_accepting_an_old_amendment_of_a_photo_deleted_since_is_409(app, login, 
     assert_error(response, 409, "version_conflict")
     with app.app_context():
         assert db.session.get(Photo, photo) is None
+
+
+def test_keep_client_of_an_item_photo_removal_does_not_drop_a_photo_added_since(app, login, world):
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    fields = new_inspection(world, ["officer1", "officer2"])
+    kept, later = str(uuid.uuid4()), str(uuid.uuid4())
+    item = {"result": "fail", "note": "占道", "photo_ids": [kept]}
+    fields["answers"]["S01"] = item
+    officer1.push_ok(officer1.change("inspection", record, fields))  # v1
+    # officer2 takes the photo off the item (v2) and puts it back (v3).
+    for base, photos in ((1, []), (2, [kept])):
+        [r] = officer2.push_ok(
+            officer2.change(
+                "inspection",
+                record,
+                {"answers": {"S01": {**item, "photo_ids": photos}}},
+                base_version=base,
+            )
+        )
+        assert r["status"] == "applied", r
+    # officer1, offline since v1, took it off: kept, and the removal logged.
+    [stale] = officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"answers": {"S01": {**item, "photo_ids": []}}}, base_version=1
+        )
+    )
+    assert [(c["field"], c["kept"]) for c in stale["conflicts"]] == [
+        ("answers.S01.photo_ids", "server")
+    ]
+    conflict_id = stale["conflicts"][0]["conflict_id"]
+    # officer2 then adds a new photo of the same item (result and note unchanged).
+    version = stored(app, record).version
+    [added] = officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S01": {**item, "photo_ids": [kept, later]}}},
+            base_version=version,
+        )
+    )
+    assert added["status"] == "applied", added
+    assert stored(app, record).answers["S01"]["photo_ids"] == [kept, later]
+
+    # The leader sides with officer1's removal of ``kept``.
+    leader = login("leader1")
+    response = leader.post(f"/api/v1/conflicts/{conflict_id}/resolve", json={"keep": "client"})
+    # The removal applies, and nothing else: officer2's later photo stays.
+    assert response.status_code == 200, response.get_json()
+    assert stored(app, record).answers["S01"] == {**item, "photo_ids": [later]}
+
+
+def test_choosing_a_side_of_an_answer_item_writes_its_result_and_note_not_its_photos(
+    app, login, world
+):
+    """The item's photos merged as a set when the conflict was logged; choosing the device's
+    note must not take away the photo the colleague added meanwhile."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = shared_draft(world, officer1)
+    photo = str(uuid.uuid4())
+    officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S01": {"result": "fail", "note": "晚", "photo_ids": [photo]}}},
+            base_version=1,
+            hlc=officer2.clock_at(T + 2),
+        )
+    )
+    [lost] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {"answers": {"S01": answer("fail", "早")}},
+            base_version=1,
+            hlc=officer1.clock_at(T + 1),
+        )
+    )
+    [entry] = lost["conflicts"]
+    assert (entry["field"], entry["kept"]) == ("answers.S01", "server")
+
+    response = resolve(login("leader1"), entry["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    assert stored(app, record).answers["S01"] == {
+        "result": "fail",
+        "note": "早",
+        "photo_ids": [photo],
+    }

@@ -147,21 +147,31 @@ def test_a_photo_of_an_answer_added_back_since_the_base_stays_and_the_removal_is
     base = {"answers": {"S01": answer("fail", "x", ["p1"]), "S02": answer("pass")}}
     server = {"answers": {"S01": answer("fail", "x", ["p1"]), "S02": answer("pass")}}
     client = {"answers": {"S01": answer("fail", "x", []), "S02": answer("pass", "", ["p9"])}}
-    assert removals(RULES, base, server, client) == {"answers.S01": {"p1"}}
+    readded = {"answers.S01.photo_ids": {"p1"}}
+    assert removals(RULES, base, server, client) == readded
 
-    result = merge_fields(RULES, base, server, client, LATE, {}, readded={"answers.S01": {"p1"}})
+    result = merge_fields(RULES, base, server, client, LATE, {}, readded=readded)
 
     assert result.values["answers"]["S01"] == answer("fail", "x", ["p1"])
     assert result.values["answers"]["S02"] == answer("pass", "", ["p9"])
-    [conflict] = result.conflicts
-    assert (conflict.field, conflict.kept) == ("answers.S01", "server")
-    assert conflict.client == answer("fail", "x", [])
+    [conflict] = result.conflicts  # about the item's photo list alone
+    assert (conflict.field, conflict.kept) == ("answers.S01.photo_ids", "server")
+    assert (conflict.base, conflict.server, conflict.client) == (["p1"], ["p1"], [])
     # Its note changed on the device alone: the note applies, the removal still waits.
     client["answers"]["S01"] = answer("fail", "改", [])
-    noted = merge_fields(RULES, base, server, client, LATE, {}, readded={"answers.S01": {"p1"}})
+    noted = merge_fields(RULES, base, server, client, LATE, {}, readded=readded)
     assert noted.values["answers"]["S01"] == answer("fail", "改", ["p1"])
-    [conflict] = noted.conflicts
-    assert conflict.kept == "server" and conflict.client == answer("fail", "改", [])
+    assert [(c.field, c.client) for c in noted.conflicts] == [("answers.S01.photo_ids", [])]
+    # Its note changed on both sides too: one entry for the note, one for the photo list.
+    server["answers"]["S01"] = answer("fail", "服务端", ["p1"])
+    both = merge_fields(
+        RULES, base, server, client, EARLY, {"answers.S01": str(LATE)}, readded=readded
+    )
+    assert both.values["answers"]["S01"] == answer("fail", "服务端", ["p1"])  # the later note
+    assert [(c.field, c.kept) for c in both.conflicts] == [
+        ("answers.S01", "server"),
+        ("answers.S01.photo_ids", "server"),
+    ]
 
 
 def test_a_value_written_again_later_takes_the_later_clock_and_beats_an_edit_in_between():
@@ -269,17 +279,19 @@ def test_lww_keeps_one_value_and_logs_the_other(base, server, client, client_clo
 # -- a field written since the base, back to the base's value ------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("client_clock", "stored", "kept"),
-    [(EARLY, "", "server"), (HLC(3_000, 0, "pad-a"), "mine", "client")],
-)
-def test_a_field_written_back_to_its_base_value_is_changed_on_both_sides(
-    client_clock, stored, kept
-):
+def test_a_field_written_back_to_its_base_value_is_changed_on_both_sides():
     # base "" -> someone wrote "x", then "" again at LATE; the device wrote "mine" on base "".
-    value, _, conflict = merge_lww("findings", "", "", "mine", client_clock, LATE, written=True)
-    assert value == stored and conflict.kept == kept
+    value, _, conflict = merge_lww("findings", "", "", "mine", EARLY, LATE, written=True)
+    assert value == "" and conflict.kept == "server"  # the later write of "" stands
     assert (conflict.server, conflict.client) == ("", "mine")
+    # The device's edit is the later: it stands, and the "" it replaces is the one it saw at
+    # its base, so nothing unseen is lost and nothing is logged.
+    later_edit = HLC(3_000, 0, "pad-a")
+    assert merge_lww("findings", "", "", "mine", later_edit, LATE, written=True) == (
+        "mine",
+        True,
+        None,
+    )
     # Not written since the base: the device's change is the only one.
     assert merge_lww("findings", "", "", "mine", EARLY, LATE) == ("mine", True, None)
 

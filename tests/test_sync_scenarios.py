@@ -611,7 +611,7 @@ def test_a_photo_added_back_meanwhile_is_kept_over_an_offline_removal_and_logged
 
     assert stale["status"] == "conflict"
     assert sorted((c["field"], c["kept"]) for c in stale["conflicts"]) == [
-        ("answers.S01", "server"),
+        ("answers.S01.photo_ids", "server"),
         ("photo_ids", "server"),
     ]
     stored = inspection_in_db(app, record)
@@ -674,6 +674,144 @@ def test_a_value_written_again_later_beats_an_offline_edit_made_in_between(app, 
     assert [(c["field"], c["kept"]) for c in between["conflicts"]] == [("findings", "server")]
     assert inspection_in_db(app, record).findings == "甲"
     assert (3, ["findings"]) in history_versions(login, record)  # officer2's write, listed
+
+
+def test_a_device_sending_its_own_answer_item_again_takes_no_version(app, login, world):
+    """As for a plain field (test_an_edit_that_changes_nothing_takes_no_version): an outbox
+    replaying an answer under a new change id moves nothing and takes no version."""
+    officer = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    same = {"S01": dict(SHOP_ANSWERS["S01"])}
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"answers": same}, base_version=1)
+    )
+    assert (result["status"], result["version"]) == ("applied", 1), result
+    assert [v for v, _ in history_versions(login, record)] == [1]
+
+
+def test_resending_a_leader_s_answer_with_an_earlier_clock_does_not_move_its_clock_back(
+    app, login, world
+):
+    """officer2 writes S01 at 09:05. officer1's pad (its clock behind) pulls that version
+    and sends the same S01 back at 09:01 (pad time). An offline edit of S01 officer1's
+    phone made at 09:03, on the version before, must still lose to the 09:05 write."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    phone = FakeDevice(login("officer1", device_id="phone-officer1"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    t = 1_763_712_000_000
+    value = {"result": "fail", "note": "乙", "photo_ids": []}
+    [v2] = officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S01": value}},
+            base_version=1,
+            hlc=officer2.clock_at(t + 5 * 60_000),
+        )
+    )
+    assert v2["version"] == 2
+    # officer1's pad, current (base 2), sends the same item with its lagging clock.
+    officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {"answers": {"S01": value}},
+            base_version=2,
+            hlc=officer1.clock_at(t + 1 * 60_000),
+        )
+    )
+    [between] = phone.push_ok(
+        phone.change(
+            "inspection",
+            record,
+            {"answers": {"S01": {"result": "pass", "note": "丙", "photo_ids": []}}},
+            base_version=1,
+            hlc=phone.clock_at(t + 3 * 60_000),
+        )
+    )
+    assert inspection_in_db(app, record).answers["S01"]["note"] == "乙", between
+    assert [(c["field"], c["kept"]) for c in between["conflicts"]] == [("answers.S01", "server")]
+
+
+def test_replacing_a_value_one_saw_after_a_colleague_wrote_it_again_is_not_a_conflict(
+    app, login, world
+):
+    """officer1 writes 甲 (v2). officer2, offline on v1, writes 甲 too (re-assert, v3).
+    officer1, on v2 (which it made and saw), replaces its 甲 with 乙 later. Nothing anyone
+    wrote is lost (甲 was in officer1's base): as before the re-assert rule, no log entry."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    t = 1_763_712_000_000
+    [mine] = officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "甲"}, base_version=1, hlc=officer1.clock_at(t + 1)
+        )
+    )
+    assert (mine["status"], mine["version"]) == ("applied", 2)
+    officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "甲"}, base_version=1, hlc=officer2.clock_at(t + 2)
+        )
+    )
+    [replaced] = officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "乙"}, base_version=2, hlc=officer1.clock_at(t + 3)
+        )
+    )
+    assert inspection_in_db(app, record).findings == "乙"
+    assert replaced["conflicts"] == [], replaced
+
+
+def test_a_photo_item_sent_again_with_an_earlier_clock_does_not_let_an_older_edit_win(
+    app, login, world
+):
+    """A pad whose clock runs behind sends the item the photo already has: that moves no clock
+    (only a later write by another device re-asserts a value), so an offline edit made between
+    the two clocks still loses to the first write."""
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    phone = FakeDevice(login("officer1", device_id="phone-officer1"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"])),
+        officer1.change("photo", photo, photo_metadata(record, item_code="S01")),
+    )
+    t = 1_763_712_000_000
+    # officer1 files the photo under S02 at t+500 (version 2 of its metadata).
+    officer1.push_ok(
+        officer1.change(
+            "photo", photo, {"item_code": "S02"}, base_version=1, hlc=officer1.clock_at(t + 500)
+        )
+    )
+    with app.app_context():
+        current = db.session.get(Photo, photo).version
+    # officer2's pad, current, sends the same S02 with a clock behind (t+100).
+    officer2.push_ok(
+        officer2.change(
+            "photo",
+            photo,
+            {"item_code": "S02"},
+            base_version=current,
+            hlc=officer2.clock_at(t + 100),
+        )
+    )
+    # officer1's phone, offline on version 1, had filed it under S03 at t+300.
+    [older] = phone.push_ok(
+        phone.change(
+            "photo", photo, {"item_code": "S03"}, base_version=1, hlc=phone.clock_at(t + 300)
+        )
+    )
+    assert [(c["field"], c["kept"]) for c in older["conflicts"]] == [("item_code", "server")]
+    with app.app_context():
+        assert db.session.get(Photo, photo).item_code == "S02"  # the t+500 write stands
 
 
 def test_two_devices_editing_one_photo_s_item_follow_the_field_rules(app, login, world):
