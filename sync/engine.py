@@ -21,6 +21,7 @@ from datetime import datetime
 import marshmallow as ma
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from fieldapp.actor import Actor
@@ -31,7 +32,7 @@ from fieldapp.errors import APIError, envelope
 from schemas.common import text_errors, text_problem
 from schemas.sync import MAX_VERSION, ChangeArgs
 from sync.hlc import HLC, HLCError
-from sync.models import SyncChange
+from sync.models import RecordVersion, SyncChange
 from sync.sequence import reserve
 
 #: Sequence numbers reserved per change of a push: a change rewrites one or two syncable rows
@@ -477,7 +478,6 @@ def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
     snapshots their edits are based on, in three queries instead of several per change."""
 
     from fieldapp.inspections.models import Inspection
-    from sync.models import RecordVersion
 
     if not ids:
         return
@@ -506,15 +506,42 @@ def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
                 except ValueError:
                     continue
     if bases:
-        for record_id, version, data in db.session.execute(
-            sa.select(RecordVersion.record_id, RecordVersion.version, RecordVersion.data).where(
-                RecordVersion.entity == "inspection",
-                sa.tuple_(RecordVersion.record_id, RecordVersion.version).in_(list(bases)),
-            )
-        ):
+        for record_id, version, data in db.session.execute(_base_snapshots(list(bases))):
             ctx.cache[("base", "inspection", record_id, version)] = data
         for record_id, version in bases:
             ctx.cache.setdefault(("base", "inspection", record_id, version), None)
+
+
+def _base_snapshots(pairs: list[tuple[uuid.UUID, int]]) -> sa.Select:
+    """The inspection snapshots at these (record id, version) pairs.
+
+    On PostgreSQL the pairs are joined as two arrays, so that each is one seek of the
+    (entity, record_id, version) index. Asked as ``(record_id, version) IN (pairs)``, the
+    planner, without statistics on a table filled moments ago, scanned every inspection's
+    snapshot at that version: a tenth of a push of stale edits with 5,000 inspections stored,
+    and growing with the table. (A VALUES list joins as well, but SQLAlchemy compiles it anew
+    for every batch, which cost as much as it saved.) SQLite seeks the index for the pairs.
+    """
+    query = sa.select(RecordVersion.record_id, RecordVersion.version, RecordVersion.data).where(
+        RecordVersion.entity == "inspection"
+    )
+    if db.session.get_bind().dialect.name != "postgresql":
+        return query.where(sa.tuple_(RecordVersion.record_id, RecordVersion.version).in_(pairs))
+    wanted = (
+        sa.func.unnest(
+            sa.bindparam("record_ids", [r for r, _ in pairs], type_=postgresql.ARRAY(sa.Uuid)),
+            sa.bindparam("versions", [v for _, v in pairs], type_=postgresql.ARRAY(sa.Integer)),
+        )
+        .table_valued("record_id", "version")
+        .render_derived(name="wanted")
+    )
+    return query.join(
+        wanted,
+        sa.and_(
+            RecordVersion.record_id == wanted.c.record_id,
+            RecordVersion.version == wanted.c.version,
+        ),
+    )
 
 
 def _preload_targets(ctx: PushContext, changes: list) -> None:
