@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import marshmallow as ma
 from marshmallow import fields, validate
 
@@ -14,6 +16,7 @@ from schemas.targets import BUSINESS_TYPE, valid_uscc
 MAX_BATCH = 500
 MAX_TRACK_POINTS = 10_000
 ENTITIES = ("inspection", "photo", "track", "target")
+OPS = ("upsert", "delete")
 
 
 class PushArgs(StrictSchema):
@@ -34,16 +37,63 @@ class ChangeArgs(StrictSchema):
     change_id = fields.UUID(required=True)
     entity = fields.String(required=True, validate=validate.OneOf(ENTITIES))
     id = fields.UUID(required=True)
-    op = fields.String(required=True, validate=validate.OneOf(("upsert", "delete")))
+    op = fields.String(required=True, validate=validate.OneOf(OPS))
     #: Versions are 32-bit integers in the database.
     base_version = fields.Integer(
         strict=True,
         allow_none=True,
         load_default=None,
-        validate=validate.Range(min=0, max=2**31 - 1),
+        validate=validate.Range(min=0, max=MAX_VERSION),
     )
     hlc = fields.String(required=True)
     fields_ = fields.Dict(data_key="fields", load_default=dict)
+
+
+_CHANGE_ARGS = ChangeArgs()
+_CHANGE_KEYS = frozenset(("change_id", "entity", "id", "op", "base_version", "hlc", "fields"))
+
+
+def load_change(raw: dict) -> dict:
+    """A change's envelope loaded as ``ChangeArgs().load(raw)`` loads it, in one pass for the
+    shape devices send. Raises ``ValidationError`` as the schema does.
+
+    A push loads every change, and marshmallow's field-by-field load cost 17 µs a change, a
+    twentieth of a batch of creates. What this does not vouch for (a key missing or unknown, a
+    value of another type or out of range) goes to the schema, which loads it or refuses it
+    with its own messages; ``tests/test_change_loader.py`` holds the two to the same results.
+    """
+    if raw.keys() <= _CHANGE_KEYS:
+        change_id, entity, record_id = raw.get("change_id"), raw.get("entity"), raw.get("id")
+        op, base_version, hlc = raw.get("op"), raw.get("base_version"), raw.get("hlc")
+        fields_ = raw.get("fields", {})
+        if (
+            type(change_id) is str
+            and type(entity) is str
+            and entity in ENTITIES
+            and type(record_id) is str
+            and type(op) is str
+            and op in OPS
+            and (base_version is None or _is_version(base_version))
+            and type(hlc) is str
+            and type(fields_) is dict
+        ):
+            try:
+                return {
+                    "change_id": uuid.UUID(change_id),
+                    "entity": entity,
+                    "id": uuid.UUID(record_id),
+                    "op": op,
+                    "base_version": base_version,
+                    "hlc": hlc,
+                    "fields_": dict(fields_),
+                }
+            except ValueError:
+                pass  # the schema words the error
+    return _CHANGE_ARGS.load(raw)
+
+
+def _is_version(value) -> bool:
+    return type(value) is int and 0 <= value <= MAX_VERSION
 
 
 class ResultSchema(ma.Schema):

@@ -30,7 +30,7 @@ from fieldapp.auth.policy import Policy
 from fieldapp.db import change_counter, db, flush_edits, insert_rows
 from fieldapp.errors import APIError, envelope
 from schemas.common import text_errors, text_problem
-from schemas.sync import MAX_VERSION, ChangeArgs
+from schemas.sync import MAX_VERSION, load_change
 from sync.hlc import HLC, HLCError
 from sync.models import RecordVersion, SyncChange
 from sync.sequence import reserve
@@ -178,10 +178,6 @@ def _rejected(raw, error: APIError) -> dict:
     }
 
 
-#: Built once: a schema holds no state between loads, and building one costs more than a load.
-_CHANGE_ARGS = ChangeArgs()
-
-
 def _parse(ctx: PushContext, raw) -> Change:
     if not isinstance(raw, dict):
         raise Rejected(APIError(422, "validation_failed", "a change is a JSON object"))
@@ -190,7 +186,7 @@ def _parse(ctx: PushContext, raw) -> Change:
         if errors:
             raise Rejected(APIError(422, "validation_failed", errors={"json": errors}))
     try:
-        data = _CHANGE_ARGS.load(raw)
+        data = load_change(raw)
     except ma.ValidationError as exc:
         raise Rejected(
             APIError(422, "validation_failed", errors={"json": exc.normalized_messages()})

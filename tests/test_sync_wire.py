@@ -1,4 +1,4 @@
-"""The hand-built wire form of an inspection (fast, for pull) equals the schema's dump."""
+"""The hand-built wire forms (an inspection, for pull; a push's answer) equal the schemas' dumps."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
 from fieldapp.targets.models import Target
 from schemas.inspections import InspectionSchema
+from schemas.sync import PushSchema
 from schemas.targets import TargetSchema
+from sync import engine
 from sync.entities import inspection_wire
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
@@ -170,3 +172,35 @@ def test_pulled_targets_are_the_schema_dump(app, login, world):
     assert (site["scale"], site["phase"]) == ("large", "earthwork")
     assert site["boundary"]["type"] == "Polygon"
     assert pulled[str(world.targets["shop1"].id)]["scale"] is None
+
+
+def test_push_answers_are_the_schema_dump(app, login, world, monkeypatch):
+    """Results of every kind (applied, merged with a conflict, rejected, replayed from their
+    stored record) are written as PushSchema dumps them, byte for byte."""
+    returned, apply_batch = [], engine.push
+
+    def push(ctx, changes):
+        returned.append(apply_batch(ctx, changes))
+        return returned[-1]
+
+    monkeypatch.setattr(engine, "push", push)
+    officer = FakeDevice(login("officer1"))
+    colleague = FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    create = officer.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    officer.push_ok(create)
+    colleague.push_ok(colleague.change("inspection", record, {"findings": "同事"}, base_version=1))
+    response = officer.push(
+        create,  # replayed
+        officer.change("inspection", record, {"findings": "本人"}, base_version=1),  # conflict
+        officer.change("inspection", uuid.uuid4(), {"findings": 7}),  # rejected
+        {"change_id": None, "entity": "case"},  # rejected before its id is known
+    )
+    assert response.status_code == 200
+    statuses = [r["status"] for r in response.get_json()["results"]]
+    assert statuses == ["applied", "conflict", "rejected", "rejected"]
+    assert response.get_json()["results"][0]["replayed"] is True
+    server_time = datetime.fromisoformat(response.get_json()["server_time"])
+    dumped = PushSchema().dump({"results": returned[-1], "server_time": server_time})
+    with app.app_context():  # as flask-smorest writes a view's dump
+        assert response.get_data() == app.json.response(dumped).get_data()

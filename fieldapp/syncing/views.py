@@ -26,6 +26,7 @@ from schemas.sync import (
     PushArgs,
     PushSchema,
     ResolveArgs,
+    ResultSchema,
 )
 from sync import cursor as cursors
 from sync import engine, pull, resolution
@@ -57,7 +58,22 @@ class PushResource(MethodView):
             now=now,
             text_checked=json_text_checked(request),
         )
-        return {"results": engine.push(ctx, args["changes"]), "server_time": now}
+        results = engine.push(ctx, args["changes"])
+        # Written directly: the results are built in wire form, and PushSchema's dump took
+        # 7 µs a result, 0.7 ms a batch (PushSchema documents the shape;
+        # tests/test_sync_wire.py holds the two together).
+        return current_app.json.response(
+            {"results": [_in_result_order(r) for r in results], "server_time": now.isoformat()}
+        )
+
+
+#: The order of a result's fields on the wire (a replayed result is stored as jsonb, which
+#: keeps its own order).
+_RESULT_FIELDS = tuple(ResultSchema().fields)
+
+
+def _in_result_order(result: dict) -> dict:
+    return {name: result[name] for name in _RESULT_FIELDS if name in result}
 
 
 @blp.route("/sync/pull")
