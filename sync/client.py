@@ -412,15 +412,20 @@ class SyncClient:
                     self.db.execute(
                         "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
                     )
-                    self._apply_locally(entity, record_id, fields, unsent["base_version"])
+                    self._apply_locally(entity, record_id, fields, self.version(entity, record_id))
                     return unsent["change_id"]
             change_id = str(uuid.uuid4())
+            # Behind a change still waiting, the new one takes its base: the local copy shows
+            # that change's values over whatever version a pull brought since, so the officer
+            # has not seen that version's values of those fields (and the answer to the waiting
+            # change sets the base of the ones behind it, see _settle).
+            base = json.loads(last[1])["base_version"] if last else self.version(entity, record_id)
             body = {
                 "change_id": change_id,
                 "entity": entity,
                 "id": record_id,
                 "op": op,
-                "base_version": self.version(entity, record_id),
+                "base_version": base,
                 "hlc": self.next_hlc(),
                 "fields": fields,
             }
@@ -431,7 +436,7 @@ class SyncClient:
             if op == "delete":
                 self._delete_locally(entity, record_id)
             elif entity != "track":
-                self._apply_locally(entity, record_id, fields, body["base_version"])
+                self._apply_locally(entity, record_id, fields, self.version(entity, record_id))
         return change_id
 
     def _server_may_know(self, entity: str, record_id: str) -> bool:
@@ -675,6 +680,10 @@ class SyncClient:
         elif result["status"] == "conflict" and entity == "inspection":
             # The server kept a value of its own (or the record froze): the local copy shows
             # the officer's until it is read again.
+            self._set_meta(f"refresh:{entity}:{record_id}", "1")
+        elif entity == "inspection" and result["version"] <= (self.version(entity, record_id) or 0):
+            # Merged into a version this pad already has (pulled while the change waited, and
+            # shown with the change over it): no pull brings that version again, so read it.
             self._set_meta(f"refresh:{entity}:{record_id}", "1")
 
     def pull(self, limit: int = 500) -> int:

@@ -55,10 +55,19 @@ from schemas.inspections import (
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
 from sync.engine import Change, PushContext, Rejected, target_refs
 from sync.hlc import HLC
-from sync.merge import UNKNOWN, MergeResult, Rule, merge_fields, merge_lww, reasserts, removals
+from sync.merge import (
+    UNKNOWN,
+    MergeResult,
+    Rule,
+    merge_fields,
+    merge_lww,
+    reasserts,
+    removals,
+    restorations,
+)
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
-from sync.versions import readded_since, stamp_versions, version_values, written_since
+from sync.versions import set_history, stamp_versions, version_values, written_since
 
 # -- shared pieces -------------------------------------------------------------------------------
 
@@ -556,11 +565,18 @@ class InspectionHandler(Handler):
                 )
             )
         )
-        readded = {}
+        readded, restored = {}, {}
         if base is not None and not fresh:
             base = inspection_device_view(base)
-            removed = removals(INSPECTION_RULES, base, server, wire)
-            readded = readded_since(self.entity, record, change.base_version, removed)
+            readded, restored = set_history(
+                self.entity,
+                record,
+                change.base_version,
+                base,
+                removals(INSPECTION_RULES, base, server, wire),
+                restorations(INSPECTION_RULES, base, server, wire),
+                ctx.device_id,
+            )
         merged = merge_fields(
             INSPECTION_RULES,
             base,
@@ -570,6 +586,7 @@ class InspectionHandler(Handler):
             record.field_clocks or {},
             frozenset() if fresh else written_since(record, change.base_version),
             readded,
+            restored,
         )
         values = dict(merged.values)
         state = {**server, **values}

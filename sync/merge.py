@@ -83,17 +83,20 @@ def merge_set(
     server: list | None,
     client: list | None,
     readded: Set = frozenset(),
+    restored: Set = frozenset(),
 ) -> list:
     """Three-way set merge, keeping the server's order and appending the client's additions.
 
     ``readded``: elements the server added back after the base; the client's removal of them is
-    concurrent with that addition, and the addition wins."""
+    concurrent with that addition, and the addition wins. ``restored``: elements the client
+    itself removed after the base (a change of its own the server applied) and holds again: it
+    added them back."""
     server = list(server or [])
     client = list(client or [])
     base_set = set() if base is UNKNOWN or base is None else set(base)
     client_set = set(client)
     removed_by_client = base_set - client_set - set(readded)
-    added_by_client = [x for x in client if x not in base_set]
+    added_by_client = [x for x in client if x not in base_set or x in restored]
     merged = [x for x in server if x not in removed_by_client]
     merged += [x for x in added_by_client if x not in merged]
     return merged
@@ -115,6 +118,10 @@ def merge_lww(
     the device saw that one (someone wrote it again since, back or re-asserted, but no value
     the device did not see is lost).
 
+    A device sends only the fields it changed (API.md): one it sends with its base value was
+    written back to it (changed and changed back, folded into one change), and is decided by
+    clock like any other change against a server value written since the base.
+
     A device writing the value already stored, later than another writer stored it, re-asserts
     it: the value stays and takes the device's clock (client value "stored"), so that an edit
     made between the two writes loses to the later one, as it would have had the values
@@ -123,10 +130,12 @@ def merge_lww(
         return server, reasserts(client_clock, server_clock), None
     if base is not UNKNOWN and server == base and not written:
         return client, True, None
-    if base is not UNKNOWN and client == base:
-        return server, False, None  # the device holds the base value: nothing of its own
     if _rewrites_its_own(client_clock, server_clock):
-        return client, True, None
+        return client, True, None  # also when it puts back its base value
+    if base is not UNKNOWN and client == base and not written:
+        # A record older than field_versions (nothing noted as written): the device holds the
+        # base value, the server another; the server's is the change.
+        return server, False, None
     known_base = None if base is UNKNOWN else base
     if later(client_clock, server_clock):
         if base is not UNKNOWN and server == base:
@@ -170,26 +179,35 @@ def removals(rules: Mapping[str, Rule], base: Mapping | None, server: Mapping, c
     since its base that the server still holds: those the server may have removed and added
     back meanwhile, to be looked up in the version history and passed to :func:`merge_fields`
     as ``readded``."""
+    return _set_differences(rules, base, server, client, lambda b, s, c: (b - c) & s)
+
+
+def _set_differences(rules, base, server, client, pick) -> dict[str, set]:
+    """``pick(base, server, client)`` of each set the device's change holds, where non-empty."""
     if base is None:
         return {}
     found: dict[str, set] = {}
     for name, client_value in client.items():
         rule = rules[name]
         if rule is Rule.SET:
-            gone = set(_known(base.get(name))) - set(client_value or [])
-            gone &= set(server.get(name) or [])
-            if gone:
-                found[name] = gone
+            picked = pick(
+                set(_known(base.get(name))), set(server.get(name) or []), set(client_value or [])
+            )
+            if picked:
+                found[name] = picked
         elif rule is Rule.ITEMS:
             base_items, server_items = base.get(name) or {}, server.get(name) or {}
             for code, item in (client_value or {}).items():
                 b, s = base_items.get(code), server_items.get(code)
-                if not b or not s or item is None:
+                if not b or item is None:
                     continue
-                gone = set(b.get("photo_ids") or []) - set(item.get("photo_ids") or [])
-                gone &= set(s.get("photo_ids") or [])
-                if gone:
-                    found[f"{name}.{code}.photo_ids"] = gone
+                picked = pick(
+                    set(b.get("photo_ids") or []),
+                    set((s or {}).get("photo_ids") or []),
+                    set(item.get("photo_ids") or []),
+                )
+                if picked:
+                    found[f"{name}.{code}.photo_ids"] = picked
     return found
 
 
@@ -202,6 +220,14 @@ def reasserts(client_clock: HLC, server_clock: HLC | None) -> bool:
         and server_clock.node != client_clock.node
         and later(client_clock, server_clock)
     )
+
+
+def restorations(rules: Mapping[str, Rule], base: Mapping | None, server: Mapping, client: Mapping):
+    """Per set (``photo_ids``, ``answers.<code>.photo_ids``), the elements the device holds as
+    at its base that the server no longer holds: those the device may have removed itself and
+    put back since, to be looked up in the version history and passed to :func:`merge_fields`
+    as ``restored``."""
+    return _set_differences(rules, base, server, client, lambda b, s, c: (b & c) - s)
 
 
 ANSWER_DEFAULT = {"result": None, "note": "", "photo_ids": []}
@@ -234,6 +260,7 @@ def merge_items(
     clocks: Mapping[str, str],
     written: Set[str] = frozenset(),
     readded: Mapping[str, Set] = MappingProxyType({}),
+    restored: Mapping[str, Set] = MappingProxyType({}),
 ) -> tuple[dict, dict[str, str], list[FieldConflict]]:
     """Checklist answers, item by item. Returns (merged map, clock updates, conflicts)."""
     server = dict(server or {})
@@ -258,15 +285,26 @@ def merge_items(
             new_clocks[key] = str(client_clock)
             continue
         base_photos = UNKNOWN if b is UNKNOWN or b is None else b["photo_ids"]
-        photos = merge_set(base_photos, s["photo_ids"], c["photo_ids"], added_back)
+        photos = merge_set(
+            base_photos, s["photo_ids"], c["photo_ids"], added_back, restored.get(photos_key, ())
+        )
         core_b = UNKNOWN if b is UNKNOWN else _core(b)
-        if _core(c) == _core(s) or (core_b is not UNKNOWN and _core(c) == core_b):
+        server_clock = HLC.parse(clocks[key]) if key in clocks else None
+        # An item sent with the base's result and note was sent for its photos, unless its
+        # photos are the base's too: then its result and note were written back to the base.
+        photos_only = (
+            core_b is not UNKNOWN
+            and _core(c) == core_b
+            and (c["photo_ids"] != b["photo_ids"] or untouched)
+        )
+        if _core(c) == _core(s) or (
+            photos_only and not _rewrites_its_own(client_clock, server_clock)
+        ):
             merged[code] = {**s, "photo_ids": photos}
         elif core_b is not UNKNOWN and _core(s) == core_b and untouched:
             merged[code] = {**c, "photo_ids": photos}
             new_clocks[key] = str(client_clock)
         else:
-            server_clock = HLC.parse(clocks[key]) if key in clocks else None
             if _rewrites_its_own(client_clock, server_clock):
                 merged[code] = {**c, "photo_ids": photos}
                 new_clocks[key] = str(client_clock)
@@ -294,12 +332,14 @@ def merge_fields(
     clocks: Mapping[str, str],
     written: Set[str] = frozenset(),
     readded: Mapping[str, Set] = MappingProxyType({}),
+    restored: Mapping[str, Set] = MappingProxyType({}),
 ) -> MergeResult:
     """Merge the client's changed ``client`` fields into the record ``server``.
 
     ``base`` is the record as the client last saw it (None when unknown); ``clocks`` maps each
     field (and ``answers.<code>``) to the clock of its current server value; ``written`` holds
-    those the server wrote after the base; ``readded`` the set elements it added back after it.
+    those the server wrote after the base; ``readded`` the set elements it added back after it;
+    ``restored`` those the device removed after it and holds again.
     """
     result = MergeResult()
     for name, client_value in client.items():
@@ -308,7 +348,9 @@ def merge_fields(
         server_value = server.get(name)
         if rule is Rule.SET:
             added_back = readded.get(name, frozenset())
-            merged = merge_set(base_value, server_value, client_value, added_back)
+            merged = merge_set(
+                base_value, server_value, client_value, added_back, restored.get(name, ())
+            )
             if merged != list(server_value or []):
                 result.values[name] = merged
             refused = _removal_refused(name, base_value, merged, client_value, added_back)
@@ -316,7 +358,15 @@ def merge_fields(
                 result.conflicts.append(refused)
         elif rule is Rule.ITEMS:
             merged, new_clocks, conflicts = merge_items(
-                name, base_value, server_value, client_value, client_clock, clocks, written, readded
+                name,
+                base_value,
+                server_value,
+                client_value,
+                client_clock,
+                clocks,
+                written,
+                readded,
+                restored,
             )
             if merged != {k: normalize_answer(v) for k, v in (server_value or {}).items()}:
                 result.values[name] = merged

@@ -126,7 +126,8 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
         if conflict.kind is ConflictKind.delete:
             applied_version = _delete(actor, conflict, record)
         elif conflict.kind is ConflictKind.amendment:
-            applied_version = _write(actor, conflict, record, _amendment_fields(chosen), clock)
+            fields = _amendment_fields(conflict, record, keep, chosen)
+            applied_version = _write(actor, conflict, record, fields, clock)
         else:
             fields = _field_value(conflict, record, keep, chosen)
             applied_version = _write(actor, conflict, record, fields, clock)
@@ -216,10 +217,30 @@ def _part(data: dict, name: str):
     return data.get(name)
 
 
-def _amendment_fields(chosen) -> dict:
+def _amendment_fields(conflict: Conflict, record, keep: str, chosen) -> dict:
+    """The fields an accepted amendment writes. Its photo lists (top level and per answer item)
+    are applied as its removals and additions against the record as it was when the amendment
+    was logged, so photos accepted into the record since stay (the lists merge as sets)."""
     if not isinstance(chosen, dict):
         raise validation_error({"value": ["an amendment is resolved with an object of fields"]})
-    return chosen
+    if keep != "client" or not isinstance(record, Inspection):
+        return chosen
+    logged = conflict.server_value if isinstance(conflict.server_value, dict) else {}
+    fields = dict(chosen)
+    if isinstance(fields.get("photo_ids"), list) and isinstance(logged.get("photo_ids"), list):
+        fields["photo_ids"] = _choose_photos(
+            record.photo_ids, fields["photo_ids"], logged["photo_ids"]
+        )
+    answers, logged_answers = fields.get("answers"), logged.get("answers")
+    if isinstance(answers, dict) and isinstance(logged_answers, dict):
+        fields["answers"] = dict(answers)
+        for code, item in answers.items():
+            then = normalize_answer(logged_answers.get(code))
+            now = normalize_answer((record.answers or {}).get(code))
+            if isinstance(item, dict) and isinstance(item.get("photo_ids"), list) and then and now:
+                photos = _choose_photos(now["photo_ids"], item["photo_ids"], then["photo_ids"])
+                fields["answers"][code] = {**item, "photo_ids": photos}
+    return fields
 
 
 def _is_photo_list(field: str | None) -> bool:
@@ -250,8 +271,8 @@ def _field_value(conflict: Conflict, record, keep: str, chosen) -> dict:
     if field.endswith(".photo_ids"):
         photos = _choose_photos(current["photo_ids"], chosen, other) if by_side else chosen
         return {"answers": {code: {**current, "photo_ids": photos}}}
-    if not by_side:
-        return {"answers": {code: normalize_answer(chosen) if isinstance(chosen, dict) else chosen}}
+    if not by_side:  # as given: the schema checks it as it checks a device's item
+        return {"answers": {code: chosen}}
     side = normalize_answer(chosen)
     return {"answers": {code: {**current, "result": side["result"], "note": side["note"]}}}
 

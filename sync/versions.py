@@ -103,34 +103,59 @@ def written_since(record, base_version: int | None) -> frozenset[str]:
     return frozenset(k for k, v in (record.field_versions or {}).items() if v > base_version)
 
 
-def readded_since(
-    entity: str, record, base_version: int, removed: Mapping[str, set]
-) -> dict[str, set]:
-    """Of the set elements a device removed since ``base_version`` that the record still holds
-    (``removed``, per set: ``photo_ids``, ``answers.<code>.photo_ids``; see
-    :func:`sync.merge.removals`), those the record lacked at some version in between: someone
-    removed them and added them back after the device's base, so the device's removal is
-    concurrent with that addition.
+def set_history(
+    entity: str,
+    record,
+    base_version: int,
+    base: dict,
+    removed: Mapping[str, set],
+    kept: Mapping[str, set],
+    device_id: str | None,
+) -> tuple[dict[str, set], dict[str, set]]:
+    """What the versions since ``base_version`` did to the set elements a device's change
+    touches (per set: ``photo_ids``, ``answers.<code>.photo_ids``; see
+    :func:`sync.merge.removals` and :func:`sync.merge.restorations`):
 
-    Reads the snapshots between the base and now, only when there is something to look up.
+    - of ``removed`` (the device removed them, the record holds them), those the record lacked
+      at some version in between: someone removed them and added them back after the base, so
+      the device's removal is concurrent with that addition;
+    - of ``kept`` (the device holds them as at its base, the record no longer), those last
+      removed by this same device: it put them back since, an addition of its own.
+
+    ``base`` is the record at the base. Reads the snapshots since the base, only when there is
+    something to look up.
     """
-    if not removed or record.version - base_version < 2:
-        return {}  # no version in between: what the record holds now it held since the base
-    snapshots = db.session.scalars(
-        sa.select(RecordVersion.data).where(
+    readded: dict[str, set] = {}
+    restored: dict[str, set] = {}
+    if not removed and not kept:
+        return readded, restored
+    snapshots = db.session.execute(
+        sa.select(RecordVersion.version, RecordVersion.data, RecordVersion.device_id)
+        .where(
             RecordVersion.entity == entity,
             RecordVersion.record_id == record.id,
             RecordVersion.version > base_version,
-            RecordVersion.version < record.version,
+            RecordVersion.version <= record.version,
         )
-    )
-    found: dict[str, set] = {}
-    for data in snapshots:
-        for path, elements in removed.items():
-            missing = elements - set(_set_at(data, path))
-            if missing:
-                found.setdefault(path, set()).update(missing)
-    return found
+        .order_by(RecordVersion.version)
+    ).all()
+    held = {path: set(_set_at(base, path)) for path in {*removed, *kept}}
+    last_remover: dict[tuple[str, str], str | None] = {}
+    for version, data, writer in snapshots:
+        for path in held:
+            now = set(_set_at(data, path))
+            for element in held[path] - now:
+                last_remover[path, element] = writer
+            held[path] = now
+            if version < record.version:
+                missing = removed.get(path, set()) - now
+                if missing:
+                    readded.setdefault(path, set()).update(missing)
+    for path, elements in kept.items():
+        mine = {e for e in elements if device_id and last_remover.get((path, e)) == device_id}
+        if mine:
+            restored[path] = mine
+    return readded, restored
 
 
 def _set_at(data: dict, path: str) -> list:

@@ -522,3 +522,88 @@ def test_choosing_a_side_of_an_answer_item_writes_its_result_and_note_not_its_ph
         "note": "早",
         "photo_ids": [photo],
     }
+
+
+def test_accepting_an_old_amendment_of_an_item_keeps_a_photo_accepted_into_it_since(
+    app, login, world
+):
+    """An approved record; officer1 amends S01's note (its item as it saw it: no photos);
+    officer2 amends S01 adding photo q; the leader accepts officer2's first (q is on S01, the
+    record reopened), then officer1's. officer1 never removed q: photo lists merge as sets and
+    a removal applies only where that side removed the photo, so q stays."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = push_inspection(world, officer1)
+    approved = review_ok(leader, record, "approve")["version"]
+    q = str(uuid.uuid4())
+    [note] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {"answers": {"S01": {"result": "fail", "note": "补记：占道", "photo_ids": []}}},
+            base_version=approved,
+        )
+    )
+    [photo] = officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S01": {"result": "pass", "note": "", "photo_ids": [q]}}},
+            base_version=approved,
+        )
+    )
+    assert note["status"] == photo["status"] == "conflict"
+    first = resolve(leader, photo["conflicts"][0]["conflict_id"], "client")
+    assert first.status_code == 200, first.get_json()
+    assert stored(app, record).answers["S01"]["photo_ids"] == [q]
+
+    second = resolve(leader, note["conflicts"][0]["conflict_id"], "client")
+
+    assert second.status_code == 200, second.get_json()
+    s01 = stored(app, record).answers["S01"]
+    assert s01["note"] == "补记：占道"
+    assert q in s01["photo_ids"], s01
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"result": "fail", "note": "x", "photo_ids": [], "extra": 1},  # unknown field
+        {"result": "fail", "note": "x", "photo_ids": {str(uuid.UUID(int=1)): 1}},  # not a list
+        {"result": "fail", "note": None, "photo_ids": []},  # a null note
+    ],
+    ids=["unknown-field", "photo_ids-object", "null-note"],
+)
+def test_keep_value_of_an_answer_item_is_checked_as_a_push_would_be(app, login, world, value):
+    """API.md: "Unknown JSON fields are rejected (422), never silently dropped"; the choice
+    is checked as a device's edit would be, and a push refuses each of these items."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = shared_draft(world, officer1)
+    officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S01": answer("fail", "晚")}},
+            base_version=1,
+            hlc=officer2.clock_at(T + 2),
+        )
+    )
+    [lost] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {"answers": {"S01": answer("fail", "早")}},
+            base_version=1,
+            hlc=officer1.clock_at(T + 1),
+        )
+    )
+    [entry] = lost["conflicts"]
+    # The same item pushed by a device is refused:
+    [pushed] = officer1.push_ok(
+        officer1.change("inspection", record, {"answers": {"S02": value}}, base_version=2)
+    )
+    assert pushed["status"] == "rejected", pushed
+
+    response = resolve(login("leader1"), entry["conflict_id"], "value", value)
+
+    assert response.status_code == 422, (response.status_code, response.get_json())

@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.hlc import HLC, HLCError
-from sync.merge import UNKNOWN, Rule, merge_fields, merge_lww, merge_set, removals
+from sync.merge import (
+    UNKNOWN,
+    Rule,
+    merge_fields,
+    merge_lww,
+    merge_set,
+    removals,
+    restorations,
+)
 
 EARLY = HLC(1_000, 0, "pad-a")
 LATE = HLC(2_000, 0, "pad-b")
@@ -192,6 +200,26 @@ def test_a_value_written_again_later_takes_the_later_clock_and_beats_an_edit_in_
     clocks = {"answers.S01": str(EARLY)}
     again = merge_fields(RULES, {"answers": {}}, {"answers": item}, {"answers": item}, LATE, clocks)
     assert again.values == {} and again.clocks == {"answers.S01": str(LATE)}
+
+
+def test_a_value_written_back_to_the_base_on_the_device_is_an_edit_decided_by_clock():
+    """A device sends only what it changed: its base value, sent, was written back to it."""
+    value, won, conflict = merge_lww("findings", "a", "s", "a", LATE, EARLY, written=True)
+    assert (value, won) == ("a", True) and (conflict.server, conflict.kept) == ("s", "client")
+    value, won, conflict = merge_lww("findings", "a", "s", "a", EARLY, LATE, written=True)
+    assert (value, won) == ("s", False) and (conflict.client, conflict.kept) == ("a", "server")
+    # The server value is the device's own earlier write: replaced, nothing to log.
+    own = HLC(3_000, 0, "pad-a")
+    assert merge_lww("findings", "a", "s", "a", own, EARLY, written=True) == ("a", True, None)
+
+
+def test_a_photo_the_device_removed_itself_and_holds_again_is_an_addition():
+    # p1 was in the device's base; its own push took it off; its list has p1 again.
+    assert merge_set(["p1", "p2"], ["p2"], ["p1", "p2"]) == ["p2"]  # as a base element
+    assert merge_set(["p1", "p2"], ["p2"], ["p1", "p2"], restored={"p1"}) == ["p2", "p1"]
+    base = {"photo_ids": ["p1", "p2"]}
+    server, client = {"photo_ids": ["p2"]}, {"photo_ids": ["p1", "p2"]}
+    assert restorations(RULES, base, server, client) == {"photo_ids": {"p1"}}
 
 
 def test_removals_are_only_looked_up_for_elements_the_server_still_holds():

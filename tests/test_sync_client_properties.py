@@ -227,6 +227,19 @@ FOUND = {
         ("push", 1, None),
         ("pull", 0, None),
     ],
+    # Pad 0's "#0" was sent and its answer lost; a pull brought pad 1's "#1" (version 3) under
+    # it, the pad still showing its own "#0". Its next edit, "#4", went out on version 3, as if
+    # the officer had seen "#1": it replaced "#1" with no log entry. A change queued behind one
+    # still waiting now takes that change's base.
+    "an edit behind a lost push claims a version it did not show": [
+        ("findings", 0, ""),
+        ("lost_push", 0, None),
+        ("pull", 1, None),
+        ("findings", 1, ""),
+        ("push", 1, None),
+        ("pull", 0, None),
+        ("findings", 0, ""),
+    ],
 }
 
 
