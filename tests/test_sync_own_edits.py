@@ -13,7 +13,9 @@ import uuid
 from tests.sync_helpers import FakeDevice, make_client, new_inspection
 
 
-def _pads(client, tmp_path, world, **fields):
+def _shared(client, tmp_path, world, **fields):
+    """Two officers' pads with clocks the test moves (seconds), and an inspection of both that
+    pad 0 created and pad 1 has pulled: (run, pads, clocks, inspection id)."""
     run = uuid.uuid4().hex[:8]
     pads = [
         make_client(client, tmp_path, name, f"pad-{run}-{n}")
@@ -29,6 +31,11 @@ def _pads(client, tmp_path, world, **fields):
     )
     pads[0].sync()
     pads[1].pull()
+    return run, pads, clocks, inspection_id
+
+
+def _pads(client, tmp_path, world, **fields):
+    run, pads, clocks, inspection_id = _shared(client, tmp_path, world, **fields)
     # A colleague edits another field: pad 0's next push is "merged", not "applied".
     clocks[1] += 1
     pads[1].save("inspection", inspection_id, {"legal_basis": "《食品安全法》第五十四条"})
@@ -144,21 +151,7 @@ def test_a_pad_that_writes_a_field_back_to_its_base_converges_with_the_server(
     of findings "A" on base v1); meanwhile pad 1's "C" reached the server and pad 0 pulled it
     (its unsent edit stays on top). pad 0's later "A" wins, "C" is logged, and both pads end
     with what the server holds."""
-    run = uuid.uuid4().hex[:8]
-    pads = [
-        make_client(client, tmp_path, name, f"pad-{run}-{n}")
-        for n, name in enumerate(("officer1", "officer2"))
-    ]
-    start = time.time() - 3600
-    clocks = [start, start]
-    for n, pad in enumerate(pads):
-        pad.clock = lambda n=n: clocks[n]
-    inspection_id = str(uuid.uuid4())
-    pads[0].save(
-        "inspection", inspection_id, new_inspection(world, ["officer1", "officer2"], findings="A")
-    )
-    pads[0].sync()
-    pads[1].pull()
+    run, pads, clocks, inspection_id = _shared(client, tmp_path, world, findings="A")
 
     clocks[1] += 1
     pads[1].save("inspection", inspection_id, {"findings": "C"})
