@@ -85,6 +85,19 @@ def clock_keys(fields: dict) -> set[str]:
     return keys
 
 
+def _split_fields(fields: dict, keys: set[str]) -> tuple[dict, dict]:
+    """``fields`` parted into what carries one of the clock ``keys`` and the rest."""
+    inside = {name: v for name, v in fields.items() if name != "answers" and name in keys}
+    outside = {name: v for name, v in fields.items() if name != "answers" and name not in keys}
+    if isinstance(fields.get("answers"), dict):
+        for code, item in fields["answers"].items():
+            side = inside if f"answers.{code}" in keys else outside
+            side.setdefault("answers", {})[code] = item
+    elif "answers" in fields:
+        outside["answers"] = fields["answers"]
+    return inside, outside
+
+
 class TransportError(Exception):
     """The request may or may not have reached the server; its answer did not come back."""
 
@@ -414,29 +427,55 @@ class SyncClient:
                     )
                     self._apply_locally(entity, record_id, fields, self.version(entity, record_id))
                     return unsent["change_id"]
-            change_id = str(uuid.uuid4())
-            # Behind a change still waiting, the new one takes its base: the local copy shows
-            # that change's values over whatever version a pull brought since, so the officer
-            # has not seen that version's values of those fields (and the answer to the waiting
-            # change sets the base of the ones behind it, see _settle).
-            base = json.loads(last[1])["base_version"] if last else self.version(entity, record_id)
-            body = {
-                "change_id": change_id,
-                "entity": entity,
-                "id": record_id,
-                "op": op,
-                "base_version": base,
-                "hlc": self.next_hlc(),
-                "fields": fields,
-            }
-            self.db.execute(
-                "INSERT INTO outbox (change_id, entity, record_id, body) VALUES (?, ?, ?, ?)",
-                (change_id, entity, record_id, json.dumps(body)),
-            )
-            if op == "delete":
-                self._delete_locally(entity, record_id)
-            elif entity != "track":
-                self._apply_locally(entity, record_id, fields, self.version(entity, record_id))
+            shown = self.version(entity, record_id)
+            if op == "upsert" and entity != "track":
+                # The local copy shows the waiting changes' values over whatever version a pull
+                # brought since: what the officer rewrites of those was not seen at that
+                # version, so it goes on the base of the waiting change that wrote it (the
+                # answer to that change sets it, see _settle); the rest edits the version the
+                # pad showed.
+                written_on: dict[str, int | None] = {}
+                for (body,) in self.db.execute(
+                    "SELECT body FROM outbox WHERE entity = ? AND record_id = ? AND failed = 0"
+                    " ORDER BY seq",
+                    (entity, record_id),
+                ):
+                    waiting = json.loads(body)
+                    if waiting["op"] == "upsert":
+                        for key in clock_keys(waiting["fields"]):
+                            written_on[key] = waiting["base_version"]
+                over_own, rest = _split_fields(fields, set(written_on))
+                if over_own:
+                    base = min(
+                        (written_on[k] for k in clock_keys(over_own) if written_on[k] is not None),
+                        default=None,
+                    )
+                    change_id = self._queue(entity, record_id, op, over_own, base)
+                    if not rest:
+                        return change_id
+                    fields = rest
+            return self._queue(entity, record_id, op, fields, shown)
+
+    def _queue(self, entity: str, record_id: str, op: str, fields: dict, base: int | None) -> str:
+        """Put a new change in the outbox and apply it to the local copy; its change id."""
+        change_id = str(uuid.uuid4())
+        body = {
+            "change_id": change_id,
+            "entity": entity,
+            "id": record_id,
+            "op": op,
+            "base_version": base,
+            "hlc": self.next_hlc(),
+            "fields": fields,
+        }
+        self.db.execute(
+            "INSERT INTO outbox (change_id, entity, record_id, body) VALUES (?, ?, ?, ?)",
+            (change_id, entity, record_id, json.dumps(body)),
+        )
+        if op == "delete":
+            self._delete_locally(entity, record_id)
+        elif entity != "track":
+            self._apply_locally(entity, record_id, fields, self.version(entity, record_id))
         return change_id
 
     def _server_may_know(self, entity: str, record_id: str) -> bool:

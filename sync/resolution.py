@@ -185,7 +185,11 @@ def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
         return  # the record is older than its version history: nothing to compare with
     now = inspection_wire(record) if isinstance(record, Inspection) else target_device_view(record)
     written = _written_fields(conflict, chosen)
-    moved = [name for name in written if _part(logged, name) != _part(now, name)]
+    # Photo lists are applied as removals and additions (see _amendment_fields, _field_value):
+    # what was added since stays, so they never block the choice.
+    moved = [
+        name for name in written if name != "photo_ids" and _part(logged, name) != _part(now, name)
+    ]
     if moved:
         raise APIError(
             409,
@@ -231,13 +235,18 @@ def _amendment_fields(conflict: Conflict, record, keep: str, chosen) -> dict:
         fields["photo_ids"] = _choose_photos(
             record.photo_ids, fields["photo_ids"], logged["photo_ids"]
         )
-    answers, logged_answers = fields.get("answers"), logged.get("answers")
-    if isinstance(answers, dict) and isinstance(logged_answers, dict):
+    answers = fields.get("answers")
+    logged_answers = logged.get("answers") if isinstance(logged.get("answers"), dict) else {}
+    if isinstance(answers, dict):
         fields["answers"] = dict(answers)
         for code, item in answers.items():
-            then = normalize_answer(logged_answers.get(code))
             now = normalize_answer((record.answers or {}).get(code))
-            if isinstance(item, dict) and isinstance(item.get("photo_ids"), list) and then and now:
+            if not isinstance(item, dict) or now is None:
+                continue  # a new item, or not an item: written as given (the schema checks it)
+            if "photo_ids" not in item:  # the amendment says nothing of the item's photos
+                fields["answers"][code] = {**item, "photo_ids": now["photo_ids"]}
+            elif isinstance(item["photo_ids"], list):
+                then = normalize_answer(logged_answers.get(code)) or {"photo_ids": []}
                 photos = _choose_photos(now["photo_ids"], item["photo_ids"], then["photo_ids"])
                 fields["answers"][code] = {**item, "photo_ids": photos}
     return fields

@@ -240,6 +240,18 @@ FOUND = {
         ("pull", 0, None),
         ("findings", 0, ""),
     ],
+    # The same with an answer edit queued between: the findings edit went behind the answer
+    # change (which never wrote findings) on the pulled version, and replaced "#1" unlogged.
+    "an edit behind two waiting changes claims a version it did not show": [
+        ("findings", 0, ""),
+        ("lost_push", 0, None),
+        ("pull", 1, None),
+        ("findings", 1, ""),
+        ("answer", 0, ("S01", "pass", "")),
+        ("push", 1, None),
+        ("pull", 0, None),
+        ("findings", 0, ""),
+    ],
 }
 
 
