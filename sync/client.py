@@ -85,19 +85,6 @@ def clock_keys(fields: dict) -> set[str]:
     return keys
 
 
-def _split_fields(fields: dict, keys: set[str]) -> tuple[dict, dict]:
-    """``fields`` parted into what carries one of the clock ``keys`` and the rest."""
-    inside = {name: v for name, v in fields.items() if name != "answers" and name in keys}
-    outside = {name: v for name, v in fields.items() if name != "answers" and name not in keys}
-    if isinstance(fields.get("answers"), dict):
-        for code, item in fields["answers"].items():
-            side = inside if f"answers.{code}" in keys else outside
-            side.setdefault("answers", {})[code] = item
-    elif "answers" in fields:
-        outside["answers"] = fields["answers"]
-    return inside, outside
-
-
 class TransportError(Exception):
     """The request may or may not have reached the server; its answer did not come back."""
 
@@ -400,6 +387,12 @@ class SyncClient:
                 (entity, record_id),
             ).fetchone()
             unsent = json.loads(last[1]) if last and not last[2] else None
+            shown = self.version(entity, record_id)
+            base = (
+                self._edit_base(entity, record_id, fields, shown)
+                if op == "upsert" and entity != "track"
+                else shown
+            )
             if unsent and unsent["op"] == "upsert" and entity != "track":
                 creating = unsent["base_version"] is None and not self._server_may_know(
                     entity, record_id
@@ -412,49 +405,50 @@ class SyncClient:
                     )
                     return unsent["change_id"]
                 if op == "delete":
-                    # The edit not sent yet is moot: the delete goes in its place, on its base.
-                    unsent.update(op="delete", fields={}, hlc=self.next_hlc())
+                    # The edit not sent yet is moot: the delete goes in its place, on the
+                    # version the pad showed.
+                    unsent.update(op="delete", fields={}, hlc=self.next_hlc(), base_version=shown)
                     self.db.execute(
                         "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
                     )
                     self._delete_locally(entity, record_id)
                     return unsent["change_id"]
-                if creating or clock_keys(unsent["fields"]) <= clock_keys(fields):
+                if creating or (
+                    clock_keys(unsent["fields"]) <= clock_keys(fields)
+                    and base == unsent["base_version"]
+                ):
                     unsent["fields"] = merge_fields(unsent["fields"], fields)
                     unsent["hlc"] = self.next_hlc()
                     self.db.execute(
                         "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
                     )
-                    self._apply_locally(entity, record_id, fields, self.version(entity, record_id))
+                    self._apply_locally(entity, record_id, fields, shown)
                     return unsent["change_id"]
-            shown = self.version(entity, record_id)
-            if op == "upsert" and entity != "track":
-                # The local copy shows the waiting changes' values over whatever version a pull
-                # brought since: what the officer rewrites of those was not seen at that
-                # version, so it goes on the base of the waiting change that wrote it (the
-                # answer to that change sets it, see _settle); the rest edits the version the
-                # pad showed.
-                written_on: dict[str, int | None] = {}
-                for (body,) in self.db.execute(
-                    "SELECT body FROM outbox WHERE entity = ? AND record_id = ? AND failed = 0"
-                    " ORDER BY seq",
-                    (entity, record_id),
-                ):
-                    waiting = json.loads(body)
-                    if waiting["op"] == "upsert":
-                        for key in clock_keys(waiting["fields"]):
-                            written_on[key] = waiting["base_version"]
-                over_own, rest = _split_fields(fields, set(written_on))
-                if over_own:
-                    base = min(
-                        (written_on[k] for k in clock_keys(over_own) if written_on[k] is not None),
-                        default=None,
-                    )
-                    change_id = self._queue(entity, record_id, op, over_own, base)
-                    if not rest:
-                        return change_id
-                    fields = rest
-            return self._queue(entity, record_id, op, fields, shown)
+            return self._queue(entity, record_id, op, fields, base)
+
+    def _edit_base(self, entity: str, record_id: str, fields: dict, shown: int | None):
+        """The base of an edit: the version the pad shows, unless the edit rewrites a field (or
+        answer item) that a change still waiting wrote. The local copy shows that change's
+        value over whatever version a pull brought since, so the officer has not seen that
+        version's value: the edit goes, whole, on the earliest such change's base (the answer
+        to that change sets it, see _settle). Other fields of the edit then meet colleagues'
+        writes since as concurrent: logged, never replaced unseen."""
+        written_on: dict[str, int | None] = {}
+        for (body,) in self.db.execute(
+            "SELECT body FROM outbox WHERE entity = ? AND record_id = ? AND failed = 0"
+            " ORDER BY seq",
+            (entity, record_id),
+        ):
+            waiting = json.loads(body)
+            if waiting["op"] == "upsert":
+                for key in clock_keys(waiting["fields"]):
+                    written_on.setdefault(key, waiting["base_version"])
+        bases = [written_on[key] for key in clock_keys(fields) if key in written_on]
+        if not bases:
+            return shown
+        if None in bases:  # a create whose answer is still to come: earliest of all
+            return None
+        return min(bases)
 
     def _queue(self, entity: str, record_id: str, op: str, fields: dict, base: int | None) -> str:
         """Put a new change in the outbox and apply it to the local copy; its change id."""
