@@ -85,6 +85,27 @@ def clock_keys(fields: dict) -> set[str]:
     return keys
 
 
+def _edit_base(waiting: list[dict], fields: dict, shown: int | None) -> int | None:
+    """The base of an edit: the version the pad shows, unless the edit rewrites a field (or
+    answer item) that a change still ``waiting`` (the record's outbox, oldest first) wrote. The
+    local copy shows that change's value over whatever version a pull brought since, so the
+    officer has not seen that version's value: the edit goes, whole, on the earliest such
+    change's base (the answer to that change sets it, see ``SyncClient._settle``). Other fields
+    of the edit then meet colleagues' writes since as concurrent: logged, never replaced
+    unseen."""
+    written_on: dict[str, int | None] = {}
+    for change in waiting:
+        if change["op"] == "upsert":
+            for key in clock_keys(change["fields"]):
+                written_on.setdefault(key, change["base_version"])
+    bases = [written_on[key] for key in clock_keys(fields) if key in written_on]
+    if not bases:
+        return shown
+    if None in bases:  # a create whose answer is still to come: earliest of all
+        return None
+    return min(bases)
+
+
 class TransportError(Exception):
     """The request may or may not have reached the server; its answer did not come back."""
 
@@ -381,15 +402,16 @@ class SyncClient:
                 self.db.execute(
                     "DELETE FROM uploads WHERE photo_id = ? AND state != 'stored'", (record_id,)
                 )
-            last = self.db.execute(
+            waiting = self.db.execute(
                 "SELECT seq, body, sent FROM outbox"
-                " WHERE entity = ? AND record_id = ? AND failed = 0 ORDER BY seq DESC LIMIT 1",
+                " WHERE entity = ? AND record_id = ? AND failed = 0 ORDER BY seq",
                 (entity, record_id),
-            ).fetchone()
+            ).fetchall()
+            last = waiting[-1] if waiting else None
             unsent = json.loads(last[1]) if last and not last[2] else None
             shown = self.version(entity, record_id)
             base = (
-                self._edit_base(entity, record_id, fields, shown)
+                _edit_base([json.loads(body) for _, body, _ in waiting], fields, shown)
                 if op == "upsert" and entity != "track"
                 else shown
             )
@@ -425,30 +447,6 @@ class SyncClient:
                     self._apply_locally(entity, record_id, fields, shown)
                     return unsent["change_id"]
             return self._queue(entity, record_id, op, fields, base)
-
-    def _edit_base(self, entity: str, record_id: str, fields: dict, shown: int | None):
-        """The base of an edit: the version the pad shows, unless the edit rewrites a field (or
-        answer item) that a change still waiting wrote. The local copy shows that change's
-        value over whatever version a pull brought since, so the officer has not seen that
-        version's value: the edit goes, whole, on the earliest such change's base (the answer
-        to that change sets it, see _settle). Other fields of the edit then meet colleagues'
-        writes since as concurrent: logged, never replaced unseen."""
-        written_on: dict[str, int | None] = {}
-        for (body,) in self.db.execute(
-            "SELECT body FROM outbox WHERE entity = ? AND record_id = ? AND failed = 0"
-            " ORDER BY seq",
-            (entity, record_id),
-        ):
-            waiting = json.loads(body)
-            if waiting["op"] == "upsert":
-                for key in clock_keys(waiting["fields"]):
-                    written_on.setdefault(key, waiting["base_version"])
-        bases = [written_on[key] for key in clock_keys(fields) if key in written_on]
-        if not bases:
-            return shown
-        if None in bases:  # a create whose answer is still to come: earliest of all
-            return None
-        return min(bases)
 
     def _queue(self, entity: str, record_id: str, op: str, fields: dict, base: int | None) -> str:
         """Put a new change in the outbox and apply it to the local copy; its change id."""

@@ -136,7 +136,7 @@ def merge_lww(
         # A record older than field_versions (nothing noted as written): the device holds the
         # base value, the server another; the server's is the change.
         return server, False, None
-    known_base = None if base is UNKNOWN else base
+    known_base = _known_item(base)
     if later(client_clock, server_clock):
         if base is not UNKNOWN and server == base:
             return client, True, None  # the value it replaces is the one the device saw
@@ -243,7 +243,8 @@ def normalize_answer(answer: Mapping | None) -> dict | None:
     }
 
 
-def _known_item(base: Any) -> dict | None:
+def _known_item(base: Any) -> Any:
+    """A base value as the conflict log keeps it: None where it is not known."""
     return None if base is UNKNOWN else base
 
 
