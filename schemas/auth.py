@@ -6,12 +6,10 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from fieldapp.auth.models import Role
-from schemas.common import StrictBoolean, StrictSchema, id_field
+from schemas.common import Pattern, StrictBoolean, StrictSchema, id_field
 
-DEVICE_ID = validate.Regexp(
-    r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters: letters, digits, . _ : -"
-)
-USERNAME = validate.Regexp(r"^[a-z0-9_.-]{2,64}$", error="2-64 characters: a-z, 0-9, _ . -")
+DEVICE_ID = Pattern(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters: letters, digits, . _ : -")
+USERNAME = Pattern(r"^[a-z0-9_.-]{2,64}$", error="2-64 characters: a-z, 0-9, _ . -")
 
 #: Strength (not common, not the username) is checked by the operations, for the CLI too.
 PASSWORD = validate.Length(min=8, max=256)

@@ -7,7 +7,7 @@ from marshmallow import fields, validate, validates_schema
 
 from fieldapp.checklists.models import Severity
 from fieldapp.targets.models import SitePhase, TargetKind
-from schemas.common import ID_RANGE, PageArgs, StrictSchema
+from schemas.common import ID_RANGE, PageArgs, Pattern, StrictSchema
 
 
 class ChecklistItemSchema(ma.Schema):
@@ -28,7 +28,7 @@ class ChecklistSchema(ma.Schema):
 
 
 class ChecklistItemArgs(StrictSchema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[A-Z][A-Z0-9]{1,15}$"))
+    code = fields.String(required=True, validate=Pattern(r"^[A-Z][A-Z0-9]{1,15}$"))
     text = fields.String(required=True, validate=validate.Length(min=1, max=500))
     severity = fields.Enum(Severity, by_value=True, required=True)
     phases = fields.List(fields.Enum(SitePhase, by_value=True), load_default=list)

@@ -44,6 +44,17 @@ class StrictBoolean(fields.Boolean):
         return value
 
 
+class Pattern(validate.Regexp):
+    """A string the whole of which matches ``regex``. Marshmallow's ``Regexp`` matches at the
+    start only, so a ``$`` there lets a trailing newline through ("S03\\n"), and ``\\d`` takes any
+    Unicode digit: write ``[0-9]``. The pattern stays as written for the OpenAPI spec."""
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
 SURROGATE_MESSAGE = "text is not valid Unicode (unpaired surrogate)"
 

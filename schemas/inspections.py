@@ -13,6 +13,7 @@ from fieldapp.inspections.models import CoordinateSystem, InspectionStatus, Orig
 from schemas.common import (
     MAX_INT_ID,
     Instant,
+    Pattern,
     StrictFloat,
     StrictSchema,
     has_utc_instant,
@@ -21,7 +22,7 @@ from schemas.common import (
 
 ANSWER_RESULTS = ("pass", "fail", "na")
 MAX_PHOTOS = 50
-ITEM_CODE = validate.Regexp(r"^[A-Z][A-Z0-9]{1,15}$", error="an item code such as S03")
+ITEM_CODE = Pattern(r"^[A-Z][A-Z0-9]{1,15}$", error="an item code such as S03")
 
 
 class DeviceLocation(StrictSchema):

@@ -8,14 +8,14 @@ from marshmallow import fields, validate
 from fieldapp.checks.models import FlagCode
 from fieldapp.inspections.models import Origin, Outcome
 from fieldapp.risk.scoring import RiskLevel
-from schemas.common import StrictSchema, id_field
+from schemas.common import Pattern, StrictSchema, id_field
 from sync.models import ConflictKind
 
 
 class MonthlyReportArgs(StrictSchema):
     month = fields.String(
-        validate=validate.Regexp(
-            r"^(19|20|21)\d\d-(0[1-9]|1[0-2])$", error="a month as YYYY-MM, e.g. 2026-11"
+        validate=Pattern(
+            r"^(19|20|21)[0-9][0-9]-(0[1-9]|1[0-2])$", error="a month as YYYY-MM, e.g. 2026-11"
         ),
         metadata={"description": "YYYY-MM in Shanghai time; default: the current month"},
     )

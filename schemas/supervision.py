@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
 from fieldapp.supervision.models import OrderStatus, Verdict
-from schemas.common import Instant, PageArgs, StrictSchema, id_field
+from schemas.common import Instant, PageArgs, Pattern, StrictSchema, id_field
 
 MAX_FINDINGS = 50
 
@@ -25,7 +25,7 @@ class FindingArgs(StrictSchema):
     ``evidence_incomplete``), a checklist ``item_code`` of the inspection, or both."""
 
     code = fields.String(
-        validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="a snake_case code"),
+        validate=Pattern(r"^[a-z][a-z0-9_]{0,39}$", error="a snake_case code"),
         allow_none=True,
     )
     item_code = fields.String(validate=validate.Length(min=1, max=16), allow_none=True)

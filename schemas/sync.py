@@ -9,7 +9,15 @@ from marshmallow import fields, validate
 
 from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
-from schemas.common import Instant, PageArgs, StrictFloat, StrictSchema, TimeBound, id_field
+from schemas.common import (
+    Instant,
+    PageArgs,
+    Pattern,
+    StrictFloat,
+    StrictSchema,
+    TimeBound,
+    id_field,
+)
 from schemas.inspections import WholeLocation
 from schemas.targets import BUSINESS_TYPE, valid_uscc
 
@@ -26,11 +34,14 @@ class PushArgs(StrictSchema):
 
     device_id = fields.String(required=True, validate=DEVICE_ID)
     #: Each change is checked on its own (ChangeArgs), so one bad change never sinks the batch.
-    changes = fields.List(fields.Raw(), required=True)
+    changes = fields.List(fields.Raw(allow_none=True), required=True)
 
 
 #: Versions are 32-bit integers in the database.
 MAX_VERSION = 2**31 - 1
+
+
+DELETE_WITH_FIELDS = "a delete carries no fields: send {} (or leave fields out)"
 
 
 class ChangeArgs(StrictSchema):
@@ -47,6 +58,12 @@ class ChangeArgs(StrictSchema):
     )
     hlc = fields.String(required=True)
     fields_ = fields.Dict(data_key="fields", load_default=dict)
+
+    @ma.validates_schema
+    def _delete_carries_no_fields(self, data: dict, **kwargs) -> None:
+        # Fields sent with a delete would be dropped unread (API.md: never silently dropped).
+        if data.get("op") == "delete" and data.get("fields_"):
+            raise ma.ValidationError({"fields": [DELETE_WITH_FIELDS]})
 
 
 _CHANGE_ARGS = ChangeArgs()
@@ -76,6 +93,7 @@ def load_change(raw: dict) -> dict:
             and (base_version is None or _is_version(base_version))
             and type(hlc) is str
             and type(fields_) is dict
+            and not (op == "delete" and fields_)
         ):
             try:
                 return {
@@ -154,7 +172,7 @@ class PhotoFieldsArgs(StrictSchema):
     item_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=16))
     taken_at = Instant()
     location = WholeLocation(allow_none=True)
-    sha256 = fields.String(validate=validate.Regexp(r"^[0-9a-f]{64}$", error="64 hex digits"))
+    sha256 = fields.String(validate=Pattern(r"^[0-9a-f]{64}$", error="64 hex digits"))
     size = fields.Integer(strict=True, validate=validate.Range(min=1, max=200 * 1024 * 1024))
     content_type = fields.String(validate=validate.OneOf(("image/jpeg", "image/png", "image/webp")))
 

@@ -15,15 +15,14 @@ from schemas.common import (
     LonLat,
     NearField,
     PageArgs,
+    Pattern,
     StrictBoolean,
     StrictSchema,
     id_field,
 )
 from schemas.risk import RiskBriefSchema
 
-BUSINESS_TYPE = validate.Regexp(
-    r"^[a-z][a-z0-9_]{1,39}$", error="a business type code such as catering"
-)
+BUSINESS_TYPE = Pattern(r"^[a-z][a-z0-9_]{1,39}$", error="a business type code such as catering")
 
 SHOP_ONLY = ("business_type", "uscc")
 SITE_ONLY = ("permit_no", "scale", "phase", "boundary")

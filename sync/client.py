@@ -56,7 +56,7 @@ from typing import Any, Protocol
 import requests
 
 #: Rejections worth retrying on a later push (the situation can change), by error code.
-RETRYABLE_REJECTIONS = frozenset({"not_found", "conflict"})
+RETRYABLE_REJECTIONS = frozenset({"not_found", "version_conflict"})
 #: HTTP answers that mean "try again later" for the whole request.
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 #: How many pushes a change refused for a reason that can pass may wait before it is kept
@@ -383,7 +383,7 @@ class SyncClient:
     def save(self, entity: str, record_id, fields: dict, *, op: str = "upsert") -> str:
         """Queue a change (a create with all fields, or an edit with what changed) and apply it
         to the local copy. Returns its change id. ``ValueError`` if ``fields`` is not JSON
-        (``NaN`` or an infinity, say: the server could never take it).
+        (``NaN`` or an infinity, say: the server could never take it), or if a delete has any.
 
         An edit of a record whose last change has not been sent yet is folded into that change
         when it rewrites everything that change wrote (so a create and its edits travel as one
@@ -392,6 +392,8 @@ class SyncClient:
         sent, it is never altered, or a retry would no longer be the same change.
         """
         record_id = str(record_id)
+        if op == "delete" and fields:
+            raise ValueError(f"{entity} {record_id}: a delete carries no fields")
         try:
             json.dumps(fields, allow_nan=False)
         except (TypeError, ValueError) as exc:

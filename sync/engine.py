@@ -321,7 +321,10 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
         if existing is not None and existing.result is not None:
             return _replay(existing, digest, raw)
         return _rejected(
-            raw, APIError(409, "conflict", "the change conflicts with data stored meanwhile; retry")
+            raw,
+            APIError(
+                409, "version_conflict", "the change conflicts with data stored meanwhile; retry"
+            ),
         )
 
 

@@ -76,6 +76,12 @@ def invalid(errors: dict, message: str | None = None) -> Rejected:
     return Rejected(APIError(422, "validation_failed", message, errors={"json": errors}))
 
 
+def unchanged(change: Change, version: int) -> dict:
+    """The answer to an edit that changes nothing (no fields): nothing to apply or to log,
+    frozen record or not; ``merged`` where the device's base was behind."""
+    return result(change, "applied" if change.base_version == version else "merged", version)
+
+
 def result(change: Change, status: str, version: int | None, conflicts=()) -> dict:
     return {
         "change_id": str(change.change_id),
@@ -661,6 +667,8 @@ class InspectionHandler(Handler):
         first as any edit is, so that what waits there can be accepted)."""
         kind = ConflictKind.delete if change.op == "delete" else ConflictKind.amendment
         if kind is ConflictKind.amendment:
+            if not change.fields:
+                return unchanged(change, record.version)
             load_inspection(change.fields)
         server = (
             None
@@ -1007,9 +1015,17 @@ class TargetHandler(Handler):
             return self._create(ctx, change)
         if not ctx.policy.load_or_none(Target, target.id):
             raise Rejected(APIError(404, "not_found", "target not found"))
-        if ctx.actor.user.role not in (Role.officer, Role.leader, Role.admin):
+        # A target seen through a task in another squadron is read, not corrected: the same
+        # rule as PATCH /targets (its squadron's people, or an admin).
+        if ctx.actor.user.role is not Role.admin and not ctx.policy.allows(
+            "target.report", target.squadron_id
+        ):
             raise Rejected(
-                APIError(403, "forbidden", "only officers, leaders and admins edit targets")
+                APIError(
+                    403,
+                    "forbidden",
+                    "officers and leaders correct targets of their own squadron; admins any",
+                )
             )
         if change.base_version is not None and change.base_version > target.version:
             raise invalid(
@@ -1179,6 +1195,15 @@ def require_photo_fields(loaded: dict) -> None:
         raise invalid({name: ["Missing data for required field."] for name in missing})
 
 
+def check_photo_identity(photo: Photo, loaded: dict) -> None:
+    """Refuse, field by field, what no edit of a stored photo may change: its inspection, and
+    its digest once the bytes are uploaded."""
+    if "inspection_id" in loaded and loaded["inspection_id"] != photo.inspection_id:
+        raise invalid({"inspection_id": ["a photo does not move to another inspection"]})
+    if "sha256" in loaded and photo.uploaded and photo.sha256 != loaded["sha256"]:
+        raise invalid({"sha256": ["the photo is uploaded; its digest cannot change"]})
+
+
 def write_photo_metadata(
     photo: Photo | None,
     photo_id,
@@ -1204,10 +1229,8 @@ def write_photo_metadata(
             created_at=now,
         )
         db.session.add(photo)
-    elif photo.inspection_id != inspection.id:
-        raise invalid({"inspection_id": ["a photo does not move to another inspection"]})
-    if "sha256" in loaded and photo.uploaded and photo.sha256 != loaded["sha256"]:
-        raise invalid({"sha256": ["the photo is uploaded; its digest cannot change"]})
+    else:
+        check_photo_identity(photo, {**loaded, "inspection_id": inspection.id})
     before = {name: _photo_value(photo, name) for name in loaded}
     for name, value in loaded.items():
         if name == "location":
@@ -1251,10 +1274,15 @@ class PhotoHandler(Handler):
         loaded, wire = load_fields(_PHOTO_INPUT, change.fields)
         if photo is None:
             require_photo_fields(loaded)
+        else:
+            # Before the frozen check: an amendment that could never be accepted is no amendment.
+            check_photo_identity(photo, loaded)
         inspection = self._inspection(
             ctx, loaded.get("inspection_id") or (photo and photo.inspection_id)
         )
         if inspection.review_status is ReviewStatus.approved:
+            if photo is not None and not change.fields:
+                return unchanged(change, photo.version)
             conflict = log_conflict(
                 ctx,
                 change,

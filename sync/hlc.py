@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-HLC_PATTERN = re.compile(r"^(\d{16}):(\d{4}):([A-Za-z0-9._:-]{1,64})$")
+HLC_PATTERN = re.compile(r"([0-9]{16}):([0-9]{4}):([A-Za-z0-9._:-]{1,64})")
 
 #: How far a device's clock may run ahead of the server's before it is clamped.
 MAX_SKEW_MS = 60_000
@@ -30,7 +30,7 @@ class HLC:
 
     @classmethod
     def parse(cls, text: str) -> HLC:
-        match = HLC_PATTERN.match(text) if isinstance(text, str) else None
+        match = HLC_PATTERN.fullmatch(text) if isinstance(text, str) else None
         if match is None:
             raise HLCError(
                 "an hlc is 16 digits of milliseconds, 4 digits of counter and the device id,"

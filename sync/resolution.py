@@ -109,6 +109,15 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
     db.session.refresh(conflict, with_for_update=True)
     if conflict.status is ConflictStatus.resolved:
         raise APIError(409, "version_conflict", "this conflict is already resolved")
+    if conflict.kind is ConflictKind.delete and keep == "value":
+        # Either the record stays as it is or it goes; fields to write belong to an edit.
+        raise validation_error(
+            {
+                "keep": [
+                    "a delete is resolved with 'server' (the record stays) or 'client' (it goes)"
+                ]
+            }
+        )
     record = db.session.get(MODELS[conflict.entity], conflict.record_id)
     chosen = _chosen(conflict, keep, value)
     applied_version = None

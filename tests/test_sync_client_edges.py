@@ -421,3 +421,34 @@ def test_an_inspection_read_again_after_a_conflict_looks_as_a_pull_gives_it(
     fresh.pull()
     assert mine.get("inspection", inspection_id) == fresh.get("inspection", inspection_id)
     assert mine.version("inspection", inspection_id) == fresh.version("inspection", inspection_id)
+
+
+def test_a_change_beaten_by_a_concurrent_write_waits_and_goes_again(
+    app, client, world, tmp_path, monkeypatch
+):
+    """A change whose write hits another transaction's row committed meanwhile (two devices
+    creating one record at once, say) is answered 409 ``version_conflict``, "retry": the pad
+    keeps it, and sends it again at the next push, when it applies."""
+    from sqlalchemy.exc import IntegrityError
+
+    from sync.entities import InspectionHandler
+
+    pad = make_client(client, tmp_path, "officer1", "pad-a")
+    inspection_id = synced_inspection(pad, world)
+    pad.save("inspection", inspection_id, {"findings": "第二次检查"})
+    apply = InspectionHandler.apply
+
+    def beaten(self, ctx, change):
+        raise IntegrityError("INSERT", {}, Exception("duplicate key (a concurrent push)"))
+
+    monkeypatch.setattr(InspectionHandler, "apply", beaten)
+    [result] = pad.push()
+    assert result["status"] == "rejected"
+    assert (result["error"]["code"], result["error"]["error"]) == (409, "version_conflict")
+    assert pad.pending() == 1 and pad.failed() == []
+
+    monkeypatch.setattr(InspectionHandler, "apply", apply)
+    [result] = pad.push()
+    assert result["status"] == "applied"
+    assert on_server(app, inspection_id)["findings"] == "第二次检查"
+    assert pad.pending() == 0

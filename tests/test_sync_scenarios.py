@@ -1296,7 +1296,7 @@ def test_a_database_error_in_an_edit_without_savepoint_costs_only_that_edit(
     refused, applied = device.push_ok(
         edit, device.change("inspection", second, {"findings": "已整改"}, base_version=1)
     )
-    assert refused["status"] == "rejected" and refused["error"]["error"] == "conflict"
+    assert refused["status"] == "rejected" and refused["error"]["error"] == "version_conflict"
     assert (applied["status"], applied["version"]) == ("applied", 2)
     untouched = inspection_in_db(app, first)
     assert (untouched.version, untouched.officer_ids, untouched.findings) == (

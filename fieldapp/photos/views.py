@@ -56,7 +56,7 @@ def _digest(required: bool) -> str | None:
                 location="headers",
             )
         return None
-    if not _HEX64.match(raw.strip()):
+    if not _HEX64.fullmatch(raw.strip()):
         raise validation_error({"X-Content-SHA256": ["64 hex digits"]}, location="headers")
     return raw.strip().lower()
 

@@ -75,7 +75,7 @@ def _is_public(endpoint: str | None) -> bool:
 def _begin() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     g.actor = None
 
     header = request.headers.get("Authorization", "")

@@ -1,0 +1,161 @@
+"""Push and resolve where API.md's words are taken literally: a null among the changes, clocks
+and codes with a trailing newline or other digits, fields sent with a delete, a choice of value
+on a delete, an empty edit of a frozen record, a photo moved onto an approved inspection, and a
+target seen through a task in another squadron. Each was answered otherwise once (a contract
+review's probes); each answer here is what a device or a leader can act on."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import PASSWORD, assert_error
+from tests.review_helpers import push_inspection, review_ok
+from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
+
+
+@pytest.fixture
+def officer(login):
+    return FakeDevice(login("officer1"))
+
+
+def rejected(result: dict, field: str, error: str = "validation_failed", code: int = 422):
+    """The change was refused with this error, naming ``field`` (None: no field named)."""
+    assert result["status"] == "rejected", result
+    assert (result["error"]["code"], result["error"]["error"]) == (code, error), result
+    if field is not None:
+        assert field in result["error"]["errors"]["json"], result
+    return result["error"]
+
+
+def logged(leader, record) -> list[dict]:
+    return leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+
+
+def test_a_null_among_the_changes_is_refused_alone(officer, world):
+    """API.md: one rejected change never blocks the others, a JSON null among them too."""
+    good = officer.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]))
+    response = officer.api.post(
+        "/api/v1/sync/push", json={"device_id": officer.device_id, "changes": [None, good]}
+    )
+    assert response.status_code == 200, response.get_json()
+    bad, ok = response.get_json()["results"]
+    assert bad["status"] == "rejected" and bad["error"]["error"] == "validation_failed", bad
+    assert ok["status"] == "applied", ok
+
+
+@pytest.mark.parametrize(
+    "hlc",
+    [
+        "0001763712000123:0002:dev-officer1\n",
+        "０００１７６３７１２０００１２３:0002:dev-officer1",  # full-width digits
+        "000176371200012٣:0002:dev-officer1",  # an Arabic-Indic digit
+    ],
+)
+def test_a_clock_is_ascii_digits_and_nothing_after_the_device(officer, world, hlc):
+    change = officer.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]))
+    change["hlc"] = hlc
+    [result] = officer.push_ok(change)
+    rejected(result, "hlc")
+
+
+def test_an_item_code_with_a_trailing_newline_is_refused(officer, world):
+    fields = new_inspection(world, ["officer1"])
+    fields["answers"] = {"S01\n": {"result": "pass", "note": "", "photo_ids": []}}
+    [result] = officer.push_ok(officer.change("inspection", uuid.uuid4(), fields))
+    rejected(result, "answers")
+
+
+def test_a_device_id_with_a_trailing_newline_gets_no_token(client):
+    response = client.post(
+        "/api/v1/auth/token",
+        json={"username": "officer1", "password": PASSWORD, "device_id": "pad-1\n"},
+    )
+    body = assert_error(response, 422, "validation_failed")
+    assert "device_id" in body["errors"]["json"]
+
+
+def test_a_delete_with_fields_is_refused_and_the_record_stays(officer, world, login):
+    """API.md: nothing sent is silently dropped; a delete's fields would be."""
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "x"}, op="delete", base_version=1)
+    )
+    rejected(result, "fields")
+    assert login("leader1").get(f"/api/v1/inspections/{record}").status_code == 200
+    # The same delete without fields goes.
+    [result] = officer.push_ok(officer.change("inspection", record, op="delete", base_version=1))
+    assert result["status"] == "applied", result
+
+
+def test_a_delete_entry_is_settled_by_keeping_or_deleting_not_by_a_value(login, world, officer):
+    record = push_inspection(world, officer)
+    [result] = officer.push_ok(officer.change("inspection", record, op="delete", base_version=1))
+    conflict_id = result["conflicts"][0]["conflict_id"]
+    leader = login("leader1")
+    response = leader.post(
+        f"/api/v1/conflicts/{conflict_id}/resolve",
+        json={"keep": "value", "value": {"findings": "keep this"}},
+    )
+    assert "keep" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+    # Nothing happened: the record is there and the entry still open, to settle properly.
+    assert leader.get(f"/api/v1/inspections/{record}").status_code == 200
+    [entry] = logged(leader, record)
+    assert entry["status"] == "open"
+    response = leader.post(f"/api/v1/conflicts/{conflict_id}/resolve", json={"keep": "server"})
+    assert response.status_code == 200, response.get_json()
+    assert leader.get(f"/api/v1/inspections/{record}").status_code == 200
+
+
+def test_an_empty_edit_of_an_approved_record_changes_and_logs_nothing(login, world, officer):
+    record = push_inspection(world, officer)
+    leader = login("leader1")
+    approved = review_ok(leader, record, "approve")
+    [result] = officer.push_ok(
+        officer.change("inspection", record, {}, base_version=approved["version"])
+    )
+    assert (result["status"], result["version"]) == ("applied", approved["version"]), result
+    [result] = officer.push_ok(officer.change("inspection", record, {}, base_version=1))
+    assert (result["status"], result["version"]) == ("merged", approved["version"]), result
+    assert logged(leader, record) == []
+
+
+def test_a_photo_moved_onto_an_approved_inspection_is_refused_not_logged(login, world, officer):
+    """A move is refused on any inspection; an amendment that could never be accepted would
+    wait in the leader's queue for ever."""
+    draft = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", draft, new_inspection(world, ["officer1", "officer2"]))
+    )
+    photo = uuid.uuid4()
+    officer.push_ok(officer.change("photo", photo, photo_metadata(draft)))
+    approved = push_inspection(world, officer)
+    leader = login("leader1")
+    review_ok(leader, approved, "approve")
+    [result] = officer.push_ok(
+        officer.change("photo", photo, {"inspection_id": approved}, base_version=1)
+    )
+    rejected(result, "inspection_id")
+    assert logged(leader, photo) == []
+
+
+def test_a_task_in_another_squadron_lets_an_officer_read_its_target_not_correct_it(
+    app, login, world
+):
+    """API.md: officers are scoped to their squadron plus targets of tasks assigned to them;
+    out-of-scope writes → 403. PATCH /targets refuses officer3 too (tests/test_scoping.py)."""
+    from tests.test_scoping import assign_task
+
+    assign_task(app, world, "shop1", "officer3")
+    device = FakeDevice(login("officer3"))
+    shop = world.targets["shop1"].id
+    before = login("leader1").get(f"/api/v1/targets/{shop}").get_json()["name"]
+    [result] = device.push_ok(device.change("target", shop, {"name": "改名了"}, base_version=1))
+    rejected(result, None, "forbidden", 403)
+    assert login("leader1").get(f"/api/v1/targets/{shop}").get_json()["name"] == before
+    # The squadron's own officer still corrects it.
+    own = FakeDevice(login("officer1"))
+    [result] = own.push_ok(own.change("target", shop, {"name": "改名了"}, base_version=1))
+    assert result["status"] == "applied", result
