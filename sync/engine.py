@@ -78,8 +78,6 @@ class PushContext:
     tombstoned: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     #: records of the batch loaded (and locked) up front, by (entity, id)
     records: dict[tuple[str, uuid.UUID], object] = field(default_factory=dict)
-    #: which of the preloaded inspections the caller may read
-    readable_inspections: set[uuid.UUID] = field(default_factory=set)
     #: look-ups that do not change while a batch is applied (targets, checklists, officers),
     #: and the version snapshots its changes are based on, by ("base", entity, id, version),
     #: the ones its own changes write included
@@ -487,13 +485,6 @@ def _preload_inspections(ctx: PushContext, changes: list, ids: set) -> None:
         return
     ctx.records.update((("inspection", i.id), i) for i in found)
     _cache_targets(ctx, {i.target_id for i in found})
-    ctx.readable_inspections.update(
-        db.session.scalars(
-            sa.select(Inspection.id).where(
-                Inspection.id.in_([i.id for i in found]), ctx.policy.readable(Inspection)
-            )
-        )
-    )
     bases = set()
     for raw in changes:
         if isinstance(raw, dict) and raw.get("entity") == "inspection":

@@ -448,13 +448,8 @@ class InspectionHandler(Handler):
             if change.base_version is not None and (self.entity, change.id) in ctx.tombstoned:
                 return self._edit_of_deleted(ctx, change)
             return self._create(ctx, change)
-        readable = (
-            record.id in ctx.readable_inspections
-            if ("inspection", record.id) in ctx.records
-            else ctx.policy.load_or_none(Inspection, record.id) is not None
-        )
-        if not readable:
-            raise Rejected(APIError(404, "not_found", "inspection not found"))
+        # Out of the officer's scope too: an out-of-scope write is a 403 (API.md), and only
+        # the inspection's officers may write it, wherever it is.
         if not ctx.policy.allows("inspection.edit", record):
             raise Rejected(APIError(403, "forbidden", "only the inspection's officers edit it"))
         if change.base_version is not None and change.base_version > record.version:
@@ -1013,8 +1008,6 @@ class TargetHandler(Handler):
         target = lock(Target, change.id, ctx, self.entity)
         if target is None:
             return self._create(ctx, change)
-        if not ctx.policy.load_or_none(Target, target.id):
-            raise Rejected(APIError(404, "not_found", "target not found"))
         # A target seen through a task in another squadron is read, not corrected: the same
         # rule as PATCH /targets (its squadron's people, or an admin).
         if ctx.actor.user.role is not Role.admin and not ctx.policy.allows(
@@ -1318,15 +1311,8 @@ class PhotoHandler(Handler):
         return result(change, "conflict" if conflicts else "applied", photo.version, conflicts)
 
     def _inspection(self, ctx: PushContext, inspection_id) -> Inspection:
-        inspection = (
-            db.session.scalar(
-                sa.select(Inspection).where(
-                    Inspection.id == inspection_id, ctx.policy.readable(Inspection)
-                )
-            )
-            if inspection_id
-            else None
-        )
+        # Out of scope too: only its officers write it, wherever it is (else 403, API.md).
+        inspection = db.session.get(Inspection, inspection_id) if inspection_id else None
         if inspection is None:
             raise Rejected(APIError(404, "not_found", "the photo's inspection is not there (yet)"))
         if not ctx.policy.allows("inspection.edit", inspection):

@@ -130,8 +130,12 @@ def test_admin_revokes_a_device(client, login, world):
 def test_only_admins_revoke_devices(client, login, world):
     sign_in(client, device_id="pad-x")
     leader = login("leader1")
-    # Not even visible to a leader who never used it: 404, not 403.
-    assert_error(leader.post("/api/v1/devices/pad-x/revoke"), 404, "not_found")
+    # A device the leader never used is not in their list, and not theirs to revoke (403, as
+    # API.md has out-of-scope writes); an unknown one is 404.
+    listed = [d["id"] for d in leader.get("/api/v1/devices").get_json()["items"]]
+    assert "pad-x" not in listed
+    assert_error(leader.post("/api/v1/devices/pad-x/revoke"), 403, "forbidden")
+    assert_error(leader.post("/api/v1/devices/never-seen/revoke"), 404, "not_found")
     assert_error(leader.post(f"/api/v1/devices/{leader.device_id}/revoke"), 403, "forbidden")
 
 

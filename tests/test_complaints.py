@@ -130,13 +130,14 @@ def test_complaints_are_scoped_to_the_squadron(login, world):
     leader1 = login("leader1")
     complaint = leader1.post("/api/v1/complaints", json=complaint_body(world)).get_json()
     path = f"/api/v1/complaints/{complaint['id']}"
-    # Another squadron neither sees nor decides it; its officers read it but do not decide it.
+    # Another squadron neither sees it (404) nor decides it (403, an out-of-scope write); its
+    # officers read it but do not decide it.
     assert_error(login("leader2").get(path), 404, "not_found")
     assert login("leader2").get("/api/v1/complaints").get_json()["items"] == []
     assert_error(
         login("leader2").post(f"{path}/decision", json={"substantiated": True, "note": "x"}),
-        404,
-        "not_found",
+        403,
+        "forbidden",
     )
     officer = login("officer1")
     assert officer.get(path).status_code == 200

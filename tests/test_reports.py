@@ -333,7 +333,7 @@ def test_without_a_month_the_current_shanghai_month_is_reported(login, world):
 def test_who_reads_which_report(login, world):
     assert_error(login("officer1").get(REPORT), 403, "forbidden")
     other = f"{REPORT}?squadron_id={world.squadrons[1].id}"
-    assert_error(login("leader1").get(other), 403, "forbidden")
+    assert_error(login("leader1").get(other), 404, "not_found")  # out of scope: not revealed
     assert login("leader2").get(other).status_code == 200
     assert_error(login("supervisor").get(f"{REPORT}?squadron_id={NO_SUCH_ID}"), 404, "not_found")
 

@@ -147,19 +147,19 @@ def test_leader_may_not_move_a_target_to_another_squadron(login, world):
     assert after.headers["ETag"] == etag
 
 
-def test_leader_gets_404_editing_another_squadrons_target(login, world):
+def test_leader_gets_403_editing_another_squadrons_target(login, world):
+    """API.md: out-of-scope reads → 404, out-of-scope writes → 403."""
     leader2 = login("leader2")
     admin = login("admin")
     path = f"/api/v1/targets/{world.targets['shop1'].id}"
-    etag = etag_of(admin, path)  # even with the right ETag: the target is not theirs to see
+    etag = etag_of(admin, path)  # even with the right ETag
+    assert_error(leader2.get(path), 404, "not_found")
     assert_error(
-        leader2.patch(path, json={"name": "改名"}, headers={"If-Match": etag}), 404, "not_found"
+        leader2.patch(path, json={"name": "改名"}, headers={"If-Match": etag}), 403, "forbidden"
     )
-    # Without If-Match the answer is the one a missing target gets: nothing is revealed.
     missing = "/api/v1/targets/00000000-0000-4000-8000-000000000000"
-    assert (
-        leader2.patch(path, json={"name": "改名"}).get_json()
-        == leader2.patch(missing, json={"name": "改名"}).get_json()
+    assert_error(
+        leader2.patch(missing, json={"name": "改名"}, headers={"If-Match": etag}), 404, "not_found"
     )
     assert admin.get(path).get_json()["version"] == 1
 

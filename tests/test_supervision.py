@@ -241,9 +241,11 @@ def test_orders_refuse_steps_out_of_turn(login, world, supervisor):
 def test_who_may_answer_close_and_read_an_order(login, world, supervisor):
     order = issue(supervisor, world, submitted_inspection(login, world))
     path = f"{ORDERS}/{order['id']}"
-    assert_error(login("leader2").post(f"{path}/answer", json={"response": "x"}), 404, "not_found")
+    # Out of scope: not read (404), not written (403, as API.md has out-of-scope writes).
+    assert_error(login("leader2").post(f"{path}/answer", json={"response": "x"}), 403, "forbidden")
     assert_error(login("leader2").get(path), 404, "not_found")
-    assert_error(login("officer1").post(f"{path}/answer", json={"response": "x"}), 404, "not_found")
+    assert_error(login("officer1").get(path), 404, "not_found")
+    assert_error(login("officer1").post(f"{path}/answer", json={"response": "x"}), 403, "forbidden")
     assert_error(supervisor.post(f"{path}/answer", json={"response": "x"}), 403, "forbidden")
     assert_error(login("admin").post(f"{path}/answer", json={"response": "x"}), 403, "forbidden")
     login("leader1").post(f"{path}/answer", json={"response": "已处理"})

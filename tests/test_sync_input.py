@@ -237,11 +237,11 @@ def test_an_inspection_you_are_not_on_is_not_yours_to_write(login, world):
         officer.change("inspection", record, {"findings": "x"}, base_version=1)
     )
     assert edit["error"]["error"] == "forbidden"
-    stranger = FakeDevice(login("officer3"))
+    stranger = FakeDevice(login("officer3"))  # another squadron: an out-of-scope write
     [edit] = stranger.push_ok(
         stranger.change("inspection", record, {"findings": "x"}, base_version=1)
     )
-    assert edit["error"]["error"] == "not_found"
+    assert edit["error"]["error"] == "forbidden"
 
 
 @pytest.mark.parametrize(

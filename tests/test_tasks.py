@@ -62,8 +62,11 @@ def test_a_leader_dispatches_a_task_that_reaches_the_assignees_devices(app, cloc
 def test_who_may_dispatch(clock, login, world):
     for username in ("officer1", "supervisor"):
         assert_error(login(username).post("/api/v1/tasks", json=task_body(world)), 403, "forbidden")
-    # Another squadron's target is not in leader2's scope at all.
-    response = login("leader2").post("/api/v1/tasks", json=task_body(world))
+    # Another squadron's target: an out-of-scope write; a target that does not exist: 422.
+    assert_error(login("leader2").post("/api/v1/tasks", json=task_body(world)), 403, "forbidden")
+    response = login("leader1").post(
+        "/api/v1/tasks", json={**task_body(world), "target_id": str(uuid.uuid4())}
+    )
     assert "target_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
     assert dispatch(login("admin"), world)["status"] == "open"
 
@@ -110,7 +113,7 @@ def test_a_leader_cancels_a_task_with_a_reason(app, clock, login, world):
     device.pull_all()
     path = f"/api/v1/tasks/{task['id']}/cancel"
     assert_error(login("officer1").post(path, json={"reason": "不去了"}), 403, "forbidden")
-    assert_error(login("leader2").post(path, json={"reason": "x"}), 404, "not_found")
+    assert_error(login("leader2").post(path, json={"reason": "x"}), 403, "forbidden")
     body = assert_error(leader.post(path, json={}), 422, "validation_failed")
     assert "reason" in body["errors"]["json"]
     assert_error(leader.post(path, json={"reason": "  "}), 422, "validation_failed")

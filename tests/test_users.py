@@ -296,12 +296,18 @@ def test_only_admins_change_users(client, login, world, username):
     assert sign_in(client, "officer2", PASSWORD).status_code == 201
 
 
-def test_a_leader_cannot_even_see_another_squadrons_users_to_change_them(login, world):
+def test_a_leader_neither_sees_nor_changes_another_squadrons_users(login, world):
     leader1 = login("leader1")
     path = f"/api/v1/users/{world.users['officer3'].id}"
     assert_error(leader1.get(path), 404, "not_found")
     assert_error(
-        leader1.patch(path, json={"active": False}, headers={"If-Match": '"x"'}), 404, "not_found"
+        leader1.patch(path, json={"active": False}, headers={"If-Match": '"x"'}), 403, "forbidden"
+    )
+    missing = "/api/v1/users/00000000-0000-4000-8000-000000000000"
+    assert_error(
+        leader1.patch(missing, json={"active": False}, headers={"If-Match": '"x"'}),
+        404,
+        "not_found",
     )
 
 

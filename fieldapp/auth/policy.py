@@ -1,8 +1,10 @@
 """Who may see and change what: the one place where roles and squadrons scope access.
 
-Views never filter by squadron themselves. They ask the policy for a record (``load``: 404 when
-it is out of the caller's reading scope, so existence is not revealed), for a scoped query
-(``scoped``), and for permission to write (``require``: 403).
+Views never filter by squadron themselves. They ask the policy for a record to read (``load``:
+404 when it is out of the caller's reading scope, so existence is not revealed), for a scoped
+query (``scoped``), for a record to write (``load_to_write``: 404 only when there is none) and
+for permission to write (``require``: 403). API.md: "Out-of-scope reads → 404 (do not reveal
+existence); out-of-scope writes → 403."
 
 Reading scope:
 - officers and leaders: their squadron, plus targets of open tasks assigned to them;
@@ -92,6 +94,24 @@ class Policy:
         if obj is None:
             raise not_found(what)
         return obj
+
+    def load_to_write(self, model: type, ident: Any, what: str | None = None):
+        """The record a write is about, or 404 if there is none. It is returned out of the
+        caller's scope too: the write's :meth:`require`, which must follow at once, answers
+        403 there (API.md: out-of-scope writes → 403)."""
+        obj = None if ident is None else db.session.get(model, ident)
+        if obj is None:
+            raise not_found(what or model.__name__.lower())
+        return obj
+
+    def require_to_read(self, permission: str, squadron_id: int | None, what: str) -> None:
+        """Permission to read a squadron's figures: 404 when the squadron is not the caller's
+        (out of scope: not revealed), 403 when only the caller's role falls short."""
+        if self.allows(permission, squadron_id):
+            return
+        if self.role in SQUADRON_ROLES and squadron_id not in (None, self.user.squadron_id):
+            raise not_found(what)
+        self.require(permission, squadron_id)
 
     def load_or_none(self, model: type, ident: Any):
         """The record if it exists and is in reading scope, else None (for sync, which answers

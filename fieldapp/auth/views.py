@@ -135,7 +135,7 @@ class UserResource(MethodView):
     def patch(self, changes, user_id: uuid.UUID):
         """Change a user's name, role, squadron, password or active flag (admin; If-Match)."""
         policy = current_policy()
-        user = policy.load(User, user_id, "user")
+        user = policy.load_to_write(User, user_id, "user")
         policy.require("user.manage")
         blp.check_etag({"id": str(user.id), "version": user.version})
         if "squadron_id" in changes:
@@ -158,7 +158,7 @@ class DevicesResource(MethodView):
 
 def _device_for_admin(device_id: str) -> Device:
     policy = current_policy()
-    device = policy.load(Device, device_id, "device")
+    device = policy.load_to_write(Device, device_id, "device")
     policy.require("device.manage")
     return device
 

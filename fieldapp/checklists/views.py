@@ -77,7 +77,7 @@ class ChecklistVersionsResource(MethodView):
     def post(self, args, checklist_id: int):
         """Publish a new version with the complete item list (admin)."""
         policy = current_policy()
-        checklist = policy.load(Checklist, checklist_id, "checklist")
+        checklist = policy.load_to_write(Checklist, checklist_id, "checklist")
         policy.require("checklist.manage")
         version = operations.publish_version(
             current_actor(), checklist, args["title"], args["items"]

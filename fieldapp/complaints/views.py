@@ -86,7 +86,7 @@ class ComplaintDecisionResource(MethodView):
         or an admin). The target's risk is re-assessed at once; a later correction is allowed
         and audited like the first decision."""
         policy = current_policy()
-        complaint = policy.load(Complaint, complaint_id, "complaint")
+        complaint = policy.load_to_write(Complaint, complaint_id, "complaint")
         policy.require("complaint.manage", complaint.squadron_id)
         inspection = None
         if "inspection_id" in args:

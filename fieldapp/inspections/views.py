@@ -159,7 +159,7 @@ class ReviewResource(MethodView):
         """Approve or return a submitted inspection (the squadron's leader, or an admin; never
         one of its officers). Needs ``If-Match``; a comment is required to return."""
         policy = current_policy()
-        inspection = policy.load(Inspection, inspection_id, "inspection")
+        inspection = policy.load_to_write(Inspection, inspection_id, "inspection")
         policy.require(ACTION_PERMISSIONS[operations.DECISIONS[args["decision"]]], inspection)
         require_current(inspection)
         operations.review(current_actor(), inspection, args["decision"], args["comment"], utcnow())

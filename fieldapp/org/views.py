@@ -58,7 +58,7 @@ class SquadronResource(MethodView):
     def patch(self, changes, squadron_id: int):
         """Rename a squadron or redraw its jurisdiction (admin; If-Match)."""
         policy = current_policy()
-        squadron = policy.load(Squadron, squadron_id, "squadron")
+        squadron = policy.load_to_write(Squadron, squadron_id, "squadron")
         policy.require("squadron.manage")
         blp.check_etag(_etag(squadron))
         operations.update_squadron(current_actor(), squadron, changes)

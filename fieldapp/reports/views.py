@@ -32,13 +32,11 @@ class MonthlyReportResource(MethodView):
         squadron_id = args.get("squadron_id")
         if squadron_id is None and policy.role is Role.leader:
             squadron_id = policy.user.squadron_id
-        policy.require("report.read", squadron_id)
-        query = policy.scoped(Squadron).order_by(Squadron.id)
         if squadron_id is not None:
-            squadron = policy.load(Squadron, squadron_id, "squadron")
-            squadrons = [squadron]
-        else:
-            squadrons = list(db.session.scalars(query))
+            squadrons = [policy.load(Squadron, squadron_id, "squadron")]
+        policy.require_to_read("report.read", squadron_id, "squadron")
+        if squadron_id is None:
+            squadrons = list(db.session.scalars(policy.scoped(Squadron).order_by(Squadron.id)))
         now = utcnow()
         period = operations.month_period(args.get("month") or operations.current_month(now), now)
         report = operations.monthly_report(squadrons, period)

@@ -228,10 +228,8 @@ def orders_query(base: sa.Select, filters: dict, now: datetime) -> sa.Select:
     return query
 
 
-def lock_order(order_id: uuid.UUID, readable: sa.ColumnElement[bool]) -> SupervisionOrder | None:
+def lock_order(order_id: uuid.UUID) -> SupervisionOrder | None:
     """The order, locked for a state change (two people acting at once take turns)."""
     return db.session.scalar(
-        sa.select(SupervisionOrder)
-        .where(SupervisionOrder.id == order_id, readable)
-        .with_for_update()
+        sa.select(SupervisionOrder).where(SupervisionOrder.id == order_id).with_for_update()
     )

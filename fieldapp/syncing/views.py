@@ -122,7 +122,7 @@ class ResolveResource(MethodView):
     def post(self, args, conflict_id: uuid.UUID):
         """Settle a conflict: keep the server's value, the device's, or a given one."""
         policy = current_policy()
-        conflict = policy.load(Conflict, conflict_id, "conflict")
+        conflict = policy.load_to_write(Conflict, conflict_id, "conflict")
         policy.require("conflict.resolve", conflict)
         return resolution.resolve(
             current_actor(), conflict, args["keep"], args.get("value"), utcnow()

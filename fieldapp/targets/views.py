@@ -65,7 +65,7 @@ class TargetResource(MethodView):
     def patch(self, changes, target_id: uuid.UUID):
         """Edit a target (leader of its squadron, or admin). Needs ``If-Match``."""
         policy = current_policy()
-        target = policy.load(Target, target_id, "target")
+        target = policy.load_to_write(Target, target_id, "target")
         policy.require("target.update", target)
         if "squadron_id" in changes:
             policy.require("target.create", changes["squadron_id"])

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from sqlalchemy.orm import selectinload
 
 from fieldapp.api import Blueprint
-from fieldapp.db import utcnow
+from fieldapp.db import db, utcnow
 from fieldapp.errors import validation_error
 from fieldapp.targets.models import Target
 from fieldapp.tasks import operations
@@ -39,9 +39,10 @@ class TasksResource(MethodView):
     def post(self, args):
         """Send officers of the target's squadron to the target (its leader, or an admin)."""
         policy = current_policy()
-        target = policy.load_or_none(Target, args["target_id"])
+        target = db.session.get(Target, args["target_id"])
         if target is None:
-            raise validation_error({"target_id": ["no such target in your scope"]})
+            raise validation_error({"target_id": ["no such target"]})
+        # Another squadron's target is an out-of-scope write: 403, as API.md has it.
         policy.require("task.dispatch", target.squadron_id)
         return operations.create_task(
             current_actor(),
@@ -70,6 +71,6 @@ class TaskCancelResource(MethodView):
     def post(self, args, task_id: uuid.UUID):
         """Call an open task off, with a reason (its squadron's leader, or an admin)."""
         policy = current_policy()
-        task = policy.load(Task, task_id, "task")
+        task = policy.load_to_write(Task, task_id, "task")
         policy.require("task.dispatch", task.squadron_id)
         return operations.cancel_task(current_actor(), task, args["reason"].strip(), utcnow())
