@@ -96,15 +96,14 @@ def envelope(exc: HTTPException) -> tuple[dict, int, dict]:
     else:
         error = DEFAULT_ERROR_CODES.get(code, HTTPStatus(code).phrase.lower().replace(" ", "_"))
         message = data.get("message") or DEFAULT_MESSAGES.get(code) or exc.description
+    # API.md: every error has this body, ``errors`` included (empty where no field is at fault).
     body = {
         "code": code,
         "status": HTTPStatus(code).phrase,
         "error": error,
         "message": message,
+        "errors": data.get("errors") or data.get("messages") or {},
     }
-    errors = data.get("errors") or data.get("messages")
-    if errors:
-        body["errors"] = errors
     headers.update(data.get("headers") or {})
     if code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
         headers["Allow"] = ", ".join(exc.valid_methods)

@@ -382,9 +382,11 @@ def assert_error(response, status: int, error: str) -> dict:
     """The answer is the API.md error envelope with this status and machine code."""
     assert response.status_code == status, (response.status_code, response.get_json())
     body = response.get_json()
+    assert set(body) == {"code", "status", "error", "message", "errors"}, body
     assert body["code"] == status
     assert body["error"] == error
     assert body["status"] and body["message"]
+    assert isinstance(body["errors"], dict), body
     return body
 
 
