@@ -133,6 +133,14 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
+class NoBodyArgs(StrictSchema):
+    """The body of an endpoint that takes none: nothing, or ``{}``.
+
+    Declared (``@blp.arguments(NoBodyArgs, required=False)``) so that a body sent anyway is read
+    as every body is: malformed JSON is a 400, a field is refused by name (422), never dropped.
+    """
+
+
 class PageArgs(StrictSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))

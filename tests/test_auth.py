@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from fieldapp.auth.models import Token
@@ -141,6 +142,74 @@ def test_only_admins_revoke_devices(client, login, world):
 
 def test_revoking_unknown_device_is_404(login, world):
     assert_error(login("admin").post("/api/v1/devices/never-seen/revoke"), 404, "not_found")
+
+
+# -- sign-out, revoke and reinstate take no body; one sent anyway is read as any body is ---------
+
+#: (method, path, who calls it) of each endpoint without a body; pad-x is officer1's device.
+BODILESS = {
+    "sign_out": ("DELETE", "/api/v1/auth/token", "officer1"),
+    "revoke": ("POST", "/api/v1/devices/pad-x/revoke", "admin"),
+    "reinstate": ("POST", "/api/v1/devices/pad-x/reinstate", "admin"),
+}
+
+
+def _call_bodiless(client, login, name, **body):
+    """Sign officer1 in on pad-x (revoked first for ``reinstate``), then call endpoint ``name``
+    with ``body`` (``data=``/``json=``/``content_type=``). Answers the response and pad-x's
+    state afterwards: whether officer1's token still works, and whether pad-x may sign in."""
+    token = sign_in(client, device_id="pad-x").get_json()["token"]
+    if name == "reinstate":
+        assert login("admin").post("/api/v1/devices/pad-x/revoke").status_code == 200
+    method, path, caller = BODILESS[name]
+    bearer = token if caller == "officer1" else login(caller).token
+    response = client.open(
+        path, method=method, headers={"Authorization": f"Bearer {bearer}"}, **body
+    )
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+    return response, (me, sign_in(client, device_id="pad-x").status_code)
+
+
+#: pad-x's state when the call changed nothing: officer1 still signed in (or, before
+#: ``reinstate``, the device revoked: no token works, no sign-in).
+UNCHANGED = {"sign_out": (200, 201), "revoke": (200, 201), "reinstate": (401, 403)}
+#: ... and when the call did what it is for.
+DONE = {"sign_out": (401, 201), "revoke": (401, 403), "reinstate": (401, 201)}
+
+
+@pytest.mark.parametrize("name", BODILESS)
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"json": {}}, {"data": "", "content_type": "application/json"}],
+    ids=["no-body", "empty-object", "empty-json-body"],
+)
+def test_endpoints_without_a_body_take_none_or_an_empty_object(client, login, world, name, body):
+    response, after = _call_bodiless(client, login, name, **body)
+    assert response.status_code in (200, 204), response.get_json()
+    assert after == DONE[name]
+
+
+@pytest.mark.parametrize("name", BODILESS)
+@pytest.mark.parametrize(
+    "body, status, error",
+    [
+        ({"json": {"zzz": 1}}, 422, "validation_failed"),
+        ({"data": "not json", "content_type": "application/json"}, 400, "malformed_json"),
+        ({"json": []}, 422, "validation_failed"),
+        ({"data": "zzz=1", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ],
+    ids=["unknown-field", "malformed-json", "not-an-object", "form"],
+)
+def test_a_body_sent_to_an_endpoint_without_one_is_refused_and_changes_nothing(
+    client, login, world, name, body, status, error
+):
+    """API.md: unknown JSON fields are rejected (422), never silently dropped; a device that
+    sends one (or garbled JSON) is told, and its sign-out or revocation did not happen."""
+    response, after = _call_bodiless(client, login, name, **body)
+    answer = assert_error(response, status, error)
+    if body.get("json"):
+        assert answer["errors"]["json"] == {"zzz": ["Unknown field."]}
+    assert after == UNCHANGED[name]
 
 
 def test_sign_in_bad_input(client, world):

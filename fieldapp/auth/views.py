@@ -26,7 +26,7 @@ from schemas.auth import (
     UserListArgs,
     UserUpdateArgs,
 )
-from schemas.common import PageArgs, page_schema
+from schemas.common import NoBodyArgs, PageArgs, page_schema
 
 blp = Blueprint("auth", __name__, description="Sign-in, users and devices")
 
@@ -59,8 +59,9 @@ class TokenResource(MethodView):
             "user": issued.token.user,
         }
 
+    @blp.arguments(NoBodyArgs, required=False)
     @blp.response(204)
-    def delete(self):
+    def delete(self, _no_body):
         """Sign out: revoke the token this request carries."""
         operations.logout(current_actor(), g.token)
 
@@ -165,8 +166,9 @@ def _device_for_admin(device_id: str) -> Device:
 
 @blp.route("/devices/<string:device_id>/revoke")
 class DeviceRevokeResource(MethodView):
+    @blp.arguments(NoBodyArgs, required=False)
     @blp.response(200, DeviceRevokeSchema)
-    def post(self, device_id: str):
+    def post(self, _no_body, device_id: str):
         """Revoke a lost or stolen device: its tokens stop working, it cannot sign in (admin)."""
         device = _device_for_admin(device_id)
         revoked = operations.revoke_device(current_actor(), device)
@@ -178,8 +180,9 @@ class DeviceRevokeResource(MethodView):
 
 @blp.route("/devices/<string:device_id>/reinstate")
 class DeviceReinstateResource(MethodView):
+    @blp.arguments(NoBodyArgs, required=False)
     @blp.response(200, DeviceSchema)
-    def post(self, device_id: str):
+    def post(self, _no_body, device_id: str):
         """Let a recovered device sign in again (admin); its old tokens stay revoked."""
         device = _device_for_admin(device_id)
         operations.reinstate_device(current_actor(), device)
