@@ -13,11 +13,14 @@ from sync.models import ConflictKind
 
 
 class MonthlyReportArgs(StrictSchema):
+    # From 1970 on: no record is older, and before 1901 Shanghai's clocks kept local mean time
+    # (+08:05:43), an offset that ISO 8601's ±hh:mm cannot write for the month's start and end.
     month = fields.String(
         validate=Pattern(
-            r"^(19|20|21)[0-9][0-9]-(0[1-9]|1[0-2])$", error="a month as YYYY-MM, e.g. 2026-11"
+            r"^(19[7-9][0-9]|2[01][0-9][0-9])-(0[1-9]|1[0-2])$",
+            error="a month as YYYY-MM from 1970-01 to 2199-12, e.g. 2026-11",
         ),
-        metadata={"description": "YYYY-MM in Shanghai time; default: the current month"},
+        metadata={"description": "YYYY-MM, Shanghai time, 1970-01 to 2199-12; default: this month"},
     )
     squadron_id = id_field(strict=False)
     format = fields.String(load_default="json", validate=validate.OneOf(["json", "csv"]))

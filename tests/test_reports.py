@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -336,6 +337,36 @@ def test_who_reads_which_report(login, world):
     assert_error(login("leader1").get(other), 404, "not_found")  # out of scope: not revealed
     assert login("leader2").get(other).status_code == 200
     assert_error(login("supervisor").get(f"{REPORT}?squadron_id={NO_SUCH_ID}"), 404, "not_found")
+
+
+ISO_OFFSET = re.compile(r"T\d\d:\d\d:\d\d([+-]\d\d:\d\d)$")
+
+
+@pytest.mark.parametrize(
+    "month, start, end",
+    [
+        ("1970-01", "1970-01-01T00:00:00+08:00", "1970-02-01T00:00:00+08:00"),
+        # Shanghai kept summer time from 1986 to 1991: 12 April to 13 September in 1987.
+        ("1987-05", "1987-05-01T00:00:00+09:00", "1987-06-01T00:00:00+09:00"),
+        ("2199-12", "2199-12-01T00:00:00+08:00", "2200-01-01T00:00:00+08:00"),
+    ],
+)
+def test_a_months_start_and_end_are_shanghai_times_with_an_iso_offset(
+    login, world, month, start, end
+):
+    body = login("supervisor").get(f"{REPORT}?month={month}").get_json()
+    assert (body["start"], body["end"]) == (start, end)
+    assert ISO_OFFSET.search(body["start"]) and ISO_OFFSET.search(body["end"])
+
+
+@pytest.mark.parametrize("month", ["1969-12", "1900-01", "2200-01"])
+def test_months_outside_1970_to_2199_are_refused_with_the_range(login, world, month):
+    """Before 1901 Shanghai's clocks kept local mean time, +08:05:43: no ISO 8601 offset."""
+    response = login("supervisor").get(f"{REPORT}?month={month}")
+    body = assert_error(response, 422, "validation_failed")
+    assert body["errors"]["query"]["month"] == [
+        "a month as YYYY-MM from 1970-01 to 2199-12, e.g. 2026-11"
+    ]
 
 
 @pytest.mark.parametrize(
