@@ -109,7 +109,7 @@ class RiskSettingsArgs(StrictSchema):
 class ScheduleDueArgs(PageArgs):
     squadron_id = id_field(strict=False)
     kind = fields.Enum(TargetKind, by_value=True)
-    on = fields.Date(metadata={"description": "the day to plan for (default: today)"})
+    on = fields.Date(metadata={"description": "the day to plan for (default: today in Shanghai)"})
 
 
 class DueTargetSchema(ma.Schema):

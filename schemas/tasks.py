@@ -100,7 +100,7 @@ class DispatchDueArgs(StrictSchema):
     """Turn what is due into tasks for the squadron's officers."""
 
     squadron_id = id_field(required=True)
-    on = fields.Date(metadata={"description": "plan for this day (default: today)"})
+    on = fields.Date(metadata={"description": "plan for this day (default: today in Shanghai)"})
     kind = fields.Enum(TargetKind, by_value=True)
     limit = fields.Integer(
         strict=True,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from fieldapp.actor import Actor
 from fieldapp.audit.models import AuditEntry
@@ -328,6 +329,24 @@ def test_due_lists_never_inspected_first_then_most_overdue(app, login, world):
     assert [(i["target_id"], i["days_overdue"]) for i in theirs] == [
         (str(world.targets["shop2"].id), None)
     ]
+
+
+def test_without_a_date_due_means_due_today_in_shanghai(app, login, world):
+    """00:30 on 1 December in Shanghai is still 30 November in UTC: what is due on the 1st is
+    listed and dispatched, what is due on the 2nd is not yet."""
+    with app.app_context():
+        for key, day in (("shop1", date(2026, 12, 1)), ("site1", date(2026, 12, 2))):
+            risk = db.session.get(TargetRisk, world.targets[key].id)
+            risk.next_due = day
+        db.session.commit()
+    with time_machine.travel(datetime(2026, 11, 30, 16, 30, tzinfo=UTC)):
+        leader = login("leader1")
+        due = leader.get("/api/v1/schedule/due").get_json()["items"]
+        assert [(i["target_id"], i["days_overdue"]) for i in due] == [
+            (str(world.targets["shop1"].id), 0)
+        ]
+        tasks = leader.post("/api/v1/schedule/tasks", json={"squadron_id": world.squadrons[0].id})
+        assert [t["target_id"] for t in tasks.get_json()] == [str(world.targets["shop1"].id)]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from flask.views import MethodView
 from fieldapp.api import Blueprint
 from fieldapp.db import utcnow
 from fieldapp.errors import validation_error
+from fieldapp.inspections.operations import local_date
 from fieldapp.org.models import Squadron
 from fieldapp.risk.models import TargetRisk
 from fieldapp.schedule import operations
@@ -26,9 +27,9 @@ class ScheduleDueResource(MethodView):
     @blp.arguments(ScheduleDueArgs, location="query")
     @blp.response(200, page_schema(DueTargetSchema, "DueTargetPage"))
     def get(self, args):
-        """Targets due or overdue on ``on`` (default today), most overdue first; never
+        """Targets due or overdue on ``on`` (default: today in Shanghai), most overdue first; never
         inspected ones come first of all."""
-        on: date = args.get("on") or utcnow().date()
+        on: date = args.get("on") or local_date(utcnow())
         query = operations.due_query(
             current_policy().readable(TargetRisk), on, args.get("squadron_id"), args.get("kind")
         )
@@ -52,7 +53,7 @@ class ScheduleTasksResource(MethodView):
         return operations.dispatch_due(
             current_actor(),
             squadron,
-            args.get("on") or utcnow().date(),
+            args.get("on") or local_date(utcnow()),
             args.get("kind"),
             args["limit"],
             utcnow(),
