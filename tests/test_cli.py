@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -261,6 +262,124 @@ def test_targets_import_geojson(tmp_path):
     assert result.returncode != 0
     assert "feature 1: boundary" in result.stderr
     assert count(tmp_path, "targets") == before + 2
+
+
+@pytest.fixture(scope="module")
+def demo_built(tmp_path_factory) -> Path:
+    """An instance folder with the small demo district, built once for this module."""
+    instance = tmp_path_factory.mktemp("demo")
+    result = run(["demo", "--scale", "small", "--no-serve"], instance)
+    assert result.returncode == 0, result.stderr
+    return instance
+
+
+@pytest.fixture
+def demo(demo_built, tmp_path) -> Path:
+    """A copy of the small demo district of its own for the test."""
+    instance = tmp_path / "instance"
+    shutil.copytree(demo_built, instance)
+    return instance
+
+
+def names_of_targets(instance: Path) -> set[str]:
+    engine = sa.create_engine(f"sqlite:///{instance / 'fieldapp.sqlite3'}")
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.text("SELECT name FROM targets")).scalars())
+    engine.dispose()
+    return names
+
+
+def refused(result: subprocess.CompletedProcess) -> str:
+    """The command failed with a message of its own, not a Python traceback; its stderr."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    return result.stderr
+
+
+CSV_SHOP = """kind,name,address,squadron,lon,lat,business_type
+shop,阿英生煎,宝山区淞滨路12号,吴淞,121.49,31.40,catering
+"""
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk"])
+def test_targets_import_reads_utf8_and_excels_chinese_csv(demo, encoding):
+    """Excel on a Chinese Windows saves "CSV" in GBK; "CSV UTF-8" with a BOM."""
+    path = demo / "shops.csv"
+    path.write_bytes(CSV_SHOP.encode(encoding))
+    result = run(["targets", "import", str(path)], demo)
+    assert result.returncode == 0, result.stderr
+    assert "imported 1 new" in result.stdout
+    assert ("read as GBK" in result.stdout) == (encoding == "gbk")
+    assert "阿英生煎" in names_of_targets(demo)
+
+
+CSV_BAD_ROWS = (
+    "kind,name,address,squadron,lon,lat,business_type\n"
+    # an unquoted comma in the address: one field more than the header
+    "shop,阿英生煎,宝山区淞滨路12号,近泰和路,吴淞,121.49,31.40,catering\n"
+    # PostgreSQL cannot store a NUL character in text
+    "shop,老王\0面馆,宝山区淞滨路14号,吴淞,121.49,31.40,catering\n"
+    "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce\n"
+)
+
+
+def test_targets_import_names_each_unreadable_csv_row_and_imports_nothing(demo):
+    before = names_of_targets(demo)
+    path = demo / "shops.csv"
+    path.write_text(CSV_BAD_ROWS, encoding="utf-8")
+    stderr = refused(run(["targets", "import", str(path)], demo))
+    assert "line 2: 8 fields, but the header has 7" in stderr
+    assert "line 3: name: text may not contain the NUL character" in stderr
+    assert "line 4" not in stderr
+    assert "2 problem(s); nothing was imported" in stderr
+    assert names_of_targets(demo) == before
+
+
+def test_targets_import_refuses_a_file_in_no_known_encoding(demo):
+    path = demo / "shops.csv"
+    path.write_bytes(CSV_SHOP.encode("utf-16"))  # Excel's "Unicode text"
+    stderr = refused(run(["targets", "import", str(path)], demo))
+    assert "neither UTF-8 nor GBK/GB18030 text" in stderr
+
+
+SHOP_PROPERTIES = {
+    "kind": "shop",
+    "name": "金鼎五金",
+    "squadron": "吴淞",
+    "business_type": "hardware",
+}
+
+
+def feature(geometry, properties=SHOP_PROPERTIES) -> dict:
+    return {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def point(*coordinates) -> dict:
+    return {"type": "Point", "coordinates": list(coordinates)}
+
+
+@pytest.mark.parametrize(
+    "features, message",
+    [
+        ([feature(point(121.4))], "feature 0: geometry: a Point's coordinates are [lon, lat]"),
+        (
+            [feature(point(121.49, 31.40)), feature(point(121.49, 31.40), "abc")],
+            "feature 1: properties must be an object",
+        ),
+        (5, "file: features must be a list of GeoJSON features"),
+        (
+            [feature(point(121.49, 31.40), {**SHOP_PROPERTIES, "name": "金鼎\0五金"})],
+            "feature 0: name: text may not contain the NUL character",
+        ),
+    ],
+    ids=["point-with-one-coordinate", "properties-not-an-object", "features-not-a-list", "nul"],
+)
+def test_targets_import_names_what_is_wrong_in_a_geojson_file(demo, features, message):
+    before = names_of_targets(demo)
+    path = demo / "targets.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    assert message in refused(run(["targets", "import", str(path)], demo))
+    assert names_of_targets(demo) == before
 
 
 def test_risk_recompute_reassesses_every_target_and_names_missing_settings(tmp_path):

@@ -5,8 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
+from fieldapp.actor import Actor
 from fieldapp.db import db
+from fieldapp.targets.importer import ImportError_, import_targets
+from fieldapp.targets.models import Target
+from schemas.common import NUL_MESSAGE
 from tests.conftest import (
     assert_error,
     audit_entries,
@@ -486,3 +491,33 @@ def test_refused_edit_leaves_no_audit_entry(app, login, world):
     admin.patch(path, json={"scale": "small"}, headers={"If-Match": etag_of(admin, path)})
     admin.patch(path, json={"name": "x"}, headers={"If-Match": '"stale"'})
     assert audit_entries(app, entity="target", action="target.update") == []
+
+
+# -- importing (fieldapp targets import; tests/test_cli.py runs the command) -------------------
+
+
+def test_import_refuses_text_the_database_cannot_store_before_any_query(ctx, world, tmp_path):
+    """A NUL character: SQLite would store it, PostgreSQL refuses it (in a name, or in the code
+    that is looked up); the import reports it by line, as the API refuses such text."""
+    path = tmp_path / "shops.csv"
+    path.write_text(
+        "kind,name,address,squadron,lon,lat,business_type,code\n"
+        "shop,老王\x00面馆,宝山区淞滨路14号,吴淞,121.49,31.40,catering,\n"
+        ",改名,,,,,,S\x0001\n"
+        "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce,\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), path)
+    assert refused.value.problems == [
+        f"line 2: name: {NUL_MESSAGE}",
+        f"line 3: code: {NUL_MESSAGE}",
+    ]
+    db.session.rollback()
+    path.write_text(
+        "kind,name,address,squadron,lon,lat,business_type\n"
+        "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce\n",
+        encoding="gbk",
+    )
+    assert import_targets(Actor.for_system("import"), path).created == 1
+    assert db.session.scalar(sa.select(Target.name).where(Target.name == "小杨水果"))

@@ -4,14 +4,21 @@ CSV columns: ``kind, name, address, squadron, lon, lat, business_type, uscc, per
 phase, credit_class, sensitive_surroundings, code`` (``squadron`` is an id or a name such as
 ``吴淞中队``; ``code`` updates the target with that 一店一码 code instead of adding one).
 
+CSV files are read as UTF-8 (with or without a BOM) or, failing that, as GB18030, the superset
+of GBK that Excel on a Chinese Windows saves "CSV" in.
+
 GeoJSON: a FeatureCollection whose features carry the same names as properties; a shop's
 geometry is its Point, a site's is its boundary Polygon (its location is then the ``lon``/``lat``
 properties, or a point on the boundary when those are missing).
+
+Every problem is reported with its line or feature; text the database cannot store (a NUL
+character, which PostgreSQL refuses) is refused as the API refuses it.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.targets import operations
 from fieldapp.targets.models import Target
+from schemas.common import text_errors
 from schemas.targets import TargetCreateArgs, TargetUpdateArgs
 
 FIELDS = (
@@ -61,35 +69,79 @@ class ImportReport:
     updated: int = 0
 
 
-def _rows_from_csv(path: Path) -> Iterator[tuple[str, dict]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        unknown = set(reader.fieldnames or ()) - set(FIELDS)
+class _Problem(str):
+    """What a reader yields instead of a row that cannot be read: why."""
+
+
+def _csv_text(path: Path, progress: Callable[[str], None]) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as not_utf8:
+        try:
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            raise ImportError_(
+                [f"file: neither UTF-8 nor GBK/GB18030 text ({not_utf8}); save it as CSV UTF-8"]
+            ) from None
+    progress(f"{path.name} is not UTF-8: read as GBK/GB18030 (Excel's Chinese CSV)")
+    return text
+
+
+def _rows_from_csv(
+    path: Path, progress: Callable[[str], None]
+) -> Iterator[tuple[str, dict | _Problem]]:
+    reader = csv.DictReader(io.StringIO(_csv_text(path, progress), newline=""))
+    try:
+        header = reader.fieldnames or ()
+        unknown = set(header) - set(FIELDS)
         if unknown:
             raise ImportError_([f"header: unknown columns {', '.join(sorted(unknown))}"])
-        for number, row in enumerate(reader, start=2):
-            yield (
-                f"line {number}",
-                {k: v.strip() for k, v in row.items() if v is not None and v.strip() != ""},
-            )
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:
+            raise ImportError_([f"header: columns given twice: {', '.join(twice)}"])
+        for row in reader:
+            where = f"line {reader.line_num}"
+            extra = row.pop(None, None)  # the fields past the header's last column
+            if extra is not None:
+                counts = f"{len(header) + len(extra)} fields, but the header has {len(header)}"
+                yield where, _Problem(f"{counts} (put a value holding a comma in double quotes)")
+                continue
+            yield where, {k: v.strip() for k, v in row.items() if v is not None and v.strip()}
+    except csv.Error as exc:
+        raise ImportError_([f"line {reader.line_num + 1}: not readable as CSV: {exc}"]) from None
 
 
-def _rows_from_geojson(path: Path) -> Iterator[tuple[str, dict]]:
+def _rows_from_geojson(
+    path: Path, progress: Callable[[str], None]
+) -> Iterator[tuple[str, dict | _Problem]]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ImportError_([f"file: not valid JSON: {exc}"]) from None
+    except RecursionError:
+        raise ImportError_(["file: not valid GeoJSON: nested too deep"]) from None
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise ImportError_(["file: expected a GeoJSON FeatureCollection"])
-    for index, feature in enumerate(document.get("features") or []):
+    features = document.get("features")
+    if not isinstance(features, list):
+        raise ImportError_(["file: features must be a list of GeoJSON features"])
+    for index, feature in enumerate(features):
         where = f"feature {index}"
         if not isinstance(feature, dict) or not isinstance(feature.get("geometry"), dict):
-            yield where, {"_error": "a feature needs a geometry"}
+            yield where, _Problem("a feature needs a geometry")
             continue
-        row = dict(feature.get("properties") or {})
+        properties = feature.get("properties")
+        if not isinstance(properties, dict | None):
+            yield where, _Problem("properties must be an object (or null)")
+            continue
+        row = dict(properties or {})
         geometry = feature["geometry"]
         if geometry.get("type") == "Point":
-            coords = geometry.get("coordinates") or [None, None]
+            coords = geometry.get("coordinates")
+            if not isinstance(coords, list) or len(coords) not in (2, 3):
+                yield where, _Problem("geometry: a Point's coordinates are [lon, lat]")
+                continue
             row.setdefault("lon", coords[0])
             row.setdefault("lat", coords[1])
         elif geometry.get("type") == "Polygon":
@@ -122,8 +174,10 @@ def _payload(row: dict, squadrons: dict[str, int]) -> tuple[dict, list[str]]:
         payload["squadron_id"] = squadron_id
     if "lon" in row or "lat" in row:
         try:
+            if isinstance(row.get("lon"), bool) or isinstance(row.get("lat"), bool):
+                raise TypeError("true and false are not coordinates")
             payload["location"] = {"lon": float(row.get("lon")), "lat": float(row.get("lat"))}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             problems.append("lon/lat: must be numbers")
     if "sensitive_surroundings" in payload and isinstance(payload["sensitive_surroundings"], str):
         payload["sensitive_surroundings"] = payload["sensitive_surroundings"].lower() in (
@@ -146,9 +200,13 @@ def import_targets(
     problems: list[str] = []
     work: list[tuple[Target | None, dict]] = []
     seen_codes: set[str] = set()
-    for where, row in reader(path):
-        if "_error" in row:
-            problems.append(f"{where}: {row['_error']}")
+    for where, row in reader(path, progress or (lambda _: None)):
+        if isinstance(row, _Problem):
+            problems.append(f"{where}: {row}")
+            continue
+        unstorable = text_errors(row)
+        if unstorable:  # before any query sees the text
+            problems += [f"{where}: {field}: {'; '.join(why)}" for field, why in unstorable.items()]
             continue
         payload, row_problems = _payload(row, squadrons)
         problems += [f"{where}: {p}" for p in row_problems]
