@@ -40,6 +40,38 @@ def count(instance: Path, table: str) -> int:
     return value
 
 
+@pytest.fixture(scope="module")
+def demo_built(tmp_path_factory) -> Path:
+    """An instance folder with the small demo district, built once for this module."""
+    instance = tmp_path_factory.mktemp("demo")
+    result = run(["demo", "--scale", "small", "--no-serve"], instance)
+    assert result.returncode == 0, result.stderr
+    return instance
+
+
+@pytest.fixture
+def demo(demo_built, tmp_path) -> Path:
+    """A copy of the small demo district of its own for the test."""
+    instance = tmp_path / "instance"
+    shutil.copytree(demo_built, instance)
+    return instance
+
+
+def names_of_targets(instance: Path) -> set[str]:
+    engine = sa.create_engine(f"sqlite:///{instance / 'fieldapp.sqlite3'}")
+    with engine.connect() as conn:
+        names = set(conn.execute(sa.text("SELECT name FROM targets")).scalars())
+    engine.dispose()
+    return names
+
+
+def refused(result: subprocess.CompletedProcess) -> str:
+    """The command failed with a message of its own, not a Python traceback; its stderr."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    return result.stderr
+
+
 def test_demo_builds_once_and_is_reused(tmp_path):
     first = run(["demo", "--scale", "small", "--no-serve"], tmp_path)
     assert first.returncode == 0, first.stderr
@@ -160,6 +192,39 @@ def test_user_add(tmp_path):
     assert "no squadron" in no_squadron.stderr
 
 
+def user_add(instance: Path, username="zhangwei", **options) -> subprocess.CompletedProcess:
+    """``fieldapp user add`` with a valid officer's options, ``options`` changed."""
+    given = {"name": "张伟", "role": "officer", "squadron": "吴淞", "password": "s3cret-pass"}
+    args = [f"--{option}={value}" for option, value in {**given, **options}.items()]
+    return run(["user", "add", username, *args], instance)
+
+
+@pytest.mark.parametrize(
+    "username, options, message",
+    [
+        # "²".isdigit() is true, but it is no squadron id
+        ("zhangwei", {"squadron": "²"}, "--squadron: no squadron '²'"),
+        (
+            "zhangwei",
+            {"squadron": "99999999999999999999"},
+            "--squadron: Must be greater than or equal to 1 and less than or equal to 2147483647.",
+        ),
+        # what POST /api/v1/users refuses, the command refuses with the same words
+        ("zhangwei", {"password": "abc12"}, "--password: Length must be between 8 and 256."),
+        ("Bad User", {}, "USERNAME: 2-64 characters: a-z, 0-9, _ . -"),
+        ("zhangwei", {"name": ""}, "--name: Length must be between 1 and 80."),
+        ("zhangwei", {"password": "zhangwei"}, "--password: may not be the username"),
+        ("li", {"role": "leader", "squadron": ""}, "--squadron: a leader belongs to a squadron"),
+    ],
+    ids=["odd-digit", "huge-id", "short-password", "bad-username", "empty-name", "weak", "role"],
+)
+def test_user_add_refuses_what_the_api_refuses_in_one_line(demo, username, options, message):
+    before = count(demo, "users")
+    stderr = refused(user_add(demo, username, **options))
+    assert stderr.strip() == f"Error: {message}"
+    assert count(demo, "users") == before
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
@@ -262,38 +327,6 @@ def test_targets_import_geojson(tmp_path):
     assert result.returncode != 0
     assert "feature 1: boundary" in result.stderr
     assert count(tmp_path, "targets") == before + 2
-
-
-@pytest.fixture(scope="module")
-def demo_built(tmp_path_factory) -> Path:
-    """An instance folder with the small demo district, built once for this module."""
-    instance = tmp_path_factory.mktemp("demo")
-    result = run(["demo", "--scale", "small", "--no-serve"], instance)
-    assert result.returncode == 0, result.stderr
-    return instance
-
-
-@pytest.fixture
-def demo(demo_built, tmp_path) -> Path:
-    """A copy of the small demo district of its own for the test."""
-    instance = tmp_path / "instance"
-    shutil.copytree(demo_built, instance)
-    return instance
-
-
-def names_of_targets(instance: Path) -> set[str]:
-    engine = sa.create_engine(f"sqlite:///{instance / 'fieldapp.sqlite3'}")
-    with engine.connect() as conn:
-        names = set(conn.execute(sa.text("SELECT name FROM targets")).scalars())
-    engine.dispose()
-    return names
-
-
-def refused(result: subprocess.CompletedProcess) -> str:
-    """The command failed with a message of its own, not a Python traceback; its stderr."""
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    return result.stderr
 
 
 CSV_SHOP = """kind,name,address,squadron,lon,lat,business_type

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import typing
+
 import click
+import marshmallow as ma
 import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
@@ -13,6 +17,28 @@ from fieldapp.auth.models import Role
 from fieldapp.db import db
 from fieldapp.errors import APIError
 from fieldapp.org.models import District, Squadron
+from schemas.auth import UserCreateArgs
+from schemas.common import text_errors
+
+#: The command line's name for each field of the API's UserCreateArgs.
+OPTIONS = {
+    "username": "USERNAME",
+    "name": "--name",
+    "role": "--role",
+    "password": "--password",
+    "squadron_id": "--squadron",
+    "district_id": "--district",
+}
+
+
+def _refused(errors: dict[str, typing.Any]) -> click.ClickException:
+    """One line naming each refused option and why, as the API's 422 names each field."""
+    return click.ClickException(
+        "; ".join(
+            f"{OPTIONS.get(field, field)}: {' '.join(map(str, messages))}"
+            for field, messages in errors.items()
+        )
+    )
 
 
 @click.group("user")
@@ -29,36 +55,63 @@ def user_cli():
 @click.password_option(help="Prompted for when not given")
 @with_appcontext
 def add_user(username, name, role, squadron_name, district_code, password):
-    """Add a user."""
+    """Add a user: checked as POST /api/v1/users checks one."""
+    given = {
+        "username": username,
+        "name": name,
+        "role": role,
+        "password": password,
+        "squadron_id": squadron_name,
+        "district_id": district_code,
+    }
+    unstorable = text_errors({k: v for k, v in given.items() if v is not None})
+    if unstorable:  # before any query sees the text (e.g. bytes that are not UTF-8)
+        raise _refused(unstorable)
+    by_id = squadron_name is not None and re.fullmatch(r"[0-9]+", squadron_name) is not None
+    try:
+        args = UserCreateArgs().load(
+            {
+                "username": username,
+                "name": name,
+                "role": role,
+                "password": password,
+                **({"squadron_id": int(squadron_name)} if by_id else {}),
+            }
+        )
+    except ma.ValidationError as exc:
+        raise _refused(exc.normalized_messages()) from None
     squadron = None
     if squadron_name:
         query = sa.select(Squadron).where(
-            Squadron.id == int(squadron_name)
-            if squadron_name.isdigit()
+            Squadron.id == args["squadron_id"]
+            if by_id
             else Squadron.name.in_([squadron_name, f"{squadron_name}中队"])
         )
         squadron = db.session.scalar(query)
         if squadron is None:
-            raise click.BadParameter(f"no squadron {squadron_name!r}", param_hint="--squadron")
+            raise _refused({"squadron_id": [f"no squadron {squadron_name!r}"]})
     district_query = sa.select(District)
     if district_code:
         district_query = district_query.where(District.code == district_code)
     districts = db.session.scalars(district_query).all()
+    if squadron is None and district_code and not districts:
+        raise _refused({"district_id": [f"no district {district_code!r}"]})
     if squadron is None and len(districts) != 1:
-        raise click.BadParameter("name the district (--district CODE)", param_hint="--district")
+        raise _refused({"district_id": ["name the district (--district CODE)"]})
     try:
         user = operations.create_user(
             Actor.for_system("cli"),
             current_app.extensions["fieldapp.auth"],
-            username=username,
-            name=name,
-            role=Role(role),
-            password=password,
+            username=args["username"],
+            name=args["name"],
+            role=args["role"],
+            password=args["password"],
             district_id=squadron.district_id if squadron else districts[0].id,
             squadron=squadron,
         )
     except APIError as exc:
         db.session.rollback()
-        raise click.ClickException(f"{exc.message}: {exc.data.get('errors')}") from None
+        errors = exc.data.get("errors", {}).get("json")
+        raise (_refused(errors) if errors else click.ClickException(exc.message)) from None
     db.session.commit()
     click.echo(f"added {user.username} ({user.role.value}) id={user.id}")
