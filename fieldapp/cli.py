@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 import click
-from flask.cli import FlaskGroup
+import sqlalchemy as sa
+from flask.cli import FlaskGroup, ScriptInfo
 
 from fieldapp.config import ConfigError
 
@@ -20,7 +21,41 @@ def _create_app():
         sys.exit(2)
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+#: PostgreSQL's SQLSTATE for a table that does not exist.
+_UNDEFINED_TABLE = "42P01"
+
+
+def _no_tables(exc: sa.exc.DBAPIError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == _UNDEFINED_TABLE or (
+        "no such table" in str(exc.orig)
+    )
+
+
+def database_error(exc: sa.exc.DBAPIError, url: str) -> str:
+    """One line: which database (its URL, password hidden) and what its driver said."""
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    if _no_tables(exc):  # PostgreSQL goes on with the statement's text: its first line will do
+        said = f"{str(exc.orig).splitlines()[0]} (run `fieldapp db upgrade` first)"
+    return f"fieldapp: database error: {shown}: {said}"
+
+
+class FieldappGroup(FlaskGroup):
+    """Flask's group, where a database that cannot be reached (or has no tables yet) ends a
+    command with one line naming it, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except sa.exc.DBAPIError as exc:
+            if not (isinstance(exc, sa.exc.OperationalError) or _no_tables(exc)):
+                raise
+            url = ctx.ensure_object(ScriptInfo).load_app().config["SQLALCHEMY_DATABASE_URI"]
+            click.echo(database_error(exc, url), err=True)
+            sys.exit(1)
+
+
+@click.group(cls=FieldappGroup, create_app=_create_app, add_version_option=False)
 def cli():
     """fieldapp: backend for graded field inspections (城管分级分类执法检查)."""
 

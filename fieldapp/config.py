@@ -41,7 +41,27 @@ def normalize_database_url(url: str, *, variable: str = "FIELDAPP_DATABASE_URL")
         )
     if backend == "postgresql" and parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        _check_sqlite_file(parsed.database, url, variable)
     return parsed.render_as_string(hide_password=False)
+
+
+def _check_sqlite_file(database: str | None, url: str, variable: str) -> None:
+    """An SQLite file fieldapp can write: its folder exists and is writable (SQLite keeps its
+    journal beside it), and so is the file if it exists. Otherwise every request would fail."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return  # in memory, or a URI filename that SQLite interprets itself
+    path = Path(database)
+    folder = path.parent
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise ConfigError(f"{variable}={url!r}: the folder {folder} {why}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{variable}={url!r}: the folder {folder} is not writable")
+    if path.is_dir():
+        raise ConfigError(f"{variable}={url!r}: {path} is a folder, not a database file")
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigError(f"{variable}={url!r}: {path} is not readable and writable")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:

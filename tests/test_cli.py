@@ -233,6 +233,13 @@ def test_user_add_refuses_what_the_api_refuses_in_one_line(demo, username, optio
         ("FIELDAPP_SECRET_KEY", "short", "at least 16 characters"),
         ("FIELDAPP_TOKEN_TTL_HOURS", "a week", "whole number"),
         ("FIELDAPP_STORAGE_DIR", "/proc/fieldapp-photos", "FIELDAPP_STORAGE_DIR"),
+        (
+            "FIELDAPP_DATABASE_URL",
+            "sqlite:////nonexistent-fieldapp-dir/x.sqlite3",
+            "the folder /nonexistent-fieldapp-dir does not exist",
+        ),
+        ("FIELDAPP_DATABASE_URL", "sqlite:////etc/hostname/x.sqlite3", "is not a folder"),
+        ("FIELDAPP_DATABASE_URL", "sqlite:////tmp", "/tmp is a folder, not a database file"),
     ],
 )
 def test_configuration_errors_stop_start_up_with_a_clear_message(
@@ -243,6 +250,54 @@ def test_configuration_errors_stop_start_up_with_a_clear_message(
     assert "configuration error" in result.stderr
     assert message in result.stderr
     assert variable in result.stderr or variable == "FIELDAPP_STORAGE_DIR"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_a_database_folder_that_is_not_writable_is_a_configuration_error(tmp_path):
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    result = run(["db", "upgrade"], tmp_path, FIELDAPP_DATABASE_URL=f"sqlite:///{folder}/x.db")
+    assert result.returncode == 2
+    assert f"FIELDAPP_DATABASE_URL='sqlite:///{folder}/x.db'" in result.stderr
+    assert f"the folder {folder} is not writable" in result.stderr
+
+
+def test_the_server_does_not_start_on_an_unusable_database_url(tmp_path):
+    """Rather than start and answer 500 to every request."""
+    environment = {
+        **os.environ,
+        "FIELDAPP_INSTANCE_PATH": str(tmp_path),
+        "FIELDAPP_DATABASE_URL": "sqlite:////nonexistent-fieldapp-dir/x.sqlite3",
+    }
+    result = subprocess.run(
+        [FIELDAPP, "run", "--port", str(_free_port())],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("fieldapp: configuration error: FIELDAPP_DATABASE_URL=")
+
+
+def test_a_database_that_cannot_be_reached_is_named_in_one_line(tmp_path):
+    url = f"postgresql://fieldapp:s3cret@127.0.0.1:{_free_port()}/fieldapp"
+    result = run(["db", "upgrade"], tmp_path, FIELDAPP_DATABASE_URL=url)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "s3cret" not in result.stderr
+    [line] = result.stderr.splitlines()
+    shown = url.replace("postgresql:", "postgresql+psycopg:").replace("s3cret", "***")
+    assert line.startswith(f"fieldapp: database error: {shown}: connection failed")
+    assert "Connection refused" in line
+
+
+def test_commands_before_db_upgrade_say_to_run_it(tmp_path):
+    result = user_add(tmp_path, role="admin", squadron="")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"fieldapp: database error: sqlite:///{tmp_path / 'fieldapp.sqlite3'}: "
+        "no such table: districts (run `fieldapp db upgrade` first)"
+    )
 
 
 CSV_GOOD = """kind,name,address,squadron,lon,lat,business_type,uscc,scale,phase,permit_no
