@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import marshmallow as ma
 from marshmallow import fields, validate
 from shapely.geometry import shape
 from shapely.validation import explain_validity
+
+from fieldapp.localtime import SHANGHAI
 
 MAX_PER_PAGE = 200
 
@@ -285,10 +287,6 @@ class NearField(fields.Field):
         return (lon, lat, metres)
 
 
-#: Dates in query strings are Shanghai days.
-_SHANGHAI = timezone(timedelta(hours=8), "CST")
-
-
 class TimeBound(fields.Field):
     """``from``/``to`` in a query string: a date (a whole Shanghai day: ``from`` its start,
     ``to`` its end, so ``to`` is inclusive) or a time with an offset (exact).
@@ -311,7 +309,7 @@ class TimeBound(fields.Field):
                 day = date.fromisoformat(text)
                 if self.end:
                     day += timedelta(days=1)
-                moment = datetime.combine(day, time(0), tzinfo=_SHANGHAI)
+                moment = datetime.combine(day, time(0), tzinfo=SHANGHAI)
             else:
                 moment = datetime.fromisoformat(text)
         except ValueError:

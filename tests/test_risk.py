@@ -347,6 +347,15 @@ def test_without_a_date_due_means_due_today_in_shanghai(app, login, world):
         ]
         tasks = leader.post("/api/v1/schedule/tasks", json={"squadron_id": world.squadrons[0].id})
         assert [t["target_id"] for t in tasks.get_json()] == [str(world.targets["shop1"].id)]
+        # Planned ahead, a task is due at the end of that working day in Shanghai.
+        ahead = leader.post(
+            "/api/v1/schedule/tasks",
+            json={"squadron_id": world.squadrons[0].id, "on": "2026-12-05"},
+        ).get_json()
+        assert [t["target_id"] for t in ahead] == [str(world.targets["site1"].id)]
+        assert datetime.fromisoformat(ahead[0]["due"]) == datetime(
+            2026, 12, 5, 10, tzinfo=UTC
+        )  # 18:00 in Shanghai
 
 
 @pytest.mark.parametrize(

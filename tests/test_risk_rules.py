@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -300,6 +300,15 @@ def test_next_due_follows_the_level_frequency():
     assert result.next_due == (days_ago(10) + timedelta(days=180)).date()
     never = assess(shop(), LevelState(), SETTINGS, NOW)
     assert never.next_due is None  # never inspected: due now
+
+
+def test_next_due_is_a_shanghai_day():
+    """Inspected at 07:30 on 1 June in Shanghai (23:30 on 31 May in UTC): a low-risk shop is
+    next due 180 days after 1 June, not after 31 May."""
+    facts = shop(last_inspected_at=datetime(2026, 5, 31, 23, 30, tzinfo=UTC))
+    result = assess(facts, LevelState(), SETTINGS, NOW)
+    assert result.level is RiskLevel.low
+    assert result.next_due == date(2026, 6, 1) + timedelta(days=180)
 
 
 def test_the_inspector_is_never_a_fact():

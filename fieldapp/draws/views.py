@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
 from flask.views import MethodView
@@ -14,6 +14,7 @@ from fieldapp.draws import operations
 from fieldapp.draws.models import Draw
 from fieldapp.errors import validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, Origin, ReviewStatus
+from fieldapp.localtime import SHANGHAI
 from fieldapp.org.models import District, Squadron
 from fieldapp.targets.models import Target
 from fieldapp.web.paging import paginate
@@ -126,7 +127,7 @@ class PublicInspectionsResource(MethodView):
                 "target_code": row.target_code,
                 "kind": row.kind.value,
                 "address": row.address,
-                "date": row.started_at.astimezone(_SHANGHAI).date(),
+                "date": row.started_at.astimezone(SHANGHAI).date(),
                 "result": row.outcome.value if row.outcome else None,
                 "draw_id": row.draw_id,
             }
@@ -135,10 +136,6 @@ class PublicInspectionsResource(MethodView):
         return page
 
 
-#: China Standard Time (no daylight saving): published dates are Shanghai dates.
-_SHANGHAI = timezone(timedelta(hours=8), "CST")
-
-
 def _day(day) -> datetime:
     """Midnight in Shanghai: published dates are local dates."""
-    return datetime.combine(day, time(0), tzinfo=_SHANGHAI)
+    return datetime.combine(day, time(0), tzinfo=SHANGHAI)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 
 import sqlalchemy as sa
 
@@ -31,21 +31,14 @@ from fieldapp.inspections.models import (
     TransitionRefused,
     inspections_of,
 )
+from fieldapp.localtime import local_date
 from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.tasks import operations as tasks
 from sync.entities import inspection_wire
 from sync.versions import record_version
 
-#: China Standard Time (no daylight saving): deadlines and case years are Shanghai dates.
-SHANGHAI = timezone(timedelta(hours=8), "CST")
-
 DECISIONS = {"approve": ReviewAction.approve, "return": ReviewAction.return_}
-
-
-def local_date(moment: datetime) -> date:
-    """The Shanghai calendar day of ``moment``."""
-    return moment.astimezone(SHANGHAI).date()
 
 
 # -- finding inspections -------------------------------------------------------------------------

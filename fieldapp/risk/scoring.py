@@ -12,6 +12,8 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from fieldapp.localtime import local_date
+
 
 class RiskLevel(enum.StrEnum):
     """风险等级, lowest first."""
@@ -371,4 +373,5 @@ def next_due(facts: Facts, level: RiskLevel, settings: dict) -> date | None:
     if facts.last_inspected_at is None:
         return None
     days = settings["frequency"][facts.kind][level.value]
-    return (facts.last_inspected_at + timedelta(days=days)).date()
+    # A Shanghai day: an inspection at 07:00 in Shanghai is the day before in UTC.
+    return local_date(facts.last_inspected_at + timedelta(days=days))

@@ -3,7 +3,7 @@ it as tasks: the leader's weekly plan, pulled by the officers' devices."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
@@ -11,6 +11,7 @@ from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role, User
 from fieldapp.db import db
+from fieldapp.localtime import SHANGHAI
 from fieldapp.org.models import Squadron
 from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
@@ -85,7 +86,7 @@ def dispatch_due(
     rows = db.session.execute(
         due_query(sa.true(), on, squadron.id, kind).where(~open_task).limit(limit)
     ).all()
-    due_at = datetime.combine(on, time(18), tzinfo=UTC)
+    due_at = datetime.combine(on, time(18), tzinfo=SHANGHAI)  # the end of the working day
     created = []
     for n, row in enumerate(rows):
         pair = {officers[(2 * n) % len(officers)], officers[(2 * n + 1) % len(officers)]}

@@ -9,7 +9,7 @@ from flask.views import MethodView
 from fieldapp.api import Blueprint
 from fieldapp.db import utcnow
 from fieldapp.errors import validation_error
-from fieldapp.inspections.operations import local_date
+from fieldapp.localtime import local_date
 from fieldapp.org.models import Squadron
 from fieldapp.risk.models import TargetRisk
 from fieldapp.schedule import operations
