@@ -317,6 +317,19 @@ def tombstone_of(entity: str, record_id) -> Tombstone | None:
     return db.session.get(Tombstone, (entity, record_id))
 
 
+def check_tombstone_scope(ctx: PushContext, tombstone: Tombstone) -> None:
+    """A change of a deleted record is the caller's to make only in its squadron (or as the one
+    who deleted it, or an admin); else 403, as any out-of-scope write, and nothing about the
+    record (its version) is told."""
+    user = ctx.actor.user
+    if (
+        user.role is not Role.admin
+        and tombstone.squadron_id != user.squadron_id
+        and tombstone.deleted_by_id != user.id
+    ):
+        raise Rejected(APIError(403, "forbidden", "this record is not in your scope"))
+
+
 def lock(model, record_id, ctx: PushContext | None = None, entity: str | None = None):
     """Load a record for update: concurrent pushes to it take turns instead of racing.
 
@@ -444,7 +457,7 @@ class InspectionHandler(Handler):
         record = lock(Inspection, change.id, ctx, self.entity)
         if record is None:
             if change.op == "delete":
-                return self._delete_missing(change)
+                return self._delete_missing(ctx, change)
             if change.base_version is not None and (self.entity, change.id) in ctx.tombstoned:
                 return self._edit_of_deleted(ctx, change)
             return self._create(ctx, change)
@@ -740,8 +753,7 @@ class InspectionHandler(Handler):
         """An edit made offline of a record deleted meanwhile: it cannot apply, and it is not
         lost either: it waits in the conflict log (``kind: delete``) with what it wrote."""
         tombstone = tombstone_of(self.entity, change.id)
-        if tombstone.squadron_id != ctx.actor.user.squadron_id:
-            raise Rejected(APIError(404, "not_found", "inspection not found"))
+        check_tombstone_scope(ctx, tombstone)
         load_inspection(change.fields)  # bad input is refused field by field all the same
         server = {"deleted": True, "version": tombstone.version}
         return self._log_waiting(
@@ -755,10 +767,11 @@ class InspectionHandler(Handler):
             action="edit_of_deleted",
         )
 
-    def _delete_missing(self, change: Change) -> dict:
+    def _delete_missing(self, ctx: PushContext, change: Change) -> dict:
         tombstone = tombstone_of(self.entity, change.id)
         if tombstone is None:
             raise Rejected(APIError(404, "not_found", "inspection not found"))
+        check_tombstone_scope(ctx, tombstone)
         return result(change, "applied", tombstone.version)
 
     # checks and writes ---------------------------------------------------------------------
@@ -1326,6 +1339,7 @@ class PhotoHandler(Handler):
             tombstone = tombstone_of(self.entity, change.id)
             if tombstone is None:
                 raise Rejected(APIError(404, "not_found", "photo not found"))
+            check_tombstone_scope(ctx, tombstone)
             return result(change, "applied", tombstone.version)
         inspection = self._inspection(ctx, photo.inspection_id)
         if inspection.status is not InspectionStatus.draft or _edited_since(

@@ -353,7 +353,8 @@ def test_an_edit_of_a_record_deleted_meanwhile_waits_in_the_conflict_log(app, lo
     assert logged["kind"] == "delete" and logged["kept"] == "server"
     assert logged["client_value"] == {"findings": "离线时记下的违规"}
     assert stored(app, record) is None
-    # Bad input is still bad input, and a stranger still learns nothing of the record.
+    # Bad input is still bad input; a stranger's edit is an out-of-scope write (403), told
+    # nothing of the record (no version, no conflict).
     [bad] = officer2.push_ok(
         officer2.change("inspection", record, {"findings": 17}, base_version=1)
     )
@@ -362,7 +363,8 @@ def test_an_edit_of_a_record_deleted_meanwhile_waits_in_the_conflict_log(app, lo
     [theirs] = stranger.push_ok(
         stranger.change("inspection", record, {"findings": "x"}, base_version=1)
     )
-    assert theirs["error"]["error"] == "not_found"
+    assert theirs["error"]["error"] == "forbidden"
+    assert (theirs["version"], theirs["conflicts"]) == (None, [])
 
 
 def test_a_photo_added_to_an_approved_inspection_can_be_accepted(app, login, world):

@@ -159,3 +159,21 @@ def test_a_task_in_another_squadron_lets_an_officer_read_its_target_not_correct_
     own = FakeDevice(login("officer1"))
     [result] = own.push_ok(own.change("target", shop, {"name": "改名了"}, base_version=1))
     assert result["status"] == "applied", result
+
+
+def test_a_deleted_record_is_told_about_only_within_its_scope(officer, world, login):
+    """Deleting again what is deleted is `applied` (a retry under another change id), for its
+    squadron; from another squadron it is an out-of-scope write (403) that tells no version."""
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    [deleted] = officer.push_ok(officer.change("inspection", record, op="delete", base_version=1))
+    [again] = officer.push_ok(officer.change("inspection", record, op="delete", base_version=1))
+    assert again["status"] == "applied" and again["version"] == deleted["version"], again
+    stranger = FakeDevice(login("officer3"))
+    for change in (
+        stranger.change("inspection", record, op="delete", base_version=1),
+        stranger.change("inspection", record, {"findings": "x"}, base_version=1),
+    ):
+        [result] = stranger.push_ok(change)
+        rejected(result, None, "forbidden", 403)
+        assert result["version"] is None
