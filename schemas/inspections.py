@@ -97,7 +97,7 @@ class Answers(fields.Dict):
         return {str(code): _dump_answer(answer) for code, answer in value.items()}
 
     def _answer_errors(self, code, answer) -> dict | list:
-        if not isinstance(code, str) or ITEM_CODE.regex.match(code) is None:
+        if not isinstance(code, str) or ITEM_CODE.regex.fullmatch(code) is None:
             return [ITEM_CODE.error]
         if not isinstance(answer, dict):
             return {"_schema": ["Invalid input type."]}

@@ -3,11 +3,10 @@
 For every change: check its envelope, replay it if its ``change_id`` was applied before, else
 apply it inside its own savepoint through the entity's handler (``sync/entities.py``). A change
 that fails is rolled back alone and answered ``rejected`` with the error envelope; the others go
-on. Applied changes are remembered with their result (``SyncChange``), so a batch sent again
-after a lost answer changes nothing and gets the same answers back.
-
-Rejected changes are not remembered: what was wrong may be fixed by the time the device retries
-(typically a change that arrived before the create it depends on).
+on. Changes are remembered with their result (``SyncChange``), so a batch sent again after a
+lost answer changes nothing and gets the same answers back; refused ones too, except where the
+refusal can pass (``MAY_PASS``: typically a change that arrived before the create it depends on,
+applied when the device sends it again).
 """
 
 from __future__ import annotations
@@ -176,6 +175,36 @@ def _rejected(raw, error: APIError) -> dict:
     }
 
 
+#: Refusals that can pass: the record a change needs may still come (``not_found``: a change
+#: that arrived before its create), or a concurrent write got there first. They are not
+#: remembered (nor is a 5xx, the server's own trouble), so the same change sent again is
+#: applied then; out-of-order delivery ends as a clean one does.
+MAY_PASS = frozenset({"not_found", "version_conflict"})
+
+
+def _refused(ctx: PushContext, raw: dict, change: Change, digest: str, error: APIError) -> dict:
+    """The answer to a refused change. Unless the refusal can pass (:data:`MAY_PASS`), it is
+    remembered as an applied change's result is: the change sent again is answered the same
+    way with ``replayed: true``, and the id with another body is ``id_conflict`` (API.md)."""
+    result = _rejected(raw, error)
+    if error.error in MAY_PASS or error.code >= 500:  # the server's trouble passes too
+        return result
+    row = _sync_change_row(ctx, change, digest, result)
+    if ctx.deferred is not None:
+        ctx.write_rows(SyncChange.__table__, [row])  # a concurrent twin: see push
+    else:
+        savepoint = db.session.begin_nested()
+        try:
+            ctx.write_rows(SyncChange.__table__, [row])
+            savepoint.commit()
+        except IntegrityError:  # the same change, refused by a concurrent push just now
+            savepoint.rollback()
+            existing = db.session.get(SyncChange, change.change_id)
+            return result if existing is None else _replay(existing, digest, raw)
+    ctx.seen_changes[change.change_id] = SeenChange(digest, result)
+    return result
+
+
 def _parse(ctx: PushContext, raw) -> Change:
     if not isinstance(raw, dict):
         raise Rejected(APIError(422, "validation_failed", "a change is a JSON object"))
@@ -305,11 +334,11 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
     except Rejected as rejected:
         savepoint.rollback()
         ctx.rewind(mark)
-        return _rejected(raw, rejected.error)
+        return _refused(ctx, raw, change, digest, rejected.error)
     except APIError as error:
         savepoint.rollback()
         ctx.rewind(mark)
-        return _rejected(raw, error)
+        return _refused(ctx, raw, change, digest, error)
     except IntegrityError:
         if record is not None:
             raise  # the batch is undone and applied again, a savepoint per change (push)
@@ -633,10 +662,10 @@ def _apply(ctx: PushContext, changes: list) -> list[dict]:
         try:
             prepared = HANDLERS["inspection"].prepare_create(ctx, change)
         except Rejected as rejected:
-            results[index] = _rejected(raw, rejected.error)
+            results[index] = _refused(ctx, raw, change, digest, rejected.error)
             continue
         except APIError as error:
-            results[index] = _rejected(raw, error)
+            results[index] = _refused(ctx, raw, change, digest, error)
             continue
         prepared.add(SyncChange.__table__, _sync_change_row(ctx, change, digest, prepared.result))
         pending.append(_Pending(index, raw, change, digest, prepared))

@@ -1280,12 +1280,13 @@ class PhotoHandler(Handler):
         loaded, wire = load_fields(_PHOTO_INPUT, change.fields)
         if photo is None:
             require_photo_fields(loaded)
+            inspection = self._inspection(ctx, loaded.get("inspection_id"))
         else:
-            # Before the frozen check: an amendment that could never be accepted is no amendment.
+            # Its inspection's officers only (403), before anything about the photo is told;
+            # then, before the frozen check, what no edit may change (an amendment that could
+            # never be accepted is no amendment).
+            inspection = self._inspection(ctx, photo.inspection_id)
             check_photo_identity(photo, loaded)
-        inspection = self._inspection(
-            ctx, loaded.get("inspection_id") or (photo and photo.inspection_id)
-        )
         if inspection.review_status is ReviewStatus.approved:
             if photo is not None and not change.fields:
                 return unchanged(change, photo.version)

@@ -14,7 +14,8 @@ from fieldapp.db import BigIntPK, JSONType, UTCDateTime, db, enum_column, new_uu
 
 
 class SyncChange(db.Model):
-    """A change that was applied: its first result is replayed when the device sends it again."""
+    """A change that was applied, or refused for good: its first result is replayed when the
+    device sends it again."""
 
     __tablename__ = "sync_changes"
 

@@ -177,3 +177,31 @@ def test_a_deleted_record_is_told_about_only_within_its_scope(officer, world, lo
         [result] = stranger.push_ok(change)
         rejected(result, None, "forbidden", 403)
         assert result["version"] is None
+
+
+def test_a_refused_change_sent_again_is_replayed(officer, world):
+    """API.md: a change_id seen before returns the first result again with replayed: true and
+    changes nothing; the same id with another body is id_conflict. Refusals included, but for
+    those that can pass (the record may still come), which are not remembered."""
+    record = uuid.uuid4()
+    bad = officer.change("inspection", record, new_inspection(world, ["officer1"], origin="bogus"))
+    [first] = officer.push_ok(bad)
+    rejected(first, "origin")
+    [again] = officer.push_ok(bad)
+    assert again == {**first, "replayed": True}
+    corrected = {**bad, "fields": new_inspection(world, ["officer1"])}
+    [result] = officer.push_ok(corrected)
+    rejected(result, None, "id_conflict", 409)
+    # A correction goes as a new change.
+    [result] = officer.push_ok({**corrected, "change_id": str(uuid.uuid4())})
+    assert result["status"] == "applied", result
+
+    # An edit that arrives before its record's create is refused, not remembered: sent again
+    # once the create is in, it applies.
+    later = uuid.uuid4()
+    edit = officer.change("inspection", later, {"findings": "门前堆物"}, base_version=1)
+    [early] = officer.push_ok(edit)
+    rejected(early, None, "not_found", 404)
+    officer.push_ok(officer.change("inspection", later, new_inspection(world, ["officer1"])))
+    [applied] = officer.push_ok(edit)
+    assert (applied["status"], applied["replayed"]) == ("applied", False), applied

@@ -78,6 +78,18 @@ def _csv_text(path: Path, progress: Callable[[str], None]) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as not_utf8:
+        # GB18030 decodes almost any bytes, so a UTF-8 file with a stray byte would come in as
+        # mojibake, silently. A file that is mostly valid UTF-8 is refused at the bad byte.
+        as_utf8 = raw.decode("utf-8", errors="replace")
+        invalid = as_utf8.count("\ufffd")
+        if sum(1 for ch in as_utf8 if ord(ch) > 0x7F) - invalid > invalid:
+            line = raw[: not_utf8.start].count(b"\n") + 1
+            raise ImportError_(
+                [
+                    f"line {line}: a byte that is not UTF-8 ({raw[not_utf8.start]:#04x}) in a"
+                    " file that otherwise is; fix it or save the file again as CSV UTF-8"
+                ]
+            ) from None
         try:
             text = raw.decode("gb18030")
         except UnicodeDecodeError:
