@@ -285,6 +285,7 @@ def test_public_results_show_drawn_approved_inspections_without_personal_data(
             ("random", uuid.UUID(draw["id"]), ReviewStatus.approved),
             ("random", uuid.UUID(draw["id"]), ReviewStatus.pending),
             ("patrol", None, ReviewStatus.approved),
+            ("random", uuid.uuid4(), ReviewStatus.approved),  # names no draw: not published
         ):
             db.session.add(
                 Inspection(

@@ -17,6 +17,7 @@ from fieldapp.inspections.models import Inspection, InspectionStatus, Origin, Re
 from fieldapp.localtime import SHANGHAI
 from fieldapp.org.models import District, Squadron
 from fieldapp.targets.models import Target
+from fieldapp.tasks.models import Task
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy, public
 from schemas.common import page_schema
@@ -111,6 +112,11 @@ class PublicInspectionsResource(MethodView):
                 Inspection.draw_id.is_not(None),
                 Inspection.status == InspectionStatus.submitted,
                 Inspection.review_status == ReviewStatus.approved,
+                # A draw_id a device sent proves nothing: the draw must have sent someone to
+                # this target (its task), or the inspection is no draw's result.
+                sa.exists().where(
+                    Task.draw_id == Inspection.draw_id, Task.target_id == Inspection.target_id
+                ),
             )
             .order_by(Inspection.started_at.desc(), Inspection.id)
         )
