@@ -130,6 +130,26 @@ class DueTargetSchema(ma.Schema):
 #: Mappings where an admin may add keys (a new business type), not only change values.
 _OPEN_MAPPINGS = {("inherent", "business_type")}
 
+#: Upper bounds, so that every number means something to a leader and stays within what dates
+#: can count (a floor of ten million days overflows the calendar and would fail every later
+#: assessment). Ten years of days, ten years of months; points, caps, thresholds and counts of
+#: inspections are at most 100 (scores are 0..100). Draw rates are shares (0..1), checked below.
+MAX_DAYS = 3650
+MAX_MONTHS = 120
+MAX_POINTS = 100
+_DAY_SETTINGS = {"days", "days_at_level", "complaint_free_days"}
+
+
+def _upper_bound(path: tuple) -> tuple[float, str] | None:
+    """The largest value the setting at ``path`` may take, and its unit (None: checked apart)."""
+    if path[0] == "draw":
+        return None
+    if path[0] == "frequency" or path[-1] in _DAY_SETTINGS:
+        return MAX_DAYS, " days"
+    if path[-1] == "months":
+        return MAX_MONTHS, " months"
+    return MAX_POINTS, ""
+
 
 def _shape_errors(default, value, path: tuple) -> dict:
     """Where ``value`` does not have the shape of ``default`` (same keys, same kinds)."""
@@ -162,6 +182,9 @@ def _shape_errors(default, value, path: tuple) -> dict:
         return {".".join(path): ["must be a whole number"]}
     if value < 0:
         return {".".join(path): ["must not be negative"]}
+    bound = _upper_bound(path)
+    if bound is not None and value > bound[0]:
+        return {".".join(path): [f"at most {bound[0]}{bound[1]}"]}
     return {}
 
 

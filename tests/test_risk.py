@@ -295,6 +295,68 @@ def test_an_admin_may_add_a_business_type(login, world):
     assert response.status_code == 200, response.get_json()
 
 
+def _huge(group: dict, path: tuple, value) -> dict:
+    """``group`` with the number at ``path`` (inside it) set to ``value``."""
+    *inner, last = path
+    place = group
+    for key in inner:
+        place = place[key]
+    place[last] = value
+    return group
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "says"),
+    [
+        (("floors", "severe_finding", "days"), 10_000_000, "at most 3650 days"),
+        (("floors", "new_target", "days"), 10_000_000, "at most 3650 days"),
+        (("history", "months"), 1_000_000, "at most 120 months"),
+        (("complaints", "days"), 10**12, "at most 3650 days"),
+        (("downgrade", "complaint_free_days"), 10**9, "at most 3650 days"),
+        (("downgrade", "days_at_level"), 3651, "at most 3650 days"),
+        (("frequency", "shop", "low"), 10**15, "at most 3650 days"),
+        # A float that is whole in name only: far past anything the calendar can count.
+        (("floors", "severe_finding", "days"), 1e308, "at most 3650 days"),
+        (("credit", "class", "D"), 1e308, "at most 100"),
+        (("downgrade", "clean_inspections", "shop"), 10**6, "at most 100"),
+    ],
+)
+def test_settings_too_large_to_count_are_refused_and_targets_stay_assessable(
+    login, world, path, value, says
+):
+    admin = login("admin")
+    groups = {g["key"]: g["value"] for g in admin.get("/api/v1/risk/settings").get_json()}
+    group = _huge(groups[path[0]], path[1:], value)
+    error = assert_error(
+        admin.patch("/api/v1/risk/settings", json={path[0]: group}), 422, "validation_failed"
+    )
+    assert error["errors"]["json"] == {".".join(path): [says]}, error
+    # Nothing was stored: adding and changing targets is assessed as before.
+    leader = login("leader1")
+    created = leader.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id))
+    assert created.status_code == 201, created.get_json()
+    risk = leader.get(f"/api/v1/targets/{created.get_json()['id']}/risk").get_json()
+    assert risk["level"] == "medium"
+
+
+def test_the_largest_counts_allowed_still_assess(login, world):
+    admin = login("admin")
+    groups = {g["key"]: g["value"] for g in admin.get("/api/v1/risk/settings").get_json()}
+    groups["floors"]["severe_finding"]["days"] = 3650
+    groups["history"]["months"] = 120
+    groups["frequency"]["shop"] = {"low": 3650, "medium": 3650, "elevated": 3650, "high": 3650}
+    for key in ("floors", "history", "frequency"):
+        response = admin.patch("/api/v1/risk/settings", json={key: groups[key]})
+        assert response.status_code == 200, response.get_json()
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    changed = leader.patch(
+        path, json={"credit_class": "C"}, headers={"If-Match": etag_of(leader, path)}
+    )
+    assert changed.status_code == 200, changed.get_json()
+    assert leader.get(f"{path}/risk").status_code == 200
+
+
 # -- schedule ------------------------------------------------------------------------------------
 
 
