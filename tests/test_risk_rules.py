@@ -229,6 +229,41 @@ def test_a_severe_finding_floor_lasts_ninety_days_and_says_until_when():
     assert floor.source == {"entity": "inspection", "id": "i1"}
 
 
+FACTORS = ("inherent", "compliance", "history", "complaints", "credit")
+#: 07:00 on 2 June in Shanghai: still 1 June in UTC.
+EARLY_MORNING = datetime(2026, 6, 1, 23, 0, tzinfo=UTC)
+
+
+def test_a_severe_finding_floor_runs_ninety_shanghai_days():
+    """Found at 07:00 on 2 June in Shanghai: high until 31 August, and the floor says 2 June."""
+    facts = shop(inspections=(inspection(1, EARLY_MORNING, SEVERE),))
+    [floor] = floors(facts, SETTINGS, datetime(2026, 6, 10, tzinfo=UTC))
+    assert floor.until == date(2026, 8, 31) == date(2026, 6, 2) + timedelta(days=90)
+    assert floor.reason == "severe finding on 2026-06-02"
+
+
+def test_reasons_name_the_shanghai_day_of_what_they_count():
+    """A finding, a case, a repeat and a complaint at 07:00 in Shanghai are that day's, not the
+    day before (the UTC date)."""
+    earlier = EARLY_MORNING - timedelta(days=7)
+    facts = shop(
+        inspections=(inspection(1, EARLY_MORNING, MODERATE), inspection(2, earlier, MODERATE)),
+        cases=(("c1", EARLY_MORNING),),
+        complaints=(("k1", EARLY_MORNING),),
+    )
+    now = datetime(2026, 6, 10, tzinfo=UTC)
+    factors = score_factors(facts, SETTINGS, now)
+    reasons = {name: [f.reason for f in factors if f.factor == name] for name in FACTORS}
+    assert reasons["compliance"] == ["item S02 (moderate) failed on 2026-06-02"]
+    assert reasons["history"] == [
+        "case opened on 2026-06-02",
+        "item S02 failed again (also on 2026-05-26)",
+    ]
+    assert reasons["complaints"] == ["substantiated complaint on 2026-06-02"]
+    held = assess(facts, LevelState(RiskLevel.high, now - timedelta(days=400)), SETTINGS, now)
+    assert "substantiated complaint on 2026-06-02, within 60 days" in held.reason, held.reason
+
+
 @pytest.mark.parametrize("current", ["low", "medium", "elevated"])
 def test_an_upgrade_happens_at_once(current):
     facts = shop(credit_class="D", inspections=(inspection(1, days_ago(1), SEVERE),))

@@ -3,7 +3,7 @@
 Nothing here reads the database or the clock; ``fieldapp/risk/operations.py`` gathers the facts
 (:class:`Facts`) and stores what comes out. Every point of a score is a :class:`Factor` with its
 reason and its source record, so a score can always be explained and recomputed. Who inspected
-is never among the facts.
+is never among the facts. The days named in reasons and floors are Shanghai days (``local_date``).
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ def score_factors(facts: Facts, settings: dict, now: datetime) -> list[Factor]:
         entries = [
             (
                 compliance["severity"].get(item.severity, 0),
-                f"item {item.code} ({item.severity}) failed on {latest.at.date().isoformat()}",
+                f"item {item.code} ({item.severity}) failed on {local_date(latest.at).isoformat()}",
                 _source("inspection", latest.id),
             )
             for item in sorted(latest.failed, key=_severity_first)
@@ -188,7 +188,11 @@ def score_factors(facts: Facts, settings: dict, now: datetime) -> list[Factor]:
     history = settings["history"]
     window = now - timedelta(days=30.44 * history["months"])
     entries = [
-        (history["case"], f"case opened on {opened.date().isoformat()}", _source("case", case_id))
+        (
+            history["case"],
+            f"case opened on {local_date(opened).isoformat()}",
+            _source("case", case_id),
+        )
         for case_id, opened in sorted(facts.cases, key=lambda c: c[1], reverse=True)
         if opened >= window
     ]
@@ -205,7 +209,8 @@ def score_factors(facts: Facts, settings: dict, now: datetime) -> list[Factor]:
                 entries.append(
                     (
                         history["repeat"],
-                        f"item {item.code} failed again (also on {before.at.date().isoformat()})",
+                        f"item {item.code} failed again"
+                        f" (also on {local_date(before.at).isoformat()})",
                         _source("inspection", latest.id),
                     )
                 )
@@ -216,7 +221,7 @@ def score_factors(facts: Facts, settings: dict, now: datetime) -> list[Factor]:
     entries = [
         (
             complaints["each"],
-            f"substantiated complaint on {received.date().isoformat()}",
+            f"substantiated complaint on {local_date(received).isoformat()}",
             _source("complaint", complaint_id),
         )
         for complaint_id, received in facts.complaints
@@ -262,8 +267,8 @@ def floors(facts: Facts, settings: dict, now: datetime) -> list[Floor]:
             found.append(
                 Floor(
                     RiskLevel(severe["level"]),
-                    f"severe finding on {inspection.at.date().isoformat()}",
-                    (inspection.at + timedelta(days=severe["days"])).date(),
+                    f"severe finding on {local_date(inspection.at).isoformat()}",
+                    local_date(inspection.at) + timedelta(days=severe["days"]),
                     _source("inspection", inspection.id),
                 )
             )
@@ -362,7 +367,7 @@ def _downgrade_blocks(facts: Facts, state: LevelState, settings: dict, now: date
     recent = [received for _, received in facts.complaints if received > quiet]
     if recent:
         blocks["complaint_free_days"] = (
-            f"substantiated complaint on {max(recent).date().isoformat()}, within "
+            f"substantiated complaint on {local_date(max(recent)).isoformat()}, within "
             f"{rules['complaint_free_days']} days"
         )
     return blocks
