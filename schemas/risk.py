@@ -208,6 +208,9 @@ def check_settings(settings: dict) -> dict:
             errors[f"draw.rates.{name}"] = ["a rate is a share between 0 and 1"]
     if settings["draw"]["rates"]["low"] <= 0:
         errors["draw.rates.low"] = ["low risk is never exempt from random draws: rate above 0"]
+    if settings["draw"]["rates"]["high"] != 1:
+        # Kept in the table (migration 0005 wrote it) only to say so; never anything else.
+        errors["draw.rates.high"] = ["high risk is always drawn entirely: the rate is 1"]
     for kind, table in settings["frequency"].items():
         for level, days in table.items():
             if days < 1:
@@ -223,15 +226,39 @@ def check_settings(settings: dict) -> dict:
 # -- draws (双随机一公开) -----------------------------------------------------------------------
 
 
+def _rate(description: str):
+    return StrictFloat(
+        allow_nan=False,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": description},
+    )
+
+
+class DrawRatesArgs(StrictSchema):
+    """The share of each level to draw (API.md: ``{low, medium, elevated}``). High risk has no
+    rate: every high-risk target is drawn, always."""
+
+    low = _rate("above 0: low risk is never exempt")
+    medium = _rate("share of medium-risk targets")
+    elevated = _rate("share of elevated-risk targets")
+
+    @ma.pre_load
+    def _high_is_always_drawn(self, data, **kwargs):
+        if isinstance(data, dict) and "high" in data:
+            raise ma.ValidationError(
+                ["high risk is always drawn entirely; it takes no rate"], "high"
+            )
+        return data
+
+
 class DrawArgs(StrictSchema):
     """A squadron's draw (its leader or an admin) or a district's (an admin)."""
 
     squadron_id = id_field()
     district_id = id_field()
     kind = fields.Enum(TargetKind, by_value=True, required=True)
-    rates = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(LEVELS)),
-        values=StrictFloat(allow_nan=False, validate=validate.Range(min=0, max=1)),
+    rates = fields.Nested(
+        DrawRatesArgs,
         metadata={"description": "share of each level to draw; defaults from the settings"},
     )
     seed = fields.Integer(

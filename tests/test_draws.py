@@ -17,6 +17,7 @@ from fieldapp.inspections.models import (
     InspectionStatus,
     ReviewStatus,
 )
+from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from sync.entities import write_officers
 from tests.conftest import NO_SUCH_ID, assert_error, shop_payload
@@ -186,6 +187,8 @@ def test_leaders_list_their_squadrons_draws_newest_first(login, world):
         ({"kind": "shop", "rates": {"low": -0.1}}, "rates"),
         ({"kind": "shop", "rates": {"low": "half"}}, "rates"),
         ({"kind": "shop", "rates": {"low": 0}}, "rates"),
+        ({"kind": "shop", "rates": {"high": 0}}, "rates"),
+        ({"kind": "shop", "rates": {"low": 0.1, "high": 0.5}}, "rates"),
         ({"kind": "shop", "seed": "abc"}, "seed"),
         ({"kind": "shop", "seed": 1.5}, "seed"),
         ({"kind": "shop", "seed": -1}, "seed"),
@@ -199,6 +202,33 @@ def test_bad_draws_are_refused_field_by_field(login, world, body, field):
         login("leader1").post("/api/v1/draws", json=body), 422, "validation_failed"
     )
     assert field in error["errors"]["json"], error
+
+
+def _set_level(app, target_id, level: str) -> None:
+    with app.app_context():
+        risk = db.session.get(TargetRisk, target_id)
+        risk.level = level
+        db.session.commit()
+
+
+def test_high_risk_takes_no_rate_and_is_always_drawn(app, login, world):
+    _set_level(app, world.targets["shop1"].id, "high")
+    leader = login("leader1")
+    body = {"squadron_id": world.squadrons[0].id, "kind": "shop"}
+    refused = leader.post("/api/v1/draws", json={**body, "rates": {"high": 0}})
+    error = assert_error(refused, 422, "validation_failed")
+    assert error["errors"]["json"] == {
+        "rates": {"high": ["high risk is always drawn entirely; it takes no rate"]}
+    }
+    # Rates for the other levels as low as they go: the high-risk shop is drawn all the same.
+    drawn = leader.post(
+        "/api/v1/draws", json={**body, "rates": {"low": 0.01, "medium": 0, "elevated": 0}}
+    )
+    assert drawn.status_code == 201, drawn.get_json()
+    assert [(t["target_id"], t["level"]) for t in drawn.get_json()["targets"]] == [
+        (str(world.targets["shop1"].id), "high")
+    ]
+    assert drawn.get_json()["rates"]["high"] == 1.0
 
 
 def test_a_draw_needs_a_scope_a_roster_and_two_officers(login, world):

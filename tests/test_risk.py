@@ -257,6 +257,15 @@ def test_everyone_reads_the_settings_and_only_admins_change_them(app, login, wor
             "draw.rates.low",
         ),
         (
+            {"draw": {"rates": {"low": 0.05, "medium": 0.15, "elevated": 0.3, "high": 0}}},
+            "draw.rates.high",
+        ),
+        (
+            {"draw": {"rates": {"low": 0.05, "medium": 0.15, "elevated": 0.3, "high": 0.5}}},
+            "draw.rates.high",
+        ),
+        ({"draw": {"rates": {"low": 0.05, "medium": 0.15, "elevated": 0.3}}}, "draw.rates.high"),
+        (
             {
                 "floors": {
                     "severe_finding": {"level": "extreme", "days": 90},

@@ -147,6 +147,7 @@ def create_draw(
     target a task for its officer pair (devices pull it)."""
     defaults = load_settings()["draw"]["rates"]
     rates = {level: float((rates or {}).get(level, defaults[level])) for level in LEVELS}
+    rates[RiskLevel.high.value] = 1.0  # high risk is always drawn entirely, whatever is asked
     if rates["low"] <= 0:
         raise validation_error({"rates": {"low": ["low risk is never exempt: rate above 0"]}})
     roster = freeze_roster(kind, [s.id for s in squadrons], rates, now)
