@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fieldapp.db import db
-from fieldapp.draws.operations import roster_hash, run_draw
+from fieldapp.draws.models import Draw
+from fieldapp.draws.operations import roster_hash, run_draw, verify_draw
 from fieldapp.inspections.models import (
     Inspection,
     InspectionStatus,
@@ -64,6 +65,50 @@ def test_pairs_leave_out_the_previous_inspectors():
     for seed in range(30):
         pair = next(d for d in run_draw(base, seed) if d["target_id"] == first["id"])["officer_ids"]
         assert base["officers"][squadron][0] not in pair and len(set(pair)) == 2
+
+
+@pytest.mark.parametrize(
+    ("rate", "n", "k"),
+    [
+        (0.07, 100, 7),  # 0.07 × 100 = 7.000000000000001 in floating point
+        (0.14, 50, 7),
+        (0.28, 25, 7),
+        (0.55, 100, 55),
+        (0.56, 25, 14),
+        (0.68, 75, 51),
+        (0.07, 101, 8),  # 7.07: a share of a target still rounds up
+        (0.05, 3, 1),  # low risk is never exempt
+        (1.0, 12, 12),
+    ],
+)
+def test_a_level_draws_exactly_its_share_of_targets(rate, n, k):
+    level_roster = roster(targets_per_level=(n, 0, 0, 0))
+    level_roster["rates"] = {**RATES, "low": rate}
+    assert len(run_draw(level_roster, seed=1)) == k
+
+
+def test_a_draw_stored_before_exact_counts_still_verifies():
+    """A draw counted in floating point (7% of 100 low-risk shops gave 8) re-runs as drawn."""
+    frozen = roster(targets_per_level=(100, 0, 0, 0))
+    frozen["rates"] = {**RATES, "low": 0.07}
+    drawn = run_draw(frozen, seed=9, exact_counts=False)
+    assert len(drawn) == 8 and len(run_draw(frozen, seed=9)) == 7
+    stored = Draw(
+        district_id=1,
+        kind="shop",
+        seed=9,
+        rates=frozen["rates"],
+        roster=frozen,
+        roster_hash=roster_hash(frozen),
+        targets=drawn,
+    )
+    assert verify_draw(stored) == {
+        "roster_hash_matches": True,
+        "targets_match": True,
+        "counted_in_floating_point": True,
+    }
+    stored.targets = drawn[::-1]  # neither rule gives this
+    assert verify_draw(stored)["targets_match"] is False
 
 
 _rosters = st.builds(

@@ -7,7 +7,10 @@ roster can run the draw again and must get the same targets and pairs:
 1. ``rng = random.Random(seed)`` (Python's Mersenne Twister; integer seeds are portable).
 2. For each level, lowest first: the roster's targets at that level, sorted by id, and
    ``k = ceil(rate × n)`` of them, at least one when the level has any target and a rate above
-   zero (low risk is never exempt), drawn with ``rng.sample``.
+   zero (low risk is never exempt), drawn with ``rng.sample``. The product is exact: the rate is
+   read as the decimal it is written as (``Fraction(repr(rate))``), so 7% of 100 is 7, where
+   floating point (0.07 × 100 = 7.000000000000001) would round up to 8. Draws stored before this
+   rule counted in floating point; :func:`verify_draw` re-runs those that way.
 3. For each drawn target, in that order: two officers drawn with ``rng.sample`` from its
    squadron's officers (sorted by id), leaving out those who inspected it last time.
 """
@@ -21,6 +24,7 @@ import random
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from fractions import Fraction
 
 import sqlalchemy as sa
 
@@ -51,7 +55,14 @@ def roster_hash(roster: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_draw(roster: dict, seed: int) -> list[dict]:
+def draw_count(rate: float, n: int, *, exact: bool = True) -> int:
+    """How many of ``n`` targets a level's ``rate`` draws: ``ceil(rate × n)``, at least one,
+    at most all; exact on the rate's decimal unless ``exact`` is false (draws stored before)."""
+    share = Fraction(repr(rate)) * n if exact else rate * n
+    return min(n, max(1, math.ceil(share)))
+
+
+def run_draw(roster: dict, seed: int, *, exact_counts: bool = True) -> list[dict]:
     """The draw: ``[{target_id, level, officer_ids}]`` in the order drawn (see module doc)."""
     rng = random.Random(seed)
     by_level: dict[str, list[dict]] = {level: [] for level in LEVELS}
@@ -62,7 +73,7 @@ def run_draw(roster: dict, seed: int) -> list[dict]:
         candidates, rate = by_level[level], roster["rates"][level]
         if not candidates or rate <= 0:
             continue
-        k = min(len(candidates), max(1, math.ceil(rate * len(candidates))))
+        k = draw_count(rate, len(candidates), exact=exact_counts)
         drawn += rng.sample(candidates, k)
     result = []
     for target in drawn:
@@ -218,8 +229,13 @@ def create_draw(
 
 def verify_draw(draw: Draw) -> dict:
     """Run the draw again from its stored roster and seed: both must match what was stored."""
-    rerun = run_draw(draw.roster, draw.seed)
-    return {
+    verification = {
         "roster_hash_matches": roster_hash(draw.roster) == draw.roster_hash,
-        "targets_match": rerun == draw.targets,
+        "targets_match": run_draw(draw.roster, draw.seed) == draw.targets,
     }
+    if not verification["targets_match"]:
+        # Drawn before counts were exact: it stands if floating point counts give it again.
+        legacy = run_draw(draw.roster, draw.seed, exact_counts=False)
+        if legacy == draw.targets:
+            verification |= {"targets_match": True, "counted_in_floating_point": True}
+    return verification
