@@ -421,6 +421,22 @@ def site_payload(squadron_id: int, **overrides) -> dict:
     }
 
 
+def add_officer(login, squadron_id: int, username: str = "officer4") -> dict:
+    """An admin adds an active officer to the squadron; the new user as answered."""
+    response = login("admin").post(
+        "/api/v1/users",
+        json={
+            "username": username,
+            "name": username,
+            "role": "officer",
+            "password": "long-enough-pass",
+            "squadron_id": squadron_id,
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
 def etag_of(api: Api, path: str) -> str:
     """The ETag a GET of ``path`` answers (what a client sends back in ``If-Match``)."""
     response = api.get(path)

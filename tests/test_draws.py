@@ -21,7 +21,7 @@ from fieldapp.inspections.models import (
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from sync.entities import write_officers
-from tests.conftest import NO_SUCH_ID, assert_error, shop_payload
+from tests.conftest import NO_SUCH_ID, add_officer, assert_error, shop_payload
 from tests.sync_helpers import FakeDevice
 
 LEVELS = ("low", "medium", "elevated", "high")
@@ -247,6 +247,40 @@ def test_bad_draws_are_refused_field_by_field(login, world, body, field):
         login("leader1").post("/api/v1/draws", json=body), 422, "validation_failed"
     )
     assert field in error["errors"]["json"], error
+
+
+def test_a_district_draw_needs_pairs_only_where_it_may_draw(app, login, world):
+    """Squadron 2 (张庙中队) has one officer, one shop and no site."""
+    admin = login("admin")
+    district = {"district_id": world.district.id}
+    # Nothing to draw there: no pair needed, the district's site is drawn.
+    sites = admin.post("/api/v1/draws", json={**district, "kind": "site", "seed": 3})
+    assert sites.status_code == 201, sites.get_json()
+    assert [t["target_id"] for t in sites.get_json()["targets"]] == [str(world.targets["site1"].id)]
+    # Its shop may be drawn and could not be paired: refused, naming the squadron, whatever
+    # the seed would have picked.
+    for seed in (1, 2, 3):
+        shops = admin.post("/api/v1/draws", json={**district, "kind": "shop", "seed": seed})
+        error = assert_error(shops, 422, "validation_failed")
+        [why] = error["errors"]["json"]["district_id"]
+        assert "张庙中队" in why and "1 active officer" in why and "张庙中队" in error["message"]
+        assert "吴淞中队" not in why
+    # Its shop at a level the draw takes none of: nothing to draw there either.
+    _set_level(app, world.targets["shop2"].id, "medium")
+    _set_level(app, world.targets["shop1"].id, "low")
+    medium_spared = admin.post(
+        "/api/v1/draws", json={**district, "kind": "shop", "rates": {"low": 1, "medium": 0}}
+    )
+    assert medium_spared.status_code == 201, medium_spared.get_json()
+    assert [t["target_id"] for t in medium_spared.get_json()["targets"]] == [
+        str(world.targets["shop1"].id)
+    ]
+    # With a second officer, squadron 2's shop is drawn and paired like any other.
+    add_officer(login, world.squadrons[1].id)
+    both = admin.post("/api/v1/draws", json={**district, "kind": "shop", "rates": {"medium": 1}})
+    assert both.status_code == 201, both.get_json()
+    pairs = {p["target_id"]: p["officer_ids"] for p in both.get_json()["officer_pairs"]}
+    assert len(pairs[str(world.targets["shop2"].id)]) == 2
 
 
 def _set_level(app, target_id, level: str) -> None:

@@ -18,7 +18,7 @@ from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Revi
 from fieldapp.risk import operations
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.targets.models import Target
-from tests.conftest import NO_SUCH_ID, assert_error, etag_of, shop_payload
+from tests.conftest import NO_SUCH_ID, add_officer, assert_error, etag_of, shop_payload
 from tests.sync_helpers import FakeDevice
 
 SYSTEM = Actor.for_system("test")
@@ -462,6 +462,26 @@ def test_due_targets_become_tasks_for_officer_pairs_once(app, login, world):
     # The officers' devices pull them.
     pulled = {c["id"] for c in FakeDevice(login("officer2")).pull_all() if c["entity"] == "task"}
     assert {t["id"] for t in tasks} <= pulled
+
+
+def test_dispatching_to_a_squadron_of_one_officer_is_refused_not_sent_alone(login, world):
+    """Squadron 2 (张庙中队) has one officer and a shop that was never inspected (due)."""
+    leader = login("leader2")
+    body = {"squadron_id": world.squadrons[1].id}
+    error = assert_error(leader.post("/api/v1/schedule/tasks", json=body), 422, "validation_failed")
+    [why] = error["errors"]["json"]["squadron_id"]
+    assert "张庙中队" in why and "1 active officer" in why and "双人执法" in error["message"]
+    pulled = FakeDevice(login("officer3")).pull_all()
+    assert not [c for c in pulled if c["entity"] == "task"]  # no officer was sent alone
+    # Nothing due (it has no site): nothing to send, nothing refused.
+    sites = leader.post("/api/v1/schedule/tasks", json={**body, "kind": "site"})
+    assert sites.status_code == 201 and sites.get_json() == []
+    # A second officer makes a pair.
+    second = add_officer(login, world.squadrons[1].id)
+    sent = leader.post("/api/v1/schedule/tasks", json=body)
+    assert sent.status_code == 201, sent.get_json()
+    [task] = sent.get_json()
+    assert sorted(task["assignee_ids"]) == sorted([str(world.users["officer3"].id), second["id"]])
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role, User
 from fieldapp.db import db
 from fieldapp.draws.models import Draw
-from fieldapp.errors import APIError, validation_error
+from fieldapp.errors import validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, inspection_officers
 from fieldapp.org.models import Squadron
 from fieldapp.risk.models import TargetRisk
@@ -145,6 +145,24 @@ def freeze_roster(
     }
 
 
+def _squadrons_short_of_a_pair(roster: dict, squadrons: list[Squadron]) -> list[str]:
+    """What to say of each squadron that has targets the draw may pick but fewer than two active
+    officers to pair. A squadron with nothing to draw from needs no pair. Whether the draw
+    would happen to pick one of its targets is not asked: that would make the answer a matter
+    of the seed, and drawing again until the short squadron's targets escape would exempt them.
+    """
+    drawable: dict[int, int] = {}
+    for target in roster["targets"]:
+        if roster["rates"][target["level"]] > 0:
+            drawable[target["squadron_id"]] = drawable.get(target["squadron_id"], 0) + 1
+    return [
+        f"{s.name} (squadron {s.id}) has {drawable[s.id]} {roster['kind']}(s) to draw from"
+        f" but {len(roster['officers'][str(s.id)])} active officer(s)"
+        for s in squadrons
+        if drawable.get(s.id) and len(roster["officers"][str(s.id)]) < 2
+    ]
+
+
 def create_draw(
     actor: Actor,
     kind: TargetKind,
@@ -164,13 +182,12 @@ def create_draw(
     roster = freeze_roster(kind, [s.id for s in squadrons], rates, now)
     if not roster["targets"]:
         raise validation_error({"kind": [f"no active {kind.value} with a risk level to draw from"]})
-    short = [s.name for s in squadrons if len(roster["officers"][str(s.id)]) < 2]
+    short = _squadrons_short_of_a_pair(roster, squadrons)
     if short:
-        raise APIError(
-            422,
-            "validation_failed",
-            f"a pair needs two officers; {', '.join(short)} has fewer",
-            errors={"json": {"squadron_id": ["fewer than two active officers to draw from"]}},
+        field = "squadron_id" if len(squadrons) == 1 else "district_id"
+        raise validation_error(
+            {field: short},
+            "a pair needs two officers (双人执法); " + "; ".join(short),
         )
     seed = secrets.randbits(63) if seed is None else seed
     drawn = run_draw(roster, seed)

@@ -11,6 +11,7 @@ from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role, User
 from fieldapp.db import db
+from fieldapp.errors import validation_error
 from fieldapp.localtime import SHANGHAI
 from fieldapp.org.models import Squadron
 from fieldapp.risk.models import TargetRisk
@@ -70,14 +71,15 @@ def dispatch_due(
     now: datetime,
 ) -> list[Task]:
     """A task for each due target that has no open task yet, most overdue first, assigned to
-    pairs of the squadron's officers in turn (two officers per inspection: 双人执法)."""
+    pairs of the squadron's officers in turn (two officers per inspection: 双人执法).
+
+    Nothing due: nothing to do, whoever the squadron has. Something due and fewer than two
+    active officers: refused (422), as a draw is, rather than sending one officer alone."""
     officers = db.session.scalars(
         sa.select(User)
         .where(User.squadron_id == squadron.id, User.role == Role.officer, User.active.is_(True))
         .order_by(User.id)
     ).all()
-    if not officers:
-        return []
     open_task = (
         sa.select(Task.id)
         .where(Task.target_id == Target.id, Task.status == TaskStatus.open)
@@ -86,6 +88,14 @@ def dispatch_due(
     rows = db.session.execute(
         due_query(sa.true(), on, squadron.id, kind).where(~open_task).limit(limit)
     ).all()
+    if rows and len(officers) < 2:
+        short = (
+            f"{squadron.name} (squadron {squadron.id}) has {len(rows)} target(s) due"
+            f" but {len(officers)} active officer(s)"
+        )
+        raise validation_error(
+            {"squadron_id": [short]}, f"a task needs two officers (双人执法); {short}"
+        )
     due_at = datetime.combine(on, time(18), tzinfo=SHANGHAI)  # the end of the working day
     created = []
     for n, row in enumerate(rows):
