@@ -152,6 +152,19 @@ def test_summary_counts_and_shares_per_level_in_the_callers_scope(login, world):
     assert_error(login("leader1").get("/api/v1/risk/summary?kind=boat"), 422, "validation_failed")
 
 
+def test_summary_leaves_out_closed_targets(login, world):
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    closed = leader.patch(path, json={"active": False}, headers={"If-Match": etag_of(leader, path)})
+    assert closed.status_code == 200, closed.get_json()
+    # The closed shop is gone from the list; the summary agrees with it.
+    assert leader.get("/api/v1/targets?kind=shop").get_json()["items"] == []
+    shops = leader.get("/api/v1/risk/summary?kind=shop").get_json()
+    assert shops["total"] == 0 and shops["groups"] == []
+    assert leader.get("/api/v1/risk/summary").get_json()["total"] == 1  # site1 is still open
+    assert login("supervisor").get("/api/v1/risk/summary").get_json()["total"] == 2
+
+
 def test_recompute_agrees_with_the_incremental_updates(app, ctx, world):
     """Random events over a few months; after each, the one-target update and a full recompute
     at the same moment store exactly the same assessment."""

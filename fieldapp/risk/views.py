@@ -38,10 +38,12 @@ class RiskSummaryResource(MethodView):
     @blp.arguments(RiskSummaryArgs, location="query")
     @blp.response(200, RiskSummarySchema)
     def get(self, args):
-        """How many targets stand at each level, in all and per squadron and kind."""
+        """How many active targets stand at each level, in all and per squadron and kind
+        (closed ones are left out, as the schedule and the draws leave them out)."""
         query = (
             sa.select(TargetRisk.squadron_id, TargetRisk.kind, TargetRisk.level, sa.func.count())
-            .where(current_policy().readable(TargetRisk))
+            .join(Target, Target.id == TargetRisk.target_id)
+            .where(current_policy().readable(TargetRisk), Target.active.is_(True))
             .group_by(TargetRisk.squadron_id, TargetRisk.kind, TargetRisk.level)
             .order_by(TargetRisk.squadron_id, TargetRisk.kind)
         )
