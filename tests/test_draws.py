@@ -224,6 +224,37 @@ def test_leaders_list_their_squadrons_draws_newest_first(login, world):
         assert_error(leader.get(f"/api/v1/draws?{query}"), 422, "validation_failed")
 
 
+def test_a_district_draw_is_seen_by_the_squadrons_it_drew_from(login, world):
+    officer4 = add_officer(login, world.squadrons[1].id)
+    admin = login("admin")
+    district = {"district_id": world.district.id, "seed": 5}
+    shops = admin.post(
+        "/api/v1/draws", json={**district, "kind": "shop", "rates": {"low": 1, "medium": 1}}
+    )
+    assert shops.status_code == 201, shops.get_json()
+    shops = shops.get_json()
+    assert {t["target_id"] for t in shops["targets"]} == {
+        str(world.targets[k].id) for k in ("shop1", "shop2")
+    }
+    # Site draw: squadron 2 has no site, so nothing was drawn from it.
+    sites = admin.post("/api/v1/draws", json={**district, "kind": "site"}).get_json()
+    for leader, officer, seen in (
+        ("leader1", "officer1", [sites["id"], shops["id"]]),
+        ("leader2", "officer3", [shops["id"]]),
+    ):
+        for user in (leader, officer):
+            api = login(user)
+            assert [d["id"] for d in api.get("/api/v1/draws").get_json()["items"]] == seen
+            shown = api.get(f"/api/v1/draws/{shops['id']}")
+            assert shown.status_code == 200, shown.get_json()
+            assert shown.get_json()["verification"]["targets_match"] is True
+    assert_error(login("leader2").get(f"/api/v1/draws/{sites['id']}"), 404, "not_found")
+    # The tasks on squadron 2's devices name a draw its officers can open.
+    pulled = [c for c in FakeDevice(login("officer3")).pull_all() if c["entity"] == "task"]
+    [task] = [c["data"] for c in pulled if c["data"]["draw_id"] == shops["id"]]
+    assert sorted(task["assignee_ids"]) == sorted([str(world.users["officer3"].id), officer4["id"]])
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -225,15 +225,7 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
     ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),
     TargetRisk: lambda p: p._squadron_clause(TargetRisk.squadron_id),
-    Draw: lambda p: (
-        sa.true()
-        if p.role is Role.admin
-        else (
-            Draw.district_id == p.user.district_id
-            if p.role is Role.supervisor
-            else Draw.squadron_id == p.user.squadron_id
-        )
-    ),
+    Draw: lambda p: _draw_read(p),
     User: _user_read,
     # Squadron names and boundaries are district knowledge every member may see on a map.
     Squadron: lambda p: (
@@ -245,6 +237,23 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     CaseReview: lambda p: _supervision_read(p, CaseReview.squadron_id),
     SupervisionOrder: lambda p: _supervision_read(p, SupervisionOrder.squadron_id),
 }
+
+
+def _draw_read(p: Policy) -> sa.ColumnElement[bool]:
+    """Admins: every draw; supervisors: their district's. Squadron members: their squadron's
+    draws, and the district draws that drew from their squadron, known by the tasks those gave
+    their squadron (indexed by squadron): the draw_id their tasks carry opens."""
+    if p.role is Role.admin:
+        return sa.true()
+    if p.role is Role.supervisor:
+        return Draw.district_id == p.user.district_id
+    drew_from_mine = sa.select(Task.draw_id).where(
+        Task.squadron_id == p.user.squadron_id, Task.draw_id.is_not(None)
+    )
+    return sa.or_(
+        Draw.squadron_id == p.user.squadron_id,
+        sa.and_(Draw.squadron_id.is_(None), Draw.id.in_(drew_from_mine)),
+    )
 
 
 def _supervision_read(p: Policy, column) -> sa.ColumnElement[bool]:
