@@ -290,3 +290,30 @@ def test_approving_a_complaint_task_settles_the_complaint(app, clock, login, wor
     assert len(audit_entries(app, action="complaint.decide", record_id=str(complaint_id))) == 1
     risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
     assert any(f["factor"] == "complaints" for f in risk["factors"]) is violation
+
+
+def test_a_task_for_a_complaint_without_a_target_settles_it_on_the_tasks_target(
+    app, clock, login, world
+):
+    """A hotline ticket naming only a street, sent out as a task on the shop the leader thinks
+    it is about: approving the check closes the task and settles the complaint on that shop."""
+    from tests.review_helpers import FAILED_S03
+
+    leader = login("leader1")
+    response = leader.post(
+        "/api/v1/complaints",
+        json={"squadron_id": world.squadrons[0].id, "category": "油烟", "text": "淞滨路饭店油烟"},
+    )
+    assert response.status_code == 201, response.get_json()
+    complaint_id = response.get_json()["id"]
+    task = dispatch(leader, world, origin="complaint", complaint_id=complaint_id)
+    inspection_id = push_inspection(
+        world, FakeDevice(login("officer1")), origin="task", task_id=task["id"], answers=FAILED_S03
+    )
+    review_ok(leader, inspection_id, "approve")
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "done"
+    complaint = leader.get(f"/api/v1/complaints/{complaint_id}").get_json()
+    assert complaint["status"] == "closed" and complaint["substantiated"] is True
+    assert complaint["target_id"] == str(world.targets["shop1"].id)
+    risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
+    assert any(f["factor"] == "complaints" for f in risk["factors"])

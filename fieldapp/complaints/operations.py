@@ -93,11 +93,21 @@ def decide_complaint(
     approval, once, after everything it sets off), so the level history records one change.
     """
     inspection = decision.inspection
+    before = audit.snapshot(complaint)
+    if inspection is not None and complaint.target_id is None:
+        # A complaint about a place with no registered target, checked by an inspection of a
+        # target of the squadron: the check says where it was, so the complaint takes that
+        # target and counts in its risk like any other.
+        target = db.session.get(Target, inspection.target_id)
+        if target is None or target.squadron_id != complaint.squadron_id:
+            raise validation_error(
+                {"inspection_id": ["the inspection is not of a target of the complaint's squadron"]}
+            )
+        complaint.target_id = target.id
     if inspection is not None and inspection.target_id != complaint.target_id:
         raise validation_error(
             {"inspection_id": ["the inspection is not of the complaint's target"]}
         )
-    before = audit.snapshot(complaint)
     complaint.substantiated = decision.substantiated
     complaint.decision_note = decision.note
     complaint.inspection_id = None if inspection is None else inspection.id
