@@ -209,6 +209,26 @@ def test_a_leader_who_was_one_of_its_officers_may_not_review_it_but_an_admin_may
     assert review_ok(login("admin"), inspection_id, "approve")["review"]["status"] == "approved"
 
 
+@pytest.mark.parametrize("creator", ["leader1", "officer1"])
+def test_a_leader_dropped_from_the_officers_still_may_not_review_it(login, world, creator):
+    """DESIGN: a leader "must never review their own inspection". Taking him off the officers
+    by a later edit (his own device's or a colleague's) does not make it someone else's."""
+    device = FakeDevice(login(creator, f"dev-{creator}-pad"))
+    inspection_id = push_inspection(world, device, officers=("leader1", "officer1"))
+    others = [str(world.users["officer1"].id), str(world.users["officer2"].id)]
+    [result] = device.push_ok(
+        device.change("inspection", inspection_id, {"officer_ids": others}, base_version=1)
+    )
+    assert result["status"] == "applied", result
+    leader = login("leader1")
+    if creator == "leader1":  # what he created waits in the admin's queue, not his
+        assert leader.get("/api/v1/review/queue").get_json()["items"] == []
+    body = assert_error(review(leader, inspection_id, "approve"), 403, "forbidden")
+    assert "officers" in body["message"]
+    assert leader.get(inspection_path(inspection_id)).get_json()["review"]["status"] == "pending"
+    assert review_ok(login("admin"), inspection_id, "approve")["review"]["status"] == "approved"
+
+
 # -- concurrency -----------------------------------------------------------------------------------
 
 

@@ -26,7 +26,7 @@ from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
 from fieldapp.draws.models import Draw
 from fieldapp.errors import APIError, not_found
-from fieldapp.inspections.models import Inspection, inspections_of
+from fieldapp.inspections.models import Inspection, ever_officers, inspections_of
 from fieldapp.org.models import Squadron
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
@@ -297,10 +297,11 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     ),
     # obj: the conflict; leaders settle their squadron's, admins any
     "conflict.resolve": lambda p, conflict: _manages_squadron(p, conflict.squadron_id),
-    # obj: the inspection; its squadron's leader (or an admin) reviews it, never its officers
+    # obj: the inspection; its squadron's leader (or an admin) reviews it, never anyone who
+    # was ever one of its officers or created it (dropping oneself from the list changes nothing)
     "inspection.review": lambda p, inspection: (
         _manages_squadron(p, inspection.squadron_id)
-        and str(p.user.id) not in inspection.officer_ids
+        and str(p.user.id) not in ever_officers(inspection)
     ),
     # Supervision (督察). obj: none / the squadron id / the order
     "audit.read": lambda p, _: p.role in (Role.supervisor, Role.admin),

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from fieldapp.auth.models import User
 from fieldapp.db import JSONAsWritten, Syncable, UTCDateTime, db, enum_column, new_uuid, utcnow
 from fieldapp.targets.models import Target
+from sync.models import RecordVersion
 
 
 class Origin(enum.StrEnum):
@@ -135,6 +136,23 @@ def inspections_of(user_id, *, outside_squadron: int | None = None) -> sa.Select
     if outside_squadron is not None:
         query = query.where(links.squadron_id != outside_squadron)
     return query
+
+
+def ever_officers(inspection: Inspection) -> set[str]:
+    """The ids (text) of everyone who was ever one of ``inspection``'s officers, or created it:
+    its officers now, its creator, and the officers of every version in its history. An officer
+    who dropped out of the list by an edit still took part (and may not review it)."""
+    ids = set(inspection.officer_ids or ())
+    if inspection.created_by_id is not None:
+        ids.add(str(inspection.created_by_id))
+    versions = db.session.scalars(
+        sa.select(RecordVersion.data["officer_ids"]).where(
+            RecordVersion.entity == "inspection", RecordVersion.record_id == inspection.id
+        )
+    )
+    for officer_ids in versions:
+        ids.update(str(officer_id) for officer_id in officer_ids or ())
+    return ids
 
 
 class Inspection(Syncable, db.Model):

@@ -87,7 +87,10 @@ def review_queue(
         Inspection.review_status == ReviewStatus.pending,
     )
     if reviewer_id is not None:
-        query = query.where(Inspection.id.not_in(inspections_of(reviewer_id)))
+        query = query.where(
+            Inspection.id.not_in(inspections_of(reviewer_id)),
+            sa.or_(Inspection.created_by_id.is_(None), Inspection.created_by_id != reviewer_id),
+        )
     if squadron_id is not None:
         query = query.where(Inspection.squadron_id == squadron_id)
     return query.order_by(Inspection.submitted_at, Inspection.id)
