@@ -34,10 +34,12 @@ from fieldapp.inspections.models import (
     Inspection,
     InspectionState,
     InspectionStatus,
+    Outcome,
     ReviewAction,
     ReviewStatus,
     inspection_officers,
 )
+from fieldapp.localtime import local_date
 from fieldapp.photos import operations as photo_ops
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
@@ -490,7 +492,7 @@ class InspectionHandler(Handler):
         loaded, wire = load_inspection(change.fields)
         wire["location"], original = wgs84_location(wire["location"])
         state = {name: wire.get(name) for name in INSPECTION_FIELDS}
-        target = self._check(ctx, loaded, state, creating=True)
+        target = self._check(ctx, loaded, state, creating=True, record_id=change.id)
         # The row is built as plain values: an ORM object per create cost more than its checks.
         row = dict.fromkeys(_INSPECTION_COLUMNS)
         row.update(
@@ -610,7 +612,7 @@ class InspectionHandler(Handler):
         needed = {k: state[k] for k in CHECKED_FIELDS if state.get(k) is not None}
         # One load for what the checks read and what is written (values win: they are newer).
         loaded = load_inspection_fields(_loadable(needed | values))
-        self._check(ctx, loaded, state, creating=False, changed=set(values))
+        self._check(ctx, loaded, state, creating=False, changed=set(values), record_id=record.id)
         version_before = record.version
         changed = list(values) + _reasserted(merged, values)
         if values:
@@ -784,9 +786,10 @@ class InspectionHandler(Handler):
         *,
         creating: bool,
         changed: set[str] | None = None,
+        record_id: uuid.UUID | None = None,
     ) -> Target | sa.Row:
-        """References and submission rules on the record as it would be; 422 field by field.
-        Returns the target (what :func:`sync.engine.target_refs` reads of it)."""
+        """References and submission rules on the record (``record_id``) as it would be; 422
+        field by field. Returns the target (what :func:`sync.engine.target_refs` reads of it)."""
         errors: dict[str, Any] = {}
         check = (lambda name: True) if creating else (lambda name: name in changed)
         target_id = loaded.get("target_id")
@@ -851,10 +854,21 @@ class InspectionHandler(Handler):
             and db.session.get(Task, loaded["task_id"]) is None
         ):
             errors["task_id"] = ["no such task"]
-        if check("follow_up_of") and loaded.get("follow_up_of"):
-            followed = db.session.get(Inspection, loaded["follow_up_of"])
-            if followed is None or (target is not None and followed.target_id != target.id):
-                errors["follow_up_of"] = ["no earlier inspection of this target with that id"]
+        followed = loaded.get("follow_up_of")
+        if followed and (check("follow_up_of") or check("target_id")):
+            problem = _follow_up_problem(followed, record_id, target)
+            if problem:
+                errors["follow_up_of"] = [problem]
+        deadline, started = loaded.get("rectification_deadline"), loaded.get("started_at")
+        if (
+            (check("rectification_deadline") or check("started_at"))
+            and deadline is not None
+            and started is not None
+            and deadline < local_date(started)
+        ):
+            errors["rectification_deadline"] = [
+                f"before the inspection's day ({local_date(started).isoformat()}, Shanghai)"
+            ]
         if state.get("status") == "submitted":
             errors |= _submission_errors(state, loaded)
         if errors:
@@ -929,6 +943,20 @@ def write_officers(inspection: Inspection, officer_ids: list) -> None:
     db.session.expire(inspection, ["officers"])
 
 
+def _follow_up_problem(followed_id, record_id, target) -> str | None:
+    """Why ``followed_id`` cannot be what the inspection ``record_id`` (of ``target``) follows
+    up: a follow-up (复查) checks an order of the same target, so it names another inspection
+    of that target that ordered rectification."""
+    if record_id is not None and followed_id == record_id:
+        return "an inspection cannot be its own follow-up"
+    followed = db.session.get(Inspection, followed_id)
+    if followed is None or (target is not None and followed.target_id != target.id):
+        return "no earlier inspection of this target with that id"
+    if followed.outcome is not Outcome.rectification_ordered:
+        return "that inspection ordered no rectification"
+    return None
+
+
 def _checklist_version(key: tuple) -> sa.Row | None:
     """The checklist version ``key`` (checklist id, version) with its checklist's kind, in one
     query (two ORM loads instead cost a thirtieth of a batch of creates)."""
@@ -951,6 +979,7 @@ CHECKED_FIELDS = (
     "officer_ids",
     "task_id",
     "follow_up_of",
+    "rectification_deadline",
     "started_at",
     "ended_at",
     "outcome",
@@ -993,7 +1022,7 @@ def _submission_errors(state: dict, loaded: dict) -> dict:
         errors["ended_at"] = ["before started_at"]
     if state.get("outcome") == "rectification_ordered" and not state.get("rectification_deadline"):
         errors["rectification_deadline"] = ["required when rectification is ordered"]
-    if state.get("outcome") == "penalty_waived" and not state.get("legal_basis"):
+    if state.get("outcome") == "penalty_waived" and not (state.get("legal_basis") or "").strip():
         errors["legal_basis"] = ["required when the penalty is waived"]
     return errors
 

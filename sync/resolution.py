@@ -333,7 +333,7 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
     if "location" in wire:
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
-    _check_references(actor, before, wire)
+    _check_references(actor, before, wire, record.id)
     InspectionHandler()._write(record, wire, loaded, original)
     reopened = _reopen(actor, record)  # in the same version as the fields written
     clocks = {name: clock for name in wire if name != "answers"}
@@ -376,7 +376,7 @@ def _write_inspection_version(
         risk.refresh_target(actor, inspection.target, utcnow())
 
 
-def _check_references(actor: Actor, before: dict, wire: dict) -> None:
+def _check_references(actor: Actor, before: dict, wire: dict, record_id: uuid.UUID) -> None:
     """What a push checks of an edit, checked of the record as the choice would leave it: the
     target, checklist and officers exist and are in scope, the answers are items of the
     checklist, and a submitted record still has what submitting needs. 422 under ``value``."""
@@ -385,7 +385,9 @@ def _check_references(actor: Actor, before: dict, wire: dict) -> None:
     ctx = PushContext(actor=actor, policy=Policy(actor), device_id=actor.device_id, now=utcnow())
     try:
         loaded = load_inspection_fields(_loadable(needed | wire))
-        InspectionHandler()._check(ctx, loaded, state, creating=False, changed=set(wire))
+        InspectionHandler()._check(
+            ctx, loaded, state, creating=False, changed=set(wire), record_id=record_id
+        )
     except ma.ValidationError as exc:
         raise validation_error({"value": exc.normalized_messages()}) from None
     except Rejected as rejected:

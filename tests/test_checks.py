@@ -244,8 +244,12 @@ def test_late_submission_and_a_draft_left_unsubmitted(world, device):
 def test_rectification_overdue_until_a_follow_up(world, device):
     today = (utcnow() + SHANGHAI).date()
     ordered = {"outcome": "rectification_ordered", "legal_basis": "《上海市市容环境卫生管理条例》"}
-    overdue = push_inspection(
-        world, device, rectification_deadline=(today - timedelta(days=3)).isoformat(), **ordered
+    overdue = push_inspection(  # ordered five days ago, with a deadline two days later
+        world,
+        device,
+        hours_ago=24 * 5,
+        rectification_deadline=(today - timedelta(days=3)).isoformat(),
+        **ordered,
     )
     assert flags_of(device.api, overdue)["rectification_overdue"].startswith(
         f"rectification deadline {(today - timedelta(days=3)).isoformat()} passed 3 days ago"

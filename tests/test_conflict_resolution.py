@@ -297,12 +297,19 @@ def approved_with_amendment(login, world, officer: FakeDevice) -> tuple[str, str
         ({"outcome": None}, "outcome"),
         ({"outcome": "rectification_ordered"}, "rectification_deadline"),
         ({"started_at": "2026-11-20T10:30:00+00:00"}, "ended_at"),
+        ({"follow_up_of": "SELF"}, "follow_up_of"),
+        (
+            {"outcome": "rectification_ordered", "rectification_deadline": "2026-11-19"},
+            "rectification_deadline",
+        ),
+        ({"outcome": "penalty_waived", "legal_basis": "  "}, "legal_basis"),
     ],
 )
 def test_a_chosen_value_is_checked_as_a_device_edit_is(app, login, world, value, field):
     officer = FakeDevice(login("officer1"))
     record, conflict_id = approved_with_amendment(login, world, officer)
     text = json.dumps(value).replace("SHOP2", str(world.targets["shop2"].id))
+    text = text.replace("SELF", record)
     chosen = json.loads(text.replace("RANDOM", str(uuid.uuid4())))
     before = stored(app, record)
 

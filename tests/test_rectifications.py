@@ -3,6 +3,7 @@ on a frozen clock, and the follow-up shown on the order."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -10,10 +11,12 @@ import time_machine
 
 from tests.conftest import assert_error
 from tests.review_helpers import FAILED_S03, inspection_path, push_inspection, review_ok
-from tests.sync_helpers import FakeDevice
+from tests.sync_helpers import FakeDevice, new_inspection
 
 SITE_FAILED = {"C02": {"result": "fail", "note": "裸土未覆盖", "photo_ids": []}}
 NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 25 November, 10:00 in Shanghai
+#: An inspection day before the earliest deadlines below (a deadline precedes no inspection).
+EARLY = datetime(2026, 11, 9, 2, 0, tzinfo=UTC).isoformat()
 
 
 @pytest.fixture
@@ -50,17 +53,22 @@ def test_open_orders_oldest_deadline_first_and_overdue_ones(clock, login, world)
     late = order(world, device, "2026-11-21")
     settled = order(world, device, "2026-11-24")
     upcoming = order(world, device, "2026-11-28", target="site1")
-    earliest = order(world, device, "2026-11-18")
+    earliest = order(world, device, "2026-11-18", started_at=EARLY)
     follow_up(world, device, settled)
     follow_up(world, device, earliest)
     # Orders that do not count: a draft, and one the leader returned.
-    order(world, device, "2026-11-19", status="draft", ended_at=NOW.isoformat())
+    order(world, device, "2026-11-19", status="draft", started_at=EARLY, ended_at=NOW.isoformat())
     returned = order(world, device, "2026-11-20")
     leader = login("leader1")
     review_ok(leader, returned, "return", "整改期限不合理")
     # Another squadron's order is not leader1's business.
     order(
-        world, FakeDevice(login("officer3")), "2026-11-10", officers=("officer3",), target="shop2"
+        world,
+        FakeDevice(login("officer3")),
+        "2026-11-10",
+        officers=("officer3",),
+        target="shop2",
+        started_at=EARLY,
     )
 
     assert ids(leader) == [late, upcoming]
@@ -122,3 +130,72 @@ def test_the_targets_file_agrees_with_the_list(clock, login, world):
 @pytest.mark.parametrize("query", ["overdue=soon", "squadron_id=-1", "target_id=x", "page=0"])
 def test_bad_rectification_queries_are_422(clock, login, world, query):
     assert_error(login("leader1").get(f"/api/v1/rectifications?{query}"), 422, "validation_failed")
+
+
+def test_a_follow_up_names_another_inspection_of_the_target_that_ordered_rectification(
+    clock, login, world
+):
+    """An order cannot settle itself, and an inspection that ordered nothing has nothing to
+    follow up: both are refused on ``follow_up_of``, and the order stays open."""
+    device = FakeDevice(login("officer1"))
+    ordered = order(world, device, "2026-11-27")
+    compliant = push_inspection(world, device)
+    [itself, of_compliant] = device.push_ok(
+        device.change("inspection", ordered, {"follow_up_of": ordered}, base_version=1),
+        device.change(
+            "inspection",
+            uuid.uuid4(),
+            new_inspection(
+                world, ["officer1", "officer2"], status="submitted", follow_up_of=compliant
+            ),
+        ),
+    )
+    assert itself["error"]["errors"]["json"]["follow_up_of"] == [
+        "an inspection cannot be its own follow-up"
+    ]
+    assert of_compliant["error"]["errors"]["json"]["follow_up_of"] == [
+        "that inspection ordered no rectification"
+    ]
+    assert ids(login("leader1")) == [ordered]
+    follow_up(world, device, ordered)  # a real follow-up settles it
+    assert ids(login("leader1")) == []
+
+
+def test_a_deadline_before_the_inspections_shanghai_day_is_refused(clock, login, world):
+    """Started at 00:30 on 21 November in Shanghai (16:30 UTC the day before): the 20th is
+    before the inspection, the 21st (the same day) is a deadline."""
+    device = FakeDevice(login("officer1"))
+    fields = {
+        "started_at": "2026-11-20T16:30:00+00:00",
+        "ended_at": "2026-11-20T17:00:00+00:00",
+        "outcome": "rectification_ordered",
+        "answers": FAILED_S03,
+    }
+    early, same_day = device.push_ok(
+        *[
+            device.change(
+                "inspection",
+                uuid.uuid4(),
+                new_inspection(
+                    world,
+                    ["officer1", "officer2"],
+                    status="submitted",
+                    rectification_deadline=deadline,
+                    **fields,
+                ),
+            )
+            for deadline in ("2026-11-20", "2026-11-21")
+        ]
+    )
+    assert early["status"] == "rejected"
+    assert "2026-11-21" in early["error"]["errors"]["json"]["rectification_deadline"][0]
+    assert same_day["status"] == "applied", same_day
+    [moved] = device.push_ok(
+        device.change(
+            "inspection",
+            same_day["id"],
+            {"started_at": "2026-11-22T01:00:00+00:00"},
+            base_version=1,
+        )
+    )
+    assert "rectification_deadline" in moved["error"]["errors"]["json"], moved

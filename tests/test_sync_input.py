@@ -117,6 +117,31 @@ def bad_changes(officer, world):
             },
             "ended_at",
         ),
+        (  # started 20 November: a deadline before that day is no deadline
+            {
+                **base,
+                "fields": {
+                    **good,
+                    "outcome": "rectification_ordered",
+                    "rectification_deadline": "2026-11-19",
+                },
+            },
+            "rectification_deadline",
+        ),
+        (
+            {
+                **base,
+                "fields": {
+                    **good,
+                    "status": "submitted",
+                    "outcome": "penalty_waived",
+                    "legal_basis": " \u3000 ",
+                    "ended_at": "2026-11-20T10:00:00+00:00",
+                },
+            },
+            "legal_basis",
+        ),
+        ({**base, "fields": {**good, "follow_up_of": record}}, "follow_up_of"),
     ]
 
 
