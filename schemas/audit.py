@@ -51,7 +51,10 @@ class AuditVerifySchema(ma.Schema):
     problem = fields.String(
         dump_only=True,
         allow_none=True,
-        metadata={"description": "altered, missing or unexpected (entries added behind the app)"},
+        metadata={
+            "description": "altered, missing, unexpected (entries added behind the app) or"
+            " head_missing (the chain head's row is gone; first_bad_seq is then null)"
+        },
     )
     last_seq = fields.Integer(dump_only=True, metadata={"description": "last good entry"})
     last_hash = fields.String(

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from fieldapp.audit import chain
 from fieldapp.audit import operations as audit
+from fieldapp.audit.commands import verify_command
 from fieldapp.audit.models import AuditEntry
 from fieldapp.db import db
 from tests.conftest import SYSTEM, assert_error, etag_of
@@ -258,6 +259,43 @@ def test_an_entry_slipped_in_behind_the_app_is_named(login, world, supervisor, i
     isolated.execute(entries_table.insert().values(row))
     result = verify(supervisor)
     assert (result["first_bad_seq"], result["problem"]) == (last.seq + 1, "unexpected")
+
+
+def test_an_entry_slipped_in_before_the_first_is_named(login, world, supervisor, isolated):
+    """Numbered 0, before entry 1, and chained from the genesis hash like a first entry."""
+    busy_day(login, world)
+    first = all_entries(isolated)[0]
+    row = {**first._asdict(), "seq": 0, "action": "x.forged"}
+    row["hash"] = chain.entry_hash(SimpleNamespace(**row))
+    isolated.execute(entries_table.insert().values(row))
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"], result["problem"]) == (False, 0, "unexpected")
+
+
+def test_a_deleted_chain_head_is_a_verdict_and_writes_are_refused_clearly(
+    app, login, world, supervisor, isolated
+):
+    busy_day(login, world)
+    leader = login("leader1")
+    entries = len(all_entries(isolated))
+    unlock(isolated)
+    isolated.exec_driver_sql("DELETE FROM audit_chain_head")
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"], result["problem"]) == (
+        False,
+        None,
+        "head_missing",
+    )
+    assert result["entries"] == entries  # the entries themselves are intact
+    target = f"/api/v1/targets/{world.targets['shop1'].id}"
+    response = leader.patch(
+        target, json={"name": "改名"}, headers={"If-Match": etag_of(leader, target)}
+    )
+    body = assert_error(response, 503, "audit_unavailable")
+    assert "chain head" in body["message"]
+    assert leader.get(target).get_json()["name"] == "老王面馆(总店)"  # nothing was written
+    cli = app.test_cli_runner().invoke(verify_command, ["--quiet"])
+    assert cli.exit_code == 1 and "head_missing" in cli.output, cli.output
 
 
 # -- append-only ---------------------------------------------------------------------------------

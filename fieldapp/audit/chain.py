@@ -128,7 +128,7 @@ class Verdict:
     last_hash: str | None = None
 
 
-def check(rows: Iterable[Any], head: tuple[int, str], genesis: str) -> Iterator[Verdict]:
+def check(rows: Iterable[Any], head: tuple[int, str] | None, genesis: str) -> Iterator[Verdict]:
     """Walk ``rows`` (in ``seq`` order) and check every link; yields the running verdict after
     each row (for progress) and once more at the end. Stops at the first bad entry.
 
@@ -139,18 +139,24 @@ def check(rows: Iterable[Any], head: tuple[int, str], genesis: str) -> Iterator[
     - ``prev_hash`` not the previous entry's hash while the entry itself is intact: the previous
       entry was rewritten with a recomputed hash (``altered``, naming the previous entry);
     - the last entry is not the one the chain head names: entries were cut off the end
-      (``missing``) or added behind the application's back (``unexpected``).
+      (``missing``) or added behind the application's back (``unexpected``); an entry
+      numbered 0 or below is ``unexpected`` too;
+    - no chain head (``head`` None; its row deleted): nothing says where the chain ends, so
+      entries cut off the end could not be seen (``head_missing``, naming no entry).
     """
     verdict = Verdict(last_hash=genesis)
 
-    def bad(seq: int, problem: str) -> Verdict:
+    def bad(seq: int | None, problem: str) -> Verdict:
         verdict.ok, verdict.first_bad_seq, verdict.problem = False, seq, problem
         return verdict
 
     for row in rows:
         expected = verdict.last_seq + 1
-        if row.seq != expected:
-            yield bad(expected, "missing" if row.seq > expected else "unexpected")
+        if row.seq > expected:
+            yield bad(expected, "missing")
+            return
+        if row.seq < expected:  # numbered before the first entry (seq 0 or below)
+            yield bad(row.seq, "unexpected")
             return
         if entry_hash(row) != row.hash:
             yield bad(row.seq, "altered")
@@ -161,6 +167,9 @@ def check(rows: Iterable[Any], head: tuple[int, str], genesis: str) -> Iterator[
         verdict.entries += 1
         verdict.last_seq, verdict.last_hash = row.seq, row.hash
         yield verdict
+    if head is None:
+        yield bad(None, "head_missing")
+        return
     head_seq, head_hash = head
     if head_seq > verdict.last_seq:
         yield bad(verdict.last_seq + 1, "missing")

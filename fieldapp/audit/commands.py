@@ -23,7 +23,8 @@ def audit_cli():
 def verify_command(quiet: bool):
     """Check every entry's hash and link; name the first altered, removed or moved entry."""
     started = time.perf_counter()
-    total = operations.chain_head(db.session())[0]
+    head = operations.chain_head(db.session())
+    total = 0 if head is None else head[0]
     with click.progressbar(
         length=total, label="verifying", file=sys.stderr, hidden=quiet or total == 0
     ) as bar:
@@ -42,6 +43,13 @@ def verify_command(quiet: bool):
             f"hash {verdict.last_hash}) in {seconds:.1f} s"
         )
         return
+    if verdict.first_bad_seq is None:  # the chain head's row is gone
+        click.echo(
+            f"BROKEN: {verdict.problem}: the chain head is gone, so entries cut off the end "
+            f"would not be seen; {verdict.entries:,} entries are intact",
+            err=True,
+        )
+        sys.exit(1)
     click.echo(
         f"BROKEN: first bad entry seq {verdict.first_bad_seq} ({verdict.problem}); "
         f"{verdict.entries:,} entries before it are intact",

@@ -28,6 +28,7 @@ from fieldapp.actor import Actor
 from fieldapp.audit import chain
 from fieldapp.audit.models import GENESIS_HASH, AuditEntry, audit_chain_head
 from fieldapp.db import db, insert_rows, utcnow
+from fieldapp.errors import APIError
 
 log = logging.getLogger("fieldapp.audit")
 
@@ -170,7 +171,16 @@ def _chain_pending(session: Session, pending: list[dict]) -> None:
     # waiting reads the head as the previous holder committed it.
     head = session.execute(_TAKE_SEQS, {"count": count}).one_or_none()
     if head is None:
-        raise RuntimeError("audit_chain_head has no row: run `fieldapp db upgrade`")
+        # Without its head the chain cannot grow, and a write that cannot be audited does not
+        # happen: refused with a clear answer (503), not a crash. An operator restores the head
+        # (`fieldapp audit verify` names the problem) or the database was never upgraded.
+        log.error("audit_chain_head has no row: writes are refused (run `fieldapp audit verify`)")
+        raise APIError(
+            503,
+            "audit_unavailable",
+            "the audit log cannot record this change (its chain head is missing); nothing was"
+            " written. Tell the operator: `fieldapp audit verify`.",
+        )
     seq, prev_hash = head.seq - count, head.hash
     rows = []
     for values, before, after, members in prepared:
@@ -262,23 +272,24 @@ def entries_query(
     return query
 
 
-def chain_head(session: Session) -> tuple[int, str]:
+def chain_head(session: Session) -> tuple[int, str] | None:
+    """The last ``seq`` and ``hash``; None when the head's row is gone (deleted by hand)."""
     row = session.execute(
         sa.select(audit_chain_head.c.seq, audit_chain_head.c.hash).where(audit_chain_head.c.id == 1)
-    ).one()
-    return row.seq, row.hash
+    ).one_or_none()
+    return None if row is None else (row.seq, row.hash)
 
 
 def _entries_up_to(session: Session, last: int):
+    """Every entry up to ``last`` in ``seq`` order: from the lowest there is, so that one
+    inserted at seq 0 or below is read (and judged) too."""
     columns = [AuditEntry.__table__.c[name] for name in (*chain.HASHED_FIELDS, "hash")]
-    after = 0
+    after = None
     while True:
-        rows = session.execute(
-            sa.select(*columns)
-            .where(AuditEntry.seq > after, AuditEntry.seq <= last)
-            .order_by(AuditEntry.seq)
-            .limit(VERIFY_CHUNK)
-        ).all()
+        query = sa.select(*columns).where(AuditEntry.seq <= last)
+        if after is not None:
+            query = query.where(AuditEntry.seq > after)
+        rows = session.execute(query.order_by(AuditEntry.seq).limit(VERIFY_CHUNK)).all()
         yield from rows
         if len(rows) < VERIFY_CHUNK:
             return
@@ -294,11 +305,12 @@ def verify(session: Session, progress: Callable[[int, int], None] | None = None)
     """
     top = session.scalar(sa.select(sa.func.max(AuditEntry.seq))) or 0
     head = chain_head(session)
+    total = top if head is None else head[0]
     verdict = chain.Verdict(last_hash=GENESIS_HASH)
-    rows = _entries_up_to(session, max(head[0], top))
+    rows = _entries_up_to(session, max(total, top))
     for verdict in chain.check(rows, head, GENESIS_HASH):
         if progress is not None and verdict.entries % VERIFY_CHUNK == 0 and verdict.ok:
-            progress(verdict.entries, head[0])
+            progress(verdict.entries, total)
     if progress is not None:
-        progress(verdict.entries, head[0])
+        progress(verdict.entries, total)
     return verdict

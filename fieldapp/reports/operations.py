@@ -323,7 +323,7 @@ def monthly_report(squadrons: list[Squadron], period: Period) -> dict:
     total: dict = {}
     for row in rows:
         _add(total, {name: row[name] for name in SECTIONS})
-    seq, digest = chain_head(db.session())
+    head = chain_head(db.session())  # None: the head's row was deleted (verify says so)
     return {
         "month": period.month,
         "timezone": "Asia/Shanghai",
@@ -332,7 +332,7 @@ def monthly_report(squadrons: list[Squadron], period: Period) -> dict:
         "generated_at": period.now,
         # Filed with the report, the chain head anchors the audit log: a later rewrite of the
         # whole chain no longer passes through this hash (docs/audit.md).
-        "audit_head": {"seq": seq, "hash": digest},
+        "audit_head": None if head is None else {"seq": head[0], "hash": head[1]},
         "squadrons": rows,
         "total": total,
     }

@@ -105,6 +105,9 @@ def _finish(response):
             response = _error_response(APIError(409, "version_conflict"))
         except IntegrityError as exc:
             response = _on_integrity_error(exc)
+        except APIError as exc:  # refused at commit (the audit log cannot chain the entries)
+            db.session.rollback()
+            response = _error_response(exc)
     else:
         db.session.rollback()
     response.headers["X-Request-ID"] = g.get("request_id", "")
