@@ -468,3 +468,39 @@ def test_the_migration_chains_entries_written_before_the_chain(tmp_path, monkeyp
     finally:
         if created is not None:
             drop_pg_database(created[1], url)
+
+
+def test_a_supervisor_reads_only_the_entries_of_their_district(app, login, world):
+    """API.md: supervisors "read their whole district". 浦东's supervisor does not see 宝山's
+    inspection (404), nor its history through the log; an admin sees everything."""
+    from fieldapp.auth import operations as auth_ops
+    from fieldapp.auth.models import Role
+    from fieldapp.org.models import District
+    from tests.conftest import PASSWORD
+    from tests.review_helpers import push_inspection
+
+    inspection_id = push_inspection(world, FakeDevice(login("officer1")))
+    with app.app_context():
+        other = District(code="310115", name="浦东新区")
+        db.session.add(other)
+        db.session.flush()
+        auth_ops.create_user(
+            SYSTEM,
+            app.extensions["fieldapp.auth"],
+            username="supervisor_pd",
+            name="浦东督察",
+            role=Role.supervisor,
+            password=PASSWORD,
+            district_id=other.id,
+            squadron=None,
+        )
+        db.session.commit()
+    outsider = login("supervisor_pd")
+    assert outsider.get(f"/api/v1/inspections/{inspection_id}").status_code == 404
+    query = f"/api/v1/audit?record_id={inspection_id}"
+    assert outsider.get(query).get_json()["items"] == []
+    officer1 = str(world.users["officer1"].id)
+    assert outsider.get(f"/api/v1/audit?actor_id={officer1}").get_json()["items"] == []
+    for reader in ("supervisor", "admin"):
+        entries = login(reader).get(query).get_json()["items"]
+        assert [e["action"] for e in entries] == ["inspection.create"], entries

@@ -6,6 +6,7 @@ from flask.views import MethodView
 
 from fieldapp.api import Blueprint
 from fieldapp.audit import operations
+from fieldapp.audit.models import AuditEntry
 from fieldapp.db import db
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_policy
@@ -20,10 +21,13 @@ class AuditResource(MethodView):
     @blp.arguments(AuditListArgs, location="query")
     @blp.response(200, page_schema(AuditEntrySchema, "AuditEntryPage"))
     def get(self, args):
-        """Audit entries, newest first (supervisors and admins)."""
-        current_policy().require("audit.read")
+        """Audit entries, newest first: admins all, a supervisor those written by the people
+        of their district."""
+        policy = current_policy()
+        policy.require("audit.read")
         page, per_page = args.pop("page"), args.pop("per_page")
-        return paginate(operations.entries_query(**args), page, per_page)
+        query = operations.entries_query(**args).where(policy.readable(AuditEntry))
+        return paginate(query, page, per_page)
 
 
 @blp.route("/audit/verify")

@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from fieldapp.actor import Actor
+from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import SQUADRON_ROLES, Device, Role, User
 from fieldapp.checklists.models import Checklist
 from fieldapp.complaints.models import Complaint
@@ -236,6 +237,23 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     # Supervision records: the district's supervisors, the squadron's leader, admins.
     CaseReview: lambda p: _supervision_read(p, CaseReview.squadron_id),
     SupervisionOrder: lambda p: _supervision_read(p, SupervisionOrder.squadron_id),
+    # The audit log: admins all of it; a supervisor the entries written by the people of their
+    # district (every user belongs to one district; entries carry their actor), and those of
+    # no actor (operator commands: imports, recomputes), which name no district.
+    AuditEntry: lambda p: (
+        sa.true()
+        if p.role is Role.admin
+        else (
+            sa.or_(
+                AuditEntry.actor_id.is_(None),
+                AuditEntry.actor_id.in_(
+                    sa.select(User.id).where(User.district_id == p.user.district_id)
+                ),
+            )
+            if p.role is Role.supervisor
+            else sa.false()
+        )
+    ),
 }
 
 
