@@ -249,6 +249,14 @@ def test_a_district_draw_is_seen_by_the_squadrons_it_drew_from(login, world):
             assert shown.status_code == 200, shown.get_json()
             assert shown.get_json()["verification"]["targets_match"] is True
     assert_error(login("leader2").get(f"/api/v1/draws/{sites['id']}"), 404, "not_found")
+    # A supervisor filtering by squadron finds the district draws that drew from it too.
+    supervisor = login("supervisor")
+    for squadron, seen in (
+        (world.squadrons[0].id, [sites["id"], shops["id"]]),
+        (world.squadrons[1].id, [shops["id"]]),
+    ):
+        listed = supervisor.get(f"/api/v1/draws?squadron_id={squadron}").get_json()["items"]
+        assert [d["id"] for d in listed] == seen
     # The tasks on squadron 2's devices name a draw its officers can open.
     pulled = [c for c in FakeDevice(login("officer3")).pull_all() if c["entity"] == "task"]
     [task] = [c["data"] for c in pulled if c["data"]["draw_id"] == shops["id"]]

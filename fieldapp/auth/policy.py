@@ -25,7 +25,7 @@ from fieldapp.auth.models import SQUADRON_ROLES, Device, Role, User
 from fieldapp.checklists.models import Checklist
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
-from fieldapp.draws.models import Draw
+from fieldapp.draws.models import Draw, drew_from
 from fieldapp.errors import APIError, not_found
 from fieldapp.inspections.models import Inspection, ever_officers, inspections_of
 from fieldapp.org.models import Squadron
@@ -265,13 +265,7 @@ def _draw_read(p: Policy) -> sa.ColumnElement[bool]:
         return sa.true()
     if p.role is Role.supervisor:
         return Draw.district_id == p.user.district_id
-    drew_from_mine = sa.select(Task.draw_id).where(
-        Task.squadron_id == p.user.squadron_id, Task.draw_id.is_not(None)
-    )
-    return sa.or_(
-        Draw.squadron_id == p.user.squadron_id,
-        sa.and_(Draw.squadron_id.is_(None), Draw.id.in_(drew_from_mine)),
-    )
+    return drew_from(p.user.squadron_id)
 
 
 def _supervision_read(p: Policy, column) -> sa.ColumnElement[bool]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from fieldapp.db import JSONType, UTCDateTime, db, enum_column, new_uuid, utcnow
 from fieldapp.targets.models import TargetKind
+from fieldapp.tasks.models import Task
 
 
 class Draw(db.Model):
@@ -32,3 +33,15 @@ class Draw(db.Model):
     targets: Mapped[list] = mapped_column(JSONType)
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def drew_from(squadron_id: int) -> sa.ColumnElement[bool]:
+    """The draws of a squadron: its own, and the district draws that drew from it, known by
+    the tasks they gave it (indexed by squadron)."""
+    gave_it_tasks = sa.select(Task.draw_id).where(
+        Task.squadron_id == squadron_id, Task.draw_id.is_not(None)
+    )
+    return sa.or_(
+        Draw.squadron_id == squadron_id,
+        sa.and_(Draw.squadron_id.is_(None), Draw.id.in_(gave_it_tasks)),
+    )

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from fieldapp.api import Blueprint
 from fieldapp.db import db, utcnow
 from fieldapp.draws import operations
-from fieldapp.draws.models import Draw
+from fieldapp.draws.models import Draw, drew_from
 from fieldapp.errors import validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, Origin, ReviewStatus
 from fieldapp.localtime import SHANGHAI
@@ -40,8 +40,8 @@ class DrawsResource(MethodView):
     def get(self, args):
         """The draws in the caller's scope, newest first (open one for its roster and check)."""
         query = current_policy().scoped(Draw).order_by(Draw.created_at.desc(), Draw.id)
-        if "squadron_id" in args:
-            query = query.where(Draw.squadron_id == args["squadron_id"])
+        if "squadron_id" in args:  # its own draws and the district draws that drew from it
+            query = query.where(drew_from(args["squadron_id"]))
         if "kind" in args:
             query = query.where(Draw.kind == args["kind"])
         return paginate(query, args["page"], args["per_page"])
