@@ -44,19 +44,29 @@ def resolve(api, conflict_id, keep: str, value=None):
     return api.post(f"/api/v1/conflicts/{conflict_id}/resolve", json=body)
 
 
-def lost_findings(world, officer1: FakeDevice, officer2: FakeDevice, record) -> str:
-    """officer2 writes findings later ("晚"); officer1's earlier "早" arrives after and loses."""
+def lost_edit(
+    officer1: FakeDevice, officer2: FakeDevice, record, theirs: dict, mine: dict, *, gap_ms=1
+) -> dict:
+    """On version 1, officer2 writes ``theirs`` ``gap_ms`` later than officer1's ``mine``,
+    which arrives after and loses; the answer to officer1's push."""
     officer2.push_ok(
         officer2.change(
-            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(T + 2)
+            "inspection", record, theirs, base_version=1, hlc=officer2.clock_at(T + 2 * gap_ms)
         )
     )
     [lost] = officer1.push_ok(
         officer1.change(
-            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(T + 1)
+            "inspection", record, mine, base_version=1, hlc=officer1.clock_at(T + gap_ms)
         )
     )
-    assert lost["status"] == "conflict" and lost["conflicts"][0]["kept"] == "server"
+    assert lost["status"] == "conflict", lost
+    return lost
+
+
+def lost_findings(world, officer1: FakeDevice, officer2: FakeDevice, record) -> str:
+    """officer2 writes findings later ("晚"); officer1's earlier "早" arrives after and loses."""
+    lost = lost_edit(officer1, officer2, record, {"findings": "晚"}, {"findings": "早"})
+    assert lost["conflicts"][0]["kept"] == "server"
     return lost["conflicts"][0]["conflict_id"]
 
 
@@ -84,23 +94,13 @@ def test_resolving_one_answer_item_leaves_the_other_items_clocks_alone(app, logi
     tablet = FakeDevice(login("officer1", device_id="dev-officer1-tablet"))
     leader = login("leader1")
     record = shared_draft(world, officer1)
-    officer2.push_ok(
-        officer2.change(
-            "inspection",
-            record,
-            {"answers": {"S01": answer("fail", "B-S01"), "S03": answer("fail", "B-S03")}},
-            base_version=1,
-            hlc=officer2.clock_at(T + 200_000),
-        )
-    )
-    [lost] = officer1.push_ok(
-        officer1.change(
-            "inspection",
-            record,
-            {"answers": {"S03": answer("na", "A-S03")}},
-            base_version=1,
-            hlc=officer1.clock_at(T + 100_000),
-        )
+    lost = lost_edit(
+        officer1,
+        officer2,
+        record,
+        {"answers": {"S01": answer("fail", "B-S01"), "S03": answer("fail", "B-S03")}},
+        {"answers": {"S03": answer("na", "A-S03")}},
+        gap_ms=100_000,
     )
     [conflict] = lost["conflicts"]
     assert conflict["field"] == "answers.S03"
@@ -502,23 +502,12 @@ def test_choosing_a_side_of_an_answer_item_writes_its_result_and_note_not_its_ph
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     record = shared_draft(world, officer1)
     photo = str(uuid.uuid4())
-    officer2.push_ok(
-        officer2.change(
-            "inspection",
-            record,
-            {"answers": {"S01": {"result": "fail", "note": "晚", "photo_ids": [photo]}}},
-            base_version=1,
-            hlc=officer2.clock_at(T + 2),
-        )
-    )
-    [lost] = officer1.push_ok(
-        officer1.change(
-            "inspection",
-            record,
-            {"answers": {"S01": answer("fail", "早")}},
-            base_version=1,
-            hlc=officer1.clock_at(T + 1),
-        )
+    lost = lost_edit(
+        officer1,
+        officer2,
+        record,
+        {"answers": {"S01": {"result": "fail", "note": "晚", "photo_ids": [photo]}}},
+        {"answers": {"S01": answer("fail", "早")}},
     )
     [entry] = lost["conflicts"]
     assert (entry["field"], entry["kept"]) == ("answers.S01", "server")
@@ -588,23 +577,12 @@ def test_keep_value_of_an_answer_item_is_checked_as_a_push_would_be(app, login, 
     is checked as a device's edit would be, and a push refuses each of these items."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     record = shared_draft(world, officer1)
-    officer2.push_ok(
-        officer2.change(
-            "inspection",
-            record,
-            {"answers": {"S01": answer("fail", "晚")}},
-            base_version=1,
-            hlc=officer2.clock_at(T + 2),
-        )
-    )
-    [lost] = officer1.push_ok(
-        officer1.change(
-            "inspection",
-            record,
-            {"answers": {"S01": answer("fail", "早")}},
-            base_version=1,
-            hlc=officer1.clock_at(T + 1),
-        )
+    lost = lost_edit(
+        officer1,
+        officer2,
+        record,
+        {"answers": {"S01": answer("fail", "晚")}},
+        {"answers": {"S01": answer("fail", "早")}},
     )
     [entry] = lost["conflicts"]
     # The same item pushed by a device is refused:
