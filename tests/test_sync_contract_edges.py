@@ -205,3 +205,13 @@ def test_a_refused_change_sent_again_is_replayed(officer, world):
     officer.push_ok(officer.change("inspection", later, new_inspection(world, ["officer1"])))
     [applied] = officer.push_ok(edit)
     assert (applied["status"], applied["replayed"]) == ("applied", False), applied
+
+
+def test_the_client_retries_exactly_the_refusals_the_server_does_not_remember():
+    """The device client stands alone (no server imports), so the two lists are kept equal
+    here: a refusal the client sends again must be one the server judges anew, or the retry
+    only replays it; one the server forgets but the client gives up on would never go."""
+    from sync.client import RETRYABLE_REJECTIONS
+    from sync.engine import MAY_PASS
+
+    assert RETRYABLE_REJECTIONS == MAY_PASS
