@@ -347,6 +347,17 @@ def test_a_value_that_is_not_json_is_refused_when_saved(client, world, tmp_path,
     assert pad.pending() == 0
 
 
+def test_a_delete_with_fields_is_refused_when_saved(client, world, tmp_path):
+    """The server would refuse it on `fields` (nothing sent is dropped unread): the pad says so
+    at once, and the record stays as it was."""
+    pad = make_client(client, tmp_path, "officer1", "pad-del")
+    inspection_id = synced_inspection(pad, world)
+    with pytest.raises(ValueError, match="carries no fields"):
+        pad.save("inspection", inspection_id, {"findings": "x"}, op="delete")
+    assert pad.pending() == 0
+    assert pad.get("inspection", inspection_id) is not None
+
+
 def test_a_rate_limited_sign_in_says_so_at_once(client, world, tmp_path):
     slept = []
     pad = SyncClient(
