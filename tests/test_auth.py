@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from fieldapp.auth.models import Token
+from fieldapp.auth import operations as auth_ops
+from fieldapp.auth.models import LoginFailure, Token
 from fieldapp.db import db, utcnow
-from tests.conftest import PASSWORD, assert_error
+from tests.conftest import PASSWORD, assert_error, build_world, detach_all, migrated_app
 
 
 def sign_in(client, username="officer1", password=PASSWORD, device_id="dev-a", **extra):
@@ -71,9 +74,23 @@ def test_sixth_attempt_within_window_is_429_even_with_right_password(client, wor
     assert sign_in(client, username="officer2").status_code == 201
 
 
-def test_failures_older_than_the_window_do_not_count(app, client, world):
-    from fieldapp.auth.models import LoginFailure
+def test_retry_after_waits_for_the_failure_that_ends_the_lock_out(app, client, world):
+    """Seven failures in the window (five is the limit): the account is free again only when
+    three of them have left it, so Retry-After counts to the third oldest (12 minutes ago: 3
+    minutes left), not to the oldest (1 minute left: the client would be refused again)."""
+    with app.app_context():
+        now = utcnow()
+        ages = (14, 13, 12, 11, 10, 9, 1)
+        db.session.add_all(
+            LoginFailure(username="officer1", at=now - timedelta(minutes=m)) for m in ages
+        )
+        db.session.commit()
+    response = sign_in(client)
+    assert_error(response, 429, "rate_limited")
+    assert 120 < int(response.headers["Retry-After"]) <= 180
 
+
+def test_failures_older_than_the_window_do_not_count(app, client, world):
     with app.app_context():
         old = utcnow() - timedelta(minutes=16)
         db.session.add_all(LoginFailure(username="officer1", at=old) for _ in range(5))
@@ -269,3 +286,65 @@ def test_every_request_is_logged_with_its_id_user_and_device(login, world, caplo
     assert "GET /api/v1/targets 200" in signed.getMessage()
     assert (unsigned.user, unsigned.device) == ("-", "-")
     assert len(unsigned.request_id) == 32  # one of the server's own
+
+
+# -- the lock-out under concurrency (real commits, separate connections) -----------------------
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def committed_app(request, tmp_path_factory):
+    """``(app, world)`` on a database of its own with the world committed, so that parallel
+    requests run in transactions of their own as in production (SQLite: a file; PostgreSQL:
+    the module's scratch database)."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_app")
+        return
+    instance = tmp_path_factory.mktemp("sign-in-race")
+    app = migrated_app(f"sqlite:///{instance / 'race.sqlite3'}", instance)
+    with app.app_context():
+        world = build_world(app)
+        db.session.commit()
+        detach_all()
+    yield app, world
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_parallel_wrong_passwords_cannot_exceed_the_limit(committed_app, monkeypatch):
+    """API.md: more than 5 failures for one username within 15 minutes → 429. Ten wrong
+    passwords sent at once (each password check held until all ten are being checked, as a slow
+    argon2 lets them overlap) get at most five checks; the others are refused unchecked, and the
+    account stays locked, also for the right password."""
+    app, _world = committed_app
+    arrived = threading.Barrier(10, timeout=5)
+    check = auth_ops._password_matches
+
+    def slow_check(*args, **kwargs):
+        # The attempts overlap, as they do when argon2 takes its time; attempts that are
+        # serialised arrive one by one and break the barrier: let them through.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            arrived.wait()
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(auth_ops, "_password_matches", slow_check)
+    answers: list[int] = []
+
+    def attempt(i: int) -> None:
+        response = app.test_client().post(
+            "/api/v1/auth/token",
+            json={"username": "officer2", "password": f"guess-{i}", "device_id": f"race-{i}"},
+        )
+        answers.append(response.status_code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(answers) == [401] * 5 + [429] * 5
+    response = app.test_client().post(
+        "/api/v1/auth/token",
+        json={"username": "officer2", "password": PASSWORD, "device_id": "race-ok"},
+    )
+    assert response.status_code == 429

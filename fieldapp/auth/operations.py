@@ -118,6 +118,35 @@ def _password_matches(settings: AuthSettings, user: User | None, password: str) 
     return True
 
 
+def _serialize_attempts(username: str) -> None:
+    """Make this transaction the only one signing in as ``username`` until it ends.
+
+    Counting the failures, checking the password and recording a failure must happen as one
+    step per username: otherwise attempts sent at once all count the same failures, all get
+    their password checked (argon2 takes tens of milliseconds) and the limit lets through as
+    many guesses as arrive together. PostgreSQL: a transaction-scoped advisory lock keyed on the
+    username, so other usernames are not held up. SQLite has no such lock; it lets one
+    transaction write at a time, and a transaction becomes the writer at its first write, so
+    the attempt starts with a write (one that changes nothing) before it counts. The lock is
+    released when the request's transaction ends, as every write of the request is.
+    """
+    session = db.session()
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(username))))
+    elif dialect == "sqlite":
+        session.execute(
+            sa.update(LoginFailure).where(sa.false()).values(username=LoginFailure.username)
+        )
+
+
+def _lock_key(username: str) -> int:
+    """A stable signed 64-bit key for ``username``'s sign-in lock (the same in every process,
+    unlike ``hash()``), prefixed so that it names no other advisory lock."""
+    digest = hashlib.sha256(f"fieldapp.login:{username}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _recent_failures(settings: AuthSettings, username: str, now: datetime) -> list[datetime]:
     since = now - settings.failure_window
     return list(
@@ -145,12 +174,18 @@ def login(
     Raises 429 once ``max_failures`` failures for the username fall within the window (whatever
     the password), 401 for a wrong password or unknown or disabled user, and 403 for a revoked
     device. A failure is recorded in ``login_failures``; the caller must keep it even though the
-    answer is an error.
+    answer is an error. Attempts for one username are serialised (see
+    :func:`_serialize_attempts`), so attempts sent at once cannot outrun the limit.
     """
     now = now or utcnow()
+    _serialize_attempts(username)
     failures = _recent_failures(settings, username, now)
     if len(failures) >= settings.max_failures:
-        retry_after = failures[0] + settings.failure_window - now
+        # The lock-out ends when fewer than max_failures remain in the window: when the failure
+        # that many places from the newest leaves it. More failures than the limit (a lowered
+        # limit, or attempts counted before the serialisation) keep it locked past the oldest.
+        ending = failures[len(failures) - settings.max_failures]
+        retry_after = ending + settings.failure_window - now
         raise APIError(
             429,
             "rate_limited",
