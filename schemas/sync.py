@@ -19,7 +19,7 @@ from schemas.common import (
     id_field,
 )
 from schemas.inspections import WholeLocation
-from schemas.targets import BUSINESS_TYPE, valid_uscc
+from schemas.targets import BUSINESS_TYPE, USCC
 
 MAX_BATCH = 500
 MAX_TRACK_POINTS = 10_000
@@ -161,7 +161,7 @@ class TargetFieldsArgs(StrictSchema):
     address = fields.String(validate=validate.Length(max=300))
     location = WholeLocation()
     business_type = fields.String(validate=BUSINESS_TYPE)
-    uscc = fields.String(validate=valid_uscc, allow_none=True)
+    uscc = USCC(allow_none=True)
     permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
     scale = fields.Enum(SiteScale, by_value=True)
     phase = fields.Enum(SitePhase, by_value=True)

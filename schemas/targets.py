@@ -28,13 +28,27 @@ SHOP_ONLY = ("business_type", "uscc")
 SITE_ONLY = ("permit_no", "scale", "phase", "boundary")
 
 
-def valid_uscc(value: str) -> None:
-    try:
-        uscc_number.validate(value)
-    except NumberError as exc:
-        raise ma.ValidationError(
-            f"not a valid unified social credit code (统一社会信用代码): {exc}"
-        ) from None
+class USCC(fields.String):
+    """A unified social credit code (统一社会信用代码), accepted as printed on a business licence
+    (with spaces or hyphens, in any case) and loaded in its canonical form, 18 upper-case
+    characters: what the column holds (``varchar(18)``), what ``q`` compares and what every
+    client is shown, however the code was typed."""
+
+    def __init__(self, **kwargs):
+        description = (
+            "统一社会信用代码: 18 characters; accepted with spaces or hyphens and in any case,"
+            " stored and answered in upper case without them"
+        )
+        super().__init__(metadata={"description": description}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return uscc_number.validate(text)
+        except NumberError as exc:
+            raise ma.ValidationError(
+                f"not a valid unified social credit code (统一社会信用代码): {exc}"
+            ) from None
 
 
 class TargetSchema(ma.Schema):
@@ -105,7 +119,7 @@ class _TargetFields(StrictSchema):
     credit_class = fields.Enum(CreditClass, by_value=True)
     sensitive_surroundings = StrictBoolean()
     business_type = fields.String(validate=BUSINESS_TYPE)
-    uscc = fields.String(validate=valid_uscc, allow_none=True)
+    uscc = USCC(allow_none=True)
     permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
     scale = fields.Enum(SiteScale, by_value=True)
     phase = fields.Enum(SitePhase, by_value=True)

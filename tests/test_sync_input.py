@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from tests.conftest import assert_error
-from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
+from tests.sync_helpers import NEW_SHOP, FakeDevice, new_inspection, photo_metadata
 
 
 @pytest.fixture
@@ -247,6 +247,25 @@ def test_photo_and_target_edits_move_their_location_whole_too(officer, world):
     pulled = {(c["entity"], c["id"]): c for c in FakeDevice(officer.api).pull_all()}
     assert pulled["photo", str(photo)]["version"] == 1
     assert pulled["target", str(shop)]["data"]["location"]["lon"] == world.targets["shop1"].lon
+
+
+def test_a_uscc_reported_as_printed_is_stored_canonical(officer, world):
+    """An officer types a shop's 统一社会信用代码 off its licence, with hyphens or in lower case:
+    the shop is stored with the canonical 18 characters (never a 500 for the column's length),
+    and a later correction in lower case changes nothing."""
+    shop = uuid.uuid4()
+    [created] = officer.push_ok(
+        officer.change("target", shop, {**NEW_SHOP, "uscc": "9131-0113-MA1G-L0A1-16"})
+    )
+    assert created["status"] == "applied", created
+    response = officer.api.get(f"/api/v1/targets/{shop}")
+    assert response.get_json()["uscc"] == "91310113MA1GL0A116"
+    [corrected] = officer.push_ok(
+        officer.change("target", shop, {"uscc": "91310113ma1gl0a116"}, base_version=1)
+    )
+    assert corrected["status"] == "applied" and corrected["version"] == 1, corrected
+    pulled = {(c["entity"], c["id"]): c for c in FakeDevice(officer.api).pull_all()}
+    assert pulled["target", str(shop)]["data"]["uscc"] == "91310113MA1GL0A116"
 
 
 def test_a_submitted_record_does_not_go_back_to_draft(officer, world):

@@ -383,6 +383,28 @@ def test_valid_uscc_is_accepted(login, world, uscc):
     assert response.get_json()["uscc"] == uscc
 
 
+@pytest.mark.parametrize(
+    "printed",
+    ["9131-0113-MA1G-L0A1-16", "91310113ma1gl0a116", " 9131 0113 MA1G L0A1 16 "],
+    ids=["hyphens", "lower-case", "spaces"],
+)
+def test_a_uscc_written_as_printed_is_stored_canonical_and_found_by_q(login, world, printed):
+    """A code copied off a business licence (hyphens, spaces, lower case) is a valid code: it
+    is stored as its 18 upper-case characters (never a 500 for the 18-character column), shown
+    so on the wire, and ``q`` finds the shop by it, typed either way."""
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop2'].id}"
+    response = admin.patch(path, json={"uscc": printed}, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["uscc"] == "91310113MA1GL0A116"
+    found = names(admin.get("/api/v1/targets", query_string={"q": printed}))
+    assert "鑫隆五金店" in found
+    assert "鑫隆五金店" in names(admin.get("/api/v1/targets?q=91310113MA1GL0A116"))
+    created = admin.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id, uscc=printed))
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["uscc"] == "91310113MA1GL0A116"
+
+
 def test_unknown_squadron_is_refused_for_an_admin(login, world):
     body = assert_error(
         login("admin").post("/api/v1/targets", json=shop_payload(9999)), 422, "validation_failed"
@@ -521,3 +543,17 @@ def test_import_refuses_text_the_database_cannot_store_before_any_query(ctx, wor
     )
     assert import_targets(Actor.for_system("import"), path).created == 1
     assert db.session.scalar(sa.select(Target.name).where(Target.name == "小杨水果"))
+
+
+def test_import_stores_a_uscc_as_printed_in_its_canonical_form(ctx, world, tmp_path):
+    """A register exported from another system writes the 统一社会信用代码 as printed: the
+    import takes it as the API does and stores the 18 upper-case characters."""
+    path = tmp_path / "shops.csv"
+    path.write_text(
+        "kind,name,address,squadron,lon,lat,business_type,uscc\n"
+        "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce,9131-0113-ma1g-l0a1-16\n",
+        encoding="utf-8",
+    )
+    assert import_targets(Actor.for_system("import"), path).created == 1
+    stored = db.session.scalar(sa.select(Target.uscc).where(Target.name == "小杨水果"))
+    assert stored == "91310113MA1GL0A116"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 import sqlalchemy.orm
+from stdnum.cn import uscc as uscc_number
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
@@ -167,7 +168,8 @@ def search_targets(scoped: sa.Select, filters: TargetFilters) -> sa.Select:
                 Target.name.ilike(pattern, escape="\\"),
                 Target.address.ilike(pattern, escape="\\"),
                 Target.code == filters.q.upper(),
-                Target.uscc == filters.q.upper(),
+                # As a uscc is stored: as printed on a licence, spaces and hyphens are dropped.
+                Target.uscc == uscc_number.compact(filters.q),
             )
         )
     if filters.bbox is not None:
