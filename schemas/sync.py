@@ -19,7 +19,7 @@ from schemas.common import (
     id_field,
 )
 from schemas.inspections import WholeLocation
-from schemas.targets import BUSINESS_TYPE, USCC
+from schemas.targets import BUSINESS_TYPE, USCC, TargetName
 
 MAX_BATCH = 500
 MAX_TRACK_POINTS = 10_000
@@ -157,7 +157,7 @@ class TargetFieldsArgs(StrictSchema):
     """What a device may report about a target: a new shop, or a correction."""
 
     kind = fields.Enum(TargetKind, by_value=True)
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = TargetName()
     address = fields.String(validate=validate.Length(max=300))
     location = WholeLocation()
     business_type = fields.String(validate=BUSINESS_TYPE)

@@ -51,6 +51,25 @@ class USCC(fields.String):
             ) from None
 
 
+#: A target's name: where it is stored, how long it may be.
+NAME_LENGTH = validate.Length(min=1, max=200)
+
+
+class TargetName(fields.String):
+    """A target's name without the spaces around it, and not blank: the list, the file and
+    the QR label show it, and a name of spaces shows nothing. One rule for every way a target
+    is written (the API, device pushes and their conflict resolutions, the import)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=NAME_LENGTH, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        name = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not name:
+            raise ma.ValidationError("may not be blank")
+        return name
+
+
 class TargetSchema(ma.Schema):
     id = fields.UUID(dump_only=True)
     kind = fields.Enum(TargetKind, by_value=True, dump_only=True)
@@ -112,7 +131,7 @@ class TargetFileSchema(TargetSchema):
 
 
 class _TargetFields(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = TargetName()
     address = fields.String(validate=validate.Length(max=300))
     squadron_id = id_field()
     location = fields.Nested(LonLat)
@@ -129,7 +148,7 @@ class _TargetFields(StrictSchema):
 
 class TargetCreateArgs(_TargetFields):
     kind = fields.Enum(TargetKind, by_value=True, required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = TargetName(required=True)
     squadron_id = id_field(required=True)
     location = fields.Nested(LonLat, required=True)
 

@@ -268,6 +268,24 @@ def test_a_uscc_reported_as_printed_is_stored_canonical(officer, world):
     assert pulled["target", str(shop)]["data"]["uscc"] == "91310113MA1GL0A116"
 
 
+def test_a_blank_target_name_from_a_device_is_rejected(officer, world):
+    """An officer reporting a shop, or correcting one, with a name of spaces: that change is
+    rejected on ``name`` (the others of the batch still apply), and nothing is stored."""
+    shop, other = uuid.uuid4(), uuid.uuid4()
+    reported, kept, corrected = officer.push_ok(
+        officer.change("target", shop, {**NEW_SHOP, "name": "   "}),
+        officer.change("target", other, {**NEW_SHOP, "name": " 鲜果多 "}),
+        officer.change("target", world.targets["shop1"].id, {"name": "\t"}, base_version=1),
+    )
+    assert list(rejected(reported)) == ["name"]
+    assert list(rejected(corrected)) == ["name"]
+    assert kept["status"] == "applied", kept
+    assert officer.api.get(f"/api/v1/targets/{other}").get_json()["name"] == "鲜果多"
+    assert officer.api.get(f"/api/v1/targets/{shop}").status_code == 404
+    shop1 = officer.api.get(f"/api/v1/targets/{world.targets['shop1'].id}").get_json()
+    assert (shop1["name"], shop1["version"]) == ("老王面馆", 1)
+
+
 def test_a_submitted_record_does_not_go_back_to_draft(officer, world):
     record = uuid.uuid4()
     officer.push_ok(

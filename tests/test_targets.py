@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -405,6 +406,38 @@ def test_a_uscc_written_as_printed_is_stored_canonical_and_found_by_q(login, wor
     assert created.get_json()["uscc"] == "91310113MA1GL0A116"
 
 
+@pytest.mark.parametrize(
+    "blank", ["   ", "\u3000\t", "\n"], ids=["spaces", "ideographic", "newline"]
+)
+def test_a_blank_name_is_refused_on_create_and_edit(login, world, blank):
+    """A shop named with nothing but white space would have no name on the list, the file or
+    its QR label: 422 on ``name``, and the edit leaves the target as it was."""
+    leader = login("leader1")
+    body = assert_error(
+        leader.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id, name=blank)),
+        422,
+        "validation_failed",
+    )
+    assert list(body["errors"]["json"]) == ["name"]
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    body = assert_error(
+        leader.patch(path, json={"name": blank}, headers={"If-Match": etag_of(leader, path)}),
+        422,
+        "validation_failed",
+    )
+    assert list(body["errors"]["json"]) == ["name"]
+    assert leader.get(path).get_json()["name"] == "老王面馆"
+
+
+def test_a_name_is_stored_without_the_spaces_around_it(login, world):
+    leader = login("leader1")
+    response = leader.post(
+        "/api/v1/targets", json=shop_payload(world.squadrons[0].id, name="  阿强 水果店 ")
+    )
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["name"] == "阿强 水果店"
+
+
 def test_unknown_squadron_is_refused_for_an_admin(login, world):
     body = assert_error(
         login("admin").post("/api/v1/targets", json=shop_payload(9999)), 422, "validation_failed"
@@ -557,3 +590,23 @@ def test_import_stores_a_uscc_as_printed_in_its_canonical_form(ctx, world, tmp_p
     assert import_targets(Actor.for_system("import"), path).created == 1
     stored = db.session.scalar(sa.select(Target.uscc).where(Target.name == "小杨水果"))
     assert stored == "91310113MA1GL0A116"
+
+
+def test_import_refuses_a_blank_name(ctx, world, tmp_path):
+    """The import takes names as the API does: a GeoJSON feature named with spaces is reported
+    by its feature, and nothing is written."""
+    path = tmp_path / "shops.geojson"
+    feature = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [121.49, 31.40]},
+        "properties": {
+            "kind": "shop",
+            "name": "   ",
+            "squadron": "吴淞",
+            "business_type": "retail",
+        },
+    }
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), path)
+    assert refused.value.problems == ["feature 0: name: may not be blank"]
