@@ -176,7 +176,13 @@ class TargetListArgs(PageArgs):
     kind = fields.Enum(TargetKind, by_value=True)
     squadron_id = id_field(strict=False)
     level = fields.Enum(RiskLevel, by_value=True, metadata={"description": "risk level"})
-    q = fields.String(validate=validate.Length(min=1, max=100))
+    q = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={
+            "description": "text in the name or address (any case), or the whole of a code"
+            " (一店一码), a shop's uscc (any case, separators allowed) or a site's permit_no"
+        },
+    )
     bbox = BBoxField()
     near = NearField(
         metadata={"description": "lon,lat,metres: within that distance, nearest first"}

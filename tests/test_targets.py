@@ -59,6 +59,8 @@ def test_list_answers_wire_shape_and_page_envelope(login, world):
         ("q=面馆", {"老王面馆"}),  # name
         ("q=共康路", {"鑫隆五金店"}),  # address
         ("q=91310113ma1gl0a116", {"老王面馆"}),  # USCC, any case
+        ("q=3101132024001", {"宝山区吴淞地区住宅项目"}),  # a site's permit number
+        ("q=310113202400", set()),  # ... the whole of it
         ("q=%25", set()),  # "%" is a character, not a wildcard
         ("q=_", set()),
         ("q=没有这家店", set()),

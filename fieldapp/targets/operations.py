@@ -170,6 +170,8 @@ def search_targets(scoped: sa.Select, filters: TargetFilters) -> sa.Select:
                 Target.code == filters.q.upper(),
                 # As a uscc is stored: as printed on a licence, spaces and hyphens are dropped.
                 Target.uscc == uscc_number.compact(filters.q),
+                # A site's registration number (施工许可证号), as a shop's is its uscc.
+                Target.permit_no == filters.q,
             )
         )
     if filters.bbox is not None:
