@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate, validates_schema
+from marshmallow import fields, validate
 
-from schemas.common import Instant, PageArgs
+from schemas.common import TimeBound, TimeRangeArgs
 
 
-class AuditListArgs(PageArgs):
+class AuditListArgs(TimeRangeArgs):
     entity = fields.String(validate=validate.Length(min=1, max=40))
     record_id = fields.String(validate=validate.Length(min=1, max=64))
     actor_id = fields.UUID()
-    start = Instant(
-        data_key="from", metadata={"description": "entries at or after (ISO 8601 with offset)"}
+    from_ = TimeBound(
+        end=False,
+        data_key="from",
+        metadata={"description": "entries at or after (a date: from its start in Shanghai)"},
     )
-    end = Instant(data_key="to", metadata={"description": "entries before (ISO 8601 with offset)"})
-
-    @validates_schema
-    def _ordered(self, data, **kwargs):
-        if "start" in data and "end" in data and data["start"] >= data["end"]:
-            raise ma.ValidationError("must be later than from", "to")
+    to = TimeBound(end=True, metadata={"description": "entries before (a date: that whole day)"})
 
 
 class AuditEntrySchema(ma.Schema):

@@ -7,12 +7,12 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from fieldapp.inspections.models import InspectionStatus, ReviewStatus
-from schemas.common import PageArgs, StrictSchema, TimeBound, id_field
+from schemas.common import PageArgs, StrictSchema, TimeBound, TimeRangeArgs, id_field
 from schemas.inspections import InspectionSchema
 from schemas.targets import CaseBriefSchema
 
 
-class InspectionListArgs(PageArgs):
+class InspectionListArgs(TimeRangeArgs):
     squadron_id = id_field(strict=False)
     target_id = fields.UUID()
     officer_id = fields.UUID()
@@ -20,11 +20,6 @@ class InspectionListArgs(PageArgs):
     review_status = fields.Enum(ReviewStatus, by_value=True)
     from_ = TimeBound(end=False, data_key="from", metadata={"description": "started at or after"})
     to = TimeBound(end=True, metadata={"description": "started before (a date: that whole day)"})
-
-    @ma.validates_schema
-    def _from_before_to(self, data, **kwargs):
-        if "from_" in data and "to" in data and data["from_"] >= data["to"]:
-            raise ma.ValidationError({"to": ["must be after from"]})
 
 
 class FollowUpSchema(ma.Schema):

@@ -10,7 +10,14 @@ from marshmallow import fields, validate
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import TargetKind
-from schemas.common import LOCAL_DAYS, PageArgs, StrictFloat, StrictSchema, id_field
+from schemas.common import (
+    PageArgs,
+    StrictFloat,
+    StrictSchema,
+    TimeBound,
+    TimeRangeArgs,
+    id_field,
+)
 
 LEVELS = [level.value for level in RiskLevel]
 
@@ -320,9 +327,13 @@ class DrawBriefSchema(ma.Schema):
     created_at = fields.DateTime(dump_only=True)
 
 
-class PublicInspectionArgs(PageArgs):
-    from_ = fields.Date(data_key="from", validate=LOCAL_DAYS)
-    to = fields.Date(validate=LOCAL_DAYS)
+class PublicInspectionArgs(TimeRangeArgs):
+    from_ = TimeBound(
+        end=False,
+        data_key="from",
+        metadata={"description": "inspected at or after (a date: from its start in Shanghai)"},
+    )
+    to = TimeBound(end=True, metadata={"description": "inspected before (a date: that whole day)"})
     kind = fields.Enum(TargetKind, by_value=True)
 
 

@@ -11,11 +11,11 @@ from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
 from schemas.common import (
     Instant,
-    PageArgs,
     Pattern,
     StrictFloat,
     StrictSchema,
     TimeBound,
+    TimeRangeArgs,
     id_field,
 )
 from schemas.inspections import WholeLocation
@@ -194,7 +194,7 @@ class TrackFieldsArgs(StrictSchema):
     )
 
 
-class ConflictListArgs(PageArgs):
+class ConflictListArgs(TimeRangeArgs):
     status = fields.String(validate=validate.OneOf(("open", "resolved")))
     kind = fields.String(validate=validate.OneOf(("field", "amendment", "delete")))
     entity = fields.String(validate=validate.OneOf(ENTITIES))
@@ -214,11 +214,6 @@ class ConflictListArgs(PageArgs):
             " deletes, then field conflicts, each oldest first; oldest; newest"
         },
     )
-
-    @ma.validates_schema
-    def _from_before_to(self, data, **kwargs):
-        if "from_" in data and "to" in data and data["from_"] >= data["to"]:
-            raise ma.ValidationError({"to": ["must be after from"]})
 
 
 class ConflictSchema(ma.Schema):

@@ -25,6 +25,7 @@ from fieldapp.audit import operations as audit
 from fieldapp.audit.commands import verify_command
 from fieldapp.audit.models import AuditEntry
 from fieldapp.db import db
+from fieldapp.localtime import SHANGHAI
 from tests.conftest import SYSTEM, assert_error, etag_of
 from tests.sync_helpers import FakeDevice, new_inspection
 
@@ -381,6 +382,30 @@ def test_supervisors_filter_the_log_by_record_actor_and_time(login, world, super
         "/api/v1/audit", query_string={"from": (now + timedelta(days=1)).isoformat()}
     ).get_json()
     assert future["items"] == []
+
+
+def test_from_and_to_take_a_shanghai_date_like_the_inspection_list(login, world, supervisor):
+    """``/audit?from=&to=`` read dates as ``/inspections`` does: a plain date is that Shanghai
+    day, and ``to`` includes it. The day is the newest entry's own, so a test run across
+    midnight asks for the right one."""
+    busy_day(login, world)
+    newest = supervisor.get("/api/v1/audit?per_page=1").get_json()["items"][0]
+    day = datetime.fromisoformat(newest["at"]).astimezone(SHANGHAI).date()
+
+    def seqs(**bounds) -> list[int]:
+        response = supervisor.get("/api/v1/audit", query_string={"per_page": 200, **bounds})
+        assert response.status_code == 200, response.get_json()
+        return [e["seq"] for e in response.get_json()["items"]]
+
+    assert newest["seq"] in seqs(**{"from": day.isoformat(), "to": day.isoformat()})
+    assert newest["seq"] in seqs(to=day.isoformat())
+    assert seqs(to=(day - timedelta(days=1)).isoformat()) == []
+    assert seqs(**{"from": (day + timedelta(days=1)).isoformat()}) == []
+    later = {"from": (day + timedelta(days=1)).isoformat(), "to": day.isoformat()}
+    body = assert_error(
+        supervisor.get("/api/v1/audit", query_string=later), 422, "validation_failed"
+    )
+    assert body["errors"]["query"] == {"to": ["must be after from"]}
 
 
 def test_the_log_pages_newest_first(login, world, supervisor):

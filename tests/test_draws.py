@@ -476,4 +476,18 @@ def test_public_results_show_drawn_approved_inspections_without_personal_data(
         == 1
     )
     assert_error(client.get("/api/v1/public/inspections?from=yesterday"), 422, "validation_failed")
+    # The same forms as /inspections: a time with its offset too (started 01:00 in Shanghai),
+    # and from after to is refused on to.
+    public = "/api/v1/public/inspections"
+    assert (
+        len(client.get(public, query_string={"from": "2026-11-03T01:00:00+08:00"}).json["items"])
+        == 1
+    )
+    assert (
+        client.get(public, query_string={"from": "2026-11-03T01:00:01+08:00"}).json["items"] == []
+    )
+    late = client.get(f"{public}?from=2026-11-04&to=2026-11-03")
+    assert assert_error(late, 422, "validation_failed")["errors"]["query"] == {
+        "to": ["must be after from"]
+    }
     assert_error(client.get("/api/v1/public/inspections?kind=boat"), 422, "validation_failed")

@@ -26,7 +26,10 @@ class AuditResource(MethodView):
         policy = current_policy()
         policy.require("audit.read")
         page, per_page = args.pop("page"), args.pop("per_page")
-        query = operations.entries_query(**args).where(policy.readable(AuditEntry))
+        start, end = args.pop("from_", None), args.pop("to", None)
+        query = operations.entries_query(start=start, end=end, **args).where(
+            policy.readable(AuditEntry)
+        )
         return paginate(query, page, per_page)
 
 

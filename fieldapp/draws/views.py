@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
 from flask.views import MethodView
@@ -121,9 +120,9 @@ class PublicInspectionsResource(MethodView):
             .order_by(Inspection.started_at.desc(), Inspection.id)
         )
         if "from_" in args:
-            query = query.where(Inspection.started_at >= _day(args["from_"]))
+            query = query.where(Inspection.started_at >= args["from_"])
         if "to" in args:
-            query = query.where(Inspection.started_at < _day(args["to"]) + timedelta(days=1))
+            query = query.where(Inspection.started_at < args["to"])
         if "kind" in args:
             query = query.where(Target.kind == args["kind"])
         page = paginate(query, args["page"], args["per_page"], scalars=False)
@@ -140,8 +139,3 @@ class PublicInspectionsResource(MethodView):
             for row in page["items"]
         ]
         return page
-
-
-def _day(day) -> datetime:
-    """Midnight in Shanghai: published dates are local dates."""
-    return datetime.combine(day, time(0), tzinfo=SHANGHAI)
