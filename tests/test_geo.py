@@ -5,16 +5,26 @@ from __future__ import annotations
 import math
 
 import pytest
+import sqlalchemy as sa
 
-from fieldapp.geo import METRES_PER_DEGREE, gcj02_to_bd09, to_wgs84, wgs84_to_gcj02
+from fieldapp.geo import (
+    LocalFrame,
+    bd09_to_gcj02,
+    degrees_box,
+    distance_m,
+    gcj02_to_bd09,
+    gcj02_to_wgs84,
+    metres_per_degree,
+    squared_distance_expr,
+    to_wgs84,
+    wgs84_to_gcj02,
+)
 
 POINTS = [(121.4737, 31.2304), (121.4892, 31.4054), (121.3600, 31.5000), (116.3975, 39.9087)]
 
 
 def metres(a, b) -> float:
-    dx = (a[0] - b[0]) * METRES_PER_DEGREE * math.cos(math.radians(a[1]))
-    dy = (a[1] - b[1]) * METRES_PER_DEGREE
-    return math.hypot(dx, dy)
+    return distance_m(*a, *b)
 
 
 @pytest.mark.parametrize("point", POINTS)
@@ -38,13 +48,6 @@ def test_outside_china_nothing_moves():
 # -- published reference points ------------------------------------------------------------------
 # wandergis/coordtransform (README / test/app.js) for 116.404, 39.915, and the WGS-84 → GCJ-02
 # pairs of googollee/eviltransform's tests (Shanghai, Shenzhen, Beijing) given to 5 decimals.
-
-from fieldapp.geo import (  # noqa: E402
-    bd09_to_gcj02,
-    distance_m,
-    gcj02_to_wgs84,
-    metres_per_degree,
-)
 
 COORDTRANSFORM = {
     "bd09_to_gcj02": (116.39762729119315, 39.90865673957631),
@@ -98,3 +101,40 @@ def test_distances_at_shanghai_latitude():
     assert distance_m(*a, *b) < 0.9 * math.hypot(0.0166, 0.0059) * 111_320
     # a degree of longitude at 31.2°N is 95.3 km, not 111.3 km
     assert distance_m(121.0, 31.2, 122.0, 31.2) == pytest.approx(95_304, rel=1e-3)
+
+
+# -- near: the distance the database computes ------------------------------------------------
+
+
+def point_at(lon: float, lat: float, bearing_deg: float, metres: float) -> tuple[float, float]:
+    """The point ``metres`` from (lon, lat) towards ``bearing_deg`` as :func:`distance_m`
+    measures it (a local frame, then scaled until distance_m agrees to a millimetre)."""
+    frame = LocalFrame(lon, lat)
+    angle = math.radians(bearing_deg)
+    reach = metres
+    for _ in range(20):
+        point = frame.lonlat(reach * math.sin(angle), reach * math.cos(angle))
+        measured = distance_m(lon, lat, *point)
+        if abs(measured - metres) < 1e-3:
+            break
+        reach *= metres / measured
+    return point
+
+
+@pytest.mark.parametrize("centre", [(121.47, 31.45), (116.40, 39.91), (126.63, 45.75)])
+@pytest.mark.parametrize("metres", [100, 1000, 50_000])
+def test_the_sql_distance_is_the_distance_on_the_ground(centre, metres):
+    """What ``near`` compares in SQL is distance_m (scales at the mean latitude) to within a
+    thousandth of a percent in every direction, and the index box around the point holds all
+    of it: a shop 997 m due north is within 1000 m, wherever that is."""
+    engine = sa.create_engine("sqlite://")
+    lon, lat = centre
+    with engine.connect() as connection:
+        for bearing in range(0, 360, 45):
+            p_lon, p_lat = point_at(lon, lat, bearing, metres)
+            expr = squared_distance_expr(sa.literal(p_lon), sa.literal(p_lat), lon, lat)
+            squared = connection.execute(sa.select(expr)).scalar_one()
+            assert math.sqrt(squared) == pytest.approx(metres, rel=1e-5), bearing
+            minlon, minlat, maxlon, maxlat = degrees_box(lon, lat, metres)
+            assert minlon <= p_lon <= maxlon and minlat <= p_lat <= maxlat, bearing
+    engine.dispose()

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from fieldapp.actor import Actor
 from fieldapp.db import db
+from fieldapp.geo import metres_per_degree
 from fieldapp.targets.importer import ImportError_, import_targets
 from fieldapp.targets.models import Target
 from schemas.common import NUL_MESSAGE
@@ -103,6 +104,28 @@ def test_near_lists_nearest_first_and_leaves_out_far_ones(login, world):
     assert names(admin.get("/api/v1/targets?near=121.458,31.358,2000")) == [
         "宝山区吴淞地区住宅项目",
         "老王面馆",
+    ]
+
+
+def test_near_counts_metres_on_the_ground_at_shanghai(login, world):
+    """At Shanghai a degree of latitude is 110.9 km, not the mean 111.3 km: a shop 997 m due
+    north is within ``near=...,1000`` and one 1003 m due east is not."""
+    admin = login("admin")
+    lon, lat = 121.47, 31.45
+    per_lon, per_lat = metres_per_degree(lat)
+    for name, location in (
+        ("北边小卖部", {"lon": lon, "lat": lat + 997 / per_lat}),
+        ("东边小卖部", {"lon": lon + 1003 / per_lon, "lat": lat}),
+    ):
+        created = admin.post(
+            "/api/v1/targets",
+            json=shop_payload(world.squadrons[0].id, name=name, location=location),
+        )
+        assert created.status_code == 201, created.get_json()
+    assert names(admin.get(f"/api/v1/targets?near={lon},{lat},1000")) == ["北边小卖部"]
+    assert names(admin.get(f"/api/v1/targets?near={lon},{lat},1010")) == [
+        "北边小卖部",
+        "东边小卖部",
     ]
 
 

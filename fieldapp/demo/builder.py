@@ -38,7 +38,6 @@ from fieldapp.demo import vocabulary as vocab
 from fieldapp.draws import operations as draws_ops
 from fieldapp.draws.operations import DRAW_TASK_DAYS
 from fieldapp.errors import APIError
-from fieldapp.geo import METRES_PER_DEGREE
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
@@ -63,6 +62,11 @@ DEFAULT_SEED = 20240325
 EXTENT = (121.33, 31.29, 121.53, 31.51)
 GRID_ROWS, GRID_COLS = 4, 3
 CHUNK = 5000
+
+#: Sizes of generated streets and sites and offsets of inspection points (random draws far from
+#: any check's threshold) turned into degrees with one mean figure: they are not measurements
+#: (fieldapp.geo measures), and keeping the figure keeps a seed building the same district.
+_METRES_PER_DEGREE = 111_320.0
 
 
 @dataclass(frozen=True)
@@ -187,7 +191,7 @@ def _streets(rng: random.Random, polygon: Polygon, prepared, roads: tuple[str, .
         for _ in range(50):
             x, y = _point_in(rng, polygon, prepared)
             angle = rng.uniform(0, math.pi)
-            half = rng.uniform(600, 1800) / METRES_PER_DEGREE
+            half = rng.uniform(600, 1800) / _METRES_PER_DEGREE
             line = LineString(
                 [
                     (
@@ -210,14 +214,14 @@ def _offset_metres(
     lon: float, lat: float, metres: float, rng: random.Random
 ) -> tuple[float, float]:
     angle = rng.uniform(0, 2 * math.pi)
-    dlat = metres * math.sin(angle) / METRES_PER_DEGREE
-    dlon = metres * math.cos(angle) / (METRES_PER_DEGREE * math.cos(math.radians(lat)))
+    dlat = metres * math.sin(angle) / _METRES_PER_DEGREE
+    dlon = metres * math.cos(angle) / (_METRES_PER_DEGREE * math.cos(math.radians(lat)))
     return lon + dlon, lat + dlat
 
 
 def _site_boundary(lon: float, lat: float, half_metres: float, rng: random.Random) -> Polygon:
-    w = half_metres * rng.uniform(0.7, 1.3) / (METRES_PER_DEGREE * math.cos(math.radians(lat)))
-    h = half_metres * rng.uniform(0.7, 1.3) / METRES_PER_DEGREE
+    w = half_metres * rng.uniform(0.7, 1.3) / (_METRES_PER_DEGREE * math.cos(math.radians(lat)))
+    h = half_metres * rng.uniform(0.7, 1.3) / _METRES_PER_DEGREE
     return shapely.affinity.rotate(box(lon - w, lat - h, lon + w, lat + h), rng.uniform(0, 90))
 
 
