@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import sqlalchemy as sa
-from shapely.geometry import shape
+from shapely.geometry import Point, shape
 
 #: The fewest metres a degree of latitude spans anywhere (at the equator; 111.7 km at the poles).
 _LEAST_METRES_PER_LAT_DEGREE = 110_574.0
@@ -160,6 +160,13 @@ def distance_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     """
     per_lon, per_lat = metres_per_degree((lat1 + lat2) / 2)
     return math.hypot((lon2 - lon1) * per_lon, (lat2 - lat1) * per_lat)
+
+
+def metres_outside(lon: float, lat: float, polygon: dict) -> float:
+    """How far in metres the point lies outside a GeoJSON polygon (0 inside or on it),
+    measured in a local frame at the point."""
+    frame = LocalFrame(lon, lat)
+    return frame.geometry(shape(polygon)).distance(Point(0.0, 0.0))
 
 
 class LocalFrame:

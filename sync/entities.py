@@ -44,7 +44,7 @@ from fieldapp.photos import operations as photo_ops
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target, TargetKind
-from fieldapp.targets.operations import RISK_FIELDS, code_for
+from fieldapp.targets.operations import RISK_FIELDS, code_for, site_location_errors
 from fieldapp.tasks.models import Task
 from fieldapp.tracks.models import TrackPoint
 from schemas.inspections import (
@@ -1155,6 +1155,10 @@ class TargetHandler(Handler):
             target.field_clocks or {},
             frozenset() if fresh else written_since(target, change.base_version),
         )
+        if "location" in merged.values:
+            errors = site_location_errors({"location": merged.values["location"]}, target)
+            if errors:
+                raise invalid(errors)
         before = audit.snapshot(target)
         version_before = target.version
         for name, value in merged.values.items():

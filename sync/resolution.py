@@ -24,7 +24,7 @@ from fieldapp.inspections.models import Inspection, ReviewAction
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
-from fieldapp.targets.operations import RISK_FIELDS
+from fieldapp.targets.operations import RISK_FIELDS, site_location_errors
 from schemas.inspections import InspectionFieldsArgs, load_inspection_fields
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs
 from sync.engine import PushContext, Rejected
@@ -403,12 +403,17 @@ def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int
     if unknown:
         raise validation_error({"value": {name: ["not a field devices write"] for name in unknown}})
     loaded = _load(TargetFieldsArgs(), fields)
+    if "location" in loaded:
+        stored, _ = wgs84_location(
+            TargetFieldsArgs().dump({"location": loaded["location"]})["location"],
+            with_accuracy=False,
+        )
+        errors = site_location_errors({"location": stored}, record)
+        if errors:
+            raise validation_error({"value": errors})
     before = audit.snapshot(record)
     for name, value in loaded.items():
         if name == "location":
-            stored, _ = wgs84_location(
-                TargetFieldsArgs().dump({"location": value})["location"], with_accuracy=False
-            )
             record.lon, record.lat = stored["lon"], stored["lat"]
         else:
             setattr(record, name, value)

@@ -323,6 +323,40 @@ def test_a_chosen_value_is_checked_as_a_device_edit_is(app, login, world, value,
     assert entry[0]["status"] == "open"
 
 
+def test_a_chosen_site_location_is_held_to_the_sites_boundary(login, world):
+    """Two officers correct a site's gate; the earlier correction loses and is logged. The
+    leader's chosen value is checked as a device's correction is: a point far from the site's
+    boundary is 422 on the value's ``location``; the logged correction itself may be kept."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    site = world.targets["site1"].id  # boundary square(121.455, 31.355, 0.01)
+    officer2.push_ok(
+        officer2.change(
+            "target",
+            site,
+            {"location": {"lon": 121.457, "lat": 31.357}},
+            base_version=1,
+            hlc=officer2.clock_at(T + 2),
+        )
+    )
+    [lost] = officer1.push_ok(
+        officer1.change(
+            "target",
+            site,
+            {"location": {"lon": 121.458, "lat": 31.358}},
+            base_version=1,
+            hlc=officer1.clock_at(T + 1),
+        )
+    )
+    conflict_id = lost["conflicts"][0]["conflict_id"]
+    leader = login("leader1")
+    response = resolve(leader, conflict_id, "value", {"lon": 121.60, "lat": 31.50})
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]["value"]
+    assert "outside the site's boundary" in errors["location"][0]
+    assert resolve(leader, conflict_id, "client").status_code == 200
+    location = leader.get(f"/api/v1/targets/{site}").get_json()["location"]
+    assert location == {"lon": 121.458, "lat": 31.358}
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [

@@ -286,6 +286,22 @@ def test_a_blank_target_name_from_a_device_is_rejected(officer, world):
     assert (shop1["name"], shop1["version"]) == ("老王面馆", 1)
 
 
+def test_a_sites_location_far_from_its_boundary_is_rejected(officer, world):
+    """An officer correcting a site's gate: a point 3.9 km from the site's boundary is rejected
+    on ``location`` (the site keeps its point); a point at the hoarding is applied."""
+    site = world.targets["site1"].id  # boundary square(121.455, 31.355, 0.01)
+    far, near = officer.push_ok(
+        officer.change("target", site, {"location": {"lon": 121.50, "lat": 31.36}}, base_version=1),
+        officer.change(
+            "target", site, {"location": {"lon": 121.456, "lat": 31.356}}, base_version=1
+        ),
+    )
+    assert "outside the site's boundary" in rejected(far)["location"][0]
+    assert near["status"] == "applied", near
+    location = officer.api.get(f"/api/v1/targets/{site}").get_json()["location"]
+    assert location == {"lon": 121.456, "lat": 31.356}
+
+
 def test_a_submitted_record_does_not_go_back_to_draft(officer, world):
     record = uuid.uuid4()
     officer.push_ok(

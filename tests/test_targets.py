@@ -463,6 +463,61 @@ def test_a_name_is_stored_without_the_spaces_around_it(login, world):
     assert response.get_json()["name"] == "阿强 水果店"
 
 
+def east_of_the_site_payload_boundary(metres: float) -> dict:
+    """A point ``metres`` east of the east edge of site_payload's boundary (121.435)."""
+    return {"lon": 121.435 + metres / metres_per_degree(31.33)[0], "lat": 31.33}
+
+
+def test_a_site_far_from_its_own_boundary_is_refused(login, world):
+    """A site whose point is 2,000 km from its boundary would be found by ``near`` and
+    ``bbox`` where it is not, and its inspections flagged for standing at the gate: 422 on
+    ``location``. A gate up to 500 m outside the hoarding is a site's gate."""
+    admin = login("admin")
+    squadron = world.squadrons[0].id
+    body = assert_error(
+        admin.post(
+            "/api/v1/targets", json=site_payload(squadron, location={"lon": 100.0, "lat": 10.0})
+        ),
+        422,
+        "validation_failed",
+    )
+    assert list(body["errors"]["json"]) == ["location"]
+    assert "outside the site's boundary" in body["errors"]["json"]["location"][0]
+    far = site_payload(squadron, location=east_of_the_site_payload_boundary(520))
+    assert_error(admin.post("/api/v1/targets", json=far), 422, "validation_failed")
+    near = site_payload(squadron, location=east_of_the_site_payload_boundary(480))
+    assert admin.post("/api/v1/targets", json=near).status_code == 201
+    # Without a boundary there is nothing to hold the point to.
+    loose = site_payload(squadron, location={"lon": 121.3, "lat": 31.5}, boundary=None)
+    assert admin.post("/api/v1/targets", json=loose).status_code == 201
+
+
+def test_an_edit_moving_a_sites_point_or_boundary_apart_is_refused(login, world):
+    """An edit that moves only the point is held to the stored boundary, one that redraws only
+    the boundary to the stored point (the error names the field sent); moving both together
+    is an edit like any other. A refused edit leaves the site as it was."""
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['site1'].id}"  # boundary square(121.455, 31.355)
+    for changes, field in (
+        ({"location": {"lon": 121.50, "lat": 31.36}}, "location"),  # 3.9 km east
+        ({"boundary": square(121.40, 31.30, 0.01)}, "boundary"),
+        (
+            {"location": {"lon": 121.50, "lat": 31.36}, "boundary": square(121.40, 31.30)},
+            "location",
+        ),
+    ):
+        response = admin.patch(path, json=changes, headers={"If-Match": etag_of(admin, path)})
+        body = assert_error(response, 422, "validation_failed")
+        assert list(body["errors"]["json"]) == [field], changes
+    assert admin.get(path).get_json()["version"] == 1
+    both = {"location": {"lon": 121.405, "lat": 31.305}, "boundary": square(121.40, 31.30, 0.01)}
+    response = admin.patch(path, json=both, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200, response.get_json()
+    inside = {"location": {"lon": 121.401, "lat": 31.309}}
+    response = admin.patch(path, json=inside, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200, response.get_json()
+
+
 def test_unknown_squadron_is_refused_for_an_admin(login, world):
     body = assert_error(
         login("admin").post("/api/v1/targets", json=shop_payload(9999)), 422, "validation_failed"
@@ -635,3 +690,37 @@ def test_import_refuses_a_blank_name(ctx, world, tmp_path):
     with pytest.raises(ImportError_) as refused:
         import_targets(Actor.for_system("import"), path)
     assert refused.value.problems == ["feature 0: name: may not be blank"]
+
+
+def test_import_refuses_a_site_far_from_its_boundary_with_its_line(ctx, world, tmp_path):
+    """A site's boundary with a gate 2,000 km away (GeoJSON), and an existing site's gate moved
+    away from its stored boundary (CSV, by code): each reported with its feature or line, before
+    anything is written."""
+    boundary = square(121.425, 31.325, 0.01)
+    path = tmp_path / "sites.geojson"
+    feature = {
+        "type": "Feature",
+        "geometry": boundary,
+        "properties": {
+            "kind": "site",
+            "name": "远方工地",
+            "squadron": "吴淞",
+            "scale": "small",
+            "phase": "earthwork",
+            "lon": 100.0,
+            "lat": 10.0,
+        },
+    }
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), path)
+    [problem] = refused.value.problems
+    assert problem.startswith("feature 0: location: ") and "outside the site's boundary" in problem
+    csv_path = tmp_path / "moves.csv"
+    csv_path.write_text(f"code,lon,lat\n{world.targets['site1'].code},121.50,31.36\n")
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), csv_path)
+    [problem] = refused.value.problems
+    assert problem.startswith("line 2: location: ")
+    db.session.rollback()
+    assert db.session.get(Target, world.targets["site1"].id).lon == 121.46

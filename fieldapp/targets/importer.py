@@ -240,6 +240,9 @@ def import_targets(
             for field, messages in exc.normalized_messages().items():
                 problems.append(f"{where}: {field}: {'; '.join(map(str, _flatten(messages)))}")
             continue
+        # Checked here too, so that it is reported with its line before anything is written.
+        for field, messages in operations.site_location_errors(data, existing).items():
+            problems.append(f"{where}: {field}: {'; '.join(messages)}")
         work.append((existing, data))
     if problems:
         raise ImportError_(problems)

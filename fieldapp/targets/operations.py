@@ -16,7 +16,7 @@ from fieldapp.audit import operations as audit
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db, utcnow
 from fieldapp.errors import validation_error
-from fieldapp.geo import degrees_box, squared_distance_expr
+from fieldapp.geo import degrees_box, metres_outside, squared_distance_expr
 from fieldapp.inspections.models import Case, Inspection
 from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
@@ -45,6 +45,50 @@ def code_for(target_id: uuid.UUID, kind: TargetKind) -> str:
     return CODE_PREFIX[kind] + base64.b32encode(digest[:10]).decode()[:10]
 
 
+#: How far outside its boundary a site's point (its main gate) may lie: the gate stands at the
+#: hoarding or across the road from it, not in another district.
+SITE_POINT_MAX_OUTSIDE_M = 500.0
+
+
+def _site_location_problem(lon: float, lat: float, boundary: dict | None) -> str | None:
+    """Why a site's point does not belong to its boundary, or None: the one rule for every way
+    a site is written (the API, the import, device corrections, conflict resolutions).
+
+    ``near``, ``bbox`` and the location checks of inspections all go by the point, so a point
+    far from the site would find it where it is not and flag inspections done at the gate.
+    """
+    if boundary is None:
+        return None
+    outside = metres_outside(lon, lat, boundary)
+    if outside <= SITE_POINT_MAX_OUTSIDE_M:
+        return None
+    return (
+        f"{outside:,.0f} m outside the site's boundary: a site's location lies inside its"
+        f" boundary or within {SITE_POINT_MAX_OUTSIDE_M:,.0f} m of it"
+    )
+
+
+def site_location_errors(data: dict, target: Target | None = None) -> dict[str, list[str]]:
+    """Field errors (none: ``{}``) of a site's point against its boundary, for a create
+    (``target`` None) or an edit of ``target``, ``data`` as the target schemas load it.
+
+    An edit is checked when it moves the point or redraws the boundary, against the stored
+    other: moving the gate alone, or the boundary alone, must still leave the two together.
+    The error is on ``location`` when the point was sent, else on ``boundary``.
+    """
+    kind = target.kind if target is not None else data.get("kind")
+    if kind != TargetKind.site or (
+        target is not None and not data.keys() & {"location", "boundary"}
+    ):
+        return {}
+    point = data.get("location") or {"lon": target.lon, "lat": target.lat}
+    boundary = data["boundary"] if "boundary" in data else getattr(target, "boundary", None)
+    problem = _site_location_problem(point["lon"], point["lat"], boundary)
+    if problem is None:
+        return {}
+    return {"location" if "location" in data else "boundary": [problem]}
+
+
 def _location_fields(changes: dict) -> dict:
     location = changes.pop("location", None)
     if location is not None:
@@ -66,6 +110,9 @@ def create_target(
 
     ``assess=False`` leaves its risk assessment to the caller (a bulk import assesses all its
     targets at once)."""
+    errors = site_location_errors(data)
+    if errors:
+        raise validation_error(errors)
     _check_squadron(data["squadron_id"])
     data = _location_fields(dict(data))
     target_id = target_id or uuid.uuid4()
@@ -96,6 +143,7 @@ def _record_version(actor: Actor, target: Target, changed: list[str], at) -> Non
 def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool = True) -> Target:
     """Change the given fields of a target (its kind and code never change); re-assess its
     risk when a field the score depends on changed (unless ``assess=False``)."""
+    errors = site_location_errors(changes, target)
     changes = _location_fields(dict(changes))
     wrong = (
         ("permit_no", "scale", "phase", "boundary")
@@ -105,7 +153,7 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
             "uscc",
         )
     )
-    errors = {f: [f"not a field of a {target.kind.value}"] for f in wrong if f in changes}
+    errors |= {f: [f"not a field of a {target.kind.value}"] for f in wrong if f in changes}
     for required in ("business_type", "scale", "phase"):
         if required in changes and changes[required] is None:
             errors[required] = ["may not be null"]
