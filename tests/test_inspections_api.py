@@ -9,7 +9,7 @@ import pytest
 import time_machine
 
 from tests.conftest import assert_error
-from tests.review_helpers import inspection_path, push_inspection, review_ok
+from tests.review_helpers import FAILED_S03, inspection_path, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice
 
 
@@ -119,6 +119,30 @@ def test_the_etag_changes_with_every_version(login, world):
     second = leader.get(inspection_path(inspection_id), headers={"If-None-Match": etag})
     assert second.status_code == 200 and second.headers["ETag"] != etag
     assert second.get_json()["version"] == first.get_json()["version"] + 1
+
+
+def test_the_etag_changes_when_the_follow_up_arrives(login, world):
+    """A rectification order's ``follow_up`` (复查: done_by) changes when the follow-up
+    inspection arrives, without a new version of the order: a leader's client revalidating
+    with ``If-None-Match`` gets the order with its follow-up (200 and a new ETag), not a 304
+    that keeps it showing as not followed up."""
+    device = FakeDevice(login("officer1"))
+    ordered = push_inspection(
+        world,
+        device,
+        answers=FAILED_S03,
+        outcome="rectification_ordered",
+        rectification_deadline="2026-12-31",
+    )
+    leader = login("leader1")
+    first = leader.get(inspection_path(ordered))
+    assert first.get_json()["follow_up"]["done_by"] is None
+    done = push_inspection(world, device, follow_up_of=ordered)
+    again = leader.get(inspection_path(ordered), headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200
+    assert again.get_json()["follow_up"]["done_by"] == done
+    assert again.get_json()["version"] == first.get_json()["version"]
+    assert again.headers["ETag"] != first.headers["ETag"]
 
 
 @pytest.mark.parametrize(

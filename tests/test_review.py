@@ -456,6 +456,32 @@ def test_the_review_accepts_the_etag_among_others(login, world):
     assert response.status_code == 200
 
 
+def test_the_review_may_send_an_etag_read_before_the_follow_up(login, world):
+    """``If-Match`` is about the record's version, not about what its answer derives from other
+    records: a leader who read a rectification order before its follow-up (复查) arrived may
+    still review it, and so may a client holding only the version part of the tag (its form
+    before the ETag covered the body). The tag of the version before is 409."""
+    device = FakeDevice(login("officer1"))
+    ordered = push_inspection(
+        world,
+        device,
+        answers=FAILED_S03,
+        outcome="rectification_ordered",
+        rectification_deadline="2026-12-31",
+    )
+    leader = login("leader1")
+    before = etag_of(leader, inspection_path(ordered))
+    done = push_inspection(world, device, follow_up_of=ordered)
+    assert etag_of(leader, inspection_path(ordered)) != before
+    response = review(leader, ordered, "approve", etag=before)
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["ETag"] == etag_of(leader, inspection_path(ordered))
+    version_only = etag_of(leader, inspection_path(done)).split(".")[0] + '"'
+    response = review(leader, done, "approve", etag=version_only)
+    assert response.status_code == 200, response.get_json()
+    assert_error(review(leader, ordered, "approve", etag=before), 409, "version_conflict")
+
+
 def test_reviews_of_unknown_inspections_are_404(login, world):
     leader = login("leader1")
     for path in (f"/api/v1/inspections/{uuid.uuid4()}", "/api/v1/inspections/not-a-uuid"):

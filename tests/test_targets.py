@@ -22,6 +22,8 @@ from tests.conftest import (
     site_payload,
     square,
 )
+from tests.review_helpers import push_inspection
+from tests.sync_helpers import FakeDevice
 
 ALL = {"老王面馆", "鑫隆五金店", "宝山区吴淞地区住宅项目"}
 VALID_USCC = "91310113MA1H2B3C4R"
@@ -172,6 +174,55 @@ def test_shop_file_has_details_and_history_sections(login, world):
     assert body["version"] == 1
     for section in ("recent_inspections", "open_rectifications", "complaints", "cases"):
         assert body[section] == []
+
+
+def test_the_file_is_not_answered_304_once_anything_in_it_changed(login, world):
+    """A client revalidating the file (一店一档) with ``If-None-Match`` is told "not modified"
+    only while the file is the same: a new inspection or complaint changes no version of the
+    target, yet it is in the file, so the answer is 200 with the new file and a new ETag; by id
+    and by code alike. Each 304 carries the ETag it confirms."""
+    leader = login("leader1")
+    shop = world.targets["shop1"]
+    for path in (f"/api/v1/targets/{shop.id}", f"/api/v1/targets/by-code/{shop.code}"):
+        first = leader.get(path)
+        etag = first.headers["ETag"]
+        same = leader.get(path, headers={"If-None-Match": etag})
+        assert same.status_code == 304 and same.headers["ETag"] == etag
+        assert same.get_data() == b""
+    push_inspection(world, FakeDevice(login("officer1")))
+    complaint = {"target_id": str(shop.id), "category": "占道经营", "text": "门前堆放桌椅"}
+    assert leader.post("/api/v1/complaints", json=complaint).status_code == 201
+    for path in (f"/api/v1/targets/{shop.id}", f"/api/v1/targets/by-code/{shop.code}"):
+        again = leader.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 200
+        body = again.get_json()
+        assert (len(body["recent_inspections"]), len(body["complaints"])) == (1, 1)
+        assert body["version"] == first.get_json()["version"]
+        assert again.headers["ETag"] != etag
+
+
+def test_an_edit_may_send_an_etag_read_before_the_file_grew(login, world):
+    """``If-Match`` is about the target, not about its file: an ETag read before a new
+    inspection still names the target's version (200), and so does the version part alone (the
+    tag clients held before the ETag covered the file); an earlier version's tag is 412."""
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    before = etag_of(leader, path)
+    push_inspection(world, FakeDevice(login("officer1")))
+    assert leader.get(path).headers["ETag"] != before
+    response = leader.patch(path, json={"address": "淞滨路101号"}, headers={"If-Match": before})
+    assert response.status_code == 200, response.get_json()
+    assert response.headers["ETag"] == leader.get(path).headers["ETag"]
+    version_only = response.headers["ETag"].split(".")[0] + '"'
+    response = leader.patch(
+        path, json={"address": "淞滨路102号"}, headers={"If-Match": version_only}
+    )
+    assert response.status_code == 200, response.get_json()
+    assert_error(
+        leader.patch(path, json={"address": "淞滨路103号"}, headers={"If-Match": version_only}),
+        412,
+        "precondition_failed",
+    )
 
 
 def test_site_file_has_scale_phase_and_boundary(login, world):

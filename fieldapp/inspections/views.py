@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, request
+from flask import request
 from flask.views import MethodView
 from sqlalchemy.orm import selectinload
 
@@ -18,6 +18,7 @@ from fieldapp.db import utcnow
 from fieldapp.errors import APIError
 from fieldapp.inspections import operations
 from fieldapp.inspections.models import ACTION_PERMISSIONS, Case, Inspection
+from fieldapp.web import etags
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy
 from schemas.common import page_schema
@@ -58,13 +59,14 @@ _ENTITY_TAG = r'(?:W/)?"[\x21\x23-\x7e\x80-\xff]*"'
 _IF_MATCH = re.compile(rf"^\s*{_ENTITY_TAG}(?:\s*,\s*{_ENTITY_TAG})*\s*$")
 
 
-def etag_of(inspection: Inspection) -> str:
-    """A strong ETag that changes with every version of the record."""
+def version_tag(inspection: Inspection) -> str:
+    """The tag of the record's version: the part of its ETag that ``If-Match`` compares (and
+    the whole ETag before the ETag covered the answer's body)."""
     return hashlib.sha1(f"inspection:{inspection.id}:{inspection.version}".encode()).hexdigest()
 
 
-def _etag_header(inspection: Inspection) -> dict:
-    return {"ETag": f'"{etag_of(inspection)}"'}
+_DETAIL = InspectionDetailSchema()
+_ETAG_HEADER = {"ETag": {"description": etags.ETAG_DESCRIPTION, "schema": {"type": "string"}}}
 
 
 def require_current(inspection: Inspection) -> None:
@@ -84,7 +86,7 @@ def require_current(inspection: Inspection) -> None:
         raise APIError(
             400, "malformed_if_match", message, errors={"headers": {"If-Match": [message]}}
         )
-    if not request.if_match.contains(etag_of(inspection)):
+    if not etags.if_match_names(version_tag(inspection)):
         raise APIError(
             409,
             "version_conflict",
@@ -120,21 +122,30 @@ class InspectionsResource(MethodView):
 
 @blp.route("/inspections/<uuid:inspection_id>")
 class InspectionResource(MethodView):
-    @blp.response(200, InspectionDetailSchema, headers={"ETag": {"schema": {"type": "string"}}})
-    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.response(200, InspectionDetailSchema, headers=_ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: the record is the one named by If-None-Match")
+    @blp.doc(
+        parameters=[
+            {
+                "in": "header",
+                "name": "If-None-Match",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "the ETag of the record you hold: 304 if it is still the same",
+            }
+        ]
+    )
     def get(self, inspection_id: uuid.UUID):
-        """The inspection, with an ``ETag`` that changes with every version."""
+        """The inspection, with an ``ETag`` that changes with every version and with its
+        ``follow_up`` and ``case``."""
         inspection = current_policy().load(Inspection, inspection_id, "inspection")
-        headers = _etag_header(inspection)
-        if request.if_none_match.contains(etag_of(inspection)):
-            return Response(status=304, headers=headers)
-        return _views([inspection])[0], 200, headers
+        return etags.conditional_get(version_tag(inspection), _views([inspection])[0], _DETAIL)
 
 
 @blp.route("/inspections/<uuid:inspection_id>/review")
 class ReviewResource(MethodView):
     @blp.arguments(ReviewArgs)
-    @blp.response(200, InspectionDetailSchema, headers={"ETag": {"schema": {"type": "string"}}})
+    @blp.response(200, InspectionDetailSchema, headers=_ETAG_HEADER)
     @blp.alt_response(400, schema=ErrorSchema, description="malformed_if_match")
     @blp.alt_response(403, schema=ErrorSchema, description="not its leader, or one of its officers")
     @blp.alt_response(
@@ -151,7 +162,8 @@ class ReviewResource(MethodView):
                 "name": "If-Match",
                 "required": True,
                 "schema": {"type": "string"},
-                "description": "the ETag of the inspection as read",
+                "description": "the ETag of the inspection as read (only its version part"
+                " is compared)",
             }
         ]
     )
@@ -163,7 +175,9 @@ class ReviewResource(MethodView):
         policy.require(ACTION_PERMISSIONS[operations.DECISIONS[args["decision"]]], inspection)
         require_current(inspection)
         operations.review(current_actor(), inspection, args["decision"], args["comment"], utcnow())
-        return _views([inspection])[0], 200, _etag_header(inspection)
+        answer = etags.json_body(_views([inspection])[0], _DETAIL)
+        answer.set_etag(etags.entity_tag(version_tag(inspection), answer.get_data()))
+        return answer
 
 
 @blp.route("/review/queue")

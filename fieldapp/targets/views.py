@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 
+from flask import request
 from flask.views import MethodView
 
-from fieldapp.api import Blueprint
+from fieldapp.api import Blueprint, ErrorSchema
 from fieldapp.db import db
+from fieldapp.errors import APIError
 from fieldapp.targets import operations
 from fieldapp.targets.models import Target
+from fieldapp.web import etags
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy
 from schemas.common import page_schema
@@ -24,8 +29,40 @@ from schemas.targets import (
 blp = Blueprint("targets", __name__, description="Shops and sites (执法对象)")
 
 
-def _etag(target: Target) -> dict:
-    return {"id": str(target.id), "version": target.version}
+def _version_tag(target: Target) -> str:
+    """The tag of the target's version: what the ETag was before it covered the file's body
+    (flask-smorest's hash of id and version), so a tag a client kept still names it."""
+    data = json.dumps({"id": str(target.id), "version": target.version}, sort_keys=True)
+    return hashlib.sha1(data.encode()).hexdigest()
+
+
+_FILE = TargetFileSchema()
+_PATCHED_ETAG_HEADER = {
+    "ETag": {
+        "description": "the ETag the target's file now has (what a GET of it answers)",
+        "schema": {"type": "string"},
+    }
+}
+_ETAG_HEADER = {"ETag": {"description": etags.ETAG_DESCRIPTION, "schema": {"type": "string"}}}
+_IF_NONE_MATCH = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the ETag of the file you hold: 304 if the file is still the same",
+}
+_IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the ETag you read (only its version part is compared)",
+}
+
+
+def _file_answer(target: Target):
+    """The target's file as the answer to a GET: 200, or 304 when the client has it."""
+    return etags.conditional_get(_version_tag(target), operations.target_file(target), _FILE)
 
 
 @blp.route("/targets")
@@ -51,37 +88,47 @@ class TargetsResource(MethodView):
 
 @blp.route("/targets/<uuid:target_id>")
 class TargetResource(MethodView):
-    @blp.etag
-    @blp.response(200, TargetFileSchema)
+    @blp.response(200, TargetFileSchema, headers=_ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: the file is the one named by If-None-Match")
+    @blp.doc(parameters=[_IF_NONE_MATCH])
     def get(self, target_id: uuid.UUID):
-        """The target's file: details, recent inspections, open rectifications, complaints."""
-        target = current_policy().load(Target, target_id, "target")
-        blp.set_etag(_etag(target))
-        return operations.target_file(target)
+        """The target's file: details, recent inspections, open rectifications, complaints.
+        Its ``ETag`` changes with anything in it (a new inspection or complaint too)."""
+        return _file_answer(current_policy().load(Target, target_id, "target"))
 
-    @blp.etag
     @blp.arguments(TargetUpdateArgs)
-    @blp.response(200, TargetSchema)
+    @blp.response(200, TargetSchema, headers=_PATCHED_ETAG_HEADER)
+    @blp.alt_response(412, schema=ErrorSchema, description="If-Match names another version")
+    @blp.alt_response(428, schema=ErrorSchema, description="If-Match missing")
+    @blp.doc(parameters=[_IF_MATCH])
     def patch(self, changes, target_id: uuid.UUID):
-        """Edit a target (leader of its squadron, or admin). Needs ``If-Match``."""
+        """Edit a target (leader of its squadron, or admin). Needs ``If-Match``: 428 without,
+        412 when the target has another version. Answers the target with the ``ETag`` its file
+        now has."""
         policy = current_policy()
         target = policy.load_to_write(Target, target_id, "target")
         policy.require("target.update", target)
         if "squadron_id" in changes:
             policy.require("target.create", changes["squadron_id"])
-        blp.check_etag(_etag(target))
+        if not request.if_match:
+            raise APIError(428, "precondition_required")
+        if not etags.if_match_names(_version_tag(target)):
+            raise APIError(412, "precondition_failed")
         operations.update_target(current_actor(), target, changes)
         db.session.flush()
-        blp.set_etag(_etag(target))
-        return target
+        answer = etags.json_body(target, TargetSchema())
+        # The ETag of the patched resource is its file's, as a GET now answers it (not the
+        # digest of this shorter answer): the client's next If-None-Match or If-Match.
+        file_body = etags.json_body(operations.target_file(target), _FILE).get_data()
+        answer.set_etag(etags.entity_tag(_version_tag(target), file_body))
+        return answer
 
 
 @blp.route("/targets/by-code/<string:code>")
 class TargetByCodeResource(MethodView):
-    @blp.etag
-    @blp.response(200, TargetFileSchema)
+    @blp.response(200, TargetFileSchema, headers=_ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: the file is the one named by If-None-Match")
+    @blp.doc(parameters=[_IF_NONE_MATCH])
     def get(self, code: str):
-        """The target's file by its QR code (一店一码 scan)."""
-        target = current_policy().load_by(Target, "target", code=code.strip().upper())
-        blp.set_etag(_etag(target))
-        return operations.target_file(target)
+        """The target's file by its QR code (一店一码 scan), with the same ``ETag``."""
+        return _file_answer(current_policy().load_by(Target, "target", code=code.strip().upper()))
