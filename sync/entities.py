@@ -297,16 +297,68 @@ def log_field_conflicts(
 
 
 def write_tombstone(entity: str, record, squadron_id: int | None, actor_id) -> None:
-    db.session.add(
+    """Note that ``record`` (of ``squadron_id``) is deleted: pull serves ``op: delete`` in its
+    place in the change order."""
+    write_tombstones(
+        entity,
+        [SimpleNamespace(id=record.id, version=record.version, squadron_id=squadron_id)],
+        actor_id,
+    )
+
+
+def write_tombstones(entity: str, records, actor_id) -> None:
+    """:func:`write_tombstone` for each of ``records`` (anything with ``id``, ``version`` and
+    ``squadron_id``), their change numbers taken at once."""
+    if not records:
+        return
+    first = allocate(db.session, _counter(), len(records))
+    db.session.add_all(
         Tombstone(
             entity=entity,
             record_id=record.id,
-            squadron_id=squadron_id,
-            change_seq=allocate(db.session, _counter(), 1),
+            squadron_id=record.squadron_id,
+            change_seq=first + offset,
             version=record.version + 1,
             deleted_by_id=actor_id,
         )
+        for offset, record in enumerate(records)
     )
+
+
+def delete_inspection(actor, inspection: Inspection) -> int:
+    """Delete ``inspection`` for the server and for every device that holds it; returns the
+    version its tombstone carries. Every deletion of an inspection goes through here (a
+    device's delete, a leader accepting one from the conflict log).
+
+    Its photos go with it (``ON DELETE CASCADE``), so each gets a tombstone and an audit entry
+    of its own: a device holds photo metadata apart from the inspection, and without a
+    tombstone nothing would ever tell it that the photo is gone.
+    """
+    photos = db.session.execute(
+        sa.select(Photo.id, Photo.version, Photo.squadron_id)
+        .where(Photo.inspection_id == inspection.id)
+        .order_by(Photo.id)
+    ).all()
+    write_tombstones("photo", photos, actor.user_id)
+    for photo in photos:
+        audit.record(
+            actor, "photo.delete", "photo", photo.id, before={"inspection_id": str(inspection.id)}
+        )
+    version = inspection.version + 1
+    write_tombstone("inspection", inspection, inspection.squadron_id, actor.user_id)
+    db.session.delete(inspection)
+    db.session.flush()
+    return version
+
+
+def delete_photo(actor, photo: Photo) -> int:
+    """Delete ``photo`` (its metadata) for the server and for every device that holds it;
+    returns the version its tombstone carries."""
+    version = photo.version + 1
+    write_tombstone("photo", photo, photo.squadron_id, actor.user_id)
+    db.session.delete(photo)
+    db.session.flush()
+    return version
 
 
 def _counter():
@@ -738,8 +790,6 @@ class InspectionHandler(Handler):
             return self._log_waiting(
                 ctx, change, ConflictKind.delete, record.squadron_id, server, None, record.version
             )
-        version = record.version + 1
-        write_tombstone(self.entity, record, record.squadron_id, ctx.actor.user_id)
         audit.record(
             ctx.actor,
             "inspection.delete",
@@ -747,9 +797,7 @@ class InspectionHandler(Handler):
             record.id,
             before={"version": record.version, "status": record.status.value},
         )
-        db.session.delete(record)
-        db.session.flush()
-        return result(change, "applied", version)
+        return result(change, "applied", delete_inspection(ctx.actor, record))
 
     def _edit_of_deleted(self, ctx: PushContext, change: Change) -> dict:
         """An edit made offline of a record deleted meanwhile: it cannot apply, and it is not
@@ -1395,12 +1443,8 @@ class PhotoHandler(Handler):
             )
             db.session.flush()
             return result(change, "conflict", photo.version, [conflict])
-        version = photo.version + 1
-        write_tombstone(self.entity, photo, photo.squadron_id, ctx.actor.user_id)
         audit.record(ctx.actor, "photo.delete", self.entity, photo.id)
-        db.session.delete(photo)
-        db.session.flush()
-        return result(change, "applied", version)
+        return result(change, "applied", delete_photo(ctx.actor, photo))
 
 
 def _edited_since(photo: Photo, change: Change, device_id: str) -> bool:

@@ -35,12 +35,13 @@ from sync.entities import (
     InspectionHandler,
     _loadable,
     base_snapshot,
+    delete_inspection,
+    delete_photo,
     inspection_device_view,
     inspection_wire,
     target_device_view,
     wgs84_location,
     write_photo_metadata,
-    write_tombstone,
     write_version,
 )
 from sync.hlc import HLC
@@ -459,8 +460,6 @@ def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields,
 
 
 def _delete(actor: Actor, conflict: Conflict, record) -> int:
-    version = record.version + 1
-    write_tombstone(conflict.entity, record, conflict.squadron_id, actor.user_id)
     audit.record(
         actor,
         f"{conflict.entity}.delete",
@@ -468,6 +467,7 @@ def _delete(actor: Actor, conflict: Conflict, record) -> int:
         record.id,
         before={"version": record.version},
     )
-    db.session.delete(record)
-    db.session.flush()
-    return version
+    # Devices delete inspections and photos only (a target's delete is refused outright).
+    if isinstance(record, Inspection):
+        return delete_inspection(actor, record)
+    return delete_photo(actor, record)

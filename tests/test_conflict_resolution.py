@@ -408,6 +408,31 @@ def test_an_edit_of_a_record_deleted_meanwhile_waits_in_the_conflict_log(app, lo
     assert (theirs["version"], theirs["conflicts"]) == (None, [])
 
 
+def test_accepting_a_delete_takes_the_inspection_s_photos_off_devices(app, login, world):
+    """A leader accepts an officer's delete of a submitted inspection: its photo metadata goes
+    with it, and a colleague's device that pulled the photo is told so."""
+    officer, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection", record, new_inspection(world, ["officer1"], status="submitted")
+        )
+    )
+    [added] = officer.push_ok(officer.change("photo", photo, photo_metadata(record)))
+    assert added["status"] == "applied", added
+    assert str(photo) in {c["id"] for c in colleague.pull_all()}
+    [result] = officer.push_ok(officer.change("inspection", record, op="delete", base_version=1))
+    assert result["status"] == "conflict", result
+
+    resolved = resolve(login("leader1"), result["conflicts"][0]["conflict_id"], "client")
+
+    assert resolved.status_code == 200, resolved.get_json()
+    assert sorted((c["entity"], c["id"], c["op"]) for c in colleague.pull_all()) == [
+        ("inspection", str(record), "delete"),
+        ("photo", str(photo), "delete"),
+    ]
+
+
 def test_a_photo_added_to_an_approved_inspection_can_be_accepted(app, login, world):
     from fieldapp.photos.models import Photo
 

@@ -217,6 +217,31 @@ def test_deleting_an_unchanged_draft_deletes_it_and_devices_learn_by_pull(app, l
     ]
 
 
+def test_deleting_a_draft_takes_its_photos_off_a_colleague_s_device(app, login, world):
+    """The photos' metadata goes with the draft on the server; a colleague's device that
+    pulled it is told so, photo by photo, and the officer's own queued delete of a photo that
+    went with the draft is answered as done."""
+    officer, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    [added] = officer.push_ok(officer.change("photo", photo, photo_metadata(record)))
+    assert added["status"] == "applied", added
+    assert [(c["entity"], c["op"]) for c in colleague.pull_all() if c["id"] == str(photo)] == [
+        ("photo", "upsert")
+    ]
+
+    [deleted] = officer.push_ok(officer.change("inspection", record, op="delete", base_version=1))
+
+    assert deleted["status"] == "applied", deleted
+    assert login("officer2").get(f"/api/v1/photos/{photo}?size=thumb").status_code == 404
+    assert sorted((c["entity"], c["id"], c["op"]) for c in colleague.pull_all()) == [
+        ("inspection", str(record), "delete"),
+        ("photo", str(photo), "delete"),
+    ]
+    [again] = officer.push_ok(officer.change("photo", photo, op="delete", base_version=1))
+    assert again["status"] == "applied", again
+
+
 def test_a_submitted_record_cannot_be_deleted(app, login, world):
     officer = FakeDevice(login("officer1"))
     inspection_id = uuid.uuid4()
