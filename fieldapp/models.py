@@ -14,7 +14,7 @@ from fieldapp.supervision.models import CaseReview, SupervisionOrder
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, task_assignees
 from fieldapp.tracks.models import TrackPoint
-from sync.models import Conflict, RecordVersion, ScopeExit, SyncChange, Tombstone
+from sync.models import Conflict, RecordVersion, ScopeExit, SyncChange, Tombstone, UserExit
 
 __all__ = [
     "AuditEntry",
@@ -46,6 +46,7 @@ __all__ = [
     "Tombstone",
     "TrackPoint",
     "User",
+    "UserExit",
     "audit_chain_head",
     "change_counter",
     "inspection_officers",

@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
+from fieldapp.auth.policy import members_elsewhere
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
 from fieldapp.db import db, insert_rows
 from fieldapp.errors import APIError
@@ -69,7 +70,13 @@ from sync.merge import (
 )
 from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
 from sync.sequence import allocate
-from sync.versions import set_history, stamp_versions, version_values, written_since
+from sync.versions import (
+    record_left_users,
+    set_history,
+    stamp_versions,
+    version_values,
+    written_since,
+)
 
 # -- shared pieces -------------------------------------------------------------------------------
 
@@ -332,33 +339,52 @@ def delete_inspection(actor, inspection: Inspection) -> int:
 
     Its photos go with it (``ON DELETE CASCADE``), so each gets a tombstone and an audit entry
     of its own: a device holds photo metadata apart from the inspection, and without a
-    tombstone nothing would ever tell it that the photo is gone.
+    tombstone nothing would ever tell it that the photo is gone. Tombstones reach the
+    inspection's squadron; its officers from other squadrons, who read it through their
+    officer links, get a user exit for each record instead.
     """
-    photos = db.session.execute(
-        sa.select(Photo.id, Photo.version, Photo.squadron_id)
-        .where(Photo.inspection_id == inspection.id)
-        .order_by(Photo.id)
-    ).all()
+    photos = _photos_of(inspection.id)
+    elsewhere = members_elsewhere(inspection.officer_ids, inspection.squadron_id)
     write_tombstones("photo", photos, actor.user_id)
+    record_left_users("photo", [_deleted(p) for p in photos], elsewhere, actor.user_id)
     for photo in photos:
         audit.record(
             actor, "photo.delete", "photo", photo.id, before={"inspection_id": str(inspection.id)}
         )
-    version = inspection.version + 1
     write_tombstone("inspection", inspection, inspection.squadron_id, actor.user_id)
+    record_left_users("inspection", [_deleted(inspection)], elsewhere, actor.user_id)
+    version = inspection.version + 1
     db.session.delete(inspection)
     db.session.flush()
     return version
 
 
 def delete_photo(actor, photo: Photo) -> int:
-    """Delete ``photo`` (its metadata) for the server and for every device that holds it;
-    returns the version its tombstone carries."""
-    version = photo.version + 1
+    """Delete ``photo`` (its metadata) for the server and for every device that holds it:
+    its squadron's, and those of its inspection's officers from other squadrons. Returns the
+    version its tombstone carries."""
+    inspection = db.session.get(Inspection, photo.inspection_id)
+    elsewhere = members_elsewhere(inspection.officer_ids, inspection.squadron_id)
     write_tombstone("photo", photo, photo.squadron_id, actor.user_id)
+    record_left_users("photo", [_deleted(photo)], elsewhere, actor.user_id)
+    version = photo.version + 1
     db.session.delete(photo)
     db.session.flush()
     return version
+
+
+def _photos_of(inspection_id) -> list[sa.Row]:
+    """The id, version and squadron of each of the inspection's photos."""
+    return db.session.execute(
+        sa.select(Photo.id, Photo.version, Photo.squadron_id)
+        .where(Photo.inspection_id == inspection_id)
+        .order_by(Photo.id)
+    ).all()
+
+
+def _deleted(record) -> SimpleNamespace:
+    """``record`` as its tombstone names it: its id and the version the delete gives it."""
+    return SimpleNamespace(id=record.id, version=record.version + 1)
 
 
 def _counter():
@@ -930,7 +956,10 @@ class InspectionHandler(Handler):
         loaded: dict,
         original: dict | None,
         ctx: PushContext | None = None,
+        actor_id=None,
     ) -> None:
+        """Set the fields ``loaded`` (``wire``: the same in wire form) on ``inspection``."""
+        actor_id = ctx.actor.user_id if ctx is not None else actor_id
         for name, value in loaded.items():
             if name == "location":
                 location = {}
@@ -938,7 +967,7 @@ class InspectionHandler(Handler):
                 for column, part in location.items():
                     setattr(inspection, column, part)
             elif name == "officer_ids":
-                write_officers(inspection, value)
+                write_officers(inspection, value, actor_id)
             elif name in ("answers", "photo_ids"):
                 setattr(inspection, name, wire[name])
             else:
@@ -971,12 +1000,20 @@ def officer_rows(inspection_id, squadron_id: int, officer_ids: list) -> list[dic
     ]
 
 
-def write_officers(inspection: Inspection, officer_ids: list) -> None:
+def write_officers(inspection: Inspection, officer_ids: list, actor_id=None) -> None:
     """Replace the inspection's officers, order included: its list of ids, and the links.
 
     The links are rewritten as rows: assigning the relationship would keep the links of a
     reordered list as they were, and give new ones no place in the order.
+
+    Officers from other squadrons read the inspection and its photos through their links
+    alone: one dropped from the list is told to drop them (a user exit for each), and one
+    added gets the photos (renumbered: their own changes may lie behind that officer's cursor).
     """
+    before = set(inspection.officer_ids or ())
+    after = {str(officer_id) for officer_id in officer_ids}
+    if before != after:
+        _officers_moved(inspection, before - after, after - before, actor_id)
     inspection.officer_ids = [str(officer_id) for officer_id in officer_ids]
     links = inspection_officers.c
     # Not flushing the edit half-way: every UPDATE of the record would take a version.
@@ -989,6 +1026,30 @@ def write_officers(inspection: Inspection, officer_ids: list) -> None:
             officer_rows(inspection.id, inspection.squadron_id, officer_ids),
         )
     db.session.expire(inspection, ["officers"])
+
+
+def _officers_moved(inspection: Inspection, dropped: set, added: set, actor_id) -> None:
+    """Tell the devices of officers from other squadrons who were ``dropped`` from the
+    inspection to drop it and its photos; bring the photos to those ``added``."""
+    # Not flushing the edit half-way: its own flush gives it its version and change number
+    # (for a batch's edits, at the end of the batch: fieldapp.db.flush_edits).
+    with db.session.no_autoflush:
+        elsewhere = set(members_elsewhere(dropped | added, inspection.squadron_id))
+        if not elsewhere:
+            return
+        photos = _photos_of(inspection.id)
+        left = sorted(u for u in elsewhere if str(u) in dropped)
+        record_left_users("inspection", [inspection], left, actor_id)
+        record_left_users("photo", photos, left, actor_id)
+        if photos and len(left) < len(elsewhere):
+            first = allocate(db.session, _counter(), len(photos))
+            table = Photo.__table__
+            db.session.execute(
+                sa.update(table)
+                .where(table.c.id == sa.bindparam("photo_id"))
+                .values(change_seq=sa.bindparam("seq")),
+                [{"photo_id": p.id, "seq": first + n} for n, p in enumerate(photos)],
+            )
 
 
 def _follow_up_problem(followed_id, record_id, target) -> str | None:

@@ -1,5 +1,6 @@
 """What the sync engine stores: processed change ids, every version of every synced record,
-the conflict log, and tombstones of deleted records."""
+the conflict log, tombstones of deleted records, and the records that left a squadron's or a
+user's scope."""
 
 from __future__ import annotations
 
@@ -129,3 +130,24 @@ class ScopeExit(db.Model):
     moved_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
 
     __table_args__ = (sa.Index("ix_sync_scope_exits_squadron_seq", "squadron_id", "change_seq"),)
+
+
+class UserExit(db.Model):
+    """A record left one user's scope, where no squadron's removal reaches them: they read it
+    as their own from another squadron (an inspection they co-signed, and its photos; the
+    target of a task of theirs, and its risk record). Pulled by that user as ``op: delete``.
+
+    One row per record and user, the latest exit, as :class:`ScopeExit` per squadron.
+    """
+
+    __tablename__ = "sync_user_exits"
+
+    entity: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    record_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger, index=True)
+    version: Mapped[int]
+    left_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    moved_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
+
+    __table_args__ = (sa.Index("ix_sync_user_exits_user_seq", "user_id", "change_seq"),)

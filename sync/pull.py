@@ -33,7 +33,7 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
 from sync import cursor as cursors
-from sync.models import ScopeExit, Tombstone
+from sync.models import ScopeExit, Tombstone, UserExit
 
 
 def _enum_value(member) -> str | None:
@@ -220,8 +220,9 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
         ]
     if Inspection in changed:
         candidates += _inspections(policy, after, horizon, limit, dialect)
-    # Deletions, and records that left the caller's squadron: both are removals to a device.
-    for removed in (Tombstone, ScopeExit):
+    # Deletions, and records that left the caller's squadron or the caller's own scope beyond
+    # it: all are removals to a device.
+    for removed in (Tombstone, ScopeExit, UserExit):
         candidates += [(row.change_seq, "tombstone", row) for row in next_rows(removed)]
     if dialect == "postgresql":
         _configured_plans()
@@ -276,7 +277,7 @@ def _configured_plans() -> None:
 
 
 #: Every table a page reads.
-_PULLED_MODELS = (*(p.model for p in PULLED), Inspection, Tombstone, ScopeExit)
+_PULLED_MODELS = (*(p.model for p in PULLED), Inspection, Tombstone, ScopeExit, UserExit)
 
 
 def _news(after: int, dialect: str) -> tuple[int, frozenset[type]]:

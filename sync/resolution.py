@@ -335,7 +335,7 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
     _check_references(actor, before, wire, record.id)
-    InspectionHandler()._write(record, wire, loaded, original)
+    InspectionHandler()._write(record, wire, loaded, original, actor_id=actor.user_id)
     reopened = _reopen(actor, record)  # in the same version as the fields written
     clocks = {name: clock for name in wire if name != "answers"}
     if isinstance(given_answers, dict):

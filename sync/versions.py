@@ -187,3 +187,56 @@ def record_left_scope(entity: str, record, squadron_id: int, actor_id, at: datet
     exit_.version = record.version
     exit_.left_at = at
     exit_.moved_by_id = actor_id
+
+
+def record_left_users(entity: str, records, user_ids, actor_id, at: datetime | None = None) -> None:
+    """``records`` (anything with ``id`` and ``version``) left the scope of each of
+    ``user_ids``: squadron members who read them as their own from another squadron (see
+    :func:`fieldapp.auth.policy.members_elsewhere`), whom no squadron's tombstone or scope exit
+    reaches. Their devices must drop their copies.
+
+    Stored as a user exit per record and user (the latest, however many times it left), served
+    in change order to that user alone. Numbers are taken now: a caller that decides who lost
+    the record by reading other rows (a task's other open tasks) must hold the change counter
+    before it reads, so that a concurrent writer's change is either seen or numbered after the
+    exit.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from fieldapp.db import change_counter, utcnow
+    from sync.models import UserExit
+    from sync.sequence import allocate
+
+    pairs = [(record, user_id) for record in records for user_id in sorted(user_ids)]
+    if not pairs:
+        return
+    # The record's pending edits, if any, are flushed by their own writer: a flush here would
+    # give them their change number (and an edit of a batch its version) out of turn.
+    with db.session.no_autoflush:
+        first = allocate(db.session, change_counter, len(pairs))
+        at = at or utcnow()
+        rows = [
+            {
+                "entity": entity,
+                "record_id": record.id,
+                "user_id": user_id,
+                "change_seq": first + offset,
+                "version": record.version,
+                "left_at": at,
+                "moved_by_id": actor_id,
+            }
+            for offset, (record, user_id) in enumerate(pairs)
+        ]
+        dialect = db.session.get_bind().dialect.name
+        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+            UserExit.__table__
+        ).values(rows)
+        db.session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["entity", "record_id", "user_id"],
+                set_={
+                    name: insert.excluded[name]
+                    for name in ("change_seq", "version", "left_at", "moved_by_id")
+                },
+            )
+        )

@@ -15,7 +15,7 @@ from fieldapp.db import db
 from fieldapp.tasks.models import Task
 from sync import pull
 from tests.conftest import square
-from tests.sync_helpers import FakeDevice, new_inspection
+from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
 
 def ids(changes, entity):
@@ -229,6 +229,94 @@ def test_a_co_officer_from_another_squadron_reads_the_conflicts_of_what_they_sig
     assert {c["record_id"] for c in logged} == {str(helped), str(alone)}
     seen = login("officer3").get("/api/v1/conflicts").get_json()["items"]
     assert {c["record_id"] for c in seen} == {str(helped)}
+
+
+def co_signed_with_a_photo(world, wusong: FakeDevice, zhangmiao: FakeDevice):
+    """A Wusong draft officer1 wrote with officer3 (Zhangmiao) and officer2, with one photo;
+    officer3's device has pulled both. Their ids."""
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    zhangmiao.pull_all()
+    wusong.push_ok(
+        wusong.change(
+            "inspection", record, new_inspection(world, ["officer1", "officer3", "officer2"])
+        ),
+        wusong.change("photo", photo, photo_metadata(record)),
+    )
+    assert ops(zhangmiao.pull_all()) == {
+        ("inspection", str(record)): ["upsert"],
+        ("photo", str(photo)): ["upsert"],
+    }
+    return record, photo
+
+
+def ops(changes) -> dict:
+    """What each record's changes did, in order, by (entity, id)."""
+    done: dict = {}
+    for c in changes:
+        done.setdefault((c["entity"], c["id"]), []).append(c["op"])
+    return done
+
+
+def test_a_deleted_co_signed_inspection_leaves_the_co_officer_s_device(login, world):
+    """officer3 (Zhangmiao) read the Wusong draft through their officer link, not their
+    squadron: its deletion, and its photo's, still reach their device."""
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
+    record, photo = co_signed_with_a_photo(world, wusong, zhangmiao)
+
+    [deleted] = wusong.push_ok(wusong.change("inspection", record, op="delete", base_version=1))
+
+    assert deleted["status"] == "applied", deleted
+    assert login("officer3").get(f"/api/v1/inspections/{record}").status_code == 404
+    assert ops(zhangmiao.pull_all()) == {
+        ("inspection", str(record)): ["delete"],
+        ("photo", str(photo)): ["delete"],
+    }
+
+
+def test_a_photo_deleted_from_a_co_signed_inspection_leaves_the_co_officer_s_device(login, world):
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
+    _, photo = co_signed_with_a_photo(world, wusong, zhangmiao)
+
+    [deleted] = wusong.push_ok(wusong.change("photo", photo, op="delete", base_version=1))
+
+    assert deleted["status"] == "applied", deleted
+    assert ops(zhangmiao.pull_all()) == {("photo", str(photo)): ["delete"]}
+
+
+def test_a_co_officer_dropped_from_an_inspection_loses_it_and_gets_it_back_when_added(login, world):
+    """Taken off the officers, officer3 (Zhangmiao) may no longer read the Wusong draft: their
+    device drops it and its photo. officer2, of Wusong, dropped too, still reads it through the
+    squadron and keeps it. Added back, officer3 gets both again, the photo too, although its
+    own change lies behind their cursor."""
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
+    colleague = FakeDevice(login("officer2"))
+    colleague.pull_all()
+    record, photo = co_signed_with_a_photo(world, wusong, zhangmiao)
+    colleague.pull_all()
+    me = str(world.users["officer1"].id)
+
+    [dropped] = wusong.push_ok(
+        wusong.change("inspection", record, {"officer_ids": [me]}, base_version=1)
+    )
+
+    assert dropped["status"] == "applied", dropped
+    assert login("officer3").get(f"/api/v1/inspections/{record}").status_code == 404
+    assert ops(zhangmiao.pull_all()) == {
+        ("inspection", str(record)): ["delete"],
+        ("photo", str(photo)): ["delete"],
+    }
+    assert ops(colleague.pull_all()) == {("inspection", str(record)): ["upsert"]}
+
+    officer3 = str(world.users["officer3"].id)
+    [added] = wusong.push_ok(
+        wusong.change("inspection", record, {"officer_ids": [me, officer3]}, base_version=2)
+    )
+
+    assert added["status"] == "applied", added
+    assert ops(zhangmiao.pull_all()) == {
+        ("inspection", str(record)): ["upsert"],
+        ("photo", str(photo)): ["upsert"],
+    }
 
 
 def test_a_pull_gives_back_the_plans_it_set_aside(app, backend, world):

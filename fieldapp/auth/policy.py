@@ -14,6 +14,7 @@ Reading scope:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.supervision.models import CaseReview, SupervisionOrder
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskStatus, task_assignees
-from sync.models import Conflict, ScopeExit, Tombstone
+from sync.models import Conflict, ScopeExit, Tombstone, UserExit
 
 
 class Policy:
@@ -225,6 +226,8 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Conflict: _any_part(Conflict),
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),
     ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),
+    # What left the caller's own scope beyond their squadron (see members_elsewhere).
+    UserExit: lambda p: UserExit.user_id == p.user.id,
     TargetRisk: lambda p: p._squadron_clause(TargetRisk.squadron_id),
     Draw: lambda p: _draw_read(p),
     User: _user_read,
@@ -255,6 +258,29 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
         )
     ),
 }
+
+
+def members_elsewhere(user_ids, squadron_id: int) -> list[uuid.UUID]:
+    """Of ``user_ids``, the squadron members (officers, leaders) of other squadrons than
+    ``squadron_id``. They read a record of ``squadron_id`` only as their own (the second part
+    of :meth:`Policy.read_parts`: an inspection they co-signed and its photos, the target of a
+    task of theirs and its risk), so no removal written for the squadron reaches them: when the
+    record stops being theirs, they need one of their own (``sync.versions.record_left_users``).
+    """
+    ids = sorted({uuid.UUID(str(user_id)) for user_id in user_ids})
+    if not ids:
+        return []
+    return list(
+        db.session.scalars(
+            sa.select(User.id)
+            .where(
+                User.id.in_(ids),
+                User.role.in_(SQUADRON_ROLES),
+                User.squadron_id != squadron_id,
+            )
+            .order_by(User.id)
+        )
+    )
 
 
 def _draw_read(p: Policy) -> sa.ColumnElement[bool]:
