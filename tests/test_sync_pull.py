@@ -108,6 +108,34 @@ def test_moving_an_officer_to_another_squadron_resets_the_device(app, login, wor
     assert ids(changes, "target") == {str(world.targets["shop2"].id)}
 
 
+def test_an_officer_moved_to_another_squadron_leaves_the_old_squadron_s_roster(login, world):
+    """officer2 moves from Wusong to Zhangmiao: Wusong's devices drop them from the roster,
+    Zhangmiao's add them, and the district's supervisor sees a removal, then the user again."""
+    wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("leader2"))
+    supervisor = FakeDevice(login("supervisor"))
+    for device in (wusong, zhangmiao, supervisor):
+        device.pull_all()
+    admin = login("admin")
+    moved = str(world.users["officer2"].id)
+    etag = admin.get(f"/api/v1/users/{moved}").headers["ETag"]
+
+    answer = admin.patch(
+        f"/api/v1/users/{moved}",
+        json={"squadron_id": world.squadrons[1].id},
+        headers={"If-Match": etag},
+    )
+
+    assert answer.status_code == 200, answer.get_json()
+    assert login("officer1").get(f"/api/v1/users/{moved}").status_code == 404
+    assert [(c["entity"], c["id"], c["op"]) for c in wusong.pull_all()] == [
+        ("user", moved, "delete")
+    ]
+    [arrived] = zhangmiao.pull_all()
+    assert (arrived["entity"], arrived["id"], arrived["op"]) == ("user", moved, "upsert")
+    assert arrived["data"]["squadron_id"] == world.squadrons[1].id
+    assert [c["op"] for c in supervisor.pull_all() if c["id"] == moved] == ["delete", "upsert"]
+
+
 def test_a_target_moved_to_another_squadron_leaves_the_old_squadrons_devices(login, world):
     wusong, zhangmiao = FakeDevice(login("officer1")), FakeDevice(login("officer3"))
     wusong.pull_all()

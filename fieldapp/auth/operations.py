@@ -21,6 +21,7 @@ from fieldapp.auth.models import SQUADRON_ROLES, Device, LoginFailure, Role, Tok
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.org.models import Squadron
+from sync.versions import record_left_scope
 
 
 @dataclass(frozen=True)
@@ -337,6 +338,11 @@ def update_user(actor: Actor, settings: AuthSettings, user: User, changes: dict)
     was_admin = user.role is Role.admin and user.active
     if "squadron" in changes:
         squadron = changes.pop("squadron")
+        if user.squadron_id is not None and user.squadron_id != (squadron and squadron.id):
+            # The old squadron's devices hold the user in their roster. Written before the
+            # user changes: the removal must come earlier in the change order than the user's
+            # new version, or a reader who sees both (the district's supervisor) drops it.
+            record_left_scope("user", user, user.squadron_id, actor.user_id, utcnow())
         user.squadron_id = squadron.id if squadron else None
         if squadron:
             user.district_id = squadron.district_id
