@@ -1,7 +1,9 @@
 """Pull cursors: opaque to devices, signed by the server.
 
 A cursor carries the highest change sequence number served, the user it was served to and a
-fingerprint of that user's scope (role, squadron, district). The signature makes a forged or
+fingerprint of that user's scope (role, squadron, district); after a page that ended inside
+the records a change brings along (``sync.pull``), also that change's number and how many of
+them were served. The signature makes a forged or
 mangled cursor, or one issued to another user, a clear 422 instead of a silent wrong answer; a
 changed scope fingerprint tells the device to drop its copy and pull again (``reset``).
 """
@@ -24,6 +26,10 @@ class Cursor:
     seq: int
     user_id: str
     scope: str
+    #: The change (by number) whose brought-along records the page ended among, and how many
+    #: of them (by rank, see ``sync.pull``) it served; 0, 0 when the page ended on a change.
+    along_of: int = 0
+    along_served: int = 0
 
 
 def scope_fingerprint(role: str, squadron_id: int | None, district_id: int | None) -> str:
@@ -37,9 +43,10 @@ def _sign(secret: str, payload: bytes) -> str:
 
 
 def encode(cursor: Cursor, secret: str) -> str:
-    payload = json.dumps(
-        {"s": cursor.seq, "u": cursor.user_id, "f": cursor.scope}, separators=(",", ":")
-    ).encode()
+    fields = {"s": cursor.seq, "u": cursor.user_id, "f": cursor.scope}
+    if cursor.along_of:
+        fields["a"] = [cursor.along_of, cursor.along_served]
+    payload = json.dumps(fields, separators=(",", ":")).encode()
     body = base64.urlsafe_b64encode(payload).decode().rstrip("=")
     return f"{body}.{_sign(secret, payload)}"
 
@@ -54,4 +61,11 @@ def decode(token: str, secret: str) -> Cursor:
     if not signature.isascii() or not hmac.compare_digest(signature, _sign(secret, payload)):
         raise CursorError("not a cursor this server issued")
     data = json.loads(payload)
-    return Cursor(seq=int(data["s"]), user_id=str(data["u"]), scope=str(data["f"]))
+    along_of, along_served = data.get("a", (0, 0))
+    return Cursor(
+        seq=int(data["s"]),
+        user_id=str(data["u"]),
+        scope=str(data["f"]),
+        along_of=int(along_of),
+        along_served=int(along_served),
+    )

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
 from fieldapp import jsontext
-from fieldapp.auth.models import User
+from fieldapp.auth.models import SQUADRON_ROLES, User
 from fieldapp.auth.policy import Policy
 from fieldapp.checklists.models import Checklist, ChecklistVersion
 from fieldapp.db import change_counter, db
@@ -147,6 +147,17 @@ def _risk(risk: TargetRisk) -> dict:
     }
 
 
+#: The columns of a risk record that devices read.
+_RISK_COLUMNS = (
+    TargetRisk.target_id,
+    TargetRisk.level,
+    TargetRisk.score,
+    TargetRisk.next_due,
+    TargetRisk.version,
+    TargetRisk.change_seq,
+)
+
+
 @dataclass(frozen=True)
 class Pulled:
     entity: str
@@ -164,19 +175,7 @@ PULLED = (
     Pulled("photo", Photo, _photo),
     Pulled("user", User, _user),
     # Devices need the level, not the factors behind it: leave the JSON columns unread.
-    Pulled(
-        "risk",
-        TargetRisk,
-        _risk,
-        columns=(
-            TargetRisk.target_id,
-            TargetRisk.level,
-            TargetRisk.score,
-            TargetRisk.next_due,
-            TargetRisk.version,
-            TargetRisk.change_seq,
-        ),
-    ),
+    Pulled("risk", TargetRisk, _risk, columns=_RISK_COLUMNS),
 )
 
 
@@ -189,7 +188,7 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
     """
     user = policy.user
     scope = cursors.scope_fingerprint(user.role.value, user.squadron_id, user.district_id)
-    after = 0
+    after, served_along = 0, (0, 0)
     if token:
         cursor = cursors.decode(token, secret)
         if cursor.user_id != str(user.id):
@@ -198,6 +197,7 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             fresh = cursors.encode(cursors.Cursor(0, str(user.id), scope), secret)
             return {"changes": [], "cursor": fresh, "has_more": True, "reset": True}
         after = cursor.seq
+        served_along = (cursor.along_of, cursor.along_served)
 
     dialect = db.session.get_bind().dialect.name
     horizon, changed = _news(after, dialect)
@@ -227,13 +227,29 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
     if dialect == "postgresql":
         _configured_plans()
     candidates.sort(key=lambda c: c[0])
-    page = candidates[:limit]
+    # What a task brings comes just before the task and counts against the limit; the page
+    # before may have been cut among it, and served its first ones already.
+    along = _brought_along(
+        policy, [row for _, entity, row in candidates[:limit] if entity == "task"], after
+    )
+    along_of, along_served = served_along
+    entries: list[tuple[int, str, object]] = []
+    for seq, entity, row in candidates:
+        entries += [
+            (seq, "along", (rank, change))
+            for rank, change in along.get(seq, ())
+            if seq != along_of or rank >= along_served
+        ]
+        entries.append((seq, entity, row))
+    page = entries[:limit]
 
     dumpers = {p.entity: p.dump for p in PULLED}
     changes: list[dict | bytes] = []
     for _, entity, row in page:
         if entity == "inspection":
             changes.append(row.encoded)
+        elif entity == "along":
+            changes.append(row[1])
         elif entity == "tombstone":
             changes.append(
                 {
@@ -254,12 +270,18 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
                     "data": dumpers[entity](row),
                 }
             )
-    changes += _targets_of_tasks_elsewhere(policy, [row for _, e, row in page if e == "task"])
-    last = page[-1][0] if page else after
+    cursor = cursors.Cursor(after, str(user.id), scope)
+    if page:
+        last, entity, row = page[-1]
+        cursor = cursors.Cursor(last, str(user.id), scope)
+        if entity == "along":
+            # Cut among what the change ``last`` brings along: everything before it is served,
+            # the change itself comes next, with the rest of what it brings.
+            cursor = cursors.Cursor(last - 1, str(user.id), scope, last, row[0] + 1)
     return {
         "changes": changes,
-        "cursor": cursors.encode(cursors.Cursor(last, str(user.id), scope), secret),
-        "has_more": len(candidates) > limit,
+        "cursor": cursors.encode(cursor, secret),
+        "has_more": len(entries) > limit,
         "reset": False,
     }
 
@@ -562,26 +584,61 @@ def page_json(page: dict) -> bytes:
     return b'{"changes":[' + changes + b"]," + rest[1:]
 
 
-def _targets_of_tasks_elsewhere(policy: Policy, tasks: list[Task]) -> list[dict]:
-    """A task sent to an officer outside the target's squadron brings its target along: that
-    target's own change may lie before the cursor, so it would otherwise never arrive."""
-    wanted = {t.target_id for t in tasks}
-    if not wanted:
-        return []
-    targets = db.session.scalars(
-        sa.select(Target).where(
-            Target.id.in_(wanted),
-            Target.squadron_id != policy.user.squadron_id,
-            policy.readable(Target),
+#: What a task brings along, in this order (the rank a cursor counts what was served by).
+_ALONG_TARGET, _ALONG_RISK = 0, 1
+
+
+def _brought_along(policy: Policy, tasks: list[Task], after: int) -> dict[int, list[tuple]]:
+    """What the page's ``tasks`` bring along, by task number: (rank, change) pairs.
+
+    A task of a squadron member whose target lies outside their squadron brings the target
+    into their scope, and its risk record: records whose own change may lie before the cursor
+    (it does when the task is new), so that they would never arrive by themselves. Those that
+    do lie before it come with the task, just before it; those after it come in their own
+    place. Two queries for the whole page, whatever it holds.
+    """
+    if policy.role not in SQUADRON_ROLES or not tasks:
+        return {}
+    wanted = {task.target_id for task in tasks}
+    mine = policy.user.squadron_id
+    targets = {
+        target.id: target
+        for target in db.session.scalars(
+            sa.select(Target).where(
+                Target.id.in_(wanted),
+                Target.squadron_id != mine,
+                Target.change_seq <= after,
+                policy.readable(Target),
+            )
         )
-    )
-    return [
-        {
-            "entity": "target",
-            "id": str(t.id),
-            "op": "upsert",
-            "version": t.version,
-            "data": _target(t),
-        }
-        for t in targets
-    ]
+    }
+    risks = {
+        risk.target_id: risk
+        for risk in db.session.execute(
+            sa.select(*_RISK_COLUMNS).where(
+                TargetRisk.target_id.in_(wanted),
+                TargetRisk.squadron_id != mine,
+                TargetRisk.change_seq <= after,
+                policy.readable(TargetRisk),
+            )
+        )
+    }
+    along: dict[int, list[tuple]] = {}
+    brought = set()  # each record once a page, with the first task that brings it
+    for task in sorted(tasks, key=lambda t: t.change_seq):
+        for rank, entity, record, dump, key in (
+            (_ALONG_TARGET, "target", targets.get(task.target_id), _target, "id"),
+            (_ALONG_RISK, "risk", risks.get(task.target_id), _risk, "target_id"),
+        ):
+            if record is None or (entity, task.target_id) in brought:
+                continue
+            brought.add((entity, task.target_id))
+            change = {
+                "entity": entity,
+                "id": str(getattr(record, key)),
+                "op": "upsert",
+                "version": record.version,
+                "data": dump(record),
+            }
+            along.setdefault(task.change_seq, []).append((rank, change))
+    return along

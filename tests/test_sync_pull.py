@@ -71,24 +71,59 @@ def test_other_squadrons_changes_never_reach_a_device(login, world):
     assert zhangmiao.pull_all() == []
 
 
-def test_a_task_outside_the_squadron_brings_its_target(app, login, world):
-    zhangmiao = FakeDevice(login("officer3"))
-    zhangmiao.pull_all()
+def task_elsewhere(app, world, target: str, username: str) -> str:
+    """An open task for ``target`` assigned to ``username``, of another squadron, written
+    straight to the database (a leader dispatches only the squadron's own officers; a task
+    elsewhere is what remains open when a target or an officer moves). Its id."""
     with app.app_context():
         task = Task(
-            target_id=world.targets["shop1"].id,
-            squadron_id=world.squadrons[0].id,
+            target_id=world.targets[target].id,
+            squadron_id=world.targets[target].squadron_id,
             origin="manual",
             due=datetime.now(UTC) + timedelta(days=2),
             note="跨中队协查",
         )
-        from fieldapp.auth.models import User
-
-        task.assignees = [db.session.get(User, world.users["officer3"].id)]
+        task.assignees = [db.session.get(User, world.users[username].id)]
         db.session.add(task)
         db.session.commit()
+        return str(task.id)
+
+
+def test_a_task_outside_the_squadron_brings_its_target_and_its_risk(app, login, world):
+    """The shop's own changes lie before the device's cursor: the task brings the shop and its
+    risk record (which officer3 may read now, as GET .../risk does), just before itself."""
+    zhangmiao = FakeDevice(login("officer3"))
+    zhangmiao.pull_all()
+    task = task_elsewhere(app, world, "shop1", "officer3")
+    shop = str(world.targets["shop1"].id)
+    assert zhangmiao.api.get(f"/api/v1/targets/{shop}/risk").status_code == 200
+
     changes = zhangmiao.pull_all()
-    assert ids(changes, "task") and ids(changes, "target") == {str(world.targets["shop1"].id)}
+
+    assert [(c["entity"], c["id"], c["op"]) for c in changes] == [
+        ("target", shop, "upsert"),
+        ("risk", shop, "upsert"),
+        ("task", task, "upsert"),
+    ]
+
+
+def test_what_a_task_brings_counts_against_the_page_limit(app, login, world):
+    """A page holds at most ``limit`` changes, the records a task brings included; cut among
+    them, the next page goes on where it stopped, each change once."""
+    devices = {limit: FakeDevice(login("officer3")) for limit in (1, 2, 3)}
+    for device in devices.values():
+        device.pull_all()
+    task = task_elsewhere(app, world, "shop1", "officer3")
+    shop = str(world.targets["shop1"].id)
+    for limit, device in devices.items():
+        served, has_more = [], True
+        while has_more:
+            page = device.api.get(f"/api/v1/sync/pull?limit={limit}&cursor={device.cursor}")
+            page = page.get_json()
+            assert len(page["changes"]) <= limit, (limit, page["changes"])
+            served += [(c["entity"], c["id"]) for c in page["changes"]]
+            device.cursor, has_more = page["cursor"], page["has_more"]
+        assert served == [("target", shop), ("risk", shop), ("task", task)], limit
 
 
 def test_moving_an_officer_to_another_squadron_resets_the_device(app, login, world):

@@ -7,7 +7,8 @@ for permission to write (``require``: 403). API.md: "Out-of-scope reads → 404 
 existence); out-of-scope writes → 403."
 
 Reading scope:
-- officers and leaders: their squadron, plus targets of open tasks assigned to them;
+- officers and leaders: their squadron, plus the inspections they co-signed elsewhere (with
+  their photos) and the targets of open tasks assigned to them (with their risk records);
 - supervisors: their whole district;
 - admins: everything.
 """
@@ -182,6 +183,14 @@ def _conflict_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
     )
 
 
+def _risk_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
+    # A target's risk record is read where the target is: the squadron's, and those of the
+    # targets of a member's open tasks elsewhere (as GET /targets/<id>/risk reads it).
+    return _squadron_and_beyond(
+        p, TargetRisk.squadron_id, lambda p: TargetRisk.target_id.in_(p._assigned_targets())
+    )
+
+
 def _task_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
     def mine(p: Policy):
         return Task.id.in_(
@@ -198,6 +207,7 @@ _READ_PARTS: dict[type, Callable[[Policy], list[sa.ColumnElement[bool]]]] = {
     Photo: _photo_parts,
     Task: _task_parts,
     Conflict: _conflict_parts,
+    TargetRisk: _risk_parts,
 }
 
 
@@ -228,7 +238,7 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     ScopeExit: lambda p: p._squadron_clause(ScopeExit.squadron_id),
     # What left the caller's own scope beyond their squadron (see members_elsewhere).
     UserExit: lambda p: UserExit.user_id == p.user.id,
-    TargetRisk: lambda p: p._squadron_clause(TargetRisk.squadron_id),
+    TargetRisk: _any_part(TargetRisk),
     Draw: lambda p: _draw_read(p),
     User: _user_read,
     # Squadron names and boundaries are district knowledge every member may see on a map.
