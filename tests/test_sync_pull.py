@@ -15,6 +15,7 @@ from fieldapp.db import db
 from fieldapp.tasks.models import Task
 from sync import pull
 from tests.conftest import square
+from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
 
@@ -124,6 +125,83 @@ def test_what_a_task_brings_counts_against_the_page_limit(app, login, world):
             served += [(c["entity"], c["id"]) for c in page["changes"]]
             device.cursor, has_more = page["cursor"], page["has_more"]
         assert served == [("target", shop), ("risk", shop), ("task", task)], limit
+
+
+def test_a_cancelled_task_elsewhere_takes_its_target_off_the_device(login, world):
+    """officer1's task for the shop stays open when the shop moves to Zhangmiao: officer1 still
+    reads it through the task, and their device keeps it. Once the task is cancelled they may
+    no longer read it, and their device drops it and its risk record."""
+    leader = login("leader1")
+    shop = str(world.targets["shop1"].id)
+    task = leader.post(
+        "/api/v1/tasks",
+        json={
+            "target_id": shop,
+            "assignee_ids": [str(world.users["officer1"].id)],
+            "due": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+            "note": "复查",
+            "origin": "manual",
+        },
+    )
+    assert task.status_code == 201, task.get_json()
+    device = FakeDevice(login("officer1"))
+    device.pull_all()
+    admin = login("admin")
+    etag = admin.get(f"/api/v1/targets/{shop}").headers["ETag"]
+    moved = admin.patch(
+        f"/api/v1/targets/{shop}",
+        json={"squadron_id": world.squadrons[1].id},
+        headers={"If-Match": etag},
+    )
+    assert moved.status_code == 200, moved.get_json()
+    after_move = ops(device.pull_all())
+    assert after_move[("target", shop)][-1] == after_move[("risk", shop)][-1] == "upsert"
+
+    task_id = task.get_json()["id"]
+
+    cancelled = leader.post(f"/api/v1/tasks/{task_id}/cancel", json={"reason": "撤销"})
+
+    assert cancelled.status_code == 200, cancelled.get_json()
+    assert device.api.get(f"/api/v1/targets/{shop}").status_code == 404
+    assert ops(device.pull_all()) == {
+        ("task", task_id): ["upsert"],
+        ("target", shop): ["delete"],
+        ("risk", shop): ["delete"],
+    }
+
+
+def test_a_target_elsewhere_stays_on_the_device_while_another_task_for_it_is_open(
+    app, login, world
+):
+    """officer3 (Zhangmiao) has two open tasks for a Wusong shop. Approving the inspection that
+    carries the first closes it; the second still shows them the shop. Cancelling that one
+    takes the shop and its risk record off their device."""
+    device = FakeDevice(login("officer3"))
+    first = task_elsewhere(app, world, "shop1", "officer3")
+    second = task_elsewhere(app, world, "shop1", "officer3")
+    device.pull_all()
+    shop = str(world.targets["shop1"].id)
+    record = push_inspection(
+        world, device, ("officer3",), task_id=first, origin="task", target="shop1"
+    )
+    leader = login("leader1")
+
+    review_ok(leader, record, "approve")
+
+    assert login("officer3").get(f"/api/v1/tasks/{first}").get_json()["status"] == "done"
+    assert device.api.get(f"/api/v1/targets/{shop}").status_code == 200
+    approved = ops(device.pull_all())
+    assert "delete" not in approved.get(("target", shop), []) + approved.get(("risk", shop), [])
+
+    cancelled = leader.post(f"/api/v1/tasks/{second}/cancel", json={"reason": "已复查"})
+
+    assert cancelled.status_code == 200, cancelled.get_json()
+    assert device.api.get(f"/api/v1/targets/{shop}").status_code == 404
+    assert ops(device.pull_all()) == {
+        ("task", second): ["upsert"],
+        ("target", shop): ["delete"],
+        ("risk", shop): ["delete"],
+    }
 
 
 def test_moving_an_officer_to_another_squadron_resets_the_device(app, login, world):

@@ -22,12 +22,15 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role, User
+from fieldapp.auth.policy import members_elsewhere
 from fieldapp.complaints import operations as complaints
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
 from fieldapp.errors import APIError, validation_error
+from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus, task_assignees
+from sync.versions import record_left_users
 
 #: A due date further ahead than this is a typo, not a plan.
 MAX_DUE_AHEAD = timedelta(days=366)
@@ -158,6 +161,7 @@ def cancel_task(actor: Actor, task: Task, reason: str, now: datetime) -> Task:
     task.cancel_reason = reason
     task.cancelled_by_id = actor.user_id
     db.session.flush()
+    _release_target(actor, task, now)
     audit.record(
         actor,
         "task.cancel",
@@ -182,6 +186,7 @@ def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> T
     task.closed_at = now
     task.closed_by_inspection_id = inspection.id
     db.session.flush()
+    _release_target(actor, task, now)
     audit.record(
         actor,
         "task.close",
@@ -193,6 +198,39 @@ def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> T
     if task.complaint_id is not None:
         settle_complaint(actor, db.session.get(Complaint, task.complaint_id), inspection, now)
     return task
+
+
+def _release_target(actor: Actor, task: Task, now: datetime) -> None:
+    """The task is no longer open: its assignees from other squadrons than its target's read
+    the target, and its risk record, through open tasks alone. Those left without another open
+    task for it lose both, and their devices are told so (no removal written for a squadron
+    reaches them).
+
+    Called once the task's change is flushed, so with the change counter held: a concurrent
+    transaction that opens another task for the same officer and target has either committed
+    (it is seen here, and nothing is lost) or will number its task after these removals (and
+    the task brings the target back, ``sync.pull``).
+    """
+    target = db.session.get(Target, task.target_id)
+    elsewhere = members_elsewhere(task.assignee_ids, target.squadron_id)
+    if not elsewhere:
+        return
+    still = set(
+        db.session.scalars(
+            sa.select(task_assignees.c.user_id)
+            .join(Task, Task.id == task_assignees.c.task_id)
+            .where(
+                Task.target_id == target.id,
+                Task.status == TaskStatus.open,
+                task_assignees.c.user_id.in_(elsewhere),
+            )
+        )
+    )
+    losing = [user_id for user_id in elsewhere if user_id not in still]
+    record_left_users("target", [target], losing, actor.user_id, now)
+    risk = db.session.get(TargetRisk, target.id)
+    if risk is not None:
+        record_left_users("risk", [risk], losing, actor.user_id, now)
 
 
 def settle_complaint(actor: Actor, complaint: Complaint, inspection, now: datetime) -> None:
