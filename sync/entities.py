@@ -1042,12 +1042,13 @@ def _officers_moved(inspection: Inspection, dropped: set, added: set, actor_id) 
         record_left_users("inspection", [inspection], left, actor_id)
         record_left_users("photo", photos, left, actor_id)
         if photos and len(left) < len(elsewhere):
+            # A new number only: the photo itself (version, updated_at) has not changed.
             first = allocate(db.session, _counter(), len(photos))
             table = Photo.__table__
             db.session.execute(
                 sa.update(table)
                 .where(table.c.id == sa.bindparam("photo_id"))
-                .values(change_seq=sa.bindparam("seq")),
+                .values(change_seq=sa.bindparam("seq"), updated_at=table.c.updated_at),
                 [{"photo_id": p.id, "seq": first + n} for n, p in enumerate(photos)],
             )
 
