@@ -9,6 +9,7 @@ import flask_smorest
 import marshmallow as ma
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from fieldapp import jsontext
@@ -135,6 +136,14 @@ class StrictParser(FlaskParser):
         req.environ[_STRINGS_CHECKED] = b"\\u0000" not in raw
         return data
 
+    #: Query strings follow their schema's ``unknown`` (strict: refused) like bodies do;
+    #: webargs would otherwise drop unknown query parameters silently.
+    DEFAULT_UNKNOWN_BY_LOCATION: typing.ClassVar[dict] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
+
     def load_querystring(self, req: flask.Request, schema: ma.Schema) -> typing.Any:
         errors = {
             key: [NUL_MESSAGE]
@@ -143,7 +152,13 @@ class StrictParser(FlaskParser):
         }
         if errors:
             raise validation_error(errors, location="query")
-        return super().load_querystring(req, schema)
+        # An unknown parameter is refused like an unknown JSON field: a misspelt filter
+        # (``?squadorn_id=2``) would otherwise answer with everything, unfiltered. Parameters
+        # whose names start with "_" are cache busters (``?_=1733380000``) and mean nothing.
+        args = MultiDict(
+            (key, value) for key, value in req.args.items(multi=True) if not key.startswith("_")
+        )
+        return self._makeproxy(args, schema)
 
     def _handle_invalid_json_error(self, error, req, *args, **kwargs) -> typing.NoReturn:
         raise APIError(

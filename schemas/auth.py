@@ -71,9 +71,6 @@ class UserListArgs(StrictSchema):
     role = fields.Enum(Role, by_value=True)
     squadron_id = id_field(strict=False)
 
-    class Meta:
-        unknown = ma.EXCLUDE
-
 
 class DeviceSchema(ma.Schema):
     id = fields.String(dump_only=True)

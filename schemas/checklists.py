@@ -68,6 +68,3 @@ class ChecklistListArgs(PageArgs):
 
 class ChecklistGetArgs(StrictSchema):
     version = fields.Integer(validate=ID_RANGE)
-
-    class Meta:
-        unknown = ma.EXCLUDE

@@ -141,9 +141,6 @@ class PageArgs(StrictSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
     per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
-    class Meta:
-        unknown = ma.EXCLUDE  # query strings: other parameters are the endpoint's own
-
 
 class PageMetaSchema(ma.Schema):
     page = fields.Integer()

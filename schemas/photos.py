@@ -15,9 +15,6 @@ class PhotoSizeArgs(StrictSchema):
         metadata={"description": "thumb fits 256×256, medium 1280×1280; both JPEG, no metadata"},
     )
 
-    class Meta:
-        unknown = ma.EXCLUDE  # query strings: other parameters (cache busters) are ignored
-
 
 class ExifLocationSchema(ma.Schema):
     lon = fields.Float()

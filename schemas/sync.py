@@ -133,9 +133,6 @@ class PullArgs(StrictSchema):
     cursor = fields.String(validate=validate.Length(min=1, max=500))
     limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=1000))
 
-    class Meta:
-        unknown = ma.EXCLUDE
-
 
 class PulledChangeSchema(ma.Schema):
     entity = fields.String()

@@ -13,9 +13,6 @@ class TrackArgs(StrictSchema):
     from_ = Instant(data_key="from", required=True)
     to = Instant(required=True)
 
-    class Meta:
-        unknown = ma.EXCLUDE  # query strings: other parameters (cache busters) are ignored
-
     @ma.validates_schema
     def _ordered(self, data, **kwargs):
         if "from_" in data and "to" in data and data["to"] <= data["from_"]:

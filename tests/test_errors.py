@@ -488,6 +488,71 @@ def test_bad_query_parameters_are_422(login, world, path, param):
     assert at(body["errors"]["query"], param)
 
 
+#: Every query parameter API.md names, on the endpoints it names them for (with a valid value).
+CONTRACT_QUERIES = [
+    "/api/v1/sync/pull?limit=10",
+    "/api/v1/conflicts?status=open&kind=field&record_id={inspection}",
+    "/api/v1/targets?kind=shop&squadron_id={squadron}&level=low&q=水果&page=1&per_page=5",
+    "/api/v1/targets?bbox=121.0,31.0,122.0,32.0",
+    "/api/v1/targets?near=121.48,31.40,500",
+    "/api/v1/risk/summary?kind=shop&squadron_id={squadron}",
+    "/api/v1/schedule/due?squadron_id={squadron}&on=2026-12-01",
+    "/api/v1/draws?squadron_id={squadron}",
+    "/api/v1/public/inspections?from=2026-01-01&to=2026-12-31&kind=shop",
+    "/api/v1/inspections?squadron_id={squadron}&target_id={target}&officer_id={officer}"
+    "&status=submitted&review_status=pending&from=2026-01-01&to=2026-12-31&page=1",
+    "/api/v1/review/queue?squadron_id={squadron}",
+    "/api/v1/audit?entity=inspection&record_id={inspection}&actor_id={officer}"
+    "&from=2026-01-01T00:00:00%2B08:00&to=2026-12-31T00:00:00%2B08:00",
+    "/api/v1/reports/monthly?month=2026-11&squadron_id={squadron}&format=json",
+]
+
+
+def _contract_query(path: str, world) -> str:
+    return path.format(
+        squadron=world.squadrons[0].id,
+        target=world.targets["shop1"].id,
+        officer=world.users["officer1"].id,
+        inspection=ZERO_UUID,
+    )
+
+
+@pytest.mark.parametrize("path", CONTRACT_QUERIES)
+def test_every_query_parameter_of_the_contract_is_taken(login, world, path):
+    """Refusing unknown parameters must not refuse one API.md names."""
+    response = login("admin").get(_contract_query(path, world))
+    assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.parametrize(
+    "path, param",
+    [
+        ("/api/v1/inspections?squadorn_id={squadron}", "squadorn_id"),
+        ("/api/v1/targets?kind=shop&lvl=high", "lvl"),
+        ("/api/v1/sync/pull?limt=5", "limt"),
+        ("/api/v1/conflicts?state=open", "state"),
+        ("/api/v1/audit?actor={officer}", "actor"),
+        ("/api/v1/users?rol=leader", "rol"),
+        ("/api/v1/photos/{inspection}?sise=thumb", "sise"),
+    ],
+)
+def test_a_misspelt_query_parameter_is_refused_not_ignored(login, world, path, param):
+    """A misspelt filter would otherwise answer with everything, unfiltered: it is a 422 that
+    names the parameter, as an unknown JSON field is."""
+    response = login("admin").get(_contract_query(path, world))
+    body = assert_error(response, 422, "validation_failed")
+    assert body["errors"]["query"][param] == ["Unknown field."]
+
+
+def test_cache_busting_parameters_are_ignored(login, world):
+    """``?_=<timestamp>`` (what browsers' HTTP libraries add to defeat caches) means nothing."""
+    api = login("leader1")
+    plain = api.get("/api/v1/targets?kind=shop").get_json()
+    busted = api.get("/api/v1/targets?kind=shop&_=1733380000123").get_json()
+    assert busted == plain
+    assert api.get("/api/v1/sync/pull?limit=5&_cb=7").status_code == 200
+
+
 # -- ids in paths ------------------------------------------------------------------------------
 
 
