@@ -6,7 +6,7 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from fieldapp.auth.models import Role
-from schemas.common import Pattern, StrictBoolean, StrictSchema, id_field
+from schemas.common import PageArgs, Pattern, StrictBoolean, StrictSchema, id_field
 
 DEVICE_ID = Pattern(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters: letters, digits, . _ : -")
 USERNAME = Pattern(r"^[a-z0-9_.-]{2,64}$", error="2-64 characters: a-z, 0-9, _ . -")
@@ -67,7 +67,7 @@ class UserUpdateArgs(StrictSchema):
     active = StrictBoolean()
 
 
-class UserListArgs(StrictSchema):
+class UserListArgs(PageArgs):
     role = fields.Enum(Role, by_value=True)
     squadron_id = id_field(strict=False)
 

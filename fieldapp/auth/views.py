@@ -94,10 +94,10 @@ def _squadron_or_422(squadron_id: int | None) -> Squadron | None:
 @blp.route("/users")
 class UsersResource(MethodView):
     @blp.arguments(UserListArgs, location="query")
-    @blp.arguments(PageArgs, location="query")
     @blp.response(200, page_schema(UserAdminSchema, "UserPage"))
-    def get(self, filters, paging):
+    def get(self, filters):
         """Users the caller may see (own squadron; supervisors their district; admins all)."""
+        paging = {"page": filters.pop("page"), "per_page": filters.pop("per_page")}
         query = current_policy().scoped(User)
         if "role" in filters:
             query = query.where(User.role == filters["role"])
