@@ -431,6 +431,8 @@ def test_bad_reviews_are_refused_field_by_field(login, world, body, field):
         ('"a" "b"', 400, "malformed_if_match"),
         ('"0123456789abcdef"', 409, "version_conflict"),
         ('W/"0123"', 409, "version_conflict"),
+        ('""', 409, "version_conflict"),
+        ('"", W/""', 409, "version_conflict"),
     ],
 )
 def test_the_review_needs_the_current_etag(login, world, if_match, status, error):

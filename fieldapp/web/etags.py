@@ -60,7 +60,8 @@ def if_match_names(version_tag: str) -> bool:
     if_match = request.if_match
     if if_match.star_tag:
         return True
-    return any(version_part(tag) == version_tag for tag in if_match.as_set())
+    # An empty tag ("") is parsed as None: it names no version.
+    return any(tag and version_part(tag) == version_tag for tag in if_match.as_set())
 
 
 #: For the OpenAPI document: what the ETag of these answers is, and how it is compared.
