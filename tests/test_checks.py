@@ -3,6 +3,9 @@ not, with a detail a supervisor can read; and the bulk function the monthly repo
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import re
 import time
 import uuid
@@ -78,6 +81,22 @@ def flags_of(api, inspection_id) -> dict[str, str]:
 
 def local_exif_time(moment: datetime) -> str:
     return (moment.astimezone(UTC) + SHANGHAI).strftime("%Y:%m:%d %H:%M:%S")
+
+
+@contextlib.contextmanager
+def server_clock_in_utc():
+    """The server process's own clock zone is UTC (as on most hosts), not Shanghai's."""
+    saved = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = saved
+        time.tzset()
 
 
 def test_a_clean_inspection_raises_no_flag(world, device):
@@ -183,6 +202,32 @@ def test_photo_location_and_time_come_from_the_camera(world, device):
         f"photo {str(ids[0])[:8]} taken 989 m from the inspection point (camera GPS)"
     )
     assert f"photo {str(ids[0])[:8]} taken at" in flags["photo_time_outside_inspection"]
+
+
+@pytest.mark.parametrize("blank", ["\x00" * 6, " " * 6], ids=["nuls", "spaces"])
+def test_a_camera_that_wrote_a_blank_offset_is_read_in_local_time(world, device, blank):
+    """A camera that does not know its zone pads OffsetTimeOriginal with NULs or blanks. Its
+    clock shows Shanghai time, on a server whose own zone is UTC too: the photo taken five
+    minutes into the inspection is in it, not eight hours off."""
+    from PIL import ExifTags, Image
+
+    with server_clock_in_utc():
+        started = utcnow().replace(microsecond=0) - timedelta(hours=1)
+        inspection_id = push_inspection(world, device)
+        exif = Image.Exif()
+        detail = exif.get_ifd(ExifTags.IFD.Exif)
+        detail[ExifTags.Base.DateTimeOriginal] = local_exif_time(started + timedelta(minutes=5))
+        detail[ExifTags.Base.OffsetTimeOriginal] = blank
+        out = io.BytesIO()
+        Image.linear_gradient("L").resize((320, 240)).convert("RGB").save(out, "JPEG", exif=exif)
+        data = out.getvalue()
+        photo_id = uuid.uuid4()
+        device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id, data)))
+        response = put_photo(device.api, photo_id, data)
+        assert response.status_code == 201, response.get_json()
+        expected = (started + timedelta(minutes=5)).astimezone(UTC).isoformat()
+        assert response.get_json()["exif_taken_at"] == expected
+        assert "photo_time_outside_inspection" not in flags_of(device.api, inspection_id)
 
 
 def test_photo_location_falls_back_to_what_the_device_reported(world, device):

@@ -162,6 +162,93 @@ def test_type_is_judged_by_content_not_by_name_or_header(officer):
     assert response.status_code == 201 and response.get_json()["content_type"] == "image/webp"
 
 
+def mpo_bytes() -> bytes:
+    """A JPEG as many phones write it: the picture, then a second image (MPF, CIPA DC-007)."""
+    picture = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
+    out = io.BytesIO()
+    picture.save(out, "MPO", save_all=True, append_images=[picture.resize((160, 120))])
+    return out.getvalue()
+
+
+def test_a_phone_jpeg_with_a_second_mpf_image_is_stored_as_a_jpeg(officer):
+    """Pillow calls such a file MPO; it starts with the JPEG marker and its first image is the
+    photo, so the officer's upload is a JPEG like any other, sizes and all."""
+    data = mpo_bytes()
+    assert data[:3] == b"\xff\xd8\xff"
+    photo_id = uuid.uuid4()
+    response = put_photo(officer, photo_id, data)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["content_type"] == "image/jpeg"
+    assert (response.get_json()["width"], response.get_json()["height"]) == (640, 480)
+    original = fetch(officer, photo_id)
+    assert original.data == data and original.mimetype == "image/jpeg"
+    thumb = Image.open(io.BytesIO(fetch(officer, photo_id, "thumb").data))
+    assert thumb.format == "JPEG" and thumb.size == (256, 192)
+
+
+def with_comment(fmt: str, comment: str) -> bytes:
+    """An image carrying ``comment`` where apps write one: a JPEG COM segment, a PNG text
+    chunk named "comment"."""
+    image = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
+    out = io.BytesIO()
+    if fmt == "PNG":
+        from PIL import PngImagePlugin
+
+        text = PngImagePlugin.PngInfo()
+        text.add_text("comment", comment)
+        image.save(out, "PNG", pnginfo=text)
+    else:
+        image.save(out, "JPEG", comment=comment.encode())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_comment_in_the_photo_does_not_reach_its_shared_sizes(officer, fmt):
+    """Derived sizes have every piece of metadata stripped: an owner's name or a place written
+    as a comment stays in the original (evidence, byte for byte) and nowhere else."""
+    data = with_comment(fmt, "owner: Zhang Wei, GPS 31.3702N 121.4701E")
+    photo_id = uuid.uuid4()
+    assert put_photo(officer, photo_id, data).status_code == 201
+    assert b"Zhang Wei" in fetch(officer, photo_id).data
+    for size in ("thumb", "medium"):
+        derived = fetch(officer, photo_id, size)
+        assert derived.status_code == 200
+        assert b"Zhang Wei" not in derived.data, size
+        assert "comment" not in Image.open(io.BytesIO(derived.data)).info, size
+
+
+def exif_jpeg(**fields) -> bytes:
+    """A sound JPEG whose Exif IFD holds ``fields`` (tag name -> value)."""
+    out = io.BytesIO()
+    Image.linear_gradient("L").resize((320, 240)).convert("RGB").save(
+        out, "JPEG", exif=exif_of(**fields)
+    )
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"DateTimeOriginal": "0001:01:01 00:00:00", "OffsetTimeOriginal": "+08:00"},
+        {"DateTimeOriginal": "0001:01:01 00:00:00"},  # in Shanghai: before the year 1 in UTC
+        {"DateTimeOriginal": "0000:00:00 00:00:00"},
+        {"DateTimeOriginal": "2026:11:20 17:35:00", "OffsetTimeOriginal": "+99:99"},
+    ],
+    ids=["year-1-east", "year-1-local", "zeros", "bad-offset"],
+)
+def test_a_sound_photo_with_an_odd_camera_clock_is_stored(officer, fields):
+    """A camera whose clock was reset writes dates no instant has; the picture is sound, so it
+    is stored (not 422 bad_image) and its EXIF time is unknown or read without the offset."""
+    data = exif_jpeg(**fields)
+    response = put_photo(officer, uuid.uuid4(), data)
+    assert response.status_code == 201, response.get_json()
+    taken = response.get_json()["exif_taken_at"]
+    if fields.get("OffsetTimeOriginal") == "+99:99":
+        assert taken.startswith("2026-11-20T09:35:00")  # the local zone, as without offset
+    else:
+        assert taken is None
+
+
 def test_an_upload_over_the_size_limit_is_413(app, officer, monkeypatch):
     settings = app.extensions["fieldapp.photos"]
     monkeypatch.setitem(
@@ -542,6 +629,52 @@ def test_exif_capture_time_uses_its_offset_or_the_local_zone():
     assert exif_taken_at(offset, "Asia/Shanghai").isoformat() == "2026-11-20T08:35:00+00:00"
     assert exif_taken_at(exif_of(DateTimeOriginal="0000:00:00 00:00:00"), "Asia/Shanghai") is None
     assert exif_taken_at(Image.Exif(), "Asia/Shanghai") is None
+
+
+@pytest.fixture
+def server_in_utc(monkeypatch):
+    """The server process's own clock zone is UTC (as on most hosts), not Shanghai's."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("blank", ["\x00" * 6, " " * 6, "\x00"])
+def test_a_blank_exif_offset_is_no_offset(server_in_utc, blank):
+    """Cameras that do not know their zone fill the offset with NULs or blanks: the time is
+    then local (FIELDAPP_LOCAL_TIMEZONE), never the server's own zone."""
+    from fieldapp.photos.imaging import exif_taken_at
+
+    exif = exif_of(DateTimeOriginal="2026:11:20 17:35:00", OffsetTimeOriginal=blank)
+    assert exif_taken_at(exif, "Asia/Shanghai").isoformat() == "2026-11-20T09:35:00+00:00"
+
+
+def test_exif_capture_time_prefers_original_then_digitized_never_the_edit_time():
+    """IFD0 DateTime is when the file was last written (an editor moves it): an old photo
+    re-saved during an inspection must not look taken during it."""
+    from PIL import ExifTags
+
+    from fieldapp.photos.imaging import exif_taken_at
+
+    both = exif_of(
+        DateTimeOriginal="2026:11:20 17:35:00",
+        DateTimeDigitized="2026:11:20 17:36:00",
+        OffsetTimeOriginal="+08:00",
+    )
+    assert exif_taken_at(both, "Asia/Shanghai").isoformat() == "2026-11-20T09:35:00+00:00"
+    digitized = exif_of(DateTimeDigitized="2026:11:20 17:36:00", OffsetTimeDigitized="+09:00")
+    assert exif_taken_at(digitized, "Asia/Shanghai").isoformat() == "2026-11-20T08:36:00+00:00"
+    # OffsetTime (the zone the camera was set to when it wrote the file) stands in for a
+    # missing offset of the capture time itself
+    zoned = exif_of(DateTimeOriginal="2026:11:20 17:35:00", OffsetTime="+09:00")
+    assert exif_taken_at(zoned, "Asia/Shanghai").isoformat() == "2026-11-20T08:35:00+00:00"
+    edited_only = Image.Exif()
+    edited_only[ExifTags.Base.DateTime] = "2026:11:21 10:00:00"
+    assert exif_taken_at(edited_only, "Asia/Shanghai") is None
 
 
 def test_exif_gps_in_every_hemisphere_and_nonsense_ignored():

@@ -10,6 +10,7 @@ refused at upload rather than discovered in court.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +18,18 @@ from zoneinfo import ZoneInfo
 
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
-#: The formats a device may upload, by Pillow's name, with their media types.
-ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+#: The formats a device may upload, by Pillow's name, with their media types. ``MPO`` is
+#: Pillow's name for a JPEG that carries further images after the picture (CIPA DC-007 MPF:
+#: the depth map or preview many phones append); it starts with the JPEG marker and its
+#: first image is the photo, so it is a JPEG to everyone but Pillow.
+ACCEPTED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+}
+#: Formats decoded by libjpeg, where draft mode can scale while decoding.
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
 #: Derived sizes: the box each fits in.
 BOXES = {"thumb": (256, 256), "medium": (1280, 1280)}
@@ -111,16 +122,34 @@ def inspect_upload(path, limits: Limits, local_zone: str) -> Inspected:
         _check_dimensions(image, limits)
         content_type = ACCEPTED_FORMATS[image.format]
         width, height = image.size
+        # EXIF facts are read before and apart from the pixels: a camera's odd or broken EXIF
+        # (a reset clock, a garbled tag) leaves the time or place unknown, and the checks fall
+        # back to what the device reported; it does not make a sound picture a bad image.
+        exif = read_exif(image)
+        taken_at = exif_taken_at(exif, local_zone)
+        lon, lat = exif_position(exif)
         try:
-            exif = image.getexif()
-            taken_at = exif_taken_at(exif, local_zone)
-            lon, lat = exif_position(exif)
             derived = derive(image)
-        except (
-            Exception
-        ) as exc:  # any decoder failure (OSError, zlib, struct, EOF...) is the file's
+        except Exception as exc:  # any decoder failure (OSError, zlib, struct, EOF...)
             raise BadImage(f"the image is corrupt or truncated: {exc}") from None
     return Inspected(content_type, width, height, taken_at, lon, lat, derived)
+
+
+def read_exif(image: Image.Image) -> Image.Exif:
+    """The image's EXIF block, or an empty one when it cannot be parsed (no EXIF facts: the
+    picture itself is judged by decoding it, not by its metadata)."""
+    try:
+        return image.getexif()
+    except Exception:  # Pillow raises whatever its parser hit (struct, OSError, ValueError...)
+        return Image.Exif()
+
+
+def _ifd(exif: Image.Exif, ifd: ExifTags.IFD) -> dict:
+    """One sub-IFD of ``exif`` (Exif, GPS), empty when it is missing or cannot be parsed."""
+    try:
+        return exif.get_ifd(ifd)
+    except Exception:  # a broken offset inside the EXIF block: no facts, as in read_exif
+        return {}
 
 
 def _fitted(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
@@ -136,8 +165,8 @@ def _shrink(image: Image.Image, box: tuple[int, int]) -> Image.Image:
     an eighth to a sixty-fourth of the memory); the orientation is applied to the small image
     afterwards, not to the full one.
     """
-    orientation = image.getexif().get(ExifTags.Base.Orientation)
-    if image.format == "JPEG":
+    orientation = read_exif(image).get(ExifTags.Base.Orientation)
+    if image.format in JPEG_FORMATS:
         image.draft("RGB", _fitted(image.size, box))
     image.load()  # decodes everything: a truncated or corrupt file fails here
     small = _flatten(image)
@@ -177,6 +206,11 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def _jpeg(image: Image.Image) -> bytes:
+    """``image`` as a JPEG without any metadata. Its ``info`` is emptied first: Pillow writes
+    a ``comment`` it finds there (a JPEG COM segment, or a PNG text chunk of that name, where
+    apps put an owner's name or a place) into the JPEG it saves, and derived sizes are what
+    gets shared around."""
+    image.info = {}
     out = io.BytesIO()
     image.save(out, "JPEG", quality=DERIVED_QUALITY, optimize=True)
     return out.getvalue()
@@ -185,24 +219,63 @@ def _jpeg(image: Image.Image) -> bytes:
 # -- EXIF ----------------------------------------------------------------------------------------
 
 
+#: An EXIF UTC offset as the standard writes it ("+08:00"); blanks and NULs mean "unknown".
+_OFFSET = re.compile(r"[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]")
+
+#: Where a capture time is written, best first, each with the tag of its own UTC offset.
+#: IFD0 ``DateTime`` is left out on purpose: it is when the file was last written, which an
+#: editor or a re-save moves. Taken as the capture time, an old photo re-saved during an
+#: inspection would look taken during it (hiding the one thing the time check exists to
+#: find), and a photo edited the next day would be flagged falsely. Without a capture time
+#: the checks use the device's ``taken_at``.
+_CAPTURE_TAGS = (
+    (ExifTags.Base.DateTimeOriginal, ExifTags.Base.OffsetTimeOriginal),
+    (ExifTags.Base.DateTimeDigitized, ExifTags.Base.OffsetTimeDigitized),
+)
+
+
+def _exif_text(value) -> str | None:
+    """An EXIF ASCII value without the NULs and blanks cameras pad it with; None if empty."""
+    if not isinstance(value, str):
+        return None
+    return value.strip("\x00 ") or None
+
+
 def exif_taken_at(exif: Image.Exif, local_zone: str) -> datetime | None:
-    """DateTimeOriginal (else DateTime) as UTC; its OffsetTimeOriginal if the camera wrote one,
-    else the local zone (phones sold in China write local time)."""
-    detail = exif.get_ifd(ExifTags.IFD.Exif)
-    raw = detail.get(ExifTags.Base.DateTimeOriginal) or exif.get(ExifTags.Base.DateTime)
-    if not isinstance(raw, str):
-        return None
-    try:
-        naive = datetime.strptime(raw.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
-    except ValueError:
-        return None
-    offset = detail.get(ExifTags.Base.OffsetTimeOriginal) or detail.get(ExifTags.Base.OffsetTime)
-    if isinstance(offset, str):
+    """When the picture was taken, as UTC: ``DateTimeOriginal``, else ``DateTimeDigitized``.
+
+    The zone is the time's own offset tag, else ``OffsetTime`` (the zone the camera was set to
+    when it wrote the file), else ``local_zone``: phones sold in China write local time, and
+    a blank offset (NULs or spaces) is no offset. The result is always aware: a naive time
+    would be read in the server's own zone, hours off. A time that cannot be a real instant
+    (the year 1 east of UTC, a reset clock's 0000:00:00) is unknown: None.
+    """
+    detail = _ifd(exif, ExifTags.IFD.Exif)
+    for time_tag, offset_tag in _CAPTURE_TAGS:
+        raw = _exif_text(detail.get(time_tag))
+        if raw is None:
+            continue
         try:
-            return datetime.fromisoformat(naive.isoformat() + offset.strip("\x00 ")).astimezone(UTC)
+            naive = datetime.strptime(raw[:19], "%Y:%m:%d %H:%M:%S")
         except ValueError:
-            pass
-    return naive.replace(tzinfo=ZoneInfo(local_zone)).astimezone(UTC)
+            continue
+        offsets = (detail.get(offset_tag), detail.get(ExifTags.Base.OffsetTime))
+        return _as_utc(naive, offsets, local_zone)
+    return None
+
+
+def _as_utc(naive: datetime, offsets: tuple, local_zone: str) -> datetime | None:
+    """``naive`` at the first well-formed offset of ``offsets``, else in ``local_zone``."""
+    zone = ZoneInfo(local_zone)
+    for offset in offsets:
+        text = _exif_text(offset)
+        if text is not None and _OFFSET.fullmatch(text):
+            zone = datetime.fromisoformat(f"2000-01-01T00:00:00{text}").tzinfo
+            break
+    try:
+        return naive.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:  # before 0001-01-01 or after 9999-12-31 in UTC
+        return None
 
 
 def _degrees(value) -> float:
@@ -212,7 +285,7 @@ def _degrees(value) -> float:
 
 def exif_position(exif: Image.Exif) -> tuple[float | None, float | None]:
     """The GPS position recorded by the camera, as (lon, lat) in WGS-84, or (None, None)."""
-    gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
+    gps = _ifd(exif, ExifTags.IFD.GPSInfo)
     try:
         lat = _degrees(gps[ExifTags.GPS.GPSLatitude])
         lon = _degrees(gps[ExifTags.GPS.GPSLongitude])
