@@ -57,6 +57,18 @@ class Pattern(validate.Regexp):
         return value
 
 
+class HexDigest(fields.String):
+    """A SHA-256 digest: 64 hex digits in either case, loaded lowercase (as the server names
+    the bytes everywhere: the store, ``X-Content-SHA256``, pull), so "AB…" and "ab…" are one
+    digest and never a conflict."""
+
+    def __init__(self, **kwargs):
+        super().__init__(validate=Pattern(r"^[0-9a-fA-F]{64}$", error="64 hex digits"), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).lower()
+
+
 NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
 SURROGATE_MESSAGE = "text is not valid Unicode (unpaired surrogate)"
 

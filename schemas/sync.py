@@ -10,8 +10,8 @@ from marshmallow import fields, validate
 from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
 from schemas.common import (
+    HexDigest,
     Instant,
-    Pattern,
     StrictFloat,
     StrictSchema,
     TimeBound,
@@ -169,7 +169,7 @@ class PhotoFieldsArgs(StrictSchema):
     item_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=16))
     taken_at = Instant()
     location = WholeLocation(allow_none=True)
-    sha256 = fields.String(validate=Pattern(r"^[0-9a-f]{64}$", error="64 hex digits"))
+    sha256 = HexDigest()
     size = fields.Integer(strict=True, validate=validate.Range(min=1, max=200 * 1024 * 1024))
     content_type = fields.String(validate=validate.OneOf(("image/jpeg", "image/png", "image/webp")))
 

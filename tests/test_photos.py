@@ -25,7 +25,7 @@ from tests.evidence_helpers import (
     sha,
     zip_bytes,
 )
-from tests.sync_helpers import FakeDevice
+from tests.sync_helpers import FakeDevice, new_inspection
 
 
 def store_files(app) -> list[Path]:
@@ -349,6 +349,105 @@ def test_photos_are_scoped_like_their_inspection(world, login):
         assert_error(put_photo(api, photo_id, data), 403, "forbidden")
 
 
+def test_a_part_for_another_squadrons_photo_is_forbidden_like_a_whole_upload(world, login):
+    """Out-of-scope writes are 403 (API.md), whether the bytes come whole (PUT) or as the
+    first part of a resumable upload (PATCH); nothing is kept."""
+    device = FakeDevice(login("officer1"))
+    data = make_image()
+    _, photo_id = inspection_with_photo(world, device, data)
+    stranger = login("officer3")
+    assert_error(put_photo(stranger, photo_id, data), 403, "forbidden")
+    part = patch_part(stranger, photo_id, 0, data[:100], headers={"X-Content-SHA256": sha(data)})
+    assert_error(part, 403, "forbidden")
+    assert head_offset(device.api, photo_id) == 0
+
+
+def test_a_reviewer_sees_a_photo_the_inspection_names_before_its_metadata_arrives(world, login):
+    """The officer's device pushed the inspection naming the photo and uploaded its bytes;
+    the metadata has not come yet. The leader who reads the inspection sees the photo (the
+    inspection claims it); a leader of another squadron does not learn it exists."""
+    officer = login("officer1")
+    device = FakeDevice(officer)
+    named, answered = uuid.uuid4(), uuid.uuid4()
+    answers = {"S02": {"result": "fail", "note": "占道", "photo_ids": [str(answered)]}}
+    inspection_id = uuid.uuid4()
+    device.push_ok(
+        device.change(
+            "inspection",
+            inspection_id,
+            new_inspection(
+                world, ["officer1", "officer2"], photo_ids=[str(named)], answers=answers
+            ),
+        )
+    )
+    for photo_id in (named, answered):
+        assert put_photo(officer, photo_id, make_image()).status_code == 201
+    leader = login("leader1")
+    assert leader.get(f"/api/v1/inspections/{inspection_id}").status_code == 200
+    for photo_id in (named, answered):
+        assert fetch(leader, photo_id, "thumb").status_code == 200
+        assert fetch(login("officer2"), photo_id).status_code == 200
+        assert_error(fetch(login("leader2"), photo_id), 404, "not_found")
+    # bytes uploaded under an id by someone who had no part in the inspection naming it stay
+    # theirs alone
+    squatted = uuid.uuid4()
+    device.push_ok(
+        device.change(
+            "inspection",
+            uuid.uuid4(),
+            new_inspection(world, ["officer1", "officer2"], photo_ids=[str(squatted)]),
+        )
+    )
+    assert put_photo(login("officer3"), squatted, make_image(300, 200)).status_code == 201
+    assert_error(fetch(leader, squatted), 404, "not_found")
+
+
+def test_head_tells_the_total_size_the_metadata_names_before_any_byte(world, officer):
+    """A device that lost its own record of the upload learns from HEAD what to send: offset 0
+    of the size its metadata announced."""
+    data = make_image()
+    _, photo_id = inspection_with_photo(world, FakeDevice(officer), data)
+    response = officer.client.head(
+        f"/api/v1/photos/{photo_id}", headers={"Authorization": f"Bearer {officer.token}"}
+    )
+    assert response.status_code == 200
+    assert response.headers["Upload-Offset"] == "0"
+    assert response.headers["Upload-Length"] == str(len(data))
+    assert "X-Content-SHA256" not in response.headers
+
+
+def test_a_digest_in_capitals_is_the_same_digest_in_metadata_and_upload(world, officer):
+    """Some platforms print hex in capitals. Metadata and X-Content-SHA256 take either case
+    and the server keeps and answers lowercase, so they still name the same bytes."""
+    data = make_image()
+    digest = sha(data).upper()
+    device = FakeDevice(officer)
+    inspection_id = uuid.uuid4()
+    photo_id = uuid.uuid4()
+    results = device.push_ok(
+        device.change("inspection", inspection_id, new_inspection(world, ["officer1"])),
+        device.change("photo", photo_id, photo_metadata(inspection_id, data, sha256=digest)),
+    )
+    assert [r["status"] for r in results] == ["applied", "applied"], results
+    response = put_photo(officer, photo_id, data, digest=digest)
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["sha256"] == sha(data) and response.get_json()["claimed"]
+    [pulled] = [c for c in device.pull_all() if c["entity"] == "photo"]
+    assert pulled["data"]["sha256"] == sha(data) and pulled["data"]["uploaded"] is True
+    # the device sends its metadata again, digest in capitals as it holds it: no change of
+    # the digest of an uploaded photo, so not refused
+    [again] = device.push_ok(
+        device.change(
+            "photo", photo_id, {"sha256": digest, "size": len(data)}, base_version=pulled["version"]
+        )
+    )
+    assert again["status"] == "applied", again
+    body = assert_error(
+        put_photo(officer, uuid.uuid4(), data, digest="G" * 64), 422, "validation_failed"
+    )
+    assert "X-Content-SHA256" in body["errors"]["headers"]
+
+
 def test_an_unclaimed_upload_is_seen_by_its_uploader_only(login):
     officer = login("officer1")
     photo_id = uuid.uuid4()
@@ -566,7 +665,6 @@ def test_sweep_keeps_an_upload_an_inspection_names_without_metadata(app, world, 
     from fieldapp.actor import Actor
     from fieldapp.db import utcnow
     from fieldapp.photos import operations
-    from tests.sync_helpers import new_inspection
 
     officer = login("officer1")
     device = FakeDevice(officer)

@@ -30,7 +30,7 @@ from fieldapp.auth.models import Role
 from fieldapp.auth.policy import Policy
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError
-from fieldapp.inspections.models import Inspection
+from fieldapp.inspections.models import Inspection, inspections_of
 from fieldapp.photos import imaging
 from fieldapp.photos.models import Photo, PhotoUpload, UploadState
 from fieldapp.photos.storage import FileSystemStore, PhotoStore
@@ -111,8 +111,10 @@ def _metadata(policy: Policy, photo_id: uuid.UUID) -> tuple[Photo | None, bool]:
 def readable_upload(policy: Policy, photo_id: uuid.UUID) -> tuple[Photo | None, PhotoUpload]:
     """The photo's metadata and upload as the actor may read them, else 404.
 
-    A claimed photo is scoped like its inspection; an unclaimed upload is visible to the one
-    who uploaded it (and admins) only.
+    A photo with metadata is scoped like its inspection. One without is visible to the one
+    who uploaded it, admins, and whoever may read an inspection that names it and that its
+    uploader took part in as an officer: the inspection claims it (the checks count its bytes
+    as arrived and judge its EXIF), so its reviewer sees it too.
     """
     photo, readable = _metadata(policy, photo_id)
     upload = db.session.get(PhotoUpload, photo_id)
@@ -120,12 +122,47 @@ def readable_upload(policy: Policy, photo_id: uuid.UUID) -> tuple[Photo | None, 
         if not readable:
             raise APIError(404, "not_found", "photo not found")
     elif upload is None or not (
-        upload.uploaded_by_id == policy.user.id or policy.role is Role.admin
+        upload.uploaded_by_id == policy.user.id
+        or policy.role is Role.admin
+        or _named_by_a_readable_inspection(policy, upload)
     ):
         raise APIError(404, "not_found", "photo not found")
     if upload is None:
-        upload = PhotoUpload(id=photo_id, state=UploadState.receiving, sha256=photo.sha256)
+        upload = PhotoUpload(
+            id=photo_id,
+            state=UploadState.receiving,
+            sha256=photo.sha256,
+            expected_size=photo.size,
+        )
     return photo, upload
+
+
+def _named_by_a_readable_inspection(policy: Policy, upload: PhotoUpload) -> bool:
+    """Whether an inspection the actor may read, with the upload's uploader among its
+    officers, names the photo (top-level or in an answer).
+
+    Only the uploader's inspections are searched: they come off the officer index and are
+    few, where a squadron's are many and photo references are JSON text; and bytes someone
+    uploaded under an id that an inspection they had no part in names do not thereby become
+    visible to its readers.
+    """
+    pattern = f"%{upload.id}%"  # references are written lowercase with hyphens, as str(uuid)
+    named = sa.or_(
+        sa.cast(Inspection.photo_ids, sa.Text).like(pattern),
+        sa.cast(Inspection.answers, sa.Text).like(pattern),
+    )
+    query = sa.select(Inspection.id).where(
+        Inspection.id.in_(inspections_of(upload.uploaded_by_id)),
+        policy.readable(Inspection),
+        named,
+    )
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def upload_length(photo: Photo | None, upload: PhotoUpload) -> int | None:
+    """The photo's total size, as far as the server knows it (``HEAD``'s ``Upload-Length``):
+    announced by the upload, else by the synced metadata's ``size``."""
+    return upload.expected_size or (photo.size if photo is not None else None)
 
 
 def _authorize_write(policy: Policy, photo: Photo | None, upload: PhotoUpload | None) -> None:
@@ -270,12 +307,11 @@ def append_part(
     ``Upload-Length``) announces the total when nothing else does."""
     if upload_length is not None and upload_length > settings.max_bytes:
         raise too_large(settings.max_bytes)
-    photo, readable = _metadata(policy, photo_id)
+    photo, _ = _metadata(policy, photo_id)
     upload = _lock_upload(photo_id)
     if upload is None and photo is None and digest is None:
         raise APIError(404, "not_found", "no upload of this photo to resume; PUT it first")
-    if photo is not None and not readable:
-        raise APIError(404, "not_found", "photo not found")
+    # A write: out of scope is 403, as for PUT (API.md), even where reading would be 404.
     _authorize_write(policy, photo, upload)
     if upload is not None and upload.state is UploadState.stored:
         raise offset_mismatch(upload.size, "the photo is already complete and stored")

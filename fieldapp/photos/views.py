@@ -192,11 +192,12 @@ class PhotoResource(MethodView):
         original does: a device whose answer to its last part was lost learns whether its own
         bytes are the ones kept.
         """
-        _, upload = operations.readable_upload(current_policy(), photo_id)
+        photo, upload = operations.readable_upload(current_policy(), photo_id)
         response = make_response("", 200)
         response.headers["Upload-Offset"] = str(operations.upload_offset(upload, _store()))
-        if upload.expected_size:
-            response.headers["Upload-Length"] = str(upload.expected_size)
+        length = operations.upload_length(photo, upload)
+        if length:
+            response.headers["Upload-Length"] = str(length)
         if upload.state is operations.UploadState.stored:
             response.headers["X-Content-SHA256"] = upload.sha256
         response.headers["Cache-Control"] = "no-store"
