@@ -101,3 +101,90 @@ def test_two_parts_at_the_same_offset_at_once_append_once(pg_app):
     with app.app_context():
         upload = db.session.get(PhotoUpload, photo_id)
         assert upload.sha256 == sha(data) and upload.size == len(data)
+
+
+def _waiting_on_a_lock(app) -> int:
+    """How many sessions of the test database wait on a lock right now."""
+    import sqlalchemy as sa
+
+    with db.engine.connect() as connection:
+        return connection.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+
+def test_a_first_part_racing_another_first_part_keeps_the_others_bytes(pg_app):
+    """Two devices (or one retrying over a flaky link) send the first part of a photo nobody
+    has started yet. The one that comes second waits for the first to commit and is told where
+    that one got to (409 offset_mismatch with Upload-Offset, as API codes go), instead of
+    cutting the first one's bytes and failing with a code clients do not know."""
+    import io
+
+    import sqlalchemy as sa
+
+    from fieldapp.actor import Actor
+    from fieldapp.auth.models import User
+    from fieldapp.auth.policy import Policy
+    from fieldapp.photos import operations
+    from tests.evidence_helpers import patch_part
+
+    app, _ = pg_app
+    data = make_image(2400, 1800, quality=95)
+    photo_id = uuid.uuid4()
+    header = {"X-Content-SHA256": sha(data), "Upload-Length": str(len(data))}
+    second = signed_in(app, "first-part-1")
+    answer: list = []
+    errors: list[BaseException] = []
+
+    def send_second_part():
+        try:
+            answer.append(patch_part(second, photo_id, 0, data[:500], headers=header))
+        except BaseException as exc:  # surfaced by the main thread
+            errors.append(exc)
+
+    with app.app_context():
+        # The first request: its part written, its transaction not committed yet.
+        user = db.session.scalar(sa.select(User).where(User.username == "officer1"))
+        actor = Actor(user=user, device_id="first-part-0")
+        first = operations.append_part(
+            actor,
+            Policy(actor),
+            photo_id,
+            io.BytesIO(data[:1000]),
+            0,
+            sha(data),
+            app.extensions["fieldapp.photos"],
+            operations.store_for(app.config),
+            upload_length=len(data),
+        )
+        assert first.status == "partial" and first.offset == 1000
+        thread = threading.Thread(target=send_second_part)
+        thread.start()
+        # The second request is held by the first one's claim on the id (a lock wait), and
+        # nothing it did may touch the first one's bytes before that.
+        while not _waiting_on_a_lock(app) and thread.is_alive():
+            thread.join(timeout=0.05)
+        db.session.commit()
+    thread.join(timeout=120)
+    assert not errors, errors
+    [response] = answer
+    assert response.status_code == 409, response.get_json()
+    assert response.get_json()["error"] == "offset_mismatch"
+    assert response.headers["Upload-Offset"] == "1000"
+    head = second.client.head(
+        f"/api/v1/photos/{photo_id}", headers={"Authorization": f"Bearer {second.token}"}
+    )
+    assert head.headers["Upload-Offset"] == "1000"
+    done = patch_part(second, photo_id, 1000, data[1000:])
+    assert done.status_code == 201, done.get_json()
+    with app.app_context():
+        assert db.session.get(PhotoUpload, photo_id).sha256 == sha(data)
+    original = second.client.get(
+        f"/api/v1/photos/{photo_id}",
+        headers={"Authorization": f"Bearer {second.token}"},
+        buffered=True,
+    )
+    assert original.data == data

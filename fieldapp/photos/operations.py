@@ -187,6 +187,42 @@ def _lock_upload(photo_id: uuid.UUID) -> PhotoUpload | None:
     )
 
 
+def _start_receiving(
+    actor: Actor, photo_id: uuid.UUID, digest: str, expected_size: int | None
+) -> PhotoUpload | None:
+    """Claim ``photo_id`` for a resumable upload, before any of its bytes are written; None
+    when another request claimed it first.
+
+    With no row to lock, the row itself is the lock: a second first part's insert waits on the
+    primary key until the first request commits, then fails here instead of writing into the
+    first one's file (and instead of a bare 409 at commit).
+    """
+    upload = PhotoUpload(
+        id=photo_id,
+        state=UploadState.receiving,
+        sha256=digest,
+        expected_size=expected_size,
+        uploaded_by_id=actor.user_id,
+        device_id=actor.device_id,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(upload)
+    except IntegrityError:
+        return None
+    return upload
+
+
+def _raced(photo_id: uuid.UUID, store: PhotoStore) -> APIError:
+    """The answer to a first part that lost the race with another one, now committed: where
+    that one left the upload (resume from there, as after any part at a wrong offset)."""
+    other = _lock_upload(photo_id)
+    offset = upload_offset(other, store) if other is not None else 0
+    return offset_mismatch(
+        offset, f"another part of this photo arrived at the same moment; the server holds {offset}"
+    )
+
+
 # -- receiving bytes -----------------------------------------------------------------------------
 
 
@@ -261,15 +297,19 @@ def put_photo(
 
 
 def _keep_partial(actor, photo_id, upload, staging, digest, expected_size, store) -> Outcome:
+    """Keep the bytes in ``staging`` as the first part of a resumable upload (202)."""
+    if upload is None:
+        upload = _start_receiving(actor, photo_id, digest, expected_size)
+        if upload is None:
+            raise _raced(photo_id, store)
+    else:
+        upload.state = UploadState.receiving
+        upload.sha256 = digest
+        upload.expected_size = expected_size
+        db.session.flush()
+    # Only now, with the row claimed (or locked), do the bytes become the upload's.
     partial = store.partial_path(photo_id)
     os.replace(staging, partial)
-    if upload is None:
-        upload = PhotoUpload(id=photo_id, uploaded_by_id=actor.user_id, device_id=actor.device_id)
-        db.session.add(upload)
-    upload.state = UploadState.receiving
-    upload.sha256 = digest
-    upload.expected_size = expected_size
-    db.session.flush()
     offset = partial.stat().st_size
     audit.record(
         actor,
@@ -321,8 +361,20 @@ def append_part(
     if photo is not None and photo.sha256 != expected_digest:
         raise id_conflict(f"this photo's metadata names other bytes (sha256 {photo.sha256})")
 
+    expected_size = (
+        (upload.expected_size if upload else None)
+        or (photo.size if photo else None)
+        or upload_length
+    )
     partial = store.partial_path(photo_id)
-    if offset and not partial.exists():  # (a part that lost a race with the last one)
+    started = upload is None
+    if started:
+        if offset:
+            raise offset_mismatch(0, f"the server holds 0 bytes, not {offset}")
+        upload = _start_receiving(actor, photo_id, expected_digest, expected_size)
+        if upload is None:
+            raise _raced(photo_id, store)
+    elif offset and not partial.exists():  # (a part that lost a race with the last one)
         raise offset_mismatch(0, f"the server holds 0 bytes, not {offset}")
     with open(partial, "ab") as out:
         try:
@@ -330,29 +382,16 @@ def append_part(
         except BlockingIOError:
             raise offset_mismatch(out.tell(), "another part of this photo is arriving") from None
         current = out.seek(0, os.SEEK_END)
-        if upload is None and current:
-            current = out.truncate(0)  # left over from an upload whose row was rolled back
+        if started and current:
+            # Left over from a request whose row was rolled back: this request's row is the
+            # only claim on the id now, so no other request is writing here.
+            current = out.truncate(0)
         if offset != current:
             raise offset_mismatch(current, f"the server holds {current} bytes, not {offset}")
         _copy(stream, out, settings.max_bytes, already=current)
         out.flush()
         size = out.tell()
-    expected_size = (
-        (upload.expected_size if upload else None)
-        or (photo.size if photo else None)
-        or upload_length
-    )
-    if upload is None:
-        upload = PhotoUpload(
-            id=photo_id,
-            state=UploadState.receiving,
-            sha256=expected_digest,
-            expected_size=expected_size,
-            uploaded_by_id=actor.user_id,
-            device_id=actor.device_id,
-        )
-        db.session.add(upload)
-        db.session.flush()
+    if started:
         audit.record(
             actor,
             "photo.upload_started",
@@ -437,9 +476,12 @@ def _finish(
             with db.session.begin_nested():
                 db.session.add(upload)
         except IntegrityError:
-            # Another request stored this id a moment ago: the same bytes or not?
-            upload = db.session.get(PhotoUpload, photo_id, populate_existing=True)
-            if upload is None or upload.sha256 != sha256:
+            # Another request claimed this id a moment ago: it stored the same bytes, other
+            # bytes, or it started a resumable upload (then go on from where that one is).
+            upload = _lock_upload(photo_id)
+            if upload is None or upload.state is not UploadState.stored:
+                raise _raced(photo_id, store) from None
+            if upload.sha256 != sha256:
                 raise id_conflict("this photo id was just stored with other bytes") from None
             return Outcome("same", upload, upload.size)
     else:
