@@ -4,6 +4,7 @@ claims by metadata, scoping and the sweep."""
 from __future__ import annotations
 
 import io
+import os
 import random
 import uuid
 from datetime import timedelta
@@ -615,6 +616,11 @@ def test_sweep_command_reports_and_removes_backdated_orphans(app, login):
             .values(updated_at=utcnow() - timedelta(hours=5))
         )
         db.session.commit()
+    # the upload happened five hours ago: its file says so too (the sweep spares a file an
+    # upload relied on since its cutoff)
+    five_hours_ago = (utcnow() - timedelta(hours=5)).timestamp()
+    original = operations_store(app).original_path(sha(orphan_bytes))
+    os.utime(original, (five_hours_ago, five_hours_ago))
     runner = app.test_cli_runner()
     dry = runner.invoke(photos_cli, ["sweep", "--older-than", "4", "--dry-run"])
     assert dry.exit_code == 0, dry.output
@@ -630,6 +636,67 @@ def operations_store(app):
     from fieldapp.photos import operations
 
     return operations.store_for(app.config)
+
+
+def test_the_sweep_spares_an_orphaned_original_a_new_upload_just_relied_on(app):
+    """A request died after keeping an original (no row names it): an orphan, swept once old.
+    If a new upload of the same bytes relies on that file while the sweep runs, its row is not
+    committed yet and the sweep cannot see it; the file must stay, or the new photo would be a
+    row without its bytes."""
+    from fieldapp.actor import Actor
+    from fieldapp.db import utcnow
+    from fieldapp.photos import operations
+
+    store = operations_store(app)
+    data = make_image(210, 150)
+    digest = sha(data)
+
+    def staged() -> Path:
+        path = store.staging_file()
+        path.write_bytes(data)
+        return path
+
+    store.put_original(digest, staged())
+    long_ago = (utcnow() - timedelta(days=10)).timestamp()
+    os.utime(store.original_path(digest), (long_ago, long_ago))
+    store.put_original(digest, staged())  # the new upload, its row not committed yet
+    with app.app_context():
+        report = operations.sweep(Actor.for_system("test"), store, utcnow(), timedelta(hours=72))
+        db.session.rollback()
+    assert store.has_original(digest), report
+    assert store.original_path(digest).read_bytes() == data
+    # nothing relied on it since: then it goes
+    os.utime(store.original_path(digest), (long_ago, long_ago))
+    with app.app_context():
+        operations.sweep(Actor.for_system("test"), store, utcnow(), timedelta(hours=72))
+        db.session.rollback()
+    assert not store.has_original(digest)
+
+
+def test_a_photo_whose_bytes_went_missing_is_404_and_a_new_upload_restores_it(app, officer):
+    """However the original left the store (lost on disk, removed by hand), reading the photo
+    answers 404 with a reason, never a 500; the officer uploads the same bytes again and the
+    photo is whole."""
+    data = make_image(900, 600)
+    photo_id = uuid.uuid4()
+    assert put_photo(officer, photo_id, data).status_code == 201
+    store = operations_store(app)
+    store.delete_original(sha(data))  # its cached sizes go with it
+    for size in (None, "medium", "thumb"):
+        body = assert_error(fetch(officer, photo_id, size), 404, "not_found")
+        assert "missing" in body["message"]
+    again = put_photo(officer, photo_id, data)
+    assert again.status_code == 200, again.get_json()
+    assert fetch(officer, photo_id).data == data
+    assert fetch(officer, photo_id, "thumb").status_code == 200
+    with app.app_context():
+        from fieldapp.audit.models import AuditEntry
+
+        actions = [
+            e.action
+            for e in db.session.query(AuditEntry).filter(AuditEntry.record_id == str(photo_id))
+        ]
+    assert "photo.original_restored" in actions
 
 
 def test_a_missing_cached_size_is_made_again_from_the_original(app, officer):

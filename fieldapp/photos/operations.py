@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import uuid
@@ -34,6 +35,8 @@ from fieldapp.inspections.models import Inspection, inspections_of
 from fieldapp.photos import imaging
 from fieldapp.photos.models import Photo, PhotoUpload, UploadState
 from fieldapp.photos.storage import FileSystemStore, PhotoStore
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 #: Errors after which a resumable upload was discarded: the view commits that removal.
@@ -290,10 +293,26 @@ def put_photo(
                 return _keep_partial(actor, photo_id, upload, staging, digest, expected_size, store)
             raise digest_mismatch(got, digest)
         if upload is not None and upload.state is UploadState.stored:
+            if not store.has_original(digest):
+                _restore_original(actor, upload, staging, store)
             return Outcome("same", upload, upload.size)
         return _finish(actor, photo_id, upload, photo, staging, digest, size, settings, store)
     finally:
         staging.unlink(missing_ok=True)
+
+
+def _restore_original(actor: Actor, upload: PhotoUpload, staging: Path, store: PhotoStore) -> None:
+    """Keep again the bytes of a stored photo whose original went missing from the store: the
+    same bytes (the digest matched), so the evidence is whole again."""
+    log.error("photo %s: its missing original %s was uploaded again", upload.id, upload.sha256)
+    store.put_original(upload.sha256, staging)
+    audit.record(
+        actor,
+        "photo.original_restored",
+        "photo",
+        upload.id,
+        after={"sha256": upload.sha256, "size": upload.size},
+    )
 
 
 def _keep_partial(actor, photo_id, upload, staging, digest, expected_size, store) -> Outcome:
@@ -533,14 +552,26 @@ def claim(photo: Photo) -> None:
 
 
 def open_size(upload: PhotoUpload, size: str, store: PhotoStore) -> BinaryIO:
-    """The stored original, or a derived size (made from the original if not cached yet)."""
-    if size == "original":
-        return store.open_original(upload.sha256)
-    cached = store.open_derived(upload.sha256, size)
-    if cached is not None:
-        return cached
-    with store.open_original(upload.sha256) as original:
-        data = imaging.derive_from_file(original, size)
+    """The stored original, or a derived size (made from the original if not cached yet).
+
+    404 when the bytes are missing from the store although the row says stored (a file lost
+    on disk, or removed by hand): never a 500. Uploading the same bytes again restores them.
+    """
+    try:
+        if size == "original":
+            return store.open_original(upload.sha256)
+        cached = store.open_derived(upload.sha256, size)
+        if cached is not None:
+            return cached
+        with store.open_original(upload.sha256) as original:
+            data = imaging.derive_from_file(original, size)
+    except FileNotFoundError:
+        log.error("photo %s: its original %s is missing from the store", upload.id, upload.sha256)
+        raise APIError(
+            404,
+            "not_found",
+            "this photo's bytes are missing from the photo store; upload them again (PUT)",
+        ) from None
     store.put_derived(upload.sha256, size, data)
     return store.open_derived(upload.sha256, size)
 
@@ -592,11 +623,16 @@ def sweep(
                 .select_from(PhotoUpload)
                 .where(PhotoUpload.sha256 == upload.sha256, PhotoUpload.id.not_in(doomed))
             )
-            if not shared and store.has_original(upload.sha256):
+            # An upload of the same bytes under another id may be relying on the file right
+            # now (its row not committed, so not counted above): the store spares a file
+            # relied on since the cutoff.
+            if (
+                not shared
+                and store.has_original(upload.sha256)
+                and (dry_run or store.delete_original(upload.sha256, unless_used_since=cutoff))
+            ):
                 report.files += 1
                 report.bytes_freed += upload.size or 0
-                if not dry_run:
-                    store.delete_original(upload.sha256)
         else:
             report.unfinished += 1
             partial = store.partial_path(upload.id)
@@ -621,6 +657,7 @@ def sweep(
     return report
 
 
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 _UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -651,14 +688,19 @@ def _sweep_orphans(store: FileSystemStore, cutoff: datetime, dry_run: bool, repo
     known = set(db.session.scalars(sa.select(PhotoUpload.sha256)))
     originals = store.root / "originals"
     for path in originals.rglob("*") if originals.exists() else ():
-        if not path.is_file() or path.name in known:
+        if not path.is_file() or path.name in known or not _HEX64.fullmatch(path.name):
             continue
-        if path.stat().st_mtime >= cutoff.timestamp():
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # removed meanwhile
             continue
-        removed += 1
-        report.bytes_freed += path.stat().st_size
-        if not dry_run:
-            store.delete_original(path.name)
+        if stat.st_mtime >= cutoff.timestamp():
+            continue
+        # Checked again under the store's lock: an upload of these bytes may have begun to
+        # rely on the file since ``known`` was read, its row not committed yet.
+        if dry_run or store.delete_original(path.name, unless_used_since=cutoff):
+            removed += 1
+            report.bytes_freed += stat.st_size
     for path in store.staging.iterdir():
         if path.stat().st_mtime >= cutoff.timestamp():
             continue

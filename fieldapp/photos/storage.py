@@ -15,13 +15,23 @@ Layout on disk (``FIELDAPP_STORAGE_DIR``)::
 
 Every file appears under its final name by an atomic rename, so a reader never sees half a
 file and two uploads of the same bytes at once simply both rename the same content.
+
+The sweep and uploads of the same bytes meet at the original: an upload whose bytes are
+already kept relies on that file, though its row is not committed yet and the sweep cannot see
+it. So keeping an original refreshes its modification time, and the sweep deletes one only if
+it is still older than its cutoff, both under one lock (``originals.lock``): whichever comes
+second sees what the first did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -35,12 +45,15 @@ class PhotoStore(Protocol):
 
     def put_original(self, sha256: str, source: Path) -> None:
         """Keep the file at ``source`` (in staging) as the original with this digest; the
-        source is consumed."""
+        source is consumed. Bytes already kept are marked as just relied on, so that a sweep
+        running now with an older cutoff leaves them."""
 
-    def open_original(self, sha256: str) -> BinaryIO: ...
+    def open_original(self, sha256: str) -> BinaryIO:
+        """The original's bytes; FileNotFoundError when they are not kept."""
 
-    def delete_original(self, sha256: str) -> None:
-        """Remove the original and its derived sizes (the sweep, for unclaimed uploads)."""
+    def delete_original(self, sha256: str, *, unless_used_since: datetime | None = None) -> bool:
+        """Remove the original and its derived sizes (the sweep, for unclaimed uploads), unless
+        an upload relied on it at ``unless_used_since`` or later; whether it was removed."""
 
     def open_derived(self, sha256: str, size: str) -> BinaryIO | None:
         """The cached derived image, or None if it was never made (or was evicted)."""
@@ -78,22 +91,44 @@ class FileSystemStore:
     def has_original(self, sha256: str) -> bool:
         return self.original_path(sha256).is_file()
 
+    @contextlib.contextmanager
+    def _originals_locked(self) -> Iterator[None]:
+        """Keeping and sweeping originals, one at a time (across processes and threads)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "originals.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def put_original(self, sha256: str, source: Path) -> None:
         target = self.original_path(sha256)
-        if target.is_file():  # content-addressed: the same bytes are already kept
-            source.unlink(missing_ok=True)
-            return
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.chmod(source, 0o440)  # evidence: nobody rewrites it in place
-        os.replace(source, target)
+        with self._originals_locked():
+            if target.is_file():  # content-addressed: the same bytes are already kept
+                os.utime(target)  # relied on now: a sweep's age fence must spare it
+                source.unlink(missing_ok=True)
+                return
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(source, 0o440)  # evidence: nobody rewrites it in place
+            os.replace(source, target)
 
     def open_original(self, sha256: str) -> BinaryIO:
         return open(self.original_path(sha256), "rb")
 
-    def delete_original(self, sha256: str) -> None:
-        self.original_path(sha256).unlink(missing_ok=True)
-        for size in DERIVED_SIZES:
-            self.derived_path(sha256, size).unlink(missing_ok=True)
+    def delete_original(self, sha256: str, *, unless_used_since: datetime | None = None) -> bool:
+        target = self.original_path(sha256)
+        with self._originals_locked():
+            if unless_used_since is not None:
+                try:
+                    if target.stat().st_mtime >= unless_used_since.timestamp():
+                        return False
+                except FileNotFoundError:
+                    pass  # nothing to keep; its derived sizes go below
+            target.unlink(missing_ok=True)
+            for size in DERIVED_SIZES:
+                self.derived_path(sha256, size).unlink(missing_ok=True)
+        return True
 
     def open_derived(self, sha256: str, size: str) -> BinaryIO | None:
         try:
