@@ -266,6 +266,59 @@ def test_missing_photos_for_a_failed_item(world, device):
     assert flags["photos_missing_upload"] == f"1 of 1 photos are not uploaded yet: {photo[:8]}"
 
 
+def test_a_photo_whose_metadata_names_the_failed_item_is_its_photo(world, device):
+    """The device attached the photo of the failed item through the photo's metadata
+    (``item_code``) rather than the answer's photo_ids: the item has its photo. Another
+    inspection's photo of that item code does not count for this one."""
+    answers = {
+        "S01": {"result": "pass", "note": "", "photo_ids": []},
+        "S02": {"result": "fail", "note": "占道经营", "photo_ids": []},
+        "S03": {"result": "fail", "note": "油烟", "photo_ids": []},
+    }
+    inspection_id = push_inspection(world, device, answers=answers)
+    other = push_inspection(world, device)
+    taken = (utcnow() - timedelta(minutes=55)).isoformat()
+    for owner, code in ((inspection_id, "S02"), (other, "S03")):
+        data = make_image(320 + len(code), 240)
+        photo_id = uuid.uuid4()
+        [result] = device.push_ok(
+            device.change(
+                "photo", photo_id, photo_metadata(owner, data, item_code=code, taken_at=taken)
+            )
+        )
+        assert result["status"] == "applied", result
+        assert put_photo(device.api, photo_id, data).status_code == 201
+    assert (
+        flags_of(device.api, inspection_id)["missing_photos"] == "item S03 failed without a photo"
+    )
+
+
+def test_a_photo_claimed_by_metadata_alone_is_missing_until_uploaded(world, device):
+    """A photo whose metadata names the inspection belongs to its case file, named in
+    photo_ids or not: while its bytes have not arrived the file lacks evidence."""
+    inspection_id = push_inspection(world, device)
+    data = make_image()
+    photo_id = uuid.uuid4()
+    [result] = device.push_ok(
+        device.change(
+            "photo",
+            photo_id,
+            photo_metadata(
+                inspection_id,
+                data,
+                item_code="S01",
+                taken_at=(utcnow() - timedelta(minutes=55)).isoformat(),
+            ),
+        )
+    )
+    assert result["status"] == "applied", result
+    assert flags_of(device.api, inspection_id)["photos_missing_upload"] == (
+        f"1 of 1 photos are not uploaded yet: {str(photo_id)[:8]}"
+    )
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    assert "photos_missing_upload" not in flags_of(device.api, inspection_id)
+
+
 def test_photos_missing_upload_clears_once_uploaded(world, device):
     data = make_image()
     photo_id = uuid.uuid4()
@@ -274,6 +327,73 @@ def test_photos_missing_upload_clears_once_uploaded(world, device):
     assert "photos_missing_upload" in flags_of(device.api, inspection_id)
     assert put_photo(device.api, photo_id, data).status_code == 201
     assert "photos_missing_upload" not in flags_of(device.api, inspection_id)
+
+
+def test_camera_gps_of_a_photo_named_before_its_metadata_is_checked(world, device):
+    """The inspection names the photo and its bytes arrived, its metadata not yet: the checks
+    count it as uploaded, so they judge what its camera recorded too (1 km away here)."""
+    photo_id = uuid.uuid4()
+    started = utcnow() - timedelta(hours=1)
+    taken = local_exif_time(started + timedelta(minutes=5))
+    data = make_image(gps=(121.4805, 31.3702), taken=taken)  # ~1 km east of the shop
+    answers = {"S02": {"result": "fail", "note": "占道", "photo_ids": [str(photo_id)]}}
+    inspection_id = push_inspection(world, device, answers=answers)
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    flags = flags_of(device.api, inspection_id)
+    assert "photos_missing_upload" not in flags and "missing_photos" not in flags
+    assert flags["photo_location_mismatch"].startswith(
+        f"photo {str(photo_id)[:8]} taken 989 m from the inspection point (camera GPS)"
+    )
+    assert "photo_time_outside_inspection" not in flags
+
+
+def test_bulk_checks_agree_with_one_at_a_time_on_a_photo_two_inspections_name(app, world, device):
+    """The monthly report checks a month at once; each inspection's flags must be those its own
+    page shows. A follow-up names the first inspection's uploaded photo (its metadata belongs
+    to the first): uploaded for both, alone or together."""
+    data = make_image()
+    photo_id = uuid.uuid4()
+    first = push_inspection(world, device, photo_ids=[str(photo_id)])
+    taken = (utcnow() - timedelta(minutes=55)).isoformat()
+    device.push_ok(device.change("photo", photo_id, photo_metadata(first, data, taken_at=taken)))
+    named_only = uuid.uuid4()  # named by the follow-up, never uploaded
+    follow_up = push_inspection(world, device, photo_ids=[str(photo_id), str(named_only)])
+    assert "photos_missing_upload" in flags_of(device.api, follow_up)
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    alone = {i: flags_of(device.api, i) for i in (first, follow_up)}
+    assert alone[follow_up]["photos_missing_upload"] == (
+        f"1 of 2 photos are not uploaded yet: {str(named_only)[:8]}"
+    )
+    assert "photos_missing_upload" not in alone[first]
+    with app.app_context():
+        settings = checks.CheckSettings.from_config(app.config)
+        together = checks.check_inspections([first, follow_up], settings, utcnow())
+    assert {i: {f.flag.value: f.detail for f in together[i]} for i in together} == alone
+
+
+def test_a_photo_during_a_draft_still_under_way_is_inside_it(world, device):
+    """A draft synced while the inspection is under way has no end yet: it lasts until now. A
+    photo 25 minutes after the start is inside it; one stamped an hour in the future is not."""
+    start = utcnow().replace(microsecond=0) - timedelta(minutes=30)
+    inspection_id = uuid.uuid4()
+    body = new_inspection(world, ["officer1", "officer2"], started_at=start.isoformat())
+    device.push_ok(device.change("inspection", inspection_id, body))
+    during = photo_metadata(
+        inspection_id, make_image(), taken_at=(start + timedelta(minutes=25)).isoformat()
+    )
+    [result] = device.push_ok(device.change("photo", uuid.uuid4(), during))
+    assert result["status"] == "applied", result
+    assert "photo_time_outside_inspection" not in flags_of(device.api, inspection_id)
+    future_id = uuid.uuid4()
+    future = photo_metadata(
+        inspection_id,
+        make_image(320, 240),
+        taken_at=(utcnow() + timedelta(hours=1)).isoformat(),
+    )
+    device.push_ok(device.change("photo", future_id, future))
+    detail = flags_of(device.api, inspection_id)["photo_time_outside_inspection"]
+    assert detail.startswith(f"photo {str(future_id)[:8]} taken at")
+    assert "now, not ended yet" in detail
 
 
 def test_late_submission_and_a_draft_left_unsubmitted(world, device):

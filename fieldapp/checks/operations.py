@@ -265,32 +265,114 @@ def _officers(ids: _Ids, found_ids: Sequence) -> dict[object, list[tuple[object,
     return found
 
 
-def _photos(ids: _Ids, found_ids: Sequence) -> dict[object, list]:
-    """Photo metadata with what the upload's EXIF says (outer join: not all are uploaded)."""
-    found: dict[object, list] = defaultdict(list)
-    inspection_id = ids.col(Photo.inspection_id)
-    for chunk in ids.chunks(found_ids):
-        rows = db.session.execute(
+@dataclass(frozen=True, slots=True)
+class _Photo:
+    """What the checks know of one photo: its metadata (if synced), whether its bytes are
+    stored, and what their EXIF says. The same whichever inspections are checked with it."""
+
+    id: str  # as inspections name it: lowercase, with hyphens
+    #: The inspection its metadata names (as the run's ids are written), None without metadata.
+    inspection_id: object | None
+    item_code: str | None
+    taken_at: datetime | None
+    lon: float | None
+    lat: float | None
+    uploaded: bool
+    exif_taken_at: datetime | None
+    exif_lon: float | None
+    exif_lat: float | None
+
+
+def _photo_query(ids: _Ids) -> sa.Select:
+    """Photo metadata with the stored upload's EXIF facts (outer join: not all are uploaded)."""
+    return sa.select(
+        Photo.id,
+        ids.col(Photo.inspection_id).label("inspection_id"),
+        Photo.item_code,
+        Photo.taken_at,
+        Photo.lon,
+        Photo.lat,
+        Photo.uploaded,
+        PhotoUpload.id.label("stored_id"),
+        PhotoUpload.exif_taken_at,
+        PhotoUpload.exif_lon,
+        PhotoUpload.exif_lat,
+    ).outerjoin(
+        PhotoUpload,
+        sa.and_(PhotoUpload.id == Photo.id, PhotoUpload.state == UploadState.stored),
+    )
+
+
+def _from_metadata(row) -> _Photo:
+    return _Photo(
+        str(row.id),
+        row.inspection_id,
+        row.item_code,
+        row.taken_at,
+        row.lon,
+        row.lat,
+        bool(row.uploaded or row.stored_id is not None),
+        row.exif_taken_at,
+        row.exif_lon,
+        row.exif_lat,
+    )
+
+
+def _photos(ids: _Ids, rows: Sequence[_Facts]) -> tuple[dict[object, list], dict[str, _Photo]]:
+    """The photos of the inspections in ``rows``: (inspection id -> the photos whose metadata
+    names it, photo id -> facts of every photo those inspections claim or name).
+
+    An inspection's case file is every photo its metadata claims and every photo it names
+    (top-level or in an answer), metadata or not: a photo named by a follow-up but claimed by
+    the first inspection, or uploaded before its metadata arrives, is judged by the same facts
+    whichever other inspections are checked with it (one run or one inspection at a time).
+    """
+    claimed: dict[object, list] = defaultdict(list)
+    by_id: dict[str, _Photo] = {}
+    for chunk in ids.chunks([r.id for r in rows]):
+        for row in db.session.execute(
+            _photo_query(ids).where(ids.among(Photo.inspection_id, chunk))
+        ):
+            photo = _from_metadata(row)
+            claimed[row.inspection_id].append(photo)
+            by_id[photo.id] = photo
+    named: set[uuid.UUID] = set()
+    for row in rows:
+        if row.photo_ids or row.answers:
+            for value in _referenced_photos(row) - by_id.keys():
+                try:
+                    named.add(uuid.UUID(value))
+                except ValueError:  # not an id: it names nothing, and stays "not uploaded"
+                    continue
+    for chunk in _chunks(sorted(named)):
+        for row in db.session.execute(_photo_query(ids).where(Photo.id.in_(chunk))):
+            photo = _from_metadata(row)
+            by_id[photo.id] = photo
+    without_metadata = [i for i in named if str(i) not in by_id]
+    for chunk in _chunks(sorted(without_metadata)):
+        for row in db.session.execute(
             sa.select(
-                Photo.id,
-                inspection_id.label("inspection_id"),
-                Photo.taken_at,
-                Photo.lon,
-                Photo.lat,
-                Photo.uploaded,
+                PhotoUpload.id,
                 PhotoUpload.exif_taken_at,
                 PhotoUpload.exif_lon,
                 PhotoUpload.exif_lat,
-            )
-            .outerjoin(
-                PhotoUpload,
-                sa.and_(PhotoUpload.id == Photo.id, PhotoUpload.state == UploadState.stored),
-            )
-            .where(ids.among(Photo.inspection_id, chunk))
-        )
-        for row in rows:
-            found[row.inspection_id].append(row)
-    return found
+            ).where(PhotoUpload.id.in_(chunk), PhotoUpload.state == UploadState.stored)
+        ):
+            photo_id = str(row.id)
+            by_id[photo_id] = _Photo(photo_id, None, None, None, None, None, True, *row[1:])
+    return claimed, by_id
+
+
+def _case_file(row, claimed: list, by_id: dict[str, _Photo]) -> tuple[list[_Photo], list[str]]:
+    """The photos of one inspection: (those the server knows of, ids named but unknown)."""
+    photos = {p.id: p for p in claimed}
+    unknown = []
+    for photo_id in _referenced_photos(row) - photos.keys():
+        if photo_id in by_id:
+            photos[photo_id] = by_id[photo_id]
+        else:
+            unknown.append(photo_id)
+    return list(photos.values()), unknown
 
 
 def _followed_up(ids: _Ids, found_ids: Sequence) -> set:
@@ -370,8 +452,7 @@ def check_inspections(
     places.load_squadrons({r.squadron_id for r in rows})
     found_ids = [r.id for r in rows]
     officers = _officers(ids, found_ids)
-    photos = _photos(ids, found_ids)
-    stored_bytes = _stored_without_metadata(rows, photos)
+    claimed, known_photos = _photos(ids, rows)
     followed = _followed_up(ids, found_ids)
     previous = _previous_inspections(ids, rows, officers)
     other_targets = {v.target_id for v in previous.values()}
@@ -381,13 +462,15 @@ def check_inspections(
 
     result: dict[uuid.UUID, list[Flag]] = {}
     for row in rows:
-        context = _Context(row, settings, places, zone, ids)
+        context = _Context(row, settings, places, zone, ids, now)
+        own = claimed.get(row.id, [])
+        photos, unknown = _case_file(row, own, known_photos)
         flags = [
             *_single_officer(row, officers.get(row.id, [])),
             *context.location_flags(),
-            *context.photo_flags(photos.get(row.id, [])),
-            *_missing_photos(row),
-            *_photos_missing_upload(row, photos.get(row.id, []), stored_bytes),
+            *context.photo_flags(photos),
+            *_missing_photos(row, own),
+            *_photos_missing_upload(photos, unknown),
             *_late_submission(row, settings, now),
             *_rectification_overdue(row, today, followed),
             *context.travel_flags(officers.get(row.id, []), previous),
@@ -404,12 +487,21 @@ def count_flags(flags_by_inspection: dict[uuid.UUID, list[Flag]]) -> Counter:
 
 
 class _Context:
-    def __init__(self, row, settings: CheckSettings, places: _Places, zone: ZoneInfo, ids: _Ids):
+    def __init__(
+        self,
+        row,
+        settings: CheckSettings,
+        places: _Places,
+        zone: ZoneInfo,
+        ids: _Ids,
+        now: datetime,
+    ):
         self.ids = ids
         self.row = row
         self.settings = settings
         self.places = places
         self.zone = zone
+        self.now = now
 
     def _local(self, moment: datetime) -> str:
         try:
@@ -470,11 +562,14 @@ class _Context:
             )
         return flags
 
-    def photo_flags(self, photos: list) -> list[Flag]:
+    def photo_flags(self, photos: list[_Photo]) -> list[Flag]:
         row, settings = self.row, self.settings
         far, early_late = [], []
+        # An inspection not ended yet (a draft synced while it is under way) lasts until now:
+        # its start alone would put every photo after the first minutes outside it.
+        ended = row.ended_at or max(row.started_at, self.now)
         start = shifted(row.started_at, -settings.photo_time_margin)
-        end = shifted(row.ended_at or row.started_at, settings.photo_time_margin)
+        end = shifted(ended, settings.photo_time_margin)
         for photo in sorted(photos, key=lambda p: str(p.id)):
             lon, lat, source = photo.exif_lon, photo.exif_lat, "camera GPS"
             if lon is None:
@@ -505,7 +600,9 @@ class _Context:
             )
         if early_late:
             taken, photo_id = early_late[0]
-            window = f"{self._local(row.started_at)}–{self._local(row.ended_at or row.started_at)}"
+            window = f"{self._local(row.started_at)}–" + (
+                self._local(row.ended_at) if row.ended_at else "now, not ended yet"
+            )
             more = f"; {len(early_late)} photos outside it" if len(early_late) > 1 else ""
             flags.append(
                 Flag(
@@ -580,8 +677,15 @@ def _failed_items(answers: dict) -> list[tuple[str, dict]]:
     )
 
 
-def _missing_photos(row) -> list[Flag]:
-    bare = [code for code, answer in _failed_items(row.answers) if not answer.get("photo_ids")]
+def _missing_photos(row, claimed: list[_Photo]) -> list[Flag]:
+    """Failed items without a photo: none named in the answer, and none whose metadata names
+    the item (``item_code``, API.md's photo metadata) for this inspection."""
+    photographed = {p.item_code for p in claimed if p.item_code}
+    bare = [
+        code
+        for code, answer in _failed_items(row.answers)
+        if not answer.get("photo_ids") and code not in photographed
+    ]
     if not bare:
         return []
     return [
@@ -601,43 +705,17 @@ def _referenced_photos(row) -> set[str]:
     return referenced
 
 
-def _stored_without_metadata(rows, photos: dict) -> set[str]:
-    """Referenced photos whose bytes are stored although no metadata names them (yet): their
-    upload is not missing."""
-    with_metadata = {str(p.id) for found in photos.values() for p in found}
-    candidates = set()
-    for row in rows:
-        if row.photo_ids or row.answers:
-            candidates |= _referenced_photos(row) - with_metadata
-    stored: set[str] = set()
-    valid = []
-    for value in candidates:
-        try:
-            valid.append(uuid.UUID(value))
-        except ValueError:
-            continue
-    for chunk in _chunks(valid):
-        stored.update(
-            str(i)
-            for i in db.session.scalars(
-                sa.select(PhotoUpload.id).where(
-                    PhotoUpload.id.in_(chunk), PhotoUpload.state == UploadState.stored
-                )
-            )
-        )
-    return stored
-
-
-def _photos_missing_upload(row, photos: list, stored_bytes: set[str]) -> list[Flag]:
-    referenced = _referenced_photos(row)
-    uploaded = {str(p.id) for p in photos if p.uploaded} | (referenced & stored_bytes)
-    missing = sorted(referenced - uploaded)
+def _photos_missing_upload(photos: list[_Photo], unknown: list[str]) -> list[Flag]:
+    """Photos of the case file whose bytes have not arrived: claimed by metadata or named by
+    the inspection, and not stored."""
+    missing = sorted([p.id for p in photos if not p.uploaded] + unknown)
     if not missing:
         return []
+    total = len(photos) + len(unknown)
     return [
         Flag(
             FlagCode.photos_missing_upload,
-            f"{len(missing)} of {len(referenced)} photos are not uploaded yet: "
+            f"{len(missing)} of {total} photos are not uploaded yet: "
             + ", ".join(p[:8] for p in missing[:5])
             + ("…" if len(missing) > 5 else ""),
             {"photo_ids": missing},
