@@ -590,7 +590,7 @@ class InspectionHandler(Handler):
         )
         _set_location(row, wire["location"], original)
         if row["status"] is InspectionStatus.submitted:
-            row["submitted_at"] = ctx.now
+            row["submitted_at"] = row["first_submitted_at"] = ctx.now
         hlc = str(change.hlc)
         clocks = dict.fromkeys(wire, hlc)
         clocks.update((f"answers.{code}", hlc) for code in wire["answers"])

@@ -21,6 +21,7 @@ from fieldapp.targets import operations as target_ops
 from fieldapp.targets.models import TargetKind
 from tests.conftest import SYSTEM, assert_error
 from tests.evidence_helpers import make_image, photo_metadata, put_photo
+from tests.review_helpers import review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
 
 SHANGHAI = timedelta(hours=8)
@@ -394,6 +395,56 @@ def test_a_photo_during_a_draft_still_under_way_is_inside_it(world, device):
     detail = flags_of(device.api, inspection_id)["photo_time_outside_inspection"]
     assert detail.startswith(f"photo {str(future_id)[:8]} taken at")
     assert "now, not ended yet" in detail
+
+
+def backdate(app, inspection_id, days: int, submitted_after: timedelta) -> None:
+    """The inspection happened ``days`` ago and was first submitted ``submitted_after`` its end
+    (as the server would hold it)."""
+    with app.app_context():
+        inspection = db.session.get(Inspection, inspection_id)
+        inspection.started_at -= timedelta(days=days)
+        inspection.ended_at -= timedelta(days=days)
+        inspection.submitted_at = inspection.ended_at + submitted_after
+        inspection.first_submitted_at = inspection.submitted_at
+        db.session.commit()
+
+
+def resubmit_after_return(device, leader, inspection_id) -> dict:
+    """The leader returns the inspection today; the officer resubmits it at once."""
+    review_ok(leader, inspection_id, "return", "请补充照片")
+    version = device.api.get(f"/api/v1/inspections/{inspection_id}").get_json()["version"]
+    [result] = device.push_ok(
+        device.change(
+            "inspection",
+            inspection_id,
+            {"status": "submitted", "findings": "补充说明"},
+            base_version=version,
+        )
+    )
+    assert result["status"] in ("applied", "merged"), result
+    return device.api.get(f"/api/v1/inspections/{inspection_id}").get_json()
+
+
+def test_a_resubmission_after_a_return_is_not_a_late_submission(app, world, device, login):
+    """Submitted an hour after the inspection ended, returned by the leader three days later
+    and resubmitted at once: the officer was not late (the leader's delay is not theirs). The
+    record still says when it was resubmitted, and the review queue waits from then."""
+    inspection_id = push_inspection(world, device)
+    backdate(app, inspection_id, days=3, submitted_after=timedelta(hours=1))
+    assert "late_submission" not in flags_of(device.api, inspection_id)
+    record = resubmit_after_return(device, login("leader1"), inspection_id)
+    assert "late_submission" not in flags_of(device.api, inspection_id)
+    resubmitted = datetime.fromisoformat(record["submitted_at"])
+    assert utcnow() - resubmitted < timedelta(days=1)
+
+
+def test_a_late_first_submission_stays_late_after_a_resubmission(app, world, device, login):
+    inspection_id = push_inspection(world, device)
+    backdate(app, inspection_id, days=5, submitted_after=timedelta(days=2))
+    resubmit_after_return(device, login("leader1"), inspection_id)
+    assert flags_of(device.api, inspection_id)["late_submission"].startswith(
+        "first submitted 2 days after the inspection ended"
+    )
 
 
 def test_late_submission_and_a_draft_left_unsubmitted(world, device):

@@ -206,3 +206,38 @@ def test_postgresql_rewrites_inspection_json_stored_by_jsonb_compact(tmp_path, m
                     assert text == jsontext.dumps(jsontext.loads(text))  # compact
         assert jsontext.loads(after[tricky_id][1]) == tricky
         assert after[tricky_id][1] == before[tricky_id][1]  # answers, as the server wrote them
+
+
+def _first_submissions() -> dict:
+    query = sa.select(Inspection.id, Inspection.submitted_at, Inspection.first_submitted_at)
+    return {row.id: (row.submitted_at, row.first_submitted_at) for row in db.session.execute(query)}
+
+
+def test_first_submissions_are_filled_in_from_the_last_on_both_databases(tmp_path, monkeypatch):
+    """Migration 0019: inspections stored before it take their submission as their first (a
+    draft has neither), on SQLite and on PostgreSQL, down and up again."""
+    from fieldapp.demo.builder import SCALES, DemoBuilder
+
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.sqlite3'}", **FAST_PASSWORDS}
+    )
+    with app.app_context():
+        upgrade()
+        DemoBuilder(SCALES["small"], seed=3).build(app.extensions["fieldapp.auth"].password_hasher)
+        db.session.commit()
+        _assert_first_submissions_survive_0019()
+        db.session.remove()
+        db.engine.dispose()
+    with postgresql_demo_database(tmp_path, monkeypatch):
+        _assert_first_submissions_survive_0019()
+
+
+def _assert_first_submissions_survive_0019() -> None:
+    before = _first_submissions()
+    assert before and all(first == last for last, first in before.values())
+    assert any(last is not None for last, _ in before.values())
+    db.session.remove()
+    downgrade(revision="0018")
+    upgrade()
+    assert _first_submissions() == before

@@ -155,6 +155,7 @@ def _inspection_columns(ids: _Ids) -> tuple:
         sa.cast(Inspection.photo_ids, sa.Text).label("photo_ids_text"),
         Inspection.status,
         Inspection.submitted_at,
+        Inspection.first_submitted_at,
         sa.cast(Inspection.flags, sa.Text).label("flags_text"),
     )
 
@@ -175,6 +176,7 @@ _ROW_FIELDS = (
     "rectification_deadline",
     "status",
     "submitted_at",
+    "first_submitted_at",
     "flags_text",
 )
 
@@ -726,14 +728,18 @@ def _photos_missing_upload(photos: list[_Photo], unknown: list[str]) -> list[Fla
 def _late_submission(row, settings: CheckSettings, now: datetime) -> list[Flag]:
     ended = row.ended_at or row.started_at
     limit = settings.submission_delay
-    if row.status is InspectionStatus.submitted and row.submitted_at is not None:
-        delay = row.submitted_at - ended
+    # The first submission counts: a resubmission after the leader returned the record comes
+    # as late as the leader's review, which is not the officer's delay.
+    submitted = row.first_submitted_at or row.submitted_at
+    if row.status is InspectionStatus.submitted and submitted is not None:
+        delay = submitted - ended
         if delay > limit:
+            again = row.submitted_at is not None and row.submitted_at != submitted
             return [
                 Flag(
                     FlagCode.late_submission,
-                    f"submitted {duration_text(delay)} after the inspection ended; "
-                    f"the limit is {duration_text(limit)}",
+                    f"{'first ' if again else ''}submitted {duration_text(delay)} after the "
+                    f"inspection ended; the limit is {duration_text(limit)}",
                     {"delay_hours": round(delay.total_seconds() / 3600, 1)},
                 )
             ]

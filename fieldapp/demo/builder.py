@@ -911,6 +911,8 @@ class DemoBuilder:
                 "change_seq": self._next_seq(),
             }
         )
+        # Demo records are submitted once (a returned one waits for the officer still).
+        inspections[-1]["first_submitted_at"] = inspections[-1]["submitted_at"]
         officer_rows.extend(
             {
                 "inspection_id": inspection_id,

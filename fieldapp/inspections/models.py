@@ -213,7 +213,12 @@ class Inspection(Syncable, db.Model):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The latest submission (a returned inspection is submitted again): the review queue
+    #: waits from it.
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: The first submission: whether the officer submitted late is judged from it, not from a
+    #: resubmission after the leader returned the record (the leader's time is not theirs).
+    first_submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     #: The officers' ids (text) in order, the first one leads: the list as devices read it,
     #: served without a query per inspection. The links in ``inspection_officers`` are the same
@@ -275,6 +280,8 @@ class Inspection(Syncable, db.Model):
             # Submitted, resubmitted or reopened: waiting for a (new) review.
             if action is ReviewAction.submit:
                 self.submitted_at = at
+                if self.first_submitted_at is None:
+                    self.first_submitted_at = at
             self.status = InspectionStatus.submitted
             self.review_status = ReviewStatus.pending
             self.review_comment = None
