@@ -304,7 +304,7 @@ def put_photo(
 def _restore_original(actor: Actor, upload: PhotoUpload, staging: Path, store: PhotoStore) -> None:
     """Keep again the bytes of a stored photo whose original went missing from the store: the
     same bytes (the digest matched), so the evidence is whole again."""
-    log.error("photo %s: its missing original %s was uploaded again", upload.id, upload.sha256)
+    log.warning("photo %s: its missing original %s was uploaded again", upload.id, upload.sha256)
     store.put_original(upload.sha256, staging)
     audit.record(
         actor,
