@@ -181,8 +181,9 @@ class PhotoResource(MethodView):
 
     @blp.response(
         200,
-        description="Upload-Offset: the bytes held (the size once stored); X-Content-SHA256: "
-        "their digest, once stored",
+        description="Upload-Offset: the bytes held (the size once stored); Upload-Length: the "
+        "total announced by the upload or the metadata's size; X-Content-SHA256: their digest, "
+        "once stored",
     )
     @_errors(404)
     def head(self, photo_id: uuid.UUID):
