@@ -214,7 +214,7 @@ def _first_submissions() -> dict:
 
 
 def test_first_submissions_are_filled_in_from_the_last_on_both_databases(tmp_path, monkeypatch):
-    """Migration 0019: inspections stored before it take their submission as their first (a
+    """Migration 0020: inspections stored before it take their submission as their first (a
     draft has neither), on SQLite and on PostgreSQL, down and up again."""
     from fieldapp.demo.builder import SCALES, DemoBuilder
 
@@ -226,18 +226,18 @@ def test_first_submissions_are_filled_in_from_the_last_on_both_databases(tmp_pat
         upgrade()
         DemoBuilder(SCALES["small"], seed=3).build(app.extensions["fieldapp.auth"].password_hasher)
         db.session.commit()
-        _assert_first_submissions_survive_0019()
+        _assert_first_submissions_survive_0020()
         db.session.remove()
         db.engine.dispose()
     with postgresql_demo_database(tmp_path, monkeypatch):
-        _assert_first_submissions_survive_0019()
+        _assert_first_submissions_survive_0020()
 
 
-def _assert_first_submissions_survive_0019() -> None:
+def _assert_first_submissions_survive_0020() -> None:
     before = _first_submissions()
     assert before and all(first == last for last, first in before.values())
     assert any(last is not None for last, _ in before.values())
     db.session.remove()
-    downgrade(revision="0018")
+    downgrade(revision="0019")
     upgrade()
     assert _first_submissions() == before

@@ -1,8 +1,8 @@
 """inspections remember when they were first submitted, so a resubmission after the leader
 returned one does not make its submission late
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0020
+Revises: 0019
 Create Date: 2026-12-05 09:30:00.000000
 
 ``submitted_at`` stays the latest submission (the review queue waits from it). Rows already
@@ -16,8 +16,8 @@ from alembic import op
 import fieldapp.db
 
 # revision identifiers, used by Alembic.
-revision = "0019"
-down_revision = "0018"
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
