@@ -110,6 +110,9 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
     db.session.refresh(conflict, with_for_update=True)
     if conflict.status is ConflictStatus.resolved:
         raise APIError(409, "version_conflict", "this conflict is already resolved")
+    # Asked again under the row's lock: the record may have moved to another squadron while
+    # this request waited for it (a move takes the open entries along, under the same lock).
+    Policy(actor).require("conflict.resolve", conflict)
     if conflict.kind is ConflictKind.delete and keep == "value":
         # Either the record stays as it is or it goes; fields to write belong to an edit.
         raise validation_error(

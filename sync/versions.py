@@ -14,9 +14,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from fieldapp.audit import operations as audit
 from fieldapp.db import db
 from sync.hlc import HLC
-from sync.models import RecordVersion
+from sync.models import Conflict, ConflictStatus, RecordVersion
 
 
 def record_version(
@@ -240,3 +241,30 @@ def record_left_users(entity: str, records, user_ids, actor_id, at: datetime | N
                 },
             )
         )
+
+
+def open_conflicts_follow(actor, entity: str, record_id, squadron_id: int) -> int:
+    """The record moved to ``squadron_id``: its open conflict log entries go with it, into the
+    queue of the squadron that now answers for the record (leaders list and settle their own
+    squadron's entries; left behind, the old leader could still write a record no longer theirs
+    and the new one would never see what waits on it). Resolved entries stay where they were
+    settled, as history. Each move is audited; returns how many entries moved."""
+    moving = db.session.scalars(
+        sa.select(Conflict).where(
+            Conflict.entity == entity,
+            Conflict.record_id == record_id,
+            Conflict.status == ConflictStatus.open,
+            Conflict.squadron_id.is_distinct_from(squadron_id),
+        )
+    ).all()
+    for conflict in moving:
+        audit.record(
+            actor,
+            "conflict.move",
+            "conflict",
+            conflict.id,
+            before={"squadron_id": conflict.squadron_id},
+            after={"squadron_id": squadron_id},
+        )
+        conflict.squadron_id = squadron_id
+    return len(moving)

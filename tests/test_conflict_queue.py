@@ -1,14 +1,16 @@
 """The leaders' conflict queue: open amendments first, then deletes, then field conflicts, each
-oldest first; filtered by kind, officer, target and time; paged; resolved one by one."""
+oldest first; filtered by kind, officer, target and time; paged; resolved one by one; each
+entry in the queue of the squadron its record is in."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
-from tests.conftest import assert_error
+from tests.conftest import assert_error, audit_entries, etag_of
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice
 
@@ -114,3 +116,82 @@ def test_officers_read_the_queue_but_leaders_settle_it(login, world, logged):
 )
 def test_bad_queue_queries_are_422(login, world, query):
     assert_error(login("leader1").get(f"/api/v1/conflicts?{query}"), 422, "validation_failed")
+
+
+def move_target(login, world, target: str, squadron_index: int) -> None:
+    """An admin moves the target to another squadron (PATCH with its ETag)."""
+    admin, path = login("admin"), f"/api/v1/targets/{world.targets[target].id}"
+    moved = admin.patch(
+        path,
+        json={"squadron_id": world.squadrons[squadron_index].id},
+        headers={"If-Match": etag_of(admin, path)},
+    )
+    assert moved.status_code == 200, moved.get_json()
+
+
+def name_conflict(first: FakeDevice, second: FakeDevice, shop, field: str, mine, theirs) -> str:
+    """Both officers correct ``field`` of the shop from version 1; the entry logged."""
+    first.push_ok(first.change("target", shop, {field: mine}, base_version=1))
+    [result] = second.push_ok(second.change("target", shop, {field: theirs}, base_version=1))
+    assert result["status"] == "conflict", result
+    return result["conflicts"][0]["conflict_id"]
+
+
+def test_a_target_s_open_conflicts_follow_it_to_its_new_squadron(app, login, world):
+    """After shop1 moves to Zhangmiao its open entry is leader2's to settle and leader1 may no
+    longer write the shop through it (403); the entry leader1 settled before stays in
+    Wusong's history."""
+    first, second = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    shop = world.targets["shop1"].id
+    settled = name_conflict(first, second, shop, "name", "老王面馆(总店)", "王记面馆")
+    leader1 = login("leader1")
+    closed = leader1.post(f"/api/v1/conflicts/{settled}/resolve", json={"keep": "server"})
+    assert closed.status_code == 200, closed.get_json()
+    waiting = name_conflict(first, second, shop, "address", "淞滨路14号", "淞滨路14号底层")
+
+    move_target(login, world, "shop1", 1)
+
+    leader2 = login("leader2")
+    assert ids(leader2, f"record_id={shop}") == [waiting]
+    assert ids(leader1, f"record_id={shop}") == [settled]
+    refused = leader1.post(
+        f"/api/v1/conflicts/{waiting}/resolve",
+        json={"keep": "value", "value": "吴淞中队改的地址"},
+    )
+    assert_error(refused, 403, "forbidden")
+    assert leader2.get(f"/api/v1/targets/{shop}").get_json()["address"] != "吴淞中队改的地址"
+    resolved = leader2.post(
+        f"/api/v1/conflicts/{waiting}/resolve", json={"keep": "value", "value": "张庙路1号"}
+    )
+    assert resolved.status_code == 200, resolved.get_json()
+    assert leader2.get(f"/api/v1/targets/{shop}").get_json()["address"] == "张庙路1号"
+    [moved] = audit_entries(app, action="conflict.move")
+    assert (str(moved.record_id), moved.before, moved.after) == (
+        waiting,
+        {"squadron_id": world.squadrons[0].id},
+        {"squadron_id": world.squadrons[1].id},
+    )
+
+
+def test_an_entry_logged_before_its_target_moved_is_settled_by_the_target_s_squadron(
+    app, login, world
+):
+    """An entry that still names the old squadron (logged before moves took entries along) is
+    settled by the squadron the target is in now: resolving writes the target."""
+    from fieldapp.db import db
+    from sync.models import Conflict
+
+    first, second = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    shop = world.targets["shop1"].id
+    waiting = name_conflict(first, second, shop, "name", "老王面馆(总店)", "王记面馆")
+    move_target(login, world, "shop1", 1)
+    with app.app_context():
+        db.session.get(Conflict, uuid.UUID(waiting)).squadron_id = world.squadrons[0].id
+        db.session.commit()
+
+    # The device's later clock won; keeping the server's side writes the first name back.
+    path = f"/api/v1/conflicts/{waiting}/resolve"
+    assert_error(login("leader1").post(path, json={"keep": "server"}), 403, "forbidden")
+    resolved = login("leader2").post(path, json={"keep": "server"})
+    assert resolved.status_code == 200, resolved.get_json()
+    assert login("leader2").get(f"/api/v1/targets/{shop}").get_json()["name"] == "老王面馆(总店)"

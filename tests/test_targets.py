@@ -776,3 +776,28 @@ def test_import_refuses_a_site_far_from_its_boundary_with_its_line(ctx, world, t
     assert problem.startswith("line 2: location: ")
     db.session.rollback()
     assert db.session.get(Target, world.targets["site1"].id).lon == 121.46
+
+
+def test_an_import_moving_a_target_takes_its_open_conflicts_along(app, login, world, tmp_path):
+    """A target moved by an import is the new squadron's like one moved by PATCH: its open
+    conflict waits in that squadron's queue, for its leader to settle."""
+    from tests.sync_helpers import FakeDevice
+
+    first, second = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    shop = world.targets["shop1"]
+    first.push_ok(first.change("target", shop.id, {"name": "老王面馆(总店)"}, base_version=1))
+    [result] = second.push_ok(
+        second.change("target", shop.id, {"name": "王记面馆"}, base_version=1)
+    )
+    assert result["status"] == "conflict", result
+    path = tmp_path / "moves.csv"
+    path.write_text(f"code,squadron\n{shop.code},{world.squadrons[1].id}\n", encoding="utf-8")
+    with app.app_context():
+        assert import_targets(Actor.for_system("import"), path).updated == 1
+        db.session.commit()
+
+    def queue(username):
+        found = login(username).get(f"/api/v1/conflicts?record_id={shop.id}").get_json()
+        return [entry["id"] for entry in found["items"]]
+
+    assert (queue("leader1"), queue("leader2")) == ([], [result["conflicts"][0]["conflict_id"]])

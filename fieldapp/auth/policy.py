@@ -317,6 +317,29 @@ def _supervises_squadron(p: Policy, squadron_id: int | None) -> bool:
     return squadron_id in db.session.scalars(p._district_squadrons()).all()
 
 
+#: The records a conflict log entry can be about, by its ``entity``.
+_CONFLICT_RECORDS: dict[str, type] = {"target": Target, "inspection": Inspection, "photo": Photo}
+
+
+def conflict_squadron(conflict: Conflict) -> int | None:
+    """The squadron whose leader settles ``conflict``: the one its record is in now.
+
+    Resolving writes the record, so it is that record's squadron that decides (a target may have
+    moved since the entry was logged, as an entry logged before moves carried their entries
+    along may still say). Read from the database, not from an object the session may hold from
+    before a move committed. A record deleted since, or a photo not created yet, has only the
+    entry's own squadron.
+    """
+    model = _CONFLICT_RECORDS.get(conflict.entity)
+    if model is not None:
+        squadron_id = db.session.scalar(
+            sa.select(model.squadron_id).where(model.id == conflict.record_id)
+        )
+        if squadron_id is not None:
+            return squadron_id
+    return conflict.squadron_id
+
+
 def _manages_squadron(p: Policy, squadron_id: int | None) -> bool:
     if p.role is Role.admin:
         return True
@@ -343,8 +366,8 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     "target.report": lambda p, squadron_id: (
         p.role in SQUADRON_ROLES and squadron_id == p.user.squadron_id
     ),
-    # obj: the conflict; leaders settle their squadron's, admins any
-    "conflict.resolve": lambda p, conflict: _manages_squadron(p, conflict.squadron_id),
+    # obj: the conflict; leaders settle the conflicts of their squadron's records, admins any
+    "conflict.resolve": lambda p, conflict: _manages_squadron(p, conflict_squadron(conflict)),
     # obj: the inspection; its squadron's leader (or an admin) reviews it, never anyone who
     # was ever one of its officers or created it (dropping oneself from the list changes nothing)
     "inspection.review": lambda p, inspection: (

@@ -23,7 +23,12 @@ from fieldapp.risk import operations as risk
 from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
-from sync.versions import record_left_scope, record_version, stamp_server_write
+from sync.versions import (
+    open_conflicts_follow,
+    record_left_scope,
+    record_version,
+    stamp_server_write,
+)
 
 #: Target fields the risk score depends on (风险+信用), and the squadron its record is pulled by.
 RISK_FIELDS = frozenset(
@@ -169,6 +174,7 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         # the target's new version, or a reader who sees both would drop what it still sees.
         record_left_scope("target", target, target.squadron_id, actor.user_id, now)
         risk.left_scope(actor, target, target.squadron_id, now)
+        open_conflicts_follow(actor, "target", target.id, changes["squadron_id"])
     for name, value in changes.items():
         setattr(target, name, value)
     changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]
