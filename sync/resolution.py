@@ -124,15 +124,24 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
         )
     record = db.session.get(MODELS[conflict.entity], conflict.record_id)
     chosen = _chosen(conflict, keep, value)
+    new_photo = (  # metadata of a photo the server had not seen when it was logged
+        conflict.entity == "photo"
+        and conflict.kind is ConflictKind.amendment
+        and conflict.record_version is None
+    )
+    if record is None and not new_photo and _settled_by_the_deletion(conflict, keep):
+        # The record is gone: that is the server's side now (and the side a device that asked
+        # for the delete wanted). Nothing to write; the entry closes instead of waiting forever.
+        chosen = _NOTHING
     applied_version = None
     if chosen is not _NOTHING:
-        new_photo = (  # metadata of a photo the server had not seen when it was logged
-            conflict.entity == "photo"
-            and conflict.kind is ConflictKind.amendment
-            and conflict.record_version is None
-        )
         if record is None and not new_photo:
-            raise APIError(409, "version_conflict", "the record was deleted meanwhile")
+            raise APIError(
+                409,
+                "version_conflict",
+                f"the {conflict.entity} was deleted after this entry was logged: there is"
+                " nothing left to write the value to; keep 'server' closes the entry",
+            )
         if keep != "value" and not _is_photo_list(conflict.field):
             _refuse_if_moved_on(conflict, record, chosen)
         clock = str(HLC.server(int(now.timestamp() * 1000)))
@@ -164,6 +173,16 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
 
 #: What :func:`_chosen` answers when the record already holds the kept value.
 _NOTHING = object()
+
+
+def _settled_by_the_deletion(conflict: Conflict, keep: str) -> bool:
+    """Whether the choice is already what the record's deletion left: ``server`` always (the
+    server's state is "deleted"; for a field whose device value had won, there is no record to
+    write the server's value back to), and ``client`` on a device's delete (it asked for that).
+    The device's values of an edit and a value given have no record to go to."""
+    if keep == "server":
+        return True
+    return keep == "client" and conflict.kind is ConflictKind.delete and not conflict.client_value
 
 
 def _chosen(conflict: Conflict, keep: str, value: Any) -> Any:

@@ -433,6 +433,68 @@ def test_accepting_a_delete_takes_the_inspection_s_photos_off_devices(app, login
     ]
 
 
+def test_a_field_entry_of_a_record_deleted_since_is_closed_with_keep_server(app, login, world):
+    """The device's later findings won; then the officer deleted the draft. The server's side
+    is now "deleted": keeping it closes the entry and writes nothing. Keeping the device's
+    value or giving one has no record to go to: 409, saying how to close the entry."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = shared_draft(world, officer1)
+    officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(T + 1)
+        )
+    )
+    [won] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(T + 2)
+        )
+    )
+    [conflict] = won["conflicts"]
+    assert conflict["kept"] == "client"
+    [deleted] = officer2.push_ok(
+        officer2.change("inspection", record, op="delete", base_version=won["version"])
+    )
+    assert deleted["status"] == "applied"
+
+    for keep, value in (("client", None), ("value", "早")):
+        refused = assert_error(
+            resolve(leader, conflict["conflict_id"], keep, value), 409, "version_conflict"
+        )
+        assert "keep 'server' closes the entry" in refused["message"]
+    closed = resolve(leader, conflict["conflict_id"], "server")
+
+    assert closed.status_code == 200, closed.get_json()
+    assert closed.get_json()["status"] == "resolved"
+    assert closed.get_json()["resolution"] == {
+        "keep": "server",
+        "value": None,
+        "applied_version": None,
+    }
+    assert stored(app, record) is None
+    assert leader.get(f"/api/v1/conflicts?record_id={record}&status=open").get_json()["items"] == []
+
+
+def test_accepting_a_delete_of_a_record_deleted_since_closes_the_entry(app, login, world):
+    """Both officers deleted the submitted record; the leader accepted one delete. The other
+    asked for what is now the case: accepting it closes it, applying nothing."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = push_inspection(world, officer1)
+    entries = [
+        device.push_ok(device.change("inspection", record, op="delete", base_version=1))[0]
+        for device in (officer1, officer2)
+    ]
+    first, second = (entry["conflicts"][0]["conflict_id"] for entry in entries)
+    assert resolve(leader, first, "client").status_code == 200
+
+    response = resolve(leader, second, "client")
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["resolution"]["applied_version"] is None
+    assert stored(app, record) is None
+
+
 def test_a_photo_added_to_an_approved_inspection_can_be_accepted(app, login, world):
     from fieldapp.photos.models import Photo
 
