@@ -856,3 +856,53 @@ def test_a_client_request_id_is_echoed_and_a_bad_one_replaced(client, world):
     response = client.get("/api/v1/nope", headers={"X-Request-ID": "bad id with spaces"})
     assert response.headers["X-Request-ID"] != "bad id with spaces"
     assert response.headers["X-Request-ID"]
+
+
+# -- constraints the checks before them did not foresee --------------------------------------
+
+
+def test_constraint_violations_are_told_apart_in_api_codes(ctx, world):
+    """A primary key taken is ``id_conflict`` (that id holds another record: sending the same
+    again cannot pass); another unique value or a reference to nothing is ``version_conflict``
+    (the data moved under the request), on both databases, whose errors read differently.
+    (tests/test_squadrons.py has one reach a client.)"""
+    import uuid
+
+    from sqlalchemy.exc import IntegrityError
+
+    from fieldapp.web.requests import integrity_error
+    from sync.models import RecordVersion, Tombstone
+    from tests.conftest import NO_SUCH_ID
+
+    record_id = uuid.uuid4()
+
+    def tombstone(squadron_id: int) -> sa.Insert:
+        return sa.insert(Tombstone.__table__).values(
+            entity="inspection",
+            record_id=record_id,
+            squadron_id=squadron_id,
+            change_seq=1,
+            version=2,
+        )
+
+    def version() -> sa.Insert:
+        return sa.insert(RecordVersion.__table__).values(
+            entity="inspection", record_id=record_id, version=1, data={}, changed=[]
+        )
+
+    def answer(statement: sa.Insert) -> str:
+        try:
+            with db.session.begin_nested():
+                db.session.execute(statement)
+        except IntegrityError as exc:
+            error = integrity_error(exc)
+            assert error.code == 409
+            return error.error
+        raise AssertionError("no constraint refused it")
+
+    db.session.execute(tombstone(world.squadrons[0].id))
+    db.session.execute(version())
+    assert answer(tombstone(world.squadrons[0].id)) == "id_conflict"
+    assert answer(version()) == "version_conflict"
+    record_id = uuid.uuid4()
+    assert answer(tombstone(NO_SUCH_ID)) == "version_conflict"

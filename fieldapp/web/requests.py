@@ -116,11 +116,53 @@ def _finish(response):
 
 
 def _on_integrity_error(exc: IntegrityError):
-    """A constraint the checks before it did not foresee (two writers racing for one unique
-    name or version): 409, whether it surfaced at a flush inside the view or at commit."""
+    """A constraint the checks before it did not foresee (two writers racing for one id, name
+    or version, or a record referred to or removed meanwhile): 409 with the API.md code that
+    fits (:func:`integrity_error`), whether it surfaced at a flush inside the view or at
+    commit."""
     db.session.rollback()
     log.warning("integrity error: %s", exc.orig)
-    return _error_response(APIError(409, "conflict", "the change conflicts with existing data"))
+    return _error_response(integrity_error(exc))
+
+
+def integrity_error(exc: IntegrityError) -> APIError:
+    """The answer to a constraint violation, in API.md's codes.
+
+    A primary key taken is ``id_conflict``: a record with that id was stored meanwhile, and
+    sending the same again cannot pass. Anything else (another unique value, a reference to a
+    record deleted meanwhile, or a record others came to refer to) is ``version_conflict``:
+    the data changed under the request; reading it again shows how, and a retry may pass.
+    """
+    if _primary_key_taken(exc):
+        return APIError(409, "id_conflict", "a record with this id was stored meanwhile")
+    return APIError(
+        409,
+        "version_conflict",
+        "the change conflicts with data written meanwhile; read it again and retry",
+    )
+
+
+def _primary_key_taken(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is a primary key violation. PostgreSQL names the constraint (ours are
+    ``pk_<table>``, the server's default ``<table>_pkey``); SQLite lists the columns of the
+    unique constraint that failed (``UNIQUE constraint failed: table.a, table.b``), which are
+    compared with the table's primary key."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) is not None:  # psycopg
+        name = getattr(getattr(orig, "diag", None), "constraint_name", None) or ""
+        return orig.sqlstate == "23505" and (name.startswith("pk_") or name.endswith("_pkey"))
+    text = str(orig)
+    prefix = "UNIQUE constraint failed: "
+    if not text.startswith(prefix):
+        return False
+    columns = [part.strip().split(".", 1) for part in text[len(prefix) :].split(",")]
+    tables = {table for table, *_ in columns}
+    if len(tables) != 1 or any(len(column) != 2 for column in columns):
+        return False
+    table = db.metadata.tables.get(tables.pop())
+    if table is None:
+        return False
+    return {column for _, column in columns} == {c.name for c in table.primary_key.columns}
 
 
 def _error_response(exc: APIError):
