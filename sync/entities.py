@@ -40,6 +40,7 @@ from fieldapp.inspections.models import (
     ReviewStatus,
     inspection_officers,
 )
+from fieldapp.inspections.references import not_deleted_because, references_to
 from fieldapp.localtime import local_date
 from fieldapp.photos import operations as photo_ops
 from fieldapp.photos.models import Photo
@@ -816,6 +817,12 @@ class InspectionHandler(Handler):
             return self._log_waiting(
                 ctx, change, ConflictKind.delete, record.squadron_id, server, None, record.version
             )
+        referenced = references_to(record.id)
+        if referenced:
+            # Refused for good, naming what holds on to it: the database would refuse the
+            # delete anyway, and as a version_conflict the device would send it again and again.
+            instead = "correct it with an edit, or first change what refers to it"
+            raise invalid({"op": [not_deleted_because(referenced, instead)]})
         audit.record(
             ctx.actor,
             "inspection.delete",

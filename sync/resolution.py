@@ -21,6 +21,7 @@ from fieldapp.auth.policy import Policy
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Inspection, ReviewAction
+from fieldapp.inspections.references import not_deleted_because, references_to
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
@@ -146,6 +147,7 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
             _refuse_if_moved_on(conflict, record, chosen)
         clock = str(HLC.server(int(now.timestamp() * 1000)))
         if conflict.kind is ConflictKind.delete:
+            _refuse_if_referenced(record)
             applied_version = _delete(actor, conflict, record)
         elif conflict.kind is ConflictKind.amendment:
             fields = _amendment_fields(conflict, record, keep, chosen)
@@ -229,6 +231,19 @@ def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
             f"{', '.join(moved)} changed after this conflict was logged (the record is at"
             f" version {record.version}); resolve with keep 'value' to set it anyway",
         )
+
+
+def _refuse_if_referenced(record) -> None:
+    """422 on ``keep`` if accepting the delete would take away an inspection other records
+    refer to (the task it closed, the case it opened, a follow-up of it, …): they are the
+    squadron's record of what it set off, and would point at nothing. The leader keeps it
+    (``keep: server``); what the officer wanted changed goes in as an edit."""
+    if not isinstance(record, Inspection):
+        return
+    referenced = references_to(record.id)
+    if referenced:
+        instead = "keep 'server' closes this entry and keeps the inspection"
+        raise validation_error({"keep": [not_deleted_because(referenced, instead)]})
 
 
 def _written_fields(conflict: Conflict, chosen) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -493,6 +494,119 @@ def test_accepting_a_delete_of_a_record_deleted_since_closes_the_entry(app, logi
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["resolution"]["applied_version"] is None
     assert stored(app, record) is None
+
+
+def test_an_approved_inspection_that_others_refer_to_is_not_deleted_by_accepting(app, login, world):
+    """The check for a complaint's task failed an item and opened a case; once approved it
+    closed the task, settled the complaint and opened the case, and a supervisor reviewed its
+    file. Its officer then deletes it. Accepting that delete would leave the task done by
+    nothing and the case opened on nothing: refused (422 on keep) naming each of them; the
+    inspection, task and entry stay as they were, and keep: server closes the entry."""
+    from tests.review_helpers import FAILED_S03
+
+    leader, officer = login("leader1"), FakeDevice(login("officer1"))
+    complaint = leader.post(
+        "/api/v1/complaints",
+        json={
+            "target_id": str(world.targets["shop1"].id),
+            "category": "油烟",
+            "text": "面馆油烟直排",
+            "reference": "2026112100777",
+        },
+    ).get_json()
+    task = leader.post(
+        "/api/v1/tasks",
+        json={
+            "target_id": str(world.targets["shop1"].id),
+            "assignee_ids": [str(world.users["officer1"].id)],
+            "due": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+            "note": "复查油烟",
+            "origin": "complaint",
+            "complaint_id": complaint["id"],
+        },
+    ).get_json()
+    record = push_inspection(
+        world,
+        officer,
+        task_id=task["id"],
+        origin="task",
+        answers=FAILED_S03,
+        outcome="case_opened",
+    )
+    approved = review_ok(leader, record, "approve")
+    case_review = login("supervisor").post(
+        "/api/v1/supervision/case-reviews",
+        json={"inspection_id": record, "verdict": "compliant"},
+    )
+    assert case_review.status_code == 201, case_review.get_json()
+    [deleted] = officer.push_ok(
+        officer.change("inspection", record, op="delete", base_version=approved["version"])
+    )
+    assert deleted["status"] == "conflict", deleted
+    conflict_id = deleted["conflicts"][0]["conflict_id"]
+
+    refused = assert_error(resolve(leader, conflict_id, "client"), 422, "validation_failed")
+
+    [why] = refused["errors"]["json"]["keep"]
+    for named in (
+        f"task {task['id']}",
+        "case 沪宝城管罚字",
+        f"complaint {complaint['id']}",
+        f"case review {case_review.get_json()['id']}",
+    ):
+        assert named in why, why
+    assert "keep 'server' closes this entry" in why
+    assert leader.get(f"/api/v1/inspections/{record}").get_json()["review"]["status"] == "approved"
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "done"
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert entry["status"] == "open"
+    closed = resolve(leader, conflict_id, "server")
+    assert closed.status_code == 200, closed.get_json()
+    assert leader.get(f"/api/v1/inspections/{record}").status_code == 200
+
+
+def order_and_follow_up(world, device: FakeDevice, status: str) -> tuple[str, str]:
+    """A rectification order and a follow-up of it, both ``status``; their ids."""
+    order = push_inspection(
+        world,
+        device,
+        status=status,
+        outcome="rectification_ordered",
+        rectification_deadline="2026-12-30",
+    )
+    return order, push_inspection(world, device, status=status, follow_up_of=order)
+
+
+def test_a_draft_order_a_follow_up_refers_to_is_not_deleted_by_a_push(app, login, world):
+    """Refused for good (422 on op, naming the follow-up), not as a version_conflict the
+    device would send again and again; once the follow-up is gone the order may go."""
+    device = FakeDevice(login("officer1"))
+    order, follow_up = order_and_follow_up(world, device, "draft")
+
+    [refused] = device.push_ok(device.change("inspection", order, op="delete", base_version=1))
+
+    assert (refused["status"], refused["error"]["error"]) == ("rejected", "validation_failed")
+    [why] = refused["error"]["errors"]["json"]["op"]
+    assert f"inspection {follow_up} is a follow-up of it" in why
+    assert stored(app, order) is not None
+    [gone] = device.push_ok(device.change("inspection", follow_up, op="delete", base_version=1))
+    assert gone["status"] == "applied", gone
+    [applied] = device.push_ok(device.change("inspection", order, op="delete", base_version=1))
+    assert applied["status"] == "applied", applied
+    assert stored(app, order) is None
+
+
+def test_accepting_the_delete_of_an_order_a_follow_up_refers_to_is_refused(app, login, world):
+    device, leader = FakeDevice(login("officer1")), login("leader1")
+    order, follow_up = order_and_follow_up(world, device, "submitted")
+    [logged] = device.push_ok(device.change("inspection", order, op="delete", base_version=1))
+    assert logged["status"] == "conflict", logged
+
+    refused = resolve(leader, logged["conflicts"][0]["conflict_id"], "client")
+
+    [why] = assert_error(refused, 422, "validation_failed")["errors"]["json"]["keep"]
+    assert f"inspection {follow_up} is a follow-up of it" in why
+    assert stored(app, order) is not None
 
 
 def test_a_photo_added_to_an_approved_inspection_can_be_accepted(app, login, world):
