@@ -151,7 +151,14 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
             applied_version = _delete(actor, conflict, record)
         elif conflict.kind is ConflictKind.amendment:
             fields = _amendment_fields(conflict, record, keep, chosen)
-            applied_version = _write(actor, conflict, record, fields, clock)
+            if _writes_something(conflict, fields):
+                applied_version = _write(actor, conflict, record, fields, clock)
+            elif keep == "value":
+                raise validation_error({"value": [_NOTHING_TO_APPLY]})
+            else:
+                # The device's amendment only resubmitted (status): nothing to write, and an
+                # approved record is not reopened for review with nothing to review.
+                chosen = _NOTHING
         else:
             fields = _field_value(conflict, record, keep, chosen)
             applied_version = _write(actor, conflict, record, fields, clock)
@@ -231,6 +238,20 @@ def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
             f"{', '.join(moved)} changed after this conflict was logged (the record is at"
             f" version {record.version}); resolve with keep 'value' to set it anyway",
         )
+
+
+_NOTHING_TO_APPLY = (
+    "nothing to apply: give at least one field the officers write (answers with at least one"
+    " item); status is not set by a resolution, and an approved record is not reopened for"
+    " nothing"
+)
+
+
+def _writes_something(conflict: Conflict, fields: dict) -> bool:
+    """Whether an amendment's ``fields`` write anything: a field other than ``status`` (which
+    a resolution never sets), an answers object with an item. Without, accepting would only
+    reopen an approved record for review with nothing changed."""
+    return bool(_written_fields(conflict, {k: v for k, v in fields.items() if k != "status"}))
 
 
 def _refuse_if_referenced(record) -> None:

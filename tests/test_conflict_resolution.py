@@ -358,6 +358,47 @@ def test_a_chosen_site_location_is_held_to_the_sites_boundary(login, world):
     assert location == {"lon": 121.458, "lat": 31.358}
 
 
+@pytest.mark.parametrize("value", [{}, {"status": "submitted"}, {"answers": {}}])
+def test_a_value_that_writes_nothing_is_422_and_leaves_the_record_approved(
+    app, login, world, value
+):
+    """Accepting nothing (no field, only the status a resolution never sets, no answer item)
+    would only reopen the approved record for review with nothing to review."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record, conflict_id = approved_with_amendment(login, world, officer)
+    before = stored(app, record)
+
+    response = resolve(leader, conflict_id, "value", value)
+
+    [why] = assert_error(response, 422, "validation_failed")["errors"]["json"]["value"]
+    assert why.startswith("nothing to apply")
+    after = stored(app, record)
+    assert (after.version, after.review_status.value) == (before.version, "approved")
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert entry["status"] == "open"
+
+
+def test_accepting_an_amendment_that_only_resubmits_closes_it_leaving_the_record_approved(
+    app, login, world
+):
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    approved = review_ok(leader, record, "approve")
+    [result] = officer.push_ok(
+        officer.change(
+            "inspection", record, {"status": "submitted"}, base_version=approved["version"]
+        )
+    )
+    assert result["status"] == "conflict", result
+
+    response = resolve(leader, result["conflicts"][0]["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["resolution"]["applied_version"] is None
+    after = stored(app, record)
+    assert (after.version, after.review_status.value) == (approved["version"], "approved")
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
