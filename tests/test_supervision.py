@@ -359,3 +359,19 @@ def test_unknown_reviews_and_orders_are_404(supervisor):
     assert_error(supervisor.get(f"{ORDERS}/{uuid.uuid4()}"), 404, "not_found")
     response = supervisor.post(f"{ORDERS}/{uuid.uuid4()}/close", json={})
     assert_error(response, 404, "not_found")
+
+
+def test_an_inspection_a_supervision_order_is_about_is_not_deleted(login, world, supervisor):
+    """The order would be left about nothing: its officer's delete of the draft is refused for
+    good, naming the order (docs/review.md, "Deleting an inspection")."""
+    device = FakeDevice(login("officer1"))
+    inspection = uuid.uuid4()
+    device.push_ok(device.change("inspection", inspection, new_inspection(world, ["officer1"])))
+    order = issue(supervisor, world, str(inspection))
+
+    [refused] = device.push_ok(device.change("inspection", inspection, op="delete", base_version=1))
+
+    assert (refused["status"], refused["error"]["error"]) == ("rejected", "validation_failed")
+    [why] = refused["error"]["errors"]["json"]["op"]
+    assert f"supervision order {order['id']} is about it" in why
+    assert login("officer1").get(f"/api/v1/inspections/{inspection}").status_code == 200
