@@ -112,7 +112,7 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
     if conflict.status is ConflictStatus.resolved:
         raise APIError(409, "version_conflict", "this conflict is already resolved")
     # Asked again under the row's lock: the record may have moved to another squadron while
-    # this request waited for it (a move takes the open entries along, under the same lock).
+    # this request waited for it (a move locks the open entries it takes along).
     Policy(actor).require("conflict.resolve", conflict)
     if conflict.kind is ConflictKind.delete and keep == "value":
         # Either the record stays as it is or it goes; fields to write belong to an edit.

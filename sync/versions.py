@@ -248,14 +248,21 @@ def open_conflicts_follow(actor, entity: str, record_id, squadron_id: int) -> in
     queue of the squadron that now answers for the record (leaders list and settle their own
     squadron's entries; left behind, the old leader could still write a record no longer theirs
     and the new one would never see what waits on it). Resolved entries stay where they were
-    settled, as history. Each move is audited; returns how many entries moved."""
+    settled, as history. Each move is audited; returns how many entries moved.
+
+    The entries are locked as they are read, as resolving locks its entry: a resolve that got
+    there first is waited for (and its entry, resolved then, stays), and one that comes after
+    finds the entry moved and asks the new squadron.
+    """
     moving = db.session.scalars(
-        sa.select(Conflict).where(
+        sa.select(Conflict)
+        .where(
             Conflict.entity == entity,
             Conflict.record_id == record_id,
             Conflict.status == ConflictStatus.open,
             Conflict.squadron_id.is_distinct_from(squadron_id),
         )
+        .with_for_update()
     ).all()
     for conflict in moving:
         audit.record(

@@ -275,6 +275,49 @@ def test_two_leaders_resolving_one_entry_at_once_one_wins(pg_app, monkeypatch):
     assert findings == ("补记" if winner == "client" else "")
 
 
+def test_a_resolve_that_meets_its_target_moving_away_is_refused(pg_app, monkeypatch):
+    """leader1 may settle the shop's entry when the request starts; before it writes, an admin
+    moves the shop to Zhangmiao. Asked again once the entry is locked, the answer is 403 and
+    the shop keeps its name: leader1 no longer writes it."""
+    from sync import resolution
+
+    app, world = pg_app
+    first = FakeDevice(sign_in(app, "officer1", "race-move-1"))
+    second = FakeDevice(sign_in(app, "officer2", "race-move-2"))
+    leader, admin = sign_in(app, "leader1", "race-move-l"), sign_in(app, "admin", "race-move-a")
+    shop = world.targets["shop1"].id
+    first.push_ok(first.change("target", shop, {"name": "老王面馆(总店)"}, base_version=1))
+    [result] = second.push_ok(second.change("target", shop, {"name": "王记面馆"}, base_version=1))
+    assert result["status"] == "conflict", result
+    conflict_id = result["conflicts"][0]["conflict_id"]
+    entered, moved = threading.Event(), threading.Event()
+    original = resolution.resolve
+
+    def held(*args, **kwargs):  # the view has checked the squadron already
+        entered.set()
+        assert moved.wait(timeout=10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(resolution, "resolve", held)
+    answers = []
+    thread = threading.Thread(
+        target=lambda: answers.append(resolve(leader, conflict_id, "value", "吴淞改的名字"))
+    )
+    thread.start()
+    assert entered.wait(timeout=10)
+    path = f"/api/v1/targets/{shop}"
+    etag = admin.get(path).headers["ETag"]
+    response = admin.patch(
+        path, json={"squadron_id": world.squadrons[1].id}, headers={"If-Match": etag}
+    )
+    assert response.status_code == 200, response.get_json()
+    moved.set()
+    thread.join()
+
+    assert_error(answers[0], 403, "forbidden")
+    assert admin.get(path).get_json()["name"] == "王记面馆"
+
+
 def approved_with_amendment(login, world, officer: FakeDevice) -> tuple[str, str]:
     record = push_inspection(world, officer, officers=("officer1",))
     approved = review_ok(login("leader1"), record, "approve")

@@ -321,7 +321,7 @@ def _supervises_squadron(p: Policy, squadron_id: int | None) -> bool:
 _CONFLICT_RECORDS: dict[str, type] = {"target": Target, "inspection": Inspection, "photo": Photo}
 
 
-def conflict_squadron(conflict: Conflict) -> int | None:
+def _conflict_squadron(conflict: Conflict) -> int | None:
     """The squadron whose leader settles ``conflict``: the one its record is in now.
 
     Resolving writes the record, so it is that record's squadron that decides (a target may have
@@ -367,7 +367,7 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
         p.role in SQUADRON_ROLES and squadron_id == p.user.squadron_id
     ),
     # obj: the conflict; leaders settle the conflicts of their squadron's records, admins any
-    "conflict.resolve": lambda p, conflict: _manages_squadron(p, conflict_squadron(conflict)),
+    "conflict.resolve": lambda p, conflict: _manages_squadron(p, _conflict_squadron(conflict)),
     # obj: the inspection; its squadron's leader (or an admin) reviews it, never anyone who
     # was ever one of its officers or created it (dropping oneself from the list changes nothing)
     "inspection.review": lambda p, inspection: (
