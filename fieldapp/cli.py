@@ -10,15 +10,22 @@ from flask.cli import FlaskGroup, ScriptInfo
 
 from fieldapp.config import ConfigError
 
+#: The exit status of a command stopped by a configuration error (as for a usage error).
+CONFIG_ERROR_EXIT = 2
+
+
+def report_config_error(exc: ConfigError) -> None:
+    """End the process with one line naming the setting at fault, no traceback: for the
+    command line and for gunicorn's master, which checks before it starts its workers."""
+    click.echo(f"fieldapp: configuration error: {exc}", err=True)
+    sys.exit(CONFIG_ERROR_EXIT)
+
 
 def _create_app():
     from fieldapp import create_app
 
-    try:
-        return create_app()
-    except ConfigError as exc:
-        click.echo(f"fieldapp: configuration error: {exc}", err=True)
-        sys.exit(2)
+    # A ConfigError goes up to FieldappGroup, which reports it only if a command needed the app.
+    return create_app()
 
 
 #: PostgreSQL's SQLSTATE for a table that does not exist.
@@ -41,12 +48,31 @@ def database_error(exc: sa.exc.DBAPIError, url: str) -> str:
 
 
 class FieldappGroup(FlaskGroup):
-    """Flask's group, where a database that cannot be reached (or has no tables yet) ends a
-    command with one line naming it, not a traceback."""
+    """Flask's group, where a configuration error, or a database that cannot be reached (or has
+    no tables yet), ends a command with one line naming it, not a traceback.
+
+    Every command is registered on the group itself (Flask-Migrate's ``db`` and flask-smorest's
+    ``openapi`` too, which would otherwise come from the app), so that ``--help`` and the list
+    of commands never need the app: they stay readable while the configuration is being fixed.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The commands, without building the app (Flask's group builds it to ask ``app.cli``,
+        and a broken configuration would then hide the help behind its error)."""
+        self._load_plugin_commands()
+        return sorted(click.Group.list_commands(self, ctx))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        try:
+            return super().get_command(ctx, name)
+        except ConfigError as exc:  # an unknown name: only the app could have said more
+            report_config_error(exc)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except ConfigError as exc:
+            report_config_error(exc)
         except sa.exc.DBAPIError as exc:
             if not (isinstance(exc, sa.exc.OperationalError) or _no_tables(exc)):
                 raise
@@ -61,6 +87,9 @@ def cli():
 
 
 def _register_commands() -> None:
+    from flask_migrate.cli import db as db_cli
+    from flask_smorest.spec import openapi_cli
+
     from fieldapp.audit.commands import audit_cli
     from fieldapp.auth.commands import user_cli
     from fieldapp.demo.commands import demo_command
@@ -74,6 +103,8 @@ def _register_commands() -> None:
     cli.add_command(risk_cli)
     cli.add_command(audit_cli)
     cli.add_command(photos_cli)
+    cli.add_command(db_cli, "db")
+    cli.add_command(openapi_cli)
 
 
 _register_commands()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from fieldapp import config as fieldapp_config
+from fieldapp.config import ConfigError, load_config
 
 FIELDAPP = str(Path(sys.executable).with_name("fieldapp"))
 
@@ -240,6 +244,26 @@ def test_user_add_refuses_what_the_api_refuses_in_one_line(demo, username, optio
         ),
         ("FIELDAPP_DATABASE_URL", "sqlite:////etc/hostname/x.sqlite3", "is not a folder"),
         ("FIELDAPP_DATABASE_URL", "sqlite:////tmp", "/tmp is a folder, not a database file"),
+        (
+            "FIELDAPP_DATABASE_URL",
+            "postgresql://fieldapp@127.0.0.1:abc/fieldapp",
+            "is not a database URL: invalid literal for int()",
+        ),
+        (
+            "FIELDAPP_DATABASE_URL",
+            "postgresql+psycopg2://fieldapp@127.0.0.1/fieldapp",
+            "the driver 'psycopg2' is not supported",
+        ),
+        (
+            "FIELDAPP_DATABASE_URL",
+            "postgresql+asyncpg://fieldapp@127.0.0.1/fieldapp",
+            "the driver 'asyncpg' is not supported",
+        ),
+        ("FIELDAPP_DATABASE_URL", "sqlite://", "an in-memory database is empty"),
+        ("FIELDAPP_DATABASE_URL", "sqlite:///:memory:", "an in-memory database is empty"),
+        ("FIELDAPP_SECRET_KEY", " " * 32, "FIELDAPP_SECRET_KEY is blank"),
+        ("FIELDAPP_SECRET_KEY", "a" * 16, "too easy to guess: 1 different characters"),
+        ("FIELDAPP_LOG_LEVEL", "verbose", "is not a log level; use one of DEBUG, INFO"),
     ],
 )
 def test_configuration_errors_stop_start_up_with_a_clear_message(
@@ -247,9 +271,100 @@ def test_configuration_errors_stop_start_up_with_a_clear_message(
 ):
     result = run(["db", "upgrade"], tmp_path, **{variable: value})
     assert result.returncode == 2
-    assert "configuration error" in result.stderr
-    assert message in result.stderr
-    assert variable in result.stderr or variable == "FIELDAPP_STORAGE_DIR"
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"fieldapp: configuration error: {variable}")
+    assert message in line
+
+
+def test_help_and_the_command_list_stay_readable_while_the_configuration_is_broken(tmp_path):
+    """The operator reads them while fixing the configuration; only a command that needs the
+    app says what is wrong with it."""
+    broken = {"FIELDAPP_DATABASE_URL": "mysql://root@localhost/fieldapp"}
+    top = run(["--help"], tmp_path, **broken)
+    assert top.returncode == 0 and top.stderr == ""
+    for command in ("db", "demo", "targets", "user", "audit", "risk", "photos", "run"):
+        assert f"  {command} " in top.stdout
+    sub = run(["db", "--help"], tmp_path, **broken)
+    assert sub.returncode == 0 and "upgrade" in sub.stdout
+    stderr = refused(run(["db", "upgrade"], tmp_path, **broken))
+    assert stderr.startswith("fieldapp: configuration error: FIELDAPP_DATABASE_URL=")
+
+
+def test_an_instance_folder_nobody_can_write_is_named_as_the_operator_set_it(tmp_path):
+    """/proc/self: a folder even root cannot write into. With everything defaulted, the photo
+    store and database are in it: the message names FIELDAPP_INSTANCE_PATH, not the
+    FIELDAPP_STORAGE_DIR or FIELDAPP_DATABASE_URL the operator never set."""
+    stderr = refused(run(["db", "upgrade"], Path("/proc/self")))
+    [line] = stderr.splitlines()
+    assert line.startswith("fieldapp: configuration error: FIELDAPP_INSTANCE_PATH='/proc/self': ")
+    assert "FIELDAPP_STORAGE_DIR" not in line and "FIELDAPP_DATABASE_URL" not in line
+
+
+def test_an_instance_folder_that_cannot_keep_the_secret_key_is_a_configuration_error(tmp_path):
+    """The database and photo store are elsewhere: only the generated secret key needs the
+    instance folder, and it cannot be written there."""
+    result = run(
+        ["db", "upgrade"],
+        Path("/proc/self"),
+        FIELDAPP_STORAGE_DIR=str(tmp_path / "photos"),
+        FIELDAPP_DATABASE_URL=f"sqlite:///{tmp_path / 'fieldapp.sqlite3'}",
+    )
+    assert result.returncode == 2
+    [line] = refused(result).splitlines()
+    assert line.startswith("fieldapp: configuration error: FIELDAPP_INSTANCE_PATH='/proc/self': ")
+    assert "cannot keep a generated secret key there" in line
+    assert "set FIELDAPP_SECRET_KEY" in line
+    # The secret given, the same folder is no obstacle.
+    given = run(
+        ["db", "upgrade"],
+        Path("/proc/self"),
+        FIELDAPP_STORAGE_DIR=str(tmp_path / "photos"),
+        FIELDAPP_DATABASE_URL=f"sqlite:///{tmp_path / 'fieldapp.sqlite3'}",
+        FIELDAPP_SECRET_KEY=secrets.token_urlsafe(48),
+    )
+    assert given.returncode == 0, given.stderr
+
+
+def test_workers_starting_together_keep_one_generated_secret_key(tmp_path, monkeypatch):
+    """gunicorn starts its workers together, and each loads the configuration. Two that both
+    find no key file (the second starts while the first is making its key, and finishes first)
+    must end up with the same key, or a token issued by one is refused (401) by the other."""
+    make_key = fieldapp_config.secrets.token_urlsafe
+    second_worker = {}
+
+    def first_worker_interrupted(nbytes):
+        if not second_worker:
+            second_worker["key"] = "starting"
+            second_worker["key"] = load_config({}, instance_path=str(tmp_path))["SECRET_KEY"]
+        return make_key(nbytes)
+
+    monkeypatch.setattr(fieldapp_config.secrets, "token_urlsafe", first_worker_interrupted)
+    first_worker = load_config({}, instance_path=str(tmp_path))["SECRET_KEY"]
+    assert first_worker == second_worker["key"]
+    assert (tmp_path / "secret_key").read_text().strip() == first_worker
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0  # the owner's alone
+    assert [p.name for p in tmp_path.iterdir() if "secret" in p.name] == ["secret_key"]
+    monkeypatch.undo()
+    assert load_config({}, instance_path=str(tmp_path))["SECRET_KEY"] == first_worker
+
+
+@pytest.mark.parametrize("content", ["", "\n", "short\n", "ab" * 20], ids=repr)
+def test_a_damaged_secret_key_file_stops_start_up_and_says_how_to_recover(tmp_path, content):
+    """An empty or truncated key file would key every token hash with "" (or a guessable
+    key). It is not replaced behind the operator's back: another worker could be replacing it
+    too, and the devices signed in would all be signed out."""
+    (tmp_path / "secret_key").write_text(content)
+    with pytest.raises(ConfigError) as refused_key:
+        load_config({}, instance_path=str(tmp_path))
+    message = str(refused_key.value)
+    assert f"the secret key kept in {tmp_path / 'secret_key'}" in message
+    assert "remove the file to have a new one generated" in message
+    assert (tmp_path / "secret_key").read_text() == content
+    # The operator's way out: the variable, which is then the key.
+    key = secrets.token_urlsafe(48)
+    config = load_config({"FIELDAPP_SECRET_KEY": f" {key}\n"}, instance_path=str(tmp_path))
+    assert config["SECRET_KEY"] == key
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
