@@ -529,3 +529,47 @@ def test_a_supervisor_reads_only_the_entries_of_their_district(app, login, world
     for reader in ("supervisor", "admin"):
         entries = login(reader).get(query).get_json()["items"]
         assert [e["action"] for e in entries] == ["inspection.create"], entries
+
+
+def test_failed_sign_ins_are_read_by_the_accounts_supervisor_and_admins(app, client, login, world):
+    """Password guessing on an account is in that account's history, which its district's
+    supervisor reads (as another district's does not). Attempts on a username nobody has are
+    for admins only: what is typed as a username is sometimes a password. The chain holds."""
+    from fieldapp.auth import operations as auth_ops
+    from fieldapp.auth.models import Role
+    from fieldapp.org.models import District
+    from tests.conftest import PASSWORD
+
+    with app.app_context():
+        other = District(code="310115", name="浦东新区")
+        db.session.add(other)
+        db.session.flush()
+        auth_ops.create_user(
+            SYSTEM,
+            app.extensions["fieldapp.auth"],
+            username="supervisor_pd",
+            name="浦东督察",
+            role=Role.supervisor,
+            password=PASSWORD,
+            district_id=other.id,
+            squadron=None,
+        )
+        db.session.commit()
+    for username in ("officer1", "fieldapp-demo"):  # the second: a password in the wrong field
+        attempt = {"username": username, "password": "guess-7", "device_id": "pad-x"}
+        assert client.post("/api/v1/auth/token", json=attempt).status_code == 401
+
+    def failures(reader: str) -> list[str]:
+        page = login(reader).get("/api/v1/audit?per_page=200").get_json()
+        return [e["after"]["username"] for e in page["items"] if e["action"] == "auth.login_failed"]
+
+    assert failures("admin") == ["fieldapp-demo", "officer1"]
+    assert failures("supervisor") == ["officer1"]
+    assert failures("supervisor_pd") == []
+    officer1 = str(world.users["officer1"].id)
+    history = login("supervisor").get(f"/api/v1/audit?entity=user&record_id={officer1}")
+    assert [e["action"] for e in history.get_json()["items"]] == [
+        "auth.login_failed",
+        "user.create",
+    ]
+    assert verify(login("admin"))["ok"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 from datetime import timedelta
@@ -10,10 +11,19 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from fieldapp.audit.models import AuditEntry
 from fieldapp.auth import operations as auth_ops
 from fieldapp.auth.models import LoginFailure, Token
 from fieldapp.db import db, utcnow
-from tests.conftest import PASSWORD, assert_error, build_world, detach_all, migrated_app
+from tests.conftest import (
+    PASSWORD,
+    assert_error,
+    audit_entries,
+    build_world,
+    detach_all,
+    etag_of,
+    migrated_app,
+)
 
 
 def sign_in(client, username="officer1", password=PASSWORD, device_id="dev-a", **extra):
@@ -268,6 +278,74 @@ def test_every_sign_in_and_revocation_is_audited(app, client, login, world):
         actions = db.session.scalars(sa.select(AuditEntry.action).order_by(AuditEntry.seq)).all()
     assert actions.count("auth.login") >= 2
     assert "device.revoke" in actions
+
+
+def test_a_failed_sign_in_is_counted_and_audited_together(app, client, world):
+    """The attempt is kept despite the 401 (it counts towards the lock-out), and so is its
+    audit entry, in the same transaction: the account's history shows the guessing, with the
+    device tried and never the password."""
+    response = sign_in(client, password="guess-0042", device_id="pad-32")
+    assert_error(response, 401, "unauthenticated")
+    officer = world.users["officer1"]
+    [entry] = audit_entries(app, action="auth.login_failed")
+    assert (entry.actor_id, entry.device_id, entry.entity, entry.record_id) == (
+        officer.id,
+        "pad-32",
+        "user",
+        str(officer.id),
+    )
+    assert entry.after == {
+        "username": "officer1",
+        "device_id": "pad-32",
+        "remote_addr": "127.0.0.1",
+        "reason": "password",
+    }
+    assert entry.request_id == response.headers["X-Request-ID"]
+    with app.app_context():
+        failures = db.session.scalar(sa.text("SELECT count(*) FROM login_failures"))
+        stored = db.session.scalars(sa.select(AuditEntry.after)).all()
+    assert failures == 1
+    assert "guess-0042" not in json.dumps(stored)
+
+
+def test_failed_sign_ins_say_why_to_the_audit_log(app, client, login, world):
+    """An unknown username names no account; a disabled account is told from a wrong password.
+    The answer to the device is the same 401 for all three."""
+    admin = login("admin")
+    officer2 = f"/api/v1/users/{world.users['officer2'].id}"
+    disabled = admin.patch(
+        officer2, json={"active": False}, headers={"If-Match": etag_of(admin, officer2)}
+    )
+    assert disabled.status_code == 200, disabled.get_json()
+    for username, password in (("ghost", PASSWORD), ("officer2", PASSWORD)):
+        assert_error(sign_in(client, username=username, password=password), 401, "unauthenticated")
+    ghost, inactive = audit_entries(app, action="auth.login_failed")
+    assert (ghost.actor_id, ghost.record_id, ghost.after["reason"]) == (None, None, "unknown_user")
+    assert ghost.after["username"] == "ghost"
+    assert (inactive.actor_id, inactive.after["reason"]) == (world.users["officer2"].id, "disabled")
+
+
+def test_a_locked_out_attempt_writes_nothing(app, client, world):
+    """The 429 is answered before the password is checked: no failure row, no audit entry."""
+    for _ in range(5):
+        assert_error(sign_in(client, password="wrong"), 401, "unauthenticated")
+    assert_error(sign_in(client, password="wrong"), 429, "rate_limited")
+    assert len(audit_entries(app, action="auth.login_failed")) == 5
+    with app.app_context():
+        assert db.session.scalar(sa.text("SELECT count(*) FROM login_failures")) == 5
+
+
+def test_the_sign_in_is_logged_with_the_user_and_device_it_signs_in(client, world, caplog):
+    """The request that matters most for security is logged with who signed in and on which
+    device; a failed one with the device only (what was typed as a username may be a
+    password typed in the wrong field)."""
+    with caplog.at_level(logging.INFO, logger="fieldapp.request"):
+        signed_in = sign_in(client, device_id="pad-31")
+        refused = sign_in(client, password="wrong", device_id="pad-33")
+    assert signed_in.status_code == 201 and refused.status_code == 401
+    lines = [r for r in caplog.records if "/api/v1/auth/token" in r.getMessage()]
+    assert [(r.user, r.device) for r in lines] == [("officer1", "pad-31"), ("-", "pad-33")]
+    assert "POST /api/v1/auth/token 201" in lines[0].getMessage()
 
 
 def test_every_request_is_logged_with_its_id_user_and_device(login, world, caplog):

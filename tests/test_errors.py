@@ -7,6 +7,7 @@ bad UUIDs, bad GeoJSON are all answered with the envelope; no input produces a 5
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -906,3 +907,28 @@ def test_constraint_violations_are_told_apart_in_api_codes(ctx, world):
     assert answer(version()) == "version_conflict"
     record_id = uuid.uuid4()
     assert answer(tombstone(NO_SUCH_ID)) == "version_conflict"
+
+
+# -- failures that are not the caller's ----------------------------------------------------------
+
+
+def test_an_unexpected_error_is_logged_with_the_request_id_user_and_device(
+    login, world, caplog, monkeypatch
+):
+    """The traceback of a 500 is the log line an operator reads first: it names the request,
+    the user and the device, as every request's line does; the caller gets the envelope."""
+    from fieldapp.auth import views
+
+    officer = login("officer1", "pad-77")
+
+    def broken(self):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(views.MeResource, "get", broken)
+    with caplog.at_level(logging.INFO, logger="fieldapp.request"):
+        response = officer.get("/api/v1/me", headers={"X-Request-ID": "pad-77:0500"})
+    assert_error(response, 500, "internal_error")
+    assert "a bug" not in response.get_data(as_text=True)
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert (error.request_id, error.user, error.device) == ("pad-77:0500", "officer1", "pad-77")
+    assert error.exc_info and "a bug" in str(error.exc_info[1])

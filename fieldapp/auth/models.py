@@ -91,6 +91,11 @@ class Token(db.Model):
     device: Mapped[Device] = relationship()
 
 
+#: The audit action of a failed sign-in (``auth.login`` is a successful one). The policy shows
+#: those naming no account to admins only.
+LOGIN_FAILED = "auth.login_failed"
+
+
 class LoginFailure(db.Model):
     """One failed sign-in; counted per username to answer 429 after repeated failures."""
 

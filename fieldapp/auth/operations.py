@@ -17,7 +17,15 @@ from sqlalchemy.orm import joinedload
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
-from fieldapp.auth.models import SQUADRON_ROLES, Device, LoginFailure, Role, Token, User
+from fieldapp.auth.models import (
+    LOGIN_FAILED,
+    SQUADRON_ROLES,
+    Device,
+    LoginFailure,
+    Role,
+    Token,
+    User,
+)
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.org.models import Squadron
@@ -198,6 +206,7 @@ def login(
         db.session.add(
             LoginFailure(username=username, at=now, device_id=device_id, remote_addr=remote_addr)
         )
+        _record_failure(user, username, device_id, remote_addr, request_id)
         raise APIError(401, "unauthenticated", "wrong username or password")
 
     device = db.session.get(Device, device_id)
@@ -234,6 +243,36 @@ def login(
         },
     )
     return IssuedToken(secret=secret, token=token)
+
+
+def _record_failure(
+    user: User | None,
+    username: str,
+    device_id: str,
+    remote_addr: str | None,
+    request_id: str | None,
+) -> None:
+    """Audit a failed sign-in, which the caller keeps despite answering 401 (the failure counts
+    towards the lock-out, and supervisors must see password guessing on an account).
+
+    Like a successful sign-in, the entry names the account as its actor: it is that account's
+    history (``GET /audit?actor_id=``), and that account's district supervisor reads it. An
+    attempt on a username nobody has names no actor and is shown to admins only (the policy):
+    what is typed as a username is sometimes a password. The password is never written.
+    """
+    reason = "unknown_user" if user is None else "disabled" if not user.active else "password"
+    audit.record(
+        Actor(user=user, device_id=device_id, request_id=request_id),
+        LOGIN_FAILED,
+        "user",
+        None if user is None else user.id,
+        after={
+            "username": username,
+            "device_id": device_id,
+            "remote_addr": remote_addr,
+            "reason": reason,
+        },
+    )
 
 
 def authenticate(settings: AuthSettings, secret: str, now: datetime | None = None) -> Token | None:

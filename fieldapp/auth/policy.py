@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from fieldapp.actor import Actor
 from fieldapp.audit.models import AuditEntry
-from fieldapp.auth.models import SQUADRON_ROLES, Device, Role, User
+from fieldapp.auth.models import LOGIN_FAILED, SQUADRON_ROLES, Device, Role, User
 from fieldapp.checklists.models import Checklist
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
@@ -258,7 +258,10 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
         if p.role is Role.admin
         else (
             sa.or_(
-                AuditEntry.actor_id.is_(None),
+                # Operator commands (imports, recomputes) name no district: every supervisor
+                # reads them. Failed sign-ins to no account are not theirs (the username typed
+                # may be someone's password): admins only.
+                sa.and_(AuditEntry.actor_id.is_(None), AuditEntry.action != LOGIN_FAILED),
                 AuditEntry.actor_id.in_(
                     sa.select(User.id).where(User.district_id == p.user.district_id)
                 ),

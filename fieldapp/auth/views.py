@@ -14,7 +14,13 @@ from fieldapp.db import db
 from fieldapp.errors import validation_error
 from fieldapp.org.models import District, Squadron
 from fieldapp.web.paging import paginate
-from fieldapp.web.requests import current_actor, current_policy, keep_changes_on_error, public
+from fieldapp.web.requests import (
+    current_actor,
+    current_policy,
+    keep_changes_on_error,
+    log_caller,
+    public,
+)
 from schemas.auth import (
     DeviceRevokeSchema,
     DeviceSchema,
@@ -44,6 +50,9 @@ class TokenResource(MethodView):
     def post(self, args):
         """Sign in on a device: a bearer token bound to that device."""
         keep_changes_on_error()  # failed attempts must be counted even though we answer 401
+        # The device is known whatever the answer; the user only once the password matched
+        # (a failed attempt's username may be a password typed in the wrong field).
+        log_caller(device_id=args["device_id"])
         issued = operations.login(
             _settings(),
             username=args["username"],
@@ -53,6 +62,7 @@ class TokenResource(MethodView):
             remote_addr=request.remote_addr,
             request_id=g.request_id,
         )
+        log_caller(username=issued.token.user.username)
         return {
             "token": issued.secret,
             "expires_at": issued.token.expires_at,

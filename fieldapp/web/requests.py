@@ -43,6 +43,15 @@ def keep_changes_on_error() -> None:
     g.keep_changes_on_error = True
 
 
+def log_caller(*, username: str | None = None, device_id: str | None = None) -> None:
+    """Name the user and device in this request's log line where no token names them: the
+    sign-in, whose caller is known only from its body."""
+    if username is not None:
+        g.username = username
+    if device_id is not None:
+        g.log_device = device_id
+
+
 def current_actor() -> Actor:
     actor = g.get("actor")
     if actor is None:  # a view forgot to require login: fail closed
@@ -173,8 +182,18 @@ def _error_response(exc: APIError):
     return response
 
 
-def _log(response) -> None:
+def log_fields() -> dict[str, str]:
+    """The request id, user and device that every log line of the request carries."""
     actor = g.get("actor")
+    device = actor.device_id if actor is not None and actor.device_id else g.get("log_device")
+    return {
+        "request_id": g.get("request_id", "-"),
+        "user": g.get("username", "-"),
+        "device": device or "-",
+    }
+
+
+def _log(response) -> None:
     elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     log.info(
         "%s %s %s %.1fms",
@@ -182,21 +201,15 @@ def _log(response) -> None:
         request.full_path.rstrip("?"),
         response.status_code,
         elapsed_ms,
-        extra={
-            "request_id": g.get("request_id", "-"),
-            "user": g.get("username", "-"),
-            "device": actor.device_id if actor and actor.device_id else "-",
-        },
+        extra=log_fields(),
     )
 
 
 def _on_unexpected(exc: Exception):
-    """An exception nothing handled: log it with the request id, answer the 500 envelope."""
+    """An exception nothing handled: log it with the request id, user and device (the line an
+    operator reads first), answer the 500 envelope."""
     db.session.rollback()
-    log.exception(
-        "unhandled error",
-        extra={"request_id": g.get("request_id", "-"), "user": "-", "device": "-"},
-    )
+    log.exception("unhandled error", extra=log_fields())
     return _error_response(APIError(500, "internal_error"))
 
 
