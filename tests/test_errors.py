@@ -932,3 +932,33 @@ def test_an_unexpected_error_is_logged_with_the_request_id_user_and_device(
     [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert (error.request_id, error.user, error.device) == ("pad-77:0500", "officer1", "pad-77")
     assert error.exc_info and "a bug" in str(error.exc_info[1])
+
+
+def test_health_answers_503_while_the_database_cannot_be_reached(tmp_path, monkeypatch, caplog):
+    """For load balancers: 503 means "not now, elsewhere", in the API.md envelope, and the log
+    says why; a 500 would also mean a bug. The database here: a port nobody listens on."""
+    import socket
+
+    from fieldapp import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://x@127.0.0.1:{port}/x"}
+    )
+    with caplog.at_level(logging.INFO, logger="fieldapp.request"):
+        response = app.test_client().get("/api/v1/health", headers={"X-Request-ID": "lb-1"})
+    body = assert_error(response, 503, "database_unavailable")
+    assert body["message"] == "the database cannot be reached"
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.request_id == "lb-1" and "Connection refused" in warning.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_health_answers_ok_while_the_database_answers(client, world):
+    response = client.get("/api/v1/health")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}

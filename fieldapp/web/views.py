@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from flask import url_for
 from flask.views import MethodView
 
-from fieldapp.api import API_PREFIX, Blueprint
+from fieldapp.api import API_PREFIX, Blueprint, ErrorSchema
 from fieldapp.db import db
-from fieldapp.web.requests import public
+from fieldapp.errors import APIError
+from fieldapp.web.requests import log_fields, public
+
+log = logging.getLogger("fieldapp.request")
 
 blp = Blueprint("web", __name__, description="Service index and health")
 
@@ -31,7 +36,18 @@ class IndexResource(MethodView):
 class HealthResource(MethodView):
     @public
     @blp.doc(security=[])
+    @blp.alt_response(
+        503, schema=ErrorSchema, description="database_unavailable: the database cannot be reached"
+    )
     def get(self):
         """Liveness and database reachability (for load balancers)."""
-        db.session.execute(sa.text("SELECT 1"))
+        try:
+            db.session.execute(sa.text("SELECT 1"))
+        except sa.exc.DBAPIError as exc:
+            # A load balancer takes 503 to mean "send traffic elsewhere for now"; a 500 would
+            # also log a traceback on every probe while the database is away.
+            db.session.rollback()
+            said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+            log.warning("health: the database cannot be reached: %s", said, extra=log_fields())
+            raise APIError(503, "database_unavailable", "the database cannot be reached") from None
         return {"status": "ok"}
