@@ -187,6 +187,24 @@ def test_a_leader_draws_and_the_pairs_get_tasks_on_their_devices(login, world):
     assert all(t["origin"] == "draw" for t in drawn_tasks)
 
 
+def test_every_task_a_draw_gives_has_its_own_history_in_the_audit_log(login, world):
+    """As for tasks made by hand or by the schedule: the log finds each task by its id."""
+    more_shops(login, world, 4)
+    body = {"squadron_id": world.squadrons[0].id, "kind": "shop", "seed": 7}
+    draw = login("leader1").post("/api/v1/draws", json=body).get_json()
+    supervisor = login("supervisor")
+    tasks = [c["data"] for c in FakeDevice(login("officer1")).pull_all() if c["entity"] == "task"]
+    drawn = [t for t in tasks if t["draw_id"] == draw["id"]]
+    assert drawn
+    for task in drawn:
+        page = supervisor.get(f"/api/v1/audit?entity=task&record_id={task['id']}").get_json()
+        [entry] = page["items"]
+        assert (entry["action"], entry["after"]["draw_id"]) == ("task.create", draw["id"])
+        assert entry["after"]["origin"] == "draw"
+        assert entry["after"]["target_id"] == task["target_id"]
+    assert supervisor.get("/api/v1/audit/verify").get_json()["ok"]
+
+
 def test_who_may_draw_and_see_draws(login, world):
     body = {"squadron_id": world.squadrons[0].id, "kind": "shop", "seed": 1}
     assert_error(login("leader2").post("/api/v1/draws", json=body), 403, "forbidden")

@@ -477,6 +477,33 @@ def test_due_targets_become_tasks_for_officer_pairs_once(app, login, world):
     assert {t["id"] for t in tasks} <= pulled
 
 
+def test_each_dispatched_task_has_its_own_history_in_the_audit_log(login, world):
+    """A supervisor looks a task up in the log by its id and finds who made it, for which
+    target and officers: one entry per task, as for a task a leader makes by hand."""
+    leader = login("leader1")
+    response = leader.post("/api/v1/schedule/tasks", json={"squadron_id": world.squadrons[0].id})
+    tasks = response.get_json()
+    assert len(tasks) == 2
+    supervisor = login("supervisor")
+    for task in tasks:
+        page = supervisor.get(f"/api/v1/audit?entity=task&record_id={task['id']}").get_json()
+        [entry] = page["items"]
+        assert entry["action"] == "task.create"
+        assert entry["actor_id"] == str(world.users["leader1"].id)
+        assert entry["device_id"] == leader.device_id
+        assert entry["after"]["target_id"] == task["target_id"]
+        assert sorted(entry["after"]["assignee_ids"]) == sorted(task["assignee_ids"])
+        assert entry["after"]["origin"] == "schedule"
+    # The dispatch itself is still one entry, naming its tasks.
+    squadron = world.squadrons[0].id
+    [dispatch] = supervisor.get(f"/api/v1/audit?entity=squadron&record_id={squadron}").get_json()[
+        "items"
+    ][:1]
+    assert dispatch["action"] == "schedule.dispatch"
+    assert sorted(dispatch["after"]["tasks"]) == sorted(t["id"] for t in tasks)
+    assert supervisor.get("/api/v1/audit/verify").get_json()["ok"]
+
+
 def test_dispatching_to_a_squadron_of_one_officer_is_refused_not_sent_alone(login, world):
     """Squadron 2 (张庙中队) has one officer and a shop that was never inspected (due)."""
     leader = login("leader2")

@@ -41,7 +41,7 @@ from fieldapp.risk.operations import load_settings
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.tasks.models import TaskOrigin
-from fieldapp.tasks.operations import build_task
+from fieldapp.tasks.operations import build_task, creation_entry
 
 LEVELS = [level.value for level in RiskLevel]
 
@@ -215,17 +215,20 @@ def create_draw(
         )
     }
     # Everyone left inspected it last time (no pair): the leader assigns that one by hand.
+    tasks = []
     for item in drawn:
         if item["officer_ids"]:
-            build_task(
-                target_id=uuid.UUID(item["target_id"]),
-                squadron_id=squadron_of[item["target_id"]],
-                origin=TaskOrigin.draw,
-                due=now + timedelta(days=DRAW_TASK_DAYS),
-                note=f"双随机抽查 ({item['level']})",
-                draw_id=draw.id,
-                created_by_id=actor.user_id,
-                assignees=[officers[o] for o in item["officer_ids"]],
+            tasks.append(
+                build_task(
+                    target_id=uuid.UUID(item["target_id"]),
+                    squadron_id=squadron_of[item["target_id"]],
+                    origin=TaskOrigin.draw,
+                    due=now + timedelta(days=DRAW_TASK_DAYS),
+                    note=f"双随机抽查 ({item['level']})",
+                    draw_id=draw.id,
+                    created_by_id=actor.user_id,
+                    assignees=[officers[o] for o in item["officer_ids"]],
+                )
             )
     db.session.flush()
     audit.record(
@@ -241,6 +244,7 @@ def create_draw(
             "squadron_id": draw.squadron_id,
         },
     )
+    audit.append([creation_entry(actor, task) for task in tasks])
     return draw
 
 

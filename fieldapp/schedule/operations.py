@@ -18,7 +18,7 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus
-from fieldapp.tasks.operations import build_task
+from fieldapp.tasks.operations import build_task, creation_entry
 
 
 def due_query(readable, on: date, squadron_id: int | None = None, kind: TargetKind | None = None):
@@ -120,6 +120,7 @@ def dispatch_due(
             squadron.id,
             after={"on": on.isoformat(), "tasks": [str(t.id) for t in created]},
         )
+        audit.append([creation_entry(actor, task) for task in created])
     return created
 
 

@@ -124,23 +124,28 @@ def create_task(
     )
     task.created_at = now
     db.session.flush()
-    audit.record(
-        actor,
-        "task.create",
-        "task",
-        task.id,
-        after=audit.jsonable(
-            {
-                "target_id": task.target_id,
-                "assignee_ids": task.assignee_ids,
-                "due": task.due,
-                "origin": task.origin,
-                "complaint_id": task.complaint_id,
-                "note": task.note,
-            }
-        ),
-    )
+    audit.append([creation_entry(actor, task)])
     return task
+
+
+def creation_entry(actor: Actor, task: Task) -> dict:
+    """The ``task.create`` audit entry of a flushed task (:func:`audit.entry_values`).
+
+    Every task gets its own, whoever made it (a leader, the schedule, a draw), so that
+    ``GET /audit?entity=task&record_id=<id>`` starts with the task's creation. Callers that make
+    many tasks append all their entries at once (:func:`audit.append`): chained in one insert.
+    """
+    after = {
+        "target_id": task.target_id,
+        "assignee_ids": task.assignee_ids,
+        "due": task.due,
+        "origin": task.origin,
+        "complaint_id": task.complaint_id,
+        "note": task.note,
+    }
+    if task.draw_id is not None:
+        after["draw_id"] = task.draw_id
+    return audit.entry_values(actor, "task.create", "task", task.id, after=audit.jsonable(after))
 
 
 def _refuse(task: Task, action: str) -> APIError:
