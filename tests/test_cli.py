@@ -1,4 +1,5 @@
-"""The ``fieldapp`` command as a newcomer runs it: demo, serving, users, imports, bad config."""
+"""The ``fieldapp`` command as a newcomer runs it: demo, serving, users, imports, bad config
+(and the configuration itself: start-up checks, the generated secret key)."""
 
 from __future__ import annotations
 
@@ -513,6 +514,11 @@ def test_targets_import_reads_utf8_and_excels_chinese_csv(demo, encoding):
     assert result.returncode == 0, result.stderr
     assert "imported 1 new" in result.stdout
     assert ("read as GBK" in result.stdout) == (encoding == "gbk")
+    # Nothing knows the shop again (no code, no uscc): the operator is told.
+    assert result.stderr == (
+        "note: 1 of the new targets have no code, uscc (shop) or permit_no (site):"
+        " importing this file again would add them again\n"
+    )
     assert "阿英生煎" in names_of_targets(demo)
 
 
@@ -536,6 +542,39 @@ def test_targets_import_names_each_unreadable_csv_row_and_imports_nothing(demo):
     assert "line 4" not in stderr
     assert "2 problem(s); nothing was imported" in stderr
     assert names_of_targets(demo) == before
+
+
+def test_targets_import_of_the_same_file_again_adds_nothing(demo):
+    """Shops are known again by their uscc, sites by their permit number; the command says
+    what it did with each row."""
+    before = count(demo, "targets")
+    path = demo / "targets.csv"
+    path.write_text(CSV_GOOD, encoding="utf-8")
+    first = run(["targets", "import", str(path)], demo)
+    assert first.returncode == 0, first.stderr
+    assert "imported 2 new, 0 updated and 0 unchanged targets" in first.stdout
+    assert first.stderr == ""
+    again = run(["targets", "import", str(path)], demo)
+    assert again.returncode == 0, again.stderr
+    assert "imported 0 new, 0 updated and 2 unchanged targets" in again.stdout
+    assert count(demo, "targets") == before + 2
+
+
+def test_a_big_import_shows_progress_while_it_checks_the_rows(demo):
+    """Every row is checked before anything is written, which takes a while for a big file:
+    the command says what it is doing from the start, and how far it got, even when a problem
+    on the last line then stops it."""
+    path = demo / "shops.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("kind,name,address,squadron,lon,lat,business_type\n")
+        for n in range(5000):
+            out.write(f"shop,测试商户{n},宝山区淞滨路{n}号,吴淞,121.47,31.37,retail\n")
+        out.write("shop,最后一家,宝山区淞滨路9999号,火星,121.47,31.37,retail\n")
+    result = run(["targets", "import", str(path)], demo)
+    stderr = refused(result)
+    assert "  line 5002: squadron: no squadron '火星'" in stderr.splitlines()
+    assert stderr.endswith("problem(s); nothing was imported\n")
+    assert result.stdout.splitlines() == ["checking shops.csv", "  checked 5,000 / 5,001 rows"]
 
 
 def test_targets_import_refuses_a_file_in_no_known_encoding(demo):

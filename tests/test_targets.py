@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from fieldapp.actor import Actor
+from fieldapp.audit.models import AuditEntry
 from fieldapp.db import db
 from fieldapp.geo import metres_per_degree
 from fieldapp.targets.importer import ImportError_, import_targets
@@ -801,3 +802,96 @@ def test_an_import_moving_a_target_takes_its_open_conflicts_along(app, login, wo
         return [entry["id"] for entry in found["items"]]
 
     assert (queue("leader1"), queue("leader2")) == ([], [result["conflicts"][0]["conflict_id"]])
+
+
+IMPORT_HEADER = "kind,name,address,squadron,lon,lat,business_type,uscc,scale,phase,permit_no\n"
+SHOP_AND_SITE = (
+    IMPORT_HEADER
+    + f"shop,阿英生煎,宝山区淞滨路12号,吴淞,121.47,31.37,catering,{VALID_USCC},,,\n"
+    + "site,淞兴路道路改建工程,宝山区淞兴路,吴淞,121.46,31.36,,,medium,earthwork,3101132025000101\n"
+)
+
+
+def import_text(tmp_path, text: str):
+    path = tmp_path / "targets.csv"
+    path.write_text(text, encoding="utf-8")
+    report = import_targets(Actor.for_system("import"), path)
+    db.session.commit()  # as the command does: the audit entries are written at commit
+    return report
+
+
+def target_count() -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Target))
+
+
+def test_importing_the_same_file_again_adds_and_changes_nothing(ctx, world, tmp_path):
+    """Shops are known again by their uscc (统一社会信用代码), sites by their permit number:
+    the second import finds both unchanged, writes no new version and no audit entry."""
+    first = import_text(tmp_path, SHOP_AND_SITE)
+    assert (first.created, first.updated, first.unchanged) == (2, 0, 0)
+    count = target_count()
+    entries = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry))
+    again = import_text(tmp_path, SHOP_AND_SITE)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+    assert target_count() == count
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)) == entries
+    assert again.created_without_key == first.created_without_key == 0
+
+
+def test_a_row_with_a_stored_uscc_or_permit_number_updates_that_target(app, ctx, world, tmp_path):
+    """A corrected address for 老王面馆 (by its uscc, the typed one in lower case with a space)
+    and a new phase for the 吴淞 site (by its permit number): updated in place, audited."""
+    shop, site = world.targets["shop1"], world.targets["site1"]
+    report = import_text(
+        tmp_path,
+        IMPORT_HEADER
+        + "shop,老王面馆,淞滨路102号,吴淞,121.47,31.37,catering,91310113ma1gl0a116 ,,,\n"
+        + "site,宝山区吴淞地区住宅项目,,吴淞,121.46,31.36,,,large,structure,3101132024001\n",
+    )
+    assert (report.created, report.updated, report.unchanged) == (0, 2, 0)
+    assert db.session.get(Target, shop.id).address == "淞滨路102号"
+    assert db.session.get(Target, site.id).phase.value == "structure"
+    updates = db.session.scalars(
+        sa.select(AuditEntry).where(AuditEntry.action == "target.update")
+    ).all()
+    assert {(e.record_id, json.dumps(e.after, ensure_ascii=False)) for e in updates} == {
+        (str(shop.id), '{"address": "淞滨路102号"}'),
+        (str(site.id), '{"phase": "structure"}'),
+    }
+
+
+def test_outlets_sharing_a_uscc_are_told_apart_by_name(ctx, world, tmp_path):
+    """A chain's outlets may carry their company's uscc: each row goes to the outlet of its
+    name; a row that names none of several outlets is refused with a way out (the code)."""
+    chain = (
+        IMPORT_HEADER
+        + f"shop,全家(淞滨路店),淞滨路1号,吴淞,121.47,31.37,retail,{VALID_USCC},,,\n"
+        + f"shop,全家(同济路店),同济路1号,吴淞,121.48,31.38,retail,{VALID_USCC},,,\n"
+    )
+    assert import_text(tmp_path, chain).created == 2
+    again = import_text(tmp_path, chain.replace("淞滨路1号", "淞滨路3号"))
+    assert (again.created, again.updated, again.unchanged) == (0, 1, 1)
+    renamed = chain.replace("全家(同济路店)", "全家(同济支路店)")
+    with pytest.raises(ImportError_) as refused:
+        import_text(tmp_path, renamed)
+    assert refused.value.problems == [
+        "line 3: uscc: 2 targets have this uscc and none this name;"
+        " add a code column to say which one the row updates"
+    ]
+
+
+def test_two_rows_for_one_stored_target_are_refused(ctx, world, tmp_path):
+    row = "shop,老王面馆,淞滨路100号,吴淞,121.47,31.37,catering,91310113MA1GL0A116,,,\n"
+    with pytest.raises(ImportError_) as refused:
+        import_text(tmp_path, IMPORT_HEADER + row + row)
+    assert refused.value.problems == ["line 3: uscc: the same target as line 2 (a row per target)"]
+
+
+def test_rows_nothing_can_know_again_are_counted_as_such(ctx, world, tmp_path):
+    """No code, uscc or permit number: the command warns that importing again adds them again."""
+    report = import_text(
+        tmp_path,
+        "kind,name,address,squadron,lon,lat,business_type\n"
+        "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce\n",
+    )
+    assert (report.created, report.created_without_key) == (1, 1)

@@ -20,7 +20,12 @@ def targets_cli():
 @click.option("--dry-run", is_flag=True, help="Check every row and report, write nothing.")
 @with_appcontext
 def import_command(path, dry_run):
-    """Import targets from a CSV or GeoJSON file. All rows go in, or none."""
+    """Import targets from a CSV or GeoJSON file. All rows go in, or none.
+
+    A row with the code of a target, or with the uscc of a stored shop or the permit number of
+    a stored site, updates that target (unchanged ones are left alone) instead of adding one:
+    the same file can be imported again.
+    """
     try:
         report = import_targets(Actor.for_system("import"), path, progress=click.echo)
     except ImportError_ as exc:
@@ -33,11 +38,19 @@ def import_command(path, dry_run):
         raise click.ClickException(
             f"{len(exc.problems)} problem(s); nothing was imported"
         ) from None
+    counts = (
+        f"{report.created} new, {report.updated} updated and {report.unchanged} unchanged targets"
+    )
     if dry_run:
         db.session.rollback()
+        click.echo(f"dry run: {counts}; nothing was written")
+    else:
+        db.session.commit()
+        click.echo(f"imported {counts}")
+    if report.created_without_key:
+        # Said every time: the operator may be about to import the file again.
         click.echo(
-            f"dry run: {report.created} new and {report.updated} updated targets would be written"
+            f"note: {report.created_without_key} of the new targets have no code, uscc (shop) or"
+            " permit_no (site): importing this file again would add them again",
+            err=True,
         )
-        return
-    db.session.commit()
-    click.echo(f"imported {report.created} new and {report.updated} updated targets")

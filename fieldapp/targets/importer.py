@@ -2,7 +2,9 @@
 
 CSV columns: ``kind, name, address, squadron, lon, lat, business_type, uscc, permit_no, scale,
 phase, credit_class, sensitive_surroundings, code`` (``squadron`` is an id or a name such as
-``吴淞中队``; ``code`` updates the target with that 一店一码 code instead of adding one).
+``吴淞中队``; ``code`` updates the target with that 一店一码 code instead of adding one). A row
+without a code updates the shop with its ``uscc``, or the site with its ``permit_no``, when one
+is stored already (by name where several share it), so the same file can be imported again.
 
 CSV files are read as UTF-8 (with or without a BOM) or, failing that, as GB18030, the superset
 of GBK that Excel on a Chinese Windows saves "CSV" in.
@@ -20,6 +22,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,7 @@ import sqlalchemy as sa
 from shapely.geometry import shape
 
 from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
 from fieldapp.db import db, utcnow
 from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
@@ -65,8 +70,19 @@ class ImportError_(Exception):
 
 @dataclass
 class ImportReport:
+    """What an import did (or, in a dry run, would do) to the targets."""
+
     created: int = 0
     updated: int = 0
+    #: Matched to a target that already holds every value the file gives it: not written.
+    unchanged: int = 0
+    #: New targets with nothing to know them by when the file comes again (no code, no uscc
+    #: for a shop, no permit number for a site): a second import adds them a second time.
+    created_without_key: int = 0
+
+
+#: A progress line every this many rows, while checking and while writing.
+PROGRESS_ROWS = 5000
 
 
 class _Problem(str):
@@ -201,18 +217,92 @@ def _payload(row: dict, squadrons: dict[str, int]) -> tuple[dict, list[str]]:
     return payload, problems
 
 
+def _key(value) -> str:
+    """A uscc or permit number as compared: no spaces, upper case (as people type them)."""
+    return "".join(str(value).split()).upper()
+
+
+def _natural_keys(kind: str, keys: set[str]) -> dict[str, list[tuple[uuid.UUID, str]]]:
+    """Existing targets of ``kind`` by their uscc (shops) or permit number (sites): for each
+    key in ``keys``, the (id, name) of every target that has it.
+
+    Neither column is unique (a chain's outlets may share their company's uscc) nor indexed, so
+    one pass over the kind's targets that have one, rather than a query per row.
+    """
+    if not keys:
+        return {}
+    column = Target.uscc if kind == "shop" else Target.permit_no
+    found: dict[str, list[tuple[uuid.UUID, str]]] = {}
+    rows = db.session.execute(
+        sa.select(column, Target.id, Target.name).where(Target.kind == kind, column.is_not(None))
+    )
+    for value, target_id, name in rows:
+        key = _key(value)
+        if key in keys:
+            found.setdefault(key, []).append((target_id, name))
+    return found
+
+
+def _match(row: dict, label: str, candidates: list[tuple[uuid.UUID, str]], rows_with_key: int):
+    """The id of the existing target ``row`` is about, None for a new one, or a problem.
+
+    ``label`` names the key (uscc or permit_no). Several targets with the key (or several rows
+    with it in the file): the one with the row's name. A single target and a single row: that
+    target, whatever its name (a shop renamed).
+    """
+    if not candidates:
+        return None
+    named = [target_id for target_id, name in candidates if name == row.get("name")]
+    if len(named) == 1:
+        return named[0]
+    if not named and len(candidates) == 1 and rows_with_key == 1:
+        return candidates[0][0]
+    if named:
+        return _Problem(f"{label}: {len(named)} targets have this {label} and this name")
+    return _Problem(
+        f"{label}: {len(candidates)} targets have this {label} and none this name;"
+        " add a code column to say which one the row updates"
+    )
+
+
+def _changed(target: Target, data: dict) -> dict:
+    """The values of ``data`` (loaded by the schema) that differ from what ``target`` holds.
+    A uscc or permit number spelt another way (case, spaces) is the key the row was matched
+    by, not a change."""
+    columns = dict(data)
+    location = columns.pop("location", None)
+    if location is not None:
+        columns["lon"], columns["lat"] = location["lon"], location["lat"]
+    changed = {}
+    for name, value in columns.items():
+        stored = getattr(target, name)
+        if name in KEY_COLUMNS.values() and value and stored and _key(value) == _key(stored):
+            continue
+        if audit.jsonable(stored) != audit.jsonable(value):
+            changed[name] = value
+    return changed
+
+
 def import_targets(
     actor: Actor, path: str | Path, progress: Callable[[str], None] | None = None
 ) -> ImportReport:
     """Validate every row, then create or update targets. Raises :class:`ImportError_` listing
-    every problem (with its line) before anything is written."""
+    every problem (with its line) before anything is written.
+
+    A row updates an existing target, rather than adding one, when it names it: by its ``code``
+    column, or by the uscc of a shop or the permit number of a site already stored. A target
+    the row would not change is left alone (no new version, no audit entry), so importing the
+    same file again changes nothing.
+    """
     path = Path(path)
+    say = progress or (lambda _: None)
     reader = _rows_from_geojson if path.suffix.lower() in (".geojson", ".json") else _rows_from_csv
     squadrons = _squadron_ids()
     problems: list[str] = []
-    work: list[tuple[Target | None, dict]] = []
-    seen_codes: set[str] = set()
-    for where, row in reader(path, progress or (lambda _: None)):
+    # Each readable row: where it is, the row, its payload, and its key (code, uscc or permit).
+    rows: list[tuple[str, dict, dict, tuple[str, str] | None]] = []
+    say(f"checking {path.name}")
+    for where, row in reader(path, say):
         if isinstance(row, _Problem):
             problems.append(f"{where}: {row}")
             continue
@@ -222,17 +312,56 @@ def import_targets(
             continue
         payload, row_problems = _payload(row, squadrons)
         problems += [f"{where}: {p}" for p in row_problems]
+        rows.append((where, row, payload, _natural_key(row)))
+
+    codes = {str(row["code"]).upper() for _, row, _, _ in rows if row.get("code")}
+    by_code = {
+        target.code: target
+        for chunk in _chunks(sorted(codes))
+        for target in db.session.scalars(sa.select(Target).where(Target.code.in_(chunk)))
+    }
+    with_key = Counter(key for *_, key in rows if key is not None)
+    by_key = {
+        kind: _natural_keys(kind, {key[1] for key in with_key if key[0] == kind})
+        for kind in ("shop", "site")
+    }
+
+    # Schemas built once: building one per row (and its nested location schema) was half the
+    # time of checking a big file.
+    create_schema, update_schema = TargetCreateArgs(), TargetUpdateArgs()
+    work: list[tuple[uuid.UUID | None, dict]] = []
+    wheres: list[str] = []  # the line or feature of each of them
+    first_line: dict[uuid.UUID, str] = {}  # the row that first named each existing target
+    report = ImportReport()
+    for number, (where, row, payload, key) in enumerate(rows, start=1):
+        if number % PROGRESS_ROWS == 0:
+            say(f"  checked {number:,} / {len(rows):,} rows")
         code = str(row.get("code", "")).upper() or None
-        existing = db.session.scalar(sa.select(Target).where(Target.code == code)) if code else None
-        if code and existing is None:
-            problems.append(f"{where}: code: no target with code {code}")
-            continue
         if code is not None:
-            if code in seen_codes:
+            coded = by_code.get(code)
+            if coded is None:
+                problems.append(f"{where}: code: no target with code {code}")
+                continue
+            target_id = coded.id
+            if target_id in first_line:
                 problems.append(f"{where}: code: {code} appears twice in the file")
-            seen_codes.add(code)
-        schema = TargetUpdateArgs() if existing else TargetCreateArgs()
-        if existing:
+        elif key is not None:
+            label = KEY_COLUMNS[key[0]]
+            target_id = _match(row, label, by_key[key[0]].get(key[1], []), with_key[key])
+            if isinstance(target_id, _Problem):
+                problems.append(f"{where}: {target_id}")
+                continue
+            if target_id is not None and target_id in first_line:
+                problems.append(
+                    f"{where}: {label}: the same target as {first_line[target_id]}"
+                    " (a row per target)"
+                )
+        else:
+            target_id = None
+        if target_id is not None:
+            first_line.setdefault(target_id, where)
+        schema = update_schema if target_id else create_schema
+        if target_id:
             payload.pop("kind", None)
         try:
             data = schema.load(payload)
@@ -240,27 +369,65 @@ def import_targets(
             for field, messages in exc.normalized_messages().items():
                 problems.append(f"{where}: {field}: {'; '.join(map(str, _flatten(messages)))}")
             continue
-        # Checked here too, so that it is reported with its line before anything is written.
-        for field, messages in operations.site_location_errors(data, existing).items():
+        work.append((target_id, data))
+        wheres.append(where)
+        if target_id is None and key is None:
+            report.created_without_key += 1
+    existing = _load_targets([target_id for target_id, _ in work if target_id is not None])
+    # A site's point against its boundary (the stored one for an edit of one part): checked
+    # here too, so that it is reported with its line before anything is written.
+    for where, (target_id, data) in zip(wheres, work, strict=True):
+        stored = existing[target_id] if target_id is not None else None
+        for field, messages in operations.site_location_errors(data, stored).items():
             problems.append(f"{where}: {field}: {'; '.join(messages)}")
-        work.append((existing, data))
     if problems:
         raise ImportError_(problems)
-    report = ImportReport()
+
     written = []
-    for number, (existing, data) in enumerate(work, start=1):
-        if existing is None:
+    for number, (target_id, data) in enumerate(work, start=1):
+        if target_id is None:
             written.append(operations.create_target(actor, data, assess=False).id)
             report.created += 1
         else:
-            written.append(operations.update_target(actor, existing, data, assess=False).id)
-            report.updated += 1
-        if progress and number % 5000 == 0:
-            progress(f"  {number:,} / {len(work):,}")
+            target = existing[target_id]
+            changes = _changed(target, data)
+            if changes:
+                written.append(operations.update_target(actor, target, changes, assess=False).id)
+                report.updated += 1
+            else:
+                report.unchanged += 1
+        if number % PROGRESS_ROWS == 0:
+            say(f"  written {number:,} / {len(work):,}")
     # Risk for all of them at once: a few queries per 20,000 targets, not a few per target.
     db.session.flush()
-    risk.assess_targets(actor, utcnow(), written, progress=progress or (lambda _: None))
+    risk.assess_targets(actor, utcnow(), written, progress=say)
     return report
+
+
+#: The column that knows a target again, by kind, when a row has no code.
+KEY_COLUMNS = {"shop": "uscc", "site": "permit_no"}
+
+
+def _natural_key(row: dict) -> tuple[str, str] | None:
+    """(kind, uscc) of a shop row, (kind, permit number) of a site row, or None."""
+    column = KEY_COLUMNS.get(str(row.get("kind", "")))
+    if column is None or not row.get(column):
+        return None
+    return row["kind"], _key(row[column])
+
+
+def _chunks(values: list, size: int = 500) -> Iterator[list]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _load_targets(ids: list[uuid.UUID]) -> dict[uuid.UUID, Target]:
+    """The targets with these ids, in a query per 500."""
+    return {
+        target.id: target
+        for chunk in _chunks(ids)
+        for target in db.session.scalars(sa.select(Target).where(Target.id.in_(chunk)))
+    }
 
 
 def _flatten(messages) -> list:
