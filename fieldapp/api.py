@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import typing
+from collections import abc
+from copy import deepcopy
+from http import HTTPStatus
 
 import flask
 import flask_smorest
 import marshmallow as ma
+from flask_smorest.utils import prepare_response
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.datastructures import MultiDict
@@ -169,10 +173,6 @@ class StrictParser(FlaskParser):
         )
 
 
-class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = StrictParser()
-
-
 class ErrorSchema(ma.Schema):
     """The error envelope of every error answer (documentation only; see fieldapp.errors)."""
 
@@ -187,6 +187,182 @@ class ErrorSchema(ma.Schema):
     )
 
 
+# -- error answers in the OpenAPI document --------------------------------------------------------
+
+#: What each error answer means, as the OpenAPI document tells it: one response component per
+#: status (``#/components/responses/<HTTPStatus name>``), registered once and referenced by every
+#: operation that can give it. An operation that gives a status for a reason of its own says so
+#: with :meth:`Blueprint.errors`. In backquotes: the body's ``error``.
+ERROR_ANSWERS: dict[int, str] = {
+    400: "`malformed_json`: the body is not JSON (or does not decode from its Content-Encoding),"
+    " or it is nested deeper than 64 levels",
+    401: "`unauthenticated`: no bearer token, or one that is invalid, expired or revoked; sign in"
+    " again",
+    403: "`forbidden`: the caller may not do this (an out-of-scope write, or a role that may not)",
+    404: "`not_found`: no such record, or one outside the caller's reading scope (API.md: its"
+    " existence is not revealed)",
+    409: "`version_conflict`, `id_conflict` or `invalid_transition`: the record is not in a state"
+    " that allows this (any more)",
+    412: "`precondition_failed`: If-Match does not name the current version; read it again",
+    413: "`payload_too_large`: the body is over the size limit (a JSON body:"
+    " FIELDAPP_MAX_JSON_BYTES, 16 MiB by default, counted decoded)",
+    415: "`unsupported_media_type`: the body is not sent as application/json, or with a"
+    " Content-Encoding other than gzip or zstd",
+    422: "`validation_failed`: fields missing, unknown or invalid; `errors` names each under its"
+    " location (json, query, headers)",
+    428: "`precondition_required`: send If-Match with the ETag you read",
+    429: "`rate_limited`: too many failed sign-ins for this username; try again after Retry-After"
+    " seconds",
+}
+
+#: Headers that come with an error answer, documented on its response component.
+ERROR_HEADERS: dict[int, dict] = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    429: {
+        "Retry-After": {
+            "description": "seconds until the next sign-in is looked at",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+#: The catch-all answer of every operation: anything not listed for it still has the envelope.
+DEFAULT_ERROR_DESCRIPTION = (
+    "Any other error, in the same envelope: e.g. 409 `version_conflict` when a concurrent write"
+    " got there first, 503 `audit_unavailable` when a change cannot be audited"
+)
+
+#: Where :meth:`Blueprint.add_url_rule` notes, per operation, what its error answers follow from.
+_FACTS = "fieldapp_facts"
+#: Where :meth:`Blueprint.headers` notes the request headers an operation reads itself.
+_HEADERS = "fieldapp_headers"
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint with fieldapp's parser and its error answers documented.
+
+    Every operation's document lists the error answers it can give, with the envelope. Those that
+    follow from how the operation is declared are added here, so that no view lists them by hand
+    and none is forgotten (:meth:`_prepare_error_doc`); a view adds those of its own logic with
+    :meth:`errors` and :meth:`forbidden`.
+    """
+
+    ARGUMENTS_PARSER = StrictParser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # First: the response callback turns the responses gathered so far into the document.
+        self._prepare_doc_cbks.insert(0, self._prepare_error_doc)
+        # Last: the arguments callback sets the parameters read by webargs, these add to them.
+        self._prepare_doc_cbks.append(self._prepare_header_doc)
+
+    def add_url_rule(self, rule, endpoint=None, view_func=None, *args, **kwargs):
+        super().add_url_rule(rule, endpoint, view_func, *args, **kwargs)
+        for method, doc in self._docs[self._endpoints[-1]].items():
+            if method == "parameters":
+                continue
+            view = getattr(view_func, method) if isinstance(view_func, type) else view_func
+            doc[_FACTS] = {
+                # fieldapp.web.requests.public marks the views that need no token, or a whole
+                # MethodView (its _is_public reads the same mark; tests/test_openapi.py holds the
+                # two together).
+                "public": getattr(view, "_fieldapp_public", False)
+                or getattr(view_func, "_fieldapp_public", False),
+                "path_parameters": "<" in rule,
+            }
+
+    @staticmethod
+    def _prepare_error_doc(doc, doc_info, **kwargs):
+        """Add the error answers that follow from the operation's declaration.
+
+        - 401 unless the view is public: the request lifecycle refuses a missing, invalid,
+          expired or revoked token before the view runs.
+        - 404 where the path names a record: unknown, out of the caller's reading scope, or not
+          even well formed (routing).
+        - 400, 413 and 415 where the operation reads a JSON body: the parser's and the request's
+          answers to a body that is not JSON, too large, or sent as something else.
+        """
+        facts = doc_info.get(_FACTS)
+        if facts is None:
+            return doc
+        codes = []
+        if not facts["public"]:
+            codes.append(401)
+        if facts["path_parameters"]:
+            codes.append(404)
+        arguments = doc_info.get("arguments", {}).get("parameters", [])
+        if any(isinstance(p, abc.Mapping) and p.get("in") == "json" for p in arguments):
+            codes += [400, 413, 415]
+        if codes:
+            responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+            for code in codes:
+                # An answer the view documents itself, with its own reasons, stays as it is.
+                responses.setdefault(code, [HTTPStatus(code).name])
+        return doc
+
+    @staticmethod
+    def errors(*codes: int, why: abc.Mapping[int, str] | None = None, headers=None):
+        """Decorator: the view gives these error answers beyond those derived for it.
+
+        ``codes`` are documented by their shared response (:data:`ERROR_ANSWERS`); each code in
+        ``why`` by what it means on this operation instead (with ``headers``: ``{code: {name:
+        header object}}`` for headers that come with it). Documentation only: nothing changes at
+        run time.
+        """
+        why = dict(why or {})
+        headers = headers or {}
+
+        def decorate(view):
+            # A copy: the function's doc may be shared with the function it wraps.
+            view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
+            responses = view._apidoc.setdefault("response", {}).setdefault("responses", {})
+            for code in sorted({*codes, *why}):
+                if code in why:
+                    answer = {
+                        "description": why[code],
+                        "schema": ErrorSchema,
+                        "content_type": None,
+                    }
+                    if code in headers:
+                        answer["headers"] = headers[code]
+                else:
+                    answer = HTTPStatus(code).name
+                responses.setdefault(code, []).append(answer)
+            return view
+
+        return decorate
+
+    @staticmethod
+    def headers(*parameters: str | dict):
+        """Decorator: request headers the view reads itself (webargs reads none), documented as
+        parameters: a header object without its ``in``, or the name of a parameter component
+        (``"IF_NONE_MATCH"``). Documentation only."""
+
+        def decorate(view):
+            view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
+            view._apidoc.setdefault(_HEADERS, []).extend(
+                p if isinstance(p, str) else {"in": "header", **p} for p in parameters
+            )
+            return view
+
+        return decorate
+
+    @staticmethod
+    def _prepare_header_doc(doc, doc_info, **kwargs):
+        if doc_info.get(_HEADERS):
+            doc.setdefault("parameters", []).extend(doc_info[_HEADERS])
+        return doc
+
+    @classmethod
+    def forbidden(cls, *permissions: str):
+        """Decorator: the view answers 403 unless the caller holds ``permissions`` (those of
+        fieldapp.auth.policy it requires), documented with who may, as the 403 itself says."""
+        from fieldapp.auth.policy import refusal  # the policy needs the models, loaded by now
+
+        reasons = "; ".join(refusal(permission) for permission in permissions)
+        return cls.errors(why={403: f"`forbidden`: {reasons}"})
+
+
 class Api(flask_smorest.Api):
     """The API with one error envelope for every error, including routing errors."""
 
@@ -196,6 +372,21 @@ class Api(flask_smorest.Api):
         # Before any rule is added: every <int:...> and <string:...> in a path is the bounded one.
         app.url_map.converters.update(int=IdConverter, string=TextConverter, default=TextConverter)
         super().init_app(app, *args, **kwargs)
+
+    def _register_responses(self):
+        """One response component per HTTP status (flask-smorest's), the error answers told as
+        fieldapp gives them (:data:`ERROR_ANSWERS`), and the catch-all ``DEFAULT_ERROR``."""
+        for status in HTTPStatus:
+            response = {"description": ERROR_ANSWERS.get(status, status.phrase)}
+            if not 100 <= status < 200 and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            if status in ERROR_HEADERS:
+                response["headers"] = ERROR_HEADERS[status]
+            prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": DEFAULT_ERROR_DESCRIPTION, "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
     def handle_http_exception(self, error):
         body, code, headers = envelope(error)

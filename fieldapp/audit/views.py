@@ -20,6 +20,7 @@ blp = Blueprint("audit", __name__, description="Tamper-evident audit log")
 class AuditResource(MethodView):
     @blp.arguments(AuditListArgs, location="query")
     @blp.response(200, page_schema(AuditEntrySchema, "AuditEntryPage"))
+    @blp.forbidden("audit.read")
     def get(self, args):
         """Audit entries, newest first: admins all, a supervisor those written by the people
         of their district."""
@@ -36,6 +37,7 @@ class AuditResource(MethodView):
 @blp.route("/audit/verify")
 class AuditVerifyResource(MethodView):
     @blp.response(200, AuditVerifySchema)
+    @blp.forbidden("audit.read")
     def get(self):
         """Re-hash the whole chain and name the first entry altered, removed or moved."""
         current_policy().require("audit.read")

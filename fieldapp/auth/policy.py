@@ -140,7 +140,7 @@ class Policy:
     def require(self, permission: str, obj: Any = None) -> None:
         """403 unless the actor holds ``permission`` (on ``obj`` where it matters)."""
         if not self.allows(permission, obj):
-            raise APIError(403, "forbidden", _WRITE_MESSAGES.get(permission, "not allowed"))
+            raise APIError(403, "forbidden", refusal(permission))
 
 
 def _squadron_and_beyond(p: Policy, squadron_column, beyond) -> list[sa.ColumnElement[bool]]:
@@ -430,3 +430,10 @@ _WRITE_MESSAGES = {
     "supervision.answer": "only the leader of the order's squadron answers it",
     "report.read": "leaders read their squadron's report; supervisors and admins the district's",
 }
+
+
+def refusal(permission: str) -> str:
+    """Who holds ``permission``: the message of its 403 (and of its line in the API document)."""
+    if permission not in _WRITE_RULES:
+        raise LookupError(f"unknown permission {permission!r}")
+    return _WRITE_MESSAGES.get(permission, "not allowed")

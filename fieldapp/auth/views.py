@@ -47,6 +47,13 @@ class TokenResource(MethodView):
     @blp.doc(security=[])
     @blp.arguments(TokenArgs)
     @blp.response(201, TokenSchema)
+    @blp.errors(
+        429,
+        why={
+            401: "`unauthenticated`: wrong username or password, or a disabled account",
+            403: "`forbidden`: this device has been revoked; an admin reinstates it",
+        },
+    )
     def post(self, args):
         """Sign in on a device: a bearer token bound to that device."""
         keep_changes_on_error()  # failed attempts must be counted even though we answer 401
@@ -117,6 +124,7 @@ class UsersResource(MethodView):
 
     @blp.arguments(UserCreateArgs)
     @blp.response(201, UserAdminSchema)
+    @blp.forbidden("user.manage")
     def post(self, args):
         """Add a user (admin)."""
         policy = current_policy()
@@ -143,6 +151,7 @@ class UserResource(MethodView):
     @blp.etag
     @blp.arguments(UserUpdateArgs)
     @blp.response(200, UserAdminSchema)
+    @blp.forbidden("user.manage")
     def patch(self, changes, user_id: uuid.UUID):
         """Change a user's name, role, squadron, password or active flag (admin; If-Match)."""
         policy = current_policy()
@@ -178,6 +187,7 @@ def _device_for_admin(device_id: str) -> Device:
 class DeviceRevokeResource(MethodView):
     @blp.arguments(NoBodyArgs, required=False)
     @blp.response(200, DeviceRevokeSchema)
+    @blp.forbidden("device.manage")
     def post(self, _no_body, device_id: str):
         """Revoke a lost or stolen device: its tokens stop working, it cannot sign in (admin)."""
         device = _device_for_admin(device_id)
@@ -192,6 +202,7 @@ class DeviceRevokeResource(MethodView):
 class DeviceReinstateResource(MethodView):
     @blp.arguments(NoBodyArgs, required=False)
     @blp.response(200, DeviceSchema)
+    @blp.forbidden("device.manage")
     def post(self, _no_body, device_id: str):
         """Let a recovered device sign in again (admin); its old tokens stay revoked."""
         device = _device_for_admin(device_id)

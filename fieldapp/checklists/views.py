@@ -48,6 +48,7 @@ class ChecklistsResource(MethodView):
 
     @blp.arguments(ChecklistCreateArgs)
     @blp.response(201, ChecklistSchema)
+    @blp.forbidden("checklist.manage")
     def post(self, args):
         """Create a checklist with its first version (admin)."""
         current_policy().require("checklist.manage")
@@ -74,6 +75,7 @@ class ChecklistResource(MethodView):
 class ChecklistVersionsResource(MethodView):
     @blp.arguments(ChecklistVersionArgs)
     @blp.response(201, ChecklistSchema)
+    @blp.forbidden("checklist.manage")
     def post(self, args, checklist_id: int):
         """Publish a new version with the complete item list (admin)."""
         policy = current_policy()

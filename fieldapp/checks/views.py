@@ -20,7 +20,6 @@ blp = Blueprint("checks", __name__, description="Automatic case-file checks (案
 @blp.route("/inspections/<uuid:inspection_id>/checks")
 class InspectionChecksResource(MethodView):
     @blp.response(200, FlagSchema(many=True))
-    @blp.alt_response(404, response="NOT_FOUND")
     def get(self, inspection_id: uuid.UUID):
         """The flags the automatic checks raise on this inspection, each with a sentence a
         supervisor can read. Computed now, with the thresholds configured now."""

@@ -40,6 +40,7 @@ class ComplaintsResource(MethodView):
 
     @blp.arguments(ComplaintCreateArgs)
     @blp.response(201, ComplaintSchema)
+    @blp.forbidden("complaint.manage")
     def post(self, args):
         """Record a complaint (the squadron's leader, or an admin)."""
         policy = current_policy()
@@ -81,6 +82,7 @@ class ComplaintResource(MethodView):
 class ComplaintDecisionResource(MethodView):
     @blp.arguments(ComplaintDecisionArgs)
     @blp.response(200, ComplaintSchema)
+    @blp.forbidden("complaint.manage")
     def post(self, args, complaint_id: uuid.UUID):
         """Decide a checked complaint: substantiated or not, with a note (the squadron's leader,
         or an admin). The target's risk is re-assessed at once; a later correction is allowed

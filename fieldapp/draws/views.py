@@ -47,6 +47,7 @@ class DrawsResource(MethodView):
 
     @blp.arguments(DrawArgs)
     @blp.response(201, DrawSchema)
+    @blp.forbidden("draw.create")
     def post(self, args):
         """Draw targets per risk level and an officer pair for each; the drawn targets become
         tasks for their pairs. Same seed over the same roster, same draw."""

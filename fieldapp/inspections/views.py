@@ -13,7 +13,7 @@ from flask import request
 from flask.views import MethodView
 from sqlalchemy.orm import selectinload
 
-from fieldapp.api import Blueprint, ErrorSchema
+from fieldapp.api import Blueprint
 from fieldapp.db import utcnow
 from fieldapp.errors import APIError
 from fieldapp.inspections import operations
@@ -124,17 +124,7 @@ class InspectionsResource(MethodView):
 class InspectionResource(MethodView):
     @blp.response(200, InspectionDetailSchema, headers=_ETAG_HEADER)
     @blp.alt_response(304, description="Not modified: the record is the one named by If-None-Match")
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": "If-None-Match",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": "the ETag of the record you hold: 304 if it is still the same",
-            }
-        ]
-    )
+    @blp.headers("IF_NONE_MATCH")
     def get(self, inspection_id: uuid.UUID):
         """The inspection, with an ``ETag`` that changes with every version and with its
         ``follow_up`` and ``case``."""
@@ -146,26 +136,23 @@ class InspectionResource(MethodView):
 class ReviewResource(MethodView):
     @blp.arguments(ReviewArgs)
     @blp.response(200, InspectionDetailSchema, headers=_ETAG_HEADER)
-    @blp.alt_response(400, schema=ErrorSchema, description="malformed_if_match")
-    @blp.alt_response(403, schema=ErrorSchema, description="not its leader, or one of its officers")
-    @blp.alt_response(
-        409,
-        schema=ErrorSchema,
-        description="version_conflict (the record moved since it was read) or"
-        " invalid_transition (not waiting for review)",
+    @blp.forbidden("inspection.review")
+    @blp.errors(
+        why={
+            400: "`malformed_if_match`: If-Match is not a list of entity tags; or"
+            " `malformed_json`: the body is not JSON",
+            409: "`version_conflict` (the record moved since it was read) or"
+            " `invalid_transition` (not waiting for review)",
+            428: "`precondition_required`: If-Match is missing (or `*`)",
+        }
     )
-    @blp.alt_response(428, schema=ErrorSchema, description="If-Match missing")
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": "If-Match",
-                "required": True,
-                "schema": {"type": "string"},
-                "description": "the ETag of the inspection as read (only its version part"
-                " is compared)",
-            }
-        ]
+    @blp.headers(
+        {
+            "name": "If-Match",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "the ETag of the inspection as read (only its version part is compared)",
+        }
     )
     def post(self, args, inspection_id: uuid.UUID):
         """Approve or return a submitted inspection (the squadron's leader, or an admin; never

@@ -31,6 +31,7 @@ class SquadronsResource(MethodView):
 
     @blp.arguments(SquadronCreateArgs)
     @blp.response(201, SquadronSchema)
+    @blp.forbidden("squadron.manage")
     def post(self, args):
         """Add a squadron with its jurisdiction (admin)."""
         current_policy().require("squadron.manage")
@@ -55,6 +56,7 @@ class SquadronResource(MethodView):
     @blp.etag
     @blp.arguments(SquadronUpdateArgs)
     @blp.response(200, SquadronSchema)
+    @blp.forbidden("squadron.manage")
     def patch(self, changes, squadron_id: int):
         """Rename a squadron or redraw its jurisdiction (admin; If-Match)."""
         policy = current_policy()

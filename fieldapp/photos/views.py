@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from http import HTTPStatus
 
 from flask import current_app, make_response, request, send_file
 from flask.views import MethodView
@@ -19,24 +18,37 @@ from fieldapp.errors import APIError, validation_error
 from fieldapp.photos import operations
 from fieldapp.photos.models import Photo
 from fieldapp.web.requests import current_actor, current_policy, keep_changes_on_error
-from schemas.photos import PartialUploadSchema, PhotoSizeArgs, PhotoUploadSchema
+from schemas.photos import (
+    IMAGE_CONTENT,
+    OFFSET_CONTENT_TYPE,
+    PHOTO_BODY,
+    PHOTO_PART_BODY,
+    UPLOAD_LENGTH_HEADER,
+    UPLOAD_OFFSET,
+    UPLOAD_OFFSET_HEADER,
+    UPLOAD_STATE,
+    PartialUploadSchema,
+    PhotoSizeArgs,
+    PhotoUploadSchema,
+    sha256_header,
+)
 
 blp = Blueprint("photos", __name__, description="Photos: upload (resumable) and sizes")
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _DIGITS = re.compile(r"[0-9]{1,15}")  # ASCII only: "²".isdigit() is true, int("²") fails
-OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 
-
-def _errors(*codes: int):
-    """Document error answers (the envelope of API.md) on a view."""
-
-    def decorate(view):
-        for code in codes:
-            view = blp.alt_response(code, response=HTTPStatus(code).name)(view)
-        return view
-
-    return decorate
+#: The error answers of an upload (PUT or PATCH), in the words of API.md's Photos.
+_UPLOAD_ERRORS = {
+    400: "`digest_mismatch`: the bytes do not hash to the digest announced; nothing was kept",
+    403: "`forbidden`: only officers, leaders and admins upload, a claimed photo only the"
+    " inspection's officers (or an admin), an upload under way only its uploader",
+    413: "`payload_too_large`: over the photo size limit (FIELDAPP_PHOTO_MAX_BYTES, 20 MiB by"
+    " default), as sent or as announced by Upload-Length",
+    415: "`unsupported_media_type`: not JPEG, PNG or WebP, judged by the content",
+    422: "`bad_image`: corrupt, or over the pixel limit (decompression bombs); or"
+    " `validation_failed`: a header missing or malformed",
+}
 
 
 def _settings() -> operations.PhotoSettings:
@@ -106,19 +118,20 @@ def _partial(outcome, status: int):
 class PhotoResource(MethodView):
     @blp.response(200, PhotoUploadSchema, description="these bytes were already stored")
     @blp.alt_response(201, schema=PhotoUploadSchema, description="stored")
-    @blp.alt_response(202, schema=PartialUploadSchema, description="first part kept; PATCH on")
-    @_errors(400, 403, 409, 413, 415, 422)
-    @blp.doc(
-        parameters=[
-            {
-                "in": "header",
-                "name": "X-Content-SHA256",
-                "required": True,
-                "schema": {"type": "string"},
-            },
-            {"in": "header", "name": "Upload-Length", "schema": {"type": "integer"}},
-        ]
+    @blp.alt_response(
+        202,
+        schema=PartialUploadSchema,
+        description="first part kept; PATCH on",
+        headers=UPLOAD_OFFSET,
     )
+    @blp.errors(
+        why={
+            **_UPLOAD_ERRORS,
+            409: "`id_conflict`: this id holds other bytes, or its metadata names other bytes",
+        }
+    )
+    @blp.headers(sha256_header(required=True), UPLOAD_LENGTH_HEADER)
+    @blp.doc(requestBody=PHOTO_BODY)
     def put(self, photo_id: uuid.UUID):
         """Upload a photo's bytes (JPEG, PNG or WebP, judged by content), kept unchanged.
 
@@ -143,9 +156,25 @@ class PhotoResource(MethodView):
             return _partial(outcome, 202)
         return _with_claim(outcome.upload), 201 if outcome.status == "created" else 200
 
-    @blp.response(204, description="part appended; Upload-Offset tells how far")
-    @blp.alt_response(201, schema=PhotoUploadSchema, description="the last part: stored")
-    @_errors(400, 403, 404, 409, 413, 415, 422)
+    @blp.response(204, description="part appended", headers=UPLOAD_OFFSET)
+    @blp.alt_response(
+        201, schema=PhotoUploadSchema, description="the last part: stored", headers=UPLOAD_OFFSET
+    )
+    @blp.errors(
+        why={
+            **_UPLOAD_ERRORS,
+            404: "`not_found`: no upload of this photo to resume (PUT it first), or a photo out"
+            " of the caller's scope",
+            409: "`offset_mismatch`: Upload-Offset is not where the server's bytes end (the"
+            " Upload-Offset header of this answer is), or the photo is stored already;"
+            " `id_conflict`: the upload is for other bytes",
+            415: f"`unsupported_media_type`: parts are sent as {OFFSET_CONTENT_TYPE}; or the"
+            " photo is not JPEG, PNG or WebP, judged by the content",
+        },
+        headers={409: UPLOAD_OFFSET},
+    )
+    @blp.headers(UPLOAD_OFFSET_HEADER, UPLOAD_LENGTH_HEADER, sha256_header(required=False))
+    @blp.doc(requestBody=PHOTO_PART_BODY)
     def patch(self, photo_id: uuid.UUID):
         """Append a part at ``Upload-Offset`` (``Content-Type: application/offset+octet-stream``).
 
@@ -184,8 +213,8 @@ class PhotoResource(MethodView):
         description="Upload-Offset: the bytes held (the size once stored); Upload-Length: the "
         "total announced by the upload or the metadata's size; X-Content-SHA256: their digest, "
         "once stored",
+        headers=UPLOAD_STATE,
     )
-    @_errors(404)
     def head(self, photo_id: uuid.UUID):
         """How many bytes the server holds (``Upload-Offset``), to resume an upload.
 
@@ -206,7 +235,22 @@ class PhotoResource(MethodView):
 
     @blp.arguments(PhotoSizeArgs, location="query")
     @blp.response(200, description="the image")
-    @_errors(404)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.headers("IF_NONE_MATCH")
+    @blp.doc(
+        responses={
+            200: {
+                "content": IMAGE_CONTENT,
+                "headers": {
+                    "ETag": {"schema": {"type": "string"}},
+                    "X-Content-SHA256": {
+                        "description": "size=original: the SHA-256 of the bytes",
+                        "schema": {"type": "string"},
+                    },
+                },
+            }
+        }
+    )
     def get(self, args, photo_id: uuid.UUID):
         """The photo: ``original`` (the bytes as uploaded), or ``medium`` / ``thumb`` (JPEG,
         auto-oriented, metadata stripped). Scoped like the inspection it belongs to."""

@@ -24,6 +24,8 @@ class MonthlyReportResource(MethodView):
     @blp.arguments(MonthlyReportArgs, location="query")
     @blp.response(200, MonthlyReportSchema)
     @blp.alt_response(200, description="with format=csv: the same figures as CSV (UTF-8)")
+    @blp.forbidden("report.read")
+    @blp.errors(why={404: "`not_found`: squadron_id names no squadron of the caller's scope"})
     def get(self, args):
         """Per squadron: inspections by origin and outcome, cases, rectifications, risk levels
         and changes, sync conflicts, supervision orders. Leaders: their squadron; supervisors

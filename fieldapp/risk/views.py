@@ -63,6 +63,7 @@ class RiskSettingsResource(MethodView):
 
     @blp.arguments(RiskSettingsArgs)
     @blp.response(200, RiskSettingSchema(many=True))
+    @blp.forbidden("risk.settings")
     def patch(self, args):
         """Replace whole groups (admins). Applies to every later assessment; run
         ``fieldapp risk recompute`` to re-assess every target at once."""

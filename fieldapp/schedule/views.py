@@ -42,6 +42,7 @@ class ScheduleDueResource(MethodView):
 class ScheduleTasksResource(MethodView):
     @blp.arguments(DispatchDueArgs)
     @blp.response(201, TaskSchema(many=True))
+    @blp.forbidden("task.dispatch")
     def post(self, args):
         """Dispatch what is due as tasks to pairs of the squadron's officers (its leader or an
         admin); targets that already have an open task are left alone."""

@@ -51,6 +51,7 @@ class CaseReviewsResource(MethodView):
 
     @blp.arguments(CaseReviewArgs)
     @blp.response(201, CaseReviewSchema)
+    @blp.forbidden("case_review.record")
     def post(self, args):
         """Record a review of a submitted inspection's case file (supervisors)."""
         policy = current_policy()
@@ -89,6 +90,7 @@ class OrdersResource(MethodView):
 
     @blp.arguments(OrderArgs)
     @blp.response(201, OrderSchema)
+    @blp.forbidden("supervision.issue")
     def post(self, args):
         """Issue an order to a squadron (supervisors of its district)."""
         current_policy().require("supervision.issue", args["squadron_id"])
@@ -116,6 +118,8 @@ class OrderResource(MethodView):
 class OrderAnswerResource(MethodView):
     @blp.arguments(AnswerArgs)
     @blp.response(200, OrderSchema)
+    @blp.forbidden("supervision.answer")
+    @blp.errors(why={409: "`invalid_transition`: the order is not in a state that allows this"})
     def post(self, args, order_id: uuid.UUID):
         """The squadron's leader answers an open order (409 ``invalid_transition`` otherwise)."""
         order = _locked(order_id)
@@ -127,6 +131,8 @@ class OrderAnswerResource(MethodView):
 class OrderCloseResource(MethodView):
     @blp.arguments(CloseArgs)
     @blp.response(200, OrderSchema)
+    @blp.forbidden("supervision.decide")
+    @blp.errors(why={409: "`invalid_transition`: the order is not in a state that allows this"})
     def post(self, args, order_id: uuid.UUID):
         """The supervisor accepts an answered order."""
         order = _locked(order_id)
@@ -138,6 +144,8 @@ class OrderCloseResource(MethodView):
 class OrderReopenResource(MethodView):
     @blp.arguments(ReopenArgs)
     @blp.response(200, OrderSchema)
+    @blp.forbidden("supervision.decide")
+    @blp.errors(why={409: "`invalid_transition`: the order is not in a state that allows this"})
     def post(self, args, order_id: uuid.UUID):
         """The supervisor reopens an answered or closed order, with a reason (and a new
         deadline if the old one has passed)."""

@@ -39,6 +39,13 @@ blp = Blueprint("sync", __name__, description="Offline sync: push, pull, conflic
 class PushResource(MethodView):
     @blp.arguments(PushArgs)
     @blp.response(200, PushSchema)
+    @blp.errors(
+        why={
+            403: "`forbidden`: device_id is not the device this token belongs to",
+            413: f"`payload_too_large`: more than {MAX_BATCH} changes in the batch, or a body"
+            " over FIELDAPP_MAX_JSON_BYTES (counted decoded)",
+        }
+    )
     def post(self, args):
         """Apply a device's batch of changes; one result per change, in order.
 
@@ -119,6 +126,13 @@ class ConflictsResource(MethodView):
 class ResolveResource(MethodView):
     @blp.arguments(ResolveArgs)
     @blp.response(200, ConflictSchema)
+    @blp.forbidden("conflict.resolve")
+    @blp.errors(
+        why={
+            409: "`version_conflict`: the entry is resolved already, or what the choice would"
+            " write changed after the entry was logged (read the record, then choose again)",
+        }
+    )
     def post(self, args, conflict_id: uuid.UUID):
         """Settle a conflict: keep the server's value, the device's, or a given one."""
         policy = current_policy()

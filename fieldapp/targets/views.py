@@ -9,7 +9,7 @@ import uuid
 from flask import request
 from flask.views import MethodView
 
-from fieldapp.api import Blueprint, ErrorSchema
+from fieldapp.api import Blueprint
 from fieldapp.db import db
 from fieldapp.errors import APIError
 from fieldapp.targets import operations
@@ -79,6 +79,7 @@ class TargetsResource(MethodView):
 
     @blp.arguments(TargetCreateArgs)
     @blp.response(201, TargetSchema)
+    @blp.forbidden("target.create")
     def post(self, args):
         """Add a shop or site (the squadron's leader, or an admin)."""
         current_policy().require("target.create", args["squadron_id"])
@@ -98,8 +99,13 @@ class TargetResource(MethodView):
 
     @blp.arguments(TargetUpdateArgs)
     @blp.response(200, TargetSchema, headers=_PATCHED_ETAG_HEADER)
-    @blp.alt_response(412, schema=ErrorSchema, description="If-Match names another version")
-    @blp.alt_response(428, schema=ErrorSchema, description="If-Match missing")
+    @blp.forbidden("target.update", "target.create")
+    @blp.errors(
+        why={
+            412: "`precondition_failed`: If-Match names another version",
+            428: "`precondition_required`: If-Match is missing",
+        }
+    )
     @blp.doc(parameters=[_IF_MATCH])
     def patch(self, changes, target_id: uuid.UUID):
         """Edit a target (leader of its squadron, or admin). Needs ``If-Match``: 428 without,

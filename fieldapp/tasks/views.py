@@ -36,6 +36,7 @@ class TasksResource(MethodView):
 
     @blp.arguments(TaskCreateArgs)
     @blp.response(201, TaskSchema)
+    @blp.forbidden("task.dispatch")
     def post(self, args):
         """Send officers of the target's squadron to the target (its leader, or an admin)."""
         policy = current_policy()
@@ -68,6 +69,8 @@ class TaskResource(MethodView):
 class TaskCancelResource(MethodView):
     @blp.arguments(TaskCancelArgs)
     @blp.response(200, TaskSchema)
+    @blp.forbidden("task.dispatch")
+    @blp.errors(why={409: "`invalid_transition`: the task is done or cancelled already"})
     def post(self, args, task_id: uuid.UUID):
         """Call an open task off, with a reason (its squadron's leader, or an admin)."""
         policy = current_policy()

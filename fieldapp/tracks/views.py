@@ -21,7 +21,7 @@ blp = Blueprint("tracks", __name__, description="GPS tracks (轨迹)")
 class TracksResource(MethodView):
     @blp.arguments(TrackArgs, location="query")
     @blp.response(200, TrackCollectionSchema)
-    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.errors(why={404: "`not_found`: officer_id names no officer whose track you may see"})
     def get(self, args):
         """An officer's track between ``from`` and ``to`` as GeoJSON lines, simplified for
         display, with distance, duration and the gaps where the device was silent.

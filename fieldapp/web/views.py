@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from flask import url_for
 from flask.views import MethodView
 
-from fieldapp.api import API_PREFIX, Blueprint, ErrorSchema
+from fieldapp.api import API_PREFIX, Blueprint
 from fieldapp.db import db
 from fieldapp.errors import APIError
 from fieldapp.web.requests import log_fields, public
+from schemas.web import HealthSchema, ServiceIndexSchema
 
 log = logging.getLogger("fieldapp.request")
 
@@ -22,6 +23,7 @@ blp = Blueprint("web", __name__, description="Service index and health")
 class IndexResource(MethodView):
     @public
     @blp.doc(security=[])
+    @blp.response(200, ServiceIndexSchema)
     def get(self):
         """Where to start: the API docs and the OpenAPI document."""
         return {
@@ -36,9 +38,8 @@ class IndexResource(MethodView):
 class HealthResource(MethodView):
     @public
     @blp.doc(security=[])
-    @blp.alt_response(
-        503, schema=ErrorSchema, description="database_unavailable: the database cannot be reached"
-    )
+    @blp.response(200, HealthSchema)
+    @blp.errors(why={503: "`database_unavailable`: the database cannot be reached"})
     def get(self):
         """Liveness and database reachability (for load balancers)."""
         try:
