@@ -363,6 +363,36 @@ class Blueprint(flask_smorest.Blueprint):
         return cls.errors(why={403: f"`forbidden`: {reasons}"})
 
 
+def _documented_field(converter, field, ret, **kwargs) -> dict:
+    """apispec attribute function: the document of a field that says how it is documented.
+
+    ``OPENAPI`` on a field class: its schema object (custom fields, which apispec shows as
+    anything). ``metadata["documented_as"]`` on a field documents a value that the field passes
+    through unread, for the view or the operations to check (a sync batch's changes, checked one
+    by one so that one bad change is refused alone): a schema, a list of schemas any of which
+    fits, a schema object (a dict), or a function returning one of these (for names defined
+    later in the module).
+    """
+    # What the field's own metadata says (a description) wins over its class's.
+    documented = {k: v for k, v in getattr(field, "OPENAPI", {}).items() if k not in field.metadata}
+    shown = field.metadata.get("documented_as")
+    if callable(shown) and not isinstance(shown, type):
+        shown = shown()
+    if shown is None:
+        return documented
+    description = ret.get("description")
+    ret.clear()  # the field's own document is "anything", and a reference stands alone
+    if isinstance(shown, list | tuple):
+        documented["anyOf"] = [converter.resolve_nested_schema(s) for s in shown]
+        if description:
+            documented["description"] = description
+    elif isinstance(shown, dict):
+        documented.update(shown)
+    else:
+        documented.update(converter.resolve_nested_schema(shown))
+    return documented
+
+
 class Api(flask_smorest.Api):
     """The API with one error envelope for every error, including routing errors."""
 
@@ -372,6 +402,7 @@ class Api(flask_smorest.Api):
         # Before any rule is added: every <int:...> and <string:...> in a path is the bounded one.
         app.url_map.converters.update(int=IdConverter, string=TextConverter, default=TextConverter)
         super().init_app(app, *args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(_documented_field)
 
     def _register_responses(self):
         """One response component per HTTP status (flask-smorest's), the error answers told as

@@ -256,6 +256,9 @@ class GeoJSONPolygon(fields.Field):
 class BBoxField(fields.Field):
     """``minlon,minlat,maxlon,maxlat`` in a query string."""
 
+    #: Its OpenAPI schema (fieldapp.api documents custom fields by this).
+    OPENAPI = {"type": "string", "description": "minlon,minlat,maxlon,maxlat (WGS-84)"}
+
     def _deserialize(self, value, attr, data, **kwargs):
         try:
             parts = [float(p) for p in str(value).split(",")]
@@ -274,6 +277,11 @@ MAX_NEAR_METRES = 50_000
 
 class NearField(fields.Field):
     """``lon,lat,metres`` in a query string: a circle around a point."""
+
+    OPENAPI = {
+        "type": "string",
+        "description": f"lon,lat,metres (WGS-84; metres up to {MAX_NEAR_METRES}): nearest first",
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         try:
@@ -299,6 +307,12 @@ class TimeBound(fields.Field):
 
     default_error_messages = {
         "invalid": "a date (2026-11-20) or a time with an offset (2026-11-20T09:30:00+08:00)"
+    }
+    OPENAPI = {
+        "anyOf": [
+            {"type": "string", "format": "date"},
+            {"type": "string", "format": "date-time"},
+        ]
     }
 
     def __init__(self, *, end: bool, **kwargs):

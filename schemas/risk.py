@@ -98,11 +98,36 @@ class RiskSettingSchema(ma.Schema):
     updated_by = fields.UUID(attribute="updated_by_id", dump_only=True, allow_none=True)
 
 
+def _group(key: str) -> fields.Raw:
+    """A settings group of a PATCH, loaded as sent: :func:`check_settings` judges it whole, with
+    the groups it does not replace. Documented with the shape that check holds it to."""
+    return fields.Raw(
+        allow_none=True,  # refused by _groups_are_objects, in its words
+        metadata={
+            "documented_as": lambda: {
+                "description": DEFAULT_SETTINGS[key]["description"],
+                **_setting_doc(DEFAULT_SETTINGS[key]["value"], (key,)),
+            }
+        },
+    )
+
+
 class RiskSettingsArgs(StrictSchema):
     """Groups to replace, each whole: ``{"credit": {"cap": 10, "class": {...}}}``."""
 
-    class Meta:
-        unknown = ma.INCLUDE
+    #: A key that names no group, in the words fieldapp.risk.operations.update_settings uses.
+    error_messages = {"unknown": "not a risk setting group"}
+
+    inherent = _group("inherent")
+    compliance = _group("compliance")
+    history = _group("history")
+    complaints = _group("complaints")
+    credit = _group("credit")
+    levels = _group("levels")
+    floors = _group("floors")
+    downgrade = _group("downgrade")
+    frequency = _group("frequency")
+    draw = _group("draw")
 
     @ma.validates_schema(pass_original=True)
     def _groups_are_objects(self, data, original, **kwargs):
@@ -193,6 +218,37 @@ def _shape_errors(default, value, path: tuple) -> dict:
     if bound is not None and value > bound[0]:
         return {".".join(path): [f"at most {bound[0]}{bound[1]}"]}
     return {}
+
+
+def _setting_doc(default, path: tuple) -> dict:
+    """The JSON schema of the setting at ``path`` whose installed value is ``default``: the
+    shape and bounds :func:`_shape_errors` and :func:`check_settings` hold a new value to (the
+    rules across settings are told in the PATCH's description)."""
+    if isinstance(default, dict):
+        properties = {key: _setting_doc(value, (*path, key)) for key, value in default.items()}
+        if path[-2:] in _OPEN_MAPPINGS:  # any key may be added, each like the others
+            sample = _setting_doc(next(iter(default.values())), (*path, "*"))
+            return {"type": "object", "properties": properties, "additionalProperties": sample}
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": list(default),
+            "additionalProperties": False,
+        }
+    if isinstance(default, str):
+        return {"type": "string", "enum": LEVELS}
+    doc = {"type": "number" if isinstance(default, float) else "integer", "minimum": 0}
+    if path[0] == "draw":  # shares of each level
+        doc["maximum"] = 1
+        if path[-1] == "low":
+            doc["exclusiveMinimum"] = True
+        elif path[-1] == "high":
+            doc["minimum"] = 1
+    else:
+        doc["maximum"] = _upper_bound(path)[0]
+        if path[0] in ("levels", "frequency") or path[:2] == ("downgrade", "clean_inspections"):
+            doc["minimum"] = 1
+    return doc
 
 
 def check_settings(settings: dict) -> dict:

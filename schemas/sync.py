@@ -18,8 +18,9 @@ from schemas.common import (
     TimeRangeArgs,
     id_field,
 )
-from schemas.inspections import WholeLocation
+from schemas.inspections import InspectionFieldsArgs, WholeLocation
 from schemas.targets import BUSINESS_TYPE, USCC, TargetName
+from sync.hlc import HLC_PATTERN
 
 MAX_BATCH = 500
 MAX_TRACK_POINTS = 10_000
@@ -32,9 +33,19 @@ class PushArgs(StrictSchema):
     #: alone (the sync engine checks each one), not the batch: see fieldapp.api.check_json_text.
     TEXT_CHECKED_PER_ITEM = ("changes",)
 
-    device_id = fields.String(required=True, validate=DEVICE_ID)
-    #: Each change is checked on its own (ChangeArgs), so one bad change never sinks the batch.
-    changes = fields.List(fields.Raw(allow_none=True), required=True)
+    device_id = fields.String(
+        required=True, validate=DEVICE_ID, metadata={"description": "the token's device"}
+    )
+    #: Each change is checked on its own (ChangeArgs), so one bad change never sinks the batch:
+    #: the list takes anything, and the document shows what a change must be.
+    changes = fields.List(
+        fields.Raw(allow_none=True, metadata={"documented_as": lambda: ChangeArgs}),
+        required=True,
+        metadata={
+            "description": f"at most {MAX_BATCH} (more: 413); each is checked and applied on its"
+            " own, a malformed one rejected in its result without touching the others"
+        },
+    )
 
 
 #: Versions are 32-bit integers in the database.
@@ -45,9 +56,17 @@ DELETE_WITH_FIELDS = "a delete carries no fields: send {} (or leave fields out)"
 
 
 class ChangeArgs(StrictSchema):
-    change_id = fields.UUID(required=True)
+    """One change of a push batch (API.md, Sync)."""
+
+    change_id = fields.UUID(
+        required=True,
+        metadata={
+            "description": "the device's id of this change: sent again, it answers its first"
+            " result (replayed); with another body, id_conflict"
+        },
+    )
     entity = fields.String(required=True, validate=validate.OneOf(ENTITIES))
-    id = fields.UUID(required=True)
+    id = fields.UUID(required=True, metadata={"description": "the record's id"})
     op = fields.String(required=True, validate=validate.OneOf(OPS))
     #: Versions are 32-bit integers in the database.
     base_version = fields.Integer(
@@ -55,9 +74,33 @@ class ChangeArgs(StrictSchema):
         allow_none=True,
         load_default=None,
         validate=validate.Range(min=0, max=MAX_VERSION),
+        metadata={"description": "the version the device changed; null: the device creates it"},
     )
-    hlc = fields.String(required=True)
-    fields_ = fields.Dict(data_key="fields", load_default=dict)
+    #: Checked by the engine (sync.hlc), which words the error; the pattern documents it.
+    hlc = fields.String(
+        required=True,
+        metadata={
+            "pattern": f"^{HLC_PATTERN.pattern}$",
+            "description": "hybrid logical clock: 16 digits of milliseconds, 4 of counter, the"
+            " device id (0001763712000123:0002:d-7f3a)",
+        },
+    )
+    fields_ = fields.Dict(
+        data_key="fields",
+        load_default=dict,
+        metadata={
+            # The entity's fields, loaded by the engine once it knows the entity.
+            "documented_as": lambda: [
+                InspectionFieldsArgs,
+                TargetFieldsArgs,
+                PhotoFieldsArgs,
+                TrackFieldsArgs,
+            ],
+            "description": "what the device changed since base_version (a create: all of them),"
+            " by entity: InspectionFieldsArgs, TargetFieldsArgs, PhotoFieldsArgs or"
+            " TrackFieldsArgs; a delete carries none",
+        },
+    )
 
     @ma.validates_schema
     def _delete_carries_no_fields(self, data: dict, **kwargs) -> None:

@@ -66,7 +66,14 @@ class RiskSettingsResource(MethodView):
     @blp.forbidden("risk.settings")
     def patch(self, args):
         """Replace whole groups (admins). Applies to every later assessment; run
-        ``fieldapp risk recompute`` to re-assess every target at once."""
+        ``fieldapp risk recompute`` to re-assess every target at once.
+
+        Each group is sent whole, in the shape ``GET`` shows it. Across groups: the caps of
+        inherent, compliance, history, complaints and credit add up to at most 100; the levels
+        rise (0 < medium < elevated < high <= 100); per kind, higher levels are inspected at
+        least as often (frequency low >= medium >= elevated >= high). Refused: 422, every
+        problem named.
+        """
         current_policy().require("risk.settings")
         operations.update_settings(current_actor(), args)
         db.session.flush()
