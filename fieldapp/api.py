@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import typing
 from collections import abc
 from copy import deepcopy
@@ -393,6 +394,12 @@ def _documented_field(converter, field, ret, **kwargs) -> dict:
     return documented
 
 
+def _swagger_ui_file(filename: str):
+    """A file of Swagger UI, as the flask-swagger-ui package ships it (no CDN needed)."""
+    dist = importlib.resources.files("flask_swagger_ui") / "dist"
+    return flask.send_from_directory(str(dist), filename, max_age=86400)
+
+
 class Api(flask_smorest.Api):
     """The API with one error envelope for every error, including routing errors."""
 
@@ -418,6 +425,18 @@ class Api(flask_smorest.Api):
         response = {"description": DEFAULT_ERROR_DESCRIPTION, "schema": self.ERROR_SCHEMA}
         prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
         self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
+
+    def _register_swagger_ui_rule(self, blueprint):
+        super()._register_swagger_ui_rule(blueprint)
+        # The page's scripts and styles are served from here (OPENAPI_SWAGGER_UI_URL points at
+        # them): a CDN is out of reach on the intranet the devices' developers work on.
+        path = self.config.get("OPENAPI_SWAGGER_UI_PATH")
+        if path is not None:
+            blueprint.add_url_rule(
+                f"/{path.strip('/')}/static/<path:filename>",
+                endpoint="openapi_swagger_ui_file",
+                view_func=_swagger_ui_file,
+            )
 
     def handle_http_exception(self, error):
         body, code, headers = envelope(error)

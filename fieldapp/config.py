@@ -355,6 +355,9 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str) -> 
         "OPENAPI_URL_PREFIX": "/api/v1",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "/docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI's files come with the app (fieldapp.api serves them from flask-swagger-ui):
+        # the docs page works on an intranet that reaches no CDN, and asks no validator outside.
+        "OPENAPI_SWAGGER_UI_URL": "/api/v1/docs/static/",
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
         "JSON_SORT_KEYS": False,
     }
