@@ -57,6 +57,14 @@ def documented(client):
 
 
 @pytest.fixture
+def own_photo_store(app, tmp_path, monkeypatch):
+    """A photo store of the test's own: the uploads it provokes (first parts kept for a resume)
+    are rolled back with the test, but their files would stay in the store the photo tests look
+    into."""
+    monkeypatch.setitem(app.config, "STORAGE_DIR", str(tmp_path / "photos"))
+
+
+@pytest.fixture
 def callers(login):
     return {name: login(name) for name in ("officer1", "leader1", "supervisor", "admin")}
 
@@ -108,6 +116,7 @@ def stored(login, world):
     suppress_health_check=list(HealthCheck),
 )
 @given(data=st.data())
+@pytest.mark.usefixtures("own_photo_store")
 def test_no_request_gets_a_500(operations, documented, callers, stored, data):
     operation = data.draw(st.sampled_from(operations), label="operation")
     mode = data.draw(st.sampled_from([GenerationMode.POSITIVE, GenerationMode.NEGATIVE]))
