@@ -34,8 +34,10 @@ class Complaint(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: the inspection that checked it, when one did
     inspection_id: Mapped[uuid.UUID | None] = mapped_column(
-        # complaints -> inspections -> tasks -> complaints: the cycle is closed after creation
-        sa.ForeignKey("inspections.id", use_alter=True)
+        # complaints -> inspections -> tasks -> complaints: the cycle is closed after creation.
+        # Indexed: deleting an inspection looks here for the complaint it settled.
+        sa.ForeignKey("inspections.id", use_alter=True),
+        index=True,
     )
     decision_note: Mapped[str | None] = mapped_column(sa.Text)
     decided_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))

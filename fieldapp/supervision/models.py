@@ -57,7 +57,10 @@ class SupervisionOrder(db.Model):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_uuid)
     squadron_id: Mapped[int] = mapped_column(sa.ForeignKey("squadrons.id"))
     issued_by_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"))
-    inspection_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("inspections.id"))
+    #: Indexed: deleting an inspection looks here for orders about it.
+    inspection_id: Mapped[uuid.UUID | None] = mapped_column(
+        sa.ForeignKey("inspections.id"), index=True
+    )
     target_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("targets.id"))
     case_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("cases.id"))
     text: Mapped[str] = mapped_column(sa.Text)

@@ -54,7 +54,10 @@ class Task(Syncable, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by_inspection_id: Mapped[uuid.UUID | None] = mapped_column(
-        sa.ForeignKey("inspections.id", use_alter=True)
+        # Indexed: deleting an inspection looks here for what it closed (and so does the
+        # database's own foreign-key check).
+        sa.ForeignKey("inspections.id", use_alter=True),
+        index=True,
     )
     #: Why the leader cancelled it (required to cancel), and who did.
     cancel_reason: Mapped[str | None] = mapped_column(sa.Text)
