@@ -5,7 +5,14 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields, validate
 
-from schemas.common import Instant, PageArgs, StrictBoolean, StrictSchema, id_field
+from schemas.common import (
+    Instant,
+    StrictBoolean,
+    StrictSchema,
+    TimeBound,
+    TimeRangeArgs,
+    id_field,
+)
 
 
 class ComplaintSchema(ma.Schema):
@@ -64,12 +71,16 @@ class ComplaintDecisionArgs(StrictSchema):
     )
 
 
-class ComplaintListArgs(PageArgs):
+class ComplaintListArgs(TimeRangeArgs):
     squadron_id = id_field(strict=False)
     target_id = fields.UUID()
     status = fields.String(validate=validate.OneOf(["open", "closed"]))
     substantiated = fields.Boolean()
     source = fields.String(validate=validate.Length(min=1, max=20))
     reference = fields.String(validate=validate.Length(min=1, max=40))
-    from_ = Instant(data_key="from")
-    to = Instant()
+    from_ = TimeBound(
+        end=False,
+        data_key="from",
+        metadata={"description": "received at or after (a date: its start)"},
+    )
+    to = TimeBound(end=True, metadata={"description": "received before (a date: that whole day)"})

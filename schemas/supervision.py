@@ -6,7 +6,15 @@ import marshmallow as ma
 from marshmallow import fields, validate, validates_schema
 
 from fieldapp.supervision.models import OrderStatus, Verdict
-from schemas.common import Instant, PageArgs, Pattern, StrictSchema, id_field
+from schemas.common import (
+    Instant,
+    PageArgs,
+    Pattern,
+    StrictSchema,
+    TimeBound,
+    TimeRangeArgs,
+    id_field,
+)
 
 MAX_FINDINGS = 50
 
@@ -68,13 +76,17 @@ class CaseReviewSchema(ma.Schema):
     created_at = fields.DateTime(dump_only=True)
 
 
-class CaseReviewListArgs(PageArgs):
+class CaseReviewListArgs(TimeRangeArgs):
     inspection_id = fields.UUID()
     squadron_id = id_field(strict=False)
     reviewer_id = fields.UUID()
     verdict = fields.Enum(Verdict, by_value=True)
-    start = Instant(data_key="from")
-    end = Instant(data_key="to")
+    from_ = TimeBound(
+        end=False,
+        data_key="from",
+        metadata={"description": "recorded at or after (a date: its start)"},
+    )
+    to = TimeBound(end=True, metadata={"description": "recorded before (a date: that whole day)"})
 
 
 class OrderArgs(StrictSchema):

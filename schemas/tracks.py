@@ -5,13 +5,13 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import fields
 
-from schemas.common import Instant, StrictSchema
+from schemas.common import StrictSchema, TimeBound
 
 
 class TrackArgs(StrictSchema):
     officer_id = fields.UUID(required=True)
-    from_ = Instant(data_key="from", required=True)
-    to = Instant(required=True)
+    from_ = TimeBound(end=False, data_key="from", required=True)
+    to = TimeBound(end=True, required=True)
 
     @ma.validates_schema
     def _ordered(self, data, **kwargs):

@@ -253,6 +253,25 @@ def test_the_checking_inspection_must_be_of_the_complaints_target(app, login, wo
     assert "inspection_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
 
 
+def test_received_dates_filter_by_whole_shanghai_days(login, world):
+    """``from``/``to`` take a date as every list does: that Shanghai day, ``to`` included; a
+    complaint received at 23:30 on the 20th in Shanghai (15:30 UTC) is on the 20th."""
+    leader = login("leader1")
+    late = "2026-11-20T23:30:00+08:00"
+    body = complaint_body(world, reference="2026112099001", received_at=late)
+    created = leader.post("/api/v1/complaints", json=body)
+    assert created.status_code == 201, created.get_json()
+
+    def listed(query: str) -> list[str]:
+        return [c["id"] for c in leader.get(f"/api/v1/complaints?{query}").get_json()["items"]]
+
+    assert created.get_json()["id"] in listed("from=2026-11-20&to=2026-11-20")
+    assert listed("from=2026-11-21&to=2026-11-21") == []
+    assert_error(
+        leader.get("/api/v1/complaints?from=2026-11-21&to=2026-11-20"), 422, "validation_failed"
+    )
+
+
 def test_unknown_complaints_and_bad_filters(login, world):
     leader = login("leader1")
     assert_error(leader.get(f"/api/v1/complaints/{uuid.uuid4()}"), 404, "not_found")

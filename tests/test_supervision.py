@@ -341,7 +341,8 @@ def test_overdue_orders_are_listed_on_a_frozen_clock(login, world, supervisor):
     [
         (f"{REVIEWS}?verdict=excellent", "verdict"),
         (f"{REVIEWS}?inspection_id=42", "inspection_id"),
-        (f"{REVIEWS}?from=2026-11-01", "from"),
+        (f"{REVIEWS}?from=2026-13-01", "from"),
+        (f"{REVIEWS}?from=2026-11-02&to=2026-11-01", "to"),
         (f"{REVIEWS}?squadron_id=x", "squadron_id"),
         (f"{ORDERS}?status=pending", "status"),
         (f"{ORDERS}?overdue=perhaps", "overdue"),

@@ -145,6 +145,15 @@ def test_bad_periods_are_refused_with_field_messages(officer1):
     assert "from" in assert_error(naive, 422, "validation_failed")["errors"]["query"]
 
 
+def test_a_period_of_plain_dates_is_whole_shanghai_days(officer1):
+    """``from``/``to`` take a date as every list does: that Shanghai day, ``to`` included."""
+    device, officer_id = officer1
+    push_track(device, officer_id, walk(T0, 121.47, 31.37, 3))  # 09:00 on the 20th, Shanghai
+    on = f"/api/v1/tracks?officer_id={officer_id}"
+    assert device.api.get(f"{on}&from=2026-11-20&to=2026-11-20").get_json()["points"] == 3
+    assert device.api.get(f"{on}&from=2026-11-21&to=2026-11-22").get_json()["points"] == 0
+
+
 def test_inaccurate_fixes_are_left_out_of_the_lines(officer1):
     device, officer_id = officer1
     points = walk(T0, 121.47, 31.37, 10)

@@ -83,10 +83,10 @@ def case_reviews_query(base: sa.Select, filters: dict) -> sa.Select:
     for name in ("inspection_id", "squadron_id", "reviewer_id", "verdict"):
         if name in filters:
             query = query.where(getattr(CaseReview, name) == filters[name])
-    if "start" in filters:
-        query = query.where(CaseReview.created_at >= filters["start"])
-    if "end" in filters:
-        query = query.where(CaseReview.created_at < filters["end"])
+    if "from_" in filters:
+        query = query.where(CaseReview.created_at >= filters["from_"])
+    if "to" in filters:
+        query = query.where(CaseReview.created_at < filters["to"])
     return query
 
 
