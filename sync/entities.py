@@ -22,6 +22,7 @@ import marshmallow as ma
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
@@ -1367,6 +1368,7 @@ def write_photo_metadata(
     loaded: dict,
     wire: dict,
     *,
+    actor: Actor,
     created_by_id,
     device_id: str | None,
     now: datetime,
@@ -1412,7 +1414,7 @@ def write_photo_metadata(
         photo.metadata_version = photo.version + 1  # the version this write's flush gives
         stamp_versions(photo, written, photo.metadata_version)
     try:  # bytes uploaded before their metadata are claimed by it now
-        photo_ops.claim(photo)
+        photo_ops.claim(actor, photo)
     except ValueError as exc:
         raise invalid({"sha256": [str(exc)]}) from None
     db.session.flush()
@@ -1463,6 +1465,7 @@ class PhotoHandler(Handler):
             inspection,
             loaded,
             wire,
+            actor=ctx.actor,
             created_by_id=ctx.actor.user_id,
             device_id=ctx.device_id,
             now=ctx.now,

@@ -16,7 +16,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from fieldapp.db import db
 from fieldapp.photos.models import Photo, PhotoUpload
-from tests.conftest import assert_error
+from tests.conftest import assert_error, audit_entries
 from tests.evidence_helpers import (
     inspection_with_photo,
     make_image,
@@ -329,6 +329,28 @@ def test_bytes_other_than_the_metadata_names_are_refused(world, officer):
         device.change("photo", stored, photo_metadata(inspection_id, make_image(90, 80)))
     )
     assert result["status"] == "rejected" and "sha256" in result["error"]["errors"]["json"]
+
+
+def test_bytes_someone_else_put_first_under_a_photo_id_do_not_bar_the_officers_photo(
+    app, world, login
+):
+    """Anyone who may upload can PUT bytes under an id whose metadata has not arrived (a
+    colleague who saw the id, say). When the officer's metadata names other bytes, those are
+    discarded, audited, and the officer's own bytes then go in; before, the officer's metadata
+    was refused and the photo barred for ever."""
+    officer, colleague = login("officer1"), login("officer2")
+    device = FakeDevice(officer)
+    inspection_id, _ = inspection_with_photo(world, device, make_image(500, 400))
+    photo_id, real = uuid.uuid4(), make_image(120, 90)
+    assert put_photo(colleague, photo_id, make_image(100, 80)).status_code == 201
+
+    [result] = device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id, real)))
+
+    assert result["status"] == "applied", result
+    [discarded] = audit_entries(app, action="photo.upload_discarded", record_id=str(photo_id))
+    assert discarded.actor_id == world.users["officer1"].id
+    assert put_photo(officer, photo_id, real).status_code == 201
+    assert fetch(officer, photo_id, "original").data == real
 
 
 def test_photos_are_scoped_like_their_inspection(world, login):

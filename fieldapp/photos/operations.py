@@ -535,15 +535,23 @@ def mark_uploaded(photo: Photo, upload: PhotoUpload | None) -> bool:
     return True
 
 
-def claim(photo: Photo) -> None:
-    """Called when metadata arrives by sync: an upload already stored is claimed by it.
+def claim(actor: Actor, photo: Photo) -> None:
+    """Called when metadata arrives by sync (``actor`` writes it): an upload already stored is
+    claimed by it.
 
-    Raises ValueError when the stored bytes are not the ones the metadata names.
+    Bytes stored under the id by someone other than the photo's creator, that are not the bytes
+    the metadata names, are discarded (audited): nothing attached them to a record, and kept,
+    they would bar the officer's own photo for ever, since an id's bytes never change (anyone
+    who may upload could claim an id first). Raises ValueError when the creator's own upload
+    holds other bytes: that device reused an id, and only it can say which photo is meant.
     """
     upload = db.session.get(PhotoUpload, photo.id)
     if upload is None:
         return
     if upload.state is UploadState.stored and upload.sha256 != photo.sha256:
+        if upload.uploaded_by_id != photo.created_by_id:
+            _discard(actor, upload, None, "other bytes than the metadata names, by someone else")
+            return
         raise ValueError(f"the uploaded photo has other bytes (sha256 {upload.sha256})")
     mark_uploaded(photo, upload)
 
