@@ -230,7 +230,8 @@ ERROR_HEADERS: dict[int, dict] = {
 #: The catch-all answer of every operation: anything not listed for it still has the envelope.
 DEFAULT_ERROR_DESCRIPTION = (
     "Any other error, in the same envelope: e.g. 409 `version_conflict` when a concurrent write"
-    " got there first, 503 `audit_unavailable` when a change cannot be audited"
+    " got there first, 503 `audit_unavailable` when a change cannot be audited, 503"
+    " `database_unavailable` (with Retry-After) while the database cannot answer"
 )
 
 #: Where :meth:`Blueprint.add_url_rule` notes, per operation, what its error answers follow from.

@@ -959,6 +959,40 @@ def test_health_answers_503_while_the_database_cannot_be_reached(tmp_path, monke
         db.engine.dispose()
 
 
+def test_any_request_answers_503_while_the_database_cannot_be_reached(
+    tmp_path, monkeypatch, caplog
+):
+    """Not a 500 (a bug) with a traceback per request: 503 ``database_unavailable`` with
+    ``Retry-After``, which devices retry, and one error line with the request id and why."""
+    import socket
+
+    from fieldapp import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://x@127.0.0.1:{port}/x"}
+    )
+    with caplog.at_level(logging.INFO, logger="fieldapp.request"):
+        response = app.test_client().get(
+            "/api/v1/me", headers={"Authorization": "Bearer abc", "X-Request-ID": "pad-1:7"}
+        )
+        signing_in = app.test_client().post(
+            "/api/v1/auth/token",
+            json={"username": "officer1", "password": "x", "device_id": "pad-1"},
+        )
+    assert_error(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"] == "5"
+    assert_error(signing_in, 503, "database_unavailable")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors and all(r.exc_info is None for r in errors)  # one line each, no traceback
+    assert errors[0].request_id == "pad-1:7" and "Connection refused" in errors[0].getMessage()
+    with app.app_context():
+        db.engine.dispose()
+
+
 def test_health_answers_ok_while_the_database_answers(client, world):
     response = client.get("/api/v1/health")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}

@@ -10,13 +10,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
 import uuid
 
 from flask import Flask, current_app, g, request
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm.exc import StaleDataError
 
 from fieldapp.actor import Actor
@@ -205,6 +206,29 @@ def _log(response) -> None:
     )
 
 
+#: Seconds a client is asked to wait while the database cannot answer.
+DATABASE_RETRY_AFTER = 5
+
+
+def _on_database_unavailable(exc: OperationalError):
+    """The database could not answer: unreachable, restarting, out of connections, or a lock
+    not granted in time. 503 ``database_unavailable`` with ``Retry-After`` (devices retry it;
+    a 500 would mean a bug), and one log line saying why with the request's id, user and
+    device, not a traceback on every request while it lasts."""
+    with contextlib.suppress(OperationalError):  # the connection is gone; the pool replaces it
+        db.session.rollback()
+    said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    log.error("the database could not answer: %s", said, extra=log_fields())
+    return _error_response(
+        APIError(
+            503,
+            "database_unavailable",
+            "the database cannot answer just now; try again shortly",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
+    )
+
+
 def _on_unexpected(exc: Exception):
     """An exception nothing handled: log it with the request id, user and device (the line an
     operator reads first), answer the 500 envelope."""
@@ -220,5 +244,6 @@ def init_app(app: Flask) -> None:
         StaleDataError, lambda exc: _error_response(APIError(409, "version_conflict"))
     )
     app.register_error_handler(IntegrityError, _on_integrity_error)
+    app.register_error_handler(OperationalError, _on_database_unavailable)
     if not app.testing or not app.config.get("PROPAGATE_UNEXPECTED", False):
         app.register_error_handler(Exception, _on_unexpected)
