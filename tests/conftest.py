@@ -288,6 +288,19 @@ def detach_all() -> None:
     db.session.expunge_all()
 
 
+def committed_world(app):
+    """For fixtures: yields ``(app, world)`` with the world built and committed (real commits,
+    no per-test rollback), then closes the app's connections."""
+    with app.app_context():
+        world = build_world(app)
+        db.session.commit()
+        detach_all()
+    yield app, world
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def pg_app(tmp_path_factory):
     """A PostgreSQL app of its own, with the world built and committed, for concurrency tests:
@@ -296,15 +309,7 @@ def pg_app(tmp_path_factory):
     with scratch_pg_database("concurrency test") as url:
         instance = tmp_path_factory.mktemp("concurrency")
         os.environ["FIELDAPP_INSTANCE_PATH"] = str(instance)
-        app = migrated_app(url, instance)
-        with app.app_context():
-            world = build_world(app)
-            db.session.commit()
-            detach_all()
-        yield app, world
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        yield from committed_world(migrated_app(url, instance))
 
 
 def sign_in(app, username: str, device_id: str) -> Api:

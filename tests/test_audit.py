@@ -495,16 +495,14 @@ def test_the_migration_chains_entries_written_before_the_chain(tmp_path, monkeyp
             drop_pg_database(created[1], url)
 
 
-def test_a_supervisor_reads_only_the_entries_of_their_district(app, login, world):
-    """API.md: supervisors "read their whole district". 浦东's supervisor does not see 宝山's
-    inspection (404), nor its history through the log; an admin sees everything."""
+def add_supervisor_of_another_district(app) -> None:
+    """``supervisor_pd``: the supervisor of 浦东新区, a district with none of the world's
+    squadrons (signs in with the usual password)."""
     from fieldapp.auth import operations as auth_ops
     from fieldapp.auth.models import Role
     from fieldapp.org.models import District
     from tests.conftest import PASSWORD
-    from tests.review_helpers import push_inspection
 
-    inspection_id = push_inspection(world, FakeDevice(login("officer1")))
     with app.app_context():
         other = District(code="310115", name="浦东新区")
         db.session.add(other)
@@ -520,6 +518,15 @@ def test_a_supervisor_reads_only_the_entries_of_their_district(app, login, world
             squadron=None,
         )
         db.session.commit()
+
+
+def test_a_supervisor_reads_only_the_entries_of_their_district(app, login, world):
+    """API.md: supervisors "read their whole district". 浦东's supervisor does not see 宝山's
+    inspection (404), nor its history through the log; an admin sees everything."""
+    from tests.review_helpers import push_inspection
+
+    inspection_id = push_inspection(world, FakeDevice(login("officer1")))
+    add_supervisor_of_another_district(app)
     outsider = login("supervisor_pd")
     assert outsider.get(f"/api/v1/inspections/{inspection_id}").status_code == 404
     query = f"/api/v1/audit?record_id={inspection_id}"
@@ -535,26 +542,8 @@ def test_failed_sign_ins_are_read_by_the_accounts_supervisor_and_admins(app, cli
     """Password guessing on an account is in that account's history, which its district's
     supervisor reads (as another district's does not). Attempts on a username nobody has are
     for admins only: what is typed as a username is sometimes a password. The chain holds."""
-    from fieldapp.auth import operations as auth_ops
-    from fieldapp.auth.models import Role
-    from fieldapp.org.models import District
-    from tests.conftest import PASSWORD
 
-    with app.app_context():
-        other = District(code="310115", name="浦东新区")
-        db.session.add(other)
-        db.session.flush()
-        auth_ops.create_user(
-            SYSTEM,
-            app.extensions["fieldapp.auth"],
-            username="supervisor_pd",
-            name="浦东督察",
-            role=Role.supervisor,
-            password=PASSWORD,
-            district_id=other.id,
-            squadron=None,
-        )
-        db.session.commit()
+    add_supervisor_of_another_district(app)
     for username in ("officer1", "fieldapp-demo"):  # the second: a password in the wrong field
         attempt = {"username": username, "password": "guess-7", "device_id": "pad-x"}
         assert client.post("/api/v1/auth/token", json=attempt).status_code == 401

@@ -19,8 +19,7 @@ from tests.conftest import (
     PASSWORD,
     assert_error,
     audit_entries,
-    build_world,
-    detach_all,
+    committed_world,
     etag_of,
     migrated_app,
 )
@@ -378,15 +377,7 @@ def committed_app(request, tmp_path_factory):
         yield request.getfixturevalue("pg_app")
         return
     instance = tmp_path_factory.mktemp("sign-in-race")
-    app = migrated_app(f"sqlite:///{instance / 'race.sqlite3'}", instance)
-    with app.app_context():
-        world = build_world(app)
-        db.session.commit()
-        detach_all()
-    yield app, world
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    yield from committed_world(migrated_app(f"sqlite:///{instance / 'race.sqlite3'}", instance))
 
 
 def test_parallel_wrong_passwords_cannot_exceed_the_limit(committed_app, monkeypatch):

@@ -40,6 +40,25 @@ def shared_draft(world, device: FakeDevice) -> uuid.UUID:
     return record
 
 
+def later_device_wins(world, officer1: FakeDevice, officer2: FakeDevice):
+    """Both officers change the findings of one shared draft from version 1; officer2's clock is
+    later, so its value wins and officer1's "早" is logged. Returns (record, officer2's result,
+    the logged conflict as the result names it)."""
+    record = shared_draft(world, officer1)
+    officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(T + 1)
+        )
+    )
+    [won] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(T + 2)
+        )
+    )
+    [conflict] = won["conflicts"]
+    return record, won, conflict
+
+
 def resolve(api, conflict_id, keep: str, value=None):
     body = {"keep": keep} | ({"value": value} if keep == "value" else {})
     return api.post(f"/api/v1/conflicts/{conflict_id}/resolve", json=body)
@@ -162,18 +181,7 @@ def test_a_value_written_to_another_field_since_does_not_block_the_choice(app, l
 
 def test_keeping_the_server_value_brings_it_back_where_the_device_won(app, login, world):
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    record = shared_draft(world, officer1)
-    officer1.push_ok(
-        officer1.change(
-            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(T + 1)
-        )
-    )
-    [won] = officer2.push_ok(
-        officer2.change(
-            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(T + 2)
-        )
-    )
-    [conflict] = won["conflicts"]
+    record, _, conflict = later_device_wins(world, officer1, officer2)
     assert conflict["kept"] == "client" and stored(app, record).findings == "晚"
 
     response = resolve(login("leader1"), conflict["conflict_id"], "server")
@@ -524,18 +532,7 @@ def test_a_field_entry_of_a_record_deleted_since_is_closed_with_keep_server(app,
     value or giving one has no record to go to: 409, saying how to close the entry."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     leader = login("leader1")
-    record = shared_draft(world, officer1)
-    officer1.push_ok(
-        officer1.change(
-            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(T + 1)
-        )
-    )
-    [won] = officer2.push_ok(
-        officer2.change(
-            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(T + 2)
-        )
-    )
-    [conflict] = won["conflicts"]
+    record, won, conflict = later_device_wins(world, officer1, officer2)
     assert conflict["kept"] == "client"
     [deleted] = officer2.push_ok(
         officer2.change("inspection", record, op="delete", base_version=won["version"])

@@ -425,6 +425,18 @@ def test_fields_of_the_other_kind_are_refused_on_edit(login, world, target, chan
     assert after.headers["ETag"] == etag
 
 
+def refused_on_create_and_edit(api, world, shop: str, **field) -> None:
+    """A shop created with ``field`` and ``shop`` edited to it are both 422 on that field alone."""
+    [name] = field
+    created = api.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id, **field))
+    body = assert_error(created, 422, "validation_failed")
+    assert list(body["errors"]["json"]) == [name]
+    path = f"/api/v1/targets/{world.targets[shop].id}"
+    edited = api.patch(path, json=field, headers={"If-Match": etag_of(api, path)})
+    body = assert_error(edited, 422, "validation_failed")
+    assert list(body["errors"]["json"]) == [name]
+
+
 @pytest.mark.parametrize(
     "uscc",
     [
@@ -436,20 +448,7 @@ def test_fields_of_the_other_kind_are_refused_on_edit(login, world, target, chan
     ],
 )
 def test_invalid_uscc_is_refused(login, world, uscc):
-    admin = login("admin")
-    body = assert_error(
-        admin.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id, uscc=uscc)),
-        422,
-        "validation_failed",
-    )
-    assert list(body["errors"]["json"]) == ["uscc"]
-    path = f"/api/v1/targets/{world.targets['shop2'].id}"
-    body = assert_error(
-        admin.patch(path, json={"uscc": uscc}, headers={"If-Match": etag_of(admin, path)}),
-        422,
-        "validation_failed",
-    )
-    assert list(body["errors"]["json"]) == ["uscc"]
+    refused_on_create_and_edit(login("admin"), world, "shop2", uscc=uscc)
 
 
 @pytest.mark.parametrize("uscc", ["91310113MA1GL0A116", "91310113MA1H2B3C4R"])
@@ -490,19 +489,8 @@ def test_a_blank_name_is_refused_on_create_and_edit(login, world, blank):
     """A shop named with nothing but white space would have no name on the list, the file or
     its QR label: 422 on ``name``, and the edit leaves the target as it was."""
     leader = login("leader1")
-    body = assert_error(
-        leader.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id, name=blank)),
-        422,
-        "validation_failed",
-    )
-    assert list(body["errors"]["json"]) == ["name"]
+    refused_on_create_and_edit(leader, world, "shop1", name=blank)
     path = f"/api/v1/targets/{world.targets['shop1'].id}"
-    body = assert_error(
-        leader.patch(path, json={"name": blank}, headers={"If-Match": etag_of(leader, path)}),
-        422,
-        "validation_failed",
-    )
-    assert list(body["errors"]["json"]) == ["name"]
     assert leader.get(path).get_json()["name"] == "老王面馆"
 
 
