@@ -40,8 +40,10 @@ def _no_tables(exc: sa.exc.DBAPIError) -> bool:
 
 def database_error(exc: sa.exc.DBAPIError, url: str) -> str:
     """One line: which database (its URL, password hidden) and what its driver said."""
+    from fieldapp.db import driver_said
+
     shown = sa.make_url(url).render_as_string(hide_password=True)
-    said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    said = driver_said(exc)
     if _no_tables(exc):  # PostgreSQL goes on with the statement's text: its first line will do
         said = f"{str(exc.orig).splitlines()[0]} (run `fieldapp db upgrade` first)"
     return f"fieldapp: database error: {shown}: {said}"

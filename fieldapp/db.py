@@ -45,6 +45,11 @@ JSONAsWritten = sa.JSON()
 BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
+def driver_said(exc: sa.exc.DBAPIError) -> str:
+    """What the database driver said, on one line (for a log line or a command's error)."""
+    return " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware, in UTC."""
     return datetime.now(UTC)

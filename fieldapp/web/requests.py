@@ -24,7 +24,7 @@ from fieldapp.actor import Actor
 from fieldapp.api import API_PREFIX
 from fieldapp.auth import operations as auth_ops
 from fieldapp.auth.policy import Policy
-from fieldapp.db import db
+from fieldapp.db import db, driver_said
 from fieldapp.errors import APIError, envelope
 
 log = logging.getLogger("fieldapp.request")
@@ -217,7 +217,7 @@ def _on_database_unavailable(exc: OperationalError):
     device, not a traceback on every request while it lasts."""
     with contextlib.suppress(OperationalError):  # the connection is gone; the pool replaces it
         db.session.rollback()
-    said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    said = driver_said(exc)
     log.error("the database could not answer: %s", said, extra=log_fields())
     return _error_response(
         APIError(

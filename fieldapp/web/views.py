@@ -9,7 +9,7 @@ from flask import url_for
 from flask.views import MethodView
 
 from fieldapp.api import API_PREFIX, Blueprint
-from fieldapp.db import db
+from fieldapp.db import db, driver_said
 from fieldapp.errors import APIError
 from fieldapp.web.requests import log_fields, public
 from schemas.web import HealthSchema, ServiceIndexSchema
@@ -48,7 +48,7 @@ class HealthResource(MethodView):
             # A load balancer takes 503 to mean "send traffic elsewhere for now"; a 500 would
             # also log a traceback on every probe while the database is away.
             db.session.rollback()
-            said = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+            said = driver_said(exc)
             log.warning("health: the database cannot be reached: %s", said, extra=log_fields())
             raise APIError(503, "database_unavailable", "the database cannot be reached") from None
         return {"status": "ok"}
