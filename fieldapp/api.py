@@ -283,6 +283,8 @@ class Blueprint(flask_smorest.Blueprint):
           even well formed (routing).
         - 400, 413 and 415 where the operation reads a JSON body: the parser's and the request's
           answers to a body that is not JSON, too large, or sent as something else.
+        - 422 where the operation reads no query parameters: the request lifecycle refuses any
+          that is sent.
         """
         facts = doc_info.get(_FACTS)
         if facts is None:
@@ -295,6 +297,8 @@ class Blueprint(flask_smorest.Blueprint):
         arguments = doc_info.get("arguments", {}).get("parameters", [])
         if any(isinstance(p, abc.Mapping) and p.get("in") == "json" for p in arguments):
             codes += [400, 413, 415]
+        if not any(isinstance(p, abc.Mapping) and p.get("in") == "query" for p in arguments):
+            codes.append(422)  # any query parameter sent: fieldapp.web.requests.refuse_unknown_query
         if codes:
             responses = doc_info.setdefault("response", {}).setdefault("responses", {})
             for code in codes:

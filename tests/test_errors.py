@@ -545,6 +545,32 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(login, world, path, p
     assert body["errors"]["query"][param] == ["Unknown field."]
 
 
+@pytest.mark.parametrize(
+    "method, path, param",
+    [
+        ("GET", "/api/v1/targets/{target}?include=risk", "include"),
+        ("GET", "/api/v1/inspections/{inspection}/history?page=2", "page"),
+        ("GET", "/api/v1/me?verbose=1", "verbose"),
+        ("POST", "/api/v1/sync/push?dry_run=1", "dry_run"),
+    ],
+)
+def test_a_query_parameter_sent_where_none_is_read_is_refused(login, world, method, path, param):
+    """An operation that reads no query string does not answer as if a filter, a page or a
+    switch it was sent had been applied: ``?page=2`` of a history that is not paged would
+    otherwise give page one again, and ``?dry_run=1`` would store the batch."""
+    api = login("officer1")
+    url = _contract_query(path, world)
+    body = {"device_id": api.device_id, "changes": []} if method == "POST" else None
+    response = api.client.open(url, method=method, json=body, headers=api._headers(None))
+    assert_error(response, 422, "validation_failed")
+    assert response.get_json()["errors"]["query"] == {param: ["Unknown field."]}
+
+
+def test_cache_busters_are_ignored_where_no_query_is_read(login, world):
+    response = login("officer1").get(f"/api/v1/targets/{world.targets['shop1'].id}?_=1733380000")
+    assert response.status_code == 200
+
+
 def test_cache_busting_parameters_are_ignored(login, world):
     """``?_=<timestamp>`` (what browsers' HTTP libraries add to defeat caches) means nothing."""
     api = login("leader1")

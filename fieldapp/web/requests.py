@@ -25,7 +25,7 @@ from fieldapp.api import API_PREFIX
 from fieldapp.auth import operations as auth_ops
 from fieldapp.auth.policy import Policy
 from fieldapp.db import db, driver_said
-from fieldapp.errors import APIError, envelope
+from fieldapp.errors import APIError, envelope, validation_error
 
 log = logging.getLogger("fieldapp.request")
 
@@ -82,6 +82,37 @@ def _is_public(endpoint: str | None) -> bool:
     return bool(getattr(view, "_fieldapp_public", False)) or endpoint in _PUBLIC_ENDPOINTS
 
 
+def _view_method(endpoint: str | None):
+    """The function that answers ``endpoint`` for this request's method (a MethodView's method
+    or a plain view), or None where routing found nothing."""
+    if endpoint is None:
+        return None
+    view = current_app.view_functions.get(endpoint)
+    cls = getattr(view, "view_class", None)
+    if cls is not None:
+        return getattr(cls, request.method.lower(), None)
+    return view
+
+
+def _reads_no_query(view) -> bool:
+    """Whether ``view`` is an API operation that declares no query parameters (so any it is
+    sent is a mistake: a misspelt filter would otherwise be ignored in silence)."""
+    doc = getattr(view, "_apidoc", None)
+    if doc is None:
+        return False  # not an API operation (the docs page, static files)
+    parameters = doc.get("arguments", {}).get("parameters", [])
+    return not any(p.get("in") == "query" for p in parameters)
+
+
+def refuse_unknown_query(view) -> None:
+    """422 naming each query parameter sent to an operation that reads none: what
+    :class:`fieldapp.api.StrictParser` does for the operations that read some. Names starting
+    with "_" are cache busters and mean nothing."""
+    unknown = sorted({key for key in request.args if not key.startswith("_")})
+    if unknown and _reads_no_query(view):
+        raise validation_error({key: ["Unknown field."] for key in unknown}, location="query")
+
+
 def _begin() -> None:
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
@@ -102,6 +133,8 @@ def _begin() -> None:
             return None
         message = "invalid, expired or revoked token" if header else None
         raise APIError(401, "unauthenticated", message, headers={"WWW-Authenticate": "Bearer"})
+    if request.args and request.path.startswith(API_PREFIX):
+        refuse_unknown_query(_view_method(request.endpoint))
     return None
 
 
