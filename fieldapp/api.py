@@ -298,7 +298,7 @@ class Blueprint(flask_smorest.Blueprint):
         if any(isinstance(p, abc.Mapping) and p.get("in") == "json" for p in arguments):
             codes += [400, 413, 415]
         if not any(isinstance(p, abc.Mapping) and p.get("in") == "query" for p in arguments):
-            codes.append(422)  # any query parameter sent: fieldapp.web.requests.refuse_unknown_query
+            codes.append(422)  # fieldapp.web.requests.refuse_unknown_query
         if codes:
             responses = doc_info.setdefault("response", {}).setdefault("responses", {})
             for code in codes:
