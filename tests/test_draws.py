@@ -57,6 +57,46 @@ def test_each_level_is_drawn_at_its_rate_and_low_risk_is_never_exempt():
     assert len(few) == 1  # 5% of 3 rounds up to one: low risk is still checked
 
 
+def test_a_pair_short_of_fresh_officers_is_completed_from_the_last_inspectors():
+    """Three officers, two of whom inspected the target last time: the third always goes, with
+    one of the other two drawn at random (双人执法), never a lone officer or no task."""
+    base = roster(targets_per_level=(0, 0, 0, 2), officers=3)
+    first = base["targets"][0]
+    officers = base["officers"][str(first["squadron_id"])]
+    base["previous_inspectors"] = {first["id"]: officers[:2]}
+    partners = set()
+    for seed in range(30):
+        pair = next(d for d in run_draw(base, seed) if d["target_id"] == first["id"])["officer_ids"]
+        assert officers[2] in pair and len(set(pair)) == 2
+        partners |= set(pair) - {officers[2]}
+    assert partners == set(officers[:2])  # either last inspector may be drawn
+
+
+def test_a_draw_stored_before_pairs_were_completed_still_verifies():
+    """A draw that gave a target no pair (every officer but one inspected it last time)
+    re-runs as drawn, and says it was paired by the earlier rule."""
+    frozen = roster(targets_per_level=(0, 0, 0, 2), officers=2)
+    first = frozen["targets"][0]
+    frozen["previous_inspectors"] = {first["id"]: frozen["officers"][str(first["squadron_id"])]}
+    drawn = run_draw(frozen, seed=3, complete_pairs=False)
+    assert [d["officer_ids"] for d in drawn if d["target_id"] == first["id"]] == [[]]
+    stored = Draw(
+        district_id=1,
+        kind="shop",
+        seed=3,
+        rates=frozen["rates"],
+        roster=frozen,
+        roster_hash=roster_hash(frozen),
+        targets=drawn,
+    )
+    assert verify_draw(stored) == {
+        "roster_hash_matches": True,
+        "targets_match": True,
+        "paired_without_last_inspectors": True,
+    }
+    assert run_draw(frozen, seed=3) != drawn  # today's rule pairs it
+
+
 def test_pairs_leave_out_the_previous_inspectors():
     base = roster(targets_per_level=(0, 0, 0, 2), officers=3)
     first = base["targets"][0]
@@ -136,6 +176,25 @@ def test_the_same_seed_over_the_same_roster_repeats_exactly(frozen, seed):
         assert len(set(item["officer_ids"])) == 2 and set(item["officer_ids"]) <= set(
             squadron_officers
         )
+
+
+@settings(max_examples=200, deadline=None)
+@given(_rosters, st.integers(0, 2**63 - 1), st.data())
+def test_every_drawn_target_gets_two_officers_fresh_ones_first(frozen, seed, data):
+    """Whoever inspected a target last time, it gets two of its squadron's officers, as many of
+    them as possible from those who did not."""
+    for target in frozen["targets"]:
+        officers = frozen["officers"][str(target["squadron_id"])]
+        last = data.draw(st.lists(st.sampled_from(officers), unique=True), label=target["id"])
+        if last:
+            frozen["previous_inspectors"][target["id"]] = sorted(last)
+    by_id = {t["id"]: t for t in frozen["targets"]}
+    for item in run_draw(frozen, seed):
+        officers = frozen["officers"][str(by_id[item["target_id"]]["squadron_id"])]
+        last = set(frozen["previous_inspectors"].get(item["target_id"], ()))
+        pair = set(item["officer_ids"])
+        assert len(pair) == 2 and pair <= set(officers)
+        assert len(pair - last) == min(2, len(set(officers) - last))
 
 
 # -- over HTTP -----------------------------------------------------------------------------------
@@ -425,11 +484,16 @@ def test_the_last_inspectors_of_a_target_are_not_drawn_to_inspect_it_again(app, 
     )
     draw = response.get_json()
     [item] = [t for t in draw["targets"] if t["target_id"] == str(world.targets["shop1"].id)]
-    # Only officer2 is left for shop1: no pair, so no task; the leader assigns it by hand.
-    assert item["officer_ids"] == []
     assert draw["roster"]["previous_inspectors"][item["target_id"]] == [
         str(world.users["officer1"].id)
     ]
+    # Only officer2 is left for shop1, so the pair is completed from its last inspectors: two
+    # officers still go, and the draw's task reaches them without the leader stepping in.
+    officer1, officer2 = (str(world.users[name].id) for name in ("officer1", "officer2"))
+    assert item["officer_ids"] == sorted([officer1, officer2])
+    tasks = login("officer2").get(f"/api/v1/tasks?target_id={item['target_id']}").get_json()
+    [task] = [t for t in tasks["items"] if t["draw_id"] == draw["id"]]
+    assert sorted(task["assignee_ids"]) == item["officer_ids"]
 
 
 # -- 一公开 --------------------------------------------------------------------------------------

@@ -12,7 +12,12 @@ roster can run the draw again and must get the same targets and pairs:
    floating point (0.07 × 100 = 7.000000000000001) would round up to 8. Draws stored before this
    rule counted in floating point; :func:`verify_draw` re-runs those that way.
 3. For each drawn target, in that order: two officers drawn with ``rng.sample`` from its
-   squadron's officers (sorted by id), leaving out those who inspected it last time.
+   squadron's officers (sorted by id), leaving out those who inspected it last time. Where
+   fewer than two are left (a small squadron, or one whose officers all inspected it), those
+   left are kept and the pair is completed by ``rng.sample`` from the last inspectors (sorted
+   by id): two officers always go (双人执法), chosen at random as the draw promises, and no
+   drawn target waits for a leader to assign it by hand. Draws stored before this rule gave
+   such a target no pair; :func:`verify_draw` re-runs those that way too.
 """
 
 from __future__ import annotations
@@ -62,8 +67,11 @@ def draw_count(rate: float, n: int, *, exact: bool = True) -> int:
     return min(n, max(1, math.ceil(share)))
 
 
-def run_draw(roster: dict, seed: int, *, exact_counts: bool = True) -> list[dict]:
-    """The draw: ``[{target_id, level, officer_ids}]`` in the order drawn (see module doc)."""
+def run_draw(
+    roster: dict, seed: int, *, exact_counts: bool = True, complete_pairs: bool = True
+) -> list[dict]:
+    """The draw: ``[{target_id, level, officer_ids}]`` in the order drawn (see module doc).
+    ``exact_counts`` and ``complete_pairs`` false: the rules of draws stored before them."""
     rng = random.Random(seed)
     by_level: dict[str, list[dict]] = {level: [] for level in LEVELS}
     for target in sorted(roster["targets"], key=lambda t: t["id"]):
@@ -80,7 +88,13 @@ def run_draw(roster: dict, seed: int, *, exact_counts: bool = True) -> list[dict
         officers = sorted(roster["officers"][str(target["squadron_id"])])
         previous = set(roster["previous_inspectors"].get(target["id"], ()))
         eligible = [o for o in officers if o not in previous]
-        pair = sorted(rng.sample(eligible, 2)) if len(eligible) >= 2 else []
+        if len(eligible) >= 2:
+            pair = sorted(rng.sample(eligible, 2))
+        elif complete_pairs:
+            last_inspectors = [o for o in officers if o in previous]
+            pair = sorted(eligible + rng.sample(last_inspectors, 2 - len(eligible)))
+        else:
+            pair = []
         result.append({"target_id": target["id"], "level": target["level"], "officer_ids": pair})
     return result
 
@@ -214,22 +228,19 @@ def create_draw(
             )
         )
     }
-    # Everyone left inspected it last time (no pair): the leader assigns that one by hand.
-    tasks = []
-    for item in drawn:
-        if item["officer_ids"]:
-            tasks.append(
-                build_task(
-                    target_id=uuid.UUID(item["target_id"]),
-                    squadron_id=squadron_of[item["target_id"]],
-                    origin=TaskOrigin.draw,
-                    due=now + timedelta(days=DRAW_TASK_DAYS),
-                    note=f"双随机抽查 ({item['level']})",
-                    draw_id=draw.id,
-                    created_by_id=actor.user_id,
-                    assignees=[officers[o] for o in item["officer_ids"]],
-                )
-            )
+    tasks = [
+        build_task(
+            target_id=uuid.UUID(item["target_id"]),
+            squadron_id=squadron_of[item["target_id"]],
+            origin=TaskOrigin.draw,
+            due=now + timedelta(days=DRAW_TASK_DAYS),
+            note=f"双随机抽查 ({item['level']})",
+            draw_id=draw.id,
+            created_by_id=actor.user_id,
+            assignees=[officers[o] for o in item["officer_ids"]],
+        )
+        for item in drawn
+    ]
     db.session.flush()
     audit.record(
         actor,
@@ -254,9 +265,18 @@ def verify_draw(draw: Draw) -> dict:
         "roster_hash_matches": roster_hash(draw.roster) == draw.roster_hash,
         "targets_match": run_draw(draw.roster, draw.seed) == draw.targets,
     }
-    if not verification["targets_match"]:
-        # Drawn before counts were exact: it stands if floating point counts give it again.
-        legacy = run_draw(draw.roster, draw.seed, exact_counts=False)
+    if verification["targets_match"]:
+        return verification
+    # Drawn under an earlier rule: it stands if that rule gives it again, and says which.
+    for exact_counts, complete_pairs in ((True, False), (False, True), (False, False)):
+        legacy = run_draw(
+            draw.roster, draw.seed, exact_counts=exact_counts, complete_pairs=complete_pairs
+        )
         if legacy == draw.targets:
-            verification |= {"targets_match": True, "counted_in_floating_point": True}
+            verification["targets_match"] = True
+            if not exact_counts:
+                verification["counted_in_floating_point"] = True
+            if not complete_pairs:
+                verification["paired_without_last_inspectors"] = True
+            break
     return verification
