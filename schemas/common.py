@@ -69,6 +69,18 @@ class HexDigest(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).lower()
 
 
+def not_blank(value: str) -> None:
+    """Refuse a text of spaces alone: a required text (an order, a reason, a complaint) that
+    says nothing is as good as none, and would stand on file as if something had been said."""
+    if not value.strip():
+        raise ma.ValidationError("may not be blank")
+
+
+def text_field(max_length: int, **kwargs) -> fields.String:
+    """A text of 1 to ``max_length`` characters that is not blank (:func:`not_blank`)."""
+    return fields.String(validate=[validate.Length(min=1, max=max_length), not_blank], **kwargs)
+
+
 NUL_MESSAGE = "text may not contain the NUL character (\\u0000)"
 SURROGATE_MESSAGE = "text is not valid Unicode (unpaired surrogate)"
 

@@ -12,6 +12,7 @@ from schemas.common import (
     TimeBound,
     TimeRangeArgs,
     id_field,
+    text_field,
 )
 
 
@@ -48,8 +49,8 @@ class ComplaintCreateArgs(StrictSchema):
         validate=validate.Length(min=1, max=40),
         metadata={"description": "the hotline's ticket number (工单号); unique per source"},
     )
-    category = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    text = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    category = text_field(40, required=True)
+    text = text_field(4000, required=True)
     received_at = Instant(
         metadata={"description": "when the hotline received it (default: now); not in the future"}
     )
@@ -65,7 +66,7 @@ class ComplaintCreateArgs(StrictSchema):
 
 class ComplaintDecisionArgs(StrictSchema):
     substantiated = StrictBoolean(required=True)
-    note = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    note = text_field(2000, required=True)
     inspection_id = fields.UUID(
         metadata={"description": "the inspection that checked it (same target)"}
     )

@@ -14,18 +14,10 @@ from schemas.common import (
     TimeBound,
     TimeRangeArgs,
     id_field,
+    text_field,
 )
 
 MAX_FINDINGS = 50
-
-
-def _not_blank(value: str) -> None:
-    if not value.strip():
-        raise ma.ValidationError("may not be blank")
-
-
-def text_field(max_length: int, **kwargs) -> fields.String:
-    return fields.String(validate=[validate.Length(min=1, max=max_length), _not_blank], **kwargs)
 
 
 class FindingArgs(StrictSchema):

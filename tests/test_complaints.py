@@ -239,6 +239,31 @@ def test_bad_decisions_are_refused_and_leave_the_complaint_open(login, world, bo
     assert leader.get(path).get_json()["status"] == "open"
 
 
+@pytest.mark.parametrize("field", ["category", "text"])
+@pytest.mark.parametrize("blank", ["   ", "\n\t"])
+def test_a_complaint_of_blanks_is_refused(login, world, field, blank):
+    """A complaint says what the citizen complained of (``category``, ``text``): one of
+    spaces alone would wait in the open list saying nothing. 422 on that field, nothing
+    recorded."""
+    leader = login("leader1")
+    response = leader.post("/api/v1/complaints", json=complaint_body(world, **{field: blank}))
+    assert field in assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert leader.get("/api/v1/complaints").get_json()["items"] == []
+
+
+@pytest.mark.parametrize("note", ["   ", "\n\t"])
+def test_a_decision_needs_a_note_that_says_something(login, world, note):
+    """The leader says why a complaint is or is not substantiated: a note of blanks is
+    refused (422 on ``note``, as a blank order text or task-cancel reason is) and the
+    complaint stays open, with no empty reason on file."""
+    leader = login("leader1")
+    complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    path = f"/api/v1/complaints/{complaint['id']}"
+    response = leader.post(f"{path}/decision", json={"substantiated": True, "note": note})
+    assert "note" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert leader.get(path).get_json()["status"] == "open"
+
+
 def test_the_checking_inspection_must_be_of_the_complaints_target(app, login, world):
     leader = login("leader1")
     complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
