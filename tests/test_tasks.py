@@ -12,7 +12,7 @@ import time_machine
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
 from tests.conftest import assert_error, audit_entries
-from tests.review_helpers import push_inspection, review_ok
+from tests.review_helpers import FAILED_S03, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -37,6 +37,20 @@ def task_body(world, **overrides) -> dict:
 
 def dispatch(api, world, **overrides) -> dict:
     response = api.post("/api/v1/tasks", json=task_body(world, **overrides))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def record_complaint(api, world, **overrides) -> dict:
+    """A 12345 complaint about shop1, recorded by ``api`` (its squadron's leader)."""
+    body = {
+        "target_id": str(world.targets["shop1"].id),
+        "category": "油烟",
+        "text": "饭店油烟扰民",
+        "received_at": (NOW - timedelta(days=1)).isoformat(),
+        **overrides,
+    }
+    response = api.post("/api/v1/complaints", json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
 
@@ -254,7 +268,6 @@ def test_unknown_tasks_are_404(clock, login, world):
 
 @pytest.mark.parametrize("violation", [True, False])
 def test_approving_a_complaint_task_settles_the_complaint(app, clock, login, world, violation):
-    from tests.review_helpers import FAILED_S03
     from tests.sync_helpers import SHOP_ANSWERS
 
     with app.app_context():
@@ -297,8 +310,6 @@ def test_a_task_for_a_complaint_without_a_target_settles_it_on_the_tasks_target(
 ):
     """A hotline ticket naming only a street, sent out as a task on the shop the leader thinks
     it is about: approving the check closes the task and settles the complaint on that shop."""
-    from tests.review_helpers import FAILED_S03
-
     leader = login("leader1")
     response = leader.post(
         "/api/v1/complaints",
@@ -317,3 +328,26 @@ def test_a_task_for_a_complaint_without_a_target_settles_it_on_the_tasks_target(
     assert complaint["target_id"] == str(world.targets["shop1"].id)
     risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
     assert any(f["factor"] == "complaints" for f in risk["factors"])
+
+
+def test_a_corrected_decision_keeps_the_inspection_that_checked_the_complaint(clock, login, world):
+    """A complaint task's approved inspection settles the complaint and is named as its check
+    (``inspection_id``). The leader then corrects only the verdict: the complaint still names
+    the inspection that answered the 12345 ticket (a correction that names no new one loses
+    nothing)."""
+    leader = login("leader1")
+    complaint = record_complaint(leader, world, reference="2026112300001")
+    task = dispatch(leader, world, origin="complaint", complaint_id=complaint["id"])
+    inspection_id = push_inspection(
+        world, FakeDevice(login("officer1")), origin="task", task_id=task["id"], answers=FAILED_S03
+    )
+    review_ok(leader, inspection_id, "approve")
+    path = f"/api/v1/complaints/{complaint['id']}"
+    assert leader.get(path).get_json()["inspection_id"] == inspection_id
+
+    response = leader.post(
+        f"{path}/decision", json={"substantiated": False, "note": "复核: 系误报"}
+    )
+    assert response.status_code == 200, response.get_json()
+    corrected = response.get_json()
+    assert (corrected["substantiated"], corrected["inspection_id"]) == (False, inspection_id)

@@ -87,7 +87,8 @@ def decide_complaint(
 ) -> Complaint:
     """Close the complaint as substantiated or not, after it was checked.
 
-    A decision may be corrected later (audited like the first); each one re-assesses the
+    A decision may be corrected later (audited like the first; a correction that names no
+    inspection keeps the one that checked the complaint); each one re-assesses the
     target's risk in this transaction, so the score never counts a complaint it should not.
     ``reassess=False`` is for a caller that re-assesses the target itself afterwards (an
     approval, once, after everything it sets off), so the level history records one change.
@@ -110,7 +111,9 @@ def decide_complaint(
         )
     complaint.substantiated = decision.substantiated
     complaint.decision_note = decision.note
-    complaint.inspection_id = None if inspection is None else inspection.id
+    if inspection is not None:
+        # A correction that names no inspection keeps the one that checked the complaint.
+        complaint.inspection_id = inspection.id
     complaint.decided_by_id = actor.user_id
     complaint.closed_at = now
     audit.record_update(actor, "complaint.decide", "complaint", complaint, before)
