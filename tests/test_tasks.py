@@ -11,7 +11,7 @@ import time_machine
 
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
-from tests.conftest import assert_error, audit_entries
+from tests.conftest import assert_error, audit_entries, etag_of
 from tests.review_helpers import FAILED_S03, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice
 
@@ -38,6 +38,14 @@ def task_body(world, **overrides) -> dict:
 def dispatch(api, world, **overrides) -> dict:
     response = api.post("/api/v1/tasks", json=task_body(world, **overrides))
     assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def patch_target(api, target_id, changes: dict) -> dict:
+    """``PATCH`` the target with the ETag read just before (a leader's or admin's edit)."""
+    path = f"/api/v1/targets/{target_id}"
+    response = api.patch(path, json=changes, headers={"If-Match": etag_of(api, path)})
+    assert response.status_code == 200, response.get_json()
     return response.get_json()
 
 
@@ -83,6 +91,17 @@ def test_who_may_dispatch(clock, login, world):
     )
     assert "target_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
     assert dispatch(login("admin"), world)["status"] == "open"
+
+
+def test_no_task_is_sent_to_a_deactivated_target(clock, login, world):
+    """A shop that closed down (停业) is deactivated (``active: false``); the schedule and the
+    draws never send officers to it any more, and neither can a leader by hand: 422 on
+    ``target_id``, no task dispatched, none reaches a device."""
+    leader = login("leader1")
+    patch_target(leader, world.targets["shop1"].id, {"active": False})
+    response = leader.post("/api/v1/tasks", json=task_body(world))
+    assert "target_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert leader.get("/api/v1/tasks").get_json()["items"] == []
 
 
 def test_approval_closes_the_task_and_a_return_does_not(app, clock, login, world):

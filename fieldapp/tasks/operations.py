@@ -92,8 +92,11 @@ def create_task(
     now: datetime,
 ) -> Task:
     """A leader sends officers of the target's squadron to it; 422 field by field when the
-    assignees, the due time or the complaint do not fit."""
+    target is deactivated, or the assignees, the due time or the complaint do not fit."""
     errors: dict[str, list[str]] = {}
+    if not target.active:
+        # A shop that closed down (停业): the schedule and the draws pass it over too.
+        errors["target_id"] = ["the target is deactivated: no task is sent to it"]
     officers = squadron_officers(target.squadron_id, assignee_ids)
     outside = [str(i) for i in assignee_ids if i not in officers]
     if outside:
