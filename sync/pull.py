@@ -105,6 +105,7 @@ def _task(task: Task) -> dict:
         "origin": task.origin.value,
         "status": task.status.value,
         "draw_id": str(task.draw_id) if task.draw_id else None,
+        "complaint_id": str(task.complaint_id) if task.complaint_id else None,
         "closed_by_inspection_id": str(task.closed_by_inspection_id)
         if task.closed_by_inspection_id
         else None,

@@ -211,6 +211,23 @@ def test_tasks_are_listed_by_assignee_status_and_target(clock, login, world):
     assert len(page["items"]) == 1 and page["has_more"] is True
 
 
+def test_a_complaint_task_reaches_the_device_with_its_complaint(clock, login, world):
+    """An officer sent on a 12345 complaint works offline from what the device pulled: the
+    pulled task carries its ``complaint_id`` as the task read over REST does, so the device
+    can tell which complaint it is checking."""
+    leader = login("leader1")
+    complaint = record_complaint(leader, world, reference="2026112300003")
+    device = FakeDevice(login("officer1"))
+    device.pull_all()
+    task = dispatch(leader, world, origin="complaint", complaint_id=complaint["id"])
+    assert task["complaint_id"] == complaint["id"]
+    [pulled] = [c for c in device.pull_all() if c["entity"] == "task"]
+    assert pulled["data"]["complaint_id"] == complaint["id"]
+    manual = dispatch(leader, world)
+    [pulled] = [c for c in device.pull_all() if c["entity"] == "task"]
+    assert (pulled["id"], pulled["data"]["complaint_id"]) == (manual["id"], None)
+
+
 def test_a_complaint_task_names_its_complaint(app, clock, login, world):
     with app.app_context():
         complaint = Complaint(
