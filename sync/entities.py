@@ -937,8 +937,8 @@ class InspectionHandler(Handler):
         ):
             errors["task_id"] = ["no such task"]
         followed = loaded.get("follow_up_of")
-        if followed and (check("follow_up_of") or check("target_id")):
-            problem = _follow_up_problem(followed, record_id, target)
+        if followed and (check("follow_up_of") or check("target_id") or check("started_at")):
+            problem = _follow_up_problem(followed, record_id, target, loaded.get("started_at"))
             if problem:
                 errors["follow_up_of"] = [problem]
         deadline, started = loaded.get("rectification_deadline"), loaded.get("started_at")
@@ -1061,10 +1061,11 @@ def _officers_moved(inspection: Inspection, dropped: set, added: set, actor_id) 
             )
 
 
-def _follow_up_problem(followed_id, record_id, target) -> str | None:
-    """Why ``followed_id`` cannot be what the inspection ``record_id`` (of ``target``) follows
-    up: a follow-up (复查) checks an order of the same target, so it names another inspection
-    of that target that ordered rectification."""
+def _follow_up_problem(followed_id, record_id, target, started_at=None) -> str | None:
+    """Why ``followed_id`` cannot be what the inspection ``record_id`` (of ``target``, started
+    at ``started_at``) follows up: a follow-up (复查) checks an order already made on the same
+    target, so it names another inspection of that target, started no later than itself, that
+    ordered rectification (an inspection from before the order would settle it unchecked)."""
     if record_id is not None and followed_id == record_id:
         return "an inspection cannot be its own follow-up"
     followed = db.session.get(Inspection, followed_id)
@@ -1072,6 +1073,11 @@ def _follow_up_problem(followed_id, record_id, target) -> str | None:
         return "no earlier inspection of this target with that id"
     if followed.outcome is not Outcome.rectification_ordered:
         return "that inspection ordered no rectification"
+    if started_at is not None and started_at < followed.started_at:
+        return (
+            "that order was made after this inspection started "
+            f"(the order's inspection started at {followed.started_at.isoformat()})"
+        )
     return None
 
 

@@ -161,6 +161,38 @@ def test_a_follow_up_names_another_inspection_of_the_target_that_ordered_rectifi
     assert ids(login("leader1")) == []
 
 
+def test_a_follow_up_cannot_predate_the_order_it_follows_up(clock, login, world):
+    """A rectification order made on 20 November is not settled by an inspection started on
+    the 10th, ten days before anything was ordered: the push is ``rejected`` on
+    ``follow_up_of`` and the order stays open (no ``done_by``). Moving a follow-up's start
+    to before the order is refused the same way."""
+    device = FakeDevice(login("officer1"))
+    ordered = order(world, device, "2026-11-27")
+    earlier = new_inspection(
+        world,
+        ["officer1", "officer2"],
+        status="submitted",
+        started_at="2026-11-10T01:30:00+00:00",
+        ended_at="2026-11-10T01:50:00+00:00",
+        follow_up_of=ordered,
+    )
+    [result] = device.push_ok(device.change("inspection", uuid.uuid4(), earlier))
+    assert result["status"] == "rejected", result
+    assert result["error"]["error"] == "validation_failed"
+    assert "after this inspection started" in result["error"]["errors"]["json"]["follow_up_of"][0]
+    leader = login("leader1")
+    assert ids(leader) == [ordered]
+    assert leader.get(inspection_path(ordered)).get_json()["follow_up"]["done_by"] is None
+
+    later = follow_up(world, device, ordered, status="draft")
+    [moved] = device.push_ok(
+        device.change(
+            "inspection", later, {"started_at": "2026-11-10T01:30:00+00:00"}, base_version=1
+        )
+    )
+    assert "follow_up_of" in moved["error"]["errors"]["json"], moved
+
+
 def test_a_deadline_before_the_inspections_shanghai_day_is_refused(clock, login, world):
     """Started at 00:30 on 21 November in Shanghai (16:30 UTC the day before): the 20th is
     before the inspection, the 21st (the same day) is a deadline."""
