@@ -83,7 +83,8 @@ class CaseReviewListArgs(TimeRangeArgs):
 
 class OrderArgs(StrictSchema):
     """A supervision order: to a squadron, about an inspection, a target or a case (at least
-    one; all must be the squadron's), with what to do and by when."""
+    one; all must be the squadron's and name one matter: the inspection's target, the case it
+    opened), with what to do and by when."""
 
     squadron_id = id_field(required=True)
     inspection_id = fields.UUID(allow_none=True)

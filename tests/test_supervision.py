@@ -6,9 +6,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 import time_machine
 
+from fieldapp.db import db
+from fieldapp.inspections.models import Case
 from tests.conftest import NO_SUCH_ID, assert_error, audit_entries, etag_of, shop_payload
+from tests.review_helpers import FAILED_S03, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
 
 REVIEWS = "/api/v1/supervision/case-reviews"
@@ -279,6 +283,44 @@ def test_bad_orders_are_422_with_the_field(login, world, supervisor, change, fie
     body = {k: v for k, v in body.items() if v is not None}
     response = supervisor.post(ORDERS, json=body)
     assert field in assert_error(response, 422, "validation_failed")["errors"]["json"]
+
+
+def test_an_order_about_an_inspection_and_another_target_is_refused(login, world, supervisor):
+    """An order names the inspection of shop1 (老王面馆) and, as its target, site1 (the
+    building site), both squadron 1's: an order about two different places is refused, 422 on
+    ``target_id``, and no order is listed under either."""
+    inspection = submitted_inspection(login, world)
+    body = order_body(world, inspection, target_id=str(world.targets["site1"].id))
+    response = supervisor.post(ORDERS, json=body)
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert errors["target_id"] == ["the inspection named is about another target"]
+    assert supervisor.get(f"{ORDERS}?inspection_id={inspection}").get_json()["items"] == []
+
+
+def test_an_orders_case_is_the_inspections_and_the_targets(app, login, world, supervisor):
+    """A case (立案) named with an inspection must be the one that inspection opened, and one
+    named with a target a case of that target; each mismatch is 422 on the field that does not
+    agree. Subjects that agree make one order."""
+    device = FakeDevice(login("officer1"))
+    opened = push_inspection(world, device, answers=FAILED_S03, outcome="case_opened")
+    review_ok(login("leader1"), opened, "approve")
+    with app.app_context():
+        case_id = str(
+            db.session.scalar(sa.select(Case.id).where(Case.inspection_id == uuid.UUID(opened)))
+        )
+    other = submitted_inspection(login, world)
+    response = supervisor.post(ORDERS, json=order_body(world, other, case_id=case_id))
+    assert "case_id" in assert_error(response, 422, "validation_failed")["errors"]["json"]
+    site = str(world.targets["site1"].id)
+    body = order_body(world, None, case_id=case_id, target_id=site)
+    del body["inspection_id"]
+    response = supervisor.post(ORDERS, json=body)
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert errors == {"target_id": ["the case named is about another target"]}
+    order = issue(
+        supervisor, world, opened, case_id=case_id, target_id=str(world.targets["shop1"].id)
+    )
+    assert (order["inspection_id"], order["case_id"]) == (opened, case_id)
 
 
 def test_an_order_for_an_unknown_squadron_is_refused(login, world, supervisor):

@@ -106,10 +106,27 @@ def _future(deadline: datetime, now: datetime, field: str = "deadline") -> None:
         raise validation_error({field: ["the deadline must lie in the future"]})
 
 
+def _disagreement(subjects: dict) -> dict[str, list[str]]:
+    """Where the subjects of one order speak of different things: the case must be the one
+    the inspection opened, and the target the one the inspection (or the case) is about. The
+    field named is the less precise one, checked against the more precise."""
+    inspection, target, case = (subjects.get(field) for field, _ in _SUBJECTS)
+    errors = {}
+    if inspection is not None and case is not None and case.inspection_id != inspection.id:
+        errors["case_id"] = ["this case was not opened by the inspection named"]
+    about = inspection or case
+    if about is not None and target is not None and about.target_id != target.id:
+        what = "inspection" if inspection is not None else "case"
+        errors["target_id"] = [f"the {what} named is about another target"]
+    return errors
+
+
 def issue_order(actor: Actor, squadron_id: int, args: dict, now: datetime) -> SupervisionOrder:
     """A supervisor's order to a squadron. Every subject named must exist and be the
-    squadron's (an order about another squadron's record would reach the wrong leader)."""
-    errors = {}
+    squadron's (an order about another squadron's record would reach the wrong leader), and
+    the subjects must agree (an inspection of the target named, a case of the inspection):
+    one order is about one matter."""
+    errors, subjects = {}, {}
     for field, model in _SUBJECTS:
         ident = args.get(field)
         if ident is None:
@@ -119,6 +136,9 @@ def issue_order(actor: Actor, squadron_id: int, args: dict, now: datetime) -> Su
             errors[field] = [f"no such {model.__name__.lower()}"]
         elif subject.squadron_id != squadron_id:
             errors[field] = [f"this {model.__name__.lower()} belongs to another squadron"]
+        else:
+            subjects[field] = subject
+    errors = _disagreement(subjects) | errors
     if errors:
         raise validation_error(errors)
     _future(args["deadline"], now)
