@@ -387,3 +387,42 @@ def test_a_corrected_decision_keeps_the_inspection_that_checked_the_complaint(cl
     assert response.status_code == 200, response.get_json()
     corrected = response.get_json()
     assert (corrected["substantiated"], corrected["inspection_id"]) == (False, inspection_id)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "extra"),
+    [
+        ("case_opened", {}),
+        ("rectification_ordered", {"rectification_deadline": "2026-11-30"}),
+        ("penalty_waived", {"legal_basis": "《上海市城市管理综合行政执法条例》首违不罚清单"}),
+        ("corrected_on_site", {}),
+    ],
+)
+def test_a_check_acting_on_a_violation_substantiates_its_complaint(
+    clock, login, world, outcome, extra
+):
+    """A 12345 complaint about noise (噪声) is sent out as a task; the officers find the
+    violation, which is on no checklist item (every item passes), describe it in ``findings``
+    and act on it (order rectification, open a case, waive the first penalty, have it
+    corrected on the spot). Approving the check closes the complaint as substantiated, and it
+    counts in the target's risk: the check found what the citizen complained of."""
+    leader = login("leader1")
+    complaint = record_complaint(
+        leader, world, category="噪声", text="面馆夜间鼓风机噪声扰民", reference="2026112300004"
+    )
+    task = dispatch(leader, world, origin="complaint", complaint_id=complaint["id"])
+    inspection_id = push_inspection(
+        world,
+        FakeDevice(login("officer1")),
+        origin="task",
+        task_id=task["id"],
+        outcome=outcome,
+        findings="后厨鼓风机夜间噪声超标, 属实",
+        **extra,
+    )
+    review_ok(leader, inspection_id, "approve")
+    settled = leader.get(f"/api/v1/complaints/{complaint['id']}").get_json()
+    assert settled["status"] == "closed" and settled["inspection_id"] == inspection_id
+    assert settled["substantiated"] is True, settled
+    risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
+    assert any(f["factor"] == "complaints" for f in risk["factors"])

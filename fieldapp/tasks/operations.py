@@ -27,6 +27,7 @@ from fieldapp.complaints import operations as complaints
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
 from fieldapp.errors import APIError, validation_error
+from fieldapp.inspections.models import Outcome
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus, task_assignees
@@ -241,14 +242,21 @@ def _release_target(actor: Actor, task: Task, now: datetime) -> None:
         record_left_users("risk", [risk], losing, actor.user_id, now)
 
 
+#: Outcomes that act on a violation (every one but ``compliant``): a check that ends in one
+#: found what it was sent for, whether or not the violation is an item of the checklist (the
+#: findings then describe it). Corrected on the spot (当场改正) or not penalised (首违不罚), the
+#: violation was there.
+ACTING_OUTCOMES = frozenset(set(Outcome) - {Outcome.compliant})
+
+
 def settle_complaint(actor: Actor, complaint: Complaint, inspection, now: datetime) -> None:
-    """The approved inspection sent for a complaint answers it: substantiated when it found a
-    failed item, not when everything passed. A complaint already decided stays as it is (the
-    leader may still correct it through the complaint's decision). The approval that closes
-    the task re-assesses the target afterwards, once."""
+    """The approved inspection sent for a complaint answers it: substantiated when it failed
+    an item or acted on a violation (:data:`ACTING_OUTCOMES`), not otherwise. A complaint
+    already decided stays as it is (the leader may still correct it through the complaint's
+    decision). The approval that closes the task re-assesses the target afterwards, once."""
     if complaint.closed_at is not None:
         return
-    found = any(
+    found = inspection.outcome in ACTING_OUTCOMES or any(
         isinstance(answer, dict) and answer.get("result") == "fail"
         for answer in (inspection.answers or {}).values()
     )
