@@ -50,7 +50,8 @@ def patch_target(api, target_id, changes: dict) -> dict:
 
 
 def record_complaint(api, world, **overrides) -> dict:
-    """A 12345 complaint about shop1, recorded by ``api`` (its squadron's leader)."""
+    """A 12345 complaint about shop1, recorded by ``api`` (its squadron's leader); an override
+    of None leaves that field out (``target_id=None`` with a ``squadron_id``: no target)."""
     body = {
         "target_id": str(world.targets["shop1"].id),
         "category": "油烟",
@@ -58,6 +59,7 @@ def record_complaint(api, world, **overrides) -> dict:
         "received_at": (NOW - timedelta(days=1)).isoformat(),
         **overrides,
     }
+    body = {name: value for name, value in body.items() if value is not None}
     response = api.post("/api/v1/complaints", json=body)
     assert response.status_code == 201, response.get_json()
     return response.get_json()
@@ -426,3 +428,74 @@ def test_a_check_acting_on_a_violation_substantiates_its_complaint(
     assert settled["substantiated"] is True, settled
     risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
     assert any(f["factor"] == "complaints" for f in risk["factors"])
+
+
+def test_approving_a_complaint_check_survives_the_target_moving(app, clock, login, world):
+    """A ticket naming only a street (no registered target) is sent out as a task on shop1;
+    the officers inspect and submit. Before the leader reviews, shop1 moves to squadron 2
+    (the inspection stays squadron 1's, so leader1 still reviews it). The approval goes
+    through, closes the task and settles the complaint on shop1: the check was squadron 1's,
+    so the complaint stays with squadron 1, where it was settled."""
+    leader = login("leader1")
+    complaint = record_complaint(
+        leader, world, target_id=None, squadron_id=world.squadrons[0].id, text="淞滨路饭店油烟"
+    )
+    task = dispatch(leader, world, origin="complaint", complaint_id=complaint["id"])
+    inspection_id = push_inspection(
+        world, FakeDevice(login("officer1")), origin="task", task_id=task["id"], answers=FAILED_S03
+    )
+    patch_target(login("admin"), world.targets["shop1"].id, {"squadron_id": world.squadrons[1].id})
+    review_ok(leader, inspection_id, "approve")
+    inspection = leader.get(f"/api/v1/inspections/{inspection_id}").get_json()
+    assert inspection["review"]["status"] == "approved"
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "done"
+    settled = leader.get(f"/api/v1/complaints/{complaint['id']}").get_json()
+    assert (settled["status"], settled["substantiated"]) == ("closed", True)
+    assert settled["target_id"] == str(world.targets["shop1"].id)
+    assert (settled["squadron_id"], settled["inspection_id"]) == (
+        world.squadrons[0].id,
+        inspection_id,
+    )
+
+
+def test_open_complaints_follow_their_target_to_its_new_squadron(app, clock, login, world):
+    """A 12345 complaint about shop1 waits, open, in squadron 1 when shop1 moves to squadron
+    2, whose leader now answers for it (as open sync conflicts do). The open complaint goes
+    with the shop, with an audit entry ``complaint.move``: leader2 reads it and dispatches its
+    check (201), leader1 no longer lists it. A complaint already decided stays where it was
+    decided, as squadron 1's history, and so does one about no registered target."""
+    leader1 = login("leader1")
+    waiting = record_complaint(leader1, world, reference="2026112300005")
+    decided = record_complaint(leader1, world, reference="2026112300006")
+    decision = {"substantiated": True, "note": "现场核实属实"}
+    response = leader1.post(f"/api/v1/complaints/{decided['id']}/decision", json=decision)
+    assert response.status_code == 200, response.get_json()
+    street = record_complaint(leader1, world, target_id=None, squadron_id=world.squadrons[0].id)
+
+    patch_target(login("admin"), world.targets["shop1"].id, {"squadron_id": world.squadrons[1].id})
+
+    leader2 = login("leader2")
+    assert leader2.get(f"/api/v1/complaints/{waiting['id']}").get_json()["squadron_id"] == (
+        world.squadrons[1].id
+    )
+    listed = [c["id"] for c in leader1.get("/api/v1/complaints").get_json()["items"]]
+    assert sorted(listed) == sorted([decided["id"], street["id"]])
+    assert_error(leader2.get(f"/api/v1/complaints/{decided['id']}"), 404, "not_found")
+    [moved] = audit_entries(app, action="complaint.move")
+    assert moved.record_id == waiting["id"]
+    assert (moved.before, moved.after) == (
+        {"squadron_id": world.squadrons[0].id},
+        {"squadron_id": world.squadrons[1].id},
+    )
+    task = dispatch(
+        leader2,
+        world,
+        assignee_ids=[str(world.users["officer3"].id)],
+        origin="complaint",
+        complaint_id=waiting["id"],
+    )
+    assert task["squadron_id"] == world.squadrons[1].id
+    # The old leader may no longer decide it (an out-of-scope write); the new one may.
+    path = f"/api/v1/complaints/{waiting['id']}/decision"
+    assert_error(leader1.post(path, json=decision), 403, "forbidden")
+    assert leader2.post(path, json=decision).status_code == 200

@@ -6,6 +6,7 @@ substantiated complaint adds points and holds a downgrade back (see ``docs/risk.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -96,11 +97,15 @@ def decide_complaint(
     inspection = decision.inspection
     before = audit.snapshot(complaint)
     if inspection is not None and complaint.target_id is None:
-        # A complaint about a place with no registered target, checked by an inspection of a
-        # target of the squadron: the check says where it was, so the complaint takes that
-        # target and counts in its risk like any other.
+        # A complaint about a place with no registered target, checked by the squadron: the
+        # check says where it was, so the complaint takes that target and counts in its risk
+        # like any other. The squadron's own inspection counts although its target has moved
+        # to another squadron since (inspections never move): the check was the squadron's.
         target = db.session.get(Target, inspection.target_id)
-        if target is None or target.squadron_id != complaint.squadron_id:
+        if target is None or complaint.squadron_id not in (
+            inspection.squadron_id,
+            target.squadron_id,
+        ):
             raise validation_error(
                 {"inspection_id": ["the inspection is not of a target of the complaint's squadron"]}
             )
@@ -120,6 +125,47 @@ def decide_complaint(
     if reassess and complaint.target_id is not None:
         risk.refresh_target(actor, db.session.get(Target, complaint.target_id), now)
     return complaint
+
+
+def lock_complaint(complaint_id: uuid.UUID) -> Complaint | None:
+    """The complaint, locked for a decision: a move of its target waits for the decision (and
+    leaves the decided complaint where it is), or the decision waits for the move and is asked
+    of the squadron the complaint is in now."""
+    return db.session.scalar(
+        sa.select(Complaint).where(Complaint.id == complaint_id).with_for_update()
+    )
+
+
+def open_complaints_follow(actor: Actor, target: Target, squadron_id: int) -> int:
+    """The target moved to ``squadron_id``: its open complaints go with it. The squadron that
+    now answers for the target checks and decides them (left behind, nobody could: the old
+    leader may no longer dispatch to the target, the new one would not see the ticket).
+    Decided complaints stay where they were decided, as that squadron's history. Each move is
+    audited (``complaint.move``); returns how many complaints moved.
+
+    The complaints are locked as they are read, so a decision that got there first is waited
+    for (and its complaint, closed then, stays).
+    """
+    moving = db.session.scalars(
+        sa.select(Complaint)
+        .where(
+            Complaint.target_id == target.id,
+            Complaint.substantiated.is_(None),
+            Complaint.squadron_id != squadron_id,
+        )
+        .with_for_update()
+    ).all()
+    for complaint in moving:
+        audit.record(
+            actor,
+            "complaint.move",
+            "complaint",
+            complaint.id,
+            before={"squadron_id": complaint.squadron_id},
+            after={"squadron_id": squadron_id},
+        )
+        complaint.squadron_id = squadron_id
+    return len(moving)
 
 
 def complaints_query(readable, filters: dict) -> sa.Select:

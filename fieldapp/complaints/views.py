@@ -10,7 +10,7 @@ from fieldapp.api import Blueprint
 from fieldapp.complaints import operations
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import utcnow
-from fieldapp.errors import validation_error
+from fieldapp.errors import not_found, validation_error
 from fieldapp.inspections.models import Inspection
 from fieldapp.org.models import Squadron
 from fieldapp.targets.models import Target
@@ -88,7 +88,10 @@ class ComplaintDecisionResource(MethodView):
         or an admin). The target's risk is re-assessed at once; a later correction is allowed
         and audited like the first decision."""
         policy = current_policy()
-        complaint = policy.load_to_write(Complaint, complaint_id, "complaint")
+        complaint = operations.lock_complaint(complaint_id)
+        if complaint is None:
+            raise not_found("complaint")
+        # Asked of the locked row: a target's move takes its open complaints along.
         policy.require("complaint.manage", complaint.squadron_id)
         inspection = None
         if "inspection_id" in args:

@@ -14,6 +14,7 @@ from stdnum.cn import uscc as uscc_number
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.complaints.models import Complaint
+from fieldapp.complaints.operations import open_complaints_follow
 from fieldapp.db import db, utcnow
 from fieldapp.errors import validation_error
 from fieldapp.geo import degrees_box, metres_outside, squared_distance_expr
@@ -175,6 +176,7 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         record_left_scope("target", target, target.squadron_id, actor.user_id, now)
         risk.left_scope(actor, target, target.squadron_id, now)
         open_conflicts_follow(actor, "target", target.id, changes["squadron_id"])
+        open_complaints_follow(actor, target, changes["squadron_id"])
     for name, value in changes.items():
         setattr(target, name, value)
     changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]
