@@ -215,6 +215,22 @@ def test_the_same_hotline_ticket_is_one_complaint(login, world):
     assert other.status_code == 201
 
 
+def test_a_ticket_another_squadron_recorded_is_refused_without_its_id(login, world):
+    """The same hotline ticket forwarded to two squadrons is recorded once: the second is
+    refused on ``reference``. The refusal names the first complaint only to a caller who may
+    read it (its squadron's leader, an admin); another squadron's leader learns that the ticket
+    is recorded, not the id of a complaint out of their scope."""
+    first = login("leader1").post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    again = complaint_body(world, "shop2")
+    response = login("leader2").post("/api/v1/complaints", json=again)
+    [why] = assert_error(response, 422, "validation_failed")["errors"]["json"]["reference"]
+    assert "already recorded" in why and first["id"] not in why
+    assert first["id"] not in response.get_data(as_text=True)
+    response = login("admin").post("/api/v1/complaints", json=again)
+    [why] = assert_error(response, 422, "validation_failed")["errors"]["json"]["reference"]
+    assert first["id"] in why
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

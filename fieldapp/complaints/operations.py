@@ -33,25 +33,34 @@ def receive_complaint(
     received_at: datetime,
     source: str = "12345",
     reference: str | None = None,
+    readable: sa.ColumnElement[bool] | None = None,
 ) -> Complaint:
     """Record a complaint for ``squadron`` (the target's, when there is a target).
 
-    The same hotline ticket (``source`` and ``reference``) recorded twice is refused with the
-    first one's id, so a ticket forwarded again is not counted twice against the target.
+    The same hotline ticket (``source`` and ``reference``) recorded twice is refused, so a
+    ticket forwarded again is not counted twice against the target. The refusal names the
+    first complaint's id when the caller may read it (``readable``: the caller's read rule for
+    complaints; None: any); a ticket another squadron recorded is refused without its id.
     """
     if target is not None and target.squadron_id != squadron.id:
         raise validation_error(
             {"squadron_id": [f"the target belongs to squadron {target.squadron_id}"]}
         )
     if reference is not None:
-        earlier = db.session.scalar(
-            sa.select(Complaint.id).where(
-                Complaint.source == source, Complaint.reference == reference
-            )
-        )
+        same_ticket = (Complaint.source == source, Complaint.reference == reference)
+        earlier = db.session.scalar(sa.select(Complaint.id).where(*same_ticket))
         if earlier is not None:
+            shown = readable is None or db.session.scalar(
+                sa.select(Complaint.id).where(*same_ticket, readable)
+            )
             raise validation_error(
-                {"reference": [f"ticket {source} {reference} is already complaint {earlier}"]}
+                {
+                    "reference": [
+                        f"ticket {source} {reference} is already complaint {earlier}"
+                        if shown
+                        else f"ticket {source} {reference} is already recorded"
+                    ]
+                }
             )
     complaint = Complaint(
         squadron_id=squadron.id,

@@ -67,6 +67,7 @@ class ComplaintsResource(MethodView):
             received_at=received_at,
             source=args["source"],
             reference=args.get("reference"),
+            readable=policy.readable(Complaint),
         )
 
 
