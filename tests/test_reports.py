@@ -22,7 +22,7 @@ from fieldapp.reports.operations import flatten
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.supervision.models import SupervisionOrder
 from sync.models import Conflict
-from tests.conftest import NO_SUCH_ID, assert_error, audit_entries
+from tests.conftest import NO_SUCH_ID, assert_error, audit_entries, etag_of
 
 REPORT = "/api/v1/reports/monthly"
 
@@ -313,6 +313,32 @@ def test_the_csv_has_the_same_figures_as_the_json(login, world, october):
         expected = flatten("", sections(source))
         assert {k: int(v) for k, v in row.items() if "." in k} == expected
     assert rows[0]["rectifications.overdue"] == "2"
+
+
+def set_levels(app, world, levels: dict) -> None:
+    with app.app_context():
+        for key, level in levels.items():
+            db.session.execute(
+                sa.update(TargetRisk.__table__)
+                .where(TargetRisk.target_id == world.targets[key].id)
+                .values(level=level)
+            )
+        db.session.commit()
+
+
+def test_levels_now_leave_out_closed_targets_as_the_risk_summary_does(app, login, world):
+    """A leader closes a shop that shut down: the risk summary on screen no longer counts it,
+    and neither does the monthly report filed from the same squadron (``risk.levels_now``)."""
+    set_levels(app, world, {"shop1": "high", "site1": "medium"})
+    leader = login("leader1")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    closed = leader.patch(path, json={"active": False}, headers={"If-Match": etag_of(leader, path)})
+    assert closed.status_code == 200, closed.get_json()
+    summary = leader.get("/api/v1/risk/summary").get_json()
+    by_level = {entry["level"]: entry["count"] for entry in summary["levels"]}
+    assert by_level == {"low": 0, "medium": 1, "elevated": 0, "high": 0}
+    [row] = leader.get(REPORT).get_json()["squadrons"]
+    assert row["risk"]["levels_now"] == by_level
 
 
 def test_a_month_with_nothing_is_all_zeros(login, world, october):

@@ -11,7 +11,7 @@ What each figure counts (docs/audit.md has the table):
 - cases: cases opened in the month, and closed in the month;
 - rectifications: ordered by the month's inspections; due (deadline in the month); overdue
   (deadline in the month and already passed, and no follow-up inspection recorded);
-- risk: targets at each level now, and the month's level changes (up, down, first levels);
+- risk: active targets at each level now, and the month's level changes (up, down, first levels);
 - conflicts: sync conflict log entries opened in the month (by kind), resolved in the month;
 - supervision orders: issued and answered in the month; open and overdue now.
 """
@@ -36,6 +36,7 @@ from fieldapp.org.models import Squadron
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.supervision.models import OrderStatus, SupervisionOrder
+from fieldapp.targets.models import Target
 from sync.models import Conflict, ConflictKind
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -170,7 +171,9 @@ def risk_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
     levels = _by_squadron(
         db.session.execute(
             sa.select(TargetRisk.squadron_id, TargetRisk.level, sa.func.count())
-            .where(TargetRisk.squadron_id.in_(squadron_ids))
+            .join(Target, Target.id == TargetRisk.target_id)
+            # Closed targets are left out, as the risk summary and the schedule leave them out.
+            .where(TargetRisk.squadron_id.in_(squadron_ids), Target.active.is_(True))
             .group_by(TargetRisk.squadron_id, TargetRisk.level)
         ).all(),
         squadron_ids,
