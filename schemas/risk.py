@@ -74,7 +74,13 @@ class RiskSummaryArgs(StrictSchema):
 class LevelCountSchema(ma.Schema):
     level = fields.String(dump_only=True)
     count = fields.Integer(dump_only=True)
-    share = fields.Float(dump_only=True)
+    share = fields.Float(
+        dump_only=True,
+        metadata={
+            "description": "count / total to 4 decimals; the shares of one total add up to "
+            "exactly 1 (largest-remainder rounding)"
+        },
+    )
 
 
 class GroupSummarySchema(ma.Schema):

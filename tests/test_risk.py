@@ -9,6 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 import time_machine
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fieldapp.actor import Actor
 from fieldapp.audit.models import AuditEntry
@@ -150,6 +152,42 @@ def test_summary_counts_and_shares_per_level_in_the_callers_scope(login, world):
     mine = login("leader1").get("/api/v1/risk/summary?kind=shop").get_json()
     assert mine["total"] == 1
     assert_error(login("leader1").get("/api/v1/risk/summary?kind=boat"), 422, "validation_failed")
+
+
+def test_summary_shares_add_up_to_the_whole(app, login, world):
+    """Three targets at three levels: a third each would be 0.3333 three times, 99.99% of
+    the district on a leader's chart. The shares of the levels add up to exactly 1."""
+    with app.app_context():
+        for key, level in {"shop1": "high", "site1": "low", "shop2": "medium"}.items():
+            db.session.execute(
+                sa.update(TargetRisk.__table__)
+                .where(TargetRisk.target_id == world.targets[key].id)
+                .values(level=level)
+            )
+        db.session.commit()
+    summary = login("supervisor").get("/api/v1/risk/summary").get_json()
+    assert [(entry["count"], entry["share"]) for entry in summary["levels"]] == [
+        (1, 0.3334),
+        (1, 0.3333),
+        (0, 0.0),
+        (1, 0.3333),
+    ]
+    for whole in [summary, *summary["groups"]]:
+        assert round(sum(entry["share"] for entry in whole["levels"]), 10) == 1.0
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**6), min_size=1, max_size=6))
+def test_shares_add_up_to_one_and_each_is_its_count_rounded(counts):
+    result = operations.shares(counts)
+    if not sum(counts):
+        assert result == [0.0] * len(counts)
+        return
+    units = [round(share * 10_000) for share in result]
+    assert sum(units) == 10_000
+    for count, unit in zip(counts, units, strict=True):
+        exact = count * 10_000 / sum(counts)
+        assert abs(unit - exact) < 1  # rounded up or down, never further
+        assert unit or not count or exact < 1
 
 
 def test_summary_leaves_out_closed_targets(login, world):

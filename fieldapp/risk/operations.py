@@ -649,18 +649,37 @@ def risk_file(target: Target, now: datetime, *, with_history: bool = True) -> di
     }
 
 
+SHARE_PLACES = 4
+
+
+def shares(counts: list[int], places: int = SHARE_PLACES) -> list[float]:
+    """Each count's share of their sum, to ``places`` decimals, adding up to exactly 1.
+
+    Rounded one by one, three equal thirds would be 0.3333 each, 0.9999 of the whole on a
+    leader's chart: the largest-remainder rule gives the units left over by rounding down to
+    the counts with the largest remainders (the first of equal ones), so no share is off by
+    more than one unit in the last place and together they are the whole. All zeros when
+    the counts are.
+    """
+    whole, total = 10**places, sum(counts)
+    if not total:
+        return [0.0] * len(counts)
+    units = [count * whole // total for count in counts]
+    by_remainder = sorted(range(len(counts)), key=lambda i: -(counts[i] * whole % total))
+    for i in by_remainder[: whole - sum(units)]:
+        units[i] += 1
+    return [unit / whole for unit in units]
+
+
 def summarize(rows: list) -> dict:
-    """Counts and shares per level from ``(squadron_id, kind, level, count)`` rows."""
+    """Counts and shares per level from ``(squadron_id, kind, level, count)`` rows; the shares
+    of each whole add up to exactly 1 (:func:`shares`)."""
 
     def levels(counts: dict) -> list[dict]:
-        total = sum(counts.values())
+        per_level = [counts.get(level, 0) for level in RiskLevel]
         return [
-            {
-                "level": level.value,
-                "count": counts.get(level, 0),
-                "share": round(counts.get(level, 0) / total, 4) if total else 0.0,
-            }
-            for level in RiskLevel
+            {"level": level.value, "count": count, "share": share}
+            for level, count, share in zip(RiskLevel, per_level, shares(per_level), strict=True)
         ]
 
     overall: dict = {}
