@@ -10,8 +10,17 @@ from schemas.common import StrictSchema, TimeBound
 
 class TrackArgs(StrictSchema):
     officer_id = fields.UUID(required=True)
-    from_ = TimeBound(end=False, data_key="from", required=True)
-    to = TimeBound(end=True, required=True)
+    from_ = TimeBound(
+        end=False,
+        data_key="from",
+        required=True,
+        metadata={"description": "fixes at or after (a date: its start)"},
+    )
+    to = TimeBound(
+        end=True,
+        required=True,
+        metadata={"description": "fixes before (a date: that whole day included)"},
+    )
 
     @ma.validates_schema
     def _ordered(self, data, **kwargs):
@@ -28,7 +37,9 @@ class TrackCollectionSchema(ma.Schema):
     type = fields.String()
     features = fields.List(fields.Dict())
     officer_id = fields.String()
-    from_ = fields.String(data_key="from")
+    # The answer is a dict keyed "from": without ``attribute`` the field looks up "from_"
+    # and the period's start is silently missing from the answer.
+    from_ = fields.String(data_key="from", attribute="from")
     to = fields.String()
     points = fields.Integer()
     points_dropped = fields.Integer(

@@ -154,6 +154,35 @@ def test_a_period_of_plain_dates_is_whole_shanghai_days(officer1):
     assert device.api.get(f"{on}&from=2026-11-21&to=2026-11-22").get_json()["points"] == 0
 
 
+def test_a_days_track_ends_before_the_next_days_midnight_fix(officer1):
+    """A fix at 23:59:50 and one at 00:00:00 the next day (Shanghai): the 20th's track shows
+    the first only, the 21st's the second only; no fix is on two days' tracks."""
+    device, officer_id = officer1
+    last_of_day = datetime(2026, 11, 20, 15, 59, 50, tzinfo=UTC)
+    midnight = datetime(2026, 11, 20, 16, 0, 0, tzinfo=UTC)  # 00:00 on the 21st in Shanghai
+    points = [
+        {"t": moment.isoformat(), "lon": 121.47, "lat": 31.37, "accuracy_m": 5.0}
+        for moment in (last_of_day, midnight)
+    ]
+    push_track(device, officer_id, points)
+    on = f"/api/v1/tracks?officer_id={officer_id}"
+    day20 = device.api.get(f"{on}&from=2026-11-20&to=2026-11-20").get_json()
+    day21 = device.api.get(f"{on}&from=2026-11-21&to=2026-11-21").get_json()
+    assert day20["features"][0]["properties"]["ended_at"] == last_of_day.isoformat()
+    assert day21["features"][0]["properties"]["started_at"] == midnight.isoformat()
+    assert (day20["points"], day21["points"]) == (1, 1)
+    exact = get_track(device.api, officer_id, last_of_day, midnight).get_json()
+    assert exact["points"] == 1  # a time as ``to`` is exclusive too
+
+
+def test_the_answer_names_the_period_it_drew(officer1):
+    """A map client shows the period of the track: ``from`` and ``to`` as UTC instants."""
+    device, officer_id = officer1
+    on = f"/api/v1/tracks?officer_id={officer_id}"
+    body = device.api.get(f"{on}&from=2026-11-20&to=2026-11-20").get_json()
+    assert (body["from"], body["to"]) == ("2026-11-19T16:00:00+00:00", "2026-11-20T16:00:00+00:00")
+
+
 def test_inaccurate_fixes_are_left_out_of_the_lines(officer1):
     device, officer_id = officer1
     points = walk(T0, 121.47, 31.37, 10)

@@ -90,14 +90,16 @@ def _feature(segment: list, settings: TrackSettings) -> dict:
 def track_lines(
     officer_id: uuid.UUID, start: datetime, end: datetime, settings: TrackSettings
 ) -> dict:
-    """The officer's track between ``start`` and ``end`` as a GeoJSON FeatureCollection: one
-    feature per continuous stretch, and the totals and gaps as members of the collection.
+    """The officer's track from ``start`` up to, not including, ``end`` (as every list bounds
+    a period: a day's track does not take the next day's midnight fix) as a GeoJSON
+    FeatureCollection: one feature per continuous stretch, and the totals and gaps as members
+    of the collection.
     Fixes less accurate than ``max_accuracy_m`` are left out (``points_dropped``), and so are
     all but the most accurate of the fixes two of the officer's devices took at one instant
     (one person is in one place: drawing both would zigzag; both stay stored)."""
     fixes = db.session.execute(
         sa.select(TrackPoint.t.label("at"), TrackPoint.lon, TrackPoint.lat, TrackPoint.accuracy_m)
-        .where(TrackPoint.officer_id == officer_id, TrackPoint.t >= start, TrackPoint.t <= end)
+        .where(TrackPoint.officer_id == officer_id, TrackPoint.t >= start, TrackPoint.t < end)
         .order_by(TrackPoint.t, TrackPoint.accuracy_m.asc().nulls_last(), TrackPoint.id)
     ).all()
     accurate = [p for p in fixes if p.accuracy_m is None or p.accuracy_m <= settings.max_accuracy_m]
