@@ -1576,13 +1576,16 @@ class TrackHandler(Handler):
                     "batch_id": change.id,
                 }
             )
-        dialect = db.session.get_bind().dialect.name
-        insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+        dialect = db.session.get_bind().dialect
+        insert = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(
             TrackPoint.__table__
-        )
-        inserted = db.session.execute(
-            insert.on_conflict_do_nothing(index_elements=["officer_id", "t", "device_id"]), rows
-        ).rowcount
+        ).on_conflict_do_nothing(index_elements=["officer_id", "t", "device_id"])
+        if dialect.insert_executemany_returning:
+            # The rowcount of an executemany is -1 on psycopg: count the rows the database
+            # says it inserted (a point it already had returns none).
+            inserted = len(db.session.execute(insert.returning(TrackPoint.id), rows).all())
+        else:
+            inserted = db.session.execute(insert, rows).rowcount
         audit.record(
             ctx.actor,
             "track.append",

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from fieldapp.db import db
 from fieldapp.geo import wgs84_to_gcj02
 from fieldapp.tracks.models import TrackPoint
-from tests.conftest import assert_error
+from tests.conftest import assert_error, audit_entries
 from tests.sync_helpers import FakeDevice
 
 T0 = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -92,6 +92,21 @@ def test_points_in_gcj02_are_stored_as_wgs84_and_a_repeated_batch_adds_nothing(o
     [point] = track["features"]
     assert point["geometry"]["type"] == "Point"
     assert point["geometry"]["coordinates"] == pytest.approx([121.47, 31.37], abs=1e-7)
+
+
+def test_the_audit_entry_of_each_batch_says_how_many_points_were_new(app, officer1):
+    """A device sends the same 3 points twice (a retry): the supervisor reading the audit log
+    sees the batch that added them (3 new) and the retry that added none (0), on PostgreSQL
+    as on SQLite."""
+    device, officer_id = officer1
+    points = walk(T0, 121.47, 31.37, 3)
+    push_track(device, officer_id, points)
+    push_track(device, officer_id, points)
+    entries = audit_entries(app, action="track.append")
+    assert [(entry.after["points"], entry.after["new_points"]) for entry in entries] == [
+        (3, 3),
+        (3, 0),
+    ]
 
 
 def test_two_devices_of_one_officer_both_keep_their_fixes_and_the_line_draws_the_better(
