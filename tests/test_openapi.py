@@ -321,6 +321,17 @@ def test_photo_uploads_document_their_bytes_and_headers(spec):
     )
 
 
+def test_the_monthly_report_is_documented_as_json_and_as_csv(spec):
+    """A client generated from the document, or Swagger UI, can ask for and read the CSV that
+    each unit files, not only the JSON (``format=json|csv``, API.md)."""
+    answer = spec["paths"]["/api/v1/reports/monthly"]["get"]["responses"]["200"]
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MonthlyReport"
+    }
+    assert answer["content"]["text/csv"]["schema"] == {"type": "string"}
+    assert "format=csv" in answer["description"]
+
+
 def _settings_schema(spec) -> dict:
     return spec["components"]["schemas"]["RiskSettingsArgs"]
 

@@ -18,12 +18,24 @@ from schemas.reports import MonthlyReportArgs, MonthlyReportSchema
 
 blp = Blueprint("reports", __name__, description="Monthly report (月报)")
 
+#: The CSV answer in the OpenAPI document, beside the JSON one (the same status, two media).
+CSV_CONTENT = {
+    "schema": {"type": "string"},
+    "example": "month,squadron_id,squadron_name,inspections.total,...\r\n"
+    "2026-10,1,吴淞中队,128,...\r\n2026-10,total,,128,...\r\n",
+}
+
 
 @blp.route("/reports/monthly")
 class MonthlyReportResource(MethodView):
     @blp.arguments(MonthlyReportArgs, location="query")
-    @blp.response(200, MonthlyReportSchema)
-    @blp.alt_response(200, description="with format=csv: the same figures as CSV (UTF-8)")
+    @blp.response(
+        200,
+        MonthlyReportSchema,
+        description="format=json (the default): the report; format=csv: the same figures as"
+        " a spreadsheet (text/csv, UTF-8 with a BOM)",
+    )
+    @blp.doc(responses={200: {"content": {"text/csv": CSV_CONTENT}}})
     @blp.forbidden("report.read")
     @blp.errors(why={404: "`not_found`: squadron_id names no squadron of the caller's scope"})
     def get(self, args):
