@@ -18,7 +18,7 @@ from fieldapp.checks.models import FlagCode
 from fieldapp.checks.operations import CheckSettings, check_inspections
 from fieldapp.db import db
 from fieldapp.inspections.models import Case, Inspection
-from fieldapp.reports.operations import flatten
+from fieldapp.reports.operations import flatten, spreadsheet_cell
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.supervision.models import SupervisionOrder
 from sync.models import Conflict
@@ -311,7 +311,15 @@ def test_the_csv_has_the_same_figures_as_the_json(login, world, october):
     assert rows[0]["squadron_name"] == "吴淞中队"
     for row, source in zip(rows, [*as_json["squadrons"], as_json["total"]], strict=True):
         expected = flatten("", sections(source))
-        assert {k: int(v) for k, v in row.items() if "." in k} == expected
+        assert {k: int(v) for k, v in row.items() if k in expected} == expected
+        assert set(row) - set(expected) == {
+            "month",
+            "squadron_id",
+            "squadron_name",
+            "generated_at",
+            "audit_head.seq",
+            "audit_head.hash",
+        }
     assert rows[0]["rectifications.overdue"] == "2"
 
 
@@ -339,6 +347,50 @@ def test_levels_now_leave_out_closed_targets_as_the_risk_summary_does(app, login
     assert by_level == {"low": 0, "medium": 1, "elevated": 0, "high": 0}
     [row] = leader.get(REPORT).get_json()["squadrons"]
     assert row["risk"]["levels_now"] == by_level
+
+
+def test_the_filed_csv_carries_when_it_was_made_and_the_audit_head(login, world):
+    """Every filed report anchors the audit log (docs/audit.md): the CSV a unit files by the
+    25th carries, as the JSON does, when it was made and the audit head (seq and hash), on
+    every row, so the sheet stays one table."""
+    supervisor = login("supervisor")
+    with time_machine.travel(utc(2026, 11, 3, 2), tick=False):
+        as_json = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+        response = supervisor.get(f"{REPORT}?month=2026-10&format=csv")
+    head = as_json["audit_head"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+    assert len(rows) == 3
+    for row in rows:
+        assert row["generated_at"] == as_json["generated_at"] == "2026-11-03T02:00:00+00:00"
+        assert (int(row["audit_head.seq"]), row["audit_head.hash"]) == (head["seq"], head["hash"])
+
+
+def test_a_name_that_would_be_a_formula_is_text_in_the_csv(login, world):
+    """A squadron named like a spreadsheet formula (=, +, -, @) would run as one when the
+    filed CSV is opened in Excel. The CSV starts such a cell with a single quote, which makes
+    it text; the JSON keeps the name as it is."""
+    admin = login("admin")
+    names = {0: '=HYPERLINK("http://example.com/x","吴淞")', 1: "-2+3"}
+    for index, name in names.items():
+        path = f"/api/v1/squadrons/{world.squadrons[index].id}"
+        renamed = admin.patch(path, json={"name": name}, headers={"If-Match": etag_of(admin, path)})
+        assert renamed.status_code == 200, renamed.get_json()
+    as_json = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
+    assert [r["squadron_name"] for r in as_json["squadrons"]] == list(names.values())
+    text = login("supervisor").get(f"{REPORT}?month=2026-10&format=csv").get_data()
+    rows = list(csv.DictReader(io.StringIO(text.decode("utf-8-sig"))))
+    assert [r["squadron_name"] for r in rows] == [
+        '\'=HYPERLINK("http://example.com/x","吴淞")',
+        "'-2+3",
+        "",
+    ]
+
+
+def test_only_cells_that_start_a_formula_are_quoted():
+    for formula in ("=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"):
+        assert spreadsheet_cell(formula) == "'" + formula
+    for plain in ("吴淞中队", "a=b", "2026-10", "", 0, 12, None):
+        assert spreadsheet_cell(plain) == plain
 
 
 def test_a_month_with_nothing_is_all_zeros(login, world, october):

@@ -351,8 +351,30 @@ def flatten(prefix: str, value) -> dict:
     return flat
 
 
+#: A cell starting with one of these is a formula to a spreadsheet program (OWASP, "CSV
+#: injection"): a squadron named ``=HYPERLINK(...)`` would run when the filed report is opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value):
+    """``value`` as a spreadsheet shows it: text that would start a formula is prefixed with a
+    single quote, which makes it text; numbers are left alone."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def csv_rows(report: dict) -> tuple[list[str], list[dict]]:
-    """One row per squadron and a total row; columns ``section.figure``."""
+    """One row per squadron and a total row; columns ``section.figure``, then when the report
+    was made and the audit head it anchors (``generated_at``, ``audit_head.seq``,
+    ``audit_head.hash``: docs/audit.md, every filed report carries them), on every row so the
+    sheet stays one table that any program reads."""
+    head = report["audit_head"] or {}
+    filed = {
+        "generated_at": report["generated_at"].isoformat(),
+        "audit_head.seq": head.get("seq", ""),
+        "audit_head.hash": head.get("hash", ""),
+    }
     rows = [
         {
             "month": report["month"],
@@ -360,11 +382,13 @@ def csv_rows(report: dict) -> tuple[list[str], list[dict]]:
             "squadron_name": r["squadron_name"],
         }
         | flatten("", {name: r[name] for name in SECTIONS})
+        | filed
         for r in report["squadrons"]
     ]
     rows.append(
         {"month": report["month"], "squadron_id": "total", "squadron_name": ""}
         | flatten("", report["total"])
+        | filed
     )
-    columns = list(rows[0]) if rows else ["month", "squadron_id", "squadron_name"]
-    return columns, rows
+    rows = [{key: spreadsheet_cell(value) for key, value in row.items()} for row in rows]
+    return list(rows[0]), rows

@@ -21,8 +21,10 @@ blp = Blueprint("reports", __name__, description="Monthly report (月报)")
 #: The CSV answer in the OpenAPI document, beside the JSON one (the same status, two media).
 CSV_CONTENT = {
     "schema": {"type": "string"},
-    "example": "month,squadron_id,squadron_name,inspections.total,...\r\n"
-    "2026-10,1,吴淞中队,128,...\r\n2026-10,total,,128,...\r\n",
+    "example": "month,squadron_id,squadron_name,inspections.total,...,generated_at,"
+    "audit_head.seq,audit_head.hash\r\n"
+    "2026-10,1,吴淞中队,128,...,2026-11-03T02:00:00+00:00,48213,4c270bef...\r\n"
+    "2026-10,total,,128,...,2026-11-03T02:00:00+00:00,48213,4c270bef...\r\n",
 }
 
 
@@ -33,7 +35,9 @@ class MonthlyReportResource(MethodView):
         200,
         MonthlyReportSchema,
         description="format=json (the default): the report; format=csv: the same figures as"
-        " a spreadsheet (text/csv, UTF-8 with a BOM)",
+        " a spreadsheet (text/csv, UTF-8 with a BOM), one row per squadron and a total row,"
+        " each ending with generated_at and the audit head; a text cell that would start a"
+        " formula (=, +, -, @) is prefixed with a single quote",
     )
     @blp.doc(responses={200: {"content": {"text/csv": CSV_CONTENT}}})
     @blp.forbidden("report.read")
