@@ -478,6 +478,49 @@ def test_rectification_overdue_until_a_follow_up(world, device):
     assert "rectification_overdue" not in flags_of(device.api, overdue)
 
 
+def test_checked_as_at_an_earlier_moment_later_follow_ups_and_photos_do_not_count(
+    app, world, device
+):
+    """The monthly report judges a past month's inspections as at the month's end. What the
+    server received after that moment (the follow-up 复查, a photo's metadata naming the
+    failed item, the photo's bytes) does not clear that month's flags; asked as at now, the
+    same inspection's page counts all of it."""
+    today = (utcnow() + SHANGHAI).date()
+    answers = {"S02": {"result": "fail", "note": "占道", "photo_ids": []}}
+    ordered = push_inspection(
+        world,
+        device,
+        hours_ago=24 * 5,
+        answers=answers,
+        outcome="rectification_ordered",
+        legal_basis="《上海市市容环境卫生管理条例》",
+        rectification_deadline=(today - timedelta(days=3)).isoformat(),
+    )
+    month_end = utcnow()
+    data, photo_id = make_image(), uuid.uuid4()
+    taken = (utcnow() - timedelta(hours=24 * 5 - 0.1)).isoformat()
+    device.push_ok(
+        device.change(
+            "photo", photo_id, photo_metadata(ordered, data, item_code="S02", taken_at=taken)
+        )
+    )
+    push_inspection(world, device, follow_up_of=str(ordered), hours_ago=0.5)
+    before_upload = utcnow()
+    assert put_photo(device.api, photo_id, data).status_code == 201
+    # Submitted five days after it ended: late, whenever it is judged.
+    assert set(flags_of(device.api, ordered)) == {"late_submission"}
+    with app.app_context():
+        settings = checks.CheckSettings.from_config(app.config)
+
+        def flagged(moment) -> set[str]:
+            [flags] = checks.check_inspections([ordered], settings, moment).values()
+            return {flag.flag.value for flag in flags}
+
+        assert flagged(month_end) == {"late_submission", "missing_photos", "rectification_overdue"}
+        assert flagged(before_upload) == {"late_submission", "photos_missing_upload"}
+        assert flagged(utcnow()) == {"late_submission"}
+
+
 def test_impossible_travel_between_an_officers_inspections(world, device, far_shop):
     push_inspection(world, device, hours_ago=3)  # 老王面馆, ended 2h40m ago
     there = {"lon": 121.495, "lat": 31.395, "accuracy_m": 5.0, "crs": "wgs84"}

@@ -393,6 +393,34 @@ def test_only_cells_that_start_a_formula_are_quoted():
         assert spreadsheet_cell(plain) == plain
 
 
+def test_a_past_months_flags_stay_what_the_month_ended_with(app, login, world):
+    """October: an inspection ordered rectification by 20 October and nobody went back by the
+    end of the month, so October's report counts it overdue. The follow-up (复查) is done on
+    10 November; October's report made again in December still counts it: the filed report
+    and the report made again agree."""
+    with app.app_context():
+        ordered = add_inspection(
+            world, "shop1", utc(2026, 10, 5, 2), "patrol", "rectification_ordered",
+            rectification_deadline=date(2026, 10, 20), received_at=utc(2026, 10, 5, 3),
+        )  # fmt: skip
+        db.session.commit()
+
+    def overdue_in_october(made: datetime) -> int:
+        with time_machine.travel(made):
+            body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
+        row = {r["squadron_id"]: r for r in body["squadrons"]}[world.squadrons[0].id]
+        return row["flags"]["by_flag"]["rectification_overdue"]
+
+    assert overdue_in_october(utc(2026, 11, 1, 2)) == 1
+    with app.app_context():
+        add_inspection(
+            world, "shop1", utc(2026, 11, 10, 2), "patrol", "compliant",
+            follow_up_of=ordered, received_at=utc(2026, 11, 10, 3),
+        )  # fmt: skip
+        db.session.commit()
+    assert overdue_in_october(utc(2026, 12, 5, 2)) == 1
+
+
 def test_a_month_with_nothing_is_all_zeros(login, world, october):
     body = login("leader2").get(f"{REPORT}?month=2025-02").get_json()
     figures = flatten("", sections(body["squadrons"][0]))

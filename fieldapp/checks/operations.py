@@ -285,23 +285,38 @@ class _Photo:
     exif_lat: float | None
 
 
-def _photo_query(ids: _Ids) -> sa.Select:
-    """Photo metadata with the stored upload's EXIF facts (outer join: not all are uploaded)."""
-    return sa.select(
-        Photo.id,
-        ids.col(Photo.inspection_id).label("inspection_id"),
-        Photo.item_code,
-        Photo.taken_at,
-        Photo.lon,
-        Photo.lat,
-        Photo.uploaded,
-        PhotoUpload.id.label("stored_id"),
-        PhotoUpload.exif_taken_at,
-        PhotoUpload.exif_lon,
-        PhotoUpload.exif_lat,
-    ).outerjoin(
-        PhotoUpload,
-        sa.and_(PhotoUpload.id == Photo.id, PhotoUpload.state == UploadState.stored),
+def _known_by(column, now: datetime) -> sa.ColumnElement[bool]:
+    """The server had this fact by ``now`` (``column``: when it arrived, a server time; rows
+    from before the column was written have none and count as known all along)."""
+    return sa.or_(column.is_(None), column <= now)
+
+
+def _photo_query(ids: _Ids, now: datetime) -> sa.Select:
+    """Photo metadata that had arrived by ``now``, with the EXIF facts of the upload if it was
+    stored by then (outer join: not all are uploaded)."""
+    return (
+        sa.select(
+            Photo.id,
+            ids.col(Photo.inspection_id).label("inspection_id"),
+            Photo.item_code,
+            Photo.taken_at,
+            Photo.lon,
+            Photo.lat,
+            sa.and_(Photo.uploaded, _known_by(Photo.uploaded_at, now)).label("uploaded"),
+            PhotoUpload.id.label("stored_id"),
+            PhotoUpload.exif_taken_at,
+            PhotoUpload.exif_lon,
+            PhotoUpload.exif_lat,
+        )
+        .outerjoin(
+            PhotoUpload,
+            sa.and_(
+                PhotoUpload.id == Photo.id,
+                PhotoUpload.state == UploadState.stored,
+                _known_by(PhotoUpload.stored_at, now),
+            ),
+        )
+        .where(Photo.created_at <= now)
     )
 
 
@@ -320,9 +335,12 @@ def _from_metadata(row) -> _Photo:
     )
 
 
-def _photos(ids: _Ids, rows: Sequence[_Facts]) -> tuple[dict[object, list], dict[str, _Photo]]:
-    """The photos of the inspections in ``rows``: (inspection id -> the photos whose metadata
-    names it, photo id -> facts of every photo those inspections claim or name).
+def _photos(
+    ids: _Ids, rows: Sequence[_Facts], now: datetime
+) -> tuple[dict[object, list], dict[str, _Photo]]:
+    """The photos of the inspections in ``rows`` as the server knew them at ``now``:
+    (inspection id -> the photos whose metadata names it, photo id -> facts of every photo
+    those inspections claim or name).
 
     An inspection's case file is every photo its metadata claims and every photo it names
     (top-level or in an answer), metadata or not: a photo named by a follow-up but claimed by
@@ -333,7 +351,7 @@ def _photos(ids: _Ids, rows: Sequence[_Facts]) -> tuple[dict[object, list], dict
     by_id: dict[str, _Photo] = {}
     for chunk in ids.chunks([r.id for r in rows]):
         for row in db.session.execute(
-            _photo_query(ids).where(ids.among(Photo.inspection_id, chunk))
+            _photo_query(ids, now).where(ids.among(Photo.inspection_id, chunk))
         ):
             photo = _from_metadata(row)
             claimed[row.inspection_id].append(photo)
@@ -347,7 +365,7 @@ def _photos(ids: _Ids, rows: Sequence[_Facts]) -> tuple[dict[object, list], dict
                 except ValueError:  # not an id: it names nothing, and stays "not uploaded"
                     continue
     for chunk in _chunks(sorted(named)):
-        for row in db.session.execute(_photo_query(ids).where(Photo.id.in_(chunk))):
+        for row in db.session.execute(_photo_query(ids, now).where(Photo.id.in_(chunk))):
             photo = _from_metadata(row)
             by_id[photo.id] = photo
     without_metadata = [i for i in named if str(i) not in by_id]
@@ -358,7 +376,11 @@ def _photos(ids: _Ids, rows: Sequence[_Facts]) -> tuple[dict[object, list], dict
                 PhotoUpload.exif_taken_at,
                 PhotoUpload.exif_lon,
                 PhotoUpload.exif_lat,
-            ).where(PhotoUpload.id.in_(chunk), PhotoUpload.state == UploadState.stored)
+            ).where(
+                PhotoUpload.id.in_(chunk),
+                PhotoUpload.state == UploadState.stored,
+                _known_by(PhotoUpload.stored_at, now),
+            )
         ):
             photo_id = str(row.id)
             by_id[photo_id] = _Photo(photo_id, None, None, None, None, None, True, *row[1:])
@@ -377,13 +399,16 @@ def _case_file(row, claimed: list, by_id: dict[str, _Photo]) -> tuple[list[_Phot
     return list(photos.values()), unknown
 
 
-def _followed_up(ids: _Ids, found_ids: Sequence) -> set:
+def _followed_up(ids: _Ids, found_ids: Sequence, now: datetime) -> set:
+    """Those of ``found_ids`` with a follow-up inspection (复查) received by ``now``."""
     found: set = set()
     follow_up_of = ids.col(Inspection.follow_up_of)
     for chunk in ids.chunks(found_ids):
         found.update(
             db.session.scalars(
-                sa.select(follow_up_of).where(ids.among(Inspection.follow_up_of, chunk))
+                sa.select(follow_up_of).where(
+                    ids.among(Inspection.follow_up_of, chunk), Inspection.received_at <= now
+                )
             )
         )
     return found
@@ -438,6 +463,13 @@ def check_inspections(
 ) -> dict[uuid.UUID, list[Flag]]:
     """Every flag of every inspection in ``inspection_ids``, in the order of :class:`FlagCode`.
 
+    Judged as at ``now``: deadlines and delays count to it, and the records that arrive after
+    an inspection and settle its flags count only if the server had them by then (a follow-up
+    inspection by its ``received_at``, a photo's metadata by its ``created_at``, its bytes by
+    their ``stored_at``). Asked with the current time that is everything; the monthly report
+    asks with the month's end, so a report made again later counts what the month ended with
+    rather than follow-ups and uploads that came after it.
+
     Ids that name no inspection are left out of the answer. Callers scope the ids; this
     function reads what it needs regardless of who asks (a previous inspection by the same
     officer may lie in another squadron, and travel between them still counts).
@@ -454,8 +486,8 @@ def check_inspections(
     places.load_squadrons({r.squadron_id for r in rows})
     found_ids = [r.id for r in rows]
     officers = _officers(ids, found_ids)
-    claimed, known_photos = _photos(ids, rows)
-    followed = _followed_up(ids, found_ids)
+    claimed, known_photos = _photos(ids, rows, now)
+    followed = _followed_up(ids, found_ids, now)
     previous = _previous_inspections(ids, rows, officers)
     other_targets = {v.target_id for v in previous.values()}
     places.load_targets(other_targets)

@@ -264,8 +264,9 @@ def flags_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
     """Case-file flags (案卷评查, ``fieldapp.checks``) raised on the month's submitted
     inspections: how many inspections were flagged, and how many raised each flag.
 
-    Judged as at the end of the month (or now, for the current month), so that a report made
-    again later counts what the month ended with.
+    Judged as at the end of the month (or now, for the current month): follow-ups and photos
+    the server received after it do not count (:func:`check_inspections`), so that a report
+    made again later counts what the month ended with.
     """
     rows = db.session.execute(
         sa.select(Inspection.id, Inspection.squadron_id).where(
