@@ -28,6 +28,7 @@ from fieldapp.auth.models import Device
 from fieldapp.auth.policy import Policy
 from fieldapp.db import change_counter, db, flush_edits, insert_rows
 from fieldapp.errors import APIError, envelope
+from fieldapp.risk.operations import refresh_targets
 from schemas.common import text_errors, text_problem
 from schemas.sync import MAX_VERSION, load_change
 from sync.hlc import HLC, HLCError
@@ -84,6 +85,11 @@ class PushContext:
     #: rows that applied changes write and nothing reads during the batch (exactly-once
     #: records, inspection version snapshots), inserted together when it ends; None: at once
     deferred: dict[sa.Table, list[dict]] | None = None
+    #: targets of the submitted inspections the batch created or moved (submitted, dated or
+    #: retargeted): their next due date counts from those, so they are re-assessed, together,
+    #: when the batch ends (see :func:`push`). A change rolled back may leave its target here;
+    #: re-assessing it changes nothing a recompute would not.
+    inspected_targets: set[uuid.UUID] = field(default_factory=set)
 
     def write_rows(self, table: sa.Table, rows: list[dict]) -> None:
         """Insert ``rows`` now, or with the batch's other rows when the batch defers them."""
@@ -615,6 +621,10 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     meanwhile), or a change applied without a savepoint must be undone (see :func:`apply_one`),
     the batch is undone and applied again with every row written at once, so each change is
     then refused or replayed in its own savepoint.
+
+    Last, the targets of the inspections the batch submitted are re-assessed in one step
+    (a few queries for the whole batch, none per change): a target inspected and submitted
+    is not due again, on the schedule as after the nightly recompute (docs/risk.md).
     """
     _preload(ctx, changes)
     if changes:
@@ -636,6 +646,8 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
         results = _apply(ctx, changes)
     finally:
         ctx.deferred = None
+    if ctx.inspected_targets:
+        refresh_targets(ctx.actor, sorted(ctx.inspected_targets), ctx.now)
     if ctx.skewed_devices:
         db.session.execute(
             sa.update(Device).where(Device.id.in_(ctx.skewed_devices)).values(clock_skew_at=ctx.now)

@@ -593,6 +593,7 @@ class InspectionHandler(Handler):
         _set_location(row, wire["location"], original)
         if row["status"] is InspectionStatus.submitted:
             row["submitted_at"] = row["first_submitted_at"] = ctx.now
+            ctx.inspected_targets.add(row["target_id"])
         hlc = str(change.hlc)
         clocks = dict.fromkeys(wire, hlc)
         clocks.update((f"answers.{code}", hlc) for code in wire["answers"])
@@ -640,6 +641,7 @@ class InspectionHandler(Handler):
 
     def _update(self, ctx: PushContext, change: Change, record: Inspection) -> dict:
         current = inspection_wire(record)
+        target_before = record.target_id
         if record.review_status is ReviewStatus.approved:
             return self._amendment(ctx, change, record, current)
         _, wire = load_inspection(change.fields)
@@ -708,6 +710,11 @@ class InspectionHandler(Handler):
                 changed.append("review")  # the leader's return is cleared: pending again
             record.transition(ReviewAction.submit, by=ctx.actor.user_id, at=ctx.now)
             changed.append("status")
+        if record.status is InspectionStatus.submitted and (
+            transition or values.keys() & {"started_at", "target_id"}
+        ):
+            # The target's last inspection moved: re-assessed when the batch ends (push).
+            ctx.inspected_targets.update({target_before, record.target_id})
         if change.clock_skewed and "clock_skew" not in (record.flags or []):
             record.flags = [*(record.flags or []), "clock_skew"]
             changed.append("flags")

@@ -20,7 +20,7 @@ from fieldapp.audit import operations as audit
 from fieldapp.auth.policy import Policy
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
-from fieldapp.inspections.models import Inspection, ReviewAction
+from fieldapp.inspections.models import Inspection, InspectionStatus, ReviewAction
 from fieldapp.inspections.references import not_deleted_because, references_to
 from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
@@ -430,9 +430,15 @@ def _write_inspection_version(
         before={k: before.get(k) for k in changed},
         after={k: after.get(k) for k in changed},
     )
-    if reopened:
-        # Only approved inspections feed risk: until it is approved again, it does not count.
-        risk.refresh_target(actor, inspection.target, utcnow())
+    submitted = inspection.status is InspectionStatus.submitted
+    if reopened or (submitted and {"started_at", "target_id"} & set(changed)):
+        # Only approved inspections feed the score: until it is approved again, it does not
+        # count. A submitted one dates the target's last inspection, which the next due date
+        # counts from (and a target it no longer names has lost that inspection).
+        targets = {inspection.target_id}
+        if before.get("target_id"):
+            targets.add(uuid.UUID(str(before["target_id"])))
+        risk.refresh_targets(actor, sorted(targets), utcnow())
 
 
 def _check_references(actor: Actor, before: dict, wire: dict, record_id: uuid.UUID) -> None:

@@ -10,9 +10,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
+from fieldapp.actor import Actor
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
+from fieldapp.risk import operations
 from tests.conftest import assert_error, sign_in
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
@@ -190,6 +193,34 @@ def test_keeping_the_server_value_brings_it_back_where_the_device_won(app, login
     assert stored(app, record).findings == "早"
     assert response.get_json()["resolution"]["value"] == "早"
     assert response.get_json()["resolution"]["applied_version"] == 4
+
+
+def test_the_date_chosen_for_a_submitted_inspection_moves_the_targets_next_due(app, login, world):
+    """The next due date counts from the target's last submitted inspection. Two officers
+    correct the start of a submitted one; the leader chooses the side that lost: the schedule
+    counts from the date chosen at once, as the nightly recompute does."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    risk_path = f"/api/v1/targets/{world.targets['shop1'].id}/risk"
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        record = push_inspection(world, officer1)  # started 20 November, submitted
+        assert leader.get(risk_path).get_json()["next_due"] == "2027-02-18"
+        lost = lost_edit(
+            officer1,
+            officer2,
+            record,
+            {"started_at": "2026-11-15T01:30:00+00:00"},
+            {"started_at": "2026-11-10T01:30:00+00:00"},
+        )
+        assert leader.get(risk_path).get_json()["next_due"] == "2027-02-13"  # pushed: at once
+        resolved = resolve(leader, lost["conflicts"][0]["conflict_id"], "client")
+        assert resolved.status_code == 200, resolved.get_json()
+        chosen = leader.get(risk_path).get_json()
+        assert chosen["next_due"] == "2027-02-08"  # 10 November + 90 days
+        with app.app_context():
+            operations.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
+            db.session.commit()
+        assert leader.get(risk_path).get_json() == chosen
 
 
 def test_keeping_the_server_value_where_it_was_kept_writes_nothing(app, login, world):

@@ -21,6 +21,7 @@ from fieldapp.risk import operations
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.targets.models import Target
 from tests.conftest import NO_SUCH_ID, add_officer, assert_error, etag_of, shop_payload
+from tests.review_helpers import push_inspection
 from tests.sync_helpers import FakeDevice
 
 SYSTEM = Actor.for_system("test")
@@ -478,6 +479,60 @@ def test_without_a_date_due_means_due_today_in_shanghai(app, login, world):
         assert datetime.fromisoformat(ahead[0]["due"]) == datetime(
             2026, 12, 5, 10, tzinfo=UTC
         )  # 18:00 in Shanghai
+
+
+def _due_shop1(leader, world) -> list:
+    body = leader.get("/api/v1/schedule/due").get_json()
+    shop = str(world.targets["shop1"].id)
+    return [(i["target_id"], i["next_due"]) for i in body["items"] if i["target_id"] == shop]
+
+
+def _recompute(app) -> None:
+    with app.app_context():
+        operations.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
+        db.session.commit()
+
+
+def test_a_submitted_inspection_takes_the_target_off_the_schedule_at_once(app, login, world):
+    """officer1 and officer2 inspect 老王面馆 (never inspected) on 20 November and submit; the
+    leader has not reviewed it yet. The schedule no longer lists the shop as never inspected
+    (it is not due for 90 days), and the nightly recompute leaves that as it is: the answer
+    does not depend on whether the job has run."""
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        leader = login("leader1")
+        assert _due_shop1(leader, world) == [(str(world.targets["shop1"].id), None)]
+        push_inspection(world, FakeDevice(login("officer1")))  # submitted, review pending
+        assert _due_shop1(leader, world) == []
+        risk = leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json()
+        assert risk["next_due"] == "2027-02-18"  # 20 November + 90 days (medium)
+        _recompute(app)
+        assert _due_shop1(leader, world) == []
+        assert leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json() == risk
+
+
+def test_a_draft_is_no_inspection_done_until_it_is_submitted(app, login, world):
+    """A draft synced from the street leaves the shop on the schedule; submitting it takes the
+    shop off, and the officers' devices pull the new due date with the risk record."""
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        leader = login("leader1")
+        device = FakeDevice(login("officer1"))
+        device.pull_all()
+        draft = push_inspection(world, device, status="draft")
+        assert _due_shop1(leader, world) == [(str(world.targets["shop1"].id), None)]
+        submit = {
+            "status": "submitted",
+            "ended_at": datetime(2026, 11, 20, 9, 50, tzinfo=UTC).isoformat(),
+            "outcome": "compliant",
+        }
+        [result] = device.push_ok(device.change("inspection", draft, submit, base_version=1))
+        assert result["status"] == "applied", result
+        assert _due_shop1(leader, world) == []
+        pulled = [c for c in device.pull_all() if c["entity"] == "risk"]
+        assert [(c["id"], c["data"]["next_due"]) for c in pulled] == [
+            (str(world.targets["shop1"].id), "2027-02-18")
+        ]
+        _recompute(app)
+        assert device.pull_all() == []  # the recompute had nothing left to change
 
 
 @pytest.mark.parametrize(

@@ -340,8 +340,14 @@ def left_scope(actor: Actor, target: Target, squadron_id: int, now: datetime) ->
 
 def refresh_target(actor: Actor, target: Target, now: datetime) -> RecomputeSummary:
     """Re-assess one target after something that feeds its risk changed (same transaction)."""
+    return refresh_targets(actor, [target.id], now)
+
+
+def refresh_targets(actor: Actor, target_ids: list[uuid.UUID], now: datetime) -> RecomputeSummary:
+    """Re-assess several targets at once after what feeds their risk changed (a sync batch's
+    submitted inspections: their next due dates count from them), in the same transaction."""
     db.session.flush()
-    return assess_targets(actor, now, [target.id])
+    return assess_targets(actor, now, target_ids)
 
 
 @dataclass
