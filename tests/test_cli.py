@@ -532,6 +532,68 @@ CSV_BAD_ROWS = (
 )
 
 
+def test_targets_import_reads_geojson_saved_with_a_bom(demo):
+    """GeoJSON saved as "UTF-8" by Windows tools (Notepad, many GIS exports) starts with a BOM,
+    as their CSV does: the file is imported, not refused as "not valid JSON"."""
+    document = {"type": "FeatureCollection", "features": [feature(point(121.49, 31.40))]}
+    path = demo / "targets.geojson"
+    path.write_bytes(json.dumps(document, ensure_ascii=False).encode("utf-8-sig"))
+    result = run(["targets", "import", str(path)], demo)
+    assert result.returncode == 0, result.stderr
+    assert "金鼎五金" in names_of_targets(demo)
+
+
+def test_targets_import_ignores_the_empty_columns_and_rows_excel_saves(demo):
+    """Excel saves every column and row of a sheet's used range: cells right of the data or
+    below it that were once touched come as columns with no name (the header ends in ",,")
+    and rows of commas only. They hold nothing: the shop is imported, not refused for
+    "unknown columns " (with no name to look for) or for rows with every field missing."""
+    path = demo / "shops.csv"
+    path.write_text(
+        "kind,name,address,squadron,lon,lat,business_type,,\r\n"
+        "shop,阿英生煎,宝山区淞滨路12号,吴淞,121.49,31.40,catering,,\r\n"
+        ",,,,,,,,\r\n,,,,,,,,\r\n",
+        encoding="utf-8-sig",
+    )
+    result = run(["targets", "import", str(path)], demo)
+    assert result.returncode == 0, result.stderr
+    assert "imported 1 new" in result.stdout
+    assert "阿英生煎" in names_of_targets(demo)
+
+
+def test_targets_import_names_a_value_under_a_column_with_no_name_by_its_position(demo):
+    """A value in a column the header does not name cannot be imported as anything: the
+    operator is told which column (by position) and which line, and nothing is imported."""
+    before = names_of_targets(demo)
+    path = demo / "shops.csv"
+    path.write_text(
+        "kind,name,address,squadron,lon,lat,business_type,\n"
+        "shop,阿英生煎,宝山区淞滨路12号,吴淞,121.49,31.40,catering,\n"
+        "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce,13901234567\n",
+        encoding="utf-8",
+    )
+    stderr = refused(run(["targets", "import", str(path)], demo))
+    assert "line 3: column 8 has no name in the header but holds '13901234567'" in stderr
+    assert "line 2" not in stderr
+    assert names_of_targets(demo) == before
+
+
+def test_targets_import_takes_a_site_boundary_exported_as_a_multipolygon_of_one_part(demo):
+    """GIS tools export polygon layers as MultiPolygon (QGIS does for any layer that came from
+    a shapefile): a site whose boundary is one such part is imported with that boundary."""
+    ring = [[121.480, 31.390], [121.482, 31.390], [121.482, 31.392], [121.480, 31.392]]
+    ring.append(ring[0])
+    document = {
+        "type": "FeatureCollection",
+        "features": [feature({"type": "MultiPolygon", "coordinates": [[ring]]}, SITE_PROPERTIES)],
+    }
+    path = demo / "sites.geojson"
+    path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
+    result = run(["targets", "import", str(path)], demo)
+    assert result.returncode == 0, result.stderr
+    assert "同济路商铺装修工程" in names_of_targets(demo)
+
+
 def test_targets_import_names_each_unreadable_csv_row_and_imports_nothing(demo):
     before = names_of_targets(demo)
     path = demo / "shops.csv"
@@ -592,6 +654,16 @@ SHOP_PROPERTIES = {
 }
 
 
+SITE_PROPERTIES = {
+    "kind": "site",
+    "name": "同济路商铺装修工程",
+    "squadron": 1,
+    "scale": "micro",
+    "phase": "finishing",
+}
+SQUARE = [[121.48, 31.39], [121.481, 31.39], [121.481, 31.391], [121.48, 31.39]]
+
+
 def feature(geometry, properties=SHOP_PROPERTIES) -> dict:
     return {"type": "Feature", "geometry": geometry, "properties": properties}
 
@@ -613,8 +685,28 @@ def point(*coordinates) -> dict:
             [feature(point(121.49, 31.40), {**SHOP_PROPERTIES, "name": "金鼎\0五金"})],
             "feature 0: name: text may not contain the NUL character",
         ),
+        (
+            [
+                feature(
+                    {"type": "MultiPolygon", "coordinates": [[SQUARE], [SQUARE]]}, SITE_PROPERTIES
+                )
+            ],
+            "feature 0: geometry: a site's boundary is one Polygon, not a MultiPolygon of 2 parts",
+        ),
+        (
+            [feature({"type": "LineString", "coordinates": SQUARE[:2]})],
+            "feature 0: geometry: a shop's is its Point, a site's its boundary Polygon (or Point),"
+            " not 'LineString'",
+        ),
     ],
-    ids=["point-with-one-coordinate", "properties-not-an-object", "features-not-a-list", "nul"],
+    ids=[
+        "point-with-one-coordinate",
+        "properties-not-an-object",
+        "features-not-a-list",
+        "nul",
+        "multipolygon-of-two-parts",
+        "linestring",
+    ],
 )
 def test_targets_import_names_what_is_wrong_in_a_geojson_file(demo, features, message):
     before = names_of_targets(demo)

@@ -9,9 +9,15 @@ is stored already (by name where several share it), so the same file can be impo
 CSV files are read as UTF-8 (with or without a BOM) or, failing that, as GB18030, the superset
 of GBK that Excel on a Chinese Windows saves "CSV" in.
 
-GeoJSON: a FeatureCollection whose features carry the same names as properties; a shop's
-geometry is its Point, a site's is its boundary Polygon (its location is then the ``lon``/``lat``
-properties, or a point on the boundary when those are missing).
+CSV columns with no name in the header (Excel saves the empty columns of a sheet's used range)
+are ignored while they hold nothing, and so are rows with no value at all (Excel's cleared
+rows); a value under a column with no name is reported by the column's position.
+
+GeoJSON (UTF-8, with or without a BOM): a FeatureCollection whose features carry the same names
+as properties; a shop's geometry is its Point, a site's is its boundary Polygon, or a
+MultiPolygon of one part, as GIS tools export polygon layers (its location is then the
+``lon``/``lat`` properties, or a point on the boundary when those are missing). Any other
+geometry is reported.
 
 Every problem is reported with its line or feature; text the database cannot store (a NUL
 character, which PostgreSQL refuses) is refused as the API refuses it.
@@ -119,23 +125,40 @@ def _csv_text(path: Path, progress: Callable[[str], None]) -> str:
 def _rows_from_csv(
     path: Path, progress: Callable[[str], None]
 ) -> Iterator[tuple[str, dict | _Problem]]:
-    reader = csv.DictReader(io.StringIO(_csv_text(path, progress), newline=""))
+    reader = csv.reader(io.StringIO(_csv_text(path, progress), newline=""))
     try:
-        header = reader.fieldnames or ()
-        unknown = set(header) - set(FIELDS)
+        header = next((line for line in reader if line), [])
+        # Excel saves every column of a sheet's used range: columns right of the data that
+        # were once touched come as empty names, and hold nothing.
+        unnamed = [column for column, name in enumerate(header) if not name.strip()]
+        named = [name for name in header if name.strip()]
+        unknown = set(named) - set(FIELDS)
         if unknown:
             raise ImportError_([f"header: unknown columns {', '.join(sorted(unknown))}"])
-        twice = sorted({name for name in header if header.count(name) > 1})
+        twice = sorted({name for name in named if named.count(name) > 1})
         if twice:
             raise ImportError_([f"header: columns given twice: {', '.join(twice)}"])
-        for row in reader:
+        for values in reader:
             where = f"line {reader.line_num}"
-            extra = row.pop(None, None)  # the fields past the header's last column
-            if extra is not None:
-                counts = f"{len(header) + len(extra)} fields, but the header has {len(header)}"
+            if not any(value.strip() for value in values):
+                continue  # a blank line, or a row Excel left of commas only: no target
+            if len(values) > len(header):
+                counts = f"{len(values)} fields, but the header has {len(header)}"
                 yield where, _Problem(f"{counts} (put a value holding a comma in double quotes)")
                 continue
-            yield where, {k: v.strip() for k, v in row.items() if v is not None and v.strip()}
+            stray = [
+                column for column in unnamed if column < len(values) and values[column].strip()
+            ]
+            if stray:
+                named_by_position = (
+                    f"column {column + 1} has no name in the header but holds"
+                    f" {values[column].strip()!r}"
+                    for column in stray
+                )
+                yield where, _Problem("; ".join(named_by_position))
+                continue
+            cells = zip(header, values, strict=False)
+            yield where, {name: value.strip() for name, value in cells if value.strip()}
     except csv.Error as exc:
         raise ImportError_([f"line {reader.line_num + 1}: not readable as CSV: {exc}"]) from None
 
@@ -144,7 +167,8 @@ def _rows_from_geojson(
     path: Path, progress: Callable[[str], None]
 ) -> Iterator[tuple[str, dict | _Problem]]:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        # With or without a BOM, as Windows tools (Notepad, GIS exports) save "UTF-8".
+        document = json.loads(path.read_text(encoding="utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ImportError_([f"file: not valid JSON: {exc}"]) from None
     except RecursionError:
@@ -165,6 +189,16 @@ def _rows_from_geojson(
             continue
         row = dict(properties or {})
         geometry = feature["geometry"]
+        if geometry.get("type") == "MultiPolygon":
+            # GIS tools export polygon layers as MultiPolygon (QGIS does for any layer from a
+            # shapefile): one part is the boundary.
+            parts = geometry.get("coordinates")
+            if not isinstance(parts, list) or len(parts) != 1:
+                many = f"{len(parts)} parts" if isinstance(parts, list) else "no parts"
+                why = f"a site's boundary is one Polygon, not a MultiPolygon of {many}"
+                yield where, _Problem(f"geometry: {why}")
+                continue
+            geometry = {"type": "Polygon", "coordinates": parts[0]}
         if geometry.get("type") == "Point":
             coords = geometry.get("coordinates")
             if not isinstance(coords, list) or len(coords) not in (2, 3):
@@ -180,6 +214,10 @@ def _rows_from_geojson(
                     row["lon"], row["lat"] = point.x, point.y
                 except Exception:  # the schema reports the broken polygon itself
                     pass
+        else:
+            taken = "a shop's is its Point, a site's its boundary Polygon (or Point)"
+            yield where, _Problem(f"geometry: {taken}, not {geometry.get('type')!r}")
+            continue
         yield where, row
 
 
