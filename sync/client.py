@@ -15,8 +15,10 @@ How it behaves:
 
 - Every change gets a ``change_id`` and an HLC when it is saved, and keeps them however often it
   is sent, so a batch re-sent after a lost answer has no second effect on the server.
-- Transport failures, 5xx and 429 answers are retried with exponential backoff and jitter (the
-  same batch, the same ids); a batch the server finds too large goes in halves. A change
+- Transport failures (no answer, or one cut off), 408, 429 and 5xx answers (a proxy's HTML
+  page too) are retried with exponential backoff and jitter, waiting at least what
+  ``Retry-After`` asks (seconds or a date; the same batch, the same ids); a batch the server
+  finds too large goes in halves. A change
   rejected for a reason that can pass (its record's create has not arrived: ``not_found``)
   stays queued and goes again once the create has gone (at most ``MAX_WAITS`` pushes); one
   rejected for good is kept aside with its error for the app to show, never silently dropped.
@@ -49,7 +51,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,7 +61,7 @@ import requests
 #: Rejections worth retrying on a later push (the situation can change), by error code.
 RETRYABLE_REJECTIONS = frozenset({"not_found", "version_conflict"})
 #: HTTP answers that mean "try again later" for the whole request.
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 #: How many pushes a change refused for a reason that can pass may wait before it is kept
 #: aside as failed (the record it waits for never came: its create failed, say).
 MAX_WAITS = 10
@@ -150,7 +153,6 @@ class RequestsTransport:
         self.session = requests.Session()
         self.timeout = timeout
         self.compress_bodies = compress_bodies
-        self._errors = (requests.ConnectionError, requests.Timeout)
 
     def request(
         self, method, path, *, json_body=None, body=None, params=None, headers=None, raw=False
@@ -175,18 +177,60 @@ class RequestsTransport:
                 headers=headers,
                 timeout=self.timeout,
             )
-        except self._errors as exc:
+        except _MISCONFIGURED:
+            raise  # a wrong base URL: no retry mends it
+        except requests.RequestException as exc:
+            # Refused, timed out, or cut off mid-answer (a server restarting, a 4G link
+            # dropping: ChunkedEncodingError, ContentDecodingError): the answer did not come.
             raise TransportError(str(exc)) from exc
         if raw and answer.ok:
             return Response(answer.status_code, answer.content, dict(answer.headers))
-        parsed = answer.json() if answer.content else None
-        return Response(answer.status_code, parsed, dict(answer.headers))
+        return Response(answer.status_code, _json_body(answer), dict(answer.headers))
+
+
+#: Errors of the client's own making (the base URL), not of the network: raised as they are.
+_MISCONFIGURED = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.MissingSchema,
+    requests.exceptions.InvalidSchema,
+)
+
+
+def _json_body(answer: requests.Response) -> Any:
+    """The answer's JSON, or None when it says it is something else: a proxy in front of a
+    restarting server answers 502 or 503 with an HTML page, whose status must still be seen
+    (and retried). JSON that does not parse came back cut short: :class:`TransportError`."""
+    if not answer.content:
+        return None
+    media_type = answer.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        return None
+    try:
+        return answer.json()
+    except ValueError as exc:  # requests' JSONDecodeError, whichever json library it uses
+        raise TransportError(f"the answer is not whole JSON: {exc}") from exc
 
 
 def _header(response: Response, name: str) -> str | None:
     """A response header, whatever the case of its name."""
     wanted = name.lower()
     return next((value for key, value in response.headers.items() if key.lower() == wanted), None)
+
+
+def _retry_after(response: Response, now: float) -> float:
+    """How long the answer's ``Retry-After`` asks to wait, in seconds: delta-seconds or an
+    HTTP-date (proxies and load balancers send dates; RFC 9110 10.2.3). 0 without one, or for
+    a value that is neither (the client's own backoff then stands)."""
+    value = (_header(response, "Retry-After") or "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 0.0
+    if when.tzinfo is None:  # "-0000": UTC, says RFC 5322
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
 
 
 def _upload_offset(response: Response) -> int:
@@ -533,8 +577,8 @@ class SyncClient:
                     )
                 return response
             delay = self.backoff_s * (2**attempt) * random.uniform(0.5, 1.5)
-            if response is not None and "Retry-After" in response.headers:
-                delay = max(delay, float(response.headers["Retry-After"]))
+            if response is not None:
+                delay = max(delay, _retry_after(response, self.clock()))
             self.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 from flask_migrate import upgrade
@@ -12,7 +14,7 @@ from werkzeug.serving import make_server
 
 from fieldapp import create_app
 from fieldapp.db import db
-from sync.client import SyncClient
+from sync.client import SyncClient, TransportError
 from tests.conftest import FAST_PASSWORDS, PASSWORD, build_world, detach_all
 from tests.evidence_helpers import make_image
 from tests.sync_helpers import FlaskTransport, make_client, new_inspection, until_through
@@ -227,3 +229,103 @@ def test_the_client_sends_pushes_compressed(live_server, tmp_path):
     (push,) = [s for s in seen if s[0].endswith("/sync/push")]
     assert sign_in[1] == "" and push[1] == "gzip"
     assert push[2] * 4 < queued
+
+
+# -- over real HTTP, in front of a server that restarts -------------------------------------------
+
+
+@contextmanager
+def scripted_server(answers: list[bytes]):
+    """An HTTP server on a loopback port answering each request with the next of ``answers``
+    (raw bytes written on the socket, then the connection closed), then with an empty pull
+    page; yields its API base URL and the request lines it saw."""
+    seen: list[str] = []
+    queue = list(answers)
+    empty_page = json_answer(200, b'{"changes": [], "cursor": "c", "has_more": false}')
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _answer(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            seen.append(self.requestline)
+            self.wfile.write(queue.pop(0) if queue else empty_page)
+            self.wfile.flush()
+            self.close_connection = True
+
+        do_GET = do_POST = do_PUT = do_PATCH = do_HEAD = _answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api/v1", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def json_answer(status: int, body: bytes, *headers: str) -> bytes:
+    head = [
+        f"HTTP/1.1 {status} X",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *headers,
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def http_pad(url: str, tmp_path) -> SyncClient:
+    """A pad over real HTTP, signed in (with a token the scripted server takes as it comes)."""
+    pad = SyncClient(url, str(tmp_path / "scripted.sqlite3"), "pad-http", sleep=lambda s: None)
+    with pad.db:
+        pad._set_meta("token", "t0ken")
+    return pad
+
+
+def test_a_proxy_s_html_503_while_the_server_restarts_is_retried(tmp_path):
+    """A load balancer or reverse proxy in front of a restarting server answers 503 with an
+    HTML page. The pad waits and tries again, as for the server's own 503, and the pull goes
+    through once the server is back: no JSON error escapes to the app, which handles only
+    TransportError and SyncError."""
+    html_503 = (
+        b"HTTP/1.1 503 Service Temporarily Unavailable\r\nContent-Type: text/html\r\n"
+        b"Retry-After: 1\r\nContent-Length: 62\r\nConnection: close\r\n\r\n"
+        b"<html><body><h1>503 Service Temporarily Unavailable</h1></body"
+    )
+    with scripted_server([html_503]) as (url, seen):
+        assert http_pad(url, tmp_path).pull() == 0
+    assert len(seen) == 2  # the 503, then the retry that got through
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        # The server restarts (or a 4G link drops) while it sends a pull page: the answer
+        # stops short of its Content-Length.
+        json_answer(200, b'{"changes": [], "cursor": "c", "has_more": false}')[:-20],
+        # The answer says JSON, and what came is not whole JSON.
+        json_answer(200, b'{"changes": [], "curs'),
+    ],
+    ids=["cut-off", "not-whole-json"],
+)
+def test_an_answer_cut_off_by_a_server_restart_is_tried_again(tmp_path, answer):
+    """An answer that does not come back whole is what TransportError means ("the request may
+    or may not have reached the server; its answer did not come back"): the pad sends the
+    request again, and the pull goes through."""
+    with scripted_server([answer]) as (url, seen):
+        assert http_pad(url, tmp_path).pull() == 0
+    assert len(seen) == 2
+
+
+def test_an_answer_cut_off_every_time_is_a_transport_error(tmp_path):
+    """When no answer ever comes back whole, the app gets the TransportError it waits out
+    (tests/sync_helpers.until_through), not requests' own exception."""
+    cut = json_answer(200, b'{"changes": [], "cursor": "c", "has_more": false}')[:-20]
+    with scripted_server([cut] * 6) as (url, seen), pytest.raises(TransportError):
+        http_pad(url, tmp_path).pull()
+    assert len(seen) == 6

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from email.utils import formatdate
 
 import pytest
 
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
-from sync.client import MAX_WAITS, SyncClient, SyncError, TransportError
+from sync.client import MAX_WAITS, Response, SyncClient, SyncError, TransportError
 from tests.conftest import PASSWORD
 from tests.sync_helpers import FlaskTransport, make_client, new_inspection
 
@@ -463,3 +464,79 @@ def test_a_change_beaten_by_a_concurrent_write_waits_and_goes_again(
     assert result["status"] == "applied"
     assert on_server(app, inspection_id)["findings"] == "第二次检查"
     assert pad.pending() == 0
+
+
+# -- how long the pad waits ------------------------------------------------------------------
+
+
+class Scripted:
+    """A transport answering from a script of Responses; once it is done, an empty pull
+    page."""
+
+    def __init__(self, *script: Response):
+        self.script = list(script)
+        self.calls = 0
+
+    def request(self, method, path, **kwargs) -> Response:
+        self.calls += 1
+        if self.script:
+            return self.script.pop(0)
+        return Response(200, {"changes": [], "cursor": "c", "has_more": False}, {})
+
+
+UNAVAILABLE = {
+    "code": 503,
+    "status": "Service Unavailable",
+    "error": "database_unavailable",
+    "message": "try again",
+    "errors": {},
+}
+
+
+def scripted_pad(tmp_path, transport: Scripted, slept: list) -> SyncClient:
+    pad = SyncClient(transport, str(tmp_path / "scripted.sqlite3"), "pad-s", sleep=slept.append)
+    with pad.db:
+        pad._set_meta("token", "t0ken")
+    return pad
+
+
+@pytest.mark.parametrize(
+    "header", [{"Retry-After": "5"}, {"retry-after": "5"}], ids=["as-sent", "lower-case"]
+)
+def test_a_503_s_retry_after_is_waited_out_however_the_header_is_spelt(tmp_path, header):
+    """Header names are case-insensitive (RFC 9110 5.1); HTTP/2 proxies and Envoy send them in
+    lower case. Every wait is at least the 5 s the server asked for, not the pad's own short
+    backoff, which would hammer a restarting server and give up within seconds."""
+    slept: list[float] = []
+    transport = Scripted(*[Response(503, UNAVAILABLE, header) for _ in range(3)])
+    assert scripted_pad(tmp_path, transport, slept).pull() == 0
+    assert len(slept) == 3 and min(slept) >= 5, slept
+
+
+def test_a_retry_after_given_as_a_date_is_waited_out(tmp_path):
+    """Proxies and load balancers send Retry-After as an HTTP-date (RFC 9110 10.2.3): the pad
+    waits until then and tries again, rather than stopping with an error."""
+    slept: list[float] = []
+    now = time.time()
+    transport = Scripted(Response(503, UNAVAILABLE, {"Retry-After": formatdate(now + 30)}))
+    pad = scripted_pad(tmp_path, transport, slept)
+    pad.clock = lambda: now
+    assert pad.pull() == 0
+    assert transport.calls == 2 and slept and 29 <= slept[0] <= 30.5, slept
+
+
+@pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 07:28:00 GMT", "-1", ""])
+def test_a_retry_after_past_or_unreadable_leaves_the_pad_s_own_backoff(tmp_path, value):
+    slept: list[float] = []
+    transport = Scripted(Response(503, UNAVAILABLE, {"Retry-After": value}))
+    assert scripted_pad(tmp_path, transport, slept).pull() == 0
+    assert transport.calls == 2 and len(slept) == 1 and slept[0] < 1
+
+
+def test_a_proxy_s_408_request_timeout_is_tried_again(tmp_path):
+    """A proxy that timed a slow request out (408) says nothing of the request: the pad sends
+    it again, as for a 503."""
+    slept: list[float] = []
+    transport = Scripted(Response(408, None, {}))
+    assert scripted_pad(tmp_path, transport, slept).pull() == 0
+    assert transport.calls == 2
