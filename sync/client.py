@@ -109,6 +109,31 @@ def _edit_base(waiting: list[dict], fields: dict, shown: int | None) -> int | No
     return min(bases)
 
 
+def _not_unicode(value, path: str = "") -> str | None:
+    """Where in ``value`` (a save's fields) text holds an unpaired surrogate, which no UTF-8
+    body can carry: ``answers.S01.note``, say; None if nowhere."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        items = [(str(key), item) for key, item in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(str(n), item) for n, item in enumerate(value)]
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}.{key}" if path else key
+        if _not_unicode(key) is not None:  # named as it can be shown: \ud83c
+            return where.encode("utf-8", "backslashreplace").decode()
+        found = _not_unicode(item, where)
+        if found is not None:
+            return found
+    return None
+
+
 class TransportError(Exception):
     """The request may or may not have reached the server; its answer did not come back."""
 
@@ -427,7 +452,8 @@ class SyncClient:
     def save(self, entity: str, record_id, fields: dict, *, op: str = "upsert") -> str:
         """Queue a change (a create with all fields, or an edit with what changed) and apply it
         to the local copy. Returns its change id. ``ValueError`` if ``fields`` is not JSON
-        (``NaN`` or an infinity, say: the server could never take it), or if a delete has any.
+        (``NaN`` or an infinity, say: the server could never take it), holds text no UTF-8 body
+        can carry (an unpaired surrogate: half of an emoji), or if a delete has any.
 
         An edit of a record whose last change has not been sent yet is folded into that change
         when it rewrites everything that change wrote (so a create and its edits travel as one
@@ -439,7 +465,12 @@ class SyncClient:
         if op == "delete" and fields:
             raise ValueError(f"{entity} {record_id}: a delete carries no fields")
         try:
-            json.dumps(fields, allow_nan=False)
+            json.dumps(fields, ensure_ascii=False, allow_nan=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{entity} {record_id}: {_not_unicode(fields)} holds text that is not Unicode"
+                " (half of a character: an unpaired surrogate)"
+            ) from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{entity} {record_id}: the fields are not JSON ({exc})") from None
         with self.db:

@@ -348,6 +348,31 @@ def test_a_value_that_is_not_json_is_refused_when_saved(client, world, tmp_path,
     assert pad.pending() == 0
 
 
+@pytest.mark.parametrize(
+    "fields, named",
+    [
+        ({"findings": "门口堆物\ud83c"}, "findings"),
+        ({"answers": {"S01": answer("fail", "\udc00跨门经营")}}, "answers.S01.note"),
+    ],
+    ids=["findings", "an-answer-s-note"],
+)
+def test_text_with_half_a_character_is_refused_when_saved(
+    app, client, world, tmp_path, fields, named
+):
+    """An emoji cut in half by a UTF-16 text field (an unpaired surrogate) can go in no UTF-8
+    body: saved, it would stop every push of the pad from then on. The pad refuses it at
+    once, naming the field, and the officer's other work goes."""
+    pad = make_client(client, tmp_path, "officer1", "pad-surrogate")
+    with pytest.raises(ValueError, match=f"{named} holds text that is not Unicode"):
+        pad.save("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]) | fields)
+    assert pad.pending() == 0
+    good = uuid.uuid4()
+    pad.save("inspection", good, new_inspection(world, ["officer1"]))
+
+    assert [r["status"] for r in pad.push()] == ["applied"]
+    assert on_server(app, good) is not None
+
+
 def test_a_delete_with_fields_is_refused_when_saved(client, world, tmp_path):
     """The server would refuse it on `fields` (nothing sent is dropped unread): the pad says so
     at once, and the record stays as it was."""
