@@ -62,6 +62,10 @@ import requests
 RETRYABLE_REJECTIONS = frozenset({"not_found", "version_conflict"})
 #: HTTP answers that mean "try again later" for the whole request.
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: Of those, the ones that say nothing of the server's health: "not now" (a gateway
+#: throttling a busy hour, a proxy timing a slow upload out). A photo upload still meeting one
+#: after every retry stays pending for the next call.
+_NOT_NOW = frozenset({408, 429})
 #: How many pushes a change refused for a reason that can pass may wait before it is kept
 #: aside as failed (the record it waits for never came: its create failed, say).
 MAX_WAITS = 10
@@ -993,7 +997,10 @@ class SyncClient:
         url = f"/photos/{photo_id}"
         best, stalls, error = -1, 0, None
         while True:
-            offset, kept = self._held(url)
+            held = self._call("HEAD", url)
+            if held.status in _NOT_NOW:
+                return "pending", {"error": str(held.status)}
+            offset, kept = self._held(held)
             if kept is not None:
                 if kept == sha256:
                     return "stored", None
@@ -1040,9 +1047,11 @@ class SyncClient:
             if response.status in (202, 204):
                 offset = _upload_offset(response)
                 continue
+            error = response.body if isinstance(response.body, dict) else {}
+            if response.status in _NOT_NOW:
+                return "pending", error or {"error": str(response.status)}
             if response.status == 401 or response.status >= 500:
                 raise SyncError(response)  # a sign-in or the server's health: not these bytes
-            error = response.body if isinstance(response.body, dict) else {}
             if error.get("error") in _RESUMING_UPLOAD_ERRORS:
                 # A part whose answer was lost arrived all the same, or the server dropped
                 # what it held: ask how far it is.
@@ -1059,10 +1068,10 @@ class SyncClient:
             raise SyncError(response)
         return response.body
 
-    def _held(self, url: str) -> tuple[int, str | None]:
-        """How many of the photo's bytes the server holds, and once it keeps them as the photo,
-        their digest."""
-        response = self._call("HEAD", url)
+    @staticmethod
+    def _held(response: Response) -> tuple[int, str | None]:
+        """How many of the photo's bytes the server holds, by the answer to a ``HEAD``, and
+        once it keeps them as the photo, their digest."""
         if response.status == 404:
             return 0, None
         if response.status != 200:

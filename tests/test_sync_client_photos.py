@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from PIL import Image
 
-from sync.client import SyncError, TransportError
+from sync.client import Response, SyncClient, SyncError, TransportError
 from tests.conftest import PASSWORD
 from tests.evidence_helpers import make_image, sha
 from tests.sync_helpers import FlaskTransport, make_client, new_inspection, until_through
@@ -234,3 +234,36 @@ def test_a_signed_out_device_keeps_its_photos_for_after_the_sign_in(client, worl
             taken_at="2026-11-20T09:41:00Z",
             photo_id=photo_id,
         )
+
+
+class Throttled(FlaskTransport):
+    """The app, behind a gateway that answers the next ``throttled`` photo uploads with 429."""
+
+    throttled = 0
+
+    def request(self, method, path, **kwargs):
+        if method in ("PUT", "PATCH") and path.startswith("/photos/") and self.throttled:
+            self.throttled -= 1
+            body = {"code": 429, "status": "Too Many Requests", "error": "rate_limited"}
+            return Response(429, body | {"message": "slow down", "errors": {}}, {})
+        return super().request(method, path, **kwargs)
+
+
+def test_a_photo_upload_throttled_for_a_while_is_uploaded_later(client, world, tmp_path):
+    """429 means "try again later": a photo whose upload meets it on every retry (a gateway
+    throttling a busy hour) stays pending, with the reason, and goes at the next sync once the
+    throttling has ended. Only bytes refused for good are kept aside."""
+    pad = SyncClient(
+        Throttled(client), str(tmp_path / "pad-429.sqlite3"), "pad-429", sleep=lambda s: None
+    )
+    pad.login("officer1", PASSWORD)
+    _, (photo_id,) = inspection_with_photos(
+        pad, world, photo_file(tmp_path, "shop.jpg", make_image(640, 480))
+    )
+    pad.transport.throttled = pad.max_attempts
+
+    assert pad.sync().uploads == {photo_id: "pending"}
+    [waiting] = pad.uploads()
+    assert (waiting["state"], waiting["error"]["error"]) == ("pending", "rate_limited")
+
+    assert pad.sync().uploads == {photo_id: "stored"}
