@@ -18,26 +18,35 @@ How it behaves:
 - Transport failures (no answer, or one cut off), 408, 429 and 5xx answers (a proxy's HTML
   page too) are retried with exponential backoff and jitter, waiting at least what
   ``Retry-After`` asks (seconds or a date; the same batch, the same ids); a batch the server
-  finds too large goes in halves. A change
-  rejected for a reason that can pass (its record's create has not arrived: ``not_found``)
-  stays queued and goes again once the create has gone (at most ``MAX_WAITS`` pushes); one
-  rejected for good is kept aside with its error for the app to show, never silently dropped.
+  finds too large goes in halves. A change rejected for a reason that can pass (its record's
+  create has not arrived: ``not_found``) stays queued and goes again once the create has gone
+  (at most ``MAX_WAITS`` pushes); one rejected for good is kept aside with its error for the
+  app to show, never silently dropped, and the pad shows the record as the server holds it
+  again. A correction of a refused create is a new save, which goes as the create of the
+  whole record.
 - ``base_version`` is the version of the record the device last had from the server. A batch
   holds one change of each record, so a change queued behind another of the same record edits
   the version the first one made.
 - An edit folds into the record's queued change only when it rewrites everything that change
   wrote, so every value keeps the clock of the moment it was written; answers merge item by item.
 - Pull applies upserts and deletes to the local copy and keeps the cursor, with unsent edits on
-  top; ``reset`` drops the copy (but not records only this device has) and pulls again. A record
-  deleted here is kept aside until the server applies the delete, and comes back if it refuses;
-  an inspection whose push was a conflict (or a replayed answer) is read again.
+  top (and the server's record kept beside, to show again where an edit is refused or loses a
+  conflict); ``reset``, a cursor the server no longer takes, or another user signing in drop
+  the copy (but not records only this device has) and pull again. A record deleted here is kept
+  aside until the server applies the delete, and comes back if it refuses.
+- Pads are shared between shifts: each change goes with its author's token only, so an
+  officer's queued work waits through a colleague's shift for them to sign in again.
+- Several clients may open one file (an app's screen and its background sync): what each reads
+  and then writes is one write transaction, and a change being sent is never altered.
 - Bodies go as compact UTF-8 JSON, gzip-compressed above a kilobyte (a batch of 100 inspections
   is about 12 kB instead of 120 kB), and pull pages come back compressed (zstd or gzip).
 - A photo is two things: its metadata, a ``photo`` change queued like any other, and its bytes,
   uploaded from the file in parts (``PUT`` of the first, ``PATCH`` of the rest). An upload cut
   off anywhere resumes where the server's ``Upload-Offset`` says, never from the start; bytes the
   server refuses for good (not an image, other bytes under the same id) are kept aside with the
-  error, like a refused change.
+  error, like a refused change; an upload throttled (429) or timed out (408) stays pending.
+- :meth:`SyncClient.sync` always tells what its push did: an upload that fails after it leaves
+  the photo pending, and a sync that raises keeps the results for the next report.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -69,8 +79,6 @@ _NOT_NOW = frozenset({408, 429})
 #: How many pushes a change refused for a reason that can pass may wait before it is kept
 #: aside as failed (the record it waits for never came: its create failed, say).
 MAX_WAITS = 10
-#: What ``GET /inspections/<id>`` adds to an inspection beyond what a pull carries.
-_FILE_EXTRAS = frozenset(("target", "case", "follow_up"))
 #: The HLC counter's four digits.
 MAX_HLC_COUNTER = 9999
 
@@ -262,6 +270,14 @@ def _retry_after(response: Response, now: float) -> float:
     return max(0.0, when.timestamp() - now)
 
 
+def _names(response: Response, field: str) -> bool:
+    """Whether an error answer names ``field`` among those at fault (in any location)."""
+    errors = response.body.get("errors") if isinstance(response.body, dict) else None
+    return isinstance(errors, dict) and any(
+        isinstance(fields, dict) and field in fields for fields in errors.values()
+    )
+
+
 def _upload_offset(response: Response) -> int:
     """The answer's ``Upload-Offset``: how many of the photo's bytes the server holds."""
     value = _header(response, "Upload-Offset")
@@ -312,7 +328,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     sent INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     failed INTEGER NOT NULL DEFAULT 0,
-    error TEXT
+    error TEXT,
+    -- The user who saved it (their id): it goes with their token only. NULL: saved before
+    -- anyone signed in, or by a client older than this column; it goes with anyone's.
+    author TEXT
 );
 -- A record's queued changes, found at every save and every settled answer.
 CREATE INDEX IF NOT EXISTS outbox_record ON outbox (entity, record_id, seq);
@@ -321,6 +340,10 @@ CREATE TABLE IF NOT EXISTS records (
     id TEXT NOT NULL,
     version INTEGER,
     data TEXT,
+    -- The record as the server sent it (at ``version``), kept while queued edits lie over it
+    -- in ``data``: what the pad shows again when one of them is refused or loses. NULL when
+    -- ``data`` is the server's record as it is (or the record is only on this pad).
+    server TEXT,
     PRIMARY KEY (entity, id)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -340,9 +363,12 @@ CREATE TABLE IF NOT EXISTS uploads (
     size INTEGER NOT NULL,
     content_type TEXT NOT NULL,
     state TEXT NOT NULL DEFAULT 'pending',  -- pending, stored, failed
-    error TEXT
+    error TEXT,
+    author TEXT  -- as in the outbox: uploaded with its author's token only
 );
 """
+#: Columns added since the first release, for files written by an older client.
+_ADDED_COLUMNS = (("outbox", "author"), ("records", "server"), ("uploads", "author"))
 
 #: Part size of photo uploads: small enough that a dropped 4G link re-sends little of a photo.
 UPLOAD_PART_BYTES = 256 * 1024
@@ -390,6 +416,28 @@ class SyncClient:
         # database and a rollback journal; a crash still loses nothing committed.
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(_SCHEMA)
+        with self._writing():
+            for table, column in _ADDED_COLUMNS:
+                if column not in {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+
+    @contextmanager
+    def _writing(self):
+        """One write transaction, taken before its first read, so that another client on the
+        same file (the app's screen saving while a background service syncs) never writes
+        between what this one reads and what it writes from that: an edit folded into a change
+        that was being sent, or a change's body rewritten from a stale read, would be lost.
+        Nested uses are part of the outer one."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        self.db.commit()
 
     # -- local state ---------------------------------------------------------------------------
 
@@ -425,6 +473,7 @@ class SyncClient:
         }
 
     def pending(self) -> int:
+        """How many changes are queued on this pad (a colleague's too, which wait for them)."""
         return self.db.execute("SELECT count(*) FROM outbox WHERE failed = 0").fetchone()[0]
 
     def failed(self) -> list[dict]:
@@ -477,59 +526,95 @@ class SyncClient:
             ) from None
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{entity} {record_id}: the fields are not JSON ({exc})") from None
-        with self.db:
+        with self._writing():
             if entity == "photo" and op == "delete":
                 # A photo the officer discarded: its bytes are not evidence of anything.
                 self.db.execute(
                     "DELETE FROM uploads WHERE photo_id = ? AND state != 'stored'", (record_id,)
                 )
+            author = self._meta("user")
             waiting = self.db.execute(
-                "SELECT seq, body, sent FROM outbox"
+                "SELECT seq, body, sent, author FROM outbox"
                 " WHERE entity = ? AND record_id = ? AND failed = 0 ORDER BY seq",
                 (entity, record_id),
             ).fetchall()
             last = waiting[-1] if waiting else None
-            unsent = json.loads(last[1]) if last and not last[2] else None
+            # Only an unsent change of the same author takes the edit in: a colleague's goes
+            # with their token, and must not carry this officer's edit.
+            unsent = json.loads(last[1]) if last and not last[2] and last[3] == author else None
             shown = self.version(entity, record_id)
+            if op == "upsert" and entity != "track" and not waiting and shown is None:
+                # Nothing of the record is queued and the server never gave a version: a
+                # record only this pad has, whose create was refused (kept aside in failed()).
+                # The officer's correction goes as a create of the record as the pad shows it.
+                fields = merge_fields(self.get(entity, record_id) or {}, fields)
             base = (
-                _edit_base([json.loads(body) for _, body, _ in waiting], fields, shown)
+                _edit_base([json.loads(body) for _, body, _, _ in waiting], fields, shown)
                 if op == "upsert" and entity != "track"
                 else shown
             )
             if unsent and unsent["op"] == "upsert" and entity != "track":
-                creating = unsent["base_version"] is None and not self._server_may_know(
-                    entity, record_id
-                )
-                if op == "delete" and creating:
-                    # Created and deleted before the server heard of it: nothing to send.
-                    self.db.execute("DELETE FROM outbox WHERE seq = ?", (last[0],))
-                    self.db.execute(
-                        "DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id)
-                    )
-                    return unsent["change_id"]
-                if op == "delete":
-                    # The edit not sent yet is moot: the delete goes in its place, on the
-                    # version the pad showed.
-                    unsent.update(op="delete", fields={}, hlc=self.next_hlc(), base_version=shown)
-                    self.db.execute(
-                        "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
-                    )
-                    self._delete_locally(entity, record_id)
-                    return unsent["change_id"]
-                if creating or (
-                    clock_keys(unsent["fields"]) <= clock_keys(fields)
-                    and base == unsent["base_version"]
-                ):
-                    unsent["fields"] = merge_fields(unsent["fields"], fields)
-                    unsent["hlc"] = self.next_hlc()
-                    self.db.execute(
-                        "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(unsent), last[0])
-                    )
-                    self._apply_locally(entity, record_id, fields, shown)
-                    return unsent["change_id"]
-            return self._queue(entity, record_id, op, fields, base)
+                change_id = self._fold(last[0], unsent, entity, record_id, op, fields, base)
+                if change_id:
+                    return change_id
+            return self._queue(entity, record_id, op, fields, base, author)
 
-    def _queue(self, entity: str, record_id: str, op: str, fields: dict, base: int | None) -> str:
+    def _fold(
+        self, seq: int, unsent: dict, entity: str, record_id: str, op: str, fields: dict, base
+    ) -> str | None:
+        """Fold a save into the record's last change, ``unsent``, where the rule allows (see
+        :meth:`save`); its change id, or None when the save is to be a change of its own."""
+        creating = unsent["base_version"] is None and not self._server_may_know(entity, record_id)
+        if op == "delete" and creating:
+            # Created and deleted before the server heard of it: nothing to send.
+            if self._unless_sent("DELETE FROM outbox WHERE seq = ?", seq):
+                self.db.execute(
+                    "DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id)
+                )
+                return unsent["change_id"]
+            return None
+        if op == "delete":
+            # The edit not sent yet is moot: the delete goes in its place, on the version the
+            # pad showed.
+            unsent.update(
+                op="delete",
+                fields={},
+                hlc=self.next_hlc(),
+                base_version=self.version(entity, record_id),
+            )
+            if self._unless_sent(
+                "UPDATE outbox SET body = ? WHERE seq = ?", json.dumps(unsent), seq
+            ):
+                self._delete_locally(entity, record_id)
+                return unsent["change_id"]
+            return None
+        if creating or (
+            clock_keys(unsent["fields"]) <= clock_keys(fields) and base == unsent["base_version"]
+        ):
+            unsent["fields"] = merge_fields(unsent["fields"], fields)
+            unsent["hlc"] = self.next_hlc()
+            if self._unless_sent(
+                "UPDATE outbox SET body = ? WHERE seq = ?", json.dumps(unsent), seq
+            ):
+                self._apply_locally(entity, record_id, fields)
+                return unsent["change_id"]
+        return None
+
+    def _unless_sent(self, statement: str, *params) -> bool:
+        """Run ``statement`` (ending ``WHERE seq = ?``) on an outbox change only while it has
+        not been sent; whether it ran. Once sent, a change is never altered: a retry must be
+        the same change."""
+        return self.db.execute(statement + " AND sent = 0", params).rowcount > 0
+
+    def _queue(
+        self,
+        entity: str,
+        record_id: str,
+        op: str,
+        fields: dict,
+        base: int | None,
+        author: str | None,
+    ) -> str:
         """Put a new change in the outbox and apply it to the local copy; its change id."""
         change_id = str(uuid.uuid4())
         body = {
@@ -542,13 +627,14 @@ class SyncClient:
             "fields": fields,
         }
         self.db.execute(
-            "INSERT INTO outbox (change_id, entity, record_id, body) VALUES (?, ?, ?, ?)",
-            (change_id, entity, record_id, json.dumps(body)),
+            "INSERT INTO outbox (change_id, entity, record_id, body, author)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (change_id, entity, record_id, json.dumps(body), author),
         )
         if op == "delete":
             self._delete_locally(entity, record_id)
         elif entity != "track":
-            self._apply_locally(entity, record_id, fields, self.version(entity, record_id))
+            self._apply_locally(entity, record_id, fields)
         return change_id
 
     def _server_may_know(self, entity: str, record_id: str) -> bool:
@@ -565,13 +651,20 @@ class SyncClient:
             is not None
         )
 
-    def _apply_locally(
-        self, entity: str, record_id: str, fields: dict, version: int | None
-    ) -> None:
-        local = self.get(entity, record_id) or {}
+    def _apply_locally(self, entity: str, record_id: str, fields: dict) -> None:
+        """Lay a saved change over the local copy, keeping the server's record it lies over."""
+        row = self.db.execute(
+            "SELECT version, data, server FROM records WHERE entity = ? AND id = ?",
+            (entity, record_id),
+        ).fetchone()
+        version, data, server = row or (None, None, None)
+        if server is None and version is not None:
+            server = data  # the first edit over the server's record
+        local = json.loads(data) if data is not None else {}
         self.db.execute(
-            "INSERT OR REPLACE INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)",
-            (entity, record_id, version, json.dumps(merge_fields(local, fields))),
+            "INSERT OR REPLACE INTO records (entity, id, version, data, server)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (entity, record_id, version, json.dumps(merge_fields(local, fields)), server),
         )
 
     def _delete_locally(self, entity: str, record_id: str) -> None:
@@ -618,6 +711,10 @@ class SyncClient:
         raise AssertionError("unreachable")
 
     def login(self, username: str, password: str, device_name: str | None = None) -> dict:
+        """Sign in on this pad; returns the user. Pads are shared between shifts: when another
+        user signs in than the last one, the local copy (the last user's scope) is dropped and
+        the next pull brings the new user's. Changes a user queued stay queued, and go when
+        that user signs in again (:meth:`push`)."""
         response = self._call(
             "POST",
             "/auth/token",
@@ -633,51 +730,53 @@ class SyncClient:
         )
         if response.status != 201:
             raise SyncError(response)
-        with self.db:
+        user = response.body["user"]
+        with self._writing():
+            if self._meta("user") not in (None, str(user["id"])):
+                # The server refuses one user's cursor to another (422), and the copy holds
+                # what the last user may see.
+                self._start_over()
+            self._set_meta("user", str(user["id"]))
             self._set_meta("token", response.body["token"])
-        return response.body["user"]
+        return user
 
     def push(self) -> list[dict]:
         """Send the outbox in batches until it is empty or only holds changes that must wait;
         returns the server's result for each change sent, in order.
 
-        A batch holds one change of each record: a later change of the same record goes in the
-        next batch, once the first one's answer says which version it edits. A change refused
-        for a reason that can pass (``not_found``: a photo queued before its inspection's
-        create) waits while the rest of the outbox goes, and is sent once more when the rest
-        has applied something (its result then comes twice). A batch the server finds too
-        large (413) is sent in halves."""
+        Only the signed-in user's changes go: a colleague's, queued on this pad before a shift
+        change, wait for them to sign in again (their token, their scope). A batch holds one
+        change of each record: a later change of the same record goes in the next batch, once
+        the first one's answer says which version it edits. A change refused for a reason that
+        can pass (``not_found``: a photo queued before its inspection's create) waits while the
+        rest of the outbox goes, and is sent once more when the rest has applied something (its
+        result then comes twice). A batch the server finds too large (413) is sent in halves."""
         results: list[dict] = []
+        self._push(results)
+        return results
+
+    def _push(self, results: list[dict]) -> None:
+        """:meth:`push`, adding each result to ``results`` as its batch is settled (so that
+        what settled is known even when a later batch raises)."""
         skip: set[int] = set()
         progressed = False  # something applied since the waiting changes were last sent
         limit = self.batch_size
         while True:
-            rows = self._next_batch(skip, limit)
+            # The batch is read and marked sent in one transaction: a save on another client
+            # of this file then folds its edit into a change only before it is marked.
+            with self._writing():
+                rows = self._next_batch(skip, limit)
+                batch = [self._ready(seq, body, sent) for seq, body, sent in rows]
+                self.db.executemany(
+                    "UPDATE outbox SET sent = 1 WHERE seq = ? AND sent = 0",
+                    [(seq,) for seq, _, sent in rows if not sent],
+                )
             if not rows and skip and progressed:
                 skip.clear()
                 progressed = False
                 continue
             if not rows:
-                return results
-            batch = []
-            with self.db:
-                for seq, body, sent in rows:
-                    change = json.loads(body)
-                    if not sent and change["base_version"] is None and change["op"] == "upsert":
-                        # Queued before the record's create was acknowledged: now we know
-                        # which version it edits. (Only ever done before the first send.)
-                        known = self.version(change["entity"], change["id"])
-                        if known is not None:
-                            change["base_version"] = known
-                            self.db.execute(
-                                "UPDATE outbox SET body = ? WHERE seq = ?",
-                                (json.dumps(change), seq),
-                            )
-                    batch.append(change)
-                self.db.executemany(
-                    "UPDATE outbox SET sent = 1 WHERE seq = ? AND sent = 0",
-                    [(seq,) for seq, _, sent in rows if not sent],
-                )
+                return
             response = self._call(
                 "POST",
                 "/sync/push",
@@ -690,12 +789,12 @@ class SyncClient:
                 limit = max(1, len(rows) // 2)
                 continue
             if response.status == 413:  # one change alone is too large: it never will go
-                with self.db:
+                with self._writing():
                     self._fail(rows[0][0], batch[0], response.body)
                 continue
             if response.status != 200:
                 raise SyncError(response)
-            with self.db:
+            with self._writing():
                 for (seq, _, _), change, result in zip(
                     rows, batch, response.body["results"], strict=True
                 ):
@@ -703,34 +802,82 @@ class SyncClient:
                     self._settle(seq, change, result, skip)
                     progressed = progressed or result["status"] != "rejected"
 
+    def _ready(self, seq: int, body: str, sent: int) -> dict:
+        """A change of the batch as it goes."""
+        change = json.loads(body)
+        if not sent and change["base_version"] is None and change["op"] == "upsert":
+            # Queued before the record's create was acknowledged: now we know which version
+            # it edits. (Only ever done before the first send.)
+            known = self.version(change["entity"], change["id"])
+            if known is not None:
+                change["base_version"] = known
+                self.db.execute(
+                    "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(change), seq)
+                )
+        return change
+
     def _fail(self, seq: int, body: dict, error) -> None:
-        """Keep a change aside for good, with the server's error; a refused delete gives the
-        record back to the local copy."""
+        """Keep a change aside for good, with the server's error, and show the record as the
+        server holds it: a refused delete gives the record back, a refused edit its value
+        before. A refused create stays shown (only this pad has it, for the officer to
+        correct), and the record's next queued change, an edit of it, becomes its create."""
         self.db.execute(
             "UPDATE outbox SET failed = 1, error = ? WHERE seq = ?", (json.dumps(error), seq)
         )
+        entity, record_id = body["entity"], body["id"]
         if body["op"] == "delete":
-            self._undelete(body["entity"], body["id"])
+            self._undelete(entity, record_id)
+        elif entity == "track":
+            pass
+        elif body["base_version"] is None and self.version(entity, record_id) is None:
+            self._create_again(entity, record_id)
+        else:
+            self._rebuild(entity, record_id)
+
+    def _create_again(self, entity: str, record_id: str) -> None:
+        """After a refused create, the record's first change still queued (an edit of the
+        record that was to be created, if not sent yet) carries the whole record as the refused
+        changes before it wrote it, so the server can take it as the create."""
+        merged: dict = {}
+        for seq, body, sent, failed in self.db.execute(
+            "SELECT seq, body, sent, failed FROM outbox WHERE entity = ? AND record_id = ?"
+            " ORDER BY seq",
+            (entity, record_id),
+        ).fetchall():
+            change = json.loads(body)
+            if failed:
+                if change["op"] == "upsert":
+                    merged = merge_fields(merged, change["fields"])
+                continue
+            if not sent and change["op"] == "upsert" and change["base_version"] is None:
+                change["fields"] = merge_fields(merged, change["fields"])
+                self.db.execute(
+                    "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(change), seq)
+                )
+            return
 
     def _undelete(self, entity: str, record_id: str) -> None:
         self.db.execute(
-            "INSERT OR IGNORE INTO records SELECT entity, id, version, data FROM deleted"
-            " WHERE entity = ? AND id = ?",
+            "INSERT OR IGNORE INTO records (entity, id, version, data)"
+            " SELECT entity, id, version, data FROM deleted WHERE entity = ? AND id = ?",
             (entity, record_id),
         )
         self.db.execute("DELETE FROM deleted WHERE entity = ? AND id = ?", (entity, record_id))
 
     def _next_batch(self, skip: set[int], limit: int) -> list[tuple]:
-        """The next changes to send, oldest first: at most ``limit``, one of each record, and
-        none of a record whose earlier change waits (``skip``)."""
+        """The next changes to send, oldest first: at most ``limit``, one of each record, none
+        of another user's, and none of a record whose earlier change waits (``skip``, or
+        another user's)."""
+        me = self._meta("user")
         rows, records, waiting = [], set(), set()
         # Read on until the batch is full: rows of records that wait, or of records already in
         # the batch, may stand in front of any number of others.
-        for seq, entity, record_id, body, sent in self.db.execute(
-            "SELECT seq, entity, record_id, body, sent FROM outbox WHERE failed = 0 ORDER BY seq"
+        for seq, entity, record_id, body, sent, author in self.db.execute(
+            "SELECT seq, entity, record_id, body, sent, author FROM outbox WHERE failed = 0"
+            " ORDER BY seq"
         ):
             key = (entity, record_id)
-            if seq in skip or key in waiting:
+            if seq in skip or key in waiting or author not in (None, me):
                 waiting.add(key)
                 continue
             if key in records:
@@ -745,16 +892,19 @@ class SyncClient:
         entity, record_id = body["entity"], body["id"]
         if result["status"] == "rejected":
             error = result["error"] or {}
-            self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", (seq,))
-            attempts = self.db.execute(
-                "SELECT attempts FROM outbox WHERE seq = ?", (seq,)
-            ).fetchone()[0]
-            if error.get("error") in RETRYABLE_REJECTIONS and attempts < MAX_WAITS:
+            counted = self.db.execute(
+                "UPDATE outbox SET attempts = attempts + 1 WHERE seq = ? RETURNING attempts",
+                (seq,),
+            ).fetchone()
+            if counted is None:
+                return  # settled already, by another client of this file
+            if error.get("error") in RETRYABLE_REJECTIONS and counted[0] < MAX_WAITS:
                 skip.add(seq)  # later, after the changes it waits for
             else:
                 self._fail(seq, body, error)
             return
-        self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        if self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,)).rowcount == 0:
+            return  # settled already, by another client of this file (the same answer)
         if entity == "track":
             return
         if body["op"] == "delete":
@@ -765,41 +915,69 @@ class SyncClient:
             else:  # refused: the record stays on the server, and comes back here
                 self._undelete(entity, record_id)
             return
-        if result.get("replayed") and entity == "inspection":
-            # The first answer was lost, and a pull may have brought newer versions since,
-            # with this change laid on top as if it were still waiting: read it again.
-            self._set_meta(f"refresh:{entity}:{record_id}", "1")
+        row = self.db.execute(
+            "SELECT version, data, server FROM records WHERE entity = ? AND id = ?",
+            (entity, record_id),
+        ).fetchone()
+        held = row[0] if row else None
+        queued = self.db.execute(
+            "SELECT seq, body, sent FROM outbox WHERE entity = ? AND record_id = ? AND failed = 0",
+            (entity, record_id),
+        ).fetchall()
         if result["status"] == "applied":
-            # The base was current: the local copy is the server's version now (unless a pull
-            # brought a later one while the answer was lost), and changes of the record queued
-            # on the same base edit that version.
-            self.db.execute(
-                "UPDATE records SET version = ? WHERE entity = ? AND id = ?"
-                " AND (version IS NULL OR version < ?)",
-                (result["version"], entity, record_id, result["version"]),
-            )
-            for later_seq, later in self.db.execute(
-                "SELECT seq, body FROM outbox WHERE entity = ? AND record_id = ? AND sent = 0"
-                " AND failed = 0",
-                (entity, record_id),
-            ).fetchall():
+            # The base was current: changes of the record queued on the same base edit the
+            # version this one made.
+            for later_seq, later, sent in queued:
                 change = json.loads(later)
-                if change["base_version"] == body["base_version"]:
+                if not sent and change["base_version"] == body["base_version"]:
                     change["base_version"] = result["version"]
                     self.db.execute(
                         "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(change), later_seq)
                     )
-        elif result["status"] == "conflict" and entity == "inspection":
-            # The server kept a value of its own (or the record froze): the local copy shows
-            # the officer's until it is read again.
-            self._set_meta(f"refresh:{entity}:{record_id}", "1")
-        elif entity == "inspection" and result["version"] <= (self.version(entity, record_id) or 0):
-            # Merged into a version this pad already has (pulled while the change waited, and
-            # shown with the change over it): no pull brings that version again, so read it.
-            self._set_meta(f"refresh:{entity}:{record_id}", "1")
+        if row is None:
+            return
+        if held is not None and result["version"] <= held:
+            # The pad holds that version, or a later one, already: pulled while the change
+            # waited (a lost answer, a replayed one), shown with the change laid over it. Where
+            # the server kept its own value (a conflict, a later write), that is its value:
+            # show the server's record, under what is still queued.
+            self._rebuild(entity, record_id)
+        elif result["status"] == "applied":
+            # The local copy is the server's new version, under what is still queued of it.
+            server = None
+            if queued:
+                _, data, kept = row
+                before = kept if kept is not None else (data if held is not None else "{}")
+                server = json.dumps(merge_fields(json.loads(before), body["fields"]))
+            self.db.execute(
+                "UPDATE records SET version = ?, server = ? WHERE entity = ? AND id = ?",
+                (result["version"], server, entity, record_id),
+            )
+        # Else merged or a conflict into a version the pad has not seen: the next pull brings
+        # it, with what is still queued laid over it.
+
+    def _rebuild(self, entity: str, record_id: str) -> None:
+        """Show the server's record again, with the changes still queued of it laid over it:
+        after a change was refused for good, or lost to a value the server kept."""
+        row = self.db.execute(
+            "SELECT server FROM records WHERE entity = ? AND id = ?", (entity, record_id)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return  # nothing laid over the server's record, or only this pad has the record
+        edits = self._unsent_fields(entity, record_id).get((entity, record_id))
+        server = json.loads(row[0])
+        data = merge_fields(server, edits) if edits else server
+        self.db.execute(
+            "UPDATE records SET data = ?, server = ? WHERE entity = ? AND id = ?",
+            (json.dumps(data), row[0] if edits else None, entity, record_id),
+        )
 
     def pull(self, limit: int = 500) -> int:
-        """Bring the local copy up to date; returns how many changes were applied."""
+        """Bring the local copy up to date; returns how many changes were applied.
+
+        The pad starts over (drops its copy and pulls without a cursor) when the server says
+        so (``reset``) and when it no longer takes the cursor (a 422 naming it: the server's
+        secret key changed, say). Queued changes stay, and stay shown."""
         applied = 0
         while True:
             params = {"limit": limit}
@@ -807,20 +985,16 @@ class SyncClient:
             if cursor:
                 params["cursor"] = cursor
             response = self._call("GET", "/sync/pull", params=params)
+            if response.status == 422 and cursor and _names(response, "cursor"):
+                with self._writing():
+                    self._start_over()
+                continue
             if response.status != 200:
                 raise SyncError(response)
             page = response.body
-            with self.db:
+            with self._writing():
                 if page.get("reset"):
-                    # Everything comes again, except what only this device has: its records
-                    # created and not acknowledged yet.
-                    self.db.execute(
-                        "DELETE FROM records WHERE NOT EXISTS (SELECT 1 FROM outbox o"
-                        " WHERE o.entity = records.entity AND o.record_id = records.id"
-                        " AND o.failed = 0 AND o.sent = 0"
-                        " AND json_extract(o.body, '$.base_version') IS NULL)"
-                    )
-                    self._set_meta("cursor", None)
+                    self._start_over()
                     continue
                 unsent = self._unsent_fields()
                 for change in page["changes"]:
@@ -829,41 +1003,38 @@ class SyncClient:
                 self._set_meta("cursor", page["cursor"])
             if not page["has_more"]:
                 break
-        return applied + self._refresh()
+        return applied
 
-    def _refresh(self) -> int:
-        """Read again the inspections whose last push was a conflict: where the server kept
-        its value, no pull brings the record back. Returns how many were read."""
-        keys = [
-            key for (key,) in self.db.execute("SELECT key FROM meta WHERE key LIKE 'refresh:%'")
-        ]
-        for key in keys:
-            _, entity, record_id = key.split(":", 2)
-            response = self._call("GET", f"/inspections/{record_id}")
-            if response.status not in (200, 404):
-                raise SyncError(response)
-            with self.db:
-                if response.status == 200:
-                    # The inspection's file also embeds its target, case and follow-up, which
-                    # a pull does not carry: the local copy keeps the pulled shape.
-                    data = {k: v for k, v in response.body.items() if k not in _FILE_EXTRAS}
-                    change = {"entity": entity, "id": record_id, "op": "upsert"}
-                    self._apply(
-                        change | {"version": data["version"], "data": data},
-                        self._unsent_fields(),
-                    )
-                else:  # deleted, or out of the officer's sight now
-                    self._apply({"entity": entity, "id": record_id, "op": "delete"}, {})
-                self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
-        return len(keys)
+    def _start_over(self) -> None:
+        """Drop the local copy and the cursor, so that the next pull brings everything again,
+        except what only this pad has: records whose create is queued (sent or not: one sent
+        whose answer is lost may come back, or not, if the scope changed) or was refused (for
+        the officer to correct)."""
+        self.db.execute(
+            "DELETE FROM records WHERE version IS NOT NULL OR NOT EXISTS (SELECT 1 FROM outbox o"
+            " WHERE o.entity = records.entity AND o.record_id = records.id"
+            " AND json_extract(o.body, '$.base_version') IS NULL)"
+        )
+        self._set_meta("cursor", None)
 
-    def _unsent_fields(self) -> dict[tuple[str, str], dict | None]:
-        """Fields of queued local edits, by record: they stay on top of what the server sends.
-        None for a record the officer deleted (the delete not applied yet)."""
+    def _unsent_fields(
+        self, entity: str | None = None, record_id: str | None = None
+    ) -> dict[tuple[str, str], dict | None]:
+        """Fields of queued local edits, by record (all, or the one named): they stay on top of
+        what the server sends. None for a record the officer deleted (the delete not applied
+        yet)."""
+        if entity is None:
+            rows = self.db.execute(
+                "SELECT entity, record_id, body FROM outbox WHERE failed = 0 ORDER BY seq"
+            )
+        else:
+            rows = self.db.execute(
+                "SELECT entity, record_id, body FROM outbox"
+                " WHERE entity = ? AND record_id = ? AND failed = 0 ORDER BY seq",
+                (entity, record_id),
+            )
         edits: dict[tuple[str, str], dict | None] = {}
-        for entity, record_id, body in self.db.execute(
-            "SELECT entity, record_id, body FROM outbox WHERE failed = 0 ORDER BY seq"
-        ):
+        for entity, record_id, body in rows:
             change = json.loads(body)
             key = (entity, record_id)
             if change["op"] == "delete":
@@ -887,9 +1058,15 @@ class SyncClient:
                 (change["version"], json.dumps(change["data"]), *key),
             )
             return
+        if local_edits:
+            data = json.dumps(merge_fields(change["data"], local_edits))
+            server = json.dumps(change["data"])
+        else:
+            data, server = json.dumps(change["data"]), None
         self.db.execute(
-            "INSERT OR REPLACE INTO records (entity, id, version, data) VALUES (?, ?, ?, ?)",
-            (*key, change["version"], json.dumps(merge_fields(change["data"], local_edits))),
+            "INSERT OR REPLACE INTO records (entity, id, version, data, server)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (*key, change["version"], data, server),
         )
 
     # -- photos ----------------------------------------------------------------------------------
@@ -939,11 +1116,11 @@ class SyncClient:
         if location is not None:
             fields["location"] = location
         try:
-            with self.db:
+            with self._writing():
                 self.db.execute(
-                    "INSERT INTO uploads (photo_id, path, sha256, size, content_type)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (photo_id, str(path.resolve()), digest, size, content_type),
+                    "INSERT INTO uploads (photo_id, path, sha256, size, content_type, author)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (photo_id, str(path.resolve()), digest, size, content_type, self._meta("user")),
                 )
                 self.save("photo", photo_id, fields)
         except sqlite3.IntegrityError:
@@ -967,14 +1144,23 @@ class SyncClient:
         ]
 
     def upload_photos(self, part_bytes: int = UPLOAD_PART_BYTES) -> dict[str, str]:
-        """Upload the bytes of every pending photo, each resumed where the server holds it;
-        returns the state each is left in. Raises :class:`TransportError` when the network
-        stays down (what is on the server stays there: the next call resumes)."""
-        states = {}
+        """Upload the bytes of every pending photo of the signed-in user (a colleague's wait
+        for them), each resumed where the server holds it; returns the state each is left in.
+        Raises :class:`TransportError` when the network stays down (what is on the server stays
+        there: the next call resumes)."""
+        states: dict[str, str] = {}
+        self._upload_pending(states, part_bytes)
+        return states
+
+    def _upload_pending(self, states: dict[str, str], part_bytes: int) -> None:
+        """:meth:`upload_photos`, noting in ``states`` the state each photo is left in as it
+        goes."""
         pending = self.db.execute(
             "SELECT photo_id, path, sha256, size, content_type FROM uploads"
-            " WHERE state = 'pending' ORDER BY rowid"
+            " WHERE state = 'pending' AND (author IS NULL OR author = ?) ORDER BY rowid",
+            (self._meta("user"),),
         ).fetchall()
+        states.update((row[0], "pending") for row in pending)
         for photo_id, path, sha256, size, content_type in pending:
             try:
                 with open(path, "rb") as source:
@@ -983,13 +1169,12 @@ class SyncClient:
                     )
             except FileNotFoundError:
                 state, error = "failed", {"error": "file_missing", "message": f"{path} is gone"}
-            with self.db:
+            with self._writing():
                 self.db.execute(
                     "UPDATE uploads SET state = ?, error = ? WHERE photo_id = ?",
                     (state, json.dumps(error) if error else None, photo_id),
                 )
             states[photo_id] = state
-        return states
 
     def _upload(
         self, photo_id: str, source, sha256: str, size: int, content_type: str, part_bytes: int
@@ -1080,10 +1265,30 @@ class SyncClient:
 
     def sync(self) -> SyncReport:
         """Push the outbox, upload the photos' bytes, then pull (which then says ``uploaded``);
-        returns what happened, for the app to show."""
-        results = self.push()
-        uploads = self.upload_photos()
-        return SyncReport(results=results, uploads=uploads, pulled=self.pull())
+        returns what happened, for the app to show.
+
+        Photos whose upload meets a dropped link or an ailing server are left ``pending`` (the
+        next sync resumes them): the report still comes, with the push's conflicts. When the
+        push or the pull raises, the results of what was pushed before are kept, and come in
+        the next sync's report: a lost conflict is always told."""
+        # Kept by user: on a shared pad, the officer whose value lost is the one to tell.
+        unreported = f"unreported:{self._meta('user')}"
+        results = json.loads(self._meta(unreported) or "[]")
+        try:
+            self._push(results)
+            uploads: dict[str, str] = {}
+            with suppress(TransportError, SyncError):  # what it holds stays pending
+                self._upload_pending(uploads, UPLOAD_PART_BYTES)
+            pulled = self.pull()
+        except BaseException:
+            if results:
+                with self._writing():
+                    self._set_meta(unreported, json.dumps(results))
+            raise
+        if self._meta(unreported) is not None:
+            with self._writing():
+                self.db.execute("DELETE FROM meta WHERE key = ?", (unreported,))
+        return SyncReport(results=results, uploads=uploads, pulled=pulled)
 
     def close(self) -> None:
         self.db.close()

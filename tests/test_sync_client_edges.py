@@ -6,6 +6,7 @@ what the server holds."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from email.utils import formatdate
@@ -15,8 +16,8 @@ import pytest
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
 from sync.client import MAX_WAITS, Response, SyncClient, SyncError, TransportError
-from tests.conftest import PASSWORD
-from tests.sync_helpers import FlaskTransport, make_client, new_inspection
+from tests.conftest import PASSWORD, etag_of
+from tests.sync_helpers import FlaskTransport, make_client, new_inspection, photo_metadata
 
 
 def on_server(app, inspection_id) -> dict | None:
@@ -114,6 +115,145 @@ def test_after_a_conflict_the_server_won_the_device_shows_the_server_s_value(
     assert on_server(app, inspection_id)["findings"] == "同事的新记录"
     assert mine.get("inspection", inspection_id)["findings"] == "同事的新记录"
     assert mine.version("inspection", inspection_id) == on_server(app, inspection_id)["version"]
+
+
+def test_a_target_correction_that_lost_to_the_leader_s_later_rename_is_not_shown(
+    client, world, tmp_path, login
+):
+    """An officer corrects a shop's name offline; the leader renames it later, and the pad
+    pulls the leader's version (shown with the officer's unsent name over it) before it
+    pushes. The server keeps the leader's name (a conflict, no new version, so no pull brings
+    it again): after the sync the pad shows the leader's name, as it does for an inspection."""
+    pad = make_client(client, tmp_path, "officer1", "pad-target")
+    pad.pull()
+    target_id = str(world.targets["shop1"].id)
+    pad.clock = lambda: time.time() - 120  # the officer's edit is the earlier one
+    pad.save("target", target_id, {"name": "老王面馆(队员改)"})
+    leader = login("leader1")
+    path = f"/api/v1/targets/{target_id}"
+    renamed = leader.patch(
+        path, json={"name": "老王牛肉面馆"}, headers={"If-Match": etag_of(leader, path)}
+    )
+    assert renamed.status_code == 200
+    pad.pull()
+
+    report = pad.sync()
+
+    assert [c["kept"] for r in report.conflicts for c in r["conflicts"]] == ["server"]
+    assert leader.get(path).get_json()["name"] == "老王牛肉面馆"
+    assert pad.get("target", target_id) == leader_s_target(leader, path)
+
+
+def leader_s_target(leader, path: str) -> dict:
+    """The target as a pull carries it: its file without what only the file holds."""
+    extras = ("recent_inspections", "open_rectifications", "complaints", "cases", "risk")
+    return {k: v for k, v in leader.get(path).get_json().items() if k not in extras}
+
+
+def test_a_photo_s_item_that_lost_to_a_colleague_s_later_edit_is_not_shown(client, world, tmp_path):
+    """Photo metadata follows the plain-field rule: the later clock wins. Two officers file one
+    photo under different checklist items; mine is the earlier edit, and my pad has pulled
+    the colleague's before it pushes. After the sync my pad shows the colleague's item, which
+    the server kept (the photos have no page of their own to read it again from)."""
+    mine = make_client(client, tmp_path, "officer1", "pad-p1")
+    colleague = make_client(client, tmp_path, "officer2", "pad-p2")
+    inspection_id = synced_inspection(mine, world, officers=("officer1", "officer2"))
+    photo_id = str(uuid.uuid4())
+    mine.save("photo", photo_id, photo_metadata(inspection_id, item_code="S01"))
+    mine.sync()
+    colleague.pull()
+    mine.clock = lambda: time.time() - 60
+    mine.save("photo", photo_id, {"item_code": "S02"})
+    colleague.save("photo", photo_id, {"item_code": "S03"})
+    colleague.sync()
+    mine.pull()
+    assert mine.get("photo", photo_id)["item_code"] == "S02"  # mine, waiting, over theirs
+
+    report = mine.sync()
+
+    assert [c["kept"] for r in report.conflicts for c in r["conflicts"]] == ["server"]
+    colleague.pull()
+    assert mine.get("photo", photo_id) == colleague.get("photo", photo_id)
+    assert mine.get("photo", photo_id)["item_code"] == "S03"
+
+
+# -- what the pad shows of a change refused for good, and the officer's correction ----------------
+
+
+def test_an_edit_refused_for_good_is_not_shown_as_the_record_s_value(app, client, world, tmp_path):
+    """A refused edit is kept aside in failed(), for the app to show with its reason; the
+    record shows what the server holds again (here the origin it had), not the refused value,
+    while the officer's other queued edits stay on top of it."""
+    pad = make_client(client, tmp_path, "officer1", "pad-refused")
+    inspection_id = synced_inspection(pad, world)
+    pad.save("inspection", inspection_id, {"origin": "teleport"})
+    pad.save("inspection", inspection_id, {"findings": "门口堆物"})  # a change of its own
+
+    pad.push()
+
+    assert [f["error"]["error"] for f in pad.failed()] == ["validation_failed"]
+    assert on_server(app, inspection_id)["findings"] == "门口堆物"
+    shown = pad.get("inspection", inspection_id)
+    assert (shown["origin"], shown["findings"]) == ("patrol", "门口堆物")
+
+
+def test_a_refused_photo_edit_gives_the_photo_back_as_the_server_holds_it(client, world, tmp_path):
+    pad = make_client(client, tmp_path, "officer1", "pad-refused-photo")
+    inspection_id = synced_inspection(pad, world)
+    photo_id = str(uuid.uuid4())
+    pad.save("photo", photo_id, photo_metadata(inspection_id))
+    pad.sync()
+    before = pad.get("photo", photo_id)
+    pad.save("photo", photo_id, {"taken_at": "yesterday, about noon"})
+
+    pad.sync()
+
+    assert [f["error"]["error"] for f in pad.failed()] == ["validation_failed"]
+    assert pad.get("photo", photo_id) == before
+
+
+def test_correcting_a_refused_create_with_a_new_save_sends_the_whole_record(
+    app, client, world, tmp_path
+):
+    """README: a change refused for good is kept aside in failed(), and "the officer's
+    correction is a new save()". For a new inspection refused for one bad field, the
+    correction of that field goes as a create of the record as the pad shows it (a create
+    needs every field), and the inspection reaches the server."""
+    pad = make_client(client, tmp_path, "officer1", "pad-fix")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"], origin="teleport"))
+    pad.push()
+    [refused] = pad.failed()
+    assert "origin" in refused["error"]["errors"]["json"]
+    assert pad.get("inspection", inspection_id)["origin"] == "teleport"  # for the officer to fix
+
+    pad.save("inspection", inspection_id, {"origin": "patrol"})
+    results = pad.push()
+
+    assert [r["status"] for r in results] == ["applied"]
+    assert on_server(app, inspection_id)["answers"] == new_inspection(world, [])["answers"]
+    pad.pull()
+    assert pad.get("inspection", inspection_id)["origin"] == "patrol"
+    assert pad.version("inspection", inspection_id) == 1
+
+
+def test_a_correction_queued_behind_a_refused_create_whose_answer_was_lost_creates_it(
+    app, client, world, tmp_path
+):
+    """The create's answer was lost, so the officer's correction was queued as an edit of it.
+    The create is refused when sent again: the correction then carries the whole record, and
+    goes as its create."""
+    pad = make_client(client, tmp_path, "officer1", "pad-fix2")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"], origin="teleport"))
+    lose_the_answer_of_the_next_push(pad)
+    pad.save("inspection", inspection_id, {"origin": "patrol"})
+    assert pad.pending() == 2
+
+    results = pad.push()
+
+    assert [r["status"] for r in results] == ["rejected", "applied"]
+    assert on_server(app, inspection_id) is not None and pad.pending() == 0
 
 
 def test_a_delete_the_server_refuses_brings_the_record_back(app, client, world, tmp_path):
@@ -489,6 +629,214 @@ def test_a_change_beaten_by_a_concurrent_write_waits_and_goes_again(
     assert result["status"] == "applied"
     assert on_server(app, inspection_id)["findings"] == "第二次检查"
     assert pad.pending() == 0
+
+
+def test_a_reset_keeps_showing_a_create_whose_push_did_not_get_through(
+    app, client, world, tmp_path
+):
+    """A create marked sent whose request never reached the server (the link dropped first)
+    is only on this pad, like one not sent yet: a reset keeps it shown, and it goes at the
+    next push."""
+    from fieldapp.auth.models import Role, User
+
+    pad = make_client(client, tmp_path, "officer1", "pad-e2")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    pad.transport.fail_before = 1.0
+    with pytest.raises(TransportError):
+        pad.push()
+    pad.transport.fail_before = 0.0
+    with app.app_context():
+        db.session.get(User, world.users["officer1"].id).role = Role.leader
+        db.session.commit()
+
+    pad.pull()  # the scope changed: the server answers reset
+
+    assert pad.get("inspection", inspection_id) is not None
+    assert [r["status"] for r in pad.push()] == ["applied"]
+
+
+# -- a pad shared by several officers, and by several clients ----------------------------------
+
+
+def signed_out(client, pad) -> None:
+    client.delete("/api/v1/auth/token", headers={"Authorization": f"Bearer {pad.token}"})
+
+
+def test_another_officer_signing_in_on_the_pad_pulls_their_own_copy(client, world, tmp_path):
+    """Pads are shared between shifts. When officer2 signs in after officer1, the pad drops
+    officer1's copy and cursor (the server refuses one user's cursor to another) and pulls
+    officer2's; officer1's queued work stays, shown and queued."""
+    pad = make_client(client, tmp_path, "officer1", "pad-shared")
+    pad.pull()
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    signed_out(client, pad)
+
+    pad.login("officer2", PASSWORD)
+    pad.pull()
+
+    assert set(pad.records("target")) == {
+        str(world.targets["shop1"].id),
+        str(world.targets["site1"].id),
+    }
+    assert pad.pending() == 1 and pad.get("inspection", inspection_id) is not None
+
+
+def test_a_pad_pulls_again_after_the_server_s_secret_key_changed(
+    app, client, world, tmp_path, monkeypatch
+):
+    """README: a new secret key has every device sign in again. The pad's cursor was signed
+    with the old key and the server answers 422 on it: the pad starts over without a cursor
+    (its queued changes kept), instead of failing every pull from then on."""
+    pad = make_client(client, tmp_path, "officer1", "pad-rekey")
+    pad.pull()
+    inspection_id = synced_inspection(pad, world)
+    pad.save("inspection", inspection_id, {"findings": "未推送的记录"})
+    monkeypatch.setitem(app.config, "SECRET_KEY", "a-brand-new-generated-secret-key-0123456789")
+    pad.login("officer1", PASSWORD)
+
+    pad.pull()
+
+    assert str(world.targets["shop1"].id) in pad.records("target")
+    assert pad.get("inspection", inspection_id)["findings"] == "未推送的记录"
+    assert [r["status"] for r in pad.push()] == ["applied"]
+
+
+def test_a_pull_refused_for_another_reason_still_says_so(client, world, tmp_path):
+    """Only a refused cursor starts the copy over: another 422 is the app's to see."""
+    pad = make_client(client, tmp_path, "officer1", "pad-limit")
+    with pytest.raises(SyncError, match="422"):
+        pad.pull(limit=5000)
+
+
+def test_an_officer_s_queued_work_waits_for_them_through_a_colleague_s_shift(
+    app, client, world, tmp_path
+):
+    """officer1 saves an inspection with no signal and signs out; officer2 signs in on the same
+    pad and syncs. officer1's change is not sent with officer2's token (the server would
+    refuse it for good: officer2 is not one of its officers); it goes when officer1 signs in
+    again, and officer2's own work goes meanwhile."""
+    pad = make_client(client, tmp_path, "officer1", "pad-shift")
+    mine = uuid.uuid4()
+    pad.save("inspection", mine, new_inspection(world, ["officer1"]))
+    signed_out(client, pad)
+
+    pad.login("officer2", PASSWORD)
+    theirs = uuid.uuid4()
+    pad.save("inspection", theirs, new_inspection(world, ["officer2"]))
+    report = pad.sync()
+    assert [r["id"] for r in report.results] == [str(theirs)] and pad.failed() == []
+    assert on_server(app, mine) is None and pad.pending() == 1
+    signed_out(client, pad)
+
+    pad.login("officer1", PASSWORD)
+    assert [r["status"] for r in pad.push()] == ["applied"]
+
+    assert on_server(app, mine) is not None and pad.pending() == 0
+
+
+OUTBOX_OF_AN_OLDER_CLIENT = """
+CREATE TABLE outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, change_id TEXT NOT NULL UNIQUE,
+    entity TEXT NOT NULL, record_id TEXT NOT NULL, body TEXT NOT NULL,
+    sent INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0, error TEXT
+);
+CREATE TABLE records (
+    entity TEXT NOT NULL, id TEXT NOT NULL, version INTEGER, data TEXT, PRIMARY KEY (entity, id)
+);
+CREATE TABLE uploads (
+    photo_id TEXT PRIMARY KEY, path TEXT NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+    content_type TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending', error TEXT
+);
+"""
+
+
+def test_work_queued_by_an_older_client_goes_with_whoever_signs_in(app, client, world, tmp_path):
+    """A pad updated with work still queued: its file is taken as it is (the new columns
+    added), and what it queued, saved before changes had an author, goes with the next
+    sign-in."""
+    import sqlite3
+
+    path = tmp_path / "pad-old.sqlite3"
+    inspection_id = uuid.uuid4()
+    queued = {
+        "change_id": str(uuid.uuid4()),
+        "entity": "inspection",
+        "id": str(inspection_id),
+        "op": "upsert",
+        "base_version": None,
+        "hlc": f"{int(time.time() * 1000):016d}:0000:pad-old",
+        "fields": new_inspection(world, ["officer1"]),
+    }
+    old = sqlite3.connect(path)
+    old.executescript(OUTBOX_OF_AN_OLDER_CLIENT)
+    old.execute(
+        "INSERT INTO outbox (change_id, entity, record_id, body) VALUES (?, 'inspection', ?, ?)",
+        (queued["change_id"], str(inspection_id), json.dumps(queued)),
+    )
+    old.execute(
+        "INSERT INTO records VALUES ('inspection', ?, NULL, ?)",
+        (str(inspection_id), json.dumps(queued["fields"])),
+    )
+    old.commit()
+    old.close()
+
+    pad = SyncClient(FlaskTransport(client), str(path), "pad-old", sleep=lambda s: None)
+    pad.login("officer1", PASSWORD)
+
+    assert [r["status"] for r in pad.push()] == ["applied"]
+    assert on_server(app, inspection_id) is not None
+
+
+def test_an_edit_saved_while_another_client_of_the_file_sends_its_batch_is_not_lost(
+    app, client, world, tmp_path
+):
+    """The app's screen and a background sync service may each open the pad's file. The
+    officer saves an edit while the service is putting its batch together: the edit is not
+    folded into the change the service is sending (which it would then delete once answered),
+    but queued after it, and reaches the server."""
+    service = make_client(client, tmp_path, "officer1", "pad-two")
+    inspection_id = uuid.uuid4()
+    service.save("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    ready, go, saving = threading.Event(), threading.Event(), threading.Event()
+    failures = []
+
+    def the_screen():
+        try:
+            screen = SyncClient(service.transport, str(tmp_path / "pad-two.sqlite3"), "pad-two")
+            screen.db.set_trace_callback(
+                lambda sql: saving.set() if sql.startswith("BEGIN IMMEDIATE") else None
+            )
+            ready.set()
+            go.wait(5)
+            screen.save("inspection", inspection_id, {"findings": "门口堆放纸箱"})
+            screen.close()
+        except Exception as exc:  # reported by the test's thread
+            failures.append(exc)
+
+    screen = threading.Thread(target=the_screen)
+    screen.start()
+    assert ready.wait(5)
+    next_batch = service._next_batch
+
+    def read_while_the_officer_saves(skip, limit):
+        rows = next_batch(skip, limit)
+        if rows and not go.is_set():
+            go.set()  # the save starts now, and waits for the batch to be marked sent
+            assert saving.wait(5)
+        return rows
+
+    service._next_batch = read_while_the_officer_saves
+    results = service.push()
+    screen.join(10)
+
+    assert not failures, failures
+    # The create, then the edit: a change of its own, queued once the create was marked sent.
+    assert [r["status"] for r in results] == ["applied", "applied"]
+    assert on_server(app, inspection_id)["findings"] == "门口堆放纸箱"
+    assert service.pending() == 0
 
 
 # -- how long the pad waits ------------------------------------------------------------------

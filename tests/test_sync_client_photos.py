@@ -4,6 +4,7 @@ where the server stopped, refused bytes kept aside with the reason."""
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from datetime import datetime
 
@@ -267,3 +268,75 @@ def test_a_photo_upload_throttled_for_a_while_is_uploaded_later(client, world, t
     assert (waiting["state"], waiting["error"]["error"]) == ("pending", "rate_limited")
 
     assert pad.sync().uploads == {photo_id: "stored"}
+
+
+class PhotosUnreachable(FlaskTransport):
+    """The app, where photo requests (big uploads over a weak 4G link) do not get through while
+    ``photos_down`` is set, and nothing does while ``down`` is."""
+
+    photos_down = down = False
+
+    def request(self, method, path, **kwargs):
+        if self.down or (self.photos_down and path.startswith("/photos/")):
+            raise TransportError("the link dropped")
+        return super().request(method, path, **kwargs)
+
+
+def a_lost_conflict_and_a_photo(client, world, tmp_path):
+    """My pad with an edit that loses to a colleague's later one, and a photo to upload."""
+    mine = SyncClient(
+        PhotosUnreachable(client), str(tmp_path / "pad-c1.sqlite3"), "pad-c1", sleep=lambda s: 0
+    )
+    mine.login("officer1", PASSWORD)
+    colleague = make_client(client, tmp_path, "officer2", "pad-c2")
+    inspection_id = uuid.uuid4()
+    mine.save("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    mine.sync()
+    colleague.pull()
+    mine.clock = lambda: time.time() - 60  # my edit is the earlier one: the colleague's wins
+    mine.save("inspection", inspection_id, {"findings": "门前堆物"})
+    colleague.save("inspection", inspection_id, {"findings": "已清理"})
+    colleague.sync()
+    photo = photo_file(tmp_path, "shop.jpg", make_image(640, 480))
+    photo_id = mine.add_photo(photo, inspection_id, taken_at="2026-11-20T09:41:00+08:00")
+    return mine, photo_id
+
+
+def test_a_sync_whose_photo_upload_drops_still_tells_the_officer_of_lost_conflicts(
+    client, world, tmp_path
+):
+    """The push is small, the photo large: on 4G the upload after the push is what drops. The
+    sync still reports the push's conflicts (how the app tells the officer their value lost),
+    with the photo left pending; the next sync uploads it."""
+    mine, photo_id = a_lost_conflict_and_a_photo(client, world, tmp_path)
+    mine.transport.photos_down = True
+
+    report = mine.sync()
+
+    assert [c["kept"] for r in report.conflicts for c in r["conflicts"]] == ["server"]
+    assert report.uploads == {photo_id: "pending"}
+    mine.transport.photos_down = False
+    assert mine.sync().uploads == {photo_id: "stored"}
+
+
+def test_a_sync_cut_off_after_its_push_tells_the_conflicts_in_the_next_report(
+    client, world, tmp_path
+):
+    """When the link drops after the push (before the pull is through), the sync raises, and
+    the push's results, already settled, come in the next sync's report."""
+    mine, _ = a_lost_conflict_and_a_photo(client, world, tmp_path)
+    pull = mine.pull
+
+    def pull_with_the_link_down(*args, **kwargs):
+        mine.transport.down = True
+        return pull(*args, **kwargs)
+
+    mine.pull = pull_with_the_link_down
+    with pytest.raises(TransportError):
+        mine.sync()
+    mine.pull = pull
+    mine.transport.down = False
+
+    told = mine.sync().conflicts
+    assert [c["kept"] for r in told for c in r["conflicts"]] == ["server"]
+    assert mine.sync().results == []  # told once
