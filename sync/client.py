@@ -17,7 +17,8 @@ How it behaves:
   is sent, so a batch re-sent after a lost answer has no second effect on the server.
 - Transport failures (no answer, or one cut off), 408, 429 and 5xx answers (a proxy's HTML
   page too) are retried with exponential backoff and jitter, waiting at least what
-  ``Retry-After`` asks (seconds or a date; the same batch, the same ids); a batch the server
+  ``Retry-After`` asks (seconds or a date; the same batch, the same ids) up to ``max_wait_s``
+  (beyond it the call ends with the server's answer and the next sync tries); a batch the server
   finds too large goes in halves. A change rejected for a reason that can pass (its record's
   create has not arrived: ``not_found``) stays queued and goes again once the create has gone
   (at most ``MAX_WAITS`` pushes); one rejected for good is kept aside with its error for the
@@ -401,6 +402,7 @@ class SyncClient:
         batch_size: int = 100,
         max_attempts: int = 6,
         backoff_s: float = 0.2,
+        max_wait_s: float = 120.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -409,6 +411,10 @@ class SyncClient:
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        #: The longest wait a Retry-After may impose within one call; a server or proxy asking
+        #: for more (a maintenance window) ends the call with its answer instead of blocking
+        #: the app's sync for hours. Nothing queued is lost: the next sync sends it.
+        self.max_wait_s = max_wait_s
         self.clock = clock
         self.sleep = sleep
         self.db = sqlite3.connect(db_path)
@@ -543,6 +549,14 @@ class SyncClient:
             # with their token, and must not carry this officer's edit.
             unsent = json.loads(last[1]) if last and not last[2] and last[3] == author else None
             shown = self.version(entity, record_id)
+            if op == "delete" and entity != "track" and not waiting and shown is None:
+                # A record only this pad has (its create was refused, kept in failed()): the
+                # server never stored it, so a delete would only be refused in turn. It goes
+                # from the pad; the refusal stays in failed() for the app to show.
+                self.db.execute(
+                    "DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id)
+                )
+                return str(uuid.uuid4())
             if op == "upsert" and entity != "track" and not waiting and shown is None:
                 # Nothing of the record is queued and the server never gave a version: a
                 # record only this pad has, whose create was refused (kept aside in failed()).
@@ -706,7 +720,10 @@ class SyncClient:
                 return response
             delay = self.backoff_s * (2**attempt) * random.uniform(0.5, 1.5)
             if response is not None:
-                delay = max(delay, _retry_after(response, self.clock()))
+                asked = _retry_after(response, self.clock())
+                if asked > self.max_wait_s:
+                    return response
+                delay = max(delay, asked)
             self.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -237,6 +237,26 @@ def test_correcting_a_refused_create_with_a_new_save_sends_the_whole_record(
     assert pad.version("inspection", inspection_id) == 1
 
 
+def test_discarding_a_refused_create_leaves_the_pad_with_nothing_to_send(
+    app, client, world, tmp_path
+):
+    """The officer gives up on a new inspection the server refused and deletes it: it leaves
+    the pad at once. A delete of a record the server never stored would only be refused in
+    turn, after waiting through ten pushes in the outbox."""
+    pad = make_client(client, tmp_path, "officer1", "pad-discard")
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1"], origin="teleport"))
+    pad.push()
+    assert len(pad.failed()) == 1
+
+    pad.save("inspection", inspection_id, {}, op="delete")
+
+    assert pad.get("inspection", inspection_id) is None
+    assert pad.pending() == 0 and pad.push() == []
+    assert len(pad.failed()) == 1  # the refusal is still there to show
+    assert on_server(app, inspection_id) is None
+
+
 def test_a_correction_queued_behind_a_refused_create_whose_answer_was_lost_creates_it(
     app, client, world, tmp_path
 ):
@@ -896,6 +916,19 @@ def test_a_retry_after_given_as_a_date_is_waited_out(tmp_path):
     pad.clock = lambda: now
     assert pad.pull() == 0
     assert transport.calls == 2 and slept and 29 <= slept[0] <= 30.5, slept
+
+
+def test_a_retry_after_of_hours_ends_the_sync_instead_of_blocking_it(tmp_path):
+    """A proxy in a maintenance window asks for 3 hours: the pad does not sit in sync() that
+    long. The call ends with the server's answer, and what was queued goes at the next sync."""
+    slept: list[float] = []
+    transport = Scripted(Response(503, UNAVAILABLE, {"Retry-After": "10800"}))
+    pad = scripted_pad(tmp_path, transport, slept)
+    pad.save("target", uuid.uuid4(), {"name": "王记面馆"})
+    with pytest.raises(SyncError):
+        pad.push()
+    assert slept == [] and transport.calls == 1
+    assert pad.pending() == 1
 
 
 @pytest.mark.parametrize("value", ["soon", "Wed, 21 Oct 2015 07:28:00 GMT", "-1", ""])
