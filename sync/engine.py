@@ -626,10 +626,13 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     (a few queries for the whole batch, none per change): a target inspected and submitted
     is not due again, on the schedule as after the nightly recompute (docs/risk.md).
     """
-    _preload(ctx, changes)
     if changes:
-        # One counter update for the batch instead of one per change (see sync.sequence).
+        # One counter update for the batch instead of one per change (see sync.sequence),
+        # and before the batch's inspections are locked: every writer takes the counter first
+        # and rows after it (docs/sync.md, "One lock order"), or a review of an inspection
+        # this batch edits would hold the counter while waiting for the row, and deadlock.
         reserve(db.session, change_counter, len(changes) * SEQS_PER_CHANGE)
+    _preload(ctx, changes)
     before = ctx._state()
     batch = db.session.begin_nested()
     ctx.deferred = {}

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.policy import Policy
-from fieldapp.db import db, utcnow
+from fieldapp.db import change_counter, db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, ReviewAction
 from fieldapp.inspections.references import not_deleted_because, references_to
@@ -48,6 +48,7 @@ from sync.entities import (
 from sync.hlc import HLC
 from sync.merge import ANSWER_DEFAULT, normalize_answer
 from sync.models import Conflict, ConflictKind, ConflictStatus
+from sync.sequence import hold
 from sync.versions import stamp_versions
 
 MODELS = {"inspection": Inspection, "target": Target, "photo": Photo}
@@ -107,6 +108,9 @@ def search_conflicts(query: sa.Select, filters: ConflictFilters) -> sa.Select:
 
 def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: datetime) -> Conflict:
     """Apply the choice and close the entry. 409 if it is already resolved."""
+    # The change counter before the entry's lock, the order of every writer (a move of the
+    # record takes the counter, then its open entries: the other order would deadlock).
+    hold(db.session, change_counter)
     # Two leaders resolving the same entry at once take turns; the second finds it resolved.
     db.session.refresh(conflict, with_for_update=True)
     if conflict.status is ConflictStatus.resolved:

@@ -61,6 +61,31 @@ def allocate(session: Session, counter: sa.Table, count: int) -> int:
     return _take(session, counter, count)
 
 
+def hold(session: Session, counter: sa.Table) -> None:
+    """Take the counter's row lock now, before this transaction locks any row it writes, unless
+    it holds the lock already; numbers are taken later, as they are needed.
+
+    Every writer takes its locks in one order, the counter first and rows after it: a writer
+    that locked a row first and then waited for the counter could wait for one that holds the
+    counter and waits for that row (a deadlock, 503 to one of them). A flush takes the counter
+    by itself before it writes a synced row; a writer that locks or reads a row to decide what
+    to write (a resolution, a complaint's decision, a risk assessment) calls this first. Inside
+    a savepoint it always asks: a lock taken there is given back if the savepoint rolls back.
+    """
+    session = _unscoped(session)
+    pool = session.info.get(_POOL)
+    if (
+        pool is not None
+        and pool.transaction is session.get_transaction()
+        and pool.transaction.is_active
+    ):
+        return  # reserve took the lock, kept to the transaction's end
+    if session.get_nested_transaction() is None:
+        reserve(session, counter, 0)
+    else:
+        _take(session, counter, 0)
+
+
 def _unscoped(session: Session | scoped_session) -> Session:
     return session() if isinstance(session, scoped_session) else session
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -411,6 +413,16 @@ def shop_payload(squadron_id: int, **overrides) -> dict:
     }
 
 
+def add_shop(api: Api, squadron_id: int, name: str) -> str:
+    """A new shop of ``squadron_id`` added through the API (due for inspection at once); its
+    id."""
+    response = api.post(
+        "/api/v1/targets", json=shop_payload(squadron_id, name=name, address=f"{name}路1号")
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
 def site_payload(squadron_id: int, **overrides) -> dict:
     """A valid ``POST /api/v1/targets`` body for a construction site."""
     return {
@@ -459,3 +471,56 @@ def audit_entries(app, **criteria) -> list:
         ).all()
         db.session.expunge_all()
     return entries
+
+
+# -- racing requests on PostgreSQL (with ``pg_app``) ---------------------------------------------
+
+#: Seconds a racing request may wait for the other at a meeting point.
+RACE_WAIT = 20
+
+
+def at_once(*calls) -> dict[str, object]:
+    """Run each ``(name, function)`` in a thread of that name; their answers (or the
+    exceptions they raised) by name. Patched code tells the racers apart by
+    ``threading.current_thread().name``."""
+    answers: dict[str, object] = {}
+
+    def run(name, function):
+        try:
+            answers[name] = function()
+        except BaseException as exc:  # surfaced by the caller
+            answers[name] = exc
+
+    threads = [threading.Thread(target=run, args=call, name=call[0]) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return answers
+
+
+def status_of(answer) -> object:
+    """An answer's status code, or the exception a racer raised."""
+    return getattr(answer, "status_code", answer)
+
+
+def waiting_on_a_lock() -> int:
+    """How many sessions of the (PostgreSQL) test database wait on a lock right now."""
+    with db.engine.connect() as connection:
+        return connection.scalar(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+
+
+def until_there_or_waiting(there: threading.Event, timeout: float = RACE_WAIT) -> None:
+    """Wait until the racing request is ``there`` (the point where the two meet), or until it
+    waits on a lock, queued behind this request's (it will not get there before this one
+    commits): whichever the code under test makes happen. A meeting point that holds both
+    requests, as a barrier does, would stall the one that holds a lock the other needs."""
+    deadline = time.monotonic() + timeout
+    while not there.wait(0.02) and time.monotonic() < deadline:
+        if waiting_on_a_lock():
+            return

@@ -4,6 +4,7 @@ sent with the ETag just read."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from fieldapp.auth import operations as auth_ops
 from fieldapp.auth.models import Role
@@ -66,3 +67,30 @@ def add_second_leader(app, world, username: str) -> None:
             squadron=db.session.get(Squadron, world.squadrons[0].id),
         )
         db.session.commit()
+
+
+def receive_complaint(api, **where) -> str:
+    """A 12345 complaint recorded by ``api`` (``target_id=`` or ``squadron_id=``); its id."""
+    response = api.post(
+        "/api/v1/complaints",
+        json={"category": "油烟扰民", "text": "饭店油烟直排, 影响居民", **where},
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def complaint_task(api, world, target_id: str, complaint_id: str) -> str:
+    """A task sent to officer1 and officer2 to check the complaint at ``target_id``; its id."""
+    response = api.post(
+        "/api/v1/tasks",
+        json={
+            "target_id": target_id,
+            "assignee_ids": [str(world.users[n].id) for n in ("officer1", "officer2")],
+            "due": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+            "note": "12345 投诉核查",
+            "origin": "complaint",
+            "complaint_id": complaint_id,
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]

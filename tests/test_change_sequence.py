@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from fieldapp.db import change_counter, db
 from fieldapp.targets.models import Target
-from sync.sequence import allocate, reserve
+from sync.sequence import allocate, hold, reserve
 from tests.conftest import SYSTEM
 
 
@@ -82,9 +82,43 @@ def test_a_reservation_dies_with_its_transaction(app, ctx):
         reserve(db.session, change_counter, 5)  # a rolled-back savepoint would hand them out twice
 
 
-def test_a_later_writer_waits_for_the_earlier_one_to_commit(app, backend):
-    """T1 takes a number and holds its transaction open; T2 cannot get a number until T1 ends.
-    So no reader can see T2's (higher) number while T1's (lower) one is still invisible."""
+def test_holding_the_counter_takes_no_number_and_updates_it_once_a_transaction(ctx, monkeypatch):
+    """A writer that reads before it writes takes the counter first (``hold``): the lock
+    only, no number is used up, and holding again in the same transaction costs nothing."""
+    import sync.sequence
+
+    asked: list[int] = []
+    take = sync.sequence._take
+    monkeypatch.setattr(sync.sequence, "_take", lambda *args: asked.append(args[2]) or take(*args))
+    start = _counter_value()
+    hold(db.session, change_counter)
+    hold(db.session, change_counter)
+    assert asked == [0] and _counter_value() == start
+    assert allocate(db.session, change_counter, 1) == start + 1  # numbers go on as before
+    with db.session.begin_nested():
+        hold(db.session, change_counter)  # held since before the savepoint
+    assert asked == [0, 1]
+
+
+def test_holding_the_counter_inside_a_savepoint_asks_every_time(ctx, monkeypatch):
+    """A lock taken in a savepoint goes if the savepoint rolls back, so it is not counted on."""
+    import sync.sequence
+
+    asked: list[int] = []
+    take = sync.sequence._take
+    monkeypatch.setattr(sync.sequence, "_take", lambda *args: asked.append(args[2]) or take(*args))
+    for _ in range(2):
+        with db.session.begin_nested() as savepoint:
+            hold(db.session, change_counter)
+            savepoint.rollback()
+    assert asked == [0, 0]
+
+
+@pytest.mark.parametrize("first_takes", ["a number", "the lock only"])
+def test_a_later_writer_waits_for_the_earlier_one_to_commit(app, backend, first_takes):
+    """T1 takes a number (or only the counter's lock, as a writer that reads before it writes
+    does) and holds its transaction open; T2 cannot get a number until T1 ends. So no reader
+    can see T2's (higher) number while T1's (lower) one is still invisible."""
     if backend != "postgresql":
         pytest.skip("SQLite serializes writers anyway; the race matters on PostgreSQL")
     engine = sa.create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
@@ -93,7 +127,11 @@ def test_a_later_writer_waits_for_the_earlier_one_to_commit(app, backend):
 
     def first_writer():
         with Session(engine) as session:
-            number = allocate(session, change_counter, 1)
+            if first_takes == "a number":
+                number = allocate(session, change_counter, 1)
+            else:
+                hold(session, change_counter)
+                number = session.execute(sa.select(change_counter.c.value)).scalar_one()
             events.append(("t1 took", number))
             first_taken.set()
             time.sleep(0.5)

@@ -3,13 +3,24 @@ target's risk at once."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from fieldapp.db import db
-from tests.conftest import assert_error, audit_entries
+from fieldapp.risk import operations as risk_ops
+from tests.conftest import (
+    add_shop,
+    assert_error,
+    at_once,
+    audit_entries,
+    sign_in,
+    status_of,
+    until_there_or_waiting,
+)
+from tests.review_helpers import receive_complaint
 from tests.test_risk import approved_inspection
 
 
@@ -106,6 +117,46 @@ def test_a_corrected_decision_takes_the_points_back_and_is_audited(app, login, w
         (None, True),
         (True, False),
     ]
+
+
+def test_two_decisions_at_once_both_count_in_the_targets_risk(pg_app, monkeypatch):
+    """Two 12345 complaints about one shop are decided "substantiated" at the same moment (the
+    leader on the office PC, the deputy on a pad): the shop's risk counts both.
+
+    Before, each decision re-assessed the shop from facts it read before it locked the stored
+    assessment, so both read a world with only their own complaint decided, and the one that
+    wrote second stored a score that counted one complaint: 5 points short, until the next
+    change to the shop."""
+    app, world = pg_app
+    leaders = [sign_in(app, "leader1", "pad-risk-1"), sign_in(app, "leader1", "pad-risk-2")]
+    shop = add_shop(leaders[0], world.squadrons[0].id, "同心酒家")
+    complaints = [receive_complaint(leaders[0], target_id=shop) for _ in range(2)]
+    arrived = {"first": threading.Event(), "second": threading.Event()}
+    gather = risk_ops.gather_facts
+
+    def gather_when_both_read(*args, **kwargs):
+        facts = gather(*args, **kwargs)
+        name = threading.current_thread().name
+        if name in arrived:
+            arrived[name].set()
+            until_there_or_waiting(arrived["second" if name == "first" else "first"])
+        return facts
+
+    monkeypatch.setattr(risk_ops, "gather_facts", gather_when_both_read)
+
+    def decide(api, complaint_id: str):
+        return lambda: api.post(
+            f"/api/v1/complaints/{complaint_id}/decision",
+            json={"substantiated": True, "note": "现场核实, 投诉属实"},
+        )
+
+    answers = at_once(
+        ("first", decide(leaders[0], complaints[0])), ("second", decide(leaders[1], complaints[1]))
+    )
+    monkeypatch.undo()
+    assert [status_of(a) for a in answers.values()] == [200, 200], answers
+    counted = {f["source"]["id"] for f in complaint_factor(leaders[0], shop)}
+    assert counted == set(complaints)
 
 
 def test_a_complaint_without_a_registered_target_belongs_to_the_named_squadron(login, world):

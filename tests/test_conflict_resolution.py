@@ -16,7 +16,16 @@ from fieldapp.actor import Actor
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
 from fieldapp.risk import operations
-from tests.conftest import assert_error, sign_in
+from tests.conftest import (
+    RACE_WAIT,
+    add_shop,
+    assert_error,
+    at_once,
+    etag_of,
+    sign_in,
+    status_of,
+    until_there_or_waiting,
+)
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
@@ -355,6 +364,75 @@ def test_a_resolve_that_meets_its_target_moving_away_is_refused(pg_app, monkeypa
 
     assert_error(answers[0], 403, "forbidden")
     assert admin.get(path).get_json()["name"] == "王记面馆"
+
+
+def test_a_resolve_and_a_move_of_its_target_at_the_same_moment_take_turns(pg_app, monkeypatch):
+    """Two officers renamed a shop offline and the name conflict waits for the leader. The
+    leader accepts the other officer's name while the admin moves the shop to another
+    squadron: the resolve that got there first is waited for, and the move, whose ETag the
+    new name made stale meanwhile, is told to read again (409); sent again it moves the shop,
+    and the entry stays resolved where it was.
+
+    Before, resolving locked the entry and then waited for the change counter, which the move
+    held while it waited for the entry (to take it along to the new squadron): a deadlock, and
+    one of them answered 503 ``database_unavailable``."""
+    from sync import resolution
+
+    app, world = pg_app
+    leader, admin = sign_in(app, "leader1", "pad-move-l"), sign_in(app, "admin", "pc-move-a")
+    shop = add_shop(leader, world.squadrons[0].id, "老街坊面馆")
+    first = FakeDevice(sign_in(app, "officer1", "pad-move-o1"))
+    second = FakeDevice(sign_in(app, "officer2", "pad-move-o2"))
+    first.push_ok(
+        first.change(
+            "target", shop, {"name": "老街坊手工面馆"}, base_version=1, hlc=first.clock_at(T + 600)
+        )
+    )
+    [lost] = second.push_ok(  # written earlier: the later name stands, this one waits
+        second.change(
+            "target", shop, {"name": "老街坊拉面"}, base_version=1, hlc=second.clock_at(T + 300)
+        )
+    )
+    assert lost["status"] == "conflict", lost
+    conflict_id = lost["conflicts"][0]["conflict_id"]
+    path = f"/api/v1/targets/{shop}"
+    etag = etag_of(admin, path)
+
+    locked = threading.Event()  # the resolve holds the entry's lock
+    moved = threading.Event()  # the move has answered
+    chosen = resolution._chosen
+
+    def chosen_once_the_move_waits(*args, **kwargs):
+        if threading.current_thread().name == "resolve":
+            locked.set()
+            until_there_or_waiting(moved)
+        return chosen(*args, **kwargs)
+
+    monkeypatch.setattr(resolution, "_chosen", chosen_once_the_move_waits)
+
+    def move():
+        locked.wait(RACE_WAIT)
+        try:
+            return admin.patch(
+                path, json={"squadron_id": world.squadrons[1].id}, headers={"If-Match": etag}
+            )
+        finally:
+            moved.set()
+
+    answers = at_once(("resolve", lambda: resolve(leader, conflict_id, "client")), ("move", move))
+    monkeypatch.undo()
+    assert status_of(answers["resolve"]) == 200, answers["resolve"].get_json()
+    assert_error(answers["move"], 409, "version_conflict")
+    etag = etag_of(admin, path)
+    again = admin.patch(
+        path, json={"squadron_id": world.squadrons[1].id}, headers={"If-Match": etag}
+    )
+    assert again.status_code == 200, again.get_json()
+    shop_now = admin.get(path).get_json()
+    assert (shop_now["name"], shop_now["squadron_id"]) == ("老街坊拉面", world.squadrons[1].id)
+    # Resolved, the entry stays in the old squadron's log (its leader still reads it).
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={shop}").get_json()["items"]
+    assert (entry["status"], entry["resolution"]["keep"]) == ("resolved", "client")
 
 
 def approved_with_amendment(login, world, officer: FakeDevice) -> tuple[str, str]:

@@ -9,9 +9,13 @@ import uuid
 from pathlib import Path
 
 from fieldapp.db import db
+from fieldapp.photos import operations
 from fieldapp.photos.models import PhotoUpload
-from tests.conftest import Api, sign_in
+from tests.conftest import RACE_WAIT, Api, at_once, sign_in, status_of, waiting_on_a_lock
 from tests.evidence_helpers import make_image, put_photo, sha
+from tests.review_helpers import push_inspection
+from tests.sync_helpers import FakeDevice
+from tests.sync_helpers import photo_metadata as sync_photo_metadata
 
 UPLOADERS = 4
 
@@ -103,19 +107,6 @@ def test_two_parts_at_the_same_offset_at_once_append_once(pg_app):
         assert upload.sha256 == sha(data) and upload.size == len(data)
 
 
-def _waiting_on_a_lock(app) -> int:
-    """How many sessions of the test database wait on a lock right now."""
-    import sqlalchemy as sa
-
-    with db.engine.connect() as connection:
-        return connection.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-
-
 def test_a_first_part_racing_another_first_part_keeps_the_others_bytes(pg_app):
     """Two devices (or one retrying over a flaky link) send the first part of a photo nobody
     has started yet. The one that comes second waits for the first to commit and is told where
@@ -128,7 +119,6 @@ def test_a_first_part_racing_another_first_part_keeps_the_others_bytes(pg_app):
     from fieldapp.actor import Actor
     from fieldapp.auth.models import User
     from fieldapp.auth.policy import Policy
-    from fieldapp.photos import operations
     from tests.evidence_helpers import patch_part
 
     app, _ = pg_app
@@ -165,7 +155,7 @@ def test_a_first_part_racing_another_first_part_keeps_the_others_bytes(pg_app):
         thread.start()
         # The second request is held by the first one's claim on the id (a lock wait), and
         # nothing it did may touch the first one's bytes before that.
-        while not _waiting_on_a_lock(app) and thread.is_alive():
+        while not waiting_on_a_lock() and thread.is_alive():
             thread.join(timeout=0.05)
         db.session.commit()
     thread.join(timeout=120)
@@ -188,3 +178,98 @@ def test_a_first_part_racing_another_first_part_keeps_the_others_bytes(pg_app):
         buffered=True,
     )
     assert original.data == data
+
+
+def _photo_of_a_draft(world, mine: FakeDevice, image: bytes) -> tuple[uuid.UUID, dict]:
+    """A draft inspection of ``mine``'s officer and officer2, pushed; the id of a photo for
+    it, and its metadata naming ``image`` (not pushed)."""
+    inspection_id = push_inspection(world, mine, status="draft")
+    metadata = sync_photo_metadata(inspection_id, item_code="S01", sha256=sha(image))
+    return uuid.uuid4(), metadata | {"size": len(image)}
+
+
+def test_an_upload_is_not_refused_because_its_metadata_was_edited_meanwhile(pg_app, monkeypatch):
+    """Officer 1's pad uploads a photo's bytes while officer 2, the other officer of the pair,
+    moves the photo to another checklist item from his pad: the upload is stored (201) and the
+    metadata, with its new item, is marked uploaded; the two writes touch different things.
+
+    Before, the upload marked the version of the metadata it had read when it began, and the
+    edit had moved it on: 409 ``version_conflict``, which API.md does not have for this
+    endpoint and the reference client takes as final (the photo marked failed, its evidence
+    never sent again)."""
+    app, world = pg_app
+    mine = FakeDevice(signed_in(app, "edit-upload-o1"))
+    colleague = FakeDevice(sign_in(app, "officer2", "edit-upload-o2"))
+    image = make_image(320, 240)
+    photo_id, metadata = _photo_of_a_draft(world, mine, image)
+    [created] = mine.push_ok(mine.change("photo", photo_id, metadata))
+    assert created["status"] == "applied", created
+
+    read = threading.Event()  # the upload has read the metadata
+    edited = threading.Event()
+    lock_upload = operations._lock_upload
+
+    def lock_after_the_edit(photo_id):
+        if threading.current_thread().name == "upload":
+            read.set()
+            edited.wait(RACE_WAIT)
+        return lock_upload(photo_id)
+
+    monkeypatch.setattr(operations, "_lock_upload", lock_after_the_edit)
+
+    def edit():
+        read.wait(RACE_WAIT)
+        try:
+            return colleague.push_ok(
+                colleague.change(
+                    "photo", photo_id, {"item_code": "S02"}, base_version=created["version"]
+                )
+            )
+        finally:
+            edited.set()
+
+    answers = at_once(("upload", lambda: put_photo(mine.api, photo_id, image)), ("edit", edit))
+    monkeypatch.undo()
+    assert answers["edit"][0]["status"] == "applied", answers
+    assert status_of(answers["upload"]) == 201, answers["upload"].get_json()
+    [photo] = [c for c in mine.pull_all() if c["id"] == str(photo_id)]
+    assert (photo["data"]["item_code"], photo["data"]["uploaded"]) == ("S02", True), photo
+
+
+def test_metadata_pushed_while_its_bytes_arrive_is_marked_uploaded(pg_app, monkeypatch):
+    """The pad pushes a photo's metadata while its bytes are still arriving (a second sync
+    started over a slow upload): the metadata finds no stored bytes yet, and the upload,
+    which began before the metadata existed, marks it uploaded when it stores them.
+
+    Before, the upload only marked metadata it had found when it began, and the push found
+    no bytes to claim: the photo stayed ``uploaded: false`` for good, its bytes stored."""
+    app, world = pg_app
+    mine = FakeDevice(signed_in(app, "late-metadata"))
+    image = make_image(320, 240)
+    photo_id, metadata = _photo_of_a_draft(world, mine, image)
+
+    arriving = threading.Event()  # the upload has begun, with no metadata
+    pushed = threading.Event()
+    lock_upload = operations._lock_upload
+
+    def lock_after_the_push(photo_id):
+        if threading.current_thread().name == "upload":
+            arriving.set()
+            pushed.wait(RACE_WAIT)
+        return lock_upload(photo_id)
+
+    monkeypatch.setattr(operations, "_lock_upload", lock_after_the_push)
+
+    def push():
+        arriving.wait(RACE_WAIT)
+        try:
+            return mine.push_ok(mine.change("photo", photo_id, metadata))
+        finally:
+            pushed.set()
+
+    answers = at_once(("upload", lambda: put_photo(mine.api, photo_id, image)), ("push", push))
+    monkeypatch.undo()
+    assert answers["push"][0]["status"] == "applied", answers
+    assert status_of(answers["upload"]) == 201, answers["upload"].get_json()
+    [photo] = [c for c in mine.pull_all() if c["id"] == str(photo_id)]
+    assert photo["data"]["uploaded"] is True, photo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,8 +20,20 @@ from fieldapp.db import db
 from fieldapp.inspections.models import Case, Inspection, InspectionStatus, ReviewStatus
 from fieldapp.risk import operations
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
+from fieldapp.schedule import operations as schedule_ops
 from fieldapp.targets.models import Target
-from tests.conftest import NO_SUCH_ID, add_officer, assert_error, etag_of, shop_payload
+from tests.conftest import (
+    NO_SUCH_ID,
+    add_officer,
+    add_shop,
+    assert_error,
+    at_once,
+    etag_of,
+    shop_payload,
+    sign_in,
+    status_of,
+    until_there_or_waiting,
+)
 from tests.review_helpers import push_inspection
 from tests.sync_helpers import FakeDevice
 
@@ -568,6 +581,43 @@ def test_due_targets_become_tasks_for_officer_pairs_once(app, login, world):
     # The officers' devices pull them.
     pulled = {c["id"] for c in FakeDevice(login("officer2")).pull_all() if c["entity"] == "task"}
     assert {t["id"] for t in tasks} <= pulled
+
+
+def test_two_dispatches_at_once_give_each_due_target_one_task(pg_app, monkeypatch):
+    """The leader presses "dispatch what is due" on the office PC while the deputy does the
+    same on a pad (or one click is sent twice): every due target gets one task, one pair of
+    officers; the dispatch that comes second finds the targets tasked.
+
+    Before, each dispatch read which due targets had no open task before it locked anything,
+    so both found the same ones and every due shop got two open tasks: four officers sent to
+    the same shop."""
+    app, world = pg_app
+    leaders = [sign_in(app, "leader1", "pad-disp-1"), sign_in(app, "leader1", "pad-disp-2")]
+    add_shop(leaders[0], world.squadrons[0].id, "永和豆浆")  # a new shop is due at once
+    arrived = {"first": threading.Event(), "second": threading.Event()}
+    build_task = schedule_ops.build_task
+
+    def build_when_both_read(**kwargs):
+        name = threading.current_thread().name
+        if name in arrived and not arrived[name].is_set():
+            arrived[name].set()  # it has read what is due and not yet tasked
+            until_there_or_waiting(arrived["second" if name == "first" else "first"])
+        return build_task(**kwargs)
+
+    monkeypatch.setattr(schedule_ops, "build_task", build_when_both_read)
+
+    def dispatch(api):
+        return lambda: api.post(
+            "/api/v1/schedule/tasks", json={"squadron_id": world.squadrons[0].id, "kind": "shop"}
+        )
+
+    answers = at_once(("first", dispatch(leaders[0])), ("second", dispatch(leaders[1])))
+    monkeypatch.undo()
+    assert [status_of(a) for a in answers.values()] == [201, 201], answers
+    tasked = [t["target_id"] for answer in answers.values() for t in answer.get_json()]
+    assert tasked, answers
+    assert len(tasked) == len(set(tasked)), f"{len(tasked) - len(set(tasked))} tasked twice"
+    assert [answer.get_json() for answer in answers.values()].count([]) == 1
 
 
 def test_each_dispatched_task_has_its_own_history_in_the_audit_log(login, world):

@@ -15,12 +15,13 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.complaints.models import Complaint
-from fieldapp.db import db
+from fieldapp.db import change_counter, db
 from fieldapp.errors import validation_error
 from fieldapp.inspections.models import Inspection
 from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
+from sync.sequence import hold
 
 
 def receive_complaint(
@@ -103,6 +104,10 @@ def decide_complaint(
     ``reassess=False`` is for a caller that re-assesses the target itself afterwards (an
     approval, once, after everything it sets off), so the level history records one change.
     """
+    # The change counter first, as every writer (an approval settling this complaint holds it
+    # when it locks the complaint), and the complaint read again under its lock.
+    hold(db.session, change_counter)
+    db.session.refresh(complaint, with_for_update=True)
     inspection = decision.inspection
     before = audit.snapshot(complaint)
     if inspection is not None and complaint.target_id is None:

@@ -29,12 +29,13 @@ from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role
 from fieldapp.auth.policy import Policy
-from fieldapp.db import db, utcnow
+from fieldapp.db import change_counter, db, utcnow
 from fieldapp.errors import APIError
 from fieldapp.inspections.models import Inspection, inspections_of
 from fieldapp.photos import imaging
 from fieldapp.photos.models import Photo, PhotoUpload, UploadState
 from fieldapp.photos.storage import FileSystemStore, PhotoStore
+from sync.sequence import hold
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +297,7 @@ def put_photo(
             if not store.has_original(digest):
                 _restore_original(actor, upload, staging, store)
             return Outcome("same", upload, upload.size)
-        return _finish(actor, photo_id, upload, photo, staging, digest, size, settings, store)
+        return _finish(actor, photo_id, upload, staging, digest, size, settings, store)
     finally:
         staging.unlink(missing_ok=True)
 
@@ -429,7 +430,7 @@ def append_part(
     staging = store.staging_file()
     os.replace(partial, staging)
     try:
-        return _finish(actor, photo_id, upload, photo, staging, got, size, settings, store)
+        return _finish(actor, photo_id, upload, staging, got, size, settings, store)
     except APIError as exc:
         _discard(actor, upload, None, exc.error)
         raise
@@ -459,14 +460,14 @@ def _finish(
     actor: Actor,
     photo_id: uuid.UUID,
     upload: PhotoUpload | None,
-    photo: Photo | None,
     staging: Path,
     sha256: str,
     size: int,
     settings: PhotoSettings,
     store: PhotoStore,
 ) -> Outcome:
-    """Judge the complete bytes in ``staging`` and keep them as the photo's original."""
+    """Judge the complete bytes in ``staging``, keep them as the photo's original and mark the
+    metadata that names them uploaded."""
     try:
         facts = imaging.inspect_upload(staging, settings.limits, settings.local_zone)
     except imaging.UnsupportedImage as exc:
@@ -511,6 +512,7 @@ def _finish(
     for name, data in facts.derived.items():
         store.put_derived(sha256, name, data)
     store.put_original(sha256, staging)
+    photo = _lock_metadata(photo_id)
     if photo is not None:
         mark_uploaded(photo, upload)
     audit.record(
@@ -521,6 +523,24 @@ def _finish(
         after={"sha256": sha256, "size": size, "content_type": facts.content_type},
     )
     return Outcome("created", upload, size)
+
+
+def _lock_metadata(photo_id: uuid.UUID) -> Photo | None:
+    """The photo's metadata as committed now, locked, with the change counter taken first (the
+    order every writer locks in), or None if there is none.
+
+    Read again rather than trusted from the start of the upload: the bytes take a while, and
+    an edit pushed meanwhile (a colleague moving the photo to another item) would make marking
+    the version read then a version conflict, refusing bytes that are exactly the ones named;
+    metadata pushed meanwhile found no stored bytes to claim, and is claimed here.
+    """
+    hold(db.session, change_counter)
+    return db.session.scalar(
+        sa.select(Photo)
+        .where(Photo.id == photo_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def mark_uploaded(photo: Photo, upload: PhotoUpload | None) -> bool:

@@ -40,7 +40,7 @@ from fieldapp.risk.scoring import (
 )
 from fieldapp.targets.models import Target
 from schemas.risk import check_settings
-from sync.sequence import allocate
+from sync.sequence import allocate, hold
 from sync.versions import record_left_scope
 
 #: Targets handled per round of a full recompute (bounded memory, progress between rounds).
@@ -477,13 +477,19 @@ def assess_targets(
         return _assess_in_workers(actor, now, settings, chunks, workers, summary, progress)
     done = 0
     for chunk in chunks:
+        # The change counter, then the stored assessments' locks, then the facts: in the order
+        # every writer locks (an approval holds the counter when it re-assesses), and with the
+        # facts read once no other writer can change them until this one commits (two
+        # complaint decisions at once would each store an assessment missing the other's).
+        hold(db.session, change_counter)
         if target_ids is None:  # ids are sorted: the chunk is a range
-            facts = gather_facts(now, settings, id_range=(chunk[0], chunk[-1]))
             in_chunk = _raw(TargetRisk.target_id).between(chunk[0], chunk[-1])
+            stored = _stored_state(in_chunk, lock=True)
+            facts = gather_facts(now, settings, id_range=(chunk[0], chunk[-1]))
         else:
-            facts = gather_facts(now, settings, chunk)
             in_chunk = TargetRisk.target_id.in_(chunk)
-        stored = _stored_state(in_chunk, lock=True)
+            stored = _stored_state(in_chunk, lock=True)
+            facts = gather_facts(now, settings, chunk)
         _write_chunk(actor, _assess_chunk(facts, stored, settings, now), summary)
         done += len(chunk)
         progress(f"{done:,} of {len(all_ids):,} targets assessed")
@@ -546,6 +552,7 @@ def _assess_in_workers(
     context = multiprocessing.get_context("spawn")  # no inherited connections or locks
     with ProcessPoolExecutor(workers, context, _start_worker, (config,)) as pool:
         for chunk, result in zip(chunks, pool.map(_assess_range, jobs), strict=True):
+            hold(db.session, change_counter)  # before the rows' locks, as every writer
             moved += _drop_moved(result)
             _write_chunk(actor, result, summary)
             done += len(chunk)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role, User
-from fieldapp.db import db
+from fieldapp.db import change_counter, db
 from fieldapp.errors import validation_error
 from fieldapp.localtime import SHANGHAI
 from fieldapp.org.models import Squadron
@@ -19,6 +19,7 @@ from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus
 from fieldapp.tasks.operations import build_task, creation_entry
+from sync.sequence import hold
 
 
 def due_query(readable, on: date, squadron_id: int | None = None, kind: TargetKind | None = None):
@@ -75,6 +76,10 @@ def dispatch_due(
 
     Nothing due: nothing to do, whoever the squadron has. Something due and fewer than two
     active officers: refused (422), as a draw is, rather than sending one officer alone."""
+    # The change counter before the targets without an open task are read: a dispatch of the
+    # same squadron at the same moment (two leaders, a click sent twice) holds it until its
+    # tasks are committed, so this one sees them and does not send a second pair of officers.
+    hold(db.session, change_counter)
     officers = db.session.scalars(
         sa.select(User)
         .where(User.squadron_id == squadron.id, User.role == Role.officer, User.active.is_(True))

@@ -254,6 +254,9 @@ def settle_complaint(actor: Actor, complaint: Complaint, inspection, now: dateti
     an item or acted on a violation (:data:`ACTING_OUTCOMES`), not otherwise. A complaint
     already decided stays as it is (the leader may still correct it through the complaint's
     decision). The approval that closes the task re-assesses the target afterwards, once."""
+    # Locked and read again before the check: a leader's decision committed while this
+    # approval waited for the change counter is seen here, and stays.
+    db.session.refresh(complaint, with_for_update=True)
     if complaint.closed_at is not None:
         return
     found = inspection.outcome in ACTING_OUTCOMES or any(
