@@ -345,14 +345,16 @@ def delete_inspection(actor, inspection: Inspection) -> int:
     inspection's squadron; its officers from other squadrons, who read it through their
     officer links, get a user exit for each record instead.
     """
+    # The record as it was deleted is in its entry: nothing else keeps it once it is gone.
+    audit.record(
+        actor, "inspection.delete", "inspection", inspection.id, before=inspection_wire(inspection)
+    )
     photos = _photos_of(inspection.id)
     elsewhere = members_elsewhere(inspection.officer_ids, inspection.squadron_id)
     write_tombstones("photo", photos, actor.user_id)
     record_left_users("photo", [_deleted(p) for p in photos], elsewhere, actor.user_id)
     for photo in photos:
-        audit.record(
-            actor, "photo.delete", "photo", photo.id, before={"inspection_id": str(inspection.id)}
-        )
+        audit.record(actor, "photo.delete", "photo", photo.id, before=photo_wire(photo))
     write_tombstone("inspection", inspection, inspection.squadron_id, actor.user_id)
     record_left_users("inspection", [_deleted(inspection)], elsewhere, actor.user_id)
     version = inspection.version + 1
@@ -363,8 +365,9 @@ def delete_inspection(actor, inspection: Inspection) -> int:
 
 def delete_photo(actor, photo: Photo) -> int:
     """Delete ``photo`` (its metadata) for the server and for every device that holds it:
-    its squadron's, and those of its inspection's officers from other squadrons. Returns the
-    version its tombstone carries."""
+    its squadron's, and those of its inspection's officers from other squadrons, with its audit
+    entry (the metadata as it was deleted). Returns the version its tombstone carries."""
+    audit.record(actor, "photo.delete", "photo", photo.id, before=photo_wire(photo))
     inspection = db.session.get(Inspection, photo.inspection_id)
     elsewhere = members_elsewhere(inspection.officer_ids, inspection.squadron_id)
     write_tombstone("photo", photo, photo.squadron_id, actor.user_id)
@@ -376,11 +379,11 @@ def delete_photo(actor, photo: Photo) -> int:
 
 
 def _photos_of(inspection_id) -> list[sa.Row]:
-    """The id, version and squadron of each of the inspection's photos."""
+    """The inspection's photos as rows of their table (``id``, ``version``, ``squadron_id``
+    and the metadata their audit entries hold when they are deleted)."""
+    table = Photo.__table__
     return db.session.execute(
-        sa.select(Photo.id, Photo.version, Photo.squadron_id)
-        .where(Photo.inspection_id == inspection_id)
-        .order_by(Photo.id)
+        sa.select(table).where(table.c.inspection_id == inspection_id).order_by(table.c.id)
     ).all()
 
 
@@ -831,13 +834,6 @@ class InspectionHandler(Handler):
             # delete anyway, and as a version_conflict the device would send it again and again.
             instead = "correct it with an edit, or first change what refers to it"
             raise invalid({"op": [not_deleted_because(referenced, instead)]})
-        audit.record(
-            ctx.actor,
-            "inspection.delete",
-            self.entity,
-            record.id,
-            before={"version": record.version, "status": record.status.value},
-        )
         return result(change, "applied", delete_inspection(ctx.actor, record))
 
     def _edit_of_deleted(self, ctx: PushContext, change: Change) -> dict:
@@ -1358,6 +1354,29 @@ def _photo_value(photo: Photo, name: str):
     return getattr(photo, name)
 
 
+def photo_wire(photo) -> dict:
+    """A photo's metadata as its audit entries hold it: the fields devices send, as they send
+    them, whether its bytes arrived, and its version. ``photo`` is the ORM object or a row."""
+    values = {name: _photo_value(photo, name) for name in _PHOTO_INPUT.fields}
+    return _photo_audit(values) | {"uploaded": photo.uploaded, "version": photo.version}
+
+
+def _photo_audit(values: dict) -> dict:
+    """Metadata values (as :func:`_photo_value` reads them) as the audit log holds them: dumped
+    as devices send them, times in UTC as they are stored (a value just written still carries
+    the device's offset), the location as stored (WGS-84, already plain)."""
+    dumped = _PHOTO_INPUT.dump(
+        {
+            k: v.astimezone(UTC) if isinstance(v, datetime) else v
+            for k, v in values.items()
+            if k != "location"
+        }
+    )
+    if "location" in values:
+        dumped["location"] = values["location"]
+    return dumped
+
+
 def require_photo_fields(loaded: dict) -> None:
     """A new photo's metadata names all of :data:`PHOTO_REQUIRED` (422 for each missing)."""
     missing = [name for name in PHOTO_REQUIRED if name not in loaded]
@@ -1382,15 +1401,19 @@ def write_photo_metadata(
     wire: dict,
     *,
     actor: Actor,
+    action: str,
     created_by_id,
     device_id: str | None,
     now: datetime,
     clock: str,
 ) -> Photo:
     """Create the photo, or write its metadata, from fields loaded by ``PhotoFieldsArgs``
-    (``wire``: the same dumped); refuses, field by field, a move to another inspection and a
-    digest other than the bytes already stored under the id."""
-    if photo is None:
+    (``wire``: the same dumped), audited as ``action``: a new photo's metadata, or each field
+    written with its value before and after (the metadata keeps no versions: the audit log is
+    where a photo's earlier capture time or place can be read). Refuses, field by field, a move
+    to another inspection and a digest other than the bytes already stored under the id."""
+    creating = photo is None
+    if creating:
         require_photo_fields(loaded)
         photo = Photo(
             id=photo_id,
@@ -1431,6 +1454,17 @@ def write_photo_metadata(
     except ValueError as exc:
         raise invalid({"sha256": [str(exc)]}) from None
     db.session.flush()
+    if creating:
+        audit.record(actor, action, "photo", photo.id, after=photo_wire(photo))
+    elif written:
+        audit.record(
+            actor,
+            action,
+            "photo",
+            photo.id,
+            before=_photo_audit({name: before[name] for name in written}),
+            after=_photo_audit({name: _photo_value(photo, name) for name in written}),
+        )
     return photo
 
 
@@ -1479,13 +1513,11 @@ class PhotoHandler(Handler):
             loaded,
             wire,
             actor=ctx.actor,
+            action="photo.metadata",
             created_by_id=ctx.actor.user_id,
             device_id=ctx.device_id,
             now=ctx.now,
             clock=str(change.hlc),
-        )
-        audit.record(
-            ctx.actor, "photo.metadata", self.entity, photo.id, after={"fields": sorted(wire)}
         )
         conflicts = log_field_conflicts(ctx, change, self.entity, photo, found, photo.version)
         return result(change, "conflict" if conflicts else "applied", photo.version, conflicts)
@@ -1528,7 +1560,6 @@ class PhotoHandler(Handler):
             )
             db.session.flush()
             return result(change, "conflict", photo.version, [conflict])
-        audit.record(ctx.actor, "photo.delete", self.entity, photo.id)
         return result(change, "applied", delete_photo(ctx.actor, photo))
 
 

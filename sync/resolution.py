@@ -514,6 +514,7 @@ def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields,
             loaded,
             PhotoFieldsArgs().dump(loaded),
             actor=actor,
+            action="photo.resolve",
             created_by_id=conflict.user_id,
             device_id=conflict.device_id,
             now=utcnow(),
@@ -521,7 +522,6 @@ def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields,
         )
     except Rejected as rejected:
         raise validation_error({"value": rejected.error.data["errors"]["json"]}) from None
-    audit.record(actor, "photo.resolve", "photo", photo.id, after={"fields": sorted(loaded)})
     before = inspection_wire(inspection)
     if _reopen(actor, inspection):
         _write_inspection_version(actor, inspection, before, "inspection.reopen", reopened=True)
@@ -529,13 +529,7 @@ def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields,
 
 
 def _delete(actor: Actor, conflict: Conflict, record) -> int:
-    audit.record(
-        actor,
-        f"{conflict.entity}.delete",
-        conflict.entity,
-        record.id,
-        before={"version": record.version},
-    )
+    # Each audits the record as it was deleted.
     # Devices delete inspections and photos only (a target's delete is refused outright).
     if isinstance(record, Inspection):
         return delete_inspection(actor, record)

@@ -562,3 +562,141 @@ def test_failed_sign_ins_are_read_by_the_accounts_supervisor_and_admins(app, cli
         "user.create",
     ]
     assert verify(login("admin"))["ok"]
+
+
+# -- what entries hold ---------------------------------------------------------------------------
+
+
+def record_entries(supervisor, entity: str, record_id) -> list[dict]:
+    """Every entry about one record, oldest first, as a supervisor reads them."""
+    response = supervisor.get(f"/api/v1/audit?entity={entity}&record_id={record_id}&per_page=200")
+    assert response.status_code == 200, response.get_json()
+    return list(reversed(response.get_json()["items"]))
+
+
+def test_a_photos_changed_capture_time_shows_in_the_log_before_and_after(login, world, supervisor):
+    """A device changes the capture time of a photo already synced, from 09:35 to 09:58: the
+    photo's entry holds both times. Photo metadata keeps no versions, so the time a photo first
+    claimed (which the case-file checks judge when its bytes carry no EXIF time) can be read
+    nowhere else. Before, the entries held only the names of the fields written."""
+    from tests.review_helpers import push_inspection
+    from tests.sync_helpers import photo_metadata
+
+    device = FakeDevice(login("officer1"))
+    inspection_id = push_inspection(world, device, status="draft")
+    photo_id = uuid.uuid4()
+    [created] = device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id)))
+    [edited] = device.push_ok(
+        device.change(
+            "photo",
+            photo_id,
+            {"taken_at": "2026-11-20T09:58:00+08:00", "item_code": "S02"},
+            base_version=created["version"],
+        )
+    )
+    assert edited["status"] == "applied", edited
+
+    create, edit = record_entries(supervisor, "photo", photo_id)
+    assert create["action"] == edit["action"] == "photo.metadata"
+    assert create["before"] is None
+    assert create["after"] == {
+        **photo_metadata(inspection_id, taken_at="2026-11-20T01:35:00+00:00"),
+        "item_code": None,
+        "location": None,
+        "uploaded": False,
+        "version": 1,
+    }
+    assert edit["before"] == {"taken_at": "2026-11-20T01:35:00+00:00", "item_code": None}
+    assert edit["after"] == {"taken_at": "2026-11-20T01:58:00+00:00", "item_code": "S02"}
+    # Sent again with the value it has, from the same device: nothing written, nothing logged.
+    [again] = device.push_ok(
+        device.change("photo", photo_id, {"item_code": "S02"}, base_version=edited["version"])
+    )
+    assert again["version"] == edited["version"]
+    assert len(record_entries(supervisor, "photo", photo_id)) == 2
+    # The place it claims, as stored (WGS-84).
+    device.push_ok(
+        device.change(
+            "photo",
+            photo_id,
+            {"location": {"lon": 121.47, "lat": 31.37, "accuracy_m": 8.0}},
+            base_version=again["version"],
+        )
+    )
+    placed = record_entries(supervisor, "photo", photo_id)[-1]
+    assert placed["before"] == {"location": None}
+    assert placed["after"] == {
+        "location": {"lon": 121.47, "lat": 31.37, "accuracy_m": 8.0, "crs": "wgs84"}
+    }
+
+
+def test_what_a_leader_deleted_can_be_read_in_the_log(login, world, supervisor):
+    """An officer asks to delete a submitted inspection and the leader accepts: the inspection
+    is gone (its record and history answer 404), and the delete's entry holds it as it was
+    deleted, with each of its photos' metadata in theirs. Before, the entry held only
+    ``{"version": 1}``, and what the record said (findings, answers, when and where) was in no
+    entry: evidence of a finding could vanish without the log saying what it was."""
+    from tests.review_helpers import inspection_path, push_inspection
+    from tests.sync_helpers import photo_metadata
+
+    device = FakeDevice(login("officer1"))
+    findings = "门前堆放纸箱三堆, 占用人行道约4平方米"
+    inspection_id = push_inspection(world, device, findings=findings)
+    photo_id = uuid.uuid4()
+    device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id)))
+    [logged] = device.push_ok(
+        device.change("inspection", inspection_id, op="delete", base_version=1)
+    )
+    assert logged["status"] == "conflict", logged
+    leader = login("leader1")
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={inspection_id}").get_json()["items"]
+    record = leader.get(inspection_path(inspection_id)).get_json()
+    resolved = leader.post(f"/api/v1/conflicts/{entry['id']}/resolve", json={"keep": "client"})
+    assert resolved.status_code == 200, resolved.get_json()
+    assert leader.get(inspection_path(inspection_id)).status_code == 404
+    assert leader.get(f"{inspection_path(inspection_id)}/history").status_code == 404
+
+    [deleted] = [
+        e
+        for e in record_entries(supervisor, "inspection", inspection_id)
+        if e["action"] == "inspection.delete"
+    ]
+    assert deleted["actor_id"] == str(world.users["leader1"].id)
+    assert deleted["before"] == {k: v for k, v in record.items() if k in deleted["before"]}
+    assert deleted["before"]["findings"] == findings
+    assert deleted["before"]["target_id"] == str(world.targets["shop1"].id)
+    assert deleted["before"]["answers"] == record["answers"] and deleted["after"] is None
+    photo_deleted = record_entries(supervisor, "photo", photo_id)[-1]
+    assert photo_deleted["action"] == "photo.delete"
+    assert photo_deleted["before"]["taken_at"] == "2026-11-20T01:35:00+00:00"
+    assert photo_deleted["before"]["inspection_id"] == inspection_id
+    assert verify(supervisor)["ok"]
+
+
+def test_a_draft_a_device_deletes_can_be_read_in_the_log(login, world, supervisor):
+    """A device deletes its own draft, and then a photo of another draft: each entry holds the
+    record as it was deleted."""
+    from tests.review_helpers import push_inspection
+    from tests.sync_helpers import photo_metadata
+
+    device = FakeDevice(login("officer1"))
+    draft = push_inspection(world, device, status="draft", findings="草稿: 待补拍照片")
+    [gone] = device.push_ok(device.change("inspection", draft, op="delete", base_version=1))
+    assert gone["status"] == "applied", gone
+    deleted = record_entries(supervisor, "inspection", draft)[-1]
+    assert deleted["action"] == "inspection.delete"
+    assert (deleted["before"]["findings"], deleted["before"]["status"]) == (
+        "草稿: 待补拍照片",
+        "draft",
+    )
+
+    other = push_inspection(world, device, status="draft")
+    photo_id = uuid.uuid4()
+    [created] = device.push_ok(device.change("photo", photo_id, photo_metadata(other)))
+    [removed] = device.push_ok(
+        device.change("photo", photo_id, op="delete", base_version=created["version"])
+    )
+    assert removed["status"] == "applied", removed
+    entry = record_entries(supervisor, "photo", photo_id)[-1]
+    assert entry["action"] == "photo.delete"
+    assert entry["before"]["sha256"] == "ab" * 32 and entry["before"]["version"] == 1

@@ -21,6 +21,7 @@ from tests.conftest import (
     add_shop,
     assert_error,
     at_once,
+    audit_entries,
     etag_of,
     sign_in,
     status_of,
@@ -826,6 +827,13 @@ def test_a_photo_added_to_an_approved_inspection_can_be_accepted(app, login, wor
     assert [h["version"] for h in history] == list(range(1, inspection.version + 1))
     pulled = FakeDevice(login("officer1", device_id="dev-officer1-2")).pull_all()
     assert any(c["entity"] == "photo" and c["id"] == str(photo) for c in pulled)
+    # The log holds the metadata the leader accepted, not only the names of its fields.
+    [entry] = audit_entries(app, action="photo.resolve")
+    assert entry.actor_id == world.users["leader1"].id and entry.before is None
+    assert (entry.after["item_code"], entry.after["taken_at"]) == (
+        "S01",
+        "2026-11-20T01:35:00+00:00",
+    )
 
 
 def test_a_photo_amendment_chosen_without_its_required_fields_is_422(app, login, world):
