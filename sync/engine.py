@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from fieldapp.actor import Actor
+from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Device
 from fieldapp.auth.policy import Policy
 from fieldapp.db import change_counter, db, flush_edits, insert_rows
@@ -652,10 +653,27 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     if ctx.inspected_targets:
         refresh_targets(ctx.actor, sorted(ctx.inspected_targets), ctx.now)
     if ctx.skewed_devices:
-        db.session.execute(
-            sa.update(Device).where(Device.id.in_(ctx.skewed_devices)).values(clock_skew_at=ctx.now)
-        )
+        _flag_skewed_devices(ctx)
     return results
+
+
+def _flag_skewed_devices(ctx: PushContext) -> None:
+    """Flag the devices whose clocks this batch clamped (``clock_skew_at``), each with its
+    audit entry: the flag is what says a device's times were not to be trusted, and when."""
+    skewed = db.session.scalars(
+        sa.select(Device).where(Device.id.in_(sorted(ctx.skewed_devices))).order_by(Device.id)
+    )
+    for device in skewed:
+        before = device.clock_skew_at
+        device.clock_skew_at = ctx.now
+        audit.record(
+            ctx.actor,
+            "device.clock_skew",
+            "device",
+            device.id,
+            before={"clock_skew_at": None if before is None else before.isoformat()},
+            after={"clock_skew_at": ctx.now.isoformat()},
+        )
 
 
 def _apply(ctx: PushContext, changes: list) -> list[dict]:

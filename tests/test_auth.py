@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -277,6 +277,38 @@ def test_every_sign_in_and_revocation_is_audited(app, client, login, world):
         actions = db.session.scalars(sa.select(AuditEntry.action).order_by(AuditEntry.seq)).all()
     assert actions.count("auth.login") >= 2
     assert "device.revoke" in actions
+
+
+def test_a_rename_a_sign_out_and_a_reinstatement_say_what_changed_in_the_log(
+    app, client, login, world
+):
+    """The device list's name of a pad changed at sign-in, a sign-out and an admin letting a
+    recovered pad sign in again each have an entry that says what changed and from what.
+    Before, a rename left no entry, and the others had neither ``before`` nor ``after``."""
+    sign_in(client, device_id="pad-5", device_name="执法仪 5 号")
+    sign_in(client, device_id="pad-5", device_name="执法仪 5 号")  # the same name: no change
+    token = sign_in(client, device_id="pad-5", device_name="三中队 5 号").get_json()["token"]
+    [renamed] = audit_entries(app, action="device.rename")
+    assert (renamed.record_id, renamed.actor_id) == ("pad-5", world.users["officer1"].id)
+    assert (renamed.before, renamed.after) == ({"name": "执法仪 5 号"}, {"name": "三中队 5 号"})
+
+    client.delete("/api/v1/auth/token", headers={"Authorization": f"Bearer {token}"})
+    [signed_out] = audit_entries(app, action="auth.logout")
+    assert signed_out.before == {"revoked_at": None}
+    assert signed_out.after["revoked_at"] is not None
+
+    admin = login("admin")
+    assert admin.post("/api/v1/devices/pad-5/revoke").status_code == 200
+    [revoked] = audit_entries(app, action="device.revoke")
+    assert admin.post("/api/v1/devices/pad-5/reinstate").status_code == 200
+    [reinstated] = audit_entries(app, action="device.reinstate")
+    assert reinstated.before == {
+        "revoked_at": reinstated.before["revoked_at"],
+        "revoked_by_id": str(world.users["admin"].id),
+    }
+    revoked_at = datetime.fromisoformat(reinstated.before["revoked_at"])
+    assert abs(revoked_at - revoked.at) < timedelta(seconds=5)  # when the admin revoked it
+    assert reinstated.after == {"revoked_at": None, "revoked_by_id": None}
 
 
 def test_a_failed_sign_in_is_counted_and_audited_together(app, client, world):

@@ -11,7 +11,7 @@ from fieldapp.db import db, utcnow
 from fieldapp.inspections.models import Inspection
 from sync.engine import _stdlib_body_hash, body_hash
 from sync.models import Conflict, SyncChange
-from tests.conftest import assert_error
+from tests.conftest import assert_error, audit_entries
 from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection, photo_metadata
 
 SYSTEM = Actor.for_system("test")
@@ -409,6 +409,22 @@ def test_a_clock_far_ahead_is_clamped_and_flagged(app, login, world):
     assert "clock_skew" in record.flags
     assert (
         record.field_clocks["findings" if "findings" in record.field_clocks else "status"] < "0004"
+    )
+    # The device is flagged, and the flag is audited with when it was set: once per batch.
+    officer.push_ok(
+        officer.change("inspection", inspection_id, {"findings": "一"}, base_version=1),
+        officer.change("inspection", inspection_id, {"findings": "二"}, base_version=2),
+    )
+    first, second = audit_entries(app, action="device.clock_skew")
+    assert (first.entity, first.record_id, first.device_id) == (
+        "device",
+        "dev-officer1",
+        "dev-officer1",
+    )
+    assert first.before == {"clock_skew_at": None}
+    assert (
+        second.before == first.after
+        and second.after["clock_skew_at"] > first.after["clock_skew_at"]
     )
 
 

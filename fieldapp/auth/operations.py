@@ -212,10 +212,20 @@ def login(
     device = db.session.get(Device, device_id)
     if device is not None and device.revoked:
         raise APIError(403, "forbidden", "this device has been revoked; ask an admin")
+    actor = Actor(user=user, device_id=device_id, request_id=request_id)
     if device is None:
         device = Device(id=device_id, name=device_name, first_seen_at=now)
         db.session.add(device)
-    elif device_name:
+    elif device_name and device_name != device.name:
+        # The name admins know the device by in the device list: a change is a record's change.
+        audit.record(
+            actor,
+            "device.rename",
+            "device",
+            device.id,
+            before={"name": device.name},
+            after={"name": device_name},
+        )
         device.name = device_name
     device.last_seen_at = now
     device.last_user_id = user.id
@@ -230,7 +240,6 @@ def login(
     )
     db.session.add(token)
     db.session.flush()
-    actor = Actor(user=user, device_id=device_id, request_id=request_id)
     audit.record(
         actor,
         "auth.login",
@@ -294,7 +303,14 @@ def authenticate(settings: AuthSettings, secret: str, now: datetime | None = Non
 def logout(actor: Actor, token: Token, now: datetime | None = None) -> None:
     """Revoke the caller's own token."""
     token.revoked_at = now or utcnow()
-    audit.record(actor, "auth.logout", "token", token.id)
+    audit.record(
+        actor,
+        "auth.logout",
+        "token",
+        token.id,
+        before={"revoked_at": None},
+        after={"revoked_at": token.revoked_at.isoformat()},
+    )
 
 
 def revoke_device(actor: Actor, device: Device, now: datetime | None = None) -> int:
@@ -320,9 +336,20 @@ def reinstate_device(actor: Actor, device: Device) -> None:
     """Allow a recovered device to sign in again (its old tokens stay revoked)."""
     if not device.revoked:
         return
+    before = {
+        "revoked_at": device.revoked_at.isoformat(),
+        "revoked_by_id": None if device.revoked_by_id is None else str(device.revoked_by_id),
+    }
     device.revoked_at = None
     device.revoked_by_id = None
-    audit.record(actor, "device.reinstate", "device", device.id)
+    audit.record(
+        actor,
+        "device.reinstate",
+        "device",
+        device.id,
+        before=before,
+        after={"revoked_at": None, "revoked_by_id": None},
+    )
 
 
 def _check_role_squadron(role: Role, squadron: Squadron | None) -> None:
