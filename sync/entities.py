@@ -1327,11 +1327,10 @@ def _photo_conflicts(photo: Photo, change: Change, loaded: dict, wire: dict) -> 
     found = []
     clocks = photo.field_clocks or {}
     for name in sorted(written_since(photo, change.base_version) & set(wire)):
-        current = _PHOTO_INPUT.dump({name: _photo_value(photo, name)})[name]
+        current = _photo_dump({name: _photo_value(photo, name)})[name]
         incoming = wire[name]
         if name == "location" and incoming is not None:
             incoming, _ = wgs84_location(incoming)
-            current = current and {**current, "crs": "wgs84"}
         server_clock = HLC.parse(clocks[name]) if name in clocks else None
         # Written since the base: changed on both sides, whatever the base held.
         _, _, conflict = merge_lww(
@@ -1358,13 +1357,14 @@ def photo_wire(photo) -> dict:
     """A photo's metadata as its audit entries hold it: the fields devices send, as they send
     them, whether its bytes arrived, and its version. ``photo`` is the ORM object or a row."""
     values = {name: _photo_value(photo, name) for name in _PHOTO_INPUT.fields}
-    return _photo_audit(values) | {"uploaded": photo.uploaded, "version": photo.version}
+    return _photo_dump(values) | {"uploaded": photo.uploaded, "version": photo.version}
 
 
-def _photo_audit(values: dict) -> dict:
-    """Metadata values (as :func:`_photo_value` reads them) as the audit log holds them: dumped
-    as devices send them, times in UTC as they are stored (a value just written still carries
-    the device's offset), the location as stored (WGS-84, already plain)."""
+def _photo_dump(values: dict) -> dict:
+    """Metadata values (as :func:`_photo_value` reads them) in wire form, as the conflict log
+    and the audit log hold them: dumped as devices send them, times in UTC as they are stored
+    (a value just written still carries the device's offset), the location as stored (WGS-84,
+    already plain: the schema's dump would take its ``crs`` for the enum it loads)."""
     dumped = _PHOTO_INPUT.dump(
         {
             k: v.astimezone(UTC) if isinstance(v, datetime) else v
@@ -1462,8 +1462,8 @@ def write_photo_metadata(
             action,
             "photo",
             photo.id,
-            before=_photo_audit({name: before[name] for name in written}),
-            after=_photo_audit({name: _photo_value(photo, name) for name in written}),
+            before=_photo_dump({name: before[name] for name in written}),
+            after=_photo_dump({name: _photo_value(photo, name) for name in written}),
         )
     return photo
 

@@ -902,6 +902,47 @@ def test_two_devices_editing_one_photo_s_item_follow_the_field_rules(app, login,
         assert db.session.get(Photo, photo).item_code == "S03"
 
 
+def test_two_devices_moving_one_photo_s_place_follow_the_field_rules(app, login, world):
+    """Both officers of the pair correct where a photo was taken, offline: the later place
+    stands and the other waits in the conflict log. Before, the second push was a 500."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"])),
+        officer1.change(
+            "photo", photo, photo_metadata(record, location={"lon": 121.40, "lat": 31.30})
+        ),
+    )
+    t = 1_763_712_000_000
+    later = {"lon": 121.41, "lat": 31.31, "accuracy_m": 6.0}
+    officer1.push_ok(
+        officer1.change(
+            "photo", photo, {"location": later}, base_version=1, hlc=officer1.clock_at(t + 200)
+        )
+    )
+    [early] = officer2.push_ok(
+        officer2.change(
+            "photo",
+            photo,
+            {"location": {"lon": 121.42, "lat": 31.32}},
+            base_version=1,
+            hlc=officer2.clock_at(t + 100),
+        )
+    )
+    assert early["status"] == "conflict", early
+    assert [(c["field"], c["kept"]) for c in early["conflicts"]] == [("location", "server")]
+    [logged] = login("leader1").get(f"/api/v1/conflicts?record_id={photo}").get_json()["items"]
+    assert logged["server_value"] == {**later, "crs": "wgs84"}
+    assert logged["client_value"] == {
+        "lon": 121.42,
+        "lat": 31.32,
+        "accuracy_m": None,
+        "crs": "wgs84",
+    }
+    [pulled] = [c for c in officer2.pull_all() if c["id"] == str(photo)]
+    assert pulled["data"]["location"] == later
+
+
 def test_only_officers_and_leaders_record_tracks(login, world):
     device = FakeDevice(login("supervisor"))
     points = [{"t": "2026-11-20T09:30:00+08:00", "lon": 121.47, "lat": 31.37}]
