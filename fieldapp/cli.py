@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import typing
 
 import click
 import sqlalchemy as sa
@@ -19,6 +20,17 @@ def report_config_error(exc: ConfigError) -> None:
     command line and for gunicorn's master, which checks before it starts its workers."""
     click.echo(f"fieldapp: configuration error: {exc}", err=True)
     sys.exit(CONFIG_ERROR_EXIT)
+
+
+def refused(errors: dict[str, typing.Any], options: dict[str, str]) -> click.ClickException:
+    """One line naming each refused option and why, as the API's 422 names each field;
+    ``options`` gives the command line's name of each field (``{"name": "--name"}``)."""
+    return click.ClickException(
+        "; ".join(
+            f"{options.get(field, field)}: {' '.join(map(str, messages))}"
+            for field, messages in errors.items()
+        )
+    )
 
 
 def _create_app():
@@ -95,11 +107,13 @@ def _register_commands() -> None:
     from fieldapp.audit.commands import audit_cli
     from fieldapp.auth.commands import user_cli
     from fieldapp.demo.commands import demo_command
+    from fieldapp.org.commands import district_cli
     from fieldapp.photos.commands import photos_cli
     from fieldapp.risk.commands import risk_cli
     from fieldapp.targets.commands import targets_cli
 
     cli.add_command(demo_command)
+    cli.add_command(district_cli)
     cli.add_command(user_cli)
     cli.add_command(targets_cli)
     cli.add_command(risk_cli)

@@ -6,7 +6,14 @@ import marshmallow as ma
 from marshmallow import fields, validate
 
 from fieldapp.auth.models import Role
-from schemas.common import PageArgs, Pattern, StrictBoolean, StrictSchema, id_field
+from schemas.common import (
+    PageArgs,
+    Pattern,
+    StrictBoolean,
+    StrictSchema,
+    StrippedText,
+    id_field,
+)
 
 DEVICE_ID = Pattern(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters: letters, digits, . _ : -")
 USERNAME = Pattern(r"^[a-z0-9_.-]{2,64}$", error="2-64 characters: a-z, 0-9, _ . -")
@@ -52,7 +59,7 @@ class MeSchema(UserSchema):
 
 class UserCreateArgs(StrictSchema):
     username = fields.String(required=True, validate=USERNAME)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    name = StrippedText(80, required=True)
     role = fields.Enum(Role, by_value=True, required=True)
     password = fields.String(required=True, validate=PASSWORD)
     squadron_id = id_field(load_default=None, allow_none=True)
@@ -60,10 +67,13 @@ class UserCreateArgs(StrictSchema):
 
 
 class UserUpdateArgs(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=80))
+    name = StrippedText(80)
     role = fields.Enum(Role, by_value=True)
     password = fields.String(validate=PASSWORD)
     squadron_id = id_field(allow_none=True)
+    district_id = id_field(
+        metadata={"description": "a squadron member's must be their squadron's district"}
+    )
     active = StrictBoolean()
 
 

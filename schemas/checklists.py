@@ -7,7 +7,7 @@ from marshmallow import fields, validate, validates_schema
 
 from fieldapp.checklists.models import Severity
 from fieldapp.targets.models import SitePhase, TargetKind
-from schemas.common import ID_RANGE, PageArgs, Pattern, StrictSchema
+from schemas.common import ID_RANGE, PageArgs, Pattern, StrictSchema, StrippedText
 
 
 class ChecklistItemSchema(ma.Schema):
@@ -29,7 +29,7 @@ class ChecklistSchema(ma.Schema):
 
 class ChecklistItemArgs(StrictSchema):
     code = fields.String(required=True, validate=Pattern(r"^[A-Z][A-Z0-9]{1,15}$"))
-    text = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    text = StrippedText(500, required=True)
     severity = fields.Enum(Severity, by_value=True, required=True)
     phases = fields.List(fields.Enum(SitePhase, by_value=True), load_default=list)
     legal_basis = fields.String(load_default="", validate=validate.Length(max=300))
@@ -38,7 +38,7 @@ class ChecklistItemArgs(StrictSchema):
 class ChecklistVersionArgs(StrictSchema):
     """A new version: the whole list of items (versions are immutable, not patched)."""
 
-    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    title = StrippedText(200, required=True)
     items = fields.List(
         fields.Nested(ChecklistItemArgs), required=True, validate=validate.Length(min=1, max=200)
     )

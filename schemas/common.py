@@ -69,11 +69,30 @@ class HexDigest(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).lower()
 
 
+#: What a name, title or text of nothing but spaces is told.
+BLANK_MESSAGE = "may not be blank"
+
+
 def not_blank(value: str) -> None:
-    """Refuse a text of spaces alone: a required text (an order, a reason, a complaint) that
-    says nothing is as good as none, and would stand on file as if something had been said."""
+    """Refuse text of nothing but spaces (a validator): every list, form and record that
+    shows it would show nothing."""
     if not value.strip():
-        raise ma.ValidationError("may not be blank")
+        raise ma.ValidationError(BLANK_MESSAGE)
+
+
+class StrippedText(fields.String):
+    """A name, title or short text without the spaces around it, and not blank: a paste's
+    trailing space would otherwise make two names that read the same, and a name of spaces
+    shows nothing. ``max_length`` counts the text as stored (stripped)."""
+
+    def __init__(self, max_length: int, **kwargs):
+        super().__init__(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if not text:
+            raise ma.ValidationError(BLANK_MESSAGE)
+        return text
 
 
 def text_field(max_length: int, **kwargs) -> fields.String:

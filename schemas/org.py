@@ -1,11 +1,29 @@
-"""Districts and squadrons."""
+"""Districts (区局) and squadrons (中队)."""
 
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields, validate
+from marshmallow import fields
 
-from schemas.common import GeoJSONPolygon, StrictSchema, id_field
+from schemas.common import GeoJSONPolygon, Pattern, StrictSchema, StrippedText, id_field
+
+#: An administrative division code (行政区划代码): six digits for a district (宝山区 310113),
+#: nine or twelve for a street or town below it.
+DISTRICT_CODE = Pattern(
+    r"^[0-9]{6}(?:[0-9]{3}){0,2}$", error="an administrative code: 6, 9 or 12 digits (310113)"
+)
+
+
+class DistrictSchema(ma.Schema):
+    id = fields.Integer(dump_only=True)
+    code = fields.String(dump_only=True, metadata={"description": "行政区划代码, e.g. 310113"})
+    name = fields.String(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
+class DistrictCreateArgs(StrictSchema):
+    code = fields.String(required=True, validate=DISTRICT_CODE)
+    name = StrippedText(80, required=True)
 
 
 class SquadronSchema(ma.Schema):
@@ -17,11 +35,11 @@ class SquadronSchema(ma.Schema):
 
 
 class SquadronCreateArgs(StrictSchema):
-    name = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    name = StrippedText(80, required=True)
     district_id = id_field(required=True)
     jurisdiction = GeoJSONPolygon(allow_multi=True, required=True)
 
 
 class SquadronUpdateArgs(StrictSchema):
-    name = fields.String(validate=validate.Length(min=1, max=80))
+    name = StrippedText(80)
     jurisdiction = GeoJSONPolygon(allow_multi=True)

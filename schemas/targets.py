@@ -18,6 +18,7 @@ from schemas.common import (
     Pattern,
     StrictBoolean,
     StrictSchema,
+    StrippedText,
     id_field,
 )
 from schemas.risk import RiskBriefSchema
@@ -51,23 +52,13 @@ class USCC(fields.String):
             ) from None
 
 
-#: A target's name: where it is stored, how long it may be.
-NAME_LENGTH = validate.Length(min=1, max=200)
-
-
-class TargetName(fields.String):
-    """A target's name without the spaces around it, and not blank: the list, the file and
-    the QR label show it, and a name of spaces shows nothing. One rule for every way a target
-    is written (the API, device pushes and their conflict resolutions, the import)."""
+class TargetName(StrippedText):
+    """A target's name (:class:`~schemas.common.StrippedText`): the list, the file and the QR
+    label show it. One rule for every way a target is written (the API, device pushes and their
+    conflict resolutions, the import)."""
 
     def __init__(self, **kwargs):
-        super().__init__(validate=NAME_LENGTH, **kwargs)
-
-    def _deserialize(self, value, attr, data, **kwargs) -> str:
-        name = super()._deserialize(value, attr, data, **kwargs).strip()
-        if not name:
-            raise ma.ValidationError("may not be blank")
-        return name
+        super().__init__(200, **kwargs)
 
 
 class TargetSchema(ma.Schema):

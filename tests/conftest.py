@@ -454,6 +454,21 @@ def add_officer(login, squadron_id: int, username: str = "officer4") -> dict:
     return response.get_json()
 
 
+def other_district(app) -> tuple[int, int]:
+    """A second district (闵行区) with one squadron, committed; returns (district id, squadron
+    id)."""
+    with app.app_context():
+        district = District(code="310112", name="闵行区")
+        db.session.add(district)
+        db.session.flush()
+        squadron = Squadron(
+            district_id=district.id, name="莘庄中队", jurisdiction=square(121.3, 31.1)
+        )
+        db.session.add(squadron)
+        db.session.commit()
+        return district.id, squadron.id
+
+
 def etag_of(api: Api, path: str) -> str:
     """The ETag a GET of ``path`` answers (what a client sends back in ``If-Match``)."""
     response = api.get(path)

@@ -176,6 +176,34 @@ def test_phases_on_a_shop_checklist_are_refused(login, world, how):
     assert admin.get(f"/api/v1/checklists/{world.checklists['shop'].id}").get_json()["version"] == 1
 
 
+@pytest.mark.parametrize("how", ["create", "publish"])
+@pytest.mark.parametrize("blank", ["title", "text"])
+def test_a_blank_item_text_or_title_is_refused(login, world, how, blank):
+    """An admin publishes a version whose item text (or title) is only spaces. It was 201, and
+    every officer's device showed an item with no question to answer, which every later
+    inspection on that version had to answer. Now it is a 422 naming the item's text (or the
+    title), and nothing is published."""
+    admin = login("admin")
+    title = " \u3000 " if blank == "title" else "沿街商户市容环境检查表"
+    new_items = [
+        {"code": "S01", "text": "是否存在跨门经营", "severity": "moderate"},
+        {"code": "S02", "text": "   " if blank == "text" else "是否占道堆物", "severity": "minor"},
+    ]
+    if how == "create":
+        response = admin.post(
+            "/api/v1/checklists", json={"kind": "shop", "title": title, "items": new_items}
+        )
+    else:
+        response = publish(admin, world.checklists["shop"].id, title, new_items)
+    body = assert_error(response, 422, "validation_failed")
+    if blank == "title":
+        assert body["errors"]["json"] == {"title": ["may not be blank"]}
+    else:
+        assert body["errors"]["json"] == {"items": {"1": {"text": ["may not be blank"]}}}
+    assert admin.get(f"/api/v1/checklists/{world.checklists['shop'].id}").get_json()["version"] == 1
+    assert len(admin.get("/api/v1/checklists").get_json()["items"]) == 2
+
+
 def test_unknown_phase_is_refused(login, world):
     response = publish(
         login("admin"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -18,9 +19,11 @@ import pytest
 import sqlalchemy as sa
 
 from fieldapp import config as fieldapp_config
+from fieldapp import create_app
 from fieldapp.config import ConfigError, load_config
 
 FIELDAPP = str(Path(sys.executable).with_name("fieldapp"))
+README = Path(__file__).parent.parent / "README.md"
 
 
 def run(args, instance: Path, **env) -> subprocess.CompletedProcess:
@@ -139,6 +142,74 @@ def test_db_upgrade_builds_a_fresh_database(tmp_path):
     assert count(tmp_path, "sync_change_counter") == 1
 
 
+def production_commands() -> list[list[str]]:
+    """The ``fieldapp`` commands of README's "Production" section, in order, as arguments."""
+    section = README.read_text(encoding="utf-8").split("## Production", 1)[1].split("\n## ")[0]
+    commands = []
+    for line in section.splitlines():
+        if line.startswith(".venv/bin/fieldapp "):
+            commands.append(shlex.split(line.split("#", 1)[0])[1:])
+    return commands
+
+
+def test_a_fresh_installation_gets_its_admin_squadrons_and_users_as_the_readme_says(tmp_path):
+    """An operator follows README's "Production" steps on an empty database: the district,
+    then its first admin (who used to be refused: "--district: name the district", with no
+    way to make one), the admin's squadron over the API, its leader, officer and supervisor.
+    Every step works; a district code already taken, or a blank name, is refused."""
+    steps = [step for step in production_commands() if step[:2] != ["targets", "import"]]
+    assert steps[:3] == [
+        ["db", "upgrade"],
+        ["district", "add", "310113", "--name", "宝山区"],
+        ["user", "add", "admin", "--name", "管理员", "--role", "admin"],
+    ], steps
+    squadron_made = False
+    for step in steps:
+        if "--squadron" in step and not squadron_made:
+            app = create_app(
+                {
+                    "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'fieldapp.sqlite3'}",
+                    "TESTING": True,
+                    "SECRET_KEY": secrets.token_urlsafe(32),
+                }
+            )
+            client = app.test_client()
+            token = client.post(
+                "/api/v1/auth/token",
+                json={"username": "admin", "password": "Guo-an-2026x", "device_id": "desk"},
+            ).get_json()["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            [district] = client.get("/api/v1/districts", headers=auth).get_json()["items"]
+            assert district["code"] == "310113"
+            squadron = client.post(
+                "/api/v1/squadrons",
+                headers=auth,
+                json={
+                    "name": "吴淞中队",
+                    "district_id": district["id"],
+                    "jurisdiction": {
+                        "type": "Polygon",
+                        "coordinates": [
+                            [[121.47, 31.36], [121.52, 31.36], [121.52, 31.41], [121.47, 31.36]]
+                        ],
+                    },
+                },
+            )
+            assert squadron.status_code == 201, squadron.get_json()
+            squadron_made = True
+        password = ["--password", "Guo-an-2026x"] if step[:2] == ["user", "add"] else []
+        result = run([*step, *password], tmp_path)
+        assert result.returncode == 0, (step, result.stderr)
+    assert squadron_made
+    assert count(tmp_path, "users") == 4
+    assert count(tmp_path, "audit_entries") >= 6  # the district, the users, the squadron
+    taken = refused(run(["district", "add", "310113", "--name", "宝山区"], tmp_path))
+    assert taken.strip() == "Error: CODE: a district already has this code"
+    blank = refused(run(["district", "add", "310114", "--name", "  "], tmp_path))
+    assert blank.strip() == "Error: --name: may not be blank"
+    assert count(tmp_path, "districts") == 1
+
+
 def test_user_add(tmp_path):
     assert run(["demo", "--scale", "small", "--no-serve"], tmp_path).returncode == 0
     result = run(
@@ -217,11 +288,21 @@ def user_add(instance: Path, username="zhangwei", **options) -> subprocess.Compl
         # what POST /api/v1/users refuses, the command refuses with the same words
         ("zhangwei", {"password": "abc12"}, "--password: Length must be between 8 and 256."),
         ("Bad User", {}, "USERNAME: 2-64 characters: a-z, 0-9, _ . -"),
-        ("zhangwei", {"name": ""}, "--name: Length must be between 1 and 80."),
+        ("zhangwei", {"name": ""}, "--name: may not be blank"),
+        ("zhangwei", {"name": "   "}, "--name: may not be blank"),
         ("zhangwei", {"password": "zhangwei"}, "--password: may not be the username"),
         ("li", {"role": "leader", "squadron": ""}, "--squadron: a leader belongs to a squadron"),
     ],
-    ids=["odd-digit", "huge-id", "short-password", "bad-username", "empty-name", "weak", "role"],
+    ids=[
+        "odd-digit",
+        "huge-id",
+        "short-password",
+        "bad-username",
+        "empty-name",
+        "blank-name",
+        "weak",
+        "role",
+    ],
 )
 def test_user_add_refuses_what_the_api_refuses_in_one_line(demo, username, options, message):
     before = count(demo, "users")

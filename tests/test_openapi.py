@@ -160,6 +160,7 @@ DOCUMENTED_ERRORS = [
     ("get", "/api/v1/audit", "403"),  # supervisor, admin
     ("get", "/api/v1/audit/verify", "403"),
     ("patch", "/api/v1/risk/settings", "403"),
+    ("post", "/api/v1/districts", "403"),  # an admin adds
     ("post", "/api/v1/supervision/orders", "403"),
     # conflicts and preconditions
     ("post", "/api/v1/conflicts/{conflict_id}/resolve", "409"),

@@ -1,12 +1,11 @@
-"""Squadrons (中队) and their jurisdictions: everyone in the district reads them, admins manage."""
+"""Districts (区局), squadrons (中队) and their jurisdictions: everyone in the district reads
+them, admins manage."""
 
 from __future__ import annotations
 
 import pytest
 
-from fieldapp.db import db
-from fieldapp.org.models import District, Squadron
-from tests.conftest import assert_error, audit_entries, etag_of, square
+from tests.conftest import assert_error, audit_entries, etag_of, other_district, square
 
 
 def new_squadron(world, **overrides) -> dict:
@@ -16,20 +15,6 @@ def new_squadron(world, **overrides) -> dict:
         "jurisdiction": square(121.50, 31.30),
         **overrides,
     }
-
-
-def other_district(app) -> tuple[int, int]:
-    """A second district with one squadron; returns (district id, squadron id)."""
-    with app.app_context():
-        district = District(code="310112", name="闵行区")
-        db.session.add(district)
-        db.session.flush()
-        squadron = Squadron(
-            district_id=district.id, name="莘庄中队", jurisdiction=square(121.3, 31.1)
-        )
-        db.session.add(squadron)
-        db.session.commit()
-        return district.id, squadron.id
 
 
 @pytest.mark.parametrize("username", ["officer1", "officer3", "leader2", "supervisor", "admin"])
@@ -115,6 +100,41 @@ def test_a_squadron_name_is_unique_in_its_district(app, login, world):
         "/api/v1/squadrons", json=new_squadron(world, name="吴淞中队", district_id=district)
     )
     assert response.status_code == 201
+
+
+def test_a_squadron_name_differing_only_by_spaces_is_a_duplicate(login, world):
+    """The district has 吴淞中队; an admin adds "吴淞中队 " (a paste's trailing space). It was
+    201, and two squadrons read the same in every list and in the CLI's `--squadron 吴淞`. Now
+    the name is stored without the spaces around it, so it is the taken name (422 on `name`),
+    and a name of spaces alone is refused, when adding and when renaming."""
+    admin = login("admin")
+    for name in ("吴淞中队 ", " 吴淞中队"):
+        body = assert_error(
+            admin.post("/api/v1/squadrons", json=new_squadron(world, name=name)),
+            422,
+            "validation_failed",
+        )
+        assert body["errors"]["json"]["name"] == [
+            "a squadron of this district already has this name"
+        ]
+    body = assert_error(
+        admin.post("/api/v1/squadrons", json=new_squadron(world, name="   ")),
+        422,
+        "validation_failed",
+    )
+    assert body["errors"]["json"] == {"name": ["may not be blank"]}
+    path = f"/api/v1/squadrons/{world.squadrons[1].id}"
+    etag = etag_of(admin, path)
+    for name, why in (("吴淞中队\t", "already has this name"), ("  ", "may not be blank")):
+        body = assert_error(
+            admin.patch(path, json={"name": name}, headers={"If-Match": etag}),
+            422,
+            "validation_failed",
+        )
+        assert why in body["errors"]["json"]["name"][0]
+    created = admin.post("/api/v1/squadrons", json=new_squadron(world, name=" 淞南中队 "))
+    assert created.get_json()["name"] == "淞南中队"
+    assert len(admin.get("/api/v1/squadrons").get_json()["items"]) == 3
 
 
 def test_unknown_district_is_refused(login, world):
@@ -205,3 +225,67 @@ def test_a_name_clash_that_slips_past_the_check_is_a_409_not_a_500(login, world,
     assert_error(response, 409, "version_conflict")
     assert len(admin.get("/api/v1/squadrons").get_json()["items"]) == 2
     assert admin.post("/api/v1/squadrons", json=new_squadron(world)).status_code == 201
+
+
+# -- districts ----------------------------------------------------------------------------------
+
+
+def test_admin_adds_a_district_and_its_first_squadron(app, login, world):
+    """A city-level admin adds a second district (the CLI's `fieldapp district add` does the
+    same for a fresh installation); its squadrons then go in it."""
+    admin = login("admin")
+    response = admin.post("/api/v1/districts", json={"code": "310112", "name": " 闵行区 "})
+    assert response.status_code == 201, response.get_json()
+    district = response.get_json()
+    assert (district["code"], district["name"]) == ("310112", "闵行区")
+    listed = admin.get("/api/v1/districts").get_json()["items"]
+    assert [d["code"] for d in listed] == ["310113", "310112"]
+    squadron = admin.post(
+        "/api/v1/squadrons", json=new_squadron(world, name="莘庄中队", district_id=district["id"])
+    )
+    assert squadron.status_code == 201, squadron.get_json()
+    [entry] = audit_entries(app, entity="district", record_id=str(district["id"]))
+    assert entry.action == "district.create"
+    assert entry.actor_id == world.users["admin"].id
+    assert (entry.after["code"], entry.after["name"]) == ("310112", "闵行区")
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"code": "310113", "name": "宝山区"}, "code"),  # taken
+        ({"code": "31011", "name": "闵行区"}, "code"),
+        ({"code": "3101120", "name": "闵行区"}, "code"),
+        ({"code": "310112\n", "name": "闵行区"}, "code"),
+        ({"code": "310112", "name": "   "}, "name"),
+        ({"code": "310112", "name": "闵" * 81}, "name"),
+        ({"code": "310112"}, "name"),
+        ({"code": "310112", "name": "闵行区", "province": "上海"}, "province"),
+    ],
+    ids=[
+        "taken",
+        "short",
+        "seven-digits",
+        "newline",
+        "blank-name",
+        "long-name",
+        "no-name",
+        "extra",
+    ],
+)
+def test_a_bad_district_is_refused(app, login, world, body, field):
+    admin = login("admin")
+    answer = assert_error(admin.post("/api/v1/districts", json=body), 422, "validation_failed")
+    assert list(answer["errors"]["json"]) == [field]
+    assert len(admin.get("/api/v1/districts").get_json()["items"]) == 1
+    assert audit_entries(app, entity="district") == []
+
+
+@pytest.mark.parametrize("username", ["officer1", "leader1", "supervisor"])
+def test_only_admins_add_districts_and_others_see_their_own(login, world, username):
+    api = login(username)
+    body = {"code": "310112", "name": "闵行区"}
+    assert_error(api.post("/api/v1/districts", json=body), 403, "forbidden")
+    assert login("admin").post("/api/v1/districts", json=body).status_code == 201
+    listed = api.get("/api/v1/districts").get_json()["items"]
+    assert [d["code"] for d in listed] == ["310113"]

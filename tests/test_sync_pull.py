@@ -14,7 +14,7 @@ from fieldapp.auth.policy import Policy
 from fieldapp.db import db
 from fieldapp.tasks.models import Task
 from sync import pull
-from tests.conftest import square
+from tests.conftest import PASSWORD, other_district, square
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
@@ -247,6 +247,66 @@ def test_an_officer_moved_to_another_squadron_leaves_the_old_squadron_s_roster(l
     assert (arrived["entity"], arrived["id"], arrived["op"]) == ("user", moved, "upsert")
     assert arrived["data"]["squadron_id"] == world.squadrons[1].id
     assert [c["op"] for c in supervisor.pull_all() if c["id"] == moved] == ["delete", "upsert"]
+
+
+def test_an_officer_promoted_to_supervisor_leaves_the_squadron_s_roster(login, world):
+    """officer1 is made a supervisor: the promotion takes them out of their squadron, and
+    Wusong's devices drop them from the roster as when an officer moves to another squadron;
+    the district's supervisor sees a removal, then the user again (now a supervisor)."""
+    wusong, supervisor = FakeDevice(login("officer2")), FakeDevice(login("supervisor"))
+    for device in (wusong, supervisor):
+        device.pull_all()
+    admin = login("admin")
+    promoted = str(world.users["officer1"].id)
+    etag = admin.get(f"/api/v1/users/{promoted}").headers["ETag"]
+
+    answer = admin.patch(
+        f"/api/v1/users/{promoted}", json={"role": "supervisor"}, headers={"If-Match": etag}
+    )
+
+    assert answer.status_code == 200, answer.get_json()
+    assert [(c["entity"], c["id"], c["op"]) for c in wusong.pull_all()] == [
+        ("user", promoted, "delete")
+    ]
+    seen = [c for c in supervisor.pull_all() if c["id"] == promoted]
+    assert [c["op"] for c in seen] == ["delete", "upsert"]
+    assert (seen[1]["data"]["role"], seen[1]["data"]["squadron_id"]) == ("supervisor", None)
+
+
+def test_a_supervisor_moved_to_another_district_leaves_the_old_district_s_devices(
+    app, login, world
+):
+    """A supervisor belongs to no squadron, so no squadron's removal tells the old district's
+    other supervisors that they moved: each gets a removal of their own. The moved supervisor's
+    device starts again (its scope changed)."""
+    district_id, _ = other_district(app)
+    admin = login("admin")
+    added = admin.post(
+        "/api/v1/users",
+        json={
+            "username": "supervisor2",
+            "name": "王芳",
+            "role": "supervisor",
+            "password": PASSWORD,
+        },
+    )
+    assert added.status_code == 201, added.get_json()
+    colleague, moving = FakeDevice(login("supervisor2")), FakeDevice(login("supervisor"))
+    for device in (colleague, moving):
+        device.pull_all()
+    moved = str(world.users["supervisor"].id)
+    etag = admin.get(f"/api/v1/users/{moved}").headers["ETag"]
+
+    answer = admin.patch(
+        f"/api/v1/users/{moved}", json={"district_id": district_id}, headers={"If-Match": etag}
+    )
+
+    assert answer.status_code == 200, answer.get_json()
+    assert [(c["entity"], c["id"], c["op"]) for c in colleague.pull_all()] == [
+        ("user", moved, "delete")
+    ]
+    page = moving.api.get(f"/api/v1/sync/pull?cursor={moving.cursor}").get_json()
+    assert page["reset"] is True
 
 
 def test_a_target_moved_to_another_squadron_leaves_the_old_squadrons_devices(login, world):

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from fieldapp.auth.models import Role
-from tests.conftest import NO_SUCH_ID, PASSWORD, SYSTEM, assert_error, audit_entries, etag_of
+from tests.conftest import (
+    NO_SUCH_ID,
+    PASSWORD,
+    SYSTEM,
+    assert_error,
+    audit_entries,
+    etag_of,
+    other_district,
+)
 
 SQUADRON_1 = {"leader1", "officer1", "officer2"}
 EVERYONE = {"admin", "supervisor", "leader1", "officer1", "officer2", "leader2", "officer3"}
@@ -177,6 +187,67 @@ def test_unknown_squadron_or_district_is_refused(login, world):
     assert list(body["errors"]["json"]) == ["district_id"]
 
 
+@pytest.mark.parametrize("which", ["unknown", "another"])
+def test_a_user_named_with_a_squadron_and_another_district_is_refused(app, login, world, which):
+    """An admin adds an officer to 吴淞中队 and names a district that is not the squadron's (one
+    that does not exist, or another one). It used to be 201, the user silently in the
+    squadron's district and the admin's district_id dropped; now it is a 422 on
+    `district_id`, and the squadron's own district is accepted."""
+    district_id = NO_SUCH_ID if which == "unknown" else other_district(app)[0]
+    admin = login("admin")
+    body = assert_error(
+        admin.post("/api/v1/users", json=new_user(world, district_id=district_id)),
+        422,
+        "validation_failed",
+    )
+    assert list(body["errors"]["json"]) == ["district_id"]
+    assert "officer9" not in usernames(admin.get("/api/v1/users"))
+    fitting = admin.post("/api/v1/users", json=new_user(world, district_id=world.district.id))
+    assert fitting.status_code == 201, fitting.get_json()
+
+
+def test_a_blank_user_name_is_refused(login, world):
+    """A display name of spaces was accepted, and every roster, task list and inspection
+    record then showed the officer as nothing. It is refused (422 on `name`) when adding and
+    when renaming; the spaces around a name are not kept."""
+    admin = login("admin")
+    for name in ("   ", "", "\u3000\t"):
+        body = assert_error(
+            admin.post("/api/v1/users", json=new_user(world, name=name)), 422, "validation_failed"
+        )
+        assert body["errors"]["json"] == {"name": ["may not be blank"]}
+    path = f"/api/v1/users/{world.users['officer2'].id}"
+    etag = etag_of(admin, path)
+    body = assert_error(
+        admin.patch(path, json={"name": "  "}, headers={"If-Match": etag}), 422, "validation_failed"
+    )
+    assert body["errors"]["json"] == {"name": ["may not be blank"]}
+    added = admin.post("/api/v1/users", json=new_user(world, name=" 李娜 "))
+    assert added.get_json()["name"] == "李娜"
+
+
+def test_supervisors_and_admins_belong_to_no_squadron(login, world):
+    """A supervisor or admin with a squadron passed for one of its members in its roster:
+    adding one with a squadron, or giving one a squadron, is refused (422 on `squadron_id`)."""
+    admin = login("admin")
+    for role in ("supervisor", "admin"):
+        body = assert_error(
+            admin.post("/api/v1/users", json=new_user(world, role=role)), 422, "validation_failed"
+        )
+        assert body["errors"]["json"] == {"squadron_id": [f"a {role} belongs to no squadron"]}
+    for username, changes in (
+        ("supervisor", {"squadron_id": world.squadrons[0].id}),
+        ("officer1", {"role": "supervisor", "squadron_id": world.squadrons[0].id}),
+    ):
+        path = f"/api/v1/users/{world.users[username].id}"
+        etag = etag_of(admin, path)
+        body = assert_error(
+            admin.patch(path, json=changes, headers={"If-Match": etag}), 422, "validation_failed"
+        )
+        assert list(body["errors"]["json"]) == ["squadron_id"]
+        assert admin.get(path).headers["ETag"] == etag
+
+
 # -- changing ---------------------------------------------------------------------------------
 
 
@@ -249,6 +320,127 @@ def test_moving_an_officer_changes_what_they_see(login, world):
     assert response.status_code == 200
     targets = login("officer1").get("/api/v1/targets").get_json()["items"]
     assert {t["name"] for t in targets} == {"鑫隆五金店"}
+
+
+def test_a_promoted_officer_leaves_the_squadrons_roster(app, login, world):
+    """officer1 is made a supervisor (district-wide). The account kept squadron 1, so the
+    squadron's officers still had them in their roster as a colleague. Now the promotion
+    takes them out of the squadron, in the same audited change, and the squadron's roster
+    (`GET /users`, and pull: see tests/test_sync_pull.py) no longer lists them."""
+    admin = login("admin")
+    path = f"/api/v1/users/{world.users['officer1'].id}"
+    response = admin.patch(
+        path, json={"role": "supervisor"}, headers={"If-Match": etag_of(admin, path)}
+    )
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["role"], body["squadron_id"], body["district_id"]) == (
+        "supervisor",
+        None,
+        world.district.id,
+    )
+    assert usernames(login("officer2").get("/api/v1/users")) == {"leader1", "officer2"}
+    [entry] = audit_entries(app, action="user.update", record_id=str(world.users["officer1"].id))
+    assert entry.before == {"role": "officer", "squadron_id": world.squadrons[0].id}
+    assert entry.after == {"role": "supervisor", "squadron_id": None}
+
+
+def test_an_admin_moves_a_supervisor_to_another_district(app, login, world):
+    """A supervisor (督察) is transferred to another district. `district_id` was an unknown
+    field, and a supervisor has no squadron to move them by: they kept auditing the old
+    district. The admin now sends `district_id` (audited); a district that does not exist, or
+    one that is not a squadron member's squadron's, is refused (422 on `district_id`)."""
+    district_id, squadron_id = other_district(app)
+    admin = login("admin")
+    path = f"/api/v1/users/{world.users['supervisor'].id}"
+    for wrong in (NO_SUCH_ID,):
+        body = assert_error(
+            admin.patch(
+                path, json={"district_id": wrong}, headers={"If-Match": etag_of(admin, path)}
+            ),
+            422,
+            "validation_failed",
+        )
+        assert list(body["errors"]["json"]) == ["district_id"]
+    officer = f"/api/v1/users/{world.users['officer1'].id}"
+    body = assert_error(
+        admin.patch(
+            officer,
+            json={"district_id": district_id},
+            headers={"If-Match": etag_of(admin, officer)},
+        ),
+        422,
+        "validation_failed",
+    )
+    assert list(body["errors"]["json"]) == ["district_id"]
+
+    response = admin.patch(
+        path, json={"district_id": district_id}, headers={"If-Match": etag_of(admin, path)}
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["district_id"] == district_id
+    [entry] = audit_entries(app, action="user.update", record_id=str(world.users["supervisor"].id))
+    assert (entry.before, entry.after) == (
+        {"district_id": world.district.id},
+        {"district_id": district_id},
+    )
+    # They read the new district now, not the old one.
+    supervisor = login("supervisor")
+    assert usernames(supervisor.get("/api/v1/users")) == {"supervisor"}
+    squadrons = supervisor.get("/api/v1/squadrons").get_json()["items"]
+    assert [s["id"] for s in squadrons] == [squadron_id]
+    # An officer moves with their squadron; naming its district as well is no contradiction.
+    moved = admin.patch(
+        officer,
+        json={"squadron_id": squadron_id, "district_id": district_id},
+        headers={"If-Match": etag_of(admin, officer)},
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["district_id"] == district_id
+
+
+def open_task(leader, world, *assignees: str) -> dict:
+    """leader1 sends ``assignees`` to shop1; the task as answered."""
+    response = leader.post(
+        "/api/v1/tasks",
+        json={
+            "target_id": str(world.targets["shop1"].id),
+            "assignee_ids": [str(world.users[name].id) for name in assignees],
+            "due": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+            "origin": "manual",
+            "note": "复查跨门经营",
+        },
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+@pytest.mark.parametrize("change", [{"active": False}, {"role": "leader"}])
+def test_an_officer_who_leaves_does_not_orphan_their_open_tasks(app, login, world, change):
+    """leader1 sent officer2 alone to a shop, and officer2 with officer1 to it too; then the
+    admin disables officer2 (left the force), or makes them a leader. The lone task stayed
+    `open`, assigned to someone who would never come, and the schedule's dispatch (a task for
+    each due target with no open task) never sent anyone there again. Now the task nobody
+    active can carry out is cancelled in the same change, with its reason and its audit
+    entry, and the leader sees it; the shared one stays open with officer1."""
+    leader = login("leader1")
+    alone = open_task(leader, world, "officer2")
+    shared = open_task(leader, world, "officer1", "officer2")
+    admin = login("admin")
+    path = f"/api/v1/users/{world.users['officer2'].id}"
+    response = admin.patch(path, json=change, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200, response.get_json()
+
+    after = leader.get(f"/api/v1/tasks/{alone['id']}").get_json()
+    assert after["status"] == "cancelled"
+    why = "账号已停用" if change.get("active") is False else "已不再是执法队员"
+    assert after["cancel_reason"] == f"执行人officer2{why}，任务无其他在岗执行人"
+    assert leader.get(f"/api/v1/tasks/{shared['id']}").get_json()["status"] == "open"
+    [cancel] = audit_entries(app, action="task.cancel")
+    assert (cancel.record_id, cancel.actor_id) == (alone["id"], world.users["admin"].id)
+    [update] = audit_entries(app, action="user.update")
+    assert update.seq < cancel.seq
+    assert cancel.request_id == update.request_id  # one request, one transaction
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from flask.cli import with_appcontext
 from fieldapp.actor import Actor
 from fieldapp.auth import operations
 from fieldapp.auth.models import Role
+from fieldapp.cli import refused
 from fieldapp.db import db
 from fieldapp.errors import APIError
 from fieldapp.org.models import District, Squadron
@@ -32,13 +33,7 @@ OPTIONS = {
 
 
 def _refused(errors: dict[str, typing.Any]) -> click.ClickException:
-    """One line naming each refused option and why, as the API's 422 names each field."""
-    return click.ClickException(
-        "; ".join(
-            f"{OPTIONS.get(field, field)}: {' '.join(map(str, messages))}"
-            for field, messages in errors.items()
-        )
-    )
+    return refused(errors, OPTIONS)
 
 
 @click.group("user")
@@ -80,6 +75,11 @@ def add_user(username, name, role, squadron_name, district_code, password):
         )
     except ma.ValidationError as exc:
         raise _refused(exc.normalized_messages()) from None
+    district = None
+    if district_code:
+        district = db.session.scalar(sa.select(District).where(District.code == district_code))
+        if district is None:
+            raise _refused({"district_id": [f"no district {district_code!r}"]})
     squadron = None
     if squadron_name:
         query = sa.select(Squadron).where(
@@ -87,17 +87,21 @@ def add_user(username, name, role, squadron_name, district_code, password):
             if by_id
             else Squadron.name.in_([squadron_name, f"{squadron_name}中队"])
         )
-        squadron = db.session.scalar(query)
-        if squadron is None:
+        if district is not None and not by_id:
+            query = query.where(Squadron.district_id == district.id)
+        squadrons = db.session.scalars(query.order_by(Squadron.id)).all()
+        if not squadrons:
             raise _refused({"squadron_id": [f"no squadron {squadron_name!r}"]})
-    district_query = sa.select(District)
-    if district_code:
-        district_query = district_query.where(District.code == district_code)
-    districts = db.session.scalars(district_query).all()
-    if squadron is None and district_code and not districts:
-        raise _refused({"district_id": [f"no district {district_code!r}"]})
-    if squadron is None and len(districts) != 1:
-        raise _refused({"district_id": ["name the district (--district CODE)"]})
+        if len(squadrons) > 1:
+            raise _refused(
+                {"squadron_id": [f"{squadron_name!r} is in several districts; name the district"]}
+            )
+        squadron = squadrons[0]
+    if district is None and squadron is None:
+        districts = db.session.scalars(sa.select(District)).all()
+        if len(districts) != 1:
+            raise _refused({"district_id": ["name the district (--district CODE)"]})
+        district = districts[0]
     try:
         user = operations.create_user(
             Actor.for_system("cli"),
@@ -106,7 +110,7 @@ def add_user(username, name, role, squadron_name, district_code, password):
             name=args["name"],
             role=args["role"],
             password=args["password"],
-            district_id=squadron.district_id if squadron else districts[0].id,
+            district_id=district.id if district else squadron.district_id,
             squadron=squadron,
         )
     except APIError as exc:

@@ -29,7 +29,8 @@ from fieldapp.auth.models import (
 from fieldapp.db import db, utcnow
 from fieldapp.errors import APIError, validation_error
 from fieldapp.org.models import Squadron
-from sync.versions import record_left_scope
+from fieldapp.tasks.operations import release_assignee
+from sync.versions import record_left_scope, record_left_users
 
 
 @dataclass(frozen=True)
@@ -353,8 +354,26 @@ def reinstate_device(actor: Actor, device: Device) -> None:
 
 
 def _check_role_squadron(role: Role, squadron: Squadron | None) -> None:
+    """Officers and leaders belong to a squadron; supervisors and admins, who work across
+    the district, to none (in a squadron's roster they would pass for its members)."""
     if role in SQUADRON_ROLES and squadron is None:
         raise validation_error({"squadron_id": [f"a {role.value} belongs to a squadron"]})
+    if role not in SQUADRON_ROLES and squadron is not None:
+        raise validation_error({"squadron_id": [f"a {role.value} belongs to no squadron"]})
+
+
+def _check_district(squadron: Squadron | None, district_id: int) -> None:
+    """A squadron member's district is their squadron's: a district named beside a squadron of
+    another one contradicts it (422, rather than one of the two silently winning)."""
+    if squadron is not None and squadron.district_id != district_id:
+        raise validation_error(
+            {
+                "district_id": [
+                    f"squadron {squadron.id} is in district {squadron.district_id}, not"
+                    f" {district_id}"
+                ]
+            }
+        )
 
 
 def create_user(
@@ -368,8 +387,10 @@ def create_user(
     district_id: int,
     squadron: Squadron | None = None,
 ) -> User:
-    """Add a user; usernames are unique (422 on a taken one)."""
+    """Add a user; usernames are unique (422 on a taken one). Officers and leaders are placed
+    in ``squadron`` (of ``district_id``), supervisors and admins in ``district_id`` alone."""
     _check_role_squadron(role, squadron)
+    _check_district(squadron, district_id)
     check_password(username, password)
     if db.session.scalar(sa.select(User.id).where(User.username == username)) is not None:
         raise validation_error({"username": ["already taken"]})
@@ -377,7 +398,7 @@ def create_user(
         username=username,
         name=name,
         role=role,
-        district_id=squadron.district_id if squadron else district_id,
+        district_id=district_id,
         squadron_id=squadron.id if squadron else None,
         password_hash=hash_password(settings, password),
     )
@@ -396,27 +417,51 @@ def _other_active_admins(user: User) -> int:
 
 
 def update_user(actor: Actor, settings: AuthSettings, user: User, changes: dict) -> User:
-    """Change a user's name, role, squadron, active flag or password."""
+    """Change a user's name, role, squadron, district, active flag or password.
+
+    ``changes["squadron"]`` is the squadron to move to (None: none); ``district_id`` a district
+    known to exist. A supervisor or admin belongs to no squadron: a role change to one takes
+    the user out of their squadron (its roster drops them, as when they move to another). A
+    squadron member's district is their squadron's. A user who can no longer carry out tasks
+    (disabled, or no longer an officer) leaves none open with nobody to do it: see
+    :func:`fieldapp.tasks.operations.release_assignee`. One audit entry says what changed.
+    """
+    now = utcnow()
     before = audit.snapshot(user)
     password = changes.pop("password", None)
     if password:
         check_password(user.username, password)
     was_admin = user.role is Role.admin and user.active
-    if "squadron" in changes:
-        squadron = changes.pop("squadron")
-        if user.squadron_id is not None and user.squadron_id != (squadron and squadron.id):
-            # The old squadron's devices hold the user in their roster. Written before the
-            # user changes: the removal must come earlier in the change order than the user's
-            # new version, or a reader who sees both (the district's supervisor) drops it.
-            record_left_scope("user", user, user.squadron_id, actor.user_id, utcnow())
-        user.squadron_id = squadron.id if squadron else None
-        if squadron:
-            user.district_id = squadron.district_id
+    was_officer = user.role is Role.officer and user.active
+    role = changes.get("role", user.role)
+    if role not in SQUADRON_ROLES and "squadron" not in changes:
+        changes["squadron"] = None  # promoted out of the squadron
+    squadron = (
+        changes.pop("squadron")
+        if "squadron" in changes
+        else db.session.get(Squadron, user.squadron_id)
+        if user.squadron_id
+        else None
+    )
+    _check_role_squadron(role, squadron)
+    district_id = changes.pop("district_id", None)
+    if district_id is None:
+        district_id = squadron.district_id if squadron else user.district_id
+    _check_district(squadron, district_id)
+    if user.squadron_id is not None and user.squadron_id != (squadron and squadron.id):
+        # The old squadron's devices hold the user in their roster. Written before the user
+        # changes: the removal must come earlier in the change order than the user's new
+        # version, or a reader who sees both (the district's supervisor) drops it.
+        record_left_scope("user", user, user.squadron_id, actor.user_id, now)
+    elif user.squadron_id is None and district_id != user.district_id:
+        # No squadron's removal reaches the old district's supervisors, who pull its users.
+        record_left_users(
+            "user", [user], _district_supervisors(user.district_id, user), actor.user_id, now
+        )
+    user.squadron_id = squadron.id if squadron else None
+    user.district_id = district_id
     for field, value in changes.items():
         setattr(user, field, value)
-    _check_role_squadron(
-        user.role, db.session.get(Squadron, user.squadron_id) if user.squadron_id else None
-    )
     demoted = user.role is not Role.admin or not user.active
     if was_admin and demoted and _other_active_admins(user) == 0:
         raise validation_error({"role": ["this is the last active admin; appoint another first"]})
@@ -427,9 +472,22 @@ def update_user(actor: Actor, settings: AuthSettings, user: User, changes: dict)
         db.session.execute(
             sa.update(Token)
             .where(Token.user_id == user.id, Token.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
+            .values(revoked_at=now)
         )
     audit.record_update(actor, "user.update", "user", user, before)
     if password:
         audit.record(actor, "user.password_reset", "user", user.id)
+    if was_officer and not (user.active and user.role is Role.officer):
+        release_assignee(actor, user, now)
     return user
+
+
+def _district_supervisors(district_id: int, user: User) -> list:
+    """The supervisors of ``district_id`` other than ``user``: they read its users."""
+    return list(
+        db.session.scalars(
+            sa.select(User.id).where(
+                User.district_id == district_id, User.role == Role.supervisor, User.id != user.id
+            )
+        )
+    )

@@ -30,7 +30,7 @@ from fieldapp.db import db
 from fieldapp.draws.models import Draw, drew_from
 from fieldapp.errors import APIError, not_found
 from fieldapp.inspections.models import Inspection, ever_officers, inspections_of
-from fieldapp.org.models import Squadron
+from fieldapp.org.models import District, Squadron
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
 from fieldapp.supervision.models import CaseReview, SupervisionOrder
@@ -241,6 +241,7 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     TargetRisk: _any_part(TargetRisk),
     Draw: lambda p: _draw_read(p),
     User: _user_read,
+    District: lambda p: sa.true() if p.role is Role.admin else District.id == p.user.district_id,
     # Squadron names and boundaries are district knowledge every member may see on a map.
     Squadron: lambda p: (
         sa.true() if p.role is Role.admin else Squadron.district_id == p.user.district_id
@@ -354,6 +355,7 @@ _WRITE_RULES: dict[str, Callable[[Policy, Any], bool]] = {
     "target.create": lambda p, squadron_id: _manages_squadron(p, squadron_id),
     "target.update": lambda p, target: _manages_squadron(p, target.squadron_id),
     "squadron.manage": lambda p, _: p.role is Role.admin,
+    "district.manage": lambda p, _: p.role is Role.admin,
     "risk.settings": lambda p, _: p.role is Role.admin,
     # obj: the squadron id drawn from (None: a whole district, admins only)
     "draw.create": lambda p, squadron_id: _manages_squadron(p, squadron_id),
@@ -409,6 +411,7 @@ _WRITE_MESSAGES = {
     "target.create": "only the squadron's leader or an admin may add targets to this squadron",
     "target.update": "only the squadron's leader or an admin may edit this target",
     "squadron.manage": "only admins manage squadrons",
+    "district.manage": "only admins add districts",
     "risk.settings": "only admins change the risk model's settings",
     "draw.create": "only the squadron's leader (or an admin, also for a district) may draw",
     "task.dispatch": "only the squadron's leader or an admin dispatches its tasks",

@@ -108,6 +108,12 @@ def _squadron_or_422(squadron_id: int | None) -> Squadron | None:
     return squadron
 
 
+def _district_or_422(district_id: int | None) -> int | None:
+    if district_id is not None and db.session.get(District, district_id) is None:
+        raise validation_error({"district_id": [f"no district {district_id}"]})
+    return district_id
+
+
 @blp.route("/users")
 class UsersResource(MethodView):
     @blp.arguments(UserListArgs, location="query")
@@ -130,9 +136,9 @@ class UsersResource(MethodView):
         policy = current_policy()
         policy.require("user.manage")
         squadron = _squadron_or_422(args.pop("squadron_id"))
-        district_id = args.pop("district_id") or policy.user.district_id
-        if squadron is None and db.session.get(District, district_id) is None:
-            raise validation_error({"district_id": [f"no district {district_id}"]})
+        district_id = _district_or_422(args.pop("district_id"))
+        if district_id is None:  # the squadron's, else the admin's own
+            district_id = squadron.district_id if squadron else policy.user.district_id
         return operations.create_user(
             current_actor(), _settings(), squadron=squadron, district_id=district_id, **args
         )
@@ -153,13 +159,18 @@ class UserResource(MethodView):
     @blp.response(200, UserAdminSchema)
     @blp.forbidden("user.manage")
     def patch(self, changes, user_id: uuid.UUID):
-        """Change a user's name, role, squadron, password or active flag (admin; If-Match)."""
+        """Change a user's name, role, squadron, district, password or active flag (admin;
+        If-Match). A squadron member's district is their squadron's; a supervisor or admin
+        has none, and a role change to one leaves the squadron. Disabling an officer (or
+        making them something else) cancels their open tasks that no other active officer
+        carries, each with its reason."""
         policy = current_policy()
         user = policy.load_to_write(User, user_id, "user")
         policy.require("user.manage")
         blp.check_etag({"id": str(user.id), "version": user.version})
         if "squadron_id" in changes:
             changes["squadron"] = _squadron_or_422(changes.pop("squadron_id"))
+        _district_or_422(changes.get("district_id"))
         operations.update_user(current_actor(), _settings(), user, changes)
         db.session.flush()
         blp.set_etag({"id": str(user.id), "version": user.version})

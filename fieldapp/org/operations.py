@@ -1,4 +1,4 @@
-"""Creating squadrons and redrawing their jurisdictions."""
+"""Creating districts and squadrons, and redrawing squadrons' jurisdictions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,18 @@ from fieldapp.db import db
 from fieldapp.errors import validation_error
 from fieldapp.geo import bounds
 from fieldapp.org.models import District, Squadron
+
+
+def create_district(actor: Actor, code: str, name: str) -> District:
+    """A new district (区局), the unit a fresh installation starts from: its first admin,
+    supervisors and squadrons belong to one. Its code is unique (422 on a taken one)."""
+    if db.session.scalar(sa.select(District.id).where(District.code == code)) is not None:
+        raise validation_error({"code": ["a district already has this code"]})
+    district = District(code=code, name=name)
+    db.session.add(district)
+    db.session.flush()
+    audit.record(actor, "district.create", "district", district.id, after=audit.snapshot(district))
+    return district
 
 
 def _set_jurisdiction(squadron: Squadron, geometry: dict) -> None:

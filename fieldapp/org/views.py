@@ -1,4 +1,4 @@
-"""Squadrons and their jurisdictions."""
+"""Districts, squadrons and their jurisdictions."""
 
 from __future__ import annotations
 
@@ -12,9 +12,32 @@ from fieldapp.org.models import District, Squadron
 from fieldapp.web.paging import paginate
 from fieldapp.web.requests import current_actor, current_policy
 from schemas.common import PageArgs, page_schema
-from schemas.org import SquadronCreateArgs, SquadronSchema, SquadronUpdateArgs
+from schemas.org import (
+    DistrictCreateArgs,
+    DistrictSchema,
+    SquadronCreateArgs,
+    SquadronSchema,
+    SquadronUpdateArgs,
+)
 
-blp = Blueprint("org", __name__, description="Squadrons (中队) and jurisdictions")
+blp = Blueprint("org", __name__, description="Districts (区局), squadrons (中队) and jurisdictions")
+
+
+@blp.route("/districts")
+class DistrictsResource(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, page_schema(DistrictSchema, "DistrictPage"))
+    def get(self, paging):
+        """The caller's district (admins: every district)."""
+        return paginate(current_policy().scoped(District).order_by(District.id), **paging)
+
+    @blp.arguments(DistrictCreateArgs)
+    @blp.response(201, DistrictSchema)
+    @blp.forbidden("district.manage")
+    def post(self, args):
+        """Add a district (admin); its squadrons and users are added after it."""
+        current_policy().require("district.manage")
+        return operations.create_district(current_actor(), args["code"], args["name"])
 
 
 def _etag(squadron: Squadron) -> dict:

@@ -182,6 +182,31 @@ def cancel_task(actor: Actor, task: Task, reason: str, now: datetime) -> Task:
     return task
 
 
+def release_assignee(actor: Actor, user: User, now: datetime) -> list[Task]:
+    """``user`` can no longer carry out tasks (their account was disabled, or they are no
+    longer an officer). Each open task of theirs that no other active officer among its
+    assignees can carry out is cancelled, saying why, so that it neither waits on someone who
+    will never come nor keeps the schedule from dispatching its target again (it sends only
+    targets with no open task). A task a colleague still carries stays open with them; the
+    assignee list keeps who was sent. Returns the tasks cancelled."""
+    tasks = db.session.scalars(
+        sa.select(Task)
+        .join(task_assignees, task_assignees.c.task_id == Task.id)
+        .where(task_assignees.c.user_id == user.id, Task.status == TaskStatus.open)
+        .order_by(Task.id)
+    ).all()
+    why = "账号已停用" if not user.active else "已不再是执法队员"
+    reason = f"执行人{user.name}{why}，任务无其他在岗执行人"
+    orphaned = [
+        task
+        for task in tasks
+        if not any(a.active and a.role is Role.officer for a in task.assignees)
+    ]
+    for task in orphaned:
+        cancel_task(actor, task, reason, now)
+    return orphaned
+
+
 def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> Task | None:
     """An approved inspection carrying ``task_id`` closes that task, if it is still open and
     about the inspection's target (a task id for another target closes nothing). A task sent
