@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth import operations as auth_ops
-from fieldapp.auth.models import LoginFailure, Token
+from fieldapp.auth.models import Device, LoginFailure, Token
 from fieldapp.db import db, utcnow
 from tests.conftest import (
     PASSWORD,
@@ -152,6 +152,64 @@ def test_admin_revokes_a_device(client, login, world):
     assert_error(sign_in(client, device_id="lost-pad"), 403, "forbidden")
     assert admin.post("/api/v1/devices/lost-pad/reinstate").status_code == 200
     assert sign_in(client, device_id="lost-pad").status_code == 201
+
+
+def test_a_sign_in_refused_on_a_revoked_device_is_audited(app, client, login, world):
+    """A pad is lost and revoked; someone then signs in on it with officer1's right password.
+    The 403 wrote nothing, so the supervisor investigating the stolen pad could not see that
+    it was used, when, or with which account. Now it is an `auth.login_failed` entry under the
+    account, `reason: revoked_device`; it does not count towards the lock-out (the password
+    was right)."""
+    assert sign_in(client, device_id="lost-pad").status_code == 201
+    assert login("admin").post("/api/v1/devices/lost-pad/revoke").status_code == 200
+    attempt = sign_in(client, device_id="lost-pad")
+    assert_error(attempt, 403, "forbidden")
+    [entry] = audit_entries(app, action="auth.login_failed")
+    officer = world.users["officer1"]
+    assert (entry.actor_id, entry.device_id, entry.record_id) == (
+        officer.id,
+        "lost-pad",
+        str(officer.id),
+    )
+    assert entry.after == {
+        "username": "officer1",
+        "device_id": "lost-pad",
+        "remote_addr": "127.0.0.1",
+        "reason": "revoked_device",
+    }
+    assert entry.request_id == attempt.headers["X-Request-ID"]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LoginFailure)) == 0
+
+
+def test_the_device_list_shows_when_a_device_was_last_seen(app, login, world):
+    """officer1's pad signed in two days ago and has synced since. `last_seen_at` moved only
+    when a token was issued (a token lives a week), so the admin deciding whether a
+    reported-lost pad is still in use read a wrong date. Now any authenticated request moves
+    it, at most once every few minutes (a second request soon after writes nothing)."""
+    officer = login("officer1", "pad-0042")
+    with app.app_context():
+        device = db.session.get(Device, "pad-0042")
+        device.last_seen_at = utcnow() - timedelta(days=2)
+        db.session.commit()
+    started = utcnow()
+    assert officer.get("/api/v1/sync/pull").status_code == 200
+    admin = login("admin")
+
+    def last_seen() -> str:
+        listed = admin.get("/api/v1/devices").get_json()["items"]
+        return {d["id"]: d for d in listed}["pad-0042"]["last_seen_at"]
+
+    seen = last_seen()
+    assert started <= datetime.fromisoformat(seen) <= utcnow()
+    assert officer.get("/api/v1/me").status_code == 200
+    assert last_seen() == seen  # within LAST_SEEN_EVERY: not written again
+    with app.app_context():
+        device = db.session.get(Device, "pad-0042")
+        device.last_seen_at -= auth_ops.LAST_SEEN_EVERY
+        db.session.commit()
+    assert officer.get("/api/v1/me").status_code == 200
+    assert last_seen() > seen
 
 
 def test_only_admins_revoke_devices(client, login, world):

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
@@ -212,6 +213,10 @@ def login(
 
     device = db.session.get(Device, device_id)
     if device is not None and device.revoked:
+        # The right password on a lost or stolen pad: who tried, and when, is what the
+        # supervisor investigating it needs. Not counted towards the lock-out (the password
+        # was right; the device is refused whatever it sends).
+        _record_failure(user, username, device_id, remote_addr, request_id, "revoked_device")
         raise APIError(403, "forbidden", "this device has been revoked; ask an admin")
     actor = Actor(user=user, device_id=device_id, request_id=request_id)
     if device is None:
@@ -261,16 +266,20 @@ def _record_failure(
     device_id: str,
     remote_addr: str | None,
     request_id: str | None,
+    reason: str | None = None,
 ) -> None:
-    """Audit a failed sign-in, which the caller keeps despite answering 401 (the failure counts
-    towards the lock-out, and supervisors must see password guessing on an account).
+    """Audit a failed sign-in, which the caller keeps despite answering an error (a wrong
+    password counts towards the lock-out, and supervisors must see password guessing on an
+    account, or a revoked device being used). ``reason``: ``unknown_user``, ``disabled`` or
+    ``password`` when not given (from ``user``), or ``revoked_device``.
 
     Like a successful sign-in, the entry names the account as its actor: it is that account's
     history (``GET /audit?actor_id=``), and that account's district supervisor reads it. An
     attempt on a username nobody has names no actor and is shown to admins only (the policy):
     what is typed as a username is sometimes a password. The password is never written.
     """
-    reason = "unknown_user" if user is None else "disabled" if not user.active else "password"
+    if reason is None:
+        reason = "unknown_user" if user is None else "disabled" if not user.active else "password"
     audit.record(
         Actor(user=user, device_id=device_id, request_id=request_id),
         LOGIN_FAILED,
@@ -285,8 +294,17 @@ def _record_failure(
     )
 
 
+#: How stale a device's ``last_seen_at`` may get while it is in use: an authenticated request
+#: moves it at most this often, so a device syncing all day costs one UPDATE per period, not
+#: one per push or pull.
+LAST_SEEN_EVERY = timedelta(minutes=5)
+
+
 def authenticate(settings: AuthSettings, secret: str, now: datetime | None = None) -> Token | None:
-    """The live token for a bearer secret, or None if unknown, expired, revoked or disabled."""
+    """The live token for a bearer secret, or None if unknown, expired, revoked or disabled.
+
+    Notes that the token's device was seen (:data:`LAST_SEEN_EVERY`): the admin's device list
+    says which pads are in use, and whether a reported-lost one still is."""
     now = now or utcnow()
     # The token with its user and device in one query: every request reads all three.
     token = db.session.scalar(
@@ -298,7 +316,25 @@ def authenticate(settings: AuthSettings, secret: str, now: datetime | None = Non
         return None
     if token.device.revoked or not token.user.active:
         return None
+    _seen(token.device, now)
     return token
+
+
+def _seen(device: Device, now: datetime) -> None:
+    """Move ``device.last_seen_at`` to ``now`` if it is more than :data:`LAST_SEEN_EVERY`
+    behind: one UPDATE, conditional, so that of requests racing each other only one writes (the
+    others find the row moved and change nothing). Written with the request's transaction, so
+    a request that fails leaves it for the next one."""
+    if now - device.last_seen_at < LAST_SEEN_EVERY:
+        return
+    db.session.execute(
+        sa.update(Device)
+        .where(Device.id == device.id, Device.last_seen_at < now - LAST_SEEN_EVERY)
+        .values(last_seen_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    # The session's copy follows without being marked dirty (no second write at flush).
+    set_committed_value(device, "last_seen_at", now)
 
 
 def logout(actor: Actor, token: Token, now: datetime | None = None) -> None:
