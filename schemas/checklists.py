@@ -7,7 +7,14 @@ from marshmallow import fields, validate, validates_schema
 
 from fieldapp.checklists.models import Severity
 from fieldapp.targets.models import SitePhase, TargetKind
-from schemas.common import ID_RANGE, PageArgs, Pattern, StrictSchema, StrippedText
+from schemas.common import (
+    ID_RANGE,
+    PageArgs,
+    Pattern,
+    StrictBoolean,
+    StrictSchema,
+    StrippedText,
+)
 
 
 class ChecklistItemSchema(ma.Schema):
@@ -23,6 +30,9 @@ class ChecklistSchema(ma.Schema):
     kind = fields.Enum(TargetKind, by_value=True, dump_only=True)
     version = fields.Integer(dump_only=True)
     title = fields.String(dump_only=True)
+    active = fields.Boolean(
+        dump_only=True, metadata={"description": "false: retired (no longer listed)"}
+    )
     published_at = fields.DateTime(dump_only=True)
     items = fields.List(fields.Nested(ChecklistItemSchema), dump_only=True)
 
@@ -60,6 +70,12 @@ class ChecklistCreateArgs(ChecklistVersionArgs):
             i.get("phases") for i in data.get("items", [])
         ):
             raise ma.ValidationError({"items": ["shop checklist items have no phases"]})
+
+
+class ChecklistUpdateArgs(StrictSchema):
+    """Retire (``false``) or reinstate (``true``) a checklist."""
+
+    active = StrictBoolean(required=True)
 
 
 class ChecklistListArgs(PageArgs):

@@ -25,7 +25,8 @@ from sqlalchemy.orm import selectinload
 from fieldapp import jsontext
 from fieldapp.auth.models import SQUADRON_ROLES, User
 from fieldapp.auth.policy import Policy
-from fieldapp.checklists.models import Checklist, ChecklistVersion
+from fieldapp.checklists.models import Checklist
+from fieldapp.checklists.operations import get_version
 from fieldapp.db import change_counter, db
 from fieldapp.inspections.models import Inspection
 from fieldapp.photos.models import Photo
@@ -68,18 +69,14 @@ def _target(target: Target) -> dict:
 
 
 def _checklist(checklist: Checklist) -> dict:
-    version = db.session.scalar(
-        sa.select(ChecklistVersion)
-        .where(
-            ChecklistVersion.checklist_id == checklist.id,
-            ChecklistVersion.version == checklist.version,
-        )
-        .options(selectinload(ChecklistVersion.items))
-    )
+    """The checklist at its newest published version: ``version`` is that version's number
+    (what an inspection names as ``checklist_version``), which a retirement leaves as it is
+    although it moves the record's version."""
+    version = get_version(checklist)
     return {
         "id": checklist.id,
         "kind": checklist.kind.value,
-        "version": checklist.version,
+        "version": version.version,
         "title": version.title,
         "active": checklist.active,
         "items": [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import assert_error, audit_entries
+from tests.conftest import assert_error, audit_entries, etag_of
+from tests.sync_helpers import FakeDevice
 
 SHOP_ITEMS_V1 = [
     {"code": "S01", "text": "是否存在跨门经营", "severity": "moderate", "phases": []},
@@ -20,6 +21,7 @@ SHOP_ITEMS_V2 = [
         "legal_basis": "上海市市容环境卫生管理条例",
     },
 ]
+SITE_ITEMS = [{"code": "C01", "text": "围挡是否连续封闭", "severity": "moderate"}]
 
 
 def items(checklist: dict) -> list[dict]:
@@ -114,6 +116,28 @@ def test_older_versions_stay_as_they_were_after_a_new_one(app, login, world):
     ]
     assert entries[1].actor_id == world.users["admin"].id
     assert entries[1].after["version"] == 2
+
+
+def test_the_audit_of_a_new_version_says_what_officers_are_asked(app, login, world):
+    """An admin rewords an item and publishes version 2. The `checklist.publish` entry held
+    only codes, severities and phases, so it read like version 1's: the tamper-evident log
+    could not tell what officers were asked, nor that anything changed. Each item's text and
+    legal basis are in it now (and in `checklist.create`'s)."""
+    admin = login("admin")
+    checklist = world.checklists["shop"].id
+    assert publish(admin, checklist).status_code == 201
+    created, published = audit_entries(app, entity="checklist", record_id=str(checklist))
+    assert created.after["items"][0] == {
+        "code": "S01",
+        "text": "是否存在跨门经营",
+        "severity": "moderate",
+        "phases": [],
+        "legal_basis": "",
+    }
+    assert published.after["items"] == [
+        {"phases": [], "legal_basis": "", **SHOP_ITEMS_V2[0]},
+        {"phases": [], **SHOP_ITEMS_V2[1]},
+    ]
 
 
 def test_admin_creates_a_checklist(login, world):
@@ -247,3 +271,84 @@ def test_only_admins_create_or_publish(login, world, username):
 
 def test_publishing_to_an_unknown_checklist_is_404(login, world):
     assert_error(publish(login("admin"), 9999), 404, "not_found")
+
+
+# -- retiring ---------------------------------------------------------------------------------
+
+
+def test_an_admin_retires_and_reinstates_a_checklist(app, login, world):
+    """A form is withdrawn. Nothing could set `active` (PATCH was 405), so a withdrawn form
+    stayed on every device for good. Now the admin retires it with `PATCH {"active": false}`
+    and its ETag (428 without, 412 after a change since it was read), audited: it leaves the
+    list, devices pull it as inactive, its versions and number stay; it can be reinstated."""
+    checklist = world.checklists["site"].id
+    path = f"/api/v1/checklists/{checklist}"
+    admin = login("admin")
+    device = FakeDevice(login("officer1"))
+    device.pull_all()
+    read = etag_of(admin, path)
+    assert_error(admin.patch(path, json={"active": False}), 428, "precondition_required")
+    assert publish(admin, checklist, "第二版", SITE_ITEMS).status_code == 201
+    assert_error(
+        admin.patch(path, json={"active": False}, headers={"If-Match": read}),
+        412,
+        "precondition_failed",
+    )
+
+    response = admin.patch(path, json={"active": False}, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert (body["active"], body["version"]) == (False, 2)
+    assert response.headers["ETag"] == admin.get(path).headers["ETag"]
+    listed = login("officer1").get("/api/v1/checklists").get_json()["items"]
+    assert [c["id"] for c in listed] == [world.checklists["shop"].id]
+    [pulled] = [c for c in device.pull_all() if c["entity"] == "checklist"]
+    assert (pulled["id"], pulled["data"]["active"], pulled["data"]["version"]) == (
+        str(checklist),
+        False,
+        2,
+    )
+    assert pulled["version"] == 3  # the record changed: its version moves, the form's not
+    # Retiring what is retired changes nothing.
+    again = admin.patch(path, json={"active": False}, headers={"If-Match": etag_of(admin, path)})
+    assert again.status_code == 200
+    # A version published later is the next number, whatever the record's version.
+    assert publish(admin, checklist, "第三版", SITE_ITEMS).get_json()["version"] == 3
+    reinstated = admin.patch(
+        path, json={"active": True}, headers={"If-Match": etag_of(admin, path)}
+    )
+    assert reinstated.get_json()["active"] is True
+    assert checklist in [c["id"] for c in admin.get("/api/v1/checklists").get_json()["items"]]
+    entries = audit_entries(app, entity="checklist", record_id=str(checklist))
+    assert [(e.action, e.before, e.after) for e in entries if "publish" not in e.action] == [
+        ("checklist.create", None, entries[0].after),
+        ("checklist.retire", {"active": True}, {"active": False}),
+        ("checklist.reinstate", {"active": False}, {"active": True}),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [({}, "active"), ({"active": "no"}, "active"), ({"active": False, "title": "x"}, "title")],
+)
+def test_a_bad_retirement_is_refused(login, world, body, field):
+    admin = login("admin")
+    path = f"/api/v1/checklists/{world.checklists['site'].id}"
+    etag = etag_of(admin, path)
+    answer = assert_error(
+        admin.patch(path, json=body, headers={"If-Match": etag}), 422, "validation_failed"
+    )
+    assert list(answer["errors"]["json"]) == [field]
+    assert admin.get(path).headers["ETag"] == etag
+
+
+@pytest.mark.parametrize("username", ["officer1", "leader1", "supervisor"])
+def test_only_admins_retire_checklists(login, world, username):
+    api = login(username)
+    path = f"/api/v1/checklists/{world.checklists['site'].id}"
+    assert_error(
+        api.patch(path, json={"active": False}, headers={"If-Match": etag_of(api, path)}),
+        403,
+        "forbidden",
+    )
+    assert api.get(path).get_json()["active"] is True

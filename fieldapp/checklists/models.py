@@ -21,7 +21,9 @@ class Severity(enum.StrEnum):
 
 
 class Checklist(Syncable, db.Model):
-    """A form for one kind of target. ``version`` is the newest published version."""
+    """A form for one kind of target. ``version`` is the row's (it moves with every change:
+    a version published, the checklist retired or reinstated); the published versions are
+    numbered apart, in :class:`ChecklistVersion`."""
 
     __tablename__ = "checklists"
 

@@ -1,4 +1,5 @@
-"""Publishing checklists. A published version never changes; a change is a new version."""
+"""Publishing, retiring and reinstating checklists. A published version never changes; a change
+is a new version."""
 
 from __future__ import annotations
 
@@ -31,11 +32,19 @@ def _items(checklist_id: int, version: int, items: list[dict]) -> list[Checklist
 
 
 def _version_summary(version: ChecklistVersion) -> dict:
+    """A version as the audit log keeps it: each item's wording and legal basis too, so the
+    log says what officers were asked, and what a new version changed."""
     return {
         "version": version.version,
         "title": version.title,
         "items": [
-            {"code": i.code, "severity": i.severity.value, "phases": i.phases}
+            {
+                "code": i.code,
+                "text": i.text,
+                "severity": i.severity.value,
+                "phases": i.phases,
+                "legal_basis": i.legal_basis,
+            }
             for i in version.items
         ],
     }
@@ -64,14 +73,15 @@ def publish_version(
     """Publish the next version of ``checklist``; earlier versions stay as they were."""
     if checklist.kind is TargetKind.shop and any(item.get("phases") for item in items):
         raise validation_error({"items": ["shop checklist items have no phases"]})
-    number = checklist.version + 1
+    number = newest_version_number(checklist) + 1
     version = ChecklistVersion(
         checklist_id=checklist.id, version=number, title=title, published_by_id=actor.user_id
     )
     version.items = _items(checklist.id, number, items)
     db.session.add(version)
     checklist.title = title
-    # Force the UPDATE even if the title is unchanged: it moves the row's version to ``number``.
+    # Force the UPDATE even if the title is unchanged: the row's new version (and change
+    # number) is what brings the new version to devices.
     sa.orm.attributes.flag_modified(checklist, "title")
     db.session.flush()
     audit.record(
@@ -80,13 +90,44 @@ def publish_version(
     return version
 
 
+def set_active(actor: Actor, checklist: Checklist, active: bool) -> Checklist:
+    """Retire a checklist (a form withdrawn: no longer listed, and devices pull it as
+    inactive) or reinstate it. Its versions stay as they were: inspections filled against it
+    keep their form. Setting what it already is changes and logs nothing."""
+    if checklist.active is active:
+        return checklist
+    checklist.active = active
+    db.session.flush()
+    audit.record(
+        actor,
+        "checklist.reinstate" if active else "checklist.retire",
+        "checklist",
+        checklist.id,
+        before={"active": not active},
+        after={"active": active},
+    )
+    return checklist
+
+
+def newest_version_number(checklist: Checklist) -> int:
+    """The number of the checklist's newest published version (not its row's ``version``,
+    which also moves when it is retired or reinstated)."""
+    return db.session.scalar(
+        sa.select(sa.func.max(ChecklistVersion.version)).where(
+            ChecklistVersion.checklist_id == checklist.id
+        )
+    )
+
+
 def get_version(checklist: Checklist, number: int | None = None) -> ChecklistVersion | None:
     """A published version (the newest when ``number`` is None)."""
-    return db.session.scalar(
+    query = (
         sa.select(ChecklistVersion)
-        .where(
-            ChecklistVersion.checklist_id == checklist.id,
-            ChecklistVersion.version == (number or checklist.version),
-        )
+        .where(ChecklistVersion.checklist_id == checklist.id)
         .options(sa.orm.selectinload(ChecklistVersion.items))
     )
+    if number is None:
+        query = query.order_by(ChecklistVersion.version.desc()).limit(1)
+    else:
+        query = query.where(ChecklistVersion.version == number)
+    return db.session.scalar(query)

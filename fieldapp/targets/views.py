@@ -6,12 +6,10 @@ import hashlib
 import json
 import uuid
 
-from flask import request
 from flask.views import MethodView
 
 from fieldapp.api import Blueprint
 from fieldapp.db import db
-from fieldapp.errors import APIError
 from fieldapp.targets import operations
 from fieldapp.targets.models import Target
 from fieldapp.web import etags
@@ -43,20 +41,12 @@ _PATCHED_ETAG_HEADER = {
         "schema": {"type": "string"},
     }
 }
-_ETAG_HEADER = {"ETag": {"description": etags.ETAG_DESCRIPTION, "schema": {"type": "string"}}}
 _IF_NONE_MATCH = {
     "in": "header",
     "name": "If-None-Match",
     "required": False,
     "schema": {"type": "string"},
     "description": "the ETag of the file you hold: 304 if the file is still the same",
-}
-_IF_MATCH = {
-    "in": "header",
-    "name": "If-Match",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "the ETag you read (only its version part is compared)",
 }
 
 
@@ -89,7 +79,7 @@ class TargetsResource(MethodView):
 
 @blp.route("/targets/<uuid:target_id>")
 class TargetResource(MethodView):
-    @blp.response(200, TargetFileSchema, headers=_ETAG_HEADER)
+    @blp.response(200, TargetFileSchema, headers=etags.ETAG_HEADER)
     @blp.alt_response(304, description="Not modified: the file is the one named by If-None-Match")
     @blp.doc(parameters=[_IF_NONE_MATCH])
     def get(self, target_id: uuid.UUID):
@@ -100,13 +90,8 @@ class TargetResource(MethodView):
     @blp.arguments(TargetUpdateArgs)
     @blp.response(200, TargetSchema, headers=_PATCHED_ETAG_HEADER)
     @blp.forbidden("target.update", "target.create")
-    @blp.errors(
-        why={
-            412: "`precondition_failed`: If-Match names another version",
-            428: "`precondition_required`: If-Match is missing",
-        }
-    )
-    @blp.doc(parameters=[_IF_MATCH])
+    @blp.errors(why=etags.PRECONDITION_ERRORS)
+    @blp.doc(parameters=[etags.IF_MATCH_PARAMETER])
     def patch(self, changes, target_id: uuid.UUID):
         """Edit a target (leader of its squadron, or admin). Needs ``If-Match``: 428 without,
         412 when the target has another version. Answers the target with the ``ETag`` its file
@@ -116,10 +101,7 @@ class TargetResource(MethodView):
         policy.require("target.update", target)
         if "squadron_id" in changes:
             policy.require("target.create", changes["squadron_id"])
-        if not request.if_match:
-            raise APIError(428, "precondition_required")
-        if not etags.if_match_names(_version_tag(target)):
-            raise APIError(412, "precondition_failed")
+        etags.require_if_match(_version_tag(target))
         operations.update_target(current_actor(), target, changes)
         db.session.flush()
         answer = etags.json_body(target, TargetSchema())
@@ -132,7 +114,7 @@ class TargetResource(MethodView):
 
 @blp.route("/targets/by-code/<string:code>")
 class TargetByCodeResource(MethodView):
-    @blp.response(200, TargetFileSchema, headers=_ETAG_HEADER)
+    @blp.response(200, TargetFileSchema, headers=etags.ETAG_HEADER)
     @blp.alt_response(304, description="Not modified: the file is the one named by If-None-Match")
     @blp.doc(parameters=[_IF_NONE_MATCH])
     def get(self, code: str):

@@ -1,5 +1,5 @@
 """Entity tags of the records read with a conditional GET and written with ``If-Match`` (a
-target and its file, an inspection).
+target and its file, an inspection, a checklist, the risk settings).
 
 The ETag of such an answer is ``"<version tag>.<body digest>"``:
 
@@ -22,6 +22,8 @@ import typing
 
 import marshmallow as ma
 from flask import Response, current_app, request
+
+from fieldapp.errors import APIError
 
 #: Hex digits of the body digest (128 bits of SHA-256: no two bodies of a record collide).
 _DIGEST_HEX = 32
@@ -64,6 +66,21 @@ def if_match_names(version_tag: str) -> bool:
     return any(tag and version_part(tag) == version_tag for tag in if_match.as_set())
 
 
+def require_if_match(version_tag: str) -> None:
+    """The precondition of a write: 428 ``precondition_required`` without ``If-Match``, 412
+    ``precondition_failed`` when it names another version than ``version_tag`` (the record
+    changed since the client read it: its write would undo what came between)."""
+    if not request.if_match:
+        raise APIError(
+            428,
+            "precondition_required",
+            'send "If-Match" with the ETag you read',
+            errors={"headers": {"If-Match": ["required: the ETag you read"]}},
+        )
+    if not if_match_names(version_tag):
+        raise APIError(412, "precondition_failed", "it changed since you read it; read it again")
+
+
 #: For the OpenAPI document: what the ETag of these answers is, and how it is compared.
 ETAG_DESCRIPTION = (
     '"<version tag>.<body digest>": the digest changes with anything in the body (also what'
@@ -71,3 +88,30 @@ ETAG_DESCRIPTION = (
     " If-None-Match compares the whole tag (304 when the body is the same); If-Match only the"
     " version tag (a tag without a dot is a version tag alone)."
 )
+
+#: For the OpenAPI document: the ETag header of such an answer.
+ETAG_HEADER = {"ETag": {"description": ETAG_DESCRIPTION, "schema": {"type": "string"}}}
+
+#: For the OpenAPI document: the If-Match a write of such a record needs.
+IF_MATCH_PARAMETER = {
+    "in": "header",
+    "name": "If-Match",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the ETag you read (only its version part is compared)",
+}
+
+#: For the OpenAPI document: If-None-Match on a GET of such a record.
+IF_NONE_MATCH_PARAMETER = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "the ETag of the body you hold: 304 if it is still the same",
+}
+
+#: For the OpenAPI document: why such a write answers 412 or 428.
+PRECONDITION_ERRORS = {
+    412: "`precondition_failed`: If-Match names another version",
+    428: "`precondition_required`: If-Match is missing",
+}
