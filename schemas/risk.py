@@ -269,6 +269,16 @@ def check_settings(settings: dict) -> dict:
     )
     if caps > 100:
         errors["cap"] = [f"the factor caps add up to {caps}; at most 100 keeps scores in 0..100"]
+    severity = settings["compliance"]["severity"]
+    if not severity["minor"] <= severity["moderate"] <= severity["severe"]:
+        # Inverted, a severe finding (油烟直排) would weigh less than a minor one and its shop
+        # be inspected less often.
+        errors["compliance.severity"] = [
+            "a worse finding weighs at least as much: minor <= moderate <= severe"
+        ]
+    credit = settings["credit"]["class"]
+    if not credit["A"] <= credit["B"] <= credit["C"] <= credit["D"]:
+        errors["credit.class"] = ["a worse credit class scores at least as much: A <= B <= C <= D"]
     levels = settings["levels"]
     if not 0 < levels["medium"] < levels["elevated"] < levels["high"] <= 100:
         errors["levels"] = ["thresholds must rise: 0 < medium < elevated < high <= 100"]

@@ -476,6 +476,17 @@ def etag_of(api: Api, path: str) -> str:
     return response.headers["ETag"]
 
 
+#: The risk model's settings: read with an ETag, changed with If-Match.
+RISK_SETTINGS = "/api/v1/risk/settings"
+
+
+def patch_settings(api: Api, groups: dict, if_match: str | None = None):
+    """``PATCH`` the risk settings as an admin's form does: with the ETag it read just before
+    (or ``if_match``)."""
+    etag = if_match if if_match is not None else etag_of(api, RISK_SETTINGS)
+    return api.patch(RISK_SETTINGS, json=groups, headers={"If-Match": etag})
+
+
 def audit_entries(app, **criteria) -> list:
     """Audit entries matching ``criteria`` (e.g. ``action="target.update"``), oldest first."""
     from fieldapp.audit.models import AuditEntry

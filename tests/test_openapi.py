@@ -15,6 +15,7 @@ from openapi_spec_validator import validate as validate_openapi
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
 from schemas.sync import ENTITIES, OPS
 from sync.hlc import HLC
+from tests.conftest import patch_settings
 
 PATHS = [
     "/api/v1/auth/token",
@@ -169,6 +170,10 @@ DOCUMENTED_ERRORS = [
     ("post", "/api/v1/tasks/{task_id}/cancel", "409"),
     ("patch", "/api/v1/targets/{target_id}", "428"),  # If-Match missing
     ("patch", "/api/v1/targets/{target_id}", "412"),  # If-Match stale
+    ("patch", "/api/v1/risk/settings", "428"),
+    ("patch", "/api/v1/risk/settings", "412"),
+    ("patch", "/api/v1/checklists/{checklist_id}", "428"),
+    ("patch", "/api/v1/checklists/{checklist_id}", "412"),
     # photo uploads
     ("put", "/api/v1/photos/{photo_id}", "400"),  # digest_mismatch
     ("put", "/api/v1/photos/{photo_id}", "409"),  # id_conflict
@@ -368,7 +373,7 @@ def test_risk_settings_the_server_refuses_the_document_refuses(
     spec, login, installed_settings, group, change
 ):
     body = {group: {"cap": 1}} if change is None else {group: installed_settings[group] | change}
-    refused = login("admin").patch("/api/v1/risk/settings", json=body)
+    refused = patch_settings(login("admin"), body)
     assert refused.status_code == 422, refused.get_json()
     if change is None:
         assert refused.get_json()["errors"]["json"] == {group: ["not a risk setting group"]}

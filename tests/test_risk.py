@@ -24,11 +24,14 @@ from fieldapp.schedule import operations as schedule_ops
 from fieldapp.targets.models import Target
 from tests.conftest import (
     NO_SUCH_ID,
+    RISK_SETTINGS,
     add_officer,
     add_shop,
     assert_error,
     at_once,
+    audit_entries,
     etag_of,
+    patch_settings,
     shop_payload,
     sign_in,
     status_of,
@@ -290,13 +293,13 @@ def test_everyone_reads_the_settings_and_only_admins_change_them(app, login, wor
     assert groups["levels"]["value"] == {"medium": 30, "elevated": 50, "high": 70}
     assert groups["levels"]["description"]
     assert_error(
-        leader.patch("/api/v1/risk/settings", json={"credit": groups["credit"]["value"]}),
+        patch_settings(leader, {"credit": groups["credit"]["value"]}),
         403,
         "forbidden",
     )
     admin = login("admin")
     credit = {"cap": 10, "class": {"A": 0, "B": 1, "C": 5, "D": 10}}
-    response = admin.patch("/api/v1/risk/settings", json={"credit": credit})
+    response = patch_settings(admin, {"credit": credit})
     assert response.status_code == 200, response.get_json()
     assert {g["key"]: g["value"] for g in response.get_json()}["credit"] == credit
     with app.app_context():
@@ -304,6 +307,80 @@ def test_everyone_reads_the_settings_and_only_admins_change_them(app, login, wor
             sa.select(AuditEntry).where(AuditEntry.action == "risk.settings_update")
         ).one()
         assert entry.before["credit"]["class"]["B"] == 2 and entry.after["credit"] == credit
+
+
+def groups_of(api) -> dict:
+    response = api.get(RISK_SETTINGS)
+    assert response.status_code == 200, response.get_json()
+    return {group["key"]: group for group in response.get_json()}
+
+
+def test_a_changed_group_says_when_and_by_whom(login, world):
+    """updated_at stayed the installation time (nothing set it), so a leader asking since when
+    the numbers apply read a wrong date. It is the time of the change now, for the groups that
+    changed; the others keep theirs. The answer's ETag is what a GET now sends."""
+    admin = login("admin")
+    before = groups_of(admin)
+    started = datetime.now(UTC)
+    credit = {"cap": 10, "class": {"A": 0, "B": 1, "C": 5, "D": 10}}
+    response = patch_settings(admin, {"credit": credit})
+    assert response.status_code == 200, response.get_json()
+    after = groups_of(admin)
+    assert after["credit"]["updated_by"] == str(world.users["admin"].id)
+    assert datetime.fromisoformat(after["credit"]["updated_at"]) >= started
+    assert after["levels"] == before["levels"]
+    assert response.headers["ETag"] == admin.get(RISK_SETTINGS).headers["ETag"]
+
+
+def test_a_stale_settings_edit_does_not_undo_another_admins(login, world):
+    """Two admins edit the frequencies: A reads them, B changes the shops' low frequency, then
+    A sends the group back (whole, as the PATCH demands) with a site change of their own. It
+    was 200, and B's change silently undone. Now the PATCH needs the ETag read (428 without)
+    and refuses one read before another change (412), as every other admin edit does."""
+    admin_a, admin_b = login("admin", "pad-admin-a"), login("admin", "pad-admin-b")
+    read_by_a = admin_a.get(RISK_SETTINGS)
+    etag_a = read_by_a.headers["ETag"]
+    frequency = {g["key"]: g["value"] for g in read_by_a.get_json()}["frequency"]
+    assert_error(
+        admin_a.patch(RISK_SETTINGS, json={"frequency": frequency}), 428, "precondition_required"
+    )
+    by_b = {**frequency, "shop": {**frequency["shop"], "low": 120}}
+    assert patch_settings(admin_b, {"frequency": by_b}).status_code == 200
+    stale = {**frequency, "site": {**frequency["site"], "low": 45}}
+    assert_error(
+        patch_settings(admin_a, {"frequency": stale}, if_match=etag_a), 412, "precondition_failed"
+    )
+    assert groups_of(admin_a)["frequency"]["value"]["shop"]["low"] == 120
+    # Read again, A's change goes through on top of B's.
+    merged = {**by_b, "site": {**by_b["site"], "low": 45}}
+    assert patch_settings(admin_a, {"frequency": merged}).status_code == 200
+    assert groups_of(admin_a)["frequency"]["value"] == merged
+    # A client holding the current settings is told they are unchanged.
+    current = admin_a.get(RISK_SETTINGS).headers["ETag"]
+    assert admin_a.get(RISK_SETTINGS, headers={"If-None-Match": current}).status_code == 304
+
+
+def test_an_unchanged_group_writes_no_change(app, login, world):
+    """A form saved without edits sends the group as it is. It wrote a `risk.settings_update`
+    entry whose before and after were the same, and moved `updated_by` to this admin; now it
+    writes nothing (200, the settings as they are), as every edit that changes nothing."""
+    admin = login("admin")
+    before = groups_of(admin)
+    response = patch_settings(admin, {"credit": before["credit"]["value"]})
+    assert response.status_code == 200, response.get_json()
+    assert groups_of(admin) == before
+    assert audit_entries(app, action="risk.settings_update") == []
+    # Only what changed is written, and logged.
+    levels = {"medium": 30, "elevated": 55, "high": 70}
+    changed = patch_settings(admin, {"credit": before["credit"]["value"], "levels": levels})
+    assert changed.status_code == 200
+    after = groups_of(admin)
+    assert after["credit"] == before["credit"]
+    [entry] = audit_entries(app, action="risk.settings_update")
+    assert (entry.before, entry.after) == (
+        {"levels": before["levels"]["value"]},
+        {"levels": levels},
+    )
 
 
 @pytest.mark.parametrize(
@@ -341,6 +418,19 @@ def test_everyone_reads_the_settings_and_only_admins_change_them(app, login, wor
             "floors.severe_finding.level",
         ),
         ({"levels": {"medium": 60, "elevated": 50, "high": 70}}, "levels"),
+        # A severe finding (油烟直排) weighing less than a minor one: its shop would score less
+        # and be inspected less often.
+        (
+            {"compliance": {"cap": 30, "severity": {"minor": 22, "moderate": 10, "severe": 4}}},
+            "compliance.severity",
+        ),
+        (
+            {"compliance": {"cap": 30, "severity": {"minor": 4, "moderate": 12, "severe": 10}}},
+            "compliance.severity",
+        ),
+        # The best credit class scoring the most: the inverse of 分级分类.
+        ({"credit": {"cap": 10, "class": {"A": 10, "B": 6, "C": 2, "D": 0}}}, "credit.class"),
+        ({"credit": {"cap": 10, "class": {"A": 0, "B": 5, "C": 4, "D": 10}}}, "credit.class"),
         ({"credit": {"cap": 60, "class": {"A": 0, "B": 2, "C": 6, "D": 10}}}, "cap"),
         ({"credit": {"cap": 10, "class": {"A": 0, "B": "two", "C": 6, "D": 10}}}, "credit.class.B"),
         ({"credit": {"cap": 10, "class": {"A": 0, "B": 2, "C": 6}}}, "credit.class.D"),
@@ -354,7 +444,7 @@ def test_everyone_reads_the_settings_and_only_admins_change_them(app, login, wor
     ],
 )
 def test_settings_that_break_the_model_are_refused_field_by_field(login, world, body, field):
-    response = login("admin").patch("/api/v1/risk/settings", json=body)
+    response = patch_settings(login("admin"), body)
     error = assert_error(response, 422, "validation_failed")
     assert field in error["errors"]["json"], error
 
@@ -365,7 +455,7 @@ def test_an_admin_may_add_a_business_type(login, world):
         "inherent"
     ]
     inherent["business_type"]["tea_house"] = 9
-    response = admin.patch("/api/v1/risk/settings", json={"inherent": inherent})
+    response = patch_settings(admin, {"inherent": inherent})
     assert response.status_code == 200, response.get_json()
 
 
@@ -401,9 +491,7 @@ def test_settings_too_large_to_count_are_refused_and_targets_stay_assessable(
     admin = login("admin")
     groups = {g["key"]: g["value"] for g in admin.get("/api/v1/risk/settings").get_json()}
     group = _huge(groups[path[0]], path[1:], value)
-    error = assert_error(
-        admin.patch("/api/v1/risk/settings", json={path[0]: group}), 422, "validation_failed"
-    )
+    error = assert_error(patch_settings(admin, {path[0]: group}), 422, "validation_failed")
     assert error["errors"]["json"] == {".".join(path): [says]}, error
     # Nothing was stored: adding and changing targets is assessed as before.
     leader = login("leader1")
@@ -420,7 +508,7 @@ def test_the_largest_counts_allowed_still_assess(login, world):
     groups["history"]["months"] = 120
     groups["frequency"]["shop"] = {"low": 3650, "medium": 3650, "elevated": 3650, "high": 3650}
     for key in ("floors", "history", "frequency"):
-        response = admin.patch("/api/v1/risk/settings", json={key: groups[key]})
+        response = patch_settings(admin, {key: groups[key]})
         assert response.status_code == 200, response.get_json()
     leader = login("leader1")
     path = f"/api/v1/targets/{world.targets['shop1'].id}"

@@ -390,15 +390,22 @@ _weights = st.integers(0, 40)
 
 @st.composite
 def _settings(draw):
-    """Random weights within caps that add up to at most 100 (what check_settings allows)."""
+    """Random weights within caps that add up to at most 100, in their order (what
+    check_settings allows)."""
     caps = draw(st.lists(st.integers(0, 20), min_size=5, max_size=5))
     values = {key: dict(entry) for key, entry in SETTINGS.items()}
     for key, cap in zip(
         ("inherent", "compliance", "history", "complaints", "credit"), caps, strict=True
     ):
         values[key] = {**values[key], "cap": cap}
-    values["compliance"]["severity"] = {s: draw(_weights) for s in ("minor", "moderate", "severe")}
-    values["credit"]["class"] = {c: draw(_weights) for c in "ABCD"}
+    # In their order (a worse finding or credit class weighs at least as much), as check_settings
+    # holds them to.
+    severities = sorted(draw(st.lists(_weights, min_size=3, max_size=3)))
+    values["compliance"]["severity"] = dict(
+        zip(("minor", "moderate", "severe"), severities, strict=True)
+    )
+    classes = sorted(draw(st.lists(_weights, min_size=4, max_size=4)))
+    values["credit"]["class"] = dict(zip("ABCD", classes, strict=True))
     values["history"] = {**values["history"], "case": draw(_weights), "repeat": draw(_weights)}
     assert check_settings(values) == {}
     return values

@@ -24,7 +24,7 @@ from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.checklists.models import ChecklistItem
 from fieldapp.complaints.models import Complaint
-from fieldapp.db import change_counter, db
+from fieldapp.db import change_counter, db, utcnow
 from fieldapp.errors import APIError
 from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Outcome, ReviewStatus
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
@@ -597,9 +597,24 @@ def _drop_moved(result: ChunkResult) -> list[str]:
 # -- settings ------------------------------------------------------------------------------------
 
 
-def update_settings(actor: Actor, changes: dict) -> dict:
-    """Replace groups of the risk model's numbers after checking the whole model still holds."""
-    rows = {row.key: row for row in db.session.scalars(sa.select(RiskSetting).with_for_update())}
+def locked_settings() -> dict[str, RiskSetting]:
+    """Every settings group by key, locked until the transaction ends: a change is checked
+    against them, and against what its caller read, with no other change in between."""
+    return {row.key: row for row in db.session.scalars(sa.select(RiskSetting).with_for_update())}
+
+
+def settings_version(rows: Iterable[RiskSetting]) -> str:
+    """A tag of the settings' values (all groups): it names what an admin read, so a change
+    sent from an older reading is told apart (``If-Match``) instead of undoing what another
+    admin changed since."""
+    values = {row.key: row.value for row in rows}
+    return hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()
+
+
+def update_settings(actor: Actor, rows: dict[str, RiskSetting], changes: dict) -> dict:
+    """Replace groups of the risk model's numbers (``rows``: :func:`locked_settings`) after
+    checking the whole model still holds. A group sent as it is changes nothing: no audit entry,
+    its ``updated_by`` and ``updated_at`` stay. Returns the groups that changed."""
     unknown = sorted(set(changes) - set(rows))
     if unknown:
         raise APIError(
@@ -611,12 +626,17 @@ def update_settings(actor: Actor, changes: dict) -> dict:
     errors = check_settings(proposed)
     if errors:
         raise APIError(422, "validation_failed", errors={"json": errors})
-    before = {key: rows[key].value for key in changes}
-    for key, value in changes.items():
+    changed = {key: value for key, value in changes.items() if value != rows[key].value}
+    if not changed:
+        return {}
+    before = {key: rows[key].value for key in changed}
+    now = utcnow()
+    for key, value in changed.items():
         rows[key].value = value
         rows[key].updated_by_id = actor.user_id
-    audit.record(actor, "risk.settings_update", "risk_settings", None, before=before, after=changes)
-    return proposed
+        rows[key].updated_at = now
+    audit.record(actor, "risk.settings_update", "risk_settings", None, before=before, after=changed)
+    return changed
 
 
 # -- reading -------------------------------------------------------------------------------------

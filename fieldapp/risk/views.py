@@ -12,6 +12,7 @@ from fieldapp.db import db, utcnow
 from fieldapp.risk import operations
 from fieldapp.risk.models import RiskSetting, TargetRisk
 from fieldapp.targets.models import Target
+from fieldapp.web import etags
 from fieldapp.web.requests import current_actor, current_policy
 from schemas.risk import (
     RiskSchema,
@@ -54,27 +55,48 @@ class RiskSummaryResource(MethodView):
         return operations.summarize(db.session.execute(query).all())
 
 
+_SETTINGS = RiskSettingSchema(many=True)
+
+
+def _settings_answer(rows) -> list:
+    return sorted(rows, key=lambda row: row.key)
+
+
 @blp.route("/risk/settings")
 class RiskSettingsResource(MethodView):
-    @blp.response(200, RiskSettingSchema(many=True))
+    @blp.response(200, RiskSettingSchema(many=True), headers=etags.ETAG_HEADER)
+    @blp.alt_response(304, description="Not modified: the settings are the ones you hold")
+    @blp.doc(parameters=[etags.IF_NONE_MATCH_PARAMETER])
     def get(self):
-        """The risk model's numbers: weights, caps, thresholds, floors, frequencies, draw rates."""
-        return db.session.scalars(sa.select(RiskSetting).order_by(RiskSetting.key)).all()
+        """The risk model's numbers: weights, caps, thresholds, floors, frequencies, draw rates.
+        Its ``ETag`` is what a change sends back as ``If-Match``."""
+        rows = _settings_answer(db.session.scalars(sa.select(RiskSetting)))
+        return etags.conditional_get(operations.settings_version(rows), rows, _SETTINGS)
 
     @blp.arguments(RiskSettingsArgs)
-    @blp.response(200, RiskSettingSchema(many=True))
+    @blp.response(200, RiskSettingSchema(many=True), headers=etags.ETAG_HEADER)
     @blp.forbidden("risk.settings")
+    @blp.errors(why=etags.PRECONDITION_ERRORS)
+    @blp.doc(parameters=[etags.IF_MATCH_PARAMETER])
     def patch(self, args):
-        """Replace whole groups (admins). Applies to every later assessment; run
-        ``fieldapp risk recompute`` to re-assess every target at once.
+        """Replace whole groups (admins), with ``If-Match``: the ``ETag`` of the settings as
+        read (428 without; 412 when another change came since, which the whole groups sent
+        would undo). Applies to every later assessment; run ``fieldapp risk recompute`` to
+        re-assess every target at once. A group sent as it is changes nothing.
 
         Each group is sent whole, in the shape ``GET`` shows it. Across groups: the caps of
         inherent, compliance, history, complaints and credit add up to at most 100; the levels
         rise (0 < medium < elevated < high <= 100); per kind, higher levels are inspected at
-        least as often (frequency low >= medium >= elevated >= high). Refused: 422, every
-        problem named.
+        least as often (frequency low >= medium >= elevated >= high); a worse finding weighs
+        at least as much (compliance.severity minor <= moderate <= severe), and so does a
+        worse credit class (credit.class A <= B <= C <= D). Refused: 422, every problem named.
         """
         current_policy().require("risk.settings")
-        operations.update_settings(current_actor(), args)
+        rows = operations.locked_settings()
+        etags.require_if_match(operations.settings_version(rows.values()))
+        operations.update_settings(current_actor(), rows, args)
         db.session.flush()
-        return db.session.scalars(sa.select(RiskSetting).order_by(RiskSetting.key)).all()
+        answered = _settings_answer(rows.values())
+        answer = etags.json_body(answered, _SETTINGS)
+        answer.set_etag(etags.entity_tag(operations.settings_version(answered), answer.get_data()))
+        return answer
