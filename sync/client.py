@@ -234,6 +234,20 @@ _MISCONFIGURED = (
 )
 
 
+def _someone_else_answered(method: str, response: Response, request: dict) -> bool:
+    """Whether a success answer cannot be the server's: every one it gives with a body is a
+    JSON object, so a 200 of HTML is a captive portal's login page (a shop's or a metro
+    station's Wi-Fi) or a proxy's, and the request never reached the server. Images
+    (``raw``), HEAD and 204 carry no JSON."""
+    return (
+        200 <= response.status < 300
+        and response.status != 204
+        and method != "HEAD"
+        and not request.get("raw")
+        and not isinstance(response.body, dict)
+    )
+
+
 def _json_body(answer: requests.Response) -> Any:
     """The answer's JSON, or None when it says it is something else: a proxy in front of a
     restarting server answers 502 or 503 with an HTML page, whose status must still be seen
@@ -710,6 +724,8 @@ class SyncClient:
                 response = self.transport.request(method, path, headers=headers, **kwargs)
             except TransportError:
                 response = None
+            if response is not None and _someone_else_answered(method, response, kwargs):
+                response = None  # a Wi-Fi login page: the server was not reached
             if response is not None and response.status not in retry_statuses:
                 return response
             if attempt + 1 == self.max_attempts:

@@ -627,10 +627,12 @@ def test_targets_import_reads_geojson_saved_with_a_bom(demo):
 def test_targets_import_ignores_the_empty_columns_and_rows_excel_saves(demo):
     """Excel saves every column and row of a sheet's used range: cells right of the data or
     below it that were once touched come as columns with no name (the header ends in ",,")
-    and rows of commas only. They hold nothing: the shop is imported, not refused for
-    "unknown columns " (with no name to look for) or for rows with every field missing."""
+    and rows of commas only, above the header too. They hold nothing: the shop is imported,
+    not refused for "unknown columns " (with no name to look for) or for rows with every
+    field missing."""
     path = demo / "shops.csv"
     path.write_text(
+        ",,,,,,,,\r\n"  # a title row above the header, cleared since
         "kind,name,address,squadron,lon,lat,business_type,,\r\n"
         "shop,阿英生煎,宝山区淞滨路12号,吴淞,121.49,31.40,catering,,\r\n"
         ",,,,,,,,\r\n,,,,,,,,\r\n",

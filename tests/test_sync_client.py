@@ -322,6 +322,34 @@ def test_an_answer_cut_off_by_a_server_restart_is_tried_again(tmp_path, answer):
     assert len(seen) == 2
 
 
+PORTAL_PAGE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+    b"Content-Length: 43\r\nConnection: close\r\n\r\n"
+    b"<html><body>portal login page</body></html>"
+)
+
+
+def test_a_wifi_login_page_is_waited_out_not_taken_for_the_server(tmp_path):
+    """A shop's or a metro station's Wi-Fi answers every request with its login page: 200,
+    text/html. That is not the server's answer: the pad tries again, and once the officer has
+    signed in to the Wi-Fi the pull goes through."""
+    with scripted_server([PORTAL_PAGE, PORTAL_PAGE]) as (url, seen):
+        assert http_pad(url, tmp_path).pull() == 0
+    assert len(seen) == 3
+
+
+@pytest.mark.parametrize("step", ["pull", "push"])
+def test_a_wifi_login_page_that_stays_is_a_transport_error(tmp_path, step):
+    """Until the officer signs in to the Wi-Fi, the app gets the TransportError it waits out
+    (not an AttributeError out of the client), and the change stays queued."""
+    with scripted_server([PORTAL_PAGE] * 6) as (url, _seen):
+        pad = http_pad(url, tmp_path)
+        pad.save("target", uuid.uuid4(), {"name": "王记面馆"})
+        with pytest.raises(TransportError):
+            getattr(pad, step)()
+        assert pad.pending() == 1
+
+
 def test_an_answer_cut_off_every_time_is_a_transport_error(tmp_path):
     """When no answer ever comes back whole, the app gets the TransportError it waits out
     (tests/sync_helpers.until_through), not requests' own exception."""

@@ -127,7 +127,8 @@ def _rows_from_csv(
 ) -> Iterator[tuple[str, dict | _Problem]]:
     reader = csv.reader(io.StringIO(_csv_text(path, progress), newline=""))
     try:
-        header = next((line for line in reader if line), [])
+        # A row of empty cells above the header (a title cleared since) is no header.
+        header = next((line for line in reader if any(cell.strip() for cell in line)), [])
         # Excel saves every column of a sheet's used range: columns right of the data that
         # were once touched come as empty names, and hold nothing.
         unnamed = [column for column, name in enumerate(header) if not name.strip()]
