@@ -10,7 +10,8 @@ What each figure counts (docs/audit.md has the table):
 - inspections: submitted inspections that *started* in the month, by origin and by outcome;
 - cases: cases opened in the month, and closed in the month;
 - rectifications: ordered by the month's inspections; due (deadline in the month); overdue
-  (deadline in the month and already passed, and no follow-up inspection recorded);
+  (deadline in the month and already passed, and no follow-up inspection recorded, both as at
+  the month's end, or now for the current month);
 - risk: active targets at each level now, and the month's level changes (up, down, first levels);
 - conflicts: sync conflict log entries opened in the month (by kind), resolved in the month;
 - supervision orders: issued and answered in the month; open and overdue now.
@@ -150,10 +151,13 @@ def rectifications_section(period: Period, squadron_ids: list[int]) -> dict[int,
         Inspection.rectification_deadline >= period.first_day,
         Inspection.rectification_deadline <= period.last_day,
     )
+    # As at the month's end (or now, for the current month), like the flags: a follow-up
+    # recorded after it does not undo what the month ended with.
+    as_at = min(period.end, period.now)
     overdue = sa.and_(
         due,
-        Inspection.rectification_deadline < period.today,
-        ~sa.exists().where(follow_up.follow_up_of == Inspection.id),
+        Inspection.rectification_deadline < as_at.astimezone(SHANGHAI).date(),
+        ~sa.exists().where(follow_up.follow_up_of == Inspection.id, follow_up.received_at <= as_at),
     )
     rows = db.session.execute(
         sa.select(Inspection.squadron_id, _sum_if(ordered), _sum_if(due), _sum_if(overdue))
