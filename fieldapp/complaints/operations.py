@@ -144,7 +144,13 @@ def decide_complaint(
 def lock_complaint(complaint_id: uuid.UUID) -> Complaint | None:
     """The complaint, locked for a decision: a move of its target waits for the decision (and
     leaves the decided complaint where it is), or the decision waits for the move and is asked
-    of the squadron the complaint is in now."""
+    of the squadron the complaint is in now.
+
+    The change counter is taken first, as every writer takes it (docs/sync.md, "One lock
+    order"): a move, or an approval settling the complaint, holds the counter when it locks
+    the complaint, and a decision that locked the complaint before asking for the counter
+    deadlocked with it."""
+    hold(db.session, change_counter)
     return db.session.scalar(
         sa.select(Complaint).where(Complaint.id == complaint_id).with_for_update()
     )
