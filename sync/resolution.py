@@ -532,5 +532,12 @@ def _delete(actor: Actor, conflict: Conflict, record) -> int:
     # Each audits the record as it was deleted.
     # Devices delete inspections and photos only (a target's delete is refused outright).
     if isinstance(record, Inspection):
-        return delete_inspection(actor, record)
+        submitted, target_id = record.status is InspectionStatus.submitted, record.target_id
+        version = delete_inspection(actor, record)
+        if submitted:
+            # A submitted inspection dated the target's last inspection, which the next due
+            # date counts from (and an approved one counted in the score): without it, the
+            # target may be due again now, not after the nightly recompute.
+            risk.refresh_targets(actor, [target_id], utcnow())
+        return version
     return delete_photo(actor, record)

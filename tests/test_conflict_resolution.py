@@ -233,6 +233,46 @@ def test_the_date_chosen_for_a_submitted_inspection_moves_the_targets_next_due(a
         assert leader.get(risk_path).get_json() == chosen
 
 
+def test_accepting_the_delete_of_a_submitted_inspection_makes_its_target_due_again(
+    app, login, world
+):
+    """老王面馆, never inspected, is inspected and the inspection submitted: the schedule no
+    longer lists it. The officer then deletes the inspection (entered by mistake); a submitted
+    record's delete waits in the conflict log, and the leader accepts it. The shop is due
+    again at once, as the nightly recompute would say, not 90 days after an inspection that
+    no longer exists.
+
+    Before, accepting the delete re-assessed nothing: the risk record kept the next due date
+    counted from the deleted inspection, and ``/schedule/due`` left the shop out until the
+    recompute."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    shop = str(world.targets["shop1"].id)
+    risk_path = f"/api/v1/targets/{shop}/risk"
+
+    def due() -> list:
+        items = leader.get("/api/v1/schedule/due").get_json()["items"]
+        return [(i["target_id"], i["next_due"]) for i in items if i["target_id"] == shop]
+
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        record = push_inspection(world, officer)  # started 20 November, submitted
+        assert leader.get(risk_path).get_json()["next_due"] == "2027-02-18"
+        assert due() == []
+        [deleted] = officer.push_ok(
+            officer.change("inspection", record, op="delete", base_version=1)
+        )
+        assert deleted["status"] == "conflict", deleted
+        resolved = resolve(leader, deleted["conflicts"][0]["conflict_id"], "client")
+        assert resolved.status_code == 200, resolved.get_json()
+        assert leader.get(f"/api/v1/inspections/{record}").status_code == 404
+        accepted = leader.get(risk_path).get_json()
+        assert accepted["next_due"] is None  # never inspected: due now
+        assert due() == [(shop, None)]
+        with app.app_context():
+            operations.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
+            db.session.commit()
+        assert leader.get(risk_path).get_json() == accepted
+
+
 def test_keeping_the_server_value_where_it_was_kept_writes_nothing(app, login, world):
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     record = shared_draft(world, officer1)
