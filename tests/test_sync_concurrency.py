@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from fieldapp.auth.models import Device
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection
-from tests.conftest import sign_in
+from tests.conftest import (
+    RACE_WAIT,
+    Api,
+    add_shop,
+    at_once,
+    sign_in,
+    status_of,
+    until_there_or_waiting,
+)
 from tests.sync_helpers import NEW_SHOP, FakeDevice, new_inspection
 
 PUSHERS = 4
@@ -144,3 +154,118 @@ def test_a_push_committing_between_a_pages_statements_is_not_skipped(pg_app):
         ("target", str(shop_id)),
         ("inspection", str(inspection_id)),
     }
+
+
+def test_two_pushes_of_one_pad_with_a_fast_clock_take_turns(pg_app, monkeypatch):
+    """A pad whose clock runs ten minutes fast (the officer set it by hand) syncs from two
+    clients of its file at once, the screen and the background service (docs/sync.md,
+    "Several clients of one file"). The first push holds the change counter and at its end
+    flags the device's clock (``clock_skew_at``, the device's row); the second, six minutes
+    after the pad was last seen, notes the device seen (``last_seen_at``, the same row). Both
+    answer 200, one after the other, and the device's row holds both.
+
+    Before, the second noted the device seen as it checked the token, before it asked for the
+    change counter: it held the device's row while waiting for the counter, the first held the
+    counter while waiting for the row, and one push answered 503 ``database_unavailable``."""
+    from fieldapp.auth import operations as auth_ops
+    from sync import engine
+
+    app, world = pg_app
+    signed = sign_in(app, "officer1", "pad-fast-clock")
+    screen = Api(app.test_client(), signed.token, signed.device_id)
+    service = Api(app.test_client(), signed.token, signed.device_id)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    fast = FakeDevice(screen, clock_ms=now_ms + 10 * 60_000)  # ten minutes fast
+    other = FakeDevice(service, clock_ms=now_ms - 60_000)
+    shop = add_shop(sign_in(app, "leader1", "pad-fast-clock-l"), world.squadrons[0].id, "快钟店")
+
+    utcnow = auth_ops.utcnow
+
+    def later_for_the_second():  # six minutes pass between the two sign-in checks
+        if threading.current_thread().name == "second":
+            return utcnow() + timedelta(minutes=6)
+        return utcnow()
+
+    monkeypatch.setattr(auth_ops, "utcnow", later_for_the_second)
+    holding, second_done = threading.Event(), threading.Event()
+    flag = engine._flag_skewed_devices
+
+    def flag_once_the_second_waits(ctx):
+        if threading.current_thread().name == "first":
+            holding.set()
+            until_there_or_waiting(second_done)
+        return flag(ctx)
+
+    monkeypatch.setattr(engine, "_flag_skewed_devices", flag_once_the_second_waits)
+
+    def push(device):
+        change = device.change(
+            "inspection", uuid.uuid4(), new_inspection(world, ["officer1"], target_id=shop)
+        )
+        return device.push(change)
+
+    def second():
+        holding.wait(RACE_WAIT)
+        try:
+            return push(other)
+        finally:
+            second_done.set()
+
+    answers = at_once(("first", lambda: push(fast)), ("second", second))
+    monkeypatch.undo()
+    bodies = {n: a.get_json() for n, a in answers.items() if hasattr(a, "get_json")}
+    assert {n: status_of(a) for n, a in answers.items()} == {"first": 200, "second": 200}, bodies
+    with app.app_context():
+        device = db.session.get(Device, "pad-fast-clock")
+        assert device.clock_skew_at is not None
+        assert device.last_seen_at > datetime.now(UTC) + timedelta(minutes=5)  # the second's
+
+
+def test_noting_a_pad_seen_does_not_wait_for_its_push(pg_app, monkeypatch):
+    """A pad's background service pulls while its screen's push, which found the pad's clock
+    fast, holds the device's row to flag it. The pull is due to note the pad seen
+    (``last_seen_at``, a hint written at most every five minutes): it leaves the row to the
+    push and answers at once, instead of waiting for the push to commit."""
+    from fieldapp.auth import operations as auth_ops
+    from sync import engine
+
+    app, world = pg_app
+    signed = sign_in(app, "officer1", "pad-seen-skip")
+    screen = Api(app.test_client(), signed.token, signed.device_id)
+    service = FakeDevice(Api(app.test_client(), signed.token, signed.device_id))
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    fast = FakeDevice(screen, clock_ms=now_ms + 10 * 60_000)
+
+    utcnow = auth_ops.utcnow
+
+    def later_for_the_pull():
+        if threading.current_thread().name == "pull":
+            return utcnow() + timedelta(minutes=6)
+        return utcnow()
+
+    monkeypatch.setattr(auth_ops, "utcnow", later_for_the_pull)
+    holding, pulled = threading.Event(), threading.Event()
+    pulled_while_held: list[bool] = []
+    flag = engine._flag_skewed_devices
+
+    def flag_and_hold_the_row(ctx):
+        flag(ctx)
+        db.session.flush()  # the device's row is locked from here to the push's commit
+        holding.set()
+        until_there_or_waiting(pulled)
+        pulled_while_held.append(pulled.is_set())
+
+    monkeypatch.setattr(engine, "_flag_skewed_devices", flag_and_hold_the_row)
+
+    def pull():
+        holding.wait(RACE_WAIT)
+        try:
+            return service.api.get("/api/v1/sync/pull")
+        finally:
+            pulled.set()
+
+    change = fast.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]))
+    answers = at_once(("push", lambda: fast.push(change)), ("pull", pull))
+    monkeypatch.undo()
+    assert {n: status_of(a) for n, a in answers.items()} == {"push": 200, "pull": 200}
+    assert pulled_while_held == [True]

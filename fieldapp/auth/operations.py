@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
@@ -303,8 +304,8 @@ LAST_SEEN_EVERY = timedelta(minutes=5)
 def authenticate(settings: AuthSettings, secret: str, now: datetime | None = None) -> Token | None:
     """The live token for a bearer secret, or None if unknown, expired, revoked or disabled.
 
-    Notes that the token's device was seen (:data:`LAST_SEEN_EVERY`): the admin's device list
-    says which pads are in use, and whether a reported-lost one still is."""
+    Reads only: the caller notes that the token's device was seen (:func:`seen_due`,
+    :func:`note_seen`) where its lock order allows."""
     now = now or utcnow()
     # The token with its user and device in one query: every request reads all three.
     token = db.session.scalar(
@@ -316,25 +317,43 @@ def authenticate(settings: AuthSettings, secret: str, now: datetime | None = Non
         return None
     if token.device.revoked or not token.user.active:
         return None
-    _seen(token.device, now)
     return token
 
 
-def _seen(device: Device, now: datetime) -> None:
-    """Move ``device.last_seen_at`` to ``now`` if it is more than :data:`LAST_SEEN_EVERY`
-    behind: one UPDATE, conditional, so that of requests racing each other only one writes (the
-    others find the row moved and change nothing). Written with the request's transaction, so
-    a request that fails leaves it for the next one."""
-    if now - device.last_seen_at < LAST_SEEN_EVERY:
-        return
-    db.session.execute(
+def seen_due(device: Device) -> datetime | None:
+    """The moment to write as the device's ``last_seen_at`` if it is more than
+    :data:`LAST_SEEN_EVERY` behind, else None: the admin's device list says which pads are in
+    use, and whether a reported-lost one still is, without an UPDATE on every push and pull."""
+    now = utcnow()
+    return now if now - device.last_seen_at >= LAST_SEEN_EVERY else None
+
+
+def note_seen(device_id: str, now: datetime) -> None:
+    """Move the device's ``last_seen_at`` to ``now`` if it is more than
+    :data:`LAST_SEEN_EVERY` behind: one UPDATE, conditional, so that of requests racing each
+    other only one writes (the others find the row moved and change nothing). Written with
+    the request's transaction, so a request that fails leaves it for the next one.
+
+    On PostgreSQL a row another transaction holds is skipped, not waited for (``SKIP
+    LOCKED``): that is a push flagging the device's clock or an admin revoking it, and the
+    value is a hint the device's next request writes: waiting would hold this request up for
+    that transaction's whole length, for nothing. SQLite has no row locks: writers take the
+    database's one lock in turn."""
+    due = sa.and_(Device.id == device_id, Device.last_seen_at < now - LAST_SEEN_EVERY)
+    if db.session.get_bind().dialect.name == "postgresql":
+        due = Device.id == (
+            sa.select(Device.id).where(due).with_for_update(skip_locked=True).scalar_subquery()
+        )
+    written = db.session.execute(
         sa.update(Device)
-        .where(Device.id == device.id, Device.last_seen_at < now - LAST_SEEN_EVERY)
+        .where(due)
         .values(last_seen_at=now)
         .execution_options(synchronize_session=False)
-    )
-    # The session's copy follows without being marked dirty (no second write at flush).
-    set_committed_value(device, "last_seen_at", now)
+    ).rowcount
+    device = db.session.identity_map.get(identity_key(Device, device_id))
+    if written and device is not None:
+        # The session's copy follows without being marked dirty (no second write at flush).
+        set_committed_value(device, "last_seen_at", now)
 
 
 def logout(actor: Actor, token: Token, now: datetime | None = None) -> None:

@@ -128,6 +128,7 @@ def _begin() -> None:
             g.actor = Actor(user=token.user, device_id=token.device_id, request_id=g.request_id)
             # Read now: after the commit the user's row would be read again just to log it.
             g.username = token.user.username
+            _note_seen(token)
     if g.actor is None and request.path.startswith(API_PREFIX) and not _is_public(request.endpoint):
         if request.method == "OPTIONS":
             return None
@@ -138,10 +139,31 @@ def _begin() -> None:
     return None
 
 
+def _note_seen(token) -> None:
+    """Note that the token's device was seen (``last_seen_at``, at most every few minutes).
+
+    On PostgreSQL the row is written at the end of the request, just before the commit: the
+    device's row locked here would be a row locked before the change counter, which a push
+    of the same pad holding the counter waits for when it flags the device's clock (a
+    deadlock, docs/sync.md "One lock order"). SQLite has one lock for the whole database, no
+    order to keep, and is written at once: a read that turned writer at its end would fail
+    if another request had written since it began (``SQLITE_BUSY_SNAPSHOT``)."""
+    at = auth_ops.seen_due(token.device)
+    if at is None:
+        return
+    if db.session.get_bind().dialect.name == "postgresql":
+        g.seen = (token.device_id, at)
+    else:
+        auth_ops.note_seen(token.device_id, at)
+
+
 def _finish(response):
     keep = response.status_code < 400 or g.get("keep_changes_on_error", False)
     if keep:
         try:
+            seen = g.pop("seen", None)
+            if seen is not None:
+                auth_ops.note_seen(*seen)
             db.session.commit()
         except StaleDataError:
             db.session.rollback()
