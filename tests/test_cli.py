@@ -807,6 +807,25 @@ def test_risk_recompute_reassesses_every_target_and_names_missing_settings(tmp_p
     assert f"{targets:,} targets assessed" in result.stdout
     assert count(tmp_path, "target_risks") == targets
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'fieldapp.sqlite3'}")
+    # Stricter thresholds: many targets move up. Each chunk is committed on its own, with the
+    # audit entries of its level changes: every change is in the log, the chain intact.
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE risk_settings SET value = :value WHERE key = 'levels'"),
+            {"value": json.dumps({"medium": 20, "elevated": 35, "high": 55})},
+        )
+    changes_before = count(tmp_path, "risk_level_changes")
+    stricter = run(["risk", "recompute", "--workers", "1", "--chunk-size", "50"], tmp_path)
+    assert stricter.returncode == 0, stricter.stderr
+    assert "50 of" in stricter.stdout and "100 of" in stricter.stdout  # progress per chunk
+    moved = count(tmp_path, "risk_level_changes") - changes_before
+    assert moved > 0
+    with engine.connect() as conn:
+        audited = conn.execute(
+            sa.text("SELECT count(*) FROM audit_entries WHERE action = 'risk.level_change'")
+        ).scalar_one()
+    assert audited == count(tmp_path, "risk_level_changes")
+    assert run(["audit", "verify", "--quiet"], tmp_path).returncode == 0
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM risk_settings WHERE key = 'credit'"))
     engine.dispose()

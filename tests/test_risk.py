@@ -24,6 +24,7 @@ from fieldapp.schedule import operations as schedule_ops
 from fieldapp.targets.models import Target
 from tests.conftest import (
     NO_SUCH_ID,
+    RACE_WAIT,
     RISK_SETTINGS,
     add_officer,
     add_shop,
@@ -38,7 +39,7 @@ from tests.conftest import (
     until_there_or_waiting,
 )
 from tests.review_helpers import push_inspection
-from tests.sync_helpers import FakeDevice
+from tests.sync_helpers import FakeDevice, new_inspection
 
 SYSTEM = Actor.for_system("test")
 PASSED = {"result": "pass", "note": "", "photo_ids": []}
@@ -802,3 +803,69 @@ def test_missing_settings_answer_a_clear_503_not_a_500(app, login, world):
     assert "credit" in error["message"] and "fieldapp db upgrade" in error["message"]
     # Nothing of the refused edit was kept.
     assert leader.get(path).get_json()["credit_class"] == "B"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_pushes_go_on_while_the_nightly_recompute_runs(pg_app, monkeypatch, workers):
+    """``fieldapp risk recompute`` runs for minutes at city scale while officers sync. Each
+    chunk of targets it assesses is committed on its own, so a push waits at most for one
+    chunk; and a shop inspected while the recompute runs, before the recompute reaches it, is
+    judged with that inspection (not due again), as the push judged it.
+
+    Before, the recompute took the change counter with its first chunk and kept it until its
+    one commit at the end: every push waited for the whole recompute."""
+    app, world = pg_app
+    leader = sign_in(app, "leader1", f"pad-night-l{workers}")
+    officer = FakeDevice(sign_in(app, "officer1", f"pad-night-o{workers}"))
+    # The later of two new shops in id order: the recompute reaches it after a chunk before it.
+    shop = max(add_shop(leader, world.squadrons[0].id, f"夜市{workers}号{n}") for n in range(2))
+    with app.app_context():
+        ids = db.session.scalars(sa.select(Target.id).order_by(Target.id)).all()
+        db.session.remove()
+    before_the_shop = ids.index(uuid.UUID(shop))  # chunks of one target: the shop's chunk
+    pausing, pushed = threading.Event(), threading.Event()
+    pushed_meanwhile: list[bool] = []
+    holds = []
+    hold = operations.hold
+
+    def hold_once_the_push_is_through(*args, **kwargs):
+        if threading.current_thread().name == "recompute":
+            holds.append(None)
+            if len(holds) == before_the_shop + 1:
+                pausing.set()
+                until_there_or_waiting(pushed)
+                pushed_meanwhile.append(pushed.is_set())
+        return hold(*args, **kwargs)
+
+    monkeypatch.setattr(operations, "hold", hold_once_the_push_is_through)
+
+    def recompute():
+        from fieldapp.risk.commands import risk_cli
+
+        args = ["recompute", "--workers", str(workers), "--chunk-size", "1"]
+        return app.test_cli_runner().invoke(risk_cli, args=args)
+
+    def push():
+        pausing.wait(RACE_WAIT)
+        now = datetime.now(UTC)
+        inspection = new_inspection(
+            world,
+            ["officer1", "officer2"],
+            status="submitted",
+            target_id=shop,
+            started_at=now.isoformat(),
+            ended_at=(now + timedelta(minutes=20)).isoformat(),
+        )
+        try:
+            return officer.push(officer.change("inspection", uuid.uuid4(), inspection))
+        finally:
+            pushed.set()
+
+    answers = at_once(("recompute", recompute), ("push", push))
+    monkeypatch.undo()
+    ran = answers["recompute"]
+    assert getattr(ran, "exit_code", ran) == 0, getattr(ran, "output", ran)
+    assert f"{len(ids):,} of {len(ids):,} targets assessed" in ran.output  # progress, per chunk
+    assert status_of(answers["push"]) == 200, answers["push"]
+    assert pushed_meanwhile == [True]
+    assert leader.get(f"/api/v1/targets/{shop}/risk").get_json()["next_due"] is not None

@@ -31,7 +31,8 @@ def risk_cli():
     type=click.IntRange(min=1),
     default=CHUNK,
     show_default=True,
-    help="targets assessed per round (memory and progress granularity)",
+    help="targets assessed and committed per round (memory, progress, and how long a push"
+    " may wait for one)",
 )
 @with_appcontext
 def recompute_command(workers: int, chunk_size: int):
@@ -45,6 +46,8 @@ def recompute_command(workers: int, chunk_size: int):
             progress=click.echo,
             workers=workers,
             chunk_size=chunk_size,
+            # Each chunk committed on its own: pushes wait for a chunk, not for the whole run.
+            chunk_done=db.session.commit,
         )
     except SettingsError as exc:
         db.session.rollback()

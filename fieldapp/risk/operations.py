@@ -455,6 +455,7 @@ def assess_targets(
     progress: Callable[[str], None] = lambda _: None,
     workers: int = 1,
     chunk_size: int = CHUNK,
+    chunk_done: Callable[[], None] | None = None,
 ) -> RecomputeSummary:
     """Re-assess the given targets (None: every one), a chunk at a time: a few queries and
     bulk writes per chunk, whether for one target after an event or for the whole city.
@@ -462,7 +463,16 @@ def assess_targets(
     ``workers`` > 1 (a full recompute only) assesses chunks in that many processes, each on
     its own connection, while this one writes; see :func:`_assess_in_workers` for why that is
     safe and when it is not allowed.
+
+    ``chunk_done`` is called once each chunk is written, with its audit entries: the
+    recompute command commits there, so each chunk is a transaction of its own, holding the
+    change counter only while it is assessed and written, and pushes go on in between
+    (otherwise the first chunk's counter is held until the caller commits). Each chunk is
+    then assessed at its own moment, ``now`` moved on by the time since the call began, taken
+    once it holds the counter: a push committed between two chunks may have submitted an
+    inspection started after ``now``, which an assessment at ``now`` would leave out.
     """
+    clock = _Clock(now, moves=chunk_done is not None)
     settings = load_settings()
     # Raw ids for a full recompute: two hundred thousand UUID objects cost seconds, and only
     # the few rows actually rewritten need one.
@@ -474,7 +484,9 @@ def assess_targets(
     summary = RecomputeSummary(targets=len(all_ids), by_level=dict.fromkeys(RiskLevel, 0))
     chunks = [all_ids[start : start + chunk_size] for start in range(0, len(all_ids), chunk_size)]
     if target_ids is None and workers > 1 and len(chunks) > 1:
-        return _assess_in_workers(actor, now, settings, chunks, workers, summary, progress)
+        return _assess_in_workers(
+            actor, clock, settings, chunks, workers, summary, progress, chunk_done
+        )
     done = 0
     for chunk in chunks:
         # The change counter, then the stored assessments' locks, then the facts: in the order
@@ -482,18 +494,35 @@ def assess_targets(
         # facts read once no other writer can change them until this one commits (two
         # complaint decisions at once would each store an assessment missing the other's).
         hold(db.session, change_counter)
+        at = clock.now()
         if target_ids is None:  # ids are sorted: the chunk is a range
             in_chunk = _raw(TargetRisk.target_id).between(chunk[0], chunk[-1])
             stored = _stored_state(in_chunk, lock=True)
-            facts = gather_facts(now, settings, id_range=(chunk[0], chunk[-1]))
+            facts = gather_facts(at, settings, id_range=(chunk[0], chunk[-1]))
         else:
             in_chunk = TargetRisk.target_id.in_(chunk)
             stored = _stored_state(in_chunk, lock=True)
-            facts = gather_facts(now, settings, chunk)
-        _write_chunk(actor, _assess_chunk(facts, stored, settings, now), summary)
+            facts = gather_facts(at, settings, chunk)
+        _write_chunk(actor, _assess_chunk(facts, stored, settings, at), summary)
+        if chunk_done is not None:
+            chunk_done()
         done += len(chunk)
         progress(f"{done:,} of {len(all_ids):,} targets assessed")
     return summary
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """The moment a chunk is assessed at: ``start`` for all of them, or, when ``moves`` (each
+    chunk committed on its own), ``start`` moved on by the time passed since the recompute
+    began (``began``: the wall clock then)."""
+
+    start: datetime
+    moves: bool
+    began: datetime = field(default_factory=utcnow)
+
+    def now(self) -> datetime:
+        return self.start + (utcnow() - self.began) if self.moves else self.start
 
 
 # -- a full recompute in worker processes --------------------------------------------------------
@@ -510,9 +539,10 @@ def _start_worker(config: dict) -> None:
 
 def _assess_range(job: tuple) -> ChunkResult:
     """In a worker: assess the targets whose raw id lies in the range, reading only."""
-    now, settings, low, high = job
+    clock, settings, low, high = job
     with _worker_app.app_context():
         try:
+            now = clock.now()  # before the reads: whatever they see happened by then
             facts = gather_facts(now, settings, id_range=(low, high))
             stored = _stored_state(_raw(TargetRisk.target_id).between(low, high), lock=False)
             return _assess_chunk(facts, stored, settings, now)
@@ -522,12 +552,13 @@ def _assess_range(job: tuple) -> ChunkResult:
 
 def _assess_in_workers(
     actor: Actor,
-    now: datetime,
+    clock: _Clock,
     settings: dict,
     chunks: list[list],
     workers: int,
     summary: RecomputeSummary,
     progress: Callable[[str], None],
+    chunk_done: Callable[[], None] | None,
 ) -> RecomputeSummary:
     """A full recompute with the assessing spread over ``workers`` processes.
 
@@ -537,7 +568,10 @@ def _assess_in_workers(
     Targets are disjoint between chunks, and this process writes a chunk only after its worker
     has read it. A concurrent request may still re-assess a target between the worker's read
     and the write: each written row is locked and its version compared with the one the
-    worker saw, and targets that moved are assessed again here, under the lock.
+    worker saw, and targets that moved are assessed again here, under the lock. With
+    ``chunk_done`` (chunks committed one by one), a worker assesses at the moment it reads
+    (the clock moves on in its process too), so what a request committed before the read
+    counts, and what it committed after has moved the row.
     """
     if db.session.new or db.session.dirty or db.session.deleted:
         raise RuntimeError("a recompute in workers needs a transaction with nothing pending")
@@ -548,17 +582,24 @@ def _assess_in_workers(
     }
     total = sum(len(chunk) for chunk in chunks)
     done, moved = 0, []
-    jobs = [(now, settings, chunk[0], chunk[-1]) for chunk in chunks]
+    jobs = [(clock, settings, chunk[0], chunk[-1]) for chunk in chunks]
     context = multiprocessing.get_context("spawn")  # no inherited connections or locks
     with ProcessPoolExecutor(workers, context, _start_worker, (config,)) as pool:
         for chunk, result in zip(chunks, pool.map(_assess_range, jobs), strict=True):
             hold(db.session, change_counter)  # before the rows' locks, as every writer
             moved += _drop_moved(result)
             _write_chunk(actor, result, summary)
+            if chunk_done is not None:
+                chunk_done()
             done += len(chunk)
             progress(f"{done:,} of {total:,} targets assessed")
     if moved:
-        again = assess_targets(actor, now, [uuid.UUID(target_id) for target_id in moved])
+        again = assess_targets(
+            actor,
+            clock.now(),
+            [uuid.UUID(target_id) for target_id in moved],
+            chunk_done=chunk_done,
+        )
         summary.changed += again.changed
         summary.level_changes += again.level_changes
         for level, count in again.by_level.items():
