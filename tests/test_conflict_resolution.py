@@ -653,7 +653,8 @@ def test_an_edit_of_a_record_deleted_meanwhile_waits_in_the_conflict_log(app, lo
 
 def test_accepting_a_delete_takes_the_inspection_s_photos_off_devices(app, login, world):
     """A leader accepts an officer's delete of a submitted inspection: its photo metadata goes
-    with it, and a colleague's device that pulled the photo is told so."""
+    with it, and a colleague's device that pulled the photo is told so. The shop, inspected
+    by nothing else, is due again there too (its risk record)."""
     officer, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     record, photo = uuid.uuid4(), uuid.uuid4()
     officer.push_ok(
@@ -670,10 +671,14 @@ def test_accepting_a_delete_takes_the_inspection_s_photos_off_devices(app, login
     resolved = resolve(login("leader1"), result["conflicts"][0]["conflict_id"], "client")
 
     assert resolved.status_code == 200, resolved.get_json()
-    assert sorted((c["entity"], c["id"], c["op"]) for c in colleague.pull_all()) == [
+    pulled = colleague.pull_all()
+    assert sorted((c["entity"], c["id"], c["op"]) for c in pulled) == [
         ("inspection", str(record), "delete"),
         ("photo", str(photo), "delete"),
+        ("risk", str(world.targets["shop1"].id), "upsert"),
     ]
+    [risk] = [c for c in pulled if c["entity"] == "risk"]
+    assert risk["data"]["next_due"] is None
 
 
 def test_a_field_entry_of_a_record_deleted_since_is_closed_with_keep_server(app, login, world):
