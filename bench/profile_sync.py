@@ -6,6 +6,7 @@ creates in batches, stale edits (half conflicting) and pull pages. With ``--prof
 phase runs under cProfile and the top functions by cumulative time are printed.
 
 Usage: bench/profile_sync.py [--db sqlite|postgresql] [--n 2000] [--profile push|stale|pull]
+[--submitted]
 (``PROFILE_SORT=tottime`` orders by own time; ``PROFILE_CALLEES=<regex>`` and
 ``PROFILE_CALLERS=<regex>`` also print what the matching functions call and what calls them;
 ``PROFILE_OUT=<file>`` keeps the raw profile for pstats or snakeviz)
@@ -40,6 +41,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--page", type=int, default=500)
     parser.add_argument("--profile", choices=("push", "stale", "pull"))
+    parser.add_argument(
+        "--submitted",
+        action="store_true",
+        help="push the creates submitted, not as drafts (the peers' workload): a batch then "
+        "also re-assesses the targets it inspected",
+    )
     parser.add_argument(
         "--stop-after",
         choices=("push", "stale", "pull"),
@@ -155,8 +162,13 @@ def run(args, db: Database, workdir: Path) -> None:
             if os.environ.get("PROFILE_CALLEES"):
                 stats.print_callees(os.environ["PROFILE_CALLEES"])
 
+    submitted = (
+        {"status": "submitted", "outcome": "compliant", "ended_at": "2026-11-20T10:00:00+08:00"}
+        if args.submitted
+        else {}
+    )
     creates = [
-        change("pad-officer1", i, inspection(world, n, ["officer1", "officer2"]))
+        change("pad-officer1", i, inspection(world, n, ["officer1", "officer2"]) | submitted)
         for n, i in enumerate(ids)
     ]
     phase("push", lambda: push("officer1", creates))
