@@ -264,14 +264,20 @@ def open_conflicts_follow(actor, entity: str, record_id, squadron_id: int) -> in
         )
         .with_for_update()
     ).all()
-    for conflict in moving:
+    return move_to_squadron(actor, moving, "conflict.move", "conflict", squadron_id)
+
+
+def move_to_squadron(actor, rows: list, action: str, entity: str, squadron_id: int) -> int:
+    """File ``rows`` (open conflict entries, open complaints: what waits on a squadron's
+    leader) under ``squadron_id``, with one audit entry each; returns how many moved."""
+    for row in rows:
         audit.record(
             actor,
-            "conflict.move",
-            "conflict",
-            conflict.id,
-            before={"squadron_id": conflict.squadron_id},
+            action,
+            entity,
+            row.id,
+            before={"squadron_id": row.squadron_id},
             after={"squadron_id": squadron_id},
         )
-        conflict.squadron_id = squadron_id
-    return len(moving)
+        row.squadron_id = squadron_id
+    return len(rows)

@@ -22,6 +22,7 @@ from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
 from sync.sequence import hold
+from sync.versions import move_to_squadron
 
 
 def receive_complaint(
@@ -175,17 +176,7 @@ def open_complaints_follow(actor: Actor, target: Target, squadron_id: int) -> in
         )
         .with_for_update()
     ).all()
-    for complaint in moving:
-        audit.record(
-            actor,
-            "complaint.move",
-            "complaint",
-            complaint.id,
-            before={"squadron_id": complaint.squadron_id},
-            after={"squadron_id": squadron_id},
-        )
-        complaint.squadron_id = squadron_id
-    return len(moving)
+    return move_to_squadron(actor, moving, "complaint.move", "complaint", squadron_id)
 
 
 def complaints_query(readable, filters: dict) -> sa.Select:

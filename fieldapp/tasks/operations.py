@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
@@ -193,6 +194,7 @@ def release_assignee(actor: Actor, user: User, now: datetime) -> list[Task]:
         sa.select(Task)
         .join(task_assignees, task_assignees.c.task_id == Task.id)
         .where(task_assignees.c.user_id == user.id, Task.status == TaskStatus.open)
+        .options(selectinload(Task.assignees))  # read below for every task: one query
         .order_by(Task.id)
     ).all()
     why = "账号已停用" if not user.active else "已不再是执法队员"
