@@ -128,9 +128,10 @@ def test_what_a_task_brings_counts_against_the_page_limit(app, login, world):
 
 
 def test_a_cancelled_task_elsewhere_takes_its_target_off_the_device(login, world):
-    """officer1's task for the shop stays open when the shop moves to Zhangmiao: officer1 still
-    reads it through the task, and their device keeps it. Once the task is cancelled they may
-    no longer read it, and their device drops it and its risk record."""
+    """officer1's task for the shop stays open when the shop moves to Zhangmiao (and goes
+    there with it): officer1 still reads the shop through the task, and their device keeps it.
+    Once Zhangmiao's leader cancels the task they may no longer read the shop, and their
+    device drops it and its risk record."""
     leader = login("leader1")
     shop = str(world.targets["shop1"].id)
     task = leader.post(
@@ -159,7 +160,7 @@ def test_a_cancelled_task_elsewhere_takes_its_target_off_the_device(login, world
 
     task_id = task.get_json()["id"]
 
-    cancelled = leader.post(f"/api/v1/tasks/{task_id}/cancel", json={"reason": "撤销"})
+    cancelled = login("leader2").post(f"/api/v1/tasks/{task_id}/cancel", json={"reason": "撤销"})
 
     assert cancelled.status_code == 200, cancelled.get_json()
     assert device.api.get(f"/api/v1/targets/{shop}").status_code == 404

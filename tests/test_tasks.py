@@ -434,8 +434,9 @@ def test_approving_a_complaint_check_survives_the_target_moving(app, clock, logi
     """A ticket naming only a street (no registered target) is sent out as a task on shop1;
     the officers inspect and submit. Before the leader reviews, shop1 moves to squadron 2
     (the inspection stays squadron 1's, so leader1 still reviews it). The approval goes
-    through, closes the task and settles the complaint on shop1: the check was squadron 1's,
-    so the complaint stays with squadron 1, where it was settled."""
+    through, closes the task (which went with shop1 to squadron 2, whose leader sees it done)
+    and settles the complaint on shop1: the check was squadron 1's, so the complaint stays with
+    squadron 1, where it was settled."""
     leader = login("leader1")
     complaint = record_complaint(
         leader, world, target_id=None, squadron_id=world.squadrons[0].id, text="淞滨路饭店油烟"
@@ -448,7 +449,8 @@ def test_approving_a_complaint_check_survives_the_target_moving(app, clock, logi
     review_ok(leader, inspection_id, "approve")
     inspection = leader.get(f"/api/v1/inspections/{inspection_id}").get_json()
     assert inspection["review"]["status"] == "approved"
-    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "done"
+    closed = login("leader2").get(f"/api/v1/tasks/{task['id']}").get_json()
+    assert (closed["status"], closed["squadron_id"]) == ("done", world.squadrons[1].id)
     settled = leader.get(f"/api/v1/complaints/{complaint['id']}").get_json()
     assert (settled["status"], settled["substantiated"]) == ("closed", True)
     assert settled["target_id"] == str(world.targets["shop1"].id)
@@ -456,6 +458,58 @@ def test_approving_a_complaint_check_survives_the_target_moving(app, clock, logi
         world.squadrons[0].id,
         inspection_id,
     )
+
+
+def test_open_tasks_follow_their_target_to_its_new_squadron(app, clock, login, world):
+    """leader1 sends officer1 to shop1; before officer1 goes, shop1 moves to squadron 2. The
+    open task goes with the shop (audited ``task.move``): leader2 lists it and sees who is on
+    the way, leader1 no longer does. officer1 keeps the task and the shop on the pad, inspects
+    it, and leader2's approval closes the task. officer2's pad (squadron 1, not sent) drops the
+    task; officer3's (squadron 2) gets it. A cancelled task stays squadron 1's history.
+
+    Left behind, the task was out of leader2's sight and yet kept squadron 2's schedule from
+    dispatching shop1 (it sends only targets with no open task)."""
+    leader1 = login("leader1")
+    done_with = dispatch(leader1, world, assignee_ids=[str(world.users["officer2"].id)])
+    response = leader1.post(f"/api/v1/tasks/{done_with['id']}/cancel", json={"reason": "改派他人"})
+    assert response.status_code == 200, response.get_json()
+    task = dispatch(leader1, world, assignee_ids=[str(world.users["officer1"].id)])
+    sent, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    newcomer = FakeDevice(login("officer3"))
+    for device in (sent, colleague, newcomer):
+        device.pull_all()
+
+    patch_target(login("admin"), world.targets["shop1"].id, {"squadron_id": world.squadrons[1].id})
+
+    leader2 = login("leader2")
+    listed = leader2.get("/api/v1/tasks").get_json()["items"]
+    assert [(t["id"], t["squadron_id"], t["assignee_ids"]) for t in listed] == [
+        (task["id"], world.squadrons[1].id, [str(world.users["officer1"].id)])
+    ]
+    assert [t["id"] for t in leader1.get("/api/v1/tasks").get_json()["items"]] == [done_with["id"]]
+    [moved] = audit_entries(app, action="task.move")
+    assert (moved.record_id, moved.before, moved.after) == (
+        task["id"],
+        {"squadron_id": world.squadrons[0].id},
+        {"squadron_id": world.squadrons[1].id},
+    )
+    # Pads: the last word on each record is what the pad ends up holding.
+    last = {}
+    for change in sent.pull_all():
+        last[(change["entity"], change["id"])] = change["op"]
+    shop = str(world.targets["shop1"].id)
+    assert (last[("task", task["id"])], last[("target", shop)]) == ("upsert", "upsert")
+    gone = {(c["entity"], c["id"], c["op"]) for c in colleague.pull_all()}
+    assert {("task", task["id"], "delete"), ("target", shop, "delete")} <= gone
+    arrived = {(c["entity"], c["id"], c["op"]) for c in newcomer.pull_all()}
+    assert ("task", task["id"], "upsert") in arrived
+
+    inspection_id = push_inspection(
+        world, sent, ("officer1", "officer2"), origin="task", task_id=task["id"]
+    )
+    review_ok(leader2, inspection_id, "approve")
+    assert leader2.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "done"
+    assert_error(leader1.get(f"/api/v1/tasks/{task['id']}"), 404, "not_found")
 
 
 def test_open_complaints_follow_their_target_to_its_new_squadron(app, clock, login, world):

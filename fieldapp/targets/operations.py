@@ -24,6 +24,7 @@ from fieldapp.risk import operations as risk
 from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
+from fieldapp.tasks.operations import open_tasks_follow
 from sync.versions import (
     open_conflicts_follow,
     record_left_scope,
@@ -177,6 +178,7 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         risk.left_scope(actor, target, target.squadron_id, now)
         open_conflicts_follow(actor, "target", target.id, changes["squadron_id"])
         open_complaints_follow(actor, target, changes["squadron_id"])
+        open_tasks_follow(actor, target, changes["squadron_id"], now)
     for name, value in changes.items():
         setattr(target, name, value)
     changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]

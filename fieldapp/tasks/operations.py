@@ -32,7 +32,7 @@ from fieldapp.inspections.models import Outcome
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus, task_assignees
-from sync.versions import record_left_users
+from sync.versions import move_to_squadron, record_left_scope, record_left_users
 
 #: A due date further ahead than this is a typo, not a plan.
 MAX_DUE_AHEAD = timedelta(days=366)
@@ -207,6 +207,34 @@ def release_assignee(actor: Actor, user: User, now: datetime) -> list[Task]:
     for task in orphaned:
         cancel_task(actor, task, reason, now)
     return orphaned
+
+
+def open_tasks_follow(actor: Actor, target: Target, squadron_id: int, now: datetime) -> int:
+    """The target moved to ``squadron_id``: its open tasks go with it, as its open complaints
+    and conflict entries do. The squadron that now answers for the target sees who is on the
+    way there, and may let them go or cancel and send its own officers; left behind, the task
+    was out of the new leader's sight and yet kept the schedule from dispatching the target
+    (it sends only targets with no open task). Done and cancelled tasks stay, as the old
+    squadron's history. Each move is audited (``task.move``); returns how many tasks moved.
+
+    The assignees stay: they were sent, and may be there already, offline. Officers of the old
+    squadron among them keep the task, and the target through it, as tasks elsewhere are read
+    (``fieldapp.auth.policy``); the old squadron's other devices drop the task."""
+    moving = db.session.scalars(
+        sa.select(Task)
+        .where(
+            Task.target_id == target.id,
+            Task.status == TaskStatus.open,
+            Task.squadron_id != squadron_id,
+        )
+        .order_by(Task.id)
+        .with_for_update()
+    ).all()
+    for task in moving:
+        # Numbered before the task's new version, so a device that reads both (an assignee
+        # of the old squadron) drops its copy first and then takes the moved task.
+        record_left_scope("task", task, task.squadron_id, actor.user_id, now)
+    return move_to_squadron(actor, moving, "task.move", "task", squadron_id)
 
 
 def close_task(actor: Actor, task_id: uuid.UUID, inspection, now: datetime) -> Task | None:
