@@ -722,6 +722,47 @@ def test_a_big_import_shows_progress_while_it_checks_the_rows(demo):
     assert result.stdout.splitlines() == ["checking shops.csv", "  checked 5,000 / 5,001 rows"]
 
 
+def test_targets_labels_writes_one_label_per_active_target_of_the_squadron(demo):
+    """The admin prints a squadron's 一店一码 stickers: one SVG per active target, named by its
+    code, each naming its shop; a squadron that does not exist is named, not a traceback."""
+    engine = sa.create_engine(f"sqlite:///{demo / 'fieldapp.sqlite3'}")
+    with engine.connect() as conn:
+        squadron_id = conn.execute(sa.text("SELECT id FROM squadrons ORDER BY id")).scalar()
+        wanted = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT code, name FROM targets WHERE active AND kind = 'shop'"
+                    " AND squadron_id = :squadron"
+                ),
+                {"squadron": squadron_id},
+            ).all()
+        )
+    engine.dispose()
+    out = demo / "labels"
+    result = run(
+        [
+            "targets",
+            "labels",
+            "--out",
+            str(out),
+            "--squadron-id",
+            str(squadron_id),
+            "--kind",
+            "shop",
+        ],
+        demo,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"wrote {len(wanted):,} labels to {out}\n"
+    assert wanted and sorted(p.stem for p in out.iterdir()) == sorted(wanted)
+    code, name = sorted(wanted.items())[0]
+    label = (out / f"{code}.svg").read_text(encoding="utf-8")
+    assert f">{code}</text>" in label and name in label
+    assert "no squadron 999" in refused(
+        run(["targets", "labels", "--out", str(out), "--squadron-id", "999"], demo)
+    )
+
+
 def test_targets_import_refuses_a_file_in_no_known_encoding(demo):
     path = demo / "shops.csv"
     path.write_bytes(CSV_SHOP.encode("utf-16"))  # Excel's "Unicode text"

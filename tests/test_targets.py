@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import segno
 import sqlalchemy as sa
 
 from fieldapp.actor import Actor
@@ -313,6 +315,73 @@ def test_by_code_finds_the_same_file_in_any_case(login, world):
         assert response.status_code == 200
         assert response.get_json()["id"] == str(shop.id)
         assert "recent_inspections" in response.get_json()
+
+
+def _label(response) -> ET.Element:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "image/svg+xml"
+    return ET.fromstring(response.get_data())
+
+
+def _texts(svg: ET.Element) -> list[str]:
+    return [text.text for text in svg.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_a_shop_s_label_holds_its_code_as_a_qr_code_with_code_and_name_under_it(login, world):
+    """一店一码: the sticker for the shop front. The QR code holds the code that an officer's
+    scan looks up (``by-code``), at error correction level Q (a soiled sticker still reads)."""
+    shop = world.targets["shop1"]
+    label = _label(login("officer1").get(f"/api/v1/targets/{shop.id}/label"))
+    assert _texts(label) == [shop.code, shop.name]
+    paths = [p.get("d") for p in label.iter("{http://www.w3.org/2000/svg}path")]
+    expected = ET.fromstring(segno.make_qr(shop.code, error="q").svg_inline(scale=8, border=4))
+    assert paths == [p.get("d") for p in expected.iter("path")]
+    assert segno.make_qr(shop.code, error="q").error == "Q"
+
+
+def test_a_label_follows_a_corrected_name_and_answers_304_while_it_is_the_same(login, world):
+    leader = login("leader1")
+    shop = world.targets["shop1"]
+    path = f"/api/v1/targets/{shop.id}/label"
+    first = leader.get(path)
+    etag = first.headers["ETag"]
+    assert leader.get(path, headers={"If-None-Match": etag}).status_code == 304
+    target_path = f"/api/v1/targets/{shop.id}"
+    response = leader.patch(
+        target_path,
+        json={"name": "老王面馆<总店> & 分店"},
+        headers={"If-Match": etag_of(leader, target_path)},
+    )
+    assert response.status_code == 200, response.get_json()
+    again = leader.get(path, headers={"If-None-Match": etag})
+    assert again.headers["ETag"] != etag
+    # Markup in a name is text on the label, never markup in it.
+    assert _texts(_label(again)) == [shop.code, "老王面馆<总店> & 分店"]
+
+
+def test_a_long_name_is_squeezed_to_the_label_s_width(login, world):
+    leader = login("leader1")
+    shop = world.targets["shop1"]
+    target_path = f"/api/v1/targets/{shop.id}"
+    long_name = "上海市宝山区吴淞街道淞滨路老王家常面馆第二分店"
+    response = leader.patch(
+        target_path, json={"name": long_name}, headers={"If-Match": etag_of(leader, target_path)}
+    )
+    assert response.status_code == 200, response.get_json()
+    label = _label(leader.get(f"{target_path}/label"))
+    name = list(label.iter("{http://www.w3.org/2000/svg}text"))[-1]
+    assert name.text == long_name
+    assert float(name.get("textLength")) < float(label.get("width"))
+    short = _label(login("leader2").get(f"/api/v1/targets/{world.targets['shop2'].id}/label"))
+    assert list(short.iter("{http://www.w3.org/2000/svg}text"))[-1].get("textLength") is None
+
+
+def test_a_label_is_scoped_like_its_target_and_takes_no_query(login, world):
+    shop = world.targets["shop1"]
+    assert_error(login("officer3").get(f"/api/v1/targets/{shop.id}/label"), 404, "not_found")
+    response = login("officer1").get(f"/api/v1/targets/{shop.id}/label?format=png")
+    assert_error(response, 422, "validation_failed")
+    assert response.get_json()["errors"] == {"query": {"format": ["Unknown field."]}}
 
 
 def test_unknown_target_or_code_is_404(login, world):

@@ -6,11 +6,13 @@ import hashlib
 import json
 import uuid
 
+from flask import Response, request
 from flask.views import MethodView
 
 from fieldapp.api import Blueprint
 from fieldapp.db import db
 from fieldapp.targets import operations
+from fieldapp.targets.labels import label_svg
 from fieldapp.targets.models import Target
 from fieldapp.web import etags
 from fieldapp.web.paging import paginate
@@ -110,6 +112,31 @@ class TargetResource(MethodView):
         file_body = etags.json_body(operations.target_file(target), _FILE).get_data()
         answer.set_etag(etags.entity_tag(_version_tag(target), file_body))
         return answer
+
+
+@blp.route("/targets/<uuid:target_id>/label")
+class TargetLabelResource(MethodView):
+    @blp.response(200, description="the label (image/svg+xml)")
+    @blp.alt_response(304, description="Not modified: the label is the one named by If-None-Match")
+    @blp.doc(
+        parameters=[_IF_NONE_MATCH],
+        responses={
+            200: {
+                "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                "headers": {"ETag": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    def get(self, target_id: uuid.UUID):
+        """The target's 一店一码 label to print: its QR code (holding the code that
+        ``/targets/by-code/<code>`` looks up), its code and its name, as SVG. Scoped like the
+        target. The ``ETag`` follows the target's version (its name may be corrected)."""
+        target = current_policy().load(Target, target_id, "target")
+        response = Response(label_svg(target), mimetype="image/svg+xml")
+        response.headers["Content-Disposition"] = f'inline; filename="{target.code}.svg"'
+        response.set_etag(_version_tag(target))
+        response.headers["Cache-Control"] = "private, no-cache"
+        return response.make_conditional(request)
 
 
 @blp.route("/targets/by-code/<string:code>")
