@@ -119,6 +119,56 @@ def test_a_returned_follow_up_does_not_settle_the_order(clock, login, world):
     assert leader.get(inspection_path(ordered)).get_json()["follow_up"]["done_by"] is None
 
 
+def overdue_everywhere(login, ordered: str) -> tuple[bool, bool, bool]:
+    """Whether the order is overdue on its page (``follow_up.overdue``), in the list of overdue
+    rectifications, and in its case-file checks (``rectification_overdue``)."""
+    leader, supervisor = login("leader1"), login("supervisor")
+    page = leader.get(inspection_path(ordered)).get_json()["follow_up"]["overdue"]
+    checks = supervisor.get(f"{inspection_path(ordered)}/checks").get_json()
+    return (
+        page,
+        ordered in ids(leader, "overdue=true"),
+        "rectification_overdue" in {entry["flag"] for entry in checks},
+    )
+
+
+@pytest.mark.parametrize("state", ["draft", "returned"])
+def test_a_follow_up_that_is_a_draft_or_returned_leaves_the_order_overdue_everywhere(
+    clock, login, world, state
+):
+    """A follow-up settles the order once submitted and not returned: one still being written,
+    or one the leader sent back, has settled nothing. The order's page, the rectification
+    list and the case-file checks all say it is overdue; once the follow-up is submitted (or
+    resubmitted) none of them does."""
+    device = FakeDevice(login("officer1"))
+    ordered = order(world, device, "2026-11-21")
+    if state == "draft":
+        done = follow_up(world, device, ordered, status="draft", ended_at=NOW.isoformat())
+    else:
+        done = follow_up(world, device, ordered)
+        review_ok(login("leader1"), done, "return", "复查照片缺失")
+    assert overdue_everywhere(login, ordered) == (True, True, True)
+
+    version = login("leader1").get(inspection_path(done)).get_json()["version"]
+    submit = {"status": "submitted", "outcome": "compliant"}
+    [submitted] = device.push_ok(device.change("inspection", done, submit, base_version=version))
+    assert submitted["status"] == "applied", submitted
+    assert overdue_everywhere(login, ordered) == (False, False, False)
+
+
+@pytest.mark.parametrize("state", ["draft", "returned"])
+def test_an_order_that_is_a_draft_or_returned_is_overdue_nowhere(clock, login, world, state):
+    """An order counts once submitted and not returned: before that it orders nothing, so no
+    view calls it overdue, the case-file checks included."""
+    device = FakeDevice(login("officer1"))
+    if state == "draft":
+        ordered = order(world, device, "2026-11-21", status="draft", ended_at=NOW.isoformat())
+    else:
+        ordered = order(world, device, "2026-11-21")
+        review_ok(login("leader1"), ordered, "return", "整改期限不合理")
+    assert overdue_everywhere(login, ordered) == (False, False, False)
+
+
 def test_the_targets_file_agrees_with_the_list(clock, login, world):
     device = FakeDevice(login("officer1"))
     ordered = order(world, device, "2026-11-21")

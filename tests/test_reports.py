@@ -425,6 +425,40 @@ def test_a_past_months_overdue_rectifications_stay_what_the_month_ended_with(app
     assert overdue_in_october(utc(2026, 12, 5, 2)) == (1, 1)
 
 
+def test_only_a_follow_up_submitted_by_the_months_end_and_not_returned_settles_it(
+    app, login, world
+):
+    """Two October orders past their deadline. One's follow-up (复查) reached the server in
+    October as a draft and was submitted on 10 November; the other's was submitted in October
+    and the leader returned it. Neither order was settled when October ended, and the overdue
+    figure and the ``rectification_overdue`` flag both count the two; a third order whose
+    follow-up was submitted in October is settled."""
+    with app.app_context():
+
+        def ordered() -> uuid.UUID:
+            return add_inspection(
+                world, "shop1", utc(2026, 10, 5, 2), "patrol", "rectification_ordered",
+                rectification_deadline=date(2026, 10, 20),
+            )  # fmt: skip
+
+        def follow_up(of: uuid.UUID, submitted: datetime, **extra) -> None:
+            add_inspection(
+                world, "shop1", utc(2026, 10, 25, 2), "patrol", "compliant", follow_up_of=of,
+                received_at=utc(2026, 10, 25, 3), submitted_at=submitted,
+                first_submitted_at=submitted, **extra,
+            )  # fmt: skip
+
+        follow_up(ordered(), utc(2026, 11, 10, 3))
+        follow_up(ordered(), utc(2026, 10, 25, 3), review_status="returned")
+        follow_up(ordered(), utc(2026, 10, 25, 3))
+        db.session.commit()
+    with time_machine.travel(utc(2026, 12, 5, 2)):
+        body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
+    row = {r["squadron_id"]: r for r in body["squadrons"]}[world.squadrons[0].id]
+    assert row["rectifications"]["overdue"] == 2
+    assert row["flags"]["by_flag"]["rectification_overdue"] == 2
+
+
 def test_a_month_with_nothing_is_all_zeros(login, world, october):
     body = login("leader2").get(f"{REPORT}?month=2025-02").get_json()
     figures = flatten("", sections(body["squadrons"][0]))

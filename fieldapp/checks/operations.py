@@ -29,7 +29,8 @@ from fieldapp.auth.models import User
 from fieldapp.checks.models import ORDER, Flag, FlagCode
 from fieldapp.db import db
 from fieldapp.geo import LocalFrame, distance_m
-from fieldapp.inspections.models import Inspection, InspectionStatus, Outcome, inspection_officers
+from fieldapp.inspections.models import Inspection, InspectionStatus, inspection_officers
+from fieldapp.inspections.operations import unsettled_order
 from fieldapp.org.models import Squadron
 from fieldapp.photos.models import Photo, PhotoUpload, UploadState
 from fieldapp.targets.models import Target, TargetKind
@@ -138,8 +139,11 @@ def _chunks(ids: Sequence) -> Iterable[Sequence]:
 # -- the facts the checks read -------------------------------------------------------------------
 
 
-def _inspection_columns(ids: _Ids) -> tuple:
-    """What the checks read of an inspection; JSON as text, parsed only where it matters."""
+def _inspection_columns(ids: _Ids, now: datetime) -> tuple:
+    """What the checks read of an inspection; JSON as text, parsed only where it matters.
+    ``open_order``: a rectification order in force and unsettled as at ``now``, by the rule
+    ``GET /rectifications`` lists them by (:func:`~fieldapp.inspections.operations.
+    unsettled_order`)."""
     return (
         ids.col(Inspection.id).label("id"),
         ids.col(Inspection.target_id).label("target_id"),
@@ -157,6 +161,7 @@ def _inspection_columns(ids: _Ids) -> tuple:
         Inspection.submitted_at,
         Inspection.first_submitted_at,
         sa.cast(Inspection.flags, sa.Text).label("flags_text"),
+        unsettled_order(now).label("open_order"),
     )
 
 
@@ -178,6 +183,7 @@ _ROW_FIELDS = (
     "submitted_at",
     "first_submitted_at",
     "flags_text",
+    "open_order",
 )
 
 
@@ -399,21 +405,6 @@ def _case_file(row, claimed: list, by_id: dict[str, _Photo]) -> tuple[list[_Phot
     return list(photos.values()), unknown
 
 
-def _followed_up(ids: _Ids, found_ids: Sequence, now: datetime) -> set:
-    """Those of ``found_ids`` with a follow-up inspection (复查) received by ``now``."""
-    found: set = set()
-    follow_up_of = ids.col(Inspection.follow_up_of)
-    for chunk in ids.chunks(found_ids):
-        found.update(
-            db.session.scalars(
-                sa.select(follow_up_of).where(
-                    ids.among(Inspection.follow_up_of, chunk), Inspection.received_at <= now
-                )
-            )
-        )
-    return found
-
-
 def _previous_inspections(ids: _Ids, rows, officers) -> dict[tuple, object]:
     """For each (inspection, officer): that officer's inspection just before it (by start).
 
@@ -465,10 +456,10 @@ def check_inspections(
 
     Judged as at ``now``: deadlines and delays count to it, and the records that arrive after
     an inspection and settle its flags count only if the server had them by then (a follow-up
-    inspection by its ``received_at``, a photo's metadata by its ``created_at``, its bytes by
-    their ``stored_at``). Asked with the current time that is everything; the monthly report
-    asks with the month's end, so a report made again later counts what the month ended with
-    rather than follow-ups and uploads that came after it.
+    inspection by its ``received_at`` and first submission, a photo's metadata by its
+    ``created_at``, its bytes by their ``stored_at``). Asked with the current time that is
+    everything; the monthly report asks with the month's end, so a report made again later
+    counts what the month ended with rather than follow-ups and uploads that came after it.
 
     Ids that name no inspection are left out of the answer. Callers scope the ids; this
     function reads what it needs regardless of who asks (a previous inspection by the same
@@ -476,7 +467,7 @@ def check_inspections(
     """
     ids = _Ids()
     wanted = [ids.raw(i) for i in dict.fromkeys(inspection_ids)]
-    columns = _inspection_columns(ids)
+    columns = _inspection_columns(ids, now)
     rows = []
     for chunk in ids.chunks(wanted):
         found = db.session.execute(sa.select(*columns).where(ids.among(Inspection.id, chunk)))
@@ -487,7 +478,6 @@ def check_inspections(
     found_ids = [r.id for r in rows]
     officers = _officers(ids, found_ids)
     claimed, known_photos = _photos(ids, rows, now)
-    followed = _followed_up(ids, found_ids, now)
     previous = _previous_inspections(ids, rows, officers)
     other_targets = {v.target_id for v in previous.values()}
     places.load_targets(other_targets)
@@ -506,7 +496,7 @@ def check_inspections(
             *_missing_photos(row, own),
             *_photos_missing_upload(photos, unknown),
             *_late_submission(row, settings, now),
-            *_rectification_overdue(row, today, followed),
+            *_rectification_overdue(row, today),
             *context.travel_flags(officers.get(row.id, []), previous),
             *_clock_skew(row),
         ]
@@ -788,10 +778,12 @@ def _late_submission(row, settings: CheckSettings, now: datetime) -> list[Flag]:
     return []
 
 
-def _rectification_overdue(row, today, followed: set) -> list[Flag]:
-    if row.outcome is not Outcome.rectification_ordered or row.rectification_deadline is None:
+def _rectification_overdue(row, today) -> list[Flag]:
+    """An order in force, unsettled (``open_order``) and past its deadline: a draft or a
+    returned order orders nothing yet, and a draft or returned follow-up settles nothing."""
+    if not row.open_order or row.rectification_deadline is None:
         return []
-    if row.rectification_deadline >= today or row.id in followed:
+    if row.rectification_deadline >= today:
         return []
     days = (today - row.rectification_deadline).days
     return [

@@ -7,6 +7,7 @@ import uuid
 from datetime import date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from fieldapp.auth.models import User
@@ -250,6 +251,25 @@ class Inspection(Syncable, db.Model):
             name="rectification_has_deadline",
         ),
     )
+
+    @hybrid_property
+    def in_force(self) -> bool:
+        """Submitted and not returned by the leader: a rectification order that counts, or a
+        follow-up (复查) that settles one (docs/review.md). A draft is still being written and
+        a returned record is back with the officer: neither orders nor settles anything until
+        it is (re)submitted. In a query, ``Inspection.in_force`` (or an alias's)."""
+        return (
+            self.status is InspectionStatus.submitted
+            and self.review_status is not ReviewStatus.returned
+        )
+
+    @in_force.inplace.expression
+    @classmethod
+    def _in_force_expression(cls) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            cls.status == InspectionStatus.submitted,
+            cls.review_status != ReviewStatus.returned,
+        )
 
     @property
     def state(self) -> InspectionState:

@@ -251,11 +251,33 @@ def cases_of(inspection_ids: list[uuid.UUID]) -> dict[uuid.UUID, Case]:
 # -- rectification follow-ups (复查) --------------------------------------------------------------
 
 
-def _counts_as_follow_up(follow_up) -> sa.ColumnElement[bool]:
-    """A follow-up settles the rectification once submitted and not returned by the leader."""
+def settles(follow_up, as_at: datetime | None = None) -> sa.ColumnElement[bool]:
+    """``follow_up`` (an alias of :class:`Inspection`) settles the order it names
+    (``follow_up_of``): it is in force (submitted and not returned). With ``as_at``: and the
+    server had it, submitted, by then (its first submission, a server time; rows from before
+    that was kept count from their arrival), so that a report made again later still counts
+    what its month ended with."""
+    if as_at is None:
+        return follow_up.in_force
+    submitted = sa.func.coalesce(
+        follow_up.first_submitted_at, follow_up.submitted_at, follow_up.received_at
+    )
+    return sa.and_(follow_up.in_force, follow_up.received_at <= as_at, submitted <= as_at)
+
+
+def unsettled_order(as_at: datetime | None = None) -> sa.ColumnElement[bool]:
+    """The :class:`Inspection` is a rectification order (责令整改) in force that no follow-up
+    has settled (as at ``as_at``, see :func:`settles`): what ``GET /rectifications`` lists,
+    what the record's ``follow_up.overdue`` and the ``rectification_overdue`` check and the
+    monthly report's overdue figures count once its deadline has passed."""
+    follow_up = sa.orm.aliased(Inspection)
+    settled = (
+        sa.select(follow_up.id)
+        .where(follow_up.follow_up_of == Inspection.id, settles(follow_up, as_at))
+        .exists()
+    )
     return sa.and_(
-        follow_up.status == InspectionStatus.submitted,
-        follow_up.review_status != ReviewStatus.returned,
+        Inspection.outcome == Outcome.rectification_ordered, Inspection.in_force, ~settled
     )
 
 
@@ -267,7 +289,8 @@ def open_rectifications(
     overdue: bool | None = None,
     today: date | None = None,
 ) -> sa.Select:
-    """Rectification orders (责令整改) not yet followed up, the oldest deadline first.
+    """Rectification orders (责令整改) not yet followed up (:func:`unsettled_order`), the
+    oldest deadline first.
 
     An order counts once its inspection is submitted and not returned; it is settled by a
     follow-up inspection (``follow_up_of`` = the order) that is submitted and not returned.
@@ -276,18 +299,7 @@ def open_rectifications(
     """
     if overdue is not None and today is None:
         raise ValueError("overdue needs today")
-    follow_up = sa.orm.aliased(Inspection)
-    settled = (
-        sa.select(follow_up.id)
-        .where(follow_up.follow_up_of == Inspection.id, _counts_as_follow_up(follow_up))
-        .exists()
-    )
-    query = query.where(
-        Inspection.outcome == Outcome.rectification_ordered,
-        Inspection.status == InspectionStatus.submitted,
-        Inspection.review_status != ReviewStatus.returned,
-        ~settled,
-    )
+    query = query.where(unsettled_order())
     if squadron_id is not None:
         query = query.where(Inspection.squadron_id == squadron_id)
     if target_id is not None:
@@ -301,16 +313,16 @@ def open_rectifications(
 
 def follow_ups(inspections: list[Inspection], today: date) -> dict[uuid.UUID, dict]:
     """For each inspection that ordered rectification: ``{due, done_by, done_at, overdue}``,
-    where ``done_by`` is the first follow-up that settled it (one query for a page)."""
+    where ``done_by`` is the first follow-up that settled it (one query for a page), and
+    ``overdue`` says the order is in force, unsettled and past its deadline (as
+    :func:`unsettled_order` and ``today``: what ``GET /rectifications?overdue=true`` lists)."""
     ordered = [i for i in inspections if i.outcome is Outcome.rectification_ordered]
     if not ordered:
         return {}
     done: dict[uuid.UUID, tuple[uuid.UUID, datetime]] = {}
     rows = db.session.execute(
         sa.select(Inspection.follow_up_of, Inspection.id, Inspection.started_at)
-        .where(
-            Inspection.follow_up_of.in_([i.id for i in ordered]), _counts_as_follow_up(Inspection)
-        )
+        .where(Inspection.follow_up_of.in_([i.id for i in ordered]), settles(Inspection))
         .order_by(Inspection.started_at.desc(), Inspection.id.desc())
     )
     for followed, follow_up_id, started in rows:
@@ -323,6 +335,8 @@ def follow_ups(inspections: list[Inspection], today: date) -> dict[uuid.UUID, di
             "due": deadline,
             "done_by": by[0] if by else None,
             "done_at": by[1] if by else None,
-            "overdue": by is None and deadline is not None and deadline < today,
+            "overdue": (
+                inspection.in_force and by is None and deadline is not None and deadline < today
+            ),
         }
     return result

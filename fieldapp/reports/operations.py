@@ -10,8 +10,8 @@ What each figure counts (docs/audit.md has the table):
 - inspections: submitted inspections that *started* in the month, by origin and by outcome;
 - cases: cases opened in the month, and closed in the month;
 - rectifications: ordered by the month's inspections; due (deadline in the month); overdue
-  (deadline in the month and already passed, and no follow-up inspection recorded, both as at
-  the month's end, or now for the current month);
+  (deadline in the month and already passed, the order in force and no follow-up submitted
+  that settles it, both as at the month's end, or now for the current month);
 - risk: active targets at each level now, and the month's level changes (up, down, first levels);
 - conflicts: sync conflict log entries opened in the month (by kind), resolved in the month;
 - supervision orders: issued and answered in the month; open and overdue now.
@@ -26,13 +26,13 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.orm import aliased
 
 from fieldapp.audit.operations import chain_head
 from fieldapp.checks.models import FlagCode
 from fieldapp.checks.operations import CheckSettings, check_inspections
 from fieldapp.db import db
 from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Origin, Outcome
+from fieldapp.inspections.operations import unsettled_order
 from fieldapp.org.models import Squadron
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.risk.scoring import RiskLevel
@@ -141,7 +141,6 @@ def cases_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
 
 
 def rectifications_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
-    follow_up = aliased(Inspection)
     ordered = sa.and_(
         Inspection.outcome == Outcome.rectification_ordered,
         _in_period(Inspection.started_at, period),
@@ -151,13 +150,14 @@ def rectifications_section(period: Period, squadron_ids: list[int]) -> dict[int,
         Inspection.rectification_deadline >= period.first_day,
         Inspection.rectification_deadline <= period.last_day,
     )
-    # As at the month's end (or now, for the current month), like the flags: a follow-up
-    # recorded after it does not undo what the month ended with.
+    # As at the month's end (or now, for the current month), by the rule the flags and the
+    # rectification list use: a follow-up submitted after it does not undo what the month
+    # ended with, and a draft or returned one never settled anything.
     as_at = min(period.end, period.now)
     overdue = sa.and_(
         due,
         Inspection.rectification_deadline < as_at.astimezone(SHANGHAI).date(),
-        ~sa.exists().where(follow_up.follow_up_of == Inspection.id, follow_up.received_at <= as_at),
+        unsettled_order(as_at),
     )
     rows = db.session.execute(
         sa.select(Inspection.squadron_id, _sum_if(ordered), _sum_if(due), _sum_if(overdue))
