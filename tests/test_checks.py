@@ -540,6 +540,54 @@ def test_impossible_travel_between_an_officers_inspections(world, device, far_sh
     assert "impossible_travel" not in flags_of(device.api, later)
 
 
+def test_impossible_travel_from_another_squadron_names_it_only_to_those_who_may_read_it(
+    world, device, login
+):
+    """officer1 helped officer3 at 张庙's 鑫隆五金店, then inspected 吴淞's 老王面馆 two minutes
+    later. leader1, who may not read the 张庙 inspection (404), still sees the flag with its
+    times and distance, but neither that shop's name nor that inspection's id (API.md: never
+    another squadron's data). officer1, who co-signed it, and the district's supervisor see
+    both."""
+    helper = FakeDevice(login("officer3"), clock_ms=int(time.time() * 1000) - 3_600_000)
+    start = utcnow().replace(microsecond=0) - timedelta(hours=3)
+    elsewhere = push_inspection(
+        world,
+        helper,
+        officers=("officer3", "officer1"),
+        target="shop2",
+        started_at=start.isoformat(),
+        ended_at=(start + timedelta(minutes=20)).isoformat(),
+        location={"lon": 121.42, "lat": 31.32, "accuracy_m": 5.0, "crs": "wgs84"},
+    )
+    later = start + timedelta(minutes=22)
+    here = push_inspection(
+        world,
+        device,
+        started_at=later.isoformat(),
+        ended_at=(later + timedelta(minutes=20)).isoformat(),
+    )
+
+    def travel(api) -> dict:
+        response = api.get(f"/api/v1/inspections/{here}/checks")
+        assert response.status_code == 200, response.get_json()
+        [flag] = [f for f in response.get_json() if f["flag"] == "impossible_travel"]
+        return flag
+
+    leader = login("leader1")
+    assert_error(leader.get(f"/api/v1/inspections/{elsewhere}"), 404, "not_found")
+    hidden = travel(leader)
+    assert hidden["detail"].startswith("officer1 was at an inspection in another squadron until")
+    assert "km away, and started here 2 min later" in hidden["detail"]
+    assert hidden["facts"]["previous_inspection_id"] is None
+    assert hidden["facts"]["distance_m"] > 1000
+    shop = world.targets["shop2"].name
+    assert shop not in str(hidden) and str(elsewhere) not in str(hidden)
+    for reader in (device.api, login("supervisor")):
+        named = travel(reader)
+        assert named["detail"].startswith(f"officer1 was at {shop} until"), named
+        assert named["facts"]["previous_inspection_id"] == str(elsewhere)
+
+
 def test_clock_skew_set_by_sync_is_reported(world, login):
     ahead = FakeDevice(login("officer1"), clock_ms=int(time.time() * 1000) + 3_600_000)
     skewed = push_inspection(world, ahead)

@@ -405,6 +405,20 @@ def _case_file(row, claimed: list, by_id: dict[str, _Photo]) -> tuple[list[_Phot
     return list(photos.values()), unknown
 
 
+def _unreadable(ids: _Ids, wanted: set, readable: sa.ColumnElement[bool] | None) -> set:
+    """Those of ``wanted`` (inspection ids) outside ``readable`` (none when it is None)."""
+    if readable is None or not wanted:
+        return set()
+    seen: set = set()
+    for chunk in ids.chunks(sorted(wanted)):
+        seen.update(
+            db.session.scalars(
+                sa.select(ids.col(Inspection.id)).where(ids.among(Inspection.id, chunk), readable)
+            )
+        )
+    return wanted - seen
+
+
 def _previous_inspections(ids: _Ids, rows, officers) -> dict[tuple, object]:
     """For each (inspection, officer): that officer's inspection just before it (by start).
 
@@ -450,7 +464,11 @@ def _previous_inspections(ids: _Ids, rows, officers) -> dict[tuple, object]:
 
 
 def check_inspections(
-    inspection_ids: Iterable[uuid.UUID], settings: CheckSettings, now: datetime
+    inspection_ids: Iterable[uuid.UUID],
+    settings: CheckSettings,
+    now: datetime,
+    *,
+    readable: sa.ColumnElement[bool] | None = None,
 ) -> dict[uuid.UUID, list[Flag]]:
     """Every flag of every inspection in ``inspection_ids``, in the order of :class:`FlagCode`.
 
@@ -463,7 +481,12 @@ def check_inspections(
 
     Ids that name no inspection are left out of the answer. Callers scope the ids; this
     function reads what it needs regardless of who asks (a previous inspection by the same
-    officer may lie in another squadron, and travel between them still counts).
+    officer may lie in another squadron, and travel between them still counts). What it says
+    of those other inspections is scoped by ``readable``, a WHERE clause on
+    :class:`Inspection` selecting those the caller may read (``Policy.readable``): an
+    ``impossible_travel`` flag whose previous inspection lies outside it keeps its times and
+    distance but names neither that inspection nor its target. ``None`` (the monthly report,
+    which shows counts only): every inspection may be named.
     """
     ids = _Ids()
     wanted = [ids.raw(i) for i in dict.fromkeys(inspection_ids)]
@@ -481,6 +504,13 @@ def check_inspections(
     previous = _previous_inspections(ids, rows, officers)
     other_targets = {v.target_id for v in previous.values()}
     places.load_targets(other_targets)
+    before_rows = {
+        previous[row.id, officer].id
+        for row in rows
+        for officer, _ in officers.get(row.id, [])
+        if (row.id, officer) in previous
+    }
+    unnamed = _unreadable(ids, before_rows, readable)
     zone = ZoneInfo(settings.local_zone)
     today = now.astimezone(zone).date()
 
@@ -497,7 +527,7 @@ def check_inspections(
             *_photos_missing_upload(photos, unknown),
             *_late_submission(row, settings, now),
             *_rectification_overdue(row, today),
-            *context.travel_flags(officers.get(row.id, []), previous),
+            *context.travel_flags(officers.get(row.id, []), previous, unnamed),
             *_clock_skew(row),
         ]
         flags.sort(key=lambda f: ORDER[f.flag])
@@ -638,7 +668,10 @@ class _Context:
             )
         return flags
 
-    def travel_flags(self, officers: list, previous: dict) -> list[Flag]:
+    def travel_flags(self, officers: list, previous: dict, unnamed: set) -> list[Flag]:
+        """The officers' fastest move from their previous inspection to this one, if too fast.
+        A previous inspection in ``unnamed`` (out of the caller's reading scope) is described
+        by its times and distance only: API.md, another squadron's records are not shown."""
         row, settings = self.row, self.settings
         worst = None
         for officer_id, officer_name in officers:
@@ -657,8 +690,12 @@ class _Context:
             return []
         speed, officer_name, before, metres, seconds = worst
         left = before.ended_at or before.started_at
-        target = self.places.targets.get(before.target_id)
-        where = target[1] if target else "the previous target"
+        hidden = before.id in unnamed
+        target = None if hidden else self.places.targets.get(before.target_id)
+        if hidden:
+            where = "an inspection in another squadron"
+        else:
+            where = target[1] if target else "the previous target"
         pace = (
             "while that inspection was still under way"
             if seconds <= 0
@@ -671,7 +708,7 @@ class _Context:
                 f"{metres_text(metres)} away, and started here {pace}; "
                 f"the limit is {settings.max_speed_kmh:.0f} km/h",
                 {
-                    "previous_inspection_id": str(self.ids.canon(before.id)),
+                    "previous_inspection_id": None if hidden else str(self.ids.canon(before.id)),
                     "distance_m": round(metres, 1),
                     "seconds": seconds,
                     "speed_kmh": None if seconds <= 0 else round(speed, 1),

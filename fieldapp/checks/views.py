@@ -22,8 +22,12 @@ class InspectionChecksResource(MethodView):
     @blp.response(200, FlagSchema(many=True))
     def get(self, inspection_id: uuid.UUID):
         """The flags the automatic checks raise on this inspection, each with a sentence a
-        supervisor can read. Computed now, with the thresholds configured now."""
-        inspection = current_policy().load(Inspection, inspection_id, "inspection")
+        supervisor can read. Computed now, with the thresholds configured now; another
+        inspection a flag refers to is named only if the caller may read it."""
+        policy = current_policy()
+        inspection = policy.load(Inspection, inspection_id, "inspection")
         settings = operations.CheckSettings.from_config(current_app.config)
-        flags = operations.check_inspections([inspection.id], settings, utcnow())
+        flags = operations.check_inspections(
+            [inspection.id], settings, utcnow(), readable=policy.readable(Inspection)
+        )
         return flags.get(inspection.id, [])
