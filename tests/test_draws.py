@@ -21,7 +21,13 @@ from fieldapp.inspections.models import (
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from sync.entities import write_officers
-from tests.conftest import NO_SUCH_ID, add_officer, assert_error, shop_payload
+from tests.conftest import (
+    NO_SUCH_ID,
+    add_officer,
+    assert_error,
+    other_district,
+    shop_payload,
+)
 from tests.sync_helpers import FakeDevice
 
 LEVELS = ("low", "medium", "elevated", "high")
@@ -338,6 +344,32 @@ def test_a_district_draw_is_seen_by_the_squadrons_it_drew_from(login, world):
     pulled = [c for c in FakeDevice(login("officer3")).pull_all() if c["entity"] == "task"]
     [task] = [c["data"] for c in pulled if c["data"]["draw_id"] == shops["id"]]
     assert sorted(task["assignee_ids"]) == sorted([str(world.users["officer3"].id), officer4["id"]])
+
+
+def test_a_district_of_one_squadron_still_makes_a_district_draw(app, login, world):
+    """An admin draws a whole district that happens to have a single squadron: the draw, its
+    refusal and its audit entry name the district that was asked for, not the squadron."""
+    district_id, squadron_id = other_district(app)
+    admin = login("admin")
+    shop = shop_payload(squadron_id, uscc=None, location={"lon": 121.3, "lat": 31.1})
+    assert admin.post("/api/v1/targets", json=shop).status_code == 201
+    add_officer(login, squadron_id, "officer5")
+    body = {"district_id": district_id, "kind": "shop"}
+    short = assert_error(admin.post("/api/v1/draws", json=body), 422, "validation_failed")
+    assert list(short["errors"]["json"]) == ["district_id"]  # the field that was sent
+    add_officer(login, squadron_id, "officer6")
+    response = admin.post("/api/v1/draws", json=body)
+    assert response.status_code == 201, response.get_json()
+    draw = response.get_json()
+    assert (draw["district_id"], draw["squadron_id"]) == (district_id, None)
+    [entry] = admin.get(f"/api/v1/audit?entity=draw&record_id={draw['id']}").get_json()["items"]
+    assert entry["action"] == "draw.create"
+    assert (entry["after"]["district_id"], entry["after"]["squadron_id"]) == (district_id, None)
+    # A squadron's draw keeps naming its squadron.
+    own = login("leader1").post(
+        "/api/v1/draws", json={"squadron_id": world.squadrons[0].id, "kind": "shop"}
+    )
+    assert own.get_json()["squadron_id"] == world.squadrons[0].id
 
 
 @pytest.mark.parametrize(

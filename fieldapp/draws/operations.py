@@ -185,9 +185,16 @@ def create_draw(
     rates: dict | None,
     seed: int | None,
     now: datetime,
+    *,
+    whole_district: bool = False,
 ) -> Draw:
     """Freeze the roster, draw, store the draw with its audit entry, and give each drawn
-    target a task for its officer pair (devices pull it)."""
+    target a task for its officer pair (devices pull it).
+
+    ``whole_district``: the caller asked for district ``district_id`` (``squadrons`` are all of
+    its squadrons), otherwise for the one squadron in ``squadrons``. It is said, not guessed
+    from how many squadrons there are: a district with one squadron still makes a district
+    draw, and a refusal names the field that was sent."""
     defaults = load_settings()["draw"]["rates"]
     rates = {level: float((rates or {}).get(level, defaults[level])) for level in LEVELS}
     rates[RiskLevel.high.value] = 1.0  # high risk is always drawn entirely, whatever is asked
@@ -198,7 +205,7 @@ def create_draw(
         raise validation_error({"kind": [f"no active {kind.value} with a risk level to draw from"]})
     short = _squadrons_short_of_a_pair(roster, squadrons)
     if short:
-        field = "squadron_id" if len(squadrons) == 1 else "district_id"
+        field = "district_id" if whole_district else "squadron_id"
         raise validation_error(
             {field: short},
             "a pair needs two officers (双人执法); " + "; ".join(short),
@@ -206,7 +213,7 @@ def create_draw(
     seed = secrets.randbits(63) if seed is None else seed
     drawn = run_draw(roster, seed)
     draw = Draw(
-        squadron_id=squadrons[0].id if len(squadrons) == 1 else None,
+        squadron_id=None if whole_district else squadrons[0].id,
         district_id=district_id,
         kind=kind,
         seed=seed,
@@ -253,6 +260,7 @@ def create_draw(
             "roster_hash": draw.roster_hash,
             "targets": len(drawn),
             "squadron_id": draw.squadron_id,
+            "district_id": draw.district_id,
         },
     )
     audit.append([creation_entry(actor, task) for task in tasks])

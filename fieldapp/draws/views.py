@@ -74,6 +74,7 @@ class DrawsResource(MethodView):
             args.get("rates"),
             args.get("seed"),
             utcnow(),
+            whole_district="district_id" in args,
         )
         return draw
 
