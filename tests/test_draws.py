@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -170,8 +171,6 @@ def test_the_same_seed_over_the_same_roster_repeats_exactly(frozen, seed):
     drawn = run_draw(frozen, seed)
     assert run_draw(frozen, seed) == drawn
     # A copy rebuilt from its JSON (what anyone re-running it holds) gives the same draw.
-    import json
-
     again = json.loads(json.dumps(frozen))
     assert roster_hash(again) == roster_hash(frozen)
     assert run_draw(again, seed) == drawn
@@ -344,6 +343,74 @@ def test_a_district_draw_is_seen_by_the_squadrons_it_drew_from(login, world):
     pulled = [c for c in FakeDevice(login("officer3")).pull_all() if c["entity"] == "task"]
     [task] = [c["data"] for c in pulled if c["data"]["draw_id"] == shops["id"]]
     assert sorted(task["assignee_ids"]) == sorted([str(world.users["officer3"].id), officer4["id"]])
+
+
+def _inspected_by(app, world, target: str, officer: str) -> None:
+    """A submitted, approved patrol inspection of ``target`` by ``officer`` three days ago."""
+    with app.app_context():
+        row = db.session.get(Target, world.targets[target].id)
+        inspection = Inspection(
+            target_id=row.id,
+            squadron_id=row.squadron_id,
+            checklist_id=world.checklists[row.kind.value].id,
+            checklist_version=1,
+            origin="patrol",
+            started_at=datetime.now(UTC) - timedelta(days=3),
+            lon=row.lon,
+            lat=row.lat,
+            answers={},
+            outcome="compliant",
+            status=InspectionStatus.submitted,
+            review_status=ReviewStatus.approved,
+        )
+        db.session.add(inspection)
+        db.session.flush()
+        write_officers(inspection, [world.users[officer].id])
+        db.session.commit()
+
+
+def test_a_district_draw_shows_squadron_members_only_their_squadron_s_part(app, login, world):
+    """Squadron 2's leader opens a district draw that gave his squadron a task: he sees his
+    shop, its pair and his squadron's officers, and nothing of squadron 1's (its shop, level,
+    officers, last inspectors), whose targets he may not open either. The check is of the whole
+    draw, made by the server. Supervisors and admins see all of it."""
+    add_officer(login, world.squadrons[1].id)
+    _inspected_by(app, world, "shop1", "officer1")
+    body = {"district_id": world.district.id, "kind": "shop", "seed": 5}
+    made = login("admin").post("/api/v1/draws", json={**body, "rates": {"low": 1, "medium": 1}})
+    assert made.status_code == 201, made.get_json()
+    made = made.get_json()
+    shop1, shop2 = (str(world.targets[k].id) for k in ("shop1", "shop2"))
+    assert {t["target_id"] for t in made["targets"]} == {shop1, shop2}
+    squadron1_officers = [str(world.users[u].id) for u in ("officer1", "officer2")]
+    for members, own, other in (
+        (("leader2", "officer3"), shop2, shop1),
+        (("leader1", "officer1"), shop1, shop2),
+    ):
+        for user in members:
+            api = login(user)
+            shown = api.get(f"/api/v1/draws/{made['id']}").get_json()
+            assert [t["target_id"] for t in shown["targets"]] == [own]
+            assert [p["target_id"] for p in shown["officer_pairs"]] == [own]
+            assert [t["id"] for t in shown["roster"]["targets"]] == [own]
+            squadron = str(world.users[user].squadron_id)
+            assert list(shown["roster"]["officers"]) == [squadron]
+            assert set(shown["roster"]["previous_inspectors"]) <= {own}
+            assert other not in json.dumps(shown)
+            assert shown["verification"] == {"roster_hash_matches": True, "targets_match": True}
+            assert shown["roster_hash"] == made["roster_hash"]
+            [listed] = [d for d in api.get("/api/v1/draws").json["items"] if d["id"] == made["id"]]
+            assert listed["drawn"] == 1
+    leader2_sees = json.dumps(login("leader2").get(f"/api/v1/draws/{made['id']}").get_json())
+    assert not any(officer in leader2_sees for officer in squadron1_officers)
+    assert_error(login("leader2").get(f"/api/v1/targets/{shop1}"), 404, "not_found")
+    for user in ("supervisor", "admin"):
+        api = login(user)
+        shown = api.get(f"/api/v1/draws/{made['id']}").get_json()
+        assert shown["targets"] == made["targets"] and shown["roster"] == made["roster"]
+        assert shown["roster"]["previous_inspectors"] == {shop1: [squadron1_officers[0]]}
+        [listed] = [d for d in api.get("/api/v1/draws").json["items"] if d["id"] == made["id"]]
+        assert listed["drawn"] == 2
 
 
 def test_a_district_of_one_squadron_still_makes_a_district_draw(app, login, world):

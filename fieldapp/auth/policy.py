@@ -129,6 +129,13 @@ class Policy:
             raise not_found(what)
         return obj
 
+    def own_part_of_district_records(self) -> int | None:
+        """The squadron whose part of a record spanning the district (a district draw's roster
+        and drawn targets) this actor sees: their own, for officers and leaders, who read
+        nothing else of the other squadrons'; None, the whole record, for supervisors and
+        admins."""
+        return self.user.squadron_id if self.role in SQUADRON_ROLES else None
+
     # -- writing -----------------------------------------------------------------------------
 
     def allows(self, permission: str, obj: Any = None) -> bool:

@@ -30,6 +30,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 from fractions import Fraction
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 
@@ -288,3 +289,31 @@ def verify_draw(draw: Draw) -> dict:
                 verification["paired_without_last_inspectors"] = True
             break
     return verification
+
+
+def part_seen_by(draw: Draw, squadron_id: int | None) -> Draw | SimpleNamespace:
+    """``draw`` as a member of squadron ``squadron_id`` is shown it: of its roster, that
+    squadron's targets, officers and previous inspectors; of what it drew, that squadron's
+    targets and pairs; its kind, rates, seed and hash whole. ``None``: the whole draw.
+
+    Officers and leaders read nothing of other squadrons (their targets answer 404), and a
+    district draw must not tell them what it drew there, at which level, and who inspected it
+    last. They need not re-run the draw: :func:`verify_draw` runs server-side on the whole
+    stored draw. A copy: the stored draw is left as it is (the request commits what it loaded).
+    """
+    if squadron_id is None:
+        return draw
+    roster = draw.roster
+    own = [t for t in roster["targets"] if t["squadron_id"] == squadron_id]
+    own_ids = {t["id"] for t in own}
+    part = {attr.key: getattr(draw, attr.key) for attr in sa.inspect(Draw).column_attrs}
+    part["roster"] = {
+        **roster,
+        "targets": own,
+        "officers": {s: ids for s, ids in roster["officers"].items() if s == str(squadron_id)},
+        "previous_inspectors": {
+            t: ids for t, ids in roster["previous_inspectors"].items() if t in own_ids
+        },
+    }
+    part["targets"] = [item for item in draw.targets if item["target_id"] in own_ids]
+    return SimpleNamespace(**part)

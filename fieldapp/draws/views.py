@@ -37,13 +37,18 @@ class DrawsResource(MethodView):
     @blp.arguments(DrawListArgs, location="query")
     @blp.response(200, page_schema(DrawBriefSchema, "DrawPage"))
     def get(self, args):
-        """The draws in the caller's scope, newest first (open one for its roster and check)."""
-        query = current_policy().scoped(Draw).order_by(Draw.created_at.desc(), Draw.id)
+        """The draws in the caller's scope, newest first (open one for its roster and check).
+        An officer or leader counts what a district draw drew from their own squadron."""
+        policy = current_policy()
+        query = policy.scoped(Draw).order_by(Draw.created_at.desc(), Draw.id)
         if "squadron_id" in args:  # its own draws and the district draws that drew from it
             query = query.where(drew_from(args["squadron_id"]))
         if "kind" in args:
             query = query.where(Draw.kind == args["kind"])
-        return paginate(query, args["page"], args["per_page"])
+        page = paginate(query, args["page"], args["per_page"])
+        own = policy.own_part_of_district_records()
+        page["items"] = [operations.part_seen_by(draw, own) for draw in page["items"]]
+        return page
 
     @blp.arguments(DrawArgs)
     @blp.response(201, DrawSchema)
@@ -83,10 +88,15 @@ class DrawsResource(MethodView):
 class DrawResource(MethodView):
     @blp.response(200, DrawSchema)
     def get(self, draw_id: uuid.UUID):
-        """A draw with its frozen roster, and whether re-running it gives the same result."""
-        draw = current_policy().load(Draw, draw_id, "draw")
-        draw.verification = operations.verify_draw(draw)
-        return draw
+        """A draw with its frozen roster, and whether re-running it gives the same result. An
+        officer or leader is shown their own squadron's part of a district draw; the check is
+        of the whole draw."""
+        policy = current_policy()
+        draw = policy.load(Draw, draw_id, "draw")
+        verification = operations.verify_draw(draw)
+        shown = operations.part_seen_by(draw, policy.own_part_of_district_records())
+        shown.verification = verification
+        return shown
 
 
 @blp.route("/public/inspections")
