@@ -609,6 +609,8 @@ def test_public_results_show_drawn_approved_inspections_without_personal_data(
         .get_json()
     )
     with app.app_context():
+        # Drawn on 1 November, before its inspections: one begun before its draw is no result.
+        db.session.get(Draw, uuid.UUID(draw["id"])).created_at = datetime(2026, 11, 1, tzinfo=UTC)
         target = db.session.get(Target, world.targets["shop1"].id)
         for origin, draw_id, review in (
             ("random", uuid.UUID(draw["id"]), ReviewStatus.approved),
@@ -672,3 +674,45 @@ def test_public_results_show_drawn_approved_inspections_without_personal_data(
         "to": ["must be after from"]
     }
     assert_error(client.get("/api/v1/public/inspections?kind=boat"), 422, "validation_failed")
+
+
+def _drawn_inspection(app, world, draw_id: str, started_at: datetime) -> None:
+    """An approved inspection of shop1 for draw ``draw_id``, begun at ``started_at``."""
+    with app.app_context():
+        target = db.session.get(Target, world.targets["shop1"].id)
+        db.session.add(
+            Inspection(
+                target_id=target.id,
+                squadron_id=target.squadron_id,
+                checklist_id=world.checklists["shop"].id,
+                checklist_version=1,
+                origin="random",
+                draw_id=uuid.UUID(draw_id),
+                started_at=started_at,
+                lon=target.lon,
+                lat=target.lat,
+                answers={},
+                outcome="compliant",
+                status=InspectionStatus.submitted,
+                review_status=ReviewStatus.approved,
+            )
+        )
+        db.session.commit()
+
+
+def test_an_inspection_begun_before_its_draw_is_not_published_as_its_result(
+    app, client, login, world
+):
+    """Its device names the draw, and the draw did send someone to that shop, but the inspection
+    was under way (or done) before the draw was made: the public page leaves it out. A device
+    whose clock runs up to a minute behind the server's is allowed for."""
+    body = {"squadron_id": world.squadrons[0].id, "kind": "shop", "rates": {"low": 1, "medium": 1}}
+    draw = login("leader1").post("/api/v1/draws", json=body).get_json()
+    drawn_at = datetime.fromisoformat(draw["created_at"])
+    for before in (timedelta(days=30), timedelta(minutes=2)):
+        _drawn_inspection(app, world, draw["id"], drawn_at - before)
+    assert client.get("/api/v1/public/inspections").get_json()["items"] == []
+    _drawn_inspection(app, world, draw["id"], drawn_at - timedelta(seconds=30))  # clock behind
+    _drawn_inspection(app, world, draw["id"], drawn_at + timedelta(hours=2))
+    listed = client.get("/api/v1/public/inspections").get_json()["items"]
+    assert [item["draw_id"] for item in listed] == [draw["id"]] * 2

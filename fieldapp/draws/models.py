@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
@@ -11,6 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from fieldapp.db import JSONType, UTCDateTime, db, enum_column, new_uuid, utcnow
 from fieldapp.targets.models import TargetKind
 from fieldapp.tasks.models import Task
+from sync.hlc import MAX_SKEW_MS
+
+#: How long before its draw was made an inspection may say it started and still count as the
+#: draw's: a device's clock may run behind the server's. The same minute sync lets one run ahead.
+DEVICE_CLOCK_ALLOWANCE = timedelta(milliseconds=MAX_SKEW_MS)
 
 
 class Draw(db.Model):
@@ -45,3 +50,17 @@ def drew_from(squadron_id: int) -> sa.ColumnElement[bool]:
         Draw.squadron_id == squadron_id,
         sa.and_(Draw.squadron_id.is_(None), Draw.id.in_(gave_it_tasks)),
     )
+
+
+def started_since_drawn(started_at) -> sa.ColumnElement[bool]:
+    """``started_at`` (an inspection's, with ``Draw`` joined) is no earlier than the draw was
+    made, less :data:`DEVICE_CLOCK_ALLOWANCE`: an inspection begun before is no result of it,
+    whatever ``draw_id`` its device sent."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        # SQLite keeps times as UTC text ('2026-11-21 07:08:09.123456'), which sorts in time
+        # order and which strftime shifts (to the millisecond: the allowance grows by < 1 ms).
+        seconds = DEVICE_CLOCK_ALLOWANCE.total_seconds()
+        made = sa.func.strftime("%Y-%m-%d %H:%M:%f", Draw.created_at, f"-{seconds:g} seconds")
+    else:
+        made = Draw.created_at - sa.literal(DEVICE_CLOCK_ALLOWANCE, sa.Interval())
+    return started_at >= made

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from fieldapp.api import Blueprint
 from fieldapp.db import db, utcnow
 from fieldapp.draws import operations
-from fieldapp.draws.models import Draw, drew_from
+from fieldapp.draws.models import Draw, drew_from, started_since_drawn
 from fieldapp.errors import validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, Origin, ReviewStatus
 from fieldapp.localtime import SHANGHAI
@@ -118,16 +118,18 @@ class PublicInspectionsResource(MethodView):
                 Inspection.draw_id,
             )
             .join(Target, Target.id == Inspection.target_id)
+            .join(Draw, Draw.id == Inspection.draw_id)
             .where(
                 Inspection.origin == Origin.random,
-                Inspection.draw_id.is_not(None),
                 Inspection.status == InspectionStatus.submitted,
                 Inspection.review_status == ReviewStatus.approved,
                 # A draw_id a device sent proves nothing: the draw must have sent someone to
-                # this target (its task), or the inspection is no draw's result.
+                # this target (its task), or the inspection is no draw's result; nor is one
+                # begun before the draw was made (its device's clock allowed for).
                 sa.exists().where(
                     Task.draw_id == Inspection.draw_id, Task.target_id == Inspection.target_id
                 ),
+                started_since_drawn(Inspection.started_at),
             )
             .order_by(Inspection.started_at.desc(), Inspection.id)
         )
