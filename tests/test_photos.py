@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import struct
 import uuid
 from datetime import timedelta
 from pathlib import Path
@@ -161,6 +162,20 @@ def test_type_is_judged_by_content_not_by_name_or_header(officer):
     webp = make_image(300, 200, "WEBP")
     response = put_photo(officer, uuid.uuid4(), webp)
     assert response.status_code == 201 and response.get_json()["content_type"] == "image/webp"
+
+
+def test_a_gif_whose_header_claims_huge_dimensions_is_415_not_422(officer):
+    """A GIF is not JPEG, PNG or WebP: 415 by content, whatever size its header claims (before,
+    Pillow read the GIF's 60000×60000 first and refused it as a decompression bomb: 422)."""
+    width = height = 60000
+    data = (
+        b"GIF89a"
+        + struct.pack("<HH", width, height)
+        + b"\x00\x00\x00,"
+        + struct.pack("<HHHH", 0, 0, width, height)
+        + b"\x00\x02\x02\x44\x01\x00;"
+    )
+    assert_error(put_photo(officer, uuid.uuid4(), data), 415, "unsupported_media_type")
 
 
 def mpo_bytes() -> bytes:

@@ -28,6 +28,9 @@ ACCEPTED_FORMATS = {
     "PNG": "image/png",
     "WEBP": "image/webp",
 }
+#: The Pillow plugins tried on an upload: JPEG's also opens MPO (Pillow registers no opener
+#: of its own for it).
+OPENERS = ("JPEG", "PNG", "WEBP")
 #: Formats decoded by libjpeg, where draft mode can scale while decoding.
 JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
@@ -83,7 +86,9 @@ def _open(path) -> Image.Image:
         with warnings.catch_warnings():
             # Pillow warns, then refuses, past its own pixel limit; ours is lower and checked next
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return Image.open(path, formats=None)
+            # Only the accepted formats are tried: another (a GIF whose header claims 60000×60000
+            # pixels) is 415 for its type, not 422 for a size Pillow would read from it first.
+            return Image.open(path, formats=OPENERS)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise BadImage(f"too many pixels to decode safely ({exc})") from None
     except UnidentifiedImageError:
