@@ -205,6 +205,22 @@ def test_photo_location_and_time_come_from_the_camera(world, device):
     assert f"photo {str(ids[0])[:8]} taken at" in flags["photo_time_outside_inspection"]
 
 
+def test_a_photo_taken_a_year_earlier_at_the_same_hour_says_its_year(world, device):
+    """A photo from last year at the same clock time is rightly flagged; the detail names its
+    date with the year, where before it read "taken at 12-05 12:45, outside the inspection
+    (12-05 12:40–13:00)", a sentence that contradicts itself."""
+    inspection_id = push_inspection(world, device)
+    started = utcnow() - timedelta(hours=1)
+    a_year_before = started + timedelta(minutes=5) - timedelta(days=365)
+    photo = photo_metadata(inspection_id, make_image(), taken_at=a_year_before.isoformat())
+    [result] = device.push_ok(device.change("photo", uuid.uuid4(), photo))
+    assert result["status"] == "applied", result
+    detail = flags_of(device.api, inspection_id)["photo_time_outside_inspection"]
+    local = a_year_before.astimezone(UTC).replace(tzinfo=None) + SHANGHAI
+    assert f"taken at {local:%Y-%m-%d %H:%M}, outside" in detail, detail
+    assert f"inspection ({started.astimezone(UTC) + SHANGHAI:%Y-}" in detail, detail
+
+
 @pytest.mark.parametrize("blank", ["\x00" * 6, " " * 6], ids=["nuls", "spaces"])
 def test_a_camera_that_wrote_a_blank_offset_is_read_in_local_time(world, device, blank):
     """A camera that does not know its zone pads OffsetTimeOriginal with NULs or blanks. Its

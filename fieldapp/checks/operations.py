@@ -557,9 +557,9 @@ class _Context:
         self.zone = zone
         self.now = now
 
-    def _local(self, moment: datetime) -> str:
+    def _local(self, moment: datetime, *, year: bool = False) -> str:
         try:
-            return moment.astimezone(self.zone).strftime("%m-%d %H:%M")
+            return moment.astimezone(self.zone).strftime(("%Y-" if year else "") + "%m-%d %H:%M")
         except OverflowError:  # past the calendar's end in local time: say it in UTC
             return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -654,14 +654,17 @@ class _Context:
             )
         if early_late:
             taken, photo_id = early_late[0]
-            window = f"{self._local(row.started_at)}–" + (
+            # Both with their year: without, a photo from a year before at the same hour
+            # would read as taken inside the window.
+            window = f"{self._local(row.started_at, year=True)}–" + (
                 self._local(row.ended_at) if row.ended_at else "now, not ended yet"
             )
             more = f"; {len(early_late)} photos outside it" if len(early_late) > 1 else ""
+            when = self._local(taken, year=True)
             flags.append(
                 Flag(
                     FlagCode.photo_time_outside_inspection,
-                    f"photo {str(photo_id)[:8]} taken at {self._local(taken)}, outside the "
+                    f"photo {str(photo_id)[:8]} taken at {when}, outside the "
                     f"inspection ({window}, ±{duration_text(settings.photo_time_margin)})" + more,
                     {"photo_ids": [str(p) for _, p in early_late]},
                 )
