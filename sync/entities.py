@@ -1386,11 +1386,19 @@ def require_photo_fields(loaded: dict) -> None:
 
 def check_photo_identity(photo: Photo, loaded: dict) -> None:
     """Refuse, field by field, what no edit of a stored photo may change: its inspection, and
-    its digest once the bytes are uploaded."""
+    once the bytes are uploaded, what describes them (their digest, size and type, which the
+    upload wrote as the server found them)."""
     if "inspection_id" in loaded and loaded["inspection_id"] != photo.inspection_id:
         raise invalid({"inspection_id": ["a photo does not move to another inspection"]})
-    if "sha256" in loaded and photo.uploaded and photo.sha256 != loaded["sha256"]:
-        raise invalid({"sha256": ["the photo is uploaded; its digest cannot change"]})
+    if not photo.uploaded:
+        return
+    errors = {
+        name: [f"the photo is uploaded; its {what} cannot change"]
+        for name, what in (("sha256", "digest"), ("size", "size"), ("content_type", "type"))
+        if name in loaded and loaded[name] != getattr(photo, name)
+    }
+    if errors:
+        raise invalid(errors)
 
 
 def write_photo_metadata(

@@ -368,6 +368,42 @@ def test_bytes_someone_else_put_first_under_a_photo_id_do_not_bar_the_officers_p
     assert fetch(officer, photo_id, "original").data == real
 
 
+def test_once_uploaded_the_metadata_keeps_the_stored_bytes_size_and_type(world, officer):
+    """The size and type of an uploaded photo describe the stored bytes, as its digest names
+    them: a device edit changing them is refused field by field (before, every device pulled
+    a 7 kB JPEG described as a 12-byte PNG, while GET served image/jpeg). Sent unchanged, they
+    are no change."""
+    device = FakeDevice(officer)
+    data = make_image(500, 400)
+    _, photo_id = inspection_with_photo(world, device, data)
+    assert put_photo(officer, photo_id, data).status_code == 201
+    [pulled] = [c for c in device.pull_all() if c["entity"] == "photo"]
+
+    [result] = device.push_ok(
+        device.change(
+            "photo",
+            photo_id,
+            {"size": 12, "content_type": "image/png"},
+            base_version=pulled["version"],
+        )
+    )
+
+    assert result["status"] == "rejected", result
+    assert set(result["error"]["errors"]["json"]) == {"size", "content_type"}
+    [pulled] = [c for c in FakeDevice(officer).pull_all() if c["entity"] == "photo"]
+    assert pulled["data"]["uploaded"] is True
+    assert (pulled["data"]["size"], pulled["data"]["content_type"]) == (len(data), "image/jpeg")
+    [same] = device.push_ok(
+        device.change(
+            "photo",
+            photo_id,
+            {"size": len(data), "content_type": "image/jpeg", "item_code": "S02"},
+            base_version=pulled["version"],
+        )
+    )
+    assert same["status"] == "applied", same
+
+
 def test_photos_are_scoped_like_their_inspection(world, login):
     officer = login("officer1")
     data = make_image()
