@@ -35,6 +35,7 @@ from fieldapp.inspections.models import Inspection, inspections_of
 from fieldapp.photos import imaging
 from fieldapp.photos.models import Photo, PhotoUpload, UploadState
 from fieldapp.photos.storage import FileSystemStore, PhotoStore
+from sync.models import Conflict, ConflictStatus
 from sync.sequence import hold
 
 log = logging.getLogger(__name__)
@@ -633,7 +634,8 @@ def sweep(
         .where(PhotoUpload.updated_at < cutoff, ~claimed)
         .order_by(PhotoUpload.created_at)
     ).all()
-    if stale:  # an inspection that names a photo claims it, metadata or not
+    if stale:  # an inspection that names a photo claims it, metadata or not, as does an
+        # amendment waiting for the leader that adds it
         referenced = referenced_photo_ids({u.id for u in stale}, progress)
         stale = [u for u in stale if u.id not in referenced]
     stale_unfinished = db.session.scalars(
@@ -692,12 +694,13 @@ _UUID_TEXT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 def referenced_photo_ids(
     candidates: set[uuid.UUID], progress: Callable[[str], None] | None = None
 ) -> set[uuid.UUID]:
-    """Which of ``candidates`` some inspection names (top-level or per-answer ``photo_ids``).
+    """Which of ``candidates`` some inspection names (top-level or per-answer ``photo_ids``),
+    or an open conflict-log entry does (:func:`_waiting_photo_ids`).
 
     Reads every inspection's photo references as text, a page at a time: the sweep runs daily
     and must never remove a photo an inspection relies on.
     """
-    found: set[uuid.UUID] = set()
+    found = _waiting_photo_ids(candidates)
     query = sa.select(
         sa.cast(Inspection.photo_ids, sa.Text), sa.cast(Inspection.answers, sa.Text)
     ).execution_options(yield_per=5000)
@@ -707,6 +710,28 @@ def referenced_photo_ids(
                 found.update(u for u in map(uuid.UUID, _UUID_TEXT.findall(text)) if u in candidates)
         if progress and number % 100_000 == 0:
             progress(f"{number:,} inspections searched for photo references")
+    return found
+
+
+def _waiting_photo_ids(candidates: set[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``candidates`` an open conflict-log entry names: a photo's metadata waiting
+    there (an amendment to an approved inspection: nothing else claims its bytes until the
+    leader accepts it), or the device's value of an inspection's entry (its photo list or
+    answers, each with ``photo_ids``). Once resolved, the metadata or the record claims them.
+
+    Open entries are few (a leader's queue), so their device values are read whole, as text.
+    """
+    found: set[uuid.UUID] = set()
+    query = sa.select(
+        Conflict.entity, Conflict.record_id, sa.cast(Conflict.client_value, sa.Text)
+    ).where(Conflict.status == ConflictStatus.open, Conflict.entity.in_(("photo", "inspection")))
+    for entity, record_id, client_value in db.session.execute(query):
+        if entity == "photo":
+            if record_id in candidates:
+                found.add(record_id)
+        elif client_value and "-" in client_value:
+            text = client_value.lower()  # as the device sent it, in whichever case
+            found.update(u for u in map(uuid.UUID, _UUID_TEXT.findall(text)) if u in candidates)
     return found
 
 
