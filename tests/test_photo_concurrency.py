@@ -273,3 +273,67 @@ def test_metadata_pushed_while_its_bytes_arrive_is_marked_uploaded(pg_app, monke
     assert status_of(answers["upload"]) == 201, answers["upload"].get_json()
     [photo] = [c for c in mine.pull_all() if c["id"] == str(photo_id)]
     assert photo["data"]["uploaded"] is True, photo
+
+
+def test_metadata_pushed_while_a_strangers_last_part_arrives_still_lets_the_officers_bytes_in(
+    pg_app, monkeypatch
+):
+    """Another squadron's officer sends the last part of other bytes under a photo id while the
+    officer's pad pushes the photo's metadata. The push does not wait for that upload (which
+    takes the change counter after the upload's row, where a push takes the counter first:
+    waiting would deadlock, and one of the two answer 503); the stranger's bytes, stored
+    meanwhile, are discarded (audited) when the officer's own go in, and never read as the
+    photo's."""
+    from tests.conftest import audit_entries
+    from tests.evidence_helpers import patch_part
+
+    app, world = pg_app
+    mine = FakeDevice(signed_in(app, "stranger-race-o1"))
+    stranger = sign_in(app, "officer3", "stranger-race-o3")
+    image, other = make_image(320, 240), make_image(300, 200)
+    photo_id, metadata = _photo_of_a_draft(world, mine, image)
+    first = put_photo(
+        stranger,
+        photo_id,
+        other[:1000],
+        digest=sha(other),
+        headers={"Upload-Length": str(len(other))},
+    )
+    assert first.status_code == 202, first.get_json()
+
+    locked = threading.Event()  # the stranger's last part holds the upload's row
+    pushed = threading.Event()
+    lock_upload = operations._lock_upload
+
+    def hold_the_row_over_the_push(photo_id):
+        upload = lock_upload(photo_id)
+        if threading.current_thread().name == "stranger":
+            locked.set()
+            pushed.wait(RACE_WAIT)
+        return upload
+
+    monkeypatch.setattr(operations, "_lock_upload", hold_the_row_over_the_push)
+
+    def push():
+        locked.wait(RACE_WAIT)
+        try:
+            return mine.push_ok(mine.change("photo", photo_id, metadata))
+        finally:
+            pushed.set()
+
+    answers = at_once(
+        ("stranger", lambda: patch_part(stranger, photo_id, 1000, other[1000:])), ("push", push)
+    )
+    monkeypatch.undo()
+    assert answers["push"][0]["status"] == "applied", answers
+    assert status_of(answers["stranger"]) == 201, answers["stranger"]
+    auth = {"Authorization": f"Bearer {mine.api.token}"}
+    head = mine.api.client.head(f"/api/v1/photos/{photo_id}", headers=auth)
+    assert head.headers["Upload-Offset"] == "0" and "X-Content-SHA256" not in head.headers
+    assert put_photo(mine.api, photo_id, image).status_code == 201
+    original = mine.api.client.get(f"/api/v1/photos/{photo_id}", headers=auth, buffered=True)
+    assert original.data == image
+    [discarded] = audit_entries(app, action="photo.upload_discarded", record_id=str(photo_id))
+    assert discarded.before["sha256"] == sha(other)
+    [photo] = [c for c in mine.pull_all() if c["id"] == str(photo_id)]
+    assert photo["data"]["uploaded"] is True, photo

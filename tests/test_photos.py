@@ -368,6 +368,43 @@ def test_bytes_someone_else_put_first_under_a_photo_id_do_not_bar_the_officers_p
     assert fetch(officer, photo_id, "original").data == real
 
 
+def test_a_strangers_unfinished_upload_under_a_photo_id_is_discarded_when_the_metadata_comes(
+    app, world, login
+):
+    """Someone outside the inspection (another squadron's officer) starts an upload of other
+    bytes under a photo id before its metadata arrives. When it arrives, those bytes go
+    (audited, their part file with them), as a stranger's complete upload would: HEAD tells
+    the officer's device to start from 0, and its own bytes go in."""
+    officer, stranger = login("officer1"), login("officer3")
+    device = FakeDevice(officer)
+    inspection_id, _ = inspection_with_photo(world, device, make_image(500, 400))
+    photo_id, real, other = uuid.uuid4(), make_image(1200, 900), make_image(1000, 800)
+    started = put_photo(
+        stranger,
+        photo_id,
+        other[:2000],
+        digest=sha(other),
+        headers={"Upload-Length": str(len(other))},
+    )
+    assert started.status_code == 202
+    part_file = Path(app.config["STORAGE_DIR"]) / "staging" / f"{photo_id}.part"
+    assert part_file.exists()
+
+    [result] = device.push_ok(device.change("photo", photo_id, photo_metadata(inspection_id, real)))
+
+    assert result["status"] == "applied", result
+    [discarded] = audit_entries(app, action="photo.upload_discarded", record_id=str(photo_id))
+    assert discarded.actor_id == world.users["officer1"].id
+    assert not part_file.exists()
+    head = officer.client.head(
+        f"/api/v1/photos/{photo_id}", headers={"Authorization": f"Bearer {officer.token}"}
+    )
+    assert (head.headers["Upload-Offset"], head.headers["Upload-Length"]) == ("0", str(len(real)))
+    assert patch_part(officer, photo_id, 0, real[:4096]).status_code == 204
+    assert patch_part(officer, photo_id, 4096, real[4096:]).status_code == 201
+    assert fetch(officer, photo_id, "original").data == real
+
+
 def test_once_uploaded_the_metadata_keeps_the_stored_bytes_size_and_type(world, officer):
     """The size and type of an uploaded photo describe the stored bytes, as its digest names
     them: a device edit changing them is refused field by field (before, every device pulled

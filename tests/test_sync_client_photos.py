@@ -13,7 +13,7 @@ from PIL import Image
 
 from sync.client import Response, SyncClient, SyncError, TransportError
 from tests.conftest import PASSWORD
-from tests.evidence_helpers import make_image, sha
+from tests.evidence_helpers import make_image, put_photo, sha
 from tests.sync_helpers import FlaskTransport, make_client, new_inspection, until_through
 
 PART = 4096
@@ -170,6 +170,38 @@ def test_other_bytes_under_a_stored_photo_id_are_refused(client, world, tmp_path
     assert colleague.upload_photos() == {photo_id: "failed"}
     assert colleague.uploads()[0]["error"]["error"] == "id_conflict"
     assert first.photo(photo_id, "original") == data  # the evidence is untouched
+
+
+def test_a_strangers_unfinished_upload_under_the_id_does_not_bar_the_officers_photo(
+    client, world, login, tmp_path
+):
+    """Someone outside the inspection (here another squadron's officer) starts an upload under
+    a photo id before its metadata arrives. The officer's device then syncs the metadata and
+    uploads its bytes the documented way (HEAD, then PATCH from Upload-Offset): the photo
+    reaches the server, as it does when the stranger's bytes were complete."""
+    pad = make_client(client, tmp_path, "officer1", "pad-stranger")
+    real = make_image(1200, 900)
+    inspection_id = uuid.uuid4()
+    pad.save("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
+    photo_id = pad.add_photo(
+        photo_file(tmp_path, "real.jpg", real), inspection_id, taken_at="2026-11-20T09:41:00+08:00"
+    )
+    other = make_image(1000, 800)
+    stranger = login("officer3")
+    response = put_photo(
+        stranger,
+        photo_id,
+        other[:2000],
+        digest=sha(other),
+        headers={"Upload-Length": str(len(other))},
+    )
+    assert response.status_code == 202
+
+    pad.push()
+
+    assert pad.failed() == []
+    assert pad.upload_photos(part_bytes=PART) == {photo_id: "stored"}
+    assert pad.photo(photo_id, "original") == real
 
 
 def test_a_photo_file_gone_before_its_upload_is_reported(client, world, tmp_path):

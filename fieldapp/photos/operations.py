@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import ClientDisconnected
 
@@ -116,16 +117,20 @@ def _metadata(policy: Policy, photo_id: uuid.UUID) -> tuple[Photo | None, bool]:
 def readable_upload(policy: Policy, photo_id: uuid.UUID) -> tuple[Photo | None, PhotoUpload]:
     """The photo's metadata and upload as the actor may read them, else 404.
 
-    A photo with metadata is scoped like its inspection. One without is visible to the one
-    who uploaded it, admins, and whoever may read an inspection that names it and that its
-    uploader took part in as an officer: the inspection claims it (the checks count its bytes
-    as arrived and judge its EXIF), so its reviewer sees it too.
+    A photo with metadata is scoped like its inspection, and an upload that :func:`bars` it
+    reads as none (``HEAD`` says 0, ``GET`` 404): the officer's device starts its own bytes
+    afresh instead of resuming someone else's. One without is visible to the one who uploaded
+    it, admins, and whoever may read an inspection that names it and that its uploader took
+    part in as an officer: the inspection claims it (the checks count its bytes as arrived and
+    judge its EXIF), so its reviewer sees it too.
     """
     photo, readable = _metadata(policy, photo_id)
     upload = db.session.get(PhotoUpload, photo_id)
     if photo is not None:
         if not readable:
             raise APIError(404, "not_found", "photo not found")
+        if upload is not None and bars(photo, upload):
+            upload = None  # not the photo's bytes: the next write discards them
     elif upload is None or not (
         upload.uploaded_by_id == policy.user.id
         or policy.role is Role.admin
@@ -184,6 +189,25 @@ def _authorize_write(policy: Policy, photo: Photo | None, upload: PhotoUpload | 
         and policy.role is not Role.admin
     ):
         raise APIError(403, "forbidden", "another user is uploading this photo")
+
+
+def bars(photo: Photo, upload: PhotoUpload) -> bool:
+    """Whether ``upload`` holds (or is receiving) bytes that someone other than the photo's
+    creator sent under its id, other than the bytes the metadata names: nothing attached them
+    to a record, and they can never become this photo; kept, they would bar the officer's own
+    bytes for ever (anyone who may upload can claim an id before its metadata arrives)."""
+    return upload.uploaded_by_id != photo.created_by_id and upload.sha256 != photo.sha256
+
+
+def _without_barring(
+    actor: Actor, photo: Photo | None, upload: PhotoUpload | None, store: PhotoStore
+) -> PhotoUpload | None:
+    """The upload (locked), or None once discarded when it :func:`bars` the photo: what
+    :func:`claim` leaves when a request was writing it at that moment."""
+    if photo is None or upload is None or not bars(photo, upload):
+        return upload
+    _discard(actor, upload, store.partial_path(upload.id), "not the bytes the metadata names")
+    return None
 
 
 def _lock_upload(photo_id: uuid.UUID) -> PhotoUpload | None:
@@ -277,6 +301,7 @@ def put_photo(
     _authorize_write(policy, photo, upload)
     if photo is not None and photo.sha256 != digest:
         raise id_conflict(f"this photo's metadata names other bytes (sha256 {photo.sha256})")
+    upload = _without_barring(actor, photo, upload, store)
     if upload is not None and upload.state is UploadState.stored and upload.sha256 != digest:
         raise id_conflict(f"this photo id holds other bytes (sha256 {upload.sha256})")
 
@@ -346,6 +371,10 @@ def upload_offset(upload: PhotoUpload, store: PhotoStore) -> int:
     """How many bytes of the photo the server holds (``HEAD``'s ``Upload-Offset``)."""
     if upload.state is UploadState.stored:
         return upload.size
+    if not sa.inspect(upload).persistent:
+        # No upload row: a part file left by a request rolled back is no one's (the next
+        # first part truncates it), so there is nothing to resume from.
+        return 0
     try:
         return store.partial_path(upload.id).stat().st_size
     except FileNotFoundError:
@@ -374,6 +403,7 @@ def append_part(
         raise APIError(404, "not_found", "no upload of this photo to resume; PUT it first")
     # A write: out of scope is 403, as for PUT (API.md), even where reading would be 404.
     _authorize_write(policy, photo, upload)
+    upload = _without_barring(actor, photo, upload, store)
     if upload is not None and upload.state is UploadState.stored:
         raise offset_mismatch(upload.size, "the photo is already complete and stored")
     expected_digest = (upload.sha256 if upload else None) or (photo.sha256 if photo else digest)
@@ -560,19 +590,30 @@ def claim(actor: Actor, photo: Photo) -> None:
     """Called when metadata arrives by sync (``actor`` writes it): an upload already stored is
     claimed by it.
 
-    Bytes stored under the id by someone other than the photo's creator, that are not the bytes
-    the metadata names, are discarded (audited): nothing attached them to a record, and kept,
-    they would bar the officer's own photo for ever, since an id's bytes never change (anyone
-    who may upload could claim an id first). Raises ValueError when the creator's own upload
-    holds other bytes: that device reused an id, and only it can say which photo is meant.
+    An upload that :func:`bars` the photo (bytes someone other than its creator stored or began
+    to send under the id, other than the bytes the metadata names) is discarded, audited, with
+    its part file. Raises ValueError when the creator's own stored upload holds other bytes:
+    that device reused an id, and only it can say which photo is meant.
     """
     upload = db.session.get(PhotoUpload, photo.id)
     if upload is None:
         return
+    if bars(photo, upload):
+        # The push holds the change counter, and an upload holds its row before it takes the
+        # counter (docs/sync.md, "One lock order"): waiting here for a row an upload is
+        # writing could deadlock. A row held now is left to the writes that follow, which
+        # discard it too (``_without_barring``); HEAD and GET already read it as none.
+        upload = db.session.scalar(
+            sa.select(PhotoUpload)
+            .where(PhotoUpload.id == photo.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+        if upload is not None and bars(photo, upload):
+            partial = store_for(current_app.config).partial_path(upload.id)
+            _discard(actor, upload, partial, "other bytes than the metadata names, by someone else")
+        return
     if upload.state is UploadState.stored and upload.sha256 != photo.sha256:
-        if upload.uploaded_by_id != photo.created_by_id:
-            _discard(actor, upload, None, "other bytes than the metadata names, by someone else")
-            return
         raise ValueError(f"the uploaded photo has other bytes (sha256 {upload.sha256})")
     mark_uploaded(photo, upload)
 
