@@ -9,6 +9,7 @@ names the variable, rather than failing later in a request.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import Mapping
@@ -38,6 +39,19 @@ _DRIVERS = {
 
 _URL_HINT = "use sqlite:///path/to/file.sqlite3 or postgresql://user@host/dbname"
 
+#: The password in a URL that does not parse: everything between "user:" and the last "@"
+#: (a password may hold an unescaped "@" of its own).
+_URL_PASSWORD = re.compile(r"^(?P<head>[^:/]*://[^:@/]*:).*@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password hidden, for a message: start-up lines end up in gunicorn's
+    and systemd's logs, which more people read than know the database's password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return _URL_PASSWORD.sub(r"\g<head>***@", url)
+
 
 def normalize_database_url(
     url: str, *, variable: str = "FIELDAPP_DATABASE_URL", source: str | None = None
@@ -46,8 +60,9 @@ def normalize_database_url(
 
     A problem is reported as ``variable=url``, or as ``source`` where the URL is a default that
     no variable set (the operator must be told what they set, not a variable they never did).
+    The URL is shown with its password hidden (:func:`shown_url`).
     """
-    named = source or f"{variable}={url!r}"
+    named = source or f"{variable}={shown_url(url)!r}"
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number

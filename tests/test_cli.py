@@ -359,6 +359,26 @@ def test_configuration_errors_stop_start_up_with_a_clear_message(
     assert message in line
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg2://fieldapp:s3cret@127.0.0.1/fieldapp",
+        "mysql://fieldapp:s3cret@127.0.0.1/fieldapp",
+        "postgresql://fieldapp:s3cret@127.0.0.1:port/fieldapp",
+        "postgresql://fieldapp:s3c@ret@127.0.0.1:port/fieldapp",
+    ],
+)
+def test_a_refused_database_url_is_named_without_its_password(tmp_path, url):
+    """The start-up line ends up in gunicorn's and systemd's logs: the URL is named as the
+    operator wrote it, its password hidden, whether it parses or not."""
+    with pytest.raises(ConfigError) as refused_url:
+        load_config({"FIELDAPP_DATABASE_URL": url}, instance_path=str(tmp_path))
+    message = str(refused_url.value)
+    assert message.startswith("FIELDAPP_DATABASE_URL='")
+    assert "s3c" not in message and "ret@" not in message, message
+    assert "fieldapp:***@127.0.0.1" in message
+
+
 def test_help_and_the_command_list_stay_readable_while_the_configuration_is_broken(tmp_path):
     """The operator reads them while fixing the configuration; only a command that needs the
     app says what is wrong with it."""
