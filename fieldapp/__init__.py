@@ -40,12 +40,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True, render_as_batch=True)
+    settings = AuthSettings.from_config(app.config)
     try:
-        settings = AuthSettings.from_config(app.config)
         settings.password_hasher.hash("start-up check")
-        app.extensions["fieldapp.auth"] = settings
     except Exception as exc:  # argon2 rejects unusable parameters only when it hashes
         raise ConfigError(f"password hashing settings are unusable: {exc}") from None
+    app.extensions["fieldapp.auth"] = settings
 
     from fieldapp.photos.operations import PhotoSettings
 

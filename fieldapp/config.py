@@ -116,7 +116,15 @@ def _check_sqlite_file(database: str | None, named: str) -> None:
         raise ConfigError(f"{named}: {path} is not readable and writable")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+def _int(
+    env: Mapping[str, str],
+    name: str,
+    default: int,
+    *,
+    minimum: int = 1,
+    maximum: int | None = None,
+    why: str = "",
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -126,7 +134,30 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
         raise ConfigError(f"{name}={raw!r} must be a whole number") from None
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={raw!r} must be at most {maximum:,}{why}")
     return value
+
+
+#: The longest duration a setting may give: the dates computed from it (a token's expiry, the
+#: start of a lock-out window, a sweep's cut-off) must stay within the calendar Python's dates
+#: can hold (years 1 to 9999), or every request that computes them would answer 500.
+MAX_DURATION_DAYS = 100 * 365
+_PER_DAY = {"days": 1, "hours": 24, "minutes": 24 * 60}
+
+
+def _duration(
+    env: Mapping[str, str], name: str, default: int, unit: str, *, minimum: int = 1
+) -> int:
+    """A whole number of ``unit`` (days, hours or minutes), at most :data:`MAX_DURATION_DAYS`."""
+    return _int(
+        env,
+        name,
+        default,
+        minimum=minimum,
+        maximum=MAX_DURATION_DAYS * _PER_DAY[unit],
+        why=f" ({MAX_DURATION_DAYS // 365} years)",
+    )
 
 
 def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
@@ -169,7 +200,7 @@ def evidence_settings(env: Mapping[str, str]) -> dict:
         "PHOTO_MAX_ASPECT": _float(env, "FIELDAPP_PHOTO_MAX_ASPECT", 12.0, minimum=1.0),
         # Uploads no inspection claimed after this many hours are swept (`fieldapp photos sweep`),
         # and so are resumable uploads left unfinished for as long.
-        "PHOTO_UNCLAIMED_HOURS": _int(env, "FIELDAPP_PHOTO_UNCLAIMED_HOURS", 72),
+        "PHOTO_UNCLAIMED_HOURS": _duration(env, "FIELDAPP_PHOTO_UNCLAIMED_HOURS", 72, "hours"),
         # Checks (GET /inspections/<id>/checks)
         "CHECK_SHOP_DISTANCE_M": _float(env, "FIELDAPP_CHECK_SHOP_DISTANCE_M", 150.0),
         "CHECK_SITE_DISTANCE_M": _float(env, "FIELDAPP_CHECK_SITE_DISTANCE_M", 100.0),
@@ -178,21 +209,21 @@ def evidence_settings(env: Mapping[str, str]) -> dict:
         ),
         "CHECK_MAX_ACCURACY_M": _float(env, "FIELDAPP_CHECK_MAX_ACCURACY_M", 50.0),
         "CHECK_PHOTO_DISTANCE_M": _float(env, "FIELDAPP_CHECK_PHOTO_DISTANCE_M", 200.0),
-        "CHECK_PHOTO_TIME_MARGIN_MINUTES": _int(
-            env, "FIELDAPP_CHECK_PHOTO_TIME_MARGIN_MINUTES", 10, minimum=0
+        "CHECK_PHOTO_TIME_MARGIN_MINUTES": _duration(
+            env, "FIELDAPP_CHECK_PHOTO_TIME_MARGIN_MINUTES", 10, "minutes", minimum=0
         ),
         "CHECK_MAX_SPEED_KMH": _float(env, "FIELDAPP_CHECK_MAX_SPEED_KMH", 80.0, minimum=1.0),
         "CHECK_TRAVEL_MIN_DISTANCE_M": _float(env, "FIELDAPP_CHECK_TRAVEL_MIN_DISTANCE_M", 1000.0),
-        "CHECK_SUBMISSION_HOURS": _int(env, "FIELDAPP_CHECK_SUBMISSION_HOURS", 24),
+        "CHECK_SUBMISSION_HOURS": _duration(env, "FIELDAPP_CHECK_SUBMISSION_HOURS", 24, "hours"),
         # Deadlines and EXIF times without an offset are read in this zone
         "LOCAL_TIMEZONE": _timezone(env, "FIELDAPP_LOCAL_TIMEZONE", "Asia/Shanghai"),
         # Tracks: a pause longer than this, or a jump farther, splits a line (a gap)
-        "TRACK_GAP_MINUTES": _int(env, "FIELDAPP_TRACK_GAP_MINUTES", 5),
+        "TRACK_GAP_MINUTES": _duration(env, "FIELDAPP_TRACK_GAP_MINUTES", 5, "minutes"),
         "TRACK_GAP_METRES": _float(env, "FIELDAPP_TRACK_GAP_METRES", 500.0, minimum=1.0),
         "TRACK_SIMPLIFY_METRES": _float(env, "FIELDAPP_TRACK_SIMPLIFY_METRES", 5.0),
         # Fixes reported less accurate than this are left out of lines (they zigzag)
         "TRACK_MAX_ACCURACY_M": _float(env, "FIELDAPP_TRACK_MAX_ACCURACY_M", 100.0, minimum=1.0),
-        "TRACK_MAX_DAYS": _int(env, "FIELDAPP_TRACK_MAX_DAYS", 31),
+        "TRACK_MAX_DAYS": _duration(env, "FIELDAPP_TRACK_MAX_DAYS", 31, "days"),
     }
 
 
@@ -353,9 +384,11 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str) -> 
         },
         "STORAGE_DIR": str(storage_dir),
         "SECRET_KEY": _secret_key(env, instance, origin),
-        "TOKEN_TTL_HOURS": _int(env, "FIELDAPP_TOKEN_TTL_HOURS", 24 * 7),
+        "TOKEN_TTL_HOURS": _duration(env, "FIELDAPP_TOKEN_TTL_HOURS", 24 * 7, "hours"),
         "LOGIN_MAX_FAILURES": _int(env, "FIELDAPP_LOGIN_MAX_FAILURES", 5),
-        "LOGIN_FAILURE_WINDOW_MINUTES": _int(env, "FIELDAPP_LOGIN_FAILURE_WINDOW_MINUTES", 15),
+        "LOGIN_FAILURE_WINDOW_MINUTES": _duration(
+            env, "FIELDAPP_LOGIN_FAILURE_WINDOW_MINUTES", 15, "minutes"
+        ),
         # JSON bodies only; photo uploads stream past this with their own limit.
         "MAX_CONTENT_LENGTH": _int(env, "FIELDAPP_MAX_JSON_BYTES", 16 * 1024 * 1024),
         # Argon2 parameters: the library's defaults, overridable so tests stay fast.

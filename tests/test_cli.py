@@ -346,6 +346,7 @@ def test_user_add_refuses_what_the_api_refuses_in_one_line(demo, username, optio
         ("FIELDAPP_SECRET_KEY", " " * 32, "FIELDAPP_SECRET_KEY is blank"),
         ("FIELDAPP_SECRET_KEY", "a" * 16, "too easy to guess: 1 different characters"),
         ("FIELDAPP_LOG_LEVEL", "verbose", "is not a log level; use one of DEBUG, INFO"),
+        ("FIELDAPP_TOKEN_TTL_HOURS", "100000000000", "must be at most 876,000 (100 years)"),
     ],
 )
 def test_configuration_errors_stop_start_up_with_a_clear_message(
@@ -357,6 +358,33 @@ def test_configuration_errors_stop_start_up_with_a_clear_message(
     [line] = result.stderr.splitlines()
     assert line.startswith(f"fieldapp: configuration error: {variable}")
     assert message in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("FIELDAPP_TOKEN_TTL_HOURS", "100000000"),
+        ("FIELDAPP_LOGIN_FAILURE_WINDOW_MINUTES", "9000000000"),
+        ("FIELDAPP_PHOTO_UNCLAIMED_HOURS", "100000000"),
+        ("FIELDAPP_CHECK_SUBMISSION_HOURS", "100000000"),
+        ("FIELDAPP_CHECK_PHOTO_TIME_MARGIN_MINUTES", "9000000000"),
+        ("FIELDAPP_TRACK_GAP_MINUTES", "9000000000"),
+        ("FIELDAPP_TRACK_MAX_DAYS", "5000000"),
+    ],
+)
+def test_a_duration_no_date_can_hold_stops_start_up_naming_it(tmp_path, variable, value):
+    """A token lifetime or lock-out window past the calendar's end would pass start-up and
+    then answer 500 to every sign-in (OverflowError); it is refused at start-up instead, by
+    the variable's name. A hundred years is the longest any duration setting may be."""
+    with pytest.raises(ConfigError) as refused_value:
+        load_config({variable: value}, instance_path=str(tmp_path))
+    assert str(refused_value.value) == f"{variable}={value!r} must be at most " + (
+        {"HOURS": "876,000", "MINUTES": "52,560,000", "DAYS": "36,500"}[variable.split("_")[-1]]
+        + " (100 years)"
+    )
+    longest = {"FIELDAPP_TOKEN_TTL_HOURS": "876000", "FIELDAPP_TRACK_MAX_DAYS": "36500"}
+    if variable in longest:
+        load_config({variable: longest[variable]}, instance_path=str(tmp_path))
 
 
 @pytest.mark.parametrize(

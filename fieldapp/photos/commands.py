@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from fieldapp.actor import Actor
+from fieldapp.config import MAX_DURATION_DAYS
 from fieldapp.db import db, utcnow
 from fieldapp.photos import operations
 
@@ -21,7 +22,7 @@ def photos_cli():
 @photos_cli.command("sweep")
 @click.option(
     "--older-than",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_DURATION_DAYS * 24),
     default=None,
     help="Hours without a claim before an upload goes (default: FIELDAPP_PHOTO_UNCLAIMED_HOURS).",
 )
