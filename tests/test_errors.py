@@ -960,6 +960,94 @@ def test_an_unexpected_error_is_logged_with_the_request_id_user_and_device(
     assert error.exc_info and "a bug" in str(error.exc_info[1])
 
 
+def _failing_commit(monkeypatch, exc: Exception) -> None:
+    """The request's commit fails with ``exc`` (once), as when the database goes away between
+    the view's work and the commit."""
+    from sqlalchemy.orm import Session
+
+    original = Session.commit
+    failed = []
+
+    def commit(self):
+        if not failed:
+            failed.append(exc)
+            raise exc
+        return original(self)
+
+    monkeypatch.setattr(Session, "commit", commit)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        sa.exc.OperationalError(
+            "COMMIT", {}, Exception("server closed the connection unexpectedly")
+        ),
+        sa.exc.InterfaceError(
+            "COMMIT", {}, Exception("connection already closed"), connection_invalidated=True
+        ),
+    ],
+    ids=["operational", "disconnect"],
+)
+def test_a_database_that_goes_away_at_commit_answers_503(
+    app, login, world, monkeypatch, caplog, exc
+):
+    """The commit is where a restarting PostgreSQL (or an SQLite lock not granted) meets most
+    requests: 503 ``database_unavailable`` with ``Retry-After``, which devices retry, and one
+    error line naming the request, not a 500 and a traceback."""
+    officer = login("officer1", "pad-77")
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    _failing_commit(monkeypatch, exc)
+    with caplog.at_level(logging.INFO, logger="fieldapp"):
+        response = officer.delete("/api/v1/auth/token", headers={"X-Request-ID": "pad-77:0503"})
+    assert_error(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"] == "5"
+    [error] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert error.exc_info is None
+    assert (error.request_id, error.user, error.device) == ("pad-77:0503", "officer1", "pad-77")
+    assert "connection" in error.getMessage()
+
+
+def test_a_lost_connection_met_inside_a_view_answers_503(login, world, monkeypatch):
+    """Not only the driver's OperationalError: any driver error SQLAlchemy took for a lost
+    connection (psycopg's "connection already closed" is an InterfaceError)."""
+    from fieldapp.auth import views
+
+    officer = login("officer1", "pad-77")
+
+    def connection_lost(self):
+        raise sa.exc.InterfaceError(
+            "SELECT", {}, Exception("connection already closed"), connection_invalidated=True
+        )
+
+    monkeypatch.setattr(views.MeResource, "get", connection_lost)
+    response = officer.get("/api/v1/me")
+    assert_error(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_an_error_at_commit_is_logged_with_the_request_id_user_and_device(
+    app, login, world, monkeypatch, caplog
+):
+    """A bug that surfaces at the request's commit is a 500 like any other: its traceback is
+    logged once, with the request id, the user and the device (left to Flask it was logged with
+    none of the three)."""
+    officer = login("officer1", "pad-77")
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    _failing_commit(monkeypatch, RuntimeError("a bug at commit"))
+    with caplog.at_level(logging.INFO, logger="fieldapp"):
+        response = officer.delete("/api/v1/auth/token", headers={"X-Request-ID": "pad-77:0501"})
+    assert_error(response, 500, "internal_error")
+    assert "a bug" not in response.get_data(as_text=True)
+    tracebacks = [r for r in caplog.records if r.levelno >= logging.ERROR and r.exc_info]
+    assert [(r.request_id, r.user, r.device) for r in tracebacks] == [
+        ("pad-77:0501", "officer1", "pad-77")
+    ]
+    assert "a bug at commit" in str(tracebacks[0].exc_info[1])
+    # Nothing was kept: the token still signs in.
+    assert officer.get("/api/v1/me").status_code == 200
+
+
 def test_health_answers_503_while_the_database_cannot_be_reached(tmp_path, monkeypatch, caplog):
     """For load balancers: 503 means "not now, elsewhere", in the API.md envelope, and the log
     says why; a 500 would also mean a bug. The database here: a port nobody listens on."""

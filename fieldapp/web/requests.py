@@ -17,7 +17,14 @@ import time
 import uuid
 
 from flask import Flask, current_app, g, request
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm.exc import StaleDataError
 
 from fieldapp.actor import Actor
@@ -173,6 +180,11 @@ def _finish(response):
         except APIError as exc:  # refused at commit (the audit log cannot chain the entries)
             db.session.rollback()
             response = _error_response(exc)
+        except Exception as exc:
+            # The database went away at commit, or a bug: answered here, where the request's
+            # id, user and device are still known. Left to Flask, any of them would be a 500
+            # logged with none of the three.
+            response = _on_error(exc)
     else:
         db.session.rollback()
     response.headers["X-Request-ID"] = g.get("request_id", "")
@@ -265,14 +277,25 @@ def _log(response) -> None:
 DATABASE_RETRY_AFTER = 5
 
 
-def _on_database_unavailable(exc: OperationalError):
-    """The database could not answer: unreachable, restarting, out of connections, or a lock
-    not granted in time. 503 ``database_unavailable`` with ``Retry-After`` (devices retry it;
-    a 500 would mean a bug), and one log line saying why with the request's id, user and
-    device, not a traceback on every request while it lasts."""
-    with contextlib.suppress(OperationalError):  # the connection is gone; the pool replaces it
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not answer, rather than a bug: the driver's
+    OperationalError (unreachable, restarting, too many clients, a lock not granted in time),
+    any driver error SQLAlchemy took for a lost connection (psycopg's "connection already
+    closed" is an InterfaceError), and the pool's own (no connection free in time, or none
+    that answers)."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, OperationalError) or exc.connection_invalidated
+    return isinstance(exc, PoolTimeout | DisconnectionError)
+
+
+def _on_database_unavailable(exc: Exception):
+    """The database could not answer (:func:`database_unavailable`). 503
+    ``database_unavailable`` with ``Retry-After`` (devices retry it; a 500 would mean a bug),
+    and one log line saying why with the request's id, user and device, not a traceback on
+    every request while it lasts."""
+    with contextlib.suppress(SQLAlchemyError):  # the connection is gone; the pool replaces it
         db.session.rollback()
-    said = driver_said(exc)
+    said = driver_said(exc) if isinstance(exc, DBAPIError) else " ".join(str(exc).split())
     log.error("the database could not answer: %s", said, extra=log_fields())
     return _error_response(
         APIError(
@@ -287,9 +310,25 @@ def _on_database_unavailable(exc: OperationalError):
 def _on_unexpected(exc: Exception):
     """An exception nothing handled: log it with the request id, user and device (the line an
     operator reads first), answer the 500 envelope."""
-    db.session.rollback()
+    if _propagates_unexpected(current_app):
+        raise exc
+    with contextlib.suppress(SQLAlchemyError):  # the 500 is answered whatever the session says
+        db.session.rollback()
     log.exception("unhandled error", extra=log_fields())
     return _error_response(APIError(500, "internal_error"))
+
+
+def _on_error(exc: Exception):
+    """A database error no narrower handler answers, or an exception at commit: 503 when the
+    database could not answer, else the unexpected error's 500."""
+    if database_unavailable(exc):
+        return _on_database_unavailable(exc)
+    return _on_unexpected(exc)
+
+
+def _propagates_unexpected(app: Flask) -> bool:
+    """Whether a test asked for unexpected exceptions to reach it rather than become 500s."""
+    return app.testing and app.config.get("PROPAGATE_UNEXPECTED", False)
 
 
 def init_app(app: Flask) -> None:
@@ -299,6 +338,7 @@ def init_app(app: Flask) -> None:
         StaleDataError, lambda exc: _error_response(APIError(409, "version_conflict"))
     )
     app.register_error_handler(IntegrityError, _on_integrity_error)
-    app.register_error_handler(OperationalError, _on_database_unavailable)
-    if not app.testing or not app.config.get("PROPAGATE_UNEXPECTED", False):
+    for family in (DBAPIError, PoolTimeout, DisconnectionError):
+        app.register_error_handler(family, _on_error)
+    if not _propagates_unexpected(app):
         app.register_error_handler(Exception, _on_unexpected)
