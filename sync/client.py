@@ -714,10 +714,12 @@ class SyncClient:
         *,
         headers: dict | None = None,
         retry_statuses: frozenset[int] = RETRYABLE_STATUS,
+        signed: bool = True,
         **kwargs,
     ) -> Response:
-        """One request, retried with backoff while the network or the server is failing."""
-        auth = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        """One request, retried with backoff while the network or the server is failing; with
+        the signed-in user's token unless ``signed`` is false."""
+        auth = {"Authorization": f"Bearer {self.token}"} if signed and self.token else {}
         headers = auth | (headers or {})
         for attempt in range(self.max_attempts):
             try:
@@ -760,6 +762,8 @@ class SyncClient:
             # Too many attempts: the officer is told at once (the answer says how long to
             # wait), rather than the sign-in screen hanging for a quarter of an hour.
             retry_statuses=RETRYABLE_STATUS - {429},
+            # Whoever signs in is named by the body; the last user's token would name them.
+            signed=False,
         )
         if response.status != 201:
             raise SyncError(response)

@@ -437,6 +437,31 @@ def test_the_sign_in_is_logged_with_the_user_and_device_it_signs_in(client, worl
     assert "POST /api/v1/auth/token 201" in lines[0].getMessage()
 
 
+def test_a_failed_sign_in_on_a_shared_pad_is_not_logged_as_the_last_user(
+    client, login, world, caplog
+):
+    """Pads are shared between shifts, and a client may still send the last user's token with
+    the next sign-in: the token is not read, so a failed attempt names the device only, not
+    the officer who signed in there before and typed nothing; a successful one names whoever
+    it signed in."""
+    officer1 = login("officer1", "pad-shared")
+
+    def officer2_signs_in(password: str):
+        return client.post(
+            "/api/v1/auth/token",
+            json={"username": "officer2", "password": password, "device_id": "pad-shared"},
+            headers={"Authorization": f"Bearer {officer1.token}"},
+        )
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fieldapp.request"):
+        refused = officer2_signs_in("wrong")
+        signed_in = officer2_signs_in(PASSWORD)
+    assert refused.status_code == 401 and signed_in.status_code == 201
+    lines = [r for r in caplog.records if "POST /api/v1/auth/token" in r.getMessage()]
+    assert [(r.user, r.device) for r in lines] == [("-", "pad-shared"), ("officer2", "pad-shared")]
+
+
 def test_every_request_is_logged_with_its_id_user_and_device(login, world, caplog):
     """After the request's commit the log still names who and which device (read up front)."""
     api = login("officer1")

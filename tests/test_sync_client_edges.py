@@ -703,6 +703,33 @@ def test_another_officer_signing_in_on_the_pad_pulls_their_own_copy(client, worl
     assert pad.pending() == 1 and pad.get("inspection", inspection_id) is not None
 
 
+class SeenHeaders(FlaskTransport):
+    """The transport, noting each request's path and whether it carried a token."""
+
+    def __init__(self, client):
+        super().__init__(client)
+        self.sent: list[tuple[str, bool]] = []
+
+    def request(self, method, path, *, headers=None, **kwargs):
+        self.sent.append((f"{method} {path}", "Authorization" in (headers or {})))
+        return super().request(method, path, headers=headers, **kwargs)
+
+
+def test_a_sign_in_on_a_shared_pad_goes_without_the_last_user_s_token(client, world, tmp_path):
+    """Whoever signs in is named by what they typed; the last user's token, sent along, would
+    have the server take the attempt for theirs. Requests after the sign-in carry the new
+    user's token."""
+    transport = SeenHeaders(client)
+    pad = SyncClient(transport, str(tmp_path / "shared.sqlite3"), "pad-shared", sleep=lambda s: 0)
+    pad.login("officer1", PASSWORD)
+    with pytest.raises(SyncError):
+        pad.login("officer2", "wrong")
+    pad.login("officer2", PASSWORD)
+    pad.pull()
+    assert transport.sent[:3] == [("POST /auth/token", False)] * 3
+    assert transport.sent[3:] and all(carried for _, carried in transport.sent[3:])
+
+
 def test_a_pad_pulls_again_after_the_server_s_secret_key_changed(
     app, client, world, tmp_path, monkeypatch
 ):

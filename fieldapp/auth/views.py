@@ -20,6 +20,7 @@ from fieldapp.web.requests import (
     keep_changes_on_error,
     log_caller,
     public,
+    signs_in,
 )
 from schemas.auth import (
     DeviceRevokeSchema,
@@ -44,6 +45,7 @@ def _settings() -> operations.AuthSettings:
 @blp.route("/auth/token")
 class TokenResource(MethodView):
     @public
+    @signs_in
     @blp.doc(security=[])
     @blp.arguments(TokenArgs)
     @blp.response(201, TokenSchema)

@@ -46,6 +46,14 @@ def public(view):
     return view
 
 
+def signs_in(view):
+    """Mark the sign-in view: its caller is whoever the body names, so a token the request
+    carries is not read. Pads are shared between shifts, and a client may still send the last
+    user's token; a failed sign-in would be logged as that user, who typed nothing."""
+    view._fieldapp_signs_in = True
+    return view
+
+
 def keep_changes_on_error() -> None:
     """Commit this request's writes even though it answers an error."""
     g.keep_changes_on_error = True
@@ -128,7 +136,8 @@ def _begin() -> None:
 
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() == "bearer" and secret.strip():
+    signing_in = getattr(_view_method(request.endpoint), "_fieldapp_signs_in", False)
+    if scheme.lower() == "bearer" and secret.strip() and not signing_in:
         token = auth_ops.authenticate(current_app.extensions["fieldapp.auth"], secret.strip())
         if token is not None:
             g.token = token
