@@ -480,6 +480,24 @@ def test_every_request_is_logged_with_its_id_user_and_device(login, world, caplo
     assert len(unsigned.request_id) == 32  # one of the server's own
 
 
+def test_a_request_path_cannot_forge_a_log_line(client, world, caplog):
+    """Every request is one log line. Flask decodes the path, so a caller's %0A would end the
+    line and start one of its choosing (here one that reads as an admin's request); line
+    breaks, spaces and control characters are logged encoded again, other text as it is."""
+    forged = (
+        "2026-12-05 13:00:00,000 INFO fieldapp.request [req=abc user=admin device=desk]"
+        " DELETE /api/v1/audit 200 1.0ms"
+    )
+    with caplog.at_level(logging.INFO, logger="fieldapp.request"):
+        forging = client.get("/api/v1/nope%0A" + forged.replace(" ", "%20"))
+        readable = client.get("/api/v1/nope/吴淞?q=%E5%90%B4")
+    assert forging.status_code == 404 and readable.status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.name == "fieldapp.request"]
+    assert len(lines) == 2 and not any("\n" in line for line in lines)
+    assert lines[0].startswith("GET /api/v1/nope%0A2026-12-05%2013:00:00,000%20INFO")
+    assert lines[1].startswith("GET /api/v1/nope/吴淞?q=%E5%90%B4 404")
+
+
 # -- the lock-out under concurrency (real commits, separate connections) -----------------------
 
 

@@ -270,12 +270,27 @@ def log_fields() -> dict[str, str]:
     }
 
 
+def logged_path(path: str) -> str:
+    """``path`` (as Flask decoded it) fit for one log line: a line break, space, control or
+    invisible character is percent-encoded again. Decoded, a caller's ``%0A`` would end the
+    line and start one of its own choosing, which an operator or a log shipper takes for a
+    real request's. (The query string is logged as it was sent, still encoded.)"""
+    if path.isprintable() and " " not in path:
+        return path
+    return "".join(
+        ch
+        if ch.isprintable() and ch != " "
+        else "".join(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
+        for ch in path
+    )
+
+
 def _log(response) -> None:
     elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     log.info(
         "%s %s %s %.1fms",
         request.method,
-        request.full_path.rstrip("?"),
+        logged_path(request.full_path.rstrip("?")),
         response.status_code,
         elapsed_ms,
         extra=log_fields(),
