@@ -32,7 +32,14 @@ class FactorSchema(ma.Schema):
 class FloorSchema(ma.Schema):
     level = fields.String(dump_only=True)
     reason = fields.String(dump_only=True)
-    until = fields.String(dump_only=True, allow_none=True)
+    until = fields.String(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "the Shanghai day the floor lifts (it holds on the days before this"
+            " one); null: while the fact lasts"
+        },
+    )
     source = fields.Dict(dump_only=True, allow_none=True)
 
 

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fieldapp.localtime import SHANGHAI
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
 from fieldapp.risk.scoring import (
     Facts,
@@ -240,6 +241,21 @@ def test_a_severe_finding_floor_runs_ninety_shanghai_days():
     [floor] = floors(facts, SETTINGS, datetime(2026, 6, 10, tzinfo=UTC))
     assert floor.until == date(2026, 8, 31) == date(2026, 6, 2) + timedelta(days=90)
     assert floor.reason == "severe finding on 2026-06-02"
+
+
+@pytest.mark.parametrize("hour", [0, 1, 12, 20, 23])
+def test_a_severe_finding_floor_lifts_on_the_shanghai_day_it_names_whatever_the_hour(hour):
+    """Two findings on 2 June in Shanghai, whatever their hour, keep a shop high on the 90
+    days from 2 June to 30 August and both lift on 31 August, the day the floor names as
+    `until`: counted by the hour, the one found at 20:00 was still high at noon on 31 August
+    and the one found at 01:00 no longer was."""
+    found = datetime(2026, 6, 2, hour, 0, tzinfo=SHANGHAI)
+    facts = shop(inspections=(inspection(1, found, SEVERE),))
+    last_day = datetime(2026, 8, 30, 23, 59, tzinfo=SHANGHAI)
+    [floor] = floors(facts, SETTINGS, last_day)
+    assert floor.level is RiskLevel.high and floor.until == date(2026, 8, 31)
+    for moment in (datetime(2026, 8, 31, 0, 0), datetime(2026, 8, 31, 12, 0)):
+        assert floors(facts, SETTINGS, moment.replace(tzinfo=SHANGHAI)) == []
 
 
 def test_reasons_name_the_shanghai_day_of_what_they_count():

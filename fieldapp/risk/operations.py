@@ -74,9 +74,11 @@ def load_settings() -> dict:
 
 
 def _window_days(settings: dict) -> int:
+    # The severe floor counts Shanghai days from the day of the finding: a finding early on
+    # that day is up to a day older than the floor's days.
     return max(
         int(30.44 * settings["history"]["months"]) + 1,
-        settings["floors"]["severe_finding"]["days"],
+        settings["floors"]["severe_finding"]["days"] + 1,
     )
 
 

@@ -95,6 +95,7 @@ class Factor:
 class Floor:
     level: RiskLevel
     reason: str
+    #: the Shanghai day the floor lifts: it holds on the days before, not on this one
     until: date | None = None
     source: dict | None = None
 
@@ -260,15 +261,21 @@ def floors(facts: Facts, settings: dict, now: datetime) -> list[Floor]:
     rules = settings["floors"]
     found = []
     severe = rules["severe_finding"]
+    # Counted in Shanghai days, as the floor's `until` is: the day of the finding is the first
+    # of its `days`, and `until` the day it lifts. Counted in hours, two findings of one day
+    # lifted at different times of the day `until` names.
+    today = local_date(now)
     for inspection in facts.inspections:
-        if inspection.at < now - timedelta(days=severe["days"]):
+        found_on = local_date(inspection.at)
+        until = found_on + timedelta(days=severe["days"])
+        if today >= until:
             break
         if any(i.severity == "severe" and applies(i, facts) for i in inspection.failed):
             found.append(
                 Floor(
                     RiskLevel(severe["level"]),
-                    f"severe finding on {local_date(inspection.at).isoformat()}",
-                    local_date(inspection.at) + timedelta(days=severe["days"]),
+                    f"severe finding on {found_on.isoformat()}",
+                    until,
                     _source("inspection", inspection.id),
                 )
             )
