@@ -38,7 +38,7 @@ from tests.conftest import (
     status_of,
     until_there_or_waiting,
 )
-from tests.review_helpers import push_inspection
+from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
 
 SYSTEM = Actor.for_system("test")
@@ -610,6 +610,45 @@ def test_a_submitted_inspection_takes_the_target_off_the_schedule_at_once(app, l
         _recompute(app)
         assert _due_shop1(leader, world) == []
         assert leader.get(f"/api/v1/targets/{world.targets['shop1'].id}/risk").get_json() == risk
+
+
+def test_an_inspection_from_a_device_clock_a_few_minutes_ahead_counts_when_it_arrives(
+    app, login, world
+):
+    """officer1's phone runs 3 minutes ahead: an inspection of 老王面馆 (never inspected)
+    submitted a minute after it began says it started 2 minutes after the server received
+    it. It counts as made when it arrived: the shop leaves the schedule at once (not due for
+    90 days), and approved with a severe finding it raises the shop to high at once, not when
+    the server's clock reaches the phone's. An assessment of a moment before it arrived still
+    leaves it out."""
+    now = datetime(2026, 12, 5, 2, tzinfo=UTC)
+    started = now + timedelta(minutes=2)
+    shop = str(world.targets["shop1"].id)
+    with time_machine.travel(now, tick=False):
+        leader = login("leader1")
+        assert _due_shop1(leader, world) == [(shop, None)]
+        record = push_inspection(
+            world,
+            FakeDevice(login("officer1")),
+            started_at=started.isoformat(),
+            ended_at=(started + timedelta(minutes=1)).isoformat(),
+            answers={"S01": PASSED, "S02": PASSED, "S03": FAILED},
+            outcome="rectification_ordered",
+            rectification_deadline="2026-12-20",
+        )
+        assert _due_shop1(leader, world) == []
+        risk = leader.get(f"/api/v1/targets/{shop}/risk").get_json()
+        assert risk["next_due"] == "2027-03-05"  # 5 December + 90 days (new target: medium)
+        review_ok(leader, record, "approve")
+        risk = leader.get(f"/api/v1/targets/{shop}/risk").get_json()
+        assert risk["level"] == "high", risk["reason"]
+        assert {"entity": "inspection", "id": record} in [f["source"] for f in risk["factors"]]
+    with app.app_context():
+        earlier = now - timedelta(minutes=1)
+        facts, _ = operations.gather_facts(earlier, operations.load_settings(), [uuid.UUID(shop)])[
+            shop
+        ]
+        assert facts.inspections == () and facts.last_inspected_at is None
 
 
 def test_a_draft_is_no_inspection_done_until_it_is_submitted(app, login, world):

@@ -121,6 +121,24 @@ def _dashed(raw) -> str:
     return str(raw)
 
 
+def _counted_at():
+    """When an inspection counts as made: its start, or when the server received it if that
+    was earlier. A device whose clock runs a few minutes ahead sends a start in the server's
+    future; counted from its start, a shop inspected and submitted would stay due (and its
+    approval out of the score) until its clock caught up. Portable SQL (a CASE), compared on
+    both databases as they compare the columns themselves."""
+    return sa.case(
+        (Inspection.started_at <= Inspection.received_at, Inspection.started_at),
+        else_=Inspection.received_at,
+    )
+
+
+def _counted_by(now: datetime):
+    """Whether an inspection counts as made by ``now``: an assessment of an earlier moment (a
+    recompute's chunk, the demo's history) leaves out what began and arrived after it."""
+    return _counted_at() <= now
+
+
 def gather_facts(
     now: datetime,
     settings: dict,
@@ -147,14 +165,15 @@ def gather_facts(
         days=max(settings["complaints"]["days"], settings["downgrade"]["complaint_free_days"])
     )
     items = _checklist_items()
+    made = _counted_at()
     approved = sa.and_(
         Inspection.review_status == ReviewStatus.approved,
         Inspection.status == InspectionStatus.submitted,
-        Inspection.started_at <= now,
+        _counted_by(now),
     )
 
     latest = (
-        sa.select(Inspection.target_id, sa.func.max(Inspection.started_at).label("at"))
+        sa.select(Inspection.target_id, sa.func.max(made).label("at"))
         .where(approved, only(Inspection.target_id))
         .group_by(Inspection.target_id)
         .subquery()
@@ -164,7 +183,7 @@ def gather_facts(
         sa.select(
             _raw(Inspection.id),
             _raw(Inspection.target_id),
-            Inspection.started_at,
+            made,
             Inspection.outcome,
             Inspection.checklist_id,
             Inspection.checklist_version,
@@ -174,9 +193,9 @@ def gather_facts(
         .join(latest, latest.c.target_id == Inspection.target_id)
         .where(
             approved,
-            sa.or_(Inspection.started_at >= window, Inspection.started_at == latest.c.at),
+            sa.or_(made >= window, made == latest.c.at),
         )
-        .order_by(Inspection.target_id, Inspection.started_at.desc(), Inspection.id)
+        .order_by(Inspection.target_id, made.desc(), Inspection.id)
     )
     for record_id, target_id, at, outcome, checklist_id, version, answers in rows:
         failed = []
@@ -199,10 +218,10 @@ def gather_facts(
     )
     last_inspected = dict(
         _read(
-            sa.select(_raw(Inspection.target_id), sa.func.max(Inspection.started_at))
+            sa.select(_raw(Inspection.target_id), sa.func.max(made))
             .where(
                 Inspection.status == InspectionStatus.submitted,
-                Inspection.started_at <= now,
+                _counted_by(now),
                 only(Inspection.target_id),
             )
             .group_by(Inspection.target_id)

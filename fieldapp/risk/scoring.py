@@ -71,7 +71,8 @@ class Facts:
     cases: tuple[tuple[str, datetime], ...] = ()
     #: (complaint id, received at) of substantiated complaints, newest first
     complaints: tuple[tuple[str, datetime], ...] = ()
-    #: when the latest inspection of any kind started (for the schedule)
+    #: when the latest submitted inspection was made (for the schedule): its start, or when the
+    #: server received it if that was earlier (a device clock running ahead)
     last_inspected_at: datetime | None = None
 
 
