@@ -151,6 +151,53 @@ def test_an_item_failed_again_is_a_repeat_unless_the_finding_was_waived():
     assert points(other_item, "history") == 0
 
 
+def test_repeats_within_twelve_months_stay_in_history_after_a_clean_inspection():
+    """A shop failed S02 in March and again in April, and passed in May: compliance is what
+    May found (nothing), but the year still holds a repeat, named by the inspection that
+    failed again. Only the latest inspection's items used to count, so one clean visit wiped
+    out the repeat and the shop scored as one that never failed anything."""
+    facts = shop(
+        inspections=(
+            inspection(3, days_ago(40)),
+            inspection(2, days_ago(80), MODERATE),
+            inspection(1, days_ago(110), MODERATE),
+        )
+    )
+    history = [f for f in score_factors(facts, SETTINGS, NOW) if f.factor == "history"]
+    assert [(f.points, f.reason, f.source) for f in history] == [
+        (
+            5,
+            "item S02 failed again on 2026-04-11 (also on 2026-03-12)",
+            {"entity": "inspection", "id": "i2"},
+        )
+    ]
+    assert points(facts, "compliance") == 0
+
+
+def test_each_repeat_within_twelve_months_counts_and_the_oldest_go_past_the_cap():
+    """S02 failed four times and S03 three times in the year: five repeats, newest first, of
+    which the cap (20) keeps the four newest. A failure older than twelve months repeats
+    nothing."""
+    facts = shop(
+        inspections=(
+            inspection(5, days_ago(10), MODERATE, SEVERE),
+            inspection(4, days_ago(50), MODERATE, SEVERE),
+            inspection(3, days_ago(90), MODERATE),
+            inspection(2, days_ago(130), MODERATE, SEVERE),
+            inspection(1, days_ago(400), MINOR),
+        )
+    )
+    inspection_ids = [
+        f.source["id"] for f in score_factors(facts, SETTINGS, NOW) if f.factor == "history"
+    ]
+    assert inspection_ids == ["i5", "i5", "i4", "i4"]
+    assert points(facts, "history") == 20
+    once_a_year = shop(
+        inspections=(inspection(2, days_ago(10), MINOR), inspection(1, days_ago(400), MINOR))
+    )
+    assert points(once_a_year, "history") == 0
+
+
 @pytest.mark.parametrize(("received_days_ago", "counted"), [(1, True), (89, True), (91, False)])
 def test_substantiated_complaints_count_for_ninety_days(received_days_ago, counted):
     facts = shop(complaints=(("k1", days_ago(received_days_ago)),))
@@ -273,7 +320,7 @@ def test_reasons_name_the_shanghai_day_of_what_they_count():
     assert reasons["compliance"] == ["item S02 (moderate) failed on 2026-06-02"]
     assert reasons["history"] == [
         "case opened on 2026-06-02",
-        "item S02 failed again (also on 2026-05-26)",
+        "item S02 failed again on 2026-06-02 (also on 2026-05-26)",
     ]
     assert reasons["complaints"] == ["substantiated complaint on 2026-06-02"]
     held = assess(facts, LevelState(RiskLevel.high, now - timedelta(days=400)), SETTINGS, now)

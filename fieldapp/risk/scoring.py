@@ -198,24 +198,31 @@ def score_factors(facts: Facts, settings: dict, now: datetime) -> list[Factor]:
         for case_id, opened in sorted(facts.cases, key=lambda c: c[1], reverse=True)
         if opened >= window
     ]
-    # Repeats: an item of the latest inspection that had failed before, within the window.
-    # Waived findings (首违不罚 / 轻微不罚) count in compliance, not in history.
-    latest = facts.inspections[0] if facts.inspections else None
-    if latest is not None and not latest.penalty_waived and latest.at >= window:
-        earlier = [i for i in facts.inspections[1:] if not i.penalty_waived and i.at >= window]
-        for item in latest.failed:
-            if not applies(item, facts):
-                continue
-            before = next((i for i in earlier if any(f.code == item.code for f in i.failed)), None)
-            if before is not None:
-                entries.append(
+    # Repeats: every time an item failed again within the window, in any of its inspections,
+    # not only the latest's items: one clean inspection does not wipe out a year of repeat
+    # offending (compliance already says what the latest found). Each repeat names the
+    # inspection that failed again, and the day of the earlier failure. Waived findings
+    # (首违不罚 / 轻微不罚) count in compliance, not in history, neither as a repeat nor as the
+    # failure it repeats.
+    counted = [i for i in facts.inspections if not i.penalty_waived and i.at >= window]
+    failed_last: dict[str, InspectionFact] = {}  # item code -> its latest failure so far
+    repeats: list = []  # newest inspection first, as the cases: the cap cuts the oldest
+    for inspection in reversed(counted):  # oldest first
+        found = []
+        for item in inspection.failed:
+            before = failed_last.get(item.code)
+            if before is not None and applies(item, facts):
+                found.append(
                     (
                         history["repeat"],
-                        f"item {item.code} failed again"
+                        f"item {item.code} failed again on {local_date(inspection.at).isoformat()}"
                         f" (also on {local_date(before.at).isoformat()})",
-                        _source("inspection", latest.id),
+                        _source("inspection", inspection.id),
                     )
                 )
+            failed_last[item.code] = inspection
+        repeats[:0] = found
+    entries += repeats
     factors += _capped("history", history["cap"], entries)
 
     complaints = settings["complaints"]
