@@ -533,11 +533,15 @@ def _delete(actor: Actor, conflict: Conflict, record) -> int:
     # Devices delete inspections and photos only (a target's delete is refused outright).
     if isinstance(record, Inspection):
         submitted, target_id = record.status is InspectionStatus.submitted, record.target_id
+        record_id = record.id
         version = delete_inspection(actor, record)
         if submitted:
             # A submitted inspection dated the target's last inspection, which the next due
             # date counts from (and an approved one counted in the score): without it, the
-            # target may be due again now, not after the nightly recompute.
-            risk.refresh_targets(actor, [target_id], utcnow())
+            # target may be due again now, not after the nightly recompute. A rise of level
+            # it caused goes with it, rather than being held by the downgrade rules.
+            risk.refresh_targets(
+                actor, [target_id], utcnow(), corrected=[("inspection", record_id)]
+            )
         return version
     return delete_photo(actor, record)

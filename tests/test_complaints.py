@@ -8,7 +8,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
 
+from fieldapp.actor import Actor
 from fieldapp.db import db
 from fieldapp.risk import operations as risk_ops
 from tests.conftest import (
@@ -126,6 +128,47 @@ def test_a_corrected_decision_takes_the_points_back_and_is_audited(app, login, w
         (None, True),
         (True, False),
     ]
+
+
+def test_a_corrected_decision_takes_back_the_rise_of_level_it_caused(app, login, world):
+    """老王面馆 came down to low after three clean inspections in 40 days; a later one found
+    S02 (moderate), still low. A complaint found true adds its points and lifts the shop to
+    medium at once. The leader corrects the decision (a false report): the points go, and the
+    rise with them. Low again, as before the complaint, and low since it first came down;
+    before, the shop was held at medium (0 of 3 clean inspections, 0 of 30 days at the level)
+    for a complaint the squadron had found untrue."""
+    shop = world.targets["shop1"].id
+    start = datetime.now(UTC)
+    with app.app_context():
+        for days in (10, 20, 30):
+            approved_inspection(world, "shop1", start + timedelta(days=days))
+        db.session.commit()
+    with time_machine.travel(start + timedelta(days=40)):
+        leader = login("leader1")
+        with app.app_context():
+            risk_ops.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
+            approved_inspection(world, "shop1", datetime.now(UTC), failed=("S02",))
+            risk_ops.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
+            db.session.commit()
+        low = leader.get(f"/api/v1/targets/{shop}/risk").get_json()
+        assert low["level"] == "low", low["reason"]
+    with time_machine.travel(start + timedelta(days=41)):
+        leader = login("leader1")
+        complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+        path = f"/api/v1/complaints/{complaint['id']}/decision"
+        assert leader.post(path, json={"substantiated": True, "note": "属实"}).status_code == 200
+        raised = leader.get(f"/api/v1/targets/{shop}/risk").get_json()
+        assert raised["level"] == "medium", raised["reason"]
+        response = leader.post(path, json={"substantiated": False, "note": "复核：系误报"})
+        assert response.status_code == 200, response.get_json()
+        risk = leader.get(f"/api/v1/targets/{shop}/risk").get_json()
+    assert (risk["level"], risk["score"]) == ("low", low["score"]), risk["reason"]
+    assert risk["level_since"] == low["level_since"]
+    assert [(h["from"], h["to"]) for h in risk["history"][:2]] == [
+        ("medium", "low"),
+        ("low", "medium"),
+    ]
+    assert f"complaint {complaint['id']} corrected" in risk["history"][0]["reason"]
 
 
 def test_two_decisions_at_once_both_count_in_the_targets_risk(pg_app, monkeypatch):

@@ -29,6 +29,7 @@ from tests.conftest import (
 )
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
+from tests.test_risk import approved_inspection
 
 T = 1_763_712_000_000  # the devices' clocks (November 2025)
 
@@ -271,6 +272,152 @@ def test_accepting_the_delete_of_a_submitted_inspection_makes_its_target_due_aga
             operations.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
             db.session.commit()
         assert leader.get(risk_path).get_json() == accepted
+
+
+SEVERE_S03 = {
+    "S01": answer("pass", ""),
+    "S02": answer("pass", ""),
+    "S03": answer("fail", "油烟直排"),
+}
+
+
+def _approved_severe_finding(world, officer, leader) -> str:
+    """老王面馆 (new: medium) inspected with a severe finding (S03) and approved: high."""
+    record = push_inspection(
+        world,
+        officer,
+        answers=SEVERE_S03,
+        outcome="rectification_ordered",
+        rectification_deadline="2026-12-20",
+    )
+    review_ok(leader, record, "approve")
+    return record
+
+
+def test_accepting_the_delete_of_an_approved_inspection_judges_its_target_without_it(
+    app, login, world
+):
+    """老王面馆 (new, medium) gets an inspection with a severe finding, approved: high. It
+    was entered by mistake; the officer deletes it and the leader accepts the delete. The
+    shop is judged without it: medium again (new target), with the drop in its level history
+    and the audit log, as the nightly recompute would leave it. Before, it stayed high ("held
+    at high: 0 of 3 clean inspections at this level; 0 of 30 days"), inspected every 14 days
+    for a finding that no longer exists."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    shop = str(world.targets["shop1"].id)
+    risk_path = f"/api/v1/targets/{shop}/risk"
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        record = _approved_severe_finding(world, officer, leader)
+        raised = leader.get(risk_path).get_json()
+        assert raised["level"] == "high"
+        [deleted] = officer.push_ok(
+            officer.change("inspection", record, op="delete", base_version=2)
+        )
+        assert deleted["status"] == "conflict", deleted
+        resolved = resolve(leader, deleted["conflicts"][0]["conflict_id"], "client")
+        assert resolved.status_code == 200, resolved.get_json()
+        risk = leader.get(risk_path).get_json()
+        assert risk["level"] == "medium", risk["reason"]
+        assert risk["reason"] == "new target: 0 of 2 inspections so far"
+        [added] = [h for h in raised["history"] if h["from"] is None]
+        assert risk["level_since"] == added["at"]  # medium since it was added, as before
+        # In any order: the shop was added on the real clock, the rest on the travelled one.
+        changes = [(h["from"], h["to"]) for h in risk["history"]]
+        assert sorted(changes, key=str) == [
+            ("high", "medium"),
+            ("medium", "high"),
+            (None, "medium"),
+        ]
+        [drop] = [h for h in risk["history"] if h["from"] == "high"]
+        assert f"inspection {record} corrected" in drop["reason"]
+        entry = audit_entries(app, action="risk.level_change")[-1]
+        assert (entry.record_id, entry.before, entry.after["level"]) == (
+            shop,
+            {"level": "high"},
+            "medium",
+        )
+        with app.app_context():
+            operations.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
+            db.session.commit()
+        assert leader.get(risk_path).get_json() == risk
+
+
+def test_a_deleted_inspection_s_rise_stays_where_another_reason_for_it_holds(app, login, world):
+    """Two approved inspections of 老王面馆 found S03 (severe): the second's approval is the
+    one the level history names. Its delete accepted, the first still keeps the shop high:
+    no change of level, and the days at high still count from the rise."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    shop = str(world.targets["shop1"].id)
+    risk_path = f"/api/v1/targets/{shop}/risk"
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        with app.app_context():  # approved without a re-assessment: the rise names the second
+            first = approved_inspection(
+                world, "shop1", datetime(2026, 11, 10, 2, tzinfo=UTC), failed=("S03",)
+            )
+            db.session.commit()
+            first_id = str(first.id)
+        record = _approved_severe_finding(world, officer, leader)
+        raised = leader.get(risk_path).get_json()
+        assert raised["level"] == "high"
+        assert {"entity": "inspection", "id": record} in [f["source"] for f in raised["floors"]]
+        [deleted] = officer.push_ok(
+            officer.change("inspection", record, op="delete", base_version=2)
+        )
+        resolved = resolve(leader, deleted["conflicts"][0]["conflict_id"], "client")
+        assert resolved.status_code == 200, resolved.get_json()
+        risk = leader.get(risk_path).get_json()
+    assert (risk["level"], risk["level_since"]) == ("high", raised["level_since"])
+    assert risk["history"] == raised["history"]
+    assert [f["source"] for f in risk["floors"] if f["level"] == "high"] == [
+        {"entity": "inspection", "id": first_id}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("amendment", "level"),
+    [
+        ({"answers": {"S03": answer("pass", "复核: 已安装油烟净化器")}}, "medium"),
+        ({"findings": "补记: 油烟直排, 已责令整改"}, "high"),
+    ],
+)
+def test_an_inspection_approved_again_after_an_amendment_is_judged_as_amended(
+    app, login, world, amendment, level
+):
+    """The severe finding that raised 老王面馆 to high goes back to the leader with an
+    accepted amendment. While it waits for review it does not count in the score, and the
+    level holds as for any fall. Approved again with S03 amended to passed, the shop is medium
+    as before the rise, not held at high for a finding the record no longer has; approved
+    again with its finding standing, it stays high, its days at high counted from the rise."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    shop = str(world.targets["shop1"].id)
+    risk_path = f"/api/v1/targets/{shop}/risk"
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        record = _approved_severe_finding(world, officer, leader)
+        raised = leader.get(risk_path).get_json()
+        assert raised["level"] == "high"
+        [amended] = officer.push_ok(officer.change("inspection", record, amendment, base_version=2))
+        assert amended["status"] == "conflict", amended
+        resolved = resolve(leader, amended["conflicts"][0]["conflict_id"], "client")
+        assert resolved.status_code == 200, resolved.get_json()
+        assert stored(app, record).review_status.value == "pending"
+        waiting = leader.get(risk_path).get_json()
+        assert waiting["level"] == "high" and "held at high" in waiting["reason"]
+        review_ok(leader, record, "approve")
+        risk = leader.get(risk_path).get_json()
+    assert risk["level"] == level, risk["reason"]
+    # In any order: the shop was added on the real clock, the rest on the travelled one.
+    changes = [(h["from"], h["to"]) for h in risk["history"]]
+    if level == "medium":
+        [added] = [h for h in raised["history"] if h["from"] is None]
+        assert risk["level_since"] == added["at"]
+        assert sorted(changes, key=str) == [
+            ("high", "medium"),
+            ("medium", "high"),
+            (None, "medium"),
+        ]
+    else:
+        assert risk["level_since"] == raised["level_since"]
+        assert risk["history"] == raised["history"]
 
 
 def test_keeping_the_server_value_where_it_was_kept_writes_nothing(app, login, world):

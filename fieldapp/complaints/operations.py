@@ -129,6 +129,7 @@ def decide_complaint(
         raise validation_error(
             {"inspection_id": ["the inspection is not of the complaint's target"]}
         )
+    taken_back = complaint.substantiated is True and not decision.substantiated
     complaint.substantiated = decision.substantiated
     complaint.decision_note = decision.note
     if inspection is not None:
@@ -138,7 +139,10 @@ def decide_complaint(
     complaint.closed_at = now
     audit.record_update(actor, "complaint.decide", "complaint", complaint, before)
     if reassess and complaint.target_id is not None:
-        risk.refresh_target(actor, db.session.get(Target, complaint.target_id), now)
+        # A decision corrected to untrue takes its points back, and a rise of level they
+        # caused with them, rather than leaving it held by the downgrade rules.
+        corrected = [("complaint", complaint.id)] if taken_back else []
+        risk.refresh_targets(actor, [complaint.target_id], now, corrected=corrected)
     return complaint
 
 

@@ -145,7 +145,12 @@ def review(
             tasks.close_task(actor, inspection.task_id, inspection, now)
         if inspection.outcome is Outcome.case_opened:
             open_case(actor, inspection, now)
-        risk.refresh_target(actor, inspection.target, now)
+        # Approved again after an amendment reopened it, it may no longer give a reason for the
+        # rise of level its first approval caused (a severe finding amended away): that rise
+        # goes rather than being held by the downgrade rules. A first approval names no rise.
+        risk.refresh_targets(
+            actor, [inspection.target_id], now, corrected=[("inspection", inspection.id)]
+        )
     return inspection
 
 

@@ -37,6 +37,7 @@ from fieldapp.risk.scoring import (
     LevelState,
     RiskLevel,
     assess,
+    assess_after_correction,
 )
 from fieldapp.targets.models import Target
 from schemas.risk import check_settings
@@ -364,11 +365,25 @@ def refresh_target(actor: Actor, target: Target, now: datetime) -> RecomputeSumm
     return refresh_targets(actor, [target.id], now)
 
 
-def refresh_targets(actor: Actor, target_ids: list[uuid.UUID], now: datetime) -> RecomputeSummary:
+def refresh_targets(
+    actor: Actor,
+    target_ids: list[uuid.UUID],
+    now: datetime,
+    *,
+    corrected: Iterable[tuple[str, uuid.UUID]] = (),
+) -> RecomputeSummary:
     """Re-assess several targets at once after what feeds their risk changed (a sync batch's
-    submitted inspections: their next due dates count from them), in the same transaction."""
+    submitted inspections: their next due dates count from them), in the same transaction.
+
+    ``corrected`` names the records (entity, id) a correction took out of the facts or changed
+    (an approved inspection deleted, one approved again after an amendment reopened it, a
+    complaint found untrue after all): a target whose latest level change was a rise they
+    counted in is judged as before that rise too, and the lower level stands
+    (:func:`~fieldapp.risk.scoring.assess_after_correction`), not held where they put it."""
     db.session.flush()
-    return assess_targets(actor, now, target_ids)
+    return assess_targets(
+        actor, now, target_ids, corrected={(entity, str(i)) for entity, i in corrected}
+    )
 
 
 @dataclass
@@ -401,13 +416,56 @@ def _stored_state(in_chunk, *, lock: bool) -> dict:
     }
 
 
-def _assess_chunk(facts: dict, stored: dict, settings: dict, now: datetime) -> ChunkResult:
-    """Assess every target of ``facts`` against its stored state; keep only what changed."""
+def _states_before_rises(stored: dict, corrected: set[tuple[str, str]]) -> dict:
+    """For each stored target whose latest level change is a rise that counted one of the
+    ``corrected`` records (one of its factors or floors names it as source): the state before
+    the rise (its level, and since when: the change before it) and the record's name.
+
+    A rise named by a record is not always caused by it: the caller judges from both states
+    and keeps the lower (:func:`~fieldapp.risk.scoring.assess_after_correction`). Only the
+    latest change is looked at: a level that moved again since the rise has been judged since.
+    """
+    out = {}
+    for target_id, row in stored.items():
+        changes = db.session.scalars(
+            sa.select(RiskLevelChange)
+            .where(RiskLevelChange.target_id == uuid.UUID(target_id))
+            .order_by(RiskLevelChange.id.desc())  # the order they were written in
+            .limit(2)
+        ).all()
+        if not changes:
+            continue
+        rise = changes[0]
+        if rise.to_level != row.level or (
+            rise.from_level is not None and rise.from_level.rank >= rise.to_level.rank
+        ):
+            continue
+        sources = [entry.get("source") for entry in [*rise.factors, *rise.floors]]
+        named = sorted({(s["entity"], s["id"]) for s in sources if s} & corrected)
+        if not named:
+            continue
+        if rise.from_level is None:  # its first assessment: judged as a new one
+            before = LevelState()
+        else:
+            before = LevelState(rise.from_level, changes[1].at if len(changes) > 1 else rise.at)
+        out[target_id] = (before, " ".join(named[0]))
+    return out
+
+
+def _assess_chunk(
+    facts: dict, stored: dict, settings: dict, now: datetime, before_rises: dict | None = None
+) -> ChunkResult:
+    """Assess every target of ``facts`` against its stored state; keep only what changed.
+    ``before_rises``: :func:`_states_before_rises`."""
     out = ChunkResult()
     for target_id, (fact, squadron_id) in facts.items():
         row = stored.get(target_id)
         state = LevelState(row.level, row.level_since) if row is not None else LevelState()
-        result = assess(fact, state, settings, now)
+        if before_rises and target_id in before_rises:
+            before, corrected = before_rises[target_id]
+            result = assess_after_correction(fact, state, before, settings, now, corrected)
+        else:
+            result = assess(fact, state, settings, now)
         out.by_level[result.level] += 1
         values = _values(target_id, squadron_id, fact.kind, result, now)
         if row is None:
@@ -477,9 +535,12 @@ def assess_targets(
     workers: int = 1,
     chunk_size: int = CHUNK,
     chunk_done: Callable[[], None] | None = None,
+    corrected: set[tuple[str, str]] | None = None,
 ) -> RecomputeSummary:
     """Re-assess the given targets (None: every one), a chunk at a time: a few queries and
     bulk writes per chunk, whether for one target after an event or for the whole city.
+
+    ``corrected`` (a correction's, with ``target_ids``): see :func:`refresh_targets`.
 
     ``workers`` > 1 (a full recompute only) assesses chunks in that many processes, each on
     its own connection, while this one writes; see :func:`_assess_in_workers` for why that is
@@ -524,7 +585,8 @@ def assess_targets(
             in_chunk = TargetRisk.target_id.in_(chunk)
             stored = _stored_state(in_chunk, lock=True)
             facts = gather_facts(at, settings, chunk)
-        _write_chunk(actor, _assess_chunk(facts, stored, settings, at), summary)
+        before_rises = _states_before_rises(stored, corrected) if corrected else None
+        _write_chunk(actor, _assess_chunk(facts, stored, settings, at, before_rises), summary)
         if chunk_done is not None:
             chunk_done()
         done += len(chunk)

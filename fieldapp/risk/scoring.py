@@ -9,7 +9,7 @@ is never among the facts. The days named in reasons and floors are Shanghai days
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from fieldapp.localtime import local_date
@@ -356,6 +356,32 @@ def assess(facts: Facts, state: LevelState, settings: dict, now: datetime) -> As
         next_due=next_due(facts, level, settings),
         held=held,
     )
+
+
+def assess_after_correction(
+    facts: Facts,
+    state: LevelState,
+    before: LevelState,
+    settings: dict,
+    now: datetime,
+    corrected: str,
+) -> Assessment:
+    """Assess a target after a correction took away or changed ``corrected`` (a record's
+    name), which its latest level change, a rise from ``before``, counted.
+
+    Judged from ``state`` alone, a rise the record no longer gives a reason for would be held
+    by the downgrade rules (clean inspections and days at the level, counted from the rise),
+    although what caused it is gone. Judged from ``before`` as well, the lower of the two
+    stands: the target is where it would be had the record counted as it is now from the
+    start. Where the rise still has a reason (the record as corrected, or another fact),
+    judging from ``before`` rises again and ``state`` stands, its days at the level with it.
+    """
+    result = assess(facts, state, settings, now)
+    again = assess(facts, before, settings, now)
+    if state.level is None or again.level.rank >= result.level.rank:
+        return result
+    change_reason = f"down: {corrected} corrected, judged as before the rise it caused: "
+    return replace(again, changed=True, change_reason=change_reason + again.reason)
 
 
 def _floor_reason(found: list[Floor], level: RiskLevel) -> str:
