@@ -836,6 +836,48 @@ def test_import_refuses_a_site_far_from_its_boundary_with_its_line(ctx, world, t
     assert db.session.get(Target, world.targets["site1"].id).lon == 121.46
 
 
+def test_import_reports_a_field_of_the_other_kind_for_a_stored_target_with_its_line(
+    ctx, world, tmp_path
+):
+    """A row naming a stored shop by its code but carrying a site's column (scale), and a
+    GeoJSON feature drawing a boundary (a site's) for a shop: problems of those rows, reported
+    with their line or feature before anything is written (a dry run too), not an error half
+    way through writing."""
+    shop = world.targets["shop1"]
+    path = tmp_path / "fix.csv"
+    path.write_text(f"code,scale\n{shop.code},large\n", encoding="utf-8")
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), path)
+    assert refused.value.problems == ["line 2: scale: not a field of a shop"]
+    feature = {
+        "type": "Feature",
+        "geometry": square(121.47, 31.37, 0.001),
+        "properties": {"code": shop.code, "name": "老王面馆"},
+    }
+    geojson = tmp_path / "fix.geojson"
+    geojson.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), geojson)
+    assert refused.value.problems == ["feature 0: boundary: not a field of a shop"]
+    db.session.rollback()
+    assert db.session.get(Target, shop.id).version == 1
+
+
+def test_import_reports_a_kind_that_contradicts_the_stored_target(ctx, world, tmp_path):
+    """A row naming a shop by its code but saying it is a site is about another target than its
+    author thinks (a mistyped code, or kind): reported, not silently taken as the shop's."""
+    shop = world.targets["shop1"]
+    path = tmp_path / "fix.csv"
+    path.write_text(f"kind,code,name\nsite,{shop.code},新名字\n", encoding="utf-8")
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), path)
+    assert refused.value.problems == [f"line 2: kind: {shop.code} is a shop, not 'site'"]
+    db.session.rollback()
+    path.write_text(f"kind,code,name\nshop,{shop.code},新名字\n", encoding="utf-8")
+    assert import_targets(Actor.for_system("import"), path).updated == 1
+    assert db.session.get(Target, shop.id).name == "新名字"
+
+
 def test_an_import_moving_a_target_takes_its_open_conflicts_along(app, login, world, tmp_path):
     """A target moved by an import is the new squadron's like one moved by PATCH: its open
     conflict waits in that squadron's queue, for its leader to settle."""

@@ -19,8 +19,11 @@ MultiPolygon of one part, as GIS tools export polygon layers (its location is th
 ``lon``/``lat`` properties, or a point on the boundary when those are missing). Any other
 geometry is reported.
 
-Every problem is reported with its line or feature; text the database cannot store (a NUL
-character, which PostgreSQL refuses) is refused as the API refuses it.
+A row is checked against the stored target it updates as the write would check it (a field
+that target's kind does not have, such as a shop's ``scale`` or boundary Polygon; a ``kind``
+column that says otherwise). Every problem is reported with its line or feature; text the
+database cannot store (a NUL character, which PostgreSQL refuses) is refused as the API refuses
+it.
 """
 
 from __future__ import annotations
@@ -382,6 +385,13 @@ def import_targets(
                 problems.append(f"{where}: code: no target with code {code}")
                 continue
             target_id = coded.id
+            if "kind" in payload and str(payload["kind"]) != coded.kind.value:
+                # The row is about another target than the file's author thinks: a typo in
+                # the code, or a wrong kind; either way, not to be guessed.
+                problems.append(
+                    f"{where}: kind: {code} is a {coded.kind.value}, not {payload['kind']!r}"
+                )
+                continue
             if target_id in first_line:
                 problems.append(f"{where}: code: {code} appears twice in the file")
         elif key is not None:
@@ -413,11 +423,16 @@ def import_targets(
         if target_id is None and key is None:
             report.created_without_key += 1
     existing = _load_targets([target_id for target_id, _ in work if target_id is not None])
-    # A site's point against its boundary (the stored one for an edit of one part): checked
-    # here too, so that it is reported with its line before anything is written.
+    # What the writes would refuse of a row (a site's point against its boundary, the stored
+    # one for an edit of one part; a field the stored target's kind does not have): checked
+    # here, so that it is reported with its line before anything is written.
     for where, (target_id, data) in zip(wheres, work, strict=True):
-        stored = existing[target_id] if target_id is not None else None
-        for field, messages in operations.site_location_errors(data, stored).items():
+        errors = (
+            operations.site_location_errors(data)
+            if target_id is None
+            else operations.edit_errors(existing[target_id], data)
+        )
+        for field, messages in errors.items():
             problems.append(f"{where}: {field}: {'; '.join(messages)}")
     if problems:
         raise ImportError_(problems)

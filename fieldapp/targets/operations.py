@@ -147,25 +147,36 @@ def _record_version(actor: Actor, target: Target, changed: list[str], at) -> Non
     )
 
 
-def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool = True) -> Target:
-    """Change the given fields of a target (its kind and code never change); re-assess its
-    risk when a field the score depends on changed (unless ``assess=False``)."""
+#: The fields only the other kind of target has, by kind.
+OTHER_KIND_FIELDS = {
+    TargetKind.shop: ("permit_no", "scale", "phase", "boundary"),
+    TargetKind.site: ("business_type", "uscc"),
+}
+
+
+def edit_errors(target: Target, changes: dict) -> dict[str, list[str]]:
+    """Field errors (none: ``{}``) of an edit of ``target`` (``changes`` as the target schemas
+    load them): what :func:`update_target` refuses, for a caller that checks every edit before
+    writing any (the import reports them with their lines)."""
     errors = site_location_errors(changes, target)
-    changes = _location_fields(dict(changes))
-    wrong = (
-        ("permit_no", "scale", "phase", "boundary")
-        if target.kind is TargetKind.shop
-        else (
-            "business_type",
-            "uscc",
-        )
-    )
-    errors |= {f: [f"not a field of a {target.kind.value}"] for f in wrong if f in changes}
+    errors |= {
+        name: [f"not a field of a {target.kind.value}"]
+        for name in OTHER_KIND_FIELDS[target.kind]
+        if name in changes
+    }
     for required in ("business_type", "scale", "phase"):
         if required in changes and changes[required] is None:
             errors[required] = ["may not be null"]
+    return errors
+
+
+def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool = True) -> Target:
+    """Change the given fields of a target (its kind and code never change); re-assess its
+    risk when a field the score depends on changed (unless ``assess=False``)."""
+    errors = edit_errors(target, changes)
     if errors:
         raise validation_error(errors)
+    changes = _location_fields(dict(changes))
     if "squadron_id" in changes:
         _check_squadron(changes["squadron_id"])
     before = audit.snapshot(target)
