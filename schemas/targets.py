@@ -167,11 +167,14 @@ class TargetListArgs(PageArgs):
     kind = fields.Enum(TargetKind, by_value=True)
     squadron_id = id_field(strict=False)
     level = fields.Enum(RiskLevel, by_value=True, metadata={"description": "risk level"})
-    q = fields.String(
-        validate=validate.Length(min=1, max=100),
+    # Stripped: a code read by a scanner comes with a trailing newline or space, and a
+    # by-code lookup strips it too. Blank is refused ("may not be blank"), as an empty filter.
+    q = StrippedText(
+        100,
         metadata={
             "description": "text in the name or address (any case), or the whole of a code"
-            " (一店一码), a shop's uscc (any case, separators allowed) or a site's permit_no"
+            " (一店一码), a shop's uscc (any case, separators allowed) or a site's permit_no;"
+            " spaces around it are ignored, and a blank one is refused"
         },
     )
     bbox = BBoxField()

@@ -95,6 +95,19 @@ def test_q_finds_a_target_by_its_code_in_any_case(login, world):
     assert names(login("admin").get(f"/api/v1/targets?q={code.lower()}")) == ["鑫隆五金店"]
 
 
+def test_q_ignores_the_spaces_around_a_scanned_code(login, world):
+    """A scanner types the code with a newline (or a space) after it: the list finds the shop,
+    as the by-code lookup does; a q of spaces only is refused like an empty one."""
+    admin = login("admin")
+    code = world.targets["shop2"].code
+    assert names(admin.get(f"/api/v1/targets?q={code}%0A")) == ["鑫隆五金店"]
+    assert names(admin.get(f"/api/v1/targets?q=%20{code}%20")) == ["鑫隆五金店"]
+    assert names(admin.get("/api/v1/targets?q=%20面馆%20")) == ["老王面馆"]
+    for blank in ("", "%20%20", "%0A"):
+        body = assert_error(admin.get(f"/api/v1/targets?q={blank}"), 422, "validation_failed")
+        assert body["errors"] == {"query": {"q": ["may not be blank"]}}
+
+
 def test_near_lists_nearest_first_and_leaves_out_far_ones(login, world):
     admin = login("admin")
     # About 290 m from 老王面馆, 1.2 km from the site, 7 km from the hardware shop.
