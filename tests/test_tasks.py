@@ -106,6 +106,39 @@ def test_no_task_is_sent_to_a_deactivated_target(clock, login, world):
     assert leader.get("/api/v1/tasks").get_json()["items"] == []
 
 
+def test_deactivating_a_target_cancels_its_open_tasks(app, clock, login, world):
+    """leader1 sent officer1 to shop1, then learns it closed down and deactivates it. The open
+    task is cancelled in the same edit, saying why, by the leader, with its own audit entry:
+    it no longer waits (overdue, in time) in the list nor sends officer1 to a closed shop (the
+    pad pulls it as cancelled). A task already done stays done, and reactivating the shop reopens
+    nothing: cancelled is final."""
+    leader = login("leader1")
+    done = dispatch(leader, world, assignee_ids=[str(world.users["officer2"].id)])
+    device = FakeDevice(login("officer1"))
+    device.pull_all()
+    inspection_id = push_inspection(world, device, origin="task", task_id=done["id"])
+    review_ok(leader, inspection_id, "approve")
+    task = dispatch(leader, world, assignee_ids=[str(world.users["officer1"].id)])
+    device.pull_all()
+
+    patch_target(leader, world.targets["shop1"].id, {"active": False})
+
+    reason = "执法对象老王面馆已停用，任务取消"
+    cancelled = leader.get(f"/api/v1/tasks/{task['id']}").get_json()
+    assert (cancelled["status"], cancelled["cancel_reason"]) == ("cancelled", reason)
+    assert cancelled["cancelled_by_id"] == str(world.users["leader1"].id)
+    assert leader.get(f"/api/v1/tasks/{done['id']}").get_json()["status"] == "done"
+    [entry] = audit_entries(app, action="task.cancel")
+    assert (entry.record_id, entry.after) == (task["id"], {"status": "cancelled", "reason": reason})
+    assert entry.actor_id == world.users["leader1"].id
+    pulled = {c["id"]: c["data"] for c in device.pull_all() if c["entity"] == "task"}
+    assert pulled[task["id"]]["status"] == "cancelled"
+
+    patch_target(leader, world.targets["shop1"].id, {"active": True})
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "cancelled"
+    assert len(audit_entries(app, action="task.cancel")) == 1
+
+
 def test_approval_closes_the_task_and_a_return_does_not(app, clock, login, world):
     leader = login("leader1")
     task = dispatch(leader, world)

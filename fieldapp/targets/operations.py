@@ -24,7 +24,7 @@ from fieldapp.risk import operations as risk
 from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
-from fieldapp.tasks.operations import open_tasks_follow
+from fieldapp.tasks.operations import cancel_for_closed_target, open_tasks_follow
 from sync.versions import (
     open_conflicts_follow,
     record_left_scope,
@@ -172,7 +172,8 @@ def edit_errors(target: Target, changes: dict) -> dict[str, list[str]]:
 
 def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool = True) -> Target:
     """Change the given fields of a target (its kind and code never change); re-assess its
-    risk when a field the score depends on changed (unless ``assess=False``)."""
+    risk when a field the score depends on changed (unless ``assess=False``). Moving it takes
+    its open conflicts, complaints and tasks along; deactivating it cancels its open tasks."""
     errors = edit_errors(target, changes)
     if errors:
         raise validation_error(errors)
@@ -190,6 +191,7 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         open_conflicts_follow(actor, "target", target.id, changes["squadron_id"])
         open_complaints_follow(actor, target, changes["squadron_id"])
         open_tasks_follow(actor, target, changes["squadron_id"], now)
+    deactivating = target.active and changes.get("active") is False
     for name, value in changes.items():
         setattr(target, name, value)
     changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]
@@ -200,6 +202,10 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         _record_version(actor, target, changed, now)
         if assess and entry["after"].keys() & RISK_FIELDS:
             risk.refresh_target(actor, target, now)
+    if deactivating:
+        # After the target's own write (its flush): the tasks' cancellations flush too, and
+        # would otherwise give the target a version of its own between them.
+        cancel_for_closed_target(actor, target, now)
     return target
 
 

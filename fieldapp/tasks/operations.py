@@ -209,6 +209,25 @@ def release_assignee(actor: Actor, user: User, now: datetime) -> list[Task]:
     return orphaned
 
 
+def cancel_for_closed_target(actor: Actor, target: Target, now: datetime) -> list[Task]:
+    """``target`` was deactivated (a shop closed down, a site finished): each of its open
+    tasks is cancelled, saying why, as :func:`cancel_task` cancels one (audited, pulled by the
+    assignees' devices as cancelled). Left open, a task sent officers to a target no one is to
+    visit any more and stood overdue in the squadron's list. Cancelled is final: reactivating
+    the target reopens none (the schedule sends officers to it again when it is due).
+    Returns the tasks cancelled."""
+    tasks = db.session.scalars(
+        sa.select(Task)
+        .where(Task.target_id == target.id, Task.status == TaskStatus.open)
+        .order_by(Task.id)
+        .with_for_update()
+    ).all()
+    reason = f"执法对象{target.name}已停用，任务取消"
+    for task in tasks:
+        cancel_task(actor, task, reason, now)
+    return list(tasks)
+
+
 def open_tasks_follow(actor: Actor, target: Target, squadron_id: int, now: datetime) -> int:
     """The target moved to ``squadron_id``: its open tasks go with it, as its open complaints
     and conflict entries do. The squadron that now answers for the target sees who is on the
