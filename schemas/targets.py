@@ -68,7 +68,14 @@ class TargetSchema(ma.Schema):
     name = fields.String(dump_only=True)
     address = fields.String(dump_only=True)
     squadron_id = fields.Integer(dump_only=True)
-    location = fields.Function(lambda t: {"lon": t.lon, "lat": t.lat}, dump_only=True)
+    location = fields.Method(
+        "_location",
+        dump_only=True,
+        metadata={
+            "description": "WGS-84 {lon, lat}; with original {lon, lat, crs} when a device"
+            " reported or moved the point in GCJ-02 or BD-09 (what it sent)"
+        },
+    )
     credit_class = fields.Enum(CreditClass, by_value=True, dump_only=True)
     sensitive_surroundings = fields.Boolean(dump_only=True)
     business_type = fields.String(dump_only=True, allow_none=True)
@@ -81,6 +88,12 @@ class TargetSchema(ma.Schema):
     version = fields.Integer(dump_only=True)
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)
+
+    def _location(self, target) -> dict:
+        location = {"lon": target.lon, "lat": target.lat}
+        if target.location_original:
+            location["original"] = target.location_original
+        return location
 
 
 class InspectionBriefSchema(ma.Schema):

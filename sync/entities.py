@@ -1165,6 +1165,15 @@ def target_device_view(target: Target) -> dict:
     return target.device_fields()
 
 
+def target_base_view(snapshot: dict) -> dict:
+    """A version snapshot of a target (:meth:`Target.version_fields`) as merges compare it: its
+    device fields, the location without what the device sent (the same point in any system)."""
+    view = {name: snapshot.get(name) for name in TARGET_FIELDS}
+    if isinstance(view.get("location"), dict):
+        view["location"] = {k: v for k, v in view["location"].items() if k != "original"}
+    return view
+
+
 class TargetHandler(Handler):
     """Officers report new shops and correct names, addresses and business types."""
 
@@ -1223,7 +1232,7 @@ class TargetHandler(Handler):
         }
         if errors:
             raise invalid(errors)
-        location, _ = wgs84_location(wire["location"], with_accuracy=False)
+        location, original = wgs84_location(wire["location"], with_accuracy=False)
         values = {k: v for k, v in loaded.items() if k != "location"}
         target = Target(
             id=change.id,
@@ -1231,12 +1240,13 @@ class TargetHandler(Handler):
             squadron_id=squadron_id,
             lon=location["lon"],
             lat=location["lat"],
+            location_original=original,
             **values,
         )
         target.field_clocks = {name: str(change.hlc) for name in wire}
         db.session.add(target)
         db.session.flush()
-        write_version(self.entity, target, target.device_fields(), list(wire), ctx, change)
+        write_version(self.entity, target, target.version_fields(), list(wire), ctx, change)
         audit.record(
             ctx.actor, "target.report", self.entity, target.id, after=audit.snapshot(target)
         )
@@ -1250,8 +1260,9 @@ class TargetHandler(Handler):
         if "kind" in change.fields:
             raise invalid({"kind": ["a target's kind never changes"]})
         loaded, wire = load_fields(_TARGET_INPUT, change.fields)
+        original = None
         if "location" in wire:
-            wire["location"], _ = wgs84_location(wire["location"], with_accuracy=False)
+            wire["location"], original = wgs84_location(wire["location"], with_accuracy=False)
         wrong = (
             ("permit_no", "scale", "phase")
             if target.kind is TargetKind.shop
@@ -1270,9 +1281,7 @@ class TargetHandler(Handler):
                 ("base", self.entity, target.id, change.base_version),
                 lambda: base_snapshot(self.entity, target.id, change.base_version),
             )
-            base = (
-                None if snapshot is None else {name: snapshot.get(name) for name in TARGET_FIELDS}
-            )
+            base = None if snapshot is None else target_base_view(snapshot)
         merged = merge_fields(
             TARGET_RULES,
             base,
@@ -1291,6 +1300,8 @@ class TargetHandler(Handler):
         for name, value in merged.values.items():
             if name == "location":
                 target.lon, target.lat = value["lon"], value["lat"]
+                # The device's point is written: what it sent goes with it (None: WGS-84).
+                target.location_original = original
             else:
                 setattr(target, name, _TARGET_INPUT.load({name: value}, partial=True)[name])
         changed = list(merged.values) + _reasserted(merged, merged.values)
@@ -1298,7 +1309,7 @@ class TargetHandler(Handler):
             target.field_clocks = {**(target.field_clocks or {}), **merged.clocks}
             stamp_versions(target, merged.clocks, target.version + 1)
             db.session.flush()
-            write_version(self.entity, target, target.device_fields(), changed, ctx, change)
+            write_version(self.entity, target, target.version_fields(), changed, ctx, change)
             entry = audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
             if entry is not None and entry["after"].keys() & RISK_FIELDS:
                 risk.refresh_target(ctx.actor, target, ctx.now)

@@ -40,7 +40,6 @@ from sync.entities import (
     delete_photo,
     inspection_device_view,
     inspection_wire,
-    target_device_view,
     wgs84_location,
     write_photo_metadata,
     write_version,
@@ -228,7 +227,8 @@ def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
     logged = base_snapshot(conflict.entity, record.id, conflict.record_version)
     if logged is None:
         return  # the record is older than its version history: nothing to compare with
-    now = inspection_wire(record) if isinstance(record, Inspection) else target_device_view(record)
+    # As the version history has it: the snapshot of each version is in this form.
+    now = inspection_wire(record) if isinstance(record, Inspection) else record.version_fields()
     written = _written_fields(conflict, chosen)
     # Photo lists are applied as removals and additions (see _amendment_fields, _field_value):
     # what was added since stays, so they never block the choice.
@@ -473,7 +473,7 @@ def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int
         raise validation_error({"value": {name: ["not a field devices write"] for name in unknown}})
     loaded = _load(TargetFieldsArgs(), fields)
     if "location" in loaded:
-        stored, _ = wgs84_location(
+        stored, original = wgs84_location(
             TargetFieldsArgs().dump({"location": loaded["location"]})["location"],
             with_accuracy=False,
         )
@@ -484,14 +484,13 @@ def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int
     for name, value in loaded.items():
         if name == "location":
             record.lon, record.lat = stored["lon"], stored["lat"]
+            record.location_original = original
         else:
             setattr(record, name, value)
     record.field_clocks = {**(record.field_clocks or {}), **{name: clock for name in loaded}}
     stamp_versions(record, list(loaded), record.version + 1)
     db.session.flush()
-    write_version(
-        "target", record, target_device_view(record), list(loaded), None, None, actor=actor
-    )
+    write_version("target", record, record.version_fields(), list(loaded), None, None, actor=actor)
     entry = audit.record_update(actor, "target.resolve", "target", record, before)
     if entry is not None and entry["after"].keys() & RISK_FIELDS:
         risk.refresh_target(actor, record, utcnow())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 import sqlalchemy as sa
 
 from fieldapp.actor import Actor
@@ -11,7 +12,7 @@ from fieldapp.db import db, utcnow
 from fieldapp.inspections.models import Inspection
 from sync.engine import _stdlib_body_hash, body_hash
 from sync.models import Conflict, SyncChange
-from tests.conftest import assert_error, audit_entries
+from tests.conftest import assert_error, audit_entries, etag_of
 from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection, photo_metadata
 
 SYSTEM = Actor.for_system("test")
@@ -974,6 +975,59 @@ def test_officers_report_a_new_shop_and_correct_it(app, login, world):
     target = login("leader1").get(f"/api/v1/targets/{shop_id}").get_json()
     assert target["name"] == "鲜果多水果店" and target["squadron_id"] == world.squadrons[0].id
     assert target["code"].startswith("S")
+
+
+def test_a_shop_reported_in_gcj02_keeps_the_original_coordinates(app, login, world):
+    """DESIGN.md: devices may send GCJ-02 or BD-09; the server converts and keeps the original.
+    A shop reported from a device's map (GCJ-02) is stored in WGS-84 and keeps what the device
+    sent as ``location.original``, as an inspection does: in its file, in what devices pull,
+    in its version history and in its audit entry. A correction from a Baidu map (BD-09, on a
+    stale base) replaces it without a conflict; a leader moving the point by hand drops it."""
+    from fieldapp.geo import gcj02_to_bd09, wgs84_to_gcj02
+    from sync.models import RecordVersion
+
+    officer, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    shop_id = uuid.uuid4()
+    lon, lat = wgs84_to_gcj02(121.48, 31.38)
+    sent = {"lon": round(lon, 7), "lat": round(lat, 7), "crs": "gcj02"}
+    [result] = officer.push_ok(officer.change("target", shop_id, NEW_SHOP | {"location": sent}))
+    assert result["status"] == "applied", result
+    leader = login("leader1")
+    file = leader.get(f"/api/v1/targets/{shop_id}").get_json()
+    assert file["location"]["lon"] == pytest.approx(121.48, abs=1e-6)
+    assert file["location"]["lat"] == pytest.approx(31.38, abs=1e-6)
+    assert file["location"]["original"] == sent
+    pulled = [c for c in colleague.pull_all() if (c["entity"], c["id"]) == ("target", str(shop_id))]
+    assert pulled[-1]["data"]["location"]["original"] == sent
+    [reported] = audit_entries(app, action="target.report", record_id=str(shop_id))
+    assert reported.after["location_original"] == sent
+    with app.app_context():
+        snapshot = db.session.scalar(
+            sa.select(RecordVersion.data).where(
+                RecordVersion.entity == "target", RecordVersion.record_id == shop_id
+            )
+        )
+    assert snapshot["location"]["original"] == sent
+
+    colleague.push_ok(colleague.change("target", shop_id, {"name": "鲜果多"}, base_version=1))
+    bd_lon, bd_lat = gcj02_to_bd09(*wgs84_to_gcj02(121.4805, 31.3804))
+    baidu = {"lon": round(bd_lon, 7), "lat": round(bd_lat, 7), "crs": "bd09"}
+    [moved] = officer.push_ok(
+        officer.change("target", shop_id, {"location": baidu}, base_version=1)
+    )
+    assert (moved["status"], moved["conflicts"]) == ("merged", [])
+    file = leader.get(f"/api/v1/targets/{shop_id}").get_json()
+    assert file["location"]["lon"] == pytest.approx(121.4805, abs=1e-5)
+    assert (file["name"], file["location"]["original"]) == ("鲜果多", baidu)
+
+    path = f"/api/v1/targets/{shop_id}"
+    response = leader.patch(
+        path,
+        json={"location": {"lon": 121.481, "lat": 31.381}},
+        headers={"If-Match": etag_of(leader, path)},
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["location"] == {"lon": 121.481, "lat": 31.381}
 
 
 def test_a_new_shop_and_its_first_inspection_in_one_batch_are_both_applied(app, login, world):

@@ -17,7 +17,7 @@ from schemas.targets import TargetSchema
 from sync import engine
 from sync.entities import inspection_wire
 from tests.review_helpers import push_inspection, review_ok
-from tests.sync_helpers import FakeDevice, new_inspection
+from tests.sync_helpers import NEW_SHOP, FakeDevice, new_inspection
 
 
 def test_wire_form_matches_the_schema(app, login, world):
@@ -161,10 +161,20 @@ def test_pulled_reviewed_follow_ups_are_the_schema_dump(app, login, world):
 
 
 def test_pulled_targets_are_the_schema_dump(app, login, world):
-    """Shops and sites (with a boundary, a scale and a phase) pull as the targets API dumps them."""
+    """Shops and sites (with a boundary, a scale and a phase, or reported from a device's
+    GCJ-02 map, with the original location) pull as the targets API dumps them."""
+    officer = FakeDevice(login("officer1"))
+    reported = uuid.uuid4()
+    gcj02 = {"lon": 121.4847, "lat": 31.3781, "crs": "gcj02"}
+    officer.push_ok(officer.change("target", reported, NEW_SHOP | {"location": gcj02}))
     page = login("leader1").get("/api/v1/sync/pull", query_string={"limit": 200}).get_json()
     pulled = {c["id"]: c["data"] for c in page["changes"] if c["entity"] == "target"}
-    assert set(pulled) == {str(world.targets["shop1"].id), str(world.targets["site1"].id)}
+    assert set(pulled) == {
+        str(world.targets["shop1"].id),
+        str(world.targets["site1"].id),
+        str(reported),
+    }
+    assert pulled[str(reported)]["location"]["original"] == gcj02
     with app.app_context():
         for target_id, data in pulled.items():
             assert data == TargetSchema().dump(db.session.get(Target, uuid.UUID(target_id)))

@@ -54,6 +54,9 @@ class Target(Syncable, db.Model):
     # WGS-84 point: a shop's door, a site's main gate.
     lon: Mapped[float]
     lat: Mapped[float]
+    #: What the device that reported or last moved the point sent, when it was not WGS-84
+    #: (``{lon, lat, crs}``, GCJ-02 or BD-09): kept as inspections keep theirs (DESIGN.md).
+    location_original: Mapped[dict | None] = mapped_column(JSONType)
     credit_class: Mapped[CreditClass] = mapped_column(
         enum_column(CreditClass), default=CreditClass.B
     )
@@ -105,6 +108,15 @@ class Target(Syncable, db.Model):
             "scale": str(self.scale) if self.scale else None,
             "phase": str(self.phase) if self.phase else None,
         }
+
+    def version_fields(self) -> dict:
+        """What a version snapshot of the target holds: its device fields, the location with
+        what the device sent (``original``) when that was not WGS-84, as the wire form has it.
+        Merges compare :meth:`device_fields` (a location is the same point in any system)."""
+        fields = self.device_fields()
+        if self.location_original:
+            fields["location"]["original"] = self.location_original
+        return fields
 
     __table_args__ = (
         sa.Index("ix_targets_squadron_kind", "squadron_id", "kind"),

@@ -139,7 +139,7 @@ def _record_version(actor: Actor, target: Target, changed: list[str], at) -> Non
     record_version(
         "target",
         target,
-        target.device_fields(),
+        target.version_fields(),
         changed,
         user_id=actor.user_id,
         device_id=actor.device_id,
@@ -192,8 +192,13 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         open_complaints_follow(actor, target, changes["squadron_id"])
         open_tasks_follow(actor, target, changes["squadron_id"], now)
     deactivating = target.active and changes.get("active") is False
+    point_before = (target.lon, target.lat)
     for name, value in changes.items():
         setattr(target, name, value)
+    if (target.lon, target.lat) != point_before:
+        # Moved here (the API and the import take WGS-84): no longer the point a device sent
+        # in GCJ-02 or BD-09, whose original would now mislead.
+        target.location_original = None
     changed = [k for k, v in target.device_fields().items() if fields_before[k] != v]
     if changed:
         stamp_server_write(target, changed, now)
