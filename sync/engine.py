@@ -571,7 +571,9 @@ def _base_snapshots(pairs: list[tuple[uuid.UUID, int]]) -> sa.Select:
 
 
 def _preload_targets(ctx: PushContext, changes: list) -> None:
-    """The targets the batch's inspections name, in the caller's scope, in one query."""
+    """The targets the batch's inspections name, in the caller's scope, in one query; and of
+    those not in it, the ones that left the caller's squadron (:func:`left_target_refs`), in
+    one more query, only when there are such (a target moved while a device was offline)."""
 
     wanted = set()
     for raw in changes:
@@ -581,16 +583,22 @@ def _preload_targets(ctx: PushContext, changes: list) -> None:
                 wanted.add(uuid.UUID(fields_["target_id"]))
             except ValueError:
                 continue
-    _cache_targets(ctx, wanted)
+    missing = _cache_targets(ctx, wanted)
+    if missing:
+        left = left_target_refs(ctx, missing)
+        for target_id in missing:
+            ctx.cache[("target_left", target_id)] = left.get(target_id)
 
 
-def _cache_targets(ctx: PushContext, wanted: set) -> None:
+def _cache_targets(ctx: PushContext, wanted: set) -> set:
+    """Cache the targets of ``wanted`` in the caller's scope; returns the ids not found."""
     wanted = {t for t in wanted if ("target", t) not in ctx.cache}
     if not wanted:
-        return
+        return set()
     found = target_refs(ctx, wanted)
     for target_id in wanted:
         ctx.cache[("target", target_id)] = found.get(target_id)
+    return wanted - found.keys()
 
 
 def target_refs(ctx: PushContext, ids) -> dict:
@@ -605,6 +613,32 @@ def target_refs(ctx: PushContext, ids) -> dict:
             sa.select(Target.id, Target.kind, Target.squadron_id).where(
                 Target.id.in_(ids), ctx.policy.readable(Target)
             )
+        )
+    }
+
+
+def left_target_refs(ctx: PushContext, ids) -> dict:
+    """The targets with these ids that moved out of the caller's squadron, by id: what
+    :func:`target_refs` reads of them (their squadron is the one they are in now), and
+    ``left_at``, when they last left the caller's squadron (its scope exit). An inspection its
+    officers started before then was made while the target was theirs, and is not refused for
+    the move (see ``InspectionHandler._check``). Empty for a caller without a squadron (whose
+    scope a move within it does not change)."""
+    from fieldapp.targets.models import Target
+    from sync.models import ScopeExit
+
+    squadron_id = ctx.actor.user.squadron_id if ctx.actor.user is not None else None
+    if squadron_id is None or not ids:
+        return {}
+    return {
+        row.id: row
+        for row in db.session.execute(
+            sa.select(Target.id, Target.kind, Target.squadron_id, ScopeExit.left_at)
+            .join(
+                ScopeExit,
+                sa.and_(ScopeExit.entity == "target", ScopeExit.record_id == Target.id),
+            )
+            .where(Target.id.in_(ids), ScopeExit.squadron_id == squadron_id)
         )
     }
 

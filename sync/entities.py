@@ -58,7 +58,7 @@ from schemas.inspections import (
     load_inspection_fields,
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
-from sync.engine import Change, PushContext, Rejected, target_refs
+from sync.engine import Change, PushContext, Rejected, left_target_refs, target_refs
 from sync.hlc import HLC
 from sync.merge import (
     UNKNOWN,
@@ -883,6 +883,8 @@ class InspectionHandler(Handler):
             if target_id
             else None
         )
+        if target is None and creating and target_id:
+            target = _target_left_after(ctx, target_id, loaded.get("started_at"))
         if target is None and check("target_id"):
             errors["target_id"] = ["no such target in your scope"]
         version_key = (loaded.get("checklist_id"), loaded.get("checklist_version"))
@@ -1062,6 +1064,24 @@ def _officers_moved(inspection: Inspection, dropped: set, added: set, actor_id) 
                 .values(change_seq=sa.bindparam("seq"), updated_at=table.c.updated_at),
                 [{"photo_id": p.id, "seq": first + n} for n, p in enumerate(photos)],
             )
+
+
+def _target_left_after(ctx: PushContext, target_id, started_at) -> sa.Row | None:
+    """The target ``target_id`` if it left the caller's squadron after ``started_at`` (an
+    inspection's start), else None.
+
+    An officer inspects a shop of their squadron offline; before the pad syncs, the shop moves
+    to another squadron. The inspection was made while the shop was theirs, and an officer
+    never loses an offline edit (DESIGN.md): it is filed as every inspection of the target now
+    is, in the target's squadron, and its officers read it as their own from there. Asked only
+    of a target not found in the caller's scope (the push preloads the batch's in one query).
+    """
+    if started_at is None:
+        return None
+    left = ctx.cached(
+        ("target_left", target_id), lambda: left_target_refs(ctx, [target_id]).get(target_id)
+    )
+    return left if left is not None and left.left_at > started_at else None
 
 
 def _follow_up_problem(followed_id, record_id, target, started_at=None) -> str | None:

@@ -1030,6 +1030,48 @@ def test_a_shop_reported_in_gcj02_keeps_the_original_coordinates(app, login, wor
     assert response.get_json()["location"] == {"lon": 121.481, "lat": 31.381}
 
 
+def test_an_inspection_made_before_its_shop_moved_is_filed_where_the_shop_now_is(app, login, world):
+    """officer1 inspects shop1 (squadron 1) offline with officer2; before the pad syncs, the
+    admin moves shop1 to squadron 2. The inspection was made while the shop was squadron 1's
+    and an officer never loses an offline edit (DESIGN.md): it is applied, filed in squadron 2
+    as every inspection of shop1 now is (leader2 reviews it), and officer1 reads and edits it
+    as their own inspection elsewhere. An inspection started after the move is refused: the
+    shop was no longer theirs when it was made."""
+    admin, officer = login("admin"), FakeDevice(login("officer1"))
+    officer.pull_all()
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    moved = admin.patch(
+        path,
+        json={"squadron_id": world.squadrons[1].id},
+        headers={"If-Match": etag_of(admin, path)},
+    )
+    assert moved.status_code == 200, moved.get_json()
+    after_move = utcnow().isoformat()
+
+    inspection_id, late_id = uuid.uuid4(), uuid.uuid4()
+    made = new_inspection(world, ["officer1", "officer2"], status="submitted")
+    results = officer.push_ok(
+        officer.change("inspection", inspection_id, made),
+        officer.change(
+            "inspection", late_id, new_inspection(world, ["officer1"], started_at=after_move)
+        ),
+    )
+    assert results[0]["status"] == "applied", results[0]["error"]
+    assert results[1]["status"] == "rejected"
+    assert results[1]["error"]["errors"]["json"] == {"target_id": ["no such target in your scope"]}
+    assert inspection_in_db(app, inspection_id).squadron_id == world.squadrons[1].id
+    path = f"/api/v1/inspections/{inspection_id}"
+    assert login("leader2").get(path).status_code == 200
+    assert_error(login("leader1").get(path), 404, "not_found")
+    assert login("officer1").get(path).status_code == 200
+
+    [edited] = officer.push_ok(
+        officer.change("inspection", inspection_id, {"findings": "门前已清理"}, base_version=1)
+    )
+    assert (edited["status"], edited["version"]) == ("applied", 2), edited["error"]
+    assert login("officer1").get(path).get_json()["findings"] == "门前已清理"
+
+
 def test_a_new_shop_and_its_first_inspection_in_one_batch_are_both_applied(app, login, world):
     """Saved offline together, so they arrive in one batch: the inspection finds the shop."""
     officer = FakeDevice(login("officer1"))
