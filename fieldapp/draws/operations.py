@@ -28,6 +28,7 @@ import math
 import random
 import secrets
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from fractions import Fraction
 from types import SimpleNamespace
@@ -37,7 +38,7 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role, User
-from fieldapp.db import db
+from fieldapp.db import db, new_uuid
 from fieldapp.draws.models import Draw
 from fieldapp.errors import validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, inspection_officers
@@ -186,16 +187,20 @@ def create_draw(
     rates: dict | None,
     seed: int | None,
     now: datetime,
+    new_id: Callable[[], uuid.UUID] = new_uuid,
     *,
     whole_district: bool = False,
 ) -> Draw:
     """Freeze the roster, draw, store the draw with its audit entry, and give each drawn
-    target a task for its officer pair (devices pull it).
+    target a task for its officer pair (devices pull it), all dated ``now``.
 
     ``whole_district``: the caller asked for district ``district_id`` (``squadrons`` are all of
     its squadrons), otherwise for the one squadron in ``squadrons``. It is said, not guessed
     from how many squadrons there are: a district with one squadron still makes a district
-    draw, and a refusal names the field that was sent."""
+    draw, and a refusal names the field that was sent.
+
+    ``new_id`` gives the draw's and its tasks' ids; the demo passes ids from its seed, so that
+    a seed builds the same district row for row."""
     defaults = load_settings()["draw"]["rates"]
     rates = {level: float((rates or {}).get(level, defaults[level])) for level in LEVELS}
     rates[RiskLevel.high.value] = 1.0  # high risk is always drawn entirely, whatever is asked
@@ -214,6 +219,7 @@ def create_draw(
     seed = secrets.randbits(63) if seed is None else seed
     drawn = run_draw(roster, seed)
     draw = Draw(
+        id=new_id(),
         squadron_id=None if whole_district else squadrons[0].id,
         district_id=district_id,
         kind=kind,
@@ -249,6 +255,11 @@ def create_draw(
         )
         for item in drawn
     ]
+    for task in tasks:
+        task.id = new_id()
+        # Made with the draw, at ``now`` as the draw is (create_task dates its task the same
+        # way): a draw made in the past (the demo's) has tasks of that day, not of today.
+        task.created_at = task.updated_at = now
     db.session.flush()
     audit.record(
         actor,
