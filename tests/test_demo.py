@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import UTC, date, datetime
 from itertools import combinations
 
 import pytest
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from shapely.geometry import Point, box, shape
 from shapely.ops import unary_union
 
+from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import User
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
@@ -21,6 +22,7 @@ from fieldapp.inspections.models import Case, Inspection
 from fieldapp.org.models import Squadron
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
+from sync.models import RecordVersion
 
 AS_OF = date(2026, 6, 30)
 
@@ -174,6 +176,240 @@ def test_every_demo_inspection_has_its_current_version_in_the_history(demo):
         )
     }
     inspections = db.session.scalars(sa.select(Inspection)).all()
-    assert len(snapshots) == len(inspections)
+    assert len(snapshots) == sum(i.version for i in inspections)
     for inspection in inspections:
         assert snapshots[inspection.id, inspection.version] == InspectionSchema().dump(inspection)
+
+
+def _sign_in(app, username: str):
+    client = app.test_client()
+    token = client.post(
+        "/api/v1/auth/token",
+        json={"username": username, "password": "fieldapp-demo", "device_id": f"desk-{username}"},
+    ).get_json()["token"]
+    return client, {"Authorization": f"Bearer {token}"}
+
+
+def test_a_demo_inspections_history_is_the_officers_record_then_the_leaders_review(app, demo):
+    """``GET /inspections/<id>/history`` reads as the system writes it: the officer who recorded
+    the inspection created it from their pad, every field; the leader's review is a version of
+    its own, from the leader's device, changing the review alone."""
+    reviewed = db.session.scalars(
+        sa.select(Inspection)
+        .where(Inspection.review_status.in_(["approved", "returned"]))
+        .order_by(Inspection.id)
+        .limit(20)
+    ).all()
+    assert reviewed
+    client, headers = _sign_in(app, "supervisor")
+    for inspection in reviewed:
+        history = client.get(
+            f"/api/v1/inspections/{inspection.id}/history", headers=headers
+        ).get_json()
+        created, review = history
+        assert created["version"] == 1 and review["version"] == 2
+        assert created["user_id"] == str(inspection.created_by_id)
+        assert created["device_id"] == inspection.device_id
+        assert created["at"] == inspection.received_at.isoformat()
+        assert {"target_id", "answers", "outcome", "officer_ids"} <= set(created["changes"])
+        assert created["changes"]["review"]["to"]["status"] == "pending"
+        assert review["user_id"] == str(inspection.reviewed_by_id)
+        assert review["device_id"] not in (None, inspection.device_id)
+        assert review["device_id"].startswith("desk-")
+        assert set(review["changes"]) == {"review"}
+        assert review["changes"]["review"]["to"]["status"] == inspection.review_status.value
+
+
+def test_demo_times_follow_the_workflow(app, demo):
+    """Received, submitted (the first push submits: the same moment), then reviewed; a case is
+    opened by the approval; a complaint is checked after it came in and decided by the check's
+    approval; a follow-up goes after the task that sent it."""
+    client, headers = _sign_in(app, "supervisor")
+    wire, page = [], 1
+    while True:
+        body = client.get(
+            f"/api/v1/inspections?per_page=200&page={page}", headers=headers
+        ).get_json()
+        wire += body["items"]
+        if not body["has_more"]:
+            break
+        page += 1
+    assert len(wire) == db.session.scalar(sa.select(sa.func.count()).select_from(Inspection))
+    for item in wire:
+        assert item["received_at"] == item["submitted_at"], item["id"]
+        if item["review"]["reviewed_at"] is not None:
+            reviewed = datetime.fromisoformat(item["review"]["reviewed_at"])
+            assert reviewed > datetime.fromisoformat(item["submitted_at"]), item["id"]
+    end = datetime(AS_OF.year, AS_OF.month, AS_OF.day, tzinfo=UTC)
+    for case, reviewed_at in db.session.execute(
+        sa.select(Case, Inspection.reviewed_at).join(
+            Inspection, Inspection.id == Case.inspection_id
+        )
+    ):
+        assert case.opened_at == reviewed_at
+        assert case.closed_at is None or case.opened_at < case.closed_at <= end
+    for complaint, started_at in db.session.execute(
+        sa.select(Complaint, Inspection.started_at).join(
+            Inspection, Inspection.id == Complaint.inspection_id
+        )
+    ):
+        assert complaint.received_at < started_at
+    for task, started_at in db.session.execute(
+        sa.select(Task, Inspection.started_at).join(Inspection, Inspection.task_id == Task.id)
+    ):
+        assert task.created_at < started_at
+        assert task.closed_at is None or task.closed_at >= task.created_at
+
+
+def test_demo_complaints_are_decided_as_the_system_decides_them(demo):
+    """A checked complaint is closed by its check's approval, as ``decide_complaint`` closes
+    it: by the leader who approved, with a note, naming the inspection; each carries its own
+    12345 ticket number."""
+    complaints = db.session.scalars(sa.select(Complaint)).all()
+    assert len({c.reference for c in complaints}) == len(complaints)
+    assert all(c.reference and c.reference.isdigit() for c in complaints)
+    closed = [c for c in complaints if c.closed_at is not None]
+    assert closed
+    for complaint in closed:
+        check = db.session.get(Inspection, complaint.inspection_id)
+        assert check.target_id == complaint.target_id
+        assert check.origin.value == "complaint"
+        assert check.review_status.value == "approved"
+        assert complaint.decided_by_id == check.reviewed_by_id
+        assert complaint.closed_at == check.reviewed_at
+        assert complaint.substantiated == (check.outcome.value != "compliant")
+        assert complaint.decision_note
+
+
+def test_demo_follow_ups_go_on_the_task_their_leader_sent(demo):
+    """A 复查 of the demo is dispatched: the leader approving a rectification order sends a
+    task, the follow-up carries it (origin ``task``), and the follow-up's approval closes it."""
+    follow_ups = db.session.scalars(
+        sa.select(Inspection).where(Inspection.follow_up_of.is_not(None))
+    ).all()
+    assert follow_ups
+    for inspection in follow_ups:
+        assert inspection.origin.value == "task"
+        task = db.session.get(Task, inspection.task_id)
+        assert task.target_id == inspection.target_id
+        order = db.session.get(Inspection, inspection.follow_up_of)
+        assert order.review_status.value == "approved"
+        assert task.created_at == order.reviewed_at
+        assert task.created_by_id == order.reviewed_by_id
+        assert sorted(str(u.id) for u in task.assignees) == sorted(inspection.officer_ids)
+        approved = inspection.review_status.value == "approved"
+        assert (task.status.value == "done") == approved
+        assert (task.closed_by_inspection_id == inspection.id) == approved
+    # Every inspection that names a task names one that exists, with the same target.
+    tasked = db.session.scalars(sa.select(Inspection).where(Inspection.task_id.is_not(None)))
+    assert all(db.session.get(Task, i.task_id).target_id == i.target_id for i in tasked)
+    assert not db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Inspection)
+        .where(Inspection.origin == "task", Inspection.task_id.is_(None))
+    )
+
+
+def test_demo_draw_tasks_are_dated_by_their_draw_and_their_closing_is_audited(demo):
+    """A draw made in the demo's past gives tasks of that day (not of the build), each closed
+    by its approval with a ``task.close`` entry, as approvals close tasks."""
+    draws = {d.id: d for d in db.session.scalars(sa.select(Draw))}
+    tasks = db.session.scalars(sa.select(Task).where(Task.draw_id.is_not(None))).all()
+    assert tasks
+    for task in tasks:
+        assert task.created_at == draws[task.draw_id].created_at
+        assert task.closed_at is None or task.closed_at > task.created_at
+    done = [t for t in tasks if t.status.value == "done"]
+    assert done
+    closes = {
+        entry.record_id: entry
+        for entry in db.session.scalars(
+            sa.select(AuditEntry).where(AuditEntry.action == "task.close")
+        )
+    }
+    for task in done:
+        assert closes[str(task.id)].after["closed_by_inspection_id"] == str(
+            task.closed_by_inspection_id
+        )
+        assert task.updated_at == task.closed_at
+
+
+def test_the_public_page_shows_the_draws_results_early_in_the_month(app, ctx):
+    """The squadrons drew a full task period (and its reviews) before the demo's date, so a
+    demo built on the 5th of a month has drawn inspections approved and published (一公开)."""
+    DemoBuilder(SCALES["small"], seed=7, as_of=date(2026, 6, 5)).build(
+        app.extensions["fieldapp.auth"].password_hasher
+    )
+    db.session.commit()
+    [drawn_on] = {d.created_at for d in db.session.scalars(sa.select(Draw))}
+    assert drawn_on == datetime(2026, 5, 1, tzinfo=UTC)
+    drawn = db.session.scalars(sa.select(Inspection).where(Inspection.draw_id.is_not(None))).all()
+    assert drawn and all(i.review_status.value != "pending" for i in drawn)
+    response = app.test_client().get("/api/v1/public/inspections?from=2026-01-01&per_page=100")
+    assert response.status_code == 200
+    published = response.get_json()["items"]
+    assert len(published) == sum(i.review_status.value == "approved" for i in drawn) > 0
+
+
+def test_same_seed_and_date_same_rows(app, ctx):
+    """Nothing of the build's own clock gets into the district: two builds with one seed and
+    date give the same tasks, complaints, cases and version history, row for row."""
+    tables = {
+        Task: [Task.id],
+        Complaint: [Complaint.id],
+        Case: [Case.id],
+        # Without its serial id, which a database's sequence does not hand out twice.
+        RecordVersion: [RecordVersion.record_id, RecordVersion.version],
+    }
+
+    def rows_after_build() -> dict:
+        savepoint = db.session.begin_nested()
+        DemoBuilder(SCALES["small"], seed=5, as_of=AS_OF).build(
+            app.extensions["fieldapp.auth"].password_hasher
+        )
+        rows = {
+            model.__name__: db.session.execute(
+                sa.select(
+                    *(c for c in model.__table__.columns if c is not RecordVersion.__table__.c.id)
+                ).order_by(*order)
+            ).all()
+            for model, order in tables.items()
+        }
+        savepoint.rollback()
+        return rows
+
+    first, again = rows_after_build(), rows_after_build()
+    for table, rows in first.items():
+        assert [r for r in again[table] if r not in rows] == [], table
+
+
+def test_every_demo_task_has_its_creation_and_closing_audited(demo):
+    """DESIGN: every state change writes its audit entry. ``GET /audit?entity=task&record_id=``
+    of any demo task starts with its creation, and a done task's goes on with its closing."""
+    entries: dict[str, list[str]] = {}
+    for record_id, action in db.session.execute(
+        sa.select(AuditEntry.record_id, AuditEntry.action)
+        .where(AuditEntry.entity == "task")
+        .order_by(AuditEntry.seq)
+    ):
+        entries.setdefault(record_id, []).append(action)
+    tasks = db.session.scalars(sa.select(Task)).all()
+    assert {t.status.value for t in tasks} == {"open", "done"}
+    for task in tasks:
+        expected = ["task.create"] + (["task.close"] if task.status.value == "done" else [])
+        assert entries[str(task.id)] == expected, task.origin
+
+
+def test_the_build_reports_its_progress_through_the_history(app, ctx):
+    """``fieldapp demo`` is not silent for the history, the longest phase of a district: it
+    reports every tenth of the targets, and names the draw."""
+    messages: list[str] = []
+    DemoBuilder(SCALES["small"], seed=7, as_of=AS_OF, progress=messages.append).build(
+        app.extensions["fieldapp.auth"].password_hasher
+    )
+    history = [m for m in messages if "% of targets" in m]
+    assert [m.split("%")[0].strip() for m in history] == [str(n) for n in range(10, 101, 10)]
+    assert messages.index(history[-1]) < messages.index(
+        next(m for m in messages if m.startswith("assessing risk"))
+    )
+    assert "drawing 双随机 as of 2026-05-01" in messages

@@ -39,14 +39,16 @@ from fieldapp.draws import operations as draws_ops
 from fieldapp.draws.operations import DRAW_TASK_DAYS
 from fieldapp.errors import APIError
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
+from fieldapp.localtime import local_date
 from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.risk.models import RiskLevelChange
 from fieldapp.supervision.models import CaseReview, OrderStatus, SupervisionOrder, Verdict
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.targets.operations import code_for
+from fieldapp.tasks import operations as tasks_ops
 from fieldapp.tasks.models import Task, TaskStatus, task_assignees
-from sync.entities import inspection_wire
+from sync.entities import INSPECTION_FIELDS, inspection_wire
 from sync.models import RecordVersion
 from sync.sequence import allocate
 from sync.versions import version_values
@@ -63,6 +65,10 @@ EXTENT = (121.33, 31.29, 121.53, 31.51)
 GRID_ROWS, GRID_COLS = 4, 3
 CHUNK = 5000
 
+#: Inspections started this close to the demo's date still wait for their leader's review; the
+#: others were reviewed within a few days of their submission.
+REVIEW_DAYS = 4
+
 #: Sizes of generated streets and sites and offsets of inspection points (random draws far from
 #: any check's threshold) turned into degrees with one mean figure: they are not measurements
 #: (fieldapp.geo measures), and keeping the figure keeps a seed building the same district.
@@ -77,8 +83,9 @@ class Scale:
     officers_per_squadron: int
     #: Scales the per-target inspection rate; the city keeps history lighter per target.
     visit_factor: float
-    #: Risk is assessed at the start of each of this many last months, then on the demo's date,
-    #: so levels have moved by the rules; the city does fewer rounds to keep its build short.
+    #: Risk is assessed at the start of each of this many last months and of the draw's month
+    #: (:func:`_draw_moment`), then on the demo's date, so levels have moved by the rules; the
+    #: city assesses only at the draw and on the demo's date, to keep its build short.
     risk_months: int = 6
 
 
@@ -91,7 +98,7 @@ SCALES = {
         sites=4_300,
         officers_per_squadron=60,
         visit_factor=0.45,
-        risk_months=1,
+        risk_months=0,
     ),
 }
 
@@ -263,6 +270,8 @@ class DemoBuilder:
         self.progress = progress or (lambda message: None)
         self.password_hash = ""
         self.counts: dict[str, int] = {}
+        #: The demo writes the audit entries of what it makes (tasks, draws, supervision).
+        self.system = Actor.for_system("demo")
         self.seq = 0  # change sequence numbers handed out so far
 
     # The syncable rows get consecutive change numbers, as if written one after another.
@@ -334,7 +343,7 @@ class DemoBuilder:
         summary = Summary(self.scale.name, self.seed, self.as_of.isoformat(), self.counts)
         summary.seconds = time.perf_counter() - started
         audit.record(
-            Actor.for_system("demo"),
+            self.system,
             "demo.build",
             "district",
             district.id,
@@ -375,11 +384,14 @@ class DemoBuilder:
         user("supervisor", Role.supervisor, None)
         user("supervisor2", Role.supervisor, None)
         self.leaders: dict[int, dict] = {}
+        self.desks: dict[uuid.UUID, str] = {}
         self.officers: dict[int, list[dict]] = {}
         for s in self.squadrons:
             sid = s["id"]
             leader_name = f"leader{sid}" if sid <= 2 else f"sq{sid:02d}.leader"
             self.leaders[sid] = user(leader_name, Role.leader, sid)
+            # Leaders review at their desk: their versions name it, not an officer's pad.
+            self.desks[self.leaders[sid]["id"]] = f"desk-{leader_name}"
             named = {1: ["officer1", "officer2"], 2: ["officer3"]}.get(sid, [])
             count = max(self.scale.officers_per_squadron, len(named) + 2)
             names = named + [
@@ -595,47 +607,76 @@ class DemoBuilder:
         officer_rows: list[dict] = []
         complaints: list[dict] = []
         cases: list[dict] = []
-        tasks: list[dict] = []
+        follow_up_tasks: list[dict] = []  # inspections carry their ids: written first
+        tasks: list[dict] = []  # complaints' tasks: written after the complaints
         assignees: list[dict] = []
         case_numbers = self.case_numbers = iter(range(1, 10_000_000))
+        tickets: dict[date, int] = {}  # 12345 ticket numbers handed out, by day
         written = 0
+        started_at = time.perf_counter()
 
         def flush(force: bool = False) -> None:
             nonlocal written
             if force or len(inspections) >= CHUNK:
-                # Parents first: cases and officers point at inspections, tasks at complaints.
-                db.session.execute(
-                    sa.insert(Complaint.__table__), complaints
-                ) if complaints else None
+                # Parents first: inspections point at their follow-up tasks, cases and officers
+                # at inspections, decided complaints at the inspection that checked them, tasks
+                # at complaints. A follow-up task points back at the inspection that closed it:
+                # written open, and closed once that inspection is there.
                 _list_officers(inspections, officer_rows)
-                db.session.execute(
-                    sa.insert(Inspection.__table__), inspections
-                ) if inspections else None
+                # The tasks' entries, closings included, before the closings are set aside.
+                audit.append(_task_entries(self.system, follow_up_tasks + tasks, assignees))
+                closed = []
+                for task in follow_up_tasks:
+                    if task["closed_by_inspection_id"] is not None:
+                        closed.append(
+                            {
+                                "b_id": task["id"],
+                                "b_by": task["closed_by_inspection_id"],
+                                "b_at": task["updated_at"],
+                            }
+                        )
+                        task["closed_by_inspection_id"] = None
                 for table, rows in (
+                    (Task.__table__, follow_up_tasks),
+                    (Inspection.__table__, inspections),
                     (inspection_officers, officer_rows),
-                    (RecordVersion.__table__, _version_snapshots(inspections)),
+                    (RecordVersion.__table__, _version_snapshots(inspections, self.desks)),
                     (Case.__table__, cases),
+                    (Complaint.__table__, complaints),
                     (Task.__table__, tasks),
                     (task_assignees, assignees),
                 ):
                     if rows:
                         db.session.execute(sa.insert(table), rows)
+                if closed:
+                    db.session.execute(_CLOSE_TASK, closed)
                 for label, rows in (
                     ("inspections", inspections),
                     ("complaints", complaints),
                     ("cases", cases),
-                    ("tasks", tasks),
+                    ("tasks", tasks + follow_up_tasks),
                 ):
                     self.counts[label] = self.counts.get(label, 0) + len(rows)
                 written += len(inspections)
-                for rows in (inspections, officer_rows, complaints, cases, tasks, assignees):
+                for rows in (
+                    inspections,
+                    officer_rows,
+                    complaints,
+                    cases,
+                    follow_up_tasks,
+                    tasks,
+                    assignees,
+                ):
                     rows.clear()
 
-        report_every = max(1, len(self.targets) // 10)
+        reported = 0  # tenths of the targets
         for done, target in enumerate(self.targets, start=1):
-            if len(self.targets) > 20_000 and done % report_every == 0:
-                share = done * 100 // len(self.targets)
-                self.progress(f"  {share}% of targets, {written:,} inspections written")
+            if done * 10 // len(self.targets) > reported:
+                reported = done * 10 // len(self.targets)
+                self.progress(
+                    f"  {reported * 10}% of targets, {written + len(inspections):,} inspections"
+                    f" ({time.perf_counter() - started_at:.0f}s)"
+                )
             begin = max(self.start, target["created"])
             span = (self.end - begin).total_seconds()
             if span <= 0:
@@ -646,7 +687,7 @@ class DemoBuilder:
             complaint_rate = (0.15 + 3.0 * target["propensity"]) * self.scale.visit_factor
             for _ in range(_poisson(rng, complaint_rate * span / (365 * 86400))):
                 received = begin + timedelta(seconds=rng.uniform(0, span))
-                complaint = self._complaint(target, received)
+                complaint = self._complaint(target, received, tickets)
                 complaints.append(complaint)
                 check_at = received + timedelta(hours=rng.uniform(4, 72))
                 if self.end - received < timedelta(days=5) and rng.random() < 0.6:
@@ -667,18 +708,26 @@ class DemoBuilder:
                     officer_rows,
                     cases,
                     case_numbers,
+                    not_before=complaint["received_at"] if complaint else None,
                 )
-                if complaint is not None:
-                    complaint["substantiated"] = follow_up["found_violation"]
-                    complaint["closed_at"] = moment + timedelta(hours=2)
-                # 复查: a rectification order is checked again around its deadline.
-                while follow_up["deadline"] is not None:
+                if complaint is not None and follow_up["review_status"] == "approved":
+                    # The leader decides the complaint on the check, as the approval of a
+                    # complaint's check settles it (tasks.operations.settle_complaint).
+                    self._decide(complaint, follow_up)
+                # 复查: on approving a rectification order the leader sends officers back
+                # around its deadline (a task, closed by the follow-up's approval). A returned
+                # order is no order yet, and a pending one is not approved yet: none is sent.
+                while follow_up["deadline"] is not None and follow_up["review_status"] == (
+                    "approved"
+                ):
+                    dispatched = follow_up["reviewed_at"]
                     at = follow_up["deadline_at"] + timedelta(hours=rng.uniform(-48, 72))
+                    task, pair = self._follow_up_task(target, follow_up, follow_up_tasks, assignees)
                     if at >= self.end:
-                        break
+                        break  # not done yet: the task stays open
                     follow_up = self._inspection(
                         target,
-                        at,
+                        max(at, dispatched),
                         "task",
                         follow_up["id"],
                         inspections,
@@ -686,10 +735,63 @@ class DemoBuilder:
                         cases,
                         case_numbers,
                         fixed_probability=0.85,
+                        not_before=dispatched,
+                        officers=pair,
                     )
+                    inspections[-1]["task_id"] = task["id"]
+                    if follow_up["review_status"] == "approved":  # 任务闭环
+                        task.update(
+                            status="done",
+                            closed_at=follow_up["reviewed_at"],
+                            closed_by_inspection_id=follow_up["id"],
+                            updated_at=follow_up["reviewed_at"],
+                            version=2,
+                        )
             flush()
         flush(force=True)
         self._manual_tasks()
+
+    def _decide(self, complaint: dict, check: dict) -> None:
+        """The complaint closed on the approved ``check``, as the system decides it: by the
+        approving leader, with a note, naming the inspection (complaints.decide_complaint)."""
+        found = check["found_violation"]
+        complaint.update(
+            substantiated=found,
+            closed_at=check["reviewed_at"],
+            decided_by_id=check["reviewed_by_id"],
+            decision_note="检查发现问题，投诉属实" if found else "检查未发现问题，投诉不属实",
+            inspection_id=check["id"],
+        )
+
+    def _follow_up_task(
+        self, target, order: dict, tasks: list, assignees: list
+    ) -> tuple[dict, list[dict]]:
+        """The 复查 task the leader sends with the approval of a rectification ``order``, and
+        the officers it sends back by the deadline. Open; the follow-up's approval closes it."""
+        rng = self.rng
+        task_id = _uuid(rng)
+        officers = self._officer_pair(target["squadron_id"])
+        created = order["reviewed_at"]
+        task = {
+            "id": task_id,
+            "target_id": target["id"],
+            "squadron_id": target["squadron_id"],
+            "origin": "manual",
+            "status": "open",
+            "due": max(order["deadline_at"], created + timedelta(days=1)),
+            "note": f"整改复查（限期{order['deadline'].isoformat()}）",
+            "complaint_id": None,
+            "created_by_id": order["reviewed_by_id"],
+            "created_at": created,
+            "updated_at": created,
+            "version": 1,
+            "change_seq": self._next_seq(),
+            "closed_at": None,
+            "closed_by_inspection_id": None,
+        }
+        tasks.append(task)
+        assignees.extend({"task_id": task_id, "user_id": o["id"]} for o in officers)
+        return task, officers
 
     def _manual_tasks(self) -> None:
         """A few open tasks a leader dispatched by hand, so devices have work to pull."""
@@ -731,6 +833,7 @@ class DemoBuilder:
                 )
         self._insert(Task.__table__, tasks, "tasks")
         db.session.execute(sa.insert(task_assignees), assignees)
+        audit.append(_task_entries(self.system, tasks, assignees))
 
     def _visit_rate(self, target: dict) -> float:
         """Inspections a year: by how the target would be graded, roughly as a district does."""
@@ -744,15 +847,20 @@ class DemoBuilder:
             return [self.rng.choice(officers)]
         return self.rng.sample(officers, 2)
 
-    def _complaint(self, target: dict, received: datetime) -> dict:
+    def _complaint(self, target: dict, received: datetime, tickets: dict[date, int]) -> dict:
+        """An open 12345 complaint, with its hotline ticket number (工单号: the day, then a
+        serial); :meth:`_decide` closes it."""
         rng = self.rng
         categories = [c for c in vocab.COMPLAINT_CATEGORIES if c["kind"] == target["kind"]]
         category = rng.choice(categories)
+        day = local_date(received)
+        tickets[day] = tickets.get(day, 0) + 1
         return {
             "id": _uuid(rng),
             "target_id": target["id"],
             "squadron_id": target["squadron_id"],
             "source": "12345",
+            "reference": f"{day:%Y%m%d}{tickets[day]:05d}",
             "category": category["code"],
             "text": rng.choice(category["text_templates"]).format(
                 name=target["name"], road=target["road"]
@@ -760,6 +868,9 @@ class DemoBuilder:
             "received_at": received,
             "substantiated": None,
             "closed_at": None,
+            "decided_by_id": None,
+            "decision_note": None,
+            "inspection_id": None,
         }
 
     def _task(self, target, complaint, received, tasks, assignees) -> None:
@@ -796,7 +907,14 @@ class DemoBuilder:
         cases,
         case_numbers,
         fixed_probability: float | None = None,
+        not_before: datetime | None = None,
+        officers: list[dict] | None = None,
     ) -> dict:
+        """One submitted inspection of ``target`` on the day of ``started`` (after
+        ``not_before``, the complaint or the task that sent the officers), by ``officers`` (a
+        pair of the squadron's by default), with the times the workflow gives it: received and
+        submitted by the first push, reviewed after that unless recent, its case opened by the
+        approval. Appends the rows; returns what the history goes on with."""
         rng = self.rng
         kind = target["kind"]
         checklist = self.checklists[kind]
@@ -806,6 +924,10 @@ class DemoBuilder:
         )
         if started >= self.end:
             started = self.end - timedelta(hours=rng.uniform(1, 20))
+        if not_before is not None and started <= not_before:
+            # Sent by something that came in later that day: the officers went after it.
+            gap = timedelta(minutes=rng.uniform(20, 180))
+            started = not_before + min(gap, (self.end - not_before) / 2)
         ended = started + timedelta(minutes=rng.uniform(8, 45))
         if origin is None:
             origin = rng.choices(["scheduled", "patrol", "random"], weights=[60, 28, 12])[0]
@@ -859,16 +981,23 @@ class DemoBuilder:
             legal_basis = failed[0].get("legal_basis") or None
 
         leader = self.leaders[target["squadron_id"]]
-        recent = self.end - started < timedelta(days=4)
+        recent = self.end - started < timedelta(days=REVIEW_DAYS)
         review_status = (
             "pending" if recent else ("returned" if rng.random() < 0.015 else "approved")
         )
-        officers = self._officer_pair(target["squadron_id"])
+        if officers is None:
+            officers = self._officer_pair(target["squadron_id"])
         far = rng.random() < 0.02  # a few records taken far from the door: flags to find
         lon, lat = _offset_metres(
             target["lon"], target["lat"], rng.uniform(300, 900) if far else rng.uniform(2, 30), rng
         )
         findings = "；".join(answers[item["code"]]["note"] for item in failed)
+        # The first push creates the record already submitted (docs/review.md): the server
+        # receives and submits it at once; the leader reviews it after that.
+        received = ended + timedelta(minutes=rng.uniform(1, 240))
+        reviewed = (
+            None if review_status == "pending" else received + timedelta(hours=rng.uniform(2, 60))
+        )
         inspections.append(
             {
                 "id": inspection_id,
@@ -877,6 +1006,7 @@ class DemoBuilder:
                 "checklist_id": checklist["id"],
                 "checklist_version": 1,
                 "origin": origin,
+                "task_id": None,
                 "started_at": started,
                 "ended_at": ended,
                 "lon": round(lon, 7),
@@ -898,21 +1028,19 @@ class DemoBuilder:
                 if review_status == "returned"
                 else None,
                 "reviewed_by_id": None if review_status == "pending" else leader["id"],
-                "reviewed_at": None
-                if review_status == "pending"
-                else ended + timedelta(hours=rng.uniform(2, 60)),
+                "reviewed_at": reviewed,
                 "flags": [],
                 "created_by_id": officers[0]["id"],
                 "device_id": f"pad-{officers[0]['username']}",
-                "received_at": ended + timedelta(minutes=rng.uniform(1, 240)),
-                "submitted_at": ended + timedelta(minutes=rng.uniform(1, 240)),
-                "updated_at": ended,
+                "received_at": received,
+                "submitted_at": received,
+                # Demo records are submitted once (a returned one waits for the officer still).
+                "first_submitted_at": received,
+                "updated_at": reviewed or received,
                 "version": 2 if review_status != "pending" else 1,
                 "change_seq": self._next_seq(),
             }
         )
-        # Demo records are submitted once (a returned one waits for the officer still).
-        inspections[-1]["first_submitted_at"] = inspections[-1]["submitted_at"]
         officer_rows.extend(
             {
                 "inspection_id": inspection_id,
@@ -924,24 +1052,26 @@ class DemoBuilder:
         )
         if outcome == "case_opened":
             severe = [i for i in failed if i["severity"] == "severe"] or failed
-            opened = ended + timedelta(days=rng.uniform(0, 3))
+            # 立案 is the leader's act: the approval opens the case, and only approved records
+            # have one (the random draws happen either way, so the rest of the demo stays).
+            closed = reviewed + timedelta(days=rng.uniform(15, 60)) if reviewed else None
             case = {
                 "id": _uuid(rng),
                 "target_id": target["id"],
                 "squadron_id": target["squadron_id"],
                 "inspection_id": inspection_id,
                 "item_code": severe[0]["code"],
-                "opened_at": opened,
-                "closed_at": opened + timedelta(days=rng.uniform(15, 60))
-                if rng.random() < 0.8
+                "opened_at": reviewed,
+                # Most cases are settled within two months; none before the demo's date.
+                "closed_at": closed
+                if closed is not None and rng.random() < 0.8 and closed < self.end
                 else None,
                 "fine_yuan": rng.choice([200, 500, 1000, 2000, 5000, 10000, 20000]),
                 "summary": severe[0]["text"][:200],
             }
-            # 立案 is the leader's act: only approved records have opened their case (the
-            # random draws above happen either way, so the rest of the demo stays as it was).
             if review_status == "approved":
-                case["number"] = f"沪宝城管罚字〔{opened.year}〕第{next(case_numbers):06d}号"
+                year = local_date(reviewed).year
+                case["number"] = f"沪宝城管罚字〔{year}〕第{next(case_numbers):06d}号"
                 cases.append(case)
         return {
             "id": inspection_id,
@@ -950,17 +1080,29 @@ class DemoBuilder:
             if deadline
             else None,
             "found_violation": bool(failed),
+            "review_status": review_status,
+            "reviewed_at": reviewed,
+            "reviewed_by_id": leader["id"] if reviewed else None,
         }
 
     def _risk(self) -> None:
         """Assess every target month by month over the last months of history, so levels have
-        moved by the rules (with their history) by the demo's date."""
-        moments = _month_ends(self.start, self.end, self.scale.risk_months)
-        system = Actor.for_system("demo")
+        moved by the rules (with their history) by the demo's date; the squadrons draw
+        (双随机) right after the assessment of :func:`_draw_moment`."""
+        draw_at = _draw_moment(self.end)
+        moments = _month_ends(self.start, self.end, self.scale.risk_months, draw_at)
+        system = self.system
+
+        def say(message: str) -> None:
+            # Chunk by chunk where there are several (the city): a round takes minutes there.
+            if len(self.targets) > risk.CHUNK:
+                self.progress(f"  {message}")
+
         for n, moment in enumerate(moments, start=1):
             self.progress(f"assessing risk as of {moment.date()} ({n} of {len(moments)})")
-            summary = risk.assess_targets(system, moment)
-            if n == len(moments) - 1:
+            summary = risk.assess_targets(system, moment, progress=say)
+            if moment == draw_at:
+                self.progress(f"drawing 双随机 as of {moment.date()}")
                 self._draws(moment)
         self.counts["level changes"] = db.session.scalar(
             sa.select(sa.func.count()).select_from(RiskLevelChange)
@@ -971,10 +1113,11 @@ class DemoBuilder:
     def _draws(self, moment: datetime) -> None:
         """双随机: each squadron draws its shops and its sites at ``moment`` from the levels as
         assessed then, the way a leader draws through the API (stored roster and seed, so the
-        draw verifies); the drawn pairs inspect in the following weeks, and what was approved
-        is what the public page (一公开) shows."""
+        draw verifies); the drawn pairs inspect in the following weeks, their approvals close
+        the draw's tasks (audited, as approvals close them), and what was approved is what the
+        public page (一公开) shows."""
         rng = self.rng
-        system = Actor.for_system("demo")
+        system = self.system
         targets = {str(t["id"]): t for t in self.targets}
         usernames = {
             str(o["id"]): o["username"] for officers in self.officers.values() for o in officers
@@ -996,6 +1139,7 @@ class DemoBuilder:
                         None,
                         rng.getrandbits(63),
                         moment,
+                        new_id=lambda: _uuid(rng),
                     )
                 except APIError:  # nothing of this kind here, or too few officers
                     continue
@@ -1048,14 +1192,28 @@ class DemoBuilder:
             _list_officers(inspections, officer_rows)
             db.session.execute(sa.insert(Inspection.__table__), inspections)
             db.session.execute(sa.insert(inspection_officers), officer_rows)
-            db.session.execute(sa.insert(RecordVersion.__table__), _version_snapshots(inspections))
+            db.session.execute(
+                sa.insert(RecordVersion.__table__), _version_snapshots(inspections, self.desks)
+            )
             if cases:
                 db.session.execute(sa.insert(Case.__table__), cases)
-        for task, row in closing:  # 任务闭环: an approved inspection closes its task
-            task.status = TaskStatus.done
-            task.closed_at = row["reviewed_at"]
-            task.closed_by_inspection_id = row["id"]
-        db.session.flush()
+        # 任务闭环: an approved inspection closes its task, with the entry close_task writes.
+        # Not through close_task, whose flush and queries per task cost more than the whole
+        # draw (the drawn pairs are officers of the target's squadron: there is no one
+        # elsewhere for it to release); nor in one flush, which numbers the tasks in the
+        # session's own order, not the same from one build to the next.
+        if closing:
+            first = allocate(db.session, change_counter, len(closing))
+            db.session.execute(
+                _CLOSE_DRAWN_TASK,
+                [
+                    {"b_id": task.id, "b_by": row["id"], "b_at": row["reviewed_at"], "b_seq": seq}
+                    for seq, (task, row) in enumerate(closing, start=first)
+                ],
+            )
+            audit.append([_close_entry(system, task.id, row["id"]) for task, row in closing])
+            for task, _ in closing:
+                db.session.expire(task)  # read again from the row if anything asks
         self.counts["draws"] = draws
         self.counts["drawn inspections"] = len(inspections)
         self.counts["inspections"] = self.counts.get("inspections", 0) + len(inspections)
@@ -1064,7 +1222,7 @@ class DemoBuilder:
     def _supervision(self) -> None:
         """The supervisor's last weeks: case-file reviews of recent rectification orders, and
         supervision orders (督办单) to each squadron in every state, one of them overdue."""
-        system = Actor.for_system("demo")
+        system = self.system
         supervisor = db.session.scalar(sa.select(User.id).where(User.username == "supervisor"))
         end = self.end
         for s in self.squadrons:
@@ -1152,6 +1310,28 @@ _SEVERITY_RANK = {"minor": 1, "moderate": 2, "severe": 3}
 
 _INSPECTION_COLUMNS = tuple(c.key for c in Inspection.__table__.columns)
 
+#: Closes a follow-up task once the inspection that closed it is written (the two point at
+#: each other); ``updated_at`` given, or the column's ``onupdate`` would date it now.
+_CLOSE_TASK = (
+    sa.update(Task.__table__)
+    .where(Task.__table__.c.id == sa.bindparam("b_id"))
+    .values(closed_by_inspection_id=sa.bindparam("b_by"), updated_at=sa.bindparam("b_at"))
+)
+
+#: Closes a drawn task by its approval (dated by it, not by the column's ``onupdate``).
+_CLOSE_DRAWN_TASK = (
+    sa.update(Task.__table__)
+    .where(Task.__table__.c.id == sa.bindparam("b_id"))
+    .values(
+        status=TaskStatus.done.value,
+        closed_at=sa.bindparam("b_at"),
+        closed_by_inspection_id=sa.bindparam("b_by"),
+        updated_at=sa.bindparam("b_at"),
+        version=Task.__table__.c.version + 1,
+        change_seq=sa.bindparam("b_seq"),
+    )
+)
+
 
 def _list_officers(inspections: list[dict], officer_rows: list[dict]) -> None:
     """Give each inspection row its officers' ids in order, from its link rows."""
@@ -1162,32 +1342,95 @@ def _list_officers(inspections: list[dict], officer_rows: list[dict]) -> None:
         row["officer_ids"] = officers.get(row["id"], [])
 
 
-def _version_snapshots(inspections: list[dict]) -> list[dict]:
-    """The current version of each inspection in the version history, as devices will pull it:
-    a device that edits a demo record offline merges against what it saw, not an unknown base."""
+def _version_snapshots(inspections: list[dict], desks: dict) -> list[dict]:
+    """Each inspection's versions as the system writes them, so that devices merging a demo
+    record they edited offline merge against what they pulled, and its history reads true:
+    version 1 by the officer who recorded it, from their pad, when the server received it
+    (every field the device sent); then, once reviewed, version 2 by the leader, from their
+    own desk (``desks``: each leader's device), when they reviewed it (the review alone)."""
     snapshots = []
     for row in inspections:
         record = SimpleNamespace(**(dict.fromkeys(_INSPECTION_COLUMNS) | row))
         data = inspection_wire(record)
+        reviewed = row["reviewed_by_id"] is not None
+        created = data
+        if reviewed:
+            created = data | {
+                "version": 1,
+                "review": {"status": "pending", "comment": None, "reviewed_by": None,
+                           "reviewed_at": None},
+            }  # fmt: skip
         snapshots.append(
             version_values(
                 "inspection",
                 record,
-                data,
-                list(data),
-                user_id=row["reviewed_by_id"] or row["created_by_id"],
+                created,
+                list(INSPECTION_FIELDS),
+                user_id=row["created_by_id"],
                 device_id=row["device_id"],
-                at=row["reviewed_at"] or row["received_at"],
+                at=row["received_at"],
+                version=1,
             )
         )
+        if reviewed:
+            snapshots.append(
+                version_values(
+                    "inspection",
+                    record,
+                    data,
+                    ["review"],
+                    user_id=row["reviewed_by_id"],
+                    device_id=desks[row["reviewed_by_id"]],
+                    at=row["reviewed_at"],
+                    version=2,
+                )
+            )
     return snapshots
 
 
-def _month_ends(start: datetime, end: datetime, months: int) -> list[datetime]:
-    """The first day of each of the last ``months`` months before ``end``, then ``end``."""
-    moments, year, month = [], end.year, end.month
+def _task_entries(actor: Actor, tasks: list[dict], assignees: list[dict]) -> list[dict]:
+    """The audit entries of task rows, as the system writes them: each task's creation
+    (``task.create``) and, for those done, its closing by the inspection (``task.close``)."""
+    officers: dict = {}
+    for row in assignees:
+        officers.setdefault(row["task_id"], []).append(row["user_id"])
+    entries = []
+    for row in tasks:
+        task = SimpleNamespace(
+            **({"draw_id": None} | row), assignee_ids=sorted(officers.get(row["id"], ()))
+        )
+        entries.append(tasks_ops.creation_entry(actor, task))
+        if row["status"] == "done":
+            entries.append(_close_entry(actor, row["id"], row["closed_by_inspection_id"]))
+    return entries
+
+
+def _close_entry(actor: Actor, task_id, inspection_id) -> dict:
+    """The ``task.close`` entry of a task closed by an approval, as close_task writes it."""
+    return audit.entry_values(
+        actor,
+        "task.close",
+        "task",
+        task_id,
+        before={"status": TaskStatus.open.value},
+        after={"status": TaskStatus.done.value, "closed_by_inspection_id": str(inspection_id)},
+    )
+
+
+def _draw_moment(end: datetime) -> datetime:
+    """When the squadrons drew: the first of the latest month whose draw's tasks
+    (``DRAW_TASK_DAYS``) and their review (``REVIEW_DAYS``) are over by ``end``, so the drawn
+    pairs have inspected and the approved results are public, whatever the day of the month."""
+    latest = end - timedelta(days=DRAW_TASK_DAYS + REVIEW_DAYS)
+    return datetime(latest.year, latest.month, 1, tzinfo=UTC)
+
+
+def _month_ends(start: datetime, end: datetime, months: int, draw_at: datetime) -> list[datetime]:
+    """The first day of each of the last ``months`` months before ``end`` and ``draw_at``'s (the
+    draw's month), in order, then ``end``."""
+    moments, year, month = {draw_at}, end.year, end.month
     for _ in range(months):
-        moments.append(datetime(year, month, 1, tzinfo=UTC))
+        moments.add(datetime(year, month, 1, tzinfo=UTC))
         year, month = (year, month - 1) if month > 1 else (year - 1, 12)
     return [*sorted(m for m in moments if start < m < end), end]
 
