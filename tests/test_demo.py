@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, date, datetime
 from itertools import combinations
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +27,7 @@ from fieldapp.tasks.models import Task
 from sync.models import RecordVersion
 
 AS_OF = date(2026, 6, 30)
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
@@ -259,6 +262,17 @@ def test_demo_times_follow_the_workflow(app, demo):
     ):
         assert task.created_at < started_at
         assert task.closed_at is None or task.closed_at >= task.created_at
+
+
+def test_demo_officers_inspect_in_shanghai_working_hours(demo):
+    """A day's inspections fall in the officers' working day in Shanghai (08:00-18:00), so the
+    schedule, the monthly report and the checks count them on the day they were made. A few
+    go later (a check sent by a complaint that came in late in the afternoon) or earlier (the
+    last hours before the demo's date)."""
+    starts = db.session.scalars(sa.select(Inspection.started_at)).all()
+    hours = [start.astimezone(SHANGHAI).hour for start in starts]
+    working = sum(8 <= hour < 18 for hour in hours)
+    assert working / len(hours) > 0.95, Counter(hours)
 
 
 def test_demo_complaints_are_decided_as_the_system_decides_them(demo):

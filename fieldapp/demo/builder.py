@@ -920,7 +920,7 @@ class DemoBuilder:
         checklist = self.checklists[kind]
         inspection_id = _uuid(rng)
         started = started.replace(
-            hour=rng.randint(8, 17), minute=rng.randint(0, 59), second=rng.randint(0, 59)
+            hour=rng.randint(0, 9), minute=rng.randint(0, 59), second=rng.randint(0, 59)
         )
         if started >= self.end:
             started = self.end - timedelta(hours=rng.uniform(1, 20))
