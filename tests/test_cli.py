@@ -811,6 +811,18 @@ def test_targets_labels_writes_one_label_per_active_target_of_the_squadron(demo)
     )
 
 
+@pytest.mark.parametrize("squadron_id", ["99999999999999999999", "-9223372036854775809", "0"])
+def test_targets_labels_names_a_squadron_id_no_squadron_can_have(demo, squadron_id):
+    """A squadron id past what the database's integer holds (or below 1) names no squadron:
+    said as for any other id, not a traceback from the database."""
+    out = demo / "labels"
+    stderr = refused(
+        run(["targets", "labels", "--out", str(out), "--squadron-id", squadron_id], demo)
+    )
+    assert f"no squadron {squadron_id}" in stderr
+    assert not out.exists()
+
+
 def test_targets_import_refuses_a_file_in_no_known_encoding(demo):
     path = demo / "shops.csv"
     path.write_bytes(CSV_SHOP.encode("utf-16"))  # Excel's "Unicode text"

@@ -16,6 +16,7 @@ from fieldapp.org.models import Squadron
 from fieldapp.targets.importer import ImportError_, import_targets
 from fieldapp.targets.labels import label_svg
 from fieldapp.targets.models import Target, TargetKind
+from schemas.common import MAX_INT_ID
 
 
 @click.group("targets")
@@ -84,7 +85,9 @@ def labels_command(out_dir: Path, squadron_id: int | None, kind: str | None, qui
     replaces them, so a name corrected since is printed right."""
     query = sa.select(Target).where(Target.active.is_(True)).order_by(Target.code)
     if squadron_id is not None:
-        if db.session.get(Squadron, squadron_id) is None:
+        # A number past the database's integer names no squadron either, and must not reach
+        # the query: SQLite overflows and PostgreSQL refuses it, both as a traceback.
+        if not 1 <= squadron_id <= MAX_INT_ID or db.session.get(Squadron, squadron_id) is None:
             raise click.BadParameter(f"no squadron {squadron_id}", param_hint="--squadron-id")
         query = query.where(Target.squadron_id == squadron_id)
     if kind is not None:
