@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 import marshmallow as ma
@@ -80,13 +81,35 @@ def not_blank(value: str) -> None:
         raise ma.ValidationError(BLANK_MESSAGE)
 
 
+#: C0 control characters other than tab, line feed and carriage return (which XML keeps).
+_CONTROL_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def no_control_characters(value: str) -> None:
+    """Refuse a C0 control character other than tab, line feed and carriage return (a
+    validator for names, addresses and other one-line texts), naming it and where it is.
+
+    A paste from a spreadsheet brings them along (a vertical tab for a line break in a cell):
+    they show as nothing, or as a box, and XML 1.0 cannot hold them at all, so a target's
+    name with one made its QR label an SVG no browser or printer would open."""
+    found = _CONTROL_CHARACTER.search(value)
+    if found:
+        raise ma.ValidationError(
+            f"text may not contain control characters (\\u{ord(found.group()):04x} at"
+            f" character {found.start() + 1})"
+        )
+
+
 class StrippedText(fields.String):
     """A name, title or short text without the spaces around it, and not blank: a paste's
     trailing space would otherwise make two names that read the same, and a name of spaces
-    shows nothing. ``max_length`` counts the text as stored (stripped)."""
+    shows nothing. ``max_length`` counts the text as stored (stripped). Control characters are
+    refused (:func:`no_control_characters`)."""
 
     def __init__(self, max_length: int, **kwargs):
-        super().__init__(validate=validate.Length(min=1, max=max_length), **kwargs)
+        super().__init__(
+            validate=[validate.Length(min=1, max=max_length), no_control_characters], **kwargs
+        )
 
     def _deserialize(self, value, attr, data, **kwargs) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip()

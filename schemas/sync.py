@@ -19,7 +19,7 @@ from schemas.common import (
     id_field,
 )
 from schemas.inspections import InspectionFieldsArgs, WholeLocation
-from schemas.targets import BUSINESS_TYPE, USCC, TargetName
+from schemas.targets import BUSINESS_TYPE, USCC, TargetName, permit_number, target_address
 from sync.hlc import HLC_PATTERN
 
 MAX_BATCH = 500
@@ -198,11 +198,11 @@ class TargetFieldsArgs(StrictSchema):
 
     kind = fields.Enum(TargetKind, by_value=True)
     name = TargetName()
-    address = fields.String(validate=validate.Length(max=300))
+    address = target_address()
     location = WholeLocation()
     business_type = fields.String(validate=BUSINESS_TYPE)
     uscc = USCC(allow_none=True)
-    permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
+    permit_no = permit_number(allow_none=True)
     scale = fields.Enum(SiteScale, by_value=True)
     phase = fields.Enum(SitePhase, by_value=True)
 

@@ -20,6 +20,7 @@ from schemas.common import (
     StrictSchema,
     StrippedText,
     id_field,
+    no_control_characters,
 )
 from schemas.risk import RiskBriefSchema
 
@@ -54,11 +55,21 @@ class USCC(fields.String):
 
 class TargetName(StrippedText):
     """A target's name (:class:`~schemas.common.StrippedText`): the list, the file and the QR
-    label show it. One rule for every way a target is written (the API, device pushes and their
-    conflict resolutions, the import)."""
+    label show it; no control characters (the label is XML). One rule for every way a target is
+    written (the API, device pushes and their conflict resolutions, the import)."""
 
     def __init__(self, **kwargs):
         super().__init__(200, **kwargs)
+
+
+def target_address(**kwargs) -> fields.String:
+    """A target's address: up to 300 characters, without control characters (as its name)."""
+    return fields.String(validate=[validate.Length(max=300), no_control_characters], **kwargs)
+
+
+def permit_number(**kwargs) -> fields.String:
+    """A site's construction permit number (施工许可证号), without control characters."""
+    return fields.String(validate=[validate.Length(min=1, max=60), no_control_characters], **kwargs)
 
 
 class TargetSchema(ma.Schema):
@@ -136,14 +147,14 @@ class TargetFileSchema(TargetSchema):
 
 class _TargetFields(StrictSchema):
     name = TargetName()
-    address = fields.String(validate=validate.Length(max=300))
+    address = target_address()
     squadron_id = id_field()
     location = fields.Nested(LonLat)
     credit_class = fields.Enum(CreditClass, by_value=True)
     sensitive_surroundings = StrictBoolean()
     business_type = fields.String(validate=BUSINESS_TYPE)
     uscc = USCC(allow_none=True)
-    permit_no = fields.String(validate=validate.Length(min=1, max=60), allow_none=True)
+    permit_no = permit_number(allow_none=True)
     scale = fields.Enum(SiteScale, by_value=True)
     phase = fields.Enum(SitePhase, by_value=True)
     boundary = GeoJSONPolygon(allow_none=True)

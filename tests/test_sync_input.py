@@ -286,6 +286,31 @@ def test_a_blank_target_name_from_a_device_is_rejected(officer, world):
     assert (shop1["name"], shop1["version"]) == ("老王面馆", 1)
 
 
+def test_a_target_name_or_address_with_a_control_character_from_a_device_is_rejected(
+    officer, world
+):
+    """A shop reported, or corrected, with a vertical tab pasted into its name or address (a
+    line break from a spreadsheet cell): rejected on that field, as the API refuses it; the
+    label of such a name would not be XML. The others of the batch still apply."""
+    shop, other = uuid.uuid4(), uuid.uuid4()
+    shop1 = world.targets["shop1"].id
+    reported, kept, renamed, moved = officer.push_ok(
+        officer.change("target", shop, {**NEW_SHOP, "name": "新开张\x0b水果店"}),
+        officer.change("target", other, {**NEW_SHOP, "name": "鲜果多\t二店"}),
+        officer.change("target", shop1, {"name": "老王\x0c面馆"}, base_version=1),
+        officer.change("target", shop1, {"address": "淞滨路\x1f14号"}, base_version=1),
+    )
+    assert rejected(reported) == {
+        "name": ["text may not contain control characters (\\u000b at character 4)"]
+    }
+    assert list(rejected(renamed)) == ["name"]
+    assert list(rejected(moved)) == ["address"]
+    assert kept["status"] == "applied", kept
+    assert officer.api.get(f"/api/v1/targets/{shop}").status_code == 404
+    stored = officer.api.get(f"/api/v1/targets/{shop1}").get_json()
+    assert (stored["name"], stored["version"]) == ("老王面馆", 1)
+
+
 def test_a_sites_location_far_from_its_boundary_is_rejected(officer, world):
     """An officer correcting a site's gate: a point 3.9 km from the site's boundary is rejected
     on ``location`` (the site keeps its point); a point at the hoarding is applied."""

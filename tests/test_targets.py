@@ -389,6 +389,19 @@ def test_a_long_name_is_squeezed_to_the_label_s_width(login, world):
     assert list(short.iter("{http://www.w3.org/2000/svg}text"))[-1].get("textLength") is None
 
 
+def test_a_label_of_a_name_stored_with_a_control_character_is_still_svg(app, login, world):
+    """Names stored before control characters were refused may hold one (a vertical tab pasted
+    from a spreadsheet): the label prints all the same, the character as a space, instead of a
+    document no browser or printer opens."""
+    shop = world.targets["shop1"]
+    with app.app_context():
+        renamed = sa.update(Target).where(Target.id == shop.id).values(name="老王\x0b面馆\x1b")
+        db.session.execute(renamed)
+        db.session.commit()
+    label = _label(login("leader1").get(f"/api/v1/targets/{shop.id}/label"))
+    assert _texts(label) == [shop.code, "老王 面馆 "]
+
+
 def test_a_label_is_scoped_like_its_target_and_takes_no_query(login, world):
     shop = world.targets["shop1"]
     assert_error(login("officer3").get(f"/api/v1/targets/{shop.id}/label"), 404, "not_found")
@@ -574,6 +587,40 @@ def test_a_blank_name_is_refused_on_create_and_edit(login, world, blank):
     refused_on_create_and_edit(leader, world, "shop1", name=blank)
     path = f"/api/v1/targets/{world.targets['shop1'].id}"
     assert leader.get(path).get_json()["name"] == "老王面馆"
+
+
+@pytest.mark.parametrize("field", ["name", "address"])
+@pytest.mark.parametrize("control", ["\x0b", "\x01", "\x1b"], ids=["vtab", "soh", "esc"])
+def test_a_name_or_address_with_a_control_character_is_refused(login, world, field, control):
+    """A name or address pasted from a spreadsheet with a control character in it (a vertical
+    tab for a line break in the cell) shows as nothing or a box, and the QR label of such a
+    name would not be XML: 422 on that field, on create and edit, saying what and where."""
+    leader = login("leader1")
+    refused_on_create_and_edit(leader, world, "shop1", **{field: f"淞滨{control}路"})
+    response = leader.post(
+        "/api/v1/targets", json=shop_payload(world.squadrons[0].id, **{field: f"淞滨{control}路"})
+    )
+    assert response.get_json()["errors"]["json"] == {
+        field: [f"text may not contain control characters (\\u{ord(control):04x} at character 3)"]
+    }
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    assert leader.get(path).get_json()["name"] == "老王面馆"
+
+
+def test_a_name_may_hold_a_tab_and_a_permit_number_no_control_character(login, world):
+    """Tab and line breaks are text XML holds (a spreadsheet's tab between words is kept);
+    a site's permit number with a form feed is refused as a name would be."""
+    admin = login("admin")
+    kept = admin.post(
+        "/api/v1/targets", json=shop_payload(world.squadrons[0].id, name="阿强\t水果店")
+    )
+    assert kept.status_code == 201, kept.get_json()
+    assert kept.get_json()["name"] == "阿强\t水果店"
+    refused = admin.post(
+        "/api/v1/targets", json=site_payload(world.squadrons[0].id, permit_no="310113\x0c2025")
+    )
+    body = assert_error(refused, 422, "validation_failed")
+    assert list(body["errors"]["json"]) == ["permit_no"]
 
 
 def test_a_name_is_stored_without_the_spaces_around_it(login, world):
@@ -813,6 +860,30 @@ def test_import_refuses_a_blank_name(ctx, world, tmp_path):
     with pytest.raises(ImportError_) as refused:
         import_targets(Actor.for_system("import"), path)
     assert refused.value.problems == ["feature 0: name: may not be blank"]
+
+
+def test_import_refuses_a_control_character_in_a_name_or_address_with_its_line(
+    ctx, world, tmp_path
+):
+    """A register kept in a spreadsheet has a line break inside a cell saved as a vertical tab:
+    the import reports the row's line and the field, as the API refuses such text, and nothing
+    is written."""
+    path = tmp_path / "shops.csv"
+    path.write_text(
+        "kind,name,address,squadron,lon,lat,business_type\n"
+        "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce\n"
+        "shop,老王\x0b面馆,宝山区淞滨路14号,吴淞,121.49,31.40,catering\n"
+        "shop,阿强水果店,宝山区\x1c淞滨路18号,吴淞,121.49,31.40,fresh_produce\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportError_) as refused:
+        import_targets(Actor.for_system("import"), path)
+    assert refused.value.problems == [
+        "line 3: name: text may not contain control characters (\\u000b at character 3)",
+        "line 4: address: text may not contain control characters (\\u001c at character 4)",
+    ]
+    db.session.rollback()
+    assert db.session.scalar(sa.select(Target.id).where(Target.name == "小杨水果")) is None
 
 
 def test_import_refuses_a_site_far_from_its_boundary_with_its_line(ctx, world, tmp_path):

@@ -12,6 +12,7 @@ which no font shipped with the server would have to cover.
 
 from __future__ import annotations
 
+import re
 from xml.sax.saxutils import escape
 
 import segno
@@ -29,6 +30,18 @@ NAME_FONT_SIZE = 18
 MARGIN = 8
 
 
+#: What XML 1.0 cannot hold (control characters but tab and line breaks, U+FFFE/U+FFFF, lone
+#: surrogates): one of them makes the whole document unreadable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with what XML cannot hold as a space: names are refused with control characters
+    now, but one stored before (a vertical tab pasted from a spreadsheet) still gets its label,
+    its words apart as they were in the cell."""
+    return _NOT_XML.sub(" ", text)
+
+
 def _text_width(text: str, font_size: int) -> float:
     """About how wide ``text`` is set in a sans-serif font: Chinese characters take a full em,
     Latin letters and digits a little over half of one."""
@@ -44,9 +57,10 @@ def label_svg(target: Target) -> str:
     code_y = width + CODE_FONT_SIZE
     name_y = code_y + NAME_FONT_SIZE + 10
     height = name_y + MARGIN + 4
-    name = escape(target.name)
+    printable = _printable(target.name)
+    name = escape(printable)
     fit = ""
-    if _text_width(target.name, NAME_FONT_SIZE) > width - 2 * MARGIN:
+    if _text_width(printable, NAME_FONT_SIZE) > width - 2 * MARGIN:
         fit = f' textLength="{width - 2 * MARGIN}" lengthAdjust="spacingAndGlyphs"'
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
