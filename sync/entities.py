@@ -186,6 +186,22 @@ def wgs84_location(
     return stored, original
 
 
+def _location_as_sent(conflicts: list, sent: dict | None) -> list:
+    """Merge conflicts with a device's ``location`` logged as the device sent it, when that was
+    in GCJ-02 or BD-09 (``sent``; None: it was WGS-84, logged as the merge compared it).
+
+    The merge compares points in WGS-84, but the conflict log keeps the point a leader may
+    accept: logged converted, accepting it wrote the device's point without what the device
+    sent (``location.original``), which applying the same point from a push keeps. The
+    resolution converts it again, as a push does."""
+    if sent is None:
+        return conflicts
+    return [
+        dataclasses.replace(found, client=sent) if found.field == "location" else found
+        for found in conflicts
+    ]
+
+
 def write_version(
     entity: str,
     record,
@@ -648,9 +664,10 @@ class InspectionHandler(Handler):
         if record.review_status is ReviewStatus.approved:
             return self._amendment(ctx, change, record, current)
         _, wire = load_inspection(change.fields)
-        original = None
+        original = sent_location = None
         if "location" in wire:
-            wire["location"], original = wgs84_location(wire["location"])
+            sent_location = wire["location"]
+            wire["location"], original = wgs84_location(sent_location)
         status = wire.pop("status", None)
         server = inspection_device_view(current)
         fresh = change.base_version == record.version
@@ -727,7 +744,8 @@ class InspectionHandler(Handler):
         # Not flushed here: a batch writes its edits together (see edited_record).
         # The flush takes a version when a column's value changed, so that one is predicted.
         version = version_before + 1 if _column_changed(record) else version_before
-        conflicts = log_field_conflicts(ctx, change, self.entity, record, merged.conflicts, version)
+        found = _location_as_sent(merged.conflicts, sent_location if original else None)
+        conflicts = log_field_conflicts(ctx, change, self.entity, record, found, version)
         if version != version_before:
             # Every version has its snapshot, or a later edit based on it would find no base.
             data = inspection_wire(record) | {"version": version}
@@ -1333,9 +1351,9 @@ class TargetHandler(Handler):
             entry = audit.record_update(ctx.actor, "target.correct", self.entity, target, before)
             if entry is not None and entry["after"].keys() & RISK_FIELDS:
                 risk.refresh_target(ctx.actor, target, ctx.now)
-        conflicts = log_field_conflicts(
-            ctx, change, self.entity, target, merged.conflicts, target.version
-        )
+        # As the device sent it, its accuracy aside (a target keeps none): {lon, lat, crs}.
+        found = _location_as_sent(merged.conflicts, original)
+        conflicts = log_field_conflicts(ctx, change, self.entity, target, found, target.version)
         if conflicts:
             return result(change, "conflict", target.version, conflicts)
         return result(

@@ -14,6 +14,7 @@ import time_machine
 
 from fieldapp.actor import Actor
 from fieldapp.db import db
+from fieldapp.geo import wgs84_to_gcj02
 from fieldapp.inspections.models import Inspection
 from fieldapp.risk import operations
 from tests.conftest import (
@@ -454,6 +455,77 @@ def test_a_location_given_in_gcj02_is_stored_in_wgs84_with_the_original(app, log
     location = leader.get(f"/api/v1/inspections/{record}").get_json()["location"]
     assert location["crs"] == "wgs84" and location["lon"] != 121.47
     assert location["original"] == {"lon": 121.47, "lat": 31.37, "crs": "gcj02"}
+
+
+def test_accepting_a_devices_gcj02_target_point_from_the_log_keeps_what_it_sent(login, world):
+    """officer1 corrects 老王面馆's point from the pad's map (GCJ-02) on a base the leader has
+    written since, later by the clocks (he moved the point by hand): the leader's point stays,
+    the officer's goes to the log, as the device sent it. The leader accepts it: the target
+    stands at the officer's point with ``location.original`` (what the device sent), as when a
+    push applies the same point."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    shop = str(world.targets["shop1"].id)
+    path = f"/api/v1/targets/{shop}"
+    base = [c for c in officer.pull_all() if (c["entity"], c["id"]) == ("target", shop)][-1]
+    device_clock = officer.tick()  # the officer's edit, made before the leader's
+    moved = leader.patch(
+        path,
+        json={"location": {"lon": 121.4705, "lat": 31.3705}},
+        headers={"If-Match": etag_of(leader, path)},
+    )
+    assert moved.status_code == 200, moved.get_json()
+    lon, lat = wgs84_to_gcj02(121.4712, 31.3711)
+    sent = {"lon": round(lon, 7), "lat": round(lat, 7), "crs": "gcj02"}
+    [result] = officer.push_ok(
+        officer.change(
+            "target", shop, {"location": sent}, base_version=base["version"], hlc=device_clock
+        )
+    )
+    [conflict] = result["conflicts"]
+    assert (result["status"], conflict["kept"]) == ("conflict", "server")
+    [logged] = leader.get(f"/api/v1/conflicts?record_id={shop}").get_json()["items"]
+    assert logged["client_value"] == sent
+
+    resolved = resolve(leader, conflict["conflict_id"], "client")
+
+    assert resolved.status_code == 200, resolved.get_json()
+    location = leader.get(path).get_json()["location"]
+    assert location["lon"] == pytest.approx(121.4712, abs=1e-5)
+    assert location["lat"] == pytest.approx(31.3711, abs=1e-5)
+    assert location["original"] == sent
+
+
+def test_accepting_a_devices_gcj02_inspection_point_from_the_log_keeps_what_it_sent(login, world):
+    """Two officers set the place of one shared draft from version 1: officer2's (WGS-84) is
+    later and stays, officer1's GCJ-02 fix goes to the log as the device sent it. Accepted, the
+    record holds officer1's point with its original, as a push applying it would."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = shared_draft(world, officer1)
+    later = {"lon": 121.4703, "lat": 31.3703, "accuracy_m": 6.0, "crs": "wgs84"}
+    officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"location": later}, base_version=1, hlc=officer2.clock_at(T + 2)
+        )
+    )
+    lon, lat = wgs84_to_gcj02(121.4708, 31.3709)
+    sent = {"lon": round(lon, 7), "lat": round(lat, 7), "accuracy_m": 4.0, "crs": "gcj02"}
+    [result] = officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"location": sent}, base_version=1, hlc=officer1.clock_at(T + 1)
+        )
+    )
+    [conflict] = result["conflicts"]
+    assert (result["status"], conflict["kept"]) == ("conflict", "server")
+
+    resolved = resolve(leader, conflict["conflict_id"], "client")
+
+    assert resolved.status_code == 200, resolved.get_json()
+    location = leader.get(f"/api/v1/inspections/{record}").get_json()["location"]
+    assert location["lon"] == pytest.approx(121.4708, abs=1e-5)
+    assert location["lat"] == pytest.approx(31.3709, abs=1e-5)
+    assert location["accuracy_m"] == 4.0
+    assert location["original"] == {"lon": sent["lon"], "lat": sent["lat"], "crs": "gcj02"}
 
 
 def test_a_value_of_the_wrong_type_for_the_field_is_422(app, login, world):
