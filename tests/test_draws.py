@@ -595,6 +595,41 @@ def test_the_last_inspectors_of_a_target_are_not_drawn_to_inspect_it_again(app, 
     assert sorted(task["assignee_ids"]) == item["officer_ids"]
 
 
+def test_a_draw_knows_the_last_inspectors_of_an_inspection_from_a_pad_whose_clock_runs_ahead(
+    login, world
+):
+    """officer1 and officer2 inspect 老王面馆 on a pad whose clock runs five minutes ahead and
+    submit at once: its start is in the server's future. A draw made right after still knows
+    them as the shop's last inspectors (the inspection counts from its arrival, as for risk),
+    so the pair it sends is not the same two again (双随机)."""
+    from tests.review_helpers import push_inspection
+
+    officer4 = add_officer(login, world.squadrons[0].id)
+    ahead = datetime.now(UTC) + timedelta(minutes=5)
+    push_inspection(
+        world,
+        FakeDevice(login("officer1")),
+        started_at=ahead.isoformat(),
+        ended_at=(ahead + timedelta(minutes=1)).isoformat(),
+    )
+    made = login("leader1").post(
+        "/api/v1/draws",
+        json={
+            "squadron_id": world.squadrons[0].id,
+            "kind": "shop",
+            "seed": 11,
+            "rates": {"low": 1, "medium": 1, "elevated": 1},
+        },
+    )
+    assert made.status_code == 201, made.get_json()
+    made = made.get_json()
+    shop1 = str(world.targets["shop1"].id)
+    last = sorted(str(world.users[u].id) for u in ("officer1", "officer2"))
+    assert made["roster"]["previous_inspectors"][shop1] == last
+    [item] = [t for t in made["targets"] if t["target_id"] == shop1]
+    assert officer4["id"] in item["officer_ids"] and item["officer_ids"] != last
+
+
 # -- 一公开 --------------------------------------------------------------------------------------
 
 

@@ -126,14 +126,18 @@ def freeze_roster(
         officers[str(squadron_id)].append(str(user_id))
     for roster in officers.values():
         roster.sort()
+    # Last by when each inspection counts as made, as risk and the schedule read it: by its
+    # start alone, one from a pad whose clock runs ahead would not be made yet, and the same
+    # officers could be drawn to inspect the shop again.
+    made = Inspection.counted_at
     latest = (
-        sa.select(Inspection.target_id, sa.func.max(Inspection.started_at).label("at"))
+        sa.select(Inspection.target_id, sa.func.max(made).label("at"))
         .join(Target, Target.id == Inspection.target_id)
         .where(
             Inspection.status == InspectionStatus.submitted,
             Target.kind == kind,
             Target.squadron_id.in_(squadron_ids),
-            sa.true() if now is None else Inspection.started_at <= now,
+            sa.true() if now is None else made <= now,
         )
         .group_by(Inspection.target_id)
         .subquery()
@@ -143,9 +147,7 @@ def freeze_roster(
         sa.select(Inspection.target_id, inspection_officers.c.user_id)
         .join(
             latest,
-            sa.and_(
-                latest.c.target_id == Inspection.target_id, latest.c.at == Inspection.started_at
-            ),
+            sa.and_(latest.c.target_id == Inspection.target_id, latest.c.at == made),
         )
         .join(inspection_officers, inspection_officers.c.inspection_id == Inspection.id)
     ):

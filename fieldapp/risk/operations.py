@@ -122,22 +122,10 @@ def _dashed(raw) -> str:
     return str(raw)
 
 
-def _counted_at():
-    """When an inspection counts as made: its start, or when the server received it if that
-    was earlier. A device whose clock runs a few minutes ahead sends a start in the server's
-    future; counted from its start, a shop inspected and submitted would stay due (and its
-    approval out of the score) until its clock caught up. Portable SQL (a CASE), compared on
-    both databases as they compare the columns themselves."""
-    return sa.case(
-        (Inspection.started_at <= Inspection.received_at, Inspection.started_at),
-        else_=Inspection.received_at,
-    )
-
-
 def _counted_by(now: datetime):
     """Whether an inspection counts as made by ``now``: an assessment of an earlier moment (a
     recompute's chunk, the demo's history) leaves out what began and arrived after it."""
-    return _counted_at() <= now
+    return Inspection.counted_at <= now
 
 
 def gather_facts(
@@ -166,7 +154,7 @@ def gather_facts(
         days=max(settings["complaints"]["days"], settings["downgrade"]["complaint_free_days"])
     )
     items = _checklist_items()
-    made = _counted_at()
+    made = Inspection.counted_at
     approved = sa.and_(
         Inspection.review_status == ReviewStatus.approved,
         Inspection.status == InspectionStatus.submitted,
