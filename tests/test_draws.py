@@ -26,6 +26,7 @@ from tests.conftest import (
     NO_SUCH_ID,
     add_officer,
     assert_error,
+    etag_of,
     other_district,
     shop_payload,
 )
@@ -411,6 +412,96 @@ def test_a_district_draw_shows_squadron_members_only_their_squadron_s_part(app, 
         assert shown["roster"]["previous_inspectors"] == {shop1: [squadron1_officers[0]]}
         [listed] = [d for d in api.get("/api/v1/draws").json["items"] if d["id"] == made["id"]]
         assert listed["drawn"] == 2
+
+
+def _move(api, target_id: str, squadron_id: int) -> None:
+    """Move a target to another squadron (its open tasks follow it: ``task.move``)."""
+    path = f"/api/v1/targets/{target_id}"
+    response = api.patch(
+        path, json={"squadron_id": squadron_id}, headers={"If-Match": etag_of(api, path)}
+    )
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_squadron_draw_s_task_that_moved_with_its_shop_names_a_draw_its_new_squadron_opens(
+    login, world
+):
+    """leader1 draws squadron 1's shops; 老王面馆 then moves to squadron 2, and its open draw
+    task with it. Squadron 2 now carries out that task: its members open (and list) the draw
+    the task names, and see the shop they answer for, with its pair, and nothing else of
+    squadron 1's (its officers, the last inspectors)."""
+    made = login("leader1").post(
+        "/api/v1/draws",
+        json={
+            "squadron_id": world.squadrons[0].id,
+            "kind": "shop",
+            "seed": 3,
+            "rates": {"low": 1, "medium": 1, "elevated": 1},
+        },
+    )
+    assert made.status_code == 201, made.get_json()
+    draw = made.get_json()
+    shop1 = str(world.targets["shop1"].id)
+    [item] = [t for t in draw["targets"] if t["target_id"] == shop1]
+    _move(login("admin"), shop1, world.squadrons[1].id)
+
+    for user in ("leader2", "officer3"):
+        api = login(user)
+        tasks = [t for t in api.get("/api/v1/tasks").get_json()["items"] if t["target_id"] == shop1]
+        if user == "leader2":
+            assert [t["draw_id"] for t in tasks] == [draw["id"]]
+        shown = api.get(f"/api/v1/draws/{draw['id']}")
+        assert shown.status_code == 200, shown.get_json()
+        shown = shown.get_json()
+        assert shown["targets"] == [item]
+        assert shown["officer_pairs"] == [{"target_id": shop1, "officer_ids": item["officer_ids"]}]
+        assert [t["id"] for t in shown["roster"]["targets"]] == [shop1]
+        assert shown["roster"]["officers"] == {} and shown["roster"]["previous_inspectors"] == {}
+        assert shown["verification"]["targets_match"] is True
+        [listed] = [d for d in api.get("/api/v1/draws").get_json()["items"]]
+        assert (listed["id"], listed["drawn"]) == (draw["id"], 1)
+    # Squadron 1 keeps its draw whole; a supervisor finds it under squadron 2 too now.
+    assert (
+        login("leader1").get(f"/api/v1/draws/{draw['id']}").get_json()["targets"]
+        == (draw["targets"])
+    )
+    listed = login("supervisor").get(f"/api/v1/draws?squadron_id={world.squadrons[1].id}")
+    assert [d["id"] for d in listed.get_json()["items"]] == [draw["id"]]
+
+
+def test_a_district_draw_shows_a_squadron_the_moved_shop_whose_task_it_now_holds(login, world):
+    """A district draw drew 老王面馆 (squadron 1) and squadron 2's shop. 老王面馆 moves to
+    squadron 2 with its open draw task: squadron 2's part of the draw now shows both shops it
+    answers for, with their pairs. Squadron 1, whose officers may still be on the way with the
+    task, still opens the draw, and its part still shows what it drew from it."""
+    add_officer(login, world.squadrons[1].id)
+    admin = login("admin")
+    made = admin.post(
+        "/api/v1/draws",
+        json={
+            "district_id": world.district.id,
+            "kind": "shop",
+            "seed": 5,
+            "rates": {"low": 1, "medium": 1},
+        },
+    )
+    assert made.status_code == 201, made.get_json()
+    draw = made.get_json()
+    shop1, shop2 = (str(world.targets[k].id) for k in ("shop1", "shop2"))
+    assert {t["target_id"] for t in draw["targets"]} == {shop1, shop2}
+    _move(admin, shop1, world.squadrons[1].id)
+
+    leader2 = login("leader2")
+    held = {t["target_id"] for t in leader2.get("/api/v1/tasks").get_json()["items"]}
+    assert {shop1, shop2} <= held
+    shown = leader2.get(f"/api/v1/draws/{draw['id']}").get_json()
+    assert shown["targets"] == draw["targets"]
+    assert {t["id"] for t in shown["roster"]["targets"]} == {shop1, shop2}
+    assert list(shown["roster"]["officers"]) == [str(world.squadrons[1].id)]
+    [listed] = leader2.get("/api/v1/draws").get_json()["items"]
+    assert listed["drawn"] == 2
+    shown = login("leader1").get(f"/api/v1/draws/{draw['id']}").get_json()
+    assert [t["target_id"] for t in shown["targets"]] == [shop1]
 
 
 def test_a_district_of_one_squadron_still_makes_a_district_draw(app, login, world):

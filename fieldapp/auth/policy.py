@@ -306,8 +306,9 @@ def members_elsewhere(user_ids, squadron_id: int) -> list[uuid.UUID]:
 
 def _draw_read(p: Policy) -> sa.ColumnElement[bool]:
     """Admins: every draw; supervisors: their district's. Squadron members: their squadron's
-    draws, and the district draws that drew from their squadron, known by the tasks those gave
-    their squadron (indexed by squadron): the draw_id their tasks carry opens."""
+    draws, and the draws that gave their squadron a task (a district draw that drew from it,
+    another squadron's draw whose target moved to it with the task): the draw_id their tasks
+    carry opens (:func:`~fieldapp.draws.models.drew_from`)."""
     if p.role is Role.admin:
         return sa.true()
     if p.role is Role.supervisor:

@@ -12,6 +12,7 @@ from fieldapp.db import JSONType, UTCDateTime, db, enum_column, new_uuid, utcnow
 from fieldapp.targets.models import TargetKind
 from fieldapp.tasks.models import Task
 from sync.hlc import MAX_SKEW_MS
+from sync.models import ScopeExit
 
 #: How long before its draw was made an inspection may say it started and still count as the
 #: draw's: a device's clock may run behind the server's. The same minute sync lets one run ahead.
@@ -41,14 +42,24 @@ class Draw(db.Model):
 
 
 def drew_from(squadron_id: int) -> sa.ColumnElement[bool]:
-    """The draws of a squadron: its own, and the district draws that drew from it, known by
-    the tasks they gave it (indexed by squadron)."""
-    gave_it_tasks = sa.select(Task.draw_id).where(
+    """The draws of a squadron: its own, and those that gave it a task, known by the tasks
+    (indexed by squadron): a district draw that drew from it, or another squadron's draw whose
+    drawn target moved to it with its open task (``task.move``). The draw_id its tasks carry
+    opens. A district draw whose task moved on from it with its target stays its draw too (the
+    task's scope exit says it held the task): it drew from the squadron, whose officers may
+    still be on the way with the task."""
+    holds_a_task = sa.select(Task.draw_id).where(
         Task.squadron_id == squadron_id, Task.draw_id.is_not(None)
+    )
+    held_a_task = (
+        sa.select(Task.draw_id)
+        .join(ScopeExit, sa.and_(ScopeExit.entity == "task", ScopeExit.record_id == Task.id))
+        .where(ScopeExit.squadron_id == squadron_id, Task.draw_id.is_not(None))
     )
     return sa.or_(
         Draw.squadron_id == squadron_id,
-        sa.and_(Draw.squadron_id.is_(None), Draw.id.in_(gave_it_tasks)),
+        Draw.id.in_(holds_a_task),
+        Draw.id.in_(held_a_task),
     )
 
 

@@ -47,7 +47,7 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.operations import load_settings
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
-from fieldapp.tasks.models import TaskOrigin
+from fieldapp.tasks.models import Task, TaskOrigin
 from fieldapp.tasks.operations import build_task, creation_entry
 
 LEVELS = [level.value for level in RiskLevel]
@@ -305,28 +305,54 @@ def verify_draw(draw: Draw) -> dict:
 
 
 def part_seen_by(draw: Draw, squadron_id: int | None) -> Draw | SimpleNamespace:
-    """``draw`` as a member of squadron ``squadron_id`` is shown it: of its roster, that
-    squadron's targets, officers and previous inspectors; of what it drew, that squadron's
-    targets and pairs; its kind, rates, seed and hash whole. ``None``: the whole draw.
+    """``draw`` as a member of squadron ``squadron_id`` is shown it (see :func:`parts_seen_by`);
+    ``None``: the whole draw."""
+    return parts_seen_by([draw], squadron_id)[0]
+
+
+def parts_seen_by(draws: list[Draw], squadron_id: int | None) -> list[Draw | SimpleNamespace]:
+    """``draws`` as a member of squadron ``squadron_id`` is shown them: of the roster, that
+    squadron's targets, officers and previous inspectors; of what was drawn, that squadron's
+    targets and pairs; kind, rates, seed and hash whole. ``None``: the whole draws.
 
     Officers and leaders read nothing of other squadrons (their targets answer 404), and a
     district draw must not tell them what it drew there, at which level, and who inspected it
     last. They need not re-run the draw: :func:`verify_draw` runs server-side on the whole
     stored draw. A copy: the stored draw is left as it is (the request commits what it loaded).
+
+    A drawn target that moved to the squadron since, with its open task (``task.move``), is
+    the squadron's to carry out: the squadron sees it too, with its roster entry and its pair,
+    whichever squadron's draw it was. Its previous inspectors stay out: the inspections that
+    made them so stay with the squadron that made them. The tasks are read in one query for
+    all of ``draws`` (a page of the list).
     """
     if squadron_id is None:
-        return draw
+        return list(draws)
+    held: dict[uuid.UUID, set[str]] = {}
+    if draws:
+        for draw_id, target_id in db.session.execute(
+            sa.select(Task.draw_id, Task.target_id).where(
+                Task.squadron_id == squadron_id, Task.draw_id.in_([d.id for d in draws])
+            )
+        ):
+            held.setdefault(draw_id, set()).add(str(target_id))
+    return [_part(draw, squadron_id, held.get(draw.id, set())) for draw in draws]
+
+
+def _part(draw: Draw, squadron_id: int, held: set[str]) -> SimpleNamespace:
+    """The part of ``draw`` squadron ``squadron_id`` sees; ``held``: the ids of the drawn
+    targets whose tasks the squadron holds now (see :func:`parts_seen_by`)."""
     roster = draw.roster
-    own = [t for t in roster["targets"] if t["squadron_id"] == squadron_id]
-    own_ids = {t["id"] for t in own}
+    own_ids = {t["id"] for t in roster["targets"] if t["squadron_id"] == squadron_id}
+    seen = own_ids | held
     part = {attr.key: getattr(draw, attr.key) for attr in sa.inspect(Draw).column_attrs}
     part["roster"] = {
         **roster,
-        "targets": own,
+        "targets": [t for t in roster["targets"] if t["id"] in seen],
         "officers": {s: ids for s, ids in roster["officers"].items() if s == str(squadron_id)},
         "previous_inspectors": {
             t: ids for t, ids in roster["previous_inspectors"].items() if t in own_ids
         },
     }
-    part["targets"] = [item for item in draw.targets if item["target_id"] in own_ids]
+    part["targets"] = [item for item in draw.targets if item["target_id"] in seen]
     return SimpleNamespace(**part)

@@ -38,7 +38,7 @@ class DrawsResource(MethodView):
     @blp.response(200, page_schema(DrawBriefSchema, "DrawPage"))
     def get(self, args):
         """The draws in the caller's scope, newest first (open one for its roster and check).
-        An officer or leader counts what a district draw drew from their own squadron."""
+        An officer or leader counts their own squadron's part (see ``GET /draws/<id>``)."""
         policy = current_policy()
         query = policy.scoped(Draw).order_by(Draw.created_at.desc(), Draw.id)
         if "squadron_id" in args:  # its own draws and the district draws that drew from it
@@ -47,7 +47,7 @@ class DrawsResource(MethodView):
             query = query.where(Draw.kind == args["kind"])
         page = paginate(query, args["page"], args["per_page"])
         own = policy.own_part_of_district_records()
-        page["items"] = [operations.part_seen_by(draw, own) for draw in page["items"]]
+        page["items"] = operations.parts_seen_by(page["items"], own)
         return page
 
     @blp.arguments(DrawArgs)
@@ -89,8 +89,8 @@ class DrawResource(MethodView):
     @blp.response(200, DrawSchema)
     def get(self, draw_id: uuid.UUID):
         """A draw with its frozen roster, and whether re-running it gives the same result. An
-        officer or leader is shown their own squadron's part of a district draw; the check is
-        of the whole draw."""
+        officer or leader is shown their own squadron's part of a district draw, and the drawn
+        targets whose tasks moved to their squadron; the check is of the whole draw."""
         policy = current_policy()
         draw = policy.load(Draw, draw_id, "draw")
         verification = operations.verify_draw(draw)
