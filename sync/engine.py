@@ -91,6 +91,10 @@ class PushContext:
     #: when the batch ends (see :func:`push`). A change rolled back may leave its target here;
     #: re-assessing it changes nothing a recompute would not.
     inspected_targets: set[uuid.UUID] = field(default_factory=set)
+    #: submitted inspections the batch moved to another target: the target they left is
+    #: judged without them as a correction (a rise of level they caused there goes), when the
+    #: batch ends with the rest. A change rolled back may leave one here; nothing names it then.
+    retargeted: set[uuid.UUID] = field(default_factory=set)
 
     def write_rows(self, table: sa.Table, rows: list[dict]) -> None:
         """Insert ``rows`` now, or with the batch's other rows when the batch defers them."""
@@ -685,7 +689,12 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
     finally:
         ctx.deferred = None
     if ctx.inspected_targets:
-        refresh_targets(ctx.actor, sorted(ctx.inspected_targets), ctx.now)
+        refresh_targets(
+            ctx.actor,
+            sorted(ctx.inspected_targets),
+            ctx.now,
+            corrected=[("inspection", record_id) for record_id in sorted(ctx.retargeted)],
+        )
     if ctx.skewed_devices:
         _flag_skewed_devices(ctx)
     return results

@@ -735,6 +735,9 @@ class InspectionHandler(Handler):
         ):
             # The target's last inspection moved: re-assessed when the batch ends (push).
             ctx.inspected_targets.update({target_before, record.target_id})
+            if record.target_id != target_before:
+                # Approved before and reopened, it may have raised the target it left.
+                ctx.retargeted.add(record.id)
         if change.clock_skewed and "clock_skew" not in (record.flags or []):
             record.flags = [*(record.flags or []), "clock_skew"]
             changed.append("flags")

@@ -439,10 +439,16 @@ def _write_inspection_version(
         # Only approved inspections feed the score: until it is approved again, it does not
         # count. A submitted one dates the target's last inspection, which the next due date
         # counts from (and a target it no longer names has lost that inspection).
-        targets = {inspection.target_id}
+        targets, corrected = {inspection.target_id}, []
         if before.get("target_id"):
             targets.add(uuid.UUID(str(before["target_id"])))
-        risk.refresh_targets(actor, sorted(targets), utcnow())
+        if len(targets) > 1:
+            # The record left its first target for good, whatever its review as amended will
+            # decide: as for a delete, a rise of level it caused there goes now, rather than
+            # being held by the downgrade rules for a record the target no longer has. (Its
+            # own target is judged when it is approved again: docs/risk.md, "Corrections".)
+            corrected = [("inspection", inspection.id)]
+        risk.refresh_targets(actor, sorted(targets), utcnow(), corrected=corrected)
 
 
 def _check_references(actor: Actor, before: dict, wire: dict, record_id: uuid.UUID) -> None:

@@ -421,6 +421,74 @@ def test_an_inspection_approved_again_after_an_amendment_is_judged_as_amended(
         assert risk["history"] == raised["history"]
 
 
+def test_an_approved_inspection_amended_to_another_shop_takes_its_rise_from_the_first(
+    app, login, world
+):
+    """老王面馆 (new: medium) is raised to high by an approved inspection with a severe finding
+    (S03). It was the shop next door: the officer amends target_id and the leader accepts the
+    amendment. 老王面馆 no longer has the record, whatever its review as amended decides: it is
+    medium again at once, as after a delete, not held at high ("0 of 3 clean inspections")
+    for a finding that is not its own; approved again, the record counts for the shop next
+    door."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    shop = str(world.targets["shop1"].id)
+    risk_path = f"/api/v1/targets/{shop}/risk"
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        other = add_shop(leader, world.squadrons[0].id, "隔壁小吃店")
+        officer.pull_all()
+        record = _approved_severe_finding(world, officer, leader)
+        assert leader.get(risk_path).get_json()["level"] == "high"
+        [amended] = officer.push_ok(
+            officer.change("inspection", record, {"target_id": other}, base_version=2)
+        )
+        assert amended["status"] == "conflict", amended
+        resolved = resolve(leader, amended["conflicts"][0]["conflict_id"], "client")
+        assert resolved.status_code == 200, resolved.get_json()
+        assert leader.get(f"/api/v1/inspections/{record}").get_json()["target_id"] == other
+        risk = leader.get(risk_path).get_json()
+        assert risk["level"] == "medium", risk["reason"]
+        [drop] = [h for h in risk["history"] if h["from"] == "high"]
+        assert f"inspection {record} corrected" in drop["reason"]
+        review_ok(leader, record, "approve")
+        assert leader.get(risk_path).get_json() == risk
+        assert leader.get(f"/api/v1/targets/{other}/risk").get_json()["level"] == "high"
+        with app.app_context():
+            operations.assess_targets(Actor.for_system("risk"), datetime.now(UTC))
+            db.session.commit()
+        assert leader.get(risk_path).get_json() == risk
+
+
+def test_a_reopened_inspection_pushed_to_another_shop_takes_its_rise_from_the_first(
+    app, login, world
+):
+    """The severe finding that raised 老王面馆 to high goes back to the leader with an accepted
+    amendment (a note: the shop stays held at high while it waits). The officer then moves the
+    record, waiting for review, to the shop next door from the pad: 老王面馆 is judged without
+    it at once, medium as before the rise."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    shop = str(world.targets["shop1"].id)
+    risk_path = f"/api/v1/targets/{shop}/risk"
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC)):
+        other = add_shop(leader, world.squadrons[0].id, "隔壁小吃店")
+        officer.pull_all()
+        record = _approved_severe_finding(world, officer, leader)
+        [amended] = officer.push_ok(
+            officer.change("inspection", record, {"findings": "补记"}, base_version=2)
+        )
+        resolved = resolve(leader, amended["conflicts"][0]["conflict_id"], "client")
+        assert resolved.status_code == 200, resolved.get_json()
+        assert leader.get(risk_path).get_json()["level"] == "high"
+        version = leader.get(f"/api/v1/inspections/{record}").get_json()["version"]
+        [moved] = officer.push_ok(
+            officer.change("inspection", record, {"target_id": other}, base_version=version)
+        )
+        assert moved["status"] == "applied", moved
+        risk = leader.get(risk_path).get_json()
+    assert risk["level"] == "medium", risk["reason"]
+    [drop] = [h for h in risk["history"] if h["from"] == "high"]
+    assert f"inspection {record} corrected" in drop["reason"]
+
+
 def test_keeping_the_server_value_where_it_was_kept_writes_nothing(app, login, world):
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     record = shared_draft(world, officer1)
