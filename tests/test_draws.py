@@ -644,26 +644,7 @@ def test_a_draw_needs_a_scope_a_roster_and_two_officers(login, world):
 
 
 def test_the_last_inspectors_of_a_target_are_not_drawn_to_inspect_it_again(app, login, world):
-    with app.app_context():
-        target = db.session.get(Target, world.targets["shop1"].id)
-        inspection = Inspection(
-            target_id=target.id,
-            squadron_id=target.squadron_id,
-            checklist_id=world.checklists["shop"].id,
-            checklist_version=1,
-            origin="patrol",
-            started_at=datetime.now(UTC) - timedelta(days=3),
-            lon=target.lon,
-            lat=target.lat,
-            answers={},
-            outcome="compliant",
-            status=InspectionStatus.submitted,
-            review_status=ReviewStatus.approved,
-        )
-        db.session.add(inspection)
-        db.session.flush()
-        write_officers(inspection, [world.users["officer1"].id])
-        db.session.commit()
+    _inspected_by(app, world, "shop1", "officer1")
     response = login("leader1").post(
         "/api/v1/draws",
         json={
