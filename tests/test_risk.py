@@ -172,6 +172,42 @@ def test_summary_counts_and_shares_per_level_in_the_callers_scope(login, world):
     assert_error(login("leader1").get("/api/v1/risk/summary?kind=boat"), 422, "validation_failed")
 
 
+def test_an_officers_summary_counts_their_squadron_not_the_targets_of_their_tasks_elsewhere(
+    login, world
+):
+    """officer1 is sent to shop1, which then moves to squadron 2 with its task: officer1 still
+    reads shop1 and its risk through the task, but the summary is their squadron's, counted
+    whole. Counting shop1 showed squadron 2 as one shop on officer1's chart."""
+    shop1 = str(world.targets["shop1"].id)
+    task = login("leader1").post(
+        "/api/v1/tasks",
+        json={
+            "target_id": shop1,
+            "assignee_ids": [str(world.users["officer1"].id)],
+            "due": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+            "origin": "manual",
+        },
+    )
+    assert task.status_code == 201, task.get_json()
+    admin = login("admin")
+    path = f"/api/v1/targets/{shop1}"
+    moved = admin.patch(
+        path,
+        json={"squadron_id": world.squadrons[1].id},
+        headers={"If-Match": etag_of(admin, path)},
+    )
+    assert moved.status_code == 200, moved.get_json()
+    officer = login("officer1")
+    assert officer.get(f"/api/v1/targets/{shop1}/risk").status_code == 200
+    summary = officer.get("/api/v1/risk/summary").get_json()
+    assert summary["total"] == 1  # site1, squadron 1's one active target left
+    assert {(g["squadron_id"], g["kind"]) for g in summary["groups"]} == {
+        (world.squadrons[0].id, "site")
+    }
+    whole = login("leader2").get("/api/v1/risk/summary").get_json()
+    assert whole["total"] == 2  # shop2 and shop1, squadron 2's now
+
+
 def test_summary_shares_add_up_to_the_whole(app, login, world):
     """Three targets at three levels: a third each would be 0.3333 three times, 99.99% of
     the district on a leader's chart. The shares of the levels add up to exactly 1."""

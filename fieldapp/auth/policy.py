@@ -83,6 +83,14 @@ class Policy:
         parts = _READ_PARTS.get(model)
         return parts(self) if parts is not None else [self.readable(model)]
 
+    def squadron_rows(self, model: type) -> sa.ColumnElement[bool]:
+        """:meth:`readable` without a member's own rows beyond their squadron (the target of
+        a task elsewhere): the rows of the caller's squadron, district or all. Figures about
+        squadrons count a squadron whole or not at all; a member's one task in another squadron
+        would show that squadron as one target."""
+        # _squadron_and_beyond puts the squadron's part first.
+        return self.read_parts(model)[0]
+
     def scoped(self, model: type) -> sa.Select:
         """``SELECT model`` restricted to what this actor may read."""
         return sa.select(model).where(self.readable(model))

@@ -40,11 +40,12 @@ class RiskSummaryResource(MethodView):
     @blp.response(200, RiskSummarySchema)
     def get(self, args):
         """How many active targets stand at each level, in all and per squadron and kind
-        (closed ones are left out, as the schedule and the draws leave them out)."""
+        (closed ones are left out, as the schedule and the draws leave them out). Officers and
+        leaders count their squadron's: the targets of their tasks elsewhere are not."""
         query = (
             sa.select(TargetRisk.squadron_id, TargetRisk.kind, TargetRisk.level, sa.func.count())
             .join(Target, Target.id == TargetRisk.target_id)
-            .where(current_policy().readable(TargetRisk), Target.active.is_(True))
+            .where(current_policy().squadron_rows(TargetRisk), Target.active.is_(True))
             .group_by(TargetRisk.squadron_id, TargetRisk.kind, TargetRisk.level)
             .order_by(TargetRisk.squadron_id, TargetRisk.kind)
         )
