@@ -414,6 +414,15 @@ def test_a_district_draw_shows_squadron_members_only_their_squadron_s_part(app, 
         assert listed["drawn"] == 2
 
 
+def _draw_every_shop(api, seed: int, **scope) -> dict:
+    """A draw of every shop in ``scope`` (``squadron_id=`` or ``district_id=``): each level's
+    rate 1, so the test knows what is drawn; returns the draw."""
+    body = {**scope, "kind": "shop", "seed": seed, "rates": {"low": 1, "medium": 1, "elevated": 1}}
+    made = api.post("/api/v1/draws", json=body)
+    assert made.status_code == 201, made.get_json()
+    return made.get_json()
+
+
 def _move(api, target_id: str, squadron_id: int) -> None:
     """Move a target to another squadron (its open tasks follow it: ``task.move``)."""
     path = f"/api/v1/targets/{target_id}"
@@ -430,17 +439,7 @@ def test_a_squadron_draw_s_task_that_moved_with_its_shop_names_a_draw_its_new_sq
     task with it. Squadron 2 now carries out that task: its members open (and list) the draw
     the task names, and see the shop they answer for, with its pair, and nothing else of
     squadron 1's (its officers, the last inspectors)."""
-    made = login("leader1").post(
-        "/api/v1/draws",
-        json={
-            "squadron_id": world.squadrons[0].id,
-            "kind": "shop",
-            "seed": 3,
-            "rates": {"low": 1, "medium": 1, "elevated": 1},
-        },
-    )
-    assert made.status_code == 201, made.get_json()
-    draw = made.get_json()
+    draw = _draw_every_shop(login("leader1"), 3, squadron_id=world.squadrons[0].id)
     shop1 = str(world.targets["shop1"].id)
     [item] = [t for t in draw["targets"] if t["target_id"] == shop1]
     _move(login("admin"), shop1, world.squadrons[1].id)
@@ -476,17 +475,7 @@ def test_a_district_draw_shows_a_squadron_the_moved_shop_whose_task_it_now_holds
     task, still opens the draw, and its part still shows what it drew from it."""
     add_officer(login, world.squadrons[1].id)
     admin = login("admin")
-    made = admin.post(
-        "/api/v1/draws",
-        json={
-            "district_id": world.district.id,
-            "kind": "shop",
-            "seed": 5,
-            "rates": {"low": 1, "medium": 1},
-        },
-    )
-    assert made.status_code == 201, made.get_json()
-    draw = made.get_json()
+    draw = _draw_every_shop(admin, 5, district_id=world.district.id)
     shop1, shop2 = (str(world.targets[k].id) for k in ("shop1", "shop2"))
     assert {t["target_id"] for t in draw["targets"]} == {shop1, shop2}
     _move(admin, shop1, world.squadrons[1].id)
@@ -684,17 +673,7 @@ def test_a_draw_knows_the_last_inspectors_of_an_inspection_from_a_pad_whose_cloc
         started_at=ahead.isoformat(),
         ended_at=(ahead + timedelta(minutes=1)).isoformat(),
     )
-    made = login("leader1").post(
-        "/api/v1/draws",
-        json={
-            "squadron_id": world.squadrons[0].id,
-            "kind": "shop",
-            "seed": 11,
-            "rates": {"low": 1, "medium": 1, "elevated": 1},
-        },
-    )
-    assert made.status_code == 201, made.get_json()
-    made = made.get_json()
+    made = _draw_every_shop(login("leader1"), 11, squadron_id=world.squadrons[0].id)
     shop1 = str(world.targets["shop1"].id)
     last = sorted(str(world.users[u].id) for u in ("officer1", "officer2"))
     assert made["roster"]["previous_inspectors"][shop1] == last

@@ -43,13 +43,6 @@ _PATCHED_ETAG_HEADER = {
         "schema": {"type": "string"},
     }
 }
-_IF_NONE_MATCH = {
-    "in": "header",
-    "name": "If-None-Match",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "the ETag of the file you hold: 304 if the file is still the same",
-}
 
 
 def _file_answer(target: Target):
@@ -83,7 +76,7 @@ class TargetsResource(MethodView):
 class TargetResource(MethodView):
     @blp.response(200, TargetFileSchema, headers=etags.ETAG_HEADER)
     @blp.alt_response(304, description="Not modified: the file is the one named by If-None-Match")
-    @blp.doc(parameters=[_IF_NONE_MATCH])
+    @blp.doc(parameters=[etags.IF_NONE_MATCH_PARAMETER])
     def get(self, target_id: uuid.UUID):
         """The target's file: details, recent inspections, open rectifications, complaints.
         Its ``ETag`` changes with anything in it (a new inspection or complaint too)."""
@@ -119,7 +112,7 @@ class TargetLabelResource(MethodView):
     @blp.response(200, description="the label (image/svg+xml)")
     @blp.alt_response(304, description="Not modified: the label is the one named by If-None-Match")
     @blp.doc(
-        parameters=[_IF_NONE_MATCH],
+        parameters=[etags.IF_NONE_MATCH_PARAMETER],
         responses={
             200: {
                 "content": {"image/svg+xml": {"schema": {"type": "string"}}},
@@ -143,7 +136,7 @@ class TargetLabelResource(MethodView):
 class TargetByCodeResource(MethodView):
     @blp.response(200, TargetFileSchema, headers=etags.ETAG_HEADER)
     @blp.alt_response(304, description="Not modified: the file is the one named by If-None-Match")
-    @blp.doc(parameters=[_IF_NONE_MATCH])
+    @blp.doc(parameters=[etags.IF_NONE_MATCH_PARAMETER])
     def get(self, code: str):
         """The target's file by its QR code (一店一码 scan), with the same ``ETag``."""
         return _file_answer(current_policy().load_by(Target, "target", code=code.strip().upper()))
