@@ -10,8 +10,10 @@ from marshmallow import fields, validate
 from fieldapp.targets.models import SitePhase, SiteScale, TargetKind
 from schemas.auth import DEVICE_ID
 from schemas.common import (
+    MAX_PER_PAGE,
     HexDigest,
     Instant,
+    PageArgs,
     StrictFloat,
     StrictSchema,
     TimeBound,
@@ -284,6 +286,15 @@ class ResolveArgs(StrictSchema):
             raise ma.ValidationError({"value": ["required when keep is value"]})
         if data["keep"] != "value" and "value" in data:
             raise ma.ValidationError({"value": ["only with keep: value"]})
+
+
+class HistoryArgs(PageArgs):
+    """``page`` and ``per_page`` of an inspection's history; by default one page holds every
+    version an inspection's record reaches in practice."""
+
+    per_page = fields.Integer(
+        load_default=MAX_PER_PAGE, validate=validate.Range(min=1, max=MAX_PER_PAGE)
+    )
 
 
 class HistoryEntrySchema(ma.Schema):

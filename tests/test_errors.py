@@ -549,14 +549,14 @@ def test_a_misspelt_query_parameter_is_refused_not_ignored(login, world, path, p
     "method, path, param",
     [
         ("GET", "/api/v1/targets/{target}?include=risk", "include"),
-        ("GET", "/api/v1/inspections/{inspection}/history?page=2", "page"),
+        ("GET", "/api/v1/targets/{target}/risk?page=2", "page"),
         ("GET", "/api/v1/me?verbose=1", "verbose"),
         ("POST", "/api/v1/sync/push?dry_run=1", "dry_run"),
     ],
 )
 def test_a_query_parameter_sent_where_none_is_read_is_refused(login, world, method, path, param):
     """An operation that reads no query string does not answer as if a filter, a page or a
-    switch it was sent had been applied: ``?page=2`` of a history that is not paged would
+    switch it was sent had been applied: ``?page=2`` of a target's risk, which is not paged, would
     otherwise give page one again, and ``?dry_run=1`` would store the batch."""
     api = login("officer1")
     url = _contract_query(path, world)

@@ -387,6 +387,57 @@ def test_history_lists_every_version_with_who_and_which_device(app, login, world
     )
 
 
+def test_history_pages_read_each_version_against_the_one_before_it(app, login, world):
+    """A long history comes a page at a time, the ``Link`` header naming the next; the first
+    version of a later page still says what changed since the last of the page before."""
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    )
+    for version, findings in enumerate(["一", "二", "三", "四"], start=1):
+        officer.push_ok(
+            officer.change(
+                "inspection", inspection_id, {"findings": findings}, base_version=version
+            )
+        )
+    leader = login("leader1")
+    path = f"/api/v1/inspections/{inspection_id}/history"
+    whole = leader.get(path)
+    assert [h["version"] for h in whole.get_json()] == [1, 2, 3, 4, 5]
+    assert "Link" not in whole.headers
+
+    first = leader.get(f"{path}?per_page=2")
+    assert [h["version"] for h in first.get_json()] == [1, 2]
+    next_page = first.headers["Link"].split(">")[0].lstrip("<")
+    second = leader.get(next_page)
+    assert [h["version"] for h in second.get_json()] == [3, 4]
+    assert second.get_json()[0]["changes"] == {"findings": {"from": "一", "to": "二"}}
+    last = leader.get(second.headers["Link"].split(">")[0].lstrip("<"))
+    assert [h["version"] for h in last.get_json()] == [5]
+    assert "Link" not in last.headers
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("per_page=0", "per_page"),
+        ("per_page=201", "per_page"),
+        ("page=0", "page"),
+        ("page=x", "page"),
+    ],
+)
+def test_a_history_page_out_of_range_is_refused_by_name(login, world, query, field):
+    officer = FakeDevice(login("officer1"))
+    inspection_id = uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", inspection_id, new_inspection(world, ["officer1"]))
+    )
+    response = login("leader1").get(f"/api/v1/inspections/{inspection_id}/history?{query}")
+    body = assert_error(response, 422, "validation_failed")
+    assert field in body["errors"]["query"]
+
+
 def test_gcj02_locations_are_stored_as_wgs84_and_the_original_kept(app, login, world):
     officer = FakeDevice(login("officer1"))
     inspection_id = uuid.uuid4()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import sqlalchemy as sa
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 
 from fieldapp.api import Blueprint, json_text_checked
@@ -20,6 +20,7 @@ from schemas.sync import (
     MAX_BATCH,
     ConflictListArgs,
     ConflictSchema,
+    HistoryArgs,
     HistoryEntrySchema,
     PullArgs,
     PullSchema,
@@ -145,16 +146,50 @@ class ResolveResource(MethodView):
 
 @blp.route("/inspections/<uuid:inspection_id>/history")
 class HistoryResource(MethodView):
-    @blp.response(200, HistoryEntrySchema(many=True))
-    def get(self, inspection_id: uuid.UUID):
-        """Every version of the inspection: what changed, who, from which device."""
+    @blp.arguments(HistoryArgs, location="query")
+    @blp.response(
+        200,
+        HistoryEntrySchema(many=True),
+        headers={
+            "Link": {
+                "description": '`<...?page=N&per_page=M>; rel="next"` when later versions'
+                " follow on another page (RFC 8288)",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+    def get(self, args, inspection_id: uuid.UUID):
+        """Every version of the inspection, oldest first: what changed, who, from which device.
+
+        Paged like every list: one answer holds at most ``per_page`` versions (default and
+        most: 200, more than an inspection's record reaches in practice); when later versions
+        follow, the ``Link`` header names the next page.
+        """
         current_policy().load(Inspection, inspection_id, "inspection")
+        page, per_page = args["page"], args["per_page"]
+        of_record = sa.and_(
+            RecordVersion.entity == "inspection", RecordVersion.record_id == inspection_id
+        )
         versions = db.session.scalars(
             sa.select(RecordVersion)
-            .where(RecordVersion.entity == "inspection", RecordVersion.record_id == inspection_id)
+            .where(of_record)
             .order_by(RecordVersion.version)
+            .limit(per_page + 1)
+            .offset((page - 1) * per_page)
         ).all()
-        history, previous = [], {}
+        has_more = len(versions) > per_page
+        versions = versions[:per_page]
+        # What changed is read against the version before: for a later page, the one before it.
+        previous = {}
+        if page > 1 and versions:
+            before = db.session.scalar(
+                sa.select(RecordVersion.data)
+                .where(of_record, RecordVersion.version < versions[0].version)
+                .order_by(RecordVersion.version.desc())
+                .limit(1)
+            )
+            previous = before or {}
+        history = []
         for version in versions:
             # A field written with the value it had (a colleague confirming it, which moves its
             # clock) is listed too, from and to the same value: it is why the version exists.
@@ -176,4 +211,9 @@ class HistoryResource(MethodView):
                 }
             )
             previous = version.data
-        return history
+        if not has_more:
+            return history
+        following = url_for(
+            request.endpoint, inspection_id=inspection_id, page=page + 1, per_page=per_page
+        )
+        return history, 200, {"Link": f'<{following}>; rel="next"'}
