@@ -624,10 +624,11 @@ def target_refs(ctx: PushContext, ids) -> dict:
 def left_target_refs(ctx: PushContext, ids) -> dict:
     """The targets with these ids that moved out of the caller's squadron, by id: what
     :func:`target_refs` reads of them (their squadron is the one they are in now), and
-    ``left_at``, when they last left the caller's squadron (its scope exit). An inspection its
-    officers started before then was made while the target was theirs, and is not refused for
-    the move (see ``InspectionHandler._check``). Empty for a caller without a squadron (whose
-    scope a move within it does not change)."""
+    ``left_at`` and ``exit_seq``, when they last left the caller's squadron and the number of
+    that scope exit. An inspection its officers started before the pad was told of the move
+    (:func:`removals_served`) was made in good faith, and is not refused for it (see
+    ``InspectionHandler._check``). Empty for a caller without a squadron (whose scope a move
+    within it does not change)."""
     from fieldapp.targets.models import Target
     from sync.models import ScopeExit
 
@@ -637,7 +638,13 @@ def left_target_refs(ctx: PushContext, ids) -> dict:
     return {
         row.id: row
         for row in db.session.execute(
-            sa.select(Target.id, Target.kind, Target.squadron_id, ScopeExit.left_at)
+            sa.select(
+                Target.id,
+                Target.kind,
+                Target.squadron_id,
+                ScopeExit.left_at,
+                ScopeExit.change_seq.label("exit_seq"),
+            )
             .join(
                 ScopeExit,
                 sa.and_(ScopeExit.entity == "target", ScopeExit.record_id == Target.id),
@@ -645,6 +652,25 @@ def left_target_refs(ctx: PushContext, ids) -> dict:
             .where(Target.id.in_(ids), ScopeExit.squadron_id == squadron_id)
         )
     }
+
+
+def removals_served(ctx: PushContext) -> sa.Row | None:
+    """How far the caller's device had been served the caller's removals (``change_seq``) and
+    when (``served_at``), or None if no page it pulled ever carried one. Read once a batch,
+    only when an inspection names a target that left the caller's squadron."""
+    from sync.models import RemovalsServed
+
+    if ctx.actor.user is None:
+        return None
+    return ctx.cached(
+        "removals_served",
+        lambda: db.session.execute(
+            sa.select(RemovalsServed.change_seq, RemovalsServed.served_at).where(
+                RemovalsServed.device_id == ctx.device_id,
+                RemovalsServed.user_id == ctx.actor.user.id,
+            )
+        ).one_or_none(),
+    )
 
 
 def push(ctx: PushContext, changes: list) -> list[dict]:

@@ -58,7 +58,14 @@ from schemas.inspections import (
     load_inspection_fields,
 )
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs, TrackFieldsArgs
-from sync.engine import Change, PushContext, Rejected, left_target_refs, target_refs
+from sync.engine import (
+    Change,
+    PushContext,
+    Rejected,
+    left_target_refs,
+    removals_served,
+    target_refs,
+)
 from sync.hlc import HLC
 from sync.merge import (
     UNKNOWN,
@@ -1088,21 +1095,30 @@ def _officers_moved(inspection: Inspection, dropped: set, added: set, actor_id) 
 
 
 def _target_left_after(ctx: PushContext, target_id, started_at) -> sa.Row | None:
-    """The target ``target_id`` if it left the caller's squadron after ``started_at`` (an
-    inspection's start), else None.
+    """The target ``target_id`` if it left the caller's squadron and the inspection begun at
+    ``started_at`` was made in good faith, else None.
 
     An officer inspects a shop of their squadron offline; before the pad syncs, the shop moves
-    to another squadron. The inspection was made while the shop was theirs, and an officer
-    never loses an offline edit (DESIGN.md): it is filed as every inspection of the target now
-    is, in the target's squadron, and its officers read it as their own from there. Asked only
-    of a target not found in the caller's scope (the push preloads the batch's in one query).
+    to another squadron. The pad still shows the shop as theirs until it pulls the move (its
+    scope exit), and an officer never loses an offline edit (DESIGN.md): an inspection begun
+    before the move, or before the pad was served the move (:func:`sync.engine.removals_served`),
+    is filed as every inspection of the target now is, in the target's squadron, and its
+    officers read it as their own from there. One begun after the pad was told is refused: the
+    officer knew the shop was no longer theirs. Asked only of a target not found in the
+    caller's scope (the push preloads the batch's in one query).
     """
     if started_at is None:
         return None
     left = ctx.cached(
         ("target_left", target_id), lambda: left_target_refs(ctx, [target_id]).get(target_id)
     )
-    return left if left is not None and left.left_at > started_at else None
+    if left is None:
+        return None
+    if left.left_at > started_at:
+        return left
+    served = removals_served(ctx)
+    told = served is not None and served.change_seq >= left.exit_seq
+    return left if not told or served.served_at > started_at else None
 
 
 def _follow_up_problem(followed_id, record_id, target, started_at=None) -> str | None:

@@ -151,3 +151,23 @@ class UserExit(db.Model):
     moved_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
 
     __table_args__ = (sa.Index("ix_sync_user_exits_user_seq", "user_id", "change_seq"),)
+
+
+class RemovalsServed(db.Model):
+    """How far a device has been served its user's removals (the furthest page of a pull that
+    carried a scope exit), and when: from then on the pad knew that the records removed up to
+    there were no longer its user's.
+
+    Read by a push that names a target which left the caller's squadron: an inspection begun
+    before the pad was told of the move was made in good faith and is applied, filed where the
+    target now is; one begun after is refused. Written only by pages that carry a scope exit
+    (a few a year per device), so most pulls stay read-only.
+    """
+
+    __tablename__ = "sync_removals_served"
+
+    device_id: Mapped[str] = mapped_column(sa.ForeignKey("devices.id"), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("users.id"), primary_key=True)
+    #: The cursor position of that page: every removal numbered up to it had been served.
+    change_seq: Mapped[int] = mapped_column(sa.BigInteger)
+    served_at: Mapped[datetime] = mapped_column(UTCDateTime)

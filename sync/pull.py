@@ -20,6 +20,7 @@ from datetime import datetime
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from fieldapp import jsontext
@@ -27,14 +28,14 @@ from fieldapp.auth.models import SQUADRON_ROLES, User
 from fieldapp.auth.policy import Policy
 from fieldapp.checklists.models import Checklist
 from fieldapp.checklists.operations import get_version
-from fieldapp.db import change_counter, db
+from fieldapp.db import change_counter, db, utcnow
 from fieldapp.inspections.models import Inspection
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
 from sync import cursor as cursors
-from sync.models import ScopeExit, Tombstone, UserExit
+from sync.models import RemovalsServed, ScopeExit, Tombstone, UserExit
 
 
 def _enum_value(member) -> str | None:
@@ -279,12 +280,39 @@ def pull(policy: Policy, token: str | None, limit: int, secret: str) -> dict:
             # Cut among what the change ``last`` brings along: everything before it is served,
             # the change itself comes next, with the rest of what it brings.
             cursor = cursors.Cursor(last - 1, str(user.id), scope, last, row[0] + 1)
+        if any(isinstance(row, ScopeExit | UserExit) for _, _, row in page):
+            _record_removals_served(policy, cursor.seq)
     return {
         "changes": changes,
         "cursor": cursors.encode(cursor, secret),
         "has_more": len(entries) > limit,
         "reset": False,
     }
+
+
+def _record_removals_served(policy: Policy, seq: int) -> None:
+    """Note that the caller's device has now been served its user's removals up to ``seq``
+    (:class:`sync.models.RemovalsServed`): from now on the pad knows those records left."""
+    device_id = policy.actor.device_id
+    if device_id is None:
+        return
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    served = RemovalsServed.__table__
+    statement = insert(served).values(
+        device_id=device_id, user_id=policy.user.id, change_seq=seq, served_at=utcnow()
+    )
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[served.c.device_id, served.c.user_id],
+            set_={
+                "change_seq": statement.excluded.change_seq,
+                "served_at": statement.excluded.served_at,
+            },
+            # A page served again after a lost answer does not move the device's time back.
+            where=served.c.change_seq < statement.excluded.change_seq,
+        )
+    )
 
 
 #: PostgreSQL plans that gather every row after the cursor and sort them: a page's queries

@@ -1086,30 +1086,15 @@ def test_an_inspection_made_before_its_shop_moved_is_filed_where_the_shop_now_is
     admin moves shop1 to squadron 2. The inspection was made while the shop was squadron 1's
     and an officer never loses an offline edit (DESIGN.md): it is applied, filed in squadron 2
     as every inspection of shop1 now is (leader2 reviews it), and officer1 reads and edits it
-    as their own inspection elsewhere. An inspection started after the move is refused: the
-    shop was no longer theirs when it was made."""
+    as their own inspection elsewhere."""
     admin, officer = login("admin"), FakeDevice(login("officer1"))
     officer.pull_all()
-    path = f"/api/v1/targets/{world.targets['shop1'].id}"
-    moved = admin.patch(
-        path,
-        json={"squadron_id": world.squadrons[1].id},
-        headers={"If-Match": etag_of(admin, path)},
-    )
-    assert moved.status_code == 200, moved.get_json()
-    after_move = utcnow().isoformat()
+    _move_shop1_to_squadron_2(admin, world)
 
-    inspection_id, late_id = uuid.uuid4(), uuid.uuid4()
+    inspection_id = uuid.uuid4()
     made = new_inspection(world, ["officer1", "officer2"], status="submitted")
-    results = officer.push_ok(
-        officer.change("inspection", inspection_id, made),
-        officer.change(
-            "inspection", late_id, new_inspection(world, ["officer1"], started_at=after_move)
-        ),
-    )
-    assert results[0]["status"] == "applied", results[0]["error"]
-    assert results[1]["status"] == "rejected"
-    assert results[1]["error"]["errors"]["json"] == {"target_id": ["no such target in your scope"]}
+    [result] = officer.push_ok(officer.change("inspection", inspection_id, made))
+    assert result["status"] == "applied", result["error"]
     assert inspection_in_db(app, inspection_id).squadron_id == world.squadrons[1].id
     path = f"/api/v1/inspections/{inspection_id}"
     assert login("leader2").get(path).status_code == 200
@@ -1121,6 +1106,55 @@ def test_an_inspection_made_before_its_shop_moved_is_filed_where_the_shop_now_is
     )
     assert (edited["status"], edited["version"]) == ("applied", 2), edited["error"]
     assert login("officer1").get(path).get_json()["findings"] == "门前已清理"
+
+
+def test_a_shop_inspected_after_it_moved_counts_as_the_officer_s_until_the_pad_is_told(
+    app, login, world
+):
+    """The move reaches the pad by pull (a removal). Until then the pad shows shop1 as
+    officer1's, and an inspection begun after the move but before the pad heard of it was
+    made in good faith: it is applied, filed in squadron 2. Once the pad has pulled the move,
+    an inspection it begins of shop1 is refused: the officer was told the shop is not theirs."""
+    admin, officer = login("admin"), FakeDevice(login("officer1"))
+    officer.pull_all()
+    _move_shop1_to_squadron_2(admin, world)
+    unaware_id = uuid.uuid4()
+    unaware = new_inspection(world, ["officer1"], started_at=utcnow().isoformat())
+
+    [result] = officer.push_ok(officer.change("inspection", unaware_id, unaware))
+    assert result["status"] == "applied", result["error"]
+    assert inspection_in_db(app, unaware_id).squadron_id == world.squadrons[1].id
+
+    removals = [(c["entity"], c["id"]) for c in officer.pull_all() if c["op"] == "delete"]
+    assert ("target", str(world.targets["shop1"].id)) in removals
+    told_id = uuid.uuid4()
+    told = new_inspection(world, ["officer1"], started_at=utcnow().isoformat())
+    [refused] = officer.push_ok(officer.change("inspection", told_id, told))
+    assert refused["status"] == "rejected"
+    assert refused["error"]["errors"]["json"] == {"target_id": ["no such target in your scope"]}
+    assert inspection_in_db(app, told_id) is None
+
+    # Another pad of the same officer was never told: its inspection is still made in good faith.
+    other_pad = FakeDevice(login("officer1", device_id="d-second-pad"))
+    other_id = uuid.uuid4()
+    [other] = other_pad.push_ok(
+        other_pad.change(
+            "inspection",
+            other_id,
+            new_inspection(world, ["officer1"], started_at=utcnow().isoformat()),
+        )
+    )
+    assert other["status"] == "applied", other["error"]
+
+
+def _move_shop1_to_squadron_2(admin, world) -> None:
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    moved = admin.patch(
+        path,
+        json={"squadron_id": world.squadrons[1].id},
+        headers={"If-Match": etag_of(admin, path)},
+    )
+    assert moved.status_code == 200, moved.get_json()
 
 
 def test_a_new_shop_and_its_first_inspection_in_one_batch_are_both_applied(app, login, world):
