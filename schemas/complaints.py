@@ -9,6 +9,7 @@ from schemas.common import (
     Instant,
     StrictBoolean,
     StrictSchema,
+    StrippedText,
     TimeBound,
     TimeRangeArgs,
     id_field,
@@ -44,12 +45,13 @@ class ComplaintCreateArgs(StrictSchema):
 
     target_id = fields.UUID()
     squadron_id = id_field()
-    source = fields.String(load_default="12345", validate=validate.Length(min=1, max=20))
-    reference = fields.String(
-        validate=validate.Length(min=1, max=40),
-        metadata={"description": "the hotline's ticket number (工单号); unique per source"},
+    # Stripped: a ticket number pasted with a trailing space is the same ticket, and is found
+    # as a duplicate (one citizen's call would otherwise count twice in the shop's risk).
+    source = StrippedText(20, load_default="12345")
+    reference = StrippedText(
+        40, metadata={"description": "the hotline's ticket number (工单号); unique per source"}
     )
-    category = text_field(40, required=True)
+    category = StrippedText(40, required=True)
     text = text_field(4000, required=True)
     received_at = Instant(
         metadata={"description": "when the hotline received it (default: now); not in the future"}
@@ -77,8 +79,8 @@ class ComplaintListArgs(TimeRangeArgs):
     target_id = fields.UUID()
     status = fields.String(validate=validate.OneOf(["open", "closed"]))
     substantiated = fields.Boolean()
-    source = fields.String(validate=validate.Length(min=1, max=20))
-    reference = fields.String(validate=validate.Length(min=1, max=40))
+    source = StrippedText(20)
+    reference = StrippedText(40)
     from_ = TimeBound(
         end=False,
         data_key="from",

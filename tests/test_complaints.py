@@ -426,6 +426,28 @@ def test_the_same_hotline_ticket_is_one_complaint(login, world):
     assert other.status_code == 201
 
 
+def test_a_ticket_number_pasted_with_spaces_is_the_same_ticket(login, world):
+    """Pasted from the hotline's spreadsheet with a trailing space, the ticket recorded before
+    is still found: one citizen's call must not count twice in the shop's risk. The list's
+    filter reads the number the same way."""
+    leader = login("leader1")
+    first = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    again = complaint_body(world, reference=f" {first['reference']}\t")
+    errors = assert_error(leader.post("/api/v1/complaints", json=again), 422, "validation_failed")
+    assert first["id"] in errors["errors"]["json"]["reference"][0]
+    found = leader.get(f"/api/v1/complaints?reference={first['reference']}%20").get_json()
+    assert [c["id"] for c in found["items"]] == [first["id"]]
+
+
+@pytest.mark.parametrize("field", ["reference", "source", "category"])
+def test_a_blank_ticket_source_or_category_is_refused(login, world, field):
+    leader = login("leader1")
+    response = leader.post("/api/v1/complaints", json=complaint_body(world, **{field: "   "}))
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]
+    assert field in errors
+    assert leader.get("/api/v1/complaints").get_json()["items"] == []
+
+
 def test_a_ticket_another_squadron_recorded_is_refused_without_its_id(login, world):
     """The same hotline ticket forwarded to two squadrons is recorded once: the second is
     refused on ``reference``. The refusal names the first complaint only to a caller who may
