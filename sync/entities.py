@@ -26,6 +26,7 @@ from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import Role, User
+from fieldapp.auth.operations import officers_at
 from fieldapp.auth.policy import members_elsewhere
 from fieldapp.checklists.models import Checklist, ChecklistItem, ChecklistVersion
 from fieldapp.db import db, insert_rows
@@ -954,6 +955,14 @@ class InspectionHandler(Handler):
                     )
                 ),
             )
+            gone = set(officer_ids) - found
+            if gone and loaded.get("started_at") is not None:
+                # A colleague who left the force, or was made a supervisor, after the
+                # inspection was made still inspected that day (双人执法).
+                found = found | ctx.cached(
+                    ("officers_at", tuple(sorted(gone)), loaded["started_at"]),
+                    lambda: officers_at(gone, loaded["started_at"]),
+                )
             if set(officer_ids) - found:
                 errors["officer_ids"] = [
                     "unknown or inactive officers: "

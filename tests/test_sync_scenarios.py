@@ -1147,6 +1147,38 @@ def test_a_shop_inspected_after_it_moved_counts_as_the_officer_s_until_the_pad_i
     assert other["status"] == "applied", other["error"]
 
 
+@pytest.mark.parametrize("change", [{"active": False}, {"role": "supervisor"}])
+def test_an_inspection_with_a_colleague_who_has_since_left_the_squadron_s_roles_is_applied(
+    app, login, world, change
+):
+    """officer1 and officer2 inspect together (双人执法) on officer1's pad, offline. Before the
+    pad syncs, officer2 leaves the force (disabled) or is made a supervisor. officer2 was an
+    active officer when the inspection was made, so it is applied with both officers: refused,
+    it could only be sent again without the colleague who was there. An inspection begun after
+    the change cannot name officer2."""
+    admin, officer = login("admin"), FakeDevice(login("officer1"))
+    path = f"/api/v1/users/{world.users['officer2'].id}"
+    response = admin.patch(path, json=change, headers={"If-Match": etag_of(admin, path)})
+    assert response.status_code == 200, response.get_json()
+
+    made_before, made_after = uuid.uuid4(), uuid.uuid4()
+    both = ["officer1", "officer2"]
+    results = officer.push_ok(
+        officer.change("inspection", made_before, new_inspection(world, both, status="submitted")),
+        officer.change(
+            "inspection",
+            made_after,
+            new_inspection(world, both, started_at=utcnow().isoformat()),
+        ),
+    )
+    assert results[0]["status"] == "applied", results[0]["error"]["errors"]
+    record = inspection_in_db(app, made_before)
+    assert {str(i) for i in record.officer_ids} == {str(world.users[u].id) for u in both}
+    assert results[1]["status"] == "rejected"
+    [why] = results[1]["error"]["errors"]["json"]["officer_ids"]
+    assert str(world.users["officer2"].id) in why
+
+
 def _move_shop1_to_squadron_2(admin, world) -> None:
     path = f"/api/v1/targets/{world.targets['shop1'].id}"
     moved = admin.patch(

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm.util import identity_key
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
+from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import (
     LOGIN_FAILED,
     SQUADRON_ROLES,
@@ -535,6 +537,43 @@ def update_user(actor: Actor, settings: AuthSettings, user: User, changes: dict)
     if was_officer and not (user.active and user.role is Role.officer):
         release_assignee(actor, user, now)
     return user
+
+
+def officers_at(user_ids, when: datetime) -> set:
+    """The users among ``user_ids`` who were active officers or leaders at ``when``.
+
+    Read back from the audit log: the state of a user at ``when`` is their state now with the
+    changes since then undone, latest first (each ``user.*`` entry keeps the values it
+    changed). An inspection made offline with a colleague who has since left the force or been
+    made a supervisor still names them as they were that day. (A user's creation is not undone:
+    an active officer created after ``when`` is accepted, as every active officer always was.)
+    """
+    ids = list(user_ids)
+    if not ids:
+        return set()
+    users = {
+        user.id: {"active": user.active, "role": user.role.value}
+        for user in db.session.scalars(sa.select(User).where(User.id.in_(ids)))
+    }
+    later = db.session.execute(
+        sa.select(AuditEntry.record_id, AuditEntry.before)
+        .where(
+            AuditEntry.entity == "user",
+            AuditEntry.record_id.in_([str(i) for i in users]),
+            AuditEntry.at > when,
+        )
+        .order_by(AuditEntry.seq.desc())
+    )
+    for record_id, before in later:
+        state = users.get(uuid.UUID(record_id))
+        if state is not None and before:
+            state.update({k: v for k, v in before.items() if k in ("active", "role")})
+    squadron_roles = {Role.officer.value, Role.leader.value}
+    return {
+        user_id
+        for user_id, state in users.items()
+        if state["active"] and state["role"] in squadron_roles
+    }
 
 
 def _district_supervisors(district_id: int, user: User) -> list:
