@@ -23,6 +23,8 @@ from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.supervision.models import SupervisionOrder
 from sync.models import Conflict
 from tests.conftest import NO_SUCH_ID, assert_error, audit_entries, etag_of
+from tests.review_helpers import FAILED_S03, inspection_path, push_inspection, review_ok
+from tests.sync_helpers import FakeDevice
 
 REPORT = "/api/v1/reports/monthly"
 
@@ -98,9 +100,11 @@ def october(app, world):
     with app.app_context():
         # Inspections: on both sides of each month edge (Shanghai is UTC+8).
         add_inspection(world, "shop1", utc(2026, 9, 30, 16, 30), "scheduled", "compliant")  # Oct 1
+        # Ordered at 23:59 on 31 October, due that day, and on the server before midnight: in
+        # force when October ended, so overdue in October (from midnight on).
         add_inspection(
             world, "shop1", utc(2026, 10, 31, 15, 59), "random", "rectification_ordered",
-            rectification_deadline=date(2026, 10, 31),
+            rectification_deadline=date(2026, 10, 31), received_at=utc(2026, 10, 31, 15, 59, 30),
         )  # fmt: skip
         add_inspection(world, "shop1", utc(2026, 10, 31, 16, 0), "complaint", "case_opened")  # Nov
         add_inspection(world, "shop1", utc(2026, 9, 30, 15, 59), "patrol", "compliant")  # Sep 30
@@ -395,6 +399,27 @@ def test_only_cells_that_start_a_formula_are_quoted():
         assert spreadsheet_cell(plain) == plain
 
 
+def october_overdue(login, world, made: datetime | None = None) -> tuple[int, int]:
+    """Squadron 1's overdue rectifications in October's report made at ``made``, as the
+    rectification figures and as the ``rectification_overdue`` flags count them: one report
+    gives one answer. Made on 5 December unless ``made`` says when."""
+    with time_machine.travel(made or utc(2026, 12, 5, 2)):
+        body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
+    row = {r["squadron_id"]: r for r in body["squadrons"]}[world.squadrons[0].id]
+    return row["rectifications"]["overdue"], row["flags"]["by_flag"]["rectification_overdue"]
+
+
+def october_order(world, **extra) -> uuid.UUID:
+    """An order inspected and submitted on 5 October, due 20 October (``extra``: other
+    columns, or other submission times)."""
+    sent = utc(2026, 10, 5, 3)
+    extra = {"submitted_at": sent, "first_submitted_at": sent} | extra
+    return add_inspection(
+        world, "shop1", utc(2026, 10, 5, 2), "patrol", "rectification_ordered",
+        rectification_deadline=date(2026, 10, 20), received_at=sent, **extra,
+    )  # fmt: skip
+
+
 def test_a_past_months_overdue_rectifications_stay_what_the_month_ended_with(app, login, world):
     """October: an inspection ordered rectification by 20 October and nobody went back by the
     end of the month, so October's report counts it overdue. The follow-up (复查) is done on
@@ -406,23 +431,14 @@ def test_a_past_months_overdue_rectifications_stay_what_the_month_ended_with(app
             rectification_deadline=date(2026, 10, 20), received_at=utc(2026, 10, 5, 3),
         )  # fmt: skip
         db.session.commit()
-
-    def overdue_in_october(made: datetime) -> tuple[int, int]:
-        """October's overdue rectifications, as the flags and as the rectification figures
-        count them: one report gives one answer."""
-        with time_machine.travel(made):
-            body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
-        row = {r["squadron_id"]: r for r in body["squadrons"]}[world.squadrons[0].id]
-        return row["flags"]["by_flag"]["rectification_overdue"], row["rectifications"]["overdue"]
-
-    assert overdue_in_october(utc(2026, 11, 1, 2)) == (1, 1)
+    assert october_overdue(login, world, made=utc(2026, 11, 1, 2)) == (1, 1)
     with app.app_context():
         add_inspection(
             world, "shop1", utc(2026, 11, 10, 2), "patrol", "compliant",
             follow_up_of=ordered, received_at=utc(2026, 11, 10, 3),
         )  # fmt: skip
         db.session.commit()
-    assert overdue_in_october(utc(2026, 12, 5, 2)) == (1, 1)
+    assert october_overdue(login, world) == (1, 1)
 
 
 def test_only_a_follow_up_submitted_by_the_months_end_and_not_returned_settles_it(
@@ -452,11 +468,134 @@ def test_only_a_follow_up_submitted_by_the_months_end_and_not_returned_settles_i
         follow_up(ordered(), utc(2026, 10, 25, 3), review_status="returned")
         follow_up(ordered(), utc(2026, 10, 25, 3))
         db.session.commit()
+    assert october_overdue(login, world) == (2, 2)
+
+
+def test_an_order_returned_after_the_month_stays_overdue_in_that_months_report(app, login, world):
+    """Ordered on 5 October, due 20 October, no follow-up: overdue when October ended. On 10
+    November the leader returns the order (to fix its wording). October's figures are "as at
+    the month's end": made again in December, the report still counts it."""
+    with app.app_context():
+        october_order(
+            world,
+            review_status="returned",
+            review_comment="整改期限写错",
+            reviewed_at=utc(2026, 11, 10, 3),
+            reviewed_by_id=world.users["leader1"].id,
+        )
+        db.session.commit()
+    assert october_overdue(login, world) == (1, 1)
+
+
+def test_a_follow_up_returned_after_the_month_still_settled_the_order_that_month(app, login, world):
+    """The follow-up (复查) was submitted on 25 October, so the order was settled when October
+    ended; the leader returned the follow-up on 10 November. October's report made again in
+    December counts nothing overdue."""
+    with app.app_context():
+        ordered = october_order(world)
+        add_inspection(
+            world, "shop1", utc(2026, 10, 25, 2), "patrol", "compliant", follow_up_of=ordered,
+            received_at=utc(2026, 10, 25, 3), submitted_at=utc(2026, 10, 25, 3),
+            first_submitted_at=utc(2026, 10, 25, 3), review_status="returned",
+            review_comment="请补拍照片", reviewed_at=utc(2026, 11, 10, 3),
+            reviewed_by_id=world.users["leader1"].id,
+        )  # fmt: skip
+        db.session.commit()
+    assert october_overdue(login, world) == (0, 0)
+
+
+def test_an_order_still_a_draft_when_the_month_ended_was_overdue_nowhere_that_month(
+    app, login, world
+):
+    """Ordered on 5 October (deadline 20 October) but kept as a draft on the pad until it was
+    first submitted on 10 November: "a draft or returned order is overdue nowhere"
+    (docs/review.md), so October, which ended with it a draft, counts nothing overdue, also
+    in the report made again in December."""
+    with app.app_context():
+        october_order(
+            world, submitted_at=utc(2026, 11, 10, 3), first_submitted_at=utc(2026, 11, 10, 3)
+        )
+        db.session.commit()
+    assert october_overdue(login, world) == (0, 0)
+
+
+def test_a_past_months_overdue_orders_follow_each_records_review_history(app, login, world):
+    """Three orders pushed from the pad on 5 October, due 20 October, each returned and
+    resubmitted. October's report made again in December judges each order, and each
+    follow-up, by where its review stood when October ended, as its versions say (its columns
+    now tell only the latest round):
+    - returned on 22 October, resubmitted and approved in November: back with the officer when
+      October ended, so not overdue that month (though it is open and overdue now);
+    - returned and resubmitted in October, returned again on 10 November: in force when October
+      ended, so overdue;
+    - its follow-up submitted on 25 October, returned on 27 October and resubmitted on
+      2 November: the order was unsettled when October ended, so overdue (settled now).
+    """
+
+    def at(moment: datetime, username: str):
+        """``username``'s client, signed in at ``moment`` (the clock stays there)."""
+        clock.move_to(moment)
+        return login(username)
+
+    def push(moment: datetime, **fields) -> str:
+        device = FakeDevice(at(moment, "officer1"))
+        started = moment - timedelta(hours=1)
+        return push_inspection(
+            world,
+            device,
+            started_at=started.isoformat(),
+            ended_at=(started + timedelta(minutes=20)).isoformat(),
+            **fields,
+        )
+
+    def order(moment: datetime) -> str:
+        return push(
+            moment,
+            answers=FAILED_S03,
+            outcome="rectification_ordered",
+            rectification_deadline="2026-10-20",
+        )
+
+    def returned(moment: datetime, inspection_id: str) -> None:
+        review_ok(at(moment, "leader1"), inspection_id, "return", "请修改")
+
+    def resubmitted(moment: datetime, inspection_id: str) -> None:
+        device = FakeDevice(at(moment, "officer1"))
+        version = device.api.get(inspection_path(inspection_id)).get_json()["version"]
+        change = device.change(
+            "inspection", inspection_id, {"status": "submitted"}, base_version=version
+        )
+        [result] = device.push_ok(change)
+        assert result["status"] == "applied", result
+
+    with time_machine.travel(utc(2026, 10, 5, 3), tick=False) as clock:
+        back_with_the_officer = order(utc(2026, 10, 5, 3))
+        in_force = order(utc(2026, 10, 5, 3))
+        followed_up = order(utc(2026, 10, 5, 3))
+        returned(utc(2026, 10, 12, 3), in_force)
+        resubmitted(utc(2026, 10, 15, 3), in_force)
+        returned(utc(2026, 10, 22, 3), back_with_the_officer)
+        follow_up = push(utc(2026, 10, 25, 3), follow_up_of=followed_up)
+        returned(utc(2026, 10, 27, 3), follow_up)
+        resubmitted(utc(2026, 11, 2, 3), follow_up)
+        resubmitted(utc(2026, 11, 3, 3), back_with_the_officer)
+        review_ok(at(utc(2026, 11, 4, 3), "leader1"), back_with_the_officer, "approve")
+        returned(utc(2026, 11, 10, 3), in_force)
+
+    assert october_overdue(login, world) == (2, 2)
+    with app.app_context():
+        settings = CheckSettings.from_config(app.config)
+        orders = [uuid.UUID(i) for i in (back_with_the_officer, in_force, followed_up)]
+        october_end = utc(2026, 10, 31, 16)  # midnight in Shanghai
+        flagged = {
+            str(order_id)
+            for order_id, raised in check_inspections(orders, settings, october_end).items()
+            if FlagCode.rectification_overdue in {flag.flag for flag in raised}
+        }
+    assert flagged == {in_force, followed_up}
     with time_machine.travel(utc(2026, 12, 5, 2)):
-        body = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
-    row = {r["squadron_id"]: r for r in body["squadrons"]}[world.squadrons[0].id]
-    assert row["rectifications"]["overdue"] == 2
-    assert row["flags"]["by_flag"]["rectification_overdue"] == 2
+        listed = login("leader1").get("/api/v1/rectifications?overdue=true").get_json()
+    assert [item["inspection_id"] for item in listed["items"]] == [back_with_the_officer]
 
 
 def test_a_month_with_nothing_is_all_zeros(login, world, october):

@@ -141,9 +141,9 @@ def _chunks(ids: Sequence) -> Iterable[Sequence]:
 
 def _inspection_columns(ids: _Ids, now: datetime) -> tuple:
     """What the checks read of an inspection; JSON as text, parsed only where it matters.
-    ``open_order``: a rectification order in force and unsettled as at ``now``, by the rule
-    ``GET /rectifications`` lists them by (:func:`~fieldapp.inspections.operations.
-    unsettled_order`)."""
+    ``open_order``: a rectification order in force and unsettled as at ``now`` (each record as
+    its history says it stood then), by the rule ``GET /rectifications`` lists them by
+    (:func:`~fieldapp.inspections.operations.unsettled_order`)."""
     return (
         ids.col(Inspection.id).label("id"),
         ids.col(Inspection.target_id).label("target_id"),
@@ -474,10 +474,12 @@ def check_inspections(
 
     Judged as at ``now``: deadlines and delays count to it, and the records that arrive after
     an inspection and settle its flags count only if the server had them by then (a follow-up
-    inspection by its ``received_at`` and first submission, a photo's metadata by its
-    ``created_at``, its bytes by their ``stored_at``). Asked with the current time that is
-    everything; the monthly report asks with the month's end, so a report made again later
-    counts what the month ended with rather than follow-ups and uploads that came after it.
+    inspection, and the rectification order itself, by where its review stood then, from its
+    version history: :func:`~fieldapp.inspections.operations.in_force_as_at`; a photo's
+    metadata by its ``created_at``, its bytes by their ``stored_at``). Asked with the current
+    time that is everything; the monthly report asks with the month's end, so a report made
+    again later counts what the month ended with rather than follow-ups, reviews and uploads
+    that came after it.
 
     Ids that name no inspection are left out of the answer. Callers scope the ids; this
     function reads what it needs regardless of who asks (a previous inspection by the same

@@ -36,6 +36,7 @@ from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.tasks import operations as tasks
 from sync.entities import inspection_wire
+from sync.models import RecordVersion
 from sync.versions import record_version
 
 DECISIONS = {"approve": ReviewAction.approve, "return": ReviewAction.return_}
@@ -256,34 +257,78 @@ def cases_of(inspection_ids: list[uuid.UUID]) -> dict[uuid.UUID, Case]:
 # -- rectification follow-ups (复查) --------------------------------------------------------------
 
 
+def in_force_as_at(record, as_at: datetime) -> sa.ColumnElement[bool]:
+    """``record`` (:class:`Inspection` or an alias) was in force (:attr:`Inspection.in_force`:
+    submitted and not returned) as at ``as_at``, a server time.
+
+    Read from the record's history: its latest version snapshot by then (``record_versions``,
+    each written with the review state at the server time of the change), so a record returned
+    and resubmitted any number of times is judged by where it stood at that moment, whatever
+    happened to it since. One index lookup per record, in the query that asks.
+
+    A record with no snapshot by then was not yet on the server, or comes from before the
+    history was kept (rows written straight into the table); from its columns, then: the server
+    had it, submitted, by ``as_at`` (its first submission; rows from before that was kept count
+    from their arrival), and it was not returned, or returned only after ``as_at``.
+    """
+    snapshot = RecordVersion.data
+    latest = (
+        sa.select(
+            sa.and_(
+                snapshot["status"].as_string() == InspectionStatus.submitted.value,
+                snapshot[("review", "status")].as_string() != ReviewStatus.returned.value,
+            )
+        )
+        .where(
+            RecordVersion.entity == "inspection",
+            RecordVersion.record_id == record.id,
+            RecordVersion.at <= as_at,
+        )
+        .order_by(RecordVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    submitted = sa.func.coalesce(record.first_submitted_at, record.submitted_at, record.received_at)
+    from_columns = sa.and_(
+        record.status == InspectionStatus.submitted,
+        record.received_at <= as_at,
+        submitted <= as_at,
+        sa.or_(
+            record.review_status != ReviewStatus.returned,
+            sa.and_(record.reviewed_at.is_not(None), record.reviewed_at > as_at),
+        ),
+    )
+    return sa.func.coalesce(latest, from_columns)
+
+
 def settles(follow_up, as_at: datetime | None = None) -> sa.ColumnElement[bool]:
     """``follow_up`` (an alias of :class:`Inspection`) settles the order it names
-    (``follow_up_of``): it is in force (submitted and not returned). With ``as_at``: and the
-    server had it, submitted, by then (its first submission, a server time; rows from before
-    that was kept count from their arrival), so that a report made again later still counts
-    what its month ended with."""
+    (``follow_up_of``): it is in force (submitted and not returned). With ``as_at``: it was in
+    force then (:func:`in_force_as_at`), so that a report made again later still counts what
+    its month ended with, whatever review the follow-up had since."""
     if as_at is None:
         return follow_up.in_force
-    submitted = sa.func.coalesce(
-        follow_up.first_submitted_at, follow_up.submitted_at, follow_up.received_at
-    )
-    return sa.and_(follow_up.in_force, follow_up.received_at <= as_at, submitted <= as_at)
+    return in_force_as_at(follow_up, as_at)
 
 
 def unsettled_order(as_at: datetime | None = None) -> sa.ColumnElement[bool]:
     """The :class:`Inspection` is a rectification order (责令整改) in force that no follow-up
-    has settled (as at ``as_at``, see :func:`settles`): what ``GET /rectifications`` lists,
-    what the record's ``follow_up.overdue`` and the ``rectification_overdue`` check and the
-    monthly report's overdue figures count once its deadline has passed."""
+    has settled: what ``GET /rectifications`` lists, what the record's ``follow_up.overdue``
+    and the ``rectification_overdue`` check and the monthly report's overdue figures count
+    once its deadline has passed.
+
+    With ``as_at``: both as they stood then (:func:`in_force_as_at`): an order returned after
+    ``as_at`` was still in force then, one first submitted after it was not yet, and a
+    follow-up returned after it had settled the order by then."""
     follow_up = sa.orm.aliased(Inspection)
     settled = (
         sa.select(follow_up.id)
         .where(follow_up.follow_up_of == Inspection.id, settles(follow_up, as_at))
         .exists()
     )
-    return sa.and_(
-        Inspection.outcome == Outcome.rectification_ordered, Inspection.in_force, ~settled
-    )
+    in_force = Inspection.in_force if as_at is None else in_force_as_at(Inspection, as_at)
+    # The outcome first: the history is looked up for orders only.
+    return sa.and_(Inspection.outcome == Outcome.rectification_ordered, in_force, ~settled)
 
 
 def open_rectifications(

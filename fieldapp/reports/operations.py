@@ -11,7 +11,8 @@ What each figure counts (docs/audit.md has the table):
 - cases: cases opened in the month, and closed in the month;
 - rectifications: ordered by the month's inspections; due (deadline in the month); overdue
   (deadline in the month and already passed, the order in force and no follow-up submitted
-  that settles it, both as at the month's end, or now for the current month);
+  that settles it, both as at the month's end, or now for the current month: each record's
+  review as its version history says it stood then, whatever review it had since);
 - risk: active targets at each level now, and the month's level changes (up, down, first levels);
 - conflicts: sync conflict log entries opened in the month (by kind), resolved in the month;
 - supervision orders: issued and answered in the month; open and overdue now.
@@ -151,8 +152,10 @@ def rectifications_section(period: Period, squadron_ids: list[int]) -> dict[int,
         Inspection.rectification_deadline <= period.last_day,
     )
     # As at the month's end (or now, for the current month), by the rule the flags and the
-    # rectification list use: a follow-up submitted after it does not undo what the month
-    # ended with, and a draft or returned one never settled anything.
+    # rectification list use, each order and follow-up as its history says it stood then: a
+    # follow-up submitted after it does not undo what the month ended with, nor does a review
+    # after it (an order or follow-up returned in the next month still counted in this one),
+    # and a draft or returned one, order or follow-up, counted for nothing.
     as_at = min(period.end, period.now)
     overdue = sa.and_(
         due,
