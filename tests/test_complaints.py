@@ -12,6 +12,7 @@ import time_machine
 
 from fieldapp.actor import Actor
 from fieldapp.db import db
+from fieldapp.localtime import local_date
 from fieldapp.risk import operations as risk_ops
 from tests.conftest import (
     RACE_WAIT,
@@ -32,7 +33,7 @@ from tests.review_helpers import (
     review,
 )
 from tests.sync_helpers import FakeDevice
-from tests.test_risk import approved_inspection
+from tests.test_risk import approved_and_assessed, approved_inspection, patch_target, risk_of
 
 
 def complaint_body(world, target="shop1", **overrides) -> dict:
@@ -111,6 +112,87 @@ def test_a_substantiated_complaint_raises_the_targets_score_at_once(app, login, 
     assert after["score"] > before["score"]
     [entry] = audit_entries(app, action="complaint.decide")
     assert entry.after["substantiated"] is True and entry.before["substantiated"] is None
+
+
+def test_a_complaint_counts_from_the_day_it_is_found_true_not_the_day_it_was_received(login, world):
+    """A 12345 ticket received 100 days ago (the check took long) is found true today: it
+    counts among the complaints found true in the last 90 days (docs/risk.md), with the day of
+    the decision. Before, it was judged by when it was received and added nothing."""
+    leader = login("leader1")
+    shop = str(world.targets["shop1"].id)
+    received = datetime.now(UTC) - timedelta(days=100)
+    complaint = leader.post(
+        "/api/v1/complaints",
+        json=complaint_body(world, text="面馆门前堆放桌椅", received_at=received.isoformat()),
+    ).get_json()
+    decided = leader.post(
+        f"/api/v1/complaints/{complaint['id']}/decision",
+        json={"substantiated": True, "note": "现场核实属实"},
+    )
+    assert decided.status_code == 200, decided.get_json()
+    [factor] = complaint_factor(leader, shop)
+    assert factor["source"] == {"entity": "complaint", "id": complaint["id"]}
+    assert factor["reason"] == f"complaint found true on {local_date(datetime.now(UTC))}"
+
+
+def test_a_complaint_found_true_twelve_days_ago_holds_a_downgrade(app, login, world):
+    """The shop is at elevated (credit D) since day 0 with three clean inspections; a ticket
+    received on day 0 is found true on day 50. On day 62 its credit becomes A (score: low),
+    but a downgrade needs "no complaint found true in the last 60 days" (docs/risk.md): it was
+    found true 12 days ago, so the shop stays. Before, it stepped down, the complaint judged
+    by its day of receipt, 62 days back."""
+    shop = str(world.targets["shop1"].id)
+    start = datetime.now(UTC)
+    with time_machine.travel(start):
+        leader = login("leader1")
+        patch_target(leader, shop, {"credit_class": "D"})
+        assert risk_of(leader, shop)["level"] == "elevated"
+        complaint = leader.post("/api/v1/complaints", json=complaint_body(world)).get_json()
+    for days in (5, 10, 15):
+        approved_and_assessed(app, world, "shop1", start + timedelta(days=days))
+    with time_machine.travel(start + timedelta(days=50)):
+        leader = login("leader1")
+        decided = leader.post(
+            f"/api/v1/complaints/{complaint['id']}/decision",
+            json={"substantiated": True, "note": "属实"},
+        )
+        assert decided.status_code == 200, decided.get_json()
+    with time_machine.travel(start + timedelta(days=62)):
+        leader = login("leader1")
+        patch_target(leader, shop, {"credit_class": "A"})
+        risk = risk_of(leader, shop)
+    assert risk["level"] == "elevated", risk["reason"]
+    found_on = local_date(start + timedelta(days=50))
+    assert f"complaint found true on {found_on}, within 60 days" in risk["reason"]
+
+
+def test_a_correction_that_keeps_a_complaint_true_keeps_the_day_it_was_found_true(
+    app, login, world
+):
+    """Found true on day 0, its note corrected on day 80 (still true): the complaint counts
+    from day 0, and is out of the 90 days on day 95, not counted afresh from the correction.
+    Found untrue first and corrected to true, it counts from the correction."""
+    shop = str(world.targets["shop1"].id)
+    start = datetime.now(UTC)
+    bodies = [complaint_body(world, reference=ref) for ref in ("2026112100123", "2026112100124")]
+    with time_machine.travel(start):
+        leader = login("leader1")
+        kept, turned = (leader.post("/api/v1/complaints", json=b).get_json() for b in bodies)
+        for complaint, substantiated in ((kept, True), (turned, False)):
+            path = f"/api/v1/complaints/{complaint['id']}/decision"
+            body = {"substantiated": substantiated, "note": "核实"}
+            assert leader.post(path, json=body).status_code == 200
+    with time_machine.travel(start + timedelta(days=80)):
+        leader = login("leader1")
+        for complaint in (kept, turned):
+            path = f"/api/v1/complaints/{complaint['id']}/decision"
+            body = {"substantiated": True, "note": "复核：属实，补充现场照片"}
+            assert leader.post(path, json=body).status_code == 200
+    with time_machine.travel(start + timedelta(days=95)):
+        leader = login("leader1")
+        patch_target(leader, shop, {"credit_class": "C"})  # re-assessed on day 95
+        sources = [f["source"]["id"] for f in complaint_factor(leader, shop)]
+    assert sources == [turned["id"]]
 
 
 def test_a_corrected_decision_takes_the_points_back_and_is_audited(app, login, world):

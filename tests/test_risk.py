@@ -82,6 +82,29 @@ def stored(target_id) -> TargetRisk:
     return db.session.get(TargetRisk, target_id)
 
 
+def risk_of(api, target_id) -> dict:
+    """The target's risk page, as a leader reads it."""
+    response = api.get(f"/api/v1/targets/{target_id}/risk")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def patch_target(api, target_id, body: dict) -> None:
+    path = f"/api/v1/targets/{target_id}"
+    response = api.patch(path, json=body, headers={"If-Match": etag_of(api, path)})
+    assert response.status_code == 200, response.get_json()
+
+
+def approved_and_assessed(app, world, target_key: str, at: datetime, **kwargs) -> str:
+    """An approved inspection made at ``at`` (committed), its target re-assessed then, as the
+    approval at that moment would."""
+    with app.app_context():
+        inspection = approved_inspection(world, target_key, at, **kwargs)
+        operations.refresh_target(SYSTEM, db.session.get(Target, world.targets[target_key].id), at)
+        db.session.commit()
+        return str(inspection.id)
+
+
 def test_a_new_target_is_assessed_at_once_and_explained(login, world):
     leader = login("leader1")
     created = leader.post("/api/v1/targets", json=shop_payload(world.squadrons[0].id)).get_json()
@@ -148,6 +171,67 @@ def test_a_credit_change_rescores_the_target_in_the_same_request(login, world):
     ]
     assert after["score"] == before["score"] + 10 - 2
     assert after["level"] == "elevated"  # credit D floors at elevated
+
+
+def test_a_run_of_inspections_that_opened_cases_is_no_clean_run_toward_a_downgrade(
+    app, login, world
+):
+    """老王面馆 stands at elevated (credit D). Three inspections in a row each find a violation
+    that is on no checklist item (findings: 无证搭建雨棚) and open a case (立案), approved by the
+    leader. With credit A again the score says medium, but the shop stays at elevated: none of
+    the three was clean (any outcome but compliant acts on a violation, docs/review.md).
+    Before, the three cases counted as "3 of 3 clean" and the shop stepped down."""
+    shop = str(world.targets["shop1"].id)
+    start = datetime.now(UTC)
+    with time_machine.travel(start):
+        leader = login("leader1")
+        patch_target(leader, shop, {"credit_class": "D"})
+        assert risk_of(leader, shop)["level"] == "elevated"
+    for days in (5, 10, 15):
+        at = start + timedelta(days=days)
+        with time_machine.travel(at):
+            device = FakeDevice(login("officer1"))
+            record = push_inspection(
+                world,
+                device,
+                started_at=(at - timedelta(minutes=30)).isoformat(),
+                ended_at=(at - timedelta(minutes=10)).isoformat(),
+                outcome="case_opened",
+                findings="店外无证搭建雨棚，立案查处",
+            )
+            approved = review_ok(login("leader1"), record, "approve")
+            assert approved["case"] is not None
+    with time_machine.travel(start + timedelta(days=35)):
+        leader = login("leader1")
+        patch_target(leader, shop, {"credit_class": "A"})
+        risk = risk_of(leader, shop)
+    assert risk["level"] == "elevated", risk["reason"]
+    assert "0 of 3 clean inspections" in risk["reason"], risk["reason"]
+
+
+def test_a_failed_item_outside_the_sites_phase_does_not_hold_the_site_up(app, login, world):
+    """The site is in its finishing phase, at elevated (credit D). Of four approved compliant
+    inspections the latest marks C02 (裸土覆盖, an earthwork item) failed: it counts for nothing
+    in the finishing phase (no compliance points, no severe floor), and not against the run of
+    clean inspections either. With credit A again the site steps down to medium; before, it
+    was held ("0 of 4 clean inspections")."""
+    site = str(world.targets["site1"].id)
+    start = datetime.now(UTC)
+    with time_machine.travel(start):
+        leader = login("leader1")
+        patch_target(leader, site, {"credit_class": "D", "phase": "finishing"})
+        assert risk_of(leader, site)["level"] == "elevated"
+    for days in (5, 10, 15):
+        approved_and_assessed(app, world, "site1", start + timedelta(days=days))
+    approved_and_assessed(
+        app, world, "site1", start + timedelta(days=20), failed=("C02",), outcome="compliant"
+    )
+    with time_machine.travel(start + timedelta(days=35)):
+        leader = login("leader1")
+        patch_target(leader, site, {"credit_class": "A"})
+        risk = risk_of(leader, site)
+    assert [f for f in risk["factors"] if f["factor"] == "compliance"] == []
+    assert risk["level"] == "medium", risk["reason"]
 
 
 def test_the_risk_of_another_squadrons_target_is_not_found(login, world):
@@ -290,6 +374,7 @@ def test_recompute_agrees_with_the_incremental_updates(app, ctx, world):
                     text="油烟扰民",
                     received_at=now - timedelta(hours=5),
                     substantiated=True,
+                    closed_at=now - timedelta(hours=1),
                 )
             )
         else:

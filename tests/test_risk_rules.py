@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fieldapp.inspections.models import Outcome
 from fieldapp.localtime import SHANGHAI
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
 from fieldapp.risk.scoring import (
@@ -54,8 +56,12 @@ def site(**overrides) -> Facts:
     return Facts(**(values | overrides))
 
 
-def inspection(n: int, at: datetime, *failed: FailedItem, waived: bool = False) -> InspectionFact:
-    return InspectionFact(f"i{n}", at, tuple(failed), waived)
+def inspection(n: int, at: datetime, *failed: FailedItem, outcome: str | None = None):
+    """An approved inspection; by default compliant when it failed nothing, and ordering
+    rectification when it did."""
+    if outcome is None:
+        outcome = "rectification_ordered" if failed else "compliant"
+    return InspectionFact(f"i{n}", at, tuple(failed), outcome)
 
 
 MINOR, MODERATE, SEVERE = (
@@ -132,7 +138,7 @@ def test_an_item_failed_again_is_a_repeat_unless_the_finding_was_waived():
     # 首违不罚: the waived finding still counts in compliance, not in history.
     waived = shop(
         inspections=(
-            inspection(2, days_ago(5), MODERATE, waived=True),
+            inspection(2, days_ago(5), MODERATE, outcome="penalty_waived"),
             inspection(1, days_ago(60), MODERATE),
         )
     )
@@ -141,7 +147,7 @@ def test_an_item_failed_again_is_a_repeat_unless_the_finding_was_waived():
     earlier_waived = shop(
         inspections=(
             inspection(2, days_ago(5), MODERATE),
-            inspection(1, days_ago(60), MODERATE, waived=True),
+            inspection(1, days_ago(60), MODERATE, outcome="penalty_waived"),
         )
     )
     assert points(earlier_waived, "history") == 0
@@ -322,9 +328,9 @@ def test_reasons_name_the_shanghai_day_of_what_they_count():
         "case opened on 2026-06-02",
         "item S02 failed again on 2026-06-02 (also on 2026-05-26)",
     ]
-    assert reasons["complaints"] == ["substantiated complaint on 2026-06-02"]
+    assert reasons["complaints"] == ["complaint found true on 2026-06-02"]
     held = assess(facts, LevelState(RiskLevel.high, now - timedelta(days=400)), SETTINGS, now)
-    assert "substantiated complaint on 2026-06-02, within 60 days" in held.reason, held.reason
+    assert "complaint found true on 2026-06-02, within 60 days" in held.reason, held.reason
 
 
 @pytest.mark.parametrize("current", ["low", "medium", "elevated"])
@@ -391,6 +397,53 @@ def test_a_failed_inspection_breaks_the_run_of_clean_ones():
     assert result.level is RiskLevel.high and "clean_inspections" in result.held
 
 
+@pytest.mark.parametrize(
+    ("outcome", "clean"),
+    [
+        ("compliant", True),
+        ("corrected_on_site", False),
+        ("rectification_ordered", False),
+        ("case_opened", False),
+        ("penalty_waived", False),
+    ],
+)
+def test_only_a_compliant_inspection_is_clean_toward_a_downgrade(outcome, clean):
+    """An outcome that acts on a violation (docs/review.md) is no clean inspection, although
+    no checklist item failed (the findings describe a violation on no item)."""
+    inspections = (
+        inspection(3, days_ago(1), outcome=outcome),
+        inspection(2, days_ago(2)),
+        inspection(1, days_ago(3)),
+    )
+    result = assess(
+        shop(inspections=inspections), LevelState(RiskLevel.high, days_ago(40)), SETTINGS, NOW
+    )
+    assert result.level is (RiskLevel.elevated if clean else RiskLevel.high), result.reason
+    if not clean:
+        assert result.held == {"clean_inspections": "0 of 3 clean inspections at this level"}
+
+
+def test_a_failed_item_outside_the_sites_phase_does_not_break_the_clean_run():
+    """C05 belongs to earthwork: failed in the finishing phase it scores nothing, and the run
+    of clean inspections goes on through it."""
+    earthwork_only = FailedItem("C05", "moderate", ("earthwork", "foundation"))
+    inspections = (
+        inspection(4, days_ago(5), earthwork_only, outcome="compliant"),
+        inspection(3, days_ago(10)),
+        inspection(2, days_ago(15)),
+        inspection(1, days_ago(20)),
+    )
+    facts = site(phase="finishing", inspections=inspections)
+    result = assess(facts, LevelState(RiskLevel.elevated, days_ago(40)), SETTINGS, NOW)
+    assert points(facts, "compliance") == 0
+    assert result.level is RiskLevel.medium, result.reason
+    # In its phase, the same failure breaks the run.
+    earthwork = replace(facts, phase="earthwork")
+    held = assess(earthwork, LevelState(RiskLevel.elevated, days_ago(40)), SETTINGS, NOW)
+    assert held.level is RiskLevel.elevated, held.reason
+    assert held.held == {"clean_inspections": "0 of 4 clean inspections at this level"}
+
+
 def test_next_due_follows_the_level_frequency():
     facts = shop(last_inspected_at=days_ago(10))
     result = assess(facts, LevelState(), SETTINGS, NOW)
@@ -427,7 +480,7 @@ _inspections = st.lists(
         st.text(min_size=1, max_size=4),
         st.floats(0, 800).map(days_ago),
         st.lists(_items, max_size=6).map(tuple),
-        st.booleans(),
+        st.sampled_from([outcome.value for outcome in Outcome]),
     ),
     max_size=8,
 ).map(lambda found: tuple(sorted(found, key=lambda i: i.at, reverse=True)))

@@ -31,6 +31,8 @@ class Complaint(db.Model):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     #: None until checked; True when an inspection confirmed it.
     substantiated: Mapped[bool | None]
+    #: when the leader's decision closed it; for a substantiated complaint, the moment it was
+    #: found true, from which it counts in risk (a correction that keeps it true keeps this)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: the inspection that checked it, when one did
     inspection_id: Mapped[uuid.UUID | None] = mapped_column(

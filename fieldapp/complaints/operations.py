@@ -1,7 +1,8 @@
 """12345 complaints: received by the squadron, checked by its officers, decided by its leader.
 
 A decision (substantiated or not) re-assesses the target's risk in the same transaction: a
-substantiated complaint adds points and holds a downgrade back (see ``docs/risk.md``).
+substantiated complaint adds points and holds a downgrade back from the day it is found true
+(``closed_at``), whenever the hotline received it (see ``docs/risk.md``).
 """
 
 from __future__ import annotations
@@ -130,13 +131,18 @@ def decide_complaint(
             {"inspection_id": ["the inspection is not of the complaint's target"]}
         )
     taken_back = complaint.substantiated is True and not decision.substantiated
+    # A complaint counts in risk from the decision that found it true (``closed_at``): a
+    # correction that leaves it true (a better note, another inspection) keeps that day,
+    # rather than counting the complaint afresh for another 90 days.
+    still_true = complaint.substantiated is True and decision.substantiated
     complaint.substantiated = decision.substantiated
     complaint.decision_note = decision.note
     if inspection is not None:
         # A correction that names no inspection keeps the one that checked the complaint.
         complaint.inspection_id = inspection.id
     complaint.decided_by_id = actor.user_id
-    complaint.closed_at = now
+    if not still_true:
+        complaint.closed_at = now
     audit.record_update(actor, "complaint.decide", "complaint", complaint, before)
     if reassess and complaint.target_id is not None:
         # A decision corrected to untrue takes its points back, and a rise of level they

@@ -26,7 +26,7 @@ from fieldapp.checklists.models import ChecklistItem
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter, db, utcnow
 from fieldapp.errors import APIError
-from fieldapp.inspections.models import Case, Inspection, InspectionStatus, Outcome, ReviewStatus
+from fieldapp.inspections.models import Case, Inspection, InspectionStatus, ReviewStatus
 from fieldapp.risk.defaults import DEFAULT_SETTINGS
 from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
 from fieldapp.risk.scoring import (
@@ -194,8 +194,10 @@ def gather_facts(
                 continue
             severity, phases = items.get((checklist_id, version, code), ("minor", ()))
             failed.append(FailedItem(code, severity, phases))
+        # The outcome as its text: scoring is plain data (a clean run wants ``compliant``).
+        outcome = getattr(outcome, "value", outcome)
         inspections.setdefault(target_id, []).append(
-            InspectionFact(_dashed(record_id), at, tuple(failed), outcome == Outcome.penalty_waived)
+            InspectionFact(_dashed(record_id), at, tuple(failed), outcome)
         )
 
     counts = dict(
@@ -223,18 +225,21 @@ def gather_facts(
         )
     ):
         cases.setdefault(target_id, []).append((_dashed(case_id), opened))
+    # A complaint counts from the decision that found it true (``closed_at``), not from when
+    # the hotline received it: a ticket checked weeks later is the target's record from then.
     complaints: dict[uuid.UUID, list] = {}
-    for complaint_id, target_id, received in _read(
-        sa.select(_raw(Complaint.id), _raw(Complaint.target_id), Complaint.received_at)
+    found_true = Complaint.closed_at
+    for complaint_id, target_id, at in _read(
+        sa.select(_raw(Complaint.id), _raw(Complaint.target_id), found_true)
         .where(
             Complaint.substantiated.is_(True),
-            Complaint.received_at >= quiet,
-            Complaint.received_at <= now,
+            found_true >= quiet,
+            found_true <= now,
             only(Complaint.target_id),
         )
-        .order_by(Complaint.received_at.desc())
+        .order_by(found_true.desc())
     ):
-        complaints.setdefault(target_id, []).append((_dashed(complaint_id), received))
+        complaints.setdefault(target_id, []).append((_dashed(complaint_id), at))
 
     facts = {}
     rows = _read(

@@ -40,6 +40,11 @@ class FailedItem:
     phases: tuple[str, ...] = ()
 
 
+#: The only outcome that finds nothing to act on: every other one acts on a violation
+#: (corrected on site, rectification ordered, case opened, penalty waived; docs/review.md).
+COMPLIANT = "compliant"
+
+
 @dataclass(frozen=True)
 class InspectionFact:
     """An approved inspection, as far as risk cares."""
@@ -47,7 +52,13 @@ class InspectionFact:
     id: str
     at: datetime
     failed: tuple[FailedItem, ...] = ()
-    penalty_waived: bool = False
+    #: the inspection's outcome (``Outcome``'s value)
+    outcome: str | None = COMPLIANT
+
+    @property
+    def penalty_waived(self) -> bool:
+        """首违不罚 / 轻微不罚: the finding stands, but it is no record of repeat offending."""
+        return self.outcome == "penalty_waived"
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,8 @@ class Facts:
     created_at: datetime | None = None
     #: (case id, opened at) of cases opened within the history window
     cases: tuple[tuple[str, datetime], ...] = ()
-    #: (complaint id, received at) of substantiated complaints, newest first
+    #: (complaint id, found true at) of substantiated complaints, newest first: when the
+    #: decision found it true, not when the hotline received it (a check may take weeks)
     complaints: tuple[tuple[str, datetime], ...] = ()
     #: when the latest submitted inspection was made (for the schedule): its start, or when the
     #: server received it if that was earlier (a device clock running ahead)
@@ -230,11 +242,11 @@ def score_factors(facts: Facts, settings: dict, now: datetime) -> list[Factor]:
     entries = [
         (
             complaints["each"],
-            f"substantiated complaint on {local_date(received).isoformat()}",
+            f"complaint found true on {local_date(found_true).isoformat()}",
             _source("complaint", complaint_id),
         )
-        for complaint_id, received in facts.complaints
-        if since <= received <= now
+        for complaint_id, found_true in facts.complaints
+        if since <= found_true <= now
     ]
     factors += _capped("complaints", complaints["cap"], entries)
 
@@ -304,8 +316,15 @@ def floors(facts: Facts, settings: dict, now: datetime) -> list[Floor]:
     return found
 
 
-def _clean(inspection: InspectionFact) -> bool:
-    return not inspection.failed
+def _clean(inspection: InspectionFact, facts: Facts) -> bool:
+    """Whether the inspection found nothing wrong: its outcome is compliant and no item that
+    applies to the target failed. An outcome that acts on a violation (corrected on site,
+    rectification ordered, case opened, penalty waived) is no clean inspection, although the
+    violation may be on no checklist item. A failed site item outside the site's current
+    phase counts for nothing here, as in the score."""
+    return inspection.outcome == COMPLIANT and not any(
+        applies(item, facts) for item in inspection.failed
+    )
 
 
 def assess(facts: Facts, state: LevelState, settings: dict, now: datetime) -> Assessment:
@@ -313,7 +332,7 @@ def assess(facts: Facts, state: LevelState, settings: dict, now: datetime) -> As
 
     Up at once to the higher of the score's level and the floors; down one level at a time,
     and only after enough clean inspections at the current level, enough days at it and no
-    substantiated complaint for a while.
+    complaint found true for a while.
     """
     factors = score_factors(facts, settings, now)
     score = sum(f.points for f in factors)
@@ -396,7 +415,7 @@ def _downgrade_blocks(facts: Facts, state: LevelState, settings: dict, now: date
     needed = rules["clean_inspections"][facts.kind]
     clean = 0
     for inspection in facts.inspections:  # newest first: clean ones in a row, at this level
-        if inspection.at < since or not _clean(inspection):
+        if inspection.at < since or not _clean(inspection, facts):
             break
         clean += 1
     if clean < needed:
@@ -405,10 +424,10 @@ def _downgrade_blocks(facts: Facts, state: LevelState, settings: dict, now: date
     if days < rules["days_at_level"]:
         blocks["days_at_level"] = f"{days} of {rules['days_at_level']} days at this level"
     quiet = now - timedelta(days=rules["complaint_free_days"])
-    recent = [received for _, received in facts.complaints if received > quiet]
+    recent = [found_true for _, found_true in facts.complaints if quiet < found_true <= now]
     if recent:
         blocks["complaint_free_days"] = (
-            f"substantiated complaint on {local_date(max(recent)).isoformat()}, within "
+            f"complaint found true on {local_date(max(recent)).isoformat()}, within "
             f"{rules['complaint_free_days']} days"
         )
     return blocks
