@@ -91,10 +91,11 @@ class PushContext:
     #: when the batch ends (see :func:`push`). A change rolled back may leave its target here;
     #: re-assessing it changes nothing a recompute would not.
     inspected_targets: set[uuid.UUID] = field(default_factory=set)
-    #: submitted inspections the batch moved to another target: the target they left is
-    #: judged without them as a correction (a rise of level they caused there goes), when the
-    #: batch ends with the rest. A change rolled back may leave one here; nothing names it then.
-    retargeted: set[uuid.UUID] = field(default_factory=set)
+    #: records (entity, id) the batch took from a target: submitted inspections moved to
+    #: another one, and the cases (立案) that went with them. The target they left is judged
+    #: without them as a correction (a rise of level they caused there goes), when the batch
+    #: ends with the rest. A change rolled back may leave one here; nothing names it then.
+    corrected: set[tuple[str, uuid.UUID]] = field(default_factory=set)
 
     def write_rows(self, table: sa.Table, rows: list[dict]) -> None:
         """Insert ``rows`` now, or with the batch's other rows when the batch defers them."""
@@ -719,7 +720,7 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
             ctx.actor,
             sorted(ctx.inspected_targets),
             ctx.now,
-            corrected=[("inspection", record_id) for record_id in sorted(ctx.retargeted)],
+            corrected=sorted(ctx.corrected, key=str),
         )
     if ctx.skewed_devices:
         _flag_skewed_devices(ctx)

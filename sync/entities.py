@@ -33,6 +33,7 @@ from fieldapp.db import db, insert_rows
 from fieldapp.errors import APIError
 from fieldapp.geo import to_wgs84
 from fieldapp.inspections.models import (
+    Case,
     CoordinateSystem,
     Inspection,
     InspectionState,
@@ -42,7 +43,12 @@ from fieldapp.inspections.models import (
     ReviewStatus,
     inspection_officers,
 )
-from fieldapp.inspections.references import not_deleted_because, references_to
+from fieldapp.inspections.references import (
+    closed_task,
+    not_deleted_because,
+    quoted,
+    references_to,
+)
 from fieldapp.localtime import local_date
 from fieldapp.photos import operations as photo_ops
 from fieldapp.photos.models import Photo
@@ -738,14 +744,19 @@ class InspectionHandler(Handler):
                 changed.append("review")  # the leader's return is cleared: pending again
             record.transition(ReviewAction.submit, by=ctx.actor.user_id, at=ctx.now)
             changed.append("status")
+        retargeted = record.target_id != target_before
+        case = case_follows_target(ctx.actor, record) if retargeted else None
         if record.status is InspectionStatus.submitted and (
             transition or values.keys() & {"started_at", "target_id"}
         ):
             # The target's last inspection moved: re-assessed when the batch ends (push).
             ctx.inspected_targets.update({target_before, record.target_id})
-            if record.target_id != target_before:
-                # Approved before and reopened, it may have raised the target it left.
-                ctx.retargeted.add(record.id)
+            if retargeted:
+                # Approved before and reopened, it (or its case) may have raised the target
+                # it left.
+                ctx.corrected.add(("inspection", record.id))
+                if case is not None:
+                    ctx.corrected.add(("case", case.id))
         if change.clock_skewed and "clock_skew" not in (record.flags or []):
             record.flags = [*(record.flags or []), "clock_skew"]
             changed.append("flags")
@@ -978,6 +989,8 @@ class InspectionHandler(Handler):
             and db.session.get(Task, loaded["task_id"]) is None
         ):
             errors["task_id"] = ["no such task"]
+        if not creating and (check("task_id") or check("target_id")):
+            errors |= _task_left_errors(record_id, loaded)
         followed = loaded.get("follow_up_of")
         if followed and (check("follow_up_of") or check("target_id") or check("started_at")):
             problem = _follow_up_problem(followed, record_id, target, loaded.get("started_at"))
@@ -1101,6 +1114,50 @@ def _officers_moved(inspection: Inspection, dropped: set, added: set, actor_id) 
                 .values(change_seq=sa.bindparam("seq"), updated_at=table.c.updated_at),
                 [{"photo_id": p.id, "seq": first + n} for n, p in enumerate(photos)],
             )
+
+
+def _task_left_errors(record_id, loaded: dict) -> dict:
+    """422s for an edit that would take an inspection off the task its approval closed (its
+    ``task_id``, or its target, which a task is closed only by an inspection of): the task
+    would stay done by a record that no longer carries it. A done task has no way back
+    (``fieldapp.tasks.operations``), so the inspection stays with it, as its delete is refused
+    (``fieldapp.inspections.references``)."""
+    task = closed_task(record_id) if record_id is not None else None
+    if task is None:
+        return {}
+    closed = f"its approval closed task {task.id}{quoted(task.note)}, and a done task stays done"
+    if loaded.get("task_id") != task.id:
+        return {"task_id": [f"{closed}: the inspection keeps its task_id"]}
+    if loaded.get("target_id") != task.target_id:
+        return {"target_id": [f"{closed}: the inspection stays on the task's target"]}
+    return {}
+
+
+def case_follows_target(actor: Actor, inspection: Inspection) -> Case | None:
+    """The case (立案) ``inspection``'s approval opened, moved to the target the inspection now
+    names, with its audit entry ``case.move``; None if it opened none (or the case is there).
+
+    A case is about the shop or site the inspection found the violation at: left on the one the
+    record was corrected away from, it would still count in that target's risk and stand in
+    its file (一店一档) for a violation found elsewhere. Every correction of an inspection's
+    target, pushed or accepted from the conflict log, calls this; the caller re-assesses both
+    targets, naming the case as corrected (a rise it caused where it was goes)."""
+    # Not flushing the edit half-way (a push batch writes its edits together).
+    with db.session.no_autoflush:
+        case = db.session.scalar(sa.select(Case).where(Case.inspection_id == inspection.id))
+    if case is None or case.target_id == inspection.target_id:
+        return None
+    before = case.target_id
+    case.target_id = inspection.target_id
+    audit.record(
+        actor,
+        "case.move",
+        "case",
+        case.id,
+        before={"target_id": str(before)},
+        after={"target_id": str(inspection.target_id), "inspection_id": str(inspection.id)},
+    )
+    return case
 
 
 def _target_left_after(ctx: PushContext, target_id, started_at) -> sa.Row | None:
@@ -1551,6 +1608,20 @@ def write_photo_metadata(
             after=_photo_dump({name: _photo_value(photo, name) for name in written}),
         )
     return photo
+
+
+def photo_holds(photo: Photo, loaded: dict) -> bool:
+    """Whether ``photo`` already holds the metadata ``loaded`` (by ``PhotoFieldsArgs``): its
+    location compared in WGS-84, with the point as the device sent it."""
+    for name, value in loaded.items():
+        if name == "location":
+            sent = _PHOTO_INPUT.dump({"location": value})["location"]
+            stored, original = wgs84_location(sent)
+            if stored != _photo_value(photo, name) or original != photo.location_original:
+                return False
+        elif value != _photo_value(photo, name):
+            return False
+    return True
 
 
 class PhotoHandler(Handler):

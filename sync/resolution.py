@@ -2,7 +2,10 @@
 
 ``keep: server`` closes the entry and leaves the record as it is; ``keep: client`` writes the
 device's value; ``keep: value`` writes a value the person gives. A resolved amendment to an
-approved inspection reopens it for review; a resolved delete deletes the record.
+approved inspection reopens it for review when it changes something (so does a photo's
+delete); a resolved delete deletes the record. A side chosen over a value written since the
+entry was logged, and a delete of a record edited since, are refused (409) rather than losing
+that write.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target
 from fieldapp.targets.operations import RISK_FIELDS, site_location_errors
-from schemas.inspections import InspectionFieldsArgs, load_inspection_fields
+from schemas.inspections import (
+    InspectionFieldsArgs,
+    inspection_fields_wire,
+    load_inspection_fields,
+)
 from schemas.sync import PhotoFieldsArgs, TargetFieldsArgs
 from sync.engine import PushContext, Rejected
 from sync.entities import (
@@ -36,10 +43,12 @@ from sync.entities import (
     InspectionHandler,
     _loadable,
     base_snapshot,
+    case_follows_target,
     delete_inspection,
     delete_photo,
     inspection_device_view,
     inspection_wire,
+    photo_holds,
     wgs84_location,
     write_photo_metadata,
     write_version,
@@ -48,7 +57,7 @@ from sync.hlc import HLC
 from sync.merge import ANSWER_DEFAULT, normalize_answer
 from sync.models import Conflict, ConflictKind, ConflictStatus
 from sync.sequence import hold
-from sync.versions import stamp_versions
+from sync.versions import stamp_versions, written_since
 
 MODELS = {"inspection": Inspection, "target": Target, "photo": Photo}
 
@@ -154,14 +163,18 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
             applied_version = _delete(actor, conflict, record)
         elif conflict.kind is ConflictKind.amendment:
             fields = _amendment_fields(conflict, record, keep, chosen)
-            if _writes_something(conflict, fields):
-                applied_version = _write(actor, conflict, record, fields, clock)
-            elif keep == "value":
-                raise validation_error({"value": [_NOTHING_TO_APPLY]})
-            else:
+            if not _writes_something(conflict, fields):
+                if keep == "value":
+                    raise validation_error({"value": [_NOTHING_TO_APPLY]})
                 # The device's amendment only resubmitted (status): nothing to write, and an
                 # approved record is not reopened for review with nothing to review.
                 chosen = _NOTHING
+            else:
+                applied_version = _write(actor, conflict, record, fields, clock, amending=True)
+                if applied_version is None:
+                    # The record already holds every value chosen: the entry is settled as
+                    # it is, and the record is not reopened for review with nothing changed.
+                    chosen = _NOTHING
         else:
             fields = _field_value(conflict, record, keep, chosen)
             applied_version = _write(actor, conflict, record, fields, clock)
@@ -216,25 +229,44 @@ def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
     """409 if a field the choice writes was written again after the entry was logged.
 
     The value written since is in neither side of this entry: writing a side over it would
-    lose it silently. ``keep: value`` states the value outright and is not refused.
+    lose it silently. ``keep: value`` states the value outright and is not refused. Accepting
+    a delete is refused likewise when the record was edited since (:func:`_edited_since`).
     """
-    if record is None or conflict.kind is ConflictKind.delete or conflict.record_version is None:
+    if record is None or conflict.record_version is None:
+        return
+    if conflict.kind is ConflictKind.delete:
+        edited = _edited_since(conflict, record)
+        if edited:
+            raise APIError(
+                409,
+                "version_conflict",
+                f"the {conflict.entity} was edited after this delete was logged"
+                f" ({', '.join(edited)}; it is at version {record.version}): deleting it now"
+                " would throw that work away unseen. Read the record: keep 'server' closes"
+                " this entry and keeps it; if it should still go, the officer deletes it again"
+                " from the device",
+            )
         return
     if record.version == conflict.record_version:
         return
-    if isinstance(record, Photo):
-        return  # photo metadata keeps no version history
-    logged = base_snapshot(conflict.entity, record.id, conflict.record_version)
-    if logged is None:
-        return  # the record is older than its version history: nothing to compare with
-    # As the version history has it: the snapshot of each version is in this form.
-    now = inspection_wire(record) if isinstance(record, Inspection) else record.version_fields()
     written = _written_fields(conflict, chosen)
-    # Photo lists are applied as removals and additions (see _amendment_fields, _field_value):
-    # what was added since stays, so they never block the choice.
-    moved = [
-        name for name in written if name != "photo_ids" and _part(logged, name) != _part(now, name)
-    ]
+    if isinstance(record, Photo):
+        # Photo metadata keeps no snapshots, but the version each field was last written at
+        # (its version also moves when the bytes arrive, which writes no field).
+        moved = sorted(written_since(record, conflict.record_version) & set(written))
+    else:
+        logged = base_snapshot(conflict.entity, record.id, conflict.record_version)
+        if logged is None:
+            return  # the record is older than its version history: nothing to compare with
+        # As the version history has it: the snapshot of each version is in this form.
+        now = inspection_wire(record) if isinstance(record, Inspection) else record.version_fields()
+        # Photo lists are applied as removals and additions (see _amendment_fields,
+        # _field_value): what was added since stays, so they never block the choice.
+        moved = [
+            name
+            for name in written
+            if name != "photo_ids" and _part(logged, name) != _part(now, name)
+        ]
     if moved:
         raise APIError(
             409,
@@ -242,6 +274,21 @@ def _refuse_if_moved_on(conflict: Conflict, record, chosen) -> None:
             f"{', '.join(moved)} changed after this conflict was logged (the record is at"
             f" version {record.version}); resolve with keep 'value' to set it anyway",
         )
+
+
+def _edited_since(conflict: Conflict, record) -> list[str]:
+    """The fields devices write that changed after the delete ``conflict`` was logged: an
+    inspection's against its snapshot of then (a review since edits nothing an officer wrote),
+    a photo's metadata by the versions its fields were written at."""
+    if isinstance(record, Photo):
+        return sorted(written_since(record, conflict.record_version))
+    if record.version == conflict.record_version:
+        return []
+    logged = base_snapshot(conflict.entity, record.id, conflict.record_version)
+    if logged is None:
+        return []  # older than its version history: nothing to compare with
+    then, now = inspection_device_view(logged), inspection_device_view(inspection_wire(record))
+    return [name for name in INSPECTION_FIELDS if then.get(name) != now.get(name)]
 
 
 _NOTHING_TO_APPLY = (
@@ -366,12 +413,17 @@ def _choose_photos(current: list | None, chosen: list | None, other: list | None
     return kept + [photo for photo in chosen if photo not in other and photo not in kept]
 
 
-def _write(actor: Actor, conflict: Conflict, record, fields: dict, clock: str) -> int:
+def _write(
+    actor: Actor, conflict: Conflict, record, fields: dict, clock: str, *, amending=False
+) -> int | None:
+    """Write ``fields`` to ``record`` as a new version; its number. ``amending``: an accepted
+    amendment, which writes nothing (None) where the record already holds every value, so
+    that an approved record is reopened only for a change (targets have no amendments)."""
     if isinstance(record, Inspection):
-        return _write_inspection(actor, record, fields, clock)
+        return _write_inspection(actor, record, fields, clock, amending)
     if isinstance(record, Target):
         return _write_target(actor, record, fields, clock)
-    return _write_photo(actor, conflict, record, fields, clock)
+    return _write_photo(actor, conflict, record, fields, clock, amending)
 
 
 def _load(schema: ma.Schema, fields: dict) -> dict:
@@ -381,7 +433,9 @@ def _load(schema: ma.Schema, fields: dict) -> dict:
         raise validation_error({"value": exc.normalized_messages()}) from None
 
 
-def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str) -> int:
+def _write_inspection(
+    actor: Actor, record: Inspection, fields: dict, clock: str, amending: bool = False
+) -> int | None:
     unknown = sorted(set(fields) - set(INSPECTION_FIELDS) - {"status"})
     if unknown:
         raise validation_error({"value": {name: ["not a field devices write"] for name in unknown}})
@@ -396,6 +450,8 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
     if "location" in wire:
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
+    if amending and _holds_already(before, record, wire, original):
+        return None
     _check_references(actor, before, wire, record.id)
     InspectionHandler()._write(record, wire, loaded, original, actor_id=actor.user_id)
     reopened = _reopen(actor, record)  # in the same version as the fields written
@@ -406,6 +462,23 @@ def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str
     stamp_versions(record, clocks, record.version + 1)
     _write_inspection_version(actor, record, before, "inspection.resolve", reopened)
     return record.version
+
+
+def _holds_already(before: dict, record: Inspection, wire: dict, original: dict | None) -> bool:
+    """Whether the inspection (``before``: its wire form) already holds every field of
+    ``wire`` (as written: ``location`` in WGS-84, ``original`` the point as the device sent
+    it). Both go through the push's load and dump, the form a merge compares values in (times
+    in UTC: the same instant in another offset is the same value)."""
+    current = inspection_device_view(before)
+    current = {name: current[name] for name in wire}
+    try:
+        given = inspection_fields_wire(load_inspection_fields(_loadable(wire)))
+        now = inspection_fields_wire(load_inspection_fields(_loadable(current)))
+    except ma.ValidationError:
+        return False  # a stored value no write gives: anything written changes it
+    if "location" in wire and original != record.location_original:
+        return False
+    return given == now
 
 
 def _reopen(actor: Actor, inspection: Inspection) -> bool:
@@ -434,6 +507,8 @@ def _write_inspection_version(
         before={k: before.get(k) for k in changed},
         after={k: after.get(k) for k in changed},
     )
+    # Its case (立案), if its approval opened one, is about the target it now names.
+    case = case_follows_target(actor, inspection) if "target_id" in changed else None
     submitted = inspection.status is InspectionStatus.submitted
     if reopened or (submitted and {"started_at", "target_id"} & set(changed)):
         # Only approved inspections feed the score: until it is approved again, it does not
@@ -448,6 +523,10 @@ def _write_inspection_version(
             # being held by the downgrade rules for a record the target no longer has. (Its
             # own target is judged when it is approved again: docs/risk.md, "Corrections".)
             corrected = [("inspection", inspection.id)]
+            if case is not None:
+                # It counts where it now is at once (opened, it stays opened whatever the
+                # review as amended decides), and a rise it caused where it was goes.
+                corrected.append(("case", case.id))
         risk.refresh_targets(actor, sorted(targets), utcnow(), corrected=corrected)
 
 
@@ -503,10 +582,20 @@ def _write_target(actor: Actor, record: Target, fields: dict, clock: str) -> int
     return record.version
 
 
-def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields, clock) -> int:
+def _write_photo(
+    actor: Actor,
+    conflict: Conflict,
+    record: Photo | None,
+    fields,
+    clock,
+    amending: bool = False,
+) -> int | None:
     """A photo's metadata sent while its inspection was approved: accepted, it is written (the
-    photo created, if it was new) and the inspection goes back to the leader for review."""
+    photo created, if it was new) and the inspection goes back to the leader for review. An
+    amendment the photo already holds writes nothing (None)."""
     loaded = _load(PhotoFieldsArgs(), fields)
+    if amending and record is not None and photo_holds(record, loaded):
+        return None
     inspection_id = loaded.get("inspection_id") or (record and record.inspection_id)
     inspection = db.session.get(Inspection, inspection_id) if inspection_id else None
     if inspection is None or inspection.squadron_id != conflict.squadron_id:
@@ -534,8 +623,9 @@ def _write_photo(actor: Actor, conflict: Conflict, record: Photo | None, fields,
 
 
 def _delete(actor: Actor, conflict: Conflict, record) -> int:
-    # Each audits the record as it was deleted.
-    # Devices delete inspections and photos only (a target's delete is refused outright).
+    """Delete ``record`` as a device asked; the version its tombstone carries. Each audits the
+    record as it was deleted. Devices delete inspections and photos only (a target's delete is
+    refused outright)."""
     if isinstance(record, Inspection):
         submitted, target_id = record.status is InspectionStatus.submitted, record.target_id
         record_id = record.id
@@ -549,4 +639,11 @@ def _delete(actor: Actor, conflict: Conflict, record) -> int:
                 actor, [target_id], utcnow(), corrected=[("inspection", record_id)]
             )
         return version
-    return delete_photo(actor, record)
+    inspection = db.session.get(Inspection, record.inspection_id)
+    version = delete_photo(actor, record)
+    # A photo taken off an approved record changes it as a photo added does (_write_photo):
+    # the record goes back to the leader, as amended.
+    before = inspection_wire(inspection)
+    if _reopen(actor, inspection):
+        _write_inspection_version(actor, inspection, before, "inspection.reopen", reopened=True)
+    return version

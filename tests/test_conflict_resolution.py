@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import time_machine
@@ -28,7 +28,7 @@ from tests.conftest import (
     status_of,
     until_there_or_waiting,
 )
-from tests.review_helpers import push_inspection, review_ok
+from tests.review_helpers import FAILED_S03, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 from tests.test_risk import approved_inspection
 
@@ -192,6 +192,161 @@ def test_a_value_written_to_another_field_since_does_not_block_the_choice(app, l
     )
     assert resolve(leader, conflict_id, "client").status_code == 200
     assert (stored(app, record).findings, stored(app, record).outcome.value) == ("早", "compliant")
+
+
+def photo_taken_at_conflict(world, officer1: FakeDevice, officer2: FakeDevice):
+    """A draft shared by officer1 and officer2 with one photo; both correct the photo's
+    capture time from its first version, officer2 later: officer1's 09:38 is logged. Returns
+    (the photo's id, officer2's result, the entry's id)."""
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    [created] = officer1.push_ok(officer1.change("photo", photo, photo_metadata(record)))
+    assert created["status"] == "applied", created
+    base = created["version"]
+    [won] = officer2.push_ok(
+        officer2.change(
+            "photo",
+            photo,
+            {"taken_at": "2026-11-20T09:40:00+08:00"},
+            base_version=base,
+            hlc=officer2.clock_at(T + 2000),
+        )
+    )
+    assert won["status"] == "applied", won
+    [lost] = officer1.push_ok(
+        officer1.change(
+            "photo",
+            photo,
+            {"taken_at": "2026-11-20T09:38:00+08:00"},
+            base_version=base,
+            hlc=officer1.clock_at(T + 1000),
+        )
+    )
+    assert lost["status"] == "conflict", lost
+    [conflict] = lost["conflicts"]
+    assert conflict["kept"] == "server"
+    return photo, won, conflict["conflict_id"]
+
+
+def test_choosing_a_side_of_a_photo_field_written_again_since_is_refused(app, login, world):
+    """README: "a side chosen over a value written since the entry was logged is refused with
+    409 rather than silently overwriting it", a photo's metadata as an inspection's fields.
+    officer2 corrects the capture time once more (09:45) after officer1's 09:38 was logged:
+    keeping officer1's side would overwrite 09:45 unseen. Stated outright, it is applied."""
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    photo, won, conflict_id = photo_taken_at_conflict(world, officer1, officer2)
+    [again] = officer2.push_ok(
+        officer2.change(
+            "photo",
+            photo,
+            {"taken_at": "2026-11-20T09:45:00+08:00"},
+            base_version=won["version"],
+            hlc=officer2.clock_at(T + 5000),
+        )
+    )
+    assert again["status"] == "applied", again
+
+    def taken_at() -> datetime:
+        with app.app_context():
+            return db.session.get(Photo, photo).taken_at.astimezone(UTC)
+
+    refused = resolve(leader, conflict_id, "client")
+
+    assert "taken_at" in assert_error(refused, 409, "version_conflict")["message"]
+    assert taken_at() == datetime(2026, 11, 20, 1, 45, tzinfo=UTC)
+    stated = resolve(leader, conflict_id, "value", "2026-11-20T09:38:00+08:00")
+    assert stated.status_code == 200, stated.get_json()
+    assert taken_at() == datetime(2026, 11, 20, 1, 38, tzinfo=UTC)
+
+
+def test_choosing_a_side_of_a_photo_field_not_written_since_is_applied(app, login, world):
+    """Nothing written to the capture time since the entry was logged: keeping officer1's
+    side writes it, as for an inspection's field."""
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    photo, _, conflict_id = photo_taken_at_conflict(world, officer1, officer2)
+
+    response = resolve(login("leader1"), conflict_id, "client")
+
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        taken_at = db.session.get(Photo, photo).taken_at.astimezone(UTC)
+    assert taken_at == datetime(2026, 11, 20, 1, 38, tzinfo=UTC)
+
+
+def test_accepting_a_delete_of_a_record_edited_since_it_was_logged_is_refused(app, login, world):
+    """officer1 asks to delete a submitted inspection (it waits in the log); officer2 then adds
+    to its findings. Accepting the old delete would throw officer2's work away unseen (a
+    device's delete on an old base is not applied either): 409 naming what changed and telling
+    the leader to read the record; the entry stays open, and keep: server closes it."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = push_inspection(world, officer1)
+    [deleted] = officer1.push_ok(officer1.change("inspection", record, op="delete", base_version=1))
+    assert deleted["status"] == "conflict", deleted
+    [edited] = officer2.push_ok(
+        officer2.change("inspection", record, {"findings": "复核后补充的违规事实"}, base_version=1)
+    )
+    assert edited["status"] == "applied", edited
+    conflict_id = deleted["conflicts"][0]["conflict_id"]
+
+    refused = resolve(leader, conflict_id, "client")
+
+    message = assert_error(refused, 409, "version_conflict")["message"]
+    assert "findings" in message and "Read the record" in message, message
+    assert stored(app, record).findings == "复核后补充的违规事实"
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert entry["status"] == "open"
+    assert resolve(leader, conflict_id, "server").status_code == 200
+    assert stored(app, record).findings == "复核后补充的违规事实"
+
+
+def test_a_delete_is_accepted_over_a_review_made_since_it_was_logged(app, login, world):
+    """A review edits nothing an officer wrote: a record approved after its delete was logged
+    loses no one's work by going, and accepting the delete deletes it."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    [deleted] = officer.push_ok(officer.change("inspection", record, op="delete", base_version=1))
+    assert deleted["status"] == "conflict", deleted
+    review_ok(leader, record, "approve")
+
+    response = resolve(leader, deleted["conflicts"][0]["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    assert stored(app, record) is None
+
+
+def test_accepting_the_delete_of_a_photo_edited_since_it_was_logged_is_refused(app, login, world):
+    """A photo of a submitted inspection: its delete waits for the leader; the officer then
+    files it under another item. Accepting the old delete would lose that: 409 naming it."""
+    from fieldapp.photos.models import Photo
+
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    photo = uuid.uuid4()
+    [created] = officer.push_ok(
+        officer.change("photo", photo, photo_metadata(record, item_code="S01"))
+    )
+    [deleted] = officer.push_ok(
+        officer.change("photo", photo, op="delete", base_version=created["version"])
+    )
+    assert deleted["status"] == "conflict", deleted
+    [edited] = officer.push_ok(
+        officer.change("photo", photo, {"item_code": "S02"}, base_version=created["version"])
+    )
+    assert edited["status"] == "applied", edited
+
+    refused = resolve(leader, deleted["conflicts"][0]["conflict_id"], "client")
+
+    assert "item_code" in assert_error(refused, 409, "version_conflict")["message"]
+    with app.app_context():
+        assert db.session.get(Photo, photo).item_code == "S02"
 
 
 def test_keeping_the_server_value_brings_it_back_where_the_device_won(app, login, world):
@@ -487,6 +642,91 @@ def test_a_reopened_inspection_pushed_to_another_shop_takes_its_rise_from_the_fi
     assert risk["level"] == "medium", risk["reason"]
     [drop] = [h for h in risk["history"] if h["from"] == "high"]
     assert f"inspection {record} corrected" in drop["reason"]
+
+
+def _approved_case(world, officer, leader) -> tuple[str, dict, dict]:
+    """老王面馆 inspected, S03 failed, outcome 立案, approved: the case opens. (record id, the
+    approval's answer, the case as the shop's file lists it)."""
+    record = push_inspection(
+        world, officer, officers=("officer1",), answers=FAILED_S03, outcome="case_opened"
+    )
+    approved = review_ok(leader, record, "approve")
+    shop = str(world.targets["shop1"].id)
+    [case] = leader.get(f"/api/v1/targets/{shop}").get_json()["cases"]
+    return record, approved, case
+
+
+def case_factors(api, target_id: str) -> list:
+    """The ids of the cases the target's risk counts (its history factor's sources)."""
+    risk = api.get(f"/api/v1/targets/{target_id}/risk").get_json()
+    sources = [f.get("source") or {} for f in risk["factors"]]
+    return [source["id"] for source in sources if source.get("entity") == "case"]
+
+
+def test_a_case_goes_with_an_approved_inspection_amended_to_another_shop(app, login, world):
+    """The case (立案) is about the shop the violation was found at. The record was the shop
+    next door: accepting the amendment of its target_id moves the case along at once, with an
+    audit entry: 老王面馆's file no longer lists it, nor does its risk count it ("judged
+    without it at once, as after a delete", docs/risk.md); the shop next door's does both.
+    Approved again, the record opens no second case."""
+    leader, officer = login("leader1"), FakeDevice(login("officer1"))
+    other = add_shop(leader, world.squadrons[0].id, "老王面馆隔壁")
+    shop = str(world.targets["shop1"].id)
+    record, approved, case = _approved_case(world, officer, leader)
+    assert case_factors(leader, shop) == [case["id"]]
+    [amended] = officer.push_ok(
+        officer.change("inspection", record, {"target_id": other}, base_version=approved["version"])
+    )
+    assert amended["status"] == "conflict", amended
+
+    response = resolve(leader, amended["conflicts"][0]["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    assert leader.get(f"/api/v1/targets/{shop}").get_json()["cases"] == []
+    assert [c["id"] for c in leader.get(f"/api/v1/targets/{other}").get_json()["cases"]] == [
+        case["id"]
+    ]
+    assert case_factors(leader, shop) == []
+    assert case_factors(leader, other) == [case["id"]]
+    [moved] = audit_entries(app, action="case.move")
+    assert (moved.record_id, moved.before, moved.after["target_id"]) == (
+        case["id"],
+        {"target_id": shop},
+        other,
+    )
+    review_ok(leader, record, "approve")
+    assert leader.get(f"/api/v1/targets/{shop}").get_json()["cases"] == []
+    assert [c["id"] for c in leader.get(f"/api/v1/targets/{other}").get_json()["cases"]] == [
+        case["id"]
+    ]
+    assert case_factors(leader, shop) == []
+
+
+def test_a_case_goes_with_a_reopened_inspection_pushed_to_another_shop(app, login, world):
+    """Reopened by an accepted amendment, the record waits for review and its officer moves it
+    to the shop next door from the pad: its case goes along, as when the leader accepts the
+    move."""
+    leader, officer = login("leader1"), FakeDevice(login("officer1"))
+    other = add_shop(leader, world.squadrons[0].id, "老王面馆隔壁")
+    shop = str(world.targets["shop1"].id)
+    record, approved, case = _approved_case(world, officer, leader)
+    [amended] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "补记"}, base_version=approved["version"])
+    )
+    assert resolve(leader, amended["conflicts"][0]["conflict_id"], "client").status_code == 200
+    version = leader.get(f"/api/v1/inspections/{record}").get_json()["version"]
+
+    [moved] = officer.push_ok(
+        officer.change("inspection", record, {"target_id": other}, base_version=version)
+    )
+
+    assert moved["status"] == "applied", moved
+    assert leader.get(f"/api/v1/targets/{shop}").get_json()["cases"] == []
+    assert [c["id"] for c in leader.get(f"/api/v1/targets/{other}").get_json()["cases"]] == [
+        case["id"]
+    ]
+    assert case_factors(leader, shop) == []
+    assert [e.record_id for e in audit_entries(app, action="case.move")] == [case["id"]]
 
 
 def test_keeping_the_server_value_where_it_was_kept_writes_nothing(app, login, world):
@@ -887,6 +1127,63 @@ def test_accepting_an_amendment_that_only_resubmits_closes_it_leaving_the_record
     assert (after.version, after.review_status.value) == (approved["version"], "approved")
 
 
+def test_a_value_the_approved_record_already_holds_closes_the_entry_leaving_it_approved(
+    app, login, world
+):
+    """docs/sync.md: an accepted amendment reopens review "when it writes something". Values
+    equal to what the approved record holds (a time given in another offset is the same
+    instant) write nothing: the entry closes with nothing applied, the record stays approved
+    at its version."""
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record, conflict_id = approved_with_amendment(login, world, officer)
+    before = stored(app, record)
+    shanghai = timezone(timedelta(hours=8))
+
+    response = resolve(
+        leader,
+        conflict_id,
+        "value",
+        {
+            "findings": before.findings,
+            "started_at": before.started_at.astimezone(shanghai).isoformat(),
+        },
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "resolved"
+    assert response.get_json()["resolution"]["applied_version"] is None
+    after = stored(app, record)
+    assert (after.version, after.review_status.value) == (before.version, "approved")
+
+
+def test_accepting_a_photo_amendment_the_photo_already_holds_leaves_the_record_approved(
+    app, login, world
+):
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    photo = uuid.uuid4()
+    [created] = officer.push_ok(
+        officer.change("photo", photo, photo_metadata(record, item_code="S01"))
+    )
+    approved = review_ok(leader, record, "approve")
+    [again] = officer.push_ok(
+        officer.change(
+            "photo",
+            photo,
+            {"item_code": "S01", "taken_at": "2026-11-20T01:35:00+00:00"},
+            base_version=created["version"],
+        )
+    )
+    assert again["status"] == "conflict", again
+
+    response = resolve(leader, again["conflicts"][0]["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["resolution"]["applied_version"] is None
+    after = stored(app, record)
+    assert (after.version, after.review_status.value) == (approved["version"], "approved")
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
@@ -1025,8 +1322,6 @@ def test_an_approved_inspection_that_others_refer_to_is_not_deleted_by_accepting
     file. Its officer then deletes it. Accepting that delete would leave the task done by
     nothing and the case opened on nothing: refused (422 on keep) naming each of them; the
     inspection, task and entry stay as they were, and keep: server closes the entry."""
-    from tests.review_helpers import FAILED_S03
-
     leader, officer = login("leader1"), FakeDevice(login("officer1"))
     complaint = leader.post(
         "/api/v1/complaints",
@@ -1086,6 +1381,103 @@ def test_an_approved_inspection_that_others_refer_to_is_not_deleted_by_accepting
     closed = resolve(leader, conflict_id, "server")
     assert closed.status_code == 200, closed.get_json()
     assert leader.get(f"/api/v1/inspections/{record}").status_code == 200
+
+
+def _approved_for_a_task(world, officer, leader) -> tuple[dict, str, dict]:
+    """A task sent to 老王面馆 and the inspection made for it, approved: the task is done.
+    (the task, the record's id, the approval's answer)."""
+    task = leader.post(
+        "/api/v1/tasks",
+        json={
+            "target_id": str(world.targets["shop1"].id),
+            "assignee_ids": [str(world.users["officer1"].id)],
+            "due": (datetime.now(UTC) + timedelta(days=2)).isoformat(),
+            "note": "检查",
+            "origin": "manual",
+        },
+    ).get_json()
+    record = push_inspection(
+        world, officer, officers=("officer1",), task_id=task["id"], origin="task"
+    )
+    approved = review_ok(leader, record, "approve")
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "done"
+    return task, record, approved
+
+
+def test_an_amendment_taking_an_approved_inspection_off_the_task_it_closed_is_refused(
+    app, login, world
+):
+    """Its approval closed the task, and a done task stays done (docs/review.md, "Deleting an
+    inspection"): accepting an amendment that takes the task_id off would leave the task done
+    by a record that no longer carries it, as accepting its delete would leave it done by
+    nothing. 422 on value.task_id naming the task; record, task and entry stay as they were,
+    and the rest of the amendment can still be accepted as a value."""
+    leader, officer = login("leader1"), FakeDevice(login("officer1"))
+    task, record, approved = _approved_for_a_task(world, officer, leader)
+    [amended] = officer.push_ok(
+        officer.change(
+            "inspection",
+            record,
+            {"task_id": None, "origin": "patrol", "findings": "补记"},
+            base_version=approved["version"],
+        )
+    )
+    conflict_id = amended["conflicts"][0]["conflict_id"]
+
+    refused = resolve(leader, conflict_id, "client")
+
+    errors = assert_error(refused, 422, "validation_failed")["errors"]["json"]["value"]
+    [why] = errors["task_id"]
+    assert f"task {task['id']}" in why, why
+    inspection = leader.get(f"/api/v1/inspections/{record}").get_json()
+    assert (inspection["task_id"], inspection["review"]["status"]) == (task["id"], "approved")
+    assert leader.get(f"/api/v1/tasks/{task['id']}").get_json()["status"] == "done"
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert entry["status"] == "open"
+    accepted = resolve(leader, conflict_id, "value", {"findings": "补记"})
+    assert accepted.status_code == 200, accepted.get_json()
+    assert stored(app, record).findings == "补记"
+
+
+def test_an_amendment_moving_an_approved_inspection_off_its_task_s_shop_is_refused(
+    app, login, world
+):
+    """A task is closed only by an inspection of its target: moved to the shop next door, the
+    record would leave the task done by an inspection of another shop. 422 on
+    value.target_id; the record stays where the task sent the officers."""
+    leader, officer = login("leader1"), FakeDevice(login("officer1"))
+    other = add_shop(leader, world.squadrons[0].id, "老王面馆隔壁")
+    task, record, approved = _approved_for_a_task(world, officer, leader)
+    [amended] = officer.push_ok(
+        officer.change("inspection", record, {"target_id": other}, base_version=approved["version"])
+    )
+
+    refused = resolve(leader, amended["conflicts"][0]["conflict_id"], "client")
+
+    [why] = assert_error(refused, 422, "validation_failed")["errors"]["json"]["value"]["target_id"]
+    assert f"task {task['id']}" in why, why
+    assert stored(app, record).target_id == world.targets["shop1"].id
+
+
+def test_a_reopened_inspection_pushed_off_the_task_it_closed_is_rejected(app, login, world):
+    """The same holds for the officer's pad while the reopened record waits for review: the
+    change is rejected, 422 on task_id, and the task stays done by the record."""
+    leader, officer = login("leader1"), FakeDevice(login("officer1"))
+    task, record, approved = _approved_for_a_task(world, officer, leader)
+    [amended] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "补记"}, base_version=approved["version"])
+    )
+    assert resolve(leader, amended["conflicts"][0]["conflict_id"], "client").status_code == 200
+    version = stored(app, record).version
+
+    [rejected] = officer.push_ok(
+        officer.change("inspection", record, {"task_id": None}, base_version=version)
+    )
+
+    assert (rejected["status"], rejected["error"]["error"]) == ("rejected", "validation_failed")
+    [why] = rejected["error"]["errors"]["json"]["task_id"]
+    assert f"task {task['id']}" in why, why
+    assert str(stored(app, record).task_id) == task["id"]
 
 
 def order_and_follow_up(world, device: FakeDevice, status: str) -> tuple[str, str]:
@@ -1166,6 +1558,34 @@ def test_a_photo_added_to_an_approved_inspection_can_be_accepted(app, login, wor
         "S01",
         "2026-11-20T01:35:00+00:00",
     )
+
+
+def test_accepting_the_delete_of_a_photo_of_an_approved_inspection_reopens_it(app, login, world):
+    """An approved record is frozen; accepting a change to it sends it back to the leader, and
+    taking a photo away is a change as adding one is: the record is pending again, with a
+    version of its own in its history."""
+    from fieldapp.photos.models import Photo
+
+    leader, officer = login("leader1"), FakeDevice(login("officer1"))
+    record = push_inspection(world, officer, officers=("officer1",))
+    photo = uuid.uuid4()
+    [created] = officer.push_ok(officer.change("photo", photo, photo_metadata(record)))
+    assert created["status"] == "applied", created
+    approved = review_ok(leader, record, "approve")
+    [deleted] = officer.push_ok(
+        officer.change("photo", photo, op="delete", base_version=created["version"])
+    )
+    assert deleted["status"] == "conflict", deleted
+
+    response = resolve(leader, deleted["conflicts"][0]["conflict_id"], "client")
+
+    assert response.status_code == 200, response.get_json()
+    with app.app_context():
+        assert db.session.get(Photo, photo) is None
+    after = stored(app, record)
+    assert (after.review_status.value, after.version) == ("pending", approved["version"] + 1)
+    [reopened] = audit_entries(app, action="inspection.reopen")
+    assert reopened.record_id == record
 
 
 def test_a_photo_amendment_chosen_without_its_required_fields_is_422(app, login, world):

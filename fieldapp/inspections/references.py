@@ -38,7 +38,7 @@ def references_to(inspection_id: uuid.UUID) -> list[str]:
 
     named(
         sa.select(Task.id, Task.note).where(Task.closed_by_inspection_id == inspection_id),
-        lambda row: f"task {row.id}{_quoted(row.note)} was closed by it",
+        lambda row: f"task {row.id}{quoted(row.note)} was closed by it",
     )
     named(
         sa.select(Case.number).where(Case.inspection_id == inspection_id),
@@ -48,7 +48,7 @@ def references_to(inspection_id: uuid.UUID) -> list[str]:
         sa.select(Complaint.id, Complaint.reference).where(
             Complaint.inspection_id == inspection_id
         ),
-        lambda row: f"complaint {row.id}{_quoted(row.reference)} was settled by it",
+        lambda row: f"complaint {row.id}{quoted(row.reference)} was settled by it",
     )
     named(
         sa.select(Inspection.id).where(Inspection.follow_up_of == inspection_id),
@@ -65,13 +65,21 @@ def references_to(inspection_id: uuid.UUID) -> list[str]:
     return found
 
 
+def closed_task(inspection_id: uuid.UUID) -> Task | None:
+    """The task the inspection's approval closed, if any (a task is closed by one inspection;
+    one inspection closes at most the task it carries)."""
+    return db.session.scalar(
+        sa.select(Task).where(Task.closed_by_inspection_id == inspection_id).limit(1)
+    )
+
+
 def not_deleted_because(references: list[str], instead: str) -> str:
     """The message a refused delete gives: what refers to the inspection, and what to do
     ``instead``."""
     return f"the inspection stays: other records refer to it ({'; '.join(references)}); {instead}"
 
 
-def _quoted(text: str | None) -> str:
+def quoted(text: str | None) -> str:
     """`` ("…")`` with the start of ``text``, to tell a person which one; nothing if blank."""
     text = (text or "").strip()
     if not text:

@@ -131,7 +131,8 @@ class ResolveResource(MethodView):
     @blp.errors(
         why={
             409: "`version_conflict`: the entry is resolved already, or what the choice would"
-            " write changed after the entry was logged (read the record, then choose again)",
+            " write (or the record an accepted delete would remove) changed after the entry"
+            " was logged (read the record, then choose again)",
         }
     )
     def post(self, args, conflict_id: uuid.UUID):
