@@ -916,6 +916,29 @@ def test_dispatching_to_a_squadron_of_one_officer_is_refused_not_sent_alone(logi
     assert sorted(task["assignee_ids"]) == sorted([str(world.users["officer3"].id), second["id"]])
 
 
+def test_a_dispatch_for_a_day_decades_ahead_is_refused_not_sent(login, world):
+    """A leader means 2026-12-01 and types 2062-12-01. Every target is due by then, and the
+    dispatch would send each of them as a task due on 1 December 2062: tasks that never become
+    overdue and keep the schedule from dispatching those targets again (it sends only targets
+    with no open task). A task is due at most 366 days ahead however it is made (docs/review.md,
+    as POST /tasks refuses one by hand): the day is refused, on ``on``, and nothing is sent. A
+    day within the year is planned as ever."""
+    with time_machine.travel(datetime(2026, 11, 23, 2, tzinfo=UTC), tick=False):
+        leader = login("leader1")
+        body = {"squadron_id": world.squadrons[0].id, "on": "2062-12-01"}
+        error = assert_error(
+            leader.post("/api/v1/schedule/tasks", json=body), 422, "validation_failed"
+        )
+        assert error["errors"]["json"] == {
+            "on": ["its tasks would be due 2062-12-01T18:00:00+08:00: at most 366 days ahead"]
+        }
+        assert leader.get("/api/v1/tasks").get_json()["items"] == []
+        sent = leader.post("/api/v1/schedule/tasks", json={**body, "on": "2027-11-23"})
+        assert sent.status_code == 201, sent.get_json()
+        due = {datetime.fromisoformat(t["due"]) for t in sent.get_json()}
+        assert due == {datetime(2027, 11, 23, 10, tzinfo=UTC)}  # 18:00 in Shanghai
+
+
 @pytest.mark.parametrize(
     ("user", "body", "status", "error"),
     [

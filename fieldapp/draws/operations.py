@@ -254,14 +254,15 @@ def create_draw(
             draw_id=draw.id,
             created_by_id=actor.user_id,
             assignees=[officers[o] for o in item["officer_ids"]],
+            # Made with the draw, at ``now`` as the draw is: a draw made in the past (the
+            # demo's) has tasks of that day, not of today.
+            now=now,
         )
         for item in drawn
     ]
     for task in tasks:
         task.id = new_id()
-        # Made with the draw, at ``now`` as the draw is (create_task dates its task the same
-        # way): a draw made in the past (the demo's) has tasks of that day, not of today.
-        task.created_at = task.updated_at = now
+        task.updated_at = now
     db.session.flush()
     audit.record(
         actor,

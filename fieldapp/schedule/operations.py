@@ -18,7 +18,7 @@ from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus
-from fieldapp.tasks.operations import build_task, creation_entry
+from fieldapp.tasks.operations import MAX_DUE_AHEAD, build_task, creation_entry, latest_due
 from sync.sequence import hold
 
 
@@ -75,7 +75,21 @@ def dispatch_due(
     pairs of the squadron's officers in turn (two officers per inspection: 双人执法).
 
     Nothing due: nothing to do, whoever the squadron has. Something due and fewer than two
-    active officers: refused (422), as a draw is, rather than sending one officer alone."""
+    active officers: refused (422), as a draw is, rather than sending one officer alone.
+
+    The tasks are due at the end of ``on`` (at least a day from ``now``); a day whose tasks
+    would be due further ahead than a task may be (:func:`latest_due`: 2062 typed for 2026)
+    is refused (422 on ``on``) rather than sending tasks that never become overdue."""
+    due = max(_end_of_working_day(on), now + timedelta(days=1))
+    if due > latest_due(now):
+        raise validation_error(
+            {
+                "on": [
+                    f"its tasks would be due {due.isoformat()}:"
+                    f" at most {MAX_DUE_AHEAD.days} days ahead"
+                ]
+            }
+        )
     # The change counter before the targets without an open task are read: a dispatch of the
     # same squadron at the same moment (two leaders, a click sent twice) holds it until its
     # tasks are committed, so this one sees them and does not send a second pair of officers.
@@ -101,7 +115,6 @@ def dispatch_due(
         raise validation_error(
             {"squadron_id": [short]}, f"a task needs two officers (双人执法); {short}"
         )
-    due_at = datetime.combine(on, time(18), tzinfo=SHANGHAI)  # the end of the working day
     created = []
     for n, row in enumerate(rows):
         pair = {officers[(2 * n) % len(officers)], officers[(2 * n + 1) % len(officers)]}
@@ -110,10 +123,11 @@ def dispatch_due(
                 target_id=row.target_id,
                 squadron_id=squadron.id,
                 origin=TaskOrigin.schedule,
-                due=max(due_at, now + timedelta(days=1)),
+                due=due,
                 note=_note(row, on),
                 created_by_id=actor.user_id,
                 assignees=pair,
+                now=now,
             )
         )
     db.session.flush()
@@ -127,6 +141,10 @@ def dispatch_due(
         )
         audit.append([creation_entry(actor, task) for task in created])
     return created
+
+
+def _end_of_working_day(on: date) -> datetime:
+    return datetime.combine(on, time(18), tzinfo=SHANGHAI)
 
 
 def _note(row, on: date) -> str:

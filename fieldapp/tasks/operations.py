@@ -38,6 +38,13 @@ from sync.versions import move_to_squadron, record_left_scope, record_left_users
 MAX_DUE_AHEAD = timedelta(days=366)
 
 
+def latest_due(now: datetime) -> datetime:
+    """The furthest a task made at ``now`` may be due (:data:`MAX_DUE_AHEAD`). Every way of
+    making tasks refuses, field by field, what would be due later: a task due decades ahead
+    never becomes overdue, and keeps the schedule from dispatching its target again."""
+    return now + MAX_DUE_AHEAD
+
+
 def build_task(
     *,
     target_id: uuid.UUID,
@@ -46,11 +53,19 @@ def build_task(
     due: datetime,
     assignees: Iterable[User],
     created_by_id: uuid.UUID | None,
+    now: datetime,
     note: str = "",
     complaint_id: uuid.UUID | None = None,
     draw_id: uuid.UUID | None = None,
 ) -> Task:
-    """A new open task (added to the session, not flushed: callers making many flush once)."""
+    """A new open task made at ``now`` (added to the session, not flushed: callers making many
+    flush once).
+
+    Callers refuse a due time past :func:`latest_due` in their own terms first (the ``due`` of
+    ``POST /tasks``, the day of a schedule dispatch); one reaching here is a bug, and raises
+    ``ValueError`` rather than sending a task that never becomes overdue."""
+    if due > latest_due(now):
+        raise ValueError(f"a task due {due.isoformat()}: more than {MAX_DUE_AHEAD.days} days ahead")
     task = Task(
         target_id=target_id,
         squadron_id=squadron_id,
@@ -61,6 +76,7 @@ def build_task(
         complaint_id=complaint_id,
         draw_id=draw_id,
         created_by_id=created_by_id,
+        created_at=now,
         assignees=sorted(assignees, key=lambda user: user.id),
     )
     db.session.add(task)
@@ -107,7 +123,7 @@ def create_task(
         ]
     if due <= now:
         errors["due"] = ["must be in the future"]
-    elif due > now + MAX_DUE_AHEAD:
+    elif due > latest_due(now):
         errors["due"] = [f"at most {MAX_DUE_AHEAD.days} days ahead"]
     if complaint_id is not None:
         complaint = db.session.get(Complaint, complaint_id)
@@ -126,8 +142,8 @@ def create_task(
         complaint_id=complaint_id,
         created_by_id=actor.user_id,
         assignees=[officers[i] for i in assignee_ids],
+        now=now,
     )
-    task.created_at = now
     db.session.flush()
     audit.append([creation_entry(actor, task)])
     return task
