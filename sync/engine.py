@@ -421,6 +421,7 @@ def _preload(ctx: PushContext, changes: list) -> None:
         )
         ctx.tombstoned.update((entity, record_id) for entity, record_id in rows)
     _preload_targets(ctx, changes)
+    _preload_tasks(ctx, changes)
     _preload_inspections(ctx, changes, records.get("inspection", set()))
     for entity, ids in records.items():
         model = HANDLERS[entity].model
@@ -580,19 +581,36 @@ def _preload_targets(ctx: PushContext, changes: list) -> None:
     those not in it, the ones that left the caller's squadron (:func:`left_target_refs`), in
     one more query, only when there are such (a target moved while a device was offline)."""
 
-    wanted = set()
-    for raw in changes:
-        fields_ = raw.get("fields") if isinstance(raw, dict) else None
-        if isinstance(fields_, dict) and isinstance(fields_.get("target_id"), str):
-            try:
-                wanted.add(uuid.UUID(fields_["target_id"]))
-            except ValueError:
-                continue
-    missing = _cache_targets(ctx, wanted)
+    missing = _cache_targets(ctx, _ids_named(changes, "target_id"))
     if missing:
         left = left_target_refs(ctx, missing)
         for target_id in missing:
             ctx.cache[("target_left", target_id)] = left.get(target_id)
+
+
+def _preload_tasks(ctx: PushContext, changes: list) -> None:
+    """Which of the tasks the batch's inspections name the caller may name
+    (:func:`nameable_tasks`), in one query, only when some change names one."""
+    wanted = {t for t in _ids_named(changes, "task_id") if ("task", t) not in ctx.cache}
+    if not wanted:
+        return
+    found = nameable_tasks(ctx, wanted)
+    for task_id in wanted:
+        ctx.cache[("task", task_id)] = task_id in found
+
+
+def _ids_named(changes: list, name: str) -> set[uuid.UUID]:
+    """The ids the batch's changes give as field ``name`` (those that are ids: the change's own
+    check answers the others)."""
+    ids = set()
+    for raw in changes:
+        fields_ = raw.get("fields") if isinstance(raw, dict) else None
+        if isinstance(fields_, dict) and isinstance(fields_.get(name), str):
+            try:
+                ids.add(uuid.UUID(fields_[name]))
+            except ValueError:
+                continue
+    return ids
 
 
 def _cache_targets(ctx: PushContext, wanted: set) -> set:
@@ -653,6 +671,30 @@ def left_target_refs(ctx: PushContext, ids) -> dict:
             .where(Target.id.in_(ids), ScopeExit.squadron_id == squadron_id)
         )
     }
+
+
+def nameable_tasks(ctx: PushContext, ids) -> set[uuid.UUID]:
+    """The ids among ``ids`` of tasks an inspection the caller pushes may carry.
+
+    Those the caller reads (their squadron's, and their own elsewhere: a task they were sent on
+    that followed its shop to another squadron), and those that left the caller's squadron with
+    their target (a scope exit): the caller's pads held them, and an inspection made before
+    the pad heard of the move carries one in good faith, as it names the target
+    (:func:`left_target_refs`). Any other id is answered as an unknown one: a push must not
+    reveal that another squadron's task exists, as ``GET /tasks/<id>`` does not (404)."""
+    from fieldapp.tasks.models import Task
+    from sync.models import ScopeExit
+
+    nameable = ctx.policy.readable(Task)
+    squadron_id = ctx.actor.user.squadron_id if ctx.actor.user is not None else None
+    if squadron_id is not None:
+        left = sa.exists().where(
+            ScopeExit.entity == "task",
+            ScopeExit.record_id == Task.id,
+            ScopeExit.squadron_id == squadron_id,
+        )
+        nameable = sa.or_(nameable, left)
+    return set(db.session.scalars(sa.select(Task.id).where(Task.id.in_(ids), nameable)))
 
 
 def removals_served(ctx: PushContext) -> sa.Row | None:

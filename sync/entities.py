@@ -55,7 +55,6 @@ from fieldapp.photos.models import Photo
 from fieldapp.risk import operations as risk
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.targets.operations import RISK_FIELDS, code_for, site_location_errors
-from fieldapp.tasks.models import Task
 from fieldapp.tracks.models import TrackPoint
 from schemas.inspections import (
     CREATE_REQUIRED,
@@ -70,6 +69,7 @@ from sync.engine import (
     PushContext,
     Rejected,
     left_target_refs,
+    nameable_tasks,
     removals_served,
     target_refs,
 )
@@ -983,11 +983,14 @@ class InspectionHandler(Handler):
                 raise Rejected(
                     APIError(403, "forbidden", "you must be one of the inspection's officers")
                 )
+        task_id = loaded.get("task_id")
         if (
             check("task_id")
-            and loaded.get("task_id")
-            and db.session.get(Task, loaded["task_id"]) is None
+            and task_id
+            # (the push preloads the batch's in one query)
+            and not ctx.cached(("task", task_id), lambda: task_id in nameable_tasks(ctx, [task_id]))
         ):
+            # As an id that names no task: another squadron's task is not revealed to exist.
             errors["task_id"] = ["no such task"]
         if not creating and (check("task_id") or check("target_id")):
             errors |= _task_left_errors(record_id, loaded)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from fieldapp.inspections.models import Inspection
 from sync.engine import _stdlib_body_hash, body_hash
 from sync.models import Conflict, SyncChange
 from tests.conftest import assert_error, audit_entries, etag_of
+from tests.review_helpers import review_ok
 from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection, photo_metadata
 
 SYSTEM = Actor.for_system("test")
@@ -1177,6 +1179,77 @@ def test_an_inspection_with_a_colleague_who_has_since_left_the_squadron_s_roles_
     assert results[1]["status"] == "rejected"
     [why] = results[1]["error"]["errors"]["json"]["officer_ids"]
     assert str(world.users["officer2"].id) in why
+
+
+def _send_to_shop1(leader, world, *officers: str) -> str:
+    """leader1 sends ``officers`` to shop1 (a task due in two days); the task's id."""
+    body = {
+        "target_id": str(world.targets["shop1"].id),
+        "assignee_ids": [str(world.users[name].id) for name in officers],
+        "due": (utcnow() + timedelta(days=2)).isoformat(),
+        "origin": "manual",
+    }
+    response = leader.post("/api/v1/tasks", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["id"]
+
+
+def test_an_inspection_naming_another_squadrons_task_is_refused_like_an_unknown_task(login, world):
+    """officer3 (squadron 2) pushes an inspection of shop2 naming a task of squadron 1, a
+    record officer3 cannot read (GET /tasks/<id> is 404). It is refused as an id that names no
+    task is, word for word: a push must not tell officer3 the task exists (out-of-scope reads
+    do not reveal existence), nor file an inspection whose task leader2 cannot open. The
+    target_id next to it is checked "in your scope"; the task_id is too."""
+    task = _send_to_shop1(login("leader1"), world, "officer1", "officer2")
+    officer3 = login("officer3")
+    assert_error(officer3.get(f"/api/v1/tasks/{task}"), 404, "not_found")
+    device = FakeDevice(officer3)
+
+    def push_naming(task_id):
+        fields = new_inspection(
+            world, ["officer3"], status="submitted", target="shop2", origin="task", task_id=task_id
+        )
+        [result] = device.push_ok(device.change("inspection", uuid.uuid4(), fields))
+        return result
+
+    unknown = push_naming(str(uuid.uuid4()))
+    assert unknown["status"] == "rejected"
+    assert unknown["error"]["errors"]["json"] == {"task_id": ["no such task"]}
+    foreign = push_naming(task)
+    assert (foreign["status"], foreign["error"]) == ("rejected", unknown["error"])
+
+
+def test_a_task_that_followed_its_shop_is_still_named_by_an_inspection_made_before_the_move(
+    app, login, world
+):
+    """leader1 sends officer1 to shop1; officer2's pad holds the task too (squadron 1's). The
+    admin moves shop1 to squadron 2 and the open task follows it. An inspection officer2 made
+    of shop1 before the move, carrying the task, is applied in good faith like its target:
+    officer2 no longer reads the task (not one of its assignees), but their pad held it. It is
+    filed in squadron 2, whose leader approves it and closes the task. officer1, whom the task
+    names, still reads it and names it too."""
+    task = _send_to_shop1(login("leader1"), world, "officer1")
+    colleague = FakeDevice(login("officer2"))
+    assert ("task", task) in {(c["entity"], c["id"]) for c in colleague.pull_all()}
+    _move_shop1_to_squadron_2(login("admin"), world)
+    assert_error(login("officer2").get(f"/api/v1/tasks/{task}"), 404, "not_found")
+
+    made_before = new_inspection(world, ["officer2"], status="submitted", origin="task")
+    inspection_id = uuid.uuid4()
+    [result] = colleague.push_ok(
+        colleague.change("inspection", inspection_id, made_before | {"task_id": task})
+    )
+    assert result["status"] == "applied", result["error"]
+    assert inspection_in_db(app, inspection_id).squadron_id == world.squadrons[1].id
+    leader2 = login("leader2")
+    review_ok(leader2, str(inspection_id), "approve")
+    assert leader2.get(f"/api/v1/tasks/{task}").get_json()["status"] == "done"
+
+    sent = FakeDevice(login("officer1"))
+    assert sent.api.get(f"/api/v1/tasks/{task}").status_code == 200
+    own_inspection = new_inspection(world, ["officer1"], origin="task", task_id=task)
+    [own] = sent.push_ok(sent.change("inspection", uuid.uuid4(), own_inspection))
+    assert own["status"] == "applied", own["error"]
 
 
 def _move_shop1_to_squadron_2(admin, world) -> None:
