@@ -550,3 +550,31 @@ def until_there_or_waiting(there: threading.Event, timeout: float = RACE_WAIT) -
     while not there.wait(0.02) and time.monotonic() < deadline:
         if waiting_on_a_lock():
             return
+
+
+def paused_while_edited(monkeypatch, module, pause_in: str, request, edit) -> dict[str, object]:
+    """Run ``request`` and ``edit`` at once (answers under "request" and "edit"). The request
+    pauses as it calls ``module.<pause_in>`` (chosen as the point where it has read what it
+    decides on) until the edit has answered, or until the edit waits on a lock the request
+    holds: then the code under test makes the two take turns, as it should."""
+    there, edited = threading.Event(), threading.Event()
+    real = getattr(module, pause_in)
+
+    def pause_then_run(*args, **kwargs):
+        if threading.current_thread().name == "request" and not there.is_set():
+            there.set()
+            until_there_or_waiting(edited)
+        return real(*args, **kwargs)
+
+    def edit_once_paused():
+        there.wait(RACE_WAIT)
+        try:
+            return edit()
+        finally:
+            edited.set()
+
+    monkeypatch.setattr(module, pause_in, pause_then_run)
+    try:
+        return at_once(("request", request), ("edit", edit_once_paused))
+    finally:
+        monkeypatch.setattr(module, pause_in, real)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fieldapp.db import db
+from fieldapp.draws import operations as draw_ops
 from fieldapp.draws.models import Draw
 from fieldapp.draws.operations import roster_hash, run_draw, verify_draw
 from fieldapp.inspections.models import (
@@ -25,10 +26,14 @@ from sync.entities import write_officers
 from tests.conftest import (
     NO_SUCH_ID,
     add_officer,
+    add_shop,
     assert_error,
     etag_of,
     other_district,
+    paused_while_edited,
     shop_payload,
+    sign_in,
+    status_of,
 )
 from tests.sync_helpers import FakeDevice
 
@@ -466,6 +471,35 @@ def test_a_squadron_draw_s_task_that_moved_with_its_shop_names_a_draw_its_new_sq
     )
     listed = login("supervisor").get(f"/api/v1/draws?squadron_id={world.squadrons[1].id}")
     assert [d["id"] for d in listed.get_json()["items"]] == [draw["id"]]
+
+
+def test_a_draw_made_while_a_shop_is_deactivated_leaves_no_task_open_on_it(pg_app, monkeypatch):
+    """leader1 draws every shop of squadron 1 while the admin deactivates one that closed down
+    (停业), which cancels its open tasks. The two take turns: the shop is left out of the
+    roster, or drawn and its task cancelled with the deactivation. Before, the draw read the
+    roster first, and the deactivation committed before its tasks: the closed shop's task
+    stood open, sending a pair to a shop no one is to visit."""
+    app, world = pg_app
+    leader = sign_in(app, "leader1", "pad-draw-race-leader")
+    admin = sign_in(app, "admin", "pad-draw-race-admin")
+    shop = add_shop(leader, world.squadrons[0].id, "竞态抽查小吃")
+    path = f"/api/v1/targets/{shop}"
+    deactivate = {"json": {"active": False}, "headers": {"If-Match": etag_of(admin, path)}}
+    body = {
+        "squadron_id": world.squadrons[0].id,
+        "kind": "shop",
+        "rates": {"low": 1, "medium": 1, "elevated": 1},
+    }
+    answers = paused_while_edited(
+        monkeypatch,
+        draw_ops,
+        "run_draw",
+        lambda: leader.post("/api/v1/draws", json=body),
+        lambda: admin.patch(path, **deactivate),
+    )
+    assert [status_of(answers[name]) for name in ("request", "edit")] == [201, 200], answers
+    still_open = admin.get(f"/api/v1/tasks?target_id={shop}&status=open").get_json()["items"]
+    assert still_open == [], still_open
 
 
 def test_a_district_draw_shows_a_squadron_the_moved_shop_whose_task_it_now_holds(login, world):

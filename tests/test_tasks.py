@@ -11,7 +11,16 @@ import time_machine
 
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
-from tests.conftest import assert_error, audit_entries, etag_of
+from fieldapp.tasks import operations as task_ops
+from tests.conftest import (
+    add_shop,
+    assert_error,
+    audit_entries,
+    etag_of,
+    paused_while_edited,
+    sign_in,
+    status_of,
+)
 from tests.review_helpers import FAILED_S03, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice
 
@@ -586,3 +595,111 @@ def test_open_complaints_follow_their_target_to_its_new_squadron(app, clock, log
     path = f"/api/v1/complaints/{waiting['id']}/decision"
     assert_error(leader1.post(path, json=decision), 403, "forbidden")
     assert leader2.post(path, json=decision).status_code == 200
+
+
+# -- a task sent or cancelled while an admin edits its shop (PostgreSQL) --------------------------
+
+
+def _while_the_admin_edits_the_shop(app, world, monkeypatch, tag, edit, pause_in, send):
+    """leader1 sends a request about a new shop of squadron 1 (``send(leader, shop)``, called
+    once the shop exists, gives it), paused as it calls ``pause_in`` (a function of
+    ``fieldapp.tasks.operations``, called once it has read what it decides on) while the admin
+    edits the shop (``edit``): see :func:`tests.conftest.paused_while_edited`. Returns (admin
+    api, shop id, the leader's answer)."""
+    leader = sign_in(app, "leader1", f"pad-race-{tag}-leader")
+    admin = sign_in(app, "admin", f"pad-race-{tag}-admin")
+    shop = add_shop(leader, world.squadrons[0].id, f"竞态小吃{tag}")
+    path = f"/api/v1/targets/{shop}"
+    answers = paused_while_edited(
+        monkeypatch,
+        task_ops,
+        pause_in,
+        send(leader, shop),
+        lambda: admin.patch(path, json=edit, headers={"If-Match": etag_of(admin, path)}),
+    )
+    assert status_of(answers["edit"]) == 200, answers
+    return admin, shop, answers["request"]
+
+
+def _send_a_task(world):
+    def send(leader, shop):
+        body = task_body(world, target_id=shop, due=_two_days_on())
+        return lambda: leader.post("/api/v1/tasks", json=body)
+
+    return send
+
+
+def test_a_task_sent_while_its_shop_is_deactivated_is_not_left_open(pg_app, monkeypatch):
+    """The shop closes down (停业) and the admin deactivates it while leader1's task for it is
+    being sent. The two take turns: the task is refused (422, the target is deactivated), or
+    sent and then cancelled with the shop's other open tasks. Never sent open on the closed
+    shop after the deactivation cancelled "every open task", sending officers to a closed shop
+    and standing overdue in the list."""
+    app, world = pg_app
+    admin, shop, answer = _while_the_admin_edits_the_shop(
+        app,
+        world,
+        monkeypatch,
+        "closed",
+        {"active": False},
+        "squadron_officers",
+        _send_a_task(world),
+    )
+    assert status_of(answer) in (201, 422), answer
+    assert admin.get(f"/api/v1/targets/{shop}").get_json()["active"] is False
+    still_open = admin.get(f"/api/v1/tasks?target_id={shop}&status=open").get_json()["items"]
+    assert still_open == [], (status_of(answer), still_open)
+
+
+def test_a_task_sent_while_its_shop_moves_goes_with_the_shop(pg_app, monkeypatch):
+    """The admin moves the shop to squadron 2 while leader1's task for it is being sent. Open
+    tasks follow their target: the task is sent before the move and goes along, or leader1,
+    no longer answering for the shop, is refused (403). Never filed in squadron 1 for a shop of
+    squadron 2, where leader2 cannot list it, leader1 lists a task for a shop it no longer
+    answers for, and squadron 2's schedule never dispatches the shop while it is open."""
+    app, world = pg_app
+    admin, shop, answer = _while_the_admin_edits_the_shop(
+        app,
+        world,
+        monkeypatch,
+        "moved",
+        {"squadron_id": world.squadrons[1].id},
+        "squadron_officers",
+        _send_a_task(world),
+    )
+    assert status_of(answer) in (201, 403), answer
+    squadron = admin.get(f"/api/v1/targets/{shop}").get_json()["squadron_id"]
+    assert squadron == world.squadrons[1].id
+    tasks = admin.get(f"/api/v1/tasks?target_id={shop}&status=open").get_json()["items"]
+    assert [t["squadron_id"] for t in tasks] == [squadron] * len(tasks), tasks
+
+
+def test_a_leader_cancelling_while_the_shop_is_deactivated_is_told_what_became_of_the_task(
+    pg_app, monkeypatch
+):
+    """leader1 calls a task off while the admin deactivates its shop, which cancels its open
+    tasks. The two take turns: the leader cancels it (200, their reason) or is told it is
+    cancelled already (409 ``invalid_transition``); the task is cancelled once, with one
+    ``task.cancel`` entry. Before, the leader's cancel read the task before the deactivation
+    committed, and was answered only that the record had changed in the meantime."""
+    app, world = pg_app
+    tasks = {}
+
+    def cancel(leader, shop):
+        tasks["id"] = dispatch(leader, world, target_id=shop, due=_two_days_on())["id"]
+        path = f"/api/v1/tasks/{tasks['id']}/cancel"
+        return lambda: leader.post(path, json={"reason": "改期检查"})
+
+    _, _, answer = _while_the_admin_edits_the_shop(
+        app, world, monkeypatch, "cancelling", {"active": False}, "cancel_task", cancel
+    )
+    entries = audit_entries(app, action="task.cancel", record_id=tasks["id"])
+    assert len(entries) == 1, [entry.after for entry in entries]
+    if status_of(answer) == 200:
+        assert entries[0].after == {"status": "cancelled", "reason": "改期检查"}
+    else:
+        assert_error(answer, 409, "invalid_transition")
+
+
+def _two_days_on() -> str:
+    return (datetime.now(UTC) + timedelta(days=2)).isoformat()

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.auth.models import Role, User
-from fieldapp.db import db, new_uuid
+from fieldapp.db import change_counter, db, new_uuid
 from fieldapp.draws.models import Draw
 from fieldapp.errors import validation_error
 from fieldapp.inspections.models import Inspection, InspectionStatus, inspection_officers
@@ -49,6 +49,7 @@ from fieldapp.risk.scoring import RiskLevel
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.tasks.models import Task, TaskOrigin
 from fieldapp.tasks.operations import build_task, creation_entry
+from sync.sequence import hold
 
 LEVELS = [level.value for level in RiskLevel]
 
@@ -208,6 +209,12 @@ def create_draw(
     rates[RiskLevel.high.value] = 1.0  # high risk is always drawn entirely, whatever is asked
     if rates["low"] <= 0:
         raise validation_error({"rates": {"low": ["low risk is never exempt: rate above 0"]}})
+    # The change counter before the roster is read, as every writer that reads rows to decide
+    # what to write (sync.sequence.hold): a target deactivated or moved, or an officer
+    # disabled, while the draw runs is either seen or changed after the draw's tasks are
+    # committed (and then cancels them, or takes them along). Read before, a drawn target could
+    # close or move in between, leaving its task open on a closed shop or in the old squadron.
+    hold(db.session, change_counter)
     roster = freeze_roster(kind, [s.id for s in squadrons], rates, now)
     if not roster["targets"]:
         raise validation_error({"kind": [f"no active {kind.value} with a risk level to draw from"]})

@@ -26,12 +26,13 @@ from fieldapp.auth.models import Role, User
 from fieldapp.auth.policy import members_elsewhere
 from fieldapp.complaints import operations as complaints
 from fieldapp.complaints.models import Complaint
-from fieldapp.db import db
+from fieldapp.db import change_counter, db
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Outcome
 from fieldapp.risk.models import TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus, task_assignees
+from sync.sequence import hold
 from sync.versions import move_to_squadron, record_left_scope, record_left_users
 
 #: A due date further ahead than this is a typo, not a plan.
@@ -83,6 +84,29 @@ def build_task(
     return task
 
 
+def target_to_dispatch_to(target_id: uuid.UUID) -> Target | None:
+    """The target a leader is sending officers to, read with the change counter held.
+
+    The counter first, as every writer that reads rows to decide what to write takes it
+    (:func:`sync.sequence.hold`): a deactivation of the target (which cancels its open tasks)
+    or a move (its open tasks follow it) either committed before, and the target is read as it
+    now is, or waits until this task is committed, and then finds it. Read before, the target
+    could close or move in between, leaving the new task open on a closed shop or filed in the
+    squadron the shop left. Its officers and the complaint are read after it, under the same
+    counter (an officer disabled meanwhile is refused, or finds the task to release)."""
+    hold(db.session, change_counter)
+    return db.session.get(Target, target_id)
+
+
+def lock_task(task_id: uuid.UUID) -> Task | None:
+    """The task, locked for a change (its cancellation), with the change counter taken first
+    as every writer takes it: an approval closing it, a deactivation cancelling it or a move
+    of its target committed before is seen (the task is done, cancelled, or in the squadron
+    that answers for it now), and one coming after waits for this change."""
+    hold(db.session, change_counter)
+    return db.session.scalar(sa.select(Task).where(Task.id == task_id).with_for_update())
+
+
 def squadron_officers(squadron_id: int, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, User]:
     """The active officers of ``squadron_id`` among ``ids``."""
     return {
@@ -110,7 +134,11 @@ def create_task(
     now: datetime,
 ) -> Task:
     """A leader sends officers of the target's squadron to it; 422 field by field when the
-    target is deactivated, or the assignees, the due time or the complaint do not fit."""
+    target is deactivated, or the assignees, the due time or the complaint do not fit.
+
+    ``target`` as :func:`target_to_dispatch_to` read it, with the change counter held: what is
+    checked here (the target active, its squadron, its officers) stays so until the task is
+    committed."""
     errors: dict[str, list[str]] = {}
     if not target.active:
         # A shop that closed down (停业): the schedule and the draws pass it over too.

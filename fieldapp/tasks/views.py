@@ -9,9 +9,8 @@ from flask.views import MethodView
 from sqlalchemy.orm import selectinload
 
 from fieldapp.api import Blueprint
-from fieldapp.db import db, utcnow
-from fieldapp.errors import validation_error
-from fieldapp.targets.models import Target
+from fieldapp.db import utcnow
+from fieldapp.errors import not_found, validation_error
 from fieldapp.tasks import operations
 from fieldapp.tasks.models import Task
 from fieldapp.web.paging import paginate
@@ -40,7 +39,7 @@ class TasksResource(MethodView):
     def post(self, args):
         """Send officers of the target's squadron to the target (its leader, or an admin)."""
         policy = current_policy()
-        target = db.session.get(Target, args["target_id"])
+        target = operations.target_to_dispatch_to(args["target_id"])
         if target is None:
             raise validation_error({"target_id": ["no such target"]})
         # Another squadron's target is an out-of-scope write: 403, as API.md has it.
@@ -74,6 +73,10 @@ class TaskCancelResource(MethodView):
     def post(self, args, task_id: uuid.UUID):
         """Call an open task off, with a reason (its squadron's leader, or an admin)."""
         policy = current_policy()
-        task = policy.load_to_write(Task, task_id, "task")
+        task = operations.lock_task(task_id)
+        if task is None:
+            raise not_found("task")
+        # Asked of the locked row: a move of the target takes its open tasks along, and the
+        # leader of the squadron the task is in now decides.
         policy.require("task.dispatch", task.squadron_id)
         return operations.cancel_task(current_actor(), task, args["reason"].strip(), utcnow())
