@@ -68,9 +68,13 @@ class PushContext:
     now: datetime
     #: the batch's JSON text showed no NUL or unpaired surrogate (else each change is checked)
     text_checked: bool = False
+    #: devices whose clamped clocks (see :func:`_clamp`) came with changes the batch applied
     skewed_devices: set[str] = field(default_factory=set)
     #: the last clamped clock given out in this batch (see :func:`_clamp`)
     last_clamped: HLC | None = None
+    #: the batch's clocks that run far ahead, each with the clamped clock it is given, in the
+    #: device's own order (see :func:`_order_clamped_clocks`)
+    clamped_clocks: dict[HLC, HLC] = field(default_factory=dict)
     #: change id -> (body hash, result) of changes applied before, this batch's included
     seen_changes: dict[uuid.UUID, SeenChange] = field(default_factory=dict)
     #: (entity, record id) pairs that exist, so creates skip the row lock query
@@ -125,10 +129,18 @@ class PushContext:
             set(self.tombstoned),
             dict(self.records),
             dict(self.cache),
+            set(self.skewed_devices),
         )
 
     def _restore(self, state: tuple) -> None:
-        self.seen_changes, self.existing, self.tombstoned, self.records, self.cache = state
+        (
+            self.seen_changes,
+            self.existing,
+            self.tombstoned,
+            self.records,
+            self.cache,
+            self.skewed_devices,
+        ) = state
 
     @property
     def now_ms(self) -> int:
@@ -261,16 +273,36 @@ def _clamp(ctx: PushContext, clock: HLC) -> tuple[HLC, bool]:
     """The clock to use for a change, clamped if the device's runs far ahead.
 
     Clamped clocks all land at the server's time; so that they still order the device's
-    changes as its own clocks did (its later edit of a field must still win), each one clamped
-    in a batch comes after the one before (see :meth:`sync.hlc.HLC.after`)."""
+    changes as its own clocks did (its later edit of a field must still win), the batch's are
+    given out in the order of the device's clocks, each after the one before
+    (:func:`_order_clamped_clocks`). The device is flagged only for changes applied (see
+    :func:`apply_one`): a replayed batch changes nothing."""
+    if clock in ctx.clamped_clocks:
+        return ctx.clamped_clocks[clock], True
     clamped, skewed = clock.clamped(ctx.now_ms)
     if not skewed:
         return clock, False
-    ctx.skewed_devices.add(ctx.device_id)
     if ctx.last_clamped is not None and clamped <= ctx.last_clamped:
         clamped = ctx.last_clamped.after(clamped.node)
     ctx.last_clamped = clamped
     return clamped, True
+
+
+def _order_clamped_clocks(ctx: PushContext, changes: list) -> None:
+    """Clamp the batch's clocks that run far ahead in the order of the device's own clocks,
+    whatever the order of its changes in the batch, and once for the batch (a batch applied
+    again after a failed write gets the same clocks)."""
+    ahead = set()
+    for raw in changes:
+        text = raw.get("hlc") if isinstance(raw, dict) else None
+        try:
+            clock = HLC.parse(text)
+        except HLCError:
+            continue
+        if clock.node == ctx.device_id and clock.clamped(ctx.now_ms)[1]:
+            ahead.add(clock)
+    for clock in sorted(ahead):
+        ctx.clamped_clocks[clock] = _clamp(ctx, clock)[0]
 
 
 def _text_errors(raw: dict) -> dict[str, list[str]]:
@@ -335,6 +367,7 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
         ctx.write_rows(SyncChange.__table__, [_sync_change_row(ctx, change, digest, result)])
         savepoint.commit()
         ctx.seen_changes[change.change_id] = SeenChange(digest, result)
+        _note_skew(ctx, change)
         key = (change.entity, change.id)
         if change.op == "delete" and result["status"] == "applied":
             ctx.existing.discard(key)
@@ -351,7 +384,7 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
         savepoint.rollback()
         ctx.rewind(mark)
         return _refused(ctx, raw, change, digest, error)
-    except IntegrityError:
+    except IntegrityError as error:
         if record is not None:
             raise  # the batch is undone and applied again, a savepoint per change (push)
         savepoint.rollback()
@@ -359,12 +392,65 @@ def apply_one(ctx: PushContext, raw, change: Change | None = None) -> dict:
         existing = db.session.get(SyncChange, change.change_id)
         if existing is not None and existing.result is not None:
             return _replay(existing, digest, raw)
+        refusal = _refused_by_a_rule(error)
+        if refusal is not None:
+            return _refused(ctx, raw, change, digest, refusal)
         return _rejected(
             raw,
             APIError(
                 409, "version_conflict", "the change conflicts with data stored meanwhile; retry"
             ),
         )
+
+
+def _note_skew(ctx: PushContext, change: Change) -> None:
+    """Flag the device when the batch ends if ``change``, applied, had its clock clamped."""
+    if change.clock_skewed:
+        ctx.skewed_devices.add(ctx.device_id)
+
+
+#: Rules of the tables that a change can break whatever else is stored (a CHECK constraint):
+#: the field to name, and why. The handlers check these first; this is the last line, so that
+#: a rule they miss is a refusal of the change, not a conflict the device would retry forever.
+RULE_FIELDS = {
+    "ck_inspections_rectification_has_deadline": (
+        "rectification_deadline",
+        "required when rectification is ordered",
+    ),
+    "ck_targets_lon_lat": ("location", "not a point on the globe once converted to WGS-84"),
+    "ck_targets_shop_has_business_type": ("business_type", "required for a shop"),
+    "ck_targets_site_has_scale": ("scale", "a site needs its scale and phase"),
+}
+
+#: SQLSTATEs (PostgreSQL) and extended result codes (SQLite) of a row breaking a rule of its
+#: own table: the same row breaks it again however often it is sent.
+_RULE_BROKEN = {
+    "23514": "check",  # check_violation
+    "23502": "not_null",  # not_null_violation
+    "SQLITE_CONSTRAINT_CHECK": "check",
+    "SQLITE_CONSTRAINT_NOTNULL": "not_null",
+}
+
+
+def _refused_by_a_rule(error: IntegrityError) -> APIError | None:
+    """A 422 naming the field, when the database refused a change's row for breaking a rule of
+    its own table (a CHECK constraint, a missing value): sent again, the same change breaks it
+    again, so it is no ``version_conflict`` to retry. None for what another writer can cause
+    (a key taken meanwhile, a row referred to deleted meanwhile): those pass when sent again."""
+    orig = error.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "sqlite_errorname", None)
+    kind = _RULE_BROKEN.get(code)
+    if kind is None:
+        return None
+    diag = getattr(orig, "diag", None)
+    text = str(orig)
+    if kind == "check":
+        name = getattr(diag, "constraint_name", None) or text.rpartition(":")[2].strip()
+        field_name, why = RULE_FIELDS.get(name, ("fields", f"refused by the rule {name}"))
+    else:
+        column = getattr(diag, "column_name", None) or text.rpartition(".")[2].strip()
+        field_name, why = column or "fields", "required"
+    return APIError(422, "validation_failed", errors={"json": {field_name: [why]}})
 
 
 class _RedoBatch(Exception):
@@ -497,6 +583,7 @@ def _flush_creates(ctx: PushContext, pending: _PendingCreates, results: list) ->
             results[p.index] = p.prepared.result
             ctx.seen_changes[p.change.change_id] = SeenChange(p.digest, p.prepared.result)
             ctx.existing.add((p.change.entity, p.change.id))
+            _note_skew(ctx, p.change)
     pending.clear()
 
 
@@ -741,6 +828,7 @@ def push(ctx: PushContext, changes: list) -> list[dict]:
         # this batch edits would hold the counter while waiting for the row, and deadlock.
         reserve(db.session, change_counter, len(changes) * SEQS_PER_CHANGE)
     _preload(ctx, changes)
+    _order_clamped_clocks(ctx, changes)
     before = ctx._state()
     batch = db.session.begin_nested()
     ctx.deferred = {}

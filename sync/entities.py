@@ -76,6 +76,7 @@ from sync.engine import (
 from sync.hlc import HLC
 from sync.merge import (
     UNKNOWN,
+    FieldConflict,
     MergeResult,
     Rule,
     merge_fields,
@@ -685,18 +686,15 @@ class InspectionHandler(Handler):
         status = wire.pop("status", None)
         server = inspection_device_view(current)
         fresh = change.base_version == record.version
-        base = (
-            server
-            if fresh
-            else (
-                None
-                if change.base_version is None
-                else ctx.cached(
-                    ("base", self.entity, record.id, change.base_version),
-                    lambda: base_snapshot(self.entity, record.id, change.base_version),
-                )
+        snapshot = (
+            None
+            if fresh or change.base_version is None
+            else ctx.cached(
+                ("base", self.entity, record.id, change.base_version),
+                lambda: base_snapshot(self.entity, record.id, change.base_version),
             )
         )
+        base = server if fresh else snapshot
         readded, restored = {}, {}
         if base is not None and not fresh:
             base = inspection_device_view(base)
@@ -723,6 +721,12 @@ class InspectionHandler(Handler):
         values = dict(merged.values)
         state = {**server, **values}
         transition = self._status_change(record, status)
+        if transition and not (fresh or _saw_the_return(record, current, snapshot)):
+            # Submitted on a base from before the leader's return: the device submitted what
+            # its officer saw (a draft, or the record before an earlier return), not the
+            # returned record. Applied, it would clear the return unread; it is logged instead.
+            transition = False
+            merged.conflicts.append(_stale_submission(current, snapshot))
         if transition:
             state["status"] = "submitted"
         needed = {k: state[k] for k in CHECKED_FIELDS if state.get(k) is not None}
@@ -809,7 +813,7 @@ class InspectionHandler(Handler):
         if kind is ConflictKind.amendment:
             if not change.fields:
                 return unchanged(change, record.version)
-            load_inspection(change.fields)
+            self._check_amendment(ctx, change, record, current)
         server = (
             None
             if change.op == "delete"
@@ -818,6 +822,24 @@ class InspectionHandler(Handler):
         return self._log_waiting(
             ctx, change, kind, record.squadron_id, server, change.fields or None, record.version
         )
+
+    def _check_amendment(
+        self, ctx: PushContext, change: Change, record: Inspection, current: dict
+    ) -> None:
+        """Refuse, field by field, an amendment that could not be accepted: the checks of an
+        edit (:meth:`_check`), run on the record as accepting it would leave it (its fields
+        written over the record's, answer items over the record's items; status unchanged,
+        as a resolution leaves it: see ``sync.resolution``)."""
+        _, wire = load_inspection(change.fields)
+        if wire.pop("status", None) == "draft":
+            raise invalid({"status": ["a submitted inspection cannot go back to draft"]})
+        server = inspection_device_view(current)
+        if "answers" in wire:
+            wire["answers"] = {**(server.get("answers") or {}), **wire["answers"]}
+        state = {**server, **wire, "status": current["status"]}
+        needed = {k: state[k] for k in CHECKED_FIELDS if state.get(k) is not None}
+        loaded = load_inspection_fields(_loadable(needed | wire))
+        self._check(ctx, loaded, state, creating=False, changed=set(wire), record_id=record.id)
 
     def _log_waiting(
         self,
@@ -914,8 +936,14 @@ class InspectionHandler(Handler):
         record_id: uuid.UUID | None = None,
     ) -> Target | sa.Row:
         """References and submission rules on the record (``record_id``) as it would be; 422
-        field by field. Returns the target (what :func:`sync.engine.target_refs` reads of it)."""
+        field by field. Returns the target (what :func:`sync.engine.target_refs` reads of it).
+
+        A target or followed-up inspection it names that is not there, in the caller's scope,
+        is 404 ``not_found`` when nothing else is wrong (see :func:`_not_there`): it may yet
+        arrive (a new shop reported in a batch that comes later), and the change, not
+        remembered, is applied when sent again."""
         errors: dict[str, Any] = {}
+        missing: dict[str, list[str]] = {}
         check = (lambda name: True) if creating else (lambda name: name in changed)
         target_id = loaded.get("target_id")
         target = (
@@ -926,7 +954,7 @@ class InspectionHandler(Handler):
         if target is None and creating and target_id:
             target = _target_left_after(ctx, target_id, loaded.get("started_at"))
         if target is None and check("target_id"):
-            errors["target_id"] = ["no such target in your scope"]
+            missing["target_id"] = ["no such target in your scope"]
         version_key = (loaded.get("checklist_id"), loaded.get("checklist_version"))
         version = ctx.cached(("checklist", version_key), lambda: _checklist_version(version_key))
         if version is None:
@@ -997,7 +1025,9 @@ class InspectionHandler(Handler):
         followed = loaded.get("follow_up_of")
         if followed and (check("follow_up_of") or check("target_id") or check("started_at")):
             problem = _follow_up_problem(followed, record_id, target, loaded.get("started_at"))
-            if problem:
+            if problem == NO_SUCH_FOLLOWED:
+                missing["follow_up_of"] = [problem]
+            elif problem:
                 errors["follow_up_of"] = [problem]
         deadline, started = loaded.get("rectification_deadline"), loaded.get("started_at")
         if (
@@ -1012,7 +1042,9 @@ class InspectionHandler(Handler):
         if state.get("status") == "submitted":
             errors |= _submission_errors(state, loaded)
         if errors:
-            raise invalid(errors)
+            raise invalid(errors | missing)
+        if missing:
+            raise _not_there(missing)
         return target
 
     def _write(
@@ -1190,6 +1222,28 @@ def _target_left_after(ctx: PushContext, target_id, started_at) -> sa.Row | None
     return left if not told or served.served_at > started_at else None
 
 
+#: Why a follow-up names no inspection the push can find: none with that id, or one of
+#: another target (which, in another squadron, the caller is not told of).
+NO_SUCH_FOLLOWED = "no earlier inspection of this target with that id"
+
+
+def _not_there(missing: dict[str, list[str]]) -> Rejected:
+    """The refusal of a change naming records not there in the caller's scope (``missing``:
+    why, by field): 404 ``not_found``, which is not remembered (``sync.engine.MAY_PASS``), so
+    the change is applied when sent again after they arrived (out-of-order batches end as
+    in-order ones do). A record out of the caller's scope gets the same answer as one that
+    does not exist, so the answer tells nothing of what another squadron holds."""
+    return Rejected(
+        APIError(
+            404,
+            "not_found",
+            "a record this change names is not there (yet) in your scope; send the change"
+            " again once it has arrived",
+            errors={"json": missing},
+        )
+    )
+
+
 def _follow_up_problem(followed_id, record_id, target, started_at=None) -> str | None:
     """Why ``followed_id`` cannot be what the inspection ``record_id`` (of ``target``, started
     at ``started_at``) follows up: a follow-up (复查) checks an order already made on the same
@@ -1199,7 +1253,7 @@ def _follow_up_problem(followed_id, record_id, target, started_at=None) -> str |
         return "an inspection cannot be its own follow-up"
     followed = db.session.get(Inspection, followed_id)
     if followed is None or (target is not None and followed.target_id != target.id):
-        return "no earlier inspection of this target with that id"
+        return NO_SUCH_FOLLOWED
     if followed.outcome is not Outcome.rectification_ordered:
         return "that inspection ordered no rectification"
     if started_at is not None and started_at < followed.started_at:
@@ -1238,6 +1292,32 @@ CHECKED_FIELDS = (
     "outcome",
     "status",
 )
+
+
+def _saw_the_return(record: Inspection, current: dict, snapshot: dict | None) -> bool:
+    """Whether a device whose base is ``snapshot`` (None: not known) saw the leader's return
+    the record holds now: its base is that return, or a version after it (the same review:
+    a later return is another review, with its own time)."""
+    return record.state is not InspectionState.returned or (
+        snapshot is not None and snapshot.get("review") == current["review"]
+    )
+
+
+#: The review a (re)submission leaves: waiting for the leader again, the last one cleared.
+_SUBMITTED_REVIEW = {"status": "pending", "comment": None, "reviewed_by": None, "reviewed_at": None}
+
+
+def _stale_submission(current: dict, snapshot: dict | None) -> FieldConflict:
+    """The conflict log entry of a submission made before the leader's return it would undo:
+    on ``review``, the leader's return kept (the server's), the review the submission would
+    have left (the device's). Accepting it resubmits the record (``sync.resolution``)."""
+    return FieldConflict(
+        "review",
+        None if snapshot is None else snapshot.get("review"),
+        current["review"],
+        dict(_SUBMITTED_REVIEW),
+        kept="server",
+    )
 
 
 def _reasserted(merged: MergeResult, values: dict) -> list[str]:

@@ -8,7 +8,7 @@ The server never trusts a physical part far ahead of its own clock: it clamps it
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HLC_PATTERN = re.compile(r"([0-9]{16}):([0-9]{4}):([A-Za-z0-9._:-]{1,64})")
 
@@ -27,6 +27,11 @@ class HLC:
     physical_ms: int
     counter: int
     node: str
+    #: The server's time (ms) this clock was clamped to, when the device's clock ran far
+    #: ahead (None: not clamped). A clamped clock keeps the device's own order only among the
+    #: clocks clamped at that time, its batch's (see :func:`sync.merge.merge_lww`). Not part
+    #: of the clock's value: it compares and prints as the clock alone.
+    clamped_at: int | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> HLC:
@@ -52,15 +57,15 @@ class HLC:
         Returns the clock to use and whether it was clamped (the device's clock is skewed).
         """
         if self.physical_ms > now_ms + MAX_SKEW_MS:
-            return HLC(now_ms, self.counter, self.node), True
+            return HLC(now_ms, self.counter, self.node, clamped_at=now_ms), True
         return self, False
 
     def after(self, node: str) -> HLC:
         """The next clock after this one, for ``node`` (the counter has four digits: past
-        9999 the physical part moves on a millisecond)."""
+        9999 the physical part moves on a millisecond), clamped at the same time if it was."""
         if self.counter < 9999:
-            return HLC(self.physical_ms, self.counter + 1, node)
-        return HLC(self.physical_ms + 1, 0, node)
+            return HLC(self.physical_ms, self.counter + 1, node, clamped_at=self.clamped_at)
+        return HLC(self.physical_ms + 1, 0, node, clamped_at=self.clamped_at)
 
 
 def later(a: HLC | None, b: HLC | None) -> bool:

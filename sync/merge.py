@@ -147,12 +147,18 @@ def merge_lww(
 def _rewrites_its_own(client_clock: HLC, server_clock: HLC | None) -> bool:
     """Whether the value now stored was written by the same device, earlier: the device saw it
     and replaces it (its change queued behind its own earlier one, on the same base), so there
-    is nothing to log: no one else's value is lost."""
+    is nothing to log: no one else's value is lost.
+
+    A clamped clock (the device's ran far ahead) tells that only of a value clamped in the same
+    batch, where clamped clocks follow the device's own: against one stored by an earlier push,
+    it says which arrived last, not which the device wrote last (a pad an hour ahead whose later
+    edit arrived first would have it replaced by the earlier one), so that value is logged."""
     return (
         server_clock is not None
         and server_clock.node == client_clock.node
         and server_clock.node != SERVER_NODE
         and later(client_clock, server_clock)
+        and (client_clock.clamped_at is None or server_clock.physical_ms >= client_clock.clamped_at)
     )
 
 

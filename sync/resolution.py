@@ -436,10 +436,11 @@ def _load(schema: ma.Schema, fields: dict) -> dict:
 def _write_inspection(
     actor: Actor, record: Inspection, fields: dict, clock: str, amending: bool = False
 ) -> int | None:
-    unknown = sorted(set(fields) - set(INSPECTION_FIELDS) - {"status"})
+    resubmits = "review" in fields and _resubmits(record, fields["review"])
+    unknown = sorted(set(fields) - set(INSPECTION_FIELDS) - {"status", "review"})
     if unknown:
         raise validation_error({"value": {name: ["not a field devices write"] for name in unknown}})
-    fields = {k: v for k, v in fields.items() if k != "status"}
+    fields = {k: v for k, v in fields.items() if k not in ("status", "review")}
     given_answers = fields.get("answers")
     if isinstance(given_answers, dict):
         # A device sends the answer items it changed: the others stay as they are.
@@ -450,11 +451,15 @@ def _write_inspection(
     if "location" in wire:
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
-    if amending and _holds_already(before, record, wire, original):
+    if amending and not resubmits and _holds_already(before, record, wire, original):
         return None
     _check_references(actor, before, wire, record.id)
     InspectionHandler()._write(record, wire, loaded, original, actor_id=actor.user_id)
-    reopened = _reopen(actor, record)  # in the same version as the fields written
+    if resubmits:
+        # The officer's submission, logged because it was made before the leader's return,
+        # accepted: the record waits for review again, as the submission would have left it.
+        record.transition(ReviewAction.submit, by=actor.user_id, at=utcnow())
+    reopened = _reopen(actor, record) or resubmits  # in the same version as the fields written
     clocks = {name: clock for name in wire if name != "answers"}
     if isinstance(given_answers, dict):
         clocks |= {f"answers.{code}": clock for code in given_answers}
@@ -479,6 +484,29 @@ def _holds_already(before: dict, record: Inspection, wire: dict, original: dict 
     if "location" in wire and original != record.location_original:
         return False
     return given == now
+
+
+def _resubmits(record: Inspection, review) -> bool:
+    """Whether the chosen ``review`` resubmits the record (422 on ``value`` otherwise): the
+    one review a choice can write is the one a device's submission leaves (``pending``), from
+    a returned record (a submission logged because it came before the leader's return). The
+    leader's own decisions go through the review (``POST /inspections/<id>/review``)."""
+    if not isinstance(review, dict) or review.get("status") != "pending":
+        raise validation_error(
+            {
+                "value": {
+                    "review": [
+                        'only {"status": "pending"} (the officers\' submission) is written here;'
+                        " approve or return through the inspection's review"
+                    ]
+                }
+            }
+        )
+    if not record.can(ReviewAction.submit):
+        raise validation_error(
+            {"value": {"review": [f"the inspection is {record.state.value}: nothing to resubmit"]}}
+        )
+    return True
 
 
 def _reopen(actor: Actor, inspection: Inspection) -> bool:
@@ -547,7 +575,9 @@ def _check_references(actor: Actor, before: dict, wire: dict, record_id: uuid.UU
     except Rejected as rejected:
         error = rejected.error
         errors = error.data.get("errors", {}).get("json")
-        if error.code == 422 and errors:
+        # A target or inspection named that is not there (404 to a device, whose record may
+        # yet arrive) is the leader's value to correct.
+        if error.code in (404, 422) and errors:
             raise validation_error({"value": errors}) from None
         raise error from None
 

@@ -1779,3 +1779,102 @@ def test_keep_value_of_an_answer_item_is_checked_as_a_push_would_be(app, login, 
     response = resolve(login("leader1"), entry["conflict_id"], "value", value)
 
     assert response.status_code == 422, (response.status_code, response.get_json())
+
+
+SUBMIT = {"status": "submitted", "ended_at": "2026-11-20T09:50:00+00:00", "outcome": "compliant"}
+
+
+def submitted_twice_around_a_return(login, world) -> tuple[str, dict, dict]:
+    """officer1 and officer2 both hold the draft at version 1. officer2 submits it; leader1
+    returns it with a reason; officer1's pad, offline on version 1, had submitted the draft
+    too, and syncs now. Returns (record, the return's answer, officer1's push answer)."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = str(shared_draft(world, officer1))
+    [submitted] = officer2.push_ok(officer2.change("inspection", record, SUBMIT, base_version=1))
+    assert submitted["status"] == "applied"
+    returned = review_ok(login("leader1"), record, "return", "请补充现场照片")
+    [late] = officer1.push_ok(officer1.change("inspection", record, SUBMIT, base_version=1))
+    return record, returned, late
+
+
+def test_a_submit_made_before_the_leader_s_return_does_not_undo_the_return(app, login, world):
+    """API.md: a device may submit a draft or resubmit a returned one. officer1 submitted the
+    draft it saw, not the returned record: applied as a resubmission, it put the record back
+    in the queue and cleared the leader's reason, unread, answered `merged`. The return stays;
+    the submission waits in the conflict log (on `review`, the server's kept), and the answer
+    says `conflict`."""
+    record, returned, late = submitted_twice_around_a_return(login, world)
+
+    assert late["status"] == "conflict", late
+    assert [(c["field"], c["kept"]) for c in late["conflicts"]] == [("review", "server")]
+    after = stored(app, record)
+    assert (after.review_status.value, after.review_comment) == ("returned", "请补充现场照片")
+    assert (after.outcome.value, after.status.value) == ("compliant", "submitted")
+    [entry] = login("leader1").get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert (entry["kind"], entry["field"], entry["kept"]) == ("field", "review", "server")
+    assert entry["server_value"] == returned["review"]
+    assert entry["client_value"]["status"] == "pending"
+    assert entry["base_value"]["status"] == "pending"  # the draft's
+
+
+def test_a_submit_made_after_seeing_the_return_resubmits(app, login, world):
+    """The pad that pulled the return (its base is the returned version) resubmits as before,
+    and so does one whose base is later than the return (a colleague's edit since)."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = str(shared_draft(world, officer1))
+    officer2.push_ok(officer2.change("inspection", record, SUBMIT, base_version=1))
+    returned = review_ok(login("leader1"), record, "return", "请补充现场照片")
+    [edited] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "已补拍"}, base_version=returned["version"]
+        )
+    )
+    [resubmitted] = officer1.push_ok(
+        officer1.change("inspection", record, SUBMIT, base_version=returned["version"])
+    )
+    assert (resubmitted["status"], resubmitted["conflicts"]) == ("merged", []), resubmitted
+    after = stored(app, record)
+    assert (after.review_status.value, after.review_comment) == ("pending", None)
+    assert after.version == edited["version"] + 1
+
+
+def test_accepting_a_submit_logged_before_the_return_resubmits_the_record(app, login, world):
+    """The leader reads the submission in the queue: keeping the server's side closes the entry
+    with the record still returned; accepting the device's resubmits it (pending again, the
+    reason cleared), as the submission would have."""
+    record, _, late = submitted_twice_around_a_return(login, world)
+    leader = login("leader1")
+    entry_id = late["conflicts"][0]["conflict_id"]
+
+    value = resolve(leader, entry_id, "value", {"status": "approved"})
+    assert "review" in assert_error(value, 422, "validation_failed")["errors"]["json"]["value"]
+    response = resolve(leader, entry_id, "client")
+
+    assert response.status_code == 200, response.get_json()
+    after = stored(app, record)
+    assert (after.review_status.value, after.review_comment) == ("pending", None)
+    assert after.version == late["version"] + 1
+    assert response.get_json()["resolution"]["applied_version"] == after.version
+    queue = leader.get("/api/v1/review/queue").get_json()["items"]
+    assert record in [item["id"] for item in queue]
+
+
+def test_keeping_the_return_over_a_stale_submit_closes_the_entry(app, login, world):
+    record, returned, late = submitted_twice_around_a_return(login, world)
+    leader = login("leader1")
+
+    response = resolve(leader, late["conflicts"][0]["conflict_id"], "server")
+
+    assert response.status_code == 200, response.get_json()
+    after = stored(app, record)
+    assert (after.review_status.value, after.version) == ("returned", late["version"])
+    # A return decided since the entry was logged is not undone by accepting it either.
+    record, returned, late = submitted_twice_around_a_return(login, world)
+    officer2 = FakeDevice(login("officer2"))
+    officer2.push_ok(
+        officer2.change("inspection", record, SUBMIT, base_version=returned["version"])
+    )
+    review_ok(leader, record, "approve")
+    refused = resolve(leader, late["conflicts"][0]["conflict_id"], "client")
+    assert_error(refused, 409, "version_conflict")
+    assert stored(app, record).review_status.value == "approved"

@@ -1,8 +1,10 @@
 """Push and resolve where API.md's words are taken literally: a null among the changes, clocks
 and codes with a trailing newline or other digits, fields sent with a delete, a choice of value
-on a delete, an empty edit of a frozen record, a photo moved onto an approved inspection, and a
-target seen through a task in another squadron. Each was answered otherwise once (a contract
-review's probes); each answer here is what a device or a leader can act on."""
+on a delete, an empty edit of a frozen record, a photo moved onto an approved inspection, a
+target seen through a task in another squadron, a draft ordering rectification before its
+deadline, an amendment naming an item the checklist lacks, and a target out of scope. Each was
+answered otherwise once (a contract review's probes); each answer here is what a device or a
+leader can act on."""
 
 from __future__ import annotations
 
@@ -215,3 +217,109 @@ def test_the_client_retries_exactly_the_refusals_the_server_does_not_remember():
     from sync.engine import MAY_PASS
 
     assert RETRYABLE_REJECTIONS == MAY_PASS
+
+
+def test_a_draft_ordering_rectification_is_stored_before_its_deadline_is_chosen(officer, world):
+    """API.md asks `outcome` and `ended_at` only to submit: an officer who picked the outcome
+    but not yet the deadline saves the draft. (The table refused it, and the push answered
+    `version_conflict`, which a device retries push after push and never gets through.)"""
+    record = uuid.uuid4()
+    fields = new_inspection(world, ["officer1"], outcome="rectification_ordered")
+    [created] = officer.push_ok(officer.change("inspection", record, fields))
+    assert created["status"] == "applied", created
+    other = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", other, new_inspection(world, ["officer1"])))
+    [edited] = officer.push_ok(
+        officer.change("inspection", other, {"outcome": "rectification_ordered"}, base_version=1)
+    )
+    assert edited["status"] == "applied", edited
+
+    # Submitting still asks for the deadline, by name; with it, the order goes in.
+    submit = {"status": "submitted", "ended_at": "2026-11-20T09:50:00+00:00"}
+    [refused] = officer.push_ok(officer.change("inspection", record, submit, base_version=1))
+    rejected(refused, "rectification_deadline")
+    [submitted] = officer.push_ok(
+        officer.change(
+            "inspection",
+            record,
+            {**submit, "rectification_deadline": "2026-11-27"},
+            base_version=1,
+        )
+    )
+    assert submitted["status"] == "applied", submitted
+
+
+def test_a_rule_of_the_table_the_checks_miss_is_a_422_on_its_field_not_a_retry(
+    officer, world, monkeypatch
+):
+    """The handlers check what the tables' rules ask; should one slip past them, the database
+    refusing the row is answered 422 naming the field, and remembered, not `version_conflict`
+    (the change would break the rule again at every retry)."""
+    monkeypatch.setattr("sync.entities._submission_errors", lambda state, loaded: {})
+    fields = new_inspection(
+        world,
+        ["officer1"],
+        status="submitted",
+        outcome="rectification_ordered",
+        ended_at="2026-11-20T09:50:00+00:00",
+    )
+    change = officer.change("inspection", uuid.uuid4(), fields)
+    [result] = officer.push_ok(change)
+    error = rejected(result, "rectification_deadline")
+    assert error["errors"]["json"]["rectification_deadline"] == [
+        "required when rectification is ordered"
+    ]
+    [again] = officer.push_ok(change)
+    assert again == {**result, "replayed": True}
+
+
+def test_an_amendment_naming_an_item_the_checklist_lacks_is_refused_not_logged(login, world):
+    """docs/sync.md: an amendment is "checked like any edit first ... so that what waits can be
+    accepted". An answer for an item the checklist version lacks (an edit of a draft gets a 422
+    for it) waited in the leader's queue, where accepting it failed; so did a step back to
+    draft, which no edit of a submitted record may take."""
+    device = FakeDevice(login("officer1"))
+    record = push_inspection(world, device, officers=("officer1",))
+    leader = login("leader1")
+    approved = review_ok(leader, record, "approve")
+    version = approved["version"]
+    unknown_item = {"answers": {"S99": {"result": "fail", "note": "", "photo_ids": []}}}
+    [result] = device.push_ok(
+        device.change("inspection", record, unknown_item, base_version=version)
+    )
+    assert rejected(result, "answers")["errors"]["json"]["answers"] == {
+        "S99": ["not an item of this checklist version"]
+    }
+    [back] = device.push_ok(
+        device.change("inspection", record, {"status": "draft"}, base_version=version)
+    )
+    rejected(back, "status")
+    [unsubmittable] = device.push_ok(
+        device.change("inspection", record, {"outcome": None}, base_version=version)
+    )
+    rejected(unsubmittable, "outcome")
+    assert logged(leader, record) == []
+    # A good amendment still waits for the leader.
+    [waiting] = device.push_ok(
+        device.change("inspection", record, {"findings": "补充说明"}, base_version=version)
+    )
+    assert waiting["status"] == "conflict", waiting
+    assert [e["kind"] for e in logged(leader, record)] == ["amendment"]
+
+
+def test_a_target_out_of_scope_is_answered_as_one_that_does_not_exist(officer, world):
+    """A new inspection naming a target not there in the officer's scope is `not_found` on
+    `target_id`, and not remembered: the target may be a new shop whose report comes in a later
+    batch (tests/test_sync_scenarios.py). Whether another squadron holds that id or no one does,
+    the answer is the same, so it tells nothing of another squadron's records."""
+    elsewhere = str(world.targets["shop2"].id)  # squadron 2's
+    answers = []
+    for target in (elsewhere, str(uuid.uuid4())):
+        fields = new_inspection(world, ["officer1"]) | {"target_id": target}
+        change = officer.change("inspection", uuid.uuid4(), fields)
+        [result] = officer.push_ok(change)
+        error = rejected(result, "target_id", "not_found", 404)
+        [again] = officer.push_ok(change)
+        assert again["replayed"] is False and again["error"] == error
+        answers.append(error)
+    assert answers[0] == answers[1]

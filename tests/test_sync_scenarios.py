@@ -38,6 +38,17 @@ def set_review(app, inspection_id, status: str, comment: str | None = None):
         return record.version
 
 
+def logged_values(app, record_id) -> list:
+    """Every value in the conflict log for ``record_id``, either side."""
+    with app.app_context():
+        entries = db.session.scalars(sa.select(Conflict).where(Conflict.record_id == record_id))
+        return [value for e in entries for value in (e.server_value, e.client_value)]
+
+
+def now_ms() -> int:
+    return int(utcnow().timestamp() * 1000)
+
+
 def test_offline_create_then_edits_on_two_devices_merge_field_by_field(app, login, world):
     officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     inspection_id = uuid.uuid4()
@@ -357,6 +368,40 @@ def test_batches_arriving_out_of_order_end_as_one_clean_delivery(app, login, wor
     assert record.findings == "后到的修改" and record.version == 2
 
 
+def test_a_follow_up_arriving_before_the_order_it_follows_is_applied_when_sent_again(
+    app, login, world
+):
+    """Out-of-order batches: the follow-up (复查) overtakes the inspection that ordered the
+    rectification. It is refused as naming an inspection not there yet (`not_found`, not
+    remembered), and sent again once the order is in, it is applied."""
+    officer = FakeDevice(login("officer1"))
+    order_id, follow_up_id = uuid.uuid4(), uuid.uuid4()
+    order = officer.change(
+        "inspection",
+        order_id,
+        new_inspection(
+            world,
+            ["officer1", "officer2"],
+            status="submitted",
+            outcome="rectification_ordered",
+            rectification_deadline="2026-11-27",
+        ),
+    )
+    follow_up = officer.change(
+        "inspection",
+        follow_up_id,
+        new_inspection(world, ["officer1", "officer2"], started_at="2026-11-28T01:30:00+00:00")
+        | {"follow_up_of": str(order_id)},
+    )
+    [early] = officer.push_ok(follow_up)
+    assert (early["status"], early["error"]["error"]) == ("rejected", "not_found"), early
+    assert "follow_up_of" in early["error"]["errors"]["json"]
+    assert officer.push_ok(order)[0]["status"] == "applied"
+    [retried] = officer.push_ok(follow_up)
+    assert (retried["status"], retried["replayed"]) == ("applied", False), retried
+    assert inspection_in_db(app, follow_up_id).follow_up_of == order_id
+
+
 def test_one_bad_change_never_blocks_the_others(app, login, world):
     officer = FakeDevice(login("officer1"))
     good, bad = uuid.uuid4(), uuid.uuid4()
@@ -482,6 +527,20 @@ def test_a_clock_far_ahead_is_clamped_and_flagged(app, login, world):
     )
 
 
+def test_replaying_a_skewed_change_does_not_flag_the_device_again(app, login, world):
+    """API.md: a change_id seen before returns the first result again and changes nothing. A
+    replayed batch of a pad with a fast clock wrote the device's clock-skew flag and its
+    `device.clock_skew` audit entry again, each time the outbox sent it."""
+    officer = FakeDevice(login("officer1"), clock_ms=now_ms() + 3_600_000)
+    change = officer.change("inspection", uuid.uuid4(), new_inspection(world, ["officer1"]))
+    [first] = officer.push_ok(change)
+    assert first["status"] == "applied"
+    [flagged] = [e.seq for e in audit_entries(app, action="device.clock_skew")]
+    [again] = officer.push_ok(change)  # the answer was lost; the outbox sends it again
+    assert again == {**first, "replayed": True}
+    assert [e.seq for e in audit_entries(app, action="device.clock_skew")] == [flagged]
+
+
 def test_a_skewed_device_s_later_edit_still_wins_over_its_earlier_one(app, login, world):
     officer1 = FakeDevice(login("officer1"))
     record = uuid.uuid4()
@@ -499,6 +558,62 @@ def test_a_skewed_device_s_later_edit_still_wins_over_its_earlier_one(app, login
     assert first["status"] == "applied"
     # The device replaces its own value: nothing of anyone else's to log.
     assert (second["status"], second["conflicts"]) == ("merged", [])
+
+
+def test_a_skewed_device_s_later_edit_arriving_first_is_not_lost(app, login, world):
+    """A pad whose clock runs an hour ahead writes the findings twice ("先" then "后"); the
+    batch with the later edit reaches the server first. Both clocks are clamped to the time
+    each batch arrived, which orders them by arrival, not as the pad wrote them: the earlier
+    edit, arriving last, took "后"'s place as the device replacing its own value, unlogged.
+    Against a value clamped in an earlier push the order is not known, so the value replaced
+    goes to the conflict log: "后" is in the record or in the log."""
+    officer1 = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    skewed = FakeDevice(login("officer2"))
+    ahead = now_ms() + 3_600_000
+    earlier = skewed.change(
+        "inspection", record, {"findings": "先"}, base_version=1, hlc=skewed.clock_at(ahead)
+    )
+    later = skewed.change(
+        "inspection",
+        record,
+        {"findings": "后"},
+        base_version=1,
+        hlc=skewed.clock_at(ahead + 10_000),
+    )
+    skewed.push_ok(later)
+    [arrived_last] = skewed.push_ok(earlier)
+    assert arrived_last["status"] == "conflict", arrived_last
+    stored = inspection_in_db(app, record).findings
+    assert stored == "后" or "后" in logged_values(app, record), stored
+
+
+def test_a_skewed_device_s_batch_is_ordered_by_its_own_clocks(app, login, world):
+    """Within one batch the pad's clocks are known: clamped, they keep the pad's order, not the
+    order of the changes in the batch. Its later edit wins; the earlier one, applied after it,
+    loses as any earlier edit does, and is logged."""
+    officer1 = FakeDevice(login("officer1"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    skewed = FakeDevice(login("officer2"))
+    ahead = now_ms() + 3_600_000
+    results = skewed.push_ok(
+        skewed.change(
+            "inspection", record, {"findings": "后"}, base_version=1, hlc=skewed.clock_at(ahead + 1)
+        ),
+        skewed.change(
+            "inspection", record, {"findings": "先"}, base_version=1, hlc=skewed.clock_at(ahead)
+        ),
+    )
+    assert inspection_in_db(app, record).findings == "后"
+    assert [r["status"] for r in results] == ["applied", "conflict"], results
+    assert [c["kept"] for c in results[1]["conflicts"]] == ["server"]
+    assert logged_values(app, record) == ["后", "先"]
 
 
 def test_a_device_s_second_edit_on_the_same_base_replaces_its_first_without_a_log_entry(
@@ -1279,6 +1394,30 @@ def test_a_new_shop_and_its_first_inspection_in_one_batch_are_both_applied(app, 
     record = inspection_in_db(app, inspection_id)
     assert record.target_id == shop_id
     assert record.squadron_id == world.squadrons[0].id
+
+
+def test_an_inspection_arriving_before_its_new_shop_is_applied_when_sent_again(app, login, world):
+    """docs/sync.md: a change that arrived before the record it depends on is applied when the
+    device sends it again, "so out-of-order delivery ends in the same state as a clean one".
+    The officer reports a new shop and inspects it offline; the inspection's batch overtakes the
+    shop's. It was refused for good (422 on target_id, remembered), and sent again after the
+    shop arrived it was replayed as refused: the inspection never landed."""
+    officer = FakeDevice(login("officer1"))
+    shop_id, inspection_id = uuid.uuid4(), uuid.uuid4()
+    shop = officer.change("target", shop_id, NEW_SHOP)
+    inspection = officer.change(
+        "inspection",
+        inspection_id,
+        new_inspection(world, ["officer1"]) | {"target_id": str(shop_id)},
+    )
+    [early] = officer.push_ok(inspection)
+    assert (early["status"], early["error"]["error"]) == ("rejected", "not_found"), early
+    assert early["error"]["errors"]["json"] == {"target_id": ["no such target in your scope"]}
+    [created] = officer.push_ok(shop)
+    assert created["status"] == "applied"
+    [retried] = officer.push_ok(inspection)
+    assert (retried["status"], retried["replayed"]) == ("applied", False), retried
+    assert inspection_in_db(app, inspection_id).target_id == shop_id
 
 
 def test_a_shop_corrected_twice_in_one_batch_merges_against_the_batch_s_own_version(

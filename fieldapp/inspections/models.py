@@ -246,8 +246,11 @@ class Inspection(Syncable, db.Model):
             "outcome",
             "rectification_deadline",
         ),
+        # An order in force has its deadline; a draft is still being written, and the officer
+        # may pick the outcome before the deadline (submitting asks for it: API.md).
         sa.CheckConstraint(
-            "outcome <> 'rectification_ordered' OR rectification_deadline IS NOT NULL",
+            "outcome <> 'rectification_ordered' OR rectification_deadline IS NOT NULL"
+            " OR status = 'draft'",
             name="rectification_has_deadline",
         ),
     )
