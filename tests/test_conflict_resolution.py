@@ -1408,13 +1408,15 @@ def test_an_amendment_taking_an_approved_inspection_off_the_task_it_closed_is_re
     app, login, world
 ):
     """Its approval closed the task, and a done task stays done (docs/review.md, "Deleting an
-    inspection"): accepting an amendment that takes the task_id off would leave the task done
-    by a record that no longer carries it, as accepting its delete would leave it done by
-    nothing. 422 on value.task_id naming the task; record, task and entry stay as they were,
-    and the rest of the amendment can still be accepted as a value."""
+    inspection"): an amendment that takes the task_id off would leave the task done by a record
+    that no longer carries it, as accepting its delete would leave it done by nothing. An
+    amendment is checked like an edit before it is logged, so the pad's push is refused (422
+    on task_id naming the task) and nothing waits that could not be accepted; a leader's own
+    value taking the task off is refused the same way (422 on value.task_id). Record, task and
+    entry stay as they were, and the rest of an amendment can still be accepted."""
     leader, officer = login("leader1"), FakeDevice(login("officer1"))
     task, record, approved = _approved_for_a_task(world, officer, leader)
-    [amended] = officer.push_ok(
+    [pushed] = officer.push_ok(
         officer.change(
             "inspection",
             record,
@@ -1422,9 +1424,16 @@ def test_an_amendment_taking_an_approved_inspection_off_the_task_it_closed_is_re
             base_version=approved["version"],
         )
     )
-    conflict_id = amended["conflicts"][0]["conflict_id"]
+    assert pushed["status"] == "rejected"
+    [why] = pushed["error"]["errors"]["json"]["task_id"]
+    assert f"task {task['id']}" in why, why
+    assert leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"] == []
 
-    refused = resolve(leader, conflict_id, "client")
+    [amended] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "补记"}, base_version=approved["version"])
+    )
+    conflict_id = amended["conflicts"][0]["conflict_id"]
+    refused = resolve(leader, conflict_id, "value", {"findings": "补记", "task_id": None})
 
     errors = assert_error(refused, 422, "validation_failed")["errors"]["json"]["value"]
     [why] = errors["task_id"]
@@ -1443,16 +1452,25 @@ def test_an_amendment_moving_an_approved_inspection_off_its_task_s_shop_is_refus
     app, login, world
 ):
     """A task is closed only by an inspection of its target: moved to the shop next door, the
-    record would leave the task done by an inspection of another shop. 422 on
-    value.target_id; the record stays where the task sent the officers."""
+    record would leave the task done by an inspection of another shop. The pad's amendment is
+    refused (422 on target_id), and so is a leader's value moving it; the record stays where
+    the task sent the officers."""
     leader, officer = login("leader1"), FakeDevice(login("officer1"))
     other = add_shop(leader, world.squadrons[0].id, "老王面馆隔壁")
     task, record, approved = _approved_for_a_task(world, officer, leader)
-    [amended] = officer.push_ok(
+    [pushed] = officer.push_ok(
         officer.change("inspection", record, {"target_id": other}, base_version=approved["version"])
     )
+    assert pushed["status"] == "rejected"
+    [why] = pushed["error"]["errors"]["json"]["target_id"]
+    assert f"task {task['id']}" in why, why
 
-    refused = resolve(leader, amended["conflicts"][0]["conflict_id"], "client")
+    [amended] = officer.push_ok(
+        officer.change("inspection", record, {"findings": "补记"}, base_version=approved["version"])
+    )
+    refused = resolve(
+        leader, amended["conflicts"][0]["conflict_id"], "value", {"target_id": str(other)}
+    )
 
     [why] = assert_error(refused, 422, "validation_failed")["errors"]["json"]["value"]["target_id"]
     assert f"task {task['id']}" in why, why
