@@ -14,8 +14,34 @@ from schemas.common import (
     StrippedText,
     id_field,
 )
+from sync.hlc import SERVER_NODE
 
-DEVICE_ID = Pattern(r"^[A-Za-z0-9._:-]{1,64}$", error="1-64 characters: letters, digits, . _ : -")
+
+class DeviceId(Pattern):
+    """A device id: 1-64 letters, digits, ``. _ : -``, and not the server's own clock node
+    (:data:`sync.hlc.SERVER_NODE`). The merge rules tell the server's edits from a device's by
+    that node: a pad called ``server`` would be taken for the server, its edits logged as
+    conflicts with itself and its re-assertions not taken. Refused in any case, so that no
+    pad's id reads as the server's in a conflict entry or a field's clock."""
+
+    RESERVED_MESSAGE = f"`{SERVER_NODE}` is the server's own name: choose another device id"
+
+    def __init__(self):
+        # The pattern refuses the reserved name too, so that the OpenAPI document says so
+        # (JSON Schema patterns have no case-insensitive flag: hence the classes).
+        reserved = "".join(f"[{c.upper()}{c}]" for c in SERVER_NODE)
+        super().__init__(
+            rf"^(?!{reserved}$)[A-Za-z0-9._:-]{{1,64}}$",
+            error=f"1-64 characters: letters, digits, . _ : - (not {SERVER_NODE})",
+        )
+
+    def __call__(self, value):
+        if isinstance(value, str) and value.lower() == SERVER_NODE:
+            raise ma.ValidationError(self.RESERVED_MESSAGE)
+        return super().__call__(value)
+
+
+DEVICE_ID = DeviceId()
 USERNAME = Pattern(r"^[a-z0-9_.-]{2,64}$", error="2-64 characters: a-z, 0-9, _ . -")
 
 #: Strength (not common, not the username) is checked by the operations, for the CLI too.

@@ -12,7 +12,9 @@ import uuid
 
 import pytest
 
-from tests.conftest import PASSWORD, assert_error
+from fieldapp.auth import operations as auth_ops
+from fieldapp.db import db
+from tests.conftest import PASSWORD, Api, assert_error
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
 
@@ -76,6 +78,52 @@ def test_a_device_id_with_a_trailing_newline_gets_no_token(client):
     )
     body = assert_error(response, 422, "validation_failed")
     assert "device_id" in body["errors"]["json"]
+
+
+@pytest.mark.parametrize("device_id", ["server", "Server", "SERVER"])
+def test_a_pad_cannot_sign_in_as_server_the_servers_own_clock(client, world, device_id):
+    """The merge rules tell the server's edits (a leader's, a resolution) from a device's by the
+    clock's node, ``server``: a pad of that name had its second edit queued on the same base
+    logged as a conflict with itself, and its confirmation of a leader's value not taken, so an
+    older rename won over the leader's."""
+    response = client.post(
+        "/api/v1/auth/token",
+        json={"username": "officer1", "password": PASSWORD, "device_id": device_id},
+    )
+    body = assert_error(response, 422, "validation_failed")
+    assert "server" in body["errors"]["json"]["device_id"][0]
+    for neighbour in ("servers", "server-2", "pad-server"):
+        response = client.post(
+            "/api/v1/auth/token",
+            json={"username": "officer1", "password": PASSWORD, "device_id": neighbour},
+        )
+        assert response.status_code == 201, response.get_json()
+
+
+def test_a_pad_signed_in_as_server_before_the_rule_cannot_push_but_keeps_its_changes(
+    app, client, world
+):
+    """A token issued to a device called ``server`` before sign-in refused the name: its push
+    is refused whole (422 on device_id, nothing applied, so the pad keeps its outbox rather
+    than setting changes aside), and it still pulls."""
+    with app.app_context():
+        issued = auth_ops.login(
+            auth_ops.AuthSettings.from_config(app.config),
+            username="officer1",
+            password=PASSWORD,
+            device_id="server",
+            device_name=None,
+            remote_addr=None,
+        )
+        db.session.commit()
+        secret = issued.secret
+    pad = FakeDevice(Api(client, secret, "server"))
+    record = uuid.uuid4()
+    response = pad.push(pad.change("inspection", record, new_inspection(world, ["officer1"])))
+    body = assert_error(response, 422, "validation_failed")
+    assert "device_id" in body["errors"]["json"], body
+    assert pad.api.get(f"/api/v1/inspections/{record}").status_code == 404
+    assert pad.api.get("/api/v1/sync/pull").status_code == 200
 
 
 def test_a_delete_with_fields_is_refused_and_the_record_stays(officer, world, login):
