@@ -30,10 +30,19 @@ def items(checklist: dict) -> list[dict]:
     ]
 
 
-def publish(api, checklist_id: int, title="沿街商户市容环境检查表(2025版)", new_items=None):
+def publish(
+    api, checklist_id: int, title="沿街商户市容环境检查表(2025版)", new_items=None, if_match=None
+):
+    """Publish a version as ``api``, with ``If-Match`` ``if_match`` (by default the ETag of a
+    fresh reading, when ``api`` may read the checklist)."""
+    path = f"/api/v1/checklists/{checklist_id}"
+    if if_match is None:
+        read = api.get(path)
+        if_match = read.headers["ETag"] if read.status_code == 200 else "*"
     return api.post(
-        f"/api/v1/checklists/{checklist_id}/versions",
+        f"{path}/versions",
         json={"title": title, "items": SHOP_ITEMS_V2 if new_items is None else new_items},
+        headers={"If-Match": if_match},
     )
 
 
@@ -250,6 +259,33 @@ def test_site_checklist_versions_keep_their_phases(login, world):
     assert response.status_code == 201
     old = admin.get(f"/api/v1/checklists/{site}?version=1").get_json()
     assert [(i["code"], i["phases"]) for i in old["items"]] == [("C01", []), ("C02", ["earthwork"])]
+
+
+def test_publishing_a_version_needs_the_etag_of_the_newest_reading(login, world):
+    """A version is sent whole. Admin A reads the form; admin B publishes v2 adding S04; A
+    publishes from the old reading: B's item silently disappeared from the form devices fill
+    in, as publishing ignored If-Match. Now it is refused like the checklist's PATCH: 412 from
+    a stale reading, 428 without If-Match, and B's version stays the newest."""
+    admin_a, admin_b = login("admin", "desk-a"), login("admin", "desk-b")
+    checklist = world.checklists["shop"].id
+    path = f"/api/v1/checklists/{checklist}"
+    read = admin_a.get(path)
+    etag, wanted = read.headers["ETag"], items(read.get_json())
+    added = [*wanted, {"code": "S04", "text": "是否擅自设置店招店牌", "severity": "minor"}]
+    response = publish(admin_b, checklist, "沿街商户检查表", added)
+    assert response.status_code == 201, response.get_json()
+    assert response.headers["ETag"] == admin_b.get(path).headers["ETag"]
+
+    edited = [dict(wanted[0], text="是否存在跨门经营(含出店摆卖)"), *wanted[1:]]
+    stale = publish(admin_a, checklist, "沿街商户检查表", edited, if_match=etag)
+    assert_error(stale, 412, "precondition_failed")
+    missing = admin_a.post(f"{path}/versions", json={"title": "沿街商户检查表", "items": edited})
+    assert_error(missing, 428, "precondition_required")
+    newest = admin_a.get(path).get_json()
+    assert newest["version"] == 2
+    assert "S04" in {i["code"] for i in newest["items"]}
+    # Read again, A publishes on top of B's version.
+    assert publish(admin_a, checklist, "沿街商户检查表", edited).get_json()["version"] == 3
 
 
 @pytest.mark.parametrize("username", ["officer1", "leader1", "supervisor"])

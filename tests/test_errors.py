@@ -80,7 +80,7 @@ def endpoint(name: str, world) -> tuple[str, str, dict, str | None]:
             "POST",
             f"/api/v1/checklists/{checklist}/versions",
             {"title": "沿街商户市容环境检查表(2025版)", "items": [CHECKLIST_ITEM]},
-            None,
+            f"/api/v1/checklists/{checklist}",
         ),
         "create_task": (
             "POST",

@@ -111,14 +111,24 @@ class ChecklistResource(MethodView):
 @blp.route("/checklists/<int:checklist_id>/versions")
 class ChecklistVersionsResource(MethodView):
     @blp.arguments(ChecklistVersionArgs)
-    @blp.response(201, ChecklistSchema)
+    @blp.response(201, ChecklistSchema, headers=etags.ETAG_HEADER)
     @blp.forbidden("checklist.manage")
+    @blp.errors(why=etags.PRECONDITION_ERRORS)
+    @blp.doc(parameters=[etags.IF_MATCH_PARAMETER])
     def post(self, args, checklist_id: int):
-        """Publish a new version with the complete item list (admin)."""
+        """Publish a new version with the complete item list (admin; ``If-Match`` with the
+        checklist's ETag: 428 without, 412 when another version was published or the checklist
+        retired since it was read). The list replaces the form whole: one published from an
+        older reading would drop what a colleague's version added."""
         policy = current_policy()
         checklist = policy.load_to_write(Checklist, checklist_id, "checklist")
         policy.require("checklist.manage")
+        etags.require_if_match(_version_tag(checklist))
         version = operations.publish_version(
             current_actor(), checklist, args["title"], args["items"]
         )
-        return _wire(checklist, version)
+        db.session.flush()
+        answer = etags.json_body(_wire(checklist, version), _ONE)
+        answer.status_code = 201
+        answer.set_etag(etags.entity_tag(_version_tag(checklist), answer.get_data()))
+        return answer
