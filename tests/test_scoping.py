@@ -5,14 +5,18 @@ API.md: out-of-scope reads are 404 (existence is not revealed), out-of-scope wri
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from fieldapp.auth.models import User
 from fieldapp.db import db
+from fieldapp.inspections.models import Case
 from fieldapp.tasks.models import Task, TaskOrigin, TaskStatus
 from tests.conftest import assert_error, etag_of, shop_payload
+from tests.review_helpers import push_inspection, receive_complaint
+from tests.sync_helpers import FakeDevice
 
 
 def names(response) -> set[str]:
@@ -209,6 +213,57 @@ def test_a_task_shows_its_target_only_to_its_assignees(app, login, world):
         403,
         "forbidden",
     )
+
+
+def test_a_task_elsewhere_shows_the_target_but_not_its_squadrons_complaints(app, login, world):
+    """officer3 (squadron 2), sent to 老王面馆 (squadron 1) by a task, read squadron 1's 12345
+    complaint, text and all, in the shop's file, while GET /complaints/<id> answers them 404
+    (API.md: out-of-scope reads do not reveal existence). The file lists what its reader may
+    read; squadron 1's leader still finds the complaint there."""
+    shop = world.targets["shop1"]
+    complaint_id = receive_complaint(login("leader1"), target_id=str(shop.id))
+    assign_task(app, world, "shop1", "officer3")
+    officer3 = login("officer3")
+    file = officer3.get(f"/api/v1/targets/{shop.id}")
+    assert file.status_code == 200, file.get_json()
+    assert file.get_json()["complaints"] == []
+    assert_error(officer3.get(f"/api/v1/complaints/{complaint_id}"), 404, "not_found")
+    for reader in ("leader1", "supervisor"):
+        listed = login(reader).get(f"/api/v1/targets/{shop.id}").get_json()["complaints"]
+        assert [c["id"] for c in listed] == [complaint_id], reader
+
+
+def test_a_task_elsewhere_shows_the_target_but_not_its_squadrons_inspections(app, login, world):
+    """The same for the file's inspections, open rectifications and cases: officer3 read
+    squadron 1's inspection there (outcome, failed items, the order's deadline) and its case,
+    and 404 for the inspection at GET /inspections/<id>."""
+    shop = world.targets["shop1"]
+    inspection_id = push_inspection(
+        world,
+        FakeDevice(login("officer1", "pad-1")),
+        outcome="rectification_ordered",
+        rectification_deadline="2026-12-01",
+    )
+    with app.app_context():
+        db.session.add(
+            Case(
+                number="宝城管罚〔2025〕0042号",
+                target_id=shop.id,
+                squadron_id=shop.squadron_id,
+                inspection_id=uuid.UUID(inspection_id),
+            )
+        )
+        db.session.commit()
+    assign_task(app, world, "shop1", "officer3")
+    officer3 = login("officer3")
+    file = officer3.get(f"/api/v1/targets/{shop.id}").get_json()
+    sections = ("recent_inspections", "open_rectifications", "cases")
+    assert [file[name] for name in sections] == [[], [], []]
+    assert_error(officer3.get(f"/api/v1/inspections/{inspection_id}"), 404, "not_found")
+    for reader in ("leader1", "supervisor"):
+        file = login(reader).get(f"/api/v1/targets/{shop.id}").get_json()
+        assert [len(file[name]) for name in sections] == [1, 1, 1], (reader, file)
+        assert file["recent_inspections"][0]["id"] == inspection_id
 
 
 # -- other records ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
 from fieldapp.draws.models import Draw, drew_from
 from fieldapp.errors import APIError, not_found
-from fieldapp.inspections.models import Inspection, ever_officers, inspections_of
+from fieldapp.inspections.models import Case, Inspection, ever_officers, inspections_of
 from fieldapp.org.models import District, Squadron
 from fieldapp.photos.models import Photo
 from fieldapp.risk.models import TargetRisk
@@ -198,6 +198,13 @@ def _conflict_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
     )
 
 
+def _case_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
+    # A case is read with the inspection that opened it (GET /inspections/<id> shows it).
+    return _squadron_and_beyond(
+        p, Case.squadron_id, lambda p: Case.inspection_id.in_(_own_inspections_elsewhere(p))
+    )
+
+
 def _risk_parts(p: Policy) -> list[sa.ColumnElement[bool]]:
     # A target's risk record is read where the target is: the squadron's, and those of the
     # targets of a member's open tasks elsewhere (as GET /targets/<id>/risk reads it).
@@ -223,6 +230,7 @@ _READ_PARTS: dict[type, Callable[[Policy], list[sa.ColumnElement[bool]]]] = {
     Task: _task_parts,
     Conflict: _conflict_parts,
     TargetRisk: _risk_parts,
+    Case: _case_parts,
 }
 
 
@@ -247,6 +255,7 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     Inspection: _any_part(Inspection),
     Task: _any_part(Task),
     Complaint: lambda p: p._squadron_clause(Complaint.squadron_id),
+    Case: _any_part(Case),
     Photo: _any_part(Photo),
     Conflict: _any_part(Conflict),
     Tombstone: lambda p: p._squadron_clause(Tombstone.squadron_id),

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 import sqlalchemy.orm
@@ -31,6 +32,9 @@ from sync.versions import (
     record_version,
     stamp_server_write,
 )
+
+if TYPE_CHECKING:
+    from fieldapp.auth.policy import Policy
 
 #: Target fields the risk score depends on (风险+信用), and the squadron its record is pulled by.
 RISK_FIELDS = frozenset(
@@ -303,10 +307,12 @@ def _brief(inspection: Inspection) -> dict:
     }
 
 
-def target_file(target: Target, *, recent: int = 10) -> TargetFile:
-    """The target with its latest inspections, open rectifications, complaints and cases."""
+def target_file(target: Target, policy: Policy, *, recent: int = 10) -> TargetFile:
+    """The target with its latest inspections, open rectifications, complaints and cases, of
+    those ``policy`` lets its actor read: an officer sent to another squadron's shop by a task
+    reads the shop, not that squadron's complaints or inspections (each answers them 404)."""
     inspections = db.session.scalars(
-        sa.select(Inspection)
+        policy.scoped(Inspection)
         .where(Inspection.target_id == target.id)
         .order_by(Inspection.started_at.desc())
         .limit(recent)
@@ -315,16 +321,16 @@ def target_file(target: Target, *, recent: int = 10) -> TargetFile:
     from fieldapp.inspections.operations import open_rectifications as rectifications
 
     open_rectifications = db.session.scalars(
-        rectifications(sa.select(Inspection), target_id=target.id)
+        rectifications(policy.scoped(Inspection), target_id=target.id)
     ).all()
     complaints = db.session.scalars(
-        sa.select(Complaint)
+        policy.scoped(Complaint)
         .where(Complaint.target_id == target.id)
         .order_by(Complaint.received_at.desc())
         .limit(recent)
     ).all()
     cases = db.session.scalars(
-        sa.select(Case)
+        policy.scoped(Case)
         .where(Case.target_id == target.id)
         .order_by(Case.opened_at.desc())
         .limit(recent)

@@ -47,7 +47,9 @@ _PATCHED_ETAG_HEADER = {
 
 def _file_answer(target: Target):
     """The target's file as the answer to a GET: 200, or 304 when the client has it."""
-    return etags.conditional_get(_version_tag(target), operations.target_file(target), _FILE)
+    return etags.conditional_get(
+        _version_tag(target), operations.target_file(target, current_policy()), _FILE
+    )
 
 
 @blp.route("/targets")
@@ -102,7 +104,7 @@ class TargetResource(MethodView):
         answer = etags.json_body(target, TargetSchema())
         # The ETag of the patched resource is its file's, as a GET now answers it (not the
         # digest of this shorter answer): the client's next If-None-Match or If-Match.
-        file_body = etags.json_body(operations.target_file(target), _FILE).get_data()
+        file_body = etags.json_body(operations.target_file(target, policy), _FILE).get_data()
         answer.set_etag(etags.entity_tag(_version_tag(target), file_body))
         return answer
 
