@@ -172,8 +172,10 @@ class DueTargetSchema(ma.Schema):
 
 # -- settings checks -----------------------------------------------------------------------------
 
-#: Mappings where an admin may add keys (a new business type), not only change values.
-_OPEN_MAPPINGS = {("inherent", "business_type")}
+#: Mappings where an admin may add keys (a new business type), not only change values, with
+#: the key each must keep: the fallback every key not listed scores (scoring.score_factors).
+#: Without it, every shop of a type not listed would score 0 silently.
+_OPEN_MAPPINGS = {("inherent", "business_type"): "other"}
 
 #: Upper bounds, so that every number means something to a leader and stays within what dates
 #: can count (a floor of ten million days overflows the calendar and would fail every later
@@ -202,10 +204,15 @@ def _shape_errors(default, value, path: tuple) -> dict:
         if not isinstance(value, dict):
             return {".".join(path): ["must be an object"]}
         errors = {}
-        open_keys = path[-2:] in _OPEN_MAPPINGS or path in _OPEN_MAPPINGS
+        fallback = _OPEN_MAPPINGS.get(path[-2:])
+        open_keys = fallback is not None
         for key in default:
             if key not in value:
-                if not open_keys:
+                if key == fallback:
+                    errors[".".join((*path, key))] = [
+                        "missing: it scores every key not listed, so it may not be left out"
+                    ]
+                elif not open_keys:
                     errors[".".join((*path, key))] = ["missing"]
                 continue
             errors |= _shape_errors(default[key], value[key], (*path, key))
@@ -241,7 +248,12 @@ def _setting_doc(default, path: tuple) -> dict:
         properties = {key: _setting_doc(value, (*path, key)) for key, value in default.items()}
         if path[-2:] in _OPEN_MAPPINGS:  # any key may be added, each like the others
             sample = _setting_doc(next(iter(default.values())), (*path, "*"))
-            return {"type": "object", "properties": properties, "additionalProperties": sample}
+            return {
+                "type": "object",
+                "properties": properties,
+                "required": [_OPEN_MAPPINGS[path[-2:]]],
+                "additionalProperties": sample,
+            }
         return {
             "type": "object",
             "properties": properties,

@@ -581,6 +581,39 @@ def test_an_admin_may_add_a_business_type(login, world):
     assert response.status_code == 200, response.get_json()
 
 
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ("without_other", "inherent.business_type.other"),
+        ("empty", "inherent.business_type.other"),
+        ("scale_without_micro", "inherent.scale.micro"),
+        ("phase_without_finishing", "inherent.phase.finishing"),
+    ],
+)
+def test_an_inherent_table_without_a_key_every_target_needs_is_refused(login, world, table, field):
+    """Shops of a type not listed score the business-type table's `other`. An admin could leave
+    `other` out (or send {}), and every shop of an unlisted type (with {}, every shop) then
+    scored 0 inherent points silently. The fallback is the one key that open table must keep;
+    the site tables are closed: each scale and phase must be there."""
+    admin = login("admin")
+
+    def stored() -> dict:
+        return {g["key"]: g["value"] for g in admin.get(RISK_SETTINGS).get_json()}["inherent"]
+
+    before, inherent = stored(), stored()
+    if table == "without_other":
+        del inherent["business_type"]["other"]
+    elif table == "empty":
+        inherent["business_type"] = {}
+    elif table == "scale_without_micro":
+        del inherent["scale"]["micro"]
+    else:
+        del inherent["phase"]["finishing"]
+    error = assert_error(patch_settings(admin, {"inherent": inherent}), 422, "validation_failed")
+    assert field in error["errors"]["json"], error
+    assert stored() == before
+
+
 def _huge(group: dict, path: tuple, value) -> dict:
     """``group`` with the number at ``path`` (inside it) set to ``value``."""
     *inner, last = path
