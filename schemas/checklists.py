@@ -37,11 +37,20 @@ class ChecklistSchema(ma.Schema):
     items = fields.List(fields.Nested(ChecklistItemSchema), dump_only=True)
 
 
+def _each_phase_once(phases: list[SitePhase]) -> None:
+    """A phase named twice would be served so to every device (and mean nothing more)."""
+    twice = sorted({p.value for p in phases if phases.count(p) > 1})
+    if twice:
+        raise ma.ValidationError(f"a phase is named twice: {', '.join(twice)}")
+
+
 class ChecklistItemArgs(StrictSchema):
     code = fields.String(required=True, validate=Pattern(r"^[A-Z][A-Z0-9]{1,15}$"))
     text = StrippedText(500, required=True)
     severity = fields.Enum(Severity, by_value=True, required=True)
-    phases = fields.List(fields.Enum(SitePhase, by_value=True), load_default=list)
+    phases = fields.List(
+        fields.Enum(SitePhase, by_value=True), load_default=list, validate=_each_phase_once
+    )
     legal_basis = fields.String(load_default="", validate=validate.Length(max=300))
 
 

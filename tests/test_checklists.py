@@ -247,6 +247,34 @@ def test_unknown_phase_is_refused(login, world):
     assert "phases" in body["errors"]["json"]["items"]["0"]
 
 
+@pytest.mark.parametrize("how", ["create", "publish"])
+def test_a_phase_named_twice_in_an_item_is_refused(login, world, how):
+    """Lists of distinct things refuse duplicates (officer_ids, assignee_ids, item codes); a
+    site item's `phases` took ["earthwork", "earthwork"] and served it so to every device."""
+    admin = login("admin")
+    twice = [
+        {"code": "C01", "text": "裸土是否覆盖", "severity": "severe", "phases": ["earthwork"]},
+        {
+            "code": "C02",
+            "text": "冲洗设施",
+            "severity": "moderate",
+            "phases": ["earthwork", "structure", "earthwork"],
+        },
+    ]
+    if how == "create":
+        response = admin.post(
+            "/api/v1/checklists", json={"kind": "site", "title": "重复阶段", "items": twice}
+        )
+    else:
+        response = publish(admin, world.checklists["site"].id, "建筑工地文明施工检查表", twice)
+    body = assert_error(response, 422, "validation_failed")
+    assert body["errors"]["json"] == {
+        "items": {"1": {"phases": ["a phase is named twice: earthwork"]}}
+    }
+    assert admin.get(f"/api/v1/checklists/{world.checklists['site'].id}").get_json()["version"] == 1
+    assert len(admin.get("/api/v1/checklists").get_json()["items"]) == 2
+
+
 def test_site_checklist_versions_keep_their_phases(login, world):
     admin = login("admin")
     site = world.checklists["site"].id
