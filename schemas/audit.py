@@ -7,10 +7,41 @@ from marshmallow import fields, validate
 
 from schemas.common import TimeBound, TimeRangeArgs
 
+#: Every ``entity`` the audit log writes entries about (the third argument of
+#: ``fieldapp.audit.operations.record``): the list's filter takes these only, so a name mistyped
+#: (``inspections``) is a 422, not an empty history. tests/test_audit.py holds it to the code.
+AUDITED_ENTITIES = (
+    "case",
+    "case_review",
+    "checklist",
+    "complaint",
+    "conflict",
+    "device",
+    "district",
+    "draw",
+    "inspection",
+    "photo",
+    "risk",
+    "risk_settings",
+    "squadron",
+    "supervision_order",
+    "target",
+    "task",
+    "token",
+    "track",
+    "user",
+)
+
 
 class AuditListArgs(TimeRangeArgs):
-    entity = fields.String(validate=validate.Length(min=1, max=40))
-    record_id = fields.String(validate=validate.Length(min=1, max=64))
+    entity = fields.String(validate=validate.OneOf(AUDITED_ENTITIES))
+    record_id = fields.String(
+        validate=validate.Length(min=1, max=64),
+        metadata={
+            "description": "the record's id; a UUID is found however it is written (capitals,"
+            " no dashes)"
+        },
+    )
     actor_id = fields.UUID()
     from_ = TimeBound(
         end=False,

@@ -6,6 +6,7 @@ connection, with the append-only triggers switched off first (they are part of w
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import itertools
 import json
@@ -26,6 +27,8 @@ from fieldapp.audit.commands import verify_command
 from fieldapp.audit.models import AuditEntry
 from fieldapp.db import db
 from fieldapp.localtime import SHANGHAI
+from schemas.audit import AUDITED_ENTITIES
+from sync.entities import HANDLERS
 from tests.conftest import SYSTEM, assert_error, etag_of
 from tests.sync_helpers import FakeDevice, new_inspection
 
@@ -434,11 +437,71 @@ def test_only_supervisors_and_admins_read_the_log(login, world, username):
         ("from=2026-11-02T00:00:00%2B08:00&to=2026-11-01T00:00:00%2B08:00", "to"),
         ("per_page=0", "per_page"),
         ("entity=" + "x" * 41, "entity"),
+        # A plural (the name of the URL, not of the entry) answered an empty history, as if
+        # the district had none.
+        ("entity=inspections", "entity"),
+        ("entity=Target", "entity"),
     ],
 )
 def test_bad_filters_are_422_with_the_field(supervisor, query, field):
     body = assert_error(supervisor.get(f"/api/v1/audit?{query}"), 422, "validation_failed")
     assert field in body["errors"]["query"]
+
+
+def test_the_entity_filter_takes_every_entity_the_log_writes_and_no_other(supervisor):
+    """The filter's list (schemas.audit.AUDITED_ENTITIES) is the entities the code writes
+    entries about: the literal names given to audit.record, entry_values, record_update and
+    move_to_squadron, and the sync handlers' entities (their entries name self.entity)."""
+    writers = {"record": 2, "entry_values": 2, "record_update": 2, "move_to_squadron": 3}
+    written = set(HANDLERS)
+    for folder in ("fieldapp", "sync"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = getattr(node.func, "attr", getattr(node.func, "id", None))
+                place = writers.get(name)
+                if place is None or len(node.args) <= place:
+                    continue
+                entity = node.args[place]
+                if isinstance(entity, ast.Constant) and isinstance(entity.value, str):
+                    written.add(entity.value)
+    assert written == set(AUDITED_ENTITIES)
+    for entity in AUDITED_ENTITIES:
+        assert supervisor.get(f"/api/v1/audit?entity={entity}").status_code == 200, entity
+
+
+def test_an_audit_search_by_a_uuid_finds_the_record_however_it_is_written(login, world, supervisor):
+    """Record ids are client UUIDs, and a pad may write them in capitals (iOS's uuidString);
+    GET /targets/<ID> finds the record whichever case, but ?record_id= compared the text with
+    the stored lower-case form and answered an empty history."""
+    busy_day(login, world)
+    record_id = str(world.targets["shop1"].id)
+
+    def seqs(spelling: str) -> list[int]:
+        response = supervisor.get("/api/v1/audit", query_string={"record_id": spelling})
+        assert response.status_code == 200, response.get_json()
+        return [e["seq"] for e in response.get_json()["items"]]
+
+    found = seqs(record_id)
+    assert found  # target.create, target.update, its risk
+    assert supervisor.get(f"/api/v1/targets/{record_id.upper()}").status_code == 200
+    assert seqs(record_id.upper()) == found
+    assert seqs(record_id.replace("-", "")) == found
+    assert seqs(record_id.upper() + "0") == []  # not a UUID: searched as written
+
+
+def test_a_device_whose_id_is_a_uuid_in_capitals_is_found_by_its_own_id(login, world, supervisor):
+    """A device's id is its own text (an iOS pad may use its identifierForVendor, a UUID in
+    capitals): its entries carry it so, and a search names it so."""
+    device_id = "6F9619FF-8B86-4011-B42D-00C04FC964FF"
+    login("officer1", device_id)
+    admin = login("admin")
+    assert admin.post(f"/api/v1/devices/{device_id}/revoke").status_code == 200
+    entries = supervisor.get(
+        "/api/v1/audit", query_string={"entity": "device", "record_id": device_id}
+    ).get_json()["items"]
+    assert [(e["action"], e["record_id"]) for e in entries] == [("device.revoke", device_id)]
 
 
 def test_the_log_is_readable_as_json_text(login, world, supervisor):

@@ -262,7 +262,12 @@ def entries_query(
     if entity is not None:
         query = query.where(AuditEntry.entity == entity)
     if record_id is not None:
-        query = query.where(AuditEntry.record_id == record_id)
+        spellings = _record_id_spellings(record_id)
+        query = query.where(
+            AuditEntry.record_id == spellings[0]
+            if len(spellings) == 1
+            else AuditEntry.record_id.in_(spellings)
+        )
     if actor_id is not None:
         query = query.where(AuditEntry.actor_id == actor_id)
     if start is not None:
@@ -270,6 +275,18 @@ def entries_query(
     if end is not None:
         query = query.where(AuditEntry.at < end)
     return query
+
+
+def _record_id_spellings(record_id: str) -> list[str]:
+    """The ``record_id`` texts a search for ``record_id`` means: as given and, for a UUID
+    written otherwise (in capitals, as iOS writes them, or without dashes), the lower-case
+    dashed form the entries of every UUID record carry. As given too: a device's id is its own
+    text, and may be a UUID in capitals."""
+    try:
+        canonical = str(uuid.UUID(record_id))
+    except ValueError:
+        return [record_id]
+    return [record_id] if canonical == record_id else [canonical, record_id]
 
 
 def chain_head(session: Session) -> tuple[int, str] | None:
