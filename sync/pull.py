@@ -316,8 +316,11 @@ def _record_removals_served(policy: Policy, seq: int) -> None:
 
 
 #: PostgreSQL plans that gather every row after the cursor and sort them: a page's queries
-#: do without them (see :func:`_news`), the rest of the request as configured.
-_GATHERING_PLANS = ("enable_bitmapscan", "enable_sort")
+#: do without them (see :func:`_news`), the rest of the request as configured. And without
+#: JIT compilation, which the cost of a sort set aside (disabled plans cost 10^10) calls for:
+#: the sorted parts beyond the squadron (:func:`page_queries`) took 300-900 ms compiling for
+#: queries of a millisecond.
+_GATHERING_PLANS = ("enable_bitmapscan", "enable_sort", "jit")
 
 
 def _configured_plans() -> None:
@@ -339,7 +342,8 @@ def _news(after: int, dialect: str) -> tuple[int, frozenset[type]]:
     Each table's highest number comes off the end of its ``change_seq`` index whatever the
     planner's statistics say; "any row after the cursor" was planned as a scan of the whole
     table where they were stale, as after a bulk import. On PostgreSQL the same statement sets
-    aside, for the page's queries, the plans that gather and sort (:data:`_GATHERING_PLANS`).
+    aside, for the page's queries, the plans that gather and sort, and JIT compilation
+    (:data:`_GATHERING_PLANS`).
     """
     counter = change_counter.c
     walk = ()
@@ -367,12 +371,14 @@ def page_queries(policy: Policy, model: type, columns, after: int, limit: int) -
     page after the cursor; the caller merges their rows by ``change_seq`` up to the horizon
     (:func:`_in_change_order`).
 
-    Each part of the scope (:meth:`Policy.read_parts`) is a query of its own: the squadron's,
-    down its own index and only up to ``limit + 1`` rows; the ones beyond it (a member's own
-    rows elsewhere: few) whole. Given the parts joined by OR, SQLite gathers every row of both
-    after the cursor and sorts them, so a first pull of a large squadron would cost more with
-    every page; PostgreSQL does the same where its statistics are stale, unless the page has
-    set those plans aside (:func:`_news`).
+    Each part of the scope (:meth:`Policy.read_parts`) is a query of its own, of ``limit + 1``
+    rows at most: the squadron's down its own index; the ones beyond it (a member's own rows
+    elsewhere) found from the member's own (officer links, task assignees) and sorted. Given
+    the parts joined by OR, SQLite gathers every row of both after the cursor and sorts them,
+    so a first pull of a large squadron would cost more with every page; PostgreSQL does the
+    same where its statistics are stale, unless the page has set those plans aside
+    (:func:`_news`). Read whole, the rows beyond were all read on every page: an officer moved
+    from the squadron of their 120 inspections read 120 of them for a page of 5.
     """
     squadron, *beyond = policy.read_parts(model)
     first = (
@@ -381,7 +387,19 @@ def page_queries(policy: Policy, model: type, columns, after: int, limit: int) -
         .order_by(model.change_seq)
         .limit(limit + 1)
     )
-    return [first, *(sa.select(*columns).where(part, model.change_seq > after) for part in beyond)]
+    return [
+        first,
+        *(
+            sa.select(*columns)
+            .where(part, model.change_seq > after)
+            # Ordered by an expression, which no index gives: told the table's change index
+            # gives the order, both databases walk it from the cursor looking for the
+            # member's few rows, through every row of the table after it.
+            .order_by(model.change_seq + 0)
+            .limit(limit + 1)
+            for part in beyond
+        ),
+    ]
 
 
 def _in_change_order(parts: list[list], key, horizon: int) -> list:
