@@ -125,6 +125,25 @@ def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]:
     return lon, lat
 
 
+def off_the_globe(lon: float, lat: float, crs: str) -> list[str]:
+    """Which of ``lon`` and ``lat`` (a point on the globe in ``crs``) fall off the globe once
+    converted to WGS-84: none, but for a BD-09 point at the antimeridian or the south pole.
+
+    BD-09 lies about 0.0065° east and 0.006° north of GCJ-02 everywhere, so taking it back
+    crosses those edges (lon -180 in BD-09 is -180.0065); GCJ-02 differs from WGS-84 only inside
+    China, far from every edge, so the GCJ-02 point outside China is the WGS-84 one, and one
+    inside China is nowhere near an edge. Cheaper than converting: a push checks every point.
+    """
+    if crs != "bd09":
+        return []
+    lon, lat = bd09_to_gcj02(lon, lat)
+    if not _outside_china(lon, lat):
+        return []
+    return [
+        name for name, value, limit in (("lon", lon, 180), ("lat", lat, 90)) if abs(value) > limit
+    ]
+
+
 # -- distances on the ground ---------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from fieldapp.geo import off_the_globe
 from fieldapp.inspections.models import CoordinateSystem, InspectionStatus, Origin, Outcome
 from schemas.common import (
     MAX_INT_ID,
@@ -37,6 +38,19 @@ class DeviceLocation(StrictSchema):
         validate=validate.Range(min=0, max=100_000),
     )
     crs = fields.Enum(CoordinateSystem, by_value=True, load_default=CoordinateSystem.wgs84)
+
+    @ma.validates_schema
+    def _on_the_globe(self, data: dict, **kwargs) -> None:
+        refuse_off_the_globe(data["lon"], data["lat"], data["crs"])
+
+
+def refuse_off_the_globe(lon: float, lat: float, crs: str) -> None:
+    """A point is stored in WGS-84: one that falls off the globe once converted there (a BD-09
+    point at the antimeridian or the south pole) is refused, naming the coordinate."""
+    off = off_the_globe(lon, lat, crs)
+    if off:
+        message = f"off the globe once converted from {crs} to WGS-84, as points are stored"
+        raise ma.ValidationError({name: [message] for name in off})
 
 
 class WholeLocation(fields.Nested):
@@ -327,12 +341,15 @@ def _location(value) -> dict:
     if type(value) is not dict or not value.keys() <= _LOCATION_KEYS:
         raise _Decline
     accuracy = value.get("accuracy_m")
-    return {
+    location = {
         "lon": _coordinate(value.get("lon"), 180),
         "lat": _coordinate(value.get("lat"), 90),
         "accuracy_m": None if accuracy is None else _accuracy(accuracy),
         "crs": _CRS(value["crs"]) if "crs" in value else CoordinateSystem.wgs84,
     }
+    if off_the_globe(location["lon"], location["lat"], location["crs"]):
+        raise _Decline
+    return location
 
 
 def _accuracy(value) -> float:

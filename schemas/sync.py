@@ -20,7 +20,7 @@ from schemas.common import (
     TimeRangeArgs,
     id_field,
 )
-from schemas.inspections import InspectionFieldsArgs, WholeLocation
+from schemas.inspections import InspectionFieldsArgs, WholeLocation, refuse_off_the_globe
 from schemas.targets import BUSINESS_TYPE, USCC, TargetName, permit_number, target_address
 from sync.hlc import HLC_PATTERN
 
@@ -225,6 +225,10 @@ class TrackPointArgs(StrictSchema):
     lat = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
     accuracy_m = StrictFloat(load_default=None, allow_none=True, validate=validate.Range(min=0))
     crs = fields.String(load_default="wgs84", validate=validate.OneOf(("wgs84", "gcj02", "bd09")))
+
+    @ma.validates_schema
+    def _on_the_globe(self, data: dict, **kwargs) -> None:
+        refuse_off_the_globe(data["lon"], data["lat"], data["crs"])
 
 
 class TrackFieldsArgs(StrictSchema):

@@ -1032,6 +1032,7 @@ def approved_with_amendment(login, world, officer: FakeDevice) -> tuple[str, str
             "rectification_deadline",
         ),
         ({"outcome": "penalty_waived", "legal_basis": "  "}, "legal_basis"),
+        ({"location": {"lon": -180.0, "lat": 0.0, "crs": "bd09"}}, "location"),
     ],
 )
 def test_a_chosen_value_is_checked_as_a_device_edit_is(app, login, world, value, field):

@@ -215,6 +215,48 @@ def test_a_base_version_from_the_future_is_refused(officer, world):
     assert "base_version" in rejected(result)
 
 
+def test_a_point_that_converts_off_the_globe_is_refused_on_its_coordinate(officer, world):
+    """Points are stored in WGS-84. Lon -180 in BD-09 is within the range every point is held
+    to, but it is lon -180.0065 in WGS-84, which the targets table refuses: a reported shop got
+    a retryable 409 ``version_conflict``, sent again push after push, and an inspection, a
+    photo or a track stored a point off the globe. Each is refused for good, naming it."""
+    off = {"lon": -180.0, "lat": 0.0, "crs": "bd09"}
+    south = {"lon": 0.0, "lat": -90.0, "crs": "bd09"}
+    record = uuid.uuid4()
+    officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
+    track = {
+        "officer_id": str(world.users["officer1"].id),
+        "points": [{"t": "2026-11-20T09:30:00+08:00", **off}],
+    }
+
+    results = officer.push_ok(
+        officer.change("target", uuid.uuid4(), {**NEW_SHOP, "location": off}),
+        officer.change("target", world.targets["shop1"].id, {"location": south}, base_version=1),
+        officer.change(
+            "inspection", uuid.uuid4(), new_inspection(world, ["officer1"], location=off)
+        ),
+        officer.change("inspection", record, {"location": south}, base_version=1),
+        officer.change("photo", uuid.uuid4(), photo_metadata(record, location=off)),
+        officer.change("track", uuid.uuid4(), track),
+    )
+
+    errors = [rejected(result) for result in results]
+    assert [list(e["location"]) for e in errors[:5]] == [
+        ["lon"],
+        ["lat"],
+        ["lon"],
+        ["lat"],
+        ["lon"],
+    ]
+    assert "off the globe" in errors[0]["location"]["lon"][0]
+    assert list(errors[5]["points"]["0"]) == ["lon"]
+    # A Baidu point near the antimeridian that stays on the globe is taken.
+    [near] = officer.push_ok(
+        officer.change("target", uuid.uuid4(), {**NEW_SHOP, "location": {**off, "lon": -179.99}})
+    )
+    assert near["status"] == "applied", near
+
+
 def test_an_edit_moves_the_location_whole_or_not_at_all(officer, world):
     record = uuid.uuid4()
     officer.push_ok(officer.change("inspection", record, new_inspection(world, ["officer1"])))
