@@ -108,6 +108,22 @@ def unchanged(change: Change, version: int) -> dict:
     return result(change, "applied" if change.base_version == version else "merged", version)
 
 
+def refuse_base_ahead(change: Change, version: int) -> None:
+    """A change based on a version the server (at ``version``) never had: the device's copy is
+    not the server's, and nothing can be merged against it (422 on ``base_version``)."""
+    if change.base_version is not None and change.base_version > version:
+        raise invalid({"base_version": [f"ahead of the server, which is at version {version}"]})
+
+
+def edited_status(change: Change, version_before: int | None, conflicts) -> str:
+    """The answer to an edit that was applied: ``conflict`` where a field changed on both sides
+    was logged, else ``applied`` where the device's base was the record's version before the
+    edit, ``merged`` where it was behind."""
+    if conflicts:
+        return "conflict"
+    return "applied" if change.base_version == version_before else "merged"
+
+
 def result(change: Change, status: str, version: int | None, conflicts=()) -> dict:
     return {
         "change_id": str(change.change_id),
@@ -554,6 +570,55 @@ class Handler:
         savepoint of its own (see :func:`sync.engine.apply_one`); else None."""
         return None
 
+    def _log_waiting(
+        self,
+        ctx: PushContext,
+        change: Change,
+        kind: ConflictKind,
+        squadron_id: int,
+        server,
+        client,
+        version: int | None,
+        action: str | None = None,
+    ) -> dict:
+        """A change not applied, kept whole in the conflict log (the server's side kept) with
+        its audit entry (``<entity>.<action or kind>_logged``); the answer says ``conflict`` at
+        ``version``."""
+        conflict = log_conflict(
+            ctx,
+            change,
+            self.entity,
+            change.id,
+            squadron_id,
+            kind,
+            None,
+            None,
+            server,
+            client,
+            "server",
+            version,
+        )
+        audit.record(
+            ctx.actor,
+            f"{self.entity}.{action or kind.value}_logged",
+            self.entity,
+            change.id,
+            after={"conflict_id": str(conflict.id)},
+        )
+        return result(change, "conflict", version, [conflict])
+
+    def _audit_conflicts(self, ctx: PushContext, record_id, conflicts: list) -> None:
+        """The audit entry of an edit whose only effect is ``conflicts`` in the log: every
+        field it sent that the server did not already hold lost to a later value the server
+        keeps. (An edit that writes a version is audited as that write.)"""
+        audit.record(
+            ctx.actor,
+            f"{self.entity}.conflict_logged",
+            self.entity,
+            record_id,
+            after={"conflict_ids": [str(c.id) for c in conflicts]},
+        )
+
 
 class InspectionHandler(Handler):
     entity = "inspection"
@@ -581,10 +646,7 @@ class InspectionHandler(Handler):
         # the inspection's officers may write it, wherever it is.
         if not ctx.policy.allows("inspection.edit", record):
             raise Rejected(APIError(403, "forbidden", "only the inspection's officers edit it"))
-        if change.base_version is not None and change.base_version > record.version:
-            raise invalid(
-                {"base_version": [f"ahead of the server, which is at version {record.version}"]}
-            )
+        refuse_base_ahead(change, record.version)
         if change.op == "delete":
             return self._delete(ctx, change, record)
         return self._update(ctx, change, record)
@@ -784,11 +846,9 @@ class InspectionHandler(Handler):
                 before={k: current.get(k) for k in changed},
                 after={k: data.get(k) for k in changed},
             )
-        if conflicts:
-            status_word = "conflict"
-        else:
-            status_word = "applied" if change.base_version == version_before else "merged"
-        return result(change, status_word, version, conflicts)
+        elif conflicts:
+            self._audit_conflicts(ctx, record.id, conflicts)
+        return result(change, edited_status(change, version_before, conflicts), version, conflicts)
 
     def _status_change(self, record: Inspection, status: str | None) -> bool:
         """Whether the device submits (or resubmits) the record; refuses going back to draft.
@@ -840,42 +900,6 @@ class InspectionHandler(Handler):
         needed = {k: state[k] for k in CHECKED_FIELDS if state.get(k) is not None}
         loaded = load_inspection_fields(_loadable(needed | wire))
         self._check(ctx, loaded, state, creating=False, changed=set(wire), record_id=record.id)
-
-    def _log_waiting(
-        self,
-        ctx: PushContext,
-        change: Change,
-        kind: ConflictKind,
-        squadron_id: int,
-        server,
-        client,
-        version: int,
-        action: str | None = None,
-    ) -> dict:
-        """A change not applied, kept whole in the conflict log (the server's side kept) with
-        its audit entry; the answer says ``conflict`` at ``version``."""
-        conflict = log_conflict(
-            ctx,
-            change,
-            self.entity,
-            change.id,
-            squadron_id,
-            kind,
-            None,
-            None,
-            server,
-            client,
-            "server",
-            version,
-        )
-        audit.record(
-            ctx.actor,
-            f"inspection.{action or kind.value}_logged",
-            self.entity,
-            change.id,
-            after={"conflict_id": str(conflict.id)},
-        )
-        return result(change, "conflict", version, [conflict])
 
     # deleting ------------------------------------------------------------------------------
 
@@ -964,17 +988,7 @@ class InspectionHandler(Handler):
             if target is not None and version.kind is not target.kind:
                 errors["checklist_id"] = [f"not a checklist for a {target.kind.value}"]
             if check("answers") or check("checklist_version"):
-                codes = ctx.cached(
-                    ("codes", version_key),
-                    lambda: set(
-                        db.session.scalars(
-                            sa.select(ChecklistItem.code).where(
-                                ChecklistItem.checklist_id == version.checklist_id,
-                                ChecklistItem.checklist_version == version.version,
-                            )
-                        )
-                    ),
-                )
+                codes = item_codes(ctx, version.checklist_id, version.version)
                 unknown = sorted(set(state.get("answers") or {}) - codes)
                 if unknown:
                     errors["answers"] = {
@@ -1320,6 +1334,21 @@ def _stale_submission(current: dict, snapshot: dict | None) -> FieldConflict:
     )
 
 
+def item_codes(ctx: PushContext, checklist_id: int, version: int) -> set[str]:
+    """The item codes of a checklist version, read once a batch."""
+    return ctx.cached(
+        ("codes", (checklist_id, version)),
+        lambda: set(
+            db.session.scalars(
+                sa.select(ChecklistItem.code).where(
+                    ChecklistItem.checklist_id == checklist_id,
+                    ChecklistItem.checklist_version == version,
+                )
+            )
+        ),
+    )
+
+
 def _reasserted(merged: MergeResult, values: dict) -> list[str]:
     """The fields whose stored value the device wrote again, later than another writer: their
     value stays, their clock moves (see :func:`sync.merge.merge_lww`), and that is a version."""
@@ -1404,10 +1433,7 @@ class TargetHandler(Handler):
                     "officers and leaders correct targets of their own squadron; admins any",
                 )
             )
-        if change.base_version is not None and change.base_version > target.version:
-            raise invalid(
-                {"base_version": [f"ahead of the server, which is at version {target.version}"]}
-            )
+        refuse_base_ahead(change, target.version)
         return self._update(ctx, change, target)
 
     def _create(self, ctx: PushContext, change: Change) -> dict:
@@ -1511,6 +1537,7 @@ class TargetHandler(Handler):
             else:
                 setattr(target, name, _TARGET_INPUT.load({name: value}, partial=True)[name])
         changed = list(merged.values) + _reasserted(merged, merged.values)
+        entry = None
         if changed:
             target.field_clocks = {**(target.field_clocks or {}), **merged.clocks}
             stamp_versions(target, merged.clocks, target.version + 1)
@@ -1522,10 +1549,10 @@ class TargetHandler(Handler):
         # As the device sent it, its accuracy aside (a target keeps none): {lon, lat, crs}.
         found = _location_as_sent(merged.conflicts, original)
         conflicts = log_field_conflicts(ctx, change, self.entity, target, found, target.version)
-        if conflicts:
-            return result(change, "conflict", target.version, conflicts)
+        if conflicts and entry is None:
+            self._audit_conflicts(ctx, target.id, conflicts)
         return result(
-            change, "applied" if change.base_version == version_before else "merged", target.version
+            change, edited_status(change, version_before, conflicts), target.version, conflicts
         )
 
 
@@ -1631,12 +1658,13 @@ def write_photo_metadata(
     device_id: str | None,
     now: datetime,
     clock: str,
-) -> Photo:
+) -> tuple[Photo, bool]:
     """Create the photo, or write its metadata, from fields loaded by ``PhotoFieldsArgs``
     (``wire``: the same dumped), audited as ``action``: a new photo's metadata, or each field
     written with its value before and after (the metadata keeps no versions: the audit log is
     where a photo's earlier capture time or place can be read). Refuses, field by field, a move
-    to another inspection and a digest other than the bytes already stored under the id."""
+    to another inspection and a digest other than the bytes already stored under the id.
+    Returns the photo and whether anything was written (and audited)."""
     creating = photo is None
     if creating:
         require_photo_fields(loaded)
@@ -1690,7 +1718,24 @@ def write_photo_metadata(
             before=_photo_dump({name: before[name] for name in written}),
             after=_photo_dump({name: _photo_value(photo, name) for name in written}),
         )
-    return photo
+    return photo, creating or bool(written)
+
+
+def check_photo_item(ctx: PushContext, inspection: Inspection, loaded: dict) -> None:
+    """A photo is filed under an item of its inspection's checklist version, or none (422 on
+    ``item_code``): filed under another, no check or leader could ever place it."""
+    code = loaded.get("item_code")
+    if code is None:
+        return
+    checklist, version = inspection.checklist_id, inspection.checklist_version
+    if code not in item_codes(ctx, checklist, version):
+        raise invalid(
+            {
+                "item_code": [
+                    f"not an item of the inspection's checklist ({checklist}, version {version})"
+                ]
+            }
+        )
 
 
 def photo_holds(photo: Photo, loaded: dict) -> bool:
@@ -1717,6 +1762,8 @@ class PhotoHandler(Handler):
             return self._delete(ctx, change, photo)
         loaded, wire = load_fields(_PHOTO_INPUT, change.fields)
         if photo is None:
+            if change.base_version is not None and (self.entity, change.id) in ctx.tombstoned:
+                return self._edit_of_deleted(ctx, change)
             require_photo_fields(loaded)
             inspection = self._inspection(ctx, loaded.get("inspection_id"))
         else:
@@ -1724,28 +1771,25 @@ class PhotoHandler(Handler):
             # then, before the frozen check, what no edit may change (an amendment that could
             # never be accepted is no amendment).
             inspection = self._inspection(ctx, photo.inspection_id)
+            refuse_base_ahead(change, photo.version)
             check_photo_identity(photo, loaded)
+        check_photo_item(ctx, inspection, loaded)
         if inspection.review_status is ReviewStatus.approved:
             if photo is not None and not change.fields:
                 return unchanged(change, photo.version)
-            conflict = log_conflict(
+            db.session.flush()
+            return self._log_waiting(
                 ctx,
                 change,
-                self.entity,
-                change.id,
-                inspection.squadron_id,
                 ConflictKind.amendment,
-                None,
-                None,
+                inspection.squadron_id,
                 None,
                 change.fields,
-                "server",
                 photo.version if photo else None,
             )
-            db.session.flush()
-            return result(change, "conflict", photo.version if photo else None, [conflict])
+        version_before = None if photo is None else photo.version
         found = [] if photo is None else _photo_conflicts(photo, change, loaded, wire)
-        photo = write_photo_metadata(
+        photo, written = write_photo_metadata(
             photo,
             change.id,
             inspection,
@@ -1759,7 +1803,29 @@ class PhotoHandler(Handler):
             clock=str(change.hlc),
         )
         conflicts = log_field_conflicts(ctx, change, self.entity, photo, found, photo.version)
-        return result(change, "conflict" if conflicts else "applied", photo.version, conflicts)
+        if conflicts and not written:
+            self._audit_conflicts(ctx, photo.id, conflicts)
+        return result(
+            change, edited_status(change, version_before, conflicts), photo.version, conflicts
+        )
+
+    def _edit_of_deleted(self, ctx: PushContext, change: Change) -> dict:
+        """An edit made offline of a photo deleted meanwhile (alone, or with its inspection):
+        it cannot apply, and it is not lost either: it waits in the conflict log (``kind:
+        delete``) with what it wrote, as an inspection's does."""
+        tombstone = tombstone_of(self.entity, change.id)
+        check_tombstone_scope(ctx, tombstone)
+        server = {"deleted": True, "version": tombstone.version}
+        return self._log_waiting(
+            ctx,
+            change,
+            ConflictKind.delete,
+            tombstone.squadron_id,
+            server,
+            change.fields,
+            tombstone.version,
+            action="edit_of_deleted",
+        )
 
     def _inspection(self, ctx: PushContext, inspection_id) -> Inspection:
         # Out of scope too: only its officers write it, wherever it is (else 403, API.md).
@@ -1780,25 +1846,20 @@ class PhotoHandler(Handler):
             check_tombstone_scope(ctx, tombstone)
             return result(change, "applied", tombstone.version)
         inspection = self._inspection(ctx, photo.inspection_id)
+        refuse_base_ahead(change, photo.version)
         if inspection.status is not InspectionStatus.draft or _edited_since(
             photo, change, ctx.device_id
         ):
-            conflict = log_conflict(
+            db.session.flush()
+            return self._log_waiting(
                 ctx,
                 change,
-                self.entity,
-                photo.id,
-                photo.squadron_id,
                 ConflictKind.delete,
-                None,
-                None,
+                photo.squadron_id,
                 {"version": photo.version},
                 None,
-                "server",
                 photo.version,
             )
-            db.session.flush()
-            return result(change, "conflict", photo.version, [conflict])
         return result(change, "applied", delete_photo(ctx.actor, photo))
 
 

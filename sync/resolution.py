@@ -44,6 +44,7 @@ from sync.entities import (
     _loadable,
     base_snapshot,
     case_follows_target,
+    check_photo_item,
     delete_inspection,
     delete_photo,
     inspection_device_view,
@@ -630,8 +631,10 @@ def _write_photo(
     inspection = db.session.get(Inspection, inspection_id) if inspection_id else None
     if inspection is None or inspection.squadron_id != conflict.squadron_id:
         raise validation_error({"value": {"inspection_id": ["no such inspection here"]}})
+    ctx = PushContext(actor=actor, policy=Policy(actor), device_id=actor.device_id, now=utcnow())
     try:
-        photo = write_photo_metadata(
+        check_photo_item(ctx, inspection, loaded)
+        photo, _ = write_photo_metadata(
             record,
             conflict.record_id,
             inspection,

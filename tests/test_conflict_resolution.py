@@ -1236,6 +1236,43 @@ def test_an_edit_of_a_record_deleted_meanwhile_waits_in_the_conflict_log(app, lo
     assert (theirs["version"], theirs["conflicts"]) == (None, [])
 
 
+def test_an_edit_of_a_photo_deleted_meanwhile_waits_in_the_conflict_log(app, login, world):
+    """As an inspection's (docs/sync.md: photo metadata follows the same rules). officer1
+    deletes the draft's photo; officer2 had filed it under S02 offline. That edit was refused
+    as a create missing its fields (nothing reached the log), or, sent with all of them,
+    brought the deleted photo back. It waits as a ``delete`` entry with what it wrote, which
+    the leader closes by keeping the server's side."""
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record, photo = shared_draft(world, officer1), uuid.uuid4()
+    officer1.push_ok(officer1.change("photo", photo, photo_metadata(record, item_code="S01")))
+    [deleted] = officer1.push_ok(officer1.change("photo", photo, op="delete", base_version=1))
+    assert deleted["status"] == "applied"
+
+    edit, whole = officer2.push_ok(
+        officer2.change("photo", photo, {"item_code": "S02"}, base_version=1),
+        officer2.change("photo", photo, photo_metadata(record, item_code="S03"), base_version=1),
+    )
+
+    for result in (edit, whole):
+        assert (result["status"], result["version"]) == ("conflict", deleted["version"]), result
+    with app.app_context():
+        assert db.session.get(Photo, photo) is None
+    logged = leader.get(f"/api/v1/conflicts?record_id={photo}").get_json()["items"]
+    assert sorted((c["kind"], c["kept"], c["client_value"]["item_code"]) for c in logged) == [
+        ("delete", "server", "S02"),
+        ("delete", "server", "S03"),
+    ]
+    entries = audit_entries(app, record_id=str(photo), action="photo.edit_of_deleted_logged")
+    assert len(entries) == 2
+    # The device's edit has no photo left to go to; keeping the server's side closes it.
+    first = edit["conflicts"][0]["conflict_id"]
+    assert_error(resolve(leader, first, "client"), 409, "version_conflict")
+    assert resolve(leader, first, "server").status_code == 200
+
+
 def test_accepting_a_delete_takes_the_inspection_s_photos_off_devices(app, login, world):
     """A leader accepts an officer's delete of a submitted inspection: its photo metadata goes
     with it, and a colleague's device that pulled the photo is told so. The shop, inspected
@@ -1621,6 +1658,26 @@ def test_a_photo_amendment_chosen_without_its_required_fields_is_422(app, login,
 
     errors = assert_error(response, 422, "validation_failed")["errors"]["json"]["value"]
     assert {"sha256", "size", "taken_at", "content_type"} <= errors.keys()
+    assert stored(app, record).review_status.value == "approved"
+
+
+def test_a_photo_amendment_chosen_under_an_item_the_checklist_lacks_is_422(app, login, world):
+    officer, leader = FakeDevice(login("officer1")), login("leader1")
+    record = push_inspection(world, officer, officers=("officer1",))
+    review_ok(leader, record, "approve")
+    [result] = officer.push_ok(
+        officer.change("photo", uuid.uuid4(), photo_metadata(record, item_code="S01"))
+    )
+
+    response = resolve(
+        leader,
+        result["conflicts"][0]["conflict_id"],
+        "value",
+        photo_metadata(record, item_code="S99"),
+    )
+
+    errors = assert_error(response, 422, "validation_failed")["errors"]["json"]["value"]
+    assert list(errors) == ["item_code"]
     assert stored(app, record).review_status.value == "approved"
 
 

@@ -215,6 +215,25 @@ def test_a_base_version_from_the_future_is_refused(officer, world):
     assert "base_version" in rejected(result)
 
 
+def test_a_photo_edit_or_delete_based_on_a_version_from_the_future_is_refused(officer, world):
+    """As for inspections and targets: the device's copy is not the server's, and nothing can
+    be merged against it (nor is the photo deleted on its word)."""
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", record, new_inspection(world, ["officer1"])),
+        officer.change("photo", photo, photo_metadata(record, item_code="S01")),
+    )
+
+    edit, delete = officer.push_ok(
+        officer.change("photo", photo, {"item_code": "S02"}, base_version=42),
+        officer.change("photo", photo, op="delete", base_version=42),
+    )
+
+    assert "base_version" in rejected(edit) and "base_version" in rejected(delete)
+    [pulled] = [c for c in FakeDevice(officer.api).pull_all() if c["id"] == str(photo)]
+    assert (pulled["version"], pulled["data"]["item_code"]) == (1, "S01")
+
+
 def test_a_point_that_converts_off_the_globe_is_refused_on_its_coordinate(officer, world):
     """Points are stored in WGS-84. Lon -180 in BD-09 is within the range every point is held
     to, but it is lon -180.0065 in WGS-84, which the targets table refuses: a reported shop got
@@ -255,6 +274,37 @@ def test_a_point_that_converts_off_the_globe_is_refused_on_its_coordinate(office
         officer.change("target", uuid.uuid4(), {**NEW_SHOP, "location": {**off, "lon": -179.99}})
     )
     assert near["status"] == "applied", near
+
+
+def test_a_photo_filed_under_an_item_its_checklist_lacks_is_refused(app, login, officer, world):
+    """An answer for an item the inspection's checklist version lacks is a 422 on ``answers``;
+    a photo filed under such an item was stored, where neither the missing-photo check nor a
+    leader could ever place it. A create, an edit and an amendment of an approved inspection
+    (checked first: what waits must be acceptable) are refused on ``item_code``."""
+    from tests.test_sync_scenarios import set_review
+
+    draft, approved, photo = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change("inspection", draft, new_inspection(world, ["officer1"])),
+        officer.change(
+            "inspection", approved, new_inspection(world, ["officer1"], status="submitted")
+        ),
+        officer.change("photo", photo, photo_metadata(draft, item_code="S01")),
+    )
+    set_review(app, approved, "approved")
+
+    results = officer.push_ok(
+        officer.change("photo", uuid.uuid4(), photo_metadata(draft, item_code="S99")),
+        officer.change("photo", photo, {"item_code": "S99"}, base_version=1),
+        officer.change("photo", uuid.uuid4(), photo_metadata(approved, item_code="S99")),
+        officer.change("photo", uuid.uuid4(), photo_metadata(draft, item_code="S02")),
+    )
+
+    for result in results[:3]:
+        assert "not an item of the inspection's checklist" in rejected(result)["item_code"][0]
+    assert results[3]["status"] == "applied", results[3]
+    queue = login("leader1").get(f"/api/v1/conflicts?record_id={results[2]['id']}")
+    assert queue.get_json()["items"] == []
 
 
 def test_an_edit_moves_the_location_whole_or_not_at_all(officer, world):

@@ -1112,6 +1112,130 @@ def test_two_devices_moving_one_photo_s_place_follow_the_field_rules(app, login,
     assert pulled["data"]["location"] == later
 
 
+def test_a_photo_edit_on_a_stale_base_that_overlaps_nothing_is_merged(app, login, world):
+    """API.md: ``applied`` when the base was current, ``merged`` when it was stale and no field
+    changed on both sides. officer1 files the photo under S02 (version 2); officer2, still on
+    version 1, corrects only its capture time: both stand, and the answer says ``merged`` (a
+    pad told ``applied`` takes its own copy for the server's new version, without S02)."""
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"])),
+        officer1.change("photo", photo, photo_metadata(record, item_code="S01")),
+    )
+    [moved] = officer1.push_ok(
+        officer1.change("photo", photo, {"item_code": "S02"}, base_version=1)
+    )
+    assert (moved["status"], moved["version"]) == ("applied", 2)
+
+    [late] = officer2.push_ok(
+        officer2.change("photo", photo, {"taken_at": "2026-11-20T09:40:00+08:00"}, base_version=1)
+    )
+
+    assert (late["status"], late["version"], late["conflicts"]) == ("merged", 3, [])
+    with app.app_context():
+        stored = db.session.get(Photo, photo)
+        assert (stored.item_code, stored.taken_at.isoformat()) == (
+            "S02",
+            "2026-11-20T01:40:00+00:00",
+        )
+
+
+# -- every change that fills the leader's queue is audited ---------------------------------------
+
+
+def test_an_edit_whose_every_field_loses_to_a_later_one_is_audited_as_logged(app, login, world):
+    """An earlier offline edit that arrives after a colleague's later one changes nothing on
+    the record (no version) but adds to the leader's queue: that is a state change, audited
+    once (``<entity>.conflict_logged``, naming the entries), for inspections, targets and
+    photos alike."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = uuid.uuid4(), uuid.uuid4()
+    shop = world.targets["shop1"].id
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"])),
+        officer1.change("photo", photo, photo_metadata(record, item_code="S01")),
+    )
+    t = 1_763_712_000_000
+    officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer2.clock_at(t + 200)
+        ),
+        officer2.change(
+            "target",
+            shop,
+            {"name": "老王面馆（新）"},
+            base_version=1,
+            hlc=officer2.clock_at(t + 201),
+        ),
+        officer2.change(
+            "photo", photo, {"item_code": "S02"}, base_version=1, hlc=officer2.clock_at(t + 202)
+        ),
+    )
+    before = {i: len(audit_entries(app, record_id=str(i))) for i in (record, shop, photo)}
+
+    results = officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "早"}, base_version=1, hlc=officer1.clock_at(t + 100)
+        ),
+        officer1.change(
+            "target",
+            shop,
+            {"name": "老王面馆（旧）"},
+            base_version=1,
+            hlc=officer1.clock_at(t + 101),
+        ),
+        officer1.change(
+            "photo", photo, {"item_code": "S03"}, base_version=1, hlc=officer1.clock_at(t + 102)
+        ),
+    )
+
+    for (entity, record_id), result in zip(
+        [("inspection", record), ("target", shop), ("photo", photo)], results, strict=True
+    ):
+        assert result["status"] == "conflict" and result["version"] == 2, result
+        [logged] = result["conflicts"]
+        entries = audit_entries(app, record_id=str(record_id))
+        assert len(entries) == before[record_id] + 1, [e.action for e in entries]
+        assert entries[-1].action == f"{entity}.conflict_logged"
+        assert entries[-1].after == {"conflict_ids": [logged["conflict_id"]]}
+
+
+def test_a_photo_change_waiting_for_the_leader_is_audited(app, login, world):
+    """As an inspection's: a photo edit of an approved inspection waits as an amendment
+    (``photo.amendment_logged``), a refused delete of a photo as a delete
+    (``photo.delete_logged``), each entry naming the conflict log entry."""
+    officer = FakeDevice(login("officer1"))
+    approved, submitted = uuid.uuid4(), uuid.uuid4()
+    kept, refused = uuid.uuid4(), uuid.uuid4()
+    officer.push_ok(
+        officer.change(
+            "inspection", approved, new_inspection(world, ["officer1"], status="submitted")
+        ),
+        officer.change(
+            "inspection", submitted, new_inspection(world, ["officer1"], status="submitted")
+        ),
+        officer.change("photo", kept, photo_metadata(approved)),
+        officer.change("photo", refused, photo_metadata(submitted)),
+    )
+    set_review(app, approved, "approved")
+
+    amendment, delete = officer.push_ok(
+        officer.change("photo", kept, {"item_code": "S03"}, base_version=1),
+        officer.change("photo", refused, op="delete", base_version=1),
+    )
+
+    for photo, result, action in (
+        (kept, amendment, "photo.amendment_logged"),
+        (refused, delete, "photo.delete_logged"),
+    ):
+        assert result["status"] == "conflict", result
+        [entry] = audit_entries(app, record_id=str(photo), action=action)
+        assert entry.after == {"conflict_id": result["conflicts"][0]["conflict_id"]}
+
+
 def test_only_officers_and_leaders_record_tracks(login, world):
     device = FakeDevice(login("supervisor"))
     points = [{"t": "2026-11-20T09:30:00+08:00", "lon": 121.47, "lat": 31.37}]
