@@ -268,6 +268,66 @@ def test_user_add(tmp_path):
     assert "no squadron" in no_squadron.stderr
 
 
+def _add_officer(app, username: str, *options: str):
+    """``fieldapp user add USERNAME`` (an officer) in the test's own app and transaction."""
+    import fieldapp.cli  # noqa: F401  (fieldapp.auth.commands imports it)
+    from fieldapp.auth.commands import user_cli
+
+    given = ["--name", "张伟", "--role", "officer", "--password", "s3cret-pass", *options]
+    return app.test_cli_runner().invoke(user_cli, ["add", username, *given])
+
+
+def _roster(api, squadron_id: int) -> list[str]:
+    users = api.get(f"/api/v1/users?squadron_id={squadron_id}").get_json()["items"]
+    return sorted(u["username"] for u in users)
+
+
+def test_user_add_takes_the_squadron_named_exactly(app, login, world):
+    """A district with 吴淞中队 and a new station named 吴淞: `--squadron 吴淞` was refused
+    as "'吴淞' is in several districts; name the district", with the district named too (both
+    are in one district). The exact name wins; a name without 中队 still finds the squadron
+    called so where there is no exact one."""
+    from tests.conftest import square
+
+    admin = login("admin")
+    station = admin.post(
+        "/api/v1/squadrons",
+        json={
+            "name": "吴淞",
+            "district_id": world.district.id,
+            "jurisdiction": square(121.6, 31.5),
+        },
+    ).get_json()
+    named = _add_officer(app, "zhangwei", "--squadron", "吴淞", "--district", "310113")
+    assert named.exit_code == 0, named.output
+    alone = _add_officer(app, "liqiang", "--squadron", "吴淞")
+    assert alone.exit_code == 0, alone.output
+    assert _roster(admin, station["id"]) == ["liqiang", "zhangwei"]
+    suffixed = _add_officer(app, "wangfang", "--squadron", "张庙")
+    assert suffixed.exit_code == 0, suffixed.output
+    assert "wangfang" in _roster(admin, world.squadrons[1].id)
+
+
+def test_user_add_asks_for_the_district_only_when_the_name_is_in_several(app, login, world):
+    from tests.conftest import other_district, square
+
+    district, _ = other_district(app)
+    admin = login("admin")
+    minhang = admin.post(
+        "/api/v1/squadrons",
+        json={"name": "张庙中队", "district_id": district, "jurisdiction": square(121.3, 31.2)},
+    ).get_json()
+    refused = _add_officer(app, "zhangwei", "--squadron", "张庙")
+    assert refused.exit_code != 0
+    assert (
+        "--squadron: '张庙' is in several districts (310113 宝山区, 310112 闵行区);"
+        " name the district (--district CODE)"
+    ) in refused.output
+    named = _add_officer(app, "zhangwei", "--squadron", "张庙", "--district", "310112")
+    assert named.exit_code == 0, named.output
+    assert _roster(admin, minhang["id"]) == ["zhangwei"]
+
+
 def user_add(instance: Path, username="zhangwei", **options) -> subprocess.CompletedProcess:
     """``fieldapp user add`` with a valid officer's options, ``options`` changed."""
     given = {"name": "张伟", "role": "officer", "squadron": "吴淞", "password": "s3cret-pass"}

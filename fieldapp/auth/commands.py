@@ -36,6 +36,18 @@ def _refused(errors: dict[str, typing.Any]) -> click.ClickException:
     return refused(errors, OPTIONS)
 
 
+def _named_squadrons(found: list[Squadron], name: str) -> list[Squadron]:
+    """The squadrons ``name`` means among ``found`` (those called ``name`` or ``name`` + 中队):
+    in each district the one called exactly that, else the one with 中队 after it, so 吴淞
+    is 吴淞 where a district has both 吴淞 and 吴淞中队. One per district."""
+    by_district: dict[int, Squadron] = {}
+    for squadron in found:
+        chosen = by_district.get(squadron.district_id)
+        if chosen is None or (squadron.name == name and chosen.name != name):
+            by_district[squadron.district_id] = squadron
+    return list(by_district.values())
+
+
 @click.group("user")
 def user_cli():
     """Manage user accounts."""
@@ -89,12 +101,20 @@ def add_user(username, name, role, squadron_name, district_code, password):
         )
         if district is not None and not by_id:
             query = query.where(Squadron.district_id == district.id)
-        squadrons = db.session.scalars(query.order_by(Squadron.id)).all()
+        squadrons = _named_squadrons(
+            db.session.scalars(query.order_by(Squadron.id)).all(), squadron_name
+        )
         if not squadrons:
             raise _refused({"squadron_id": [f"no squadron {squadron_name!r}"]})
-        if len(squadrons) > 1:
+        if len(squadrons) > 1:  # one per district: only where no district was named
+            districts = ", ".join(f"{s.district.code} {s.district.name}" for s in squadrons)
             raise _refused(
-                {"squadron_id": [f"{squadron_name!r} is in several districts; name the district"]}
+                {
+                    "squadron_id": [
+                        f"{squadron_name!r} is in several districts ({districts});"
+                        " name the district (--district CODE)"
+                    ]
+                }
             )
         squadron = squadrons[0]
     if district is None and squadron is None:
