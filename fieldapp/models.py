@@ -7,7 +7,7 @@ from fieldapp.complaints.models import Complaint
 from fieldapp.db import change_counter
 from fieldapp.draws.models import Draw
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
-from fieldapp.org.models import District, Squadron
+from fieldapp.org.models import District, JurisdictionVersion, Squadron
 from fieldapp.photos.models import Photo, PhotoUpload
 from fieldapp.risk.models import RiskLevelChange, RiskSetting, TargetRisk
 from fieldapp.supervision.models import CaseReview, SupervisionOrder
@@ -29,6 +29,7 @@ __all__ = [
     "District",
     "Draw",
     "Inspection",
+    "JurisdictionVersion",
     "LoginFailure",
     "Photo",
     "PhotoUpload",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from schemas.common import GeoJSONPolygon, Pattern, StrictSchema, StrippedText, id_field
 
@@ -43,3 +43,36 @@ class SquadronCreateArgs(StrictSchema):
 class SquadronUpdateArgs(StrictSchema):
     name = StrippedText(80)
     jurisdiction = GeoJSONPolygon(allow_multi=True)
+
+
+class JurisdictionDrawingArgs(StrictSchema):
+    id = id_field(required=True, metadata={"description": "a squadron of the district"})
+    jurisdiction = GeoJSONPolygon(allow_multi=True, required=True)
+
+
+class JurisdictionsRedrawArgs(StrictSchema):
+    """New jurisdictions for some squadrons of a district, judged together; the squadrons not
+    listed keep theirs."""
+
+    squadrons = fields.List(
+        fields.Nested(JurisdictionDrawingArgs),
+        required=True,
+        validate=validate.Length(min=1, max=200),
+    )
+
+
+class DistrictJurisdictionsSchema(ma.Schema):
+    """A district's map: every squadron with its jurisdiction (a district has a handful)."""
+
+    district_id = fields.Integer(dump_only=True)
+    squadrons = fields.List(fields.Nested(SquadronSchema), dump_only=True)
+
+
+class JurisdictionsRedrawnSchema(DistrictJurisdictionsSchema):
+    targets_moved = fields.Integer(
+        dump_only=True,
+        metadata={
+            "description": "how many active targets followed the ground to another squadron"
+            " (each is in the audit log as a target.update)"
+        },
+    )

@@ -49,6 +49,22 @@ def square(lon: float, lat: float, size: float = 0.05) -> dict:
     }
 
 
+def rectangle(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> dict:
+    """A GeoJSON polygon of the box between two corners (lon/lat)."""
+    return {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [min_lon, min_lat],
+                [max_lon, min_lat],
+                [max_lon, max_lat],
+                [min_lon, max_lat],
+                [min_lon, min_lat],
+            ]
+        ],
+    }
+
+
 def _pg_admin_url() -> str:
     return os.environ.get("FIELDAPP_TEST_DATABASE_URL") or PG_DEFAULT
 

@@ -73,7 +73,8 @@ def callers(login):
 def stored(login, world):
     """Ids of stored records, by the path parameter that names them, so that requests reach the
     operations on existing records rather than stopping at a 404: a submitted inspection with
-    an open conflict, a task, and the world's target, checklist, squadron and a colleague."""
+    an open conflict, a task, and the world's target, checklist, squadron, district and a
+    colleague."""
     officer, colleague = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     record = uuid.uuid4()
     officer.push_ok(
@@ -106,6 +107,7 @@ def stored(login, world):
         "target_id": str(world.targets["shop1"].id),
         "checklist_id": world.checklists["shop"].id,
         "squadron_id": world.squadrons[0].id,
+        "district_id": world.district.id,
         "user_id": str(world.users["officer2"].id),
     }
 

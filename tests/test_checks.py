@@ -17,9 +17,11 @@ import sqlalchemy as sa
 from fieldapp.checks import operations as checks
 from fieldapp.db import db, utcnow
 from fieldapp.inspections.models import Inspection
+from fieldapp.org import operations as org_ops
+from fieldapp.org.models import JurisdictionVersion
 from fieldapp.targets import operations as target_ops
 from fieldapp.targets.models import TargetKind
-from tests.conftest import SYSTEM, assert_error
+from tests.conftest import SYSTEM, assert_error, etag_of, rectangle, square
 from tests.evidence_helpers import make_image, photo_metadata, put_photo
 from tests.review_helpers import review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
@@ -173,6 +175,117 @@ def test_outside_jurisdiction_with_a_tolerance_at_the_edge(world, device):
         world, device, location={"lon": 121.4498, "lat": 31.37, "accuracy_m": 5.0, "crs": "wgs84"}
     )
     assert "outside_jurisdiction" not in flags_of(device.api, at_edge)
+
+
+# -- the jurisdiction of the inspection's day ----------------------------------------------------
+
+#: 475 m west of 吴淞中队's western border (121.45°E), where no squadron's ground is.
+WEST_OF_WUSONG = {"lon": 121.445, "lat": 31.37, "accuracy_m": 5.0, "crs": "wgs84"}
+
+#: 吴淞中队's ground grown west to 121.44°E, taking in WEST_OF_WUSONG.
+WUSONG_GROWN_WEST = rectangle(121.44, 31.35, 121.50, 31.40)
+
+
+@pytest.fixture
+def drawn_long_ago(app, world):
+    """The world's squadrons as drawn a month ago (made with the test, they were drawn now)."""
+    with app.app_context():
+        db.session.execute(
+            sa.update(JurisdictionVersion).values(valid_from=utcnow() - timedelta(days=30))
+        )
+        db.session.commit()
+
+
+def redraw(monkeypatch, admin, squadron_id: int, jurisdiction: dict, *, hours_ago: float):
+    """Redraw a squadron's jurisdiction as the admin did ``hours_ago``."""
+    moment = utcnow() - timedelta(hours=hours_ago)
+    path = f"/api/v1/squadrons/{squadron_id}"
+    with monkeypatch.context() as patched:
+        patched.setattr(org_ops, "utcnow", lambda: moment)
+        response = admin.patch(
+            path, json={"jurisdiction": jurisdiction}, headers={"If-Match": etag_of(admin, path)}
+        )
+    assert response.status_code == 200, response.get_json()
+
+
+@pytest.mark.usefixtures("drawn_long_ago")
+def test_an_inspection_is_judged_by_the_jurisdiction_of_its_day(world, device, login, monkeypatch):
+    """吴淞中队 grew west 5 hours ago and went back 3 hours ago: the same point is outside its
+    ground for the inspections before and after, inside for the one between. A boundary moved
+    since does not change what a case file said of the inspection (nor a past month's report)."""
+    before = push_inspection(world, device, hours_ago=6, location=WEST_OF_WUSONG)
+    redraw(monkeypatch, login("admin"), world.squadrons[0].id, WUSONG_GROWN_WEST, hours_ago=5)
+    between = push_inspection(world, device, hours_ago=4, location=WEST_OF_WUSONG)
+    redraw(monkeypatch, login("admin"), world.squadrons[0].id, square(121.45, 31.35), hours_ago=3)
+    after = push_inspection(world, device, hours_ago=2, location=WEST_OF_WUSONG)
+    expected = "inspection point 476 m outside the jurisdiction of 吴淞中队"
+    assert flags_of(device.api, before)["outside_jurisdiction"] == expected
+    assert "outside_jurisdiction" not in flags_of(device.api, between)
+    assert flags_of(device.api, after)["outside_jurisdiction"] == expected
+
+
+@pytest.mark.usefixtures("drawn_long_ago")
+def test_bulk_checks_read_the_drawings_of_any_number_of_days_in_the_same_queries(
+    app, world, device, login, monkeypatch
+):
+    """The monthly report checks a month of inspections at once: each is judged by its own
+    day's drawing, and the queries do not grow with the inspections or the drawings."""
+    first = push_inspection(world, device, hours_ago=6, location=WEST_OF_WUSONG)
+    redraw(monkeypatch, login("admin"), world.squadrons[0].id, WUSONG_GROWN_WEST, hours_ago=5)
+    second = push_inspection(world, device, hours_ago=4, location=WEST_OF_WUSONG)
+    redraw(monkeypatch, login("admin"), world.squadrons[0].id, square(121.45, 31.35), hours_ago=3)
+    third = push_inspection(world, device, hours_ago=2, location=WEST_OF_WUSONG)
+    elsewhere = push_inspection(
+        world,
+        FakeDevice(login("officer3")),
+        officers=("officer3",),
+        target="shop2",
+        location={"lon": 121.42, "lat": 31.32, "accuracy_m": 5.0, "crs": "wgs84"},
+    )
+    with app.app_context():
+        settings = checks.CheckSettings.from_config(app.config)
+        statements = []
+        counting = lambda *args: statements.append(1)  # noqa: E731
+        sa.event.listen(db.engine, "before_cursor_execute", counting)
+        try:
+            [alone] = checks.check_inspections([first], settings, utcnow()).values()
+            one = len(statements)
+            statements.clear()
+            found = checks.check_inspections([first, second, third, elsewhere], settings, utcnow())
+            assert len(statements) <= one
+        finally:
+            sa.event.remove(db.engine, "before_cursor_execute", counting)
+    outside = {i for i, flags in found.items() if "outside_jurisdiction" in {f.flag for f in flags}}
+    assert outside == {first, third}
+    assert "outside_jurisdiction" in {f.flag for f in alone}
+
+
+def test_an_inspection_made_before_its_shop_passed_to_a_neighbour_keeps_a_clean_file(
+    world, device, login
+):
+    """The border of 吴淞中队 and a new 淞南中队 moves west, and 老王面馆 passes to 淞南: the
+    inspection 吴淞's officers made there before is still judged by 吴淞's ground of its day."""
+    inspection_id = push_inspection(world, device)
+    admin = login("admin")
+    songnan = admin.post(
+        "/api/v1/squadrons",
+        json={
+            "name": "淞南中队",
+            "district_id": world.district.id,
+            "jurisdiction": square(121.50, 31.35),
+        },
+    ).get_json()
+    path = f"/api/v1/districts/{world.district.id}/jurisdictions"
+    drawings = [
+        {"id": world.squadrons[0].id, "jurisdiction": rectangle(121.45, 31.35, 121.465, 31.40)},
+        {"id": songnan["id"], "jurisdiction": rectangle(121.465, 31.35, 121.55, 31.40)},
+    ]
+    response = admin.put(
+        path, json={"squadrons": drawings}, headers={"If-Match": admin.get(path).headers["ETag"]}
+    )
+    assert response.get_json()["targets_moved"] == 1
+    assert "outside_jurisdiction" not in flags_of(device.api, inspection_id)
+    assert "outside_jurisdiction" not in flags_of(login("supervisor"), inspection_id)
 
 
 def test_low_accuracy(world, device):

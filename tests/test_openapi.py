@@ -25,6 +25,7 @@ PATHS = [
     "/api/v1/targets/by-code/{code}",
     "/api/v1/squadrons",
     "/api/v1/squadrons/{squadron_id}",
+    "/api/v1/districts/{district_id}/jurisdictions",
     "/api/v1/users",
     "/api/v1/users/{user_id}",
     "/api/v1/devices/{device_id}/revoke",
@@ -231,8 +232,8 @@ def test_a_forbidden_write_says_who_may(spec):
 
 def _anonymous_call(client, method: str, path: str):
     concrete = re.sub(r"\{[a-z_]+_id\}", str(uuid.uuid4()), path).replace("{code}", "X1")
-    if "/checklists/" in path or "/squadrons/" in path:  # integer ids
-        concrete = re.sub(r"/(checklists|squadrons)/[0-9a-f-]{36}", r"/\1/1", concrete)
+    # integer ids
+    concrete = re.sub(r"/(checklists|squadrons|districts)/[0-9a-f-]{36}", r"/\1/1", concrete)
     return client.open(concrete, method=method.upper())
 
 

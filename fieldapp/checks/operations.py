@@ -9,6 +9,7 @@ latitude (:mod:`fieldapp.geo`).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import operator
@@ -31,7 +32,7 @@ from fieldapp.db import db
 from fieldapp.geo import LocalFrame, distance_m
 from fieldapp.inspections.models import Inspection, InspectionStatus, inspection_officers
 from fieldapp.inspections.operations import unsettled_order
-from fieldapp.org.models import Squadron
+from fieldapp.org.models import JurisdictionVersion, Squadron
 from fieldapp.photos.models import Photo, PhotoUpload, UploadState
 from fieldapp.targets.models import Target, TargetKind
 
@@ -209,7 +210,10 @@ class _Places:
     def __init__(self, ids: _Ids):
         self.ids = ids
         self.targets: dict[object, tuple] = {}
-        self.squadrons: dict[int, tuple] = {}
+        self.squadron_names: dict[int, str] = {}
+        #: Inspection id -> the key of the drawing it is judged by, in :attr:`drawings`.
+        self.drawing_of: dict[object, tuple[str, int]] = {}
+        self.drawings: dict[tuple[str, int], object] = {}
 
     def load_targets(self, wanted: set) -> None:
         missing = [i for i in wanted if i not in self.targets]
@@ -233,19 +237,76 @@ class _Places:
                     shapely.prepare(boundary[1])
                 self.targets[row.id] = (row.kind, row.name, row.lon, row.lat, boundary)
 
-    def load_squadrons(self, ids: set) -> None:
-        missing = [i for i in ids if i not in self.squadrons]
-        if not missing:
+    def load_jurisdictions(self, rows: list[_Facts]) -> None:
+        """For each inspection of ``rows``, its squadron's name and the jurisdiction the
+        squadron had when the inspection started (the drawing in force at ``started_at``; the
+        first one for an inspection that claims to have started before it): a boundary moved
+        since does not flag inspections made on the ground as it was.
+
+        A few queries for any number of rows (names, the squadrons' timelines without their
+        polygons, the drawings in use), each drawing parsed and prepared once."""
+        squadron_ids = list({r.squadron_id for r in rows})
+        if not squadron_ids:
             return
-        for row in db.session.execute(
-            sa.select(Squadron.id, Squadron.name, Squadron.jurisdiction).where(
-                Squadron.id.in_(missing)
+        self.squadron_names.update(
+            db.session.execute(
+                sa.select(Squadron.id, Squadron.name).where(Squadron.id.in_(squadron_ids))
+            ).all()
+        )
+        timelines: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+        for version in db.session.execute(
+            sa.select(
+                JurisdictionVersion.id,
+                JurisdictionVersion.squadron_id,
+                JurisdictionVersion.valid_from,
+            )
+            .where(JurisdictionVersion.squadron_id.in_(squadron_ids))
+            .order_by(
+                JurisdictionVersion.squadron_id,
+                JurisdictionVersion.valid_from,
+                JurisdictionVersion.id,
             )
         ):
-            polygon = shape(row.jurisdiction) if row.jurisdiction else None
-            if polygon is not None:
-                shapely.prepare(polygon)
-            self.squadrons[row.id] = (row.name, polygon)
+            starts, version_ids = timelines[version.squadron_id]
+            starts.append(version.valid_from)
+            version_ids.append(version.id)
+        undrawn = set()  # squadrons written without a timeline: their current polygon
+        for row in rows:
+            starts, version_ids = timelines.get(row.squadron_id, ((), ()))
+            if not version_ids:
+                undrawn.add(row.squadron_id)
+                self.drawing_of[row.id] = ("squadron", row.squadron_id)
+                continue
+            after = bisect.bisect_right(starts, row.started_at) if row.started_at else len(starts)
+            self.drawing_of[row.id] = ("version", version_ids[max(after - 1, 0)])
+        in_use = {key for kind, key in self.drawing_of.values() if kind == "version"}
+        for chunk in _chunks(list(in_use)):
+            for version_id, geojson in db.session.execute(
+                sa.select(JurisdictionVersion.id, JurisdictionVersion.jurisdiction).where(
+                    JurisdictionVersion.id.in_(chunk)
+                )
+            ):
+                self.drawings["version", version_id] = _prepared(geojson)
+        if undrawn:
+            for squadron_id, geojson in db.session.execute(
+                sa.select(Squadron.id, Squadron.jurisdiction).where(Squadron.id.in_(undrawn))
+            ):
+                self.drawings["squadron", squadron_id] = _prepared(geojson)
+
+    def jurisdiction(self, row: _Facts) -> tuple[str, object] | None:
+        """(squadron name, prepared polygon) :meth:`load_jurisdictions` found for ``row``."""
+        drawing = self.drawings.get(self.drawing_of.get(row.id))
+        if drawing is None:
+            return None
+        return self.squadron_names[row.squadron_id], drawing
+
+
+def _prepared(geojson: dict | None):
+    if not geojson:
+        return None
+    polygon = shape(geojson)
+    shapely.prepare(polygon)
+    return polygon
 
 
 def _officers(ids: _Ids, found_ids: Sequence) -> dict[object, list[tuple[object, str]]]:
@@ -499,7 +560,7 @@ def check_inspections(
         rows.extend(_Facts(row) for row in found)
     places = _Places(ids)
     places.load_targets({r.target_id for r in rows})
-    places.load_squadrons({r.squadron_id for r in rows})
+    places.load_jurisdictions(rows)
     found_ids = [r.id for r in rows]
     officers = _officers(ids, found_ids)
     claimed, known_photos = _photos(ids, rows, now)
@@ -592,9 +653,9 @@ class _Context:
                         {"distance_m": round(metres, 1), "limit_m": limit},
                     )
                 )
-        squadron = self.places.squadrons.get(row.squadron_id)
-        if squadron is not None and squadron[1] is not None:
-            name, polygon = squadron
+        jurisdiction = self.places.jurisdiction(row)
+        if jurisdiction is not None:
+            name, polygon = jurisdiction
             if not shapely.contains_xy(polygon, row.lon, row.lat):
                 frame = LocalFrame(row.lon, row.lat)
                 metres = shapely.distance(frame.geometry(polygon), Point(0.0, 0.0))

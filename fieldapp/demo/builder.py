@@ -40,7 +40,7 @@ from fieldapp.draws.operations import DRAW_TASK_DAYS
 from fieldapp.errors import APIError
 from fieldapp.inspections.models import Case, Inspection, inspection_officers
 from fieldapp.localtime import local_date
-from fieldapp.org.models import District, Squadron
+from fieldapp.org.models import District, JurisdictionVersion, Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.risk.models import RiskLevelChange
 from fieldapp.supervision.models import CaseReview, OrderStatus, SupervisionOrder, Verdict
@@ -332,6 +332,19 @@ class DemoBuilder:
                 for s in self.squadrons
             ),
             "squadrons",
+        )
+        # Their first drawings, in force from the start of the history (the checks judge
+        # inspections by the drawing of their day).
+        db.session.execute(
+            sa.insert(JurisdictionVersion.__table__),
+            [
+                {
+                    "squadron_id": s["id"],
+                    "valid_from": self.start,
+                    "jurisdiction": {"type": "Polygon", "coordinates": _coords(s["polygon"])},
+                }
+                for s in self.squadrons
+            ],
         )
         self._users()
         self._checklists()

@@ -45,3 +45,23 @@ class Squadron(Syncable, db.Model):
     __table_args__ = (
         sa.UniqueConstraint("district_id", "name", name="uq_squadrons_district_name"),
     )
+
+
+class JurisdictionVersion(db.Model):
+    """A squadron's jurisdiction as drawn from ``valid_from`` until its next version: every
+    drawing is kept, so an inspection is judged against the ground its squadron had when it
+    was made, not against a boundary moved since (the ``outside_jurisdiction`` check)."""
+
+    __tablename__ = "squadron_jurisdictions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    squadron_id: Mapped[int] = mapped_column(sa.ForeignKey("squadrons.id"))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    #: GeoJSON Polygon or MultiPolygon geometry, as the squadron had it.
+    jurisdiction: Mapped[dict] = mapped_column(JSONType)
+
+    squadron: Mapped[Squadron] = relationship()
+
+    __table_args__ = (
+        sa.Index("ix_squadron_jurisdictions_squadron_from", "squadron_id", "valid_from"),
+    )

@@ -14,7 +14,10 @@ from fieldapp.web.requests import current_actor, current_policy
 from schemas.common import PageArgs, page_schema
 from schemas.org import (
     DistrictCreateArgs,
+    DistrictJurisdictionsSchema,
     DistrictSchema,
+    JurisdictionsRedrawArgs,
+    JurisdictionsRedrawnSchema,
     SquadronCreateArgs,
     SquadronSchema,
     SquadronUpdateArgs,
@@ -40,6 +43,45 @@ class DistrictsResource(MethodView):
         return operations.create_district(current_actor(), args["code"], args["name"])
 
 
+def _map_etag(district: District, squadrons: list[Squadron]) -> dict:
+    return {"district_id": district.id, "squadrons": [[s.id, s.version] for s in squadrons]}
+
+
+@blp.route("/districts/<int:district_id>/jurisdictions")
+class DistrictJurisdictionsResource(MethodView):
+    @blp.etag
+    @blp.response(200, DistrictJurisdictionsSchema)
+    def get(self, district_id: int):
+        """The district's map: every squadron with its jurisdiction, under one ETag (what a
+        redraw of several names in If-Match)."""
+        district = current_policy().load(District, district_id, "district")
+        squadrons = operations.district_squadrons(district)
+        blp.set_etag(_map_etag(district, squadrons))
+        return {"district_id": district.id, "squadrons": squadrons}
+
+    @blp.etag
+    @blp.arguments(JurisdictionsRedrawArgs)
+    @blp.response(200, JurisdictionsRedrawnSchema)
+    @blp.forbidden("squadron.manage")
+    def put(self, args, district_id: int):
+        """Redraw several squadrons' jurisdictions at once (admin; If-Match), e.g. a boundary
+        moved between neighbours, which one at a time would overlap or strand targets. The
+        new drawings are judged together: no overlaps, no active target left in no
+        squadron's ground (422 on ``squadrons.<index>.jurisdiction`` naming the squadron or
+        the targets). Targets a squadron no longer covers move to the one that now does.
+        Squadrons not listed keep their jurisdictions."""
+        policy = current_policy()
+        district = policy.load_to_write(District, district_id, "district")
+        policy.require("squadron.manage")
+        operations.lock_district(district.id)
+        blp.check_etag(_map_etag(district, operations.district_squadrons(district)))
+        moved = operations.redraw_jurisdictions(current_actor(), district, args["squadrons"])
+        db.session.flush()
+        squadrons = operations.district_squadrons(district)
+        blp.set_etag(_map_etag(district, squadrons))
+        return {"district_id": district.id, "squadrons": squadrons, "targets_moved": moved}
+
+
 def _etag(squadron: Squadron) -> dict:
     return {"id": squadron.id, "version": squadron.version}
 
@@ -56,7 +98,9 @@ class SquadronsResource(MethodView):
     @blp.response(201, SquadronSchema)
     @blp.forbidden("squadron.manage")
     def post(self, args):
-        """Add a squadron with its jurisdiction (admin)."""
+        """Add a squadron with its jurisdiction (admin): one overlapping another squadron's of
+        the district is refused (422 on ``jurisdiction``); a shared border is not an
+        overlap."""
         current_policy().require("squadron.manage")
         district = db.session.get(District, args["district_id"])
         if district is None:
@@ -81,7 +125,10 @@ class SquadronResource(MethodView):
     @blp.response(200, SquadronSchema)
     @blp.forbidden("squadron.manage")
     def patch(self, changes, squadron_id: int):
-        """Rename a squadron or redraw its jurisdiction (admin; If-Match)."""
+        """Rename a squadron or redraw its jurisdiction (admin; If-Match). A new drawing may
+        not overlap another squadron's of the district, nor leave any of its active targets in
+        no squadron's ground (422 on ``jurisdiction``); the targets it no longer covers move
+        to the squadron that does."""
         policy = current_policy()
         squadron = policy.load_to_write(Squadron, squadron_id, "squadron")
         policy.require("squadron.manage")
