@@ -1,8 +1,8 @@
 """squadron jurisdiction versions: every drawing of a squadron's jurisdiction with the moment
 it took effect, so an inspection is judged against the ground its squadron had when it was made
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-12-05 18:00:00.000000
 
 Each squadron's current polygon becomes its first version, in force from the squadron's
@@ -16,8 +16,8 @@ from sqlalchemy.dialects import postgresql
 import fieldapp.db
 
 # revision identifiers, used by Alembic.
-revision = "0024"
-down_revision = "0023"
+revision = "0025"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
