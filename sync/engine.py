@@ -593,6 +593,7 @@ def _new_record(ctx: PushContext, change: Change, pending: _PendingCreates) -> b
         and change.op == "upsert"
         and change.base_version is None
         and (change.entity, change.id) not in ctx.existing
+        and (change.entity, change.id) not in ctx.tombstoned
         and change.change_id not in ctx.seen_changes
         and change.id not in pending.record_ids
         and change.change_id not in pending.change_ids

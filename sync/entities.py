@@ -639,7 +639,9 @@ class InspectionHandler(Handler):
         if record is None:
             if change.op == "delete":
                 return self._delete_missing(ctx, change)
-            if change.base_version is not None and (self.entity, change.id) in ctx.tombstoned:
+            if (self.entity, change.id) in ctx.tombstoned:
+                # An edit of it, or its create sent again (a pad that lost the answer, or
+                # reset): either way what it holds waits beside the deletion, not refused.
                 return self._edit_of_deleted(ctx, change)
             return self._create(ctx, change)
         # Out of the officer's scope too: an out-of-scope write is a 403 (API.md), and only
@@ -923,8 +925,9 @@ class InspectionHandler(Handler):
         return result(change, "applied", delete_inspection(ctx.actor, record))
 
     def _edit_of_deleted(self, ctx: PushContext, change: Change) -> dict:
-        """An edit made offline of a record deleted meanwhile: it cannot apply, and it is not
-        lost either: it waits in the conflict log (``kind: delete``) with what it wrote."""
+        """An edit made offline of a record deleted meanwhile, or its create arriving after
+        the deletion: it cannot apply, and it is not lost either: it waits in the conflict log
+        (``kind: delete``) with what it wrote."""
         tombstone = tombstone_of(self.entity, change.id)
         check_tombstone_scope(ctx, tombstone)
         load_inspection(change.fields)  # bad input is refused field by field all the same
@@ -1765,6 +1768,9 @@ class PhotoHandler(Handler):
             if change.base_version is not None and (self.entity, change.id) in ctx.tombstoned:
                 return self._edit_of_deleted(ctx, change)
             require_photo_fields(loaded)
+            gone = self._deleted_inspection(ctx, loaded.get("inspection_id"))
+            if gone is not None:
+                return self._edit_of_deleted(ctx, change, gone)
             inspection = self._inspection(ctx, loaded.get("inspection_id"))
         else:
             # Its inspection's officers only (403), before anything about the photo is told;
@@ -1809,23 +1815,40 @@ class PhotoHandler(Handler):
             change, edited_status(change, version_before, conflicts), photo.version, conflicts
         )
 
-    def _edit_of_deleted(self, ctx: PushContext, change: Change) -> dict:
-        """An edit made offline of a photo deleted meanwhile (alone, or with its inspection):
+    def _edit_of_deleted(
+        self, ctx: PushContext, change: Change, of_inspection: Tombstone | None = None
+    ) -> dict:
+        """An edit made offline of a photo deleted meanwhile (alone, or with its inspection),
+        or a new photo of an inspection deleted meanwhile (``of_inspection``, its tombstone):
         it cannot apply, and it is not lost either: it waits in the conflict log (``kind:
         delete``) with what it wrote, as an inspection's does."""
-        tombstone = tombstone_of(self.entity, change.id)
-        check_tombstone_scope(ctx, tombstone)
-        server = {"deleted": True, "version": tombstone.version}
+        if of_inspection is not None:
+            check_tombstone_scope(ctx, of_inspection)
+            server = {"deleted": True, "inspection_id": str(of_inspection.record_id)}
+            squadron_id, version = of_inspection.squadron_id, None
+        else:
+            tombstone = tombstone_of(self.entity, change.id)
+            check_tombstone_scope(ctx, tombstone)
+            server = {"deleted": True, "version": tombstone.version}
+            squadron_id, version = tombstone.squadron_id, tombstone.version
         return self._log_waiting(
             ctx,
             change,
             ConflictKind.delete,
-            tombstone.squadron_id,
+            squadron_id,
             server,
             change.fields,
-            tombstone.version,
+            version,
             action="edit_of_deleted",
         )
+
+    @staticmethod
+    def _deleted_inspection(ctx: PushContext, inspection_id) -> Tombstone | None:
+        """The tombstone of the inspection ``inspection_id`` if it was deleted (and not there),
+        else None: a photo of it can never be stored, and must not be told to wait for it."""
+        if not inspection_id or db.session.get(Inspection, inspection_id) is not None:
+            return None
+        return tombstone_of("inspection", inspection_id)
 
     def _inspection(self, ctx: PushContext, inspection_id) -> Inspection:
         # Out of scope too: only its officers write it, wherever it is (else 403, API.md).

@@ -1273,6 +1273,62 @@ def test_an_edit_of_a_photo_deleted_meanwhile_waits_in_the_conflict_log(app, log
     assert resolve(leader, first, "server").status_code == 200
 
 
+def test_a_new_photo_of_an_inspection_deleted_meanwhile_waits_in_the_conflict_log(
+    app, login, world
+):
+    """officer2 deletes the shared draft; officer1, offline, had added a photo to it. The
+    photo can never be stored, and was told `not_found` ("its inspection is not there (yet)"):
+    the pad sent it again with every sync for nothing, then set it aside, and nothing of it
+    reached the leader. It waits as a ``delete`` entry beside the deletion, with what it held."""
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record, photo = shared_draft(world, officer1), uuid.uuid4()
+    [deleted] = officer2.push_ok(officer2.change("inspection", record, op="delete", base_version=1))
+    assert deleted["status"] == "applied"
+
+    change = officer1.change("photo", photo, photo_metadata(record, item_code="S01"))
+    [result] = officer1.push_ok(change)
+
+    assert (result["status"], result["error"]) == ("conflict", None), result
+    with app.app_context():
+        assert db.session.get(Photo, photo) is None
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={photo}").get_json()["items"]
+    assert (entry["entity"], entry["kind"], entry["kept"]) == ("photo", "delete", "server")
+    assert entry["client_value"]["item_code"] == "S01"
+    assert entry["server_value"] == {"deleted": True, "inspection_id": str(record)}
+    assert audit_entries(app, record_id=str(photo), action="photo.edit_of_deleted_logged")
+    # Sent again (the answer was lost), it is the same entry, replayed.
+    [again] = officer1.push_ok(change)
+    assert (again["status"], again["replayed"]) == ("conflict", True)
+    assert len(leader.get(f"/api/v1/conflicts?record_id={photo}").get_json()["items"]) == 1
+    assert resolve(leader, entry["id"], "server").status_code == 200
+
+
+def test_a_create_arriving_after_its_inspection_was_deleted_waits_in_the_conflict_log(
+    app, login, world
+):
+    """officer1's pad created the draft; officer2 deleted it. officer1's pad, which lost the
+    answer to its create (or was reset), sends the create again under a new change id. It can
+    never be applied, and was told `not_found`, the code that says "its create is still to
+    come": sent again and again for nothing. What it holds waits beside the deletion."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    leader = login("leader1")
+    record = shared_draft(world, officer1)
+    officer2.push_ok(officer2.change("inspection", record, op="delete", base_version=1))
+    again = new_inspection(world, ["officer1", "officer2"]) | {"findings": "补拍门头"}
+
+    [result] = officer1.push_ok(officer1.change("inspection", record, again))
+
+    assert (result["status"], result["error"]) == ("conflict", None), result
+    assert stored(app, record) is None
+    [entry] = leader.get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
+    assert (entry["kind"], entry["kept"]) == ("delete", "server")
+    assert entry["client_value"]["findings"] == "补拍门头"
+    assert audit_entries(app, record_id=str(record), action="inspection.edit_of_deleted_logged")
+
+
 def test_accepting_a_delete_takes_the_inspection_s_photos_off_devices(app, login, world):
     """A leader accepts an officer's delete of a submitted inspection: its photo metadata goes
     with it, and a colleague's device that pulled the photo is told so. The shop, inspected

@@ -1697,13 +1697,14 @@ def test_a_record_deleted_earlier_in_the_same_batch_stays_deleted(app, login, wo
         officer.change("inspection", record, {"findings": "删了又改"}, base_version=1),
         officer.change("inspection", record, new_inspection(world, ["officer1"])),
     )
-    # The edit cannot apply but is not lost: it waits in the conflict log. The create of an id
-    # deleted is refused.
-    assert [r["status"] for r in results] == ["applied", "conflict", "rejected"]
-    assert results[2]["error"]["error"] == "not_found"
+    # Neither the edit nor a create of the id deleted can apply, and neither is lost (nor told
+    # to wait for a create to come): both wait in the conflict log beside the deletion.
+    assert [r["status"] for r in results] == ["applied", "conflict", "conflict"]
     assert inspection_in_db(app, record) is None
-    [logged] = login("leader1").get(f"/api/v1/conflicts?record_id={record}").get_json()["items"]
-    assert (logged["kind"], logged["client_value"]) == ("delete", {"findings": "删了又改"})
+    logged = login("leader1").get(f"/api/v1/conflicts?record_id={record}&order=oldest")
+    edit, create = logged.get_json()["items"]
+    assert (edit["kind"], edit["client_value"]) == ("delete", {"findings": "删了又改"})
+    assert (create["kind"], create["client_value"]["origin"]) == ("delete", "patrol")
 
 
 def test_an_edit_of_the_officers_with_other_fields_is_one_version(app, login, world):
