@@ -219,6 +219,68 @@ def test_a_changed_entry_with_a_recomputed_hash_is_still_named(login, world, sup
     assert (result["first_bad_seq"], result["problem"]) == (victim.seq, "altered")
 
 
+def rewrite_column_by_hand(connection, seq: int, column: str, text: str) -> None:
+    """An insider writes ``text`` into one column of an entry with plain SQL, as the database
+    takes it (no application type in between)."""
+    unlock(connection)
+    connection.execute(
+        sa.text(f"UPDATE audit_entries SET {column} = :text WHERE seq = :seq"),
+        {"text": text, "seq": seq},
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"name": 1e400}',  # valid JSON to PostgreSQL's json type; infinity to Python
+        '{"name": "别人的面馆"',  # cut off (SQLite stores any text)
+    ],
+    ids=["huge-number", "cut-off"],
+)
+def test_an_entry_whose_after_no_longer_reads_as_json_is_named_altered(
+    login, world, supervisor, isolated, text
+):
+    """The check reads what is stored, not what the ORM can decode: JSON that Python reads as
+    infinity (which canonical JSON refuses) or cut off mid-text is an alteration at that seq,
+    not a 500 from GET /audit/verify."""
+    if text.endswith('"') and isolated.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's json type refuses malformed text")
+    busy_day(login, world)
+    victim = next(r for r in all_entries(isolated) if r.action == "target.update")
+    rewrite_column_by_hand(isolated, victim.seq, "after", text)
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"], result["problem"]) == (
+        False,
+        victim.seq,
+        "altered",
+    )
+    assert result["entries"] == victim.seq - 1
+
+
+@pytest.mark.parametrize(
+    "text, dialect",
+    [
+        ("yesterday at noon", "sqlite"),  # SQLite keeps any text in any column
+        ("infinity", "postgresql"),  # a timestamptz PostgreSQL takes and Python cannot hold
+        ("10000-01-01 00:00:00+00", "postgresql"),  # past Python's year 9999
+    ],
+)
+def test_an_entry_whose_time_no_longer_reads_as_a_time_is_named_altered(
+    login, world, supervisor, isolated, text, dialect
+):
+    if isolated.dialect.name != dialect:
+        pytest.skip(f"a {dialect} case")
+    busy_day(login, world)
+    victim = next(r for r in all_entries(isolated) if r.action == "target.update")
+    rewrite_column_by_hand(isolated, victim.seq, "at", text)
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"], result["problem"]) == (
+        False,
+        victim.seq,
+        "altered",
+    )
+
+
 def test_a_deleted_entry_is_named(login, world, supervisor, isolated):
     busy_day(login, world)
     rows = all_entries(isolated)
@@ -263,6 +325,41 @@ def test_an_entry_slipped_in_behind_the_app_is_named(login, world, supervisor, i
     isolated.execute(entries_table.insert().values(row))
     result = verify(supervisor)
     assert (result["first_bad_seq"], result["problem"]) == (last.seq + 1, "unexpected")
+
+
+def test_an_entry_slipped_in_past_the_end_with_a_gap_is_named_unexpected(
+    login, world, supervisor, isolated
+):
+    """An entry numbered a few past the chain's end (seq last+5, chained from the last hash):
+    nothing was removed, the one bad entry is the one added. Naming last+1 ``missing`` would
+    send the operator looking for a deleted entry that never existed."""
+    busy_day(login, world)
+    last = all_entries(isolated)[-1]
+    row = {**last._asdict(), "seq": last.seq + 5, "prev_hash": last.hash, "action": "x.forged"}
+    row["hash"] = chain.entry_hash(SimpleNamespace(**row))
+    isolated.execute(entries_table.insert().values(row))
+    result = verify(supervisor)
+    assert (result["ok"], result["first_bad_seq"], result["problem"]) == (
+        False,
+        last.seq + 5,
+        "unexpected",
+    )
+    assert result["entries"] == last.seq
+
+
+def test_a_gap_before_the_head_is_still_missing_when_entries_follow_past_it(
+    login, world, supervisor, isolated
+):
+    """The last entry deleted and one added past the head: what was removed comes first."""
+    busy_day(login, world)
+    last = all_entries(isolated)[-1]
+    row = {**last._asdict(), "seq": last.seq + 3, "action": "x.forged"}
+    row["hash"] = chain.entry_hash(SimpleNamespace(**row))
+    unlock(isolated)
+    isolated.execute(entries_table.delete().where(entries_table.c.seq == last.seq))
+    isolated.execute(entries_table.insert().values(row))
+    result = verify(supervisor)
+    assert (result["first_bad_seq"], result["problem"]) == (last.seq, "missing")
 
 
 def test_an_entry_slipped_in_before_the_first_is_named(login, world, supervisor, isolated):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from fieldapp.audit.commands import verify_command
 from tests.test_cli import run
 
 
@@ -38,3 +39,19 @@ def test_audit_verify_tells_a_database_it_cannot_reach_from_a_broken_chain(tmp_p
     assert result.returncode == 2, result.stderr
     assert "connection failed" in result.stderr and "the chain was not checked" in result.stderr
     assert "Traceback" not in result.stderr and "BROKEN" not in result.stderr
+
+
+def test_audit_verify_exits_1_naming_an_entry_rewritten_to_json_python_cannot_encode(
+    app, login, world, isolated
+):
+    """An entry whose ``after`` an insider rewrote to {"name": 1e400} (valid JSON to
+    PostgreSQL, infinity to Python) is a broken chain (exit 1, naming it), not a check that
+    could not run (exit 2): cron alarms on tampering only for 1."""
+    from tests.test_audit import all_entries, busy_day, rewrite_column_by_hand
+
+    busy_day(login, world)
+    victim = next(r for r in all_entries(isolated) if r.action == "target.update")
+    rewrite_column_by_hand(isolated, victim.seq, "after", '{"name": 1e400}')
+    result = app.test_cli_runner().invoke(verify_command, ["--quiet"])
+    assert result.exit_code == 1, result.output
+    assert f"first bad entry seq {victim.seq} (altered)" in result.output

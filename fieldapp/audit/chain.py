@@ -15,6 +15,11 @@ as strings. Anyone can re-check the log from a database dump with these few line
 Writing splits the work so that the part done while holding the chain's lock is tiny:
 :func:`content_members` encodes the eight fields known before the lock (done outside it), and
 :func:`link` adds ``prev_hash`` and ``seq`` and hashes (inside it).
+
+Checking reads the hashed columns as the database stores them (:func:`stored_hash`), not
+through the ORM's types: an entry an insider rewrote so that it no longer reads back (JSON
+cut off, a number Python reads as infinity, a time past year 9999) is named ``altered`` like
+any other rewrite, not a crash of the check.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -115,6 +120,43 @@ def entry_hash(row: Any) -> str:
     return link(members, row.prev_hash, row.seq)
 
 
+#: What decoding or encoding a stored entry raises when it is not what the application wrote:
+#: malformed JSON, a value the canonical JSON refuses (``1e400`` reads as infinity), a time
+#: Python cannot hold or parse, a non-UUID actor, nesting too deep to decode.
+UNREADABLE = (ValueError, TypeError, OverflowError, RecursionError)
+
+
+def _stored_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _stored_at(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at
+
+
+def _stored_uuid(text: str | None) -> str | None:
+    return None if text is None else str(uuid.UUID(text))
+
+
+def stored_hash(row: Any) -> str:
+    """The hash an entry must carry, from its hashed columns as stored: ``at`` as ISO 8601
+    text (UTC when it names no offset), ``before`` and ``after`` as JSON text, ``actor_id``
+    as a UUID's text (with or without hyphens). Raises one of :data:`UNREADABLE` when a
+    column does not decode to a value the application could have written."""
+    members = content_members(
+        at=_stored_at(row.at),
+        actor_id=_stored_uuid(row.actor_id),
+        device_id=row.device_id,
+        action=row.action,
+        entity=row.entity,
+        record_id=row.record_id,
+        before=_stored_json(row.before),
+        after=_stored_json(row.after),
+    )
+    return link(members, row.prev_hash, row.seq)
+
+
 @dataclass
 class Verdict:
     """What checking the chain found: ``first_bad_seq`` is the first entry that was altered,
@@ -128,14 +170,23 @@ class Verdict:
     last_hash: str | None = None
 
 
-def check(rows: Iterable[Any], head: tuple[int, str] | None, genesis: str) -> Iterator[Verdict]:
+def check(
+    rows: Iterable[Any],
+    head: tuple[int, str] | None,
+    genesis: str,
+    hash_of: Callable[[Any], str] = entry_hash,
+) -> Iterator[Verdict]:
     """Walk ``rows`` (in ``seq`` order) and check every link; yields the running verdict after
     each row (for progress) and once more at the end. Stops at the first bad entry.
+    ``hash_of(row)`` is the hash the row must carry (:func:`entry_hash` for decoded rows,
+    :func:`stored_hash` for rows as stored).
 
     - a ``seq`` that is not the previous one plus one: the entries in between were removed
-      (``missing``);
+      (``missing``), unless the chain had already reached its head: then the row is one added
+      past the end behind the application's back (``unexpected``, naming it);
     - ``hash`` not the hash of the entry's own fields (which include its ``seq`` and
-      ``prev_hash``): the entry was changed or moved to another place (``altered``);
+      ``prev_hash``), or fields that do not read back as anything the application writes:
+      the entry was changed or moved to another place (``altered``);
     - ``prev_hash`` not the previous entry's hash while the entry itself is intact: the previous
       entry was rewritten with a recomputed hash (``altered``, naming the previous entry);
     - the last entry is not the one the chain head names: entries were cut off the end
@@ -153,12 +204,19 @@ def check(rows: Iterable[Any], head: tuple[int, str] | None, genesis: str) -> It
     for row in rows:
         expected = verdict.last_seq + 1
         if row.seq > expected:
-            yield bad(expected, "missing")
+            if head is None or verdict.last_seq < head[0]:
+                yield bad(expected, "missing")
+            else:  # past the head: the first entry numbered beyond it was added
+                yield bad(head[0] + 1 if verdict.last_seq > head[0] else row.seq, "unexpected")
             return
         if row.seq < expected:  # numbered before the first entry (seq 0 or below)
             yield bad(row.seq, "unexpected")
             return
-        if entry_hash(row) != row.hash:
+        try:
+            intact = hash_of(row) == row.hash
+        except UNREADABLE:
+            intact = False
+        if not intact:
             yield bad(row.seq, "altered")
             return
         if row.prev_hash != verdict.last_hash:

@@ -297,10 +297,35 @@ def chain_head(session: Session) -> tuple[int, str] | None:
     return None if row is None else (row.seq, row.hash)
 
 
+def _stored_columns(session: Session) -> list[sa.ColumnElement]:
+    """The hashed columns and ``hash`` as the database stores them, bypassing the ORM's types:
+    a row an insider rewrote so that it no longer decodes (``at`` = 'infinity' on PostgreSQL,
+    any text in any column on SQLite) must reach :func:`chain.stored_hash`, which names it,
+    instead of failing the whole read."""
+    table = AuditEntry.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        # The time in UTC as ISO text, whatever the session's TimeZone and DateStyle; a time
+        # Python cannot hold (infinity, year 10000) comes back as text that does not parse.
+        at = sa.func.to_char(sa.func.timezone("UTC", table.c.at), 'YYYY-MM-DD"T"HH24:MI:SS.US')
+    else:
+        at = sa.type_coerce(table.c.at, sa.Text)  # stored as ISO text in UTC
+    raw = {
+        "at": at,
+        "actor_id": sa.cast(table.c.actor_id, sa.Text),
+        "before": sa.cast(table.c.before, sa.Text),
+        "after": sa.cast(table.c.after, sa.Text),
+    }
+    return [
+        raw[name].label(name) if name in raw else table.c[name]
+        for name in (*chain.HASHED_FIELDS, "hash")
+    ]
+
+
 def _entries_up_to(session: Session, last: int):
-    """Every entry up to ``last`` in ``seq`` order: from the lowest there is, so that one
-    inserted at seq 0 or below is read (and judged) too."""
-    columns = [AuditEntry.__table__.c[name] for name in (*chain.HASHED_FIELDS, "hash")]
+    """Every entry up to ``last`` in ``seq`` order, its hashed columns as stored
+    (:func:`_stored_columns`): from the lowest there is, so that one inserted at seq 0 or
+    below is read (and judged) too."""
+    columns = _stored_columns(session)
     after = None
     while True:
         query = sa.select(*columns).where(AuditEntry.seq <= last)
@@ -325,7 +350,7 @@ def verify(session: Session, progress: Callable[[int, int], None] | None = None)
     total = top if head is None else head[0]
     verdict = chain.Verdict(last_hash=GENESIS_HASH)
     rows = _entries_up_to(session, max(total, top))
-    for verdict in chain.check(rows, head, GENESIS_HASH):
+    for verdict in chain.check(rows, head, GENESIS_HASH, chain.stored_hash):
         if progress is not None and verdict.entries % VERIFY_CHUNK == 0 and verdict.ok:
             progress(verdict.entries, total)
     if progress is not None:
