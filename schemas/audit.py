@@ -59,6 +59,14 @@ class AuditEntrySchema(ma.Schema):
     actor_id = fields.UUID(dump_only=True, allow_none=True)
     device_id = fields.String(dump_only=True, allow_none=True)
     request_id = fields.String(dump_only=True, allow_none=True)
+    district_id = fields.Integer(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "description": "whose supervisors read the entry: the district of the record it is"
+            " about, else of its actor, when it was written (not hashed)"
+        },
+    )
     action = fields.String(dump_only=True)
     entity = fields.String(dump_only=True)
     record_id = fields.String(dump_only=True, allow_none=True)

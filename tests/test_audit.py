@@ -698,6 +698,73 @@ def test_a_supervisor_reads_only_the_entries_of_their_district(app, login, world
         assert [e["action"] for e in entries] == ["inspection.create"], entries
 
 
+def transfer_officer1_to_another_district(app, login, world) -> str:
+    """officer1 inspects in 宝山 (pushes an inspection), then is transferred to 闵行's 莘庄中队,
+    which has its own supervisor ``supervisor_mh``. Returns the 宝山 inspection's id."""
+    from fieldapp.auth import operations as auth_ops
+    from fieldapp.auth.models import Role
+    from tests.conftest import PASSWORD, other_district
+    from tests.review_helpers import push_inspection
+
+    inspection_id = push_inspection(world, FakeDevice(login("officer1")))
+    district_id, squadron_id = other_district(app)
+    with app.app_context():
+        auth_ops.create_user(
+            SYSTEM,
+            app.extensions["fieldapp.auth"],
+            username="supervisor_mh",
+            name="闵行督察",
+            role=Role.supervisor,
+            password=PASSWORD,
+            district_id=district_id,
+            squadron=None,
+        )
+        db.session.commit()
+    admin = login("admin")
+    path = f"/api/v1/users/{world.users['officer1'].id}"
+    moved = admin.patch(
+        path, json={"squadron_id": squadron_id}, headers={"If-Match": etag_of(admin, path)}
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["district_id"] == district_id
+    return inspection_id
+
+
+def test_an_officers_old_district_keeps_the_history_of_their_records_after_a_transfer(
+    app, login, world
+):
+    """DESIGN.md: supervisors audit any record in the district, its full history. The
+    inspection stays 宝山's after its officer is transferred to 闵行: 宝山's supervisor still
+    reads its creation, and 闵行's, who may not read the inspection (404), may not read its
+    content through the log either."""
+    inspection_id = transfer_officer1_to_another_district(app, login, world)
+    query = f"/api/v1/audit?entity=inspection&record_id={inspection_id}"
+    baoshan, minhang = login("supervisor"), login("supervisor_mh")
+    assert baoshan.get(f"/api/v1/inspections/{inspection_id}").status_code == 200
+    assert [e["action"] for e in baoshan.get(query).get_json()["items"]] == ["inspection.create"]
+    assert minhang.get(f"/api/v1/inspections/{inspection_id}").status_code == 404
+    assert minhang.get(query).get_json()["items"] == []
+
+
+def test_entries_about_a_districts_record_are_that_districts_whoever_wrote_them(app, login, world):
+    """An operator command (no user) that changes a 宝山 target writes an entry 宝山's
+    supervisor reads and another district's does not; an admin reads it, with its district."""
+    from fieldapp.targets import operations as target_ops
+    from fieldapp.targets.models import Target
+
+    add_supervisor_of_another_district(app)
+    shop = world.targets["shop1"].id
+    with app.app_context():
+        target_ops.update_target(SYSTEM, db.session.get(Target, shop), {"name": "老王面馆(导入)"})
+        db.session.commit()
+    query = f"/api/v1/audit?entity=target&record_id={shop}"
+    assert login("supervisor_pd").get(query).get_json()["items"] == []
+    entry = login("supervisor").get(query).get_json()["items"][0]
+    assert (entry["action"], entry["actor_id"]) == ("target.update", None)
+    entry = login("admin").get(query).get_json()["items"][0]
+    assert entry["district_id"] == world.district.id
+
+
 def test_failed_sign_ins_are_read_by_the_accounts_supervisor_and_admins(app, client, login, world):
     """Password guessing on an account is in that account's history, which its district's
     supervisor reads (as another district's does not). Attempts on a username nobody has are

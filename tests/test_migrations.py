@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
 from fieldapp import create_app
+from fieldapp.audit import operations as audit_ops
 from fieldapp.db import db
 from fieldapp.inspections.models import Inspection, inspection_officers
 from tests.conftest import FAST_PASSWORDS, scratch_pg_database
@@ -241,3 +244,68 @@ def _assert_first_submissions_survive_0020() -> None:
     downgrade(revision="0019")
     upgrade()
     assert _first_submissions() == before
+
+
+def _entry_districts() -> dict:
+    rows = db.session.execute(sa.text("SELECT seq, entity, district_id FROM audit_entries"))
+    return {seq: (entity, district_id) for seq, entity, district_id in rows}
+
+
+def _record_one_entry_per_kind_of_record() -> None:
+    """Entries about a record of each kind the demo has (by the operator, which names no
+    district of its own), one about a record that is gone (by a user: their district) and
+    one about nothing (no district)."""
+    from fieldapp.actor import Actor
+    from fieldapp.auth.models import User
+
+    system = Actor.for_system("test")
+    for entity, (table, _) in audit_ops.RECORD_DISTRICTS.items():
+        record_id = db.session.scalar(sa.select(db.metadata.tables[table].c.id).limit(1))
+        if record_id is not None:
+            audit_ops.record(system, f"{entity}.test", entity, record_id)
+    user = db.session.scalars(sa.select(User).limit(1)).one()
+    audit_ops.record(Actor(user=user), "inspection.delete", "inspection", uuid.uuid4())
+    audit_ops.record(system, "risk.recompute", "risk_settings", None)
+    db.session.commit()
+
+
+def _assert_0024_places_entries_as_the_application_does() -> None:
+    _record_one_entry_per_kind_of_record()
+    written = _entry_districts()
+    placed = {entity for entity, district_id in written.values() if district_id is not None}
+    assert {"inspection", "target", "risk", "task", "user", "squadron", "district"} <= placed
+    assert None in {district_id for _, district_id in written.values()}
+    db.session.remove()
+    downgrade(revision="0023")
+    upgrade()
+    assert _entry_districts() == written
+    verdict = audit_ops.verify(db.session())
+    assert verdict.ok, verdict  # the hashes never covered the new column
+
+
+def test_existing_audit_entries_are_placed_in_their_districts_on_both_databases(
+    tmp_path, monkeypatch
+):
+    """Migration 0024: entries written before it get the district the application gives an
+    entry (its record's, else its actor's), kind of record by kind of record, with the
+    append-only triggers back on afterwards; on SQLite and on PostgreSQL."""
+    from fieldapp.demo.builder import SCALES, DemoBuilder
+
+    monkeypatch.setenv("FIELDAPP_INSTANCE_PATH", str(tmp_path))
+    app = create_app(
+        {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'm.sqlite3'}", **FAST_PASSWORDS}
+    )
+    with app.app_context():
+        upgrade()
+        DemoBuilder(SCALES["small"], seed=3).build(app.extensions["fieldapp.auth"].password_hasher)
+        db.session.commit()
+        _assert_0024_places_entries_as_the_application_does()
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            db.session.execute(sa.text("UPDATE audit_entries SET district_id = NULL"))
+        db.session.remove()
+        db.engine.dispose()
+    with postgresql_demo_database(tmp_path, monkeypatch):
+        _assert_0024_places_entries_as_the_application_does()
+        with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+            db.session.execute(sa.text("UPDATE audit_entries SET district_id = NULL"))
+        db.session.rollback()

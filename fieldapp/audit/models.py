@@ -6,6 +6,10 @@ entry breaks every link after it. ``audit_chain_head`` holds the last ``seq`` an
 that removing entries from the end is seen too, and its row lock is what orders writers (see
 docs/audit.md).
 
+``district_id`` says whose supervisors read the entry (the district of the record it is about,
+else of its actor, when it was written; docs/audit.md). It is stored beside the hashed fields,
+not hashed, like ``request_id``.
+
 ``before`` and ``after`` are plain JSON (``json`` on PostgreSQL, not ``jsonb``): the database
 keeps the text as written, so a value reads back exactly as it was hashed (``jsonb`` would
 rewrite ``1e+16`` as ``10000000000000000``).
@@ -34,6 +38,10 @@ class AuditEntry(db.Model):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     device_id: Mapped[str | None] = mapped_column(sa.String(64))
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    #: The district whose supervisors read the entry; None for an entry about no district's
+    #: record by no user (operator commands). Not hashed. No foreign key: a check on every
+    #: entry written would cost each commit for nothing (districts are never deleted).
+    district_id: Mapped[int | None]
     action: Mapped[str] = mapped_column(sa.String(60))
     entity: Mapped[str] = mapped_column(sa.String(40))
     record_id: Mapped[str | None] = mapped_column(sa.String(64))
@@ -47,6 +55,7 @@ class AuditEntry(db.Model):
     __table_args__ = (
         sa.Index("ix_audit_entries_entity_record_seq", "entity", "record_id", "seq"),
         sa.Index("ix_audit_entries_actor_seq", "actor_id", "seq"),
+        sa.Index("ix_audit_entries_district_seq", "district_id", "seq"),
         sa.Index("ix_audit_entries_at", "at"),
     )
 

@@ -15,6 +15,7 @@ is in docs/audit.md.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session, SessionTransaction
 
 from fieldapp.actor import Actor
@@ -105,12 +107,16 @@ def entry_values(
     before: dict | None = None,
     after: dict | None = None,
 ) -> dict:
-    """The row of an audit entry, for callers that append many at once (:func:`append`)."""
+    """The row of an audit entry, for callers that append many at once (:func:`append`).
+
+    Its ``district_id`` is the actor's district for now: at commit, an entry about a record
+    that belongs to a district (:data:`RECORD_DISTRICTS`) takes that record's instead."""
     return {
         "at": utcnow(),
         "actor_id": actor.user_id,
         "device_id": actor.device_id,
         "request_id": actor.request_id,
+        "district_id": actor.user.district_id if actor.user is not None else None,
         "action": action,
         "entity": entity,
         "record_id": None if record_id is None else str(record_id),
@@ -140,6 +146,92 @@ def _pending(session: Session) -> list[dict]:
     return session.info.setdefault(_PENDING, [])
 
 
+#: Where the district of an entry's record is found, by the entry's ``entity``: the table whose
+#: ``id`` the entry's ``record_id`` names, and the column leading to the district (a squadron,
+#: the district itself, or for a device its last user). A supervisor reads the entries of their
+#: district's records whoever wrote them, and keeps them when the writer moves away.
+RECORD_DISTRICTS: dict[str, tuple[str, str]] = {
+    "inspection": ("inspections", "squadron_id"),
+    "target": ("targets", "squadron_id"),
+    "risk": ("targets", "squadron_id"),  # a target's risk: its record_id is the target's
+    "task": ("tasks", "squadron_id"),
+    "complaint": ("complaints", "squadron_id"),
+    "photo": ("photos", "squadron_id"),
+    "case": ("cases", "squadron_id"),
+    "case_review": ("case_reviews", "squadron_id"),
+    "supervision_order": ("supervision_orders", "squadron_id"),
+    "conflict": ("conflicts", "squadron_id"),
+    "squadron": ("squadrons", "district_id"),
+    "district": ("districts", "id"),
+    "draw": ("draws", "district_id"),
+    "user": ("users", "district_id"),
+    "device": ("devices", "last_user_id"),
+}
+
+#: Record ids per query when placing entries (well under every database's bound parameters).
+_PLACE_CHUNK = 1000
+
+
+@functools.cache
+def _id_type(entity: str) -> type:
+    """The Python type of the ids of ``entity``'s table (UUID, int or str)."""
+    return db.metadata.tables[RECORD_DISTRICTS[entity][0]].c.id.type.python_type
+
+
+@functools.cache
+def _districts_query(entity: str, dialect: str) -> sa.Select:
+    """``(id, district_id)`` of the records of ``entity`` whose ids are in ``:ids``; built
+    once per kind of record (every committing transaction may run it)."""
+    tables = db.metadata.tables
+    table_name, via = RECORD_DISTRICTS[entity]
+    table = tables[table_name]
+    if via == "squadron_id":
+        squadrons = tables["squadrons"]
+        query = sa.select(table.c.id, squadrons.c.district_id).join(
+            squadrons, squadrons.c.id == table.c.squadron_id
+        )
+    elif via == "last_user_id":
+        users = tables["users"]
+        query = sa.select(table.c.id, users.c.district_id).join(
+            users, users.c.id == table.c.last_user_id
+        )
+    else:
+        query = sa.select(table.c.id, table.c[via])
+    if dialect == "postgresql":
+        # One array parameter: psycopg takes longer to send hundreds of placeholders than the
+        # server takes to answer.
+        ids = sa.bindparam("ids", type_=postgresql.ARRAY(table.c.id.type))
+        return query.where(table.c.id == sa.any_(ids))
+    return query.where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
+def _place(session: Session, pending: list[dict]) -> None:
+    """Give each entry about a record of a district that district (``district_id``), with one
+    query per kind of record in the transaction (not one per entry). An entry whose record is
+    not found (deleted in the same transaction, or not a row: a photo's bytes before its
+    metadata) keeps its actor's district."""
+    wanted: dict[str, dict[Any, list[dict]]] = {}
+    for values in pending:
+        entity, record_id = values["entity"], values["record_id"]
+        if record_id is None or entity not in RECORD_DISTRICTS:
+            continue
+        id_type = _id_type(entity)
+        try:
+            key = id_type(record_id)
+        except ValueError:
+            continue  # names no row of that table
+        wanted.setdefault(entity, {}).setdefault(key, []).append(values)
+    connection = session.connection()
+    for entity, by_id in wanted.items():
+        ids = list(by_id)
+        for start in range(0, len(ids), _PLACE_CHUNK):
+            chunk = {"ids": ids[start : start + _PLACE_CHUNK]}
+            query = _districts_query(entity, connection.dialect.name)
+            for record_id, district_id in connection.execute(query, chunk):
+                for values in by_id[record_id]:
+                    values["district_id"] = district_id
+
+
 #: The chain head's two statements, built once: every committing transaction runs them.
 _TAKE_SEQS = (
     sa.update(audit_chain_head)
@@ -161,6 +253,7 @@ def _chain_pending(session: Session, pending: list[dict]) -> None:
     links and the INSERT happen under the head's lock, which the transaction keeps until it
     commits (a moment later).
     """
+    _place(session, pending)
     prepared = []
     for values in pending:
         before, after = chain.as_stored(values["before"]), chain.as_stored(values["after"])

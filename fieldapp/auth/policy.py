@@ -275,21 +275,18 @@ _READ_RULES: dict[type, Callable[[Policy], sa.ColumnElement[bool]]] = {
     # Supervision records: the district's supervisors, the squadron's leader, admins.
     CaseReview: lambda p: _supervision_read(p, CaseReview.squadron_id),
     SupervisionOrder: lambda p: _supervision_read(p, SupervisionOrder.squadron_id),
-    # The audit log: admins all of it; a supervisor the entries written by the people of their
-    # district (every user belongs to one district; entries carry their actor), and those of
-    # no actor (operator commands: imports, recomputes), which name no district.
+    # The audit log: admins all of it; a supervisor the entries of their district (each entry
+    # names the district of its record, else of its actor, as they were when it was written:
+    # docs/audit.md), and those of no district (operator commands about no district's record).
     AuditEntry: lambda p: (
         sa.true()
         if p.role is Role.admin
         else (
             sa.or_(
-                # Operator commands (imports, recomputes) name no district: every supervisor
-                # reads them. Failed sign-ins to no account are not theirs (the username typed
-                # may be someone's password): admins only.
-                sa.and_(AuditEntry.actor_id.is_(None), AuditEntry.action != LOGIN_FAILED),
-                AuditEntry.actor_id.in_(
-                    sa.select(User.id).where(User.district_id == p.user.district_id)
-                ),
+                AuditEntry.district_id == p.user.district_id,
+                # Failed sign-ins to no account are not theirs (the username typed may be
+                # someone's password): admins only.
+                sa.and_(AuditEntry.district_id.is_(None), AuditEntry.action != LOGIN_FAILED),
             )
             if p.role is Role.supervisor
             else sa.false()
