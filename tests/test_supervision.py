@@ -323,6 +323,84 @@ def test_an_orders_case_is_the_inspections_and_the_targets(app, login, world, su
     assert (order["inspection_id"], order["case_id"]) == (opened, case_id)
 
 
+def move_shop1_to_zhangmiao(login, world) -> None:
+    """An admin files shop1 under 张庙 (squadron 2) instead of 吴淞."""
+    admin = login("admin")
+    path = f"/api/v1/targets/{world.targets['shop1'].id}"
+    moved = admin.patch(
+        path,
+        json={"squadron_id": world.squadrons[1].id},
+        headers={"If-Match": etag_of(admin, path)},
+    )
+    assert moved.status_code == 200, moved.get_json()
+
+
+def issue_about(supervisor, world, **subjects) -> dict:
+    """An order to 吴淞 about the subjects given (no inspection unless named)."""
+    body = order_body(world, None, **subjects)
+    if body["inspection_id"] is None:
+        del body["inspection_id"]
+    response = supervisor.post(ORDERS, json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_an_open_order_about_a_target_follows_it_to_its_new_squadron(app, login, world, supervisor):
+    """An order about a shop reaches the squadron the shop is in. When the shop moves to 张庙
+    (as its open complaints, tasks and conflicts do, docs/review.md), the order reaches 张庙's
+    leader, who now answers for the shop; 吴淞's leader can no longer even read the shop. The
+    move is audited."""
+    shop = str(world.targets["shop1"].id)
+    order = issue_about(supervisor, world, target_id=shop)
+    move_shop1_to_zhangmiao(login, world)
+    leader1, leader2 = login("leader1"), login("leader2")
+    assert leader1.get(f"/api/v1/targets/{shop}").status_code == 404
+    assert [o["id"] for o in leader1.get(ORDERS).get_json()["items"]] == []
+    assert [o["id"] for o in leader2.get(ORDERS).get_json()["items"]] == [order["id"]]
+    path = f"{ORDERS}/{order['id']}/answer"
+    assert_error(leader1.post(path, json={"response": "已查处"}), 403, "forbidden")
+    answered = leader2.post(path, json={"response": "已接手查处"})
+    assert answered.status_code == 200, answered.get_json()
+    assert answered.get_json()["squadron_id"] == world.squadrons[1].id
+    [move] = audit_entries(app, action="supervision_order.move")
+    assert (move.record_id, move.before, move.after) == (
+        order["id"],
+        {"squadron_id": world.squadrons[0].id},
+        {"squadron_id": world.squadrons[1].id},
+    )
+
+
+def test_orders_about_a_targets_case_follow_it_those_about_an_inspection_or_answered_stay(
+    app, login, world, supervisor
+):
+    """Only the shop's new squadron sees its cases (in the target's file), so an order about
+    one follows the shop. An inspection never changes squadron: an order that names one stays
+    with the squadron that made it. An answered order stays as 吴淞's history."""
+    device = FakeDevice(login("officer1"))
+    opened = push_inspection(world, device, answers=FAILED_S03, outcome="case_opened")
+    review_ok(login("leader1"), opened, "approve")
+    with app.app_context():
+        case_id = str(
+            db.session.scalar(sa.select(Case.id).where(Case.inspection_id == uuid.UUID(opened)))
+        )
+    shop = str(world.targets["shop1"].id)
+    about_case = issue_about(supervisor, world, case_id=case_id)
+    about_inspection = issue_about(supervisor, world, inspection_id=opened, target_id=shop)
+    answered = issue_about(supervisor, world, target_id=shop)
+    path = f"{ORDERS}/{answered['id']}/answer"
+    assert login("leader1").post(path, json={"response": "已处理"}).status_code == 200
+    move_shop1_to_zhangmiao(login, world)
+    squadrons = {
+        order["id"]: supervisor.get(f"{ORDERS}/{order['id']}").get_json()["squadron_id"]
+        for order in (about_case, about_inspection, answered)
+    }
+    assert squadrons == {
+        about_case["id"]: world.squadrons[1].id,
+        about_inspection["id"]: world.squadrons[0].id,
+        answered["id"]: world.squadrons[0].id,
+    }
+
+
 def test_an_order_for_an_unknown_squadron_is_refused(login, world, supervisor):
     body = order_body(world, submitted_inspection(login, world), squadron_id=NO_SUCH_ID)
     assert_error(supervisor.post(ORDERS, json=body), 403, "forbidden")

@@ -24,6 +24,7 @@ from fieldapp.supervision.models import (
     Verdict,
 )
 from fieldapp.targets.models import Target
+from sync.versions import move_to_squadron
 
 # -- case-file reviews (案卷评查) -----------------------------------------------------------------
 
@@ -231,6 +232,39 @@ def reopen_order(
         status=OrderStatus.open,
         deadline=deadline,
         closed_at=None,
+    )
+
+
+def open_orders_follow(actor: Actor, target: Target, squadron_id: int) -> int:
+    """The target moved to ``squadron_id``: the open orders about it go with it, as its open
+    complaints, tasks and conflict entries do. An order about the target, or about a case of
+    the target, asks for what the squadron answering for the target does (left behind, it
+    waited on a leader who may no longer even read the target, and the new one never saw
+    it). Orders that name an inspection stay with it (inspections never change squadron, and
+    the squadron that made it answers for it), and so do answered and closed orders, as the
+    old squadron's history. Each move is audited (``supervision_order.move``); returns how
+    many orders moved.
+
+    The orders are locked as they are read, as answering locks its order: an answer that got
+    there first is waited for (and its order, answered then, stays), and one that comes after
+    is asked of the new squadron."""
+    cases_of_target = sa.select(Case.id).where(Case.target_id == target.id)
+    moving = db.session.scalars(
+        sa.select(SupervisionOrder)
+        .where(
+            SupervisionOrder.status == OrderStatus.open,
+            SupervisionOrder.inspection_id.is_(None),
+            sa.or_(
+                SupervisionOrder.target_id == target.id,
+                SupervisionOrder.case_id.in_(cases_of_target),
+            ),
+            SupervisionOrder.squadron_id != squadron_id,
+        )
+        .order_by(SupervisionOrder.id)
+        .with_for_update()
+    ).all()
+    return move_to_squadron(
+        actor, moving, "supervision_order.move", "supervision_order", squadron_id
     )
 
 

@@ -24,6 +24,7 @@ from fieldapp.org.models import Squadron
 from fieldapp.risk import operations as risk
 from fieldapp.risk.models import TargetRisk
 from fieldapp.risk.scoring import RiskLevel
+from fieldapp.supervision.operations import open_orders_follow
 from fieldapp.targets.models import Target, TargetKind
 from fieldapp.tasks.operations import cancel_for_closed_target, open_tasks_follow
 from sync.versions import (
@@ -195,6 +196,7 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         open_conflicts_follow(actor, "target", target.id, changes["squadron_id"])
         open_complaints_follow(actor, target, changes["squadron_id"])
         open_tasks_follow(actor, target, changes["squadron_id"], now)
+        open_orders_follow(actor, target, changes["squadron_id"])
     deactivating = target.active and changes.get("active") is False
     point_before = (target.lon, target.lat)
     for name, value in changes.items():
