@@ -77,21 +77,30 @@ def add_conflict(world, squadron: int, kind: str, created: datetime, resolved: d
     )
 
 
-def add_order(world, issued: datetime, deadline: datetime, status: str, answered=None):
-    db.session.add(
-        SupervisionOrder(
-            squadron_id=world.squadrons[0].id,
-            issued_by_id=world.users["supervisor"].id,
-            target_id=world.targets["shop1"].id,
-            text="督办",
-            deadline=deadline,
-            status=status,
-            issued_at=issued,
-            answered_at=answered,
-            response="已处理" if answered else None,
-            history=[],
-        )
+def add_order(
+    world, issued: datetime, deadline: datetime, status: str, answered=None
+) -> SupervisionOrder:
+    """An order as the application stores it: its steps in its history (the report counts
+    answers from there)."""
+    supervisor, leader = (str(world.users[name].id) for name in ("supervisor", "leader1"))
+    steps = [{"at": issued.isoformat(), "by": supervisor, "action": "issue", "text": "督办"}]
+    if answered:
+        answer = {"at": answered.isoformat(), "by": leader, "action": "answer", "text": "已处理"}
+        steps.append(answer)
+    order = SupervisionOrder(
+        squadron_id=world.squadrons[0].id,
+        issued_by_id=world.users["supervisor"].id,
+        target_id=world.targets["shop1"].id,
+        text="督办",
+        deadline=deadline,
+        status=status,
+        issued_at=issued,
+        answered_at=answered,
+        response="已处理" if answered else None,
+        history=steps,
     )
+    db.session.add(order)
+    return order
 
 
 @pytest.fixture
@@ -640,6 +649,74 @@ def test_a_months_start_and_end_are_shanghai_times_with_an_iso_offset(
     body = login("supervisor").get(f"{REPORT}?month={month}").get_json()
     assert (body["start"], body["end"]) == (start, end)
     assert ISO_OFFSET.search(body["start"]) and ISO_OFFSET.search(body["end"])
+
+
+def orders_answered(body: dict, world) -> int:
+    row = {r["squadron_id"]: r for r in body["squadrons"]}[world.squadrons[0].id]
+    return row["supervision_orders"]["answered"]
+
+
+def test_an_answer_in_october_still_counts_in_octobers_report_after_a_reopen(login, world):
+    """October's report counts the orders answered in October. The supervisor reopens one in
+    October and the leader answers again on 3 November: October's report made again in
+    December still counts October's answer (the figure a unit filed does not change), and
+    November's counts the second."""
+    supervisor, leader = login("supervisor"), login("leader1")
+    body = {
+        "squadron_id": world.squadrons[0].id,
+        "target_id": str(world.targets["shop1"].id),
+        "text": "该商户油烟问题群众反映强烈, 请于期限内查处并回复",
+        "deadline": "2026-10-20T17:00:00+08:00",
+    }
+    with time_machine.travel(datetime(2026, 10, 10, 2, tzinfo=UTC), tick=False):
+        issued = supervisor.post("/api/v1/supervision/orders", json=body)
+        assert issued.status_code == 201, issued.get_json()
+    path = f"/api/v1/supervision/orders/{issued.get_json()['id']}"
+    with time_machine.travel(datetime(2026, 10, 15, 2, tzinfo=UTC), tick=False):
+        assert leader.post(f"{path}/answer", json={"response": "已处理"}).status_code == 200
+        filed = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+    with time_machine.travel(datetime(2026, 10, 20, 2, tzinfo=UTC), tick=False):
+        reopened = supervisor.post(
+            f"{path}/reopen", json={"reason": "仍在直排", "deadline": "2026-11-05T17:00:00+08:00"}
+        )
+        assert reopened.status_code == 200, reopened.get_json()
+    with time_machine.travel(datetime(2026, 11, 3, 2, tzinfo=UTC), tick=False):
+        assert leader.post(f"{path}/answer", json={"response": "已再次查处"}).status_code == 200
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC), tick=False):
+        october = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+        november = supervisor.get(f"{REPORT}?month=2026-11").get_json()
+    assert orders_answered(filed, world) == 1
+    assert orders_answered(october, world) == orders_answered(filed, world)
+    assert orders_answered(november, world) == 1
+
+
+def test_answers_count_in_the_shanghai_month_they_were_given_once_per_order(app, login, world):
+    """An answer at 23:59 on 31 October Shanghai time is October's, one at 00:00 on
+    1 November is November's (whatever offset the step was written with); an order answered
+    twice in October counts once."""
+    with app.app_context():
+        for answers in (
+            [utc(2026, 10, 31, 15, 59)],
+            ["2026-11-01T00:00:00+08:00"],
+            [utc(2026, 10, 5), utc(2026, 10, 9)],
+        ):
+            order = add_order(world, utc(2026, 10, 1), utc(2026, 10, 30), "answered")
+            leader = str(world.users["leader1"].id)
+            order.history = [order.history[0]] + [
+                {
+                    "at": at if isinstance(at, str) else at.isoformat(),
+                    "by": leader,
+                    "action": "answer",
+                    "text": "已处理",
+                }
+                for at in answers
+            ]
+            order.answered_at = utc(2026, 10, 31, 16)
+        db.session.commit()
+    supervisor = login("supervisor")
+    october = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+    november = supervisor.get(f"{REPORT}?month=2026-11").get_json()
+    assert (orders_answered(october, world), orders_answered(november, world)) == (2, 1)
 
 
 @pytest.mark.parametrize("month", ["1969-12", "1900-01", "2200-01"])

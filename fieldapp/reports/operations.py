@@ -247,24 +247,65 @@ def conflicts_section(period: Period, squadron_ids: list[int]) -> dict[int, dict
     return report
 
 
+def _answer_steps(period: Period) -> tuple[sa.FromClause, sa.ColumnElement[bool]]:
+    """The steps of each order's history (joined to the order) and the condition that a step
+    is an answer given in ``period``. The history keeps every answer; ``answered_at`` only
+    the last, which a reopen and a later answer overwrite."""
+    order = SupervisionOrder
+    if db.session.get_bind().dialect.name == "postgresql":
+        steps = sa.func.jsonb_array_elements(order.history).table_valued("value").lateral("step")
+        action = steps.c.value.op("->>")("action")
+        at = sa.cast(steps.c.value.op("->>")("at"), sa.DateTime(timezone=True))
+        given = _in_period(at, period)
+    else:
+        steps = sa.func.json_each(order.history).table_valued("value").alias("step")
+        action = sa.func.json_extract(steps.c.value, "$.action")
+        at = sa.func.julianday(sa.func.json_extract(steps.c.value, "$.at"))  # offsets honoured
+        given = sa.and_(
+            at >= sa.func.julianday(period.start.isoformat()),
+            at < sa.func.julianday(period.end.isoformat()),
+        )
+    return order.__table__.join(steps, sa.true()), sa.and_(action == "answer", given)
+
+
 def supervision_orders_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
+    """Orders issued in the month; orders answered in the month (counted from their history,
+    so that October's answer still counts in October after a reopen and an answer in
+    November; an order answered twice in one month counts once); open and overdue now."""
     order = SupervisionOrder
     issued = _in_period(order.issued_at, period)
-    answered = _in_period(order.answered_at, period)
     still_open = order.status == OrderStatus.open
     overdue = sa.and_(still_open, order.deadline < period.now)
     rows = db.session.execute(
-        sa.select(
-            order.squadron_id,
-            _sum_if(issued),
-            _sum_if(answered),
-            _sum_if(still_open),
-            _sum_if(overdue),
-        )
-        .where(order.squadron_id.in_(squadron_ids), sa.or_(issued, answered, still_open))
+        sa.select(order.squadron_id, _sum_if(issued), _sum_if(still_open), _sum_if(overdue))
+        .where(order.squadron_id.in_(squadron_ids), sa.or_(issued, still_open))
         .group_by(order.squadron_id)
     ).all()
-    return _zero_filled(rows, squadron_ids, ["issued", "answered", "open_now", "overdue_now"])
+    report = _zero_filled(rows, squadron_ids, ["issued", "open_now", "overdue_now"])
+    with_steps, answered_in_period = _answer_steps(period)
+    answered = db.session.execute(
+        sa.select(order.squadron_id, sa.func.count(sa.distinct(order.id)))
+        .select_from(with_steps)
+        .where(
+            order.squadron_id.in_(squadron_ids),
+            # An order answered in the month was last answered then or since, and issued
+            # before the month ended: only those orders' histories are read.
+            order.answered_at >= period.start,
+            order.issued_at < period.end,
+            answered_in_period,
+        )
+        .group_by(order.squadron_id)
+    ).all()
+    counts = dict(answered)
+    return {
+        squadron_id: {
+            "issued": figures["issued"],
+            "answered": int(counts.get(squadron_id, 0)),
+            "open_now": figures["open_now"],
+            "overdue_now": figures["overdue_now"],
+        }
+        for squadron_id, figures in report.items()
+    }
 
 
 def flags_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
