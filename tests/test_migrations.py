@@ -269,14 +269,14 @@ def _record_one_entry_per_kind_of_record() -> None:
     db.session.commit()
 
 
-def _assert_0024_places_entries_as_the_application_does() -> None:
+def _assert_0026_places_entries_as_the_application_does() -> None:
     _record_one_entry_per_kind_of_record()
     written = _entry_districts()
     placed = {entity for entity, district_id in written.values() if district_id is not None}
     assert {"inspection", "target", "risk", "task", "user", "squadron", "district"} <= placed
     assert None in {district_id for _, district_id in written.values()}
     db.session.remove()
-    downgrade(revision="0023")
+    downgrade(revision="0025")
     upgrade()
     assert _entry_districts() == written
     verdict = audit_ops.verify(db.session())
@@ -286,7 +286,7 @@ def _assert_0024_places_entries_as_the_application_does() -> None:
 def test_existing_audit_entries_are_placed_in_their_districts_on_both_databases(
     tmp_path, monkeypatch
 ):
-    """Migration 0024: entries written before it get the district the application gives an
+    """Migration 0026: entries written before it get the district the application gives an
     entry (its record's, else its actor's), kind of record by kind of record, with the
     append-only triggers back on afterwards; on SQLite and on PostgreSQL."""
     from fieldapp.demo.builder import SCALES, DemoBuilder
@@ -299,13 +299,13 @@ def test_existing_audit_entries_are_placed_in_their_districts_on_both_databases(
         upgrade()
         DemoBuilder(SCALES["small"], seed=3).build(app.extensions["fieldapp.auth"].password_hasher)
         db.session.commit()
-        _assert_0024_places_entries_as_the_application_does()
+        _assert_0026_places_entries_as_the_application_does()
         with pytest.raises(sa.exc.DatabaseError, match="append-only"):
             db.session.execute(sa.text("UPDATE audit_entries SET district_id = NULL"))
         db.session.remove()
         db.engine.dispose()
     with postgresql_demo_database(tmp_path, monkeypatch):
-        _assert_0024_places_entries_as_the_application_does()
+        _assert_0026_places_entries_as_the_application_does()
         with pytest.raises(sa.exc.DatabaseError, match="append-only"):
             db.session.execute(sa.text("UPDATE audit_entries SET district_id = NULL"))
         db.session.rollback()

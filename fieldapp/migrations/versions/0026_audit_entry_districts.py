@@ -2,8 +2,8 @@
 they are about, else of their actor), so an officer transferred to another district takes
 none of the old district's history along
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-12-05 18:00:00.000000
 
 ``district_id`` is stored beside the hashed fields, not hashed (the hash recipe does not
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0024"
-down_revision = "0023"
+revision = "0026"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
