@@ -492,6 +492,16 @@ def etag_of(api: Api, path: str) -> str:
     return response.headers["ETag"]
 
 
+def move_target(api: Api, target_id, squadron_id: int) -> None:
+    """``api`` (an admin's or leader's) files the target under another squadron, as a client
+    does: PATCH with the ETag just read. Its open tasks, complaints and orders follow it."""
+    path = f"/api/v1/targets/{target_id}"
+    response = api.patch(
+        path, json={"squadron_id": squadron_id}, headers={"If-Match": etag_of(api, path)}
+    )
+    assert response.status_code == 200, response.get_json()
+
+
 #: The risk model's settings: read with an ETag, changed with If-Match.
 RISK_SETTINGS = "/api/v1/risk/settings"
 

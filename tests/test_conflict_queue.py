@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from tests.conftest import assert_error, audit_entries, etag_of
+from tests.conftest import assert_error, audit_entries, move_target
 from tests.review_helpers import push_inspection, review_ok
 from tests.sync_helpers import FakeDevice
 
@@ -118,15 +118,9 @@ def test_bad_queue_queries_are_422(login, world, query):
     assert_error(login("leader1").get(f"/api/v1/conflicts?{query}"), 422, "validation_failed")
 
 
-def move_target(login, world, target: str, squadron_index: int) -> None:
+def move_to_squadron(login, world, target: str, squadron_index: int) -> None:
     """An admin moves the target to another squadron (PATCH with its ETag)."""
-    admin, path = login("admin"), f"/api/v1/targets/{world.targets[target].id}"
-    moved = admin.patch(
-        path,
-        json={"squadron_id": world.squadrons[squadron_index].id},
-        headers={"If-Match": etag_of(admin, path)},
-    )
-    assert moved.status_code == 200, moved.get_json()
+    move_target(login("admin"), world.targets[target].id, world.squadrons[squadron_index].id)
 
 
 def name_conflict(first: FakeDevice, second: FakeDevice, shop, field: str, mine, theirs) -> str:
@@ -149,7 +143,7 @@ def test_a_target_s_open_conflicts_follow_it_to_its_new_squadron(app, login, wor
     assert closed.status_code == 200, closed.get_json()
     waiting = name_conflict(first, second, shop, "address", "淞滨路14号", "淞滨路14号底层")
 
-    move_target(login, world, "shop1", 1)
+    move_to_squadron(login, world, "shop1", 1)
 
     leader2 = login("leader2")
     assert ids(leader2, f"record_id={shop}") == [waiting]
@@ -184,7 +178,7 @@ def test_an_entry_logged_before_its_target_moved_is_settled_by_the_target_s_squa
     first, second = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     shop = world.targets["shop1"].id
     waiting = name_conflict(first, second, shop, "name", "老王面馆(总店)", "王记面馆")
-    move_target(login, world, "shop1", 1)
+    move_to_squadron(login, world, "shop1", 1)
     with app.app_context():
         db.session.get(Conflict, uuid.UUID(waiting)).squadron_id = world.squadrons[0].id
         db.session.commit()

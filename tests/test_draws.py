@@ -29,6 +29,7 @@ from tests.conftest import (
     add_shop,
     assert_error,
     etag_of,
+    move_target,
     other_district,
     paused_while_edited,
     shop_payload,
@@ -428,15 +429,6 @@ def _draw_every_shop(api, seed: int, **scope) -> dict:
     return made.get_json()
 
 
-def _move(api, target_id: str, squadron_id: int) -> None:
-    """Move a target to another squadron (its open tasks follow it: ``task.move``)."""
-    path = f"/api/v1/targets/{target_id}"
-    response = api.patch(
-        path, json={"squadron_id": squadron_id}, headers={"If-Match": etag_of(api, path)}
-    )
-    assert response.status_code == 200, response.get_json()
-
-
 def test_a_squadron_draw_s_task_that_moved_with_its_shop_names_a_draw_its_new_squadron_opens(
     login, world
 ):
@@ -447,7 +439,7 @@ def test_a_squadron_draw_s_task_that_moved_with_its_shop_names_a_draw_its_new_sq
     draw = _draw_every_shop(login("leader1"), 3, squadron_id=world.squadrons[0].id)
     shop1 = str(world.targets["shop1"].id)
     [item] = [t for t in draw["targets"] if t["target_id"] == shop1]
-    _move(login("admin"), shop1, world.squadrons[1].id)
+    move_target(login("admin"), shop1, world.squadrons[1].id)
 
     for user in ("leader2", "officer3"):
         api = login(user)
@@ -512,7 +504,7 @@ def test_a_district_draw_shows_a_squadron_the_moved_shop_whose_task_it_now_holds
     draw = _draw_every_shop(admin, 5, district_id=world.district.id)
     shop1, shop2 = (str(world.targets[k].id) for k in ("shop1", "shop2"))
     assert {t["target_id"] for t in draw["targets"]} == {shop1, shop2}
-    _move(admin, shop1, world.squadrons[1].id)
+    move_target(admin, shop1, world.squadrons[1].id)
 
     leader2 = login("leader2")
     held = {t["target_id"] for t in leader2.get("/api/v1/tasks").get_json()["items"]}

@@ -32,6 +32,7 @@ from tests.conftest import (
     at_once,
     audit_entries,
     etag_of,
+    move_target,
     patch_settings,
     shop_payload,
     sign_in,
@@ -273,14 +274,7 @@ def test_an_officers_summary_counts_their_squadron_not_the_targets_of_their_task
         },
     )
     assert task.status_code == 201, task.get_json()
-    admin = login("admin")
-    path = f"/api/v1/targets/{shop1}"
-    moved = admin.patch(
-        path,
-        json={"squadron_id": world.squadrons[1].id},
-        headers={"If-Match": etag_of(admin, path)},
-    )
-    assert moved.status_code == 200, moved.get_json()
+    move_target(login("admin"), shop1, world.squadrons[1].id)
     officer = login("officer1")
     assert officer.get(f"/api/v1/targets/{shop1}/risk").status_code == 200
     summary = officer.get("/api/v1/risk/summary").get_json()

@@ -11,7 +11,14 @@ import time_machine
 
 from fieldapp.db import db
 from fieldapp.inspections.models import Case
-from tests.conftest import NO_SUCH_ID, assert_error, audit_entries, etag_of, shop_payload
+from tests.conftest import (
+    NO_SUCH_ID,
+    assert_error,
+    audit_entries,
+    etag_of,
+    move_target,
+    shop_payload,
+)
 from tests.review_helpers import FAILED_S03, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
 
@@ -325,14 +332,7 @@ def test_an_orders_case_is_the_inspections_and_the_targets(app, login, world, su
 
 def move_shop1_to_zhangmiao(login, world) -> None:
     """An admin files shop1 under 张庙 (squadron 2) instead of 吴淞."""
-    admin = login("admin")
-    path = f"/api/v1/targets/{world.targets['shop1'].id}"
-    moved = admin.patch(
-        path,
-        json={"squadron_id": world.squadrons[1].id},
-        headers={"If-Match": etag_of(admin, path)},
-    )
-    assert moved.status_code == 200, moved.get_json()
+    move_target(login("admin"), world.targets["shop1"].id, world.squadrons[1].id)
 
 
 def issue_about(supervisor, world, **subjects) -> dict:

@@ -13,7 +13,7 @@ from fieldapp.db import db, utcnow
 from fieldapp.inspections.models import Inspection
 from sync.engine import _stdlib_body_hash, body_hash
 from sync.models import Conflict, SyncChange
-from tests.conftest import assert_error, audit_entries, etag_of
+from tests.conftest import assert_error, audit_entries, etag_of, move_target
 from tests.review_helpers import review_ok
 from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection, photo_metadata
 
@@ -1330,7 +1330,7 @@ def test_an_inspection_made_before_its_shop_moved_is_filed_where_the_shop_now_is
     as their own inspection elsewhere."""
     admin, officer = login("admin"), FakeDevice(login("officer1"))
     officer.pull_all()
-    _move_shop1_to_squadron_2(admin, world)
+    move_target(admin, world.targets["shop1"].id, world.squadrons[1].id)
 
     inspection_id = uuid.uuid4()
     made = new_inspection(world, ["officer1", "officer2"], status="submitted")
@@ -1358,7 +1358,7 @@ def test_a_shop_inspected_after_it_moved_counts_as_the_officer_s_until_the_pad_i
     an inspection it begins of shop1 is refused: the officer was told the shop is not theirs."""
     admin, officer = login("admin"), FakeDevice(login("officer1"))
     officer.pull_all()
-    _move_shop1_to_squadron_2(admin, world)
+    move_target(admin, world.targets["shop1"].id, world.squadrons[1].id)
     unaware_id = uuid.uuid4()
     unaware = new_inspection(world, ["officer1"], started_at=utcnow().isoformat())
 
@@ -1470,7 +1470,7 @@ def test_a_task_that_followed_its_shop_is_still_named_by_an_inspection_made_befo
     task = _send_to_shop1(login("leader1"), world, "officer1")
     colleague = FakeDevice(login("officer2"))
     assert ("task", task) in {(c["entity"], c["id"]) for c in colleague.pull_all()}
-    _move_shop1_to_squadron_2(login("admin"), world)
+    move_target(login("admin"), world.targets["shop1"].id, world.squadrons[1].id)
     assert_error(login("officer2").get(f"/api/v1/tasks/{task}"), 404, "not_found")
 
     made_before = new_inspection(world, ["officer2"], status="submitted", origin="task")
@@ -1489,16 +1489,6 @@ def test_a_task_that_followed_its_shop_is_still_named_by_an_inspection_made_befo
     own_inspection = new_inspection(world, ["officer1"], origin="task", task_id=task)
     [own] = sent.push_ok(sent.change("inspection", uuid.uuid4(), own_inspection))
     assert own["status"] == "applied", own["error"]
-
-
-def _move_shop1_to_squadron_2(admin, world) -> None:
-    path = f"/api/v1/targets/{world.targets['shop1'].id}"
-    moved = admin.patch(
-        path,
-        json={"squadron_id": world.squadrons[1].id},
-        headers={"If-Match": etag_of(admin, path)},
-    )
-    assert moved.status_code == 200, moved.get_json()
 
 
 def test_a_new_shop_and_its_first_inspection_in_one_batch_are_both_applied(app, login, world):
