@@ -1765,7 +1765,9 @@ class PhotoHandler(Handler):
             return self._delete(ctx, change, photo)
         loaded, wire = load_fields(_PHOTO_INPUT, change.fields)
         if photo is None:
-            if change.base_version is not None and (self.entity, change.id) in ctx.tombstoned:
+            if (self.entity, change.id) in ctx.tombstoned:
+                # An edit of it, or its create sent again (a lost answer, a reset pad): it
+                # waits beside the deletion; brought back, it could never be deleted again.
                 return self._edit_of_deleted(ctx, change)
             require_photo_fields(loaded)
             gone = self._deleted_inspection(ctx, loaded.get("inspection_id"))

@@ -302,17 +302,27 @@ def _record_removals_served(policy: Policy, seq: int) -> None:
     statement = insert(served).values(
         device_id=device_id, user_id=policy.user.id, change_seq=seq, served_at=utcnow()
     )
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[served.c.device_id, served.c.user_id],
-            set_={
-                "change_seq": statement.excluded.change_seq,
-                "served_at": statement.excluded.served_at,
-            },
-            # A page served again after a lost answer does not move the device's time back.
-            where=served.c.change_seq < statement.excluded.change_seq,
-        )
+    upsert = statement.on_conflict_do_update(
+        index_elements=[served.c.device_id, served.c.user_id],
+        set_={
+            "change_seq": statement.excluded.change_seq,
+            "served_at": statement.excluded.served_at,
+        },
+        # A page served again after a lost answer does not move the device's time back.
+        where=served.c.change_seq < statement.excluded.change_seq,
     )
+    if dialect != "sqlite":
+        db.session.execute(upsert)
+        return
+    try:
+        with db.session.begin_nested():
+            db.session.execute(upsert)
+    except sa.exc.OperationalError:
+        # SQLite cannot turn the page's read into a write once another request has committed
+        # since it began (SQLITE_BUSY_SNAPSHOT: the pull would answer 503). The note is the
+        # device's bookkeeping, not the page's: written on a connection of its own.
+        with db.engine.begin() as connection:
+            connection.execute(upsert)
 
 
 #: PostgreSQL plans that gather every row after the cursor and sort them: a page's queries

@@ -1306,6 +1306,33 @@ def test_a_new_photo_of_an_inspection_deleted_meanwhile_waits_in_the_conflict_lo
     assert resolve(leader, entry["id"], "server").status_code == 200
 
 
+def test_a_photo_s_create_sent_again_after_its_delete_waits_and_does_not_bring_it_back(
+    app, login, world
+):
+    """officer2 deletes a photo; officer1's pad, which lost the answer to its create, sends it
+    again under a new change id. It waits beside the deletion: brought back (as it was), the
+    photo stood in the record again, and a second delete hit the tombstone's key, a 409 the
+    pad retried for ever."""
+    from fieldapp.photos.models import Photo
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, photo = shared_draft(world, officer1), uuid.uuid4()
+    meta = photo_metadata(record, item_code="S01")
+    officer1.push_ok(officer1.change("photo", photo, meta))
+    [deleted] = officer2.push_ok(officer2.change("photo", photo, op="delete", base_version=1))
+    assert deleted["status"] == "applied"
+
+    [again] = officer1.push_ok(officer1.change("photo", photo, meta))
+    [second] = officer2.push_ok(officer2.change("photo", photo, op="delete", base_version=1))
+
+    assert (again["status"], again["error"]) == ("conflict", None), again
+    with app.app_context():
+        assert db.session.get(Photo, photo) is None
+    assert (second["status"], second["error"]) == ("applied", None), second
+    [entry] = login("leader1").get(f"/api/v1/conflicts?record_id={photo}").get_json()["items"]
+    assert (entry["kind"], entry["client_value"]["item_code"]) == ("delete", "S01")
+
+
 def test_a_create_arriving_after_its_inspection_was_deleted_waits_in_the_conflict_log(
     app, login, world
 ):

@@ -590,3 +590,50 @@ def test_a_page_s_parts_beyond_the_squadron_are_not_jit_compiled(app, backend, w
         [plan] = db.session.execute(sa.text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar()
         assert "JIT" not in plan, plan
         db.session.rollback()
+
+
+def test_a_page_carrying_a_removal_is_served_though_another_request_committed_meanwhile(
+    tmp_path, monkeypatch
+):
+    """SQLite, the embedded default: a page that carries a scope exit notes how far the pad
+    was served (``sync_removals_served``) after reading it. A read that turns writer after
+    another connection committed fails at once in WAL mode (SQLITE_BUSY_SNAPSHOT): every page
+    that met a push committing meanwhile answered 503. The page is served and the note
+    written all the same."""
+    import sqlite3
+
+    import sync.pull as pull_module
+    from sync.models import RemovalsServed
+    from tests.conftest import committed_world, migrated_app, move_target, sign_in
+
+    path = tmp_path / "race.sqlite3"
+    app = migrated_app(f"sqlite:///{path}", tmp_path)
+    worlds = committed_world(app)
+    app, world = next(worlds)
+    try:
+        officer = sign_in(app, "officer1", "pad-race")
+        first = officer.get("/api/v1/sync/pull")
+        assert first.status_code == 200, first.get_json()
+        admin = sign_in(app, "admin", "desk-admin")
+        move_target(admin, world.targets["shop1"].id, world.squadrons[1].id)
+        note = pull_module._record_removals_served
+
+        def another_request_commits_first(*args, **kwargs):
+            other = sqlite3.connect(path, timeout=5)
+            other.execute("UPDATE devices SET name = 'desk' WHERE id = 'desk-admin'")
+            other.commit()
+            other.close()
+            return note(*args, **kwargs)
+
+        monkeypatch.setattr(pull_module, "_record_removals_served", another_request_commits_first)
+        page = officer.get(f"/api/v1/sync/pull?cursor={first.get_json()['cursor']}")
+
+        assert page.status_code == 200, page.get_json()
+        removed = {
+            (c["entity"], c["id"]) for c in page.get_json()["changes"] if c["op"] == "delete"
+        }
+        assert ("target", str(world.targets["shop1"].id)) in removed
+        with app.app_context():
+            assert db.session.get(RemovalsServed, ("pad-race", world.users["officer1"].id))
+    finally:
+        next(worlds, None)
