@@ -119,6 +119,8 @@ class OrderEventSchema(ma.Schema):
     by = fields.String(dump_only=True)
     action = fields.String(dump_only=True)
     text = fields.String(dump_only=True, allow_none=True)
+    #: The squadron the order was with after this step (absent from steps of old orders).
+    squadron_id = fields.Integer(dump_only=True)
     deadline = fields.String(dump_only=True)
 
 

@@ -22,7 +22,7 @@ from fieldapp.reports.operations import flatten, spreadsheet_cell
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.supervision.models import SupervisionOrder
 from sync.models import Conflict
-from tests.conftest import NO_SUCH_ID, assert_error, audit_entries, etag_of
+from tests.conftest import NO_SUCH_ID, assert_error, audit_entries, etag_of, move_target
 from tests.review_helpers import FAILED_S03, inspection_path, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice
 
@@ -688,6 +688,71 @@ def test_an_answer_in_october_still_counts_in_octobers_report_after_a_reopen(log
     assert orders_answered(filed, world) == 1
     assert orders_answered(october, world) == orders_answered(filed, world)
     assert orders_answered(november, world) == 1
+
+
+def order_figures(body: dict, squadron_id: int) -> dict:
+    return {r["squadron_id"]: r for r in body["squadrons"]}[squadron_id]["supervision_orders"]
+
+
+def test_an_order_moved_with_its_target_leaves_past_months_figures_where_they_were(login, world):
+    """An order about 老王面馆 is issued to 吴淞 on 10 October, answered by 吴淞's leader on
+    15 October and reopened on 20 October. On 10 November the shop moves to 张庙 and the open
+    order follows it. October's report made again in December still says what October ended
+    with: 吴淞 was issued one order and answered it; 张庙 was issued none and answered none."""
+    supervisor, leader, admin = login("supervisor"), login("leader1"), login("admin")
+    wusong, zhangmiao = world.squadrons[0].id, world.squadrons[1].id
+    body = {
+        "squadron_id": wusong,
+        "target_id": str(world.targets["shop1"].id),
+        "text": "该商户油烟问题群众反映强烈, 请于期限内查处并回复",
+        "deadline": "2026-10-20T17:00:00+08:00",
+    }
+    with time_machine.travel(datetime(2026, 10, 10, 2, tzinfo=UTC), tick=False):
+        issued = supervisor.post("/api/v1/supervision/orders", json=body)
+        assert issued.status_code == 201, issued.get_json()
+    path = f"/api/v1/supervision/orders/{issued.get_json()['id']}"
+    with time_machine.travel(datetime(2026, 10, 15, 2, tzinfo=UTC), tick=False):
+        assert leader.post(f"{path}/answer", json={"response": "已处理"}).status_code == 200
+    with time_machine.travel(datetime(2026, 10, 20, 2, tzinfo=UTC), tick=False):
+        reopened = supervisor.post(
+            f"{path}/reopen", json={"reason": "仍在直排", "deadline": "2026-11-30T17:00:00+08:00"}
+        )
+        assert reopened.status_code == 200, reopened.get_json()
+    with time_machine.travel(datetime(2026, 11, 1, 2, tzinfo=UTC), tick=False):
+        filed = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+    assert (order_figures(filed, wusong)["issued"], order_figures(filed, wusong)["answered"]) == (
+        1,
+        1,
+    )
+    with time_machine.travel(datetime(2026, 11, 10, 2, tzinfo=UTC), tick=False):
+        move_target(admin, world.targets["shop1"].id, zhangmiao)
+    assert supervisor.get(path).get_json()["squadron_id"] == zhangmiao
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC), tick=False):
+        again = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+        november = supervisor.get(f"{REPORT}?month=2026-11").get_json()
+    figures = (order_figures(again, wusong), order_figures(again, zhangmiao))
+    assert (figures[0]["issued"], figures[0]["answered"]) == (1, 1), figures
+    assert (figures[1]["issued"], figures[1]["answered"]) == (0, 0), figures
+    # Open now, the order is 张庙's to answer, in every month's report.
+    assert (figures[0]["open_now"], figures[1]["open_now"]) == (0, 1), figures
+    assert order_figures(november, zhangmiao)["issued"] == 0
+
+
+def test_a_case_moved_with_its_target_stays_opened_by_the_squadron_that_opened_it(login, world):
+    """吴淞 opens a case on 老王面馆 in October; in November the shop moves to 张庙 and the
+    open case goes with it. October's report made again in December still counts the case as
+    opened by 吴淞, the squadron whose inspection opened it."""
+    wusong, zhangmiao = world.squadrons[0].id, world.squadrons[1].id
+    with time_machine.travel(datetime(2026, 10, 10, 2, tzinfo=UTC), tick=False):
+        device = FakeDevice(login("officer1"))
+        opened = push_inspection(world, device, answers=FAILED_S03, outcome="case_opened")
+        review_ok(login("leader1"), opened, "approve")
+    with time_machine.travel(datetime(2026, 11, 10, 2, tzinfo=UTC), tick=False):
+        move_target(login("admin"), world.targets["shop1"].id, zhangmiao)
+    with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC), tick=False):
+        october = login("supervisor").get(f"{REPORT}?month=2026-10").get_json()
+    rows = {r["squadron_id"]: r["cases"]["opened"] for r in october["squadrons"]}
+    assert (rows[wusong], rows[zhangmiao]) == (1, 0), rows
 
 
 def test_answers_count_in_the_shanghai_month_they_were_given_once_per_order(app, login, world):

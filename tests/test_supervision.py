@@ -401,6 +401,58 @@ def test_orders_about_a_targets_case_follow_it_those_about_an_inspection_or_answ
     }
 
 
+def test_an_order_reopened_after_its_shop_moved_reaches_the_squadron_that_answers_for_it_now(
+    app, login, world, supervisor
+):
+    """An order about 老王面馆 is answered by 吴淞's leader; the shop then moves to 张庙 (the
+    answered order stays behind, as 吴淞's history). The supervisor is not satisfied and
+    reopens it: open again, it is 张庙's, whose leader now answers for the shop (吴淞's can
+    no longer even read it). The move is audited and written in the order's history."""
+    leader1, leader2 = login("leader1"), login("leader2")
+    shop = str(world.targets["shop1"].id)
+    order = issue_about(supervisor, world, target_id=shop)
+    path = f"{ORDERS}/{order['id']}"
+    assert leader1.post(f"{path}/answer", json={"response": "已处理"}).status_code == 200
+    move_shop1_to_zhangmiao(login, world)
+    assert supervisor.get(path).get_json()["squadron_id"] == world.squadrons[0].id
+    reopened = supervisor.post(f"{path}/reopen", json={"reason": "仍在直排"})
+    assert reopened.status_code == 200, reopened.get_json()
+    assert leader1.get(f"/api/v1/targets/{shop}").status_code == 404
+    assert reopened.get_json()["squadron_id"] == world.squadrons[1].id
+    assert [o["id"] for o in leader2.get(ORDERS).get_json()["items"]] == [order["id"]]
+    steps = [(s["action"], s["squadron_id"]) for s in reopened.get_json()["history"]]
+    wusong, zhangmiao = world.squadrons[0].id, world.squadrons[1].id
+    assert steps == [
+        ("issue", wusong),
+        ("answer", wusong),
+        ("move", zhangmiao),
+        ("reopen", zhangmiao),
+    ]
+    [move] = audit_entries(app, action="supervision_order.move")
+    assert (move.record_id, move.before, move.after) == (
+        order["id"],
+        {"squadron_id": wusong},
+        {"squadron_id": zhangmiao},
+    )
+    answered = leader2.post(f"{path}/answer", json={"response": "已接手查处"})
+    assert answered.status_code == 200, answered.get_json()
+
+
+def test_an_order_about_an_inspection_reopened_after_its_shop_moved_stays_with_its_squadron(
+    login, world, supervisor
+):
+    """An order that names an inspection stays with the squadron that made the inspection
+    (inspections never change squadron), also when it is reopened after the shop moved."""
+    order = issue(supervisor, world, submitted_inspection(login, world))
+    path = f"{ORDERS}/{order['id']}"
+    assert login("leader1").post(f"{path}/answer", json={"response": "已处理"}).status_code == 200
+    move_shop1_to_zhangmiao(login, world)
+    reopened = supervisor.post(f"{path}/reopen", json={"reason": "仍在直排"})
+    assert reopened.status_code == 200, reopened.get_json()
+    assert reopened.get_json()["squadron_id"] == world.squadrons[0].id
+    assert "move" not in [s["action"] for s in reopened.get_json()["history"]]
+
+
 def test_an_order_for_an_unknown_squadron_is_refused(login, world, supervisor):
     body = order_body(world, submitted_inspection(login, world), squadron_id=NO_SUCH_ID)
     assert_error(supervisor.post(ORDERS, json=body), 403, "forbidden")

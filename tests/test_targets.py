@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime, timedelta
 
@@ -21,6 +22,7 @@ from tests.conftest import (
     assert_error,
     audit_entries,
     etag_of,
+    move_target,
     shop_payload,
     site_payload,
     square,
@@ -761,6 +763,49 @@ def test_admin_moves_a_target_to_another_squadron(login, world):
     assert response.get_json()["squadron_id"] == world.squadrons[1].id
     assert "老王面馆" in names(login("officer3").get("/api/v1/targets"))
     assert_error(login("officer1").get(path), 404, "not_found")
+
+
+def test_an_open_case_moves_with_its_shop_so_the_new_leader_reads_it_in_the_shops_file(
+    app, login, world
+):
+    """A case (立案) is opened on 老王面馆 (吴淞) and the supervisor orders 吴淞 about it. The
+    shop moves to 张庙: the open order follows the shop, and so does the case (audited as
+    ``case.move``), so 张庙's leader, asked about the case, finds it in the shop's file."""
+    from fieldapp.inspections.models import Case
+    from tests.review_helpers import FAILED_S03, review_ok
+
+    supervisor = login("supervisor")
+    opened = push_inspection(
+        world, FakeDevice(login("officer1")), answers=FAILED_S03, outcome="case_opened"
+    )
+    review_ok(login("leader1"), opened, "approve")
+    with app.app_context():
+        case_id = str(
+            db.session.scalar(sa.select(Case.id).where(Case.inspection_id == uuid.UUID(opened)))
+        )
+    order = supervisor.post(
+        "/api/v1/supervision/orders",
+        json={
+            "squadron_id": world.squadrons[0].id,
+            "case_id": case_id,
+            "text": "该案件办理超期, 请说明情况",
+            "deadline": "2027-01-20T17:00:00+08:00",
+        },
+    )
+    assert order.status_code == 201, order.get_json()
+    move_target(login("admin"), world.targets["shop1"].id, world.squadrons[1].id)
+    leader2 = login("leader2")
+    order_now = leader2.get(f"/api/v1/supervision/orders/{order.get_json()['id']}")
+    assert order_now.status_code == 200
+    assert order_now.get_json()["squadron_id"] == world.squadrons[1].id
+    shop_file = leader2.get(f"/api/v1/targets/{world.targets['shop1'].id}").get_json()
+    assert case_id in [c["id"] for c in shop_file["cases"]], shop_file["cases"]
+    [move] = audit_entries(app, action="case.move")
+    assert (move.record_id, move.before, move.after) == (
+        case_id,
+        {"squadron_id": world.squadrons[0].id},
+        {"squadron_id": world.squadrons[1].id},
+    )
 
 
 # -- audit ------------------------------------------------------------------------------------

@@ -1291,7 +1291,7 @@ class DemoBuilder:
                 steps += [("close", closed, supervisor, None)] if closed else []
                 order.history = [
                     {"at": (end - timedelta(days=days)).isoformat(), "by": str(by),
-                     "action": action, "text": text}
+                     "action": action, "text": text, "squadron_id": s["id"]}
                     for action, days, by, text in steps
                 ]  # fmt: skip
                 db.session.add_all([review, order])

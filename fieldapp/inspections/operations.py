@@ -34,10 +34,11 @@ from fieldapp.inspections.models import (
 from fieldapp.localtime import local_date
 from fieldapp.org.models import District, Squadron
 from fieldapp.risk import operations as risk
+from fieldapp.targets.models import Target
 from fieldapp.tasks import operations as tasks
 from sync.entities import inspection_wire
 from sync.models import RecordVersion
-from sync.versions import record_version
+from sync.versions import move_to_squadron, record_version
 
 DECISIONS = {"approve": ReviewAction.approve, "return": ReviewAction.return_}
 
@@ -219,6 +220,29 @@ def open_case(actor: Actor, inspection: Inspection, now: datetime) -> Case | Non
         },
     )
     return case
+
+
+def open_cases_follow(actor: Actor, target: Target, squadron_id: int) -> int:
+    """The target moved to ``squadron_id``: its open cases (立案, not closed) go with it, as
+    its open complaints, tasks and supervision orders do, each with an audit entry
+    ``case.move`` (``{squadron_id}`` before and after); returns how many moved.
+
+    The target's file lists its cases by the case's squadron: left behind, an open case was
+    in no file the squadron now answering for the target can read, while the orders about it
+    follow the target and ask that squadron about it. Closed cases stay, as the old
+    squadron's history (the monthly report counts a case as opened by the squadron whose
+    inspection opened it, so a move rewrites no past month)."""
+    moving = db.session.scalars(
+        sa.select(Case)
+        .where(
+            Case.target_id == target.id,
+            Case.closed_at.is_(None),
+            Case.squadron_id != squadron_id,
+        )
+        .order_by(Case.id)
+        .with_for_update()
+    ).all()
+    return move_to_squadron(actor, moving, "case.move", "case", squadron_id)
 
 
 _SEVERITY_ORDER = {"severe": 0, "moderate": 1, "minor": 2}

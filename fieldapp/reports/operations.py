@@ -132,13 +132,28 @@ def _zero_filled(rows, squadron_ids: list[int], names: list[str]) -> dict[int, d
 
 
 def cases_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
-    opened, closed = _in_period(Case.opened_at, period), _in_period(Case.closed_at, period)
-    rows = db.session.execute(
-        sa.select(Case.squadron_id, _sum_if(opened), _sum_if(closed))
-        .where(Case.squadron_id.in_(squadron_ids), sa.or_(opened, closed))
+    """Cases opened in the month, by the squadron whose inspection opened them (an open case
+    follows its target to another squadron later, and must not take its month's figure
+    along); cases closed in the month, by the squadron they are with (a case moves only while
+    open, so that is the squadron that closed it)."""
+    opening = sa.func.coalesce(Inspection.squadron_id, Case.squadron_id)
+    opened = db.session.execute(
+        sa.select(opening, sa.func.count())
+        .select_from(Case)
+        .outerjoin(Inspection, Inspection.id == Case.inspection_id)
+        .where(_in_period(Case.opened_at, period), opening.in_(squadron_ids))
+        .group_by(opening)
+    ).all()
+    closed = db.session.execute(
+        sa.select(Case.squadron_id, sa.func.count())
+        .where(_in_period(Case.closed_at, period), Case.squadron_id.in_(squadron_ids))
         .group_by(Case.squadron_id)
     ).all()
-    return _zero_filled(rows, squadron_ids, ["opened", "closed"])
+    report = {s: {"opened": 0, "closed": 0} for s in squadron_ids}
+    for name, rows in (("opened", opened), ("closed", closed)):
+        for squadron_id, n in rows:
+            report[squadron_id][name] = int(n)
+    return report
 
 
 def rectifications_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
@@ -247,16 +262,27 @@ def conflicts_section(period: Period, squadron_ids: list[int]) -> dict[int, dict
     return report
 
 
-def _answer_steps(period: Period) -> tuple[sa.FromClause, sa.ColumnElement[bool]]:
-    """The steps of each order's history (joined to the order) and the condition that a step
-    is an answer given in ``period``. The history keeps every answer; ``answered_at`` only
-    the last, which a reopen and a later answer overwrite."""
+@dataclass
+class _OrderSteps:
+    """The steps of each order's history, joined to the order (``joined``): each step's
+    ``action``, whether it was taken in the period (``in_period``) and the squadron the order
+    was with at the step (``squadron_id``; the order's own for steps written before the
+    history kept it)."""
+
+    joined: sa.FromClause
+    action: sa.ColumnElement
+    in_period: sa.ColumnElement[bool]
+    squadron_id: sa.ColumnElement[int]
+
+
+def _order_steps(period: Period) -> _OrderSteps:
     order = SupervisionOrder
     if db.session.get_bind().dialect.name == "postgresql":
         steps = sa.func.jsonb_array_elements(order.history).table_valued("value").lateral("step")
         action = steps.c.value.op("->>")("action")
         at = sa.cast(steps.c.value.op("->>")("at"), sa.DateTime(timezone=True))
         given = _in_period(at, period)
+        squadron = sa.cast(steps.c.value.op("->>")("squadron_id"), sa.Integer)
     else:
         steps = sa.func.json_each(order.history).table_valued("value").alias("step")
         action = sa.func.json_extract(steps.c.value, "$.action")
@@ -265,42 +291,69 @@ def _answer_steps(period: Period) -> tuple[sa.FromClause, sa.ColumnElement[bool]
             at >= sa.func.julianday(period.start.isoformat()),
             at < sa.func.julianday(period.end.isoformat()),
         )
-    return order.__table__.join(steps, sa.true()), sa.and_(action == "answer", given)
+        squadron = sa.func.json_extract(steps.c.value, "$.squadron_id")
+    return _OrderSteps(
+        joined=order.__table__.join(steps, sa.true()),
+        action=action,
+        in_period=given,
+        squadron_id=sa.func.coalesce(squadron, order.squadron_id),
+    )
+
+
+def _orders_by_step_squadron(
+    steps: _OrderSteps, action: str, squadron_ids: list[int], *narrowing
+) -> dict[int, int]:
+    """How many orders had a step ``action`` in the period, by the squadron at that step (an
+    order with two such steps in the period counts once)."""
+    rows = db.session.execute(
+        sa.select(steps.squadron_id, sa.func.count(sa.distinct(SupervisionOrder.id)))
+        .select_from(steps.joined)
+        .where(
+            *narrowing,
+            steps.action == action,
+            steps.in_period,
+            steps.squadron_id.in_(squadron_ids),
+        )
+        .group_by(steps.squadron_id)
+    ).all()
+    return {int(squadron): int(n) for squadron, n in rows}
 
 
 def supervision_orders_section(period: Period, squadron_ids: list[int]) -> dict[int, dict]:
-    """Orders issued in the month; orders answered in the month (counted from their history,
-    so that October's answer still counts in October after a reopen and an answer in
-    November; an order answered twice in one month counts once); open and overdue now."""
+    """Orders issued in the month; orders answered in the month; open and overdue now.
+
+    Issues and answers are read from the orders' histories, each counted for the squadron the
+    order was with at that step: an answer in October still counts in October after a reopen
+    and an answer in November (``answered_at`` keeps only the last), and an order that later
+    followed its target to another squadron leaves October's figures where October left them.
+    An order answered twice in one month counts once. Open and overdue are the orders' state
+    now, where they are now."""
     order = SupervisionOrder
-    issued = _in_period(order.issued_at, period)
     still_open = order.status == OrderStatus.open
     overdue = sa.and_(still_open, order.deadline < period.now)
     rows = db.session.execute(
-        sa.select(order.squadron_id, _sum_if(issued), _sum_if(still_open), _sum_if(overdue))
-        .where(order.squadron_id.in_(squadron_ids), sa.or_(issued, still_open))
+        sa.select(order.squadron_id, _sum_if(still_open), _sum_if(overdue))
+        .where(order.squadron_id.in_(squadron_ids), still_open)
         .group_by(order.squadron_id)
     ).all()
-    report = _zero_filled(rows, squadron_ids, ["issued", "open_now", "overdue_now"])
-    with_steps, answered_in_period = _answer_steps(period)
-    answered = db.session.execute(
-        sa.select(order.squadron_id, sa.func.count(sa.distinct(order.id)))
-        .select_from(with_steps)
-        .where(
-            order.squadron_id.in_(squadron_ids),
-            # An order answered in the month was last answered then or since, and issued
-            # before the month ended: only those orders' histories are read.
-            order.answered_at >= period.start,
-            order.issued_at < period.end,
-            answered_in_period,
-        )
-        .group_by(order.squadron_id)
-    ).all()
-    counts = dict(answered)
+    report = _zero_filled(rows, squadron_ids, ["open_now", "overdue_now"])
+    steps = _order_steps(period)
+    issued = _orders_by_step_squadron(
+        steps, "issue", squadron_ids, _in_period(order.issued_at, period)
+    )
+    # An order answered in the month was last answered then or since, and issued before the
+    # month ended: only those orders' histories are read.
+    answered = _orders_by_step_squadron(
+        steps,
+        "answer",
+        squadron_ids,
+        order.answered_at >= period.start,
+        order.issued_at < period.end,
+    )
     return {
         squadron_id: {
-            "issued": figures["issued"],
-            "answered": int(counts.get(squadron_id, 0)),
+            "issued": issued.get(squadron_id, 0),
+            "answered": answered.get(squadron_id, 0),
             "open_now": figures["open_now"],
             "overdue_now": figures["overdue_now"],
         }

@@ -71,7 +71,9 @@ class SupervisionOrder(db.Model):
     answered_by_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("users.id"))
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    #: Every step: [{"at", "by", "action": issue|answer|close|reopen, "text", "deadline"?}]
+    #: Every step: [{"at", "by", "action": issue|answer|close|reopen|move, "text",
+    #: "squadron_id", "deadline"?}]; ``squadron_id``: the squadron the order was with after
+    #: the step (missing in steps written before it was kept: then the order's own).
     history: Mapped[list] = mapped_column(JSONType, default=list)
 
     __table_args__ = (

@@ -96,10 +96,14 @@ def case_reviews_query(base: sa.Select, filters: dict) -> sa.Select:
 _SUBJECTS = (("inspection_id", Inspection), ("target_id", Target), ("case_id", Case))
 
 
-def _event(actor: Actor, action: str, now: datetime, text: str | None, **extra) -> dict:
-    return {"at": now.isoformat(), "by": str(actor.user_id), "action": action, "text": text} | {
-        k: v.isoformat() for k, v in extra.items()
-    }
+def _event(
+    actor: Actor, action: str, now: datetime, text: str | None, squadron_id: int, **extra
+) -> dict:
+    """One step of an order's history. The squadron the order was with at that step is kept
+    in it: the monthly report counts each issue and answer where it happened, which a later
+    move of the order (with its target) must not rewrite."""
+    step = {"at": now.isoformat(), "by": str(actor.user_id), "action": action, "text": text}
+    return step | {"squadron_id": squadron_id} | {k: v.isoformat() for k, v in extra.items()}
 
 
 def _future(deadline: datetime, now: datetime, field: str = "deadline") -> None:
@@ -153,7 +157,7 @@ def issue_order(actor: Actor, squadron_id: int, args: dict, now: datetime) -> Su
         deadline=args["deadline"],
         status=OrderStatus.open,
         issued_at=now,
-        history=[_event(actor, "issue", now, args["text"], deadline=args["deadline"])],
+        history=[_event(actor, "issue", now, args["text"], squadron_id, deadline=args["deadline"])],
     )
     db.session.add(order)
     db.session.flush()
@@ -193,7 +197,7 @@ def answer_order(
         actor,
         order,
         "answer",
-        _event(actor, "answer", now, response),
+        _event(actor, "answer", now, response, order.squadron_id),
         status=OrderStatus.answered,
         response=response,
         answered_by_id=actor.user_id,
@@ -210,7 +214,7 @@ def close_order(
         actor,
         order,
         "close",
-        _event(actor, "close", now, comment or None),
+        _event(actor, "close", now, comment or None, order.squadron_id),
         status=OrderStatus.closed,
         closed_at=now,
     )
@@ -224,18 +228,46 @@ def reopen_order(
     _require_status(order, (OrderStatus.answered, OrderStatus.closed), "reopened")
     deadline = deadline or order.deadline
     _future(deadline, now)
+    answering = _squadron_answering_for(order)
+    if answering is not None and answering != order.squadron_id:
+        # An answered order stayed behind when its target moved, as the old squadron's
+        # history; open again, it asks for what the target's squadron now does.
+        _move_orders(actor, [order], answering, now)
     return _transition(
         actor,
         order,
         "reopen",
-        _event(actor, "reopen", now, reason, deadline=deadline),
+        _event(actor, "reopen", now, reason, order.squadron_id, deadline=deadline),
         status=OrderStatus.open,
         deadline=deadline,
         closed_at=None,
     )
 
 
-def open_orders_follow(actor: Actor, target: Target, squadron_id: int) -> int:
+def _squadron_answering_for(order: SupervisionOrder) -> int | None:
+    """The squadron the target of an order about a target or its case is in now; None for an
+    order that names an inspection (it stays with the squadron that made the inspection)."""
+    if order.inspection_id is not None:
+        return None
+    target_id = order.target_id
+    if target_id is None:
+        target_id = db.session.scalar(sa.select(Case.target_id).where(Case.id == order.case_id))
+    return db.session.scalar(sa.select(Target.squadron_id).where(Target.id == target_id))
+
+
+def _move_orders(
+    actor: Actor, orders: list[SupervisionOrder], squadron_id: int, now: datetime
+) -> int:
+    """File ``orders`` under ``squadron_id``: an audit entry ``supervision_order.move`` and a
+    ``move`` step in each order's history (the step keeps where the order went, and when)."""
+    for order in orders:
+        order.history = [*order.history, _event(actor, "move", now, None, squadron_id)]
+    return move_to_squadron(
+        actor, orders, "supervision_order.move", "supervision_order", squadron_id
+    )
+
+
+def open_orders_follow(actor: Actor, target: Target, squadron_id: int, now: datetime) -> int:
     """The target moved to ``squadron_id``: the open orders about it go with it, as its open
     complaints, tasks and conflict entries do. An order about the target, or about a case of
     the target, asks for what the squadron answering for the target does (left behind, it
@@ -243,7 +275,8 @@ def open_orders_follow(actor: Actor, target: Target, squadron_id: int) -> int:
     it). Orders that name an inspection stay with it (inspections never change squadron, and
     the squadron that made it answers for it), and so do answered and closed orders, as the
     old squadron's history. Each move is audited (``supervision_order.move``); returns how
-    many orders moved.
+    many orders moved. An answered order that stays behind follows later, if it is reopened
+    (:func:`reopen_order`).
 
     The orders are locked as they are read, as answering locks its order: an answer that got
     there first is waited for (and its order, answered then, stays), and one that comes after
@@ -263,9 +296,7 @@ def open_orders_follow(actor: Actor, target: Target, squadron_id: int) -> int:
         .order_by(SupervisionOrder.id)
         .with_for_update()
     ).all()
-    return move_to_squadron(
-        actor, moving, "supervision_order.move", "supervision_order", squadron_id
-    )
+    return _move_orders(actor, moving, squadron_id, now)
 
 
 def orders_query(base: sa.Select, filters: dict, now: datetime) -> sa.Select:

@@ -178,7 +178,8 @@ def edit_errors(target: Target, changes: dict) -> dict[str, list[str]]:
 def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool = True) -> Target:
     """Change the given fields of a target (its kind and code never change); re-assess its
     risk when a field the score depends on changed (unless ``assess=False``). Moving it takes
-    its open conflicts, complaints and tasks along; deactivating it cancels its open tasks."""
+    its open conflicts, complaints, tasks, supervision orders and cases along; deactivating
+    it cancels its open tasks."""
     errors = edit_errors(target, changes)
     if errors:
         raise validation_error(errors)
@@ -196,7 +197,11 @@ def update_target(actor: Actor, target: Target, changes: dict, *, assess: bool =
         open_conflicts_follow(actor, "target", target.id, changes["squadron_id"])
         open_complaints_follow(actor, target, changes["squadron_id"])
         open_tasks_follow(actor, target, changes["squadron_id"], now)
-        open_orders_follow(actor, target, changes["squadron_id"])
+        open_orders_follow(actor, target, changes["squadron_id"], now)
+        # Imported here: the inspections' operations reach the sync engine, which imports this.
+        from fieldapp.inspections.operations import open_cases_follow
+
+        open_cases_follow(actor, target, changes["squadron_id"])
     deactivating = target.active and changes.get("active") is False
     point_before = (target.lon, target.lat)
     for name, value in changes.items():
