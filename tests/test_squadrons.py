@@ -624,3 +624,45 @@ def test_only_admins_add_districts_and_others_see_their_own(login, world, userna
     assert login("admin").post("/api/v1/districts", json=body).status_code == 201
     listed = api.get("/api/v1/districts").get_json()["items"]
     assert [d["code"] for d in listed] == ["310113"]
+
+
+def test_a_redraw_does_not_undo_an_admins_move_of_a_shop_made_while_it_ran(pg_app, monkeypatch):
+    """While the 吴淞/淞南 border moves (the redraw has read which targets leave 吴淞), a
+    colleague files one of those shops under 张庙 (PATCH with If-Match). Either the move waits
+    for the redraw and then meets a shop the redraw moved (its version changed: refused), or it
+    answered 200 first and the redraw leaves the shop in 张庙: never the colleague told 200 and
+    the shop moved on to 淞南 anyway (PostgreSQL, where the two run at once)."""
+    from fieldapp.org import operations as org_ops
+    from tests.conftest import add_shop, paused_while_edited, sign_in, status_of
+
+    app, world = pg_app
+    admin = sign_in(app, "admin", "pad-race-redraw-admin")
+    colleague = sign_in(app, "admin", "pad-race-redraw-colleague")
+    leader = sign_in(app, "leader1", "pad-race-redraw-leader")
+    shop = add_shop(leader, world.squadrons[0].id, "竞态水果店")  # at (121.48, 31.38)
+    songnan = admin.post(
+        "/api/v1/squadrons", json=new_squadron(world, name="淞南中队", jurisdiction=SONGNAN)
+    ).get_json()["id"]
+    map_path = f"/api/v1/districts/{world.district.id}/jurisdictions"
+    drawings = [
+        {"id": world.squadrons[0].id, "jurisdiction": rectangle(121.45, 31.35, 121.465, 31.40)},
+        {"id": songnan, "jurisdiction": rectangle(121.465, 31.35, 121.55, 31.40)},
+    ]
+    etag = etag_of(admin, map_path)
+    path = f"/api/v1/targets/{shop}"
+    shop_etag = etag_of(colleague, path)
+    answers = paused_while_edited(
+        monkeypatch,
+        org_ops,
+        "_set_jurisdiction",
+        lambda: admin.put(map_path, json={"squadrons": drawings}, headers={"If-Match": etag}),
+        lambda: colleague.patch(
+            path, json={"squadron_id": world.squadrons[1].id}, headers={"If-Match": shop_etag}
+        ),
+    )
+    assert status_of(answers["request"]) == 200, answers
+    now_in = admin.get(path).get_json()["squadron_id"]
+    if status_of(answers["edit"]) == 200:
+        assert now_in == world.squadrons[1].id
+    else:
+        assert now_in == songnan

@@ -24,11 +24,12 @@ from shapely.geometry.base import BaseGeometry
 
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
-from fieldapp.db import db, utcnow
+from fieldapp.db import change_counter, db, utcnow
 from fieldapp.errors import validation_error
 from fieldapp.geo import LocalFrame, bounds
 from fieldapp.org.models import District, JurisdictionVersion, Squadron
 from fieldapp.targets.models import Target
+from sync.sequence import hold
 
 #: How wide two squadrons' jurisdictions may overlap and still count as sharing a border: the
 #: same street traced on two maps, or by two hands, differs by a few metres.
@@ -145,14 +146,20 @@ def redraw_jurisdictions(actor: Actor, district: District, drawings: Sequence[di
         before = audit.snapshot(squadron)
         _set_jurisdiction(squadron, drawing, now)
         audit.record_update(actor, "squadron.update", "squadron", squadron, before)
-    _move_targets(actor, plan.moves)
-    return len(plan.moves)
+    return _move_targets(actor, plan.moves)
 
 
 def lock_district(district_id: int) -> None:
     """Hold the district's row until the transaction ends (PostgreSQL): its jurisdictions are
     drawn one writer at a time, or two admins drawing neighbours at once would each be judged
-    against the other's old drawing, and both pass."""
+    against the other's old drawing, and both pass.
+
+    The change counter is taken first (:func:`sync.sequence.hold`), as every writer takes it
+    before any row: a redraw reads the district's targets to decide which move, so an admin's
+    move of one of them (or its deactivation) either committed before and is read, or waits
+    until the redraw is committed and meets the target as the redraw left it. Read without
+    it, a move committed in between was undone by the redraw."""
+    hold(db.session, change_counter)
     db.session.execute(
         sa.select(District.id).where(District.id == district_id).with_for_update()
     ).all()
@@ -191,10 +198,10 @@ class _Ground:
 @dataclass
 class _Plan:
     """What a drawing would do: why it may not (messages by squadron key), else the targets
-    that follow the ground (target id, squadron id)."""
+    that follow the ground (target id, the squadron it was read in, the squadron it moves to)."""
 
     errors: dict[int | None, list[str]] = field(default_factory=dict)
-    moves: list[tuple[object, int]] = field(default_factory=list)
+    moves: list[tuple[object, int, int]] = field(default_factory=list)
 
 
 def _geometry(geojson: dict | None) -> BaseGeometry | None:
@@ -211,7 +218,7 @@ def _plan(district_id: int, drawings: dict[int | None, dict]) -> _Plan:
     plan = _Plan()
     if not drawings:
         return plan
-    lock_district(district_id)
+    lock_district(district_id)  # and the change counter, before the targets are read
     grounds = []
     # Read after the lock. A squadron the caller loaded before it keeps what the caller read:
     # if another writer changed it meanwhile, its version check refuses the write (409).
@@ -300,7 +307,7 @@ def _follow_the_ground(grounds: list[_Ground], plan: _Plan) -> None:
         for position, row in enumerate(gone):
             found = [g.key for g, hits in zip(takers, covering, strict=True) if hits[position]]
             if len(found) == 1:
-                plan.moves.append((row.id, found[0]))
+                plan.moves.append((row.id, key, found[0]))
             else:
                 (several if found else nowhere).append(row.code)
         if nowhere:
@@ -322,16 +329,30 @@ def _targets_text(codes: list[str]) -> str:
     return f"{len(codes)} {noun} ({named}{more})"
 
 
-def _move_targets(actor: Actor, moves: list[tuple[object, int]]) -> None:
+def _move_targets(actor: Actor, moves: list[tuple[object, int, int]]) -> int:
     """Move each target as an admin's edit does: audited, its devices told, its open tasks,
-    complaints and conflicts along with it."""
+    complaints and conflicts along with it. Returns how many moved.
+
+    A target no longer where the plan read it (another squadron, or deactivated) is left as
+    it is: someone else decided about it since, and the redraw, which only moves what the
+    ground it took away held, must not undo that. (With the change counter held from the
+    plan on, nothing commits in between; this keeps the rule whatever the caller held.)"""
     # Imported here: the targets' operations import much of the app, which imports this.
     from fieldapp.targets.operations import update_target
 
     if not moves:
-        return
-    destination = dict(moves)
+        return 0
+    moved = 0
+    planned = {target_id: (source, destination) for target_id, source, destination in moves}
     for target in db.session.scalars(
-        sa.select(Target).where(Target.id.in_(destination)).order_by(Target.code)
+        sa.select(Target)
+        .where(Target.id.in_(planned))
+        .order_by(Target.code)
+        .execution_options(populate_existing=True)
     ):
-        update_target(actor, target, {"squadron_id": destination[target.id]})
+        source, destination = planned[target.id]
+        if target.squadron_id != source or not target.active:
+            continue
+        update_target(actor, target, {"squadron_id": destination})
+        moved += 1
+    return moved
