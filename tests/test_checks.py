@@ -21,7 +21,7 @@ from fieldapp.org import operations as org_ops
 from fieldapp.org.models import JurisdictionVersion
 from fieldapp.targets import operations as target_ops
 from fieldapp.targets.models import TargetKind
-from tests.conftest import SYSTEM, assert_error, etag_of, rectangle, square
+from tests.conftest import SYSTEM, assert_error, etag_of, move_target, rectangle, square
 from tests.evidence_helpers import make_image, photo_metadata, put_photo
 from tests.review_helpers import review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
@@ -260,13 +260,9 @@ def test_bulk_checks_read_the_drawings_of_any_number_of_days_in_the_same_queries
     assert "outside_jurisdiction" in {f.flag for f in alone}
 
 
-def test_an_inspection_made_before_its_shop_passed_to_a_neighbour_keeps_a_clean_file(
-    world, device, login
-):
-    """The border of 吴淞中队 and a new 淞南中队 moves west, and 老王面馆 passes to 淞南: the
-    inspection 吴淞's officers made there before is still judged by 吴淞's ground of its day."""
-    inspection_id = push_inspection(world, device)
-    admin = login("admin")
+def pass_shop1_to_songnan(admin, world) -> int:
+    """Add 淞南中队 east of 吴淞中队 and move their border west to 121.465°E, so 老王面馆
+    (121.47°E) follows the ground to 淞南 (its id)."""
     songnan = admin.post(
         "/api/v1/squadrons",
         json={
@@ -284,7 +280,56 @@ def test_an_inspection_made_before_its_shop_passed_to_a_neighbour_keeps_a_clean_
         path, json={"squadrons": drawings}, headers={"If-Match": admin.get(path).headers["ETag"]}
     )
     assert response.get_json()["targets_moved"] == 1
+    return songnan["id"]
+
+
+def test_an_inspection_made_before_its_shop_passed_to_a_neighbour_keeps_a_clean_file(
+    world, device, login
+):
+    """The border of 吴淞中队 and a new 淞南中队 moves west, and 老王面馆 passes to 淞南: the
+    inspection 吴淞's officers made there before is still judged by 吴淞's ground of its day."""
+    inspection_id = push_inspection(world, device)
+    pass_shop1_to_songnan(login("admin"), world)
     assert "outside_jurisdiction" not in flags_of(device.api, inspection_id)
+    assert "outside_jurisdiction" not in flags_of(login("supervisor"), inspection_id)
+
+
+def test_an_inspection_begun_offline_before_its_shop_passed_to_a_neighbour_is_judged_by_the_ground_it_was_on(  # noqa: E501
+    app, world, device, login
+):
+    """officer1 (吴淞) inspects 老王面馆 offline on 吴淞's ground; before the pad syncs, the
+    border moves and the shop passes to 淞南. The push files the inspection in 淞南 (begun in
+    good faith before the move), whose ground of that day did not cover the shop: it is judged
+    by the ground of the squadron the shop was in when the inspection began (吴淞's), not
+    flagged outside the ground of a squadron it never stood on."""
+    device.pull_all()
+    started = utcnow()
+    time.sleep(0.05)
+    songnan = pass_shop1_to_songnan(login("admin"), world)
+    begun = {"started_at": started.isoformat(), "ended_at": utcnow().isoformat()}
+    inspection_id = push_inspection(world, device, **begun)
+    with app.app_context():
+        assert db.session.get(Inspection, inspection_id).squadron_id == songnan
+    assert "outside_jurisdiction" not in flags_of(login("supervisor"), inspection_id)
+    # a point off 吴淞's ground of that day is still flagged, against 吴淞's ground
+    away = push_inspection(world, device, location=WEST_OF_WUSONG, **begun)
+    assert flags_of(login("supervisor"), away)["outside_jurisdiction"] == (
+        "inspection point 476 m outside the jurisdiction of 吴淞中队"
+    )
+
+
+def test_a_shop_that_left_its_squadron_came_back_and_left_again_keeps_its_first_inspection_clean(
+    world, device, login
+):
+    """Only the latest move out of each squadron is kept (the scope exits): 老王面馆 moves to
+    张庙, back to 吴淞, and to 张庙 again; the time before its first move reads as spent in
+    张庙. The inspection 吴淞's officers filed before all that, on 吴淞's ground, is still
+    clean: the squadron it is filed in is the ground of its day too."""
+    inspection_id = push_inspection(world, device)
+    admin = login("admin")
+    shop = world.targets["shop1"].id
+    for squadron in (world.squadrons[1], world.squadrons[0], world.squadrons[1]):
+        move_target(admin, shop, squadron.id)
     assert "outside_jurisdiction" not in flags_of(login("supervisor"), inspection_id)
 
 

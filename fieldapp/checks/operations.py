@@ -35,6 +35,7 @@ from fieldapp.inspections.operations import unsettled_order
 from fieldapp.org.models import JurisdictionVersion, Squadron
 from fieldapp.photos.models import Photo, PhotoUpload, UploadState
 from fieldapp.targets.models import Target, TargetKind
+from sync.models import ScopeExit
 
 #: Ids per IN (...) list: well under SQLite's variable limit, and small plans on PostgreSQL.
 CHUNK = 900
@@ -210,9 +211,12 @@ class _Places:
     def __init__(self, ids: _Ids):
         self.ids = ids
         self.targets: dict[object, tuple] = {}
+        #: Target id -> the squadron it is in now.
+        self.target_squadrons: dict[object, int] = {}
         self.squadron_names: dict[int, str] = {}
-        #: Inspection id -> the key of the drawing it is judged by, in :attr:`drawings`.
-        self.drawing_of: dict[object, tuple[str, int]] = {}
+        #: Inspection id -> the grounds it is judged by: (squadron id, key of the drawing in
+        #: :attr:`drawings`), the squadron its target was in when it started first.
+        self.drawing_of: dict[object, tuple[tuple[int, tuple[str, int]], ...]] = {}
         self.drawings: dict[tuple[str, int], object] = {}
 
     def load_targets(self, wanted: set) -> None:
@@ -227,6 +231,7 @@ class _Places:
                     Target.lon,
                     Target.lat,
                     Target.boundary,
+                    Target.squadron_id,
                 ).where(self.ids.among(Target.id, chunk))
             )
             for row in rows:
@@ -236,16 +241,62 @@ class _Places:
                     boundary = (frame, frame.geometry(shape(row.boundary)))
                     shapely.prepare(boundary[1])
                 self.targets[row.id] = (row.kind, row.name, row.lon, row.lat, boundary)
+                self.target_squadrons[row.id] = row.squadron_id
+
+    def squadrons_at_start(self, rows: list[_Facts]) -> dict[object, int]:
+        """For each inspection of ``rows``, the squadron its target was in when it started.
+
+        An inspection is filed in its target's squadron, but not always the one of when it
+        started: one begun offline before its target moved (an admin's move, or a redraw the
+        target followed) is filed, in good faith, in the squadron the target moved to
+        (``sync.entities._target_left_after``), whose ground may never have covered the
+        place. The target's moves are read from its scope exits (one query per chunk of the
+        batch's targets, :class:`sync.models.ScopeExit`): at time T the target was in the
+        squadron of its earliest exit after T, or, with none, in its squadron now (the
+        inspection's own squadron for a target the run did not load).
+
+        The limit: a scope exit is kept per squadron, the latest. A target that left a
+        squadron, came back and left it again has lost its first exit, and the time before it
+        reads as spent in the squadron of the next exit kept. :meth:`load_jurisdictions`
+        therefore also accepts the ground of the squadron the inspection is filed in, right
+        for every inspection filed while its target was there."""
+        exits: dict[object, list[tuple[datetime, int]]] = defaultdict(list)
+        record_id = self.ids.col(ScopeExit.record_id)
+        wanted = list({r.target_id for r in rows if r.target_id is not None and r.started_at})
+        for chunk in self.ids.chunks(wanted):
+            for target_id, squadron_id, left_at in db.session.execute(
+                sa.select(record_id, ScopeExit.squadron_id, ScopeExit.left_at).where(
+                    ScopeExit.entity == "target", self.ids.among(ScopeExit.record_id, chunk)
+                )
+            ):
+                exits[target_id].append((left_at, squadron_id))
+        for moves in exits.values():
+            moves.sort()
+        found = {}
+        for row in rows:
+            now_in = self.target_squadrons.get(row.target_id, row.squadron_id)
+            moves = exits.get(row.target_id)
+            if not moves or row.started_at is None:
+                found[row.id] = now_in
+                continue
+            after = bisect.bisect_right(moves, row.started_at, key=operator.itemgetter(0))
+            found[row.id] = moves[after][1] if after < len(moves) else now_in
+        return found
 
     def load_jurisdictions(self, rows: list[_Facts]) -> None:
-        """For each inspection of ``rows``, its squadron's name and the jurisdiction the
-        squadron had when the inspection started (the drawing in force at ``started_at``; the
-        first one for an inspection that claims to have started before it): a boundary moved
-        since does not flag inspections made on the ground as it was.
+        """For each inspection of ``rows``, the grounds it is judged by: the jurisdiction of
+        the squadron its target was in when it started (:meth:`squadrons_at_start`), and of
+        the squadron it is filed in where that is another, each as the squadron had it then
+        (the drawing in force at ``started_at``; the first one for an inspection that claims
+        to have started before it). A boundary moved since does not flag inspections made on
+        the ground as it was, nor does a target moved since to another squadron.
 
-        A few queries for any number of rows (names, the squadrons' timelines without their
-        polygons, the drawings in use), each drawing parsed and prepared once."""
-        squadron_ids = list({r.squadron_id for r in rows})
+        A few queries for any number of rows (the targets' exits, names, the squadrons'
+        timelines without their polygons, the drawings in use), each drawing parsed and
+        prepared once. Expects :meth:`load_targets` to have loaded the rows' targets."""
+        at_start = self.squadrons_at_start(rows)
+        judged_by = {r.id: tuple(dict.fromkeys((at_start[r.id], r.squadron_id))) for r in rows}
+        squadron_ids = list({s for squadrons in judged_by.values() for s in squadrons})
         if not squadron_ids:
             return
         self.squadron_names.update(
@@ -272,14 +323,24 @@ class _Places:
             version_ids.append(version.id)
         undrawn = set()  # squadrons written without a timeline: their current polygon
         for row in rows:
-            starts, version_ids = timelines.get(row.squadron_id, ((), ()))
-            if not version_ids:
-                undrawn.add(row.squadron_id)
-                self.drawing_of[row.id] = ("squadron", row.squadron_id)
-                continue
-            after = bisect.bisect_right(starts, row.started_at) if row.started_at else len(starts)
-            self.drawing_of[row.id] = ("version", version_ids[max(after - 1, 0)])
-        in_use = {key for kind, key in self.drawing_of.values() if kind == "version"}
+            grounds = []
+            for squadron_id in judged_by[row.id]:
+                starts, version_ids = timelines.get(squadron_id, ((), ()))
+                if not version_ids:
+                    undrawn.add(squadron_id)
+                    grounds.append((squadron_id, ("squadron", squadron_id)))
+                    continue
+                after = (
+                    bisect.bisect_right(starts, row.started_at) if row.started_at else len(starts)
+                )
+                grounds.append((squadron_id, ("version", version_ids[max(after - 1, 0)])))
+            self.drawing_of[row.id] = tuple(grounds)
+        in_use = {
+            key
+            for grounds in self.drawing_of.values()
+            for _, (kind, key) in grounds
+            if kind == "version"
+        }
         for chunk in _chunks(list(in_use)):
             for version_id, geojson in db.session.execute(
                 sa.select(JurisdictionVersion.id, JurisdictionVersion.jurisdiction).where(
@@ -293,12 +354,16 @@ class _Places:
             ):
                 self.drawings["squadron", squadron_id] = _prepared(geojson)
 
-    def jurisdiction(self, row: _Facts) -> tuple[str, object] | None:
-        """(squadron name, prepared polygon) :meth:`load_jurisdictions` found for ``row``."""
-        drawing = self.drawings.get(self.drawing_of.get(row.id))
-        if drawing is None:
-            return None
-        return self.squadron_names[row.squadron_id], drawing
+    def jurisdictions(self, row: _Facts) -> list[tuple[int, str, object]]:
+        """(squadron id, name, prepared polygon) of each ground :meth:`load_jurisdictions`
+        found for ``row``, the squadron of the target when it started first; those with no
+        drawing left out."""
+        found = []
+        for squadron_id, key in self.drawing_of.get(row.id, ()):
+            drawing = self.drawings.get(key)
+            if drawing is not None:
+                found.append((squadron_id, self.squadron_names[squadron_id], drawing))
+        return found
 
 
 def _prepared(geojson: dict | None):
@@ -653,21 +718,26 @@ class _Context:
                         {"distance_m": round(metres, 1), "limit_m": limit},
                     )
                 )
-        jurisdiction = self.places.jurisdiction(row)
-        if jurisdiction is not None:
-            name, polygon = jurisdiction
-            if not shapely.contains_xy(polygon, row.lon, row.lat):
-                frame = LocalFrame(row.lon, row.lat)
-                metres = shapely.distance(frame.geometry(polygon), Point(0.0, 0.0))
-                if metres > settings.jurisdiction_tolerance_m:
-                    flags.append(
-                        Flag(
-                            FlagCode.outside_jurisdiction,
-                            f"inspection point {metres_text(metres)} outside the jurisdiction "
-                            f"of {name}",
-                            {"distance_m": round(metres, 1), "squadron_id": row.squadron_id},
-                        )
+        outside = []  # (metres, squadron id, name), one per ground the point is not on
+        for squadron_id, name, polygon in self.places.jurisdictions(row):
+            if shapely.contains_xy(polygon, row.lon, row.lat):
+                break
+            frame = LocalFrame(row.lon, row.lat)
+            metres = shapely.distance(frame.geometry(polygon), Point(0.0, 0.0))
+            if metres <= settings.jurisdiction_tolerance_m:
+                break
+            outside.append((metres, squadron_id, name))
+        else:
+            if outside:
+                metres, squadron_id, name = min(outside, key=operator.itemgetter(0))
+                flags.append(
+                    Flag(
+                        FlagCode.outside_jurisdiction,
+                        f"inspection point {metres_text(metres)} outside the jurisdiction "
+                        f"of {name}",
+                        {"distance_m": round(metres, 1), "squadron_id": squadron_id},
                     )
+                )
         if row.accuracy_m is not None and row.accuracy_m > settings.max_accuracy_m:
             flags.append(
                 Flag(
