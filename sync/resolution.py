@@ -171,14 +171,14 @@ def resolve(actor: Actor, conflict: Conflict, keep: str, value: Any, now: dateti
                 # approved record is not reopened for review with nothing to review.
                 chosen = _NOTHING
             else:
-                applied_version = _write(actor, conflict, record, fields, clock, amending=True)
-                if applied_version is None:
-                    # The record already holds every value chosen: the entry is settled as
-                    # it is, and the record is not reopened for review with nothing changed.
-                    chosen = _NOTHING
+                applied_version = _write(actor, conflict, record, fields, clock)
         else:
             fields = _field_value(conflict, record, keep, chosen)
             applied_version = _write(actor, conflict, record, fields, clock)
+        if applied_version is None:
+            # The record already holds every value chosen: the entry is settled as it is, and
+            # an approved record is not reopened for review with nothing changed.
+            chosen = _NOTHING
     conflict.status = ConflictStatus.resolved
     conflict.resolution = {
         "keep": keep,
@@ -414,17 +414,16 @@ def _choose_photos(current: list | None, chosen: list | None, other: list | None
     return kept + [photo for photo in chosen if photo not in other and photo not in kept]
 
 
-def _write(
-    actor: Actor, conflict: Conflict, record, fields: dict, clock: str, *, amending=False
-) -> int | None:
-    """Write ``fields`` to ``record`` as a new version; its number. ``amending``: an accepted
-    amendment, which writes nothing (None) where the record already holds every value, so
-    that an approved record is reopened only for a change (targets have no amendments)."""
+def _write(actor: Actor, conflict: Conflict, record, fields: dict, clock: str) -> int | None:
+    """Write ``fields`` to ``record`` as a new version; its number. An inspection or a photo
+    that already holds every value writes nothing (None), so that an approved record is
+    reopened only for a change (README: "goes back to review only when the choice changes
+    it"; targets have no review)."""
     if isinstance(record, Inspection):
-        return _write_inspection(actor, record, fields, clock, amending)
+        return _write_inspection(actor, record, fields, clock)
     if isinstance(record, Target):
         return _write_target(actor, record, fields, clock)
-    return _write_photo(actor, conflict, record, fields, clock, amending)
+    return _write_photo(actor, conflict, record, fields, clock)
 
 
 def _load(schema: ma.Schema, fields: dict) -> dict:
@@ -434,9 +433,7 @@ def _load(schema: ma.Schema, fields: dict) -> dict:
         raise validation_error({"value": exc.normalized_messages()}) from None
 
 
-def _write_inspection(
-    actor: Actor, record: Inspection, fields: dict, clock: str, amending: bool = False
-) -> int | None:
+def _write_inspection(actor: Actor, record: Inspection, fields: dict, clock: str) -> int | None:
     resubmits = "review" in fields and _resubmits(record, fields["review"])
     unknown = sorted(set(fields) - set(INSPECTION_FIELDS) - {"status", "review"})
     if unknown:
@@ -452,7 +449,7 @@ def _write_inspection(
     if "location" in wire:
         wire["location"], original = wgs84_location(wire["location"])
     before = inspection_wire(record)
-    if amending and not resubmits and _holds_already(before, record, wire, original):
+    if not resubmits and _holds_already(before, record, wire, original):
         return None
     _check_references(actor, before, wire, record.id)
     InspectionHandler()._write(record, wire, loaded, original, actor_id=actor.user_id)
@@ -619,13 +616,12 @@ def _write_photo(
     record: Photo | None,
     fields,
     clock,
-    amending: bool = False,
 ) -> int | None:
     """A photo's metadata sent while its inspection was approved: accepted, it is written (the
-    photo created, if it was new) and the inspection goes back to the leader for review. An
-    amendment the photo already holds writes nothing (None)."""
+    photo created, if it was new) and the inspection goes back to the leader for review.
+    Metadata the photo already holds writes nothing (None) and reopens nothing."""
     loaded = _load(PhotoFieldsArgs(), fields)
-    if amending and record is not None and photo_holds(record, loaded):
+    if record is not None and photo_holds(record, loaded):
         return None
     inspection_id = loaded.get("inspection_id") or (record and record.inspection_id)
     inspection = db.session.get(Inspection, inspection_id) if inspection_id else None
@@ -634,7 +630,7 @@ def _write_photo(
     ctx = PushContext(actor=actor, policy=Policy(actor), device_id=actor.device_id, now=utcnow())
     try:
         check_photo_item(ctx, inspection, loaded)
-        photo, _ = write_photo_metadata(
+        photo, written = write_photo_metadata(
             record,
             conflict.record_id,
             inspection,
@@ -649,6 +645,8 @@ def _write_photo(
         )
     except Rejected as rejected:
         raise validation_error({"value": rejected.error.data["errors"]["json"]}) from None
+    if not written:
+        return None
     before = inspection_wire(inspection)
     if _reopen(actor, inspection):
         _write_inspection_version(actor, inspection, before, "inspection.reopen", reopened=True)

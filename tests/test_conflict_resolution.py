@@ -1185,6 +1185,48 @@ def test_accepting_a_photo_amendment_the_photo_already_holds_leaves_the_record_a
     assert (after.version, after.review_status.value) == (approved["version"], "approved")
 
 
+def approved_after_a_won_field(login, world) -> tuple[uuid.UUID, str, int]:
+    """officer2's later "晚" wins over officer1's "早" (an entry kept ``client``); officer2
+    submits and leader1 approves. Returns (record, the entry's id, the approved version)."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record, won, entry = later_device_wins(world, officer1, officer2)
+    assert entry["kept"] == "client", won
+    [submitted] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, SUBMIT, base_version=won["version"], hlc=officer2.clock_at(T + 3)
+        )
+    )
+    assert submitted["status"] == "applied", submitted
+    approved = review_ok(login("leader1"), record, "approve")
+    return record, entry["conflict_id"], approved["version"]
+
+
+@pytest.mark.parametrize(
+    ("keep", "value"),
+    [("client", None), ("value", "晚")],
+    ids=["the-device-value-it-holds", "a-value-equal-to-it"],
+)
+def test_a_field_choice_the_approved_record_already_holds_leaves_it_approved(
+    app, login, world, keep, value
+):
+    """README: "An approved record goes back to review only when the choice changes it."
+    Confirming the device value the approved record holds (or giving that value) changes
+    nothing: the entry closes with nothing applied, and the record stays approved at its
+    version (it was reopened at a new version with nothing to review)."""
+    record, entry_id, approved_version = approved_after_a_won_field(login, world)
+
+    response = resolve(login("leader1"), entry_id, keep, value)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["resolution"]["applied_version"] is None
+    after = stored(app, record)
+    assert (after.review_status.value, after.version, after.findings) == (
+        "approved",
+        approved_version,
+        "晚",
+    )
+
+
 @pytest.mark.parametrize(
     ("fields", "field"),
     [
