@@ -27,10 +27,11 @@ class HLC:
     physical_ms: int
     counter: int
     node: str
-    #: The server's time (ms) this clock was clamped to, when the device's clock ran far
-    #: ahead (None: not clamped). A clamped clock keeps the device's own order only among the
-    #: clocks clamped at that time, its batch's (see :func:`sync.merge.merge_lww`). Not part
-    #: of the clock's value: it compares and prints as the clock alone.
+    #: The physical time (ms) this clock was clamped to, when the device's clock ran far
+    #: ahead (None: not clamped): the latest the server accepts unclamped at the time. A
+    #: clamped clock keeps the device's own order only among the clocks clamped at that time,
+    #: its batch's (see :func:`sync.merge.merge_lww`). Not part of the clock's value: it
+    #: compares and prints as the clock alone.
     clamped_at: int | None = field(default=None, compare=False)
 
     @classmethod
@@ -52,12 +53,16 @@ class HLC:
         return cls(now_ms, counter, SERVER_NODE)
 
     def clamped(self, now_ms: int) -> tuple[HLC, bool]:
-        """This clock, or one at the server's time if it runs more than a minute ahead.
+        """This clock, or, if it runs more than a minute ahead, one at the latest the server
+        accepts unclamped (its time plus :data:`MAX_SKEW_MS`).
 
-        Returns the clock to use and whether it was clamped (the device's clock is skewed).
+        Not at the server's time itself: the same device's earlier edit, accepted unclamped up
+        to a minute ahead, would then hold a later clock than its later, clamped one, and beat
+        it. Returns the clock to use and whether it was clamped (the device's clock is skewed).
         """
-        if self.physical_ms > now_ms + MAX_SKEW_MS:
-            return HLC(now_ms, self.counter, self.node, clamped_at=now_ms), True
+        limit = now_ms + MAX_SKEW_MS
+        if self.physical_ms > limit:
+            return HLC(limit, self.counter, self.node, clamped_at=limit), True
         return self, False
 
     def after(self, node: str) -> HLC:

@@ -50,7 +50,9 @@ def test_malformed_hlc_is_refused(text):
 def test_clock_far_ahead_is_clamped():
     now = 1_000_000
     assert HLC(now + 60_000, 3, "d").clamped(now) == (HLC(now + 60_000, 3, "d"), False)
-    assert HLC(now + 60_001, 3, "d").clamped(now) == (HLC(now, 3, "d"), True)
+    # To the latest clock accepted unclamped, not below it (an earlier clock of the same
+    # device, accepted a minute ahead, must not beat a later one clamped).
+    assert HLC(now + 60_001, 3, "d").clamped(now) == (HLC(now + 60_000, 3, "d"), True)
 
 
 # -- last writer wins --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
 from fieldapp.actor import Actor
 from fieldapp.db import db, utcnow
@@ -591,6 +592,50 @@ def test_a_skewed_device_s_later_edit_arriving_first_is_not_lost(app, login, wor
     assert stored == "后" or "后" in logged_values(app, record), stored
 
 
+def test_a_fast_pad_s_later_clamped_edit_wins_over_its_earlier_unclamped_one(app, login, world):
+    """A pad whose clock runs fast: its first edit arrives 50 s ahead (not clamped), its later
+    one 120 s ahead (clamped). Both are on the draft as officer1 saw it (v1; officer2 changed
+    an answer meanwhile). docs/sync.md: the later clamped clock wins as against anyone's. It
+    was clamped to the server's time, earlier than the first edit's clock, so the record kept
+    the pad's earlier value and the officer's correction went to the log (kept: server)."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    record = uuid.uuid4()
+    officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    officer2.push_ok(
+        officer2.change(
+            "inspection",
+            record,
+            {"answers": {"S02": {"result": "fail", "note": "占道", "photo_ids": []}}},
+            base_version=1,
+        )
+    )
+    server_ms = now_ms()
+    [first] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {"findings": "甲"},
+            base_version=1,
+            hlc=officer1.clock_at(server_ms + 50_000),
+        )
+    )
+    assert first["status"] == "merged", first
+    [later] = officer1.push_ok(
+        officer1.change(
+            "inspection",
+            record,
+            {"findings": "乙"},
+            base_version=1,
+            hlc=officer1.clock_at(server_ms + 120_000),
+        )
+    )
+
+    assert inspection_in_db(app, record).findings == "乙", later
+    assert [entry["kept"] for entry in later["conflicts"]] != ["server"], later
+
+
 def test_a_skewed_device_s_batch_is_ordered_by_its_own_clocks(app, login, world):
     """Within one batch the pad's clocks are known: clamped, they keep the pad's order, not the
     order of the changes in the batch. Its later edit wins; the earlier one, applied after it,
@@ -653,14 +698,24 @@ def test_a_skewed_edit_that_loses_every_field_still_leaves_every_version_in_hist
     officer1.push_ok(
         officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
     )
-    soon = int(utcnow().timestamp() * 1000) + 50_000  # ahead, but within the minute allowed
-    officer1.push_ok(
-        officer1.change(
-            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer1.clock_at(soon)
-        )
-    )
     skewed = FakeDevice(login("officer2", device_id="dev-officer2-skewed"), clock_ms=4 * 10**12)
-    [lost] = skewed.push_ok(skewed.change("inspection", record, {"findings": "早"}, base_version=1))
+    # A clamped clock lands on the latest clock accepted unclamped (a minute ahead), so it
+    # loses only to one at that very millisecond with a later counter: the server's time
+    # stands still for both pushes.
+    with time_machine.travel(utcnow(), tick=False):
+        limit = now_ms() + 60_000  # ahead, but within the minute allowed
+        officer1.push_ok(
+            officer1.change(
+                "inspection",
+                record,
+                {"findings": "晚"},
+                base_version=1,
+                hlc=f"{limit:016d}:9999:{officer1.device_id}",
+            )
+        )
+        [lost] = skewed.push_ok(
+            skewed.change("inspection", record, {"findings": "早"}, base_version=1)
+        )
     assert lost["status"] == "conflict"  # the clamped clock is earlier than officer1's
     version = inspection_in_db(app, record).version
     assert [v for v, _ in history_versions(login, record)] == list(range(1, version + 1))
