@@ -449,16 +449,22 @@ def tombstone_of(entity: str, record_id) -> Tombstone | None:
     return db.session.get(Tombstone, (entity, record_id))
 
 
-def check_tombstone_scope(ctx: PushContext, tombstone: Tombstone) -> None:
-    """A change of a deleted record is the caller's to make only in its squadron (or as the one
-    who deleted it, or an admin); else 403, as any out-of-scope write, and nothing about the
-    record (its version) is told."""
+def tombstone_in_scope(ctx: PushContext, tombstone: Tombstone) -> bool:
+    """Whether the deleted record is the caller's to know of: in its squadron, or as the one
+    who deleted it, or an admin."""
     user = ctx.actor.user
-    if (
-        user.role is not Role.admin
-        and tombstone.squadron_id != user.squadron_id
-        and tombstone.deleted_by_id != user.id
-    ):
+    return (
+        user.role is Role.admin
+        or tombstone.squadron_id == user.squadron_id
+        or tombstone.deleted_by_id == user.id
+    )
+
+
+def check_tombstone_scope(ctx: PushContext, tombstone: Tombstone) -> None:
+    """A change of a deleted record is the caller's to make only where it is in scope
+    (:func:`tombstone_in_scope`); else 403, as any out-of-scope write, and nothing about the
+    record (its version) is told."""
+    if not tombstone_in_scope(ctx, tombstone):
         raise Rejected(APIError(403, "forbidden", "this record is not in your scope"))
 
 
@@ -1041,7 +1047,7 @@ class InspectionHandler(Handler):
             errors |= _task_left_errors(record_id, loaded)
         followed = loaded.get("follow_up_of")
         if followed and (check("follow_up_of") or check("target_id") or check("started_at")):
-            problem = _follow_up_problem(followed, record_id, target, loaded.get("started_at"))
+            problem = _follow_up_problem(ctx, followed, record_id, target, loaded.get("started_at"))
             if problem == NO_SUCH_FOLLOWED:
                 missing["follow_up_of"] = [problem]
             elif problem:
@@ -1239,8 +1245,9 @@ def _target_left_after(ctx: PushContext, target_id, started_at) -> sa.Row | None
     return left if not told or served.served_at > started_at else None
 
 
-#: Why a follow-up names no inspection the push can find: none with that id, or one of
-#: another target (which, in another squadron, the caller is not told of).
+#: Why a follow-up names no inspection the push can find: none with that id, or one out of
+#: the caller's scope (which the caller is not told of). It may yet arrive: 404, not
+#: remembered. An inspection the caller reads, or its deletion, is told as it is: 422.
 NO_SUCH_FOLLOWED = "no earlier inspection of this target with that id"
 
 
@@ -1261,16 +1268,29 @@ def _not_there(missing: dict[str, list[str]]) -> Rejected:
     )
 
 
-def _follow_up_problem(followed_id, record_id, target, started_at=None) -> str | None:
+def _follow_up_problem(
+    ctx: PushContext, followed_id, record_id, target, started_at=None
+) -> str | None:
     """Why ``followed_id`` cannot be what the inspection ``record_id`` (of ``target``, started
     at ``started_at``) follows up: a follow-up (复查) checks an order already made on the same
     target, so it names another inspection of that target, started no later than itself, that
-    ordered rectification (an inspection from before the order would settle it unchecked)."""
+    ordered rectification (an inspection from before the order would settle it unchecked).
+
+    :data:`NO_SUCH_FOLLOWED` only where the order may yet arrive (unknown, or out of the
+    caller's scope, which is not revealed): an order the caller reads of another target, or
+    one deleted in its scope, is a problem no retry can mend."""
     if record_id is not None and followed_id == record_id:
         return "an inspection cannot be its own follow-up"
     followed = db.session.get(Inspection, followed_id)
-    if followed is None or (target is not None and followed.target_id != target.id):
+    if followed is None:
+        tombstone = tombstone_of("inspection", followed_id)
+        if tombstone is not None and tombstone_in_scope(ctx, tombstone):
+            return "that inspection was deleted: there is no order left to follow up"
         return NO_SUCH_FOLLOWED
+    if target is not None and followed.target_id != target.id:
+        if ctx.policy.load_or_none(Inspection, followed_id) is None:
+            return NO_SUCH_FOLLOWED
+        return "that inspection is of another target: a follow-up checks an order on its own"
     if followed.outcome is not Outcome.rectification_ordered:
         return "that inspection ordered no rectification"
     if started_at is not None and started_at < followed.started_at:

@@ -371,3 +371,81 @@ def test_a_target_out_of_scope_is_answered_as_one_that_does_not_exist(officer, w
         assert again["replayed"] is False and again["error"] == error
         answers.append(error)
     assert answers[0] == answers[1]
+
+
+def rectification_order(world, device: FakeDevice, officers=("officer1", "officer2"), **fields):
+    """A submitted inspection of shop1 that ordered rectification; its id."""
+    order = uuid.uuid4()
+    ordered = new_inspection(
+        world,
+        list(officers),
+        status="submitted",
+        outcome="rectification_ordered",
+        rectification_deadline="2026-11-27",
+    )
+    [created] = device.push_ok(device.change("inspection", order, ordered | fields))
+    assert created["status"] == "applied", created
+    return order
+
+
+def test_a_follow_up_naming_an_order_it_can_read_of_another_shop_is_refused_for_good(login, world):
+    """The order exists in the officer's own squadron (GET answers 200) but is of another
+    shop: no retry can mend the follow-up, yet it was answered 404 not_found, not remembered,
+    which the device client sends again for 10 pushes. Saying so reveals nothing of another
+    squadron: 422 on follow_up_of, remembered."""
+    from tests.conftest import add_shop
+
+    officer = FakeDevice(login("officer1"))
+    order = rectification_order(world, officer)
+    assert login("officer1").get(f"/api/v1/inspections/{order}").status_code == 200
+    other_shop = add_shop(login("leader1"), world.squadrons[0].id, "阿强水果店")
+    follow_up = new_inspection(
+        world, ["officer1", "officer2"], target_id=other_shop, follow_up_of=str(order)
+    )
+    change = officer.change("inspection", uuid.uuid4(), follow_up)
+
+    [result] = officer.push_ok(change)
+
+    rejected(result, "follow_up_of")
+    [again] = officer.push_ok(change)
+    assert again["replayed"] is True, again
+
+
+def test_a_follow_up_of_a_deleted_order_is_refused_for_good(login, world):
+    """officer2 deletes the draft order; officer1's pad, offline, had begun its follow-up. The
+    order is gone for good (its tombstone stands), yet the follow-up was answered 404
+    not_found, "send the change again once it has arrived": a retry that can never pass."""
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    order = uuid.uuid4()
+    draft = new_inspection(
+        world,
+        ["officer1", "officer2"],
+        outcome="rectification_ordered",
+        rectification_deadline="2026-11-27",
+    )
+    officer1.push_ok(officer1.change("inspection", order, draft))
+    [deleted] = officer2.push_ok(officer2.change("inspection", order, op="delete", base_version=1))
+    assert deleted["status"] == "applied", deleted
+    follow_up = new_inspection(world, ["officer1", "officer2"], follow_up_of=str(order))
+
+    [result] = officer1.push_ok(officer1.change("inspection", uuid.uuid4(), follow_up))
+
+    rejected(result, "follow_up_of")
+
+
+def test_a_follow_up_naming_another_squadron_s_order_is_answered_as_one_that_does_not_exist(
+    login, world
+):
+    """An order of squadron 2 (which officer1 does not read), of another shop, gets the answer
+    an id no one holds gets: 404 on follow_up_of, nothing of squadron 2 revealed."""
+    elsewhere = FakeDevice(login("officer3"))
+    theirs = rectification_order(
+        world, elsewhere, officers=("officer3",), target_id=str(world.targets["shop2"].id)
+    )
+    officer = FakeDevice(login("officer1"))
+    answers = []
+    for order in (theirs, uuid.uuid4()):
+        follow_up = new_inspection(world, ["officer1"], follow_up_of=str(order))
+        [result] = officer.push_ok(officer.change("inspection", uuid.uuid4(), follow_up))
+        answers.append(rejected(result, "follow_up_of", "not_found", 404))
+    assert answers[0] == answers[1]
