@@ -85,7 +85,7 @@ from sync.merge import (
     removals,
     restorations,
 )
-from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone
+from sync.models import Conflict, ConflictKind, RecordVersion, Tombstone, UserExit
 from sync.sequence import allocate
 from sync.versions import (
     record_left_users,
@@ -451,13 +451,24 @@ def tombstone_of(entity: str, record_id) -> Tombstone | None:
 
 def tombstone_in_scope(ctx: PushContext, tombstone: Tombstone) -> bool:
     """Whether the deleted record is the caller's to know of: in its squadron, or as the one
-    who deleted it, or an admin."""
+    who deleted it, or an admin, or as one of its officers from another squadron (who read it
+    as their own: a co-officer's offline edit of it waits beside the deletion as anyone's)."""
     user = ctx.actor.user
     return (
         user.role is Role.admin
         or tombstone.squadron_id == user.squadron_id
         or tombstone.deleted_by_id == user.id
+        or _left_with_the_deletion(tombstone, user.id)
     )
+
+
+def _left_with_the_deletion(tombstone: Tombstone, user_id) -> bool:
+    """Whether the deletion took the record from ``user_id`` as their own from another
+    squadron: the deletion wrote them a user exit at the tombstone's version
+    (:func:`delete_inspection`, :func:`delete_photo`). An exit of an earlier version is of an
+    inspection they had stopped being an officer of before it was deleted."""
+    exit_ = db.session.get(UserExit, (tombstone.entity, tombstone.record_id, user_id))
+    return exit_ is not None and exit_.version == tombstone.version
 
 
 def check_tombstone_scope(ctx: PushContext, tombstone: Tombstone) -> None:

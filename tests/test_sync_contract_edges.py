@@ -229,6 +229,42 @@ def test_a_deleted_record_is_told_about_only_within_its_scope(officer, world, lo
         assert result["version"] is None
 
 
+def test_a_co_officer_s_edit_of_a_moved_shop_s_deleted_draft_waits_in_the_log(login, world):
+    """officer1 and officer2 inspect shop1 together, offline; the shop moves to squadron 2
+    before the pads sync, so the draft is filed in squadron 2, where both edit it as their
+    own inspection elsewhere. officer1 deletes it; officer2's pad had edited it offline. An
+    edit of a record deleted meanwhile waits in the conflict log beside the deletion: it was
+    refused 403 "not in your scope" for good (the tombstone's scope was its squadron's and
+    the deleter's), and reached no one."""
+    from tests.conftest import move_target
+
+    officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
+    officer1.pull_all()
+    move_target(login("admin"), world.targets["shop1"].id, world.squadrons[1].id)
+    record = uuid.uuid4()
+    [created] = officer1.push_ok(
+        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    assert created["status"] == "applied", created
+    [edit] = officer2.push_ok(
+        officer2.change("inspection", record, {"findings": "门前堆物已清理"}, base_version=1)
+    )
+    assert edit["status"] == "applied", edit  # officer2 writes it while it exists
+    [deleted] = officer1.push_ok(
+        officer1.change("inspection", record, op="delete", base_version=edit["version"])
+    )
+    assert deleted["status"] == "applied", deleted
+
+    [late] = officer2.push_ok(
+        officer2.change(
+            "inspection", record, {"findings": "补充: 店招破损"}, base_version=edit["version"]
+        )
+    )
+
+    assert late["status"] == "conflict", late["error"]
+    assert [e["kind"] for e in logged(login("leader2"), record)] == ["delete"]
+
+
 def test_a_refused_change_sent_again_is_replayed(officer, world):
     """API.md: a change_id seen before returns the first result again with replayed: true and
     changes nothing; the same id with another body is id_conflict. Refusals included, but for
