@@ -22,8 +22,9 @@ class AuditResource(MethodView):
     @blp.response(200, page_schema(AuditEntrySchema, "AuditEntryPage"))
     @blp.forbidden("audit.read")
     def get(self, args):
-        """Audit entries, newest first: admins all, a supervisor those written by the people
-        of their district."""
+        """Audit entries, newest first: admins all; a supervisor those of their district (the
+        district of the record each entry is about, else of its actor, when it was written)
+        and those of no district."""
         policy = current_policy()
         policy.require("audit.read")
         page, per_page = args.pop("page"), args.pop("per_page")

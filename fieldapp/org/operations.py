@@ -330,8 +330,9 @@ def _targets_text(codes: list[str]) -> str:
 
 
 def _move_targets(actor: Actor, moves: list[tuple[object, int, int]]) -> int:
-    """Move each target as an admin's edit does: audited, its devices told, its open tasks,
-    complaints and conflicts along with it. Returns how many moved.
+    """Move each target as an admin's edit does: audited, its devices told, its open
+    conflict-log entries, complaints, tasks, supervision orders and cases along with it.
+    Returns how many moved.
 
     A target no longer where the plan read it (another squadron, or deactivated) is left as
     it is: someone else decided about it since, and the redraw, which only moves what the
