@@ -11,13 +11,18 @@ import time_machine
 
 from fieldapp.db import db
 from fieldapp.inspections.models import Case
+from fieldapp.supervision import operations as supervision
+from fieldapp.supervision.models import SupervisionOrder
 from tests.conftest import (
     NO_SUCH_ID,
+    add_shop,
     assert_error,
     audit_entries,
     etag_of,
     move_target,
+    paused_while_edited,
     shop_payload,
+    sign_in,
 )
 from tests.review_helpers import FAILED_S03, push_inspection, review_ok
 from tests.sync_helpers import FakeDevice, new_inspection
@@ -548,3 +553,50 @@ def test_an_inspection_a_supervision_order_is_about_is_not_deleted(login, world,
     [why] = refused["error"]["errors"]["json"]["op"]
     assert f"supervision order {order['id']} is about it" in why
     assert login("officer1").get(f"/api/v1/inspections/{inspection}").status_code == 200
+
+
+def test_an_order_reopened_while_its_shop_moves_ends_with_the_shops_new_squadron(
+    pg_app, monkeypatch
+):
+    """An order about a shop of 吴淞 is answered. The supervisor reopens it at the moment an
+    admin moves the shop to 张庙. The reopen holds the change counter before it reads where
+    the shop is: either the move came first and the reopen files the order with 张庙, or the
+    move comes after and takes the open order along. Both used to miss each other: the order
+    ended open in 吴淞, about a shop 吴淞 can no longer read."""
+    app, world = pg_app
+    admin = sign_in(app, "admin", "race-admin-reopen")
+    supervisor = sign_in(app, "supervisor", "race-sup-reopen")
+    leader1 = sign_in(app, "leader1", "race-l1-reopen")
+    wusong, zhangmiao = world.squadrons[0].id, world.squadrons[1].id
+    shop = add_shop(admin, wusong, "竞速面馆")
+    issued = supervisor.post(
+        ORDERS,
+        json={
+            "squadron_id": wusong,
+            "target_id": shop,
+            "text": "油烟直排, 请查处",
+            "deadline": (datetime.now(UTC) + timedelta(days=3)).isoformat(),
+        },
+    )
+    assert issued.status_code == 201, issued.get_json()
+    path = f"{ORDERS}/{issued.get_json()['id']}"
+    assert leader1.post(f"{path}/answer", json={"response": "已处理"}).status_code == 200
+    target_path = f"/api/v1/targets/{shop}"
+    etag = etag_of(admin, target_path)
+
+    answers = paused_while_edited(
+        monkeypatch,
+        supervision,
+        "_transition",
+        lambda: supervisor.post(f"{path}/reopen", json={"reason": "仍在直排"}),
+        lambda: admin.patch(
+            target_path, json={"squadron_id": zhangmiao}, headers={"If-Match": etag}
+        ),
+    )
+    for name, answer in answers.items():
+        assert not isinstance(answer, BaseException), (name, answer)
+        assert answer.status_code == 200, (name, answer.get_json())
+    with app.app_context():
+        order = db.session.get(SupervisionOrder, uuid.UUID(issued.get_json()["id"]))
+        assert order.status.value == "open"
+        assert order.squadron_id == zhangmiao, order.history

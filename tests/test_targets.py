@@ -1123,3 +1123,26 @@ def test_rows_nothing_can_know_again_are_counted_as_such(ctx, world, tmp_path):
         "shop,小杨水果,宝山区淞滨路16号,吴淞,121.49,31.40,fresh_produce\n",
     )
     assert (report.created, report.created_without_key) == (1, 1)
+
+
+def test_a_case_opened_after_its_shop_moved_is_in_the_shops_file_for_the_new_leader(
+    app, login, world
+):
+    """officer1 (吴淞) submits an inspection of 老王面馆 that opens a case (立案). Before
+    leader1 approves it, an admin moves the shop to 张庙. The approval opens the case with the
+    squadron that answers for the shop now, 张庙, whose leader finds it in the shop's file; it
+    was opened in 吴淞 (the inspection's squadron), after the move had taken the shop's open
+    cases along, and so in no file 张庙 reads."""
+    from fieldapp.inspections.models import Case
+    from tests.review_helpers import FAILED_S03, review_ok
+
+    opened = push_inspection(
+        world, FakeDevice(login("officer1")), answers=FAILED_S03, outcome="case_opened"
+    )
+    move_target(login("admin"), world.targets["shop1"].id, world.squadrons[1].id)
+    review_ok(login("leader1"), opened, "approve")
+    with app.app_context():
+        case = db.session.scalar(sa.select(Case).where(Case.inspection_id == uuid.UUID(opened)))
+        case_id, squadron_id = str(case.id), case.squadron_id
+    shop_file = login("leader2").get(f"/api/v1/targets/{world.targets['shop1'].id}").get_json()
+    assert case_id in [c["id"] for c in shop_file["cases"]], (squadron_id, shop_file["cases"])

@@ -190,16 +190,23 @@ def open_case(actor: Actor, inspection: Inspection, now: datetime) -> Case | Non
     existing = db.session.scalar(sa.select(Case).where(Case.inspection_id == inspection.id))
     if existing is not None:
         return None
+    # Filed with the squadron that answers for the target now, as its open cases are when it
+    # moves (open_cases_follow): an inspection made before its shop moved is filed where the
+    # shop now is, but one approved in between would open its case in a squadron that can no
+    # longer read the shop. (The monthly report counts the case for the inspection's squadron.)
+    squadron_id = db.session.scalar(
+        sa.select(Target.squadron_id).where(Target.id == inspection.target_id)
+    )
     district = db.session.scalar(
         sa.select(District)
         .join(Squadron, Squadron.district_id == District.id)
-        .where(Squadron.id == inspection.squadron_id)
+        .where(Squadron.id == squadron_id)
     )
     item = _worst_failed_item(inspection)
     case = Case(
         number=next_case_number(district, local_date(now).year),
         target_id=inspection.target_id,
-        squadron_id=inspection.squadron_id,
+        squadron_id=squadron_id,
         inspection_id=inspection.id,
         item_code=item.code if item else None,
         opened_at=now,

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from fieldapp.actor import Actor
 from fieldapp.audit import operations as audit
 from fieldapp.checklists.models import ChecklistItem
-from fieldapp.db import db
+from fieldapp.db import change_counter, db
 from fieldapp.errors import APIError, validation_error
 from fieldapp.inspections.models import Case, Inspection, InspectionStatus
 from fieldapp.supervision.models import (
@@ -24,6 +24,7 @@ from fieldapp.supervision.models import (
     Verdict,
 )
 from fieldapp.targets.models import Target
+from sync.sequence import hold
 from sync.versions import move_to_squadron
 
 # -- case-file reviews (案卷评查) -----------------------------------------------------------------
@@ -314,7 +315,13 @@ def orders_query(base: sa.Select, filters: dict, now: datetime) -> sa.Select:
 
 
 def lock_order(order_id: uuid.UUID) -> SupervisionOrder | None:
-    """The order, locked for a state change (two people acting at once take turns)."""
+    """The order, locked for a state change (two people acting at once take turns), with the
+    change counter taken first, as every writer that reads rows to decide what to write takes
+    it (:func:`sync.sequence.hold`): a reopen reads where the order's target is now, and a move
+    of the target committed before is seen, one coming after waits and then finds the order
+    open, to take along. Read before, the two could miss each other and leave the order open
+    with a squadron that can no longer read its target."""
+    hold(db.session, change_counter)
     return db.session.scalar(
         sa.select(SupervisionOrder).where(SupervisionOrder.id == order_id).with_for_update()
     )
