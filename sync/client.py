@@ -893,6 +893,22 @@ class SyncClient:
                 )
             return
 
+    def _logged_not_stored(self, entity: str, record_id: str, create: dict, queued) -> None:
+        """After a create the server logged instead of storing: the record's next change still
+        to be sent carries the create's fields, so it goes whole, and waits beside the create
+        in the log (sent bare, it was refused for the fields the create held); with none, the
+        copy the server does not hold leaves the pad, as a record whose push lost does."""
+        for later_seq, later, sent in queued:
+            change = json.loads(later)
+            if not sent and change["op"] == "upsert" and change["base_version"] is None:
+                change["fields"] = merge_fields(create["fields"], change["fields"])
+                self.db.execute(
+                    "UPDATE outbox SET body = ? WHERE seq = ?", (json.dumps(change), later_seq)
+                )
+                return
+        if not queued:
+            self.db.execute("DELETE FROM records WHERE entity = ? AND id = ?", (entity, record_id))
+
     def _undelete(self, entity: str, record_id: str) -> None:
         self.db.execute(
             "INSERT OR IGNORE INTO records (entity, id, version, data)"
@@ -961,6 +977,17 @@ class SyncClient:
             "SELECT seq, body, sent FROM outbox WHERE entity = ? AND record_id = ? AND failed = 0",
             (entity, record_id),
         ).fetchall()
+        if (
+            result["status"] == "conflict"
+            and body["base_version"] is None
+            and held is None
+            and result["version"] is None
+        ):
+            # A create the server logged instead of storing (a photo of an inspection deleted
+            # meanwhile, a new photo of an approved one): it holds no such record, and no pull
+            # will ever remove this copy. The entry in the conflict log keeps what was sent.
+            self._logged_not_stored(entity, record_id, body, queued)
+            return
         if result["status"] == "applied":
             # The base was current: changes of the record queued on the same base edit the
             # version this one made.

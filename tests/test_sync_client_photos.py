@@ -14,7 +14,14 @@ from PIL import Image
 from sync.client import Response, SyncClient, SyncError, TransportError
 from tests.conftest import PASSWORD
 from tests.evidence_helpers import make_image, put_photo, sha
-from tests.sync_helpers import FlaskTransport, make_client, new_inspection, until_through
+from tests.sync_helpers import (
+    FlaskTransport,
+    make_client,
+    new_inspection,
+    photo_metadata,
+    until_through,
+)
+from tests.test_sync_client_edges import lose_the_answer_of_the_next_push, synced_inspection
 
 PART = 4096
 
@@ -372,3 +379,66 @@ def test_a_sync_cut_off_after_its_push_tells_the_conflicts_in_the_next_report(
     told = mine.sync().conflicts
     assert [c["kept"] for r in told for c in r["conflicts"]] == ["server"]
     assert mine.sync().results == []  # told once
+
+
+def a_draft_a_colleague_deletes(client, world, tmp_path, run: str):
+    """officer1's pad syncs a draft of both officers; officer2's pad pulls it and deletes it.
+    Returns (officer1's pad, the draft's id)."""
+    mine = make_client(client, tmp_path, "officer1", f"pad-{run}-1")
+    colleague = make_client(client, tmp_path, "officer2", f"pad-{run}-2")
+    inspection_id = synced_inspection(mine, world, officers=("officer1", "officer2"))
+    colleague.pull()
+    colleague.save("inspection", inspection_id, {}, op="delete")
+    assert [r["status"] for r in colleague.sync().results] == ["applied"]
+    return mine, inspection_id
+
+
+def test_a_photo_of_an_inspection_deleted_meanwhile_does_not_stay_on_the_pad_for_ever(
+    client, world, tmp_path, login
+):
+    """The officer, offline, takes a photo for the draft; a colleague deleted the draft
+    meanwhile. The push answers `conflict` (kept: server, whose side is "deleted"), the photo
+    waits in the leader's conflict log, and the pull takes the draft off the pad. The pad
+    shows the photo as the server holds it: not there. It showed it for ever, a photo of an
+    inspection the pad no longer has, with nothing queued and no pull that would ever mention
+    it (the server never had the photo)."""
+    mine, inspection_id = a_draft_a_colleague_deletes(client, world, tmp_path, "orphan")
+    path = tmp_path / "shop.jpg"
+    path.write_bytes(make_image(300, 200))
+    photo_id = mine.add_photo(path, inspection_id, taken_at="2026-11-20T09:41:00+08:00")
+
+    report = mine.sync()
+
+    assert [(r["status"], r["conflicts"][0]["kept"]) for r in report.results] == [
+        ("conflict", "server")
+    ]
+    [entry] = login("leader1").get(f"/api/v1/conflicts?record_id={photo_id}").get_json()["items"]
+    assert entry["server_value"]["deleted"] is True  # the officer's photo waits there
+    assert mine.get("inspection", inspection_id) is None  # the pull took the draft off
+    mine.sync()
+    assert mine.pending() == 0 and mine.failed() == []
+    assert mine.get("photo", photo_id) is None, mine.get("photo", photo_id)
+    assert photo_id not in mine.records("photo")
+
+
+def test_an_edit_of_a_photo_queued_behind_its_create_answered_conflict_is_not_refused(
+    client, world, tmp_path, login
+):
+    """Same story, with the push's answer lost on 4G: the officer then corrects the photo's
+    item (a change of its own, the create having been sent). The next push answers the create
+    `conflict` again (replayed); the correction then goes with the whole record the create
+    held, and waits beside the deletion too. Sent bare (`{"item_code"}`, no base) it was
+    refused for good for fields the officer never touched, and a leader accepting the photo
+    in the log got the old item."""
+    mine, inspection_id = a_draft_a_colleague_deletes(client, world, tmp_path, "behind")
+    photo_id = str(uuid.uuid4())
+    mine.save("photo", photo_id, photo_metadata(inspection_id, item_code="S01"))
+    lose_the_answer_of_the_next_push(mine)
+    mine.save("photo", photo_id, {"item_code": "S02"})
+
+    report = mine.sync()
+
+    assert report.results[0]["status"] == "conflict"
+    assert mine.failed() == [], [f["error"] for f in mine.failed()]
+    entries = login("leader1").get(f"/api/v1/conflicts?record_id={photo_id}").get_json()["items"]
+    assert any((e["client_value"] or {}).get("item_code") == "S02" for e in entries), entries
