@@ -21,7 +21,7 @@ How it behaves:
   (beyond it the call ends with the server's answer and the next sync tries); a batch the server
   finds too large goes in halves. A change rejected for a reason that can pass (its record's
   create has not arrived: ``not_found``) stays queued and goes again once the create has gone
-  (at most ``MAX_WAITS`` pushes); one rejected for good is kept aside with its error for the
+  (at most ``MAX_WAITS`` sends); one rejected for good is kept aside with its error for the
   app to show, never silently dropped, and the pad shows the record as the server holds it
   again. A correction of a refused create is a new save, which goes as the create of the
   whole record.
