@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import marshmallow as ma
@@ -284,6 +284,7 @@ def _clamp(ctx: PushContext, clock: HLC) -> tuple[HLC, bool]:
         return clock, False
     if ctx.last_clamped is not None and clamped <= ctx.last_clamped:
         clamped = ctx.last_clamped.after(clamped.node)
+    clamped = replace(clamped, batch_until=clamped.physical_ms)
     ctx.last_clamped = clamped
     return clamped, True
 
@@ -303,6 +304,9 @@ def _order_clamped_clocks(ctx: PushContext, changes: list) -> None:
             ahead.add(clock)
     for clock in sorted(ahead):
         ctx.clamped_clocks[clock] = _clamp(ctx, clock)[0]
+    # Each of them knows where the batch's clamped clocks end (sync.merge.clock_later).
+    for clock, clamped in ctx.clamped_clocks.items():
+        ctx.clamped_clocks[clock] = replace(clamped, batch_until=ctx.last_clamped.physical_ms)
 
 
 def _text_errors(raw: dict) -> dict[str, list[str]]:

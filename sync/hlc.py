@@ -27,12 +27,16 @@ class HLC:
     physical_ms: int
     counter: int
     node: str
-    #: The physical time (ms) this clock was clamped to, when the device's clock ran far
-    #: ahead (None: not clamped): the latest the server accepts unclamped at the time. A
-    #: clamped clock keeps the device's own order only among the clocks clamped at that time,
-    #: its batch's (see :func:`sync.merge.merge_lww`). Not part of the clock's value: it
-    #: compares and prints as the clock alone.
+    #: The server's time (ms) this clock was clamped to, when the device's clock ran far
+    #: ahead (None: not clamped). A clamped clock keeps the device's own order only among the
+    #: clocks clamped at that time, its batch's (see :func:`sync.merge.merge_lww`). Not part
+    #: of the clock's value: it compares and prints as the clock alone.
     clamped_at: int | None = field(default=None, compare=False)
+    #: The physical part (ms) of the last clock clamped in the same batch: the batch's clamped
+    #: clocks lie from ``clamped_at`` to it, so that a clock of the device stored after it (up
+    #: to a minute past ``clamped_at``) is known to be one accepted unclamped, and earlier by
+    #: the device's own clock (see :func:`sync.merge.clock_later`).
+    batch_until: int | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> HLC:
@@ -53,24 +57,23 @@ class HLC:
         return cls(now_ms, counter, SERVER_NODE)
 
     def clamped(self, now_ms: int) -> tuple[HLC, bool]:
-        """This clock, or, if it runs more than a minute ahead, one at the latest the server
-        accepts unclamped (its time plus :data:`MAX_SKEW_MS`).
+        """This clock, or one at the server's time if it runs more than a minute ahead.
 
-        Not at the server's time itself: the same device's earlier edit, accepted unclamped up
-        to a minute ahead, would then hold a later clock than its later, clamped one, and beat
-        it. Returns the clock to use and whether it was clamped (the device's clock is skewed).
+        At the server's time, not later: a device whose clock runs far ahead must not win
+        against an edit made after it arrived. (Its own earlier edits, accepted up to a minute
+        ahead, it still beats: see :func:`sync.merge.clock_later`.) Returns the clock to use
+        and whether it was clamped (the device's clock is skewed).
         """
-        limit = now_ms + MAX_SKEW_MS
-        if self.physical_ms > limit:
-            return HLC(limit, self.counter, self.node, clamped_at=limit), True
+        if self.physical_ms > now_ms + MAX_SKEW_MS:
+            return HLC(now_ms, self.counter, self.node, now_ms, now_ms), True
         return self, False
 
     def after(self, node: str) -> HLC:
         """The next clock after this one, for ``node`` (the counter has four digits: past
         9999 the physical part moves on a millisecond), clamped at the same time if it was."""
         if self.counter < 9999:
-            return HLC(self.physical_ms, self.counter + 1, node, clamped_at=self.clamped_at)
-        return HLC(self.physical_ms + 1, 0, node, clamped_at=self.clamped_at)
+            return HLC(self.physical_ms, self.counter + 1, node, self.clamped_at, self.batch_until)
+        return HLC(self.physical_ms + 1, 0, node, self.clamped_at, self.batch_until)
 
 
 def later(a: HLC | None, b: HLC | None) -> bool:

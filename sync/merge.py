@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from sync.hlc import HLC, SERVER_NODE, later
+from sync.hlc import HLC, MAX_SKEW_MS, SERVER_NODE, later
 
 
 class Rule(enum.Enum):
@@ -137,7 +137,7 @@ def merge_lww(
         # base value, the server another; the server's is the change.
         return server, False, None
     known_base = _known_item(base)
-    if later(client_clock, server_clock):
+    if clock_later(client_clock, server_clock):
         if base is not UNKNOWN and server == base:
             return client, True, None  # the value it replaces is the one the device saw
         return client, True, FieldConflict(name, known_base, server, client, kept="client")
@@ -150,16 +150,40 @@ def _rewrites_its_own(client_clock: HLC, server_clock: HLC | None) -> bool:
     is nothing to log: no one else's value is lost.
 
     A clamped clock (the device's ran far ahead) tells that only of a value clamped in the same
-    batch, where clamped clocks follow the device's own: against one stored by an earlier push,
-    it says which arrived last, not which the device wrote last (a pad an hour ahead whose later
-    edit arrived first would have it replaced by the earlier one), so that value is logged."""
+    batch, where clamped clocks follow the device's own, or accepted unclamped after the time
+    it was clamped to (see :func:`clock_later`): against one stored by an earlier push at or
+    before that time (clamped then, or not: the two look alike), it says which arrived last,
+    not which the device wrote last (a pad an hour ahead whose later edit arrived first would
+    have it replaced by the earlier one), so that value is logged."""
     return (
         server_clock is not None
         and server_clock.node == client_clock.node
         and server_clock.node != SERVER_NODE
-        and later(client_clock, server_clock)
+        and clock_later(client_clock, server_clock)
         and (client_clock.clamped_at is None or server_clock.physical_ms >= client_clock.clamped_at)
     )
+
+
+def clock_later(client_clock: HLC, server_clock: HLC | None) -> bool:
+    """Whether the device's ``client_clock`` is later than the stored ``server_clock``.
+
+    By the clocks themselves (:func:`sync.hlc.later`), except that a clamped clock (clamped to
+    the server's time) is later than a clock of its own device stored past its batch's clamped
+    clocks and at most a minute past the server's time: one accepted unclamped (up to a minute
+    ahead) from an earlier push. The device's own clock, more than a minute ahead now, runs
+    past it, so the device made that edit earlier; clamped below it, its later edit would
+    lose to it."""
+    if (
+        client_clock.clamped_at is not None
+        and server_clock is not None
+        and server_clock.node == client_clock.node
+        and server_clock.node != SERVER_NODE
+        and client_clock.batch_until is not None
+        and client_clock.batch_until < server_clock.physical_ms
+        and server_clock.physical_ms <= client_clock.clamped_at + MAX_SKEW_MS
+    ):
+        return True
+    return later(client_clock, server_clock)
 
 
 def _removal_refused(
@@ -315,7 +339,7 @@ def merge_items(
             if _rewrites_its_own(client_clock, server_clock):
                 merged[code] = {**c, "photo_ids": photos}
                 new_clocks[key] = str(client_clock)
-            elif later(client_clock, server_clock):
+            elif clock_later(client_clock, server_clock):
                 merged[code] = {**c, "photo_ids": photos}
                 new_clocks[key] = str(client_clock)
                 # The item it replaces is the device's base item: seen, so not logged.

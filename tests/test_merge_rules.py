@@ -19,6 +19,8 @@ from sync.merge import (
 
 EARLY = HLC(1_000, 0, "pad-a")
 LATE = HLC(2_000, 0, "pad-b")
+#: pad-a's clock, an hour ahead, clamped to the server's time (2 000 ms) in a batch of two
+CLAMPED_A = HLC(2_000, 0, "pad-a", clamped_at=2_000, batch_until=2_000)
 
 
 # -- hybrid logical clocks ---------------------------------------------------------------------
@@ -50,9 +52,8 @@ def test_malformed_hlc_is_refused(text):
 def test_clock_far_ahead_is_clamped():
     now = 1_000_000
     assert HLC(now + 60_000, 3, "d").clamped(now) == (HLC(now + 60_000, 3, "d"), False)
-    # To the latest clock accepted unclamped, not below it (an earlier clock of the same
-    # device, accepted a minute ahead, must not beat a later one clamped).
-    assert HLC(now + 60_001, 3, "d").clamped(now) == (HLC(now + 60_000, 3, "d"), True)
+    # To the server's time: a device far ahead must not beat an edit made after it arrived.
+    assert HLC(now + 60_001, 3, "d").clamped(now) == (HLC(now, 3, "d"), True)
 
 
 # -- last writer wins --------------------------------------------------------------------------
@@ -72,6 +73,14 @@ LWW_TABLE = [
     (UNKNOWN, "s", "s", LATE, EARLY, "s", True, None),
     # ... but a device sending its own value again (a replay) leaves its clock alone.
     ("a", "s", "s", HLC(3_000, 0, "pad-a"), EARLY, "s", False, None),
+    # A device clamped to the server's time (2 000) replaces its own value accepted unclamped
+    # up to a minute ahead: its own clock, further ahead now, says that edit came first.
+    ("a", "s", "c", CLAMPED_A, HLC(50_000, 0, "pad-a"), "c", True, None),
+    # ... but not another device's later clock, nor one of its own past that minute.
+    ("a", "s", "c", CLAMPED_A, HLC(50_000, 0, "pad-b"), "s", False, "server"),
+    ("a", "s", "c", CLAMPED_A, HLC(62_001, 0, "pad-a"), "s", False, "server"),
+    # ... and, within its batch, its clocks keep their order: the later one stays.
+    ("a", "s", "c", CLAMPED_A, HLC(2_000, 1, "pad-a"), "s", False, "server"),
 ]
 
 

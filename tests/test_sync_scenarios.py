@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -636,6 +636,40 @@ def test_a_fast_pad_s_later_clamped_edit_wins_over_its_earlier_unclamped_one(app
     assert [entry["kept"] for entry in later["conflicts"]] != ["server"], later
 
 
+def test_a_fast_pads_earlier_edit_does_not_beat_a_colleagues_later_one(app, login, world):
+    """officer1's pad runs an hour fast. At 10:00:00 (server time) it pushes findings "甲":
+    the server knows that edit was made no later than 10:00:00, and clamps its clock there.
+    officer2's pad, with a correct clock, had not pulled it, changes findings at 10:00:30 and
+    pushes at 10:00:40. Its edit is the later one by any clock the server can trust, and wins;
+    "甲" goes to the conflict log. (Clamped a minute past arrival, to 10:01:00, the pad's
+    older value stayed and the colleague's later one was logged instead.)"""
+    start = datetime(2026, 3, 2, 2, 0, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    start_ms = int(start.timestamp() * 1000)
+    with time_machine.travel(start, tick=False) as traveller:
+        fast = FakeDevice(login("officer1"), clock_ms=start_ms + 3_600_000)
+        right = FakeDevice(login("officer2"), clock_ms=start_ms)
+        record = uuid.uuid4()
+        fast.push_ok(
+            fast.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+        )
+        [first] = fast.push_ok(
+            fast.change("inspection", record, {"findings": "甲"}, base_version=1)
+        )
+        assert first["status"] == "applied", first
+        traveller.move_to(start + timedelta(seconds=40))
+        [later] = right.push_ok(
+            right.change(
+                "inspection",
+                record,
+                {"findings": "乙"},
+                base_version=1,
+                hlc=right.clock_at(start_ms + 30_000),
+            )
+        )
+    assert inspection_in_db(app, record).findings == "乙", later
+    assert "甲" in logged_values(app, record)
+
+
 def test_a_skewed_device_s_batch_is_ordered_by_its_own_clocks(app, login, world):
     """Within one batch the pad's clocks are known: clamped, they keep the pad's order, not the
     order of the changes in the batch. Its later edit wins; the earlier one, applied after it,
@@ -698,24 +732,14 @@ def test_a_skewed_edit_that_loses_every_field_still_leaves_every_version_in_hist
     officer1.push_ok(
         officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
     )
+    soon = now_ms() + 50_000  # ahead, but within the minute allowed
+    officer1.push_ok(
+        officer1.change(
+            "inspection", record, {"findings": "晚"}, base_version=1, hlc=officer1.clock_at(soon)
+        )
+    )
     skewed = FakeDevice(login("officer2", device_id="dev-officer2-skewed"), clock_ms=4 * 10**12)
-    # A clamped clock lands on the latest clock accepted unclamped (a minute ahead), so it
-    # loses only to one at that very millisecond with a later counter: the server's time
-    # stands still for both pushes.
-    with time_machine.travel(utcnow(), tick=False):
-        limit = now_ms() + 60_000  # ahead, but within the minute allowed
-        officer1.push_ok(
-            officer1.change(
-                "inspection",
-                record,
-                {"findings": "晚"},
-                base_version=1,
-                hlc=f"{limit:016d}:9999:{officer1.device_id}",
-            )
-        )
-        [lost] = skewed.push_ok(
-            skewed.change("inspection", record, {"findings": "早"}, base_version=1)
-        )
+    [lost] = skewed.push_ok(skewed.change("inspection", record, {"findings": "早"}, base_version=1))
     assert lost["status"] == "conflict"  # the clamped clock is earlier than officer1's
     version = inspection_in_db(app, record).version
     assert [v for v, _ in history_versions(login, record)] == list(range(1, version + 1))
