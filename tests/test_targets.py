@@ -887,6 +887,54 @@ def test_import_stores_a_uscc_as_printed_in_its_canonical_form(ctx, world, tmp_p
     assert stored == "91310113MA1GL0A116"
 
 
+def _squadron(district_id: int, name: str, lon: float) -> int:
+    from fieldapp.org.models import Squadron
+
+    squadron = Squadron(district_id=district_id, name=name, jurisdiction=square(lon, 30.0, 0.01))
+    db.session.add(squadron)
+    db.session.flush()
+    return squadron.id
+
+
+def _import_one_shop_of(tmp_path, squadron: str):
+    path = tmp_path / "shops.csv"
+    path.write_text(
+        "kind,name,address,squadron,lon,lat,business_type\n"
+        f"shop,小杨水果,宝山区淞滨路16号,{squadron},121.49,31.40,fresh_produce\n",
+        encoding="utf-8",
+    )
+    return import_targets(Actor.for_system("import"), path)
+
+
+def test_import_takes_the_squadron_called_exactly_so_before_one_that_shortens_to_it(
+    ctx, world, tmp_path
+):
+    """A district with 吴淞中队 and a new station called just 吴淞: a file naming 吴淞 means
+    the station (as ``fieldapp user add --squadron 吴淞`` does); whichever came last won."""
+    station = _squadron(world.squadrons[0].district_id, "吴淞", 120.0)
+    assert _import_one_shop_of(tmp_path, "吴淞").created == 1
+    stored = db.session.scalar(sa.select(Target.squadron_id).where(Target.name == "小杨水果"))
+    assert stored == station
+
+
+def test_import_refuses_a_squadron_name_of_several_districts_with_its_line(ctx, world, tmp_path):
+    """Another district has a 吴淞中队 too: 吴淞 names two squadrons, and the shop went to
+    whichever was read last. The row is reported, naming both ids, and nothing is written."""
+    from fieldapp.org.models import District
+
+    minhang = District(code="310112", name="闵行区")
+    db.session.add(minhang)
+    db.session.flush()
+    other = _squadron(minhang.id, "吴淞中队", 120.0)
+    with pytest.raises(ImportError_) as refused:
+        _import_one_shop_of(tmp_path, "吴淞")
+    [problem] = [p for p in refused.value.problems if p.startswith("line 2: squadron:")]
+    assert "names squadrons of several districts" in problem and str(other) in problem
+    assert str(world.squadrons[0].id) in problem
+    assert db.session.scalar(sa.select(Target.id).where(Target.name == "小杨水果")) is None
+    assert _import_one_shop_of(tmp_path, str(world.squadrons[0].id)).created == 1
+
+
 def test_import_refuses_a_blank_name(ctx, world, tmp_path):
     """The import takes names as the API does: a GeoJSON feature named with spaces is reported
     by its feature, and nothing is written."""

@@ -225,22 +225,38 @@ def _rows_from_geojson(
         yield where, row
 
 
-def _squadron_ids() -> dict[str, int]:
-    ids = {}
-    for squadron in db.session.scalars(sa.select(Squadron)):
-        ids[str(squadron.id)] = squadron.id
-        ids[squadron.name] = squadron.id
-        ids[squadron.name.removesuffix("中队")] = squadron.id
+def _squadron_ids() -> dict[str, list[int]]:
+    """What a file's ``squadron`` column may say, and the squadrons each names: its id, its
+    name, or its name without 中队. Within a district a squadron called exactly so is meant
+    before one that only shortens to it (吴淞 and 吴淞中队 side by side), as ``fieldapp user
+    add --squadron`` reads it; a name met in several districts names several squadrons."""
+    squadrons = list(db.session.scalars(sa.select(Squadron).order_by(Squadron.id)))
+    ids: dict[str, list[int]] = {str(s.id): [s.id] for s in squadrons}
+    by_district: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
+    for squadron in squadrons:
+        for name in {squadron.name, squadron.name.removesuffix("中队")}:
+            exact, short = by_district.setdefault((name, squadron.district_id), ([], []))
+            (exact if name == squadron.name else short).append(squadron.id)
+    numbers = set(ids)  # a squadron's id: a name that reads like one does not shadow it
+    for (name, _), (exact, short) in by_district.items():
+        if name not in numbers:
+            ids.setdefault(name, []).extend(exact or short)
     return ids
 
 
-def _payload(row: dict, squadrons: dict[str, int]) -> tuple[dict, list[str]]:
+def _payload(row: dict, squadrons: dict[str, list[int]]) -> tuple[dict, list[str]]:
     problems = []
     payload = {k: v for k, v in row.items() if k not in ("squadron", "lon", "lat", "code")}
     if "squadron" in row:
-        squadron_id = squadrons.get(str(row["squadron"]))
-        if squadron_id is None:
+        named = squadrons.get(str(row["squadron"]), [])
+        squadron_id = named[0] if len(named) == 1 else None
+        if not named:
             problems.append(f"squadron: no squadron {row['squadron']!r}")
+        elif len(named) > 1:
+            problems.append(
+                f"squadron: {row['squadron']!r} names squadrons of several districts"
+                f" (ids {', '.join(map(str, named))}); give the squadron's id"
+            )
         payload["squadron_id"] = squadron_id
     if "lon" in row or "lat" in row:
         try:
