@@ -72,6 +72,7 @@ def approved_inspection(
         review_status=ReviewStatus.approved,
         received_at=at,
         submitted_at=at,
+        reviewed_at=at,  # approved as it arrived: risk counts it from its approval
     )
     db.session.add(inspection)
     db.session.flush()

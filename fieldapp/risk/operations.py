@@ -155,10 +155,14 @@ def gather_facts(
     )
     items = _checklist_items()
     made = Inspection.counted_at
+    # Approved by ``now``, not merely approved today: an assessment of an earlier moment (the
+    # demo's history, bench/risk_eval.py) must not count, nor cite, an approval given later.
+    # For a live assessment nothing changes: an approval is stamped before it re-scores.
     approved = sa.and_(
         Inspection.review_status == ReviewStatus.approved,
         Inspection.status == InspectionStatus.submitted,
         _counted_by(now),
+        Inspection.reviewed_at <= now,
     )
 
     latest = (
