@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections import Counter
 from datetime import UTC, date, datetime
 from itertools import combinations
@@ -22,6 +23,7 @@ from fieldapp.draws.models import Draw
 from fieldapp.draws.operations import verify_draw
 from fieldapp.inspections.models import Case, Inspection
 from fieldapp.org.models import Squadron
+from fieldapp.risk.models import RiskLevelChange, TargetRisk
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
 from sync.models import RecordVersion
@@ -427,3 +429,39 @@ def test_the_build_reports_its_progress_through_the_history(app, ctx):
         next(m for m in messages if m.startswith("assessing risk"))
     )
     assert "drawing 双随机 as of 2026-05-01" in messages
+
+
+def test_demo_level_history_starts_when_the_target_was_created(demo):
+    """The system first assesses a target when it is created (``create_target`` ->
+    ``refresh_target``): no level change, nor a level held since, dates from before it."""
+    created = dict(db.session.execute(sa.select(Target.id, Target.created_at)).all())
+    early = [
+        (str(c.target_id), c.at.isoformat(), created[c.target_id].isoformat())
+        for c in db.session.scalars(sa.select(RiskLevelChange))
+        if c.at < created[c.target_id]
+    ]
+    assert early == [], "(target, level change at, target created at)"
+    held_early = [
+        str(target_id)
+        for target_id, since in db.session.execute(
+            sa.select(TargetRisk.target_id, TargetRisk.level_since)
+        )
+        if since is not None and since < created[target_id]
+    ]
+    assert held_early == [], "levels held since before their target existed"
+
+
+def test_demo_level_changes_cite_only_inspections_approved_by_then(demo):
+    """Risk counts approved inspections only, and an approval re-scores its target when it is
+    given: no level change cites an inspection its leader approved after the change."""
+    reviewed = dict(db.session.execute(sa.select(Inspection.id, Inspection.reviewed_at)).all())
+    cited_early = []
+    for change in db.session.scalars(sa.select(RiskLevelChange)):
+        for factor in change.factors:
+            source = factor.get("source") or {}
+            if source.get("entity") != "inspection":
+                continue
+            at = reviewed[uuid.UUID(source["id"])]
+            if at is None or at > change.at:
+                cited_early.append((str(change.target_id), change.at.isoformat(), factor["reason"]))
+    assert cited_early == []

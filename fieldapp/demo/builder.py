@@ -1099,9 +1099,10 @@ class DemoBuilder:
         }
 
     def _risk(self) -> None:
-        """Assess every target month by month over the last months of history, so levels have
-        moved by the rules (with their history) by the demo's date; the squadrons draw
-        (双随机) right after the assessment of :func:`_draw_moment`."""
+        """Assess the targets month by month over the last months of history (each from the
+        first month-start after it was created), so levels have moved by the rules (with their
+        history) by the demo's date; the squadrons draw (双随机) right after the assessment of
+        :func:`_draw_moment`."""
         draw_at = _draw_moment(self.end)
         moments = _month_ends(self.start, self.end, self.scale.risk_months, draw_at)
         system = self.system
@@ -1113,7 +1114,16 @@ class DemoBuilder:
 
         for n, moment in enumerate(moments, start=1):
             self.progress(f"assessing risk as of {moment.date()} ({n} of {len(moments)})")
-            summary = risk.assess_targets(system, moment, progress=say)
+            # Only the targets that exist by then: the system first assesses a target when it
+            # is created, so none has a level (or a level change) from before that. All of
+            # them (None) when all exist: a full recompute reads by id ranges, far cheaper.
+            existing = [t["id"] for t in self.targets if t["created"] <= moment]
+            summary = risk.assess_targets(
+                system,
+                moment,
+                None if len(existing) == len(self.targets) else existing,
+                progress=say,
+            )
             if moment == draw_at:
                 self.progress(f"drawing 双随机 as of {moment.date()}")
                 self._draws(moment)
