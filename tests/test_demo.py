@@ -18,12 +18,19 @@ from fieldapp.audit.models import AuditEntry
 from fieldapp.auth.models import User
 from fieldapp.complaints.models import Complaint
 from fieldapp.db import db
-from fieldapp.demo.builder import EXTENT, SCALES, DemoBuilder, jurisdiction_polygons
+from fieldapp.demo.builder import (
+    DEFAULT_SEED,
+    EXTENT,
+    SCALES,
+    DemoBuilder,
+    jurisdiction_polygons,
+)
 from fieldapp.draws.models import Draw
 from fieldapp.draws.operations import verify_draw
 from fieldapp.inspections.models import Case, Inspection
 from fieldapp.org.models import Squadron
 from fieldapp.risk.models import RiskLevelChange, TargetRisk
+from fieldapp.supervision.models import CaseReview, SupervisionOrder
 from fieldapp.targets.models import Target
 from fieldapp.tasks.models import Task
 from sync.models import RecordVersion
@@ -465,3 +472,57 @@ def test_demo_level_changes_cite_only_inspections_approved_by_then(demo):
             if at is None or at > change.at:
                 cited_early.append((str(change.target_id), change.at.isoformat(), factor["reason"]))
     assert cited_early == []
+
+
+def test_demo_supervision_comes_after_the_inspection_it_is_about(demo):
+    """``issue_order`` and ``record_case_review`` need the inspection to exist: no order nor
+    case review of the demo is dated before the inspection it is about was received."""
+    received = dict(db.session.execute(sa.select(Inspection.id, Inspection.received_at)).all())
+    early_orders = [
+        (str(o.inspection_id), o.issued_at.isoformat(), received[o.inspection_id].isoformat())
+        for o in db.session.scalars(
+            sa.select(SupervisionOrder).where(SupervisionOrder.inspection_id.is_not(None))
+        )
+        if o.issued_at < received[o.inspection_id]
+    ]
+    early_reviews = [
+        (str(r.inspection_id), r.created_at.isoformat(), received[r.inspection_id].isoformat())
+        for r in db.session.scalars(sa.select(CaseReview))
+        if r.created_at < received[r.inspection_id]
+    ]
+    assert early_orders == [], "orders issued before their inspection was received"
+    assert early_reviews == [], "case reviews recorded before their inspection was received"
+
+
+def test_every_demo_squadron_has_reviews_and_orders_open_answered_and_closed(demo):
+    """README: "The demo has a few weeks of supervision in every squadron: case reviews, and
+    orders open (one overdue), answered and closed" - at small scale too, where some squadrons
+    ordered no rectification in the last weeks."""
+    by_squadron: dict[int, set[str]] = {}
+    for squadron_id, status in db.session.execute(
+        sa.select(SupervisionOrder.squadron_id, SupervisionOrder.status)
+    ):
+        by_squadron.setdefault(squadron_id, set()).add(status.value)
+    missing = {
+        sid: sorted({"open", "answered", "closed"} - by_squadron.get(sid, set()))
+        for sid in range(1, 13)
+        if {"open", "answered", "closed"} - by_squadron.get(sid, set())
+    }
+    assert missing == {}, "squadrons without orders in these states"
+    assert set(db.session.scalars(sa.select(CaseReview.squadron_id))) == set(range(1, 13))
+    overdue = db.session.scalars(
+        sa.select(SupervisionOrder).where(SupervisionOrder.status == "open")
+    ).all()
+    assert all(o.deadline < datetime(2026, 6, 30, tzinfo=UTC) for o in overdue)
+
+
+def test_the_cli_small_demo_gives_leader1_an_order_to_answer(app, ctx):
+    """``fieldapp demo --scale small`` (default seed): leader1 of 吴淞中队, README's account
+    for answering an order, reads the squadron's orders (吴淞 ordered no rectification lately)."""
+    DemoBuilder(SCALES["small"], seed=DEFAULT_SEED, as_of=date(2026, 12, 5)).build(
+        app.extensions["fieldapp.auth"].password_hasher
+    )
+    db.session.commit()
+    client, headers = _sign_in(app, "leader1")
+    body = client.get("/api/v1/supervision/orders", headers=headers).get_json()
+    assert {o["status"] for o in body["items"]} == {"open", "answered", "closed"}

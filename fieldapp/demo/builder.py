@@ -38,7 +38,13 @@ from fieldapp.demo import vocabulary as vocab
 from fieldapp.draws import operations as draws_ops
 from fieldapp.draws.operations import DRAW_TASK_DAYS
 from fieldapp.errors import APIError
-from fieldapp.inspections.models import Case, Inspection, inspection_officers
+from fieldapp.inspections.models import (
+    Case,
+    Inspection,
+    InspectionStatus,
+    Outcome,
+    inspection_officers,
+)
 from fieldapp.localtime import local_date
 from fieldapp.org.models import District, JurisdictionVersion, Squadron
 from fieldapp.risk import operations as risk
@@ -1243,51 +1249,82 @@ class DemoBuilder:
         self.counts["cases"] = self.counts.get("cases", 0) + len(cases)
 
     def _supervision(self) -> None:
-        """The supervisor's last weeks: case-file reviews of recent rectification orders, and
-        supervision orders (督办单) to each squadron in every state, one of them overdue."""
+        """The supervisor's last weeks: case-file reviews of rectification orders, and
+        supervision orders (督办单) to each squadron in every state (open and overdue, answered,
+        closed).
+
+        Each review and order is about an inspection the squadron had already sent in by then,
+        as ``record_case_review`` and ``issue_order`` need it to exist: its latest rectification
+        order by then, else its latest inspection (see :meth:`_supervised_inspection`), so that
+        every squadron has its three orders; with no inspection at all, the order names one of
+        its targets alone (and there is no case file to review)."""
         system = self.system
         supervisor = db.session.scalar(sa.select(User.id).where(User.username == "supervisor"))
         end = self.end
+        states = [
+            # (issued, deadline, status, answered, closed) in days before the demo's date; the
+            # case review a day before the order. The open one is overdue.
+            (10, 3, OrderStatus.open, None, None),
+            (8, -5, OrderStatus.answered, 2, None),
+            (20, 10, OrderStatus.closed, 12, 9),
+        ]
         for s in self.squadrons:
-            recent = db.session.execute(
-                sa.select(Inspection.id, Inspection.target_id)
-                .where(
-                    Inspection.squadron_id == s["id"],
-                    Inspection.outcome == "rectification_ordered",
-                    Inspection.started_at >= end - timedelta(days=60),
-                )
-                .order_by(Inspection.started_at.desc())
-                .limit(3)
-            ).all()
+            used: set[uuid.UUID] = set()
             leader = self.leaders[s["id"]]["id"]
-            states = [
-                # (issued, deadline, status, answered, closed) in days before the demo's date
-                (10, 3, OrderStatus.open, None, None),
-                (8, -5, OrderStatus.answered, 2, None),
-                (20, 10, OrderStatus.closed, 12, 9),
-            ]
-            for n, ((inspection_id, target_id), state) in enumerate(
-                zip(recent, states, strict=False)
-            ):
-                review = CaseReview(
-                    inspection_id=inspection_id,
-                    squadron_id=s["id"],
-                    reviewer_id=supervisor,
-                    verdict=Verdict.deficient if n == 0 else Verdict.compliant,
-                    findings=[
-                        {"code": "evidence_incomplete", "item_code": None,
-                         "text": "责令整改通知书未附现场照片"}
-                    ] if n == 0 else [],
-                    comment="案卷评查" ,
-                    created_at=end - timedelta(days=state[0] + 1),
-                )  # fmt: skip
+            # The earliest first: it has the fewest inspections to choose from.
+            for n, state in sorted(enumerate(states), key=lambda pair: -pair[1][0]):
                 issued, deadline, status, answered, closed = state
+                reviewed_at = end - timedelta(days=issued + 1)
+                subject = self._supervised_inspection(s["id"], reviewed_at, used)
+                if subject is not None:
+                    used.add(subject.id)
+                    inspection_id, target_id = subject.id, subject.target_id
+                else:
+                    inspection_id = None
+                    target_id = db.session.scalar(
+                        sa.select(Target.id)
+                        .where(
+                            Target.squadron_id == s["id"],
+                            Target.created_at <= end - timedelta(days=issued),
+                        )
+                        .order_by(Target.created_at, Target.id)
+                        .limit(1)
+                    )
+                    if target_id is None:
+                        continue  # nothing in this squadron to supervise
+                followed_up = (
+                    subject is not None and subject.outcome is Outcome.rectification_ordered
+                )
+                records = []
+                if subject is not None:
+                    deficient = n == 0 and followed_up
+                    records.append(
+                        CaseReview(
+                            inspection_id=inspection_id,
+                            squadron_id=s["id"],
+                            reviewer_id=supervisor,
+                            verdict=Verdict.deficient if deficient else Verdict.compliant,
+                            findings=[
+                                {
+                                    "code": "evidence_incomplete",
+                                    "item_code": None,
+                                    "text": "责令整改通知书未附现场照片",
+                                }
+                            ]
+                            if deficient
+                            else [],
+                            comment="案卷评查",
+                            created_at=reviewed_at,
+                        )
+                    )
                 order = SupervisionOrder(
                     squadron_id=s["id"],
                     issued_by_id=supervisor,
                     inspection_id=inspection_id,
                     target_id=target_id,
-                    text="群众反映该商户整改不到位, 请中队复查并于期限内回复",
+                    text="群众反映该商户整改不到位, 请中队复查并于期限内回复"
+                    if followed_up
+                    else "请中队对该对象开展复查并于期限内回复",
                     deadline=end - timedelta(days=deadline),
                     status=status,
                     issued_at=end - timedelta(days=issued),
@@ -1296,6 +1333,7 @@ class DemoBuilder:
                     answered_at=end - timedelta(days=answered) if answered else None,
                     closed_at=end - timedelta(days=closed) if closed else None,
                 )
+                records.append(order)
                 steps = [("issue", issued, supervisor, order.text)]
                 steps += [("answer", answered, leader, order.response)] if answered else []
                 steps += [("close", closed, supervisor, None)] if closed else []
@@ -1304,14 +1342,35 @@ class DemoBuilder:
                      "action": action, "text": text, "squadron_id": s["id"]}
                     for action, days, by, text in steps
                 ]  # fmt: skip
-                db.session.add_all([review, order])
+                db.session.add_all(records)
                 db.session.flush()
-                for obj, entity in ((review, "case_review"), (order, "supervision_order")):
+                for obj in records:
+                    entity = "case_review" if isinstance(obj, CaseReview) else "supervision_order"
                     audit.record(
                         system, f"{entity}.demo", entity, obj.id, after=audit.snapshot(obj)
                     )
-                self.counts["case reviews"] = self.counts.get("case reviews", 0) + 1
-                self.counts["supervision orders"] = self.counts.get("supervision orders", 0) + 1
+                    label = "case reviews" if entity == "case_review" else "supervision orders"
+                    self.counts[label] = self.counts.get(label, 0) + 1
+
+    def _supervised_inspection(self, squadron_id: int, before: datetime, used: set[uuid.UUID]):
+        """The inspection a supervisor follows up at ``before``: the squadron's latest
+        rectification order sent in by then, else its latest inspection of any outcome (a
+        quiet squadron at small scale orders few rectifications); none of ``used``."""
+        for outcome in (Inspection.outcome == Outcome.rectification_ordered, sa.true()):
+            for row in db.session.execute(
+                sa.select(Inspection.id, Inspection.target_id, Inspection.outcome)
+                .where(
+                    Inspection.squadron_id == squadron_id,
+                    Inspection.status == InspectionStatus.submitted,
+                    Inspection.received_at < before,
+                    outcome,
+                )
+                .order_by(Inspection.received_at.desc(), Inspection.id)
+                .limit(len(used) + 1)
+            ):
+                if row.id not in used:
+                    return row
+        return None
 
     def _finish(self) -> None:
         db.session.execute(
