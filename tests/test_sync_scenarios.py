@@ -29,12 +29,15 @@ def inspection_in_db(app, inspection_id) -> Inspection:
 
 
 def set_review(app, inspection_id, status: str, comment: str | None = None):
-    """Stand in for the leader's review (its own feature) by writing the review state."""
+    """Stand in for the leader's review (its own feature) by writing the review state; an
+    approval with its time, as a review writes it (risk counts an approval from then)."""
     with app.app_context():
         record = db.session.get(Inspection, inspection_id)
         record.status = "submitted"
         record.review_status = status
         record.review_comment = comment
+        if status == "approved":
+            record.reviewed_at = utcnow()
         db.session.commit()
         return record.version
 
