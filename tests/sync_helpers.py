@@ -203,3 +203,13 @@ def until_through(action):
         except TransportError:
             continue
     raise AssertionError("never got through")
+
+
+def shared_draft(world, device) -> uuid.UUID:
+    """A draft of officer1 and officer2 that ``device`` creates; its id."""
+    record = uuid.uuid4()
+    [created] = device.push_ok(
+        device.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
+    )
+    assert created["status"] == "applied", created
+    return record

@@ -29,7 +29,7 @@ from tests.conftest import (
     until_there_or_waiting,
 )
 from tests.review_helpers import FAILED_S03, push_inspection, review_ok
-from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata
+from tests.sync_helpers import FakeDevice, new_inspection, photo_metadata, shared_draft
 from tests.test_risk import approved_inspection
 
 T = 1_763_712_000_000  # the devices' clocks (November 2025)
@@ -44,15 +44,6 @@ def stored(app, inspection_id) -> Inspection:
 
 def answer(result: str, note: str) -> dict:
     return {"result": result, "note": note, "photo_ids": []}
-
-
-def shared_draft(world, device: FakeDevice) -> uuid.UUID:
-    record = uuid.uuid4()
-    [created] = device.push_ok(
-        device.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
-    assert created["status"] == "applied"
-    return record
 
 
 def later_device_wins(world, officer1: FakeDevice, officer2: FakeDevice):

@@ -16,7 +16,14 @@ from sync.engine import _stdlib_body_hash, body_hash
 from sync.models import Conflict, SyncChange
 from tests.conftest import assert_error, audit_entries, etag_of, move_target
 from tests.review_helpers import review_ok
-from tests.sync_helpers import NEW_SHOP, SHOP_ANSWERS, FakeDevice, new_inspection, photo_metadata
+from tests.sync_helpers import (
+    NEW_SHOP,
+    SHOP_ANSWERS,
+    FakeDevice,
+    new_inspection,
+    photo_metadata,
+    shared_draft,
+)
 
 SYSTEM = Actor.for_system("test")
 
@@ -82,10 +89,7 @@ def test_offline_create_then_edits_on_two_devices_merge_field_by_field(app, logi
 
 def test_same_field_on_both_devices_later_clock_wins_and_the_other_is_logged(app, login, world):
     officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    inspection_id = uuid.uuid4()
-    officer.push_ok(
-        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
-    )
+    inspection_id = shared_draft(world, officer)
     early = officer.change(
         "inspection",
         inspection_id,
@@ -199,10 +203,7 @@ def test_reopening_an_approved_inspection_takes_it_out_of_the_risk_score(app, lo
 
 def test_deleting_a_record_changed_since_is_a_conflict_not_a_delete(app, login, world):
     officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    inspection_id = uuid.uuid4()
-    officer.push_ok(
-        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
-    )
+    inspection_id = shared_draft(world, officer)
     co_officer.push_ok(
         co_officer.change("inspection", inspection_id, {"findings": "x"}, base_version=1)
     )
@@ -219,10 +220,7 @@ def test_deleting_a_record_changed_since_is_a_conflict_not_a_delete(app, login, 
 
 def test_deleting_an_unchanged_draft_deletes_it_and_devices_learn_by_pull(app, login, world):
     officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    inspection_id = uuid.uuid4()
-    officer.push_ok(
-        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
-    )
+    inspection_id = shared_draft(world, officer)
     co_officer.pull_all()
     [result] = officer.push_ok(
         officer.change("inspection", inspection_id, op="delete", base_version=1)
@@ -420,10 +418,7 @@ def test_one_bad_change_never_blocks_the_others(app, login, world):
 
 def test_history_lists_every_version_with_who_and_which_device(app, login, world):
     officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    inspection_id = uuid.uuid4()
-    officer.push_ok(
-        officer.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
-    )
+    inspection_id = shared_draft(world, officer)
     co_officer.push_ok(
         co_officer.change("inspection", inspection_id, {"findings": "门前有堆物"}, base_version=1)
     )
@@ -547,10 +542,7 @@ def test_replaying_a_skewed_change_does_not_flag_the_device_again(app, login, wo
 
 def test_a_skewed_device_s_later_edit_still_wins_over_its_earlier_one(app, login, world):
     officer1 = FakeDevice(login("officer1"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     skewed = FakeDevice(login("officer2"), clock_ms=4_000_000_000_000)  # the year 2096
     first, second = skewed.push_ok(
         skewed.change("inspection", record, {"findings": "一"}, base_version=1),
@@ -572,10 +564,7 @@ def test_a_skewed_device_s_later_edit_arriving_first_is_not_lost(app, login, wor
     Against a value clamped in an earlier push the order is not known, so the value replaced
     goes to the conflict log: "后" is in the record or in the log."""
     officer1 = FakeDevice(login("officer1"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     skewed = FakeDevice(login("officer2"))
     ahead = now_ms() + 3_600_000
     earlier = skewed.change(
@@ -602,10 +591,7 @@ def test_a_fast_pad_s_later_clamped_edit_wins_over_its_earlier_unclamped_one(app
     was clamped to the server's time, earlier than the first edit's clock, so the record kept
     the pad's earlier value and the officer's correction went to the log (kept: server)."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     officer2.push_ok(
         officer2.change(
             "inspection",
@@ -651,10 +637,7 @@ def test_a_fast_pads_earlier_edit_does_not_beat_a_colleagues_later_one(app, logi
     with time_machine.travel(start, tick=False) as traveller:
         fast = FakeDevice(login("officer1"), clock_ms=start_ms + 3_600_000)
         right = FakeDevice(login("officer2"), clock_ms=start_ms)
-        record = uuid.uuid4()
-        fast.push_ok(
-            fast.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-        )
+        record = shared_draft(world, fast)
         [first] = fast.push_ok(
             fast.change("inspection", record, {"findings": "甲"}, base_version=1)
         )
@@ -678,10 +661,7 @@ def test_a_skewed_device_s_batch_is_ordered_by_its_own_clocks(app, login, world)
     order of the changes in the batch. Its later edit wins; the earlier one, applied after it,
     loses as any earlier edit does, and is logged."""
     officer1 = FakeDevice(login("officer1"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     skewed = FakeDevice(login("officer2"))
     ahead = now_ms() + 3_600_000
     results = skewed.push_ok(
@@ -705,10 +685,7 @@ def test_a_device_s_second_edit_on_the_same_base_replaces_its_first_without_a_lo
     replaces the device's own first value, which is no one else's to lose; a colleague's value
     is still logged."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     officer2.push_ok(
         officer2.change("inspection", record, {"outcome": "compliant"}, base_version=1)
     )
@@ -731,10 +708,7 @@ def test_a_skewed_edit_that_loses_every_field_still_leaves_every_version_in_hist
     app, login, world
 ):
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     soon = now_ms() + 50_000  # ahead, but within the minute allowed
     officer1.push_ok(
         officer1.change(
@@ -809,10 +783,7 @@ def test_a_stale_edit_does_not_silently_undo_a_later_write_back_to_the_base_valu
     """Colleagues set findings and then set it back to the base's value; an older offline
     edit of findings must not pass as a one-sided change."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     t = 1_763_712_000_000
     for base, value, at in ((1, "甲", t + 200_000), (2, "", t + 300_000)):
         officer2.push_ok(
@@ -939,10 +910,7 @@ def test_a_value_written_again_later_beats_an_offline_edit_made_in_between(app, 
     officer2 writes officer1's words again at 09:03. The 09:03 write is the last: it stays."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     phone = FakeDevice(login("officer1", device_id="phone-officer1"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     t = 1_763_712_000_000
     officer1.push_ok(
         officer1.change(
@@ -990,10 +958,7 @@ def test_resending_a_leader_s_answer_with_an_earlier_clock_does_not_move_its_clo
     phone made at 09:03, on the version before, must still lose to the 09:05 write."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
     phone = FakeDevice(login("officer1", device_id="phone-officer1"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     t = 1_763_712_000_000
     value = {"result": "fail", "note": "乙", "photo_ids": []}
     [v2] = officer2.push_ok(
@@ -1036,10 +1001,7 @@ def test_replacing_a_value_one_saw_after_a_colleague_wrote_it_again_is_not_a_con
     officer1, on v2 (which it made and saw), replaces its 甲 with 乙 later. Nothing anyone
     wrote is lost (甲 was in officer1's base): as before the re-assert rule, no log entry."""
     officer1, officer2 = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    record = uuid.uuid4()
-    officer1.push_ok(
-        officer1.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer1)
     t = 1_763_712_000_000
     [mine] = officer1.push_ok(
         officer1.change(
@@ -1801,10 +1763,7 @@ def test_the_officers_order_is_kept_when_it_changes(app, login, world):
     """The first officer leads (主办): a device that swaps the two, then adds a third in the
     middle, sees exactly that order on the server and on the next pull."""
     device = FakeDevice(login("officer1"))
-    inspection_id = uuid.uuid4()
-    device.push_ok(
-        device.change("inspection", inspection_id, new_inspection(world, ["officer1", "officer2"]))
-    )
+    inspection_id = shared_draft(world, device)
 
     def ids(*names):
         return [str(world.users[name].id) for name in names]
@@ -1943,10 +1902,7 @@ def test_a_conflict_logged_in_a_batch_names_the_version_its_edit_made(app, login
     """The earlier of two edits of the same field loses; its other field is applied, and the
     losing value is logged against the version that edit made."""
     officer, co_officer = FakeDevice(login("officer1")), FakeDevice(login("officer2"))
-    record = uuid.uuid4()
-    officer.push_ok(
-        officer.change("inspection", record, new_inspection(world, ["officer1", "officer2"]))
-    )
+    record = shared_draft(world, officer)
     co_officer.push_ok(
         co_officer.change(
             "inspection",
