@@ -651,17 +651,18 @@ def test_a_months_start_and_end_are_shanghai_times_with_an_iso_offset(
     assert ISO_OFFSET.search(body["start"]) and ISO_OFFSET.search(body["end"])
 
 
+def order_figures(body: dict, squadron_id: int) -> dict:
+    return {r["squadron_id"]: r for r in body["squadrons"]}[squadron_id]["supervision_orders"]
+
+
 def orders_answered(body: dict, world) -> int:
-    row = {r["squadron_id"]: r for r in body["squadrons"]}[world.squadrons[0].id]
-    return row["supervision_orders"]["answered"]
+    return order_figures(body, world.squadrons[0].id)["answered"]
 
 
-def test_an_answer_in_october_still_counts_in_octobers_report_after_a_reopen(login, world):
-    """October's report counts the orders answered in October. The supervisor reopens one in
-    October and the leader answers again on 3 November: October's report made again in
-    December still counts October's answer (the figure a unit filed does not change), and
-    November's counts the second."""
-    supervisor, leader = login("supervisor"), login("leader1")
+def order_answered_then_reopened(supervisor, leader, world, reopen_until: str) -> tuple[str, dict]:
+    """An order about shop1 issued to 吴淞 on 10 October, answered on 15 October and reopened
+    on 20 October (with the deadline ``reopen_until``). Returns the order's path and
+    October's report as it read on the day of the answer."""
     body = {
         "squadron_id": world.squadrons[0].id,
         "target_id": str(world.targets["shop1"].id),
@@ -674,12 +675,24 @@ def test_an_answer_in_october_still_counts_in_octobers_report_after_a_reopen(log
     path = f"/api/v1/supervision/orders/{issued.get_json()['id']}"
     with time_machine.travel(datetime(2026, 10, 15, 2, tzinfo=UTC), tick=False):
         assert leader.post(f"{path}/answer", json={"response": "已处理"}).status_code == 200
-        filed = supervisor.get(f"{REPORT}?month=2026-10").get_json()
+        answered = supervisor.get(f"{REPORT}?month=2026-10").get_json()
     with time_machine.travel(datetime(2026, 10, 20, 2, tzinfo=UTC), tick=False):
         reopened = supervisor.post(
-            f"{path}/reopen", json={"reason": "仍在直排", "deadline": "2026-11-05T17:00:00+08:00"}
+            f"{path}/reopen", json={"reason": "仍在直排", "deadline": reopen_until}
         )
         assert reopened.status_code == 200, reopened.get_json()
+    return path, answered
+
+
+def test_an_answer_in_october_still_counts_in_octobers_report_after_a_reopen(login, world):
+    """October's report counts the orders answered in October. The supervisor reopens one in
+    October and the leader answers again on 3 November: October's report made again in
+    December still counts October's answer (the figure a unit filed does not change), and
+    November's counts the second."""
+    supervisor, leader = login("supervisor"), login("leader1")
+    path, filed = order_answered_then_reopened(
+        supervisor, leader, world, "2026-11-05T17:00:00+08:00"
+    )
     with time_machine.travel(datetime(2026, 11, 3, 2, tzinfo=UTC), tick=False):
         assert leader.post(f"{path}/answer", json={"response": "已再次查处"}).status_code == 200
     with time_machine.travel(datetime(2026, 12, 5, 2, tzinfo=UTC), tick=False):
@@ -690,10 +703,6 @@ def test_an_answer_in_october_still_counts_in_octobers_report_after_a_reopen(log
     assert orders_answered(november, world) == 1
 
 
-def order_figures(body: dict, squadron_id: int) -> dict:
-    return {r["squadron_id"]: r for r in body["squadrons"]}[squadron_id]["supervision_orders"]
-
-
 def test_an_order_moved_with_its_target_leaves_past_months_figures_where_they_were(login, world):
     """An order about 老王面馆 is issued to 吴淞 on 10 October, answered by 吴淞's leader on
     15 October and reopened on 20 October. On 10 November the shop moves to 张庙 and the open
@@ -701,23 +710,7 @@ def test_an_order_moved_with_its_target_leaves_past_months_figures_where_they_we
     with: 吴淞 was issued one order and answered it; 张庙 was issued none and answered none."""
     supervisor, leader, admin = login("supervisor"), login("leader1"), login("admin")
     wusong, zhangmiao = world.squadrons[0].id, world.squadrons[1].id
-    body = {
-        "squadron_id": wusong,
-        "target_id": str(world.targets["shop1"].id),
-        "text": "该商户油烟问题群众反映强烈, 请于期限内查处并回复",
-        "deadline": "2026-10-20T17:00:00+08:00",
-    }
-    with time_machine.travel(datetime(2026, 10, 10, 2, tzinfo=UTC), tick=False):
-        issued = supervisor.post("/api/v1/supervision/orders", json=body)
-        assert issued.status_code == 201, issued.get_json()
-    path = f"/api/v1/supervision/orders/{issued.get_json()['id']}"
-    with time_machine.travel(datetime(2026, 10, 15, 2, tzinfo=UTC), tick=False):
-        assert leader.post(f"{path}/answer", json={"response": "已处理"}).status_code == 200
-    with time_machine.travel(datetime(2026, 10, 20, 2, tzinfo=UTC), tick=False):
-        reopened = supervisor.post(
-            f"{path}/reopen", json={"reason": "仍在直排", "deadline": "2026-11-30T17:00:00+08:00"}
-        )
-        assert reopened.status_code == 200, reopened.get_json()
+    path, _ = order_answered_then_reopened(supervisor, leader, world, "2026-11-30T17:00:00+08:00")
     with time_machine.travel(datetime(2026, 11, 1, 2, tzinfo=UTC), tick=False):
         filed = supervisor.get(f"{REPORT}?month=2026-10").get_json()
     assert (order_figures(filed, wusong)["issued"], order_figures(filed, wusong)["answered"]) == (
