@@ -61,8 +61,9 @@ class SupervisionOrder(db.Model):
     inspection_id: Mapped[uuid.UUID | None] = mapped_column(
         sa.ForeignKey("inspections.id"), index=True
     )
-    target_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("targets.id"))
-    case_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("cases.id"))
+    #: Indexed: a target's move looks here for the open orders about it or its cases.
+    target_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("targets.id"), index=True)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("cases.id"), index=True)
     text: Mapped[str] = mapped_column(sa.Text)
     deadline: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[OrderStatus] = mapped_column(enum_column(OrderStatus), default=OrderStatus.open)
